@@ -1,0 +1,3 @@
+from insurance_charges import create_app
+
+application = create_app()

@@ -1,0 +1,89 @@
+"""Structured logging: one JSON object per line, each request tagged with its request id."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+
+from flask import Flask, g, has_request_context, request
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Accept a caller's id only if it is short and inert, so it cannot forge log lines.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    """Format application log records as JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render one record; exceptions stay in the log, never in a response."""
+        entry = {"time": _utc(record.created), "level": record.levelname,
+                 "logger": record.name, "message": record.getMessage()}
+        if has_request_context() and "request_id" in g:
+            entry["request_id"] = g.request_id
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure(level: str) -> None:
+    """Send the package's log records to stdout as JSON lines, once per process."""
+    logger = logging.getLogger("insurance_charges")
+    logger.setLevel(level.upper())
+    if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JsonFormatter())
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def init_app(app: Flask) -> None:
+    """Give every request an id: the caller's ``X-Request-ID`` if sane, else a new one."""
+    configure(app.config["LOG_LEVEL"])
+
+    @app.before_request
+    def assign_request_id() -> None:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+
+    @app.after_request
+    def echo_request_id(response):
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id") or uuid.uuid4().hex
+        return response
+
+
+def access_entry(atoms: dict) -> dict:
+    """Build the access-log object from gunicorn's log atoms."""
+    return {"time": _utc(time.time()), "type": "access",
+            "request_id": atoms.get("{x-request-id}o"), "remote_addr": atoms.get("h"),
+            "method": atoms.get("m"), "path": atoms.get("U"), "query": atoms.get("q") or None,
+            "status": int(atoms["s"]) if str(atoms.get("s", "")).isdigit() else atoms.get("s"),
+            "bytes": atoms.get("B"), "duration_ms": round(atoms.get("D", 0) / 1000, 3),
+            "user_agent": atoms.get("a"), "pid": atoms.get("p", "").strip("<>") or None}
+
+
+try:  # gunicorn is absent where only the package is imported (e.g. a notebook)
+    from gunicorn.glogging import Logger as _GunicornLogger
+except ImportError:  # pragma: no cover
+    _GunicornLogger = object
+
+
+class GunicornJsonLogger(_GunicornLogger):
+    """Gunicorn logger whose access lines are JSON objects on stdout."""
+
+    def access(self, resp, req, environ, request_time):
+        """Write one JSON access line per request."""
+        if not self.access_log_enabled:
+            return
+        try:
+            self.access_log.info(json.dumps(access_entry(self.atoms(resp, req, environ,
+                                                                    request_time))))
+        except Exception:  # logging must never break a response
+            self.exception("could not write the access log line")

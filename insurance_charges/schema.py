@@ -1,0 +1,169 @@
+"""The one input schema: the six features, their types, limits and allowed values.
+
+The web form, the JSON API, the OpenAPI document, training and the tests all derive from
+``FIELDS``; nothing else in the project spells out a feature's rules.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+INTEGER, NUMBER, CATEGORY = "integer", "number", "category"
+_WHOLE = re.compile(r"^[+-]?\d{1,6}$")
+_DECIMAL = re.compile(r"^[+-]?(\d{1,6}(\.\d*)?|\.\d+)$")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One model input: its JSON type, limits or choices, and how people see it."""
+
+    name: str
+    kind: str
+    label: str
+    help: str
+    example: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def rule(self) -> str:
+        """Say in words what a valid value is."""
+        if self.kind == CATEGORY:
+            return "one of " + ", ".join(f'"{c}"' for c in self.choices)
+        what = "a whole number" if self.kind == INTEGER else "a number"
+        return f"{what} from {_fmt(self.minimum)} to {_fmt(self.maximum)}"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """A problem with one value, located by a JSON Pointer into the request body."""
+
+    pointer: str
+    message: str
+
+    def as_dict(self) -> dict:
+        """Render for a problem+json ``errors`` list."""
+        return {"pointer": self.pointer, "message": self.message}
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("age", INTEGER, "Age", "Age of the insured person, in whole years.", 19, 18, 100),
+    Field("sex", CATEGORY, "Sex", "Sex of the insured person.", "female",
+          choices=("female", "male")),
+    Field("bmi", NUMBER, "Body-mass index (BMI)",
+          "Weight in kilograms divided by the square of height in metres.", 27.9, 10, 80),
+    Field("children", INTEGER, "Children covered",
+          "Number of children or dependants covered by the policy.", 0, 0, 10),
+    Field("smoker", CATEGORY, "Smoker", "Does the person smoke?", "yes", choices=("yes", "no")),
+    Field("region", CATEGORY, "Region", "Residential area in the United States.", "southwest",
+          choices=("northeast", "northwest", "southeast", "southwest")),
+)
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
+EXAMPLE_RECORD: dict[str, Any] = {f.name: f.example for f in FIELDS}
+
+
+def _fmt(x: float | None) -> str:
+    return f"{x:g}" if isinstance(x, (int, float)) else str(x)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, dict)):
+        return "an array" if isinstance(value, list) else "an object"
+    return _fmt(value)
+
+
+def pointer_token(name: str) -> str:
+    """Escape one JSON Pointer reference token (RFC 6901)."""
+    return name.replace("~", "~0").replace("/", "~1")
+
+
+def check_value(field: Field, value: Any) -> tuple[Any, str | None]:
+    """Coerce one JSON value for ``field``; return ``(value, None)`` or ``(None, message)``."""
+    wrong = f"{field.name} must be {field.rule()}; got {_describe(value)}"
+    if field.kind == CATEGORY:
+        return (value, None) if isinstance(value, str) and value in field.choices else (None, wrong)
+    # bool is an int subclass in Python but not a number in JSON.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None, wrong
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, wrong
+    if field.kind == INTEGER:
+        if isinstance(value, float) and not value.is_integer():
+            return None, wrong
+        value = int(value)
+    else:
+        value = float(value)
+    if not field.minimum <= value <= field.maximum:
+        return None, wrong
+    return value, None
+
+
+def validate_record(body: Any, pointer: str = "") -> tuple[dict | None, list[FieldError]]:
+    """Validate one JSON record strictly: exact fields, exact types, limits and choices."""
+    if not isinstance(body, dict):
+        return None, [FieldError(pointer, "a record must be a JSON object with the fields "
+                                 + ", ".join(FIELD_NAMES) + f"; got {_describe(body)}")]
+    errors = [FieldError(f"{pointer}/{pointer_token(str(k))}",
+                         f"unknown field {str(k)!r}; the fields are " + ", ".join(FIELD_NAMES))
+              for k in body if k not in BY_NAME]
+    record: dict[str, Any] = {}
+    for field in FIELDS:
+        where = f"{pointer}/{field.name}"
+        if field.name not in body:
+            errors.append(FieldError(where, f"{field.name} is required: {field.rule()}"))
+            continue
+        value, message = check_value(field, body[field.name])
+        if message:
+            errors.append(FieldError(where, message))
+        record[field.name] = value
+    return (None, errors) if errors else (record, [])
+
+
+def parse_form(form: Mapping[str, str]) -> tuple[dict | None, dict[str, str]]:
+    """Validate the web form's text values; return the record or a message per field name."""
+    typed: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for field in FIELDS:
+        text = (form.get(field.name) or "").strip()
+        if not text:
+            errors[field.name] = f"Enter {field.label.lower()}: {field.rule()}."
+            continue
+        if field.kind == INTEGER and _WHOLE.match(text):
+            typed[field.name] = int(text)
+        elif field.kind == NUMBER and _DECIMAL.match(text):
+            typed[field.name] = float(text)
+        else:
+            typed[field.name] = text
+        _, message = check_value(field, typed[field.name])
+        if message:
+            shown = f'"{text}"' if len(text) <= 20 else "that"
+            errors[field.name] = f"{field.label} must be {field.rule()}; {shown} is not."
+    if errors:
+        return None, errors
+    return validate_record(typed)[0], {}
+
+
+def training_range_warnings(record: Mapping[str, Any], ranges: Mapping[str, Any],
+                            pointer: str = "") -> list[FieldError]:
+    """Flag valid values outside the range the model saw in training (an extrapolation)."""
+    warnings = []
+    for name, span in ranges.items():
+        field = BY_NAME.get(name)
+        if field is None or field.kind == CATEGORY or name not in record:
+            continue
+        low, high = span["min"], span["max"]
+        if not low <= record[name] <= high:
+            warnings.append(FieldError(
+                f"{pointer}/{name}",
+                f"{name} {_fmt(record[name])} is outside the range seen in training "
+                f"({_fmt(low)} to {_fmt(high)}); the estimate is an extrapolation"))
+    return warnings

@@ -1,0 +1,182 @@
+"""The JSON API: strict input, one record or a batch, problem+json errors, never a 500."""
+import json
+
+import pytest
+
+PROBLEM = "application/problem+json"
+
+
+def post_json(client, body, path="/api/v1/predict", **kwargs):
+    return client.post(path, data=json.dumps(body), content_type="application/json", **kwargs)
+
+
+def post_raw(client, data, content_type="application/json", path="/api/v1/predict"):
+    return client.post(path, data=data, content_type=content_type)
+
+
+def assert_problem(response, status):
+    assert response.status_code == status
+    assert response.mimetype == PROBLEM
+    body = response.get_json(force=True)
+    assert body["status"] == status and body["type"].startswith("/docs#problem-")
+    assert body["title"] and body["detail"]
+    return body
+
+
+def test_api_predicts_one_record(client, record, real_model):
+    response = post_json(client, record)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert list(body) == ["prediction", "model_version", "warnings"]
+    assert body["prediction"] == round(real_model.predict([record])[0], 2)
+    assert body["model_version"] == real_model.version and body["warnings"] == []
+
+
+def test_api_predicts_a_batch_in_input_order(client, record, real_model):
+    batch = [record, {**record, "smoker": "no"}, {**record, "age": 60, "children": 3}]
+    body = post_json(client, batch).get_json()
+    assert body["predictions"] == [round(p, 2) for p in real_model.predict(batch)]
+    assert body["predictions"][0] > body["predictions"][1]  # smoking costs more
+
+
+def test_api_accepts_a_json_content_type_with_charset(client, record):
+    response = post_raw(client, json.dumps(record), "application/json; charset=utf-8")
+    assert response.status_code == 200
+
+
+def test_api_warns_about_values_outside_the_training_range(client, record):
+    body = post_json(client, [record, {**record, "age": 90, "children": 8}]).get_json()
+    assert [w["pointer"] for w in body["warnings"]] == ["/1/age", "/1/children"]
+    single = post_json(client, {**record, "bmi": 70}).get_json()
+    assert single["warnings"][0]["pointer"] == "/bmi"
+    assert "outside the range seen in training" in single["warnings"][0]["message"]
+
+
+@pytest.mark.parametrize("change, pointer", [
+    ({"age": "30"}, "/age"), ({"age": 17}, "/age"), ({"age": 30.5}, "/age"),
+    ({"age": None}, "/age"), ({"bmi": True}, "/bmi"), ({"bmi": 81}, "/bmi"),
+    ({"children": 11}, "/children"), ({"sex": "Male"}, "/sex"), ({"smoker": 1}, "/smoker"),
+    ({"region": "east"}, "/region"), ({"colour": "red"}, "/colour"),
+])
+def test_api_rejects_an_invalid_value_with_422_and_a_pointer(client, record, change, pointer):
+    body = assert_problem(post_json(client, {**record, **change}), 422)
+    assert [e["pointer"] for e in body["errors"]] == [pointer]
+
+
+def test_api_rejects_unknown_region_with_422_listing_the_allowed_values(client, record):
+    body = assert_problem(post_json(client, {**record, "region": "midwest"}), 422)
+    assert '"northeast", "northwest", "southeast", "southwest"' in body["errors"][0]["message"]
+
+
+def test_api_points_into_the_batch_at_each_bad_record(client, record):
+    batch = [record, record, {**record, "bmi": "27"}, {**record, "sex": None, "x": 1}]
+    body = assert_problem(post_json(client, batch), 422)
+    assert [e["pointer"] for e in body["errors"]] == ["/2/bmi", "/3/x", "/3/sex"]
+
+
+@pytest.mark.parametrize("body", [[], "text", 42, None, [1, 2]])
+def test_api_rejects_bodies_that_are_not_records_with_422(client, body):
+    assert_problem(post_json(client, body), 422)
+
+
+@pytest.mark.parametrize("raw", [
+    b"{", b"", b"   ", b"{'age': 30}", b'{"age": NaN}', b'{"age": Infinity}',
+    b'{"bmi": -Infinity}', b'{"bmi": 1e999}', b"[" * 100_000 + b"]" * 100_000,
+    b'{"age": ' + b"9" * 5000 + b"}", b"\xff\xfe{}", b'{"a": 1} extra',
+])
+def test_api_rejects_malformed_or_undecodable_json_with_400(client, raw):
+    assert_problem(post_raw(client, raw), 400)
+
+
+@pytest.mark.parametrize("content_type", [
+    "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "",
+])
+def test_api_rejects_bodies_not_sent_as_json_with_415(client, record, content_type):
+    response = client.post("/api/v1/predict", data=json.dumps(record),
+                           headers={"Content-Type": content_type} if content_type else {})
+    assert_problem(response, 415)
+
+
+def test_api_rejects_a_body_over_2_mib_with_413(client, record):
+    padding = " " * (2 * 1024 * 1024)
+    assert_problem(post_raw(client, json.dumps(record) + padding), 413)
+
+
+def test_api_rejects_a_batch_over_10000_records_with_413(client, record):
+    compact = json.dumps([record] * 10_001, separators=(",", ":"))
+    assert len(compact) < 2 * 1024 * 1024
+    body = assert_problem(post_raw(client, compact), 413)
+    assert "10000" in body["detail"]
+
+
+def test_api_serves_a_full_batch_of_10000_records(client, record):
+    body = post_raw(client, json.dumps([record] * 10_000, separators=(",", ":"))).get_json()
+    assert len(body["predictions"]) == 10_000 and len(set(body["predictions"])) == 1
+
+
+def test_unknown_api_path_is_a_json_404(client):
+    assert_problem(client.get("/api/v1/nothing"), 404)
+
+
+@pytest.mark.parametrize("method, path", [("get", "/api/v1/predict"), ("put", "/predict_api"),
+                                          ("post", "/api/v1/model"), ("delete", "/health")])
+def test_wrong_method_is_a_405_with_allow(client, method, path):
+    response = getattr(client, method)(path)
+    assert response.status_code == 405 and "Allow" in response.headers
+    if path != "/health":
+        assert_problem(response, 405)
+
+
+def test_predict_api_keeps_the_tutorials_contract_of_a_bare_number(client, record, real_model):
+    response = post_json(client, record, path="/predict_api")
+    assert response.status_code == 200
+    assert response.get_json() == round(real_model.predict([record])[0], 2)
+
+
+def test_predict_api_rejects_a_batch_and_bad_values_as_problems(client, record):
+    assert_problem(post_json(client, [record], path="/predict_api"), 422)
+    body = assert_problem(post_json(client, {**record, "age": "x"}, path="/predict_api"), 422)
+    assert body["errors"][0]["pointer"] == "/age"
+    assert_problem(post_raw(client, b"{", path="/predict_api"), 400)
+
+
+def test_model_endpoint_returns_the_model_card(client, real_model):
+    card = client.get("/api/v1/model").get_json()
+    assert card == real_model.card
+    assert {"mae", "rmse", "r2"} <= set(card["metrics"]["holdout"])
+
+
+def test_health_answers_200_with_the_model_version(client, real_model):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "model_version": real_model.version}
+
+
+def test_every_response_carries_a_new_request_id(client):
+    first, second = client.get("/health"), client.get("/health")
+    assert len(first.headers["X-Request-ID"]) == 32
+    assert first.headers["X-Request-ID"] != second.headers["X-Request-ID"]
+
+
+def test_incoming_request_id_is_honoured_and_echoed(client):
+    response = client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["X-Request-ID"] == "abc-123"
+
+
+def test_unsafe_incoming_request_id_is_replaced(client):
+    response = client.get("/health", headers={"X-Request-ID": 'x" injected\tline'})
+    assert response.headers["X-Request-ID"] != 'x" injected\tline'
+    assert len(response.headers["X-Request-ID"]) == 32
+
+
+def test_unexpected_error_is_a_500_problem_without_a_trace(app, record):
+    class Broken:
+        version, card, training_ranges = "broken", {}, {}
+
+        def predict(self, records):
+            raise RuntimeError("secret internal detail at /srv/app.py")
+
+    app.extensions["insurance_model"] = Broken()
+    response = app.test_client().post("/api/v1/predict", json=record)
+    body = assert_problem(response, 500)
+    assert "secret" not in response.get_data(as_text=True) and "Traceback" not in body["detail"]

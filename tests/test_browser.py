@@ -1,0 +1,169 @@
+"""Headless Chromium fills in the web form the way a person would, against the real model."""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from insurance_charges import create_app
+from insurance_charges.schema import BY_NAME, FIELDS
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # reported by the browser fixture: skipped locally, failed in CI
+    sync_playwright = None
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+RECORD = {"age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes",
+          "region": "southwest"}
+TYPED = {name: str(value) for name, value in RECORD.items()}
+ESTIMATE = re.compile(r"Estimated yearly charges: \$\d{1,3}(,\d{3})+")
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip when a prerequisite is missing locally; fail under CI, which must have it."""
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Debian Chromium for the whole module."""
+    if sync_playwright is None or not os.path.exists(CHROMIUM):
+        skip_or_fail("needs Debian's chromium: apt-get install chromium")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The real app and committed model, served from a thread on a free localhost port."""
+    app = create_app()
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{httpd.server_port}/"
+    httpd.shutdown()
+    thread.join(timeout=5)
+    httpd.server_close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh desktop-sized tab in its own context."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(5000)
+    yield context.new_page()
+    context.close()
+
+
+def fill(page, values: dict) -> None:
+    """Type into the number inputs and pick the select options, by field name."""
+    for name, value in values.items():
+        field = page.locator(f"#{name}")
+        field.select_option(value) if BY_NAME[name].choices else field.fill(value)
+
+
+def form_values(page) -> dict:
+    """What every field of the form currently holds, by field name."""
+    return {f.name: page.locator(f"#{f.name}").input_value() for f in FIELDS}
+
+
+def fits_sideways(page) -> bool:
+    """True when the page is no wider than the window (no horizontal scrolling)."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_person_fills_the_form_and_sees_the_estimate(page, server):
+    app, url = server
+    page.goto(url)
+    fill(page, TYPED)
+    page.get_by_role("button", name="Estimate charges").click()
+    expect(page.locator(".result")).to_contain_text(ESTIMATE)
+    expected = app.extensions["insurance_model"].predict([RECORD])[0]
+    expect(page.locator(".result .amount")).to_have_text(f"${expected:,.0f}")
+    assert form_values(page) == TYPED
+    page.screenshot(path=ARTIFACTS / "desktop-result.png", full_page=True)
+
+
+def test_mistake_is_explained_next_to_its_field_and_values_are_kept(page, server):
+    _, url = server
+    page.goto(url)
+    typed = {**TYPED, "bmi": "200", "region": ""}  # region stays on "Choose…"
+    fill(page, {k: v for k, v in typed.items() if v})
+    page.get_by_role("button", name="Estimate charges").click()
+    expect(page).to_have_title(re.compile(r"^Error: "))
+    summary = page.locator(".error-summary")
+    expect(summary.locator("li")).to_have_count(2)
+    expect(summary.locator('a[href="#bmi"]')).to_contain_text("BMI")
+    expect(summary.locator('a[href="#region"]')).to_contain_text("region")
+    bmi_field = page.locator(".field", has=page.locator("#bmi"))
+    expect(bmi_field.locator("#bmi-error")).to_be_visible()
+    expect(page.locator("#bmi-error")).to_contain_text(re.compile(r"BMI.*from 10 to 80"))
+    expect(page.locator("#bmi")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#bmi")).to_have_attribute("aria-describedby", re.compile(r"\bbmi-error\b"))
+    expect(page.locator("#region-error")).to_be_visible()
+    expect(page.locator("#age")).not_to_have_attribute("aria-invalid", "true")
+    expect(page.locator(".result")).to_have_count(0)
+    assert form_values(page) == typed
+    page.screenshot(path=ARTIFACTS / "desktop-error.png", full_page=True)
+
+
+def test_form_submits_with_keyboard_only(page, server):
+    _, url = server
+    page.goto(url)
+    focused = lambda: page.evaluate("document.activeElement.id || document.activeElement.className")  # noqa: E731
+    page.keyboard.press("Tab")
+    assert focused() == "skip-link"
+    page.keyboard.press("Enter")  # skip the header, then Tab into the form
+    # Selects start on "Choose…"; ArrowDown moves through the options in schema order.
+    steps = {"age": "19", "sex": 1, "bmi": "27.9", "children": "0", "smoker": 1, "region": 4}
+    for name, keys in steps.items():
+        page.keyboard.press("Tab")
+        assert focused() == name
+        if isinstance(keys, str):
+            page.keyboard.type(keys)
+        else:
+            for _ in range(keys):
+                page.keyboard.press("ArrowDown")
+    assert form_values(page) == TYPED
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Estimate charges")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator(".result")).to_contain_text(ESTIMATE)
+    assert form_values(page) == TYPED
+
+
+def test_form_fits_a_phone_screen_without_sideways_scrolling(browser, server):
+    _, url = server
+    context = browser.new_context(viewport={"width": 375, "height": 667}, is_mobile=True,
+                                  has_touch=True, device_scale_factor=2)
+    context.set_default_timeout(5000)
+    phone = context.new_page()
+    try:
+        phone.goto(url)
+        button = phone.get_by_role("button", name="Estimate charges")
+        expect(button).to_be_visible()
+        assert fits_sideways(phone), "the empty form scrolls sideways on a phone"
+        for state, values in (("error", {**TYPED, "bmi": "200"}), ("result", TYPED)):
+            fill(phone, values)
+            button.tap()
+            expect(phone.locator(f".{state}-summary" if state == "error" else ".result")).to_be_visible()
+            expect(button).to_be_visible()
+            assert fits_sideways(phone), f"the {state} page scrolls sideways on a phone"
+        expect(phone.locator(".result")).to_contain_text(ESTIMATE)
+        phone.screenshot(path=ARTIFACTS / "phone-result.png", full_page=True)
+    finally:
+        context.close()

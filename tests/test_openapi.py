@@ -1,0 +1,87 @@
+"""The OpenAPI document: valid 3.1, derived from the schema, true to what the API returns."""
+import json
+
+import pytest
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+
+from insurance_charges.schema import FIELDS
+
+
+@pytest.fixture
+def doc(client):
+    return client.get("/openapi.json").get_json()
+
+
+def conforms(doc, name, instance):
+    schema = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+    Draft202012Validator(schema).validate(instance)
+
+
+def test_document_is_valid_openapi_3_1(doc):
+    assert doc["openapi"] == "3.1.0"
+    validate(doc)
+
+
+def test_document_describes_every_api_route(app, doc):
+    routes = {(rule.rule, method.lower()) for rule in app.url_map.iter_rules()
+              for method in rule.methods - {"HEAD", "OPTIONS"}
+              if rule.rule.startswith(("/api/", "/predict_api", "/health", "/openapi.json"))}
+    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert routes == documented
+
+
+def test_record_schema_is_derived_from_the_one_schema(doc):
+    record = doc["components"]["schemas"]["Record"]
+    assert record["required"] == [f.name for f in FIELDS]
+    assert record["additionalProperties"] is False
+    for field in FIELDS:
+        prop = record["properties"][field.name]
+        if field.choices:
+            assert prop["enum"] == list(field.choices)
+        else:
+            assert (prop["minimum"], prop["maximum"]) == (field.minimum, field.maximum)
+
+
+def test_post_routes_document_every_client_error(doc):
+    for path in ("/api/v1/predict", "/predict_api"):
+        assert {"200", "400", "413", "415", "422"} <= set(doc["paths"][path]["post"]["responses"])
+
+
+def test_responses_conform_to_the_document(client, doc, record):
+    conforms(doc, "Prediction", client.post("/api/v1/predict", json=record).get_json())
+    conforms(doc, "BatchPrediction",
+             client.post("/api/v1/predict", json=[record, {**record, "age": 80}]).get_json())
+    conforms(doc, "Problem", client.post("/api/v1/predict", json={"age": 1}).get_json())
+    conforms(doc, "Problem", client.post("/api/v1/predict", data="{",
+                                         content_type="application/json").get_json(force=True))
+    conforms(doc, "ModelCard", client.get("/api/v1/model").get_json())
+    conforms(doc, "Health", client.get("/health").get_json())
+
+
+def test_invalid_bodies_the_document_rejects_are_rejected_by_the_api(client, doc, record):
+    validator = Draft202012Validator({"$ref": "#/components/schemas/Record",
+                                      "components": doc["components"]})
+    for bad in ({**record, "age": "30"}, {**record, "extra": 1}, {**record, "region": "x"}):
+        assert not validator.is_valid(bad)
+        assert client.post("/api/v1/predict", json=bad).status_code == 422
+
+
+def test_docs_page_renders_the_document_without_external_assets(client, doc):
+    page = client.get("/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for path in doc["paths"]:
+        assert f"<code>{path}</code>" in html
+    for field in FIELDS:
+        assert f"<code>{field.name}</code>" in html
+    assert 'id="problem-invalid-values"' in html
+    assert "http://" not in html.replace("http://localhost:8000", "")
+    assert "https://" not in html
+
+
+def test_problem_type_uris_point_at_anchors_on_the_docs_page(client):
+    html = client.get("/docs").get_data(as_text=True)
+    body = client.post("/api/v1/predict", data="[", content_type="application/json")
+    anchor = json.loads(body.data)["type"].split("#")[1]
+    assert f'id="{anchor}"' in html

@@ -1,0 +1,111 @@
+"""Unit tests of the one input schema."""
+import math
+
+import pytest
+
+from insurance_charges.schema import (BY_NAME, EXAMPLE_RECORD, FIELD_NAMES, FIELDS, parse_form,
+                                      pointer_token, training_range_warnings, validate_record)
+
+RANGES = {"age": {"min": 18, "max": 64}, "bmi": {"min": 15.96, "max": 53.13},
+          "children": {"min": 0, "max": 5}}
+
+
+def with_value(name, value):
+    return {**EXAMPLE_RECORD, name: value}
+
+
+def test_schema_has_the_six_features_in_order():
+    assert FIELD_NAMES == ("age", "sex", "bmi", "children", "smoker", "region")
+
+
+def test_example_record_is_valid():
+    record, errors = validate_record(dict(EXAMPLE_RECORD))
+    assert errors == [] and record == EXAMPLE_RECORD
+
+
+@pytest.mark.parametrize("name, value", [
+    ("age", 18), ("age", 100), ("age", 40.0), ("bmi", 10), ("bmi", 80), ("bmi", 33.77),
+    ("children", 0), ("children", 10), ("sex", "male"), ("smoker", "no"), ("region", "northeast"),
+])
+def test_values_at_and_inside_the_limits_are_accepted(name, value):
+    record, errors = validate_record(with_value(name, value))
+    assert errors == [] and record[name] == value
+
+
+def test_whole_number_given_as_float_becomes_an_int():
+    record, _ = validate_record(with_value("age", 40.0))
+    assert record["age"] == 40 and type(record["age"]) is int
+
+
+@pytest.mark.parametrize("name, value", [
+    ("age", "30"), ("age", 17), ("age", 101), ("age", 30.5), ("age", True), ("age", None),
+    ("age", math.nan), ("age", math.inf), ("age", [30]), ("bmi", "27.9"), ("bmi", 9.99),
+    ("bmi", 80.01), ("bmi", False), ("bmi", -math.inf), ("bmi", {"v": 1}), ("children", -1),
+    ("children", 11), ("children", 1.5), ("sex", "Female"), ("sex", "f"), ("sex", 1),
+    ("smoker", True), ("smoker", "YES"), ("region", "north"), ("region", " southwest"),
+    ("region", None),
+])
+def test_wrong_type_or_out_of_limits_value_is_rejected_naming_the_field(name, value):
+    record, errors = validate_record(with_value(name, value))
+    assert record is None
+    assert [e.pointer for e in errors] == [f"/{name}"]
+    assert errors[0].message.startswith(name)
+
+
+@pytest.mark.parametrize("name", ["sex", "smoker", "region"])
+def test_category_message_lists_the_allowed_values(name):
+    _, errors = validate_record(with_value(name, "other"))
+    assert all(f'"{c}"' in errors[0].message for c in BY_NAME[name].choices)
+
+
+@pytest.mark.parametrize("name", FIELD_NAMES)
+def test_missing_field_is_required(name):
+    body = {k: v for k, v in EXAMPLE_RECORD.items() if k != name}
+    _, errors = validate_record(body)
+    assert [(e.pointer, "required" in e.message) for e in errors] == [(f"/{name}", True)]
+
+
+def test_unknown_field_is_an_error_with_an_escaped_pointer():
+    _, errors = validate_record({**EXAMPLE_RECORD, "a/b~c": 1}, pointer="/3")
+    assert [e.pointer for e in errors] == ["/3/a~1b~0c"]
+    assert pointer_token("x/y") == "x~1y"
+
+
+@pytest.mark.parametrize("body", [None, [], "record", 5, True])
+def test_a_record_must_be_an_object(body):
+    record, errors = validate_record(body, pointer="/0")
+    assert record is None and errors[0].pointer == "/0" and "object" in errors[0].message
+
+
+def test_every_field_has_a_label_help_and_a_valid_example():
+    for field in FIELDS:
+        assert field.label and field.help
+        assert validate_record(with_value(field.name, field.example))[1] == []
+
+
+def test_form_text_is_parsed_into_a_typed_record():
+    form = {k: str(v) for k, v in EXAMPLE_RECORD.items()}
+    record, errors = parse_form({**form, "age": " 19 "})
+    assert errors == {} and record == EXAMPLE_RECORD
+
+
+@pytest.mark.parametrize("name, text, fragment", [
+    ("age", "", "Enter age"), ("age", "abc", "whole number"), ("age", "30.5", "whole number"),
+    ("age", "1e3", "whole number"), ("bmi", "nan", "number from 10 to 80"),
+    ("bmi", "inf", "number"), ("bmi", "200", "10 to 80"), ("children", "-1", "0 to 10"),
+    ("sex", "", "Enter sex"), ("region", "mars", '"southwest"'),
+])
+def test_form_errors_are_keyed_by_field_and_say_what_is_allowed(name, text, fragment):
+    form = {k: str(v) for k, v in EXAMPLE_RECORD.items()}
+    record, errors = parse_form({**form, name: text})
+    assert record is None and list(errors) == [name] and fragment in errors[name]
+
+
+def test_values_outside_the_training_range_get_a_warning():
+    warnings = training_range_warnings({**EXAMPLE_RECORD, "age": 70, "bmi": 60}, RANGES, "/1")
+    assert [w.pointer for w in warnings] == ["/1/age", "/1/bmi"]
+    assert "outside the range seen in training (18 to 64)" in warnings[0].message
+
+
+def test_values_inside_the_training_range_get_no_warning():
+    assert training_range_warnings({**EXAMPLE_RECORD, "age": 64, "children": 5}, RANGES) == []

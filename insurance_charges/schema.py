@@ -5,6 +5,7 @@ The web form, the JSON API, the OpenAPI document, training and the tests all der
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, str):
-        return "a string"
+        return f"{json.dumps(value)} (a string)" if len(value) <= 40 else "a long string"
     if isinstance(value, (list, dict)):
         return "an array" if isinstance(value, list) else "an object"
     return _fmt(value)

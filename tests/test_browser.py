@@ -26,6 +26,8 @@ RECORD = {"age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes
           "region": "southwest"}
 TYPED = {name: str(value) for name, value in RECORD.items()}
 ESTIMATE = re.compile(r"Estimated yearly charges: \$\d{1,3}(,\d{3})+")
+FOCUSED = "document.activeElement.id || document.activeElement.className"
+NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
 
 
 def skip_or_fail(reason: str) -> None:
@@ -81,11 +83,6 @@ def form_values(page) -> dict:
     return {f.name: page.locator(f"#{f.name}").input_value() for f in FIELDS}
 
 
-def fits_sideways(page) -> bool:
-    """True when the page is no wider than the window (no horizontal scrolling)."""
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-
-
 def test_person_fills_the_form_and_sees_the_estimate(page, server):
     app, url = server
     page.goto(url)
@@ -109,9 +106,9 @@ def test_mistake_is_explained_next_to_its_field_and_values_are_kept(page, server
     expect(summary.locator("li")).to_have_count(2)
     expect(summary.locator('a[href="#bmi"]')).to_contain_text("BMI")
     expect(summary.locator('a[href="#region"]')).to_contain_text("region")
-    bmi_field = page.locator(".field", has=page.locator("#bmi"))
-    expect(bmi_field.locator("#bmi-error")).to_be_visible()
-    expect(page.locator("#bmi-error")).to_contain_text(re.compile(r"BMI.*from 10 to 80"))
+    bmi_error = page.locator(".field", has=page.locator("#bmi")).locator("#bmi-error")
+    expect(bmi_error).to_be_visible()  # inside the BMI field's own box, beside the input
+    expect(bmi_error).to_contain_text(re.compile(r"BMI.*from 10 to 80"))
     expect(page.locator("#bmi")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#bmi")).to_have_attribute("aria-describedby", re.compile(r"\bbmi-error\b"))
     expect(page.locator("#region-error")).to_be_visible()
@@ -124,15 +121,14 @@ def test_mistake_is_explained_next_to_its_field_and_values_are_kept(page, server
 def test_form_submits_with_keyboard_only(page, server):
     _, url = server
     page.goto(url)
-    focused = lambda: page.evaluate("document.activeElement.id || document.activeElement.className")  # noqa: E731
     page.keyboard.press("Tab")
-    assert focused() == "skip-link"
+    assert page.evaluate(FOCUSED) == "skip-link"
     page.keyboard.press("Enter")  # skip the header, then Tab into the form
     # Selects start on "Choose…"; ArrowDown moves through the options in schema order.
     steps = {"age": "19", "sex": 1, "bmi": "27.9", "children": "0", "smoker": 1, "region": 4}
     for name, keys in steps.items():
         page.keyboard.press("Tab")
-        assert focused() == name
+        assert page.evaluate(FOCUSED) == name
         if isinstance(keys, str):
             page.keyboard.type(keys)
         else:
@@ -155,14 +151,14 @@ def test_form_fits_a_phone_screen_without_sideways_scrolling(browser, server):
     try:
         phone.goto(url)
         button = phone.get_by_role("button", name="Estimate charges")
-        expect(button).to_be_visible()
-        assert fits_sideways(phone), "the empty form scrolls sideways on a phone"
-        for state, values in (("error", {**TYPED, "bmi": "200"}), ("result", TYPED)):
+        for shown, values in ((".error-summary", {**TYPED, "bmi": "200"}), (".result", TYPED)):
+            expect(button).to_be_visible()
+            assert phone.evaluate(NO_SIDEWAYS_SCROLL), "the form scrolls sideways on a phone"
             fill(phone, values)
             button.tap()
-            expect(phone.locator(f".{state}-summary" if state == "error" else ".result")).to_be_visible()
-            expect(button).to_be_visible()
-            assert fits_sideways(phone), f"the {state} page scrolls sideways on a phone"
+            expect(phone.locator(shown)).to_be_visible()
+        expect(button).to_be_visible()
+        assert phone.evaluate(NO_SIDEWAYS_SCROLL), "the result page scrolls sideways on a phone"
         expect(phone.locator(".result")).to_contain_text(ESTIMATE)
         phone.screenshot(path=ARTIFACTS / "phone-result.png", full_page=True)
     finally:

@@ -1,0 +1,129 @@
+"""The real server: `make run` starts gunicorn with gunicorn.conf.py, probed over HTTP."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from insurance_charges.schema import EXAMPLE_RECORD
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`make run` in the background, its output collected line by line."""
+
+    def __init__(self, **env):
+        self.port = free_port()
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            ["make", "--no-print-directory", "run"], cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env={**os.environ, "PORT": str(self.port), "WEB_CONCURRENCY": "2", **env})
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "".join(self.lines)
+            try:
+                if urllib.request.urlopen(self.url("/health"), timeout=2).status == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("no healthy server:\n" + "".join(self.lines))
+
+    def request(self, path, body=None, headers=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url(path), data=data, headers={
+            **({"Content-Type": "application/json"} if data else {}), **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers, err.read()
+
+    def master_pid(self) -> int:
+        found = re.search(r"Listening at: \S+ \((\d+)\)", "".join(self.lines))
+        return int(found.group(1))
+
+    def stop(self) -> int:
+        os.kill(self.master_pid(), signal.SIGTERM)
+        return self.proc.wait(timeout=40)
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = Server()
+    try:
+        srv.wait_healthy()
+        yield srv
+    finally:
+        if srv.proc.poll() is None:
+            os.killpg(srv.proc.pid, signal.SIGKILL)
+
+
+def test_make_run_serves_health_form_and_api(server):
+    status, _, body = server.request("/health")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    status, headers, body = server.request("/")
+    assert status == 200 and b"Estimate charges" in body
+    status, _, body = server.request("/api/v1/predict", [EXAMPLE_RECORD] * 3)
+    assert status == 200 and len(json.loads(body)["predictions"]) == 3
+    status, headers, body = server.request("/api/v1/predict", {"age": "x"})
+    assert status == 422 and headers["Content-Type"] == "application/problem+json"
+
+
+def test_server_runs_the_configured_workers_and_loads_the_model_once(server):
+    text = "".join(server.lines)
+    assert len(re.findall(r"Booting worker with pid", text)) == 2
+    assert text.count('"message": "loaded model') == 1  # in the master, before forking
+
+
+def test_access_log_lines_are_json_with_the_request_id(server):
+    _, headers, _ = server.request("/health", headers={"X-Request-ID": "probe-42"})
+    assert headers["X-Request-ID"] == "probe-42"
+    _, headers, _ = server.request("/api/v1/model")
+    generated = headers["X-Request-ID"]
+    time.sleep(0.3)
+    entries = [json.loads(line) for line in server.lines if line.startswith('{"time"')]
+    access = {e["request_id"]: e for e in entries if e.get("type") == "access"}
+    assert access["probe-42"]["path"] == "/health" and access["probe-42"]["status"] == 200
+    assert access[generated]["method"] == "GET" and access[generated]["duration_ms"] >= 0
+
+
+def test_server_writes_no_logs_file_and_exits_0_on_sigterm(server):
+    assert not (ROOT / "logs.log").exists()
+    assert server.stop() == 0
+
+
+@pytest.mark.parametrize("model_path, reason", [
+    ("/nonexistent/model.pkl", "not found"),
+    (str(ROOT / "gunicorn.conf.py"), "model card"),
+])
+def test_start_up_with_a_bad_model_exits_with_one_clear_line(model_path, reason):
+    run = subprocess.run(["make", "--no-print-directory", "run"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120,
+                         env={**os.environ, "PORT": str(free_port()), "MODEL_PATH": model_path})
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and reason in errors[0] and "make train" in errors[0]
+    assert "Traceback" not in run.stderr + run.stdout

@@ -1,0 +1,93 @@
+"""The training command: reproducible metrics, better than the tutorials, checked data."""
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from insurance_charges import train
+from insurance_charges.card import path_for
+from insurance_charges.model import DEFAULT_MODEL_PATH, load_model
+
+from .conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def committed_card():
+    return json.loads(path_for(DEFAULT_MODEL_PATH).read_text())
+
+
+@pytest.fixture(scope="module")
+def retrained(tmp_path_factory, data_path):
+    """Run the real training command on the shared data into a temporary folder."""
+    out = tmp_path_factory.mktemp("model")
+    run = subprocess.run([sys.executable, "-m", "insurance_charges.train", "--data",
+                          str(data_path), "--out", str(out)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return out / DEFAULT_MODEL_PATH.name, run
+
+
+def test_committed_model_meets_the_targets(committed_card):
+    holdout = committed_card["metrics"]["holdout"]
+    assert holdout["r2"] >= 0.88
+    assert holdout["mae"] < committed_card["baseline"]["holdout"]["mae"]
+
+
+def test_committed_card_records_what_the_issue_asks(committed_card):
+    assert committed_card["data"] == {"sha256": train.CANONICAL_SHA256, "rows": 1338}
+    assert {"python", "pycaret", "scikit-learn", "pandas"} <= set(committed_card["versions"])
+    for section in (committed_card["metrics"], committed_card["baseline"]):
+        assert set(section["cv"]) == set(section["holdout"]) == {"mae", "rmse", "r2"}
+    assert committed_card["schema"]["training_ranges"] == {
+        "age": {"min": 18, "max": 64}, "bmi": {"min": 15.96, "max": 53.13},
+        "children": {"min": 0, "max": 5}}
+
+
+@pytest.mark.slow
+def test_retraining_on_the_same_data_reproduces_the_committed_metrics(retrained, committed_card):
+    model_path, run = retrained
+    card = json.loads(path_for(model_path).read_text())
+    tolerance = committed_card["reproducibility_tolerance"]["relative"]
+    assert card["estimator"] == committed_card["estimator"]
+    for part in ("metrics", "baseline"):
+        for split in ("cv", "holdout"):
+            assert card[part][split] == pytest.approx(committed_card[part][split], rel=tolerance)
+    assert "holdout MAE" in run.stderr
+
+
+@pytest.mark.slow
+def test_retrained_model_loads_and_serves(retrained):
+    model = load_model(retrained[0])
+    assert model.predict([{"age": 40, "sex": "male", "bmi": 30.0, "children": 2,
+                           "smoker": "no", "region": "northwest"}])[0] > 0
+
+
+def fake_download(monkeypatch, payload: bytes):
+    monkeypatch.setattr(train.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(payload))
+
+
+def test_download_is_accepted_when_its_checksum_matches(monkeypatch, tmp_path, data_path):
+    fake_download(monkeypatch, data_path.read_bytes())
+    assert train.sha256_of(train.download_canonical(tmp_path)) == train.CANONICAL_SHA256
+
+
+def test_download_with_a_different_checksum_is_refused(monkeypatch, tmp_path, data_path):
+    fake_download(monkeypatch, data_path.read_bytes().replace(b"southwest", b"southeast", 1))
+    with pytest.raises(train.DataError, match="refusing to train"):
+        train.download_canonical(tmp_path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda text: text.replace("smoker", "smokes", 1), "columns"),
+    (lambda text: text.replace("\n19,female", "\n190,female", 1), "row 2: age"),
+    (lambda text: text.replace("southwest", "mars", 1), "row 2: region"),
+])
+def test_training_refuses_data_that_breaks_the_schema(tmp_path, data_path, edit, message):
+    bad = tmp_path / "insurance.csv"
+    bad.write_text(edit(data_path.read_text()))
+    with pytest.raises(train.DataError, match=message):
+        train.load_data(bad)
+    assert train.main(["--data", str(bad), "--out", str(tmp_path / "out")]) == 1
+    assert not (tmp_path / "out").exists()

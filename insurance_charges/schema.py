@@ -136,7 +136,9 @@ def parse_form(form: Mapping[str, str]) -> tuple[dict | None, dict[str, str]]:
     for field in FIELDS:
         text = (form.get(field.name) or "").strip()
         if not text:
-            errors[field.name] = f"Enter {field.label.lower()}: {field.rule()}."
+            errors[field.name] = (f"Select {field.label.lower()} from the list."
+                                  if field.kind == CATEGORY else
+                                  f"Enter {field.label.lower()}: {field.rule()}.")
             continue
         if field.kind == INTEGER and _WHOLE.match(text):
             typed[field.name] = int(text)

@@ -30,7 +30,8 @@ def estimate():
     model = current_app.extensions["insurance_model"]
     charges = model.predict([record])[0]
     notes = [w.message for w in training_range_warnings(record, model.training_ranges)]
-    return _page(values, {}, result={"amount": f"${charges:,.0f}", "warnings": notes})
+    return _page(values, {}, result={"amount": money(charges), "warnings": notes,
+                                        "record": record})
 
 
 @bp.app_template_filter("money")

@@ -10,7 +10,9 @@ import pytest
 from werkzeug.serving import make_server
 
 from insurance_charges import create_app
-from insurance_charges.schema import BY_NAME, FIELDS
+from insurance_charges.schema import BY_NAME, EXAMPLE_RECORD, FIELDS
+
+from .conftest import require
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -22,26 +24,18 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-RECORD = {"age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes",
-          "region": "southwest"}
+RECORD = EXAMPLE_RECORD
 TYPED = {name: str(value) for name, value in RECORD.items()}
 ESTIMATE = re.compile(r"Estimated yearly charges: \$\d{1,3}(,\d{3})+")
 FOCUSED = "document.activeElement.id || document.activeElement.className"
 NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
 
 
-def skip_or_fail(reason: str) -> None:
-    """Skip when a prerequisite is missing locally; fail under CI, which must have it."""
-    if os.environ.get("CI"):
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser():
     """One headless Debian Chromium for the whole module."""
-    if sync_playwright is None or not os.path.exists(CHROMIUM):
-        skip_or_fail("needs Debian's chromium: apt-get install chromium")
+    require(sync_playwright is not None and os.path.exists(CHROMIUM),
+            "needs Debian's chromium (apt-get install chromium) and playwright")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -1,6 +1,7 @@
 """The model card: what a trained pipeline is, how it scored, and what it was made with."""
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from datetime import datetime
@@ -17,6 +18,15 @@ RECORDED = (*MUST_MATCH, "pandas", "numpy", "lightgbm")
 # Training is seeded, so a rerun on the same data and versions reproduces the metrics;
 # the tolerance absorbs floating-point noise across CPUs.
 REPRODUCIBILITY_TOLERANCE = {"relative": 1e-6}
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def path_for(pipeline_path: Path) -> Path:

@@ -1,7 +1,6 @@
 """Load the trained pipeline and its model card once, and predict with it (no Flask here)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -50,14 +49,6 @@ class Model:
         return [float(x) for x in self.pipeline.predict(frame)]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_card(path: Path) -> dict:
     """Read and sanity-check the model card beside a pipeline file."""
     card_path = model_card.path_for(path)
@@ -85,7 +76,7 @@ def load_model(path: str | os.PathLike | None = None) -> Model:
             f"model {path} was made with " + ", ".join(mismatches)
             + "; install the pinned versions (`make run` does) or retrain with `make train`")
     try:
-        digest = _sha256(path)
+        digest = model_card.sha256_of(path)
     except OSError as exc:
         raise ModelLoadError(f"model file {path} is unreadable ({exc}); {FIX}") from None
     if digest != card["pipeline_sha256"]:

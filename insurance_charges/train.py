@@ -5,7 +5,6 @@ Usage: ``python -m insurance_charges.train [--data PATH] [--out DIR]``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import sys
@@ -20,6 +19,7 @@ os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 import pandas as pd  # noqa: E402
 
 from . import card as model_card  # noqa: E402
+from .card import sha256_of  # noqa: E402
 from .schema import FIELD_NAMES, validate_record  # noqa: E402
 
 log = logging.getLogger("insurance_charges.train")
@@ -44,15 +44,6 @@ MODEL_NAME = "insurance-charges"
 
 class DataError(Exception):
     """The training data cannot be used; the message says why."""
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download_canonical(dest_dir: Path) -> Path:

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export PORT
 
-.PHONY: help run test train lock clean
+.PHONY: help run test soak audit bench train lock clean
 
 help:  ## List the commands
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,11 +22,33 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-dev.txt
 	touch $@
 
+# The EB CLI in its own virtual environment (its pins must not meet the service's): the
+# bundle tests zip the project with its code, exactly as `eb deploy` does.
+EBCLI  ?= .venv-ebcli
+$(EBCLI)/.installed: requirements-ebcli.txt
+	$(PYTHON) -m venv $(EBCLI)
+	$(EBCLI)/bin/python -m pip install --quiet --no-deps -r requirements-ebcli.txt
+	$(EBCLI)/bin/python -m pip check
+	touch $@
+
 run: $(VENV)/.runtime  ## Serve the committed model with gunicorn on $PORT (default 8000)
 	exec $(BIN)/gunicorn --config gunicorn.conf.py application:application
 
-test: $(VENV)/.dev  ## Run every test (CI runs this through .ci/run)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(VENV)/.dev $(EBCLI)/.installed  ## Run every test (CI runs this through .ci/run)
+	EBCLI_VENV=$(EBCLI) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+soak: $(VENV)/.dev  ## Soak test at ~70% of capacity (SOAK_SECONDS, default 1800)
+	SOAK_SECONDS=$${SOAK_SECONDS:-1800} $(BIN)/python -m pytest tests/test_soak.py -q
+
+audit: $(VENV)/.dev  ## Static security scan (bandit) and dependency advisories (pip-audit)
+	$(BIN)/bandit -q -r insurance_charges application.py gunicorn.conf.py -ll
+	$(BIN)/pip-audit -r requirements.txt --no-deps --disable-pip --progress-spinner off
+
+bench: $(VENV)/.runtime  ## Benchmark the service as deployed (wrk); writes bench/results/, README table
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
+		|| { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }
+	$(BIN)/python -m bench.run
 
 train: $(VENV)/.runtime  ## Retrain on DATA=path (or the checked download) and write model/
 	$(BIN)/python -m insurance_charges.train $(if $(DATA),--data $(DATA))
@@ -37,4 +59,4 @@ lock:  ## Re-resolve the top-level pins into requirements.txt (review the diff)
 	/tmp/insurance-charges-lock/bin/pip freeze --exclude-editable
 
 clean:  ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(EBCLI) .pytest_cache

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from flask import Flask
 
 from .model import DEFAULT_MODEL_PATH, ModelLoadError, load_model
+from .security import parse_keys
 
 __all__ = ["create_app", "ConfigError", "ModelLoadError"]
 
@@ -15,9 +16,10 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # 2 MiB: a full batch of 10,000 records fits
     "MAX_BATCH": 10_000,
+    "API_KEYS": (),  # empty: the API is open (e.g. reachable only inside a VPC)
 }
 # Environment variables (EB passes its environment properties this way) and their types.
-FROM_ENV = {"MODEL_PATH": str, "LOG_LEVEL": str, "MAX_BATCH": int}
+FROM_ENV = {"MODEL_PATH": str, "LOG_LEVEL": str, "MAX_BATCH": int, "API_KEYS": parse_keys}
 
 
 class ConfigError(RuntimeError):
@@ -43,15 +45,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config_from_env(os.environ))
     if test_config:
         app.config.from_mapping(test_config)
+    # Flask reads FLASK_DEBUG from the environment; debug mode is never acceptable here.
+    app.debug = False
     app.json.sort_keys = False  # keep documented field order in responses
 
-    from . import api, errors, logs, openapi, views
+    from . import api, errors, logs, openapi, security, views
 
     logs.init_app(app)
     # Tests may inject a model; otherwise load and verify the one at MODEL_PATH.
     model = app.config.get("MODEL") or load_model(app.config["MODEL_PATH"])
     app.extensions["insurance_model"] = model
     errors.init_app(app)
+    security.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(views.bp)

@@ -54,7 +54,7 @@ def schema_document(ranges: dict[str, Any]) -> dict:
 
 def build(*, pipeline_path: Path, pipeline_sha256: str, estimator: str, estimator_id: str,
           trained_at: datetime, data_sha256: str, rows: int, training: dict, metrics: dict,
-          baseline: dict, ranges: dict) -> dict:
+          baseline: dict, ranges: dict, interval: dict | None = None) -> dict:
     """Assemble the card for a freshly trained pipeline."""
     return {
         "model_version": f"{trained_at:%Y.%m.%d}-{estimator_id}-{pipeline_sha256[:8]}",
@@ -68,6 +68,7 @@ def build(*, pipeline_path: Path, pipeline_sha256: str, estimator: str, estimato
         "training": training,
         "metrics": metrics,
         "baseline": baseline,
+        "interval": interval,
         "reproducibility_tolerance": REPRODUCIBILITY_TOLERANCE,
         "schema": schema_document(ranges),
     }

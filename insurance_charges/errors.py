@@ -32,9 +32,10 @@ def problem_type(status: int) -> str:
 class Problem(Exception):
     """An API error to answer as problem+json."""
 
-    def __init__(self, status: int, detail: str, errors: list | None = None):
+    def __init__(self, status: int, detail: str, errors: list | None = None,
+                 headers: dict | None = None):
         super().__init__(detail)
-        self.status, self.detail, self.errors = status, detail, errors
+        self.status, self.detail, self.errors, self.headers = status, detail, errors, headers
 
 
 def problem_response(status: int, detail: str, errors: list | None = None,
@@ -60,7 +61,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Problem)
     def handle_problem(exc: Problem):
-        return problem_response(exc.status, exc.detail, exc.errors)
+        return problem_response(exc.status, exc.detail, exc.errors, exc.headers)
 
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException):

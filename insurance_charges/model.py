@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,6 +14,7 @@ os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 import pandas as pd  # noqa: E402
 
 from . import card as model_card  # noqa: E402
+from . import parity  # noqa: E402
 from .schema import FIELD_NAMES  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ class Model:
     pipeline: Any
     card: dict
     path: Path
+    # The compiled twin of ``pipeline`` (insurance_charges.fastpath), proven equal at load;
+    # None serves through pipeline.predict.
+    fast: Any = field(default=None, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -45,6 +49,8 @@ class Model:
 
     def predict(self, records: Sequence[dict]) -> list[float]:
         """Predict yearly charges for validated records, in order."""
+        if self.fast is not None:
+            return self.fast.predict(records).tolist()
         frame = pd.DataFrame.from_records(records, columns=list(FIELD_NAMES))
         return [float(x) for x in self.pipeline.predict(frame)]
 
@@ -92,4 +98,6 @@ def load_model(path: str | os.PathLike | None = None) -> Model:
     if not callable(getattr(pipeline, "predict", None)):
         raise ModelLoadError(f"model file {path} holds no pipeline with predict(); {FIX}")
     log.info("loaded model %s (%s) from %s", card["model_version"], card.get("estimator"), path)
-    return Model(pipeline=pipeline, card=card, path=path)
+    fast, note = parity.build(pipeline)
+    (log.info if fast is not None else log.warning)("%s", note)
+    return Model(pipeline=pipeline, card=card, path=path, fast=fast)

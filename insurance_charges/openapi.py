@@ -42,6 +42,7 @@ def schemas(max_batch: int) -> dict:
                                       "message": {"type": "string"}}}
     warnings = {"type": "array", "items": {"$ref": REF + "Notice"},
                 "description": "Values outside the range seen in training (extrapolations)."}
+    interval = {"$ref": REF + "Interval"}
     return {
         "Record": {"type": "object", "title": "Record", "required": list(FIELD_NAMES),
                    "properties": {f.name: _field_schema(f) for f in FIELDS},
@@ -53,13 +54,25 @@ def schemas(max_batch: int) -> dict:
                        "properties": {"prediction": {"type": "number", "description":
                                                      "Estimated yearly charges in US dollars"},
                                       "model_version": {"type": "string"},
-                                      "warnings": warnings}},
+                                      "warnings": warnings, "interval": interval}},
         "BatchPrediction": {"type": "object",
                             "required": ["predictions", "model_version", "warnings"],
                             "properties": {"predictions": {"type": "array",
                                                            "items": {"type": "number"}},
                                            "model_version": {"type": "string"},
-                                           "warnings": warnings}},
+                                           "warnings": warnings,
+                                           "intervals": {"type": "array", "items": interval,
+                                                         "description": "One per record, in "
+                                                         "the order of predictions."}}},
+        "Interval": {"type": "object", "required": ["lower", "upper", "level"],
+                     "description": "The likely range: the charges of about `level` (0.8: 8 "
+                     "in 10) of people with these facts fall between `lower` and `upper` US "
+                     "dollars. A split-conformal interval; its method and measured coverage "
+                     "are in the model card's `interval` section. Absent when the served "
+                     "model's card has no calibration.",
+                     "properties": {"lower": {"type": "number"}, "upper": {"type": "number"},
+                                    "level": {"type": "number", "exclusiveMinimum": 0,
+                                              "exclusiveMaximum": 1}}},
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail"],
                     "description": "RFC 9457 problem details",
                     "properties": {"type": {"type": "string"}, "title": {"type": "string"},
@@ -94,7 +107,9 @@ def build_document(max_batch: int, max_bytes: int) -> dict:
             "/api/v1/predict": {"post": {
                 "operationId": "predict", "summary": "Predict one record or a batch",
                 "description": "An object gives `prediction`; an array of 1 to "
-                               f"{max_batch} records gives `predictions`, in input order.",
+                               f"{max_batch} records gives `predictions`, in input order. Each estimate "
+                               "comes with its likely range (80% prediction interval): "
+                               "`interval`, or `intervals` for a batch.",
                 "requestBody": _body({"oneOf": [{"$ref": REF + "Record"},
                                                 {"$ref": REF + "Batch"}]}, EXAMPLE_RECORD),
                 "responses": {"200": {"description": "The estimate(s)", **_json(

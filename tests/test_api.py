@@ -27,7 +27,8 @@ def test_api_predicts_one_record(client, record, real_model):
     response = post_json(client, record)
     assert response.status_code == 200
     body = response.get_json()
-    assert list(body) == ["prediction", "model_version", "warnings"]
+    # The existing fields come first and unchanged; the likely range is added after them.
+    assert list(body) == ["prediction", "model_version", "warnings", "interval"]
     assert body["prediction"] == round(real_model.predict([record])[0], 2)
     assert body["model_version"] == real_model.version and body["warnings"] == []
 

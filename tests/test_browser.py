@@ -28,6 +28,8 @@ RECORD = EXAMPLE_RECORD
 TYPED = {name: str(value) for name, value in RECORD.items()}
 ESTIMATE = re.compile(r"Estimated yearly charges: \$\d{1,3}(,\d{3})+")
 FOCUSED = "document.activeElement.id || document.activeElement.className"
+DOLLARS = r"\$\d{1,3}(,\d{3})*"
+LIKELY = re.compile(rf"Likely between\s+{DOLLARS}\s+and\s+{DOLLARS}:\s+about 8 in 10")
 NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
 
 
@@ -84,9 +86,17 @@ def test_person_fills_the_form_and_sees_the_estimate(page, server):
     page.get_by_role("button", name="Estimate charges").click()
     expect(page.locator(".result")).to_contain_text(ESTIMATE)
     expected = app.extensions["insurance_model"].predict([RECORD])[0]
-    expect(page.locator(".result .amount")).to_have_text(f"${expected:,.0f}")
+    expect(page.locator(".result h2 .amount")).to_have_text(f"${expected:,.0f}")
+    expect(page.locator(".result .likely")).to_contain_text(LIKELY)
+    expect(page.locator(".whatifs li").first).to_contain_text(re.compile(r"^As a non-smoker: \$"))
+    charts = page.get_by_role("img", name=re.compile(r"^How .+ changes the estimate$"))
+    expect(charts).to_have_count(2)
+    for chart in charts.all():
+        expect(chart).to_be_visible()
+        assert chart.bounding_box()["width"] >= 300  # drawn at a readable size
     assert form_values(page) == TYPED
     page.screenshot(path=ARTIFACTS / "desktop-result.png", full_page=True)
+    page.locator(".result").screenshot(path=ARTIFACTS / "desktop-result-drivers.png")
 
 
 def test_mistake_is_explained_next_to_its_field_and_values_are_kept(page, server):
@@ -134,6 +144,12 @@ def test_form_submits_with_keyboard_only(page, server):
     page.keyboard.press("Enter")
     expect(page.locator(".result")).to_contain_text(ESTIMATE)
     assert form_values(page) == TYPED
+    # The page lands on the outcome; the keyboard reaches the charts' figures from there.
+    page.keyboard.press("Tab")
+    summary = page.locator(".chart-figure summary").first
+    expect(summary).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator(".chart-figure table").first).to_be_visible()
 
 
 def test_form_fits_a_phone_screen_without_sideways_scrolling(browser, server):
@@ -154,6 +170,28 @@ def test_form_fits_a_phone_screen_without_sideways_scrolling(browser, server):
         expect(button).to_be_visible()
         assert phone.evaluate(NO_SIDEWAYS_SCROLL), "the result page scrolls sideways on a phone"
         expect(phone.locator(".result")).to_contain_text(ESTIMATE)
+        expect(phone.locator(".result .likely")).to_contain_text(LIKELY)
+        phone.locator(".chart-figure summary").first.tap()  # open a table of figures
+        expect(phone.locator(".chart-figure table").first).to_be_visible()
+        assert phone.evaluate(NO_SIDEWAYS_SCROLL), "the charts or tables scroll sideways"
         phone.screenshot(path=ARTIFACTS / "phone-result.png", full_page=True)
+    finally:
+        context.close()
+
+
+def test_form_works_with_javascript_off(browser, server):
+    app, url = server
+    context = browser.new_context(viewport={"width": 375, "height": 667}, java_script_enabled=False)
+    context.set_default_timeout(5000)
+    page = context.new_page()
+    try:
+        page.goto(url)
+        fill(page, TYPED)
+        page.get_by_role("button", name="Estimate charges").click()
+        expect(page.locator(".result")).to_contain_text(ESTIMATE)
+        expect(page.locator(".result .likely")).to_contain_text(LIKELY)
+        expect(page.get_by_role("img", name=re.compile("changes the estimate"))).to_have_count(2)
+        page.locator(".chart-figure summary").last.click()
+        expect(page.locator(".chart-figure table").last).to_be_visible()
     finally:
         context.close()

@@ -1,0 +1,1 @@
+"""`make bench`: measure the service as deployed against an HTTP floor (see bench/README.md)."""

@@ -1,0 +1,176 @@
+"""`make bench`: the deployed service against an HTTP floor, on this machine, in one run.
+
+Usage: ``python -m bench.run``. Writes bench/results/latest.json and latest.png and refreshes
+the table in README.md's Benchmark section. Exits 1 with one line if anything fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+
+from insurance_charges.parity import valid_records
+from insurance_charges.schema import EXAMPLE_RECORD
+
+from . import report
+from .floor_app import FLOOR_PATH
+from .load import require_wrk, wrk
+from .servers import BenchError, Service
+
+BUDGET_S = 240        # the whole run is stopped past this
+ROUNDS = 3            # alternating floor/predict rounds: medians, and the spread as noise
+ROUND_S = 5
+CONNECTIONS = 8
+BATCH_ROWS = 10_000
+COLD_STARTS = 3
+PREDICT_PATH = "/api/v1/predict"
+
+
+def load(service: Service, path: str, body: bytes, seconds: float, connections: int) -> dict:
+    """wrk against one server, with the server's CPU time per request (robust to noise)."""
+    before = service.cpu_seconds()
+    result = wrk(service.url(path), body, seconds, connections,
+                 threads=2 if connections > 1 else 1)
+    used = service.cpu_seconds() - before
+    return {**result, "cpu_ms_per_request": round(1000 * used / result["requests"], 3)}
+
+
+def check(service: Service, floor: Service, body: bytes) -> None:
+    """Both servers answer the benchmark's requests correctly before any load."""
+    status, answer = service.request(PREDICT_PATH, body)
+    if status != 200 or "prediction" not in json.loads(answer):
+        raise BenchError(f"POST {PREDICT_PATH} answered {status}: {answer[:200]!r}")
+    status, answer = floor.request(FLOOR_PATH, body)
+    if status != 200:
+        raise BenchError(f"POST {FLOOR_PATH} answered {status}: {answer[:200]!r}")
+
+
+def compact(value) -> bytes:
+    """JSON as a client would send it."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def spread_pct(values: list[float]) -> float:
+    """Half the range across rounds, as a percentage of the median."""
+    return 50 * (max(values) - min(values)) / statistics.median(values)
+
+
+def median_run(runs: list[dict]) -> dict:
+    """Per figure, the median across rounds."""
+    return {key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}
+
+
+def target(name: str, label: str, value: float, limit: float, higher_is_better: bool) -> dict:
+    """One target, whether it was met, and how far from it (share > 1 is better)."""
+    share = value / limit if higher_is_better else limit / value
+    return {"name": name, "label": label, "value": value, "limit": limit,
+            "met": share >= 1, "share_of_target": round(share, 2)}
+
+
+def measure() -> dict:
+    """Run every measurement; servers are always cleaned up."""
+    require_wrk()
+    one_body = compact(EXAMPLE_RECORD)
+    result = {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "machine": report.machine(),
+              "setup": {"config": "gunicorn.conf.py", "WEB_CONCURRENCY": 2, "load": "wrk",
+                        "connections": CONNECTIONS, "rounds": ROUNDS, "round_s": ROUND_S,
+                        "GUNICORN_CMD_ARGS": os.environ.get("GUNICORN_CMD_ARGS")}}
+    started: list[Service] = []
+    try:
+        service = Service()
+        started.append(service)
+        cold = [service.wait_healthy()]
+        floor = Service("bench.floor_app:application")
+        started.append(floor)
+        floor.wait_healthy()
+        check(service, floor, one_body)
+        # A realistic batch: values within the ranges seen in training, so no warnings.
+        ranges = service.training_ranges()
+        batch_body = compact(valid_records(BATCH_ROWS, seed=42, ranges=ranges))
+        load(service, PREDICT_PATH, one_body, 2, CONNECTIONS)  # warm-up: first requests,
+        load(floor, FLOOR_PATH, one_body, 2, CONNECTIONS)      # page faults
+        floors, ones = [], []
+        for _ in range(ROUNDS):
+            floors.append(load(floor, FLOOR_PATH, one_body, ROUND_S, CONNECTIONS))
+            ones.append(load(service, PREDICT_PATH, one_body, ROUND_S, CONNECTIONS))
+        batch = load(service, PREDICT_PATH, batch_body, 6, connections=1)
+        result["memory"] = service.memory()
+        floor.stop()
+        # Before the fast path, for scale: the same service through pipeline.predict.
+        before = Service("bench.pipeline_app:application")
+        started.append(before)
+        before.wait_healthy()
+        load(before, PREDICT_PATH, one_body, 1, CONNECTIONS)
+        result["pipeline_predict_path"] = load(before, PREDICT_PATH, one_body, ROUND_S,
+                                               CONNECTIONS)
+        before.stop()
+        if service.stop() != 0:
+            raise BenchError("the service did not exit 0 on SIGTERM")
+        for _ in range(COLD_STARTS - 1):
+            again = Service()
+            started.append(again)
+            cold.append(again.wait_healthy())
+            again.stop()
+    finally:
+        for server in started:
+            server.kill()
+    ratios = [o["requests_per_s"] / f["requests_per_s"] for o, f in zip(ones, floors)]
+    result.update(one_record=median_run(ones), floor=median_run(floors),
+                  ratio=round(statistics.median(ratios), 3),
+                  batch={"rows": BATCH_ROWS, "requests": batch["requests"],
+                         "rows_per_s": round(BATCH_ROWS * batch["requests_per_s"]),
+                         "p50_ms": batch["p50_ms"], "max_ms": batch["max_ms"],
+                         "cpu_ms_per_batch": batch["cpu_ms_per_request"]},
+                  cold_start_s={"median": round(statistics.median(cold), 3),
+                                "runs": [round(c, 3) for c in cold]},
+                  rounds={"one_record": ones, "floor": floors},
+                  noise={"rounds": ROUNDS,
+                         "one_record_rps_spread_pct": round(spread_pct(
+                             [o["requests_per_s"] for o in ones]), 1),
+                         "floor_rps_spread_pct": round(spread_pct(
+                             [f["requests_per_s"] for f in floors]), 1),
+                         "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3)})
+    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["targets"] = [
+        target("ratio", "one record vs floor", result["ratio"], 0.5, True),
+        target("p99", "one-record p99 (ms)", result["one_record"]["p99_ms"], 10, False),
+        target("batch", "batch rows/s", result["batch"]["rows_per_s"], 100_000, True),
+        target("cold_start", "cold start (s)", result["cold_start_s"]["median"], 3, False),
+        target("worker_rss", "RSS per worker (MB)", max(result["memory"]["worker_rss_mb"]),
+               300, False)]
+    return result
+
+
+def _out_of_time(signum, frame):
+    raise BenchError(f"the benchmark ran over its {BUDGET_S} s budget")
+
+
+def main() -> int:
+    """Measure, write the results, print the table."""
+    signal.signal(signal.SIGALRM, _out_of_time)
+    signal.alarm(BUDGET_S)
+    began = time.perf_counter()
+    try:
+        result = measure()
+    except BenchError as exc:
+        print(f"make bench failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.alarm(0)
+    result["bench_seconds"] = round(time.perf_counter() - began, 1)
+    written = report.write(result)
+    print(report.table(result))
+    met = sum(t["met"] for t in result["targets"])
+    print(f"\n{met}/{len(result['targets'])} targets met; wrote "
+          + ", ".join(str(p.relative_to(report.ROOT)) for p in written)
+          + f" in {result['bench_seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

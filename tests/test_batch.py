@@ -1,0 +1,108 @@
+"""Whole-batch validation and JSON parsing give exactly the per-record and json.loads answers."""
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from insurance_charges.api import _finite_float, _reject_constant, parse_json
+from insurance_charges import batch as batch_module
+from insurance_charges.batch import range_warnings, validate_records
+from insurance_charges.parity import valid_records
+from insurance_charges.schema import FIELDS, training_range_warnings, validate_record
+
+SETTINGS = settings(max_examples=300, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+RANGES = {"age": {"min": 18, "max": 64}, "bmi": {"min": 15.96, "max": 53.13},
+          "children": {"min": 0, "max": 5}}
+scalars = (st.none() | st.booleans() | st.integers() | st.integers(-10**30, 10**30)
+           | st.floats() | st.sampled_from([30.0, 27, "male", "yes", "southwest", ""])
+           | st.text(max_size=8))
+valid = st.sampled_from(valid_records(300, seed=11))
+# Mostly valid records, some with one value replaced, a field dropped or a key added.
+records = st.one_of(
+    valid, valid,
+    st.builds(lambda r, k, v: {**r, k: v}, valid, st.sampled_from([f.name for f in FIELDS]),
+              scalars),
+    st.builds(lambda r, k: {n: v for n, v in r.items() if n != k}, valid,
+              st.sampled_from([f.name for f in FIELDS])),
+    st.builds(lambda r, v: {**r, "extra": v}, valid, scalars),
+    scalars)
+
+
+def one_by_one(items, batch):
+    checked, errors = [], []
+    for i, item in enumerate(items):
+        record, problems = validate_record(item, f"/{i}" if batch else "")
+        checked.append(record)
+        errors.extend(problems)
+    return (None, errors) if errors else (checked, [])
+
+
+@pytest.fixture
+def columns_always(monkeypatch):
+    """Take the column-at-a-time path even for the short lists generated here."""
+    monkeypatch.setattr(batch_module, "COLUMNS_FROM", 1)
+
+
+@SETTINGS
+@given(items=st.lists(records, min_size=1, max_size=6), batch=st.booleans())
+def test_batch_validation_equals_validating_each_record(columns_always, items, batch):
+    fast, fast_errors = validate_records(items, batch)
+    slow, slow_errors = one_by_one(items, batch)
+    assert fast_errors == slow_errors
+    assert fast == slow
+    if fast is not None:  # same values and the same Python types (int vs float)
+        assert [[type(r[f.name]) for f in FIELDS] for r in fast] == \
+            [[type(r[f.name]) for f in FIELDS] for r in slow]
+
+
+def test_batch_validation_turns_whole_numbers_for_bmi_into_floats(columns_always):
+    item = {**valid_records(1)[0], "bmi": 30}
+    records, errors = validate_records([item], batch=False)
+    assert errors == [] and records[0]["bmi"] == 30.0 and isinstance(records[0]["bmi"], float)
+
+
+@SETTINGS
+@given(items=st.lists(valid, min_size=1, max_size=8), batch=st.booleans())
+def test_batch_range_warnings_equal_each_records_warnings(columns_always, items, batch):
+    expected = [w for i, r in enumerate(items)
+                for w in training_range_warnings(r, RANGES, f"/{i}" if batch else "")]
+    assert range_warnings(items, RANGES, batch) == expected
+
+
+def stdlib(raw: bytes):
+    return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
+                      parse_float=_finite_float)
+
+
+def outcome(parse, raw):
+    try:
+        return "ok", repr(parse(raw))
+    except (ValueError, RecursionError) as exc:
+        return "error", type(exc).__name__
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(-10**40, 10**40)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
+                                                                max_size=4),
+    max_leaves=15)
+
+
+@SETTINGS
+@given(value=json_values)
+def test_parse_json_equals_json_loads_on_any_json(value):
+    raw = json.dumps(value).encode()
+    assert outcome(lambda b: parse_json(b, b.decode()), raw) == outcome(stdlib, raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"age": 18446744073709551616}', b'{"age": -9223372036854775809}',
+    b'{"age": 1' + b"0" * 400 + b"}", b'{"bmi": 1e999}', b'{"bmi": 1e-999}', b'[NaN]',
+    b'{"sex": "\\ud800"}', b"[" * 1100 + b"]" * 1100, b'{"a": 1, "a": 2}', b'"\\u0000"',
+    b'{"bmi": 0.0001234567890123456789}', b"\xef\xbb\xbf{}", b"[1,]", b"01", b" 7 ",
+])
+def test_parse_json_equals_json_loads_at_the_edges(raw):
+    assert outcome(lambda b: parse_json(b, b.decode()), raw) == outcome(stdlib, raw)

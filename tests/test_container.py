@@ -1,0 +1,174 @@
+"""The uploaded bundle builds with the real Docker engine and runs the way EB runs it."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from insurance_charges.schema import EXAMPLE_RECORD
+
+from .conftest import ROOT, require
+from .deploy_files import (EBCLI_PYTHON, EBCLI_VENV, copy_project, copy_sources, dockerrun,
+                           eb_bundle, settings, working_tree_files)
+
+pytestmark = pytest.mark.slow
+PORT = dockerrun()["Ports"][0]["ContainerPort"]
+LOGGING = dockerrun()["Logging"]
+ENV = settings()["aws:elasticbeanstalk:application:environment"]
+BATCH = [dict(EXAMPLE_RECORD, age=18 + i % 47) for i in range(10_000)]
+
+
+def docker(*args, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    """Run a docker command; fail with its output if it fails."""
+    run = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+    assert run.returncode == 0, f"docker {' '.join(args)}:\n{run.stdout[-3000:]}{run.stderr[-3000:]}"
+    return run
+
+
+def engine_running() -> bool:
+    """Whether a Docker engine answers."""
+    return bool(shutil.which("docker")) and subprocess.run(
+        ["docker", "info"], capture_output=True, timeout=60).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    """The image the bundle `eb deploy` would upload builds into, built as EB builds it."""
+    require(engine_running(), "needs a running Docker engine (.ci/run installs docker.io)")
+    require(EBCLI_PYTHON.exists(), f"needs the EB CLI's virtual environment {EBCLI_VENV}")
+    workdir = tmp_path_factory.mktemp("container")
+    eb_bundle(copy_project(workdir / "project")).extractall(workdir / "bundle")
+    docker("build", "-t", "insurance-charges:bundle-test", str(workdir / "bundle"), timeout=1500)
+    return "insurance-charges:bundle-test"
+
+
+class Container:
+    """A running container and the localhost URL of its mapped port."""
+
+    def __init__(self, name: str, url: str):
+        self.name, self.url = name, url
+
+    def inspect(self, template: str) -> str:
+        """One value from docker inspect."""
+        return docker("inspect", "-f", template, self.name).stdout.strip()
+
+    def request(self, path: str, body=None, form=None):
+        """Status, headers and body of one request."""
+        data = json.dumps(body).encode() if body is not None else (
+            urllib.parse.urlencode(form).encode() if form is not None else None)
+        kind = "application/json" if body is not None else "application/x-www-form-urlencoded"
+        req = urllib.request.Request(self.url + path, data=data,
+                                     headers={"Content-Type": kind} if data else {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers, err.read()
+
+
+@pytest.fixture(scope="module")
+def container(image, tmp_path_factory):
+    """The image run as EB runs it: Dockerrun's port and Logging directory, the environment
+    properties from .ebextensions; a read-only root with a tmpfs /tmp proves it writes nowhere
+    else. Yields once Docker's HEALTHCHECK reports healthy."""
+    logs = tmp_path_factory.mktemp("eb-logs")
+    logs.chmod(0o777)
+    name = f"insurance-charges-test-{os.getpid()}"
+    docker("run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",
+           "-p", f"127.0.0.1::{PORT}", "-v", f"{logs}:{LOGGING}",
+           *[f"--env={key}={value}" for key, value in ENV.items()], image)
+    try:
+        host_port = docker("port", name, f"{PORT}/tcp").stdout.split(":")[-1].strip()
+        box = Container(name, f"http://127.0.0.1:{host_port}")
+        deadline = time.monotonic() + 120
+        while box.inspect("{{.State.Health.Status}}") != "healthy":
+            assert box.inspect("{{.State.Running}}") == "true", docker("logs", name).stderr
+            assert time.monotonic() < deadline, "HEALTHCHECK never reported healthy"
+            time.sleep(0.5)
+        yield box
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+
+
+def test_container_from_the_bundle_reports_healthy_on_a_read_only_root(container):
+    assert container.inspect("{{.State.Health.Status}}") == "healthy"
+    assert container.inspect("{{.HostConfig.ReadonlyRootfs}}") == "true"
+
+
+def test_container_serves_health_the_form_and_the_api_like_the_app(container, client):
+    status, _, body = container.request("/health")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    status, _, body = container.request("/")
+    assert status == 200 and b"<form" in body
+    form = {key: str(value) for key, value in EXAMPLE_RECORD.items()}
+    status, _, body = container.request("/", form=form)
+    assert status == 200 and b"Estimated yearly charges" in body
+    status, _, body = container.request("/api/v1/predict", body=EXAMPLE_RECORD)
+    expected = client.post("/api/v1/predict", json=EXAMPLE_RECORD).get_json()["prediction"]
+    assert status == 200 and json.loads(body)["prediction"] == expected
+    status, headers, _ = container.request("/api/v1/predict", body={"age": "x"})
+    assert status == 422 and headers["Content-Type"] == "application/problem+json"
+
+
+def test_gunicorn_is_pid_1_and_runs_as_a_user_other_than_root(container):
+    command = docker("exec", container.name, "cat", "/proc/1/cmdline").stdout.split("\0")
+    assert "gunicorn" in command[1] and "/app/gunicorn.conf.py" in command
+    assert docker("exec", container.name, "id", "-u").stdout.strip() != "0"
+    table = docker("top", container.name, "-eo", "pid,uid").stdout.split()[2:]
+    uids = table[1::2]
+    assert len(uids) == 1 + int(ENV["WEB_CONCURRENCY"]) and "0" not in uids  # master + workers
+
+
+def test_gunicorn_binds_the_port_dockerrun_maps_and_logs_json_to_stdout(container):
+    container.request("/health")
+    logs = docker("logs", container.name)
+    assert f"Listening at: http://0.0.0.0:{PORT}" in logs.stderr
+    lines = [line for line in logs.stdout.splitlines() if line.strip()]
+    assert lines and all(json.loads(line)["time"] for line in lines)
+
+
+def test_docker_stop_lets_an_in_flight_batch_finish_and_exits_0(container):
+    body = json.dumps(BATCH).encode()
+    head = (f"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    port = int(container.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+        conn.sendall(head + body[:len(body) // 2])  # the request is now in a worker's hands
+        time.sleep(1)
+        began = time.monotonic()
+        stop = threading.Thread(target=docker, args=("stop", "-t", "60", container.name),
+                                kwargs={"timeout": 90})
+        stop.start()
+        time.sleep(2)  # SIGTERM has reached gunicorn; it must wait for this request
+        assert container.inspect("{{.State.Running}}") == "true"
+        conn.sendall(body[len(body) // 2:])
+        answer = b"".join(iter(lambda: conn.recv(1 << 16), b""))
+    stop.join()
+    status_line, _, payload = answer.partition(b"\r\n\r\n")
+    assert status_line.startswith(b"HTTP/1.1 200")
+    assert len(json.loads(payload)["predictions"]) == len(BATCH)
+    assert time.monotonic() - began < 30  # within gunicorn's graceful_timeout
+    assert container.inspect("{{.State.ExitCode}}") == "0"
+
+
+def test_dockerignore_keeps_everything_but_what_the_dockerfile_copies_out_of_the_context():
+    require(engine_running(), "needs a running Docker engine (.ci/run installs docker.io)")
+    tag = f"insurance-charges:context-test-{os.getpid()}"
+    docker("build", "-t", tag, "-f", "-", str(ROOT), input="FROM python:3.11-slim\nCOPY . /context\n",
+           timeout=600)
+    try:
+        listing = docker("run", "--rm", tag, "python3", "-c", "import os; print('\\n'.join("
+                         "os.path.relpath(os.path.join(d, f), '/context') for d, _, fs in "
+                         "os.walk('/context') for f in fs))").stdout.split()
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, timeout=60)
+    assert set(listing) == working_tree_files(copy_sources())

@@ -1,0 +1,153 @@
+"""The compiled fast path gives pipeline.predict's numbers, or the model serves the slow way."""
+import dataclasses
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from insurance_charges import fastpath, parity
+from insurance_charges.model import load_model
+from insurance_charges.schema import BY_NAME, FIELD_NAMES
+
+TOLERANCE = parity.TOLERANCE  # 1e-9 relative, on every record
+
+
+def pipeline_predict(pipeline, records) -> np.ndarray:
+    return pipeline.predict(pd.DataFrame.from_records(records, columns=list(FIELD_NAMES)))
+
+
+class Lines(logging.Handler):
+    """Collects the messages of one logger (the app's loggers do not propagate)."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.messages, self.logger = [], logging.getLogger(name)
+
+    def emit(self, record):
+        self.messages.append((record.levelname, record.getMessage()))
+
+    def __enter__(self):
+        self.level = self.logger.level
+        self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self.level)
+
+
+def test_committed_model_serves_through_the_fast_path(real_model):
+    assert real_model.fast is not None
+    assert [s.name for s in real_model.fast.steps] == [n for n, _ in real_model.pipeline.steps[:-1]]
+
+
+@pytest.mark.slow
+def test_fast_path_equals_pipeline_predict_on_every_row_of_the_data_set(real_model, data_path):
+    records = pd.read_csv(data_path)[list(FIELD_NAMES)].to_dict("records")
+    want = pipeline_predict(real_model.pipeline, records)
+    assert len(records) == 1338
+    assert parity.relative_differences(real_model.predict(records), want).max() <= TOLERANCE
+    # One at a time too, as single-record requests arrive (every 20th row keeps this quick).
+    singles = records[::20]
+    assert parity.relative_differences([real_model.predict([r])[0] for r in singles],
+                                       [pipeline_predict(real_model.pipeline, [r])[0]
+                                        for r in singles]).max() <= TOLERANCE
+
+
+def test_fast_path_equals_pipeline_predict_on_10000_random_valid_records(real_model):
+    records = parity.valid_records(10_000, seed=2024)
+    ranges = real_model.training_ranges
+    # The sample reaches the schema's limits and goes past the ranges seen in training.
+    for name in ranges:
+        values = [r[name] for r in records]
+        assert min(values) == BY_NAME[name].minimum and max(values) == BY_NAME[name].maximum
+        assert min(values) < ranges[name]["min"] or max(values) > ranges[name]["max"]
+    got = real_model.predict(records)
+    want = pipeline_predict(real_model.pipeline, records)
+    assert parity.relative_differences(got, want).max() <= TOLERANCE
+    assert all(isinstance(x, float) and math.isfinite(x) for x in got)
+
+
+def test_fast_path_fills_gaps_with_the_fitted_imputer_values(real_model):
+    nan = float("nan")
+    holes = [{"age": 40, "sex": "male", "bmi": nan, "children": 2, "smoker": "no", "region": nan},
+             {"age": nan, "sex": nan, "bmi": 31.2, "children": nan, "smoker": "yes",
+              "region": "northeast"}]
+    got = real_model.fast.predict(holes)
+    assert parity.relative_differences(got, pipeline_predict(real_model.pipeline, holes)).max() == 0
+
+
+def test_model_without_the_fast_path_gives_the_same_numbers(real_model):
+    slow = dataclasses.replace(real_model, fast=None)
+    records = parity.valid_records(300, seed=5)
+    assert slow.fast is None
+    assert parity.relative_differences(real_model.predict(records), slow.predict(records)).max() \
+        <= TOLERANCE
+
+
+def test_loading_logs_one_line_saying_the_fast_path_is_on():
+    with Lines("insurance_charges.model") as lines:
+        load_model()
+    fast_lines = [m for m in lines.messages if "fast path" in m[1]]
+    assert fast_lines == [("INFO", fast_lines[0][1])]
+    assert "max relative difference 0.0e+00" in fast_lines[0][1]
+
+
+def test_unknown_step_logs_one_warning_and_serves_through_pipeline_predict(monkeypatch):
+    monkeypatch.delitem(fastpath.COMPILERS, "OneHotEncoder")
+    with Lines("insurance_charges.model") as lines:
+        model = load_model()
+    assert model.fast is None
+    assert [m for m in lines.messages if "fast path" in m[1]] == [
+        ("WARNING", "fast path off, serving through pipeline.predict: step 'onehot_encoding' "
+                    "(OneHotEncoder) has no fast equivalent")]
+    records = parity.valid_records(50, seed=1)
+    assert model.predict(records) == pipeline_predict(model.pipeline, records).tolist()
+
+
+def test_a_step_that_drifts_from_pycaret_is_caught_on_the_probe(monkeypatch):
+    def wrong_imputer(t, include):
+        apply, names = fastpath.steps.simple_imputer(t, include)
+        return (lambda columns: [c * 1.001 if c.dtype != object else c
+                                 for c in apply(columns)]), names
+
+    monkeypatch.setitem(fastpath.COMPILERS, "SimpleImputer", wrong_imputer)
+    fast, note = parity.build(load_model().pipeline)
+    assert fast is None
+    assert note.endswith("step 'numerical_imputer' (SimpleImputer) differs from PyCaret on "
+                         "column 'age'")
+
+
+def test_predictions_that_differ_from_pipeline_predict_turn_the_fast_path_off(monkeypatch):
+    class Skewed:
+        def __init__(self, estimator):
+            self.estimator = estimator
+
+        def predict(self, X):
+            return self.estimator.predict(X) * (1 + 1e-7)
+
+    real = fastpath._array_estimator
+    monkeypatch.setattr(fastpath, "_array_estimator", lambda e, f: Skewed(real(e, f)))
+    fast, note = parity.build(load_model().pipeline)
+    assert fast is None
+    assert "differs from pipeline.predict by up to 1.0e-07 relative (limit 1e-09)" in note
+
+
+def test_an_estimator_fitted_on_another_column_order_is_refused(real_model):
+    import copy
+
+    pipeline = copy.deepcopy(real_model.pipeline)
+    estimator = pipeline.steps[-1][1]
+    estimator.feature_names_in_ = estimator.feature_names_in_[::-1]
+    fast, note = parity.build(pipeline)
+    assert fast is None and "fitted on columns in another order" in note
+
+
+def test_the_estimator_gets_no_feature_name_warnings_per_call(real_model, recwarn):
+    real_model.predict(parity.valid_records(10, seed=3))
+    assert not [w for w in recwarn if "feature names" in str(w.message)]
+    # ...while the estimator itself still carries its names for anyone else who uses it.
+    assert list(real_model.pipeline.steps[-1][1].feature_names_in_) == real_model.fast.features

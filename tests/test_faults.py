@@ -1,0 +1,105 @@
+"""Faults under load: a killed worker, a SIGTERM mid-request, a broken model at start-up."""
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import joblib
+import pytest
+
+from insurance_charges.card import path_for
+from insurance_charges.schema import EXAMPLE_RECORD
+
+from .conftest import ROOT
+from .load import run_load
+from .serving import Server, free_port
+
+pytestmark = pytest.mark.slow
+ONE = json.dumps(EXAMPLE_RECORD).encode()
+BATCH = json.dumps([EXAMPLE_RECORD] * 10_000).encode()
+
+
+@pytest.fixture
+def server():
+    srv = Server(workers=2)
+    try:
+        srv.wait_healthy()
+        yield srv
+    finally:
+        srv.kill()
+
+
+def wait_for(condition, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_worker_killed_under_load_is_replaced_losing_at_most_its_request(server):
+    before = server.worker_pids()
+    result = {}
+    loader = threading.Thread(target=lambda: result.update(
+        outcome=run_load(server.port, "/api/v1/predict", ONE, seconds=5, concurrency=4)))
+    loader.start()
+    time.sleep(1.5)
+    os.kill(before[0], signal.SIGKILL)
+    loader.join()
+    outcome = result["outcome"]
+    # A sync worker holds one request at a time: at most that one is lost.
+    assert len(outcome.errors) <= 1, outcome.errors
+    assert outcome.ok > 20
+    assert wait_for(lambda: len(server.worker_pids()) == 2 and before[0] not in server.worker_pids())
+    assert server.request("/health")[0] == 200
+
+
+def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server):
+    # Send half a 10,000-record batch, so the request is certainly in a worker's hands.
+    conn = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    conn.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: test\r\nContent-Type: "
+                 b"application/json\r\nContent-Length: %d\r\n\r\n" % len(BATCH))
+    conn.sendall(BATCH[: len(BATCH) // 2])
+    time.sleep(0.5)
+    os.kill(server.master_pid(), signal.SIGTERM)
+    time.sleep(0.5)
+    conn.sendall(BATCH[len(BATCH) // 2:])
+    response = b""
+    while chunk := conn.recv(1 << 16):
+        response += chunk
+    conn.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert len(json.loads(body)["predictions"]) == 10_000
+    assert server.proc.wait(timeout=35) == 0  # within graceful_timeout (30 s)
+
+
+def broken_model(tmp_path, kind: str):
+    from insurance_charges.model import DEFAULT_MODEL_PATH
+
+    target = tmp_path / DEFAULT_MODEL_PATH.name
+    card = json.loads(path_for(DEFAULT_MODEL_PATH).read_text())
+    if kind == "truncated":
+        target.write_bytes(DEFAULT_MODEL_PATH.read_bytes()[:4096])
+    else:  # a foreign pickle whose card vouches for it
+        joblib.dump({"weights": [1, 2, 3]}, target)
+        card["pipeline_sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+    path_for(target).write_text(json.dumps(card))
+    return target
+
+
+@pytest.mark.parametrize("kind, reason", [("truncated", "does not match its card's SHA-256"),
+                                          ("foreign", "no pipeline with predict")])
+def test_start_up_with_a_broken_model_exits_non_zero_with_one_clear_line(tmp_path, kind, reason):
+    run = subprocess.run(["make", "--no-print-directory", "run"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120,
+                         env={**os.environ, "PORT": str(free_port()),
+                              "MODEL_PATH": str(broken_model(tmp_path, kind))})
+    errors = [line for line in run.stderr.splitlines() if line.startswith("Error: ")]
+    assert run.returncode != 0 and len(errors) == 1 and reason in errors[0]
+    assert "Traceback" not in run.stderr + run.stdout

@@ -1,0 +1,87 @@
+"""The likely range: split-conformal offsets per group, served by the API beside each estimate."""
+import dataclasses
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from insurance_charges import create_app, interval
+
+
+def test_conformal_quantile_takes_the_finite_sample_rank():
+    values = list(range(1, 11))  # n = 10: rank ceil(11 * 0.8) = 9
+    assert interval.conformal_quantile(values, 0.8) == 9
+    assert interval.conformal_quantile(values, 0.95) == 10  # rank 11 is capped at n
+
+
+def test_each_group_gets_its_own_lopsided_offsets():
+    # Group "a" errs mostly upward, group "b" evenly and ten times wider.
+    residuals = {"a": [-1, 0, 0, 1, 1, 2, 3, 5, 8, 20], "b": list(range(-50, 51, 10))}
+    truths = [r for g in residuals for r in residuals[g]]
+    groups = [g for g in residuals for _ in residuals[g]]
+    spec = interval.fit(truths, [0.0] * len(truths), groups, group_by="smoker")
+    assert spec["offsets"]["a"] == {"lower": -1, "upper": 20, "n": 10}
+    assert spec["offsets"]["b"] == {"lower": -50, "upper": 50, "n": 11}
+    constant = interval.fit(truths, [0.0] * len(truths), groups, symmetric=True)
+    assert list(constant["offsets"]) == [interval.ALL]
+
+
+def test_bounds_add_the_group_offsets_and_stop_at_the_floor():
+    spec = {"level": 0.8, "group_by": "smoker", "scale": "dollars", "floor": 1000.0,
+            "offsets": {"yes": {"lower": -500, "upper": 900}, "no": {"lower": -3000, "upper": 10}}}
+    got = interval.bounds(spec, [{"smoker": "yes"}, {"smoker": "no"}], [20000.0, 2500.0])
+    assert got == [{"lower": 19500.0, "upper": 20900.0, "level": 0.8},
+                   {"lower": 1000.0, "upper": 2510.0, "level": 0.8}]
+    assert interval.bounds(None, [{"smoker": "yes"}], [1.0]) is None
+
+
+def test_coverage_counts_truths_inside_their_range_overall_and_per_group():
+    spec = interval.fit([0, 0], [0, 0], ["yes", "no"], floor=-10)
+    spec["offsets"][interval.ALL].update(lower=-1, upper=1)
+    got = interval.coverage(spec, [{"smoker": "yes"}, {"smoker": "no"}], [0.0, 0.0], [0.5, 3.0],
+                            by="smoker")
+    assert got == {"coverage": 0.5, "by_group": {"smoker=no": 0.0, "smoker=yes": 1.0},
+                   "rows": 2, "mean_width": 2.0}
+
+
+def interval_schema(client):
+    doc = client.get("/openapi.json").get_json()
+    return Draft202012Validator({"$ref": "#/components/schemas/Interval",
+                                 "components": doc["components"]})
+
+
+def test_api_returns_the_likely_range_around_the_estimate(client, record, real_model):
+    body = client.post("/api/v1/predict", json=record).get_json()
+    span = body["interval"]
+    interval_schema(client).validate(span)
+    assert span["level"] == 0.8
+    assert span["lower"] < body["prediction"] < span["upper"]
+    offsets = real_model.card["interval"]["offsets"][record["smoker"]]
+    assert span["lower"] == pytest.approx(body["prediction"] + offsets["lower"], abs=0.01)
+    assert span["upper"] == pytest.approx(body["prediction"] + offsets["upper"], abs=0.01)
+
+
+def test_batch_gets_a_parallel_list_of_ranges(client, record):
+    batch = [record, {**record, "smoker": "no"}, {**record, "age": 50}]
+    body = client.post("/api/v1/predict", json=batch).get_json()
+    assert len(body["intervals"]) == len(body["predictions"]) == 3
+    validator = interval_schema(client)
+    for estimate, span in zip(body["predictions"], body["intervals"]):
+        validator.validate(span)
+        assert span["lower"] < estimate < span["upper"]
+    widths = [s["upper"] - s["lower"] for s in body["intervals"]]
+    assert widths[0] != widths[1]  # smokers and non-smokers have their own offsets
+
+
+def test_legacy_endpoint_still_answers_with_the_bare_number(client, record):
+    assert isinstance(client.post("/predict_api", json=record).get_json(), float)
+
+
+def test_a_model_whose_card_has_no_interval_answers_without_one(real_model, record):
+    card = {k: v for k, v in real_model.card.items() if k != "interval"}
+    app = create_app({"TESTING": True, "MODEL": dataclasses.replace(real_model, card=card)})
+    client = app.test_client()
+    assert list(client.post("/api/v1/predict", json=record).get_json()) == [
+        "prediction", "model_version", "warnings"]
+    assert "intervals" not in client.post("/api/v1/predict", json=[record]).get_json()
+    html = client.post("/", data={k: str(v) for k, v in record.items()}).get_data(as_text=True)
+    assert "Estimated yearly charges" in html and "Likely between" not in html

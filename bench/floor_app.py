@@ -6,9 +6,9 @@ endpoint keeps: reading and validating JSON, predicting and answering.
 """
 from flask import Response
 
-from application import application
+from bench import FLOOR_PATH
+from insurance_charges import create_app
 
-FLOOR_PATH = "/bench/floor"
 _CONSTANT = b'{"prediction":19270.25}'
 
 
@@ -17,4 +17,5 @@ def floor() -> Response:
     return Response(_CONSTANT, mimetype="application/json")
 
 
+application = create_app()  # the deployed app, as application.py builds it
 application.add_url_rule(FLOOR_PATH, "bench_floor", floor, methods=["POST"])

@@ -5,7 +5,8 @@ The deployed app with its model's compiled path removed: every prediction goes t
 """
 import dataclasses
 
-from application import application
+from insurance_charges import create_app
 
 _KEY = "insurance_model"
+application = create_app()  # the deployed app, as application.py builds it
 application.extensions[_KEY] = dataclasses.replace(application.extensions[_KEY], fast=None)

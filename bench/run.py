@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import statistics
 import sys
 import time
 from datetime import datetime, timezone
@@ -16,8 +15,7 @@ from datetime import datetime, timezone
 from insurance_charges.parity import valid_records
 from insurance_charges.schema import EXAMPLE_RECORD
 
-from . import report
-from .floor_app import FLOOR_PATH
+from . import FLOOR_PATH, report, summary
 from .load import require_wrk, wrk
 from .servers import BenchError, Service
 
@@ -52,23 +50,6 @@ def check(service: Service, floor: Service, body: bytes) -> None:
 def compact(value) -> bytes:
     """JSON as a client would send it."""
     return json.dumps(value, separators=(",", ":")).encode()
-
-
-def spread_pct(values: list[float]) -> float:
-    """Half the range across rounds, as a percentage of the median."""
-    return 50 * (max(values) - min(values)) / statistics.median(values)
-
-
-def median_run(runs: list[dict]) -> dict:
-    """Per figure, the median across rounds."""
-    return {key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}
-
-
-def target(name: str, label: str, value: float, limit: float, higher_is_better: bool) -> dict:
-    """One target, whether it was met, and how far from it (share > 1 is better)."""
-    share = value / limit if higher_is_better else limit / value
-    return {"name": name, "label": label, "value": value, "limit": limit,
-            "met": share >= 1, "share_of_target": round(share, 2)}
 
 
 def measure() -> dict:
@@ -119,30 +100,8 @@ def measure() -> dict:
     finally:
         for server in started:
             server.kill()
-    ratios = [o["requests_per_s"] / f["requests_per_s"] for o, f in zip(ones, floors)]
-    result.update(one_record=median_run(ones), floor=median_run(floors),
-                  ratio=round(statistics.median(ratios), 3),
-                  batch={"rows": BATCH_ROWS, "requests": batch["requests"],
-                         "rows_per_s": round(BATCH_ROWS * batch["requests_per_s"]),
-                         "p50_ms": batch["p50_ms"], "max_ms": batch["max_ms"],
-                         "cpu_ms_per_batch": batch["cpu_ms_per_request"]},
-                  cold_start_s={"median": round(statistics.median(cold), 3),
-                                "runs": [round(c, 3) for c in cold]},
-                  rounds={"one_record": ones, "floor": floors},
-                  noise={"rounds": ROUNDS,
-                         "one_record_rps_spread_pct": round(spread_pct(
-                             [o["requests_per_s"] for o in ones]), 1),
-                         "floor_rps_spread_pct": round(spread_pct(
-                             [f["requests_per_s"] for f in floors]), 1),
-                         "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3)})
-    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    result["targets"] = [
-        target("ratio", "one record vs floor", result["ratio"], 0.5, True),
-        target("p99", "one-record p99 (ms)", result["one_record"]["p99_ms"], 10, False),
-        target("batch", "batch rows/s", result["batch"]["rows_per_s"], 100_000, True),
-        target("cold_start", "cold start (s)", result["cold_start_s"]["median"], 3, False),
-        target("worker_rss", "RSS per worker (MB)", max(result["memory"]["worker_rss_mb"]),
-               300, False)]
+    summary.add(result, ones=ones, floors=floors, batch=batch, batch_rows=BATCH_ROWS,
+                cold=cold)
     return result
 
 

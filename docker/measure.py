@@ -160,8 +160,8 @@ def main() -> None:
             t.join()
         print(f"/health while both workers run full batches: slowest {max(waits):.2f} s "
               f"of {len(waits)} probes")
-        access = [line for line in subprocess.run(["docker", "logs", name], capture_output=True,
-                                                  text=True).stdout.splitlines() if '"access"' in line]
+        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout
+        access = [line for line in logs.splitlines() if '"access"' in line]
         print(f"access log: {sum(map(len, access)) / len(access):.0f} bytes per line")
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from . import fastpath_numeric as numeric
 from . import fastpath_steps as steps
 from .fastpath_steps import Unsupported
 from .schema import CATEGORY, FIELDS
@@ -25,17 +26,17 @@ COMPILERS: dict[str, Callable] = {
     "SimpleImputer": steps.simple_imputer,
     "OrdinalEncoder": steps.ordinal_encoder,
     "OneHotEncoder": steps.one_hot_encoder,
-    "PolynomialFeatures": steps.polynomial_features,
-    "KBinsDiscretizer": steps.k_bins_discretizer,
-    "StandardScaler": steps.standard_scaler,
-    "MinMaxScaler": steps.min_max_scaler,
-    "MaxAbsScaler": steps.max_abs_scaler,
-    "RobustScaler": steps.robust_scaler,
-    "VarianceThreshold": steps.selector,
-    "SelectFromModel": steps.selector,
-    "SelectKBest": steps.selector,
-    "SequentialFeatureSelector": steps.selector,
-    "RemoveMulticollinearity": steps.remove_multicollinearity,
+    "PolynomialFeatures": numeric.polynomial_features,
+    "KBinsDiscretizer": numeric.k_bins_discretizer,
+    "StandardScaler": numeric.standard_scaler,
+    "MinMaxScaler": numeric.min_max_scaler,
+    "MaxAbsScaler": numeric.max_abs_scaler,
+    "RobustScaler": numeric.robust_scaler,
+    "VarianceThreshold": numeric.selector,
+    "SelectFromModel": numeric.selector,
+    "SelectKBest": numeric.selector,
+    "SequentialFeatureSelector": numeric.selector,
+    "RemoveMulticollinearity": numeric.remove_multicollinearity,
 }
 # Where a compiled step's output may differ from PyCaret's on the probe (it should not at all).
 STEP_TOLERANCE = 1e-12

@@ -46,7 +46,8 @@ def stages() -> list[list[tuple[str, str]]]:
 
 def exposed_port() -> int:
     """The first port the Dockerfile EXPOSEs."""
-    return int(next(rest for word, rest in dockerfile() if word == "EXPOSE").split()[0].split("/")[0])
+    first = next(rest for word, rest in dockerfile() if word == "EXPOSE").split()[0]
+    return int(first.split("/")[0])
 
 
 def image_env() -> dict[str, str]:

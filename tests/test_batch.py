@@ -106,3 +106,15 @@ def test_parse_json_equals_json_loads_on_any_json(value):
 ])
 def test_parse_json_equals_json_loads_at_the_edges(raw):
     assert outcome(lambda b: parse_json(b, b.decode()), raw) == outcome(stdlib, raw)
+
+
+def test_predictions_are_answered_with_the_bytes_jsonify_would_give(app, client):
+    import flask
+
+    batch = valid_records(300, seed=8)  # schema corners: warnings included
+    for body in (batch, batch[0]):
+        response = client.post("/api/v1/predict", json=body)
+        assert response.status_code == 200 and response.mimetype == "application/json"
+        with app.app_context():
+            expected = flask.jsonify(**response.get_json()).get_data()
+        assert response.get_data() == expected

@@ -29,8 +29,10 @@ BATCH = [dict(EXAMPLE_RECORD, age=18 + i % 47) for i in range(10_000)]
 
 def docker(*args, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
     """Run a docker command; fail with its output if it fails."""
-    run = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
-    assert run.returncode == 0, f"docker {' '.join(args)}:\n{run.stdout[-3000:]}{run.stderr[-3000:]}"
+    run = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
+                         **kwargs)
+    output = run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == 0, f"docker {' '.join(args)}:\n{output}"
     return run
 
 
@@ -163,8 +165,8 @@ def test_docker_stop_lets_an_in_flight_batch_finish_and_exits_0(container):
 def test_dockerignore_keeps_everything_but_what_the_dockerfile_copies_out_of_the_context():
     require(engine_running(), "needs a running Docker engine (.ci/run installs docker.io)")
     tag = f"insurance-charges:context-test-{os.getpid()}"
-    docker("build", "-t", tag, "-f", "-", str(ROOT), input="FROM python:3.11-slim\nCOPY . /context\n",
-           timeout=600)
+    docker("build", "-t", tag, "-f", "-", str(ROOT), timeout=600,
+           input="FROM python:3.11-slim\nCOPY . /context\n")
     try:
         listing = docker("run", "--rm", tag, "python3", "-c", "import os; print('\\n'.join("
                          "os.path.relpath(os.path.join(d, f), '/context') for d, _, fs in "

@@ -34,7 +34,8 @@ def names(path) -> list[str]:
 
 def test_base_image_is_python_3_11_slim_unless_a_build_arg_says_otherwise():
     assert dockerfile()[0] == ("ARG", "BASE_IMAGE=python:3.11-slim")
-    assert [rest.split()[0] for word, rest in dockerfile() if word == "FROM"] == ["${BASE_IMAGE}"] * 2
+    bases = [rest.split()[0] for word, rest in dockerfile() if word == "FROM"]
+    assert bases == ["${BASE_IMAGE}"] * 2
 
 
 def test_build_tools_and_pip_stay_in_the_build_stage():
@@ -59,7 +60,8 @@ def test_runtime_installs_libgomp_which_lightgbm_needs_to_import():
 
 
 def test_the_app_and_the_committed_model_are_baked_in():
-    assert {"model", "application.py", "gunicorn.conf.py", "insurance_charges"} <= set(copy_sources())
+    baked = {"model", "application.py", "gunicorn.conf.py", "insurance_charges"}
+    assert baked <= set(copy_sources())
 
 
 def test_the_image_runs_as_a_numeric_non_root_user():

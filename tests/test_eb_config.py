@@ -1,4 +1,4 @@
-"""The Elastic Beanstalk configuration: documented names and values, and rules that tie them together."""
+"""The Elastic Beanstalk configuration: documented names and values, and the rules between them."""
 from __future__ import annotations
 
 import re
@@ -41,7 +41,8 @@ def allowed(rule, value: str) -> bool:
         return bool(found) and rule["duration"][0] <= seconds <= rule["duration"][1]
     if "instance_types" in rule:
         types = value.split(",")
-        return 1 <= len(types) <= 10 and all(t.strip() in EB_OPTIONS["instance_types"] for t in types)
+        known = EB_OPTIONS["instance_types"]
+        return 1 <= len(types) <= 10 and all(t.strip() in known for t in types)
     if "path" in rule:
         return value.startswith("/")
     return "any" in rule
@@ -64,7 +65,7 @@ def test_every_value_is_a_string_the_documentation_allows(source, namespace, opt
 def test_no_option_is_set_in_two_files_where_the_later_would_silently_win():
     seen = {}
     for source, namespace, option, _ in SETTINGS:
-        assert (namespace, option) not in seen, f"{option} in {seen[(namespace, option)]} and {source}"
+        assert (namespace, option) not in seen, f"{option}: {seen[(namespace, option)]}, {source}"
         seen[(namespace, option)] = source
 
 
@@ -90,7 +91,8 @@ def test_scaling_triggers_on_average_cpu_percent():
 
 
 def test_breach_duration_equals_period_times_evaluation_periods():
-    assert int(TRIGGER["BreachDuration"]) == int(TRIGGER["Period"]) * int(TRIGGER["EvaluationPeriods"])
+    period, periods = int(TRIGGER["Period"]), int(TRIGGER["EvaluationPeriods"])
+    assert int(TRIGGER["BreachDuration"]) == period * periods
 
 
 def test_one_minute_periods_come_with_one_minute_metrics():

@@ -33,11 +33,11 @@ errorlog = "-"           # gunicorn's own messages on stderr; the app logs JSON 
 def worker_exit(server, worker):
     """End a cleanly finished worker at once, skipping the interpreter's teardown."""
     # Tearing down a worker's interpreter frees the ~150 MB of objects it shares with the
-    # master, copying every page it touches: 0.7-1.2 s measured here, and the master forks
+    # master, copying every page it touches: 0.7-1.3 s measured here, and the master forks
     # the replacement only once the process is gone. When both workers recycle
     # (max_requests) within that second, every connection waits: one-record p99 of
     # 0.9-1.1 s in 2 of 4 five-second wrk rounds. Exiting here, the slowest request across
-    # a recycle fell from 0.84-1.24 s to under 50 ms (bench/README.md). Only clean exits
+    # a recycle fell from 0.67-1.32 s to under 50 ms (bench/README.md). Only clean exits
     # (recycling, SIGTERM) take this path; a worker that failed to boot keeps its exit
     # status, which the master acts on.
     exc = sys.exc_info()[1]

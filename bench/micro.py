@@ -48,7 +48,8 @@ def rows(model, records: list, number: int) -> list[tuple[str, float, float]]:
          best_ms(lambda: validate_records(records, batch), number)),
         ("training-range warnings", best_ms(old_warnings, number),
          best_ms(lambda: range_warnings(records, ranges, batch), number)),
-        ("predict (pipeline.predict → compiled path)", best_ms(frame_predict, max(1, number // 20)),
+        ("predict (pipeline.predict → compiled path)",
+         best_ms(frame_predict, max(1, number // 20)),
          best_ms(lambda: model.predict(records), number)),
     ]
 

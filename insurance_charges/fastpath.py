@@ -90,10 +90,9 @@ def frame_to_columns(frame: pd.DataFrame) -> dict:
 
 def _compile_wrapper(name: str, wrapper, probe: pd.DataFrame) -> tuple[Step, pd.DataFrame]:
     transformer = getattr(wrapper, "transformer", None)
-    kind = type(transformer).__name__
+    kind = type(wrapper if transformer is None else transformer).__name__
     if type(wrapper).__name__ != "TransformerWrapper" or kind not in COMPILERS:
-        raise Unsupported(f"step {name!r} ({kind if transformer is not None else type(wrapper).__name__}) "
-                          "has no fast equivalent")
+        raise Unsupported(f"step {name!r} ({kind}) has no fast equivalent")
     include = list(wrapper._include if wrapper._include is not None else
                    [c for c in probe.columns if c not in wrapper._exclude])
     if not include:  # PyCaret's wrapper passes the frame through untouched

@@ -48,6 +48,11 @@ def validate_records(items: list, batch: bool) -> tuple[list | None, list[FieldE
     records = _all_valid(items) if len(items) >= COLUMNS_FROM else None
     if records is not None:
         return records, []
+    return validate_each(items, batch)
+
+
+def validate_each(items: list, batch: bool) -> tuple[list | None, list[FieldError]]:
+    """The reference path: ``validate_record`` on each item, collecting every error."""
     checked, errors = [], []
     for i, item in enumerate(items):
         record, problems = validate_record(item, f"/{i}" if batch else "")

@@ -9,7 +9,6 @@ import logging
 import os
 import sys
 import tempfile
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,14 +19,11 @@ import pandas as pd  # noqa: E402
 
 from . import calibrate, card as model_card  # noqa: E402
 from .card import sha256_of  # noqa: E402
-from .schema import FIELD_NAMES, validate_record  # noqa: E402
+from .data import CANONICAL_SHA256, TARGET, DataError, download_canonical, load_data  # noqa: E402
+from .schema import FIELD_NAMES  # noqa: E402
 
 log = logging.getLogger("insurance_charges.train")
 
-CANONICAL_URL = ("https://raw.githubusercontent.com/stedy/Machine-Learning-with-R-datasets/"
-                 "master/insurance.csv")
-CANONICAL_SHA256 = "505c1cbc2e63d0363bac59501563df2530aadf4cdb9cfee226f4ef32f5468281"
-TARGET = "charges"
 SESSION_ID = 123
 HOLDOUT_FRACTION = 0.2
 FOLDS = 10
@@ -40,39 +36,6 @@ BASELINE = {"description": "the tutorials' model: linear regression after "
             "estimator_id": "lr", "setup": {"normalize": True, "polynomial_features": True}}
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "model"
 MODEL_NAME = "insurance-charges"
-
-
-class DataError(Exception):
-    """The training data cannot be used; the message says why."""
-
-
-def download_canonical(dest_dir: Path) -> Path:
-    """Fetch the canonical CSV and refuse it unless its SHA-256 is the published one."""
-    dest = dest_dir / "insurance.csv"
-    log.info("downloading %s", CANONICAL_URL)
-    # B310 is safe here: the URL is a constant https address and the bytes are checked below.
-    with urllib.request.urlopen(CANONICAL_URL, timeout=60) as resp:  # nosec B310
-        dest.write_bytes(resp.read())
-    digest = sha256_of(dest)
-    if digest != CANONICAL_SHA256:
-        raise DataError(f"downloaded file has SHA-256 {digest}, expected {CANONICAL_SHA256}; "
-                        "refusing to train on it")
-    return dest
-
-
-def load_data(path: Path) -> pd.DataFrame:
-    """Read the CSV and check every row against the input schema."""
-    frame = pd.read_csv(path)
-    expected = [*FIELD_NAMES, TARGET]
-    if sorted(frame.columns) != sorted(expected):
-        raise DataError(f"{path}: columns {list(frame.columns)}, expected {expected}")
-    for i, row in enumerate(frame[list(FIELD_NAMES)].to_dict("records")):
-        _, errors = validate_record(row)
-        if errors:
-            raise DataError(f"{path}: row {i + 2}: {errors[0].message}")
-    if frame[TARGET].isna().any() or (frame[TARGET] <= 0).any():
-        raise DataError(f"{path}: {TARGET} must be a positive number on every row")
-    return frame[expected]
 
 
 def holdout_metrics(experiment, estimator) -> dict:

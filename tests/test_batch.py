@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from insurance_charges.api import _finite_float, _reject_constant, parse_json
 from insurance_charges import batch as batch_module
-from insurance_charges.batch import range_warnings, validate_records
+from insurance_charges.batch import range_warnings, validate_each, validate_records
 from insurance_charges.parity import valid_records
-from insurance_charges.schema import FIELDS, training_range_warnings, validate_record
+from insurance_charges.schema import FIELDS, training_range_warnings
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -30,13 +30,7 @@ records = st.one_of(
     scalars)
 
 
-def one_by_one(items, batch):
-    checked, errors = [], []
-    for i, item in enumerate(items):
-        record, problems = validate_record(item, f"/{i}" if batch else "")
-        checked.append(record)
-        errors.extend(problems)
-    return (None, errors) if errors else (checked, [])
+one_by_one = validate_each
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from insurance_charges import train
+from insurance_charges import data, train
 from insurance_charges.card import path_for
 from insurance_charges.model import DEFAULT_MODEL_PATH, load_model
 
@@ -36,7 +36,7 @@ def test_committed_model_meets_the_targets(committed_card):
 
 
 def test_committed_card_records_what_the_issue_asks(committed_card):
-    assert committed_card["data"] == {"sha256": train.CANONICAL_SHA256, "rows": 1338}
+    assert committed_card["data"] == {"sha256": data.CANONICAL_SHA256, "rows": 1338}
     assert {"python", "pycaret", "scikit-learn", "pandas"} <= set(committed_card["versions"])
     for section in (committed_card["metrics"], committed_card["baseline"]):
         assert set(section["cv"]) == set(section["holdout"]) == {"mae", "rmse", "r2"}
@@ -110,18 +110,18 @@ def test_retrained_model_loads_and_serves(retrained):
 
 
 def fake_download(monkeypatch, payload: bytes):
-    monkeypatch.setattr(train.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(payload))
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(payload))
 
 
 def test_download_is_accepted_when_its_checksum_matches(monkeypatch, tmp_path, data_path):
     fake_download(monkeypatch, data_path.read_bytes())
-    assert train.sha256_of(train.download_canonical(tmp_path)) == train.CANONICAL_SHA256
+    assert data.sha256_of(data.download_canonical(tmp_path)) == data.CANONICAL_SHA256
 
 
 def test_download_with_a_different_checksum_is_refused(monkeypatch, tmp_path, data_path):
     fake_download(monkeypatch, data_path.read_bytes().replace(b"southwest", b"southeast", 1))
-    with pytest.raises(train.DataError, match="refusing to train"):
-        train.download_canonical(tmp_path)
+    with pytest.raises(data.DataError, match="refusing to train"):
+        data.download_canonical(tmp_path)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -132,7 +132,7 @@ def test_download_with_a_different_checksum_is_refused(monkeypatch, tmp_path, da
 def test_training_refuses_data_that_breaks_the_schema(tmp_path, data_path, edit, message):
     bad = tmp_path / "insurance.csv"
     bad.write_text(edit(data_path.read_text()))
-    with pytest.raises(train.DataError, match=message):
-        train.load_data(bad)
+    with pytest.raises(data.DataError, match=message):
+        data.load_data(bad)
     assert train.main(["--data", str(bad), "--out", str(tmp_path / "out")]) == 1
     assert not (tmp_path / "out").exists()

@@ -74,18 +74,17 @@ def model():
     return current_app.extensions["insurance_model"]
 
 
-def predict_records(records: list, batch: bool) -> tuple[list, list]:
-    """Validate and predict; return rounded predictions and training-range warnings."""
+def predict_records(records: list, batch: bool) -> tuple[list, list, list]:
+    """Validate and predict; return the validated records, rounded predictions and warnings."""
     checked, errors = validate_records(records, batch)
     if errors:
         raise Problem(422, f"{len(errors)} invalid value(s); see errors", errors)
     warnings = [w.as_dict() for w in range_warnings(checked, model().training_ranges, batch)]
-    return [round(p, 2) for p in model().predict(checked)], warnings
+    return checked, [round(p, 2) for p in model().predict(checked)], warnings
 
 
 def likely_ranges(records: list, predictions: list, batch: bool) -> dict:
-    """The 80% intervals as extra response fields; none if the card has no calibration."""
-    # Called after predict_records, so every record is valid.
+    """The 80% intervals for validated records; none if the card has no calibration."""
     spans = interval.bounds(model().card.get("interval"), records, predictions)
     if spans is None:
         return {}
@@ -114,12 +113,12 @@ def predict():
         if not body:
             raise Problem(422, f"a batch holds 1 to {limit} records; got none",
                           [{"pointer": "", "message": "the array is empty"}])
-        predictions, warnings = predict_records(body, batch=True)
+        records, predictions, warnings = predict_records(body, batch=True)
         return answer(predictions=predictions, model_version=model().version,
-                      warnings=warnings, **likely_ranges(body, predictions, batch=True))
-    predictions, warnings = predict_records([body], batch=False)
+                      warnings=warnings, **likely_ranges(records, predictions, batch=True))
+    records, predictions, warnings = predict_records([body], batch=False)
     return answer(prediction=predictions[0], model_version=model().version,
-                  warnings=warnings, **likely_ranges([body], predictions, batch=False))
+                  warnings=warnings, **likely_ranges(records, predictions, batch=False))
 
 
 @bp.post("/predict_api")
@@ -129,7 +128,7 @@ def predict_api():
     if isinstance(body, list):
         raise Problem(422, "send one record as a JSON object; batches go to /api/v1/predict",
                       [{"pointer": "", "message": "expected an object, got an array"}])
-    predictions, _ = predict_records([body], batch=False)
+    _, predictions, _ = predict_records([body], batch=False)
     return jsonify(predictions[0])
 
 

@@ -181,3 +181,18 @@ def test_unexpected_error_is_a_500_problem_without_a_trace(app, record):
     response = app.test_client().post("/api/v1/predict", json=record)
     body = assert_problem(response, 500)
     assert "secret" not in response.get_data(as_text=True) and "Traceback" not in body["detail"]
+
+
+def test_intervals_are_computed_from_the_validated_records(real_model, record):
+    import dataclasses
+
+    from insurance_charges import create_app
+
+    spec = {**real_model.card["interval"], "group_by": "children",
+            "offsets": {str(n): {"lower": -n - 1.0, "upper": n + 1.0, "n": 1} for n in range(11)}}
+    model = dataclasses.replace(real_model, card={**real_model.card, "interval": spec})
+    client = create_app({"TESTING": True, "MODEL": model}).test_client()
+    body = client.post("/api/v1/predict", json={**record, "children": 2.0}).get_json()
+    assert body["interval"]["upper"] - body["interval"]["lower"] == pytest.approx(6.0)
+    batch = client.post("/api/v1/predict", json=[{**record, "children": 3.0}] * 9).get_json()
+    assert {round(s["upper"] - s["lower"], 2) for s in batch["intervals"]} == {8.0}

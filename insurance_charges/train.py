@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
              card["model_version"], card["estimator"], m["mae"], m["rmse"], m["r2"],
              b["mae"], b["r2"])
     likely = card["interval"]
-    log.info("%.0f%% interval (%s): holdout coverage %.3f, over %d resampled splits %.3f",
+    log.info("%.0f%% interval (%s): holdout coverage %.3f (cross-fitted), over %d resampled "
+             "splits %.3f",
              100 * likely["level"], likely["chosen"], likely["holdout"]["coverage"],
              likely["resampled"]["splits"], likely["resampled"]["mean"])
     return 0

@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 from jsonschema import Draft202012Validator
 
-from insurance_charges import create_app, interval
+from insurance_charges import calibrate, create_app, interval
 
 
 def test_conformal_quantile_takes_the_finite_sample_rank():
@@ -42,6 +42,20 @@ def test_coverage_counts_truths_inside_their_range_overall_and_per_group():
     assert got == {"coverage": 0.5, "by_group": {"smoker=no": 0.0, "smoker=yes": 1.0},
                    "rows": 2, "mean_width": 2.0}
 
+
+
+def test_cross_fitting_checks_each_row_against_a_range_set_without_it():
+    # Residuals 1..10 in each group; with ten folds each row's range comes from the other nine.
+    records = [{"smoker": g} for g in ("yes", "no") for _ in range(10)]
+    truths = [float(r) for _ in ("yes", "no") for r in range(1, 11)]
+    predictions = [0.0] * len(truths)
+    in_sample = calibrate._fit(records, truths, predictions, -100.0, 0.8)
+    assert interval.coverage(in_sample, records, predictions, truths, "smoker")["coverage"] == 1
+    # The largest residual now meets an upper offset of 9 and the smallest a lower one of 2.
+    got = calibrate.cross_fitted(records, truths, predictions, -100.0, 0.8, folds=10, repeats=3)
+    assert got["coverage"] == 0.8
+    assert got["by_group"] == {"smoker=no": 0.8, "smoker=yes": 0.8}
+    assert (got["rows"], got["folds"], got["repeats"]) == (20, 10, 3)
 
 def interval_schema(client):
     doc = client.get("/openapi.json").get_json()

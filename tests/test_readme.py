@@ -27,3 +27,13 @@ def test_readme_shows_single_batch_legacy_and_error_examples():
 def test_readme_example_answers_match_the_service(client, path, body, documented):
     response = client.post(path, json=body)
     assert response.get_json() == documented
+
+
+def test_readme_quotes_the_committed_cards_coverage_figures(real_model):
+    likely = real_model.card["interval"]
+    text = " ".join((ROOT / "README.md").read_text().split())
+    holdout, resampled = likely["holdout"], likely["resampled"]
+    groups = holdout["by_group"]
+    assert (f"**{holdout['coverage']:.1%}** (smokers {groups['smoker=yes']:.1%}, "
+            f"non-smokers {groups['smoker=no']:.1%})") in text
+    assert f"covers **{resampled['mean']:.1%}** on average (sd {resampled['sd'] * 100:.1f}" in text

@@ -72,6 +72,9 @@ def test_committed_card_records_the_likely_range_and_its_coverage(committed_card
     assert min(likely["holdout"]["by_group"].values()) >= 0.78
     # The whole procedure on fresh fit/calibrate/check splits of all the data.
     assert 0.78 <= likely["resampled"]["mean"] <= 0.82
+    # Refit on more rows, as the finalized pipeline is, the same offsets cover no less.
+    refit = likely["resampled"]["refit_on_fit_and_calibration"]
+    assert refit["mean"] >= likely["resampled"]["mean"] - 0.01
     assert likely["candidates"][likely["chosen"]] == likely["holdout"]
 
 

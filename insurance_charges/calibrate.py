@@ -46,21 +46,17 @@ def cross_fitted(records, truths, predictions, floor: float, level: float,
 
     strata = [str(r[GROUP_BY]) for r in records]
     splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
-    hits: dict[str, list[bool]] = {}
-    widths = []
+    checked, spans = [], []
     for calibration, check in splitter.split(strata, strata):
         spec = _fit([records[i] for i in calibration], [truths[i] for i in calibration],
                     [predictions[i] for i in calibration], floor, level, name)
-        spans = interval.bounds(spec, [records[i] for i in check],
-                                [predictions[i] for i in check])
-        for i, span in zip(check, spans):
-            for key in (interval.ALL, f"{GROUP_BY}={records[i][GROUP_BY]}"):
-                hits.setdefault(key, []).append(span["lower"] <= truths[i] <= span["upper"])
-            widths.append(span["upper"] - span["lower"])
+        checked.extend(check)
+        spans.extend(interval.bounds(spec, [records[i] for i in check],
+                                     [predictions[i] for i in check]))
     # Every repeat checks every row once, so these are also the means over the repeats.
-    share = {key: sum(values) / len(values) for key, values in sorted(hits.items())}
-    return {"coverage": share.pop(interval.ALL), "by_group": share, "rows": len(records),
-            "mean_width": sum(widths) / len(widths), "folds": folds, "repeats": repeats}
+    pooled = interval.coverage_of(spans, [records[i] for i in checked],
+                                  [truths[i] for i in checked], GROUP_BY)
+    return {**pooled, "rows": len(records), "folds": folds, "repeats": repeats}
 
 
 def _split_coverage(estimator, features, target, raw, seed: int, size: int,

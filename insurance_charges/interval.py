@@ -68,9 +68,15 @@ def bounds(spec: Mapping[str, Any] | None, records: Sequence[Mapping[str, Any]],
 def coverage(spec: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
              predictions: Sequence[float], truths: Sequence[float], by: str) -> dict:
     """Share of truths inside their interval, overall and per value of field ``by``."""
+    return coverage_of(bounds(spec, records, predictions), records, truths, by)
+
+
+def coverage_of(spans: Sequence[Mapping[str, float]], records: Sequence[Mapping[str, Any]],
+                truths: Sequence[float], by: str) -> dict:
+    """Share of truths inside the given bounds, overall and per value of field ``by``."""
     hits: dict[str, list[bool]] = {}
     widths = []
-    for record, truth, span in zip(records, truths, bounds(spec, records, predictions)):
+    for record, truth, span in zip(records, truths, spans):
         inside = span["lower"] <= truth <= span["upper"]
         for key in (ALL, f"{by}={record[by]}"):
             hits.setdefault(key, []).append(inside)

@@ -43,7 +43,6 @@ def test_coverage_counts_truths_inside_their_range_overall_and_per_group():
                    "rows": 2, "mean_width": 2.0}
 
 
-
 def test_cross_fitting_checks_each_row_against_a_range_set_without_it():
     # Residuals 1..10 in each group; with ten folds each row's range comes from the other nine.
     records = [{"smoker": g} for g in ("yes", "no") for _ in range(10)]
@@ -56,6 +55,7 @@ def test_cross_fitting_checks_each_row_against_a_range_set_without_it():
     assert got["coverage"] == 0.8
     assert got["by_group"] == {"smoker=no": 0.8, "smoker=yes": 0.8}
     assert (got["rows"], got["folds"], got["repeats"]) == (20, 10, 3)
+
 
 def interval_schema(client):
     doc = client.get("/openapi.json").get_json()

@@ -3,9 +3,11 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
+# make mutate fails below this share of mutants killed in the core (README, "Tests").
+MUTATION_FLOOR ?= 90
 export PORT
 
-.PHONY: help run test soak audit bench train lock clean
+.PHONY: help run test soak audit bench train lock mutate clean
 
 help:  ## List the commands
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -50,13 +52,18 @@ bench: $(VENV)/.runtime  ## Benchmark the service as deployed (wrk); writes benc
 		|| { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }
 	$(BIN)/python -m bench.run
 
-train: $(VENV)/.runtime  ## Retrain on DATA=path (or the checked download) and write model/
-	$(BIN)/python -m insurance_charges.train $(if $(DATA),--data $(DATA))
+mutate: $(VENV)/.dev  ## Mutation-test the estimator core (mutmut, a few minutes): share killed
+	rm -rf mutants
+	$(BIN)/mutmut run
+	$(BIN)/python -m devtools.mutation_score --min $(MUTATION_FLOOR)
 
-lock:  ## Re-resolve the top-level pins into requirements.txt (review the diff)
+train: $(VENV)/.runtime  ## Retrain on DATA=path (or the checked download) and write model/
+	$(BIN)/python -m insurance_charges.training $(if $(DATA),--data $(DATA))
+
+lock:  ## Print a fresh resolution of the top-level pins (compare with requirements.txt)
 	rm -rf /tmp/insurance-charges-lock && $(PYTHON) -m venv /tmp/insurance-charges-lock
 	/tmp/insurance-charges-lock/bin/pip install --quiet pycaret==3.3.2 six flask gunicorn orjson
 	/tmp/insurance-charges-lock/bin/pip freeze --exclude-editable
 
 clean:  ## Remove the virtual environment and caches
-	rm -rf $(VENV) $(EBCLI) .pytest_cache
+	rm -rf $(VENV) $(EBCLI) .pytest_cache mutants

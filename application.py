@@ -1,3 +1,4 @@
-from insurance_charges import create_app
+"""gunicorn's and Elastic Beanstalk's entry point."""
+from insurance_charges.web import create_app
 
 application = create_app()

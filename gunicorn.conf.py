@@ -1,13 +1,23 @@
 """Gunicorn settings shared by `make run` and the container (one file, one behaviour)."""
 import logging
-import multiprocessing
 import os
 import sys
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# One sync worker per core: a prediction is CPU-bound work that holds the GIL, so threads
-# would not add throughput. WEB_CONCURRENCY is the conventional override (EB sets it).
-workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
+# gunicorn reads this file before it puts the working directory on sys.path: make the
+# package beside this file importable, wherever gunicorn is started from.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from insurance_charges.settings import SettingsError, from_environ  # noqa: E402
+
+try:  # every environment variable, checked once: a bad one is one line and exit 1
+    settings = from_environ(os.environ)
+except SettingsError as exc:
+    sys.stderr.write(f"Error: {exc}\n")
+    sys.exit(1)
+
+bind = f"0.0.0.0:{settings.port}"
+# One sync worker per core by default: a prediction is CPU-bound work that holds the GIL, so
+# threads would not add throughput. WEB_CONCURRENCY is the conventional override (EB sets it).
+workers = settings.workers
 worker_class = "sync"
 # Load the model once in the master; workers share its memory copy-on-write.
 preload_app = True
@@ -24,8 +34,8 @@ max_requests = 5000
 max_requests_jitter = 500
 keepalive = 5
 
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-logger_class = "insurance_charges.logs.GunicornJsonLogger"
+loglevel = settings.log_level
+logger_class = "insurance_charges.web.logs.GunicornJsonLogger"
 accesslog = "-"          # JSON access lines on stdout
 errorlog = "-"           # gunicorn's own messages on stderr; the app logs JSON to stdout
 

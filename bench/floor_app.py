@@ -7,7 +7,7 @@ endpoint keeps: reading and validating JSON, predicting and answering.
 from flask import Response
 
 from bench import FLOOR_PATH
-from insurance_charges import create_app
+from insurance_charges.web import create_app
 
 _CONSTANT = b'{"prediction":19270.25}'
 

@@ -9,13 +9,17 @@ import json
 import sys
 import timeit
 
+import orjson
 import pandas as pd
 
-from insurance_charges.api import _finite_float, _reject_constant, parse_json
-from insurance_charges.batch import range_warnings, validate_records
-from insurance_charges.model import load_model
-from insurance_charges.parity import valid_records
-from insurance_charges.schema import FIELD_NAMES, training_range_warnings, validate_record
+from devtools.records import valid_records
+from insurance_charges.core import interval
+from insurance_charges.core.estimates import estimate
+from insurance_charges.core.estimator import load_model
+from insurance_charges.core.schema import FIELD_NAMES
+from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
+                                               validate_records)
+from insurance_charges.web.api import _finite_float, _reject_constant, parse_json
 
 
 def best_ms(func, number: int) -> float:
@@ -23,20 +27,14 @@ def best_ms(func, number: int) -> float:
     return min(timeit.repeat(func, number=number, repeat=5)) / number * 1000
 
 
-def rows(model, records: list, number: int) -> list[tuple[str, float, float]]:
-    """(stage, old ms, new ms) for one set of records."""
-    raw = json.dumps(records[0] if len(records) == 1 else records).encode()
+def rows(model, records: list, number: int) -> list[tuple[str, float | None, float]]:
+    """(stage, old ms or None, new ms) for one set of records."""
+    body = records[0] if len(records) == 1 else records
+    raw = json.dumps(body).encode()
     text = raw.decode()
-    batch = len(records) > 1
-    ranges = model.training_ranges
-
-    def old_validate():
-        return [validate_record(r, f"/{i}" if batch else "") for i, r in enumerate(records)]
-
-    def old_warnings():
-        return [w for i, r in enumerate(records)
-                for w in training_range_warnings(r, ranges, f"/{i}" if batch else "")]
-
+    locate = alone if len(records) == 1 else in_batch
+    predicted = model.predict(records)
+    answer = estimate(model, body)
     frame_predict = (lambda: model.pipeline.predict(
         pd.DataFrame.from_records(records, columns=list(FIELD_NAMES))))
     return [
@@ -44,13 +42,20 @@ def rows(model, records: list, number: int) -> list[tuple[str, float, float]]:
          best_ms(lambda: json.loads(text, parse_constant=_reject_constant,
                                     parse_float=_finite_float), number),
          best_ms(lambda: parse_json(raw, text), number)),
-        ("validate (record by record → column at a time)", best_ms(old_validate, number),
-         best_ms(lambda: validate_records(records, batch), number)),
-        ("training-range warnings", best_ms(old_warnings, number),
-         best_ms(lambda: range_warnings(records, ranges, batch), number)),
+        ("validate (record by record → column at a time)",
+         best_ms(lambda: validate_each(records, locate), number),
+         best_ms(lambda: validate_records(records, locate), number)),
+        ("training-range warnings", None,
+         best_ms(lambda: range_warnings(records, model.training_ranges, locate), number)),
         ("predict (pipeline.predict → compiled path)",
          best_ms(frame_predict, max(1, number // 20)),
          best_ms(lambda: model.predict(records), number)),
+        ("likely ranges (numpy, whole batch)", None,
+         best_ms(lambda: interval.bounds(model.likely_range, records, predicted), number)),
+        ("answer as JSON bytes (to_json + orjson)", None,
+         best_ms(lambda: orjson.dumps(answer.to_json()), number)),
+        ("the whole core: estimate(model, body)", None,
+         best_ms(lambda: estimate(model, body), number)),
     ]
 
 
@@ -61,11 +66,12 @@ def main() -> int:
         print("the fast path is off for this model; nothing to compare", file=sys.stderr)
         return 1
     in_range = valid_records(10_000, seed=42, ranges=model.training_ranges)
-    print("| Stage | Records | Before (ms) | After (ms) | × faster |")
+    print("| Stage | Records | Before (ms) | Now (ms) | × faster |")
     print("|---|---|---|---|---|")
     for records, number in (([in_range[200]], 400), (in_range, 3)):
         for stage, old, new in rows(model, records, number):
-            print(f"| {stage} | {len(records):,} | {old:.3f} | {new:.3f} | {old / new:.1f} |")
+            before, ratio = (f"{old:.3f}", f"{old / new:.1f}") if old else ("", "")
+            print(f"| {stage} | {len(records):,} | {before} | {new:.3f} | {ratio} |")
     return 0
 
 

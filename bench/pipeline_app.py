@@ -5,8 +5,7 @@ The deployed app with its model's compiled path removed: every prediction goes t
 """
 import dataclasses
 
-from insurance_charges import create_app
+from insurance_charges.core.estimator import load_model
+from insurance_charges.web import create_app
 
-_KEY = "insurance_model"
-application = create_app()  # the deployed app, as application.py builds it
-application.extensions[_KEY] = dataclasses.replace(application.extensions[_KEY], fast=None)
+application = create_app({"MODEL": dataclasses.replace(load_model(), fast=None)})

@@ -12,8 +12,8 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from insurance_charges.parity import valid_records
-from insurance_charges.schema import EXAMPLE_RECORD
+from devtools.records import valid_records
+from insurance_charges.core.schema import EXAMPLE_RECORD
 
 from . import FLOOR_PATH, report, summary
 from .load import require_wrk, wrk
@@ -39,10 +39,10 @@ def load(service: Service, path: str, body: bytes, seconds: float, connections: 
 
 def check(service: Service, floor: Service, body: bytes) -> None:
     """Both servers answer the benchmark's requests correctly before any load."""
-    status, answer = service.request(PREDICT_PATH, body)
+    status, _, answer = service.request(PREDICT_PATH, body)
     if status != 200 or "prediction" not in json.loads(answer):
         raise BenchError(f"POST {PREDICT_PATH} answered {status}: {answer[:200]!r}")
-    status, answer = floor.request(FLOOR_PATH, body)
+    status, _, answer = floor.request(FLOOR_PATH, body)
     if status != 200:
         raise BenchError(f"POST {FLOOR_PATH} answered {status}: {answer[:200]!r}")
 

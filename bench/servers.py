@@ -1,87 +1,27 @@
-"""Start and stop the service for the benchmark exactly as deployed, and read its memory."""
+"""The service for the benchmark: the shared gunicorn launcher plus memory and CPU readings."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+from devtools.gunicorn_server import GunicornServer, ServerError
+
+BenchError = ServerError  # the benchmark cannot go on; the message says why
 
 
-class BenchError(RuntimeError):
-    """The benchmark cannot go on; the message says why."""
-
-
-def free_port() -> int:
-    """An unused loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    """gunicorn with gunicorn.conf.py (as `make run` starts it), on a free loopback port."""
+class Service(GunicornServer):
+    """gunicorn with gunicorn.conf.py (as `make run` starts it); API_KEYS unset."""
 
     def __init__(self, app: str = "application:application", workers: int = 2):
-        self.app, self.port = app, free_port()
-        self.log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)
-        env = {k: v for k, v in os.environ.items() if k != "API_KEYS"}
-        env.update(PORT=str(self.port), WEB_CONCURRENCY=str(workers), PYTHONPATH=str(ROOT))
-        self.started = time.perf_counter()
-        # Its own session, so cleanup can reach every process it forks.
-        self.proc = subprocess.Popen([str(GUNICORN), "--config", "gunicorn.conf.py", app],
-                                     cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    def url(self, path: str) -> str:
-        """The URL of ``path`` on this server."""
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def wait_healthy(self, timeout: float = 60) -> float:
-        """Seconds from process start to the first /health 200."""
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"the server exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(self.url("/health"), timeout=1) as response:
-                    if response.status == 200:
-                        return time.perf_counter() - self.started
-            except OSError:
-                time.sleep(0.01)
-        raise BenchError(f"no /health 200 within {timeout:.0f} s:\n{self.tail()}")
-
-    def request(self, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        """GET, or POST a JSON body; the status and the response body."""
-        req = urllib.request.Request(self.url(path), data=body,
-                                     headers={"Content-Type": "application/json"} if body else {})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read()
+        super().__init__(app, workers, API_KEYS=None)
 
     def training_ranges(self) -> dict:
         """The served model's training ranges, from its card."""
-        status, body = self.request("/api/v1/model")
+        status, _, body = self.request("/api/v1/model")
         if status != 200:
             raise BenchError(f"GET /api/v1/model answered {status}")
         return json.loads(body)["schema"]["training_ranges"]
-
-    def tail(self, lines: int = 15) -> str:
-        """The last lines the server wrote (for error messages)."""
-        text = Path(self.log.name).read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
 
     def memory(self) -> dict:
         """RSS of the master and each worker, and the service's total RSS and PSS, in MB."""
@@ -115,24 +55,3 @@ class Service:
                 continue
             total += worker_times.user + worker_times.system
         return total
-
-    def stop(self, timeout: float = 30) -> int:
-        """SIGTERM the master (graceful, as in a deploy) and return its exit status."""
-        try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise BenchError(f"{self.app} ignored SIGTERM for {timeout:.0f} s:\n"
-                             f"{self.tail()}") from None
-        finally:
-            self.kill()
-
-    def kill(self) -> None:
-        """Make sure nothing of this server is left running."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
-        Path(self.log.name).unlink(missing_ok=True)

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from insurance_charges.schema import EXAMPLE_RECORD, FIELDS, INTEGER  # noqa: E402
+from insurance_charges.core.schema import EXAMPLE_RECORD, FIELDS, INTEGER  # noqa: E402
 
 PORT = 18431
 TICKS = 100  # clock ticks per second for /proc/<pid>/stat on Linux

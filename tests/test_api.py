@@ -3,6 +3,8 @@ import json
 
 import pytest
 
+from insurance_charges.web import create_app
+
 PROBLEM = "application/problem+json"
 
 
@@ -120,7 +122,8 @@ def test_unknown_api_path_is_a_json_404(client):
 
 
 @pytest.mark.parametrize("method, path", [("get", "/api/v1/predict"), ("put", "/predict_api"),
-                                          ("post", "/api/v1/model"), ("delete", "/health")])
+                                          ("post", "/api/v1/model"), ("delete", "/health"),
+                                          ("post", "/openapi.json")])
 def test_wrong_method_is_a_405_with_allow(client, method, path):
     response = getattr(client, method)(path)
     assert response.status_code == 405 and "Allow" in response.headers
@@ -170,14 +173,14 @@ def test_unsafe_incoming_request_id_is_replaced(client):
     assert len(response.headers["X-Request-ID"]) == 32
 
 
-def test_unexpected_error_is_a_500_problem_without_a_trace(app, record):
+def test_unexpected_error_is_a_500_problem_without_a_trace(record):
     class Broken:
-        version, card, training_ranges = "broken", {}, {}
+        version, card, training_ranges, likely_range = "broken", {}, {}, None
 
         def predict(self, records):
             raise RuntimeError("secret internal detail at /srv/app.py")
 
-    app.extensions["insurance_model"] = Broken()
+    app = create_app({"TESTING": True, "MODEL": Broken()})
     response = app.test_client().post("/api/v1/predict", json=record)
     body = assert_problem(response, 500)
     assert "secret" not in response.get_data(as_text=True) and "Traceback" not in body["detail"]
@@ -185,8 +188,6 @@ def test_unexpected_error_is_a_500_problem_without_a_trace(app, record):
 
 def test_intervals_are_computed_from_the_validated_records(real_model, record):
     import dataclasses
-
-    from insurance_charges import create_app
 
     spec = {**real_model.card["interval"], "group_by": "children",
             "offsets": {str(n): {"lower": -n - 1.0, "upper": n + 1.0, "n": 1} for n in range(11)}}

@@ -5,11 +5,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from insurance_charges.api import _finite_float, _reject_constant, parse_json
-from insurance_charges import batch as batch_module
-from insurance_charges.batch import range_warnings, validate_each, validate_records
-from insurance_charges.parity import valid_records
-from insurance_charges.schema import FIELDS, training_range_warnings
+from devtools.records import valid_records
+from insurance_charges.core import validation
+from insurance_charges.core.schema import FIELDS
+from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
+                                               validate_records)
+from insurance_charges.web.api import _finite_float, _reject_constant, parse_json
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -36,14 +37,15 @@ one_by_one = validate_each
 @pytest.fixture
 def columns_always(monkeypatch):
     """Take the column-at-a-time path even for the short lists generated here."""
-    monkeypatch.setattr(batch_module, "COLUMNS_FROM", 1)
+    monkeypatch.setattr(validation, "COLUMNS_FROM", 1)
 
 
 @SETTINGS
 @given(items=st.lists(records, min_size=1, max_size=6), batch=st.booleans())
 def test_batch_validation_equals_validating_each_record(columns_always, items, batch):
-    fast, fast_errors = validate_records(items, batch)
-    slow, slow_errors = one_by_one(items, batch)
+    locate = in_batch if batch else alone
+    fast, fast_errors = validate_records(items, locate)
+    slow, slow_errors = one_by_one(items, locate)
     assert fast_errors == slow_errors
     assert fast == slow
     if fast is not None:  # same values and the same Python types (int vs float)
@@ -53,16 +55,27 @@ def test_batch_validation_equals_validating_each_record(columns_always, items, b
 
 def test_batch_validation_turns_whole_numbers_for_bmi_into_floats(columns_always):
     item = {**valid_records(1)[0], "bmi": 30}
-    records, errors = validate_records([item], batch=False)
+    records, errors = validate_records([item], alone)
     assert errors == [] and records[0]["bmi"] == 30.0 and isinstance(records[0]["bmi"], float)
 
 
-@SETTINGS
-@given(items=st.lists(valid, min_size=1, max_size=8), batch=st.booleans())
-def test_batch_range_warnings_equal_each_records_warnings(columns_always, items, batch):
-    expected = [w for i, r in enumerate(items)
-                for w in training_range_warnings(r, RANGES, f"/{i}" if batch else "")]
-    assert range_warnings(items, RANGES, batch) == expected
+def test_range_warnings_list_each_value_outside_training_by_record_then_field():
+    inside = {"age": 30, "bmi": 30.0, "children": 1}
+    records = [inside, {**inside, "children": 6, "age": 70}, inside, {**inside, "bmi": 15.9}]
+    got = range_warnings(records, RANGES, in_batch)
+    assert [(w.pointer, w.field, w.reason) for w in got] == [
+        ("/1/age", "age", "extrapolated"), ("/1/children", "children", "extrapolated"),
+        ("/3/bmi", "bmi", "extrapolated")]
+    assert got[0].message == ("age 70 is outside the range seen in training (18 to 64); "
+                              "the estimate is an extrapolation")
+
+
+@pytest.mark.parametrize("name, value, flagged", [
+    ("age", 18, False), ("age", 64, False), ("age", 65, True), ("bmi", 15.96, False),
+    ("bmi", 15.95, True), ("bmi", 53.14, True), ("children", 5, False), ("children", 6, True)])
+def test_the_training_range_includes_both_of_its_ends(name, value, flagged):
+    record = {"age": 30, "bmi": 30.0, "children": 1, name: value}
+    assert bool(range_warnings([record], RANGES, alone)) is flagged
 
 
 def stdlib(raw: bytes):

@@ -1,6 +1,7 @@
 """The benchmark's two comparison apps are the deployed app with one difference each."""
 from bench import FLOOR_PATH
-from insurance_charges.schema import EXAMPLE_RECORD
+from insurance_charges.core.schema import EXAMPLE_RECORD
+from insurance_charges.web import served_model
 
 
 def test_the_floor_answers_a_constant_through_the_services_own_stack(client):
@@ -18,7 +19,7 @@ def test_the_floor_answers_a_constant_through_the_services_own_stack(client):
 def test_the_before_app_predicts_through_pipeline_predict_with_the_same_numbers(client):
     from bench.pipeline_app import application as before
 
-    model = before.extensions["insurance_model"]
+    model = served_model(before)
     assert model.fast is None and model.pipeline is not None
     old = before.test_client().post("/api/v1/predict", json=EXAMPLE_RECORD).get_json()
     assert old == client.post("/api/v1/predict", json=EXAMPLE_RECORD).get_json()

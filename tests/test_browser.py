@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from insurance_charges import create_app
-from insurance_charges.schema import BY_NAME, EXAMPLE_RECORD, FIELDS
+from insurance_charges.web import create_app, served_model
+from insurance_charges.core.schema import BY_NAME, EXAMPLE_RECORD, FIELDS
 
 from .conftest import require
 
@@ -85,7 +85,7 @@ def test_person_fills_the_form_and_sees_the_estimate(page, server):
     fill(page, TYPED)
     page.get_by_role("button", name="Estimate charges").click()
     expect(page.locator(".result")).to_contain_text(ESTIMATE)
-    expected = app.extensions["insurance_model"].predict([RECORD])[0]
+    expected = served_model(app).predict([RECORD])[0]
     expect(page.locator(".result h2 .amount")).to_have_text(f"${expected:,.0f}")
     expect(page.locator(".result .likely")).to_contain_text(LIKELY)
     expect(page.locator(".whatifs li").first).to_contain_text(re.compile(r"^As a non-smoker: \$"))

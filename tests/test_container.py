@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from insurance_charges.schema import EXAMPLE_RECORD
+from insurance_charges.core.schema import EXAMPLE_RECORD
 
 from .conftest import ROOT, require
 from .deploy_files import (EBCLI_PYTHON, EBCLI_VENV, copy_project, copy_sources, dockerrun,

@@ -96,8 +96,8 @@ def test_packages_removed_from_the_image_are_pinned_in_the_lock():
 
 SERVE_EVERYTHING = """
 import importlib.metadata, json, sys
-from insurance_charges import create_app
-from insurance_charges.schema import EXAMPLE_RECORD
+from insurance_charges.web import create_app
+from insurance_charges.core.schema import EXAMPLE_RECORD
 import gunicorn.app.wsgiapp, gunicorn.workers.sync, gunicorn.glogging
 client = create_app().test_client()
 old = dict(EXAMPLE_RECORD, age=90, bmi=70)

@@ -3,8 +3,21 @@ import re
 
 import pytest
 
-from insurance_charges import charts, create_app, explain
-from insurance_charges.schema import EXAMPLE_RECORD
+import numpy as np
+
+from insurance_charges.core import explain
+from insurance_charges.core.estimates import estimate
+from insurance_charges.core.schema import EXAMPLE_RECORD
+from insurance_charges.web import charts, create_app
+
+
+def explained(model, record):
+    """What the form shows for ``record``: the core's estimate, then what drives it."""
+    return explain.explain(model, estimate(model, record))
+
+
+def cents(values):
+    return np.round(values, 2).tolist()
 
 
 def form_data(**changes):
@@ -54,32 +67,40 @@ def test_what_ifs_change_one_fact_each(real_model, result_html):
 
 def test_what_ifs_stay_inside_the_training_range(real_model):
     record = {**EXAMPLE_RECORD, "age": 60, "bmi": 18.0, "smoker": "no"}
-    texts = [w.text for w in explain.explain(real_model, record).whatifs]
+    texts = [w.text for w in explained(real_model, record).whatifs]
     assert texts == ["as a smoker", "with a BMI of 23 instead of 18", "at age 50 instead of 60"]
 
 
-def test_a_result_page_costs_exactly_one_predict_call(real_model):
+def test_a_result_page_costs_two_predict_calls_the_estimate_then_one_batch(real_model):
     counting = CountingModel(real_model)
     client = create_app({"TESTING": True, "MODEL": counting}).test_client()
     assert client.post("/", data=form_data()).status_code == 200
-    assert counting.calls == 1
+    assert counting.calls == 2
 
 
 def test_curves_pass_through_the_persons_own_estimate(real_model):
-    why = explain.explain(real_model, EXAMPLE_RECORD)
-    assert why.estimate == real_model.predict([EXAMPLE_RECORD])[0]
+    why = explained(real_model, EXAMPLE_RECORD)
+    assert why.estimate == cents(real_model.predict([EXAMPLE_RECORD]))[0]
     for curve in why.curves:
         own = curve.xs.index(EXAMPLE_RECORD[curve.field])
         assert curve.series["yes"][own] == why.estimate  # the example person smokes
         assert len(curve.xs) >= explain.CURVE_POINTS - 1 and list(curve.xs) == sorted(curve.xs)
-        assert curve.series["no"] == real_model.predict(
-            [{**EXAMPLE_RECORD, curve.field: x, "smoker": "no"} for x in curve.xs])
+        assert curve.series["no"] == cents(real_model.predict(
+            [{**EXAMPLE_RECORD, curve.field: x, "smoker": "no"} for x in curve.xs]))
 
 
 def test_curves_stretch_to_a_value_outside_the_training_range(real_model):
-    why = explain.explain(real_model, {**EXAMPLE_RECORD, "age": 90})
+    why = explained(real_model, {**EXAMPLE_RECORD, "age": 90})
     age = next(c for c in why.curves if c.field == "age")
     assert age.xs[0] == 18 and age.xs[-1] == 90
+
+
+@pytest.mark.parametrize("field, own, absent", [("bmi", 27.93, 27.9), ("bmi", 35.0, None),
+                                                ("age", 40, None)])
+def test_the_persons_own_value_is_charted_once_not_beside_its_rounded_twin(field, own, absent):
+    xs = explain._grid(field, 15.96 if field == "bmi" else 18, 53.13 if field == "bmi" else 64, own)
+    assert xs.count(own) == 1 and absent not in xs
+    assert len(xs) == len(set(round(x, 1) for x in xs))  # no two points read the same
 
 
 def test_charts_are_labelled_svg_with_a_text_alternative(result_html):

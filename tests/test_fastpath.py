@@ -7,9 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insurance_charges import fastpath, parity
-from insurance_charges.model import load_model
-from insurance_charges.schema import BY_NAME, FIELD_NAMES
+from devtools.records import valid_records
+from insurance_charges import fastpath
+from insurance_charges.fastpath import compiler
+from insurance_charges.fastpath import parity
+from insurance_charges.core.estimator import load_model
+from insurance_charges.core.schema import BY_NAME, FIELD_NAMES
 
 TOLERANCE = parity.TOLERANCE  # 1e-9 relative, on every record
 
@@ -58,7 +61,7 @@ def test_fast_path_equals_pipeline_predict_on_every_row_of_the_data_set(real_mod
 
 
 def test_fast_path_equals_pipeline_predict_on_10000_random_valid_records(real_model):
-    records = parity.valid_records(10_000, seed=2024)
+    records = valid_records(10_000, seed=2024)
     ranges = real_model.training_ranges
     # The sample reaches the schema's limits and goes past the ranges seen in training.
     for name in ranges:
@@ -82,14 +85,14 @@ def test_fast_path_fills_gaps_with_the_fitted_imputer_values(real_model):
 
 def test_model_without_the_fast_path_gives_the_same_numbers(real_model):
     slow = dataclasses.replace(real_model, fast=None)
-    records = parity.valid_records(300, seed=5)
+    records = valid_records(300, seed=5)
     assert slow.fast is None
     assert parity.relative_differences(real_model.predict(records), slow.predict(records)).max() \
         <= TOLERANCE
 
 
 def test_loading_logs_one_line_saying_the_fast_path_is_on():
-    with Lines("insurance_charges.model") as lines:
+    with Lines("insurance_charges.core.estimator") as lines:
         load_model()
     fast_lines = [m for m in lines.messages if "fast path" in m[1]]
     assert fast_lines == [("INFO", fast_lines[0][1])]
@@ -97,15 +100,15 @@ def test_loading_logs_one_line_saying_the_fast_path_is_on():
 
 
 def test_unknown_step_logs_one_warning_and_serves_through_pipeline_predict(monkeypatch):
-    monkeypatch.delitem(fastpath.COMPILERS, "OneHotEncoder")
-    with Lines("insurance_charges.model") as lines:
+    monkeypatch.delitem(compiler.COMPILERS, "OneHotEncoder")
+    with Lines("insurance_charges.core.estimator") as lines:
         model = load_model()
     assert model.fast is None
     assert [m for m in lines.messages if "fast path" in m[1]] == [
         ("WARNING", "fast path off, serving through pipeline.predict: step 'onehot_encoding' "
                     "(OneHotEncoder) has no fast equivalent")]
-    records = parity.valid_records(50, seed=1)
-    assert model.predict(records) == pipeline_predict(model.pipeline, records).tolist()
+    records = valid_records(50, seed=1)
+    assert model.predict(records).tolist() == pipeline_predict(model.pipeline, records).tolist()
 
 
 def test_a_step_that_drifts_from_pycaret_is_caught_on_the_probe(monkeypatch):
@@ -114,8 +117,8 @@ def test_a_step_that_drifts_from_pycaret_is_caught_on_the_probe(monkeypatch):
         return (lambda columns: [c * 1.001 if c.dtype != object else c
                                  for c in apply(columns)]), names
 
-    monkeypatch.setitem(fastpath.COMPILERS, "SimpleImputer", wrong_imputer)
-    fast, note = parity.build(load_model().pipeline)
+    monkeypatch.setitem(compiler.COMPILERS, "SimpleImputer", wrong_imputer)
+    fast, note = fastpath.build(load_model().pipeline)
     assert fast is None
     assert note.endswith("step 'numerical_imputer' (SimpleImputer) differs from PyCaret on "
                          "column 'age'")
@@ -129,9 +132,9 @@ def test_predictions_that_differ_from_pipeline_predict_turn_the_fast_path_off(mo
         def predict(self, X):
             return self.estimator.predict(X) * (1 + 1e-7)
 
-    real = fastpath._array_estimator
-    monkeypatch.setattr(fastpath, "_array_estimator", lambda e, f: Skewed(real(e, f)))
-    fast, note = parity.build(load_model().pipeline)
+    real = compiler._array_estimator
+    monkeypatch.setattr(compiler, "_array_estimator", lambda e, f: Skewed(real(e, f)))
+    fast, note = fastpath.build(load_model().pipeline)
     assert fast is None
     assert "differs from pipeline.predict by up to 1.0e-07 relative (limit 1e-09)" in note
 
@@ -142,12 +145,12 @@ def test_an_estimator_fitted_on_another_column_order_is_refused(real_model):
     pipeline = copy.deepcopy(real_model.pipeline)
     estimator = pipeline.steps[-1][1]
     estimator.feature_names_in_ = estimator.feature_names_in_[::-1]
-    fast, note = parity.build(pipeline)
+    fast, note = fastpath.build(pipeline)
     assert fast is None and "fitted on columns in another order" in note
 
 
 def test_the_estimator_gets_no_feature_name_warnings_per_call(real_model, recwarn):
-    real_model.predict(parity.valid_records(10, seed=3))
+    real_model.predict(valid_records(10, seed=3))
     assert not [w for w in recwarn if "feature names" in str(w.message)]
     # ...while the estimator itself still carries its names for anyone else who uses it.
     assert list(real_model.pipeline.steps[-1][1].feature_names_in_) == real_model.fast.features

@@ -12,9 +12,11 @@ import warnings
 import pandas as pd
 import pytest
 
-from insurance_charges import parity
-from insurance_charges.model import Model
-from insurance_charges.schema import FIELD_NAMES
+from devtools.records import valid_records
+from insurance_charges import fastpath
+from insurance_charges.fastpath import parity
+from insurance_charges.core.estimator import Model
+from insurance_charges.core.schema import FIELD_NAMES
 
 pytestmark = pytest.mark.slow
 os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
@@ -72,10 +74,10 @@ def test_retrained_pipeline_is_compiled_and_equals_pipeline_predict(data, estima
     # Another seed than the committed model's: PyCaret then orders the one-hot columns
     # differently, which the fast path must read from the fitted steps.
     pipeline = fit(data, estimator, options, session_id=7)
-    fast, note = parity.build(pipeline)
+    fast, note = fastpath.build(pipeline)
     assert fast is not None, note
     assert note.startswith("fast path on:")
-    records = data[list(FIELD_NAMES)].to_dict("records") + parity.valid_records(10_000, seed=9)
+    records = data[list(FIELD_NAMES)].to_dict("records") + valid_records(10_000, seed=9)
     got = fast.predict(records)
     assert parity.relative_differences(got, reference(pipeline, records)).max() \
         <= parity.TOLERANCE
@@ -93,9 +95,9 @@ def test_retrained_pipeline_is_compiled_and_equals_pipeline_predict(data, estima
 def test_retrained_pipeline_with_an_unknown_step_falls_back_cleanly(data, estimator, options,
                                                                       reason):
     pipeline = fit(data, estimator, options, session_id=7)
-    fast, note = parity.build(pipeline)
+    fast, note = fastpath.build(pipeline)
     assert fast is None
     assert note == f"fast path off, serving through pipeline.predict: {reason}"
     model = Model(pipeline=pipeline, card={}, path=None, fast=fast)
-    records = parity.valid_records(500, seed=4)
-    assert model.predict(records) == reference(pipeline, records).tolist()
+    records = valid_records(500, seed=4)
+    assert model.predict(records).tolist() == reference(pipeline, records).tolist()

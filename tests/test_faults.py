@@ -1,5 +1,4 @@
 """Faults under load: a killed worker, a SIGTERM mid-request, a broken model at start-up."""
-import hashlib
 import json
 import os
 import signal
@@ -11,12 +10,13 @@ import time
 import joblib
 import pytest
 
-from insurance_charges.card import path_for
-from insurance_charges.schema import EXAMPLE_RECORD
+from insurance_charges.core.model_card import path_for
+from insurance_charges.settings import DEFAULT_MODEL_PATH
+from insurance_charges.core.schema import EXAMPLE_RECORD
 
-from .conftest import ROOT
+from .conftest import ROOT, vouch_for
 from .load import run_load
-from .serving import Server, free_port
+from devtools.gunicorn_server import GunicornServer, free_port
 
 pytestmark = pytest.mark.slow
 ONE = json.dumps(EXAMPLE_RECORD).encode()
@@ -25,7 +25,7 @@ BATCH = json.dumps([EXAMPLE_RECORD] * 10_000).encode()
 
 @pytest.fixture
 def server():
-    srv = Server(workers=2)
+    srv = GunicornServer(via_make=True, workers=2)
     try:
         srv.wait_healthy()
         yield srv
@@ -80,16 +80,13 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server):
 
 
 def broken_model(tmp_path, kind: str):
-    from insurance_charges.model import DEFAULT_MODEL_PATH
-
     target = tmp_path / DEFAULT_MODEL_PATH.name
-    card = json.loads(path_for(DEFAULT_MODEL_PATH).read_text())
+    path_for(target).write_text(path_for(DEFAULT_MODEL_PATH).read_text())
     if kind == "truncated":
         target.write_bytes(DEFAULT_MODEL_PATH.read_bytes()[:4096])
     else:  # a foreign pickle whose card vouches for it
         joblib.dump({"weights": [1, 2, 3]}, target)
-        card["pipeline_sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
-    path_for(target).write_text(json.dumps(card))
+        vouch_for(target)
     return target
 
 

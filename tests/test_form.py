@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from insurance_charges.schema import EXAMPLE_RECORD, FIELDS
+from insurance_charges.core.schema import EXAMPLE_RECORD, FIELDS
 
 
 def form_data(**changes):
@@ -60,8 +60,11 @@ def test_invalid_submission_keeps_every_typed_value(client):
 
 
 def test_typed_text_is_escaped_when_shown_again(client):
-    html = client.post("/", data=form_data(age='"><script>alert(1)</script>')).get_data(as_text=True)
-    assert "<script>alert(1)</script>" not in html
+    html = client.post("/", data=form_data(age='"><b>x</b>')).get_data(as_text=True)
+    assert "<b>x</b>" not in html
+    # Shown back, escaped: in the input's value and, quoted, in the message beside it.
+    assert 'value="&#34;&gt;&lt;b&gt;x&lt;/b&gt;"' in html
+    assert "Age must be a whole number from 18 to 100; &#34;&#34;&gt;&lt;b&gt;x&lt;/b&gt;&#34; is not." in html
 
 
 def test_empty_submission_lists_all_six_problems(client):

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from insurance_charges.schema import EXAMPLE_RECORD, FIELD_NAMES
+from insurance_charges.core.schema import EXAMPLE_RECORD, FIELD_NAMES
 
 # Pinned to the committed model: retraining changes both, on purpose, in one commit.
 GOLDEN_VERSION = "2026.11.21-gbr-586c9afb"

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from insurance_charges.schema import EXAMPLE_RECORD
+from insurance_charges.core.schema import EXAMPLE_RECORD
 
-from .serving import Server
+from devtools.gunicorn_server import GunicornServer
 
 pytestmark = pytest.mark.slow
 KEY = "s3cret-key-for-the-log-test"
@@ -14,7 +14,7 @@ KEY = "s3cret-key-for-the-log-test"
 
 @pytest.fixture(scope="module")
 def server():
-    srv = Server(workers=2, API_KEYS=KEY)
+    srv = GunicornServer(via_make=True, workers=2, API_KEYS=KEY)
     try:
         srv.wait_healthy()
         yield srv

@@ -1,10 +1,13 @@
 """The likely range: split-conformal offsets per group, served by the API beside each estimate."""
 import dataclasses
+import math
 
 import pytest
 from jsonschema import Draft202012Validator
 
-from insurance_charges import calibrate, create_app, interval
+from insurance_charges.core import interval
+from insurance_charges.training import calibrate
+from insurance_charges.web import create_app
 
 
 def test_conformal_quantile_takes_the_finite_sample_rank():
@@ -28,10 +31,19 @@ def test_each_group_gets_its_own_lopsided_offsets():
 def test_bounds_add_the_group_offsets_and_stop_at_the_floor():
     spec = {"level": 0.8, "group_by": "smoker", "scale": "dollars", "floor": 1000.0,
             "offsets": {"yes": {"lower": -500, "upper": 900}, "no": {"lower": -3000, "upper": 10}}}
-    got = interval.bounds(spec, [{"smoker": "yes"}, {"smoker": "no"}], [20000.0, 2500.0])
-    assert got == [{"lower": 19500.0, "upper": 20900.0, "level": 0.8},
-                   {"lower": 1000.0, "upper": 2510.0, "level": 0.8}]
-    assert interval.bounds(None, [{"smoker": "yes"}], [1.0]) is None
+    records = [{"smoker": "yes"}, {"smoker": "no"}, {"smoker": "no"}]
+    lower, upper = interval.bounds(spec, records, [20000.0, 2500.0, 500.0])
+    assert lower.tolist() == [19500.0, 1000.0, 1000.0]
+    # Both ends stop at the floor: 500 + 10 would put the upper bound below any bill seen.
+    assert upper.tolist() == [20900.0, 2510.0, 1000.0]
+
+
+def test_log_scale_offsets_are_ratios_of_the_estimate():
+    spec = {"level": 0.8, "group_by": None, "scale": "log", "floor": 0.0,
+            "offsets": {interval.ALL: {"lower": math.log(0.5), "upper": math.log(2.0)}}}
+    lower, upper = interval.bounds(spec, [{}, {}], [100.0, 3000.0])
+    assert lower.tolist() == pytest.approx([50.0, 1500.0])
+    assert upper.tolist() == pytest.approx([200.0, 6000.0])
 
 
 def test_coverage_counts_truths_inside_their_range_overall_and_per_group():

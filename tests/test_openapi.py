@@ -5,7 +5,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from insurance_charges.schema import FIELDS
+from insurance_charges.core.schema import FIELDS
 
 
 @pytest.fixture

@@ -3,12 +3,16 @@ import math
 
 import pytest
 
-from insurance_charges.forms import parse_form
-from insurance_charges.schema import (BY_NAME, EXAMPLE_RECORD, FIELD_NAMES, FIELDS, pointer_token,
-                                      training_range_warnings, validate_record)
+from insurance_charges.core.schema import (BY_NAME, EXAMPLE_RECORD, FIELD_NAMES, FIELDS,
+                                           pointer_token, validate_record)
+from insurance_charges.core.validation import alone, validate_records
+from insurance_charges.web.form_parsing import messages, typed_values
 
-RANGES = {"age": {"min": 18, "max": 64}, "bmi": {"min": 15.96, "max": 53.13},
-          "children": {"min": 0, "max": 5}}
+
+def parse_form(form):
+    """What the form's view does before estimating: type the text, validate, word the errors."""
+    records, errors = validate_records([typed_values(form)], alone)
+    return (records[0], {}) if records else (None, messages(errors, form))
 
 
 def with_value(name, value):
@@ -95,18 +99,29 @@ def test_form_text_is_parsed_into_a_typed_record():
     ("age", "1e3", "whole number"), ("bmi", "nan", "number from 10 to 80"),
     ("bmi", "inf", "number"), ("bmi", "200", "10 to 80"), ("children", "-1", "0 to 10"),
     ("sex", "", "Choose sex from the list"), ("region", "mars", '"southwest"'),
+    ("age", "\u0661\u0669", "whole number"), ("age", "\uff11\uff19", "whole number"),
+    ("bmi", "\u0662\u0667.5", "number from 10 to 80"), ("age", "19\n", None),
 ])
 def test_form_errors_are_keyed_by_field_and_say_what_is_allowed(name, text, fragment):
     form = {k: str(v) for k, v in EXAMPLE_RECORD.items()}
     record, errors = parse_form({**form, name: text})
+    if fragment is None:  # surrounding white space is not an error
+        assert errors == {} and record == EXAMPLE_RECORD
+        return
     assert record is None and list(errors) == [name] and fragment in errors[name]
 
 
-def test_values_outside_the_training_range_get_a_warning():
-    warnings = training_range_warnings({**EXAMPLE_RECORD, "age": 70, "bmi": 60}, RANGES, "/1")
-    assert [w.pointer for w in warnings] == ["/1/age", "/1/bmi"]
-    assert "outside the range seen in training (18 to 64)" in warnings[0].message
+def test_digits_of_other_scripts_are_refused_by_the_form_as_by_the_api(client):
+    form = {k: str(v) for k, v in EXAMPLE_RECORD.items()}
+    page = client.post("/", data={**form, "age": "\uff11\uff19"})
+    assert page.status_code == 422
+    assert client.post("/api/v1/predict", json={**EXAMPLE_RECORD, "age": "\uff11\uff19"}
+                       ).status_code == 422
 
 
-def test_values_inside_the_training_range_get_no_warning():
-    assert training_range_warnings({**EXAMPLE_RECORD, "age": 64, "children": 5}, RANGES) == []
+def test_fields_a_browser_never_sends_are_one_message_for_the_whole_form():
+    form = {k: str(v) for k, v in EXAMPLE_RECORD.items()}
+    record, errors = parse_form({**form, "zz": "1", "aa": "2"})
+    assert record is None and list(errors) == ["form"]
+    assert errors["form"] == ("The form held unexpected fields (aa, zz); reload the page and "
+                              "try again.")

@@ -7,17 +7,17 @@ import time
 
 import pytest
 
-from insurance_charges.schema import EXAMPLE_RECORD
+from insurance_charges.core.schema import EXAMPLE_RECORD
 
 from .conftest import ROOT
-from .serving import Server, free_port
+from devtools.gunicorn_server import GunicornServer, free_port
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server():
-    srv = Server()
+    srv = GunicornServer(via_make=True)
     try:
         srv.wait_healthy()
         yield srv

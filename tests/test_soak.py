@@ -8,25 +8,25 @@ import os
 import psutil
 import pytest
 
-from insurance_charges.schema import EXAMPLE_RECORD
+from insurance_charges.core.schema import EXAMPLE_RECORD
 
 from .conftest import ROOT
 from .load import run_load
-from .serving import Server
+from devtools.gunicorn_server import GunicornServer
 
 pytestmark = pytest.mark.slow
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 BODY = json.dumps(EXAMPLE_RECORD).encode()
 
 
-def worker_rss(server: Server) -> dict[int, int]:
+def worker_rss(server: GunicornServer) -> dict[int, int]:
     """Resident memory of each worker, in bytes."""
     return {pid: psutil.Process(pid).memory_info().rss for pid in server.worker_pids()}
 
 
 def test_sustained_load_at_70_percent_of_capacity_has_no_errors_and_flat_memory():
     # Worker recycling is off here: it would hide the very growth this test looks for.
-    server = Server(workers=2, GUNICORN_CMD_ARGS="--max-requests 0")
+    server = GunicornServer(via_make=True, workers=2, GUNICORN_CMD_ARGS="--max-requests 0")
     try:
         server.wait_healthy()
         capacity = run_load(server.port, "/api/v1/predict", BODY, seconds=5, concurrency=4)

@@ -6,9 +6,10 @@ import sys
 
 import pytest
 
-from insurance_charges import data, train
-from insurance_charges.card import path_for
-from insurance_charges.model import DEFAULT_MODEL_PATH, load_model
+from insurance_charges.training import data, train
+from insurance_charges.core.model_card import path_for
+from insurance_charges.core.estimator import load_model
+from insurance_charges.settings import DEFAULT_MODEL_PATH
 
 from .conftest import ROOT
 
@@ -22,7 +23,7 @@ def committed_card():
 def retrained(tmp_path_factory, data_path):
     """Run the real training command on the shared data into a temporary folder."""
     out = tmp_path_factory.mktemp("model")
-    run = subprocess.run([sys.executable, "-m", "insurance_charges.train", "--data",
+    run = subprocess.run([sys.executable, "-m", "insurance_charges.training", "--data",
                           str(data_path), "--out", str(out)], cwd=ROOT, capture_output=True,
                          text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]

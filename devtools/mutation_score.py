@@ -1,0 +1,53 @@
+"""The share of mutants killed per core module, read from mutmut's results in mutants/.
+
+Usage (after `mutmut run`, from the project root): ``python -m devtools.mutation_score
+[--min PCT]``; exits 1 when the share over all modules is below PCT.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# mutmut 3.8 records each mutant's test exit code: 1 (tests failed) or 3 (tests errored) kill
+# it; 0 means it survived; anything else is a timeout, a crash or no covering test.
+KILLED, SURVIVED = {1, 3}, 0
+
+
+def scores(mutants: Path) -> list[tuple[str, int, int, int]]:
+    """(module, killed, survived, total) for every mutated module."""
+    rows = []
+    for meta in sorted(mutants.rglob("*.py.meta")):
+        codes = list(json.loads(meta.read_text())["exit_code_by_key"].values())
+        module = meta.relative_to(mutants).as_posix().removesuffix(".py.meta").replace("/", ".")
+        rows.append((module, sum(c in KILLED for c in codes), codes.count(SURVIVED), len(codes)))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print one line per module and the total; check the floor."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mutants", type=Path, default=ROOT / "mutants")
+    parser.add_argument("--min", type=float, help="fail below this share of mutants killed (%%)")
+    args = parser.parse_args(argv)
+    rows = scores(args.mutants)
+    if not rows:
+        sys.stderr.write(f"no mutmut results under {args.mutants}; run `make mutate`\n")
+        return 2
+    for module, killed, survived, total in rows:
+        other = total - killed - survived
+        sys.stdout.write(f"{module}: {killed}/{total} killed ({100 * killed / total:.1f}%), "
+                         f"{survived} survived, {other} other\n")
+    killed, total = sum(r[1] for r in rows), sum(r[3] for r in rows)
+    share = 100 * killed / total
+    sys.stdout.write(f"core: {killed}/{total} killed ({share:.1f}%)\n")
+    if args.min is not None and share < args.min:
+        sys.stderr.write(f"mutation score {share:.1f}% is below the floor of {args.min}%\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

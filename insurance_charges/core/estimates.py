@@ -1,0 +1,124 @@
+"""The estimator core: parsed JSON in, everything an answer needs out (no Flask here).
+
+``estimate(model, body)`` takes one record (an object) or a batch (a list), validates every
+value against the schema, predicts the whole batch at once, adds each likely range and flags
+extrapolations; or raises ``InvalidRecords`` with each problem located by a JSON Pointer.
+Every way in (the JSON API, the form, the benchmark) calls it; adapters only translate.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from ..settings import MAX_BATCH_LIMIT
+from . import interval
+from .schema import EXAMPLE_RECORD, FieldError
+from .validation import Locate, alone, in_batch, range_warnings, validate_records
+
+CENTS = 2  # estimates and ranges are rounded once, to the cent, after all arithmetic
+
+
+class Estimator(Protocol):
+    """What the core needs of a model (core.estimator.Model, or a test's stand-in)."""
+
+    version: str
+    training_ranges: dict
+    likely_range: dict | None
+
+    def predict(self, records: Sequence[dict]) -> Sequence[float]: ...
+
+
+class InvalidRecords(ValueError):
+    """The body holds invalid values; ``errors`` locates each one."""
+
+    def __init__(self, errors: list[FieldError], detail: str | None = None):
+        super().__init__(detail or f"{len(errors)} invalid value(s); see errors")
+        self.errors, self.detail = errors, str(self)
+
+
+class TooManyRecords(ValueError):
+    """A batch holds more records than the service answers in one request."""
+
+    def __init__(self, limit: int, got: int):
+        super().__init__(f"a batch holds at most {limit} records; got {got}")
+        self.limit, self.got = limit, got
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """Validated records with their estimates, likely ranges and warnings, in input order."""
+
+    batch: bool
+    records: list[dict]
+    amounts: np.ndarray  # US dollars, rounded to the cent
+    lower: np.ndarray | None  # the likely range, or None when the card has no calibration
+    upper: np.ndarray | None
+    level: float | None
+    warnings: list[FieldError]
+    model_version: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's answer: ``prediction`` for one record, ``predictions`` for a batch."""
+        warnings = [w.as_dict() for w in self.warnings]
+        if not self.batch:
+            body = {"prediction": float(self.amounts[0]), "model_version": self.model_version,
+                    "warnings": warnings}
+            if self.lower is not None:
+                body["interval"] = {"lower": float(self.lower[0]), "upper": float(self.upper[0]),
+                                    "level": self.level}
+            return body
+        body = {"predictions": self.amounts.tolist(), "model_version": self.model_version,
+                "warnings": warnings}
+        if self.lower is not None:
+            level = self.level
+            body["intervals"] = [{"lower": low, "upper": high, "level": level}
+                                 for low, high in zip(self.lower.tolist(), self.upper.tolist())]
+        return body
+
+
+def estimate(model: Estimator, body: Any, *, max_batch: int = MAX_BATCH_LIMIT) -> Estimates:
+    """Validate and estimate one record (an object) or a batch (a list of 1..max_batch)."""
+    batch = isinstance(body, list)
+    items = body if batch else [body]
+    if len(items) > max_batch:
+        raise TooManyRecords(max_batch, len(items))
+    if not items:
+        raise InvalidRecords([FieldError("", "the array is empty")],
+                             f"a batch holds 1 to {max_batch} records; got none")
+    locate = in_batch if batch else alone
+    records, errors = validate_records(items, locate)
+    if errors:
+        raise InvalidRecords(errors)
+    return estimate_valid(model, records, batch=batch, locate=locate)
+
+
+def estimate_valid(model: Estimator, records: list[dict], *, batch: bool = True,
+                   locate: Locate = in_batch) -> Estimates:
+    """Estimate records that are already valid (the form's what-ifs, a file's chunks)."""
+    predicted = np.asarray(model.predict(records), dtype=np.float64)
+    spec = model.likely_range
+    lower = upper = None
+    if spec:
+        low, high = interval.bounds(spec, records, predicted)
+        lower, upper = np.round(low, CENTS), np.round(high, CENTS)
+    return Estimates(batch=batch, records=records, amounts=np.round(predicted, CENTS),
+                     lower=lower, upper=upper, level=spec["level"] if spec else None,
+                     warnings=range_warnings(records, model.training_ranges, locate),
+                     model_version=model.version)
+
+
+def self_check(model: Estimator) -> str | None:
+    """Run the example record through the whole core; say what is wrong, or None."""
+    try:
+        got = estimate(model, dict(EXAMPLE_RECORD))
+    except Exception as exc:  # whatever a broken model raises, start-up must say it in one line
+        return f"{type(exc).__name__}: {exc}"
+    amount = float(got.amounts[0])
+    if not (math.isfinite(amount) and amount > 0):
+        return f"the estimate is {amount}, not a positive number of dollars"
+    if got.lower is not None and not float(got.lower[0]) <= float(got.upper[0]):
+        return "its likely range has a lower bound above the upper one"
+    return None

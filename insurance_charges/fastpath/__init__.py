@@ -1,0 +1,44 @@
+"""The fast path: a fitted PyCaret pipeline compiled to numpy, proven equal before it serves.
+
+``build(pipeline)`` is the one entry point: it compiles the pipeline (``compiler``), runs the
+compiled twin and the pipeline itself on the start-up sample (``parity``) and returns the twin
+only if every prediction agrees within ``parity.TOLERANCE``.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ..core.schema import FIELD_NAMES
+from .compiler import FastPredictor, compile_pipeline
+from .parity import STARTUP_SAMPLE, TOLERANCE, relative_differences, startup_sample
+from .steps import Unsupported
+
+__all__ = ["FastPredictor", "Unsupported", "build"]
+
+
+def build(pipeline, sample: int = STARTUP_SAMPLE) -> tuple[FastPredictor | None, str]:
+    """Compile and verify the fast path; return it (or None) and the one line to log."""
+    records = startup_sample(sample)
+    frame = pd.DataFrame.from_records(records, columns=list(FIELD_NAMES))
+    off = "fast path off, serving through pipeline.predict: "
+    try:
+        fast = compile_pipeline(pipeline, frame)
+        with warnings.catch_warnings():
+            # A warning here (e.g. about feature names) would be raised on every request.
+            warnings.simplefilter("error")
+            got = fast.predict(records)
+    except Unsupported as exc:
+        return None, off + str(exc)
+    except Exception as exc:  # an unforeseen pipeline must not stop start-up
+        return None, off + f"compiling failed ({type(exc).__name__}: {exc})"
+    want = pipeline.predict(frame)
+    worst = float(np.max(relative_differences(got, want)))
+    if not worst <= TOLERANCE:
+        return None, off + (f"it differs from pipeline.predict by up to {worst:.1e} relative "
+                            f"(limit {TOLERANCE:.0e}) on {sample} records")
+    estimator = type(pipeline.steps[-1][1]).__name__
+    return fast, (f"fast path on: {len(fast.steps)} preprocessing steps + {estimator}, "
+                  f"max relative difference {worst:.1e} vs pipeline.predict on {sample} records")

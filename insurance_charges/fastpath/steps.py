@@ -1,0 +1,105 @@
+"""Imputers and encoders, re-expressed on plain numpy columns (numeric steps: numeric.py).
+
+A compiler reads a fitted transformer's parameters and returns ``(apply, names)``: ``apply``
+maps the transformer's input columns (1-D arrays, in its input order) to its output columns,
+``names`` are the output column names. The arithmetic mirrors scikit-learn 1.4 and
+category_encoders 2.7 operation for operation, so the floats come out bit-identical.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class Unsupported(Exception):
+    """The pipeline holds something the fast path does not reproduce; serve the slow way."""
+
+
+def _is_nan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def simple_imputer(t, include):
+    """SimpleImputer: fill NaN with the fitted statistics (valid records have no gaps)."""
+    if t.add_indicator or not _is_nan(t.missing_values):
+        raise Unsupported("SimpleImputer with add_indicator or non-NaN missing_values")
+    stats = list(t.statistics_)
+    if len(stats) != len(include) or any(s is None or _is_nan(s) for s in stats):
+        raise Unsupported("SimpleImputer that drops empty columns")
+
+    def fill(column, stat):
+        if column.dtype != object:
+            column = column.astype(np.float64, copy=False)
+        # Only NaN differs from itself: like scikit-learn, None is not missing here.
+        missing = np.isnan(column) if column.dtype != object else column != column
+        if not missing.any():  # the usual case: a valid record has no gaps
+            return column
+        column = column.copy()
+        column[missing] = stat
+        return column
+
+    return (lambda columns: [fill(c, s) for c, s in zip(columns, stats)]), list(include)
+
+
+def _ordinal_tables(encoder) -> dict:
+    """Per encoded column: category -> code, and the code for an unseen category."""
+    unknown = {"value": -1.0, "return_nan": np.nan}.get(encoder.handle_unknown)
+    if unknown is None:
+        raise Unsupported(f"OrdinalEncoder with handle_unknown={encoder.handle_unknown!r}")
+    tables = {}
+    for switch in encoder.mapping:
+        codes = {k: float(v) for k, v in switch["mapping"].items()
+                 if k is not None and not _is_nan(k)}
+        tables[switch["col"]] = (codes, unknown)
+    return tables
+
+
+def _check_category_encoder(encoder) -> None:
+    if getattr(encoder, "drop_invariant", False) or not getattr(encoder, "return_df", True):
+        raise Unsupported(f"{type(encoder).__name__} with drop_invariant or return_df=False")
+
+
+def ordinal_encoder(t, include):
+    """category_encoders.OrdinalEncoder: each category to its fitted integer code."""
+    _check_category_encoder(t)
+    tables = _ordinal_tables(t)
+
+    def encode(name, column):
+        if name not in tables:
+            return column
+        codes, unknown = tables[name]
+        return np.array([codes.get(v, unknown) for v in column], dtype=np.float64)
+
+    return (lambda columns: [encode(n, c) for n, c in zip(include, columns)]), list(include)
+
+
+def one_hot_encoder(t, include):
+    """category_encoders.OneHotEncoder: ordinal code, then that code's row of indicators."""
+    _check_category_encoder(t)
+    if t.handle_unknown == "error":
+        raise Unsupported("OneHotEncoder with handle_unknown='error'")
+    tables = _ordinal_tables(t.ordinal_encoder)
+    rows, names = {}, []
+    for switch in t.mapping:
+        frame = switch["mapping"]
+        width = frame.shape[1]
+        by_code = {float(code): frame.loc[code].to_numpy(np.float64) for code in frame.index}
+        codes, unknown = tables[switch["col"]]
+        missing_row = np.full(width, np.nan)  # reindex on an absent code gives NaNs
+        rows[switch["col"]] = ({k: by_code.get(c, missing_row) for k, c in codes.items()},
+                               by_code.get(unknown, missing_row), list(frame.columns))
+    for name in include:
+        names.extend(rows[name][2] if name in rows else [name])
+
+    def encode(columns):
+        out = []
+        for name, column in zip(include, columns):
+            if name not in rows:
+                out.append(column)
+                continue
+            table, unknown_row, _ = rows[name]
+            out.extend(np.array([table.get(v, unknown_row) for v in column]).T)
+        return out
+
+    return encode, names

@@ -1,0 +1,125 @@
+"""Every setting the service reads from the environment, parsed and checked in one place.
+
+gunicorn.conf.py and the app factory both call ``from_environ``; an unusable value stops
+start-up with one line ``Error: NAME=value: why; what to set instead`` (``SettingsError``
+is a RuntimeError, which gunicorn prints as that one line and exits 1).
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_PATH = PROJECT_ROOT / "model" / "insurance-charges.pkl"
+# A request body over this is refused: a full 10,000-record batch is about 1 MiB of JSON.
+MAX_CONTENT_LENGTH = 2 * 1024 * 1024
+# A batch is answered in one request; 10,000 records take about 0.05 s (bench/README.md).
+MAX_BATCH_LIMIT = 10_000
+# Sync workers are CPU-bound: beyond a few per core they only add memory and contention.
+WORKERS_PER_CPU_LIMIT = 4
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class SettingsError(RuntimeError):
+    """A setting from the environment is unusable; the message is the one line to show."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's settings, every one checked."""
+
+    port: int = 8000
+    workers: int = 1
+    model_path: Path = DEFAULT_MODEL_PATH
+    log_level: str = "info"
+    max_batch: int = MAX_BATCH_LIMIT
+    api_keys: tuple[str, ...] = ()  # empty: the API is open (e.g. reachable only in a VPC)
+
+
+def _whole(low: int, high: int, fix: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"not a whole number; {fix}") from None
+        if not low <= value <= high:
+            raise ValueError(f"outside {low} to {high}; {fix}")
+        return value
+    return parse
+
+
+def _log_level(text: str) -> str:
+    if text.strip().lower() not in LOG_LEVELS:
+        raise ValueError("not a log level; set one of " + ", ".join(LOG_LEVELS))
+    return text.strip().lower()
+
+
+def _model_path(text: str) -> Path:
+    path = Path(text).expanduser().resolve()
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return path  # the model loader says "not found" and how to make one
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror}); "
+                         "set MODEL_PATH to a readable trained pipeline file") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a device or special file"
+        raise ValueError(f"not a regular file ({kind}); set MODEL_PATH to the trained "
+                         "pipeline's .pkl file, with its .card.json beside it")
+    return path
+
+
+def parse_api_keys(text: str) -> tuple[str, ...]:
+    """Split a comma-separated API_KEYS value; set but holding no key is refused."""
+    keys = tuple(key.strip() for key in text.split(",") if key.strip())
+    if not keys:
+        raise ValueError("holds no key, which would leave the API open; set one or more "
+                         "comma-separated keys (e.g. `openssl rand -hex 24`), or unset API_KEYS")
+    return keys
+
+
+def _parsers(cpus: int) -> dict[str, tuple[str, Callable]]:
+    """Environment variable -> (Settings field, parser)."""
+    most = WORKERS_PER_CPU_LIMIT * cpus
+    return {
+        "PORT": ("port", _whole(1, 65535, "set PORT to a TCP port from 1 to 65535")),
+        "WEB_CONCURRENCY": ("workers", _whole(1, most, f"set WEB_CONCURRENCY from 1 to {most} "
+                                              f"({WORKERS_PER_CPU_LIMIT} per CPU; one per CPU "
+                                              "is the default)")),
+        "MODEL_PATH": ("model_path", _model_path),
+        "LOG_LEVEL": ("log_level", _log_level),
+        "MAX_BATCH": ("max_batch", _whole(1, MAX_BATCH_LIMIT,
+                                          f"set MAX_BATCH from 1 to {MAX_BATCH_LIMIT}")),
+        "API_KEYS": ("api_keys", parse_api_keys),
+    }
+
+
+ENVIRONMENT = tuple(_parsers(1))  # every variable the service reads
+
+
+def from_environ(environ: Mapping[str, str] = os.environ, cpus: int | None = None) -> Settings:
+    """Defaults overridden by the environment; refuse the first unusable value."""
+    cpus = cpus or os.cpu_count() or 1
+    values = {}
+    for name, (field, parse) in _parsers(cpus).items():
+        text = environ.get(name)
+        if text is None or (text == "" and name != "API_KEYS"):
+            continue  # unset (an empty value counts as unset, except for keys)
+        try:
+            values[field] = parse(text)
+        except ValueError as exc:
+            raise SettingsError(f"{name}={_shown(name, text)}: {exc}") from None
+    values.setdefault("workers", cpus)  # one sync worker per CPU: predictions are CPU-bound
+    return Settings(**values)
+
+
+def _shown(name: str, text: str) -> str:
+    """The value as it may appear in a log: API keys never do."""
+    if name == "API_KEYS":
+        return "(hidden)" if text.strip(" ,") else repr(text)
+    return repr(text[:80])
+

@@ -1,0 +1,1 @@
+"""Training: the data, the PyCaret experiment, the likely range\x27s calibration."""

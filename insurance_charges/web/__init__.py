@@ -1,0 +1,52 @@
+"""The web layer: the Flask app factory and the one accessor for the served model."""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from flask import Flask, current_app
+
+from .. import settings as settings_module
+from ..core.estimator import Model, ModelLoadError, load_model
+from ..settings import SettingsError
+
+__all__ = ["create_app", "served_model", "ModelLoadError", "SettingsError"]
+_MODEL_KEY = "insurance_charges.model"
+
+
+def config_from(settings: settings_module.Settings) -> dict[str, Any]:
+    """The app's config entries for checked settings."""
+    return {"MODEL_PATH": str(settings.model_path), "LOG_LEVEL": settings.log_level,
+            "MAX_BATCH": settings.max_batch, "API_KEYS": settings.api_keys,
+            "MAX_CONTENT_LENGTH": settings_module.MAX_CONTENT_LENGTH}
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: checked settings from the environment, then test overrides.
+
+    ``test_config`` may hold ``MODEL``, an already loaded model (or a stand-in) to serve;
+    otherwise the model at ``MODEL_PATH`` is loaded and verified once, here.
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(config_from(settings_module.from_environ(os.environ)))
+    app.config.from_mapping(test_config or {})
+    # Flask reads FLASK_DEBUG from the environment; debug mode is never acceptable here.
+    app.debug = False
+    app.json.sort_keys = False  # keep documented field order in responses
+
+    from . import api, errors, form_views, logs, openapi, security
+
+    logs.init_app(app)
+    app.extensions[_MODEL_KEY] = app.config.pop("MODEL", None) or load_model(
+        app.config["MODEL_PATH"])
+    errors.init_app(app)
+    security.init_app(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(form_views.bp)
+    return app
+
+
+def served_model(app: Flask | None = None) -> Model:
+    """The model this app serves (the current app's, inside a request)."""
+    return (app or current_app).extensions[_MODEL_KEY]

@@ -1,0 +1,160 @@
+"""The OpenAPI 3.1 document, generated from the schema, and a /docs page that renders it."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from flask import Blueprint, current_app, jsonify, render_template
+
+from .errors import PROBLEM_MEDIA_TYPE, PROBLEMS, problem_type
+from ..core.schema import CATEGORY, EXAMPLE_RECORD, FIELD_NAMES, FIELDS, INTEGER
+
+bp = Blueprint("openapi", __name__)
+REF = "#/components/schemas/"
+
+
+def _field_schema(field) -> dict:
+    base = {"title": field.label, "description": field.help}
+    if field.kind == CATEGORY:
+        return {**base, "type": "string", "enum": list(field.choices)}
+    kind = "integer" if field.kind == INTEGER else "number"
+    return {**base, "type": kind, "minimum": field.minimum, "maximum": field.maximum}
+
+
+def _json(schema: dict, example=None, media_type: str = "application/json") -> dict:
+    content = {"schema": schema}
+    if example is not None:
+        content["example"] = example
+    return {"content": {media_type: content}}
+
+
+def _problems(*statuses: int) -> dict:
+    return {str(s): {"description": f"{PROBLEMS[s][1]} (problem type `{problem_type(s)}`)",
+                     **_json({"$ref": REF + "Problem"}, media_type=PROBLEM_MEDIA_TYPE)}
+            for s in statuses}
+
+
+def schemas(max_batch: int) -> dict:
+    """Component schemas: the record, batches, responses and the problem format."""
+    pointer_message = {"type": "object", "required": ["pointer", "message"],
+                       "properties": {"pointer": {"type": "string", "description":
+                                                  "JSON Pointer (RFC 6901) into the body"},
+                                      "message": {"type": "string"}}}
+    warnings = {"type": "array", "items": {"$ref": REF + "Notice"},
+                "description": "Values outside the range seen in training (extrapolations)."}
+    interval = {"$ref": REF + "Interval"}
+    return {
+        "Record": {"type": "object", "title": "Record", "required": list(FIELD_NAMES),
+                   "properties": {f.name: _field_schema(f) for f in FIELDS},
+                   "additionalProperties": False, "examples": [EXAMPLE_RECORD]},
+        "Batch": {"type": "array", "items": {"$ref": REF + "Record"},
+                  "minItems": 1, "maxItems": max_batch},
+        "Notice": pointer_message,
+        "Prediction": {"type": "object", "required": ["prediction", "model_version", "warnings"],
+                       "properties": {"prediction": {"type": "number", "description":
+                                                     "Estimated yearly charges in US dollars"},
+                                      "model_version": {"type": "string"},
+                                      "warnings": warnings, "interval": interval}},
+        "BatchPrediction": {"type": "object",
+                            "required": ["predictions", "model_version", "warnings"],
+                            "properties": {"predictions": {"type": "array",
+                                                           "items": {"type": "number"}},
+                                           "model_version": {"type": "string"},
+                                           "warnings": warnings,
+                                           "intervals": {"type": "array", "items": interval,
+                                                         "description": "One per record, in "
+                                                         "the order of predictions."}}},
+        "Interval": {"type": "object", "required": ["lower", "upper", "level"],
+                     "description": "The likely range: the charges of about `level` (0.8: 8 "
+                     "in 10) of people with these facts fall between `lower` and `upper` US "
+                     "dollars. A split-conformal interval; its method and measured coverage "
+                     "are in the model card's `interval` section. Absent when the served "
+                     "model's card has no calibration.",
+                     "properties": {"lower": {"type": "number"}, "upper": {"type": "number"},
+                                    "level": {"type": "number", "exclusiveMinimum": 0,
+                                              "exclusiveMaximum": 1}}},
+        "Problem": {"type": "object", "required": ["type", "title", "status", "detail"],
+                    "description": "RFC 9457 problem details",
+                    "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                                   "status": {"type": "integer"}, "detail": {"type": "string"},
+                                   "errors": {"type": "array", "items": {"$ref": REF + "Notice"}}}},
+        "ModelCard": {"type": "object", "required": ["model_version", "metrics", "versions"],
+                      "additionalProperties": True},
+        "Health": {"type": "object", "required": ["status", "model_version"],
+                   "properties": {"status": {"const": "ok"}, "model_version": {"type": "string"}}},
+    }
+
+
+def _body(schema: dict, example) -> dict:
+    return {"required": True, **_json(schema, example)}
+
+
+@lru_cache(maxsize=4)
+def build_document(max_batch: int, max_bytes: int) -> dict:
+    """The whole OpenAPI 3.1 document for the given limits."""
+    limits = (f"Bodies over {max_bytes // (1024 * 1024)} MiB or batches over {max_batch} "
+              "records get 413.")
+    bad_body = _problems(400, 413, 415, 422)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "insurance-charges", "version": "1",
+                 "description": "Predict yearly medical insurance charges from six facts. "
+                 "JSON types are strict and unknown fields are rejected. Errors are "
+                 f"`{PROBLEM_MEDIA_TYPE}` (RFC 9457). {limits} Unknown paths under /api/ get "
+                 "404 and wrong methods 405, both as problem+json."},
+        "servers": [{"url": "/"}],
+        "paths": {
+            "/api/v1/predict": {"post": {
+                "operationId": "predict", "summary": "Predict one record or a batch",
+                "description": "An object gives `prediction`; an array of 1 to "
+                               f"{max_batch} records gives `predictions`, in input order. Each estimate "
+                               "comes with its likely range (80% prediction interval): "
+                               "`interval`, or `intervals` for a batch.",
+                "requestBody": _body({"oneOf": [{"$ref": REF + "Record"},
+                                                {"$ref": REF + "Batch"}]}, EXAMPLE_RECORD),
+                "responses": {"200": {"description": "The estimate(s)", **_json(
+                    {"oneOf": [{"$ref": REF + "Prediction"}, {"$ref": REF + "BatchPrediction"}]})},
+                    **bad_body}}},
+            "/predict_api": {"post": {
+                "operationId": "predictLegacy", "summary": "Tutorial-compatible: the bare number",
+                "description": "Kept for clients of the tutorials' service: one record in, "
+                               "the predicted charges out as a bare JSON number.",
+                "requestBody": _body({"$ref": REF + "Record"}, EXAMPLE_RECORD),
+                "responses": {"200": {"description": "Estimated yearly charges in US dollars",
+                                      **_json({"type": "number"})}, **bad_body}}},
+            "/api/v1/model": {"get": {
+                "operationId": "modelCard", "summary": "The model card of the served model",
+                "responses": {"200": {"description": "Model card",
+                                      **_json({"$ref": REF + "ModelCard"})}}}},
+            "/health": {"get": {
+                "operationId": "health", "summary": "Health check (the load balancer's probe)",
+                "responses": {"200": {"description": "The model is loaded",
+                                      **_json({"$ref": REF + "Health"})}}}},
+            "/openapi.json": {"get": {
+                "operationId": "openapi", "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.1 document",
+                                      **_json({"type": "object"})}}}},
+        },
+        "components": {"schemas": schemas(max_batch)},
+    }
+
+
+def document() -> dict:
+    """The document for the running app's limits."""
+    return build_document(current_app.config["MAX_BATCH"], current_app.config["MAX_CONTENT_LENGTH"])
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    """Serve the OpenAPI document."""
+    return jsonify(document())
+
+
+@bp.get("/docs")
+def docs():
+    """Render the OpenAPI document as a page for people."""
+    doc = document()
+    return render_template("docs.html", doc=doc, record=doc["components"]["schemas"]["Record"],
+                           problems=[(s, slug, title, problem_type(s))
+                                     for s, (slug, title) in PROBLEMS.items()],
+                           example=json.dumps(EXAMPLE_RECORD))

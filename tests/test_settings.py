@@ -1,0 +1,78 @@
+"""Settings: every environment variable checked in one place; a bad one is one line, exit 1."""
+import os
+import subprocess
+
+import pytest
+
+from devtools.gunicorn_server import free_port
+from insurance_charges.settings import (DEFAULT_MODEL_PATH, ENVIRONMENT, Settings, SettingsError,
+                                        from_environ)
+
+from .conftest import ROOT
+
+
+def test_without_environment_the_defaults_serve_the_committed_model_on_8000():
+    assert from_environ({}, cpus=2) == Settings(port=8000, workers=2, model_path=DEFAULT_MODEL_PATH,
+                                                log_level="info", max_batch=10_000, api_keys=())
+
+
+def test_good_values_are_parsed_into_their_types(tmp_path):
+    model = tmp_path / "m.pkl"
+    model.write_bytes(b"")
+    got = from_environ({"PORT": "8080", "WEB_CONCURRENCY": " 3 ", "MODEL_PATH": str(model),
+                        "LOG_LEVEL": "WARNING", "MAX_BATCH": "500", "API_KEYS": "a, b"}, cpus=2)
+    assert got == Settings(port=8080, workers=3, model_path=model, log_level="warning",
+                           max_batch=500, api_keys=("a", "b"))
+
+
+def test_every_variable_the_service_reads_is_listed():
+    assert ENVIRONMENT == ("PORT", "WEB_CONCURRENCY", "MODEL_PATH", "LOG_LEVEL", "MAX_BATCH",
+                           "API_KEYS")
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("PORT", "0", "PORT='0': outside 1 to 65535; set PORT to a TCP port from 1 to 65535"),
+    ("PORT", "65536", "PORT='65536': outside 1 to 65535"),
+    ("PORT", "http", "PORT='http': not a whole number; set PORT"),
+    ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY='0': outside 1 to 8; set WEB_CONCURRENCY from 1 to 8"),
+    ("WEB_CONCURRENCY", "9", "WEB_CONCURRENCY='9': outside 1 to 8"),
+    ("WEB_CONCURRENCY", "2.5", "WEB_CONCURRENCY='2.5': not a whole number"),
+    ("MAX_BATCH", "0", "MAX_BATCH='0': outside 1 to 10000"),
+    ("MAX_BATCH", "10001", "MAX_BATCH='10001': outside 1 to 10000"),
+    ("MAX_BATCH", "many", "MAX_BATCH='many': not a whole number"),
+    ("LOG_LEVEL", "verbose", "LOG_LEVEL='verbose': not a log level; set one of debug, info, "
+                             "warning, error, critical"),
+    ("MODEL_PATH", "/", "MODEL_PATH='/': not a regular file (a directory); set MODEL_PATH to"),
+    ("MODEL_PATH", "/dev/null", "MODEL_PATH='/dev/null': not a regular file (a device or special "
+                                "file)"),
+    ("API_KEYS", ",", "API_KEYS=',': holds no key, which would leave the API open"),
+    ("API_KEYS", " , ", "API_KEYS=' , ': holds no key"),
+    ("API_KEYS", "", "API_KEYS='': holds no key"),
+])
+def test_an_unusable_value_is_refused_naming_it_and_what_to_set(name, value, message):
+    with pytest.raises(SettingsError) as raised:
+        from_environ({name: value}, cpus=2)
+    assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize("name", ["PORT", "WEB_CONCURRENCY", "MAX_BATCH", "LOG_LEVEL"])
+def test_an_empty_value_counts_as_unset(name):
+    assert from_environ({name: ""}, cpus=2) == from_environ({}, cpus=2)
+
+
+def test_an_error_about_another_setting_never_shows_the_api_keys():
+    with pytest.raises(SettingsError) as raised:
+        from_environ({"API_KEYS": "k-secret-0123", "MAX_BATCH": "x"}, cpus=1)
+    assert "MAX_BATCH" in str(raised.value) and "k-secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize("name, value", [("WEB_CONCURRENCY", "0"), ("PORT", "99999"),
+                                         ("API_KEYS", ","), ("MODEL_PATH", "/tmp"),
+                                         ("LOG_LEVEL", "loud"), ("MAX_BATCH", "-1")])
+def test_make_run_with_a_bad_setting_exits_1_with_one_line_and_no_traceback(name, value):
+    env = {**os.environ, "PORT": str(free_port()), name: value}
+    run = subprocess.run(["make", "--no-print-directory", "run"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, env=env)
+    errors = [line for line in run.stderr.splitlines() if line.startswith("Error: ")]
+    assert run.returncode != 0 and len(errors) == 1 and errors[0].startswith(f"Error: {name}=")
+    assert "Traceback" not in run.stderr + run.stdout

@@ -33,6 +33,9 @@ graceful_timeout = 30
 max_requests = 5000
 max_requests_jitter = 500
 keepalive = 5
+# gunicorn 27's control socket (gunicornc) is not used here; in the container its default
+# path is not writable and every start and respawn logged "Control server error".
+control_socket_disable = True
 
 loglevel = settings.log_level
 logger_class = "insurance_charges.web.logs.GunicornJsonLogger"

@@ -19,7 +19,7 @@ from insurance_charges.core.estimator import load_model
 from insurance_charges.core.schema import FIELD_NAMES
 from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
                                                validate_records)
-from insurance_charges.web.api import _finite_float, _reject_constant, parse_json
+from insurance_charges.web.json_body import _finite_float, _reject_constant, parse_json
 
 
 def best_ms(func, number: int) -> float:

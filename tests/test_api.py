@@ -186,14 +186,86 @@ def test_unexpected_error_is_a_500_problem_without_a_trace(record):
     assert "secret" not in response.get_data(as_text=True) and "Traceback" not in body["detail"]
 
 
-def test_intervals_are_computed_from_the_validated_records(real_model, record):
+@pytest.mark.parametrize("size", [3, 9])  # one at a time, and column at a time
+def test_each_record_gets_the_range_of_its_own_group_in_input_order(real_model, record, size):
     import dataclasses
 
-    spec = {**real_model.card["interval"], "group_by": "children",
-            "offsets": {str(n): {"lower": -n - 1.0, "upper": n + 1.0, "n": 1} for n in range(11)}}
+    regions = ("northeast", "northwest", "southeast", "southwest")
+    spec = {**real_model.card["interval"], "group_by": "region",
+            "offsets": {r: {"lower": -1.0 - n, "upper": 1.0 + n, "n": 1}
+                        for n, r in enumerate(regions)}}
     model = dataclasses.replace(real_model, card={**real_model.card, "interval": spec})
     client = create_app({"TESTING": True, "MODEL": model}).test_client()
-    body = client.post("/api/v1/predict", json={**record, "children": 2.0}).get_json()
-    assert body["interval"]["upper"] - body["interval"]["lower"] == pytest.approx(6.0)
-    batch = client.post("/api/v1/predict", json=[{**record, "children": 3.0}] * 9).get_json()
-    assert {round(s["upper"] - s["lower"], 2) for s in batch["intervals"]} == {8.0}
+    batch = [{**record, "region": regions[i % 4], "children": float(i % 3) and i % 3}
+             for i in range(size)]
+    body = client.post("/api/v1/predict", json=batch).get_json()
+    widths = [round(s["upper"] - s["lower"], 2) for s in body["intervals"]]
+    assert widths == [2.0 + 2 * (i % 4) for i in range(size)]
+
+
+def test_a_repeated_key_is_refused_naming_it_not_silently_reduced_to_its_last_value(client):
+    response = client.post("/api/v1/predict", data='{"age": "x", "sex": "female", "age": 19, '
+                           '"bmi": 27.9, "children": 0, "smoker": "yes", "region": "southwest"}',
+                           content_type="application/json")
+    body = assert_problem(response, 422)
+    assert body["errors"] == [{"pointer": "/age", "message": "'age' appears more than once in "
+                                                            "the object; send each field once"}]
+
+
+def test_repeated_keys_are_found_in_any_record_of_a_batch(client, record):
+    text = json.dumps([record] * 9)[:-1] + ', {"smoker": "no", "smoker": "yes"}]'
+    body = assert_problem(client.post("/api/v1/predict", data=text,
+                                      content_type="application/json"), 422)
+    assert body["errors"][0]["pointer"] == "/9/smoker"
+
+
+def test_colons_inside_strings_do_not_pass_for_repeated_keys(client, record):
+    assert client.post("/api/v1/predict", json={**record, "region": "a:b"}).status_code == 422
+    ok = client.post("/api/v1/predict", data=json.dumps([record] * 9).replace(": ", " : "),
+                     content_type="application/json")
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("headers, fragment", [
+    ({"Content-Encoding": "gzip"}, "does not decode Content-Encoding gzip"),
+    ({"Content-Encoding": "br"}, "does not decode Content-Encoding br"),
+    ({"Content-Type": "application/json; charset=latin-1"}, "got charset latin-1"),
+    ({"Content-Type": "application/json; charset=utf-16"}, "got charset utf-16"),
+])
+def test_a_body_the_api_would_misread_is_a_415(client, record, headers, fragment):
+    response = client.post("/api/v1/predict", data=json.dumps(record),
+                           headers={"Content-Type": "application/json", **headers})
+    assert fragment in assert_problem(response, 415)["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8",
+                                          "application/json; charset=UTF8"])
+def test_utf8_named_as_the_charset_is_read(client, record, content_type):
+    response = client.post("/api/v1/predict", data=json.dumps(record),
+                           headers={"Content-Type": content_type, "Content-Encoding": "identity"})
+    assert response.status_code == 200
+
+
+def test_200000_unknown_keys_get_a_small_422_counting_them_all(client):
+    body = json.dumps({f"{i:x}": 1 for i in range(200_000)}, separators=(",", ":"))  # 1.9 MB
+    response = client.post("/api/v1/predict", data=body, content_type="application/json")
+    problem = assert_problem(response, 422)
+    assert len(response.get_data()) < 16_384 < len(body)
+    assert problem["errors_total"] == 200_006  # every unknown key and the six missing fields
+    assert problem["detail"].startswith("200006 invalid value(s); the first ")
+    assert "send again to see the rest" in problem["detail"]
+    assert problem["errors"][0]["pointer"] == "/0"
+
+
+def test_an_all_invalid_full_batch_gets_an_answer_smaller_than_its_request(client, record):
+    body = json.dumps([{**record, "age": "x"}] * 10_000)
+    response = client.post("/api/v1/predict", data=body, content_type="application/json")
+    problem = assert_problem(response, 422)
+    assert len(response.get_data()) < len(body) and problem["errors_total"] == 10_000
+    assert [e["pointer"] for e in problem["errors"][:2]] == ["/0/age", "/1/age"]
+
+
+def test_a_small_mistake_is_listed_whole_without_a_total(client):
+    problem = assert_problem(client.post("/api/v1/predict", json={}), 422)
+    assert len(problem["errors"]) == 6 and "errors_total" not in problem
+    assert problem["detail"] == "6 invalid value(s); see errors"

@@ -10,7 +10,7 @@ from insurance_charges.core import validation
 from insurance_charges.core.schema import FIELDS
 from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
                                                validate_records)
-from insurance_charges.web.api import _finite_float, _reject_constant, parse_json
+from insurance_charges.web.json_body import _finite_float, _reject_constant, parse_json
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])

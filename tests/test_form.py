@@ -77,3 +77,12 @@ def test_unknown_page_is_a_readable_html_404(client):
     response = client.get("/nowhere")
     assert response.status_code == 404 and response.mimetype == "text/html"
     assert "Back to the estimator" in response.get_data(as_text=True)
+
+
+def test_a_file_part_in_the_form_is_refused_not_ignored(client):
+    import io
+
+    data = {**form_data(), "age": "19", "upload": (io.BytesIO(b"age,sex\n"), "book.csv")}
+    response = client.post("/", data=data, content_type="multipart/form-data")
+    assert response.status_code == 415 and response.mimetype == "text/html"
+    assert "does not accept files" in response.get_data(as_text=True)

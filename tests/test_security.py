@@ -135,3 +135,16 @@ def test_pinned_dependencies_have_no_known_advisories_where_pip_audit_can_check(
     if unaudited:  # the advisory source did not answer for these versions here
         warnings.warn(f"pip-audit could not check {len(unaudited)} of {len(report)} pinned "
                       "packages: PyPI's advisory API did not answer for their versions")
+
+
+@pytest.mark.parametrize("query, logged", [
+    ("api_key=abc", "api_key=[redacted]"), ("X-API-Key=abc&n=1", "X-API-Key=[redacted]&n=1"),
+    ("token=a&password=b&client_secret=c", "token=[redacted]&password=[redacted]&"
+                                           "client_secret=[redacted]"),
+    ("apikey", "apikey"), ("age=19&region=north", "age=19&region=north"), ("", None),
+    ("access%5Ftoken=abc", "access%5Ftoken=[redacted]"),
+])
+def test_credential_like_query_parameters_are_redacted_in_the_log(query, logged):
+    from insurance_charges.web.logs import redact_query
+
+    assert redact_query(query) == logged

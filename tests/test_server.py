@@ -61,6 +61,19 @@ def test_access_log_lines_are_json_with_the_request_id(server):
     assert access[generated]["method"] == "GET" and access[generated]["duration_ms"] >= 0
 
 
+def test_credentials_in_a_query_string_never_reach_the_access_log(server):
+    server.request("/health?api_key=k-secret-1&x=1&Access-Token=k-secret-2",
+                   headers={"X-Request-ID": "redact-1"})
+    time.sleep(0.3)
+    assert "k-secret" not in server.output()
+    line = next(json.loads(text) for text in server.lines if '"redact-1"' in text)
+    assert line["query"] == "api_key=[redacted]&x=1&Access-Token=[redacted]"
+
+
+def test_gunicorns_control_socket_is_off_and_logs_no_error(server):
+    assert "Control server" not in server.output() and "control" not in server.output().lower()
+
+
 def test_server_writes_no_logs_file_and_exits_0_on_sigterm(server):
     assert not (ROOT / "logs.log").exists()
     assert server.stop() == 0

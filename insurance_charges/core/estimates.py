@@ -16,7 +16,7 @@ import numpy as np
 from ..settings import MAX_BATCH_LIMIT
 from . import interval
 from .schema import EXAMPLE_RECORD, FieldError
-from .validation import Locate, alone, in_batch, range_warnings, validate_records
+from .validation import Locate, ValidRecords, alone, in_batch, range_warnings, validate_records
 
 CENTS = 2  # estimates and ranges are rounded once, to the cent, after all arithmetic
 
@@ -32,11 +32,14 @@ class Estimator(Protocol):
 
 
 class InvalidRecords(ValueError):
-    """The body holds invalid values; ``errors`` locates each one."""
+    """The body holds invalid values; ``errors`` locates the first of them, ``total`` counts all."""
 
-    def __init__(self, errors: list[FieldError], detail: str | None = None):
-        super().__init__(detail or f"{len(errors)} invalid value(s); see errors")
-        self.errors, self.detail = errors, str(self)
+    def __init__(self, errors: list[FieldError], detail: str | None = None,
+                 total: int | None = None):
+        self.total = len(errors) if total is None else total
+        detail = detail or f"{self.total} invalid value(s); see errors"
+        super().__init__(detail)
+        self.errors, self.detail = errors, detail
 
 
 class TooManyRecords(ValueError):
@@ -90,14 +93,15 @@ def estimate(model: Estimator, body: Any, *, max_batch: int = MAX_BATCH_LIMIT) -
                              f"a batch holds 1 to {max_batch} records; got none")
     locate = in_batch if batch else alone
     records, errors = validate_records(items, locate)
-    if errors:
-        raise InvalidRecords(errors)
+    if errors.total:
+        raise InvalidRecords(errors, total=errors.total)
     return estimate_valid(model, records, batch=batch, locate=locate)
 
 
-def estimate_valid(model: Estimator, records: list[dict], *, batch: bool = True,
+def estimate_valid(model: Estimator, records: Sequence[dict], *, batch: bool = True,
                    locate: Locate = in_batch) -> Estimates:
     """Estimate records that are already valid (the form's what-ifs, a file's chunks)."""
+    records = records if isinstance(records, ValidRecords) else ValidRecords(records)
     predicted = np.asarray(model.predict(records), dtype=np.float64)
     spec = model.likely_range
     lower = upper = None

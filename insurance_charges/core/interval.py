@@ -10,6 +10,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .validation import column_of
+
 # 8 in 10: wide enough to plan with, narrow enough to mean something to a person.
 LEVEL = 0.8
 ALL = "all"  # the one group of an interval that is not split by a field
@@ -53,11 +55,11 @@ def bounds(spec: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
            predictions: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds at the spec's level for each prediction, over the whole batch."""
     predictions = np.asarray(predictions, dtype=np.float64)
-    low, high = np.empty_like(predictions), np.empty_like(predictions)
+    low, high = np.full_like(predictions, np.nan), np.full_like(predictions, np.nan)
     group_by = spec["group_by"]
     # One comparison per group, not per record; the card check at load guarantees an
     # offset for every value the group's field can take.
-    groups = np.array([str(r[group_by]) for r in records], dtype=object) if group_by else None
+    groups = column_of(records, group_by) if group_by else None
     for key, offset in spec["offsets"].items():
         chosen = groups == key if group_by else slice(None)
         low[chosen], high[chosen] = offset["lower"], offset["upper"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 INTEGER, NUMBER, CATEGORY = "integer", "number", "category"
 
@@ -45,7 +45,8 @@ class FieldError:
     pointer: str
     message: str
     field: str | None = None
-    reason: str = "invalid"  # "missing", "unknown", "invalid", "not-an-object" or "extrapolated"
+    # "missing", "unknown", "repeated", "invalid", "not-an-object" or "extrapolated"
+    reason: str = "invalid"
 
     def as_dict(self) -> dict:
         """Render for a problem+json ``errors`` list."""
@@ -121,27 +122,51 @@ def check_value(field: Field, value: Any) -> tuple[Any, str | None]:
     return coerced, None
 
 
-def validate_record(body: Any, pointer: str = "") -> tuple[dict | None, list[FieldError]]:
-    """Validate one JSON record strictly: exact fields, exact types, limits and choices."""
+class RepeatedKeys(dict):
+    """A JSON object that named a key more than once; ``repeated`` lists those keys.
+
+    JSON parsers keep the last value silently; the web layer's parser marks such objects so
+    validation can refuse them instead of guessing which value the client meant.
+    """
+
+    repeated: tuple[str, ...] = ()
+
+
+def _shown_key(key: str) -> str:
+    return repr(key) if len(key) <= 40 else repr(key[:40]) + "..."  # keys can be megabytes
+
+
+def record_problems(body: Any, pointer: str, record: dict) -> Iterator[FieldError]:
+    """Yield each problem of one JSON record, filling ``record`` with the coerced values."""
     if not isinstance(body, dict):
-        return None, [FieldError(pointer, "a record must be a JSON object with the fields "
-                                 + ", ".join(FIELD_NAMES) + f"; got {_describe(body)}",
-                                 reason="not-an-object")]
-    errors = [FieldError(f"{pointer}/{pointer_token(str(k))}",
-                         f"unknown field {str(k)!r}; the fields are " + ", ".join(FIELD_NAMES),
-                         str(k), "unknown")
-              for k in body if k not in BY_NAME]
-    record: dict[str, Any] = {}
+        yield FieldError(pointer, "a record must be a JSON object with the fields "
+                         + ", ".join(FIELD_NAMES) + f"; got {_describe(body)}",
+                         reason="not-an-object")
+        return
+    for key in getattr(body, "repeated", ()):
+        yield FieldError(f"{pointer}/{pointer_token(str(key))}",
+                         f"{_shown_key(str(key))} appears more than once in the object; send "
+                         "each field once", str(key), "repeated")
+    for key in body:
+        if key not in BY_NAME:
+            yield FieldError(f"{pointer}/{pointer_token(str(key))}",
+                             f"unknown field {_shown_key(str(key))}; the fields are "
+                             + ", ".join(FIELD_NAMES), str(key), "unknown")
     for field in FIELDS:
         if field.name not in body:
-            errors.append(FieldError(f"{pointer}/{field.name}",
-                                     f"{field.name} is required: {field.rule()}", field.name,
-                                     "missing"))
+            yield FieldError(f"{pointer}/{field.name}", f"{field.name} is required: "
+                             f"{field.rule()}", field.name, "missing")
             continue
         value, message = check_value(field, body[field.name])
         if message:
-            errors.append(FieldError(f"{pointer}/{field.name}", message, field.name))
+            yield FieldError(f"{pointer}/{field.name}", message, field.name)
         record[field.name] = value
+
+
+def validate_record(body: Any, pointer: str = "") -> tuple[dict | None, list[FieldError]]:
+    """Validate one JSON record strictly: exact fields, exact types, limits and choices."""
+    record: dict[str, Any] = {}
+    errors = list(record_problems(body, pointer, record))
     return (None, errors) if errors else (record, [])
 
 

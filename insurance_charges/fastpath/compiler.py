@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import numeric, steps
 from .steps import Unsupported
-from ..core.schema import CATEGORY, FIELDS
+from ..core.validation import columns_of
 
 __all__ = ["FastPredictor", "compile_pipeline"]
 
@@ -70,15 +70,8 @@ class FastPredictor:
         return np.array([columns[n] for n in self.features], dtype=np.float64).T
 
     def predict(self, records: Sequence[dict]) -> np.ndarray:
-        """Predict schema-valid records (one or a batch), vectorized."""
-        return self.estimator.predict(self.encode(records_to_columns(records)))
-
-
-def records_to_columns(records: Sequence[dict]) -> dict:
-    """Input records as one 1-D array per schema field (strings stay objects)."""
-    return {f.name: np.array([r[f.name] for r in records],
-                             dtype=object if f.kind == CATEGORY else np.float64)
-            for f in FIELDS}
+        """Predict schema-valid records (one or a batch), vectorized over their columns."""
+        return self.estimator.predict(self.encode(columns_of(records)))
 
 
 def frame_to_columns(frame: pd.DataFrame) -> dict:

@@ -30,22 +30,39 @@ def problem_type(status: int) -> str:
 
 
 class Problem(Exception):
-    """An API error to answer as problem+json."""
+    """An API error to answer as problem+json; ``extra`` adds extension members."""
 
     def __init__(self, status: int, detail: str, errors: list | None = None,
-                 headers: dict | None = None):
+                 headers: dict | None = None, extra: dict | None = None):
         super().__init__(detail)
         self.status, self.detail, self.errors, self.headers = status, detail, errors, headers
+        self.extra = extra or {}
+
+
+def _as_dict(error) -> dict:
+    return error.as_dict() if hasattr(error, "as_dict") else error
+
+
+def listed_within(errors: list, budget: int) -> list:
+    """The leading errors whose JSON fits in ``budget`` bytes (always at least one)."""
+    listed, used = [], 0
+    for error in errors:
+        used += len(json.dumps(_as_dict(error))) + 2  # ", " between items
+        if listed and used > budget:
+            break
+        listed.append(error)
+    return listed
 
 
 def problem_response(status: int, detail: str, errors: list | None = None,
-                     headers: dict | None = None) -> Response:
+                     headers: dict | None = None, extra: dict | None = None) -> Response:
     """Build an ``application/problem+json`` response."""
     body = {"type": problem_type(status),
             "title": PROBLEMS.get(status, (None, "HTTP error"))[1],
             "status": status, "detail": detail}
     if errors:
-        body["errors"] = [e.as_dict() if hasattr(e, "as_dict") else e for e in errors]
+        body["errors"] = [_as_dict(e) for e in errors]
+    body.update(extra or {})
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
     response.headers.update(headers or {})
     return response
@@ -61,7 +78,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Problem)
     def handle_problem(exc: Problem):
-        return problem_response(exc.status, exc.detail, exc.errors, exc.headers)
+        return problem_response(exc.status, exc.detail, exc.errors, exc.headers, exc.extra)
 
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException):

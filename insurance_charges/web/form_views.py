@@ -1,7 +1,7 @@
 """The web form: six fields, a readable estimate, every problem shown beside its field."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, render_template, request
 
 from ..core.estimates import InvalidRecords, estimate
 from ..core.explain import explain
@@ -39,6 +39,8 @@ def empty_form():
 @bp.post("/")
 def submit():
     """Validate the form and show the estimate, or the problems, with every value kept."""
+    if request.files:  # a browser sends this form as text fields; a file part was crafted
+        abort(415, "The form takes typed values only; it does not accept files.")
     values = {f.name: request.form.get(f.name, "") for f in FIELDS}
     try:
         person = estimate(served_model(), typed_values(request.form))

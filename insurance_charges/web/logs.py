@@ -7,6 +7,7 @@ import re
 import sys
 import time
 import uuid
+from urllib.parse import unquote_plus
 
 from flask import Flask, g, has_request_context, request
 
@@ -59,11 +60,32 @@ def init_app(app: Flask) -> None:
         return response
 
 
+# Query parameters whose values are credentials: a client that puts a key in the URL must not
+# put it in the logs too (names compared case-insensitively, "-" and "_" alike).
+_CREDENTIAL_PARAMETER = re.compile(
+    r"(?i)^[\w.-]*(key|token|secret|password|passwd|pwd|auth|signature|credential|session)"
+    r"[\w.-]*$")
+REDACTED = "[redacted]"
+
+
+def redact_query(query: str | None) -> str | None:
+    """The query string with the value of every credential-like parameter replaced."""
+    if not query:
+        return None
+    parts = []
+    for pair in query.split("&"):
+        name, sep, _ = pair.partition("=")
+        parts.append(f"{name}={REDACTED}" if sep and _CREDENTIAL_PARAMETER.match(
+            unquote_plus(name)) else pair)
+    return "&".join(parts)
+
+
 def access_entry(atoms: dict) -> dict:
     """Build the access-log object from gunicorn's log atoms."""
     return {"time": _utc(time.time()), "type": "access",
             "request_id": atoms.get("{x-request-id}o"), "remote_addr": atoms.get("h"),
-            "method": atoms.get("m"), "path": atoms.get("U"), "query": atoms.get("q") or None,
+            "method": atoms.get("m"), "path": atoms.get("U"),
+            "query": redact_query(atoms.get("q")),
             "status": int(atoms["s"]) if str(atoms.get("s", "")).isdigit() else atoms.get("s"),
             "bytes": atoms.get("B"), "duration_ms": round(atoms.get("D", 0) / 1000, 3),
             "user_agent": atoms.get("a"), "pid": atoms.get("p", "").strip("<>") or None}

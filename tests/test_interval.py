@@ -6,14 +6,14 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from insurance_charges.core import interval
-from insurance_charges.training import calibrate
+from insurance_charges.training import calibrate, conformal
 from insurance_charges.web import create_app
 
 
 def test_conformal_quantile_takes_the_finite_sample_rank():
     values = list(range(1, 11))  # n = 10: rank ceil(11 * 0.8) = 9
-    assert interval.conformal_quantile(values, 0.8) == 9
-    assert interval.conformal_quantile(values, 0.95) == 10  # rank 11 is capped at n
+    assert conformal.conformal_quantile(values, 0.8) == 9
+    assert conformal.conformal_quantile(values, 0.95) == 10  # rank 11 is capped at n
 
 
 def test_each_group_gets_its_own_lopsided_offsets():
@@ -21,10 +21,10 @@ def test_each_group_gets_its_own_lopsided_offsets():
     residuals = {"a": [-1, 0, 0, 1, 1, 2, 3, 5, 8, 20], "b": list(range(-50, 51, 10))}
     truths = [r for g in residuals for r in residuals[g]]
     groups = [g for g in residuals for _ in residuals[g]]
-    spec = interval.fit(truths, [0.0] * len(truths), groups, group_by="smoker")
+    spec = conformal.fit(truths, [0.0] * len(truths), groups, group_by="smoker")
     assert spec["offsets"]["a"] == {"lower": -1, "upper": 20, "n": 10}
     assert spec["offsets"]["b"] == {"lower": -50, "upper": 50, "n": 11}
-    constant = interval.fit(truths, [0.0] * len(truths), groups, symmetric=True)
+    constant = conformal.fit(truths, [0.0] * len(truths), groups, symmetric=True)
     assert list(constant["offsets"]) == [interval.ALL]
 
 
@@ -47,9 +47,9 @@ def test_log_scale_offsets_are_ratios_of_the_estimate():
 
 
 def test_coverage_counts_truths_inside_their_range_overall_and_per_group():
-    spec = interval.fit([0, 0], [0, 0], ["yes", "no"], floor=-10)
+    spec = conformal.fit([0, 0], [0, 0], ["yes", "no"], floor=-10)
     spec["offsets"][interval.ALL].update(lower=-1, upper=1)
-    got = interval.coverage(spec, [{"smoker": "yes"}, {"smoker": "no"}], [0.0, 0.0], [0.5, 3.0],
+    got = conformal.coverage(spec, [{"smoker": "yes"}, {"smoker": "no"}], [0.0, 0.0], [0.5, 3.0],
                             by="smoker")
     assert got == {"coverage": 0.5, "by_group": {"smoker=no": 0.0, "smoker=yes": 1.0},
                    "rows": 2, "mean_width": 2.0}
@@ -61,7 +61,7 @@ def test_cross_fitting_checks_each_row_against_a_range_set_without_it():
     truths = [float(r) for _ in ("yes", "no") for r in range(1, 11)]
     predictions = [0.0] * len(truths)
     in_sample = calibrate._fit(records, truths, predictions, -100.0, 0.8)
-    assert interval.coverage(in_sample, records, predictions, truths, "smoker")["coverage"] == 1
+    assert conformal.coverage(in_sample, records, predictions, truths, "smoker")["coverage"] == 1
     # The largest residual now meets an upper offset of 9 and the smallest a lower one of 2.
     got = calibrate.cross_fitted(records, truths, predictions, -100.0, 0.8, folds=10, repeats=3)
     assert got["coverage"] == 0.8

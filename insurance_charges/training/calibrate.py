@@ -7,6 +7,7 @@ holdout by cross-fitting, so no row is ever checked against a range its own resi
 from __future__ import annotations
 
 from ..core import interval
+from . import conformal
 
 GROUP_BY = "smoker"
 # Every candidate is calibrated and measured the same way; the card keeps all their figures.
@@ -34,7 +35,7 @@ METHOD = ("split-conformal prediction interval, Mondrian by smoker: per group, t
 
 def _fit(records, truths, predictions, floor: float, level: float, name: str = CHOSEN) -> dict:
     groups = [str(r[GROUP_BY]) for r in records]
-    return interval.fit(truths, predictions, groups, level=level, floor=floor,
+    return conformal.fit(truths, predictions, groups, level=level, floor=floor,
                         **CANDIDATES[name])
 
 
@@ -56,7 +57,7 @@ def cross_fitted(records, truths, predictions, floor: float, level: float,
         lower.extend(low.tolist())
         upper.extend(high.tolist())
     # Every repeat checks every row once, so these are also the means over the repeats.
-    pooled = interval.coverage_of(lower, upper, [records[i] for i in checked],
+    pooled = conformal.coverage_of(lower, upper, [records[i] for i in checked],
                                   [truths[i] for i in checked], GROUP_BY)
     return {**pooled, "rows": len(records), "folds": folds, "repeats": repeats}
 
@@ -79,7 +80,7 @@ def _split_coverage(estimator, features, target, raw, seed: int, size: int,
                 float(target.iloc[fit_rows].min()), level)
     refit = clone(estimator).fit(features.iloc[rest], target.iloc[rest])
     records, truths = raw.iloc[check].to_dict("records"), target.iloc[check].tolist()
-    return tuple(interval.coverage(spec, records, model.predict(features.iloc[check]).tolist(),
+    return tuple(conformal.coverage(spec, records, model.predict(features.iloc[check]).tolist(),
                                    truths, GROUP_BY)["coverage"] for model in (fitted, refit))
 
 
@@ -120,9 +121,9 @@ def _against_training_residuals(experiment, estimator, served: dict, holdout, le
     from_training = _fit(records, truths, oof, served["floor"], level)
     return {"residuals": "10-fold out-of-fold, training split", "rows": len(truths),
             "offsets": from_training["offsets"],
-            "calibrated_on_them_checked_on_holdout": interval.coverage(from_training, *holdout,
+            "calibrated_on_them_checked_on_holdout": conformal.coverage(from_training, *holdout,
                                                                        GROUP_BY),
-            "served_range_checked_on_them": interval.coverage(served, records, oof, truths,
+            "served_range_checked_on_them": conformal.coverage(served, records, oof, truths,
                                                               GROUP_BY)}
 
 

@@ -21,7 +21,7 @@ from ..core import model_card  # noqa: E402
 from ..core.model_card import sha256_of  # noqa: E402
 from ..core.schema import FIELD_NAMES  # noqa: E402
 from ..settings import DEFAULT_MODEL_PATH  # noqa: E402
-from . import calibrate  # noqa: E402
+from . import calibrate, card_writer  # noqa: E402
 from .data import CANONICAL_SHA256, TARGET, DataError, download_canonical, load_data  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def train(data: Path, out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     pipeline_path = out_dir / f"{MODEL_NAME}.pkl"
     exp.save_model(final, str(pipeline_path.with_suffix("")), verbose=False)
-    card = model_card.build(
+    card = card_writer.build(
         pipeline_path=pipeline_path, pipeline_sha256=sha256_of(pipeline_path),
         estimator=type(final.steps[-1][1]).__name__, estimator_id=estimator_id,
         trained_at=datetime.now(timezone.utc), data_sha256=data_sha, rows=len(frame),
@@ -103,7 +103,7 @@ def train(data: Path, out_dir: Path) -> dict:
         interval=likely_range,
         ranges={name: {"min": frame[name].min().item(), "max": frame[name].max().item()}
                 for name in FIELD_NAMES if frame[name].dtype.kind in "if"})
-    model_card.write(card, model_card.path_for(pipeline_path))
+    card_writer.write(card, model_card.path_for(pipeline_path))
     return card
 
 

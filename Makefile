@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 # make mutate fails below this share of mutants killed in the core (README, "Tests").
 MUTATION_FLOOR ?= 90
+# The Ed25519 key `make train` signs models with: kept outside the repository and the image.
+SIGNING_KEY ?= $(HOME)/.config/insurance-charges/model-signing.key
 export PORT
 
 .PHONY: help run test soak audit bench train lock mutate clean
@@ -57,12 +59,12 @@ mutate: $(VENV)/.dev  ## Mutation-test the estimator core (mutmut, a few minutes
 	$(BIN)/mutmut run
 	$(BIN)/python -m devtools.mutation_score --min $(MUTATION_FLOOR)
 
-train: $(VENV)/.runtime  ## Retrain on DATA=path (or the checked download) and write model/
-	$(BIN)/python -m insurance_charges.training $(if $(DATA),--data $(DATA))
+train: $(VENV)/.runtime  ## Retrain on DATA=path (or the checked download), sign with SIGNING_KEY, write model/
+	$(BIN)/python -m insurance_charges.training --signing-key $(SIGNING_KEY) $(if $(DATA),--data $(DATA))
 
 lock:  ## Print a fresh resolution of the top-level pins (compare with requirements.txt)
 	rm -rf /tmp/insurance-charges-lock && $(PYTHON) -m venv /tmp/insurance-charges-lock
-	/tmp/insurance-charges-lock/bin/pip install --quiet pycaret==3.3.2 six flask gunicorn orjson
+	/tmp/insurance-charges-lock/bin/pip install --quiet pycaret==3.3.2 six flask gunicorn orjson cryptography
 	/tmp/insurance-charges-lock/bin/pip freeze --exclude-editable
 
 clean:  ## Remove the virtual environment and caches

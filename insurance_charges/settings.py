@@ -37,6 +37,7 @@ class Settings:
     log_level: str = "info"
     max_batch: int = MAX_BATCH_LIMIT
     api_keys: tuple[str, ...] = ()  # empty: the API is open (e.g. reachable only in a VPC)
+    trusted_keys: tuple = ()  # public keys whose model signatures are accepted
 
 
 def _whole(low: int, high: int, fix: str) -> Callable[[str], int]:
@@ -73,6 +74,21 @@ def _model_path(text: str) -> Path:
     return path
 
 
+def _trusted_keys(text: str) -> tuple:
+    from .core.model_signing import read_public_keys
+
+    try:
+        pem = Path(text).expanduser().read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror}); set MODEL_PUBLIC_KEY to the PEM file "
+                         "of the public key that signs your models") from None
+    try:
+        return read_public_keys(pem)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; set MODEL_PUBLIC_KEY to a PEM file with one or more Ed25519 "
+                         "public keys (`openssl pkey -in KEY -pubout`)") from None
+
+
 def parse_api_keys(text: str) -> tuple[str, ...]:
     """Split a comma-separated API_KEYS value; set but holding no key is refused."""
     keys = tuple(key.strip() for key in text.split(",") if key.strip())
@@ -95,6 +111,7 @@ def _parsers(cpus: int) -> dict[str, tuple[str, Callable]]:
         "MAX_BATCH": ("max_batch", _whole(1, MAX_BATCH_LIMIT,
                                           f"set MAX_BATCH from 1 to {MAX_BATCH_LIMIT}")),
         "API_KEYS": ("api_keys", parse_api_keys),
+        "MODEL_PUBLIC_KEY": ("trusted_keys", _trusted_keys),
     }
 
 
@@ -114,6 +131,10 @@ def from_environ(environ: Mapping[str, str] = os.environ, cpus: int | None = Non
         except ValueError as exc:
             raise SettingsError(f"{name}={_shown(name, text)}: {exc}") from None
     values.setdefault("workers", cpus)  # one sync worker per CPU: predictions are CPU-bound
+    if "trusted_keys" not in values:  # the key whose public half ships with the code
+        from .core.model_signing import TRUSTED_KEYS
+
+        values["trusted_keys"] = _trusted_keys(str(TRUSTED_KEYS))
     return Settings(**values)
 
 

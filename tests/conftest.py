@@ -64,8 +64,58 @@ def model_copy(tmp_path):
     return tmp_path / DEFAULT_MODEL_PATH.name
 
 
-def vouch_for(model_path: Path) -> None:
-    """Rewrite the card beside ``model_path`` so its checksum and version match the file."""
+@pytest.fixture(scope="session")
+def signing_key():
+    """The tests' own model-signing key (the committed model's private key is never here)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="session")
+def public_key_file(signing_key, tmp_path_factory) -> Path:
+    """A PEM file of the tests' public key, as MODEL_PUBLIC_KEY would name it."""
+    from cryptography.hazmat.primitives import serialization
+
+    target = tmp_path_factory.mktemp("keys") / "test-model-key.pem"
+    target.write_bytes(signing_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return target
+
+
+@pytest.fixture(scope="session")
+def private_key_file(signing_key, tmp_path_factory) -> Path:
+    """The tests' private key as a PEM file, as `make train SIGNING_KEY=...` takes it."""
+    from cryptography.hazmat.primitives import serialization
+
+    target = tmp_path_factory.mktemp("private") / "test-signing.key"
+    target.write_bytes(signing_key.private_bytes(serialization.Encoding.PEM,
+                                                 serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
+    return target
+
+
+@pytest.fixture(scope="session")
+def test_keys(public_key_file):
+    """The tests' public key, as load_model's ``trusted_keys``."""
+    from insurance_charges.core.model_signing import read_public_keys
+
+    return read_public_keys(public_key_file.read_bytes())
+
+
+def sign_with(signing_key, model_path: Path) -> None:
+    """Sign the pipeline and card at ``model_path`` as they now are, with the tests' key."""
+    from insurance_charges.core.model_card import path_for
+    from insurance_charges.core.model_signing import write_signature
+
+    write_signature(signing_key, model_path, path_for(model_path))
+
+
+def vouch_for(model_path: Path, signing_key=None) -> None:
+    """Rewrite the card beside ``model_path`` so its checksum and version match the file.
+
+    With ``signing_key``, also sign the result: a model made by someone holding that key.
+    """
     import hashlib
     import json
 
@@ -77,3 +127,5 @@ def vouch_for(model_path: Path) -> None:
     card["pipeline_sha256"] = digest
     card["model_version"] = card["model_version"].rsplit("-", 1)[0] + "-" + digest[:8]
     card_path.write_text(json.dumps(card))
+    if signing_key is not None:
+        sign_with(signing_key, model_path)

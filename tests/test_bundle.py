@@ -70,7 +70,8 @@ def test_dockerfile_and_dockerrun_sit_at_the_root_of_the_bundle(uploaded):
 
 
 def test_bundle_carries_a_model_git_does_not_track(project):
-    assert git(project, "ls-files", "model/") == "model/insurance-charges.card.json\n"
+    assert git(project, "ls-files", "model/") == ("model/insurance-charges.card.json\n"
+                                                   "model/insurance-charges.sig.json\n")
     bundle = eb_bundle(project, "model-check")
     assert bundle.read(MODEL) == (project / MODEL).read_bytes()
 

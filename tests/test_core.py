@@ -1,4 +1,5 @@
 """The estimator core: parsed JSON in, estimates, likely ranges and warnings out, no Flask."""
+import hashlib
 import subprocess
 import sys
 
@@ -7,7 +8,8 @@ import pytest
 
 from insurance_charges.core.estimates import (Estimates, InvalidRecords, TooManyRecords, estimate,
                                               estimate_valid, self_check)
-from insurance_charges.core.schema import EXAMPLE_RECORD
+from insurance_charges.core import model_card
+from insurance_charges.core.schema import EXAMPLE_RECORD, FieldError
 
 from .conftest import ROOT
 
@@ -139,3 +141,257 @@ def test_the_core_imports_no_web_framework():
 def test_amounts_are_numpy_arrays_for_the_whole_batch():
     got = estimate(Fixed(), [person()] * 5)
     assert isinstance(got.amounts, np.ndarray) and got.amounts.shape == (5,)
+
+
+# --- Refusals carry their numbers --------------------------------------------------------------
+
+def test_a_refusal_counts_every_problem_and_says_so_unless_told_otherwise():
+    errors = [FieldError("/age", "bad"), FieldError("/bmi", "bad")]
+    counted = InvalidRecords(errors)
+    assert (counted.errors, counted.total, counted.detail, str(counted)) == (
+        errors, 2, "2 invalid value(s); see errors", "2 invalid value(s); see errors")
+    capped = InvalidRecords(errors, total=7)
+    assert (capped.total, capped.detail) == (7, "7 invalid value(s); see errors")
+    worded = InvalidRecords(errors, "a batch holds 1 to 3 records; got none", total=0)
+    assert (worded.total, worded.detail, str(worded)) == (
+        0, "a batch holds 1 to 3 records; got none", "a batch holds 1 to 3 records; got none")
+
+
+def test_a_request_lists_its_first_hundred_problems_and_counts_them_all():
+    unknown = {f"k{i:03}": 1 for i in range(150)}
+    with pytest.raises(InvalidRecords) as raised:
+        estimate(Fixed(), {**person(), **unknown})
+    assert [e.pointer for e in raised.value.errors] == [f"/k{i:03}" for i in range(100)]
+    assert raised.value.total == 150 and raised.value.detail == "150 invalid value(s); see errors"
+
+
+def test_a_batch_of_many_valid_records_is_served_as_one_by_one_would_be():
+    batch = [person(age=20 + i, bmi=30, smoker=("yes", "no")[i % 2]) for i in range(10)]
+    got = estimate(Fixed(), batch)
+    assert got.records == [{**r, "bmi": 30.0} for r in batch]
+    assert all(type(r["bmi"]) is float for r in got.records)
+    assert got.amounts.tolist() == [round((20 + i) * 100.0049, 2) for i in range(10)]
+    assert got.lower.tolist() == [round((20 + i) * 100.0049 + (-100.004, -50.0)[i % 2], 2)
+                                  for i in range(10)]
+
+
+@pytest.mark.parametrize("bad, pointer", [
+    ({"smoker": "maybe"}, "/9/smoker"), ({"age": 17}, "/9/age"), ({"bmi": 80.5}, "/9/bmi"),
+    ({"age": 30.5}, "/9/age"), ({"age": True}, "/9/age"), ({"bmi": float("nan")}, "/9/bmi"),
+    ({"children": 11}, "/9/children"), ({"region": 3}, "/9/region"),
+])
+def test_one_bad_value_in_a_long_batch_is_still_refused(bad, pointer):
+    with pytest.raises(InvalidRecords) as raised:
+        estimate(Fixed(), [person()] * 9 + [person(**bad)])
+    assert [e.pointer for e in raised.value.errors] == [pointer]
+
+
+def test_the_default_batch_limit_is_ten_thousand_records():
+    with pytest.raises(TooManyRecords) as many:
+        estimate(Fixed(), [person()] * 10_001)
+    assert str(many.value) == "a batch holds at most 10000 records; got 10001"
+
+
+def test_warnings_come_record_by_record_then_in_the_cards_field_order():
+    got = estimate(Fixed(), [person(bmi=60.0), person(age=70, bmi=12.0)])
+    assert [(w.pointer, w.field, w.reason) for w in got.warnings] == [
+        ("/0/bmi", "bmi", "extrapolated"), ("/1/age", "age", "extrapolated"),
+        ("/1/bmi", "bmi", "extrapolated")]
+    assert got.to_json()["warnings"] == [
+        {"pointer": "/0/bmi", "message": "bmi 60 is outside the range seen in training "
+                                         "(15.96 to 53.13); the estimate is an extrapolation"},
+        {"pointer": "/1/age", "message": "age 70 is outside the range seen in training "
+                                         "(18 to 64); the estimate is an extrapolation"},
+        {"pointer": "/1/bmi", "message": "bmi 12 is outside the range seen in training "
+                                         "(15.96 to 53.13); the estimate is an extrapolation"}]
+
+
+def test_a_lone_records_warning_points_into_the_body_itself():
+    got = estimate(Fixed(), person(children=6))
+    assert got.to_json()["warnings"] == [{"pointer": "/children", "message": (
+        "children 6 is outside the range seen in training (0 to 5); "
+        "the estimate is an extrapolation")}]
+
+
+def test_a_range_without_groups_applies_one_offset_to_every_record():
+    spec = {"level": 0.9, "group_by": None, "scale": "dollars", "floor": 0.0,
+            "offsets": {"all": {"lower": -10.0, "upper": 10.0}}}
+    got = estimate(Fixed(spec), [person(age=20), person(age=30, smoker="no")])
+    assert got.to_json()["intervals"] == [{"lower": 1990.1, "upper": 2010.1, "level": 0.9},
+                                          {"lower": 2990.15, "upper": 3010.15, "level": 0.9}]
+
+
+def test_the_start_up_check_accepts_a_range_of_no_width():
+    zero = {**SPEC, "offsets": {"yes": {"lower": 0.0, "upper": 0.0},
+                                "no": {"lower": 0.0, "upper": 0.0}}}
+    assert self_check(Fixed(zero)) is None
+    assert self_check(Fixed(None)) is None
+
+
+def test_the_start_up_check_estimates_the_example_person_as_a_lone_record():
+    seen = []
+    model = Fixed()
+    model.predict = lambda records: seen.append(list(records)) or [0.01]
+    assert self_check(model) is None and seen == [[EXAMPLE_RECORD]]
+
+
+# --- The card: every entry the service reads, checked at load ----------------------------------
+
+DIGEST = "0123abcd" + "e" * 56
+DROP = object()
+
+
+def card(**changes):
+    """A servable card, with dotted paths set to new values (or removed when given DROP)."""
+    base = {"model_version": "2026.01.01-gbr-0123abcd", "pipeline_sha256": DIGEST,
+            "estimator": "GradientBoostingRegressor",
+            "versions": {"pycaret": "3.3.2", "scikit-learn": "1.4.2"}, "data": {"rows": 1},
+            "metrics": {"holdout": {"mae": 0}},
+            "schema": {"training_ranges": {"age": {"min": 18, "max": 64},
+                                           "bmi": {"min": 15.96, "max": 53.13},
+                                           "children": {"min": 0, "max": 0}}},
+            "interval": {"level": 0.8, "group_by": "smoker", "scale": "dollars", "floor": 1000.0,
+                         "offsets": {"no": {"lower": -5.0, "upper": 5.0},
+                                     "yes": {"lower": 0, "upper": 0}},
+                         "holdout": {"rows": 268, "coverage": 0.81}}}
+    for path, value in changes.items():
+        *parents, name = path.split("__")
+        here = base
+        for part in parents:
+            here = here[part]
+        if value is DROP:
+            del here[name]
+        else:
+            here[name] = value
+    return base
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"interval": None}, {"interval": DROP}, {"data__rows": 1}, {"versions": {}},
+    {"interval__scale": "log"}, {"interval__level": 0.01}, {"interval__level": 0.99},
+    {"interval__group_by": None, "interval__offsets": {"all": {"lower": -1, "upper": 1}}},
+    {"interval__group_by": "sex", "interval__offsets": {"male": {"lower": -1, "upper": 1},
+                                                         "female": {"lower": 0.5, "upper": 2}}},
+    {"interval__offsets__no": {"lower": 3, "upper": 3}}, {"metrics__holdout__mae": 2188.8},
+])
+def test_a_card_describing_a_servable_model_passes_the_check(changes):
+    assert model_card.check_structure(card(**changes)) is None
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"model_version": DROP}, "lacks model_version"),
+    ({"pipeline_sha256": DROP}, "lacks pipeline_sha256"),
+    ({"estimator": DROP}, "lacks estimator"),
+    ({"model_version": 2026}, "model_version must be a non-empty string"),
+    ({"pipeline_sha256": ""}, "pipeline_sha256 must be a non-empty string"),
+    ({"estimator": ""}, "estimator must be a non-empty string"),
+    ({"estimator": None}, "estimator must be a non-empty string"),
+    ({"model_version": "2026.01.01-gbr0123abcd"},
+     "model_version '2026.01.01-gbr0123abcd' does not end with the first 8 characters of "
+     "pipeline_sha256 (was the card edited by hand?)"),
+    ({"pipeline_sha256": "f" + DIGEST[1:]},
+     "model_version '2026.01.01-gbr-0123abcd' does not end with the first 8 characters of "
+     "pipeline_sha256 (was the card edited by hand?)"),
+    ({"versions": DROP}, "lacks versions"),
+    ({"versions": ["3.3.2"]}, "versions must map each library to a version string"),
+    ({"versions__numpy": 1.26}, "versions must map each library to a version string"),
+    ({"data": DROP}, "lacks data"),
+    ({"data__rows": DROP}, "lacks data.rows"),
+    ({"data": 1338}, "lacks data.rows"),
+    ({"data__rows": 0}, "data.rows must be a positive whole number"),
+    ({"data__rows": 1.0}, "data.rows must be a positive whole number"),
+    ({"data__rows": "1338"}, "data.rows must be a positive whole number"),
+    ({"metrics": {}}, "lacks metrics.holdout"),
+    ({"metrics__holdout": {}}, "lacks metrics.holdout.mae"),
+    ({"metrics__holdout__mae": "2188"}, "metrics.holdout.mae must be a number"),
+    ({"metrics__holdout__mae": True}, "metrics.holdout.mae must be a number"),
+    ({"metrics__holdout__mae": float("nan")}, "metrics.holdout.mae must be a number"),
+    ({"metrics__holdout__mae": float("inf")}, "metrics.holdout.mae must be a number"),
+    ({"schema": {}}, "lacks schema.training_ranges"),
+    ({"schema__training_ranges": [18, 64]},
+     "schema.training_ranges must give min and max for age, bmi, children"),
+    ({"schema__training_ranges__bmi": DROP},
+     "schema.training_ranges must give min and max for age, bmi, children"),
+    ({"schema__training_ranges__sex": {"min": 0, "max": 1}},
+     "schema.training_ranges must give min and max for age, bmi, children"),
+    ({"schema__training_ranges__bmi": [15.96, 53.13]},
+     "schema.training_ranges.bmi must hold numbers min <= max"),
+    ({"schema__training_ranges__bmi": {"max": 53.13}},
+     "schema.training_ranges.bmi must hold numbers min <= max"),
+    ({"schema__training_ranges__bmi": {"min": 15.96}},
+     "schema.training_ranges.bmi must hold numbers min <= max"),
+    ({"schema__training_ranges__children": {"min": 1, "max": 0}},
+     "schema.training_ranges.children must hold numbers min <= max"),
+    ({"schema__training_ranges__age": {"min": 18, "max": float("inf")}},
+     "schema.training_ranges.age must hold numbers min <= max"),
+    ({"interval": "none"}, "interval must be an object (or null for a model without one)"),
+    ({"interval__holdout__rows": 268.0},
+     "interval.holdout must give rows (a whole number) and coverage"),
+    ({"interval__holdout__coverage": "81%"},
+     "interval.holdout must give rows (a whole number) and coverage"),
+    ({"interval__level": 0}, "interval.level must be a number between 0 and 1"),
+    ({"interval__level": 1}, "interval.level must be a number between 0 and 1"),
+    ({"interval__level": "0.8"}, "interval.level must be a number between 0 and 1"),
+    ({"interval__floor": None},
+     "interval.floor must be a number and interval.scale dollars or log"),
+    ({"interval__scale": "percent"},
+     "interval.floor must be a number and interval.scale dollars or log"),
+    ({"interval__group_by": "bmi"}, "interval.group_by 'bmi' is not a category field"),
+    ({"interval__group_by": "weight"}, "interval.group_by 'weight' is not a category field"),
+    ({"interval__offsets": {"yes": {"lower": -1, "upper": 1}}},
+     "interval.offsets must have one entry for each of no, yes"),
+    ({"interval__offsets": [{"lower": -1, "upper": 1}] * 2},
+     "interval.offsets must have one entry for each of no, yes"),
+    ({"interval__group_by": None},
+     "interval.offsets must have one entry for each of all"),
+    ({"interval__offsets__no": {"lower": 6, "upper": 5}},
+     "interval.offsets.no must hold numbers lower <= upper"),
+    ({"interval__offsets__no": {"lower": -5}},
+     "interval.offsets.no must hold numbers lower <= upper"),
+    ({"interval__offsets__no": {"upper": 5}},
+     "interval.offsets.no must hold numbers lower <= upper"),
+    ({"interval__offsets__yes": [0, 0]},
+     "interval.offsets.yes must hold numbers lower <= upper"),
+])
+def test_a_card_the_service_could_not_serve_is_refused_naming_the_entry(changes, message):
+    with pytest.raises(model_card.CardError) as raised:
+        model_card.check_structure(card(**changes))
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("entry", ["level", "floor", "scale", "offsets", "holdout"])
+def test_a_card_whose_interval_lacks_an_entry_is_refused(entry):
+    with pytest.raises(model_card.CardError, match=f"^lacks {entry}$"):
+        model_card.check_structure(card(**{f"interval__{entry}": DROP}))
+
+
+@pytest.mark.parametrize("entry", ["rows", "coverage"])
+def test_a_card_whose_interval_holdout_lacks_an_entry_is_refused(entry):
+    with pytest.raises(model_card.CardError, match=f"^lacks holdout.{entry}$"):
+        model_card.check_structure(card(**{f"interval__holdout__{entry}": DROP}))
+
+
+@pytest.mark.parametrize("body", [[], None, "card", 3])
+def test_a_card_that_is_not_an_object_is_refused(body):
+    with pytest.raises(model_card.CardError, match="^is not a JSON object$"):
+        model_card.check_structure(body)
+
+
+def test_only_pycaret_and_scikit_learn_must_match_the_versions_that_trained_the_model():
+    here = model_card.installed_versions()
+    assert list(here) == ["pycaret", "scikit-learn", "pandas", "numpy", "lightgbm"]
+    same = {"pycaret": here["pycaret"], "scikit-learn": here["scikit-learn"], "numpy": "0.1"}
+    assert model_card.version_mismatches({"versions": same}) == []
+    assert model_card.version_mismatches({"versions": {"pycaret": "0.0.1"}}) == [
+        f"pycaret 0.0.1 (installed: {here['pycaret']})",
+        f"scikit-learn (not recorded) (installed: {here['scikit-learn']})"]
+    assert model_card.version_mismatches({}) == [
+        f"pycaret (not recorded) (installed: {here['pycaret']})",
+        f"scikit-learn (not recorded) (installed: {here['scikit-learn']})"]
+
+
+def test_the_card_lives_beside_the_pipeline_and_its_checksum_covers_every_byte(tmp_path):
+    assert model_card.path_for(tmp_path / "m.v2.pkl") == tmp_path / "m.v2.card.json"
+    data = bytes(range(256)) * 5000  # more than one read block
+    (tmp_path / "m.pkl").write_bytes(data)
+    assert model_card.sha256_of(tmp_path / "m.pkl") == hashlib.sha256(data).hexdigest()

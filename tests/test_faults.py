@@ -11,6 +11,7 @@ import joblib
 import pytest
 
 from insurance_charges.core.model_card import path_for
+from insurance_charges.core.model_signing import signature_path
 from insurance_charges.settings import DEFAULT_MODEL_PATH
 from insurance_charges.core.schema import EXAMPLE_RECORD
 
@@ -79,24 +80,34 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server):
     assert server.proc.wait(timeout=35) == 0  # within graceful_timeout (30 s)
 
 
-def broken_model(tmp_path, kind: str):
+def broken_model(tmp_path, kind: str, signing_key):
     target = tmp_path / DEFAULT_MODEL_PATH.name
     path_for(target).write_text(path_for(DEFAULT_MODEL_PATH).read_text())
-    if kind == "truncated":
+    if kind == "truncated":  # cut short in a copy, with the committed signature beside it
         target.write_bytes(DEFAULT_MODEL_PATH.read_bytes()[:4096])
-    else:  # a foreign pickle whose card vouches for it
+        signature_path(target).write_bytes(signature_path(DEFAULT_MODEL_PATH).read_bytes())
+    elif kind == "unsigned":  # a pickle whose card vouches for it, as anyone can write
         joblib.dump({"weights": [1, 2, 3]}, target)
         vouch_for(target)
+    else:  # the same, signed by a key the service is told to trust
+        joblib.dump({"weights": [1, 2, 3]}, target)
+        vouch_for(target, signing_key)
     return target
 
 
-@pytest.mark.parametrize("kind, reason", [("truncated", "does not match its card's SHA-256"),
-                                          ("foreign", "no pipeline with predict")])
-def test_start_up_with_a_broken_model_exits_non_zero_with_one_clear_line(tmp_path, kind, reason):
+@pytest.mark.parametrize("kind, reason", [
+    ("truncated", "signature does not match the pipeline and card"),
+    ("unsigned", "is not signed"),
+    ("foreign", "no pipeline with predict")])
+def test_start_up_with_a_broken_model_exits_non_zero_with_one_clear_line(
+        tmp_path, kind, reason, signing_key, public_key_file):
     run = subprocess.run(["make", "--no-print-directory", "run"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120,
                          env={**os.environ, "PORT": str(free_port()),
-                              "MODEL_PATH": str(broken_model(tmp_path, kind))})
+                              "MODEL_PATH": str(broken_model(tmp_path, kind, signing_key)),
+                              # the foreign model is signed by the tests' key, and trusted
+                              **({"MODEL_PUBLIC_KEY": str(public_key_file)}
+                                 if kind == "foreign" else {})})
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error: ")]
     assert run.returncode != 0 and len(errors) == 1 and reason in errors[0]
     assert "Traceback" not in run.stderr + run.stdout

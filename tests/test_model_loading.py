@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import joblib
 import pytest
@@ -11,8 +12,21 @@ from insurance_charges.settings import SettingsError
 from insurance_charges.web import create_app, served_model
 from insurance_charges.core.model_card import path_for
 from insurance_charges.core.estimator import ModelLoadError, load_model
+from insurance_charges.core.model_signing import signature_path
 
-from .conftest import ROOT, vouch_for
+from .conftest import ROOT, sign_with, vouch_for
+
+
+@pytest.fixture
+def signed_copy(model_copy, signing_key, test_keys):
+    """A copy of the committed model that tests may change, then re-sign with the tests' key.
+
+    Returns (path, resign, load): ``resign()`` signs the files as they now are, ``load()``
+    loads them trusting only the tests' key.
+    """
+    sign_with(signing_key, model_copy)
+    return (model_copy, lambda: sign_with(signing_key, model_copy),
+            lambda: load_model(model_copy, test_keys))
 
 
 def edit_card(model_path, **changes):
@@ -59,37 +73,113 @@ def test_missing_card_is_refused(model_copy):
         load_model(model_copy)
 
 
-def test_unreadable_card_is_refused(model_copy):
-    path_for(model_copy).write_text("{not json")
+def test_unreadable_card_is_refused(signed_copy):
+    path, resign, load = signed_copy
+    path_for(path).write_text("{not json")
+    resign()
     with pytest.raises(ModelLoadError, match="unreadable"):
-        load_model(model_copy)
+        load()
 
 
 @pytest.mark.parametrize("library", ["pycaret", "scikit-learn"])
-def test_model_made_by_other_library_versions_is_refused(model_copy, library):
-    edit_card(model_copy, **{f"versions__{library}": "0.0.1"})
+def test_model_made_by_other_library_versions_is_refused(signed_copy, library):
+    path, resign, load = signed_copy
+    edit_card(path, **{f"versions__{library}": "0.0.1"})
+    resign()
     with pytest.raises(ModelLoadError, match=f"made with {library} 0.0.1 \\(installed: "):
-        load_model(model_copy)
+        load()
 
 
-def test_truncated_model_file_is_refused(model_copy):
-    model_copy.write_bytes(model_copy.read_bytes()[:1000])
+def test_a_pickle_that_differs_from_its_signed_card_is_refused(signed_copy):
+    path, resign, load = signed_copy
+    path.write_bytes(path.read_bytes()[:1000])
+    resign()  # signed as it is: still not the pipeline its card describes
     with pytest.raises(ModelLoadError, match="does not match its card's SHA-256"):
-        load_model(model_copy)
+        load()
 
 
-def test_foreign_file_matching_its_card_is_refused(model_copy):
-    model_copy.write_bytes(b"this is not a pickle")
-    vouch_for(model_copy)
+def test_a_signed_foreign_file_is_refused(signed_copy, signing_key):
+    path, _, load = signed_copy
+    path.write_bytes(b"this is not a pickle")
+    vouch_for(path, signing_key)
     with pytest.raises(ModelLoadError, match="cannot be loaded"):
-        load_model(model_copy)
+        load()
 
 
-def test_pickle_without_predict_is_refused(model_copy):
-    joblib.dump({"not": "a pipeline"}, model_copy)
-    vouch_for(model_copy)
+def test_a_signed_pickle_without_predict_is_refused(signed_copy, signing_key):
+    path, _, load = signed_copy
+    joblib.dump({"not": "a pipeline"}, path)
+    vouch_for(path, signing_key)
     with pytest.raises(ModelLoadError, match="no pipeline with predict"):
+        load()
+
+
+def test_a_pipeline_of_another_kind_than_its_card_says_is_refused(signed_copy, signing_key):
+    from sklearn.dummy import DummyRegressor
+    from sklearn.pipeline import Pipeline
+
+    path, _, load = signed_copy
+    joblib.dump(Pipeline([("m", DummyRegressor(constant=1.0, strategy="constant"))]), path)
+    vouch_for(path, signing_key)
+    with pytest.raises(ModelLoadError, match="holds a DummyRegressor, but its card says "
+                                             "GradientBoostingRegressor"):
+        load()
+
+
+class Payload:
+    """Unpickling this writes a file: proof that a pickle was (or was not) ever unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_an_unsigned_model_is_refused_before_it_is_unpickled(model_copy, tmp_path):
+    marker = tmp_path / "payload-ran"
+    joblib.dump(Payload(marker), model_copy)
+    vouch_for(model_copy)  # a card that matches, as anyone can write
+    signature_path(model_copy).unlink()
+    with pytest.raises(ModelLoadError, match=r"is not signed \(no insurance-charges.sig.json\)"):
         load_model(model_copy)
+    assert not marker.exists()
+
+
+def test_a_model_signed_by_an_untrusted_key_is_refused_before_it_is_unpickled(model_copy,
+                                                                              tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    marker = tmp_path / "payload-ran"
+    joblib.dump(Payload(marker), model_copy)
+    vouch_for(model_copy, Ed25519PrivateKey.generate())  # the attacker's own key
+    with pytest.raises(ModelLoadError, match="signed by key [0-9a-f]{16}, which this service "
+                                             "does not trust"):
+        load_model(model_copy)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("tamper", ["card", "pipeline", "signature"])
+def test_a_model_changed_after_signing_is_refused(signed_copy, tmp_path, tamper):
+    path, _, load = signed_copy
+    if tamper == "card":
+        edit_card(path, estimator="DummyRegressor")
+    elif tamper == "pipeline":
+        joblib.dump(Payload(tmp_path / "payload-ran"), path)
+        vouch_for(path)  # re-computed checksum and version, but no new signature
+    else:
+        signed = json.loads(signature_path(path).read_text())
+        signature_path(path).write_text(json.dumps({**signed, "signature": "AAAA"}))
+    with pytest.raises(ModelLoadError, match="signature does not match the pipeline and card"):
+        load()
+    assert not (tmp_path / "payload-ran").exists()
+
+
+def test_a_garbled_signature_file_is_refused(signed_copy):
+    path, _, load = signed_copy
+    signature_path(path).write_text("not json")
+    with pytest.raises(ModelLoadError, match="its signature file is not a signature document"):
+        load()
 
 
 def test_bad_setting_in_the_environment_is_refused(monkeypatch):
@@ -127,16 +217,20 @@ def test_loading_the_model_writes_no_logs_file_in_the_working_directory(tmp_path
     ({"metrics": {}}, "lacks metrics.holdout"),
     ({"data__rows": 0}, "data.rows must be a positive whole number"),
 ])
-def test_a_card_that_would_fail_requests_stops_loading_with_one_line(model_copy, change, message):
-    edit_card(model_copy, **change)
+def test_a_card_that_would_fail_requests_stops_loading_with_one_line(signed_copy, change, message):
+    path, resign, load = signed_copy
+    edit_card(path, **change)
+    resign()
     with pytest.raises(ModelLoadError) as raised:
-        load_model(model_copy)
+        load()
     assert message in str(raised.value) and "\n" not in str(raised.value)
 
 
-def test_a_card_without_an_interval_still_loads(model_copy):
-    edit_card(model_copy, interval=None)
-    assert load_model(model_copy).likely_range is None
+def test_a_card_without_an_interval_still_loads(signed_copy):
+    path, resign, load = signed_copy
+    edit_card(path, interval=None)
+    resign()
+    assert load().likely_range is None
 
 
 def test_a_model_that_cannot_estimate_the_example_record_is_refused(model_copy, monkeypatch):

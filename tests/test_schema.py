@@ -4,7 +4,8 @@ import math
 import pytest
 
 from insurance_charges.core.schema import (BY_NAME, EXAMPLE_RECORD, FIELD_NAMES, FIELDS,
-                                           pointer_token, validate_record)
+                                           FieldError, RepeatedKeys, check_value,
+                                           extrapolation_warning, pointer_token, validate_record)
 from insurance_charges.core.validation import alone, validate_records
 from insurance_charges.web.form_parsing import messages, typed_values
 
@@ -125,3 +126,134 @@ def test_fields_a_browser_never_sends_are_one_message_for_the_whole_form():
     assert record is None and list(errors) == ["form"]
     assert errors["form"] == ("The form held unexpected fields (aa, zz); reload the page and "
                               "try again.")
+
+
+def test_the_fields_have_these_kinds_limits_choices_and_examples():
+    assert [(f.name, f.kind, f.minimum, f.maximum, f.choices, f.example) for f in FIELDS] == [
+        ("age", "integer", 18, 100, (), 19),
+        ("sex", "category", None, None, ("female", "male"), "female"),
+        ("bmi", "number", 10, 80, (), 27.9),
+        ("children", "integer", 0, 10, (), 0),
+        ("smoker", "category", None, None, ("yes", "no"), "yes"),
+        ("region", "category", None, None, ("northeast", "northwest", "southeast", "southwest"),
+         "southwest"),
+    ]
+    assert EXAMPLE_RECORD == {"age": 19, "sex": "female", "bmi": 27.9, "children": 0,
+                              "smoker": "yes", "region": "southwest"}
+
+
+def test_the_fields_are_labelled_and_explained_in_words_people_use():
+    assert [(f.label, f.help) for f in FIELDS] == [
+        ("Age", "Age of the insured person, in whole years."),
+        ("Sex", "Sex of the insured person."),
+        ("Body-mass index (BMI)", "Weight in kilograms divided by the square of height in metres."),
+        ("Children covered", "Number of children or dependants covered by the policy."),
+        ("Smoker", "Does the person smoke?"),
+        ("Region", "Residential area in the United States."),
+    ]
+
+
+@pytest.mark.parametrize("name, rule", [
+    ("age", "a whole number from 18 to 100"), ("bmi", "a number from 10 to 80"),
+    ("children", "a whole number from 0 to 10"), ("sex", 'one of "female", "male"'),
+    ("smoker", 'one of "yes", "no"'),
+    ("region", 'one of "northeast", "northwest", "southeast", "southwest"'),
+])
+def test_each_field_says_in_words_what_a_valid_value_is(name, rule):
+    assert BY_NAME[name].rule() == rule
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("age", "30", 'age must be a whole number from 18 to 100; got "30" (a string)'),
+    ("age", 17, "age must be a whole number from 18 to 100; got 17"),
+    ("age", 30.5, "age must be a whole number from 18 to 100; got 30.5"),
+    ("age", True, "age must be a whole number from 18 to 100; got a boolean"),
+    ("age", None, "age must be a whole number from 18 to 100; got null"),
+    ("age", [30], "age must be a whole number from 18 to 100; got an array"),
+    ("age", math.nan, "age must be a whole number from 18 to 100; got nan"),
+    ("age", 10**15 - 1, "age must be a whole number from 18 to 100; got 999999999999999"),
+    ("age", 10**15, "age must be a whole number from 18 to 100; got a number too large to show"),
+    ("age", -10**15, "age must be a whole number from 18 to 100; got a number too large to show"),
+    ("bmi", {"v": 1}, "bmi must be a number from 10 to 80; got an object"),
+    ("bmi", 80.01, "bmi must be a number from 10 to 80; got 80.01"),
+    ("bmi", 1e300, "bmi must be a number from 10 to 80; got 1e+300"),
+    ("bmi", -math.inf, "bmi must be a number from 10 to 80; got -inf"),
+    ("sex", "x" * 40, f'sex must be one of "female", "male"; got "{"x" * 40}" (a string)'),
+    ("sex", "x" * 41, 'sex must be one of "female", "male"; got a long string'),
+    ("sex", 'say "hi"', 'sex must be one of "female", "male"; got "say \\"hi\\"" (a string)'),
+    ("smoker", 1, 'smoker must be one of "yes", "no"; got 1'),
+])
+def test_a_refused_value_is_quoted_in_the_message_as_it_was_sent(name, value, message):
+    record, errors = validate_record(with_value(name, value))
+    assert record is None
+    assert errors == [FieldError(f"/{name}", message, name, "invalid")]
+    assert check_value(BY_NAME[name], value) == (None, message)
+
+
+@pytest.mark.parametrize("name, value, coerced", [
+    ("age", 40.0, 40), ("age", 18, 18), ("bmi", 30, 30.0), ("bmi", 27.9, 27.9),
+    ("children", 10.0, 10), ("region", "southeast", "southeast"),
+])
+def test_a_valid_value_comes_back_with_its_json_type_and_no_message(name, value, coerced):
+    got, message = check_value(BY_NAME[name], value)
+    assert (got, type(got), message) == (coerced, type(coerced), None)
+
+
+def test_a_body_that_is_not_an_object_is_one_problem_listing_the_fields():
+    assert validate_record([1, 2], pointer="/4") == (None, [FieldError(
+        "/4", "a record must be a JSON object with the fields age, sex, bmi, children, smoker, "
+              "region; got an array", None, "not-an-object")])
+
+
+def test_a_missing_field_says_it_is_required_and_what_it_takes():
+    body = {k: v for k, v in EXAMPLE_RECORD.items() if k not in ("sex", "bmi")}
+    assert validate_record(body, pointer="/2")[1] == [
+        FieldError("/2/sex", 'sex is required: one of "female", "male"', "sex", "missing"),
+        FieldError("/2/bmi", "bmi is required: a number from 10 to 80", "bmi", "missing")]
+
+
+@pytest.mark.parametrize("key, shown", [
+    ("weight", "'weight'"), ("k" * 40, repr("k" * 40)), ("k" * 41, repr("k" * 40) + "..."),
+])
+def test_an_unknown_field_is_named_shortened_when_long_with_the_fields_listed(key, shown):
+    assert validate_record({**EXAMPLE_RECORD, key: 1})[1] == [FieldError(
+        f"/{key}", f"unknown field {shown}; the fields are age, sex, bmi, children, smoker, region",
+        key, "unknown")]
+
+
+def test_a_repeated_key_is_refused_before_unknown_and_invalid_ones():
+    body = RepeatedKeys({**EXAMPLE_RECORD, "age": 5, "a/b": 1})
+    body.repeated = ("age", "a/b")
+    assert validate_record(body) == (None, [
+        FieldError("/age", "'age' appears more than once in the object; send each field once",
+                   "age", "repeated"),
+        FieldError("/a~1b", "'a/b' appears more than once in the object; send each field once",
+                   "a/b", "repeated"),
+        FieldError("/a~1b", "unknown field 'a/b'; the fields are age, sex, bmi, children, "
+                            "smoker, region", "a/b", "unknown"),
+        FieldError("/age", "age must be a whole number from 18 to 100; got 5", "age", "invalid")])
+
+
+@pytest.mark.parametrize("name, token", [
+    ("plain", "plain"), ("a/b", "a~1b"), ("a~b", "a~0b"), ("~1", "~01"), ("/~", "~1~0"),
+])
+def test_pointer_tokens_escape_tilde_before_slash(name, token):
+    assert pointer_token(name) == token
+
+
+def test_an_error_renders_as_its_pointer_and_message_only():
+    error = FieldError("/1/age", "age is required", "age", "missing")
+    assert error.as_dict() == {"pointer": "/1/age", "message": "age is required"}
+    assert (FieldError("", "x").field, FieldError("", "x").reason) == (None, "invalid")
+
+
+@pytest.mark.parametrize("name, value, low, high, message", [
+    ("age", 70, 18, 64, "age 70 is outside the range seen in training (18 to 64); "
+                        "the estimate is an extrapolation"),
+    ("bmi", 53.5, 15.96, 53.13, "bmi 53.5 is outside the range seen in training "
+                                "(15.96 to 53.13); the estimate is an extrapolation"),
+])
+def test_an_extrapolation_warning_quotes_the_value_and_the_training_range(name, value, low, high,
+                                                                          message):
+    assert extrapolation_warning(name, value, low, high, "/3") == FieldError(
+        f"/3/{name}", message, name, "extrapolated")

@@ -1,19 +1,35 @@
 """Settings: every environment variable checked in one place; a bad one is one line, exit 1."""
+import dataclasses
+import json
 import os
 import subprocess
 
 import pytest
 
 from devtools.gunicorn_server import free_port
+from insurance_charges.core.model_signing import TRUSTED_KEYS, signature_path
 from insurance_charges.settings import (DEFAULT_MODEL_PATH, ENVIRONMENT, Settings, SettingsError,
                                         from_environ)
 
 from .conftest import ROOT
 
+# An RSA public key: a valid PEM, but not the kind of key models are signed with.
+RSA_PUBLIC = b"""-----BEGIN PUBLIC KEY-----
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDzweTk0uhnTn1JMbCWol6WaiFR
+fVUMk2xZOVuHN94XSzSei77d+n0HC7kZOjH9faEDbnRAM23ThNxMre2K2qhMPt8o
+gdHnpJ2dlwvd/habBgPufW2PWEDfjT5T1IClgOPKgu2nEmjt0jc73Knd6VH0XgLI
+uaQdze+h2Fn3LEjKfwIDAQAB
+-----END PUBLIC KEY-----
+"""
+
 
 def test_without_environment_the_defaults_serve_the_committed_model_on_8000():
-    assert from_environ({}, cpus=2) == Settings(port=8000, workers=2, model_path=DEFAULT_MODEL_PATH,
-                                                log_level="info", max_batch=10_000, api_keys=())
+    got = from_environ({}, cpus=2)
+    assert dataclasses.replace(got, trusted_keys=()) == Settings(
+        port=8000, workers=2, model_path=DEFAULT_MODEL_PATH, log_level="info", max_batch=10_000,
+        api_keys=())
+    signed = json.loads(signature_path(DEFAULT_MODEL_PATH).read_text())
+    assert [k.key_id for k in got.trusted_keys] == [signed["key_id"]]  # the committed key
 
 
 def test_good_values_are_parsed_into_their_types(tmp_path):
@@ -21,13 +37,36 @@ def test_good_values_are_parsed_into_their_types(tmp_path):
     model.write_bytes(b"")
     got = from_environ({"PORT": "8080", "WEB_CONCURRENCY": " 3 ", "MODEL_PATH": str(model),
                         "LOG_LEVEL": "WARNING", "MAX_BATCH": "500", "API_KEYS": "a, b"}, cpus=2)
-    assert got == Settings(port=8080, workers=3, model_path=model, log_level="warning",
-                           max_batch=500, api_keys=("a", "b"))
+    assert dataclasses.replace(got, trusted_keys=()) == Settings(
+        port=8080, workers=3, model_path=model, log_level="warning", max_batch=500,
+        api_keys=("a", "b"))
 
 
 def test_every_variable_the_service_reads_is_listed():
     assert ENVIRONMENT == ("PORT", "WEB_CONCURRENCY", "MODEL_PATH", "LOG_LEVEL", "MAX_BATCH",
-                           "API_KEYS")
+                           "API_KEYS", "MODEL_PUBLIC_KEY")
+
+
+def test_model_public_key_names_a_pem_file_of_one_or_more_keys(public_key_file, tmp_path):
+    both = tmp_path / "keys.pem"
+    both.write_bytes(public_key_file.read_bytes() + TRUSTED_KEYS.read_bytes())  # a rotation
+    got = from_environ({"MODEL_PUBLIC_KEY": str(both)}, cpus=1).trusted_keys
+    assert len(got) == 2 and got[1].key_id == from_environ({}, cpus=1).trusted_keys[0].key_id
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot be read (No such file or directory); set MODEL_PUBLIC_KEY to the PEM file"),
+    (b"", "holds no PEM public key; set MODEL_PUBLIC_KEY to a PEM file with one or more "
+          "Ed25519 public keys"),
+    (RSA_PUBLIC, "holds a public key that is not Ed25519"),
+])
+def test_an_unusable_model_public_key_is_refused(tmp_path, content, message):
+    path = tmp_path / "key.pem"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SettingsError) as raised:
+        from_environ({"MODEL_PUBLIC_KEY": str(path)}, cpus=1)
+    assert str(raised.value).startswith(f"MODEL_PUBLIC_KEY={str(path)!r}: {message}")
 
 
 @pytest.mark.parametrize("name, value, message", [

@@ -20,11 +20,12 @@ def committed_card():
 
 
 @pytest.fixture(scope="module")
-def retrained(tmp_path_factory, data_path):
+def retrained(tmp_path_factory, data_path, private_key_file):
     """Run the real training command on the shared data into a temporary folder."""
     out = tmp_path_factory.mktemp("model")
     run = subprocess.run([sys.executable, "-m", "insurance_charges.training", "--data",
-                          str(data_path), "--out", str(out)], cwd=ROOT, capture_output=True,
+                          str(data_path), "--out", str(out), "--signing-key",
+                          str(private_key_file)], cwd=ROOT, capture_output=True,
                          text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     return out / DEFAULT_MODEL_PATH.name, run
@@ -116,8 +117,9 @@ def test_retraining_reproduces_the_interval_figures(retrained, committed_card):
 
 
 @pytest.mark.slow
-def test_retrained_model_loads_and_serves(retrained):
-    model = load_model(retrained[0])
+def test_retrained_model_is_signed_loads_and_serves(retrained, test_keys):
+    assert "signed insurance-charges.sig.json with key " + test_keys[0].key_id in retrained[1].stderr
+    model = load_model(retrained[0], test_keys)
     assert model.predict([{"age": 40, "sex": "male", "bmi": 30.0, "children": 2,
                            "smoker": "no", "region": "northwest"}])[0] > 0
 
@@ -142,10 +144,26 @@ def test_download_with_a_different_checksum_is_refused(monkeypatch, tmp_path, da
     (lambda text: text.replace("\n19,female", "\n190,female", 1), "row 2: age"),
     (lambda text: text.replace("southwest", "mars", 1), "row 2: region"),
 ])
-def test_training_refuses_data_that_breaks_the_schema(tmp_path, data_path, edit, message):
+def test_training_refuses_data_that_breaks_the_schema(tmp_path, data_path, edit, message,
+                                                     private_key_file):
     bad = tmp_path / "insurance.csv"
     bad.write_text(edit(data_path.read_text()))
     with pytest.raises(data.DataError, match=message):
         data.load_data(bad)
-    assert train.main(["--data", str(bad), "--out", str(tmp_path / "out")]) == 1
+    assert train.main(["--data", str(bad), "--out", str(tmp_path / "out"),
+                       "--signing-key", str(private_key_file)]) == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot be used"), (b"not a key", "cannot be used"),
+])
+def test_training_without_a_usable_signing_key_stops_before_training(tmp_path, data_path,
+                                                                     content, message, caplog):
+    key = tmp_path / "key.pem"
+    if content is not None:
+        key.write_bytes(content)
+    assert train.main(["--data", str(data_path), "--out", str(tmp_path / "out"),
+                       "--signing-key", str(key)]) == 1
+    assert message in caplog.text and "openssl genpkey -algorithm ed25519" in caplog.text
     assert not (tmp_path / "out").exists()

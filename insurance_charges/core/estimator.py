@@ -6,6 +6,8 @@ shape or from other library versions, or a model that cannot estimate a known re
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import os
@@ -21,7 +23,7 @@ import pandas as pd  # noqa: E402
 
 from .. import fastpath  # noqa: E402
 from ..settings import DEFAULT_MODEL_PATH  # noqa: E402
-from . import model_card  # noqa: E402
+from . import model_card, model_signing  # noqa: E402
 from .estimates import self_check  # noqa: E402
 from .schema import FIELD_NAMES  # noqa: E402
 
@@ -67,11 +69,11 @@ class Model:
         return np.asarray(self.pipeline.predict(frame), dtype=np.float64)
 
 
-def read_card(path: Path) -> dict:
-    """Read the model card beside a pipeline file and check its structure."""
+def read_card(path: Path, text: bytes | None = None) -> dict:
+    """Parse the model card beside a pipeline file (or its given bytes) and check its structure."""
     card_path = model_card.path_for(path)
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card = json.loads(card_path.read_bytes() if text is None else text)
     except FileNotFoundError:
         raise ModelLoadError(f"model card {card_path} is missing; {FIX}") from None
     except (OSError, ValueError) as exc:
@@ -83,41 +85,81 @@ def read_card(path: Path) -> dict:
     return card
 
 
-def _unpickle(path: Path, card: dict) -> Any:
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelLoadError(f"{what} {path} is missing; {FIX}") from None
+    except OSError as exc:
+        raise ModelLoadError(f"{what} {path} is unreadable ({exc.strerror}); {FIX}") from None
+
+
+def _verified_bytes(path: Path, trusted: tuple) -> tuple[bytes, dict, str]:
+    """The pipeline's bytes and its card, once the signature over both is proven; the key id.
+
+    Everything is read once, into memory: what is verified is exactly what gets unpickled.
+    """
+    pipeline = _read(path, "model file")
+    card_bytes = _read(model_card.path_for(path), "model card")
+    signature = model_signing.signature_path(path)
+    if not signature.exists():
+        raise ModelLoadError(f"model {path} is not signed (no {signature.name}); sign it with "
+                             "the training key (README, \"Model signing\") or set MODEL_PATH to a "
+                             "signed model")
+    try:
+        signer = model_signing.verify(_read(signature, "model signature"), pipeline, card_bytes,
+                                      trusted)
+    except model_signing.SignatureError as exc:
+        raise ModelLoadError(f"model {path} is refused: {exc}; set MODEL_PATH to a model signed "
+                             "by a trusted key, or MODEL_PUBLIC_KEY to the key that signed it"
+                             ) from None
+    card = read_card(path, card_bytes)
     mismatches = model_card.version_mismatches(card)
     if mismatches:
         raise ModelLoadError(
             f"model {path} was made with " + ", ".join(mismatches)
             + "; install the pinned versions (`make run` does) or retrain with `make train`")
-    try:
-        digest = model_card.sha256_of(path)
-    except OSError as exc:
-        raise ModelLoadError(f"model file {path} is unreadable ({exc}); {FIX}") from None
-    if digest != card["pipeline_sha256"]:
+    if hashlib.sha256(pipeline).hexdigest() != card["pipeline_sha256"]:
         raise ModelLoadError(f"model file {path} does not match its card's SHA-256 "
                              f"(truncated or replaced?); {FIX}")
+    return pipeline, card, signer
+
+
+def _unpickle(path: Path, pipeline: bytes, card: dict) -> Any:
     import joblib
 
     try:
-        pipeline = joblib.load(path)
+        loaded = joblib.load(io.BytesIO(pipeline))
     except Exception as exc:  # a corrupt pickle can raise almost anything
         raise ModelLoadError(f"model file {path} cannot be loaded ({type(exc).__name__}); "
                              f"{FIX}") from None
-    if not callable(getattr(pipeline, "predict", None)):
+    steps = getattr(loaded, "steps", None)
+    if not callable(getattr(loaded, "predict", None)) or not steps:
         raise ModelLoadError(f"model file {path} holds no pipeline with predict(); {FIX}")
-    return pipeline
+    estimator = type(steps[-1][1]).__name__
+    if estimator != card["estimator"]:
+        raise ModelLoadError(f"model file {path} holds a {estimator}, but its card says "
+                             f"{card['estimator']}; {FIX}")
+    return loaded
 
 
-def load_model(path: str | os.PathLike | None = None) -> Model:
-    """Load and verify the pipeline at ``path`` (default: the committed model)."""
+def load_model(path: str | os.PathLike | None = None,
+               trusted_keys: tuple | None = None) -> Model:
+    """Load and verify the pipeline at ``path`` (default: the committed model).
+
+    ``trusted_keys`` are the public keys whose signatures are accepted (default: the image's).
+    """
     path = Path(path or DEFAULT_MODEL_PATH).resolve()
     if not path.exists():
         raise ModelLoadError(f"model file {path} not found; {FIX}")
     if not path.is_file():
         raise ModelLoadError(f"model file {path} is not a regular file; {FIX}")
-    card = read_card(path)
-    pipeline = _unpickle(path, card)
-    log.info("loaded model %s (%s) from %s", card["model_version"], card["estimator"], path)
+    if trusted_keys is None:
+        trusted_keys = model_signing.read_public_keys(model_signing.TRUSTED_KEYS.read_bytes())
+    pipeline_bytes, card, signer = _verified_bytes(path, trusted_keys)
+    pipeline = _unpickle(path, pipeline_bytes, card)
+    log.info("loaded model %s (%s) from %s, signed by key %s", card["model_version"],
+             card["estimator"], path, signer)
     fast, note = fastpath.build(pipeline)
     (log.info if fast is not None else log.warning)("%s", note)
     model = Model(pipeline=pipeline, card=card, path=path, fast=fast)

@@ -1,6 +1,6 @@
 """Train the charges regression pipeline with PyCaret and write it with its model card.
 
-Usage: ``python -m insurance_charges.training [--data PATH] [--out DIR]``.
+Usage: ``python -m insurance_charges.training --signing-key KEY [--data PATH] [--out DIR]``.
 """
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 
 import pandas as pd  # noqa: E402
 
-from ..core import model_card  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+
+from ..core import model_card, model_signing  # noqa: E402
 from ..core.model_card import sha256_of  # noqa: E402
 from ..core.schema import FIELD_NAMES  # noqa: E402
 from ..settings import DEFAULT_MODEL_PATH  # noqa: E402
@@ -77,8 +80,21 @@ def run_experiment(frame: pd.DataFrame, estimator_id: str | None, **setup_option
     return exp, model, estimator_id, cv, holdout
 
 
-def train(data: Path, out_dir: Path) -> dict:
-    """Train, evaluate against the tutorials' model, finalize, save; return the card."""
+def read_signing_key(path: Path) -> Ed25519PrivateKey:
+    """The Ed25519 private key that signs models, or DataError saying how to make one."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise DataError(f"signing key {path} cannot be used ({exc}); make one with "
+                        "`openssl genpkey -algorithm ed25519 -out KEY` (README, \"Model "
+                        "signing\")") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise DataError(f"signing key {path} is not an Ed25519 private key")
+    return key
+
+
+def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey) -> dict:
+    """Train, evaluate against the tutorials' model, finalize, save and sign; return the card."""
     data_sha = sha256_of(data)
     if data_sha != CANONICAL_SHA256:
         log.warning("%s differs from the canonical data set (SHA-256 %s)", data, data_sha)
@@ -104,6 +120,10 @@ def train(data: Path, out_dir: Path) -> dict:
         ranges={name: {"min": frame[name].min().item(), "max": frame[name].max().item()}
                 for name in FIELD_NAMES if frame[name].dtype.kind in "if"})
     card_writer.write(card, model_card.path_for(pipeline_path))
+    signature = model_signing.write_signature(signing_key, pipeline_path,
+                                              model_card.path_for(pipeline_path))
+    log.info("signed %s with key %s", signature.name,
+             model_signing.key_id(signing_key.public_key()))
     return card
 
 
@@ -112,14 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="insurance.csv (default: download and verify)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
+    parser.add_argument("--signing-key", type=Path, required=True,
+                        help="Ed25519 private key (PEM) that signs the model; the service "
+                             "refuses unsigned models")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        key = read_signing_key(args.signing_key)  # before 30 s of training, not after
         if args.data is None:
             with tempfile.TemporaryDirectory() as tmp:
-                card = train(download_canonical(Path(tmp)), args.out)
+                card = train(download_canonical(Path(tmp)), args.out, key)
         else:
-            card = train(args.data, args.out)
+            card = train(args.data, args.out, key)
     except (DataError, OSError) as exc:
         log.error("%s", exc)
         return 1

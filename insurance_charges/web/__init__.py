@@ -16,7 +16,8 @@ _MODEL_KEY = "insurance_charges.model"
 
 def config_from(settings: settings_module.Settings) -> dict[str, Any]:
     """The app's config entries for checked settings."""
-    return {"MODEL_PATH": str(settings.model_path), "LOG_LEVEL": settings.log_level,
+    return {"MODEL_PATH": str(settings.model_path), "TRUSTED_KEYS": settings.trusted_keys,
+            "LOG_LEVEL": settings.log_level,
             "MAX_BATCH": settings.max_batch, "API_KEYS": settings.api_keys,
             "MAX_CONTENT_LENGTH": settings_module.MAX_CONTENT_LENGTH}
 
@@ -38,7 +39,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     logs.init_app(app)
     app.extensions[_MODEL_KEY] = app.config.pop("MODEL", None) or load_model(
-        app.config["MODEL_PATH"])
+        app.config["MODEL_PATH"], app.config["TRUSTED_KEYS"])
     errors.init_app(app)
     security.init_app(app)
     app.register_blueprint(api.bp)

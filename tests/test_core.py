@@ -1,17 +1,25 @@
 """The estimator core: parsed JSON in, estimates, likely ranges and warnings out, no Flask."""
 import hashlib
+import json
+import logging
 import subprocess
 import sys
+from pathlib import Path
+
+import joblib
 
 import numpy as np
 import pytest
 
 from insurance_charges.core.estimates import (Estimates, InvalidRecords, TooManyRecords, estimate,
                                               estimate_valid, self_check)
-from insurance_charges.core import model_card
+from insurance_charges import fastpath
+from insurance_charges.core import estimator, model_card, model_signing
+from insurance_charges.core.estimator import FIX, Model, ModelLoadError, load_model, read_card
+from insurance_charges.core.model_signing import signature_path
 from insurance_charges.core.schema import EXAMPLE_RECORD, FieldError
 
-from .conftest import ROOT
+from .conftest import ROOT, sign_with, vouch_for
 
 SPEC = {"level": 0.8, "group_by": "smoker", "scale": "dollars", "floor": 1000.0,
         "offsets": {"yes": {"lower": -100.004, "upper": 200.004},
@@ -395,3 +403,197 @@ def test_the_card_lives_beside_the_pipeline_and_its_checksum_covers_every_byte(t
     data = bytes(range(256)) * 5000  # more than one read block
     (tmp_path / "m.pkl").write_bytes(data)
     assert model_card.sha256_of(tmp_path / "m.pkl") == hashlib.sha256(data).hexdigest()
+
+
+# --- Loading: each refusal says what is wrong and how to fix it --------------------------------
+
+@pytest.fixture
+def signed(model_copy, signing_key, test_keys):
+    """A copy of the committed model, signed by the tests' key: (path, resign, load)."""
+    sign_with(signing_key, model_copy)
+    return (model_copy, lambda: sign_with(signing_key, model_copy),
+            lambda: load_model(model_copy, test_keys))
+
+
+def rewrite_card(model_path, **changes):
+    path = model_card.path_for(model_path)
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def refusal(load):
+    with pytest.raises(ModelLoadError) as raised:
+        load()
+    return str(raised.value)
+
+
+def test_a_model_path_that_does_not_exist_is_refused_with_the_fix(tmp_path):
+    assert refusal(lambda: load_model(tmp_path / "absent.pkl")) == (
+        f"model file {tmp_path / 'absent.pkl'} not found; {FIX}")
+    assert FIX == "run `make train` to rebuild it, or set MODEL_PATH to a trained pipeline"
+
+
+def test_without_a_path_the_default_model_path_is_loaded(tmp_path, monkeypatch):
+    monkeypatch.setattr(estimator, "DEFAULT_MODEL_PATH", tmp_path / "default.pkl")
+    assert refusal(load_model) == f"model file {tmp_path / 'default.pkl'} not found; {FIX}"
+
+
+def test_a_directory_is_refused_as_not_a_regular_file(tmp_path):
+    assert refusal(lambda: load_model(tmp_path)) == (
+        f"model file {tmp_path} is not a regular file; {FIX}")
+
+
+def test_a_missing_card_is_refused_naming_where_it_should_be(model_copy, test_keys):
+    card_path = model_card.path_for(model_copy)
+    card_path.unlink()
+    assert refusal(lambda: load_model(model_copy, test_keys)) == (
+        f"model card {card_path} is missing; {FIX}")
+    assert refusal(lambda: read_card(model_copy)) == f"model card {card_path} is missing; {FIX}"
+
+
+@pytest.mark.parametrize("part, what", [("card", "model card"), ("signature", "model signature")])
+def test_a_card_or_signature_that_cannot_be_read_is_refused_saying_why(model_copy, test_keys,
+                                                                       part, what):
+    target = (model_card.path_for if part == "card" else signature_path)(model_copy)
+    target.unlink()
+    target.mkdir()
+    assert refusal(lambda: load_model(model_copy, test_keys)) == (
+        f"{what} {target} is unreadable (Is a directory); {FIX}")
+
+
+def test_a_model_without_a_signature_is_refused_saying_how_to_sign_it(model_copy, test_keys):
+    signature_path(model_copy).unlink()
+    assert refusal(lambda: load_model(model_copy, test_keys)) == (
+        f"model {model_copy} is not signed (no insurance-charges.sig.json); sign it with the "
+        'training key (README, "Model signing") or set MODEL_PATH to a signed model')
+
+
+def test_a_model_signed_by_a_key_not_trusted_here_is_refused_naming_both(model_copy, test_keys):
+    committed = model_signing.read_public_keys(model_signing.TRUSTED_KEYS.read_bytes())
+    assert refusal(lambda: load_model(model_copy, test_keys)) == (
+        f"model {model_copy} is refused: it is signed by key {committed[0].key_id}, which this "
+        f"service does not trust (trusted: {test_keys[0].key_id}); set MODEL_PATH to a model "
+        "signed by a trusted key, or MODEL_PUBLIC_KEY to the key that signed it")
+
+
+def test_without_trusted_keys_given_the_committed_key_is_trusted(signed):
+    path, _, _ = signed  # now signed by the tests' key only
+    assert "which this service does not trust (trusted: " in refusal(lambda: load_model(path))
+
+
+@pytest.mark.parametrize("text, why", [
+    ("{not json", "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+    ("\ufeff{}", "Unexpected UTF-8 BOM (decode using utf-8-sig): line 1 column 1 (char 0)"),
+])
+def test_an_unreadable_card_is_refused_saying_why(signed, text, why):
+    path, resign, load = signed
+    model_card.path_for(path).write_text(text, encoding="utf-8")
+    resign()
+    assert refusal(load) == f"model card {model_card.path_for(path)} is unreadable ({why}); {FIX}"
+
+
+def test_a_card_of_the_wrong_shape_is_refused_naming_the_entry(signed):
+    path, resign, load = signed
+    model_card.path_for(path).write_text("[]")
+    resign()
+    assert refusal(load) == f"model card {model_card.path_for(path)} is not a JSON object; {FIX}"
+
+
+def test_a_model_from_other_library_versions_is_refused_listing_each(signed):
+    path, resign, load = signed
+    here = model_card.installed_versions()
+    rewrite_card(path, versions={"pycaret": "0.0.1", "scikit-learn": "0.0.2"})
+    resign()
+    assert refusal(load) == (
+        f"model {path} was made with pycaret 0.0.1 (installed: {here['pycaret']}), "
+        f"scikit-learn 0.0.2 (installed: {here['scikit-learn']}); install the pinned versions "
+        "(`make run` does) or retrain with `make train`")
+
+
+def test_a_signed_model_file_that_is_not_the_one_its_card_describes_is_refused(signed):
+    path, resign, load = signed
+    path.write_bytes(path.read_bytes()[:-1])
+    resign()
+    assert refusal(load) == (f"model file {path} does not match its card's SHA-256 "
+                             f"(truncated or replaced?); {FIX}")
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"this is not a pickle", "cannot be loaded (IndexError)"),
+    ({"predict": "not callable"}, "holds no pipeline with predict()"),
+    (Fixed(), "holds no pipeline with predict()"),  # it predicts, but has no steps
+])
+def test_a_signed_file_that_holds_no_pipeline_is_refused(signed, signing_key, content, problem):
+    path, _, load = signed
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        joblib.dump(content, path)
+    vouch_for(path, signing_key)
+    assert refusal(load) == f"model file {path} {problem}; {FIX}"
+
+
+def test_a_signed_pipeline_of_another_kind_than_its_card_says_is_refused(signed, signing_key):
+    from sklearn.dummy import DummyRegressor
+    from sklearn.pipeline import Pipeline
+
+    path, _, load = signed
+    joblib.dump(Pipeline([("scale", None), ("model", DummyRegressor())]), path)
+    vouch_for(path, signing_key)
+    assert refusal(load) == (f"model file {path} holds a DummyRegressor, but its card says "
+                             f"GradientBoostingRegressor; {FIX}")
+
+
+def test_loading_logs_the_model_its_signer_and_that_the_fast_path_is_on(signed, test_keys,
+                                                                         caplog):
+    path, _, load = signed
+    caplog.set_level(logging.INFO, logger="insurance_charges.core.estimator")
+    model = load()
+    assert model.path == path and model.fast is not None
+    assert [(r.levelname, r.getMessage()) for r in caplog.records][:1] == [
+        ("INFO", f"loaded model {model.version} (GradientBoostingRegressor) from {path}, "
+                 f"signed by key {test_keys[0].key_id}")]
+    assert caplog.records[1].levelname == "INFO"
+    assert caplog.records[1].getMessage().startswith("fast path on: ")
+
+
+def test_without_a_fast_path_the_pipeline_serves_and_a_warning_says_why(signed, caplog,
+                                                                        monkeypatch, real_model):
+    _, _, load = signed
+    monkeypatch.setattr(fastpath, "build", lambda pipeline: (None, "fast path off: a test"))
+    caplog.set_level(logging.INFO, logger="insurance_charges.core.estimator")
+    model = load()
+    assert model.fast is None
+    assert [(r.levelname, r.getMessage()) for r in caplog.records][1:] == [
+        ("WARNING", "fast path off: a test")]
+    records = [EXAMPLE_RECORD, person(age=50, smoker="no")]
+    assert model.predict(records).tolist() == pytest.approx(real_model.predict(records).tolist())
+
+
+class Doubling:
+    """A stand-in pipeline: twice each age, from a frame with the schema's columns in order."""
+
+    def predict(self, frame):
+        assert list(frame.columns) == ["age", "sex", "bmi", "children", "smoker", "region"]
+        return (frame["age"] * 2).tolist()
+
+
+def test_a_model_reads_its_version_ranges_and_likely_range_from_its_card():
+    card_ = {"model_version": "v-1", "schema": {"training_ranges": RANGES}, "interval": SPEC}
+    model = Model(pipeline=Doubling(), card=card_, path=Path("m.pkl"))
+    assert (model.version, model.training_ranges, model.likely_range) == ("v-1", RANGES, SPEC)
+    assert Model(pipeline=None, card={}, path=Path("m.pkl")).likely_range is None
+
+
+def test_a_model_without_a_fast_path_predicts_through_its_pipeline():
+    model = Model(pipeline=Doubling(), card={}, path=Path("m.pkl"))
+    got = model.predict([person(age=20), person(age=31)])
+    assert got.dtype == np.float64 and got.tolist() == [40.0, 62.0]
+
+
+def test_a_model_with_a_fast_path_predicts_through_it():
+    class Fast:
+        def predict(self, records):
+            return np.array([r["age"] * 3.0 for r in records])
+
+    model = Model(pipeline=Doubling(), card={}, path=Path("m.pkl"), fast=Fast())
+    assert model.predict([person(age=20)]).tolist() == [60.0]

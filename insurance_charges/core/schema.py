@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -92,6 +93,22 @@ def _describe(value: Any) -> str:
 def pointer_token(name: str) -> str:
     """Escape one JSON Pointer reference token (RFC 6901)."""
     return name.replace("~", "~0").replace("/", "~1")
+
+
+# Text (a form field, a CSV cell) is typed as JSON would carry it: plain decimal notation in
+# ASCII digits only; no exponents, no "nan"/"inf", no other scripts' digits (Python's \d would
+# accept "١٩" and "１９", which JSON and so the API refuse).
+_WHOLE_TEXT = re.compile(r"[+-]?[0-9]{1,6}")
+_DECIMAL_TEXT = re.compile(r"[+-]?([0-9]{1,6}(\.[0-9]*)?|\.[0-9]+)")
+
+
+def typed_from_text(field: Field, text: str) -> Any:
+    """A text value as JSON would carry it: an int or float where it is one, else the text."""
+    if field.kind == INTEGER and _WHOLE_TEXT.fullmatch(text):
+        return int(text)
+    if field.kind == NUMBER and _DECIMAL_TEXT.fullmatch(text):
+        return float(text)
+    return text
 
 
 _INVALID = object()

@@ -5,15 +5,9 @@ translates: text in, typed values out; field errors in, one sentence per form fi
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
-from ..core.schema import BY_NAME, CATEGORY, INTEGER, NUMBER, FieldError
-
-# Plain decimal notation in ASCII digits only, as a JSON number is written: no exponents, no
-# "nan"/"inf", no other scripts' digits (Python's \d would accept "١٩" and "１９").
-_WHOLE = re.compile(r"[+-]?[0-9]{1,6}")
-_DECIMAL = re.compile(r"[+-]?([0-9]{1,6}(\.[0-9]*)?|\.[0-9]+)")
+from ..core.schema import BY_NAME, CATEGORY, FieldError, typed_from_text
 # Up to this many characters of a wrong value are quoted back; longer ones are "that".
 QUOTE_LIMIT = 20
 UNKNOWN_LIST_LIMIT = 80  # characters of unexpected field names shown
@@ -27,14 +21,8 @@ def typed_values(form: Mapping[str, str]) -> dict[str, Any]:
         field = BY_NAME.get(name)
         if field is None:
             typed[name] = text  # the core reports it as an unknown field
-        elif not text:
-            continue
-        elif field.kind == INTEGER and _WHOLE.fullmatch(text):
-            typed[name] = int(text)
-        elif field.kind == NUMBER and _DECIMAL.fullmatch(text):
-            typed[name] = float(text)
-        else:
-            typed[name] = text
+        elif text:  # a blank is left out: the core reports it as missing
+            typed[name] = typed_from_text(field, text)
     return typed
 
 

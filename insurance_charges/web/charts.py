@@ -13,9 +13,19 @@ from markupsafe import Markup
 from ..core.explain import Curve
 from .formatting import money
 
+# 340 × 240 user units: two charts side by side fit the desktop result column, and one fills a
+# 375 px phone at 13 px text. The margins hold the "$50k" tick labels (left), the end labels
+# "Non-smoker" (right) and the axis title (bottom).
 WIDTH, HEIGHT = 340, 240
 LEFT, RIGHT, TOP, BOTTOM = 44, 100, 14, 44
 HALO = Markup(' stroke="#fff" stroke-width="4" paint-order="stroke"')  # legible over lines
+LABEL_GAP = 15  # px between the two end labels: a 13 px line of text and a little air
+HEADROOM = 1.05  # the y axis runs 5% above the highest value, so no line touches the top
+MARKERS = 6  # about this many markers per line: enough to tell the lines apart, not a clutter
+Y_TICKS, X_TICKS = 5, 6  # at most this many labelled ticks: readable at 13 px on a phone
+# Text sits this many px from what it labels: a tick (6), the baseline shift of 13 px text (4),
+# the person's ring of radius 7 (12 above, 22 below: one line of text clear of the ring).
+TICK_GAP, BASELINE, RING_ABOVE, RING_BELOW, RING_SIDE = 6, 4, 12, 22, 8
 # Both line colours have at least 4.5:1 contrast on white; dashes and markers tell them apart.
 STYLES = {"yes": {"name": "Smoker", "stroke": "#9e2a00", "dash": None, "marker": "circle"},
           "no": {"name": "Non-smoker", "stroke": "#0b4f9c", "dash": "7 4", "marker": "square"}}
@@ -35,6 +45,7 @@ def _ticks(low: float, high: float, most: int) -> list[float]:
 
 
 def _marker(kind: str, x: float, y: float, stroke: str, size: float = 3.5) -> Markup:
+    # 3.5 px half-size: a 7 px dot or square, visible beside a 2.5 px line.
     if kind == "circle":
         return Markup('<circle cx="{:.1f}" cy="{:.1f}" r="{:.1f}" fill="{}"/>').format(
             x, y, size, stroke)
@@ -45,9 +56,9 @@ def _marker(kind: str, x: float, y: float, stroke: str, size: float = 3.5) -> Ma
 def _end_labels(ends: dict[str, float]) -> dict[str, float]:
     """Direct labels at the lines' right ends, nudged apart so they never overlap."""
     (a, ya), (b, yb) = sorted(ends.items(), key=lambda item: item[1])
-    if yb - ya < 15:
+    if yb - ya < LABEL_GAP:
         middle = (ya + yb) / 2
-        ya, yb = middle - 7.5, middle + 7.5
+        ya, yb = middle - LABEL_GAP / 2, middle + LABEL_GAP / 2
     return {a: ya, b: yb}
 
 
@@ -92,12 +103,12 @@ def _axes(curve: Curve, frame: _Frame) -> list[Markup]:
     label = Markup('<text x="{:.1f}" y="{:.1f}" text-anchor="{}" fill="#1b1b1b">{}</text>')
     base = TOP + frame.height
     out = []
-    for tick in _ticks(0, frame.y_high, 5):
+    for tick in _ticks(0, frame.y_high, Y_TICKS):
         y = frame.py(tick)
         out.append(grid.format(LEFT, LEFT + frame.width, y, y, "#c8c8c8"))
-        out.append(label.format(LEFT - 6, y + 4, "end",
+        out.append(label.format(LEFT - TICK_GAP, y + BASELINE, "end",
                                 "$0" if not tick else f"${tick / 1000:,.0f}k"))
-    for tick in _ticks(frame.x_low, frame.x_high, 6):
+    for tick in _ticks(frame.x_low, frame.x_high, X_TICKS):
         x = frame.px(tick)
         out.append(Markup('<line x1="{0:.1f}" x2="{0:.1f}" y1="{1}" y2="{2}" stroke="#1b1b1b"/>')
                    .format(x, base, base + 5))
@@ -109,7 +120,7 @@ def _axes(curve: Curve, frame: _Frame) -> list[Markup]:
 
 def _lines(curve: Curve, frame: _Frame) -> list[Markup]:
     out, ends = [], {}
-    every = max(1, len(curve.xs) // 6)  # a marker every few points keeps the line readable
+    every = max(1, len(curve.xs) // MARKERS)
     for smoker, series in curve.series.items():
         style = STYLES[smoker]
         dash = Markup(' stroke-dasharray="{}"').format(style["dash"]) if style["dash"] else ""
@@ -120,7 +131,8 @@ def _lines(curve: Curve, frame: _Frame) -> list[Markup]:
         ends[smoker] = spots[-1][1]
     for smoker, y in _end_labels(ends).items():
         out.append(Markup('<text x="{}" y="{:.1f}" fill="{}" font-weight="700"{}>{}</text>')
-                   .format(LEFT + frame.width + 6, y + 4, STYLES[smoker]["stroke"], HALO,
+                   .format(LEFT + frame.width + TICK_GAP, y + BASELINE, STYLES[smoker]["stroke"],
+                           HALO,
                            STYLES[smoker]["name"]))
     return out
 
@@ -128,19 +140,22 @@ def _lines(curve: Curve, frame: _Frame) -> list[Markup]:
 def _you(curve: Curve, frame: _Frame) -> list[Markup]:
     x, estimate, _ = curve.you
     cx, cy = frame.px(x), frame.py(estimate)
-    label_y = cy - 12 if cy - 12 > TOP + 10 else cy + 22  # below the ring if too near the top
+    # Above the ring, or below it if the label would leave the plot at the top.
+    label_y = cy - RING_ABOVE if cy - RING_ABOVE > TOP + 10 else cy + RING_BELOW
     anchor = "end" if cx > LEFT + frame.width / 2 else "start"  # towards the middle
     return [Markup('<circle cx="{:.1f}" cy="{:.1f}" r="7" fill="none" stroke="#1b1b1b" '
                    'stroke-width="2.5"/>').format(cx, cy),
             Markup('<text x="{:.1f}" y="{:.1f}" text-anchor="{}" fill="#1b1b1b" '
                    'font-weight="700"{}>You: {}</text>').format(
-                cx - 8 if anchor == "end" else cx + 8, label_y, anchor, HALO, money(estimate))]
+                cx - RING_SIDE if anchor == "end" else cx + RING_SIDE, label_y, anchor, HALO,
+                money(estimate))]
 
 
 def line_chart(curve: Curve, chart_id: str) -> Markup:
     """The curve as an accessible inline SVG; every interpolated value is escaped."""
-    top = max(v for series in curve.series.values() for v in series) * 1.05
-    frame = _Frame(curve.xs[0], curve.xs[-1], math.ceil(top / _step(top, 5)) * _step(top, 5))
+    top = max(v for series in curve.series.values() for v in series) * HEADROOM
+    step = _step(top, Y_TICKS)
+    frame = _Frame(curve.xs[0], curve.xs[-1], math.ceil(top / step) * step)
     head = Markup('<svg class="chart" viewBox="0 0 {0} {1}" role="img" '
                   'aria-labelledby="{2}-title" aria-describedby="{2}-desc" font-size="13">\n'
                   '<title id="{2}-title">{3}</title>\n<desc id="{2}-desc">{4}</desc>').format(

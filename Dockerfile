@@ -28,8 +28,10 @@ RUN /opt/venv/bin/pip install --no-deps -r /tmp/build/requirements.txt \
 # ---- runtime: the venv, the app and the committed model; no compilers, no pip ----------
 FROM ${BASE_IMAGE} AS runtime
 # libgomp1: LightGBM's OpenMP runtime; PyCaret imports LightGBM while unpickling the model.
+# nginx (Debian's): in front of gunicorn, it holds slow and idle clients (README, "Reliability").
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libgomp1 \
+ && apt-get install -y --no-install-recommends libgomp1 nginx \
+ && rm -rf /etc/nginx/sites-enabled /var/log/nginx/* \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 app \
  && useradd --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
@@ -57,6 +59,7 @@ EXPOSE 8000
 # start-period covers the measured start-up (model load) with a wide margin.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD ["python", "-I", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health', timeout=2)"]
-# gunicorn is PID 1 (exec form): SIGTERM from `docker stop` reaches it directly, and it
-# lets in-flight requests finish (graceful_timeout) before exiting 0.
-CMD ["gunicorn", "--config", "/app/gunicorn.conf.py", "application:application"]
+# The launcher is PID 1 (exec form): nginx on $PORT in front of gunicorn on a unix socket.
+# SIGTERM from `docker stop` reaches it directly; nginx finishes what it holds (at most 4 s),
+# then gunicorn stops, and it exits 0 inside Docker's 10 s.
+CMD ["python", "-m", "insurance_charges.container"]

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from devtools.records import valid_records
 from insurance_charges.core import validation
-from insurance_charges.core.schema import FIELDS
+from insurance_charges.core.schema import FIELDS, record_problems
 from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
                                                validate_records)
 from insurance_charges.web.json_body import _finite_float, _reject_constant, parse_json
@@ -125,3 +125,40 @@ def test_predictions_are_answered_with_the_bytes_jsonify_would_give(app, client)
         with app.app_context():
             expected = flask.jsonify(**response.get_json()).get_data()
         assert response.get_data() == expected
+
+
+def corners(n):
+    """``n`` valid records covering every limit and choice, some BMIs given as whole numbers."""
+    ages, bmis, children = (18, 100, 40), (10, 80, 27.9), (0, 10, 2)
+    regions = ("northeast", "northwest", "southeast", "southwest")
+    return [{"age": ages[i % 3], "sex": ("female", "male")[i % 2], "bmi": bmis[i % 3],
+             "children": children[i % 3], "smoker": ("yes", "no")[i % 2],
+             "region": regions[i % 4]} for i in range(n)]
+
+
+@pytest.fixture
+def per_record_calls(monkeypatch):
+    """The pointer of each record checked by the per-record path (the one that words messages)."""
+    calls = []
+
+    def counted(body, pointer, record):
+        calls.append(pointer)
+        return record_problems(body, pointer, record)
+
+    monkeypatch.setattr(validation, "record_problems", counted)
+    return calls
+
+
+def test_a_long_batch_of_valid_records_is_checked_a_column_at_a_time(per_record_calls):
+    items = corners(validation.COLUMNS_FROM)
+    records, errors = validate_records(items, in_batch)
+    assert per_record_calls == [] and errors == [] and errors.total == 0
+    assert records == [{**item, "bmi": float(item["bmi"])} for item in items]
+    assert [type(r["bmi"]) for r in records] == [float] * len(items)
+
+
+def test_a_short_batch_is_checked_one_record_at_a_time(per_record_calls):
+    items = corners(validation.COLUMNS_FROM - 1)
+    records, errors = validate_records(items, in_batch)
+    assert per_record_calls == [f"/{i}" for i in range(len(items))] and errors == []
+    assert records == [{**item, "bmi": float(item["bmi"])} for item in items]

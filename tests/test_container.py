@@ -16,6 +16,8 @@ import pytest
 
 from insurance_charges.core.schema import EXAMPLE_RECORD
 
+from devtools.slow_clients import attack
+
 from .conftest import ROOT, require
 from .deploy_files import (EBCLI_PYTHON, EBCLI_VENV, copy_project, copy_sources, dockerrun,
                            eb_bundle, settings, working_tree_files)
@@ -121,21 +123,53 @@ def test_container_serves_health_the_form_and_the_api_like_the_app(container, cl
     assert status == 422 and headers["Content-Type"] == "application/problem+json"
 
 
-def test_gunicorn_is_pid_1_and_runs_as_a_user_other_than_root(container):
+def test_the_launcher_is_pid_1_and_nothing_runs_as_root(container):
     command = docker("exec", container.name, "cat", "/proc/1/cmdline").stdout.split("\0")
-    assert "gunicorn" in command[1] and "/app/gunicorn.conf.py" in command
+    assert command[1:3] == ["-m", "insurance_charges.container"]
     assert docker("exec", container.name, "id", "-u").stdout.strip() != "0"
-    table = docker("top", container.name, "-eo", "pid,uid").stdout.split()[2:]
-    uids = table[1::2]
-    assert len(uids) == 1 + int(ENV["WEB_CONCURRENCY"]) and "0" not in uids  # master + workers
+    table = docker("top", container.name, "-eo", "pid,uid,args").stdout.splitlines()[1:]
+    assert table and all(line.split()[1] != "0" for line in table)
+    gunicorns = [line for line in table if "gunicorn" in line]
+    nginxes = [line for line in table if "nginx: " in line]
+    assert len(gunicorns) == 1 + int(ENV["WEB_CONCURRENCY"])  # master + workers
+    assert len(nginxes) == 2  # master + one worker
 
 
-def test_gunicorn_binds_the_port_dockerrun_maps_and_logs_json_to_stdout(container):
+def test_nginx_serves_the_port_dockerrun_maps_and_gunicorn_logs_json_to_stdout(container):
     container.request("/health")
     logs = docker("logs", container.name)
-    assert f"Listening at: http://0.0.0.0:{PORT}" in logs.stderr
+    assert "Listening at: unix:/tmp/insurance-charges/gunicorn.sock" in logs.stderr
+    assert "Control server" not in logs.stderr
     lines = [line for line in logs.stdout.splitlines() if line.strip()]
     assert lines and all(json.loads(line)["time"] for line in lines)
+    access = [json.loads(line) for line in lines if '"type": "access"' in line]
+    assert access[-1]["forwarded_for"] and access[-1]["path"] == "/health"
+
+
+@pytest.mark.parametrize("path, media_type", [("/api/v1/predict", "application/problem+json"),
+                                              ("/", "text/html")])
+def test_a_body_over_the_limit_is_refused_by_nginx_in_the_sites_own_format(container, path,
+                                                                           media_type):
+    req = urllib.request.Request(container.url + path, data=b"x" * 3_000_000,
+                                 headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=30)
+    assert refused.value.code == 413
+    assert refused.value.headers["Content-Type"] == media_type
+    assert refused.value.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in refused.value.headers["Content-Security-Policy"]
+    if media_type.endswith("json"):
+        assert json.loads(refused.value.read())["type"] == "/docs#problem-too-large"
+
+
+def test_fifty_slow_clients_leave_health_and_predictions_answering_within_a_second(container):
+    report = attack(int(container.url.rsplit(":", 1)[1]), seconds=45)
+    assert report.failures() == [] and len(report.probes) >= 150
+    assert report.slowest("health") <= 1.0 and report.slowest("predict") <= 1.0, report.probes
+    # The legitimate client uploading a full batch at 25 KB/s (about 40 s) gets every answer.
+    assert report.legit["status"] == 200 and report.legit["predictions"] == 10_000, report.legit
+    # Slowloris clients are dropped after nginx's 10 s header timeout, again and again.
+    assert report.dropped["headers"] >= 17, report.dropped
 
 
 def test_docker_stop_lets_an_in_flight_batch_finish_and_exits_0(container):
@@ -144,13 +178,13 @@ def test_docker_stop_lets_an_in_flight_batch_finish_and_exits_0(container):
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
     port = int(container.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
-        conn.sendall(head + body[:len(body) // 2])  # the request is now in a worker's hands
+        conn.sendall(head + body[:len(body) // 2])  # nginx holds the half-sent request
         time.sleep(1)
         began = time.monotonic()
         stop = threading.Thread(target=docker, args=("stop", "-t", "60", container.name),
                                 kwargs={"timeout": 90})
         stop.start()
-        time.sleep(2)  # SIGTERM has reached gunicorn; it must wait for this request
+        time.sleep(1)  # SIGTERM has reached the launcher; nginx must finish this request
         assert container.inspect("{{.State.Running}}") == "true"
         conn.sendall(body[len(body) // 2:])
         answer = b"".join(iter(lambda: conn.recv(1 << 16), b""))
@@ -158,7 +192,7 @@ def test_docker_stop_lets_an_in_flight_batch_finish_and_exits_0(container):
     status_line, _, payload = answer.partition(b"\r\n\r\n")
     assert status_line.startswith(b"HTTP/1.1 200")
     assert len(json.loads(payload)["predictions"]) == len(BATCH)
-    assert time.monotonic() - began < 30  # within gunicorn's graceful_timeout
+    assert time.monotonic() - began < 10  # inside docker stop's default grace period
     assert container.inspect("{{.State.ExitCode}}") == "0"
 
 

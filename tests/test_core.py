@@ -2,6 +2,7 @@
 import hashlib
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +12,14 @@ import joblib
 import numpy as np
 import pytest
 
-from insurance_charges.core.estimates import (Estimates, InvalidRecords, TooManyRecords, estimate,
-                                              estimate_valid, self_check)
 from insurance_charges import fastpath
 from insurance_charges.core import estimator, model_card, model_signing
+from insurance_charges.core.estimates import (Estimates, InvalidRecords, TooManyRecords, estimate,
+                                              estimate_valid, self_check)
 from insurance_charges.core.estimator import FIX, Model, ModelLoadError, load_model, read_card
 from insurance_charges.core.model_signing import signature_path
 from insurance_charges.core.schema import EXAMPLE_RECORD, FieldError
+from insurance_charges.core.validation import ValidRecords, alone, column_of, columns_of
 
 from .conftest import ROOT, sign_with, vouch_for
 
@@ -115,6 +117,39 @@ def test_valid_records_can_be_estimated_without_validating_them_again():
     assert got.batch is True and got.amounts.tolist() == [2000.1, 3000.15]
 
 
+def test_estimating_reuses_validated_records_and_builds_each_column_once():
+    valid = ValidRecords([person(age=20), person(age=30, smoker="no")])
+    got = estimate_valid(Fixed(), valid)
+    assert got.records is valid
+    assert column_of(valid, "smoker") is valid.column("smoker")
+    assert columns_of(valid)["age"] is valid.column("age")
+    plain = estimate_valid(Fixed(), [person(age=20)])
+    assert isinstance(plain.records, ValidRecords) and plain.records == [person(age=20)]
+
+
+def test_a_column_holds_floats_for_numbers_and_the_values_themselves_for_categories():
+    columns = columns_of([person(age=20, bmi=30), person(age=31, smoker="no")])
+    assert list(columns) == ["age", "sex", "bmi", "children", "smoker", "region"]
+    assert [(c.dtype, c.tolist()) for c in columns.values()] == [
+        (np.float64, [20.0, 31.0]), (object, ["female", "female"]), (np.float64, [30.0, 27.9]),
+        (np.float64, [0.0, 0.0]), (object, ["yes", "no"]), (object, ["southwest", "southwest"])]
+
+
+def test_valid_records_estimated_directly_are_located_as_in_a_batch():
+    got = estimate_valid(Fixed(), [person(), person(age=70)])
+    assert [w.pointer for w in got.warnings] == ["/1/age"]
+    lone = estimate_valid(Fixed(), [person(age=70)], batch=False, locate=alone)
+    assert lone.batch is False and [w.pointer for w in lone.warnings] == ["/age"]
+
+
+def test_whole_dollar_predictions_are_answered_as_numbers_with_cents():
+    model = Fixed(None)
+    model.predict = lambda records: [2000] * len(records)
+    got = estimate(model, [person(), person()])
+    assert got.amounts.dtype == np.float64
+    assert [type(v) for v in got.to_json()["predictions"]] == [float, float]
+
+
 def test_the_committed_model_passes_the_start_up_check(real_model):
     assert self_check(real_model) is None
 
@@ -123,6 +158,7 @@ def test_the_committed_model_passes_the_start_up_check(real_model):
     (lambda records: [float("nan")], "the estimate is nan, not a positive number of dollars"),
     (lambda records: [-5.0], "the estimate is -5.0, not a positive number of dollars"),
     (lambda records: [0.0], "the estimate is 0.0, not a positive number of dollars"),
+    (lambda records: [float("inf")], "the estimate is inf, not a positive number of dollars"),
     (lambda records: 1 / 0, "ZeroDivisionError: division by zero"),
 ])
 def test_the_start_up_check_says_what_is_wrong(predict, problem):
@@ -177,7 +213,8 @@ def test_a_batch_of_many_valid_records_is_served_as_one_by_one_would_be():
     batch = [person(age=20 + i, bmi=30, smoker=("yes", "no")[i % 2]) for i in range(10)]
     got = estimate(Fixed(), batch)
     assert got.records == [{**r, "bmi": 30.0} for r in batch]
-    assert all(type(r["bmi"]) is float for r in got.records)
+    assert {tuple(type(v) for v in r.values()) for r in got.records} == {
+        (int, str, float, int, str, str)}
     assert got.amounts.tolist() == [round((20 + i) * 100.0049, 2) for i in range(10)]
     assert got.lower.tolist() == [round((20 + i) * 100.0049 + (-100.004, -50.0)[i % 2], 2)
                                   for i in range(10)]
@@ -191,6 +228,14 @@ def test_a_batch_of_many_valid_records_is_served_as_one_by_one_would_be():
 def test_one_bad_value_in_a_long_batch_is_still_refused(bad, pointer):
     with pytest.raises(InvalidRecords) as raised:
         estimate(Fixed(), [person()] * 9 + [person(**bad)])
+    assert [e.pointer for e in raised.value.errors] == [pointer]
+
+
+@pytest.mark.parametrize("bad, pointer", [({"age": 30.5}, "/9/age"), ({"children": 1.5},
+                                                                      "/9/children")])
+def test_a_fraction_where_a_whole_number_belongs_is_refused_even_with_whole_bmis(bad, pointer):
+    with pytest.raises(InvalidRecords) as raised:
+        estimate(Fixed(), [person(bmi=30)] * 9 + [person(bmi=30, **bad)])
     assert [e.pointer for e in raised.value.errors] == [pointer]
 
 
@@ -367,15 +412,15 @@ def test_a_card_the_service_could_not_serve_is_refused_naming_the_entry(changes,
     assert str(raised.value) == message
 
 
-@pytest.mark.parametrize("entry", ["level", "floor", "scale", "offsets", "holdout"])
+@pytest.mark.parametrize("entry", ["level", "group_by", "floor", "scale", "offsets", "holdout"])
 def test_a_card_whose_interval_lacks_an_entry_is_refused(entry):
-    with pytest.raises(model_card.CardError, match=f"^lacks {entry}$"):
+    with pytest.raises(model_card.CardError, match=f"^lacks interval.{entry}$"):
         model_card.check_structure(card(**{f"interval__{entry}": DROP}))
 
 
 @pytest.mark.parametrize("entry", ["rows", "coverage"])
 def test_a_card_whose_interval_holdout_lacks_an_entry_is_refused(entry):
-    with pytest.raises(model_card.CardError, match=f"^lacks holdout.{entry}$"):
+    with pytest.raises(model_card.CardError, match=f"^lacks interval.holdout.{entry}$"):
         model_card.check_structure(card(**{f"interval__holdout__{entry}": DROP}))
 
 
@@ -450,6 +495,41 @@ def test_a_missing_card_is_refused_naming_where_it_should_be(model_copy, test_ke
     assert refusal(lambda: read_card(model_copy)) == f"model card {card_path} is missing; {FIX}"
 
 
+def test_a_card_is_parsed_from_the_bytes_given_not_read_again(model_copy):
+    card_path = model_card.path_for(model_copy)
+    text = card_path.read_bytes()
+    card_path.unlink()
+    assert read_card(model_copy, text) == json.loads(text)
+
+
+def test_the_card_served_is_the_one_whose_signature_was_checked(signed, monkeypatch):
+    path, _, load = signed
+    signed_card = json.loads(model_card.path_for(path).read_text())
+    verify = model_signing.verify
+
+    def verify_then_swap_the_card(*args):
+        signer = verify(*args)
+        model_card.path_for(path).write_text("{}")  # replaced after the check
+        return signer
+
+    monkeypatch.setattr(model_signing, "verify", verify_then_swap_the_card)
+    assert load().card == signed_card
+
+
+def test_a_model_file_that_cannot_be_read_is_refused_saying_why(model_copy, test_keys,
+                                                                monkeypatch):
+    read_bytes = Path.read_bytes
+
+    def denied(self):
+        if self == model_copy:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    assert refusal(lambda: load_model(model_copy, test_keys)) == (
+        f"model file {model_copy} is unreadable (Permission denied); {FIX}")
+
+
 @pytest.mark.parametrize("part, what", [("card", "model card"), ("signature", "model signature")])
 def test_a_card_or_signature_that_cannot_be_read_is_refused_saying_why(model_copy, test_keys,
                                                                        part, what):
@@ -468,25 +548,29 @@ def test_a_model_without_a_signature_is_refused_saying_how_to_sign_it(model_copy
 
 
 def test_a_model_signed_by_a_key_not_trusted_here_is_refused_naming_both(model_copy, test_keys):
-    committed = model_signing.read_public_keys(model_signing.TRUSTED_KEYS.read_bytes())
+    signer = json.loads(signature_path(model_copy).read_text())["key_id"]
     assert refusal(lambda: load_model(model_copy, test_keys)) == (
-        f"model {model_copy} is refused: it is signed by key {committed[0].key_id}, which this "
+        f"model {model_copy} is refused: it is signed by key {signer}, which this "
         f"service does not trust (trusted: {test_keys[0].key_id}); set MODEL_PATH to a model "
         "signed by a trusted key, or MODEL_PUBLIC_KEY to the key that signed it")
 
 
-def test_without_trusted_keys_given_the_committed_key_is_trusted(signed):
-    path, _, _ = signed  # now signed by the tests' key only
-    assert "which this service does not trust (trusted: " in refusal(lambda: load_model(path))
+def test_by_default_only_the_key_that_signed_the_committed_model_is_trusted(signed, test_keys):
+    path, _, _ = signed  # now signed by the tests' key
+    committed = model_signing.read_public_keys(model_signing.TRUSTED_KEYS.read_bytes())
+    assert refusal(lambda: load_model(path)) == (
+        f"model {path} is refused: it is signed by key {test_keys[0].key_id}, which this service "
+        f"does not trust (trusted: {', '.join(k.key_id for k in committed)}); set MODEL_PATH to a "
+        "model signed by a trusted key, or MODEL_PUBLIC_KEY to the key that signed it")
 
 
 @pytest.mark.parametrize("text, why", [
-    ("{not json", "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
-    ("\ufeff{}", "Unexpected UTF-8 BOM (decode using utf-8-sig): line 1 column 1 (char 0)"),
+    (b"{not json", "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+    (b"\xff{}", "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"),
 ])
 def test_an_unreadable_card_is_refused_saying_why(signed, text, why):
     path, resign, load = signed
-    model_card.path_for(path).write_text(text, encoding="utf-8")
+    model_card.path_for(path).write_bytes(text)
     resign()
     assert refusal(load) == f"model card {model_card.path_for(path)} is unreadable ({why}); {FIX}"
 
@@ -586,8 +670,9 @@ def test_a_model_reads_its_version_ranges_and_likely_range_from_its_card():
 
 def test_a_model_without_a_fast_path_predicts_through_its_pipeline():
     model = Model(pipeline=Doubling(), card={}, path=Path("m.pkl"))
-    got = model.predict([person(age=20), person(age=31)])
-    assert got.dtype == np.float64 and got.tolist() == [40.0, 62.0]
+    backwards = dict(reversed(person(age=31).items()))  # the frame keeps the schema's order
+    got = model.predict([backwards, person(age=20)])
+    assert got.dtype == np.float64 and got.tolist() == [62.0, 40.0]
 
 
 def test_a_model_with_a_fast_path_predicts_through_it():
@@ -597,3 +682,12 @@ def test_a_model_with_a_fast_path_predicts_through_it():
 
     model = Model(pipeline=Doubling(), card={}, path=Path("m.pkl"), fast=Fast())
     assert model.predict([person(age=20)]).tolist() == [60.0]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"data__rows": True}, "data.rows must be a positive whole number"),
+    ({"interval__holdout__rows": True}, "interval.holdout must give rows (a whole number)"),
+])
+def test_json_true_is_not_a_count_in_a_card(change, message):
+    with pytest.raises(model_card.CardError, match=re.escape(message)):
+        model_card.check_structure(card(**change))

@@ -69,11 +69,10 @@ def test_the_image_runs_as_a_numeric_non_root_user():
     assert re.fullmatch(r"\d+:\d+", user) and not user.startswith("0:")
 
 
-def test_gunicorn_is_pid_1_in_exec_form_with_the_projects_settings():
+def test_the_launcher_is_pid_1_in_exec_form_and_nginx_is_installed():
     assert not [w for w, _ in RUNTIME if w == "ENTRYPOINT"]
-    command = exec_form("CMD")
-    assert command[0] == "gunicorn" and command[-1] == "application:application"
-    assert command[command.index("--config") + 1] == "/app/gunicorn.conf.py"
+    assert exec_form("CMD") == ["python", "-m", "insurance_charges.container"]
+    assert re.search(r"apt-get install -y --no-install-recommends [^&]*\bnginx\b", runs(RUNTIME))
 
 
 def test_healthcheck_probes_health_with_the_venvs_python_and_no_curl():

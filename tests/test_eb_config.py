@@ -168,3 +168,32 @@ def test_nginx_waits_for_every_request_gunicorn_would_finish():
     directives = nginx_directives()
     for name in ("proxy_read_timeout", "proxy_send_timeout"):
         assert nginx_seconds(directives[name]) > GUNICORN["timeout"], name
+
+
+def container_nginx(tmp_path) -> dict[str, str]:
+    """Directive -> value of the nginx the image runs, rendered as the launcher renders it."""
+    from insurance_charges.container.launcher import write_config
+
+    config = write_config(8000, tmp_path)
+    text = config.read_text() + (tmp_path / "proxy.conf").read_text()
+    return dict(re.findall(r"^\s*(\w+)\s+([^;{]+);", re.sub(r"#[^\n]*", "", text), re.M))
+
+
+def test_the_images_nginx_limits_bodies_exactly_as_the_app_and_eb_do(tmp_path):
+    inner, outer = container_nginx(tmp_path), nginx_directives()
+    assert nginx_size(inner["client_max_body_size"]) == MAX_CONTENT_LENGTH
+    assert nginx_size(outer["client_max_body_size"]) == nginx_size(inner["client_max_body_size"])
+
+
+def test_the_images_nginx_outwaits_gunicorn_and_stops_inside_dockers_grace(tmp_path):
+    from insurance_charges.container.launcher import NGINX_GRACE_S
+
+    inner, outer = container_nginx(tmp_path), nginx_directives()
+    for name in ("proxy_read_timeout", "proxy_send_timeout"):
+        assert nginx_seconds(inner[name]) > GUNICORN["timeout"], name
+        assert nginx_seconds(inner[name]) == nginx_seconds(outer[name]), name  # not limited twice
+    # Docker waits 10 s after SIGTERM; gunicorn needs about 1.3 s once nginx has gone.
+    assert nginx_seconds(inner["worker_shutdown_timeout"]) < NGINX_GRACE_S <= 10 - 3
+    assert nginx_seconds(inner["keepalive_timeout"]) > 60  # the ALB's default idle timeout
+    assert inner["listen"].split()[0] == "8000" and "unix:" in open(
+        tmp_path / "nginx.conf").read()

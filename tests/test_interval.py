@@ -111,3 +111,20 @@ def test_a_model_whose_card_has_no_interval_answers_without_one(real_model, reco
     assert "intervals" not in client.post("/api/v1/predict", json=[record]).get_json()
     html = client.post("/", data={k: str(v) for k, v in record.items()}).get_data(as_text=True)
     assert "Estimated yearly charges" in html and "Likely between" not in html
+
+
+def test_bounds_of_whole_dollar_estimates_are_exact_dollars_and_cents():
+    spec = {"level": 0.8, "group_by": None, "scale": "dollars", "floor": 0.0,
+            "offsets": {interval.ALL: {"lower": -0.5, "upper": 0.25}}}
+    lower, upper = interval.bounds(spec, [{}, {}], [100, 3000])
+    assert lower.tolist() == [99.5, 2999.5] and upper.tolist() == [100.25, 3000.25]
+
+
+def test_bounds_split_by_a_category_use_each_records_own_group():
+    spec = {"level": 0.8, "group_by": "region", "scale": "log", "floor": 0.0,
+            "offsets": {r: {"lower": 0.0, "upper": math.log(i + 2)} for i, r in enumerate(
+                ("northeast", "northwest", "southeast", "southwest"))}}
+    records = [{"region": "southwest"}, {"region": "northeast"}, {"region": "southeast"}]
+    lower, upper = interval.bounds(spec, records, [10.0, 10.0, 10.0])
+    assert lower.tolist() == [10.0, 10.0, 10.0]
+    assert upper.tolist() == pytest.approx([50.0, 20.0, 40.0])

@@ -5,7 +5,8 @@ import pytest
 
 from insurance_charges.core.schema import (BY_NAME, EXAMPLE_RECORD, FIELD_NAMES, FIELDS,
                                            FieldError, RepeatedKeys, check_value,
-                                           extrapolation_warning, pointer_token, validate_record)
+                                           extrapolation_warning, pointer_token, typed_from_text,
+                                           validate_record)
 from insurance_charges.core.validation import alone, validate_records
 from insurance_charges.web.form_parsing import messages, typed_values
 
@@ -223,15 +224,23 @@ def test_an_unknown_field_is_named_shortened_when_long_with_the_fields_listed(ke
 
 def test_a_repeated_key_is_refused_before_unknown_and_invalid_ones():
     body = RepeatedKeys({**EXAMPLE_RECORD, "age": 5, "a/b": 1})
-    body.repeated = ("age", "a/b")
+    body.repeated = ("age", "sex")
     assert validate_record(body) == (None, [
         FieldError("/age", "'age' appears more than once in the object; send each field once",
                    "age", "repeated"),
-        FieldError("/a~1b", "'a/b' appears more than once in the object; send each field once",
-                   "a/b", "repeated"),
+        FieldError("/sex", "'sex' appears more than once in the object; send each field once",
+                   "sex", "repeated"),
         FieldError("/a~1b", "unknown field 'a/b'; the fields are age, sex, bmi, children, "
                             "smoker, region", "a/b", "unknown"),
         FieldError("/age", "age must be a whole number from 18 to 100; got 5", "age", "invalid")])
+
+
+def test_a_repeated_key_is_pointed_at_escaped_and_shortened_when_long():
+    body = RepeatedKeys(EXAMPLE_RECORD)
+    body.repeated = ("x/" + "y" * 50,)
+    assert validate_record(body, pointer="/1")[1] == [FieldError(
+        "/1/x~1" + "y" * 50, repr("x/" + "y" * 38) + "... appears more than once in the object; "
+        "send each field once", "x/" + "y" * 50, "repeated")]
 
 
 @pytest.mark.parametrize("name, token", [
@@ -257,3 +266,23 @@ def test_an_extrapolation_warning_quotes_the_value_and_the_training_range(name, 
                                                                           message):
     assert extrapolation_warning(name, value, low, high, "/3") == FieldError(
         f"/3/{name}", message, name, "extrapolated")
+
+
+@pytest.mark.parametrize("name, text, typed", [
+    ("age", "19", 19), ("age", "+19", 19), ("age", "-1", -1), ("age", "123456", 123456),
+    ("children", "0", 0), ("bmi", "27.9", 27.9), ("bmi", "27.", 27.0), ("bmi", ".5", 0.5),
+    ("bmi", "-.5", -0.5), ("bmi", "+30", 30.0), ("bmi", "123456.125", 123456.125),
+])
+def test_text_that_is_a_plain_decimal_number_is_typed_as_json_would_carry_it(name, text, typed):
+    got = typed_from_text(BY_NAME[name], text)
+    assert (got, type(got)) == (typed, type(typed))
+
+
+@pytest.mark.parametrize("name, text", [
+    ("age", "1234567"), ("age", "19.0"), ("age", "1e3"), ("age", " 19"), ("age", ""),
+    ("age", "\u0661\u0669"), ("age", "\uff11\uff19"), ("children", "12a"), ("bmi", "1234567"),
+    ("bmi", "1e3"), ("bmi", "nan"), ("bmi", "inf"), ("bmi", "."), ("bmi", "27.9\n"),
+    ("bmi", "\u0662\u0667.5"), ("sex", "19"), ("smoker", "yes"),
+])
+def test_any_other_text_stays_text_for_validation_to_refuse_or_accept(name, text):
+    assert typed_from_text(BY_NAME[name], text) == text

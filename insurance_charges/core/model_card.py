@@ -50,12 +50,16 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _get(card: dict, path: str) -> Any:
-    """The value at a dotted path, or raise CardError naming the first missing part."""
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is no count
+
+
+def _get(card: dict, path: str, within: str = "") -> Any:
+    """The value at a dotted path, or raise CardError naming the first missing part in full."""
     value: Any = card
     for i, part in enumerate(path.split(".")):
         if not isinstance(value, dict) or part not in value:
-            raise CardError(f"lacks {'.'.join(path.split('.')[:i + 1])}")
+            raise CardError(f"lacks {within}{'.'.join(path.split('.')[:i + 1])}")
         value = value[part]
     return value
 
@@ -77,7 +81,7 @@ def check_structure(card: Any) -> None:
     versions = _get(card, "versions")
     if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
         raise CardError("versions must map each library to a version string")
-    if not isinstance(_get(card, "data.rows"), int) or _get(card, "data.rows") < 1:
+    if not _whole(_get(card, "data.rows")) or _get(card, "data.rows") < 1:
         raise CardError("data.rows must be a positive whole number")
     if not _number(_get(card, "metrics.holdout.mae")):
         raise CardError("metrics.holdout.mae must be a number")
@@ -99,15 +103,16 @@ def _check_ranges(ranges: Any) -> None:
 def _check_interval(spec: Any) -> None:
     if not isinstance(spec, dict):
         raise CardError("interval must be an object (or null for a model without one)")
-    for key in ("level", "floor", "scale", "offsets", "holdout.rows", "holdout.coverage"):
-        _get(spec, key)
-    if not (isinstance(spec["holdout"]["rows"], int) and _number(spec["holdout"]["coverage"])):
+    for key in ("level", "group_by", "floor", "scale", "offsets", "holdout.rows",
+                "holdout.coverage"):
+        _get(spec, key, within="interval.")
+    if not (_whole(spec["holdout"]["rows"]) and _number(spec["holdout"]["coverage"])):
         raise CardError("interval.holdout must give rows (a whole number) and coverage")
     if not (_number(spec["level"]) and 0 < spec["level"] < 1):
         raise CardError("interval.level must be a number between 0 and 1")
     if not _number(spec["floor"]) or spec["scale"] not in ("dollars", "log"):
         raise CardError("interval.floor must be a number and interval.scale dollars or log")
-    group_by = spec.get("group_by")
+    group_by = spec["group_by"]  # null: one pair of offsets for everyone
     if group_by is not None and (group_by not in BY_NAME or BY_NAME[group_by].kind != CATEGORY):
         raise CardError(f"interval.group_by {group_by!r} is not a category field")
     groups = sorted(BY_NAME[group_by].choices) if group_by else [ALL]

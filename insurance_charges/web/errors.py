@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 from flask import Flask, Response, json, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -10,22 +11,51 @@ log = logging.getLogger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 API_PREFIXES = ("/api/", "/predict_api", "/openapi.json")
 
+class ProblemType(NamedTuple):
+    """One kind of problem: its slug on /docs, its title and what it means for a client."""
+
+    slug: str
+    title: str
+    explanation: str
+
+
 # Problem type URIs are references into the app's own /docs page, where each is explained.
+# 408, 414 and 502-504 come from the nginx in front of gunicorn in the image (see
+# insurance_charges/container), which answers them with these same documents.
 PROBLEMS = {
-    400: ("malformed-json", "Malformed request body"),
-    401: ("unauthorized", "Unauthorized"),
-    404: ("not-found", "Not found"),
-    405: ("method-not-allowed", "Method not allowed"),
-    413: ("too-large", "Request too large"),
-    415: ("unsupported-media-type", "Unsupported media type"),
-    422: ("invalid-values", "Invalid values"),
-    500: ("internal-error", "Internal server error"),
+    400: ProblemType("malformed-json", "Malformed request body", "The body is not valid JSON, "
+                     "not UTF-8, empty, nested too deeply, or holds NaN, Infinity or a number "
+                     "out of range; or the HTTP request itself is malformed."),
+    401: ProblemType("unauthorized", "Unauthorized",
+                     "An API key is required and was missing or wrong."),
+    404: ProblemType("not-found", "Not found", "No such resource."),
+    405: ProblemType("method-not-allowed", "Method not allowed",
+                     "The path exists but not for this method; see the Allow header."),
+    408: ProblemType("timeout", "Request timeout", "The request's headers or body stopped "
+                     "arriving for 10 seconds; send it again at a steady pace."),
+    413: ProblemType("too-large", "Request too large",
+                     "The body is over the size limit or the batch holds too many records."),
+    414: ProblemType("uri-too-long", "URI too long",
+                     "The path and query are over 8 KiB; send data in the body."),
+    415: ProblemType("unsupported-media-type", "Unsupported media type", "The body is not "
+                     "sent as application/json, is compressed, or is not UTF-8."),
+    422: ProblemType("invalid-values", "Invalid values", "The JSON is well-formed but a value "
+                     "is missing, unknown, repeated, of the wrong type or out of range; see "
+                     "errors (errors_total counts them when not all are listed)."),
+    500: ProblemType("internal-error", "Internal server error", "The server failed; the "
+                     "request id in X-Request-ID finds it in the logs."),
+    502: ProblemType("unavailable", "Service unavailable", "The service is starting or "
+                     "restarting; try again in a few seconds."),
+    503: ProblemType("unavailable", "Service unavailable", "The service is starting or "
+                     "restarting; try again in a few seconds."),
+    504: ProblemType("gateway-timeout", "Gateway timeout", "The service did not answer in time; "
+                     "try again, with a smaller batch."),
 }
 
 
 def problem_type(status: int) -> str:
     """The type URI for a status's problem."""
-    slug = PROBLEMS.get(status, ("http-error", ""))[0]
+    slug = PROBLEMS[status].slug if status in PROBLEMS else "http-error"
     return f"/docs#problem-{slug}"
 
 
@@ -58,7 +88,7 @@ def problem_response(status: int, detail: str, errors: list | None = None,
                      headers: dict | None = None, extra: dict | None = None) -> Response:
     """Build an ``application/problem+json`` response."""
     body = {"type": problem_type(status),
-            "title": PROBLEMS.get(status, (None, "HTTP error"))[1],
+            "title": PROBLEMS[status].title if status in PROBLEMS else "HTTP error",
             "status": status, "detail": detail}
     if errors:
         body["errors"] = [_as_dict(e) for e in errors]

@@ -84,6 +84,8 @@ def access_entry(atoms: dict) -> dict:
     """Build the access-log object from gunicorn's log atoms."""
     return {"time": _utc(time.time()), "type": "access",
             "request_id": atoms.get("{x-request-id}o"), "remote_addr": atoms.get("h"),
+            # Behind the image's nginx (a unix socket) the client is in X-Forwarded-For.
+            "forwarded_for": atoms.get("{x-forwarded-for}i") or None,
             "method": atoms.get("m"), "path": atoms.get("U"),
             "query": redact_query(atoms.get("q")),
             "status": int(atoms["s"]) if str(atoms.get("s", "")).isdigit() else atoms.get("s"),

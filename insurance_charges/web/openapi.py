@@ -29,7 +29,7 @@ def _json(schema: dict, example=None, media_type: str = "application/json") -> d
 
 
 def _problems(*statuses: int) -> dict:
-    return {str(s): {"description": f"{PROBLEMS[s][1]} (problem type `{problem_type(s)}`)",
+    return {str(s): {"description": f"{PROBLEMS[s].title} (problem type `{problem_type(s)}`)",
                      **_json({"$ref": REF + "Problem"}, media_type=PROBLEM_MEDIA_TYPE)}
             for s in statuses}
 
@@ -155,6 +155,5 @@ def docs():
     """Render the OpenAPI document as a page for people."""
     doc = document()
     return render_template("docs.html", doc=doc, record=doc["components"]["schemas"]["Record"],
-                           problems=[(s, slug, title, problem_type(s))
-                                     for s, (slug, title) in PROBLEMS.items()],
+                           problems=[(s, p, problem_type(s)) for s, p in PROBLEMS.items()],
                            example=json.dumps(EXAMPLE_RECORD))

@@ -9,7 +9,7 @@ MUTATION_FLOOR ?= 90
 SIGNING_KEY ?= $(HOME)/.config/insurance-charges/model-signing.key
 export PORT
 
-.PHONY: help run test soak audit bench train lock mutate clean
+.PHONY: help run test soak audit bench train score lock mutate clean
 
 help:  ## List the commands
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -49,9 +49,10 @@ audit: $(VENV)/.dev  ## Static security scan (bandit) and dependency advisories 
 	$(BIN)/pip-audit -r requirements.txt --no-deps --disable-pip --progress-spinner off
 
 bench: $(VENV)/.runtime  ## Benchmark the service as deployed (wrk); writes bench/results/, README table
-	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
-		|| { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }
+	@{ command -v wrk && command -v nginx; } >/dev/null || { [ "$$(id -u)" = 0 ] \
+		&& command -v apt-get >/dev/null && apt-get update -qq \
+		&& apt-get install -y -qq wrk nginx >/dev/null; } \
+		|| { echo "make bench needs wrk and nginx: apt-get install wrk nginx" >&2; exit 1; }
 	$(BIN)/python -m bench.run
 
 mutate: $(VENV)/.dev  ## Mutation-test the estimator core (mutmut, a few minutes): share killed
@@ -61,6 +62,10 @@ mutate: $(VENV)/.dev  ## Mutation-test the estimator core (mutmut, a few minutes
 
 train: $(VENV)/.runtime  ## Retrain on DATA=path (or the checked download), sign with SIGNING_KEY, write model/
 	$(BIN)/python -m insurance_charges.training --signing-key $(SIGNING_KEY) $(if $(DATA),--data $(DATA))
+
+score: $(VENV)/.runtime  ## Score a file: make score IN=in.csv OUT=out.csv (paths, s3:// or -; ARGS=more flags)
+	@[ -n "$(IN)" ] && [ -n "$(OUT)" ] || { echo "usage: make score IN=path|s3://bucket/key|- OUT=path|s3://bucket/key|- [ARGS='--max-rejects 10']" >&2; exit 2; }
+	$(BIN)/python -m insurance_charges.scoring $(IN) -o $(OUT) $(ARGS)
 
 lock:  ## Print a fresh resolution of the top-level pins (compare with requirements.txt)
 	rm -rf /tmp/insurance-charges-lock && $(PYTHON) -m venv /tmp/insurance-charges-lock

@@ -19,7 +19,7 @@ from . import FLOOR_PATH, report, summary
 from .load import require_wrk, wrk
 from .servers import BenchError, Service
 
-BUDGET_S = 240        # the whole run is stopped past this
+BUDGET_S = 240        # the whole run is stopped past this (a run takes about 1.5 minutes)
 ROUNDS = 3            # alternating floor/predict rounds: medians, and the spread as noise
 ROUND_S = 5
 CONNECTIONS = 8
@@ -81,6 +81,16 @@ def measure() -> dict:
             ones.append(load(service, PREDICT_PATH, one_body, ROUND_S, CONNECTIONS))
         batch = load(service, PREDICT_PATH, batch_body, 6, connections=1)
         result["memory"] = service.memory()
+        # As the image serves it: the same gunicorn behind its nginx (insurance_charges/container).
+        fronted = Service(behind_nginx=True)
+        started.append(fronted)
+        fronted.wait_healthy()
+        load(fronted, PREDICT_PATH, one_body, 2, CONNECTIONS)
+        nginx_rounds, direct_rounds = [], []
+        for _ in range(ROUNDS):
+            nginx_rounds.append(load(fronted, PREDICT_PATH, one_body, ROUND_S, CONNECTIONS))
+            direct_rounds.append(load(service, PREDICT_PATH, one_body, ROUND_S, CONNECTIONS))
+        fronted.stop()
         floor.stop()
         # Before the fast path, for scale: the same service through pipeline.predict.
         before = Service("bench.pipeline_app:application")
@@ -101,7 +111,7 @@ def measure() -> dict:
         for server in started:
             server.kill()
     summary.add(result, ones=ones, floors=floors, batch=batch, batch_rows=BATCH_ROWS,
-                cold=cold)
+                cold=cold, behind_nginx=(nginx_rounds, direct_rounds))
     return result
 
 

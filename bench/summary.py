@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 import statistics
 
-# The issue's targets: (name, label, limit, higher is better).
-TARGETS = (("ratio", "one record vs floor", 0.5, True),
+# The issues' targets: (name, label, limit, higher is better). The core issue raised the
+# ratio from 0.5 and the batch from 100,000 rows/s.
+TARGETS = (("ratio", "one record vs floor", 0.6, True),
            ("p99", "one-record p99 (ms)", 10, False),
-           ("batch", "batch rows/s", 100_000, True),
+           ("batch", "batch rows/s", 250_000, True),
+           ("nginx", "one record behind the image's nginx vs direct", 0.9, True),
            ("cold_start", "cold start (s)", 3, False),
            ("worker_rss", "RSS per worker (MB)", 300, False))
 
@@ -30,9 +32,12 @@ def target(name: str, label: str, value: float, limit: float, higher_is_better: 
 
 
 def add(result: dict, *, ones: list, floors: list, batch: dict, batch_rows: int,
-        cold: list) -> None:
+        cold: list, behind_nginx: tuple[list, list]) -> None:
     """Add the medians, the ratio, the noise and the targets to ``result``."""
     ratios = [o["requests_per_s"] / f["requests_per_s"] for o, f in zip(ones, floors)]
+    fronted, direct = behind_nginx
+    result["behind_nginx"] = {**median_run(fronted), "ratio_to_direct": round(statistics.median(
+        [n["requests_per_s"] / d["requests_per_s"] for n, d in zip(fronted, direct)]), 3)}
     result.update(one_record=median_run(ones), floor=median_run(floors),
                   ratio=round(statistics.median(ratios), 3),
                   batch={"rows": batch_rows, "requests": batch["requests"],
@@ -52,6 +57,7 @@ def add(result: dict, *, ones: list, floors: list, batch: dict, batch_rows: int,
     values = {"ratio": result["ratio"], "p99": result["one_record"]["p99_ms"],
               "batch": result["batch"]["rows_per_s"],
               "cold_start": result["cold_start_s"]["median"],
+              "nginx": result["behind_nginx"]["ratio_to_direct"],
               "worker_rss": max(result["memory"]["worker_rss_mb"])}
     result["targets"] = [target(name, label, values[name], limit, higher)
                          for name, label, limit, higher in TARGETS]

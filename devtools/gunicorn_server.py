@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -32,19 +33,25 @@ def free_port() -> int:
 class GunicornServer:
     """gunicorn with gunicorn.conf.py on a free loopback port, its output kept line by line.
 
-    ``via_make`` starts it exactly as a developer does (`make run`); otherwise gunicorn is run
-    directly, which the benchmark needs to time start-up and to serve other apps.
+    ``via_make`` starts it exactly as a developer does (`make run`); ``behind_nginx`` as the
+    image does (the container's launcher: nginx in front, needs Debian's nginx); otherwise
+    gunicorn is run directly, which the benchmark needs to time start-up and serve other apps.
     """
 
-    def __init__(self, app: str = SERVICE, workers: int = 2, via_make: bool = False, **env):
+    def __init__(self, app: str = SERVICE, workers: int = 2, via_make: bool = False,
+                 behind_nginx: bool = False, **env):
         self.app, self.port, self.lines = app, free_port(), []
+        self.behind_nginx = behind_nginx
         environ = {**os.environ, "PORT": str(self.port), "WEB_CONCURRENCY": str(workers),
                    "PYTHONPATH": str(ROOT), **env}
+        if behind_nginx:  # its own run directory: nginx's config, temp files and the socket
+            environ["TMPDIR"] = tempfile.mkdtemp(prefix="insurance-charges-")
         environ = {k: v for k, v in environ.items() if v is not None}  # None: unset it
-        if via_make and app != SERVICE:
-            raise ValueError("`make run` serves only the service itself")
+        if (via_make or behind_nginx) and app != SERVICE:
+            raise ValueError("`make run` and the launcher serve only the service itself")
         command = (["make", "--no-print-directory", "run"] if via_make else
-                   [str(GUNICORN), "--config", "gunicorn.conf.py", app])
+                   [str(GUNICORN.parent / "python"), "-m", "insurance_charges.container"]
+                   if behind_nginx else [str(GUNICORN), "--config", "gunicorn.conf.py", app])
         self.started = time.perf_counter()
         # Its own session, so cleanup reaches every process it forks.
         self.proc = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE,
@@ -104,9 +111,9 @@ class GunicornServer:
         return [child.pid for child in psutil.Process(self.master_pid()).children()]
 
     def stop(self, timeout: float = 40) -> int:
-        """SIGTERM the master (graceful, as in a deploy) and return the exit status."""
+        """SIGTERM the master, or the launcher (graceful, as in a deploy); the exit status."""
         try:
-            os.kill(self.master_pid(), signal.SIGTERM)
+            os.kill(self.proc.pid if self.behind_nginx else self.master_pid(), signal.SIGTERM)
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise ServerError(f"{self.app} ignored SIGTERM for {timeout:.0f} s:\n"

@@ -46,6 +46,8 @@ class GunicornServer:
                    "PYTHONPATH": str(ROOT), **env}
         if behind_nginx:  # its own run directory: nginx's config, temp files and the socket
             environ["TMPDIR"] = tempfile.mkdtemp(prefix="insurance-charges-")
+            # Started as root (CI), nginx's workers run as "nobody" and must reach the socket.
+            os.chmod(environ["TMPDIR"], 0o755)
         environ = {k: v for k, v in environ.items() if v is not None}  # None: unset it
         if (via_make or behind_nginx) and app != SERVICE:
             raise ValueError("`make run` and the launcher serve only the service itself")

@@ -75,14 +75,20 @@ def _all_valid(items: list) -> ValidRecords | None:
         if field.kind == CATEGORY:
             if types != {str} or not set(values) <= set(field.choices):
                 return None
+            columns[field.name] = _column(field, values)
         else:
             if not types <= ({int} if field.kind == INTEGER else {int, float}):
                 return None
-            if not all(field.minimum <= v <= field.maximum for v in values):  # NaN fails too
+            try:
+                column = _column(field, values)
+            except OverflowError:  # an integer beyond float: refused, with its message, below
+                return None
+            # NaN fails both comparisons; a float64 holds every in-range value exactly.
+            if not ((column >= field.minimum) & (column <= field.maximum)).all():
                 return None
             if field.kind == NUMBER and int in types:
                 coerced[field.name] = [float(v) for v in values]
-        columns[field.name] = _column(field, values)
+            columns[field.name] = column
     if not coerced:
         return ValidRecords(items, columns)
     rows = [dict(item) for item in items]

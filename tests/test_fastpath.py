@@ -9,6 +9,7 @@ import pytest
 
 from devtools.records import valid_records
 from insurance_charges import fastpath
+from insurance_charges.core.validation import columns_of
 from insurance_charges.fastpath import compiler
 from insurance_charges.fastpath import parity
 from insurance_charges.core.estimator import load_model
@@ -154,3 +155,25 @@ def test_the_estimator_gets_no_feature_name_warnings_per_call(real_model, recwar
     assert not [w for w in recwarn if "feature names" in str(w.message)]
     # ...while the estimator itself still carries its names for anyone else who uses it.
     assert list(real_model.pipeline.steps[-1][1].feature_names_in_) == real_model.fast.features
+
+
+def test_gradient_boosting_is_called_without_its_per_call_checks_with_the_same_numbers(real_model):
+    from insurance_charges.fastpath.estimators import GradientBoosting
+
+    assert isinstance(real_model.fast.estimator, GradientBoosting)
+    records = valid_records(2_000, seed=21)
+    X = real_model.fast.encode(columns_of(records))
+    own = real_model.pipeline.steps[-1][1].predict(X)
+    assert real_model.fast.estimator.predict(X).tolist() == own.tolist()
+
+
+def test_an_estimator_without_a_direct_twin_keeps_its_own_predict():
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.linear_model import LinearRegression
+
+    from insurance_charges.fastpath.estimators import direct
+
+    linear = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+    assert direct(linear) is linear
+    zero_init = GradientBoostingRegressor(init="zero", n_estimators=2).fit([[0.0], [1.0]], [0, 1])
+    assert direct(zero_init) is zero_init  # no DummyRegressor constant to start from

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from . import numeric, steps
+from . import estimators, numeric, steps
 from .steps import Unsupported
 from ..core.validation import columns_of
 
@@ -139,4 +139,5 @@ def compile_pipeline(pipeline, probe: pd.DataFrame) -> FastPredictor:
         step, frame = _compile_wrapper(name, wrapper, frame)
         compiled.append(step)
     features = list(frame.columns)
-    return FastPredictor(compiled, _array_estimator(pipeline.steps[-1][1], features), features)
+    estimator = estimators.direct(_array_estimator(pipeline.steps[-1][1], features))
+    return FastPredictor(compiled, estimator, features)

@@ -163,7 +163,7 @@ def test_gradient_boosting_is_called_without_its_per_call_checks_with_the_same_n
     assert isinstance(real_model.fast.estimator, GradientBoosting)
     records = valid_records(2_000, seed=21)
     X = real_model.fast.encode(columns_of(records))
-    own = real_model.pipeline.steps[-1][1].predict(X)
+    own = real_model.pipeline.steps[-1][1].predict(pd.DataFrame(X, columns=real_model.fast.features))
     assert real_model.fast.estimator.predict(X).tolist() == own.tolist()
 
 

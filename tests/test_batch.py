@@ -162,3 +162,11 @@ def test_a_short_batch_is_checked_one_record_at_a_time(per_record_calls):
     records, errors = validate_records(items, in_batch)
     assert per_record_calls == [f"/{i}" for i in range(len(items))] and errors == []
     assert records == [{**item, "bmi": float(item["bmi"])} for item in items]
+
+
+@pytest.mark.parametrize("size", [3, 7, 8, 12])  # one at a time below 8 records, columns from 8
+def test_range_warnings_are_the_same_one_at_a_time_and_column_at_a_time(size):
+    inside = {"age": 30, "bmi": 30.0, "children": 1}
+    records = [inside] * (size - 2) + [{**inside, "age": 65, "bmi": 15.95}, {**inside, "children": 6}]
+    got = range_warnings(records, RANGES, in_batch)
+    assert [w.pointer for w in got] == [f"/{size - 2}/age", f"/{size - 2}/bmi", f"/{size - 1}/children"]

@@ -105,10 +105,12 @@ def estimate_valid(model: Estimator, records: Sequence[dict], *, batch: bool = T
     predicted = np.asarray(model.predict(records), dtype=np.float64)
     spec = model.likely_range
     lower = upper = None
-    if spec:
-        low, high = interval.bounds(spec, records, predicted)
-        lower, upper = np.round(low, CENTS), np.round(high, CENTS)
-    return Estimates(batch=batch, records=records, amounts=np.round(predicted, CENTS),
+    if spec:  # one rounding call for the estimates and both bounds
+        amounts, lower, upper = np.round(np.stack((predicted, *interval.bounds(
+            spec, records, predicted))), CENTS)
+    else:
+        amounts = np.round(predicted, CENTS)
+    return Estimates(batch=batch, records=records, amounts=amounts,
                      lower=lower, upper=upper, level=spec["level"] if spec else None,
                      warnings=range_warnings(records, model.training_ranges, locate),
                      model_version=model.version)

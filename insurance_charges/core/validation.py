@@ -140,9 +140,12 @@ def range_warnings(records: Sequence[dict], ranges: Mapping[str, Any],
     flagged: dict[int, list[FieldError]] = {}
     for name, span in ranges.items():
         low, high = span["min"], span["max"]
-        values = column_of(records, name)
-        outside = np.flatnonzero((values < low) | (values > high))
-        for i in outside.tolist():  # the message quotes the value as it was sent
+        if len(records) < COLUMNS_FROM:  # a few records: numpy's per-call cost is the larger
+            outside = [i for i, r in enumerate(records) if not low <= r[name] <= high]
+        else:
+            values = column_of(records, name)
+            outside = np.flatnonzero((values < low) | (values > high)).tolist()
+        for i in outside:  # the message quotes the value as it was sent
             flagged.setdefault(i, []).append(
                 extrapolation_warning(name, records[i][name], low, high, locate(i)))
     return [warning for i in sorted(flagged) for warning in flagged[i]]

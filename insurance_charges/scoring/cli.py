@@ -1,0 +1,319 @@
+"""``python -m insurance_charges.scoring INPUT -o OUTPUT``: score a whole file, as the API would.
+
+Exit status: 0 when every row was scored (or no more were rejected than ``--max-rejects``
+allows), 1 when more were rejected, 2 when the run could not be done (unreadable input, a
+missing column, an unknown format, an unusable setting or model: one ``Error:`` line on
+stderr), 128 + the signal's number when interrupted. Whenever it does not finish, no output
+and no rejects file appear (a standard output stream excepted: it is written as it goes).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import os
+import signal
+import sys
+from concurrent.futures.process import BrokenProcessPool
+from typing import Iterator
+
+from ..core.schema import CATEGORY, FIELD_NAMES, FIELDS, INTEGER
+from . import chunks
+from .formats import CSV, JSONL, OUTPUT_COLUMNS, PARQUET, REJECT_COLUMNS, STDIO, UsageError, \
+    format_of, input_format, output_format, rejects_location
+from .parallel import OrderedPool
+from .reading import csv_header, field_columns, first_line, parquet_chunks, text_chunks
+from .reporting import Reporter
+from .storage import Sink, Source, StreamSink, is_s3, open_sink, same_place, split_s3
+from .writing import ChunkWriter
+
+CHUNK_ROWS = 50_000
+STDERR = "stderr"
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT arrived: stop, and leave no output."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its complaints as one ``Error:`` line and exit status 2."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message}; see --help")
+
+
+def _whole(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text.replace("_", "").replace(",", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} is below {low}")
+        return value
+    return parse
+
+
+def parser() -> Parser:
+    """The command's arguments."""
+    p = Parser(
+        prog="python -m insurance_charges.scoring",
+        description="Estimate yearly insurance charges for every row of a CSV, JSON-lines or "
+                    "Parquet file, through the same validation and model as the JSON API.",
+        epilog="Locations are local paths, s3://bucket/key URIs or - (stdin, stdout). The model "
+               "comes from MODEL_PATH and MODEL_PUBLIC_KEY, as for the service. Exit status: "
+               "0 done, 1 more rows rejected than --max-rejects allows, 2 not done.")
+    p.add_argument("input", metavar="INPUT", help="the file to score (- for stdin)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="where to write the scored rows (- for stdout)")
+    p.add_argument("--input-format", metavar="FORMAT",
+                   help="csv, jsonl (ndjson) or parquet; default: INPUT's extension (stdin: csv)")
+    p.add_argument("--format", metavar="FORMAT",
+                   help="the output's format; default: OUTPUT's extension, else the input's")
+    p.add_argument("--rejects", metavar="PATH",
+                   help="where rows that cannot be scored go, one line per problem; default: "
+                        "OUTPUT's stem + .rejects + its extension, or stderr (JSON lines) when "
+                        "OUTPUT is -")
+    p.add_argument("--max-rejects", type=_whole(0), default=0, metavar="N",
+                   help="exit 0 even if up to N rows were rejected (default 0)")
+    p.add_argument("--chunk-rows", type=_whole(1), default=CHUNK_ROWS, metavar="N",
+                   help=f"rows per chunk (default {CHUNK_ROWS:,})")
+    p.add_argument("--jobs", type=_whole(1), default=os.cpu_count() or 1, metavar="N",
+                   help="worker processes (default: one per CPU; 1 scores in this process)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        return run(parser().parse_args(argv))
+    except Interrupted as exc:
+        return _fail(f"interrupted by {exc}; no output written", 128 + exc.signum)
+    except KeyboardInterrupt:
+        return _fail("interrupted by SIGINT; no output written", 128 + signal.SIGINT)
+    except UsageError as exc:
+        return _fail(str(exc))
+    except BrokenProcessPool:
+        return _fail("a worker process died (out of memory, or killed); no output written")
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+        from ..core.estimator import ModelLoadError
+        from ..settings import SettingsError
+
+        if isinstance(exc, (ModelLoadError, SettingsError)):
+            return _fail(str(exc))
+        if isinstance(exc, OSError):  # a full disk, a broken pipe, a network failure
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            return _fail(f"{exc.strerror or exc}{where}; no output written")
+        return _fail(f"{type(exc).__name__}: {exc}; no output written")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+def _fail(message: str, status: int = 2) -> int:
+    try:
+        sys.stderr.flush()
+        print(f"Error: {message}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+    return status
+
+
+def _name(location: str) -> str:
+    return "stdin" if location == STDIO else location
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score ``args.input`` into ``args.output``; return the exit status."""
+    for location in (args.input, args.output, args.rejects):
+        if location and is_s3(location):
+            split_s3(location)  # a malformed URI is refused before anything else
+    in_fmt = input_format(args.input, args.input_format)
+    out_fmt = output_format(args.output, args.format, in_fmt)
+    if args.output == STDIO:
+        rejects = args.rejects or STDERR
+    else:
+        rejects = args.rejects or rejects_location(args.output, out_fmt)
+    rejects_fmt = JSONL if rejects == STDERR else (format_of(rejects) or out_fmt)
+    for a, b, what in ((args.input, args.output, "the output would overwrite the input"),
+                       (args.input, rejects, "the rejects file would overwrite the input"),
+                       (args.output, rejects, "the rejects file would overwrite the output")):
+        if same_place(a, b):
+            raise UsageError(f"{what} ({b}); choose another location")
+    if rejects == STDIO:
+        raise UsageError("--rejects - is not possible; give a file, or leave --rejects out to "
+                         "get them on stderr when the output is stdout")
+
+    source = Source(args.input)
+    sinks: list[Sink] = []
+    writers: list[ChunkWriter] = []
+    pool = None
+    reporter = Reporter()
+    try:
+        name = _name(args.input)
+        reserved = OUTPUT_COLUMNS + (REJECT_COLUMNS if rejects_fmt != JSONL else ())
+        total_rows = None
+        if in_fmt == CSV:
+            header, rest = first_line(source.stream(), name)
+            columns = csv_header(header, name)
+            fields = field_columns(columns, name, reserved)
+            stream: Iterator = text_chunks(source.stream(), args.chunk_rows, first_line=2,
+                                           prefix=rest, name=name, quoted=True)
+            input_schema = None
+        elif in_fmt == PARQUET:
+            parquet = _open_parquet(source, name)
+            input_schema = parquet.schema_arrow
+            columns = tuple(input_schema.names)
+            fields = field_columns(columns, name, reserved)
+            total_rows = parquet.metadata.num_rows
+            stream = parquet_chunks(parquet, args.chunk_rows)
+        else:
+            stream = text_chunks(source.stream(), args.chunk_rows, name=name)
+            first = next(stream, None)
+            columns = _json_columns(first)
+            fields = {f: f for f in FIELD_NAMES}
+            stream = itertools.chain([first] if first is not None else [], stream)
+            input_schema = None
+
+        plan = chunks.Plan(in_fmt, out_fmt, rejects_fmt, columns, fields)
+        out_sink = open_sink(args.output)
+        sinks.append(out_sink)
+        rejects_sink = StreamSink(sys.stderr.buffer, STDERR) if rejects == STDERR else \
+            open_sink(rejects)
+        sinks.append(rejects_sink)
+        out_columns = columns + OUTPUT_COLUMNS
+        reject_columns = REJECT_COLUMNS + (("record",) if in_fmt == JSONL else columns)
+        out_writer = ChunkWriter(out_sink, out_fmt, out_columns,
+                                 _output_schema(in_fmt, columns, input_schema))
+        rejects_writer = ChunkWriter(rejects_sink, rejects_fmt, reject_columns,
+                                     _rejects_schema(in_fmt, columns, input_schema))
+        writers.extend([rejects_writer, out_writer])
+
+        from ..core.estimator import load_model
+        from ..settings import from_environ
+
+        settings = from_environ()
+        model = load_model(settings.model_path, settings.trusted_keys)
+        chunks.install(model, plan)
+        # The model and the libraries loaded so far live until the end: keep the collector
+        # off them (a full collection walks millions of objects) and off the pages the
+        # workers share with this process.
+        gc.freeze()
+        reporter.event("scoring", event="start", input=args.input, output=args.output,
+                       rejects=rejects, input_format=in_fmt, output_format=out_fmt,
+                       jobs=args.jobs, chunk_rows=args.chunk_rows, model_version=model.version)
+        pool = OrderedPool(args.jobs)
+        reporter.start(total_rows)
+        counts = dict(rows=0, scored=0, rejected=0, problems=0, warnings=0)
+        done_bytes = 0
+        for result in pool.map(_score, stream, inflight=2 * args.jobs):
+            out_writer.write(result.output)
+            rejects_writer.write(result.rejects)
+            for key in counts:
+                counts[key] += getattr(result, key)
+            done_bytes += result.size
+            reporter.advance(result.rows, done_bytes, source.size, total_rows)
+        pool.close()
+        rejects_writer.commit()  # the output appears last: its presence means "finished"
+        out_writer.commit()
+        reporter.summary(counts, args.output, rejects)
+    except BaseException:
+        reporter.detach()
+        if pool is not None:
+            pool.terminate()
+        for writer in writers:
+            writer.abort()
+        for sink in sinks[len(writers):]:
+            sink.abort()
+        raise
+    finally:
+        gc.unfreeze()  # for a caller that goes on (the tests run main() in their process)
+        source.close()
+    try:
+        return _status(counts, args.max_rejects, rejects, reporter)
+    finally:
+        reporter.detach()
+
+
+def _status(counts: dict, max_rejects: int, rejects: str, reporter: Reporter) -> int:
+    if counts["rejected"] > max_rejects:
+        message = (f"{counts['rejected']:,} rows rejected, more than --max-rejects allows "
+                   f"({max_rejects:,}); see {rejects}")
+        if reporter.terminal:
+            print(message, file=reporter.stream, flush=True)
+        else:
+            reporter.log.error(message, extra={"fields": {"event": "rejected",
+                                                          "rows_rejected": counts["rejected"],
+                                                          "max_rejects": max_rejects}})
+        return 1
+    return 0
+
+
+def _score(chunk):
+    result = chunks.score(chunk)
+    result.size = chunk.size
+    return result
+
+
+def _open_parquet(source: Source, name: str):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(source.random_access())
+    except (pa.ArrowException, OSError) as exc:
+        raise UsageError(f"cannot read {name} as Parquet: {exc}") from None
+
+
+def _json_columns(first) -> tuple[str, ...]:
+    """The columns a CSV or Parquet output gets from JSON lines: the first object's keys."""
+    from ..web.json_body import parse_json
+
+    keys: list[str] = []
+    for raw in (first.data.split(b"\n") if first is not None else []):
+        body = raw.strip()
+        if not body:
+            continue
+        try:
+            value = parse_json(body, body.decode("utf-8"))
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            keys = [k for k in value if k not in OUTPUT_COLUMNS]
+            break
+    return tuple(keys) + tuple(f for f in FIELD_NAMES if f not in keys)
+
+
+def _output_schema(in_fmt: str, columns, input_schema):
+    import pyarrow as pa
+
+    added = [pa.field("estimate", pa.float64()), pa.field("likely_lower", pa.float64()),
+             pa.field("likely_upper", pa.float64()), pa.field("warnings", pa.string())]
+    if input_schema is not None:
+        return pa.schema(list(input_schema) + added)
+    if in_fmt == CSV:
+        return pa.schema([pa.field(c, pa.string()) for c in columns] + added)
+    kinds = {f.name: pa.string() if f.kind == CATEGORY else
+             pa.int64() if f.kind == INTEGER else pa.float64() for f in FIELDS}
+    return pa.schema([pa.field(c, kinds.get(c, pa.string())) for c in columns] + added)
+
+
+def _rejects_schema(in_fmt: str, columns, input_schema):
+    import pyarrow as pa
+
+    head = [pa.field("line", pa.int64()), pa.field("field", pa.string()),
+            pa.field("message", pa.string())]
+    if in_fmt == JSONL:
+        return pa.schema(head + [pa.field("record", pa.string())])
+    if input_schema is not None:
+        return pa.schema(head + list(input_schema))
+    return pa.schema(head + [pa.field(c, pa.string()) for c in columns])

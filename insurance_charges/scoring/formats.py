@@ -1,0 +1,74 @@
+"""File formats, what each is called on the command line, and the columns a run adds."""
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+CSV, JSONL, PARQUET = "csv", "jsonl", "parquet"
+FORMATS = (CSV, JSONL, PARQUET)
+# Extension -> format; the first extension of each format is the one a default name gets.
+EXTENSIONS = {".csv": CSV, ".jsonl": JSONL, ".ndjson": JSONL, ".parquet": PARQUET}
+ALIASES = {"csv": CSV, "jsonl": JSONL, "ndjson": JSONL, "json-lines": JSONL, "parquet": PARQUET}
+EXTENSION_OF = {CSV: ".csv", JSONL: ".jsonl", PARQUET: ".parquet"}
+
+# Columns every output row gets, after the input's own.
+ESTIMATE, LOWER, UPPER, WARNINGS = "estimate", "likely_lower", "likely_upper", "warnings"
+OUTPUT_COLUMNS = (ESTIMATE, LOWER, UPPER, WARNINGS)
+# Columns a tabular (CSV, Parquet) rejects file puts before the rejected row's own.
+LINE, FIELD, MESSAGE = "line", "field", "message"
+REJECT_COLUMNS = (LINE, FIELD, MESSAGE)
+# A row's warning messages are joined with this (the messages themselves contain "; ").
+WARNING_SEPARATOR = " | "
+STDIO = "-"
+
+
+class UsageError(Exception):
+    """Something the person running the command must fix; printed as one ``Error:`` line."""
+
+
+def parse_format(text: str, option: str) -> str:
+    """A format named on the command line."""
+    name = ALIASES.get(text.strip().lower())
+    if name is None:
+        raise UsageError(f"{option} {text!r} is not a format this command reads or writes; "
+                         "use csv, jsonl (or ndjson) or parquet")
+    return name
+
+
+def suffix_of(location: str) -> str:
+    """The lower-case extension of a path or s3:// URI ('' if none)."""
+    return PurePosixPath(location.split("?", 1)[0]).suffix.lower()
+
+
+def format_of(location: str) -> str | None:
+    """The format a file's extension names, or None."""
+    return EXTENSIONS.get(suffix_of(location))
+
+
+def input_format(location: str, given: str | None) -> str:
+    """The input's format: --input-format, else the extension; stdin defaults to CSV."""
+    if given:
+        return parse_format(given, "--input-format")
+    if location == STDIO:
+        return CSV
+    found = format_of(location)
+    if found is None:
+        raise UsageError(f"cannot tell the format of {location} from its extension; name it "
+                         ".csv, .jsonl, .ndjson or .parquet, or pass --input-format")
+    return found
+
+
+def output_format(location: str, given: str | None, input_fmt: str) -> str:
+    """The output's format: --format, else the output's extension, else the input's format."""
+    if given:
+        return parse_format(given, "--format")
+    if location != STDIO and format_of(location):
+        return format_of(location)
+    return input_fmt
+
+
+def rejects_location(output: str, output_fmt: str) -> str:
+    """The default rejects file beside the output: ``<stem>.rejects.<ext>``."""
+    parent, _, name = output.rpartition("/")
+    stem = name[: -len(suffix_of(name))] if suffix_of(name) else name
+    ext = suffix_of(name) if format_of(name) == output_fmt else EXTENSION_OF[output_fmt]
+    return (parent + "/" if parent or output.startswith("/") else "") + f"{stem}.rejects{ext}"

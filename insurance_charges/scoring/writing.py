@@ -1,0 +1,80 @@
+"""Output and rejects files: chunks written in order to a sink that appears only on commit."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pyarrow as pa
+
+from .formats import CSV, PARQUET, UsageError
+from .storage import Sink
+
+
+def csv_header(columns) -> bytes:
+    """One CSV header line (quoted only where needed)."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerow(list(columns))
+    return text.getvalue().encode("utf-8")
+
+
+class ChunkWriter:
+    """Writes scored chunks (bytes, or Arrow tables for Parquet) to a sink, in order."""
+
+    def __init__(self, sink: Sink, fmt: str, columns=None, schema: pa.Schema | None = None):
+        self.sink, self.fmt, self.schema = sink, fmt, schema
+        self.parquet = None
+        if fmt == CSV and columns is not None:
+            sink.write(csv_header(columns))
+
+    def write(self, payload) -> None:
+        """Append one chunk's rows."""
+        if payload is None:
+            return
+        if self.fmt != PARQUET:
+            if payload:
+                self.sink.write(payload)
+                self.sink.flush()  # each chunk reaches the (temporary) file as it is done
+            return
+        if self.parquet is None:
+            if payload.num_rows == 0 and self.schema is None:
+                self.schema = _storable(payload.schema)
+                return
+            self._open(_storable(payload.schema) if payload.num_rows else self.schema)
+        if payload.num_rows:
+            self.parquet.write_table(self._conform(payload))
+
+    def _open(self, schema: pa.Schema) -> None:
+        import pyarrow.parquet as pq
+
+        self.schema = schema
+        self.parquet = pq.ParquetWriter(self.sink, schema)
+
+    def _conform(self, table: pa.Table) -> pa.Table:
+        if table.schema.equals(self.schema):
+            return table
+        try:
+            return table.cast(self.schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            changed = [f.name for f in table.schema if f.type != self.schema.field(f.name).type]
+            raise UsageError(
+                "a Parquet file has one type per column, but column " + ", ".join(changed)
+                + f" holds values of another type than in the first rows ({exc}); write CSV "
+                "or JSON lines instead, or give the column one type") from None
+
+    def commit(self) -> None:
+        """Finish the file and make it appear."""
+        if self.fmt == PARQUET:
+            if self.parquet is None:
+                self._open(self.schema if self.schema is not None else pa.schema([]))
+            self.parquet.close()
+        self.sink.commit()
+
+    def abort(self) -> None:
+        """Leave nothing that looks finished."""
+        self.sink.abort()
+
+
+def _storable(schema: pa.Schema) -> pa.Schema:
+    """A column with no values yet (type null) is stored as text."""
+    return pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
+                      for f in schema], metadata=schema.metadata)

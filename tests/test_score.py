@@ -407,18 +407,23 @@ def test_a_large_s3_output_is_a_completed_multipart_upload(score, s3, tmp_path, 
     assert body.count("\n") == 70_001
 
 
-def test_a_failed_run_aborts_its_s3_upload_and_leaves_no_object(score, s3, tmp_path,
-                                                                 monkeypatch):
-    monkeypatch.setattr(storage, "PART_SIZE", 1024)
+def fail_chunk(monkeypatch, nth: int, error: Exception) -> None:
+    """Make the ``nth`` chunk scored raise ``error``; the others score as usual."""
     calls = {"n": 0}
     real = chunks.score
 
     def failing(chunk):
         calls["n"] += 1
-        if calls["n"] == 4:
-            raise RuntimeError("disk on fire")
+        if calls["n"] == nth:
+            raise error
         return real(chunk)
     monkeypatch.setattr(chunks, "score", failing)
+
+
+def test_a_failed_run_aborts_its_s3_upload_and_leaves_no_object(score, s3, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setattr(storage, "PART_SIZE", 1024)
+    fail_chunk(monkeypatch, 4, RuntimeError("disk on fire"))
     source = write_csv(tmp_path / "in.csv", records_with_ids(500))
     status, _, err = score(source, "-o", "s3://scoring/failed.csv", "--chunk-rows", 50,
                            "--jobs", 1)
@@ -433,15 +438,7 @@ def test_a_failed_run_aborts_its_s3_upload_and_leaves_no_object(score, s3, tmp_p
 
 def test_a_failure_after_some_chunks_leaves_no_output_and_no_temporary_file(score, tmp_path,
                                                                           monkeypatch):
-    calls = {"n": 0}
-    real = chunks.score
-
-    def failing(chunk):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise MemoryError("out of memory")
-        return real(chunk)
-    monkeypatch.setattr(chunks, "score", failing)
+    fail_chunk(monkeypatch, 3, MemoryError("out of memory"))
     source = write_csv(tmp_path / "in.csv", records_with_ids(300))
     status, _, err = score(source, "-o", tmp_path / "out.csv", "--chunk-rows", 50, "--jobs", 1)
     assert status == 2 and len(error_lines(err)) == 1 and "Traceback" not in err

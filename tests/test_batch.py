@@ -170,3 +170,10 @@ def test_range_warnings_are_the_same_one_at_a_time_and_column_at_a_time(size):
     records = [inside] * (size - 2) + [{**inside, "age": 65, "bmi": 15.95}, {**inside, "children": 6}]
     got = range_warnings(records, RANGES, in_batch)
     assert [w.pointer for w in got] == [f"/{size - 2}/age", f"/{size - 2}/bmi", f"/{size - 1}/children"]
+
+
+@pytest.mark.parametrize("size", [2, 8])  # one at a time, and column at a time
+def test_values_exactly_at_the_training_limits_are_not_extrapolations(size):
+    low = {"age": 18, "bmi": 15.96, "children": 0}
+    high = {"age": 64, "bmi": 53.13, "children": 5}
+    assert range_warnings([low, high] * (size // 2), RANGES, in_batch) == []

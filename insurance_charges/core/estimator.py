@@ -69,14 +69,12 @@ class Model:
         return np.asarray(self.pipeline.predict(frame), dtype=np.float64)
 
 
-def read_card(path: Path, text: bytes | None = None) -> dict:
-    """Parse the model card beside a pipeline file (or its given bytes) and check its structure."""
+def read_card(path: Path, text: bytes) -> dict:
+    """Parse the bytes of the card beside a pipeline file and check its structure."""
     card_path = model_card.path_for(path)
     try:
-        card = json.loads(card_path.read_bytes() if text is None else text)
-    except FileNotFoundError:
-        raise ModelLoadError(f"model card {card_path} is missing; {FIX}") from None
-    except (OSError, ValueError) as exc:
+        card = json.loads(text)
+    except ValueError as exc:
         raise ModelLoadError(f"model card {card_path} is unreadable ({exc}); {FIX}") from None
     try:
         model_card.check_structure(card)

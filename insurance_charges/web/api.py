@@ -28,11 +28,11 @@ def estimate_body(body, size: int) -> Estimates:
         raise Problem(413, str(exc)) from None
     except InvalidRecords as exc:
         listed = listed_within(exc.errors, max(size, ERROR_BYTES_FLOOR))
-        detail = exc.detail if len(listed) == exc.total else (
-            f"{exc.total} invalid value(s); the first {len(listed)} are listed in errors: fix "
-            "them and send again to see the rest")
-        extra = {} if len(listed) == exc.total else {"errors_total": exc.total}
-        raise Problem(422, detail, listed, extra=extra) from None
+        if len(listed) == exc.total:
+            raise Problem(422, exc.detail, listed) from None
+        raise Problem(422, f"{exc.total} invalid value(s); the first {len(listed)} are listed "
+                           "in errors: fix them and send again to see the rest", listed,
+                      extra={"errors_total": exc.total}) from None
 
 
 @bp.post("/api/v1/predict")

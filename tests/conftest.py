@@ -129,3 +129,11 @@ def vouch_for(model_path: Path, signing_key=None) -> None:
     card_path.write_text(json.dumps(card))
     if signing_key is not None:
         sign_with(signing_key, model_path)
+
+
+@pytest.fixture(scope="session")
+def image(tmp_path_factory) -> str:
+    """The image built once per run from the bundle `eb deploy` uploads, as EB builds it;
+    every container test (EB, ECS, SageMaker, release) runs these same bytes."""
+    from .containers import build_bundle_image
+    return build_bundle_image(tmp_path_factory)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -19,64 +18,14 @@ from insurance_charges.core.schema import EXAMPLE_RECORD
 from devtools.slow_clients import attack
 
 from .conftest import ROOT, require
-from .deploy_files import (EBCLI_PYTHON, EBCLI_VENV, copy_project, copy_sources, dockerrun,
-                           eb_bundle, settings, working_tree_files)
+from .containers import Container, docker, engine_running
+from .deploy_files import copy_sources, dockerrun, settings, working_tree_files
 
 pytestmark = pytest.mark.slow
 PORT = dockerrun()["Ports"][0]["ContainerPort"]
 LOGGING = dockerrun()["Logging"]
 ENV = settings()["aws:elasticbeanstalk:application:environment"]
 BATCH = [dict(EXAMPLE_RECORD, age=18 + i % 47) for i in range(10_000)]
-
-
-def docker(*args, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
-    """Run a docker command; fail with its output if it fails."""
-    run = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                         **kwargs)
-    output = run.stdout[-3000:] + run.stderr[-3000:]
-    assert run.returncode == 0, f"docker {' '.join(args)}:\n{output}"
-    return run
-
-
-def engine_running() -> bool:
-    """Whether a Docker engine answers."""
-    return bool(shutil.which("docker")) and subprocess.run(
-        ["docker", "info"], capture_output=True, timeout=60).returncode == 0
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    """The image the bundle `eb deploy` would upload builds into, built as EB builds it."""
-    require(engine_running(), "needs a running Docker engine (.ci/run installs docker.io)")
-    require(EBCLI_PYTHON.exists(), f"needs the EB CLI's virtual environment {EBCLI_VENV}")
-    workdir = tmp_path_factory.mktemp("container")
-    eb_bundle(copy_project(workdir / "project")).extractall(workdir / "bundle")
-    docker("build", "-t", "insurance-charges:bundle-test", str(workdir / "bundle"), timeout=1500)
-    return "insurance-charges:bundle-test"
-
-
-class Container:
-    """A running container and the localhost URL of its mapped port."""
-
-    def __init__(self, name: str, url: str):
-        self.name, self.url = name, url
-
-    def inspect(self, template: str) -> str:
-        """One value from docker inspect."""
-        return docker("inspect", "-f", template, self.name).stdout.strip()
-
-    def request(self, path: str, body=None, form=None):
-        """Status, headers and body of one request."""
-        data = json.dumps(body).encode() if body is not None else (
-            urllib.parse.urlencode(form).encode() if form is not None else None)
-        kind = "application/json" if body is not None else "application/x-www-form-urlencoded"
-        req = urllib.request.Request(self.url + path, data=data,
-                                     headers={"Content-Type": kind} if data else {})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, resp.headers, resp.read()
-        except urllib.error.HTTPError as err:
-            return err.code, err.headers, err.read()
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -15,7 +16,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+# The gunicorn of the environment running this code (the project's venv, wherever VENV put it).
+GUNICORN = Path(sys.executable).parent / "gunicorn"
 SERVICE = "application:application"
 
 

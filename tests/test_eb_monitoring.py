@@ -10,7 +10,8 @@ from pathlib import Path
 import yaml
 
 from .conftest import ROOT, require
-from .deploy_files import gunicorn_settings, image_env, option_settings, settings
+from .deploy_files import (EBCLI_PYTHON, EBCLI_VENV, gunicorn_settings, image_env,
+                           option_settings, settings)
 
 EB = settings()
 HEALTH = EB["aws:elasticbeanstalk:healthreporting:system"]
@@ -240,3 +241,42 @@ def test_health_alarm_fires_at_degraded_or_worse_for_longer_than_a_replacement_t
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 20)
     assert alarm["Statistic"] == "Maximum" and alarm["TreatMissingData"] == "missing"
     assert alarm["DatapointsToAlarm"] * alarm["Period"] >= int(CAPACITY[1]["Cooldown"])
+
+
+# --- Setting the address, as the README says -----------------------------------------------
+
+# Runs inside the EB CLI's own virtual environment: `eb config --update SETTINGS` calls
+# configops.modify_environment_configuration, which parses SETTINGS and hands the option
+# settings to commonops.update_environment; that last call (the AWS request) is recorded here.
+EB_CONFIG_UPDATE = """
+import json, sys
+from ebcli.operations import commonops, configops
+commonops.update_environment = lambda env, changes, nohang, **rest: print(json.dumps(changes))
+configops.modify_environment_configuration(sys.argv[1], sys.argv[2], True)
+"""
+
+
+def test_the_readme_command_sets_the_alarm_address_the_subscription_reads(tmp_path):
+    import boto3
+    from botocore.stub import Stubber
+
+    require(EBCLI_PYTHON.exists(), f"needs the EB CLI's virtual environment {EBCLI_VENV}")
+    (command,) = re.findall(r"^eb config --update '([^']+)'$", (ROOT / "README.md").read_text(),
+                            re.M)
+    run = subprocess.run([str(EBCLI_PYTHON), "-c", EB_CONFIG_UPDATE, "insurance-charges-prod",
+                          command], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    changes = json.loads(run.stdout.strip().splitlines()[-1])
+    option = SUBSCRIPTIONS[0]["Endpoint"]["Fn::GetOptionSetting"]
+    (setting,) = changes
+    assert (setting["Namespace"], setting["OptionName"]) == (option["Namespace"],
+                                                              option["OptionName"])
+    assert re.fullmatch(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", setting["Value"])
+    # The call it becomes is one the Elastic Beanstalk API accepts (the Stubber checks every
+    # parameter against botocore's service model).
+    client = boto3.client("elasticbeanstalk", region_name="eu-west-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+    request = {"EnvironmentName": "insurance-charges-prod", "OptionSettings": changes}
+    with Stubber(client) as stub:
+        stub.add_response("update_environment", {}, request)
+        client.update_environment(**request)

@@ -187,8 +187,12 @@ def test_every_alarm_mails_the_topic_when_it_fires_and_when_it_clears():
     assert len(TOPICS) == 1
     for name, alarm in ALARMS.items():
         assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": TOPICS[0]}], name
-        assert alarm["AlarmName"] == {"Fn::Join": ["-", [{"Ref": "AWSEBEnvironmentName"},
-                                                         alarm["AlarmName"]["Fn::Join"][1][1]]]}
+
+
+def test_alarm_names_start_with_the_environment_and_differ():
+    joins = [alarm["AlarmName"]["Fn::Join"] for alarm in ALARMS.values()]
+    assert all(sep == "-" and parts[0] == {"Ref": "AWSEBEnvironmentName"} for sep, parts in joins)
+    assert len({tuple(parts[1:]) for _, parts in joins}) == len(ALARMS)
 
 
 def test_the_topic_mails_the_address_a_declared_custom_option_holds():

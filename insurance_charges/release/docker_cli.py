@@ -6,6 +6,7 @@ caller deletes afterwards, so it is never on a command line, in a log or left on
 """
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 from pathlib import Path
@@ -20,8 +21,13 @@ PUSHED = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 def docker(*args: str, config: Path | None = None, timeout: float = COMMAND_SECONDS,
            **kwargs) -> str:
-    """Run one docker command; its standard output, or ReleaseError with its last line."""
-    command = ["docker", *(["--config", str(config)] if config else []), *args]
+    """Run one docker command; its standard output, or ReleaseError with its last line.
+
+    With ``config`` (a private config directory), the engine is named explicitly: that
+    directory has none of the user's contexts (Docker Desktop's, say).
+    """
+    private = ["--config", str(config), "--host", engine_address()] if config else []
+    command = ["docker", *private, *args]
     try:
         run = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
     except FileNotFoundError:
@@ -43,6 +49,12 @@ def last_line(*outputs: str) -> str:
         if lines:
             return lines[-1]
     return "no output"
+
+
+@functools.lru_cache(maxsize=1)
+def engine_address() -> str:
+    """The address of the engine the current Docker context talks to."""
+    return docker("context", "inspect", "--format", "{{.Endpoints.docker.Host}}").strip()
 
 
 def require_engine() -> None:

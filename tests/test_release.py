@@ -547,7 +547,12 @@ def test_an_unreachable_registry_fails_the_push_in_one_line_and_records_nothing(
         tmp_path_factory):
     require(engine_running(), "needs a running Docker engine (.ci/run installs docker.io)")
     project = checkout(tmp_path_factory, "unreachable")
-    run = release(project, "--registry", f"127.0.0.1:{free_port()}/{REPOSITORY}")
+    repository = f"127.0.0.1:{free_port()}/{REPOSITORY}"
+    try:
+        run = release(project, "--registry", repository)
+    finally:  # the built and checked image stays tagged for a retry; not here
+        subprocess.run(["docker", "rmi", f"{repository}:{released_tag(project)}"],
+                       capture_output=True, timeout=120)
     error = the_error(run)
     assert error.startswith("Error: `docker push` failed: ") and "connection refused" in error
     assert not (project / "dist" / "release.json").exists()

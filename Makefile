@@ -67,6 +67,13 @@ score: $(VENV)/.runtime  ## Score a file: make score IN=in.csv OUT=out.csv (path
 	@[ -n "$(IN)" ] && [ -n "$(OUT)" ] || { echo "usage: make score IN=path|s3://bucket/key|- OUT=path|s3://bucket/key|- [ARGS='--max-rejects 10']" >&2; exit 2; }
 	$(BIN)/python -m insurance_charges.scoring $(IN) -o $(OUT) $(ARGS)
 
+# make release REGISTRY=host[:port]/repo, or ECR_REPOSITORY=name with AWS_REGION (README,
+# "Release once, deploy the same image"): the image built once from HEAD, checked, pushed.
+.PHONY: release
+release: $(VENV)/.runtime  ## Build, check and push the image once: REGISTRY=host/repo or ECR_REPOSITORY=name
+	$(BIN)/python -m insurance_charges.release $(if $(REGISTRY),--registry '$(REGISTRY)') \
+		$(if $(ECR_REPOSITORY),--ecr-repository '$(ECR_REPOSITORY)' --region '$(AWS_REGION)')
+
 lock:  ## Print a fresh resolution of the top-level pins (compare with requirements.txt)
 	rm -rf /tmp/insurance-charges-lock && $(PYTHON) -m venv /tmp/insurance-charges-lock
 	/tmp/insurance-charges-lock/bin/pip install --quiet pycaret==3.3.2 six flask gunicorn orjson cryptography

@@ -19,6 +19,14 @@ PROCESS = EB["aws:elasticbeanstalk:environment:process:default"]
 ENV_PROPERTIES = EB["aws:elasticbeanstalk:application:environment"]
 ISO_DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$")
 GUNICORN = gunicorn_settings({**image_env(), **ENV_PROPERTIES})
+# What a new instance waits for before it serves, in seconds, when it pulls the released
+# image (02-capacity.config gives the measurements): EB's own boot; the pull by digest, 27 s
+# at worst from a registry on 127.0.0.1 into an empty engine plus the 300 MB compressed at
+# t3.small's 0.128 Gbit/s baseline (19 s); start-up to the first 200 from /health, 8.1 s at
+# worst on a loaded machine.
+BOOT_SECONDS, PULL_SECONDS, START_SECONDS = 90, 27 + 19, 8.1
+# A cooldown longer than this beyond that only slows the answer to a second surge.
+COOLDOWN_MARGIN_SECONDS = 60
 
 
 def number(namespace: str, option: str) -> int:
@@ -108,6 +116,12 @@ def test_thresholds_and_increments_never_make_the_group_flap():
         grown, shrunk = min(size + out, int(ASG["MaxSize"])), max(size + back, int(ASG["MinSize"]))
         assert upper * size / grown > lower, f"scaling out from {size} lands below {lower} %"
         assert lower * size / shrunk < upper, f"scaling in from {size} lands above {upper} %"
+
+
+def test_cooldown_lasts_until_a_new_instance_pulling_the_released_image_serves():
+    admitted = int(PROCESS["HealthyThresholdCount"]) * int(PROCESS["HealthCheckInterval"])
+    serving = BOOT_SECONDS + PULL_SECONDS + START_SECONDS + admitted
+    assert serving <= int(ASG["Cooldown"]) < serving + COOLDOWN_MARGIN_SECONDS
 
 
 def test_deployments_keep_full_capacity_and_roll_on_health():

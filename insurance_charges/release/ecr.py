@@ -1,0 +1,111 @@
+"""Amazon ECR through boto3: the registry, its repository and a login token.
+
+The account comes from ``sts.get_caller_identity``, the repository is created if missing
+(tags immutable, scanned on push), and ``ecr.get_authorization_token`` gives the 12-hour
+login `docker login --password-stdin` takes. boto3 finds credentials and any endpoint
+(``AWS_ENDPOINT_URL``) the usual way; the region is the one given.
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from .errors import ReleaseError
+
+# The repository settings a release creates: a tag, once pushed, always names the same
+# image, and every pushed image is scanned for known vulnerabilities.
+REPOSITORY_SETTINGS = {"imageTagMutability": "IMMUTABLE",
+                       "imageScanningConfiguration": {"scanOnPush": True}}
+
+
+@dataclass(frozen=True, repr=False)
+class Registry:
+    """Where to push (``repository``: host/name) and how to log in there."""
+
+    repository: str
+    host: str
+    username: str
+    password: str
+    notes: tuple[str, ...] = ()
+
+
+def _boto_errors() -> tuple:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return BotoCoreError, ClientError
+
+
+def _say(exc: Exception) -> str:
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    if isinstance(exc, NoCredentialsError):
+        return ("no AWS credentials were found; configure them (`aws configure`, AWS_PROFILE, "
+                "or a role on the machine) and release again")
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{exc.operation_name}: {error.get('Code')}: {error.get('Message')}"
+    return str(exc)
+
+
+def check_region(region: str) -> str:
+    """The region, if boto3 knows ECR there; ReleaseError otherwise."""
+    import boto3
+
+    if not region:
+        raise ReleaseError("AWS_REGION is not set; set it to the region of the ECR repository "
+                           "and of the Elastic Beanstalk environment (e.g. eu-west-1)")
+    session = boto3.session.Session()
+    known = {name for partition in session.get_available_partitions()
+             for name in session.get_available_regions("ecr", partition_name=partition)}
+    if region not in known:
+        raise ReleaseError(f"AWS_REGION={region!r} is not a region where ECR runs; set one of "
+                           f"boto3's regions for ECR (e.g. eu-west-1, us-east-1)")
+    return region
+
+
+def prepare(name: str, region: str) -> Registry:
+    """The repository ``name`` in this account's registry (created if missing) and a login."""
+    import boto3
+
+    session = boto3.session.Session(region_name=check_region(region))
+    try:
+        account = session.client("sts").get_caller_identity()["Account"]
+        client = session.client("ecr")
+        repository, notes = _repository(client, account, name)
+        auth = client.get_authorization_token()["authorizationData"][0]
+    except _boto_errors() as exc:
+        raise ReleaseError(f"ECR in {region}: {_say(exc)}") from None
+    username, _, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
+    host = auth["proxyEndpoint"].removeprefix("https://")
+    return Registry(repository["repositoryUri"], host, username, password, notes)
+
+
+def _repository(client, account: str, name: str) -> tuple[dict, tuple[str, ...]]:
+    try:
+        found = client.describe_repositories(registryId=account, repositoryNames=[name])
+    except client.exceptions.RepositoryNotFoundException:
+        created = client.create_repository(repositoryName=name, **REPOSITORY_SETTINGS)
+        return created["repository"], (f"created ECR repository {name} (tags immutable, "
+                                        "scan on push)",)
+    repository = found["repositories"][0]
+    notes = []
+    if repository.get("imageTagMutability") != "IMMUTABLE":
+        notes.append(f"ECR repository {name} lets tags be overwritten; the bundle names the "
+                     "image by digest all the same")
+    if not repository.get("imageScanningConfiguration", {}).get("scanOnPush"):
+        notes.append(f"ECR repository {name} does not scan images on push")
+    return repository, tuple(notes)
+
+
+def released_digest(name: str, region: str, tag: str) -> str | None:
+    """The digest already pushed under ``tag`` (a release of this commit), or None."""
+    import boto3
+
+    client = boto3.session.Session(region_name=region).client("ecr")
+    try:
+        images = client.describe_images(repositoryName=name, imageIds=[{"imageTag": tag}])
+    except client.exceptions.ImageNotFoundException:
+        return None
+    except _boto_errors() as exc:
+        raise ReleaseError(f"ECR in {region}: {_say(exc)}") from None
+    return images["imageDetails"][0]["imageDigest"]

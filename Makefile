@@ -67,6 +67,10 @@ score: $(VENV)/.runtime  ## Score a file: make score IN=in.csv OUT=out.csv (path
 	@[ -n "$(IN)" ] && [ -n "$(OUT)" ] || { echo "usage: make score IN=path|s3://bucket/key|- OUT=path|s3://bucket/key|- [ARGS='--max-rejects 10']" >&2; exit 2; }
 	$(BIN)/python -m insurance_charges.scoring $(IN) -o $(OUT) $(ARGS)
 
+.PHONY: model-archive
+model-archive: $(VENV)/.runtime  ## SageMaker's model.tar.gz: make model-archive [MODEL=x.pkl] [OUT=path] [UPLOAD=s3://b/k/model.tar.gz]
+	$(BIN)/python -m insurance_charges.platforms.sagemaker archive $(if $(MODEL),--model $(MODEL)) $(if $(OUT),-o $(OUT)) $(if $(UPLOAD),--upload $(UPLOAD))
+
 lock:  ## Print a fresh resolution of the top-level pins (compare with requirements.txt)
 	rm -rf /tmp/insurance-charges-lock && $(PYTHON) -m venv /tmp/insurance-charges-lock
 	/tmp/insurance-charges-lock/bin/pip install --quiet pycaret==3.3.2 six flask gunicorn orjson cryptography

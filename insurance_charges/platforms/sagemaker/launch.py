@@ -15,8 +15,9 @@ import time
 # Real-time endpoints. 2 vCPUs, compute-optimised and not burstable: predictions are CPU-bound
 # and the image runs one sync worker per vCPU (0.9 ms of CPU per one-record request, measured).
 ENDPOINT_INSTANCE_TYPE = "ml.c5.large"
-# Two instances: SageMaker spreads an endpoint's instances over Availability Zones, so one
-# zone or instance can fail without an outage (as the two instances on EB, two tasks on ECS).
+# Two instances: SageMaker tries to place an endpoint's instances in different Availability
+# Zones, so one zone or instance can fail without an outage (as the two instances on EB, two
+# tasks on ECS); AWS Config's rule sagemaker-endpoint-config-prod-instance-count flags one.
 ENDPOINT_INSTANCE_COUNT = 2
 # How long SageMaker waits for /ping to pass on a new instance. 60 s is its minimum; start-up
 # measured 1.7 to 3.5 s from `docker run` to the first 200 (model load and the fast path's

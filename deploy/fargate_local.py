@@ -198,6 +198,9 @@ def measure(image: str, seconds: float, clients: int) -> None:
             sampler.join()
     for label in ("start-up", "batches"):
         values = [mib for kind, mib in samples if kind == label]
+        if not values:
+            print(f"{label}: no sample (over before `docker stats` answered)")
+            continue
         middle = sorted(values)[len(values) // 2]
         print(f"{label}: peak {max(values):.0f} MiB, median {middle:.0f} MiB "
               f"({len(values)} samples)")

@@ -123,9 +123,9 @@ def run_task(image: str, template: dict | None = None, prefix: str = "fargate-lo
             name = f"{prefix}-{definition['Name']}-{os.getpid()}"
             if definition is app:
                 continue
+            started.append(name)  # removed in the end, even if it never ran
             docker("run", *docker_args(definition, task, image, name, volumes), timeout=300)
             status = docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
-            docker("rm", name)
             assert status == "0", f"{definition['Name']} exited {status}"
             assert {"ContainerName": definition["Name"], "Condition": "SUCCESS"} in app.get(
                 "DependsOn", []), f"{definition['Name']} ran, but the app does not wait for it"

@@ -12,7 +12,7 @@ export PORT
 .PHONY: help run test soak audit bench train score lock mutate clean
 
 help:  ## List the commands
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (PyCaret 3.3 refuses 3.12+); set PYTHON=/path/to/python3.11"'
@@ -73,6 +73,10 @@ score: $(VENV)/.runtime  ## Score a file: make score IN=in.csv OUT=out.csv (path
 release: $(VENV)/.runtime  ## Build, check and push the image once: REGISTRY=host/repo or ECR_REPOSITORY=name
 	$(BIN)/python -m insurance_charges.release $(if $(REGISTRY),--registry '$(REGISTRY)') \
 		$(if $(ECR_REPOSITORY),--ecr-repository '$(ECR_REPOSITORY)' --region '$(AWS_REGION)')
+
+.PHONY: model-archive
+model-archive: $(VENV)/.runtime  ## SageMaker's model.tar.gz: make model-archive [MODEL=x.pkl] [OUT=path] [UPLOAD=s3://b/k/model.tar.gz]
+	$(BIN)/python -m insurance_charges.platforms.sagemaker archive $(if $(MODEL),--model $(MODEL)) $(if $(OUT),-o $(OUT)) $(if $(UPLOAD),--upload $(UPLOAD))
 
 lock:  ## Print a fresh resolution of the top-level pins (compare with requirements.txt)
 	rm -rf /tmp/insurance-charges-lock && $(PYTHON) -m venv /tmp/insurance-charges-lock

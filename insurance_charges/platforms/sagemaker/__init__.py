@@ -1,0 +1,1 @@
+"""SageMaker: real-time endpoints and Batch Transform jobs on the released image."""

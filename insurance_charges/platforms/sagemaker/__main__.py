@@ -1,0 +1,153 @@
+"""``python -m insurance_charges.platforms.sagemaker endpoint|transform|archive``.
+
+endpoint   create (or update) the SageMaker model, endpoint configuration and endpoint
+transform  start a Batch Transform job over every object under an S3 prefix
+archive    write model.tar.gz (pipeline, card, signature) and optionally upload it to S3
+
+Prints what it did as one JSON object; any failure is one ``Error:`` line and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import launch
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m insurance_charges.platforms.sagemaker",
+                                     description="SageMaker endpoints and Batch Transform jobs "
+                                     "for the released image, and the model archive they load.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def model_options(sub):
+        sub.add_argument("--image", required=True,
+                         help="the released image by digest (dist/release.json)")
+        sub.add_argument("--model-data", required=True, metavar="S3_URI",
+                         help="s3://bucket/key/model.tar.gz (make model-archive)")
+        sub.add_argument("--role", required=True, metavar="ARN",
+                         help="execution role: pulls the image, reads the archive, writes logs")
+        sub.add_argument("--wait", action="store_true", help="return only once it is done")
+
+    endpoint = commands.add_parser("endpoint", help="create or update a real-time endpoint")
+    endpoint.add_argument("name", help="endpoint name (1 to 50 letters, digits, hyphens)")
+    model_options(endpoint)
+    endpoint.add_argument("--instance-type", default=launch.ENDPOINT_INSTANCE_TYPE)
+    endpoint.add_argument("--instance-count", type=int, default=launch.ENDPOINT_INSTANCE_COUNT)
+
+    transform = commands.add_parser("transform", help="start a Batch Transform job")
+    model_options(transform)
+    transform.add_argument("--input", required=True, metavar="S3_PREFIX",
+                           help="every object under this prefix is scored, line by line")
+    transform.add_argument("--output", required=True, metavar="S3_PREFIX",
+                           help="where <input file>.out goes, one line per input line")
+    transform.add_argument("--name", default=None, help="job name (default: dated)")
+    transform.add_argument("--instance-type", default=launch.TRANSFORM_INSTANCE_TYPE)
+    transform.add_argument("--instance-count", type=int, default=launch.TRANSFORM_INSTANCE_COUNT)
+    transform.add_argument("--max-payload-mb", type=int, default=launch.MAX_PAYLOAD_MB)
+    transform.add_argument("--max-concurrent-transforms", type=int, default=None,
+                           help="default: the instance's vCPUs (its workers), within 100 MB")
+    transform.add_argument("--content-type", choices=launch.CONTENT_TYPES, default="text/csv")
+    transform.add_argument("--accept", choices=launch.CONTENT_TYPES, default="text/csv")
+
+    archive = commands.add_parser("archive", help="write model.tar.gz for SageMaker")
+    archive.add_argument("--model", type=Path, default=None,
+                         help="the pipeline .pkl (default: MODEL_PATH, else the committed one)")
+    archive.add_argument("-o", "--output", type=Path, default=None,
+                         help="where to write it (default: dist/model.tar.gz)")
+    archive.add_argument("--upload", metavar="S3_URI", default=None,
+                         help="also put it at s3://bucket/key/model.tar.gz")
+    return parser
+
+
+def _clients(*names: str):
+    import boto3
+
+    session = boto3.session.Session()
+    return [session.client(name) for name in names]
+
+
+def _endpoint(options) -> dict:
+    launch.check_endpoint(options.name, options.instance_count)
+    sm, s3 = _clients("sagemaker", "s3")
+    model = launch.ensure_model(sm, s3, options.image, options.model_data, options.role)
+    config = launch.ensure_endpoint_config(sm, options.name, model, options.instance_type,
+                                           options.instance_count)
+    action = launch.deploy_endpoint(sm, options.name, config)
+    if options.wait:
+        launch.wait_endpoint(sm, options.name)
+    status = sm.describe_endpoint(EndpointName=options.name)["EndpointStatus"]
+    return {"endpoint": options.name, "action": action, "status": status,
+            "endpoint_config": config, "model": model}
+
+
+def _transform(options) -> dict:
+    sm, s3 = _clients("sagemaker", "s3")
+    job = options.name or launch.default_job_name()
+    request = launch.start_transform(
+        sm, s3, job, {"image": options.image, "model_data": options.model_data,
+                      "role": options.role}, options.input, options.output,
+        instance_type=options.instance_type, count=options.instance_count,
+        payload_mb=options.max_payload_mb, concurrency=options.max_concurrent_transforms,
+        content_type=options.content_type, accept=options.accept)
+    if options.wait:
+        launch.wait_transform(sm, job)
+    status = sm.describe_transform_job(TransformJobName=job)["TransformJobStatus"]
+    return {"transform_job": job, "status": status, "model": request["ModelName"],
+            "max_concurrent_transforms": request["MaxConcurrentTransforms"],
+            "max_payload_mb": request["MaxPayloadInMB"], "output": options.output}
+
+
+def _archive(options) -> dict:
+    from ...settings import from_environ
+    from .archive import DEFAULT_ARCHIVE, upload, write_archive
+
+    settings = from_environ()
+    target = options.output or DEFAULT_ARCHIVE
+    model = write_archive(options.model or settings.model_path, target, settings.trusted_keys)
+    done = {"archive": str(target), "model_version": model.version}
+    if options.upload:
+        (s3,) = _clients("s3")
+        upload(s3, target, options.upload)
+        done["uploaded"] = options.upload
+    return done
+
+
+def _reason(exc: Exception) -> str:
+    """One line for any failure this command expects."""
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+
+    if isinstance(exc, NoCredentialsError):
+        return ("no AWS credentials found; set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or run where an instance or task role applies")
+    if isinstance(exc, NoRegionError):
+        return "no AWS region; set AWS_DEFAULT_REGION (e.g. us-east-1) or a profile's region"
+    if isinstance(exc, ClientError):
+        info = exc.response.get("Error", {})
+        return (f"AWS refused {exc.operation_name}: {info.get('Code', '?')}"
+                + (f" ({info['Message']})" if info.get("Message") else ""))
+    return str(exc) or type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; print its result as JSON, or one ``Error:`` line and return 2."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ...core.estimator import ModelLoadError
+    from ...settings import SettingsError
+
+    options = _parser().parse_args(argv)
+    run = {"endpoint": _endpoint, "transform": _transform, "archive": _archive}[options.command]
+    try:
+        result = run(options)
+    except (launch.LaunchError, ModelLoadError, SettingsError, BotoCoreError, ClientError) as exc:
+        sys.stderr.write(f"Error: {_reason(exc)}\n")
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,9 @@ generates one full mini-batch: CSV of the six fields, values within the ranges s
 - **latency**: that mini-batch sent alone, ``--repeat`` times: seconds per request, end to end
   on 127.0.0.1 (upload, nginx, parse, validate, estimate, answer one estimate per line);
 - **throughput**: MaxConcurrentTransforms clients sending it back to back for ``--seconds``, as
-  Batch Transform does: rows/s per instance, from requests completed in that time.
+  Batch Transform does: rows/s per instance, from requests completed in that time, and rows
+  per CPU-second of the container's processes (steadier than rows/s on a shared machine, and
+  comparable with the file scoring command's rows/s per core).
 
 Every answer must be 200 with one line per row, or the run stops with one line and exit 1.
 The figures of a machine shared with other work vary between runs (bench/README.md, "Noise").
@@ -98,7 +100,18 @@ def invoke(url: str, body: bytes, rows: int) -> float:
     return took
 
 
-def throughput(url: str, body: bytes, rows: int, clients: int, seconds: float) -> dict:
+# The CPU seconds (user + system) of every process in the container, read from /proc inside it.
+CPU_SECONDS = ("import os; t = 0\nfor p in os.listdir('/proc'):\n if p.isdigit():\n  try: "
+               "f = open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split(); t += int(f[11]) + "
+               "int(f[12])\n  except OSError: pass\nprint(t / os.sysconf('SC_CLK_TCK'))")
+
+
+def cpu_seconds(name: str) -> float:
+    return float(docker("exec", name, "python", "-c", CPU_SECONDS))
+
+
+def throughput(url: str, body: bytes, rows: int, clients: int, seconds: float,
+               name: str) -> dict:
     """Clients sending ``body`` back to back; rows/s over the requests completed in time."""
     done, stop = [], threading.Event()
 
@@ -106,16 +119,17 @@ def throughput(url: str, body: bytes, rows: int, clients: int, seconds: float) -
         while not stop.is_set():
             done.append(invoke(url, body, rows))
 
-    began = time.perf_counter()
+    cpu, began = cpu_seconds(name), time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         futures = [pool.submit(client) for _ in range(clients)]
         time.sleep(seconds)
         stop.set()
         for future in futures:
             future.result()  # a failed answer ends the run here
-    elapsed = time.perf_counter() - began
+    elapsed, cpu = time.perf_counter() - began, cpu_seconds(name) - cpu
     return {"clients": clients, "requests": len(done), "seconds": round(elapsed, 2),
-            "rows_per_second": round(rows * len(done) / elapsed)}
+            "rows_per_second": round(rows * len(done) / elapsed),
+            "rows_per_cpu_second": round(rows * len(done) / cpu)}
 
 
 def measure(image: str, seconds: float, repeat: int) -> dict:
@@ -133,7 +147,7 @@ def measure(image: str, seconds: float, repeat: int) -> dict:
                 "latency_seconds": {"median": round(statistics.median(latencies), 3),
                                     "max": round(max(latencies), 3)},
                 "throughput": throughput(url, body, rows,
-                                         parameters["MaxConcurrentTransforms"], seconds),
+                                         parameters["MaxConcurrentTransforms"], seconds, name),
                 "load_average_at_start": os.getloadavg()[0]}
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
@@ -157,7 +171,8 @@ def main() -> int:
           f"{json.dumps(result['execution_parameters'])}")
     print(f"latency of one mini-batch: median {lat['median']} s, max {lat['max']} s")
     print(f"throughput: {t['rows_per_second']:,} rows/s per instance ({t['requests']} requests "
-          f"by {t['clients']} clients in {t['seconds']} s)")
+          f"by {t['clients']} clients in {t['seconds']} s); {t['rows_per_cpu_second']:,} rows "
+          "per CPU-second of the container")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0

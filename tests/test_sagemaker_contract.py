@@ -386,11 +386,15 @@ def test_serve_takes_the_extracted_model_unless_model_path_names_one(tmp_path):
     assert chosen.environ["MODEL_PATH"] == "/x.pkl"
 
 
-def test_serve_refuses_api_keys_and_a_model_directory_it_cannot_use(tmp_path):
+def test_serve_refuses_api_keys_a_key_inside_the_archive_and_a_directory_it_cannot_use(
+        tmp_path):
     with pytest.raises(SettingsError, match="^API_KEYS=\\(hidden\\): SageMaker's InvokeEndpoint"):
         modes.mode_for(["serve"], Settings(api_keys=("k",)), {}, tmp_path)
     with pytest.raises(SettingsError, match="holds 2 pipelines"):
         modes.mode_for(["serve"], Settings(), {}, model_files(tmp_path, "a.pkl", "b.pkl"))
+    with pytest.raises(SettingsError, match="inside the model archive it would vouch for"):
+        modes.mode_for(["serve"], Settings(), {"MODEL_PUBLIC_KEY": str(tmp_path / "k.pem")},
+                       tmp_path)
     with pytest.raises(modes.UsageError, match="^unknown arguments 'train'"):
         modes.mode_for(["train"], Settings(), {}, tmp_path)
 
@@ -435,3 +439,34 @@ def test_a_stop_under_serve_drains_and_still_ends_before_sagemakers_sigkill(tmp_
     gunicorn_stop_s = 1.5  # measured: gunicorn exits within this once nginx has gone
     assert modes.SERVE_DRAIN_S + GRACE_AFTER_DRAIN_S + gunicorn_stop_s < SAGEMAKER_KILLS_AFTER_S
     assert modes.DRAIN_S + GRACE_AFTER_DRAIN_S + gunicorn_stop_s < 10  # docker stop's default
+
+
+# The README's examples ---------------------------------------------------------------------------
+
+EXAMPLE = re.compile(r"```sh\nprintf '(?P<body>[^']*)' \\\n  \| curl -s localhost:8080/invocations "
+                     r"-H 'Content-Type: (?P<type>[^']+)'(?: -H 'Accept: (?P<accept>[^']+)')? "
+                     r"--data-binary @-\n```\n```\w*\n(?P<answer>.*?)\n```", re.S)
+
+
+def readme_examples():
+    """(body, content type, accept, documented answer) for every /invocations example."""
+    section = (ROOT / "README.md").read_text().split("## Run it on SageMaker", 1)[1]
+    return [(m["body"].replace("\\n", "\n").encode(), m["type"], m["accept"], m["answer"])
+            for m in EXAMPLE.finditer(section.split("\n## ", 1)[0])]
+
+
+def test_the_readme_shows_csv_json_lines_and_error_examples():
+    accepts = [accept for _, _, accept, _ in readme_examples()]
+    assert accepts == [CSV, JSONL, None]
+
+
+@pytest.mark.parametrize("body, content_type, accept, documented", readme_examples(),
+                         ids=lambda value: value if isinstance(value, str) else "example")
+def test_the_readmes_invocations_examples_are_what_the_service_answers(client, body,
+                                                                        content_type, accept,
+                                                                        documented):
+    answer = invoke(client, body, content_type, accept).data.decode()
+    if accept in (CSV, JSONL):
+        assert answer.splitlines() == documented.splitlines()
+    else:
+        assert json.loads(answer) == json.loads(documented)

@@ -9,6 +9,7 @@ SIGKILL 30 s after SIGTERM where Docker's own default is 10 s.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 from ..platforms.sagemaker import MODEL_DIR, ModelDirError, model_in
@@ -49,6 +50,12 @@ def mode_for(args: list[str], settings: Settings, environ: Mapping[str, str],
         raise SettingsError("API_KEYS=(hidden): SageMaker's InvokeEndpoint cannot send an API "
                             "key, so every /invocations would be refused; unset API_KEYS "
                             "(IAM authorizes who may invoke the endpoint)")
+    key = environ.get("MODEL_PUBLIC_KEY")
+    if key and Path(key).resolve().is_relative_to(Path(model_dir).resolve()):
+        # A key shipped in model.tar.gz would let whoever made the archive vouch for it.
+        raise SettingsError(f"MODEL_PUBLIC_KEY={key[:80]!r}: lies in {model_dir}, inside the "
+                            "model archive it would vouch for; put the public key in the image "
+                            "and point MODEL_PUBLIC_KEY at it there")
     children = dict(environ)
     if not environ.get("MODEL_PATH"):  # an explicit MODEL_PATH wins over /opt/ml/model
         try:

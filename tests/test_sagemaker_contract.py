@@ -21,7 +21,7 @@ from insurance_charges.container import modes
 from insurance_charges.container.launcher import GRACE_AFTER_DRAIN_S, write_config
 from insurance_charges.core.schema import EXAMPLE_RECORD, FIELD_NAMES
 from insurance_charges.platforms.sagemaker import ModelDirError, execution_parameters, model_in
-from insurance_charges.platforms.sagemaker.decoding import read_csv
+from insurance_charges.platforms.sagemaker.csv_body import read_csv
 from insurance_charges.platforms.sagemaker.estimating import estimate_lines
 from insurance_charges.settings import MAX_CONTENT_LENGTH, MB, Settings, SettingsError
 from insurance_charges.web import create_app

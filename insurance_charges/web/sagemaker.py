@@ -1,7 +1,7 @@
 """SageMaker's endpoints: ``GET /ping``, ``POST /invocations``, ``GET /execution-parameters``.
 
 Adapters only. ``application/json`` is ``/api/v1/predict``'s own code path (its limits, its
-answers); CSV and JSON-lines bodies are read by ``platforms.sagemaker.decoding``, estimated by
+answers); CSV and JSON-lines bodies are read by ``platforms.sagemaker``, estimated by
 the core a chunk at a time and written as the ``Accept`` header asks. Every refusal is
 problem+json: 406 for an ``Accept`` no answer fits, 415 for a body type it does not read,
 400 for lines that are not records, 422 for invalid values, 413 over the payload limit.
@@ -13,8 +13,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..core.estimates import InvalidRecords
 from ..platforms.sagemaker import encoding, execution_parameters
-from ..platforms.sagemaker.decoding import Unreadable, read_csv, read_jsonlines
+from ..platforms.sagemaker.csv_body import read_csv
+from ..platforms.sagemaker.decoding import Unreadable
 from ..platforms.sagemaker.estimating import estimate_lines
+from ..platforms.sagemaker.jsonlines_body import read_jsonlines
 from ..settings import MB
 from . import api, served_model
 from .errors import Problem, listed_within

@@ -104,8 +104,9 @@ def test_the_image_says_sagemaker_may_bind_it_to_another_port(image):
 
 
 def test_serve_answers_ping_and_execution_parameters_on_8080(endpoint):
-    assert endpoint.get("/ping") == (200, {"status": "ok", "model_version": json.loads(
-        path_for(DEFAULT_MODEL_PATH).read_text())["model_version"]})
+    assert endpoint.get("/ping") == (200, {"status": "ok"})
+    assert endpoint.get("/health")[1]["model_version"] == json.loads(
+        path_for(DEFAULT_MODEL_PATH).read_text())["model_version"]
     status, parameters = endpoint.get("/execution-parameters")
     assert status == 200 and parameters["BatchStrategy"] == "MULTI_RECORD"
     assert parameters["MaxPayloadInMB"] == 6
@@ -215,7 +216,7 @@ def test_a_signed_model_in_opt_ml_model_is_served_instead_of_the_images(
         served = start(name, image, 8080, "-v", f"{extracted_model}:/opt/ml/model:ro",
                        "-v", f"{trusted_key_dir}:/keys:ro",
                        "-e", "MODEL_PUBLIC_KEY=/keys/model-key.pem")
-        assert served.get("/ping")[1]["model_version"].startswith("2030.01.01-gbr-")
+        assert served.get("/health")[1]["model_version"].startswith("2030.01.01-gbr-")
         status, _, answer = served.post("/invocations", csv_body([EXAMPLE_RECORD]), CSV)
         assert status == 200 and json.loads(answer)["predictions"] == [
             client.post("/api/v1/predict", json=EXAMPLE_RECORD).get_json()["prediction"]]

@@ -416,8 +416,9 @@ def test_the_launcher_refuses_a_start_it_cannot_serve_with_one_line(args, env, s
 
 def nginx_blocks(config_text: str) -> dict[str, str]:
     """Each location's body by its pattern, and the rest of the file under ''."""
-    blocks = dict(re.findall(r"location\s+([^{]+?)\s*\{([^}]*)\}", config_text))
-    blocks[""] = re.sub(r"location\s+[^{]+\{[^}]*\}", "", config_text)
+    block = r"location\s+([^{]+?)\s*\{(.*?)\n\s*\}\n"  # to the brace closing its line
+    blocks = dict(re.findall(block, config_text, re.S))
+    blocks[""] = re.sub(block, "", config_text, flags=re.S)
     return blocks
 
 
@@ -430,7 +431,14 @@ def test_the_images_nginx_takes_the_payload_limit_on_invocations_only(tmp_path):
     assert "_errors/$status.json" in blocks["= /invocations"]
     assert "listen 8080 default_server;" in blocks[""]
     problem_json = next(k for k in blocks if k.startswith("~"))
-    assert "ping$" in problem_json and "execution-parameters$" in problem_json
+    assert "execution-parameters$" in problem_json
+
+
+def test_the_images_nginx_answers_ping_itself_so_busy_workers_never_delay_it(tmp_path):
+    ping = nginx_blocks(write_config(8080, tmp_path, modes.SERVE_DRAIN_S, 6).read_text())[
+        "= /ping"]
+    assert "return 200 '{\"status\": \"ok\"}\\n';" in ping and "proxy_pass" not in ping
+    assert "X-Content-Type-Options" in ping
 
 
 def test_a_stop_under_serve_drains_and_still_ends_before_sagemakers_sigkill(tmp_path):

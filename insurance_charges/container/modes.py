@@ -20,8 +20,8 @@ SERVE = "serve"
 # (1 s later) and gunicorn (under 1.5 s measured): 4 s fits Docker's and EB's 10 s ...
 DRAIN_S = 4
 # ... and 20 s SageMaker's 30 s: a full 6 MB /invocations costs a core about 0.5 s here
-# (bench/invocations.py), a 100 MB Batch Transform mini-batch about 8 s, so the largest
-# request a job may send still ends, and 8 s remain before SIGKILL.
+# (bench/invocations.py), so a 100 MB mini-batch about 8 s (16 times that; not measured): the
+# largest request a job may send still ends, and 8 s remain before SIGKILL.
 SERVE_DRAIN_S = 20
 
 

@@ -1,6 +1,7 @@
 # insurance-charges for Elastic Beanstalk's "Docker running on 64bit Amazon Linux 2023":
 # EB builds this on each instance and runs it behind nginx (see README, "Deploy to Elastic
-# Beanstalk"). Works on the official python:3.11-slim (/usr/local/bin/python3) and on any
+# Beanstalk"). The same image is a SageMaker inference container: `docker run IMAGE serve`
+# (README, "Run it on SageMaker"). Works on the official python:3.11-slim (/usr/local/bin/python3) and on any
 # Debian base with python3 and python3-venv (/usr/bin/python3): only the venv's python runs.
 ARG BASE_IMAGE=python:3.11-slim
 
@@ -55,11 +56,17 @@ USER 10001:10001
 # SHA-256, library versions) and run the committed model (load_model estimates a known record).
 RUN python -c "from insurance_charges.core.estimator import load_model; load_model()"
 EXPOSE 8000
+# SageMaker may start it on another port than 8080 (SAGEMAKER_BIND_TO_PORT, in multi-container
+# endpoints and inference pipelines) only if the image says it can.
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
 # Docker's own view of health (docker ps, local runs); EB's load balancer probes /health too.
-# start-period covers the measured start-up (model load) with a wide margin.
+# start-period covers the measured start-up (model load) with a wide margin. The port is the
+# one the launcher wrote once nginx listened: $PORT, or SageMaker's under `serve`.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
-  CMD ["python", "-I", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health', timeout=2)"]
+  CMD ["python", "-I", "-c", "import tempfile, urllib.request; port = open(tempfile.gettempdir() + '/insurance-charges/port').read().strip(); urllib.request.urlopen('http://127.0.0.1:' + port + '/health', timeout=2)"]
 # The launcher is PID 1 (exec form): nginx on $PORT in front of gunicorn on a unix socket.
 # SIGTERM from `docker stop` reaches it directly; nginx finishes what it holds (at most 4 s),
-# then gunicorn stops, and it exits 0 inside Docker's 10 s.
-CMD ["python", "-m", "insurance_charges.container"]
+# then gunicorn stops, and it exits 0 inside Docker's 10 s. An ENTRYPOINT, so that `docker
+# run IMAGE serve` (how SageMaker starts it) hands `serve` to the launcher; with no argument
+# (EB, ECS) it serves on $PORT as ever.
+ENTRYPOINT ["python", "-m", "insurance_charges.container"]

@@ -21,6 +21,15 @@ MAX_BATCH_LIMIT = 10_000
 # Sync workers are CPU-bound: beyond a few per core they only add memory and contention.
 WORKERS_PER_CPU_LIMIT = 4
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# SageMaker (README, "Run it on SageMaker"): `serve` listens on 8080 unless SageMaker names
+# another port (multi-container endpoints and inference pipelines set SAGEMAKER_BIND_TO_PORT).
+SAGEMAKER_PORT = 8080
+# /invocations accepts SageMaker's real-time payload limit, 6 MB (Batch Transform's default
+# mini-batch too); a job may set up to 100 (MaxPayloadInMB's own ceiling). 0, a streamed
+# (chunked, unbounded) body, is refused: every body is read whole before it is estimated.
+MAX_PAYLOAD_MB = 6
+MAX_PAYLOAD_MB_LIMIT = 100
+MB = 1024 * 1024  # SageMaker's MB, as its own containers count it (MiB)
 
 
 class SettingsError(RuntimeError):
@@ -38,6 +47,8 @@ class Settings:
     max_batch: int = MAX_BATCH_LIMIT
     api_keys: tuple[str, ...] = ()  # empty: the API is open (e.g. reachable only in a VPC)
     trusted_keys: tuple = ()  # public keys whose model signatures are accepted
+    sagemaker_port: int = SAGEMAKER_PORT
+    max_payload_mb: int = MAX_PAYLOAD_MB  # /invocations' body limit, in SageMaker's MB
 
 
 def _whole(low: int, high: int, fix: str) -> Callable[[str], int]:
@@ -112,6 +123,13 @@ def _parsers(cpus: int) -> dict[str, tuple[str, Callable]]:
                                           f"set MAX_BATCH from 1 to {MAX_BATCH_LIMIT}")),
         "API_KEYS": ("api_keys", parse_api_keys),
         "MODEL_PUBLIC_KEY": ("trusted_keys", _trusted_keys),
+        "SAGEMAKER_BIND_TO_PORT": ("sagemaker_port", _whole(
+            1, 65535, "set SAGEMAKER_BIND_TO_PORT to a TCP port from 1 to 65535, or unset it "
+                      f"for {SAGEMAKER_PORT}")),
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": ("max_payload_mb", _whole(
+            1, MAX_PAYLOAD_MB_LIMIT, "set the job's MaxPayloadInMB (which SageMaker passes "
+                                     f"as this variable) from 1 to {MAX_PAYLOAD_MB_LIMIT}; 0, a "
+                                     "streamed body, is not supported")),
     }
 
 

@@ -20,7 +20,7 @@ def runs(stage) -> str:
 
 
 def exec_form(word: str) -> list[str]:
-    """The JSON (exec form) arguments of the final stage's CMD or HEALTHCHECK CMD."""
+    """The JSON (exec form) arguments of the final stage's ENTRYPOINT or HEALTHCHECK CMD."""
     rest = next(rest for w, rest in RUNTIME if w == word)
     return json.loads(rest[rest.index("["):])
 
@@ -70,9 +70,16 @@ def test_the_image_runs_as_a_numeric_non_root_user():
 
 
 def test_the_launcher_is_pid_1_in_exec_form_and_nginx_is_installed():
-    assert not [w for w, _ in RUNTIME if w == "ENTRYPOINT"]
-    assert exec_form("CMD") == ["python", "-m", "insurance_charges.container"]
+    # An exec-form ENTRYPOINT and no CMD: `docker run IMAGE serve` (SageMaker) hands the
+    # launcher `serve`; no argument (EB, ECS) runs it as before.
+    assert not [w for w, _ in RUNTIME if w == "CMD"]
+    assert exec_form("ENTRYPOINT") == ["python", "-m", "insurance_charges.container"]
     assert re.search(r"apt-get install -y --no-install-recommends [^&]*\bnginx\b", runs(RUNTIME))
+
+
+def test_sagemaker_may_bind_the_image_to_another_port_than_8080():
+    labels = [rest for word, rest in RUNTIME if word == "LABEL"]
+    assert "com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true" in labels
 
 
 def test_healthcheck_probes_health_with_the_venvs_python_and_no_curl():

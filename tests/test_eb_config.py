@@ -190,6 +190,8 @@ def container_nginx(tmp_path) -> dict[str, str]:
 
     config = write_config(8000, tmp_path)
     text = config.read_text() + (tmp_path / "proxy.conf").read_text()
+    # SageMaker's /invocations has its own body limit (tests/test_sagemaker_contract.py).
+    text = re.sub(r"location = /invocations \{[^}]*\}", "", text)
     return dict(re.findall(r"^\s*(\w+)\s+([^;{]+);", re.sub(r"#[^\n]*", "", text), re.M))
 
 

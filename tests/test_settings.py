@@ -44,7 +44,16 @@ def test_good_values_are_parsed_into_their_types(tmp_path):
 
 def test_every_variable_the_service_reads_is_listed():
     assert ENVIRONMENT == ("PORT", "WEB_CONCURRENCY", "MODEL_PATH", "LOG_LEVEL", "MAX_BATCH",
-                           "API_KEYS", "MODEL_PUBLIC_KEY")
+                           "API_KEYS", "MODEL_PUBLIC_KEY", "SAGEMAKER_BIND_TO_PORT",
+                           "SAGEMAKER_MAX_PAYLOAD_IN_MB")
+
+
+def test_sagemakers_port_and_payload_limit_default_to_8080_and_6_mb():
+    got = from_environ({}, cpus=1)
+    assert (got.sagemaker_port, got.max_payload_mb) == (8080, 6)
+    got = from_environ({"SAGEMAKER_BIND_TO_PORT": "9001", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "100"},
+                       cpus=1)
+    assert (got.sagemaker_port, got.max_payload_mb) == (9001, 100)
 
 
 def test_model_public_key_names_a_pem_file_of_one_or_more_keys(public_key_file, tmp_path):
@@ -87,6 +96,14 @@ def test_an_unusable_model_public_key_is_refused(tmp_path, content, message):
     ("API_KEYS", ",", "API_KEYS=',': holds no key, which would leave the API open"),
     ("API_KEYS", " , ", "API_KEYS=' , ': holds no key"),
     ("API_KEYS", "", "API_KEYS='': holds no key"),
+    ("SAGEMAKER_BIND_TO_PORT", "0", "SAGEMAKER_BIND_TO_PORT='0': outside 1 to 65535; set "
+                                    "SAGEMAKER_BIND_TO_PORT to a TCP port from 1 to 65535, or "
+                                    "unset it for 8080"),
+    ("SAGEMAKER_BIND_TO_PORT", "http", "SAGEMAKER_BIND_TO_PORT='http': not a whole number"),
+    ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "0", "SAGEMAKER_MAX_PAYLOAD_IN_MB='0': outside 1 to 100; set "
+                                         "the job's MaxPayloadInMB"),
+    ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "101", "SAGEMAKER_MAX_PAYLOAD_IN_MB='101': outside 1 to 100"),
+    ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "6.5", "SAGEMAKER_MAX_PAYLOAD_IN_MB='6.5': not a whole number"),
 ])
 def test_an_unusable_value_is_refused_naming_it_and_what_to_set(name, value, message):
     with pytest.raises(SettingsError) as raised:

@@ -1,9 +1,13 @@
 """The image's PID 1: nginx on $PORT in front of gunicorn on a unix socket; both stop together.
 
+Started with ``serve`` (SageMaker), nginx listens on SageMaker's port instead, and the model
+and stop timing follow SageMaker's contract (``modes.py``).
+
 No gunicorn worker ever waits on a client's network (README, "Reliability"): nginx reads each
 request whole, and takes each answer at once, before or after a worker is involved. On SIGTERM
 nginx stops accepting and finishes what it holds (at most ``NGINX_GRACE_S``), then gunicorn
-stops, so `docker stop` ends inside its 10 s with 0 (6.6 s measured with 50 slow clients open).
+stops, so `docker stop` ends inside its 10 s with 0 (6.6 s measured with 50 slow clients open);
+under ``serve`` the drain is longer and the stop still ends inside SageMaker's 30 s.
 """
 from __future__ import annotations
 
@@ -16,19 +20,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..settings import MAX_CONTENT_LENGTH, PROJECT_ROOT, SettingsError, from_environ
+from ..settings import MAX_CONTENT_LENGTH, MAX_PAYLOAD_MB, PROJECT_ROOT, SettingsError, \
+    from_environ
 from ..web.errors import PROBLEMS, problem_type
 from ..web.security import HEADERS
+from .modes import DRAIN_S, UsageError, mode_for
 
 HERE = Path(__file__).resolve().parent
 # Everything the container writes lives under /tmp: the root filesystem is read-only.
 RUN_DIR = Path(tempfile.gettempdir()) / "insurance-charges"  # TMPDIR, else /tmp
 SOCKET = RUN_DIR / "gunicorn.sock"
+# The port nginx listens on, for the image's HEALTHCHECK (which cannot see how it was started).
+PORT_FILE = RUN_DIR / "port"
 STARTUP_S = 120  # model load and parity proof take 2-4 s; a very slow host gets a wide margin
 # nginx's own worker_shutdown_timeout (4 s) cannot close a connection it is still writing to (a
 # client that stopped reading is only dropped by send_timeout, 10 s after its last read), so
 # after this long a graceful nginx is stopped outright: `docker stop` gives 10 s in all.
-NGINX_GRACE_S = 5
+GRACE_AFTER_DRAIN_S = 1
+NGINX_GRACE_S = DRAIN_S + GRACE_AFTER_DRAIN_S
 # nginx statuses it may answer itself; 494 (header too large) reaches the client as 400.
 NGINX_STATUSES = (400, 408, 413, 414, 494, 502, 503, 504)
 
@@ -50,7 +59,8 @@ def _html(status: int) -> str:
             '<p><a href="/">Back to the form</a></p></main></body></html>\n')
 
 
-def write_config(port: int, run_dir: Path = RUN_DIR) -> Path:
+def write_config(port: int, run_dir: Path = RUN_DIR, drain_s: int = DRAIN_S,
+                 max_payload_mb: int = MAX_PAYLOAD_MB) -> Path:
     """Render nginx's configuration and error pages into ``run_dir``; return the config path."""
     (run_dir / "_errors").mkdir(parents=True, exist_ok=True)
     for status in NGINX_STATUSES:
@@ -60,7 +70,8 @@ def write_config(port: int, run_dir: Path = RUN_DIR) -> Path:
                         for name, value in HEADERS.items())
     fill = {"@RUN_DIR@": str(run_dir), "@SOCKET@": str(run_dir / SOCKET.name),
             "@PORT@": str(port), "@MAX_BODY@": f"{MAX_CONTENT_LENGTH // 1024}k",
-            "@SECURITY_HEADERS@": headers}
+            "@MAX_PAYLOAD@": f"{max_payload_mb}m",  # nginx's m is SageMaker's MB (MiB)
+            "@DRAIN@": f"{drain_s}s", "@SECURITY_HEADERS@": headers}
     for name in ("nginx.conf", "proxy.conf"):
         text = (HERE / f"{name}.template").read_text()
         for marker, value in fill.items():
@@ -72,19 +83,22 @@ def write_config(port: int, run_dir: Path = RUN_DIR) -> Path:
 class Stack:
     """gunicorn and nginx as child processes, started and stopped in order."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, drain_s: int = DRAIN_S, max_payload_mb: int = MAX_PAYLOAD_MB,
+                 environ: dict | None = None):
         self.port, self.gunicorn, self.nginx = port, None, None
+        self.drain_s, self.max_payload_mb, self.environ = drain_s, max_payload_mb, environ
         self.stopping = self.failed = False
         self._quit_sent = self._term_sent = False
         self._quit_at = 0.0
 
     def start(self) -> None:
         """gunicorn first (it loads the model); nginx once gunicorn is listening."""
-        config = write_config(self.port)
+        config = write_config(self.port, drain_s=self.drain_s, max_payload_mb=self.max_payload_mb)
         SOCKET.unlink(missing_ok=True)
         self.gunicorn = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
-             "--bind", f"unix:{SOCKET}", "application:application"], cwd=PROJECT_ROOT)
+             "--bind", f"unix:{SOCKET}", "application:application"], cwd=PROJECT_ROOT,
+            env=self.environ)
         deadline = time.monotonic() + STARTUP_S
         while not SOCKET.exists():
             if self.gunicorn.poll() is not None or time.monotonic() > deadline:
@@ -92,6 +106,7 @@ class Stack:
             time.sleep(0.05)
         self.nginx = subprocess.Popen(["nginx", "-c", str(config), "-e", "stderr",
                                        "-g", "daemon off;"])
+        PORT_FILE.write_text(f"{self.port}\n")
 
     def request_stop(self, *_signal) -> None:
         """The signal handler: only note it; ``wait`` does the stopping, in order."""
@@ -102,7 +117,8 @@ class Stack:
         if self.stopping and nginx_alive and not self._quit_sent:
             self.nginx.send_signal(signal.SIGQUIT)  # graceful: stop accepting, finish requests
             self._quit_sent, self._quit_at = True, time.monotonic()
-        elif nginx_alive and self._quit_sent and time.monotonic() - self._quit_at > NGINX_GRACE_S:
+        elif nginx_alive and self._quit_sent and \
+                time.monotonic() - self._quit_at > self.drain_s + GRACE_AFTER_DRAIN_S:
             self.nginx.terminate()  # fast: close what is left
             self._quit_at = float("inf")
         if self.stopping and not nginx_alive and not self._term_sent:
@@ -124,16 +140,20 @@ class Stack:
         return self.gunicorn.returncode
 
 
-def main() -> int:
-    """Check the settings, start both, wait, and exit with gunicorn's status."""
+def main(args: list[str] | None = None) -> int:
+    """Check the settings and arguments, start both, wait, and exit with gunicorn's status."""
     try:
         settings = from_environ(os.environ)
+        mode = mode_for(sys.argv[1:] if args is None else args, settings, os.environ)
     except SettingsError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return 1
+    except UsageError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return 2
     # 755: when started as root (a developer's machine), nginx's workers run as "nobody".
     RUN_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
-    stack = Stack(settings.port)
+    stack = Stack(mode.port, mode.drain_s, settings.max_payload_mb, mode.environ)
     signal.signal(signal.SIGTERM, stack.request_stop)
     signal.signal(signal.SIGINT, stack.request_stop)
     stack.start()

@@ -19,7 +19,10 @@ def config_from(settings: settings_module.Settings) -> dict[str, Any]:
     return {"MODEL_PATH": str(settings.model_path), "TRUSTED_KEYS": settings.trusted_keys,
             "LOG_LEVEL": settings.log_level,
             "MAX_BATCH": settings.max_batch, "API_KEYS": settings.api_keys,
-            "MAX_CONTENT_LENGTH": settings_module.MAX_CONTENT_LENGTH}
+            "MAX_CONTENT_LENGTH": settings_module.MAX_CONTENT_LENGTH,
+            # SageMaker's /invocations (web/sagemaker.py): its body limit and the workers
+            # gunicorn runs, which /execution-parameters advises as the job's concurrency.
+            "MAX_PAYLOAD_MB": settings.max_payload_mb, "WORKERS": settings.workers}
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -35,7 +38,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.debug = False
     app.json.sort_keys = False  # keep documented field order in responses
 
-    from . import api, errors, form_views, logs, openapi, security
+    from . import api, errors, form_views, logs, openapi, sagemaker, security
 
     logs.init_app(app)
     app.extensions[_MODEL_KEY] = app.config.pop("MODEL", None) or load_model(
@@ -45,6 +48,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(form_views.bp)
+    app.register_blueprint(sagemaker.bp)
     return app
 
 

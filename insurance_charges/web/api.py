@@ -20,6 +20,16 @@ def answer(body) -> Response:
     return current_app.response_class(orjson.dumps(body) + b"\n", mimetype="application/json")
 
 
+def refusal(exc: InvalidRecords, size: int) -> Problem:
+    """The 422 for the core's refusal of a body of ``size`` bytes, its problems listed."""
+    listed = listed_within(exc.errors, max(size, ERROR_BYTES_FLOOR))
+    if len(listed) == exc.total:
+        return Problem(422, exc.detail, listed)
+    return Problem(422, f"{exc.total} invalid value(s); the first {len(listed)} are listed "
+                        "in errors: fix them and send again to see the rest", listed,
+                   extra={"errors_total": exc.total})
+
+
 def estimate_body(body, size: int) -> Estimates:
     """The core's estimates for a parsed body, its refusals turned into problem+json."""
     try:
@@ -27,12 +37,7 @@ def estimate_body(body, size: int) -> Estimates:
     except TooManyRecords as exc:
         raise Problem(413, str(exc)) from None
     except InvalidRecords as exc:
-        listed = listed_within(exc.errors, max(size, ERROR_BYTES_FLOOR))
-        if len(listed) == exc.total:
-            raise Problem(422, exc.detail, listed) from None
-        raise Problem(422, f"{exc.total} invalid value(s); the first {len(listed)} are listed "
-                           "in errors: fix them and send again to see the rest", listed,
-                      extra={"errors_total": exc.total}) from None
+        raise refusal(exc, size) from None
 
 
 @bp.post("/api/v1/predict")

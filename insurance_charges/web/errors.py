@@ -9,7 +9,9 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-API_PREFIXES = ("/api/", "/predict_api", "/openapi.json")
+# SageMaker's paths (web/sagemaker.py) are machine-facing too.
+API_PREFIXES = ("/api/", "/predict_api", "/openapi.json", "/invocations", "/ping",
+                "/execution-parameters")
 
 class ProblemType(NamedTuple):
     """One kind of problem: its slug on /docs, its title and what it means for a client."""
@@ -25,12 +27,16 @@ class ProblemType(NamedTuple):
 PROBLEMS = {
     400: ProblemType("malformed-json", "Malformed request body", "The body is not valid JSON, "
                      "not UTF-8, empty, nested too deeply, or holds NaN, Infinity or a number "
-                     "out of range; or the HTTP request itself is malformed."),
+                     "out of range (for /invocations: a CSV or JSON-lines line is not a record; "
+                     "errors lists them); or the HTTP request itself is malformed."),
     401: ProblemType("unauthorized", "Unauthorized",
                      "An API key is required and was missing or wrong."),
     404: ProblemType("not-found", "Not found", "No such resource."),
     405: ProblemType("method-not-allowed", "Method not allowed",
                      "The path exists but not for this method; see the Allow header."),
+    406: ProblemType("not-acceptable", "Not acceptable", "None of the media types in Accept "
+                     "can be answered; /invocations answers application/json, text/csv or "
+                     "application/jsonlines."),
     408: ProblemType("timeout", "Request timeout", "The request's headers or body stopped "
                      "arriving for 10 seconds; send it again at a steady pace."),
     413: ProblemType("too-large", "Request too large",
@@ -38,8 +44,9 @@ PROBLEMS = {
     414: ProblemType("uri-too-long", "URI too long",
                      "The path and query are over 8 KiB; send data in the body."),
     415: ProblemType("unsupported-media-type", "Unsupported media type", "The body is not "
-                     "sent as application/json, is compressed, or is not UTF-8."),
-    422: ProblemType("invalid-values", "Invalid values", "The JSON is well-formed but a value "
+                     "sent as application/json (/invocations also reads text/csv and "
+                     "application/jsonlines), is compressed, or is not UTF-8."),
+    422: ProblemType("invalid-values", "Invalid values", "The body is well-formed but a value "
                      "is missing, unknown, repeated, of the wrong type or out of range; see "
                      "errors (errors_total counts them when not all are listed)."),
     500: ProblemType("internal-error", "Internal server error", "The server failed; the "

@@ -89,6 +89,12 @@ def _check_framing() -> None:
     if request.mimetype not in JSON_TYPES and not request.mimetype.endswith("+json"):
         raise Problem(415, "send the body as JSON with Content-Type: application/json; "
                            f"got {request.mimetype or 'no content type'}")
+    check_encoding()
+
+
+def check_encoding() -> None:
+    """Refuse (415) a body the service would have to decode: a charset other than UTF-8, or
+    any Content-Encoding."""
     charset = request.mimetype_params.get("charset")
     if charset is not None and charset.strip().lower() not in UTF8:
         raise Problem(415, f"send the body as UTF-8 (charset=utf-8); got charset {charset[:40]}")

@@ -19,7 +19,9 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
-PROTECTED_PREFIXES = ("/api/", "/predict_api")
+# /invocations too, so the image never serves estimates unguarded when API_KEYS is set (on
+# SageMaker, IAM guards InvokeEndpoint and API_KEYS stays unset: README, "Run it on SageMaker").
+PROTECTED_PREFIXES = ("/api/", "/predict_api", "/invocations")
 
 
 def presented_key() -> str | None:

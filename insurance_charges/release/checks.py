@@ -32,7 +32,8 @@ def check_image(image: str, root: Path) -> None:
     """Run the checks against ``image``; ReleaseError naming the first that fails."""
     port = eb_files.container_port(root)
     name = f"insurance-charges-release-check-{os.getpid()}"
-    docker("run", "--detach", "--name", name, "--read-only", "--tmpfs", "/tmp",
+    # The container's own /tmp, a fresh tmpfs (as EB's read-only root needs), not this host's.
+    docker("run", "--detach", "--name", name, "--read-only", "--tmpfs", "/tmp",  # nosec B108
            "--publish", f"127.0.0.1::{port}",
            *[f"--env={key}={value}" for key, value in
              eb_files.environment_properties(root).items()], image)
@@ -58,7 +59,8 @@ def _request(url: str, body: dict | None = None) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=data,
                                      headers={"Content-Type": "application/json"} if data else {})
     try:
-        with urllib.request.urlopen(request, timeout=REQUEST_SECONDS) as response:
+        # Always http://127.0.0.1:<the port docker published>: no caller-given scheme reaches it.
+        with urllib.request.urlopen(request, timeout=REQUEST_SECONDS) as response:  # nosec B310
             return response.status, response.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()

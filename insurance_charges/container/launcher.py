@@ -27,8 +27,18 @@ from ..web.security import HEADERS
 from .modes import DRAIN_S, UsageError, mode_for
 
 HERE = Path(__file__).resolve().parent
+
+
+def _temp_root() -> Path:
+    """TMPDIR, else /tmp; named even when unwritable, so that main() can say so in one line."""
+    try:
+        return Path(tempfile.gettempdir())
+    except FileNotFoundError:  # gettempdir found no writable directory at all
+        return Path(os.environ.get("TMPDIR") or "/tmp")  # nosec B108 (the path only named)
+
+
 # Everything the container writes lives under /tmp: the root filesystem is read-only.
-RUN_DIR = Path(tempfile.gettempdir()) / "insurance-charges"  # TMPDIR, else /tmp
+RUN_DIR = _temp_root() / "insurance-charges"
 SOCKET = RUN_DIR / "gunicorn.sock"
 # The port nginx listens on, for the image's HEALTHCHECK (which cannot see how it was started).
 PORT_FILE = RUN_DIR / "port"
@@ -152,7 +162,14 @@ def main(args: list[str] | None = None) -> int:
         sys.stderr.write(f"Error: {exc}\n")
         return 2
     # 755: when started as root (a developer's machine), nginx's workers run as "nobody".
-    RUN_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    try:
+        RUN_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+        (RUN_DIR / ".writable").touch()
+    except OSError as exc:  # e.g. ECS's bind mount owned by root, or no tmpfs on a read-only root
+        sys.stderr.write(f"Error: {RUN_DIR} cannot be written ({exc.strerror}); give the "
+                         "container a writable /tmp owned by (or open to) its user 10001, "
+                         "e.g. `--tmpfs /tmp` or a volume with mode 1777\n")
+        return 1
     stack = Stack(mode.port, mode.drain_s, settings.max_payload_mb, mode.environ)
     signal.signal(signal.SIGTERM, stack.request_stop)
     signal.signal(signal.SIGINT, stack.request_stop)

@@ -45,7 +45,9 @@ def start_moto(port: int, **env) -> subprocess.Popen:
 def moto_endpoint():
     """moto's S3 (and STS, ECS) server over HTTP on a free port, for the whole run."""
     port = free_port()
-    proc = start_moto(port)
+    # moto's ECS counts this many tasks of a new service as running, so its deployment reads
+    # COMPLETED as a real one does once the tasks are up.
+    proc = start_moto(port, MOTO_ECS_SERVICE_RUNNING="1")
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=30)

@@ -93,8 +93,8 @@ def explain(exc: Exception, doing: str, permission: str) -> RegistryError:
     if code in _BAD_CREDENTIALS:
         return RegistryError(f"the AWS credentials were refused {doing} ({code}); check "
                              "AWS_ACCESS_KEY_ID / AWS_PROFILE or the instance profile")
-    if code == "NoSuchBucket":
-        return Missing(f"no such bucket {doing}; create it or fix the store URI")
+    if code == "NoSuchBucket":  # not Missing: a missing bucket is never "nothing there yet"
+        return RegistryError(f"no such bucket {doing}; create it or fix the store URI")
     if code in ("NoSuchKey", "404"):
         return Missing(f"not found {doing}")
     if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):

@@ -238,3 +238,13 @@ def test_usage_errors_exit_2_before_anything_runs(argv):
     done = run_module({}, "--store", f"s3://{BUCKET}/x", *argv)
     assert done.returncode == 2
     assert done.stderr.splitlines()[-1].startswith("python -m insurance_charges.registry: error: ")
+
+
+def test_a_champion_that_changed_while_the_gate_ran_is_not_replaced(published):
+    registry = Store(parse_store(published))
+    compared = champion.current(registry)  # the gate compares against "no champion yet"...
+    champion.promote(registry, VERSION, by="someone else", gate=None, forced=False, reason=None)
+    with pytest.raises(Conflict):  # ...but meanwhile someone promoted: refuse, run again
+        champion.promote(registry, VERSION, by="us", gate=None, forced=False, reason=None,
+                         pointer=compared)
+    assert champion.current(registry).entry["by"] == "someone else"

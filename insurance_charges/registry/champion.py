@@ -15,6 +15,7 @@ from .store import Conflict, Missing, RegistryError, Store
 
 POINTER = "champion.json"
 HISTORY = "history"
+READ_NOW = object()  # promote(pointer=READ_NOW): no gate compared against a champion first
 RACE = "another promotion or rollback changed the champion meanwhile; run the command again"
 
 
@@ -88,9 +89,13 @@ def move(store: Store, pointer: Pointer | None, version: str, *, action: str, by
 
 
 def promote(store: Store, version: str, *, by: str, gate: dict | None, forced: bool,
-            reason: str | None) -> dict:
-    """Make ``version`` the champion; a rollback from it restores the champion before it."""
-    pointer = current(store)
+            reason: str | None, pointer: Pointer | None | object = READ_NOW) -> dict:
+    """Make ``version`` the champion; a rollback from it restores the champion before it.
+
+    ``pointer`` is the champion the gate compared against (read now if not given): if it has
+    changed since, the move is refused rather than replacing a champion nobody compared with.
+    """
+    pointer = current(store) if pointer is READ_NOW else pointer
     return move(store, pointer, version, action="force-promote" if forced else "promote",
                 by=by, rollback_to=pointer.entry["sequence"] if pointer else None, gate=gate,
                 forced=forced, reason=reason)

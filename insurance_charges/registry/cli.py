@@ -117,17 +117,17 @@ def _actor() -> str:
     return f"{caller()} ({artifacts.who()})"
 
 
-def _loaded(store: Store, version: str, trusted: tuple, scratch: Path):
+def _loaded(release: artifacts.Release, trusted: tuple, scratch: Path):
     """(the model, None) or (None, why it cannot be scored here)."""
     from ..core import model_card
     from ..core.estimator import ModelLoadError, load_model
 
-    release = artifacts.fetch(store, version, trusted)
     mismatches = model_card.version_mismatches(release.card)
     if mismatches:
         return None, "made with " + ", ".join(mismatches)
     try:
-        return load_model(artifacts.write_directory(release, scratch / version), trusted), None
+        return load_model(artifacts.write_directory(release, scratch / release.version),
+                          trusted), None
     except ModelLoadError as exc:
         return None, str(exc)
 
@@ -144,9 +144,9 @@ def _promote(store: Store, trusted: tuple, args) -> int:
                         else None) if s is not None]
     scratch = Path(tempfile.mkdtemp(prefix="insurance-charges-gate-"))
     try:
-        model, not_scored = _loaded(store, version, trusted, scratch)
-        rival, rival_not_scored = ((None, None) if pointer is None
-                                   else _loaded(store, pointer.version, trusted, scratch))
+        model, not_scored = _loaded(release, trusted, scratch)
+        rival, rival_not_scored = ((None, None) if pointer is None else _loaded(
+            artifacts.fetch(store, pointer.version, trusted), trusted, scratch))
         results = []
         for s in sets:
             results.append(gate.SetResult(
@@ -166,7 +166,7 @@ def _promote(store: Store, trusted: tuple, args) -> int:
               "--force --reason \"...\" (recorded)")
         return REFUSED
     entry = champion.promote(store, version, by=_actor(), gate=gate.figures(results, checks),
-                             forced=not passed, reason=args.reason)
+                             forced=not passed, reason=args.reason, pointer=pointer)
     print(f"{version} is the champion{' (forced past the gate)' if entry['forced'] else ''}"
           f" (was {entry['previous'] or 'none'}; history entry {entry['sequence']})")
     return _roll_out(store, version, args)

@@ -92,9 +92,13 @@ def _keys(env):
 
 
 def no_credentials(aws, store):
-    return {"MODEL_URI": f"{store}/champion", "AWS_ACCESS_KEY_ID": None,
-            "AWS_SECRET_ACCESS_KEY": None, "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-            "AWS_CONFIG_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"}
+    """Every source in boto3's chain emptied, the instance metadata service included."""
+    unset = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+             "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+             "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    return {"MODEL_URI": f"{store}/champion", **dict.fromkeys(unset),
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
+            "AWS_EC2_METADATA_DISABLED": "true"}
 
 
 def tampered(aws, store):

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from ..settings import SettingsError, registry_environ
@@ -117,21 +115,6 @@ def _actor() -> str:
     return f"{caller()} ({artifacts.who()})"
 
 
-def _loaded(release: artifacts.Release, trusted: tuple, scratch: Path):
-    """(the model, None) or (None, why it cannot be scored here)."""
-    from ..core import model_card
-    from ..core.estimator import ModelLoadError, load_model
-
-    mismatches = model_card.version_mismatches(release.card)
-    if mismatches:
-        return None, "made with " + ", ".join(mismatches)
-    try:
-        return load_model(artifacts.write_directory(release, scratch / release.version),
-                          trusted), None
-    except ModelLoadError as exc:
-        return None, str(exc)
-
-
 def _promote(store: Store, trusted: tuple, args) -> int:
     version = args.version
     release = artifacts.fetch(store, version, trusted)
@@ -139,25 +122,9 @@ def _promote(store: Store, trusted: tuple, args) -> int:
     if pointer is not None and pointer.version == version:
         print(f"{version} is already the champion")
         return _roll_out(store, version, args)
-    sets = [s for s in (evaluation.reference(store),
-                        evaluation.from_file(args.evaluation_data) if args.evaluation_data
-                        else None) if s is not None]
-    scratch = Path(tempfile.mkdtemp(prefix="insurance-charges-gate-"))
-    try:
-        model, not_scored = _loaded(release, trusted, scratch)
-        rival, rival_not_scored = ((None, None) if pointer is None else _loaded(
-            artifacts.fetch(store, pointer.version, trusted), trusted, scratch))
-        results = []
-        for s in sets:
-            results.append(gate.SetResult(
-                s.name, len(s.frame), gate.score(model, s) if model else None,
-                gate.score(rival, s) if rival else None,
-                challenger_trained=s.sha256 == release.card["data"]["sha256"],
-                champion_trained=rival is not None and s.sha256 == rival.card["data"]["sha256"]))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    checks = gate.judge(release.card, results, pointer and pointer.version, not_scored,
-                        rival_not_scored)
+    from .promotion import compare  # loads PyCaret's pipelines: only promote needs it
+
+    results, checks = compare(store, release, pointer, args.evaluation_data, trusted)
     passed = all(c.passed for c in checks)
     print(f"challenger {version}, champion {pointer.version if pointer else '(none yet)'}\n")
     print(gate.table(results, checks) + "\n")

@@ -9,7 +9,7 @@ MUTATION_FLOOR ?= 90
 SIGNING_KEY ?= $(HOME)/.config/insurance-charges/model-signing.key
 export PORT
 
-.PHONY: help run test soak audit bench train score registry lock mutate clean
+.PHONY: help run test soak audit bench train score lock mutate clean
 
 help:  ## List the commands
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -63,12 +63,14 @@ mutate: $(VENV)/.dev  ## Mutation-test the estimator core (mutmut, a few minutes
 train: $(VENV)/.runtime  ## Retrain on DATA=path (or the checked download), sign with SIGNING_KEY, write model/
 	$(BIN)/python -m insurance_charges.training --signing-key $(SIGNING_KEY) $(if $(DATA),--data $(DATA))
 
+# The model registry (README, "Model releases"): the store is MODEL_STORE or --store in ARGS.
+.PHONY: registry
+registry: $(VENV)/.runtime  ## Model releases: make registry ARGS='list --history'
+	$(BIN)/python -m insurance_charges.registry $(ARGS)
+
 score: $(VENV)/.runtime  ## Score a file: make score IN=in.csv OUT=out.csv (paths, s3:// or -; ARGS=more flags)
 	@[ -n "$(IN)" ] && [ -n "$(OUT)" ] || { echo "usage: make score IN=path|s3://bucket/key|- OUT=path|s3://bucket/key|- [ARGS='--max-rejects 10']" >&2; exit 2; }
 	$(BIN)/python -m insurance_charges.scoring $(IN) -o $(OUT) $(ARGS)
-
-registry: $(VENV)/.runtime  ## Model releases: make registry ARGS='list' (store: MODEL_STORE, or ARGS='--store s3://... list')
-	$(BIN)/python -m insurance_charges.registry $(ARGS)
 
 lock:  ## Print a fresh resolution of the top-level pins (compare with requirements.txt)
 	rm -rf /tmp/insurance-charges-lock && $(PYTHON) -m venv /tmp/insurance-charges-lock

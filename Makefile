@@ -63,6 +63,11 @@ mutate: $(VENV)/.dev  ## Mutation-test the estimator core (mutmut, a few minutes
 train: $(VENV)/.runtime  ## Retrain on DATA=path (or the checked download), sign with SIGNING_KEY, write model/
 	$(BIN)/python -m insurance_charges.training --signing-key $(SIGNING_KEY) $(if $(DATA),--data $(DATA))
 
+# The model registry (README, "Model releases"): the store is MODEL_STORE or --store in ARGS.
+.PHONY: registry
+registry: $(VENV)/.runtime  ## Model releases: make registry ARGS='list --history'
+	$(BIN)/python -m insurance_charges.registry $(ARGS)
+
 score: $(VENV)/.runtime  ## Score a file: make score IN=in.csv OUT=out.csv (paths, s3:// or -; ARGS=more flags)
 	@[ -n "$(IN)" ] && [ -n "$(OUT)" ] || { echo "usage: make score IN=path|s3://bucket/key|- OUT=path|s3://bucket/key|- [ARGS='--max-rejects 10']" >&2; exit 2; }
 	$(BIN)/python -m insurance_charges.scoring $(IN) -o $(OUT) $(ARGS)

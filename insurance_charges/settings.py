@@ -49,6 +49,8 @@ class Settings:
     trusted_keys: tuple = ()  # public keys whose model signatures are accepted
     sagemaker_port: int = SAGEMAKER_PORT
     max_payload_mb: int = MAX_PAYLOAD_MB  # /invocations' body limit, in SageMaker's MB
+    model_uri: str | None = None  # s3://bucket/prefix/VERSION|champion: served from the store
+    model_store: str | None = None  # s3://bucket/prefix: the registry's store (its CLI)
 
 
 def _whole(low: int, high: int, fix: str) -> Callable[[str], int]:
@@ -69,7 +71,7 @@ def _log_level(text: str) -> str:
     return text.strip().lower()
 
 
-def _model_path(text: str) -> Path:
+def _model_path(text: str, name: str = "MODEL_PATH") -> Path:
     path = Path(text).expanduser().resolve()
     try:
         mode = path.stat().st_mode
@@ -77,12 +79,28 @@ def _model_path(text: str) -> Path:
         return path  # the model loader says "not found" and how to make one
     except OSError as exc:
         raise ValueError(f"cannot be read ({exc.strerror}); "
-                         "set MODEL_PATH to a readable trained pipeline file") from None
+                         f"set {name} to a readable trained pipeline file") from None
     if not stat.S_ISREG(mode):
         kind = "a directory" if stat.S_ISDIR(mode) else "a device or special file"
-        raise ValueError(f"not a regular file ({kind}); set MODEL_PATH to the trained "
+        raise ValueError(f"not a regular file ({kind}); set {name} to the trained "
                          "pipeline's .pkl file, with its .card.json beside it")
     return path
+
+
+def _model_uri(text: str) -> str | Path:
+    """An s3:// model URI, checked and normalized, or a local path (as MODEL_PATH)."""
+    from .registry.uri import parse_model_uri
+
+    if not text.strip().startswith("s3://"):
+        return _model_path(text, "MODEL_URI")
+    store, name = parse_model_uri(text)
+    return store.model_uri(name)
+
+
+def _model_store(text: str) -> str:
+    from .registry.uri import parse_store
+
+    return parse_store(text).uri()
 
 
 def _trusted_keys(text: str) -> tuple:
@@ -130,10 +148,29 @@ def _parsers(cpus: int) -> dict[str, tuple[str, Callable]]:
             1, MAX_PAYLOAD_MB_LIMIT, "set the job's MaxPayloadInMB (which SageMaker passes "
                                      f"as this variable) from 1 to {MAX_PAYLOAD_MB_LIMIT}; 0, a "
                                      "streamed body, is not supported")),
+        "MODEL_URI": ("model_uri", _model_uri),
+        "MODEL_STORE": ("model_store", _model_store),
     }
 
 
 ENVIRONMENT = tuple(_parsers(1))  # every variable the service reads
+
+
+def registry_environ(environ: Mapping[str, str] = os.environ) -> tuple[str | None, tuple]:
+    """MODEL_STORE and the trusted keys (MODEL_PUBLIC_KEY), checked, for the registry's CLI."""
+    values = {}
+    for name in ("MODEL_STORE", "MODEL_PUBLIC_KEY"):
+        field, parse = _parsers(1)[name]
+        if environ.get(name):
+            try:
+                values[field] = parse(environ[name])
+            except ValueError as exc:
+                raise SettingsError(f"{name}={_shown(name, environ[name])}: {exc}") from None
+    if "trusted_keys" not in values:
+        from .core.model_signing import TRUSTED_KEYS
+
+        values["trusted_keys"] = _trusted_keys(str(TRUSTED_KEYS))
+    return values.get("model_store"), values["trusted_keys"]
 
 
 def from_environ(environ: Mapping[str, str] = os.environ, cpus: int | None = None) -> Settings:
@@ -148,6 +185,11 @@ def from_environ(environ: Mapping[str, str] = os.environ, cpus: int | None = Non
             values[field] = parse(text)
         except ValueError as exc:
             raise SettingsError(f"{name}={_shown(name, text)}: {exc}") from None
+    if "model_uri" in values and "model_path" in values:
+        raise SettingsError(f"MODEL_URI={_shown('MODEL_URI', environ['MODEL_URI'])}: MODEL_PATH "
+                            "is set too, so which model to serve is unclear; set only one")
+    if isinstance(values.get("model_uri"), Path):  # a local MODEL_URI is a MODEL_PATH
+        values["model_path"] = values.pop("model_uri")
     values.setdefault("workers", cpus)  # one sync worker per CPU: predictions are CPU-bound
     if "trusted_keys" not in values:  # the key whose public half ships with the code
         from .core.model_signing import TRUSTED_KEYS

@@ -16,7 +16,8 @@ _MODEL_KEY = "insurance_charges.model"
 
 def config_from(settings: settings_module.Settings) -> dict[str, Any]:
     """The app's config entries for checked settings."""
-    return {"MODEL_PATH": str(settings.model_path), "TRUSTED_KEYS": settings.trusted_keys,
+    return {"MODEL_PATH": str(settings.model_path), "MODEL_URI": settings.model_uri,
+            "TRUSTED_KEYS": settings.trusted_keys,
             "LOG_LEVEL": settings.log_level,
             "MAX_BATCH": settings.max_batch, "API_KEYS": settings.api_keys,
             "MAX_CONTENT_LENGTH": settings_module.MAX_CONTENT_LENGTH,
@@ -29,7 +30,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: checked settings from the environment, then test overrides.
 
     ``test_config`` may hold ``MODEL``, an already loaded model (or a stand-in) to serve;
-    otherwise the model at ``MODEL_PATH`` is loaded and verified once, here.
+    otherwise the model at ``MODEL_URI`` (the registry's store) or ``MODEL_PATH`` is loaded and
+    verified once, here.
     """
     app = Flask(__name__)
     app.config.from_mapping(config_from(settings_module.from_environ(os.environ)))
@@ -41,8 +43,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from . import api, errors, form_views, logs, openapi, sagemaker, security
 
     logs.init_app(app)
-    app.extensions[_MODEL_KEY] = app.config.pop("MODEL", None) or load_model(
-        app.config["MODEL_PATH"], app.config["TRUSTED_KEYS"])
+    app.extensions[_MODEL_KEY] = app.config.pop("MODEL", None) or _load(app.config)
     errors.init_app(app)
     security.init_app(app)
     app.register_blueprint(api.bp)
@@ -50,6 +51,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(form_views.bp)
     app.register_blueprint(sagemaker.bp)
     return app
+
+
+def _load(config) -> Model:
+    """The model MODEL_URI names in the store (downloaded once), else the file at MODEL_PATH."""
+    if config.get("MODEL_URI"):
+        from ..registry.serving import load_from_store
+
+        return load_from_store(config["MODEL_URI"], config["TRUSTED_KEYS"])
+    return load_model(config["MODEL_PATH"], config["TRUSTED_KEYS"])
 
 
 def served_model(app: Flask | None = None) -> Model:

@@ -1,0 +1,6 @@
+"""``python -m insurance_charges.registry``."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -21,7 +21,8 @@ export INSURANCE_CHARGES_HOME="/usr/local/airflow/insurance-charges"
 export INSURANCE_CHARGES_PYTHON="$INSURANCE_CHARGES_HOME/.venv/bin/python"
 export MODEL_SIGNING_KEY="$INSURANCE_CHARGES_HOME/model-signing.key"
 
-# A subshell, so `set -e` and pipefail stay out of the shell MWAA sources this file in.
+# A subshell, so `set -e` and pipefail stay out of the shell MWAA sources this file in. Call it
+# as a plain command: in an `if` or before `||`, bash would ignore `set -e` inside it.
 insurance_charges_setup() (
   set -euo pipefail
   # Amazon Linux 2023 packages Python 3.11 beside the system's; libgomp (LightGBM) is in
@@ -32,8 +33,8 @@ insurance_charges_setup() (
   cd "$INSURANCE_CHARGES_HOME"
   aws s3 cp --only-show-errors "$INSURANCE_CHARGES_RELEASE" release.tar.gz
   aws s3 cp --only-show-errors "$INSURANCE_CHARGES_WHEELHOUSE" wheelhouse.tar
-  python3.11 -m tarfile --filter data -e release.tar.gz .
-  python3.11 -m tarfile --filter data -e wheelhouse.tar wheelhouse
+  python3.11 -m tarfile -e release.tar.gz .
+  python3.11 -m tarfile -e wheelhouse.tar wheelhouse
   python3.11 -m venv .venv
   .venv/bin/python -m pip install --quiet --no-deps --no-index --find-links wheelhouse \
     -r requirements.txt
@@ -47,11 +48,14 @@ insurance_charges_setup() (
 case "${MWAA_AIRFLOW_COMPONENT:-}" in
   worker | hybrid)
     started=$SECONDS
-    if insurance_charges_setup; then
+    insurance_charges_setup
+    status=$?
+    if [ "$status" -eq 0 ]; then
       echo "insurance-charges: project venv ready in $((SECONDS - started)) s"
     else
-      echo "insurance-charges: setup FAILED after $((SECONDS - started)) s; retraining tasks" \
-           "will fail with 'no project interpreter' until this worker is replaced" >&2
+      rm -rf "$INSURANCE_CHARGES_HOME/.venv"  # half built: tasks say "no project interpreter"
+      echo "insurance-charges: setup FAILED (status $status) after $((SECONDS - started)) s;" \
+           "retraining tasks fail until this worker is replaced" >&2
     fi
     ;;
 esac

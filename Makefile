@@ -35,11 +35,20 @@ $(EBCLI)/.installed: requirements-ebcli.txt
 	$(EBCLI)/bin/python -m pip check
 	touch $@
 
+# Apache Airflow in its own virtual environment too (its pins must not meet PyCaret's): the
+# retraining DAG's tests import it with DagBag and run it end to end with `airflow dags test`.
+AIRFLOW_VENV ?= .venv-airflow
+$(AIRFLOW_VENV)/.installed: requirements-airflow.txt
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-airflow.txt
+	$(AIRFLOW_VENV)/bin/python -m pip check
+	touch $@
+
 run: $(VENV)/.runtime  ## Serve the committed model with gunicorn on $PORT (default 8000)
 	exec $(BIN)/gunicorn --config gunicorn.conf.py application:application
 
-test: $(VENV)/.dev $(EBCLI)/.installed  ## Run every test (CI runs this through .ci/run)
-	EBCLI_VENV=$(EBCLI) $(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(VENV)/.dev $(EBCLI)/.installed $(AIRFLOW_VENV)/.installed  ## Run every test (CI runs this through .ci/run)
+	EBCLI_VENV=$(EBCLI) AIRFLOW_VENV=$(AIRFLOW_VENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 soak: $(VENV)/.dev  ## Soak test at ~70% of capacity (SOAK_SECONDS, default 1800)
 	SOAK_SECONDS=$${SOAK_SECONDS:-1800} $(BIN)/python -m pytest tests/test_soak.py -q
@@ -89,4 +98,4 @@ lock:  ## Print a fresh resolution of the top-level pins (compare with requireme
 	/tmp/insurance-charges-lock/bin/pip freeze --exclude-editable
 
 clean:  ## Remove the virtual environment and caches
-	rm -rf $(VENV) $(EBCLI) .pytest_cache mutants
+	rm -rf $(VENV) $(EBCLI) $(AIRFLOW_VENV) .pytest_cache mutants

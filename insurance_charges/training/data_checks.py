@@ -1,0 +1,226 @@
+"""Check a data set before retraining: its SHA-256, its columns, and every row against the schema.
+
+Usage: ``python -m insurance_charges.training.data_checks SOURCE --out DIR [--sha256 HEX]
+[--max-rejected N] [--holdout [FRACTION]]``; SOURCE is ``canonical``, an https URL,
+``s3://bucket/key`` or a path (``data_fetch``). Rows the schema refuses are never dropped
+unseen: each is written to ``DIR/rejected.csv`` with its line and problem, counted in
+``DIR/report.json``, and more than ``--max-rejected`` of them (default 0) refuses the whole
+file. ``DIR/accepted.csv`` holds the rows training may use, cells exactly as given (the
+source's own bytes when every row passes); ``--holdout`` also splits them into ``train.csv``
+and ``holdout.csv``, the records the promotion gate judges on (``holdout``). The report is
+printed on stdout as one JSON line; progress goes to stderr, as JSON lines when stderr is not
+a terminal (a scheduler's task log).
+
+Exit status: 0 usable, 1 refused (checksum, columns, too many refused rows), 2 usage error,
+75 the source could not be read (network, S3): try again later.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..core.model_card import sha256_of
+from ..core.schema import BY_NAME, FIELD_NAMES, typed_from_text, validate_record
+from ..scoring.formats import REJECT_COLUMNS, UsageError
+from ..scoring.reporting import JsonFormatter
+from .data import TARGET, DataError
+from .data_fetch import FetchError, fetch, parse_sha256
+from .holdout import split
+from .train import HOLDOUT_FRACTION
+
+log = logging.getLogger("insurance_charges.training.data_checks")
+
+EXPECTED_COLUMNS = (*FIELD_NAMES, TARGET)
+ACCEPTED, REJECTED, REPORT = "accepted.csv", "rejected.csv", "report.json"
+REPORT_EXAMPLES = 20  # refused rows quoted in the report; rejected.csv has every one
+EXIT_REFUSED, EXIT_USAGE, EXIT_TRY_LATER = 1, 2, 75  # 75 is sysexits' EX_TEMPFAIL
+_CHARGE_TEXT = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")  # positive, plain decimal, as JSON
+
+
+@dataclass
+class Report:
+    """What the check found: the source, its digest, and the fate of every row."""
+
+    source: str
+    sha256: str
+    vouched_by: str
+    bytes: int
+    rows: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    blank_lines: int = 0
+    max_rejected: int = 0
+    accepted_sha256: str = ""
+    rejected_examples: list[dict] = field(default_factory=list)
+    holdout_fraction: float | None = None
+    train_rows: int | None = None
+    train_sha256: str | None = None
+    holdout_rows: int | None = None
+    holdout_sha256: str | None = None
+
+
+def row_problems(cells: list[str]) -> list[tuple[str | None, str]]:
+    """Each (field, message) wrong with one row whose cells follow EXPECTED_COLUMNS' order."""
+    if len(cells) != len(EXPECTED_COLUMNS):
+        return [(None, f"has {len(cells)} values, expected {len(EXPECTED_COLUMNS)}: "
+                       + ", ".join(EXPECTED_COLUMNS))]
+    values = dict(zip(EXPECTED_COLUMNS, cells))
+    record = {name: typed_from_text(BY_NAME[name], values[name]) for name in FIELD_NAMES}
+    _, errors = validate_record(record)
+    problems = [(error.field, error.message) for error in errors]
+    charge = values[TARGET]
+    if not _CHARGE_TEXT.fullmatch(charge) or not math.isfinite(float(charge)) \
+            or float(charge) <= 0:
+        problems.append((TARGET, f"{TARGET} must be a positive number; got {charge!r}"))
+    return problems
+
+
+def check_rows(path: Path, out_dir: Path, report: Report) -> None:
+    """Split the rows of ``path`` into accepted.csv and rejected.csv in ``out_dir``."""
+    try:  # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first name
+        with open(path, newline="", encoding="utf-8-sig") as source:
+            reader = csv.reader(source)
+            header = next(reader, None)
+            order = _column_order(header, report.source)
+            with open(out_dir / ACCEPTED, "w", newline="", encoding="utf-8") as accepted, \
+                    open(out_dir / REJECTED, "w", newline="", encoding="utf-8") as rejected:
+                keep = csv.writer(accepted, lineterminator="\n")
+                refuse = csv.writer(rejected, lineterminator="\n")
+                _split(reader, header, order, keep, refuse, report)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{report.source} is not UTF-8 text ({exc.reason} at byte "
+                        f"{exc.start})") from None
+    except csv.Error as exc:
+        raise DataError(f"{report.source} is not readable CSV: {exc}") from None
+    if not report.rejected and not report.blank_lines:
+        shutil.copyfile(path, out_dir / ACCEPTED)  # byte for byte: the digest stays the source's
+    report.accepted_sha256 = sha256_of(out_dir / ACCEPTED)
+
+
+def _split(reader, header: list[str], order: list[int], keep, refuse, report: Report) -> None:
+    keep.writerow(header)
+    refuse.writerow([*REJECT_COLUMNS, *header])
+    for cells in reader:
+        if not cells:
+            report.blank_lines += 1
+            continue
+        report.rows += 1
+        ordered = [cells[i] for i in order] if len(cells) == len(header) else cells
+        problems = row_problems(ordered)
+        if not problems:
+            keep.writerow(cells)
+            report.accepted += 1
+            continue
+        report.rejected += 1
+        for name, message in problems:
+            refuse.writerow([reader.line_num, name or "", message, *cells])
+            if len(report.rejected_examples) < REPORT_EXAMPLES:
+                report.rejected_examples.append(
+                    {"line": reader.line_num, "field": name, "message": message})
+
+
+def _column_order(header: list[str] | None, source: str) -> list[int]:
+    if not header or sorted(header) != sorted(EXPECTED_COLUMNS):
+        missing = [c for c in EXPECTED_COLUMNS if c not in (header or [])]
+        extra = [c for c in header or [] if c not in EXPECTED_COLUMNS]
+        raise DataError(f"{source}: columns {header or []} (missing {missing}, unexpected "
+                        f"{extra}); expected exactly {list(EXPECTED_COLUMNS)}")
+    return [header.index(name) for name in EXPECTED_COLUMNS]
+
+
+def run(source: str, out_dir: Path, sha256: str | None, max_rejected: int,
+        holdout: float | None = None) -> Report:
+    """Fetch, check and split the data; raise DataError when it must not be trained on."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        fetched = fetch(source, Path(tmp), sha256)
+        log.info("fetched %s: %d bytes, SHA-256 %s matches %s (%.2f s)", fetched.source,
+                 fetched.size, fetched.sha256, fetched.vouched_by, time.perf_counter() - started,
+                 extra={"fields": {"step": "fetch", "sha256": fetched.sha256}})
+        report = Report(fetched.source, fetched.sha256, fetched.vouched_by, fetched.size,
+                        max_rejected=max_rejected)
+        started = time.perf_counter()
+        check_rows(fetched.path, out_dir, report)
+    if holdout is not None and report.rejected <= max_rejected:
+        train, held = split(out_dir / ACCEPTED, out_dir, holdout)
+        report.holdout_fraction = holdout
+        report.train_rows, report.train_sha256 = train.rows, train.sha256
+        report.holdout_rows, report.holdout_sha256 = held.rows, held.sha256
+    (out_dir / REPORT).write_text(json.dumps(asdict(report), indent=2) + "\n")
+    log.info("checked %d rows against the schema: %d accepted, %d refused (%.2f s)",
+             report.rows, report.accepted, report.rejected, time.perf_counter() - started,
+             extra={"fields": {"step": "check", "rows": report.rows,
+                               "accepted": report.accepted, "rejected": report.rejected}})
+    for example in report.rejected_examples:
+        log.warning("line %d refused: %s", example["line"], example["message"])
+    if report.holdout_rows is not None:
+        log.info("held out %d rows for the promotion gate, %d left to train on",
+                 report.holdout_rows, report.train_rows,
+                 extra={"fields": {"step": "holdout", "holdout_rows": report.holdout_rows,
+                                   "train_rows": report.train_rows}})
+    if report.rejected > max_rejected:
+        (out_dir / ACCEPTED).unlink()  # nothing here may be trained on
+        raise DataError(f"{report.rejected} rows refused by the schema, more than the "
+                        f"{max_rejected} allowed (--max-rejected); see {out_dir / REJECTED}")
+    return report
+
+
+def configure_logging(stream=None) -> None:
+    """Progress on stderr: plain lines on a terminal, JSON lines for a scheduler's task log."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s") if stream.isatty() else JsonFormatter())
+    log.handlers[:] = [handler]  # once per run, even when main() runs twice in one process
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", help="canonical, https://..., s3://bucket/key or a path")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the results")
+    parser.add_argument("--sha256", help="the SHA-256 the source must have")
+    parser.add_argument("--max-rejected", type=int, default=0, metavar="N",
+                        help="most rows the schema may refuse before the file is (default 0)")
+    parser.add_argument("--holdout", type=float, nargs="?", const=HOLDOUT_FRACTION,
+                        metavar="FRACTION", help="also split the rows into train.csv and "
+                        f"holdout.csv, this share held out (default {HOLDOUT_FRACTION})")
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        if args.max_rejected < 0:
+            raise UsageError(f"--max-rejected {args.max_rejected}: give 0 or more rows")
+        if args.holdout is not None and not 0 < args.holdout < 1:
+            raise UsageError(f"--holdout {args.holdout}: give a share between 0 and 1")
+        sha256 = parse_sha256(args.sha256) if args.sha256 else None
+        report = run(args.source, args.out, sha256, args.max_rejected, args.holdout)
+    except UsageError as exc:
+        log.error("Error: %s", exc)
+        return EXIT_USAGE
+    except DataError as exc:
+        log.error("Refused: %s", exc)
+        return EXIT_REFUSED
+    except FetchError as exc:
+        log.error("Try again later: %s", exc)
+        return EXIT_TRY_LATER
+    except OSError as exc:  # the output directory cannot be written, a path cannot be read
+        log.error("Error: %s", exc)
+        return EXIT_USAGE
+    print(json.dumps(asdict(report)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,8 +7,8 @@ import boto3
 import pytest
 
 from insurance_charges.core.model_card import path_for
-from insurance_charges.core.model_signing import signature_path
-from insurance_charges.registry import champion
+from insurance_charges.core.model_signing import TRUSTED_KEYS, read_public_keys, signature_path
+from insurance_charges.registry import artifacts, champion, promotion
 from insurance_charges.registry.store import Conflict, Store
 from insurance_charges.registry.uri import parse_store
 from insurance_charges.settings import DEFAULT_MODEL_PATH
@@ -248,3 +248,10 @@ def test_a_champion_that_changed_while_the_gate_ran_is_not_replaced(published):
         champion.promote(registry, VERSION, by="us", gate=None, forced=False, reason=None,
                          pointer=compared)
     assert champion.current(registry).entry["by"] == "someone else"
+
+
+def test_evaluation_data_equal_to_the_reference_set_is_scored_once(published, data_path):
+    registry, keys = Store(parse_store(published)), read_public_keys(TRUSTED_KEYS.read_bytes())
+    results, _ = promotion.compare(registry, artifacts.fetch(registry, VERSION, keys), None,
+                                   data_path, keys)
+    assert [(r.name, r.rows) for r in results] == [("reference (frozen)", 1338)]

@@ -28,9 +28,14 @@ def compare(store: Store, release: artifacts.Release, pointer: Pointer | None,
             evaluation_data: Path | None, trusted: tuple):
     """Score challenger and champion on the reference set and the newest holdout; the
     per-set results and the gate's checks."""
-    sets = [s for s in (evaluation.reference(store),
-                        evaluation.from_file(evaluation_data) if evaluation_data else None)
-            if s is not None]
+    candidates = (evaluation.reference(store),
+                  evaluation.from_file(evaluation_data) if evaluation_data else None)
+    # The same bytes given twice (the holdout that was frozen as the reference set) are one
+    # set: counted twice they would double the records behind every figure the gate judges.
+    sets = []
+    for candidate in candidates:
+        if candidate is not None and all(candidate.sha256 != s.sha256 for s in sets):
+            sets.append(candidate)
     scratch = Path(tempfile.mkdtemp(prefix="insurance-charges-gate-"))
     try:
         model, not_scored = _loaded(release, trusted, scratch)

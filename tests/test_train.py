@@ -59,6 +59,17 @@ def test_retraining_on_the_same_data_reproduces_the_committed_metrics(retrained,
     assert "holdout MAE" in run.stderr
 
 
+@pytest.mark.slow
+def test_training_logs_each_step_with_its_time_as_json_lines_off_a_terminal(retrained):
+    lines = [json.loads(line) for line in retrained[1].stderr.splitlines()]
+    done = [line for line in lines if "seconds" in line]
+    assert [(line["step"], line["of"]) for line in done] == [(n, train.STEPS)
+                                                             for n in range(1, train.STEPS + 1)]
+    assert all(line["seconds"] >= 0 and line["logger"] == "insurance_charges.training.train"
+               for line in done)
+    assert {line["level"] for line in lines} <= {"INFO", "WARNING"}
+
+
 def test_committed_card_records_the_likely_range_and_its_coverage(committed_card):
     likely = committed_card["interval"]
     assert likely["level"] == 0.8 and likely["chosen"] in likely["candidates"]
@@ -159,11 +170,12 @@ def test_training_refuses_data_that_breaks_the_schema(tmp_path, data_path, edit,
     (None, "cannot be used"), (b"not a key", "cannot be used"),
 ])
 def test_training_without_a_usable_signing_key_stops_before_training(tmp_path, data_path,
-                                                                     content, message, caplog):
+                                                                     content, message, capsys):
     key = tmp_path / "key.pem"
     if content is not None:
         key.write_bytes(content)
     assert train.main(["--data", str(data_path), "--out", str(tmp_path / "out"),
                        "--signing-key", str(key)]) == 1
-    assert message in caplog.text and "openssl genpkey -algorithm ed25519" in caplog.text
+    err = capsys.readouterr().err
+    assert message in err and "openssl genpkey -algorithm ed25519" in err
     assert not (tmp_path / "out").exists()

@@ -7,29 +7,15 @@ every ``LOG_EVERY`` seconds and a ``summary`` line at the end carrying every cou
 """
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
-from datetime import datetime, timezone
 from typing import IO
+
+from ..command_logs import JsonFormatter
 
 LOGGER = "insurance_charges.scoring"
 LOG_EVERY = 10.0  # seconds between progress lines in JSON mode
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-class JsonFormatter(logging.Formatter):
-    """A log record as one JSON object (the core's model-loading lines go through it too)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        body = {"time": _now(), "level": record.levelname, "logger": record.name,
-                "message": record.getMessage()}
-        body.update(getattr(record, "fields", {}))
-        return json.dumps(body, ensure_ascii=False, default=str)
 
 
 class Reporter:

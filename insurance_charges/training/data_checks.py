@@ -32,7 +32,7 @@ from pathlib import Path
 from ..core.model_card import sha256_of
 from ..core.schema import BY_NAME, FIELD_NAMES, typed_from_text, validate_record
 from ..scoring.formats import REJECT_COLUMNS, UsageError
-from ..scoring.reporting import JsonFormatter
+from ..command_logs import log_to
 from .data import TARGET, DataError
 from .data_fetch import FetchError, fetch, parse_sha256
 from .holdout import split
@@ -178,12 +178,7 @@ def run(source: str, out_dir: Path, sha256: str | None, max_rejected: int,
 
 def configure_logging(stream=None) -> None:
     """Progress on stderr: plain lines on a terminal, JSON lines for a scheduler's task log."""
-    stream = stream or sys.stderr
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(message)s") if stream.isatty() else JsonFormatter())
-    log.handlers[:] = [handler]  # once per run, even when main() runs twice in one process
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    log_to(log, stream)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,12 +22,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 
 from ..core import model_card, model_signing  # noqa: E402
 from ..core.model_card import sha256_of  # noqa: E402
+from ..command_logs import log_to, step  # noqa: E402
 from ..core.schema import FIELD_NAMES  # noqa: E402
 from ..settings import DEFAULT_MODEL_PATH  # noqa: E402
 from . import calibrate, card_writer  # noqa: E402
 from .data import CANONICAL_SHA256, TARGET, DataError, download_canonical, load_data  # noqa: E402
 
 log = logging.getLogger(__name__)
+STEPS = 6  # the steps train() logs with their timing (README, "Training")
 
 SESSION_ID = 123
 HOLDOUT_FRACTION = 0.2
@@ -70,7 +72,7 @@ def run_experiment(frame: pd.DataFrame, estimator_id: str | None, **setup_option
               fold=FOLDS, verbose=False, html=False, system_log=False, n_jobs=-1,
               **setup_options)
     if estimator_id is None:
-        best = exp.compare_models(include=list(CANDIDATES), sort=SORT_BY, verbose=False)
+        exp.compare_models(include=list(CANDIDATES), sort=SORT_BY, verbose=False)
         leaderboard = exp.pull()
         estimator_id = leaderboard.index[0]
     # create_model re-runs the winner's CV so its own scoring grid can be read.
@@ -98,15 +100,21 @@ def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey) -> dict:
     data_sha = sha256_of(data)
     if data_sha != CANONICAL_SHA256:
         log.warning("%s differs from the canonical data set (SHA-256 %s)", data, data_sha)
-    frame = load_data(data)
-    exp, model, estimator_id, cv, holdout = run_experiment(frame, None)
-    likely_range = calibrate.calibrate(exp, model)
-    _, _, _, base_cv, base_holdout = run_experiment(frame, BASELINE["estimator_id"],
-                                                    **BASELINE["setup"])
-    final = exp.finalize_model(model)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pipeline_path = out_dir / f"{MODEL_NAME}.pkl"
-    exp.save_model(final, str(pipeline_path.with_suffix("")), verbose=False)
+    with step(log, 1, STEPS, f"load and check {data.name}"):
+        frame = load_data(data)
+    with step(log, 2, STEPS, f"compare {len(CANDIDATES)} estimators by {FOLDS}-fold CV"):
+        exp, model, estimator_id, cv, holdout = run_experiment(frame, None)
+    log.info("chose %s: CV R² %.4f, holdout MAE %.2f", estimator_id, cv["r2"], holdout["mae"])
+    with step(log, 3, STEPS, "calibrate the likely range"):
+        likely_range = calibrate.calibrate(exp, model)
+    with step(log, 4, STEPS, "score the tutorials' model on the same split"):
+        _, _, _, base_cv, base_holdout = run_experiment(frame, BASELINE["estimator_id"],
+                                                        **BASELINE["setup"])
+    with step(log, 5, STEPS, "refit on all rows and save the pipeline"):
+        final = exp.finalize_model(model)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pipeline_path = out_dir / f"{MODEL_NAME}.pkl"
+        exp.save_model(final, str(pipeline_path.with_suffix("")), verbose=False)
     card = card_writer.build(
         pipeline_path=pipeline_path, pipeline_sha256=sha256_of(pipeline_path),
         estimator=type(final.steps[-1][1]).__name__, estimator_id=estimator_id,
@@ -119,9 +127,10 @@ def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey) -> dict:
         interval=likely_range,
         ranges={name: {"min": frame[name].min().item(), "max": frame[name].max().item()}
                 for name in FIELD_NAMES if frame[name].dtype.kind in "if"})
-    card_writer.write(card, model_card.path_for(pipeline_path))
-    signature = model_signing.write_signature(signing_key, pipeline_path,
-                                              model_card.path_for(pipeline_path))
+    with step(log, 6, STEPS, "write the model card and sign"):
+        card_writer.write(card, model_card.path_for(pipeline_path))
+        signature = model_signing.write_signature(signing_key, pipeline_path,
+                                                  model_card.path_for(pipeline_path))
     log.info("signed %s with key %s", signature.name,
              model_signing.key_id(signing_key.public_key()))
     return card
@@ -136,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Ed25519 private key (PEM) that signs the model; the service "
                              "refuses unsigned models")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Steps with their timing: plain on a terminal, JSON lines in a scheduler's task log.
+    log_to(logging.getLogger("insurance_charges"))
     try:
         key = read_signing_key(args.signing_key)  # before 30 s of training, not after
         if args.data is None:

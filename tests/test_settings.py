@@ -44,7 +44,8 @@ def test_good_values_are_parsed_into_their_types(tmp_path):
 
 def test_every_variable_the_service_reads_is_listed():
     assert ENVIRONMENT == ("PORT", "WEB_CONCURRENCY", "MODEL_PATH", "LOG_LEVEL", "MAX_BATCH",
-                           "API_KEYS", "MODEL_PUBLIC_KEY")
+                           "API_KEYS", "MODEL_PUBLIC_KEY", "METRICS_PORT",
+                           "PROMETHEUS_MULTIPROC_DIR")
 
 
 def test_model_public_key_names_a_pem_file_of_one_or_more_keys(public_key_file, tmp_path):

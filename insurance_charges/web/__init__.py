@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Mapping
 
 from flask import Flask, current_app
@@ -19,14 +20,16 @@ def config_from(settings: settings_module.Settings) -> dict[str, Any]:
     return {"MODEL_PATH": str(settings.model_path), "TRUSTED_KEYS": settings.trusted_keys,
             "LOG_LEVEL": settings.log_level,
             "MAX_BATCH": settings.max_batch, "API_KEYS": settings.api_keys,
-            "MAX_CONTENT_LENGTH": settings_module.MAX_CONTENT_LENGTH}
+            "MAX_CONTENT_LENGTH": settings_module.MAX_CONTENT_LENGTH,
+            "METRICS_DIR": settings.metrics_dir}
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: checked settings from the environment, then test overrides.
 
     ``test_config`` may hold ``MODEL``, an already loaded model (or a stand-in) to serve;
-    otherwise the model at ``MODEL_PATH`` is loaded and verified once, here.
+    otherwise the model at ``MODEL_PATH`` is loaded and verified once, here. ``MONITORING``
+    False leaves out metrics and drift (the benchmark measures their cost that way).
     """
     app = Flask(__name__)
     app.config.from_mapping(config_from(settings_module.from_environ(os.environ)))
@@ -35,14 +38,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.debug = False
     app.json.sort_keys = False  # keep documented field order in responses
 
-    from . import api, errors, form_views, logs, openapi, security
+    from . import api, drift_views, errors, form_views, logs, observe, openapi, security
 
     logs.init_app(app)
+    started = time.perf_counter()
     app.extensions[_MODEL_KEY] = app.config.pop("MODEL", None) or load_model(
         app.config["MODEL_PATH"], app.config["TRUSTED_KEYS"])
+    observe.init_app(app, time.perf_counter() - started)
     errors.init_app(app)
     security.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(drift_views.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(form_views.bp)
     return app

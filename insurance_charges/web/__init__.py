@@ -38,7 +38,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.debug = False
     app.json.sort_keys = False  # keep documented field order in responses
 
-    from . import api, drift_views, errors, form_views, logs, observe, openapi, security
+    from . import (api, drift_views, errors, form_views, logs, model_views, observe, openapi,
+                   security)
 
     logs.init_app(app)
     started = time.perf_counter()
@@ -51,6 +52,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(drift_views.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(form_views.bp)
+    app.register_blueprint(model_views.bp)
     return app
 
 

@@ -19,7 +19,7 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from devtools.gunicorn_server import GunicornServer, free_port
 from insurance_charges.core.schema import EXAMPLE_RECORD
-from insurance_charges.monitoring import files, metrics
+from insurance_charges.monitoring import files, metrics, tally
 from insurance_charges.settings import SettingsError, from_environ
 
 from .conftest import require
@@ -102,6 +102,18 @@ def test_the_model_its_load_time_and_start_up_checks_are_recorded(app, real_mode
     assert value("insurance_charges_start_time_seconds") > 1.7e9
 
 
+def test_the_benchmarks_unmetered_app_answers_the_same_and_records_nothing(client, real_model):
+    from bench.unmetered_app import application as unmetered
+
+    before = value("insurance_charges_estimates_total", model_version=real_model.version)
+    plain = unmetered.test_client()
+    assert plain.post("/api/v1/predict", json=EXAMPLE_RECORD).get_json() == client.post(
+        "/api/v1/predict", json=EXAMPLE_RECORD).get_json()
+    assert value("insurance_charges_estimates_total",
+                 model_version=real_model.version) == before + 1  # the metered app's only
+    assert plain.get("/api/v1/drift").status_code == 404
+
+
 def test_observing_a_whole_batch_at_once_equals_observing_one_by_one():
     amounts = [100.0, 2500.0, 2500.01, 9000.0, 80000.0, 80000.0]
     one, many = (Histogram(f"check_{n}", "check", registry=None,
@@ -161,7 +173,7 @@ def write_process_file(directory: Path, kind: str, owner, samples: list) -> None
 
 def totals(directory: Path) -> dict:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for m in files.read_merged(directory) for s in m.samples}
+            for m in files.read_merged(directory)[0] for s in m.samples}
 
 
 RECORDS = "insurance_charges_request_records"
@@ -205,11 +217,31 @@ def test_a_dead_workers_files_fold_into_the_archive_and_no_total_moves(tmp_path)
 def test_start_up_removes_every_other_process_s_files_and_nothing_else(tmp_path):
     for owner in (101, "archive", 200):
         write_process_file(tmp_path, "counter", owner, worker_samples(1)["counter"])
+        (tmp_path / f"drift_{owner}.counts").write_bytes(bytes(16))
     (tmp_path / files.WINDOW).write_text("[]")
     (tmp_path / "notes.db").write_text("someone else's")
-    assert files.wipe_others(tmp_path, 200) == 2
+    assert files.wipe_others(tmp_path, 200) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == [files.LOCK, "counter_200.db",
-                                                          "notes.db"]
+                                                          "drift_200.counts", "notes.db"]
+
+
+def test_drift_counts_of_a_forked_worker_and_a_dead_one_add_up(tmp_path):
+    import os
+
+    counts = tally.Tally(3, tmp_path)
+    counts.view[0] += 2
+    child = os.fork()
+    if child == 0:  # the worker: its own file, from zero
+        counts.view[1] += 5
+        counts.view[0] += 1
+        os._exit(0 if counts.values() == [1, 5, 0] else 1)
+    assert os.waitpid(child, 0)[1] == 0
+    assert counts.values() == [2, 0, 0]
+    assert tally.summed(tmp_path, 3) == [3, 5, 0]
+    assert files.archive_dead(tmp_path, child) == 1
+    assert tally.summed(tmp_path, 3) == [3, 5, 0]  # folded into the archive, nothing lost
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([
+        files.LOCK, "drift_archive.counts", f"drift_{os.getpid()}.counts"])
 
 
 def test_a_new_process_first_removes_stale_files_bearing_its_own_pid(tmp_path):
@@ -252,15 +284,27 @@ def metered(tmp_path):
         server.kill()
 
 
+def answering_pids(server) -> set:
+    """The workers that answered a prediction, from the JSON access log."""
+    return {json.loads(line)["pid"] for line in list(server.lines)
+            if '"type": "access"' in line and '"/api/v1/predict"' in line}
+
+
 @pytest.mark.slow
 def test_metrics_are_summed_over_workers_on_their_own_port_only(metered):
+    from concurrent.futures import ThreadPoolExecutor
+
     server, port = metered()
-    for _ in range(6):
-        assert server.request("/api/v1/predict", [EXAMPLE_RECORD] * 10)[0] == 200
-    samples = scrape(port)
-    assert estimates_total(samples) == 60
-    pids = {line.split("pid: ")[1].strip() for line in server.lines if "Booting worker" in line}
-    assert len(pids) == 2
+    sent = 0
+    with ThreadPoolExecutor(8) as pool:  # concurrent requests, until both workers answered
+        while len(answering_pids(server)) < 2 and sent < 400:
+            statuses = list(pool.map(lambda _: server.request(
+                "/api/v1/predict", [EXAMPLE_RECORD] * 10)[0], range(8)))
+            assert statuses == [200] * 8
+            sent += 80
+            time.sleep(0.2)  # the access lines are read from the server's output
+    assert len(answering_pids(server)) == 2
+    assert estimates_total(scrape(port)) == sent
     assert server.request("/metrics")[0] == 404  # never on the app's port
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
@@ -283,7 +327,7 @@ def leftovers(server, directory: Path, timeout: float = 10) -> set:
     deadline = time.monotonic() + timeout
     while True:
         live = {str(server.master_pid()), *map(str, server.worker_pids()), "archive"}
-        owners = {files.METRIC_FILE.match(p.name).group(2) for p in files.metric_files(directory)}
+        owners = {files.owner(p) for p in files.metric_files(directory)}
         if owners <= live or time.monotonic() > deadline:
             return owners - live
         time.sleep(0.2)

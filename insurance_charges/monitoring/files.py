@@ -1,6 +1,7 @@
 """prometheus_client's multiprocess directory: where it is, its start-up wipe, dead workers' files.
 
-Each process writes its own ``<kind>_<pid>.db`` files (memory-mapped, one per kind of metric).
+Each process writes its own ``<kind>_<pid>.db`` files (memory-mapped, one per kind of metric)
+and its ``drift_<pid>.counts`` (tally.py).
 A recycled worker (gunicorn's ``max_requests``) leaves its files behind; left there, they pile
 up and every scrape reads them all (prometheus/client_python issues 275 and 568). Deleting them
 would make counters go backwards, so the master folds each dead worker's counters and histograms
@@ -18,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from . import tally
+
 ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads this name when it is imported
 LOCK = "archive.lock"
 WINDOW = "drift-window.json"  # the master's recent snapshots of the drift counts (state.py)
@@ -34,8 +37,16 @@ def default_directory(port: int) -> Path:
 
 
 def metric_files(directory: Path) -> list[Path]:
-    """The metric files in ``directory``."""
-    return [p for p in directory.iterdir() if METRIC_FILE.match(p.name)] if directory.is_dir() else []
+    """The metric files in ``directory``: prometheus_client's and the drift counts."""
+    if not directory.is_dir():
+        return []
+    return [p for p in directory.iterdir()
+            if METRIC_FILE.match(p.name) or tally.FILE.match(p.name)]
+
+
+def owner(path: Path) -> str:
+    """The pid (or "archive") a metric file belongs to."""
+    return (METRIC_FILE.match(path.name) or tally.FILE.match(path.name)).groups()[-1]
 
 
 def prepare(directory: Path, pid: int) -> None:
@@ -45,7 +56,7 @@ def prepare(directory: Path, pid: int) -> None:
     """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     for path in metric_files(directory):
-        if METRIC_FILE.match(path.name).group(2) == str(pid):
+        if owner(path) == str(pid):
             path.unlink(missing_ok=True)
 
 
@@ -54,7 +65,7 @@ def wipe_others(directory: Path, pid: int) -> int:
     removed = 0
     with locked(directory, exclusive=True):
         for path in metric_files(directory):
-            if METRIC_FILE.match(path.name).group(2) != str(pid):
+            if owner(path) != str(pid):
                 path.unlink(missing_ok=True)
                 removed += 1
         (directory / WINDOW).unlink(missing_ok=True)
@@ -76,13 +87,16 @@ def locked(directory: Path, exclusive: bool = False) -> Iterator[None]:
         os.close(fd)
 
 
-def read_merged(directory: Path) -> list:
-    """Every metric of every process, live and archived, merged as a scrape sees them."""
+def read_merged(directory: Path, drift_size: int = 0) -> tuple[list, list[float]]:
+    """Every metric of every process, live and archived, merged as a scrape sees them; and
+    the drift counts (``drift_size`` of them) summed the same way, under the same lock."""
     from prometheus_client.multiprocess import MultiProcessCollector
 
     with locked(directory):
-        return list(MultiProcessCollector.merge([str(p) for p in metric_files(directory)],
-                                                accumulate=True))
+        merged = list(MultiProcessCollector.merge(
+            [str(p) for p in metric_files(directory) if METRIC_FILE.match(p.name)],
+            accumulate=True))
+        return merged, tally.summed(directory, drift_size) if drift_size else []
 
 
 def archive_dead(directory: Path, pid: int) -> int:
@@ -94,13 +108,14 @@ def archive_dead(directory: Path, pid: int) -> int:
     removed = 0
     with locked(directory, exclusive=True):
         for path in metric_files(directory):
-            kind, owner = METRIC_FILE.match(path.name).groups()
-            if owner != str(pid):
+            kind = METRIC_FILE.match(path.name)
+            if kind is None or kind.group(2) != str(pid):
                 continue
-            if kind in ARCHIVED:
-                _fold(directory / f"{kind}_archive.db", path)
+            if kind.group(1) in ARCHIVED:
+                _fold(directory / f"{kind.group(1)}_archive.db", path)
             path.unlink(missing_ok=True)
             removed += 1
+        removed += tally.fold(directory, pid)
     return removed
 
 

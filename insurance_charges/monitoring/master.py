@@ -39,13 +39,22 @@ class ServiceCollector:
 
     def collect(self):
         """One scrape: the files read once, under the archive lock."""
-        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        merged = files.read_merged(self.watch.directory)
+        watch = self.watch
+        merged, values = files.read_merged(watch.directory,
+                                           watch.layout.size if watch.layout else 0)
         yield from merged
-        if self.watch.reference is None:
+        if watch.reference is None:
             return
-        now = state.counts_from(merged, self.watch.reference)
+        served = CounterMetricFamily("insurance_charges_drift_values", "Values served, by the "
+                                     "training bin they fall in (the card's distribution).",
+                                     labels=["field", "bin"])
+        for name, bins in watch.reference.all_bins().items():
+            for label, n in zip(bins.labels, values[watch.layout.slices[name]]):
+                served.add_metric([name, label], n)
+        yield served
+        now = state.counts_from(values, watch.layout, merged)
         doc = state.report(self.watch.reference, now, self.window, self.watch.model_version)
         psi = GaugeMetricFamily("insurance_charges_drift_psi", "Population stability index of "
                                 "what was served against the training data.",
@@ -127,7 +136,7 @@ class Master:
 
     def snapshot(self) -> None:
         """Add the counts now to the window; write it for the workers."""
-        self.window.add(state.read_counts(self.watch.reference, self.watch.directory))
+        self.window.add(state.read_counts(self.watch))
         self.window.write(self.watch.directory)
 
     def _snapshots(self) -> None:
@@ -156,7 +165,13 @@ _running: dict = {}  # the master's state survives gunicorn re-reading its confi
 def when_ready(server, settings) -> None:
     """In the master, listeners bound: empty the directory of others' files, start the threads."""
     directory = Path(os.environ[files.ENV])
-    removed = files.wipe_others(directory, os.getpid())
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        removed = files.wipe_others(directory, os.getpid())
+    except OSError as exc:
+        raise MonitoringError(f"{files.ENV}={str(directory)!r}: cannot be used ({exc.strerror}); "
+                              f"set {files.ENV} to a writable directory of this service's own, "
+                              "or unset it for one under the temp dir") from None
     if removed:
         log.info("removed %d metric files of earlier processes from %s", removed, directory)
     _running["default"] = settings.metrics_dir is None

@@ -1,8 +1,8 @@
 """The drift state of the whole service: counts summed over workers, since start and recently.
 
-Workers count each served value in the bin it falls in (``metrics.DRIFT_VALUES``); this reads
-those counters summed over every process (``files.read_merged``), or from this process's memory
-when there are no shared files. The gunicorn master takes a snapshot every minute (``Window``,
+Workers count each served value in the bin it falls in (``tally.py``); this reads those counts
+summed over every process (``files.read_merged``), or from this process's memory when there are
+no shared files. The gunicorn master takes a snapshot every minute (``Window``,
 written to the shared directory for the workers), so "recent" is the counts now minus the
 snapshot from an hour ago.
 """
@@ -16,9 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import drift, files
+from .tally import Layout
 
-DRIFT_SAMPLE = "insurance_charges_drift_values_total"
-OUT_OF_RANGE_SAMPLE = "insurance_charges_input_out_of_range_total"
 START_SAMPLE = "insurance_charges_start_time_seconds"
 # "Recent" means the last hour: long enough to hold MIN_RECORDS at a few requests a minute,
 # short enough that a change of population shows the same day.
@@ -50,34 +49,26 @@ class Counts:
         return {"time": self.time, "bins": self.bins, "out_of_range": self.out_of_range}
 
 
-def counts_from(metrics, reference: drift.Reference, now: float | None = None) -> Counts:
-    """The drift counts held in collected metrics (merged over processes, or this one's)."""
-    labels = {name: {label: i for i, label in enumerate(bins.labels)}
-              for name, bins in reference.all_bins().items()}
-    bins = {name: [0.0] * len(index) for name, index in labels.items()}
-    outside, start = {}, None
+def counts_from(values: list[float], layout: Layout, metrics, now: float | None = None
+                ) -> Counts:
+    """Counts from the summed tally; the start time from the collected metrics."""
+    start = None
     for metric in metrics:
         for sample in metric.samples:
-            if sample.name == DRIFT_SAMPLE:
-                where = labels.get(sample.labels.get("field"), {}).get(sample.labels.get("bin"))
-                if where is not None:
-                    bins[sample.labels["field"]][where] += sample.value
-            elif sample.name == OUT_OF_RANGE_SAMPLE:
-                outside[sample.labels["field"]] = sample.value
-            elif sample.name == START_SAMPLE and sample.value:
+            if sample.name == START_SAMPLE and sample.value:
                 start = sample.value
-    return Counts(time.time() if now is None else now, bins, outside, start)
+    return Counts(time.time() if now is None else now, layout.split(values),
+                  layout.out_of_range(values), start)
 
 
-def read_counts(reference: drift.Reference, directory: Path | None) -> Counts:
+def read_counts(watch) -> Counts:
     """The counts now: summed over every process's files, or this process's own."""
-    if directory is not None:
-        return counts_from(files.read_merged(directory), reference)
+    if watch.directory is not None:
+        merged, values = files.read_merged(watch.directory, watch.layout.size)
+        return counts_from(values, watch.layout, merged)
     from . import metrics
 
-    collected = [m for metric in (metrics.DRIFT_VALUES, metrics.OUT_OF_RANGE, metrics.START_TIME)
-                 for m in metric.collect()]
-    return counts_from(collected, reference)
+    return counts_from(watch.tally.values(), watch.layout, metrics.START_TIME.collect())
 
 
 class Window:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import drift, state
 from .recorder import MonitoringError, Recorder, activate
+from .tally import Layout, Tally
 
 
 @dataclass(frozen=True)
@@ -21,12 +22,14 @@ class Watch:
     reference: drift.Reference | None  # None: the card predates training distributions
     directory: Path | None  # shared by gunicorn's processes; None: this process's memory
     model_version: str
+    tally: Tally | None = None  # the drift counts (with a reference)
+    layout: Layout | None = None
 
     def drift(self) -> dict | None:
         """The drift document (None without a training distribution)."""
         if self.reference is None:
             return None
-        now = state.read_counts(self.reference, self.directory)
+        now = state.read_counts(self)
         return state.report(self.reference, now, state.Window.read(self.directory),
                             self.model_version)
 
@@ -47,6 +50,8 @@ def watch_model(model, directory: Path | None, load_seconds: float) -> Watch:
     """Start watching ``model``: values shared through ``directory`` (or kept in memory)."""
     activate(directory)
     reference = reference_of(model)
-    recorder = Recorder(reference, model.version)
+    layout = Layout(reference) if reference is not None else None
+    tally = Tally(layout.size, directory) if layout is not None else None
+    recorder = Recorder(reference, model.version, tally)
     recorder.started(model, load_seconds)
-    return Watch(recorder, reference, directory, model.version)
+    return Watch(recorder, reference, directory, model.version, tally, layout)

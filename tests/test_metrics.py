@@ -312,6 +312,26 @@ def test_metrics_are_summed_over_workers_on_their_own_port_only(metered):
 
 
 @pytest.mark.slow
+def test_a_metrics_port_in_use_stops_start_up_with_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("0.0.0.0", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        server = GunicornServer(METRICS_PORT=str(taken), PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+        try:
+            assert server.proc.wait(timeout=90) == 1
+        finally:
+            server.kill()
+    time.sleep(0.3)  # the last lines of output are read by a thread
+    assert [line for line in server.lines if line.startswith("Error: ")] == [
+        f"Error: METRICS_PORT={taken}: cannot listen (Address already in use); set "
+        "METRICS_PORT to a free port\n"]
+    assert "Traceback" not in server.output()
+
+
+@pytest.mark.slow
 def test_start_up_empties_the_directory_of_an_earlier_run(metered, tmp_path):
     write_process_file(tmp_path, "counter", "archive", [
         ("insurance_charges_estimates", "insurance_charges_estimates_total",

@@ -7,6 +7,7 @@
 - ``files``: prometheus_client's multiprocess directory, its wipe and dead workers' archives;
 - ``state``: the drift counts summed over processes, since start and over a recent window;
 - ``watch``: one served model under watch (the web layer's handle);
+- ``exposition``: what a scrape sees, drift gauges included;
 - ``master``: gunicorn's master: the metrics server on METRICS_PORT and its hooks.
 
 Nothing here imports Flask; nothing imports prometheus_client before the multiprocess

@@ -6,6 +6,7 @@ import sys
 # gunicorn reads this file before it puts the working directory on sys.path: make the
 # package beside this file importable, wherever gunicorn is started from.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from insurance_charges.monitoring import master as monitoring  # noqa: E402
 from insurance_charges.settings import SettingsError, from_environ  # noqa: E402
 
 try:  # every environment variable, checked once: a bad one is one line and exit 1
@@ -41,6 +42,32 @@ loglevel = settings.log_level
 logger_class = "insurance_charges.web.logs.GunicornJsonLogger"
 accesslog = "-"          # JSON access lines on stdout
 errorlog = "-"           # gunicorn's own messages on stderr; the app logs JSON to stdout
+
+# Metrics and drift counts: every process writes its own files in one directory under the
+# temp dir (the image's writable /tmp), which prometheus_client sums at each scrape. gunicorn
+# sets it in the master just before it loads the app, and so before prometheus_client is
+# imported; nothing is set in whatever process merely reads this file.
+raw_env = monitoring.environment(settings)
+
+
+def when_ready(server):
+    """Listeners bound: empty the metrics directory of earlier runs; start /metrics."""
+    monitoring.when_ready(server, settings)
+
+
+def post_fork(server, worker):
+    """A new worker lets go of the master's metrics socket."""
+    monitoring.post_fork(server, worker)
+
+
+def child_exit(server, worker):
+    """A worker gone (recycled, killed): fold its counters into the archive, delete its files."""
+    monitoring.child_exit(server, worker)
+
+
+def on_exit(server):
+    """The master stopping: stop /metrics, remove the default metrics directory."""
+    monitoring.on_exit(server)
 
 
 def worker_exit(server, worker):

@@ -55,6 +55,13 @@ def table(result: dict) -> str:
             ("10,000-record batch, rows/s end to end",
              f"{result['batch']['rows_per_s']:,.0f} ({result['batch']['p50_ms']:,.0f} ms "
              f"per batch, {result['batch']['cpu_ms_per_batch']:,.0f} ms CPU)", "≥ 250,000"),
+            ("One record with metrics on (scraped each second) vs off, requests/s",
+             f"{result['metrics_cost']['with_metrics_rps']:,.0f} = "
+             f"{result['metrics_cost']['throughput_kept']:.2f} × off "
+             f"({result['metrics_cost']['without_rps']:,.0f}/s); CPU "
+             f"{result['metrics_cost']['with_metrics_cpu_ms']:.2f} / "
+             f"{result['metrics_cost']['without_cpu_ms']:.2f} ms; scrape "
+             f"{result['metrics_cost']['scrape_ms_median']:.1f} ms", "≥ 0.95 × off"),
             ("Cold start, process start to /health 200",
              f"{result['cold_start_s']['median']:.2f} s", "≤ 3 s"),
             ("Memory per worker (RSS)",
@@ -63,7 +70,8 @@ def table(result: dict) -> str:
              f"{result['memory']['total_rss_mb']:.0f} / {result['memory']['total_pss_mb']:.0f} MB",
              "")]
     met = {t["name"]: t["met"] for t in result["targets"]}
-    names = ["ratio", "p99", "nginx", None, None, None, "batch", "cold_start", "worker_rss", None]
+    names = ["ratio", "p99", "nginx", None, None, None, "batch", "metrics", "cold_start",
+             "worker_rss", None]
     lines = ["| Measure | Result | Target |", "|---|---|---|"]
     for (label, value, target), name in zip(rows, names):
         mark = "" if name is None else (" ✓" if met[name] else " ✗ missed")

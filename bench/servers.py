@@ -14,8 +14,8 @@ class Service(GunicornServer):
     """gunicorn with gunicorn.conf.py (as `make run` starts it); API_KEYS unset."""
 
     def __init__(self, app: str = "application:application", workers: int = 2,
-                 behind_nginx: bool = False):
-        super().__init__(app, workers, behind_nginx=behind_nginx, API_KEYS=None)
+                 behind_nginx: bool = False, **env):
+        super().__init__(app, workers, behind_nginx=behind_nginx, API_KEYS=None, **env)
 
     def training_ranges(self) -> dict:
         """The served model's training ranges, from its card."""

@@ -11,6 +11,7 @@ TARGETS = (("ratio", "one record vs floor", 0.6, True),
            ("batch", "batch rows/s", 250_000, True),
            ("nginx", "one record behind the image's nginx vs direct", 0.9, True),
            ("cold_start", "cold start (s)", 3, False),
+           ("metrics", "one-record throughput kept with metrics on", 0.95, True),
            ("worker_rss", "RSS per worker (MB)", 300, False))
 
 
@@ -58,6 +59,7 @@ def add(result: dict, *, ones: list, floors: list, batch: dict, batch_rows: int,
               "batch": result["batch"]["rows_per_s"],
               "cold_start": result["cold_start_s"]["median"],
               "nginx": result["behind_nginx"]["ratio_to_direct"],
-              "worker_rss": max(result["memory"]["worker_rss_mb"])}
+              "worker_rss": max(result["memory"]["worker_rss_mb"]),
+              "metrics": result["metrics_cost"]["throughput_kept"]}
     result["targets"] = [target(name, label, values[name], limit, higher)
                          for name, label, limit, higher in TARGETS]

@@ -51,6 +51,9 @@ class Settings:
     max_payload_mb: int = MAX_PAYLOAD_MB  # /invocations' body limit, in SageMaker's MB
     model_uri: str | None = None  # s3://bucket/prefix/VERSION|champion: served from the store
     model_store: str | None = None  # s3://bucket/prefix: the registry's store (its CLI)
+    metrics_port: int | None = None  # Prometheus metrics on their own port; None: not served
+    # prometheus_client's multiprocess directory; None: one under the temp dir, per PORT
+    metrics_dir: Path | None = None
 
 
 def _whole(low: int, high: int, fix: str) -> Callable[[str], int]:
@@ -118,6 +121,17 @@ def _trusted_keys(text: str) -> tuple:
                          "public keys (`openssl pkey -in KEY -pubout`)") from None
 
 
+def _metrics_dir(text: str) -> Path:
+    path = Path(text).expanduser().resolve()
+    fix = ("set PROMETHEUS_MULTIPROC_DIR to a writable directory of this service's own (its "
+           "metric files are removed at start), or unset it for one under the temp dir")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"not a directory; {fix}")
+    if path.exists() and not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"not writable; {fix}")
+    return path
+
+
 def parse_api_keys(text: str) -> tuple[str, ...]:
     """Split a comma-separated API_KEYS value; set but holding no key is refused."""
     keys = tuple(key.strip() for key in text.split(",") if key.strip())
@@ -150,6 +164,9 @@ def _parsers(cpus: int) -> dict[str, tuple[str, Callable]]:
                                      "streamed body, is not supported")),
         "MODEL_URI": ("model_uri", _model_uri),
         "MODEL_STORE": ("model_store", _model_store),
+        "METRICS_PORT": ("metrics_port", _whole(1, 65535, "set METRICS_PORT to a TCP port from "
+                                                "1 to 65535 other than PORT (e.g. 9100)")),
+        "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", _metrics_dir),
     }
 
 
@@ -190,6 +207,10 @@ def from_environ(environ: Mapping[str, str] = os.environ, cpus: int | None = Non
                             "is set too, so which model to serve is unclear; set only one")
     if isinstance(values.get("model_uri"), Path):  # a local MODEL_URI is a MODEL_PATH
         values["model_path"] = values.pop("model_uri")
+    if values.get("metrics_port") == values.get("port", Settings.port):
+        raise SettingsError(f"METRICS_PORT={environ['METRICS_PORT']!r}: the app's own port; set "
+                            "METRICS_PORT to another port (e.g. 9100), so no route to the app "
+                            "exposes the metrics")
     values.setdefault("workers", cpus)  # one sync worker per CPU: predictions are CPU-bound
     if "trusted_keys" not in values:  # the key whose public half ships with the code
         from .core.model_signing import TRUSTED_KEYS

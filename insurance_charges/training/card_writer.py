@@ -7,8 +7,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..core.model_card import installed_versions
-from ..core.schema import FIELDS
+from ..core.schema import CATEGORY, FIELD_NAMES, FIELDS, INTEGER
+from ..monitoring.drift import reference_distribution
 
 # Training is seeded, so a rerun on the same data and versions reproduces the metrics;
 # the tolerance absorbs floating-point noise across CPUs.
@@ -28,9 +31,67 @@ def schema_document(ranges: dict[str, Any]) -> dict:
     return {"fields": fields, "training_ranges": ranges}
 
 
+def distribution(features, estimates) -> dict:
+    """The training distribution of each input and of the served model's estimates on it.
+
+    The service compares what it receives with this (insurance_charges.monitoring.drift).
+    """
+    return reference_distribution({name: features[name].to_numpy() for name in FIELD_NAMES},
+                                  np.asarray(estimates, dtype=np.float64))
+
+
+# Points along each number's training range: enough for a smooth line on a small chart, and
+# the whole grid (62 values of the six inputs x 1,338 rows) is one batch of about 83,000.
+DRIVER_POINTS = 24
+SMOKER = "smoker"
+DRIVERS_METHOD = ("partial dependence on the training rows: each row's estimate with one input "
+                  "set to each value and the others as they are, averaged over all rows (and, "
+                  "for numbers, over the smokers and the non-smokers apart); spread is the "
+                  "largest average minus the smallest")
+
+
+def _grid(field, column) -> list:
+    if field.kind == CATEGORY:
+        return list(field.choices)
+    low, high = column.min().item(), column.max().item()
+    if field.kind == INTEGER:
+        step = max(1, round((high - low) / (DRIVER_POINTS - 1)))
+        return sorted({*range(low, high + 1, step), high})
+    return sorted({round(v, 1) for v in np.linspace(low, high, DRIVER_POINTS).tolist()})
+
+
+def drivers(pipeline, features) -> dict:
+    """How the estimate moves with each input, overall: partial dependence, computed once."""
+    import pandas as pd
+
+    rows = len(features)
+    grids = {f.name: _grid(f, features[f.name]) for f in FIELDS}
+    frames = []
+    for name, grid in grids.items():
+        for value in grid:
+            frames.append(features.assign(**{name: value}))
+    predicted = np.asarray(pipeline.predict(pd.concat(frames, ignore_index=True)),
+                           dtype=np.float64).reshape(-1, rows)
+    smokers = features[SMOKER].to_numpy() == "yes"
+    out, at = {}, 0
+    for f in FIELDS:
+        block = predicted[at:at + len(grids[f.name])]
+        at += len(grids[f.name])
+        mean = block.mean(axis=1)
+        item = {"values": grids[f.name], "mean_estimate": [round(v, 2) for v in mean.tolist()],
+                "spread": round(float(mean.max() - mean.min()), 2)}
+        if f.kind != CATEGORY:
+            item["by_smoker"] = {"yes": [round(v, 2) for v in block[:, smokers].mean(axis=1)],
+                                 "no": [round(v, 2) for v in block[:, ~smokers].mean(axis=1)]}
+        out[f.name] = item
+    order = sorted(out, key=lambda name: -out[name]["spread"])
+    return {"method": DRIVERS_METHOD, "rows": rows, "order": order, "fields": out}
+
+
 def build(*, pipeline_path: Path, pipeline_sha256: str, estimator: str, estimator_id: str,
           trained_at: datetime, data_sha256: str, rows: int, training: dict, metrics: dict,
-          baseline: dict, ranges: dict, interval: dict | None = None) -> dict:
+          baseline: dict, ranges: dict, interval: dict | None = None,
+          distribution: dict | None = None, drivers: dict | None = None) -> dict:
     """Assemble the card for a freshly trained pipeline."""
     return {
         "model_version": f"{trained_at:%Y.%m.%d}-{estimator_id}-{pipeline_sha256[:8]}",
@@ -47,6 +108,8 @@ def build(*, pipeline_path: Path, pipeline_sha256: str, estimator: str, estimato
         "interval": interval,
         "reproducibility_tolerance": REPRODUCIBILITY_TOLERANCE,
         "schema": schema_document(ranges),
+        "distribution": distribution,
+        "drivers": drivers,
     }
 
 

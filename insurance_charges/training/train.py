@@ -115,6 +115,7 @@ def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey) -> dict:
         out_dir.mkdir(parents=True, exist_ok=True)
         pipeline_path = out_dir / f"{MODEL_NAME}.pkl"
         exp.save_model(final, str(pipeline_path.with_suffix("")), verbose=False)
+    features = frame[list(FIELD_NAMES)]  # what serving will be compared with (drift)
     card = card_writer.build(
         pipeline_path=pipeline_path, pipeline_sha256=sha256_of(pipeline_path),
         estimator=type(final.steps[-1][1]).__name__, estimator_id=estimator_id,
@@ -125,6 +126,8 @@ def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey) -> dict:
         metrics={"cv": cv, "holdout": holdout},
         baseline={**BASELINE, "cv": base_cv, "holdout": base_holdout},
         interval=likely_range,
+        distribution=card_writer.distribution(features, final.predict(features)),
+        drivers=card_writer.drivers(final, features),
         ranges={name: {"min": frame[name].min().item(), "max": frame[name].max().item()}
                 for name in FIELD_NAMES if frame[name].dtype.kind in "if"})
     with step(log, 6, STEPS, "write the model card and sign"):

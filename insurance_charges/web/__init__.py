@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Mapping
 
 from flask import Flask, current_app
@@ -23,7 +24,8 @@ def config_from(settings: settings_module.Settings) -> dict[str, Any]:
             "MAX_CONTENT_LENGTH": settings_module.MAX_CONTENT_LENGTH,
             # SageMaker's /invocations (web/sagemaker.py): its body limit and the workers
             # gunicorn runs, which /execution-parameters advises as the job's concurrency.
-            "MAX_PAYLOAD_MB": settings.max_payload_mb, "WORKERS": settings.workers}
+            "MAX_PAYLOAD_MB": settings.max_payload_mb, "WORKERS": settings.workers,
+            "METRICS_DIR": settings.metrics_dir}
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -31,7 +33,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     ``test_config`` may hold ``MODEL``, an already loaded model (or a stand-in) to serve;
     otherwise the model at ``MODEL_URI`` (the registry's store) or ``MODEL_PATH`` is loaded and
-    verified once, here.
+    verified once, here. ``MONITORING`` False leaves out metrics and drift (the
+    benchmark measures their cost that way).
     """
     app = Flask(__name__)
     app.config.from_mapping(config_from(settings_module.from_environ(os.environ)))
@@ -40,16 +43,21 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.debug = False
     app.json.sort_keys = False  # keep documented field order in responses
 
-    from . import api, errors, form_views, logs, openapi, sagemaker, security
+    from . import (api, drift_views, errors, form_views, logs, model_views, observe, openapi,
+                   sagemaker, security)
 
     logs.init_app(app)
+    started = time.perf_counter()
     app.extensions[_MODEL_KEY] = app.config.pop("MODEL", None) or _load(app.config)
+    observe.init_app(app, time.perf_counter() - started)
     errors.init_app(app)
     security.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(drift_views.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(form_views.bp)
     app.register_blueprint(sagemaker.bp)
+    app.register_blueprint(model_views.bp)
     return app
 
 

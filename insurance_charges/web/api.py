@@ -8,6 +8,7 @@ from ..core.estimates import Estimates, InvalidRecords, TooManyRecords, estimate
 from . import served_model
 from .errors import Problem, listed_within
 from .json_body import read_json
+from .observe import record_estimates
 
 bp = Blueprint("api", __name__)
 # An error answer lists problems up to this many bytes, or the request's own size if larger:
@@ -33,11 +34,13 @@ def refusal(exc: InvalidRecords, size: int) -> Problem:
 def estimate_body(body, size: int) -> Estimates:
     """The core's estimates for a parsed body, its refusals turned into problem+json."""
     try:
-        return estimate(served_model(), body, max_batch=current_app.config["MAX_BATCH"])
+        estimates = estimate(served_model(), body, max_batch=current_app.config["MAX_BATCH"])
     except TooManyRecords as exc:
         raise Problem(413, str(exc)) from None
     except InvalidRecords as exc:
         raise refusal(exc, size) from None
+    record_estimates(estimates)
+    return estimates
 
 
 @bp.post("/api/v1/predict")

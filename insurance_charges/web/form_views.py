@@ -9,6 +9,7 @@ from ..core.schema import FIELDS
 from . import charts, served_model
 from .form_parsing import messages, typed_values
 from .formatting import about, money
+from .observe import record_estimates
 
 bp = Blueprint("form", __name__)
 bp.add_app_template_filter(money, "money")
@@ -46,6 +47,7 @@ def submit():
         person = estimate(served_model(), typed_values(request.form))
     except InvalidRecords as exc:
         return _page(values, messages(exc.errors, request.form), status=422)
+    record_estimates(person)
     why = explain(served_model(), person)  # what-ifs and curves: one more batch call
     return _page(values, {}, result={"amount": money(why.estimate),
                                      "warnings": [w.message for w in person.warnings],

@@ -8,6 +8,8 @@ from flask import Blueprint, current_app, jsonify, render_template
 
 from .errors import PROBLEM_MEDIA_TYPE, PROBLEMS, problem_type
 from ..core.schema import CATEGORY, EXAMPLE_RECORD, FIELD_NAMES, FIELDS, INTEGER
+from ..monitoring import drift as drift_rules
+from ..monitoring.state import SOURCE as DRIFT_SOURCE, WINDOW_SECONDS
 
 bp = Blueprint("openapi", __name__)
 REF = "#/components/schemas/"
@@ -85,6 +87,58 @@ def schemas(max_batch: int) -> dict:
     }
 
 
+def drift_schemas() -> dict:
+    """Component schemas of the drift document."""
+    statuses = [*drift_rules.SEVERITY, drift_rules.TOO_FEW]
+    judged = {"type": "object", "required": ["psi", "status", "records", "bins"],
+              "properties": {
+                  "psi": {"type": ["number", "null"], "description": "Population stability "
+                          "index against the training shares (null with no records)."},
+                  "status": {"type": "string", "enum": statuses},
+                  "records": {"type": "integer", "minimum": 0},
+                  "bins": {"type": "array", "items": {
+                      "type": "object", "required": ["bin", "training", "served"],
+                      "properties": {"bin": {"type": "string"},
+                                     "training": {"type": "number", "description": "Share of "
+                                                  "the training rows in this bin."},
+                                     "served": {"type": "number", "description": "Share of "
+                                                "the records served in this bin."}}}}}}
+    share = {"type": "object", "required": ["values", "share"],
+             "properties": {"values": {"type": "integer", "minimum": 0},
+                            "share": {"type": ["number", "null"]}}}
+    period = {"type": "object", "required": ["since", "seconds", "records", "status", "fields",
+                                             "estimate", "out_of_range"],
+              "properties": {
+                  "since": {"type": "string", "format": "date-time"},
+                  "seconds": {"type": "number"}, "records": {"type": "integer", "minimum": 0},
+                  "status": {"type": "string", "enum": statuses,
+                             "description": "The most severe status of any field or the "
+                                            "estimates."},
+                  "fields": {"type": "object", "required": list(FIELD_NAMES),
+                             "additionalProperties": False,
+                             "properties": {f.name: {"$ref": REF + "FieldDrift"}
+                                            for f in FIELDS}},
+                  "estimate": {"$ref": REF + "FieldDrift"},
+                  "out_of_range": {"type": "object", "required": ["values", "fields"],
+                                   "properties": {"values": {"type": "integer", "minimum": 0},
+                                                  "fields": {"type": "object",
+                                                             "additionalProperties": share}}}}}
+    return {
+        "FieldDrift": judged,
+        "DriftPeriod": period,
+        "Drift": {"type": "object", "required": ["model_version", "reference", "thresholds",
+                                                 "since_start", "recent", "window_seconds"],
+                  "properties": {
+                      "model_version": {"type": "string"},
+                      "reference": {"type": "object"},
+                      "thresholds": {"type": "object", "required": ["watch", "drift",
+                                                                    "min_records", "source"]},
+                      "since_start": {"$ref": REF + "DriftPeriod"},
+                      "recent": {"$ref": REF + "DriftPeriod"},
+                      "window_seconds": {"type": "integer"}}},
+    }
+
+
 def _body(schema: dict, example) -> dict:
     return {"required": True, **_json(schema, example)}
 
@@ -126,6 +180,22 @@ def build_document(max_batch: int, max_bytes: int) -> dict:
                 "operationId": "modelCard", "summary": "The model card of the served model",
                 "responses": {"200": {"description": "Model card",
                                       **_json({"$ref": REF + "ModelCard"})}}}},
+            "/api/v1/drift": {"get": {
+                "operationId": "drift", "summary": "Input drift against the training data",
+                "description": "What the service has received (summed over all its worker "
+                f"processes) since it started and over the last {WINDOW_SECONDS // 60} minutes, "
+                "compared with the training distribution kept in the model card: per input "
+                "and for the estimates, the population stability index (PSI) and a status: "
+                f"`ok` below {drift_rules.WATCH}, `watch` from {drift_rules.WATCH}, `drift` "
+                f"from {drift_rules.DRIFT} ({DRIFT_SOURCE}); "
+                f"`{drift_rules.TOO_FEW}` below {drift_rules.MIN_RECORDS} records. Also the "
+                "share of values outside the training range.",
+                "responses": {"200": {"description": "The comparison",
+                                      **_json({"$ref": REF + "Drift"})},
+                              "404": {"description": "The served model's card holds no "
+                                      "training distribution (retrain it)",
+                                      **_json({"$ref": REF + "Problem"},
+                                              media_type=PROBLEM_MEDIA_TYPE)}}}},
             "/health": {"get": {
                 "operationId": "health", "summary": "Health check (the load balancer's probe)",
                 "responses": {"200": {"description": "The model is loaded",
@@ -135,7 +205,7 @@ def build_document(max_batch: int, max_bytes: int) -> dict:
                 "responses": {"200": {"description": "OpenAPI 3.1 document",
                                       **_json({"type": "object"})}}}},
         },
-        "components": {"schemas": schemas(max_batch)},
+        "components": {"schemas": {**schemas(max_batch), **drift_schemas()}},
     }
 
 

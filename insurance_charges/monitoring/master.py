@@ -1,0 +1,133 @@
+"""gunicorn's master: /metrics on METRICS_PORT, drift gauges at each scrape, dead workers' files.
+
+gunicorn.conf.py calls these hooks. The shared directory is chosen before the app is loaded
+(``environment``: gunicorn sets it in the master just before it imports the app, so
+prometheus_client sees it at import), emptied of other processes' files once the service
+holds its port (``when_ready``), and each dead worker's files are folded into the archives
+(``child_exit``). The metrics server and the drift snapshots are threads of the master, which
+answers no requests: scrapes never wait for a busy worker.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from pathlib import Path
+from wsgiref.simple_server import make_server
+
+from . import files, state
+from .exposition import QuietHandler, ServiceCollector, ThreadingServer, metrics_app
+from .recorder import MonitoringError
+
+log = logging.getLogger(__name__)
+EXTENSION = "insurance_charges.monitoring"  # the app's Watch, in app.extensions
+
+
+def environment(settings) -> list[str]:
+    """gunicorn's ``raw_env``: the shared directory, set in the master before the app loads."""
+    directory = settings.metrics_dir or files.default_directory(settings.port)
+    return [f"{files.ENV}={directory}"]
+
+
+class Master:
+    """The master's monitoring threads: snapshots always, the metrics server with a port."""
+
+    def __init__(self, watch, port: int | None):
+        self.watch, self.port = watch, port
+        self.window = state.Window()
+        self.httpd = None
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        """Take the first snapshot, then start the threads."""
+        from prometheus_client import CollectorRegistry
+
+        if self.port is not None:
+            registry = CollectorRegistry()
+            registry.register(ServiceCollector(self.watch, self.window))
+            try:  # every interface, as the app's own port: the scraper is on another host
+                self.httpd = make_server("0.0.0.0", self.port,  # nosec B104
+                                         metrics_app(registry), ThreadingServer,
+                                         handler_class=QuietHandler)
+            except OSError as exc:
+                raise MonitoringError(f"METRICS_PORT={self.port}: cannot listen ({exc.strerror});"
+                                      " set METRICS_PORT to a free port") from None
+            threading.Thread(target=self.httpd.serve_forever, name="metrics-http",
+                             daemon=True).start()
+            log.info("metrics at http://0.0.0.0:%d/metrics (%s)", self.port,
+                     self.watch.directory)
+        if self.watch.reference is not None:
+            self.snapshot()
+            threading.Thread(target=self._snapshots, name="drift-window", daemon=True).start()
+
+    def snapshot(self) -> None:
+        """Add the counts now to the window; write it for the workers."""
+        self.window.add(state.read_counts(self.watch))
+        self.window.write(self.watch.directory)
+
+    def _snapshots(self) -> None:
+        while not self.stopped.wait(state.SNAPSHOT_SECONDS):
+            try:
+                self.snapshot()
+            except Exception:  # a full disk must not end the master; the next minute retries
+                log.exception("drift window snapshot failed")
+
+    def after_fork(self) -> None:
+        """In a new worker: let go of the master's listening metrics socket."""
+        if self.httpd is not None:
+            self.httpd.socket.close()
+
+    def stop(self) -> None:
+        """Stop the threads (the master is exiting)."""
+        self.stopped.set()
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+
+_running: dict = {}  # the master's state survives gunicorn re-reading its config (SIGHUP)
+
+
+def when_ready(server, settings) -> None:
+    """In the master, listeners bound: empty the directory of others' files, start the threads."""
+    directory = Path(os.environ[files.ENV])
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        removed = files.wipe_others(directory, os.getpid())
+    except OSError as exc:
+        raise MonitoringError(f"{files.ENV}={str(directory)!r}: cannot be used ({exc.strerror}); "
+                              f"set {files.ENV} to a writable directory of this service's own, "
+                              "or unset it for one under the temp dir") from None
+    if removed:
+        log.info("removed %d metric files of earlier processes from %s", removed, directory)
+    _running["default"] = settings.metrics_dir is None
+    watch = getattr(server.app.wsgi(), "extensions", {}).get(EXTENSION)
+    if watch is None:  # an app without monitoring (the benchmark's baseline)
+        return
+    master = Master(watch, settings.metrics_port)
+    master.start()
+    _running["master"] = master
+
+
+def post_fork(server, worker) -> None:
+    """In the new worker."""
+    if "master" in _running:
+        _running["master"].after_fork()
+
+
+def child_exit(server, worker) -> None:
+    """In the master, a worker gone: fold its files into the archives."""
+    directory = os.environ.get(files.ENV)
+    if directory:
+        files.archive_dead(Path(directory), worker.pid)
+
+
+def on_exit(server) -> None:
+    """In the master, last: stop the threads; remove the directory if it is the default one."""
+    master = _running.pop("master", None)
+    if master is not None:
+        master.stop()
+    directory = os.environ.get(files.ENV)
+    if directory and _running.get("default"):
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,102 @@
+"""GET /model: the model card as a page for people, with live drift."""
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from ..core.schema import BY_NAME, CATEGORY, FIELDS, INTEGER
+from ..monitoring import drift
+from . import model_charts, served_model
+from .formatting import money
+from .observe import watch_of
+
+bp = Blueprint("model", __name__)
+STATUS_WORDS = {"ok": "OK", "watch": "Watch", "drift": "Drift",
+                drift.TOO_FEW: "Too few records yet"}
+
+
+def _whole_names(edges: tuple, low: int) -> list[str]:
+    """Whole-number bins as people read them: "18–19", "20–24", ..., "60 or more"."""
+    names, start = [], low
+    for edge in edges:
+        names.append(f"{start}" if start == edge else f"{start}–{edge}")
+        start = edge + 1
+    return names + [f"{start} or more"]
+
+
+def bin_names(bins: drift.Bins) -> list[str]:
+    """Each bin's name for the page."""
+    if bins.kind == CATEGORY:
+        return [c.capitalize() for c in bins.categories]
+    field = BY_NAME.get(bins.name)
+    if field is not None and field.kind == INTEGER:
+        return _whole_names(bins.edges, field.minimum)
+    shown = money if bins.name == drift.ESTIMATE else (lambda v: f"{v:g}")
+    e = [shown(edge) for edge in bins.edges]
+    return [f"{e[0]} or less", *(f"{a}–{b}" for a, b in zip(e, e[1:])), f"over {e[-1]}"]
+
+
+def label_of(name: str) -> str:
+    """A field's label, or "Estimate" for the estimates."""
+    return BY_NAME[name].label if name in BY_NAME else "Estimate"
+
+
+def drivers(card: dict) -> list[dict]:
+    """What drives estimates overall, largest average change first, with charts for numbers."""
+    section = card.get("drivers") or {}
+    out = []
+    for name in section.get("order", []):
+        item, field = section["fields"][name], BY_NAME[name]
+        entry = {"name": name, "label": field.label, "item": item, "rows": list(zip(
+            item["values"], item["mean_estimate"]))}
+        if field.kind != CATEGORY and "by_smoker" in item:
+            entry["svg"] = model_charts.driver_chart(name, field.label, item["values"],
+                                                     item["by_smoker"], f"driver-{name}")
+            entry["title"] = model_charts.driver_title(model_charts.Curve(
+                name, field.label, (), {}, None))
+        out.append(entry)
+    return out
+
+
+def training_data(reference: drift.Reference | None, card: dict) -> list[dict]:
+    """Each input in brief: its training range, or the share of each category."""
+    ranges = card["schema"]["training_ranges"]
+    out = []
+    for f in FIELDS:
+        if f.kind == CATEGORY:
+            shares = reference.fields[f.name].shares if reference else None
+            text = ", ".join(f"{c} {s:.0%}" for c, s in zip(f.choices, shares)) if shares else (
+                ", ".join(f.choices))
+        else:
+            text = f"{ranges[f.name]['min']:g} to {ranges[f.name]['max']:g}"
+        out.append({"label": f.label, "text": text})
+    return out
+
+
+def live_drift(watch) -> dict | None:
+    """The drift document with page names and charts (for periods with enough records)."""
+    doc = watch.drift() if watch is not None else None
+    if doc is None:
+        return None
+    reference = watch.reference.all_bins()
+    charts_ = []
+    part = doc["since_start"]
+    if part["records"] >= drift.MIN_RECORDS:
+        for name, item in {**part["fields"], drift.ESTIMATE: part["estimate"]}.items():
+            rows = [{"name": n, "training": b["training"], "served": b["served"]}
+                    for n, b in zip(bin_names(reference[name]), item["bins"])]
+            charts_.append({"label": label_of(name), "rows": rows, "status": item["status"],
+                            "svg": model_charts.share_chart(
+                                label_of(name), rows, f"drift-{name}", "served since start")})
+    return {"doc": doc, "charts": charts_, "labels": {n: label_of(n) for n in reference}}
+
+
+@bp.get("/model")
+def model_page():
+    """The model card as a page: what, how trained, how good, what drives it, drift."""
+    model = served_model()
+    watch = watch_of()
+    card = model.card
+    return render_template("model.html", card=card, drivers=drivers(card),
+                           data=training_data(watch.reference if watch else None, card),
+                           drift=live_drift(watch), words=STATUS_WORDS,
+                           min_records=drift.MIN_RECORDS, thresholds=(drift.WATCH, drift.DRIFT))

@@ -98,9 +98,9 @@ def _expected(digest: str, given: str | None, stored: str | None,
 def _from_url(url: str, dest: Path) -> Path:
     try:
         # B310 is safe here: only https:// reaches this line, and the bytes are checked after.
-        with urllib.request.urlopen(url, timeout=URL_TIMEOUT) as resp, \
-                open(dest, "wb") as out:  # nosec B310
-            shutil.copyfileobj(resp, out, 1 << 20)
+        with urllib.request.urlopen(url, timeout=URL_TIMEOUT) as resp:  # nosec B310
+            with open(dest, "wb") as out:
+                shutil.copyfileobj(resp, out, 1 << 20)
     except OSError as exc:
         raise FetchError(f"cannot download {url}: {exc}") from None
     return dest

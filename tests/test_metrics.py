@@ -53,6 +53,21 @@ def test_values_outside_the_training_range_are_counted_by_field(client, path, bo
     assert value("insurance_charges_input_out_of_range_total", field="age") == before + sent
 
 
+@pytest.mark.parametrize("content_type, body", [
+    ("text/csv", "19,female,27.9,0,yes,southwest\n70,male,30.1,1,no,northeast\n"),
+    ("application/jsonlines", "\n".join([json.dumps(EXAMPLE_RECORD), json.dumps(OLDER)])),
+    ("application/json", json.dumps([EXAMPLE_RECORD, OLDER])),
+])
+def test_sagemakers_invocations_count_every_line_they_estimate(client, real_model,
+                                                                content_type, body):
+    before = value("insurance_charges_estimates_total", model_version=real_model.version)
+    older = value("insurance_charges_input_out_of_range_total", field="age")
+    assert client.post("/invocations", data=body, content_type=content_type).status_code == 200
+    assert value("insurance_charges_estimates_total",
+                 model_version=real_model.version) == before + 2
+    assert value("insurance_charges_input_out_of_range_total", field="age") == older + 1
+
+
 def test_the_form_counts_the_person_it_estimates_not_its_what_ifs(client, real_model):
     before = value("insurance_charges_estimates_total", model_version=real_model.version)
     form = {name: str(v) for name, v in EXAMPLE_RECORD.items()}

@@ -21,6 +21,7 @@ from ..settings import MB
 from . import api, served_model
 from .errors import Problem, listed_within
 from .json_body import check_encoding, read_json
+from .observe import record_estimates
 
 bp = Blueprint("sagemaker", __name__)
 READERS = {encoding.CSV: read_csv, encoding.JSONLINES: read_jsonlines}
@@ -93,6 +94,7 @@ def invocations():
         except InvalidRecords as exc:
             raise api.refusal(exc, len(raw)) from None
         estimates, lines = estimate_lines(served_model(), decoded), decoded.lines
+        record_estimates(estimates)
     if answer == encoding.JSON:
         return api.answer(estimates.to_json())
     body = encoding.as_csv(estimates) if answer == encoding.CSV else \

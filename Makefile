@@ -63,6 +63,10 @@ bench: $(VENV)/.runtime  ## Benchmark the service as deployed (wrk); writes benc
 		&& apt-get install -y -qq wrk nginx >/dev/null; } \
 		|| { echo "make bench needs wrk and nginx: apt-get install wrk nginx" >&2; exit 1; }
 	$(BIN)/python -m bench.run
+	@docker info >/dev/null 2>&1 || { echo "make bench needs a running Docker engine for the SageMaker figures (.ci/run shows how to start one)" >&2; exit 1; }
+	docker build -q -t insurance-charges:bench . >/dev/null
+	$(BIN)/python -m bench.invocations --image insurance-charges:bench --readme \
+		--out bench/results/invocations.json
 
 mutate: $(VENV)/.dev  ## Mutation-test the estimator core (mutmut, a few minutes): share killed
 	rm -rf mutants

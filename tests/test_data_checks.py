@@ -300,3 +300,91 @@ def test_progress_is_json_lines_for_a_scheduler_and_the_report_is_the_last_line(
 def test_fetch_reads_a_local_file_in_place(data_path, tmp_path):
     fetched = data_fetch.fetch(str(data_path), tmp_path)
     assert fetched.path == data_path and not list(tmp_path.iterdir())
+
+
+# The drift report against the champion's training data --------------------------------------
+
+CARD = ROOT / "model" / "insurance-charges.card.json"  # its distribution: all 1,338 rows
+
+
+def rows_file(tmp_path, rows: list[list[str]]):
+    """A CSV of the data set's header and ``rows``."""
+    source = tmp_path / "week.csv"
+    with open(source, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([HEADER.split(","), *rows])
+    return source
+
+
+def drift_check(capsys, source, tmp_path, *reference):
+    status, report, err = run(capsys, source, "--out", tmp_path / "out", "--sha256",
+                              sha256(source), *reference)
+    assert status == 0, err
+    return report, json.loads((tmp_path / "out" / "drift.json").read_text()), err
+
+
+def test_a_sample_of_the_training_data_shows_no_drift(data_path, tmp_path, capsys):
+    rows = random.Random(7).sample(rows_of(data_path)[1:], 600)
+    report, drift, err = drift_check(capsys, rows_file(tmp_path, rows), tmp_path,
+                                     "--reference-card", CARD)
+    card = json.loads(CARD.read_text())
+    assert drift["reference_version"] == card["model_version"]
+    assert (drift["records"], drift["training_rows"]) == (600, 1338)
+    assert {name: f["status"] for name, f in drift["fields"].items()} == dict.fromkeys(
+        ["age", "sex", "bmi", "children", "smoker", "region"], "ok")
+    assert drift["status"] == report["drift"]["status"] == "ok"
+    assert report["drift"]["fields"]["age"] == {"psi": drift["fields"]["age"]["psi"],
+                                                "status": "ok"}
+    assert "need a model" in drift["estimate"]  # the estimates are left to the service
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert [line["field"] for line in lines if "field" in line] == list(drift["fields"])
+
+
+def test_only_smokers_aged_50_and_over_flag_age_and_smoker_but_are_still_accepted(
+        data_path, tmp_path, capsys):
+    older_smokers = [r for r in rows_of(data_path)[1:] if int(r[0]) >= 50 and r[4] == "yes"]
+    rows = (older_smokers * 20)[:600]  # repeated past drift's 500-record minimum
+    report, drift, err = drift_check(capsys, rows_file(tmp_path, rows), tmp_path,
+                                     "--reference-card", CARD)
+    assert report["accepted"] == 600  # drift is reported, never a refusal
+    assert drift["fields"]["age"]["status"] == drift["fields"]["smoker"]["status"] == "drift"
+    assert drift["status"] == "drift"
+    assert drift["fields"]["smoker"]["bins"][0] == {"bin": "yes", "training": 0.2048,
+                                                    "served": 1.0}
+    warned = {json.loads(line).get("field") for line in err.splitlines()
+              if json.loads(line)["level"] == "WARNING"}
+    assert {"age", "smoker"} <= warned
+
+
+def test_a_card_without_a_training_distribution_says_so_and_the_check_goes_on(
+        data_path, tmp_path, capsys):
+    card = json.loads(CARD.read_text())
+    del card["distribution"]  # an older champion's card
+    older = tmp_path / "older.card.json"
+    older.write_text(json.dumps(card))
+    report, drift, err = drift_check(capsys, data_path, tmp_path, "--reference-card", older)
+    assert report["accepted"] == 1338
+    note = f"no training distribution in the champion's card ({card['model_version']})"
+    assert drift == {**drift, "status": "not_compared", "note": note, "fields": {}}
+    assert report["drift"]["note"] == note and note in err
+
+
+def test_no_champion_to_compare_with_is_said_in_the_report(data_path, tmp_path, capsys):
+    report, drift, err = drift_check(capsys, data_path, tmp_path, "--no-reference-card",
+                                     "no champion in the store yet")
+    assert (drift["status"], drift["note"]) == ("not_compared", "no champion in the store yet")
+    assert "input drift not compared: no champion in the store yet" in err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("not json", "cannot read it as a model card"),
+    ("[1, 2]", "a model card is a JSON object"),
+    ('{"distribution": {"fields": {}}}', "distribution entry age must be an object"),
+])
+def test_an_unreadable_reference_card_is_a_usage_error(data_path, tmp_path, capsys, text,
+                                                       message):
+    card = tmp_path / "bad.card.json"
+    card.write_text(text)
+    status, report, err = run(capsys, data_path, "--out", tmp_path / "out",
+                              "--reference-card", card)
+    assert status == data_checks.EXIT_USAGE and report is None
+    assert f"--reference-card {card}: {message}" in err

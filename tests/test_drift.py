@@ -46,6 +46,14 @@ def older_smokers(frame: pd.DataFrame, count: int, seed: int = 7) -> pd.DataFram
 
 # --- The statistic -----------------------------------------------------------------------
 
+def test_a_constant_column_gets_one_edge_at_its_value_and_reads_back_from_the_card():
+    bins = drift.numeric_bins(drift.ESTIMATE, [4200.0] * 50)  # a useless model's estimates
+    assert (bins.edges, bins.shares) == ((4200.0,), (1.0, 0.0))
+    card = bins.to_card()
+    assert card["labels"] == ["<= 4200", "> 4200"]
+    assert drift._bins_from(drift.ESTIMATE, card) == bins
+
+
 def test_psi_is_zero_for_the_same_shares_and_symmetric():
     assert drift.psi([0.2, 0.3, 0.5], [20, 30, 50]) == 0
     assert drift.psi([0.2, 0.8], [0.5, 0.5]) == pytest.approx(drift.psi([0.5, 0.5], [0.2, 0.8]))

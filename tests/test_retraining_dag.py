@@ -3,8 +3,9 @@
 It imports cleanly (DagBag, no import errors) without ever importing the project, and
 `airflow dags test` runs it end to end against moto's S3 server on the shared data set, the
 project's commands running in the project's own venv: a good week is trained, published and
-promoted; a week of damaged data is trained and published but refused by the gate, so the run
-ends "not promoted" and the champion stays; data failing its checksum stops the run before any
+promoted (its data check saying there is no champion to compare the inputs with); a week of
+damaged data is compared with the champion's training data (no drift: the same people), trained
+and published but refused by the gate, so the run ends "not promoted" and the champion stays; data failing its checksum stops the run before any
 training, and nothing is published.
 """
 from __future__ import annotations
@@ -280,6 +281,18 @@ def test_training_progress_shows_in_the_task_log(good_week):
     assert '"step": "fetch"' in run.log and '"step": "holdout"' in run.log  # data check
     assert "holdout MAE" in run.log  # training's own summary
     assert "PASS  interval coverage" in run.log  # the gate's table
+
+
+def test_the_data_check_compares_the_inputs_with_the_champions_training_data(good_week,
+                                                                             damaged_week):
+    first, _ = good_week  # the store's first model was published, never promoted
+    assert "input drift not compared: no champion in the store yet" in first.log
+    assert "input drift against the champion's training data: no champion in the store yet" \
+        in first.log  # outcome, from check_data's report (XCom)
+    run, _, _ = damaged_week  # the same people as the champion's, their bills shuffled
+    fields = re.findall(r"drift (\w+): PSI [0-9.]+, ok \(1338 records\)", run.log)
+    assert fields == ["age", "sex", "bmi", "children", "smoker", "region"]
+    assert "input drift against the champion's training data: ok" in run.log
 
 
 def test_a_damaged_week_is_refused_by_the_gate_and_the_champion_stays(good_week, damaged_week):

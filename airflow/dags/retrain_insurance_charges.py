@@ -18,6 +18,10 @@ training to the registry inside one task, published atomically by the registry. 
 data's holdout (a stable fifth of the records, chosen by a hash of each record) is never
 trained on: the promotion gate judges the challenger and the champion on it and on the store's
 frozen reference set.
+
+check_data also compares the new data's inputs with the champion's training data (the card's
+distribution, fetched from the registry): per input its PSI and status in the task log and in
+the report's ``drift`` (XCom). Drift never stops the run: a shifted population is why one retrains.
 """
 from __future__ import annotations
 
@@ -51,8 +55,22 @@ trap 'rm -rf "$WORK"' EXIT
 REFETCH = """"$PY" -m insurance_charges.training.data_checks "$DATA_SOURCE" --out "$WORK/data" \\
   --sha256 "$CHECKED_SHA256" --max-rejected "$MAX_REJECTED" --holdout > /dev/null
 """
-CHECK_DATA = PRELUDE + """"$PY" -m insurance_charges.training.data_checks "$DATA_SOURCE" \\
-  --out "$WORK" --max-rejected "$MAX_REJECTED" --holdout ${DATA_SHA256:+--sha256 "$DATA_SHA256"}
+# The new data's inputs are compared with the champion's training data (a drift report: never a
+# refusal, drift is why one retrains). No champion yet is said so in the report; any other
+# failure to fetch its card (S3, the signature) exits 75, retried like an unreadable source.
+# The registry's only words for "no champion" are its error line, matched here.
+CHECK_DATA = PRELUDE + """REFERENCE=(--no-reference-card "no champion in the store yet: nothing to compare with")
+if "$PY" -m insurance_charges.registry fetch champion "$WORK/champion" >&2 2> "$WORK/fetch.err"
+then
+  REFERENCE=(--reference-card "$(ls "$WORK"/champion/*.card.json)")
+elif ! grep -q "has no champion yet" "$WORK/fetch.err"; then
+  cat "$WORK/fetch.err" >&2
+  echo "could not fetch the champion's card to compare the data with; retried later" >&2
+  exit 75
+fi
+"$PY" -m insurance_charges.training.data_checks "$DATA_SOURCE" --out "$WORK/data" \\
+  --max-rejected "$MAX_REJECTED" --holdout ${DATA_SHA256:+--sha256 "$DATA_SHA256"} \\
+  "${REFERENCE[@]}"
 """
 # A version is named by its date and pipeline SHA-256: a rerun the same day on the same data (or
 # a retry after a publish whose success was not reported) trains the very same pipeline, which
@@ -201,12 +219,15 @@ with DAG(
         report = ti.xcom_pull(task_ids="check_data")
         version = ti.xcom_pull(task_ids="train_and_publish")
         promoted = ti.xcom_pull(task_ids="promote") is not None
+        drift = report.get("drift") or {}
         log.info("%s %s: trained on %d of %d rows (%d refused by the schema, %d held out for "
-                 "the gate)", "PROMOTED" if promoted else "NOT PROMOTED (the gate refused it):",
+                 "the gate); input drift against the champion's training data: %s",
+                 "PROMOTED" if promoted else "NOT PROMOTED (the gate refused it):",
                  version, report["train_rows"], report["rows"], report["rejected"],
-                 report["holdout_rows"])
+                 report["holdout_rows"], drift.get("note") or drift.get("status"))
         return {"version": version, "promoted": promoted, "data_sha256": report["sha256"],
                 "rows": report["rows"], "rejected_rows": report["rejected"],
-                "train_rows": report["train_rows"], "holdout_rows": report["holdout_rows"]}
+                "train_rows": report["train_rows"], "holdout_rows": report["holdout_rows"],
+                "input_drift": drift.get("status")}
 
     check_data >> train_and_publish >> promote >> outcome()

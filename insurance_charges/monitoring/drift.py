@@ -91,6 +91,8 @@ def numeric_bins(name: str, values: Sequence, whole: bool = False) -> Bins:
     # Deciles that are values seen (not interpolated), so an edge reads as a real age or BMI.
     cuts = np.unique(np.quantile(column, DECILES, method="inverted_cdf"))
     cuts = cuts[cuts < column.max()]  # an edge at the maximum would leave the last bin empty
+    if not cuts.size:  # one value throughout (a model estimating a constant): one edge at it,
+        cuts = column.max(keepdims=True)  # so every later value is either that or above it
     edges = tuple(int(c) if whole else float(c) for c in cuts)
     bins = Bins(name, "numeric", edges=edges)
     return Bins(name, "numeric", edges=edges, shares=tuple(_shares(bins.count(column))))

@@ -1,14 +1,17 @@
 """Check a data set before retraining: its SHA-256, its columns, and every row against the schema.
 
 Usage: ``python -m insurance_charges.training.data_checks SOURCE --out DIR [--sha256 HEX]
-[--max-rejected N] [--holdout [FRACTION]]``; SOURCE is ``canonical``, an https URL,
+[--max-rejected N] [--holdout [FRACTION]] [--reference-card CARD | --no-reference-card WHY]``;
+SOURCE is ``canonical``, an https URL,
 ``s3://bucket/key`` or a path (``data_fetch``). Rows the schema refuses are never dropped
 unseen: each is written to ``DIR/rejected.csv`` with its line and problem, counted in
 ``DIR/report.json``, and more than ``--max-rejected`` of them (default 0) refuses the whole
 file. ``DIR/accepted.csv`` holds the rows training may use, cells exactly as given (the
 source's own bytes when every row passes); ``--holdout`` also splits them into ``train.csv``
-and ``holdout.csv``, the records the promotion gate judges on (``holdout``). The report is
-printed on stdout as one JSON line; progress goes to stderr, as JSON lines when stderr is not
+and ``holdout.csv``, the records the promotion gate judges on (``holdout``). ``--reference-card`` compares
+the accepted rows' inputs with a model card's training distribution (``drift_report``): every
+input's PSI and status in ``DIR/drift.json`` and in brief in the report, never a refusal.
+The report is printed on stdout as one JSON line; progress goes to stderr, as JSON lines when stderr is not
 a terminal (a scheduler's task log).
 
 Exit status: 0 usable, 1 refused (checksum, columns, too many refused rows), 2 usage error,
@@ -35,6 +38,8 @@ from ..scoring.formats import REJECT_COLUMNS, UsageError
 from ..command_logs import log_to
 from .data import TARGET, DataError
 from .data_fetch import FetchError, fetch, parse_sha256
+from .drift_report import (DRIFT_REPORT, Baseline, CardError, compare, log_report, read_card,
+                           summary)
 from .holdout import split
 from .train import HOLDOUT_FRACTION
 
@@ -67,6 +72,7 @@ class Report:
     train_sha256: str | None = None
     holdout_rows: int | None = None
     holdout_sha256: str | None = None
+    drift: dict | None = None  # drift_report.summary; None when no comparison was asked for
 
 
 def row_problems(cells: list[str]) -> list[tuple[str | None, str]]:
@@ -139,7 +145,7 @@ def _column_order(header: list[str] | None, source: str) -> list[int]:
 
 
 def run(source: str, out_dir: Path, sha256: str | None, max_rejected: int,
-        holdout: float | None = None) -> Report:
+        holdout: float | None = None, baseline: Baseline | None = None) -> Report:
     """Fetch, check and split the data; raise DataError when it must not be trained on."""
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -157,6 +163,11 @@ def run(source: str, out_dir: Path, sha256: str | None, max_rejected: int,
         report.holdout_fraction = holdout
         report.train_rows, report.train_sha256 = train.rows, train.sha256
         report.holdout_rows, report.holdout_sha256 = held.rows, held.sha256
+    drift = None
+    if baseline is not None and report.rejected <= max_rejected:
+        drift = compare(baseline, out_dir / ACCEPTED)
+        (out_dir / DRIFT_REPORT).write_text(json.dumps(drift, indent=2) + "\n")
+        report.drift = summary(drift)
     (out_dir / REPORT).write_text(json.dumps(asdict(report), indent=2) + "\n")
     log.info("checked %d rows against the schema: %d accepted, %d refused (%.2f s)",
              report.rows, report.accepted, report.rejected, time.perf_counter() - started,
@@ -169,6 +180,8 @@ def run(source: str, out_dir: Path, sha256: str | None, max_rejected: int,
                  report.holdout_rows, report.train_rows,
                  extra={"fields": {"step": "holdout", "holdout_rows": report.holdout_rows,
                                    "train_rows": report.train_rows}})
+    if drift is not None:
+        log_report(log, drift)
     if report.rejected > max_rejected:
         (out_dir / ACCEPTED).unlink()  # nothing here may be trained on
         raise DataError(f"{report.rejected} rows refused by the schema, more than the "
@@ -192,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--holdout", type=float, nargs="?", const=HOLDOUT_FRACTION,
                         metavar="FRACTION", help="also split the rows into train.csv and "
                         f"holdout.csv, this share held out (default {HOLDOUT_FRACTION})")
+    reference = parser.add_mutually_exclusive_group()
+    reference.add_argument("--reference-card", type=Path, metavar="CARD",
+                           help="compare the inputs with this model card's training "
+                                "distribution (the champion's): drift.json, never a refusal")
+    reference.add_argument("--no-reference-card", metavar="WHY",
+                           help="no card to compare with (no champion yet): the report says why")
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -200,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.holdout is not None and not 0 < args.holdout < 1:
             raise UsageError(f"--holdout {args.holdout}: give a share between 0 and 1")
         sha256 = parse_sha256(args.sha256) if args.sha256 else None
-        report = run(args.source, args.out, sha256, args.max_rejected, args.holdout)
-    except UsageError as exc:
+        baseline = read_card(args.reference_card) if args.reference_card else \
+            Baseline(note=args.no_reference_card) if args.no_reference_card else None
+        report = run(args.source, args.out, sha256, args.max_rejected, args.holdout, baseline)
+    except (UsageError, CardError) as exc:
         log.error("Error: %s", exc)
         return EXIT_USAGE
     except DataError as exc:

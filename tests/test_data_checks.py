@@ -6,9 +6,7 @@ import csv
 import hashlib
 import io
 import json
-import os
 import random
-import socket
 import subprocess
 import sys
 
@@ -18,6 +16,7 @@ from insurance_charges.scoring import storage
 from insurance_charges.training import data_checks, data_fetch, holdout
 from insurance_charges.training.data import CANONICAL_SHA256, CANONICAL_URL
 
+from .aws import this_process_on_moto
 from .conftest import ROOT
 
 HEADER = "age,sex,bmi,children,smoker,region,charges"
@@ -206,25 +205,12 @@ def test_a_download_that_fails_says_try_again_later(tmp_path, capsys, monkeypatc
 @pytest.fixture(scope="module")
 def s3():
     """moto's S3 server on 127.0.0.1; boto3 finds it through AWS_ENDPOINT_URL."""
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    storage._CLIENT = None
-    client = storage.s3_client()
-    client.create_bucket(Bucket="weekly-data")
-    yield client
-    storage._CLIENT = None
-    for k, v in saved.items():
-        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    server.stop()
+    with this_process_on_moto():
+        storage._CLIENT = None
+        client = storage.s3_client()
+        client.create_bucket(Bucket="weekly-data")
+        yield client
+        storage._CLIENT = None
 
 
 def test_an_s3_object_is_vouched_for_by_its_stored_sha256(s3, data_path, tmp_path, capsys):

@@ -24,6 +24,7 @@ from insurance_charges.release import checks, docker_cli, eb_files, ecr
 from insurance_charges.release.cli import main
 from insurance_charges.release.errors import ReleaseError
 
+from .aws import moto_server as aws_server
 from .conftest import ROOT, require
 from .containers import docker, engine_running
 from .deploy_files import EBCLI_PYTHON, EBCLI_VENV, copy_project, dockerrun, settings
@@ -356,14 +357,9 @@ def test_docker_login_reads_the_password_from_stdin_into_a_private_config(regist
 @pytest.fixture(scope="module")
 def moto_server():
     """moto's server on 127.0.0.1 (STS, ECR); boto3 reaches it through AWS_ENDPOINT_URL."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing"}
-    server.stop()
+    with aws_server() as env:
+        env.pop("AWS_DEFAULT_REGION")  # the release names its region itself
+        yield env
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import json
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from .aws import moto_server
 from .conftest import ROOT, require
 
 # Airflow's own virtual environment (made by `make test`; AIRFLOW_VENV names another).
@@ -180,12 +180,6 @@ class Week:
         return Run(done.returncode, log, {r["task_id"]: r["state"] for r in rows})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def weeks(data_path, private_key_file, signing_key, tmp_path_factory):
     """A store whose reference set is frozen (the operator's one-time first publish), weekly
@@ -195,7 +189,6 @@ def weeks(data_path, private_key_file, signing_key, tmp_path_factory):
     require((ROOT / "insurance_charges" / "registry").is_dir(),
             "needs the model registry (insurance_charges/registry)")
     from cryptography.hazmat.primitives import serialization
-    from moto.server import ThreadedMotoServer
 
     tmp = tmp_path_factory.mktemp("weeks")
     # The shipped key (the committed model, published once to freeze the reference set) and
@@ -205,36 +198,31 @@ def weeks(data_path, private_key_file, signing_key, tmp_path_factory):
                         .read_bytes() + signing_key.public_key().public_bytes(
                             serialization.Encoding.PEM,
                             serialization.PublicFormat.SubjectPublicKeyInfo))
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {**os.environ,
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "MODEL_PUBLIC_KEY": str(trusted), "MODEL_SIGNING_KEY": str(private_key_file),
-           "INSURANCE_CHARGES_HOME": str(ROOT), "INSURANCE_CHARGES_PYTHON": sys.executable,
-           "AIRFLOW_HOME": str(tmp / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    import boto3
+    with moto_server() as aws:
+        env = {**os.environ, **aws,
+               "MODEL_PUBLIC_KEY": str(trusted), "MODEL_SIGNING_KEY": str(private_key_file),
+               "INSURANCE_CHARGES_HOME": str(ROOT), "INSURANCE_CHARGES_PYTHON": sys.executable,
+               "AIRFLOW_HOME": str(tmp / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+               "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+        import boto3
 
-    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
-    for bucket in ("weekly-data", "model-store"):
-        s3.create_bucket(Bucket=bucket)
-    week = Week(tmp, env, s3)
-    week.upload("week-1.csv", data_path.read_bytes())
-    checked = subprocess.run([sys.executable, "-m", "insurance_charges.training.data_checks",
-                              str(data_path), "--out", str(tmp / "first"), "--holdout"],
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert checked.returncode == 0, checked.stderr
-    first = week.registry("publish", ROOT / "model", "--reference-data",
-                          tmp / "first" / "holdout.csv")
-    assert first.returncode == 0, first.stderr
-    for step in (("db", "migrate"), ("dags", "reserialize")):
-        done = week.airflow(*step)
-        assert done.returncode == 0, done.stderr[-3000:]
-    yield week
-    server.stop()
+        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        for bucket in ("weekly-data", "model-store"):
+            s3.create_bucket(Bucket=bucket)
+        week = Week(tmp, env, s3)
+        week.upload("week-1.csv", data_path.read_bytes())
+        checked = subprocess.run([sys.executable, "-m", "insurance_charges.training.data_checks",
+                                  str(data_path), "--out", str(tmp / "first"), "--holdout"],
+                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert checked.returncode == 0, checked.stderr
+        first = week.registry("publish", ROOT / "model", "--reference-data",
+                              tmp / "first" / "holdout.csv")
+        assert first.returncode == 0, first.stderr
+        for step in (("db", "migrate"), ("dags", "reserialize")):
+            done = week.airflow(*step)
+            assert done.returncode == 0, done.stderr[-3000:]
+        yield week
 
 
 def _charges_shuffled(data_path) -> bytes:

@@ -3,11 +3,8 @@ UpdateEndpoint), and the model archive SageMaker extracts into /opt/ml/model."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import tarfile
-from unittest import mock
 
 import pytest
 
@@ -17,6 +14,7 @@ from insurance_charges.platforms.sagemaker import launch
 from insurance_charges.platforms.sagemaker.__main__ import main
 from insurance_charges.settings import DEFAULT_MODEL_PATH
 
+from .aws import this_process_on_moto
 from .conftest import vouch_for
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/insurance-charges@sha256:" + "ab" * 32
@@ -38,27 +36,16 @@ def aws(tmp_path_factory):
     """moto's server on a free 127.0.0.1 port; boto3 finds it through AWS_ENDPOINT_URL alone.
     The bucket `models` holds the committed model's archive; `claims` holds a book to score."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    try:
-        with mock.patch.dict(os.environ, env):
-            s3 = boto3.client("s3")
-            for bucket in ("models", "claims"):
-                s3.create_bucket(Bucket=bucket)
-            archive = tmp_path_factory.mktemp("archive") / "model.tar.gz"
-            assert main(["archive", "-o", str(archive), "--upload", MODEL_DATA]) == 0
-            s3.put_object(Bucket="claims", Key="in/2026-11/part-0001.csv",
-                          Body=b"19,female,27.9,0,yes,southwest\n70,male,33.1,2,no,northeast\n")
-            yield {"s3": s3, "sagemaker": boto3.client("sagemaker"), "archive": archive}
-    finally:
-        server.stop()
+    with this_process_on_moto():
+        s3 = boto3.client("s3")
+        for bucket in ("models", "claims"):
+            s3.create_bucket(Bucket=bucket)
+        archive = tmp_path_factory.mktemp("archive") / "model.tar.gz"
+        assert main(["archive", "-o", str(archive), "--upload", MODEL_DATA]) == 0
+        s3.put_object(Bucket="claims", Key="in/2026-11/part-0001.csv",
+                      Body=b"19,female,27.9,0,yes,southwest\n70,male,33.1,2,no,northeast\n")
+        yield {"s3": s3, "sagemaker": boto3.client("sagemaker"), "archive": archive}
 
 
 # ---- the archive ----------------------------------------------------------------------------

@@ -10,9 +10,7 @@ import csv
 import io
 import json
 import math
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +27,8 @@ from insurance_charges.core.schema import FIELD_NAMES, FIELDS, check_value
 from insurance_charges.scoring import chunks, cli, columns, storage
 from insurance_charges.scoring.reading import TextChunk, text_chunks
 from insurance_charges.web import create_app
+
+from .aws import this_process_on_moto
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS = ("estimate", "likely_lower", "likely_upper", "warnings")
@@ -349,35 +349,15 @@ def test_the_real_command_reads_stdin_and_writes_stdout(tmp_path):
     assert summary_of(run.stderr.decode())["rows_scored"] == 30
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3():
     """moto's S3 server on 127.0.0.1; boto3 finds it through AWS_ENDPOINT_URL."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    storage._CLIENT = None
-    client = storage.s3_client()
-    client.create_bucket(Bucket="scoring")
-    yield client
-    storage._CLIENT = None
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    server.stop()
+    with this_process_on_moto():
+        storage._CLIENT = None
+        client = storage.s3_client()
+        client.create_bucket(Bucket="scoring")
+        yield client
+        storage._CLIENT = None
 
 
 @pytest.mark.parametrize("source_format", ["csv", "parquet"])

@@ -8,23 +8,27 @@ import logging
 import sys
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import IO, Iterator
 
 
-def now() -> str:
-    """The current UTC time as the logs write it, to the millisecond."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def utc(seconds: float) -> str:
+    """A Unix time as the logs write it: UTC, to the millisecond."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
+        f".{int(seconds % 1 * 1000):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
-    """A log record as one JSON object."""
+    """A log record as one JSON object; subclasses add to ``entry``."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        body = {"time": now(), "level": record.levelname, "logger": record.name,
+    def entry(self, record: logging.LogRecord) -> dict:
+        """The record's fields: when it happened, level, logger, message and any ``fields``."""
+        body = {"time": utc(record.created), "level": record.levelname, "logger": record.name,
                 "message": record.getMessage()}
         body.update(getattr(record, "fields", {}))
-        return json.dumps(body, ensure_ascii=False, default=str)
+        return body
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(self.entry(record), ensure_ascii=False, default=str)
 
 
 def handler_for(stream: IO | None = None) -> logging.Handler:

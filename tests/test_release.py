@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devtools.gunicorn_server import free_port
 from insurance_charges.release import checks, docker_cli, eb_files, ecr
 from insurance_charges.release.cli import main
 from insurance_charges.release.errors import ReleaseError
@@ -39,13 +39,6 @@ PORT = dockerrun()["Ports"][0]["ContainerPort"]
 # "Your source bundle ... can't exceed 512 MB" (aws-targets.md 1b, applications-sourcebundle).
 SOURCE_BUNDLE_LIMIT = 512 * 1024 * 1024
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
-
-
-def free_port() -> int:
-    """A port nothing listens on (the OS's choice)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def git(project: Path, *args: str) -> str:

@@ -11,27 +11,25 @@ from urllib.parse import unquote_plus
 
 from flask import Flask, g, has_request_context, request
 
+from .. import command_logs
+
 REQUEST_ID_HEADER = "X-Request-ID"
 # Accept a caller's id only if it is short and inert, so it cannot forge log lines.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 
-def _utc(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
+class JsonFormatter(command_logs.JsonFormatter):
+    """Format application log records as JSON lines, with the request's id."""
 
-
-class JsonFormatter(logging.Formatter):
-    """Format application log records as JSON lines."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Render one record; exceptions stay in the log, never in a response."""
-        entry = {"time": _utc(record.created), "level": record.levelname,
-                 "logger": record.name, "message": record.getMessage()}
+    def entry(self, record: logging.LogRecord) -> dict:
+        """The command logs' fields, the request id, and the exception kept in the log
+        (never in a response)."""
+        entry = super().entry(record)
         if has_request_context() and "request_id" in g:
             entry["request_id"] = g.request_id
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return entry
 
 
 def configure(level: str) -> None:
@@ -82,7 +80,7 @@ def redact_query(query: str | None) -> str | None:
 
 def access_entry(atoms: dict) -> dict:
     """Build the access-log object from gunicorn's log atoms."""
-    return {"time": _utc(time.time()), "type": "access",
+    return {"time": command_logs.utc(time.time()), "type": "access",
             "request_id": atoms.get("{x-request-id}o"), "remote_addr": atoms.get("h"),
             # Behind the image's nginx (a unix socket) the client is in X-Forwarded-For.
             "forwarded_for": atoms.get("{x-forwarded-for}i") or None,

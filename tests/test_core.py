@@ -19,7 +19,8 @@ from insurance_charges.core.estimates import (Estimates, InvalidRecords, TooMany
 from insurance_charges.core.estimator import FIX, Model, ModelLoadError, load_model, read_card
 from insurance_charges.core.model_signing import signature_path
 from insurance_charges.core.schema import EXAMPLE_RECORD, FieldError
-from insurance_charges.core.validation import ValidRecords, alone, column_of, columns_of
+from insurance_charges.core.validation import (ValidRecords, alone, column_of, columns_of,
+                                               in_batch, validate_records)
 
 from .conftest import ROOT, sign_with, vouch_for
 
@@ -133,6 +134,25 @@ def test_a_column_holds_floats_for_numbers_and_the_values_themselves_for_categor
     assert [(c.dtype, c.tolist()) for c in columns.values()] == [
         (np.float64, [20.0, 31.0]), (object, ["female", "female"]), (np.float64, [30.0, 27.9]),
         (np.float64, [0.0, 0.0]), (object, ["yes", "no"]), (object, ["southwest", "southwest"])]
+
+
+def test_a_category_is_also_held_as_its_positions_in_the_schemas_choices():
+    records = [person(region="northeast", smoker="no"), person(region="southwest")]
+    checked, _ = validate_records(records * 4, in_batch)  # 8 records: the column-at-a-time path
+    assert checked.codes("region").tolist() == [0, 3] * 4
+    assert checked.codes("smoker").tolist() == [1, 0] * 4
+    assert checked.column("region").tolist() == ["northeast", "southwest"] * 4
+    plain = ValidRecords(records)  # codes built on demand, once
+    assert plain.codes("sex").tolist() == [0, 0] and plain.codes("sex") is plain.codes("sex")
+    from_column = ValidRecords([None, None], {"region": np.array(["southeast", "northwest"],
+                                                                 dtype=object)})
+    assert from_column.codes("region").tolist() == [2, 1]  # records made on demand not read
+
+
+@pytest.mark.parametrize("value", ["Northeast", 1, None, ["northeast"], True])
+def test_a_value_that_is_not_a_choice_has_no_code(value):
+    with pytest.raises((KeyError, TypeError)):
+        ValidRecords([person(region=value)]).codes("region")
 
 
 def test_valid_records_estimated_directly_are_located_as_in_a_batch():

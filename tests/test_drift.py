@@ -64,6 +64,15 @@ def test_psi_is_the_sum_of_share_differences_times_their_log_ratio():
     assert drift.psi([0.5, 0.5], [60, 40]) == pytest.approx(expected)
 
 
+def test_categories_counted_by_code_equal_those_counted_by_value():
+    bins = drift.Bins("region", "category", categories=("southwest", "northeast", "southeast"))
+    choices = ("northeast", "northwest", "southeast", "southwest")
+    values = ["southwest", "northwest", "northeast", "southwest", "southeast", "northwest"]
+    codes = np.array([choices.index(v) for v in values])
+    # northwest has no bin on this card: counted by neither way
+    assert bins.count_codes(codes, choices).tolist() == bins.count(values).tolist() == [2, 1, 1]
+
+
 def test_an_empty_bin_counts_as_a_tiny_share_not_an_infinite_one():
     got = drift.psi([0.5, 0.5], [100, 0])
     floor = drift.SHARE_FLOOR

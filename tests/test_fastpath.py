@@ -11,9 +11,9 @@ from devtools.records import valid_records
 from insurance_charges import fastpath
 from insurance_charges.core.validation import columns_of
 from insurance_charges.fastpath import compiler
-from insurance_charges.fastpath import parity
+from insurance_charges.fastpath import parity, steps
 from insurance_charges.core.estimator import load_model
-from insurance_charges.core.schema import BY_NAME, FIELD_NAMES
+from insurance_charges.core.schema import BY_NAME, CATEGORY, FIELD_NAMES, FIELDS
 
 TOLERANCE = parity.TOLERANCE  # 1e-9 relative, on every record
 
@@ -165,6 +165,21 @@ def test_gradient_boosting_is_called_without_its_per_call_checks_with_the_same_n
     X = real_model.fast.encode(columns_of(records))
     own = real_model.pipeline.steps[-1][1].predict(pd.DataFrame(X, columns=real_model.fast.features))
     assert real_model.fast.estimator.predict(X).tolist() == own.tolist()
+
+
+def test_categories_encoded_by_their_codes_equal_those_encoded_value_by_value(real_model):
+    records = valid_records(3_000, seed=8)
+    coded = compiler.inputs(records)
+    assert all(isinstance(coded[f.name], steps.Coded) for f in FIELDS if f.kind == CATEGORY)
+    assert real_model.fast.encode(coded).tolist() == \
+        real_model.fast.encode(columns_of(records)).tolist()
+
+
+def test_a_category_that_is_no_choice_is_encoded_value_by_value(real_model):
+    records = [{**valid_records(1, seed=3)[0], "region": "atlantis"}]
+    assert isinstance(compiler.inputs(records)["region"], np.ndarray)
+    assert real_model.fast.predict(records).tolist() == \
+        pipeline_predict(real_model.pipeline, records).tolist()
 
 
 def test_an_estimator_without_a_direct_twin_keeps_its_own_predict():

@@ -63,8 +63,9 @@ class Estimates:
     warnings: list[FieldError]
     model_version: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, intervals: bool = True) -> dict[str, Any]:
         """The API's answer: ``prediction`` for one record, ``predictions`` for a batch."""
+        # intervals=False: a batch's answer without its likely ranges (json_bytes adds them)
         warnings = [w.as_dict() for w in self.warnings]
         if not self.batch:
             body = {"prediction": float(self.amounts[0]), "model_version": self.model_version,
@@ -75,7 +76,7 @@ class Estimates:
             return body
         body = {"predictions": self.amounts.tolist(), "model_version": self.model_version,
                 "warnings": warnings}
-        if self.lower is not None:
+        if self.lower is not None and intervals:
             level = self.level
             body["intervals"] = [{"lower": low, "upper": high, "level": level}
                                  for low, high in zip(self.lower.tolist(), self.upper.tolist())]

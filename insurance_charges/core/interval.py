@@ -10,7 +10,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .validation import column_of
+from .schema import BY_NAME
+from .validation import codes_of
 
 # 8 in 10: wide enough to plan with, narrow enough to mean something to a person.
 LEVEL = 0.8
@@ -21,14 +22,16 @@ def bounds(spec: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
            predictions: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds at the spec's level for each prediction, over the whole batch."""
     predictions = np.asarray(predictions, dtype=np.float64)
-    low, high = np.full_like(predictions, np.nan), np.full_like(predictions, np.nan)
-    group_by = spec["group_by"]
-    # One comparison per group, not per record; the card check at load guarantees an
-    # offset for every value the group's field can take.
-    groups = column_of(records, group_by) if group_by else None
-    for key, offset in spec["offsets"].items():
-        chosen = groups == key if group_by else slice(None)
-        low[chosen], high[chosen] = offset["lower"], offset["upper"]
+    offsets, group_by = spec["offsets"], spec["group_by"]
+    if group_by:  # each record's offsets gathered by its group's code, not compared per group
+        # The card check at load guarantees an offset for every choice of the group's field.
+        choices = BY_NAME[group_by].choices
+        codes = codes_of(records, group_by)
+        low = np.array([offsets[c]["lower"] for c in choices], dtype=np.float64)[codes]
+        high = np.array([offsets[c]["upper"] for c in choices], dtype=np.float64)[codes]
+    else:
+        low = np.full_like(predictions, offsets[ALL]["lower"])
+        high = np.full_like(predictions, offsets[ALL]["upper"])
     if spec["scale"] == "log":
         low, high = predictions * np.exp(low), predictions * np.exp(high)
     else:

@@ -31,6 +31,14 @@ def alone(i: int) -> str:
     return ""
 
 
+# Each category field's choices by position: a category column is also held as these codes,
+# so encoding, counting and grouping compare small integers instead of strings.
+CODES: dict[str, dict[str, int]] = {
+    f.name: {choice: i for i, choice in enumerate(f.choices)} for f in FIELDS
+    if f.kind == CATEGORY}
+_CHOICES = {name: np.array(list(codes), dtype=object) for name, codes in CODES.items()}
+
+
 class ValidRecords(list):
     """Validated records in input order, with each field's column built at most once.
 
@@ -38,15 +46,30 @@ class ValidRecords(list):
     of records works everywhere too (its columns are built when asked for).
     """
 
-    def __init__(self, records=(), columns: dict[str, np.ndarray] | None = None):
+    def __init__(self, records=(), columns: dict[str, np.ndarray] | None = None,
+                 codes: dict[str, np.ndarray] | None = None):
         super().__init__(records)
         self._columns = dict(columns or {})
+        self._codes = dict(codes or {})
 
     def column(self, name: str) -> np.ndarray:
         """The field's values: float64 for numbers, objects for categories."""
         if name not in self._columns:
-            self._columns[name] = _column(BY_NAME[name], [r[name] for r in self])
+            self._columns[name] = (_CHOICES[name][self._codes[name]] if name in self._codes
+                                   else _column(BY_NAME[name], [r[name] for r in self]))
         return self._columns[name]
+
+    def codes(self, name: str) -> np.ndarray:
+        """A category field's values as positions in its choices (intp)."""
+        if name not in self._codes:  # from the column when built: records may be made on demand
+            values = self._columns[name] if name in self._columns else [r[name] for r in self]
+            self._codes[name] = _codes(name, values)
+        return self._codes[name]
+
+
+def _codes(name: str, values: list) -> np.ndarray:
+    """Positions of ``values`` in the field's choices; KeyError or TypeError if one is not."""
+    return np.fromiter(map(CODES[name].__getitem__, values), np.intp, len(values))
 
 
 def _column(field, values: list) -> np.ndarray:
@@ -56,6 +79,11 @@ def _column(field, values: list) -> np.ndarray:
 def column_of(records: Sequence[dict], name: str) -> np.ndarray:
     """One field's column of validated records (kept with them when they are ValidRecords)."""
     return (records if isinstance(records, ValidRecords) else ValidRecords(records)).column(name)
+
+
+def codes_of(records: Sequence[dict], name: str) -> np.ndarray:
+    """One category field's codes of validated records (kept with them when ValidRecords)."""
+    return (records if isinstance(records, ValidRecords) else ValidRecords(records)).codes(name)
 
 
 def columns_of(records: Sequence[dict]) -> dict[str, np.ndarray]:
@@ -68,15 +96,16 @@ def _all_valid(items: list) -> ValidRecords | None:
     """The records, if every one is an exact, valid record (column at a time); else None."""
     if not all(type(item) is dict and len(item) == len(FIELDS) for item in items):
         return None
-    coerced, columns = {}, {}
+    coerced, columns, codes = {}, {}, {}
     for field in FIELDS:
         values = [item.get(field.name, _MISSING) for item in items]
-        types = set(map(type, values))  # exact types: bool, a missing key or 30.0 go the slow way
         if field.kind == CATEGORY:
-            if types != {str} or not set(values) <= set(field.choices):
+            try:  # one lookup per value both checks the choice and codes it
+                codes[field.name] = _codes(field.name, values)
+            except (KeyError, TypeError):  # not a choice (a missing key, a number, a list...)
                 return None
-            columns[field.name] = _column(field, values)
         else:
+            types = set(map(type, values))  # exact: bool, a missing key or 30.0 go the slow way
             if not types <= ({int} if field.kind == INTEGER else {int, float}):
                 return None
             try:
@@ -90,12 +119,12 @@ def _all_valid(items: list) -> ValidRecords | None:
                 coerced[field.name] = [float(v) for v in values]
             columns[field.name] = column
     if not coerced:
-        return ValidRecords(items, columns)
+        return ValidRecords(items, columns, codes)
     rows = [dict(item) for item in items]
     for name, values in coerced.items():
         for row, value in zip(rows, values):
             row[name] = value
-    return ValidRecords(rows, columns)
+    return ValidRecords(rows, columns, codes)
 
 
 class Refusal(list):

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from . import estimators, numeric, steps
-from .steps import Unsupported
-from ..core.validation import columns_of
+from .steps import Coded, Unsupported
+from ..core.schema import CATEGORY, FIELDS
+from ..core.validation import ValidRecords
 
 __all__ = ["FastPredictor", "compile_pipeline"]
 
@@ -71,7 +72,21 @@ class FastPredictor:
 
     def predict(self, records: Sequence[dict]) -> np.ndarray:
         """Predict schema-valid records (one or a batch), vectorized over their columns."""
-        return self.estimator.predict(self.encode(columns_of(records)))
+        return self.estimator.predict(self.encode(inputs(records)))
+
+
+def inputs(records: Sequence[dict]) -> dict:
+    """Valid records as the compiled steps take them: numbers as float64, categories Coded."""
+    valid = records if isinstance(records, ValidRecords) else ValidRecords(records)
+    return {f.name: _category(valid, f) if f.kind == CATEGORY else valid.column(f.name)
+            for f in FIELDS}
+
+
+def _category(valid: ValidRecords, field) -> Coded | np.ndarray:
+    try:
+        return Coded(valid.codes(field.name), field.choices)
+    except (KeyError, TypeError):  # a gap (NaN) or an unknown value: the steps take it as is
+        return valid.column(field.name)
 
 
 def frame_to_columns(frame: pd.DataFrame) -> dict:

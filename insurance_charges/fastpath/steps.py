@@ -8,12 +8,29 @@ category_encoders 2.7 operation for operation, so the floats come out bit-identi
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 
 class Unsupported(Exception):
     """The pipeline holds something the fast path does not reproduce; serve the slow way."""
+
+
+class Coded(NamedTuple):
+    """A category column of valid records as positions in its field's ``choices``.
+
+    Encoders map the few choices once and gather by position: a 10,000-record batch costs
+    microseconds instead of a dictionary lookup per value. It never holds a missing value.
+    """
+
+    codes: np.ndarray
+    choices: tuple[str, ...]
+
+
+def _by_choice(choices: tuple[str, ...], lookup) -> np.ndarray:
+    """``lookup(choice)`` for each choice, in order: the table a Coded column gathers from."""
+    return np.array([lookup(choice) for choice in choices])
 
 
 def _is_nan(value) -> bool:
@@ -29,6 +46,8 @@ def simple_imputer(t, include):
         raise Unsupported("SimpleImputer that drops empty columns")
 
     def fill(column, stat):
+        if isinstance(column, Coded):  # valid choices: nothing to fill
+            return column
         if column.dtype != object:
             column = column.astype(np.float64, copy=False)
         # Only NaN differs from itself: like scikit-learn, None is not missing here.
@@ -69,6 +88,9 @@ def ordinal_encoder(t, include):
         if name not in tables:
             return column
         codes, unknown = tables[name]
+        if isinstance(column, Coded):
+            table = _by_choice(column.choices, lambda choice: codes.get(choice, unknown))
+            return table.astype(np.float64)[column.codes]
         return np.array([codes.get(v, unknown) for v in column], dtype=np.float64)
 
     return (lambda columns: [encode(n, c) for n, c in zip(include, columns)]), list(include)
@@ -105,6 +127,10 @@ def one_hot_encoder(t, include):
                 continue
             index, matrix, _ = rows[name]
             unknown = len(matrix) - 1
+            if isinstance(column, Coded):
+                by_code = _by_choice(column.choices, lambda choice: index.get(choice, unknown))
+                out.extend(matrix[by_code[column.codes]].T)
+                continue
             out.extend(matrix[np.fromiter((index.get(v, unknown) for v in column), np.intp,
                                           len(column))].T)
         return out

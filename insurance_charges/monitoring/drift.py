@@ -77,6 +77,13 @@ class Bins:
                                 np.asarray(values, dtype=np.float64), side="left")
         return np.bincount(where, minlength=len(self.edges) + 1)
 
+    def count_codes(self, codes: np.ndarray, choices: Sequence[str]) -> np.ndarray:
+        """How many values fall in each category's bin, given as positions in ``choices``."""
+        others = len(self.categories)  # a choice the card has no bin for is not counted
+        bin_of = np.array([self.categories.index(c) if c in self.categories else others
+                           for c in choices], dtype=np.intp)
+        return np.bincount(bin_of[codes], minlength=others + 1)[:others]
+
     def to_card(self) -> dict:
         """The card's JSON for these bins."""
         cut = {"categories": list(self.categories)} if self.kind == CATEGORY else {

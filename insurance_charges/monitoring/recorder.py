@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.schema import BY_NAME, CATEGORY
 from ..core.validation import COLUMNS_FROM
 from . import files
 from .drift import ESTIMATE, Reference
@@ -142,6 +143,11 @@ class Recorder:
                         view[start + bins.index(value)] += 1
                 return
             for name, bins, start in self._bins:
-                column = amounts if name == ESTIMATE else records.column(name)
-                for i, n in enumerate(bins.count(column).tolist()):
+                if name == ESTIMATE:
+                    counts = bins.count(amounts)
+                elif bins.kind == CATEGORY:  # counted by code: no string comparisons
+                    counts = bins.count_codes(records.codes(name), BY_NAME[name].choices)
+                else:
+                    counts = bins.count(records.column(name))
+                for i, n in enumerate(counts.tolist()):
                     view[start + i] += n

@@ -5,6 +5,7 @@ import orjson
 from flask import Blueprint, Response, current_app, jsonify
 
 from ..core.estimates import Estimates, InvalidRecords, TooManyRecords, estimate
+from ..core.json_bytes import answer_json
 from . import served_model
 from .errors import Problem, listed_within
 from .json_body import read_json
@@ -18,7 +19,17 @@ ERROR_BYTES_FLOOR = 4096
 
 def answer(body) -> Response:
     """A JSON response serialized with orjson (a full batch's answer: json ~23 ms, orjson ~1 ms)."""
-    return current_app.response_class(orjson.dumps(body) + b"\n", mimetype="application/json")
+    return json_response(orjson.dumps(body))
+
+
+def answer_estimates(estimates: Estimates) -> Response:
+    """The core's estimates as the API's JSON answer."""
+    return json_response(answer_json(estimates))
+
+
+def json_response(data: bytes) -> Response:
+    """A response holding JSON bytes, a newline after them."""
+    return current_app.response_class(data + b"\n", mimetype="application/json")
 
 
 def refusal(exc: InvalidRecords, size: int) -> Problem:
@@ -46,7 +57,7 @@ def estimate_body(body, size: int) -> Estimates:
 @bp.post("/api/v1/predict")
 def predict():
     """Predict one record (object) or a batch (array of 1 to MAX_BATCH records)."""
-    return answer(estimate_body(*read_json()).to_json())
+    return answer_estimates(estimate_body(*read_json()))
 
 
 @bp.post("/predict_api")

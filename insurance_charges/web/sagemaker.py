@@ -96,7 +96,7 @@ def invocations():
         estimates, lines = estimate_lines(served_model(), decoded), decoded.lines
         record_estimates(estimates)
     if answer == encoding.JSON:
-        return api.answer(estimates.to_json())
+        return api.answer_estimates(estimates)
     body = encoding.as_csv(estimates) if answer == encoding.CSV else \
         encoding.as_jsonlines(estimates, lines)
     return current_app.response_class(body, mimetype=answer)

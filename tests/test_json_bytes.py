@@ -1,0 +1,59 @@
+"""The API's JSON answer written from arrays is byte for byte what orjson writes for to_json()."""
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from insurance_charges.core.estimates import Estimates, estimate
+from insurance_charges.core.json_bytes import answer_json
+from insurance_charges.core.schema import FieldError
+
+from devtools.records import valid_records
+
+
+def estimates_of(amounts, lower=None, upper=None, *, batch=True, warnings=(), level=0.8):
+    """Estimates as the core builds them, from plain lists of dollars."""
+    as_array = (lambda values: None if values is None else np.asarray(values, dtype=np.float64))
+    return Estimates(batch=batch, records=[{}] * len(amounts), amounts=as_array(amounts),
+                     lower=as_array(lower), upper=as_array(upper),
+                     level=None if lower is None else level, warnings=list(warnings),
+                     model_version="2026.11.22-gbr-0123abcd")
+
+
+def reference(estimates: Estimates) -> bytes:
+    return orjson.dumps(estimates.to_json())
+
+
+WARNING = FieldError("/1/age", "age 70 is outside the ages seen in training (18 to 64)",
+                     "extrapolated")
+
+
+@pytest.mark.parametrize("estimates", [
+    estimates_of([1234.5], [1000.0], [2000.25], batch=False),
+    estimates_of([1234.5], batch=False),
+    estimates_of([1234.5]),
+    estimates_of([1234.5], [1000.0], [2000.25]),
+    estimates_of([1234.5, 60000.07], [1000.0, 50000.0], [2000.25, 71234.99], warnings=[WARNING]),
+    estimates_of([1234.5, 60000.07], [1000.0, 50000.0], [2000.25, 71234.99], level=0.9),
+    estimates_of([5000.0, 1e16, 0.01, 123456789.12], [4000.0, 9e15, 0.0, 1e-05],
+                 [6000.0, 2e16, 0.02, 1.5e20]),
+], ids=["one", "one-without-range", "batch-without-ranges", "batch-of-one", "warned",
+        "other-level", "odd-magnitudes"])
+def test_answer_bytes_equal_orjsons_for_every_shape_of_answer(estimates):
+    assert answer_json(estimates) == reference(estimates)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(*[st.floats(0, 1e12, allow_nan=False)] * 3), min_size=1,
+                max_size=50).map(lambda rows: [sorted(row) for row in rows]))
+def test_answer_bytes_equal_orjsons_for_any_dollar_amounts(rows):
+    lower, amounts, upper = (list(column) for column in zip(*rows))
+    estimates = estimates_of(np.round(amounts, 2), np.round(lower, 2), np.round(upper, 2))
+    assert answer_json(estimates) == reference(estimates)
+
+
+def test_a_real_batch_answer_is_the_same_json_as_before(real_model):
+    got = estimate(real_model, valid_records(2000, seed=11))
+    assert got.lower is not None
+    assert answer_json(got) == reference(got)
+    assert orjson.loads(answer_json(got))["intervals"][1999]["upper"] == float(got.upper[1999])

@@ -17,6 +17,7 @@ from insurance_charges.core import interval
 from insurance_charges.core.estimates import estimate
 from insurance_charges.core.estimator import load_model
 from insurance_charges.core.json_bytes import answer_json
+from insurance_charges.fastpath.compiler import ROWS_BELOW, inputs
 from insurance_charges.core.schema import FIELD_NAMES
 from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
                                                validate_records)
@@ -48,6 +49,10 @@ def rows(model, records: list, number: int) -> list[tuple[str, float | None, flo
          best_ms(lambda: validate_records(records, locate), number)),
         ("training-range warnings", None,
          best_ms(lambda: range_warnings(records, model.training_ranges, locate), number)),
+        *([("encode a few records (numpy columns → record by record)",
+            best_ms(lambda: model.fast.encode(inputs(records)), number),
+            best_ms(lambda: model.fast.encode_rows(records), number))]
+          if len(records) < ROWS_BELOW else []),
         ("predict (pipeline.predict → compiled path)",
          best_ms(frame_predict, max(1, number // 20)),
          best_ms(lambda: model.predict(records), number)),
@@ -70,7 +75,8 @@ def main() -> int:
     in_range = valid_records(10_000, seed=42, ranges=model.training_ranges)
     print("| Stage | Records | Before (ms) | Now (ms) | × faster |")
     print("|---|---|---|---|---|")
-    for records, number in (([in_range[200]], 400), (in_range, 3)):
+    for records, number in (([in_range[200]], 400), (in_range[:ROWS_BELOW - 1], 400),
+                            (in_range, 3)):
         for stage, old, new in rows(model, records, number):
             before, ratio = (f"{old:.3f}", f"{old / new:.1f}") if old else ("", "")
             print(f"| {stage} | {len(records):,} | {before} | {new:.3f} | {ratio} |")

@@ -114,15 +114,49 @@ def test_unknown_step_logs_one_warning_and_serves_through_pipeline_predict(monke
 
 def test_a_step_that_drifts_from_pycaret_is_caught_on_the_probe(monkeypatch):
     def wrong_imputer(t, include):
-        apply, names = fastpath.steps.simple_imputer(t, include)
-        return (lambda columns: [c * 1.001 if c.dtype != object else c
-                                 for c in apply(columns)]), names
+        apply, names, row = fastpath.steps.simple_imputer(t, include)
+        return steps.Compiled(lambda columns: [c * 1.001 if c.dtype != object else c
+                                               for c in apply(columns)], names, row)
 
     monkeypatch.setitem(compiler.COMPILERS, "SimpleImputer", wrong_imputer)
     fast, note = fastpath.build(load_model().pipeline)
     assert fast is None
     assert note.endswith("step 'numerical_imputer' (SimpleImputer) differs from PyCaret on "
                          "column 'age'")
+
+
+def test_a_few_records_are_encoded_record_by_record_with_the_same_numbers(real_model):
+    assert real_model.fast.rows
+    records = valid_records(400, seed=17) + parity.corner_records()
+    one_by_one = [real_model.fast.predict([r])[0] for r in records]
+    assert one_by_one == pipeline_predict(real_model.pipeline, records).tolist()
+    seven = records[:compiler.ROWS_BELOW - 1]
+    assert real_model.fast.encode_rows(seven).tolist() == \
+        real_model.fast.encode(compiler.inputs(seven)).tolist()
+
+
+def test_a_record_by_record_step_that_differs_leaves_a_few_records_to_the_columns(monkeypatch):
+    def wrong_row(t, include):
+        apply, names, row = fastpath.steps.ordinal_encoder(t, include)
+        return steps.Compiled(apply, names, lambda values: [v * 2 if isinstance(v, float) else v
+                                                            for v in row(values)])
+
+    monkeypatch.setitem(compiler.COMPILERS, "OrdinalEncoder", wrong_row)
+    fast, note = fastpath.build(load_model().pipeline)
+    assert fast is not None and not fast.rows
+    assert note.endswith("a few records are encoded column by column (record by record differs)")
+    one = valid_records(1, seed=2)
+    assert fast.predict(one).tolist() == pipeline_predict(load_model().pipeline, one).tolist()
+
+
+def test_a_step_without_a_record_by_record_twin_leaves_a_few_records_to_the_columns(monkeypatch):
+    def columns_only(t, include):
+        return steps.Compiled(*fastpath.steps.simple_imputer(t, include)[:2])
+
+    monkeypatch.setitem(compiler.COMPILERS, "SimpleImputer", columns_only)
+    fast, note = fastpath.build(load_model().pipeline)
+    assert fast is not None and not fast.rows
+    assert note.endswith("(a step has no per-record twin)")
 
 
 def test_predictions_that_differ_from_pipeline_predict_turn_the_fast_path_off(monkeypatch):

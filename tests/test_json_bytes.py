@@ -33,11 +33,12 @@ WARNING = FieldError("/1/age", "age 70 is outside the ages seen in training (18 
     estimates_of([1234.5], batch=False),
     estimates_of([1234.5]),
     estimates_of([1234.5], [1000.0], [2000.25]),
+    estimates_of([], [], []),
     estimates_of([1234.5, 60000.07], [1000.0, 50000.0], [2000.25, 71234.99], warnings=[WARNING]),
     estimates_of([1234.5, 60000.07], [1000.0, 50000.0], [2000.25, 71234.99], level=0.9),
     estimates_of([5000.0, 1e16, 0.01, 123456789.12], [4000.0, 9e15, 0.0, 1e-05],
                  [6000.0, 2e16, 0.02, 1.5e20]),
-], ids=["one", "one-without-range", "batch-without-ranges", "batch-of-one", "warned",
+], ids=["one", "one-without-range", "batch-without-ranges", "batch-of-one", "no-records", "warned",
         "other-level", "odd-magnitudes"])
 def test_answer_bytes_equal_orjsons_for_every_shape_of_answer(estimates):
     assert answer_json(estimates) == reference(estimates)

@@ -27,8 +27,8 @@ def bounds(spec: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
         # The card check at load guarantees an offset for every choice of the group's field.
         choices = BY_NAME[group_by].choices
         codes = codes_of(records, group_by)
-        low = np.array([offsets[c]["lower"] for c in choices], dtype=np.float64)[codes]
-        high = np.array([offsets[c]["upper"] for c in choices], dtype=np.float64)[codes]
+        low = np.array([offsets[c]["lower"] for c in choices])[codes]
+        high = np.array([offsets[c]["upper"] for c in choices])[codes]
     else:
         low = np.full_like(predictions, offsets[ALL]["lower"])
         high = np.full_like(predictions, offsets[ALL]["upper"])

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.schema import FIELD_NAMES
-from .compiler import FastPredictor, compile_pipeline
+from .compiler import ROWS_BELOW, FastPredictor, compile_pipeline, inputs
 from .parity import STARTUP_SAMPLE, TOLERANCE, relative_differences, startup_sample
 from .steps import Unsupported
 
@@ -40,5 +40,18 @@ def build(pipeline, sample: int = STARTUP_SAMPLE) -> tuple[FastPredictor | None,
         return None, off + (f"it differs from pipeline.predict by up to {worst:.1e} relative "
                             f"(limit {TOLERANCE:.0e}) on {sample} records")
     estimator = type(pipeline.steps[-1][1]).__name__
+    fast, rows = _with_rows_proven(fast, records)
     return fast, (f"fast path on: {len(fast.steps)} preprocessing steps + {estimator}, "
-                  f"max relative difference {worst:.1e} vs pipeline.predict on {sample} records")
+                  f"max relative difference {worst:.1e} vs pipeline.predict on {sample} records; "
+                  f"{rows}")
+
+
+def _with_rows_proven(fast: FastPredictor, records: list) -> tuple[FastPredictor, str]:
+    """Keep record-by-record encoding only where it gives the column path's exact matrix."""
+    if not fast.rows:
+        return fast, "a few records are encoded column by column (a step has no per-record twin)"
+    by_rows = fast.encode_rows(records)
+    if not np.array_equal(by_rows, fast.encode(inputs(records)), equal_nan=True):
+        return (FastPredictor(fast.steps, fast.estimator, fast.features, rows=False),
+                "a few records are encoded column by column (record by record differs)")
+    return fast, f"fewer than {ROWS_BELOW} records are encoded record by record, proven equal"

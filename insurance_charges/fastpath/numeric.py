@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .steps import Unsupported
+from .steps import Compiled, Unsupported
 
 
 def _float_matrix(columns):
@@ -14,7 +14,7 @@ def _float_matrix(columns):
 
 def _matrix_step(func, names):
     """Wrap a function of the (n, k) float matrix into a step on columns."""
-    return (lambda columns: list(func(_float_matrix(columns)).T)), list(names)
+    return Compiled(lambda columns: list(func(_float_matrix(columns)).T), list(names))
 
 
 def polynomial_features(t, include):
@@ -97,12 +97,12 @@ def min_max_scaler(t, include):
 def selector(t, include):
     """Any fitted feature selector (VarianceThreshold, SelectFromModel...): keep its mask."""
     mask = list(t.get_support())
-    return (lambda columns: [c for c, keep in zip(columns, mask) if keep]), \
-        [n for n, keep in zip(include, mask) if keep]
+    kept = (lambda values: [v for v, keep in zip(values, mask) if keep])  # columns or scalars
+    return Compiled(kept, [n for n, keep in zip(include, mask) if keep], kept)
 
 
 def remove_multicollinearity(t, include):
     """PyCaret's RemoveMulticollinearity: drop the columns it chose at fit time."""
     keep = [name not in set(t.drop_) for name in include]
-    return (lambda columns: [c for c, k in zip(columns, keep) if k]), \
-        [n for n, k in zip(include, keep) if k]
+    kept = (lambda values: [v for v, k in zip(values, keep) if k])  # columns or scalars
+    return Compiled(kept, [n for n, k in zip(include, keep) if k], kept)

@@ -8,13 +8,22 @@ category_encoders 2.7 operation for operation, so the floats come out bit-identi
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 
 class Unsupported(Exception):
     """The pipeline holds something the fast path does not reproduce; serve the slow way."""
+
+
+class Compiled(NamedTuple):
+    """A compiled transformer: ``apply`` maps its input columns to output columns ``names``;
+    ``row``, where given, does the same to one record's values (plain scalars)."""
+
+    apply: Callable
+    names: list
+    row: Callable | None = None
 
 
 class Coded(NamedTuple):
@@ -58,7 +67,11 @@ def simple_imputer(t, include):
         column[missing] = stat
         return column
 
-    return (lambda columns: [fill(c, s) for c, s in zip(columns, stats)]), list(include)
+    def fill_row(values):  # NaN is the one value that differs from itself
+        return [stat if value != value else value for value, stat in zip(values, stats)]
+
+    return Compiled(lambda columns: [fill(c, s) for c, s in zip(columns, stats)], list(include),
+                    fill_row)
 
 
 def _ordinal_tables(encoder) -> dict:
@@ -93,7 +106,12 @@ def ordinal_encoder(t, include):
             return table.astype(np.float64)[column.codes]
         return np.array([codes.get(v, unknown) for v in column], dtype=np.float64)
 
-    return (lambda columns: [encode(n, c) for n, c in zip(include, columns)]), list(include)
+    def encode_row(values):
+        return [tables[n][0].get(v, tables[n][1]) if n in tables else v
+                for n, v in zip(include, values)]
+
+    return Compiled(lambda columns: [encode(n, c) for n, c in zip(include, columns)],
+                    list(include), encode_row)
 
 
 def one_hot_encoder(t, include):
@@ -115,7 +133,7 @@ def one_hot_encoder(t, include):
         matrix = np.stack([by_code.get(codes[k], missing_row) for k in known]
                           + [by_code.get(unknown, missing_row)]).reshape(len(known) + 1, width)
         rows[switch["col"]] = ({k: i for i, k in enumerate(known)}, matrix,
-                               list(frame.columns))
+                               list(frame.columns), matrix.tolist())
     for name in include:
         names.extend(rows[name][2] if name in rows else [name])
 
@@ -125,7 +143,7 @@ def one_hot_encoder(t, include):
             if name not in rows:
                 out.append(column)
                 continue
-            index, matrix, _ = rows[name]
+            index, matrix, _, _ = rows[name]
             unknown = len(matrix) - 1
             if isinstance(column, Coded):
                 by_code = _by_choice(column.choices, lambda choice: index.get(choice, unknown))
@@ -135,4 +153,14 @@ def one_hot_encoder(t, include):
                                           len(column))].T)
         return out
 
-    return encode, names
+    def encode_row(values):
+        out = []
+        for name, value in zip(include, values):
+            if name not in rows:
+                out.append(value)
+                continue
+            index, _, _, as_lists = rows[name]
+            out.extend(as_lists[index.get(value, len(as_lists) - 1)])
+        return out
+
+    return Compiled(encode, names, encode_row)

@@ -1,8 +1,9 @@
 """Imputers and encoders, re-expressed on plain numpy columns (numeric steps: numeric.py).
 
-A compiler reads a fitted transformer's parameters and returns ``(apply, names)``: ``apply``
-maps the transformer's input columns (1-D arrays, in its input order) to its output columns,
-``names`` are the output column names. The arithmetic mirrors scikit-learn 1.4 and
+A compiler reads a fitted transformer's parameters and returns ``Compiled(apply, names, row)``:
+``apply`` maps the transformer's input columns (1-D arrays, or ``Coded`` categories, in its input
+order) to its output columns, ``names`` are the output column names, and ``row``, where there is
+one, maps one record's values the same way. The arithmetic mirrors scikit-learn 1.4 and
 category_encoders 2.7 operation for operation, so the floats come out bit-identical.
 """
 from __future__ import annotations

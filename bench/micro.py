@@ -17,7 +17,7 @@ from insurance_charges.core import interval
 from insurance_charges.core.estimates import estimate
 from insurance_charges.core.estimator import load_model
 from insurance_charges.core.json_bytes import answer_json
-from insurance_charges.fastpath.compiler import ROWS_BELOW, inputs
+from insurance_charges.fastpath.predictor import ROWS_BELOW, inputs
 from insurance_charges.core.schema import FIELD_NAMES
 from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
                                                validate_records)

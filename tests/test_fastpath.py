@@ -11,7 +11,7 @@ from devtools.records import valid_records
 from insurance_charges import fastpath
 from insurance_charges.core.validation import columns_of
 from insurance_charges.fastpath import compiler
-from insurance_charges.fastpath import parity, steps
+from insurance_charges.fastpath import parity, predictor, steps
 from insurance_charges.core.estimator import load_model
 from insurance_charges.core.schema import BY_NAME, CATEGORY, FIELD_NAMES, FIELDS
 
@@ -130,9 +130,9 @@ def test_a_few_records_are_encoded_record_by_record_with_the_same_numbers(real_m
     records = valid_records(400, seed=17) + parity.corner_records()
     one_by_one = [real_model.fast.predict([r])[0] for r in records]
     assert one_by_one == pipeline_predict(real_model.pipeline, records).tolist()
-    seven = records[:compiler.ROWS_BELOW - 1]
-    assert real_model.fast.encode_rows(seven).tolist() == \
-        real_model.fast.encode(compiler.inputs(seven)).tolist()
+    few = records[:predictor.ROWS_BELOW - 1]
+    assert real_model.fast.encode_rows(few).tolist() == \
+        real_model.fast.encode(predictor.inputs(few)).tolist()
 
 
 def test_a_record_by_record_step_that_differs_leaves_a_few_records_to_the_columns(monkeypatch):
@@ -203,7 +203,7 @@ def test_gradient_boosting_is_called_without_its_per_call_checks_with_the_same_n
 
 def test_categories_encoded_by_their_codes_equal_those_encoded_value_by_value(real_model):
     records = valid_records(3_000, seed=8)
-    coded = compiler.inputs(records)
+    coded = predictor.inputs(records)
     assert all(isinstance(coded[f.name], steps.Coded) for f in FIELDS if f.kind == CATEGORY)
     assert real_model.fast.encode(coded).tolist() == \
         real_model.fast.encode(columns_of(records)).tolist()
@@ -211,7 +211,7 @@ def test_categories_encoded_by_their_codes_equal_those_encoded_value_by_value(re
 
 def test_a_category_that_is_no_choice_is_encoded_value_by_value(real_model):
     records = [{**valid_records(1, seed=3)[0], "region": "atlantis"}]
-    assert isinstance(compiler.inputs(records)["region"], np.ndarray)
+    assert isinstance(predictor.inputs(records)["region"], np.ndarray)
     assert real_model.fast.predict(records).tolist() == \
         pipeline_predict(real_model.pipeline, records).tolist()
 

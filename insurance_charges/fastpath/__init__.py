@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.schema import FIELD_NAMES
-from .compiler import ROWS_BELOW, FastPredictor, compile_pipeline, inputs
+from .compiler import compile_pipeline
+from .predictor import ROWS_BELOW, FastPredictor, inputs
 from .parity import STARTUP_SAMPLE, TOLERANCE, relative_differences, startup_sample
 from .steps import Unsupported
 

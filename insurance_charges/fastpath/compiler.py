@@ -2,24 +2,23 @@
 
 ``pipeline.predict`` on one row spends almost all its time in PyCaret's pandas wrappers around
 each preprocessing step (see bench/README.md). ``compile_pipeline`` reads every step's fitted
-parameters once and returns a ``FastPredictor`` that applies them to numpy columns and hands the
-encoded matrix to the pipeline's own estimator. Column names and their order are taken from the
+parameters once and returns a ``FastPredictor`` (predictor.py) that applies them to numpy
+columns and hands the encoded matrix to the pipeline's own estimator. Column names and their order are taken from the
 fitted steps themselves (each wrapper is run once on a probe frame), never assumed.
 """
 from __future__ import annotations
 
 import copy
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from . import estimators, numeric, steps
-from .steps import Coded, Compiled, Unsupported
-from ..core.schema import CATEGORY, FIELDS
-from ..core.validation import ValidRecords
+from .predictor import FastPredictor, Step
+from .steps import Compiled, Unsupported
 
-__all__ = ["FastPredictor", "compile_pipeline"]
+__all__ = ["compile_pipeline"]
 
 # Transformer class name -> compiler. Anything else makes the whole pipeline fall back.
 COMPILERS: dict[str, Callable] = {
@@ -40,78 +39,6 @@ COMPILERS: dict[str, Callable] = {
 }
 # Where a compiled step's output may differ from PyCaret's on the probe (it should not at all).
 STEP_TOLERANCE = 1e-12
-
-
-# Below this many records, encoding record by record in plain Python beats numpy column by
-# column: one record 0.015 ms against 0.058, three 0.024 against 0.032, about equal at four
-# (python -m bench.micro); the estimator still takes them in one call.
-ROWS_BELOW = 4
-
-
-class Step:
-    """One compiled wrapper: apply to its included columns, then lay out the columns in order."""
-
-    def __init__(self, name: str, include: list[str], compiled: Compiled, order: list[str]):
-        self.name, self.include, self.order = name, include, order
-        self.apply, self.produced, self.apply_row = compiled
-
-    def __call__(self, columns: dict) -> dict:
-        """Transform the column dict the way the PyCaret wrapper does."""
-        return self._lay_out(self.apply([columns[n] for n in self.include]), columns)
-
-    def row(self, values: dict) -> dict:
-        """Transform one record's values the same way (only if ``apply_row`` exists)."""
-        return self._lay_out(self.apply_row([values[n] for n in self.include]), values)
-
-    def _lay_out(self, produced: list, given: dict) -> dict:
-        out = dict(zip(self.produced, produced))
-        return {name: out[name] if name in out else given[name] for name in self.order}
-
-
-class FastPredictor:
-    """The compiled pipeline: numpy preprocessing, then the fitted estimator."""
-
-    def __init__(self, compiled: list[Step], estimator, features: list[str], rows: bool = True):
-        self.steps, self.estimator, self.features = compiled, estimator, features
-        # A few records go record by record when every step can (build() proves them equal).
-        self.rows = rows and all(step.apply_row is not None for step in compiled)
-
-    def encode(self, columns: dict) -> np.ndarray:
-        """Preprocess raw columns into the estimator's float matrix."""
-        for step in self.steps:
-            columns = step(columns)
-        # Column-major, as pandas hands a frame to scikit-learn: with ill-conditioned linear
-        # models the summation order in BLAS, and so the last bits, depend on the layout.
-        return np.array([columns[n] for n in self.features], dtype=np.float64).T
-
-    def encode_rows(self, records: Sequence[dict]) -> np.ndarray:
-        """Preprocess records one at a time into the same matrix as ``encode``."""
-        matrix = []
-        for values in records:
-            for step in self.steps:
-                values = step.row(values)
-            matrix.append([values[n] for n in self.features])
-        return np.array(matrix, dtype=np.float64, order="F")
-
-    def predict(self, records: Sequence[dict]) -> np.ndarray:
-        """Predict schema-valid records (one or a batch), vectorized over their columns."""
-        if self.rows and len(records) < ROWS_BELOW:
-            return self.estimator.predict(self.encode_rows(records))
-        return self.estimator.predict(self.encode(inputs(records)))
-
-
-def inputs(records: Sequence[dict]) -> dict:
-    """Valid records as the compiled steps take them: numbers as float64, categories Coded."""
-    valid = records if isinstance(records, ValidRecords) else ValidRecords(records)
-    return {f.name: _category(valid, f) if f.kind == CATEGORY else valid.column(f.name)
-            for f in FIELDS}
-
-
-def _category(valid: ValidRecords, field) -> Coded | np.ndarray:
-    try:
-        return Coded(valid.codes(field.name), field.choices)
-    except (KeyError, TypeError):  # a gap (NaN) or an unknown value: the steps take it as is
-        return valid.column(field.name)
 
 
 def frame_to_columns(frame: pd.DataFrame) -> dict:

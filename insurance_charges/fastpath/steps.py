@@ -133,35 +133,39 @@ def one_hot_encoder(t, include):
         known = list(codes)
         matrix = np.stack([by_code.get(codes[k], missing_row) for k in known]
                           + [by_code.get(unknown, missing_row)]).reshape(len(known) + 1, width)
-        rows[switch["col"]] = ({k: i for i, k in enumerate(known)}, matrix,
-                               list(frame.columns), matrix.tolist())
+        rows[switch["col"]] = _Indicators({k: i for i, k in enumerate(known)}, matrix,
+                                          list(frame.columns), matrix.tolist())
     for name in include:
-        names.extend(rows[name][2] if name in rows else [name])
+        names.extend(rows[name].names if name in rows else [name])
 
-    def encode(columns):
-        out = []
-        for name, column in zip(include, columns):
-            if name not in rows:
-                out.append(column)
-                continue
-            index, matrix, _, _ = rows[name]
-            unknown = len(matrix) - 1
-            if isinstance(column, Coded):
-                by_code = _by_choice(column.choices, lambda choice: index.get(choice, unknown))
-                out.extend(matrix[by_code[column.codes]].T)
-                continue
-            out.extend(matrix[np.fromiter((index.get(v, unknown) for v in column), np.intp,
-                                          len(column))].T)
-        return out
-
-    def encode_row(values):
+    def each(values, expand):  # columns or one record's values; what is not encoded passes
         out = []
         for name, value in zip(include, values):
-            if name not in rows:
+            if name in rows:
+                out.extend(expand(rows[name], value))
+            else:
                 out.append(value)
-                continue
-            index, _, _, as_lists = rows[name]
-            out.extend(as_lists[index.get(value, len(as_lists) - 1)])
         return out
 
-    return Compiled(encode, names, encode_row)
+    def column_rows(table, column):
+        unknown = len(table.matrix) - 1
+        if isinstance(column, Coded):
+            by_code = _by_choice(column.choices, lambda choice: table.index.get(choice, unknown))
+            return table.matrix[by_code[column.codes]].T
+        return table.matrix[np.fromiter((table.index.get(v, unknown) for v in column), np.intp,
+                                        len(column))].T
+
+    def value_row(table, value):
+        return table.lists[table.index.get(value, len(table.lists) - 1)]
+
+    return Compiled(lambda columns: each(columns, column_rows), names,
+                    lambda values: each(values, value_row))
+
+
+class _Indicators(NamedTuple):
+    """One encoded column: category -> row, the rows (unknown last), their names, as lists."""
+
+    index: dict
+    matrix: np.ndarray
+    names: list
+    lists: list

@@ -149,6 +149,17 @@ def test_a_record_by_record_step_that_differs_leaves_a_few_records_to_the_column
     assert fast.predict(one).tolist() == pipeline_predict(load_model().pipeline, one).tolist()
 
 
+def test_a_record_by_record_step_that_fails_leaves_a_few_records_to_the_columns(monkeypatch):
+    def failing_row(t, include):
+        apply, names, _ = fastpath.steps.simple_imputer(t, include)
+        return steps.Compiled(apply, names, lambda values: 1 / 0)
+
+    monkeypatch.setitem(compiler.COMPILERS, "SimpleImputer", failing_row)
+    fast, note = fastpath.build(load_model().pipeline)
+    assert fast is not None and not fast.rows
+    assert note.endswith("(record by record failed: ZeroDivisionError: division by zero)")
+
+
 def test_a_step_without_a_record_by_record_twin_leaves_a_few_records_to_the_columns(monkeypatch):
     def columns_only(t, include):
         return steps.Compiled(*fastpath.steps.simple_imputer(t, include)[:2])

@@ -51,8 +51,13 @@ def _with_rows_proven(fast: FastPredictor, records: list) -> tuple[FastPredictor
     """Keep record-by-record encoding only where it gives the column path's exact matrix."""
     if not fast.rows:
         return fast, "a few records are encoded column by column (a step has no per-record twin)"
-    by_rows = fast.encode_rows(records)
-    if not np.array_equal(by_rows, fast.encode(inputs(records)), equal_nan=True):
+    try:
+        same = np.array_equal(fast.encode_rows(records), fast.encode(inputs(records)),
+                              equal_nan=True)
+        why = "record by record differs"
+    except Exception as exc:  # an unforeseen step must not stop start-up: the columns serve
+        same, why = False, f"record by record failed: {type(exc).__name__}: {exc}"
+    if not same:
         return (FastPredictor(fast.steps, fast.estimator, fast.features, rows=False),
-                "a few records are encoded column by column (record by record differs)")
+                f"a few records are encoded column by column ({why})")
     return fast, f"fewer than {ROWS_BELOW} records are encoded record by record, proven equal"

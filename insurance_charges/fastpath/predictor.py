@@ -66,7 +66,7 @@ class FastPredictor:
         return np.array(matrix, dtype=np.float64, order="F")
 
     def predict(self, records: Sequence[dict]) -> np.ndarray:
-        """Predict schema-valid records (one or a batch), vectorized over their columns."""
+        """Predict schema-valid records: a few record by record, a batch column by column."""
         if self.rows and len(records) < ROWS_BELOW:
             return self.estimator.predict(self.encode_rows(records))
         return self.estimator.predict(self.encode(inputs(records)))

@@ -30,3 +30,22 @@ def this_process_on_moto() -> Iterator[dict[str, str]]:
     """moto's server, with this process's environment pointed at it until the block ends."""
     with moto_server() as env, mock.patch.dict(os.environ, env):
         yield env
+
+
+@contextmanager
+def scoring_s3_on_moto(bucket: str):
+    """The scoring package's S3 client on moto's server, with ``bucket`` made; yields the client.
+
+    The package keeps one client per process: it is dropped before and after, so the client
+    is made for moto's endpoint and no later test gets it.
+    """
+    from insurance_charges.scoring import storage
+
+    with this_process_on_moto():
+        storage._CLIENT = None
+        try:
+            client = storage.s3_client()
+            client.create_bucket(Bucket=bucket)
+            yield client
+        finally:
+            storage._CLIENT = None

@@ -12,11 +12,10 @@ import sys
 
 import pytest
 
-from insurance_charges.scoring import storage
 from insurance_charges.training import data_checks, data_fetch, holdout
 from insurance_charges.training.data import CANONICAL_SHA256, CANONICAL_URL
 
-from .aws import this_process_on_moto
+from .aws import scoring_s3_on_moto
 from .conftest import ROOT
 
 HEADER = "age,sex,bmi,children,smoker,region,charges"
@@ -205,12 +204,8 @@ def test_a_download_that_fails_says_try_again_later(tmp_path, capsys, monkeypatc
 @pytest.fixture(scope="module")
 def s3():
     """moto's S3 server on 127.0.0.1; boto3 finds it through AWS_ENDPOINT_URL."""
-    with this_process_on_moto():
-        storage._CLIENT = None
-        client = storage.s3_client()
-        client.create_bucket(Bucket="weekly-data")
+    with scoring_s3_on_moto("weekly-data") as client:
         yield client
-        storage._CLIENT = None
 
 
 def test_an_s3_object_is_vouched_for_by_its_stored_sha256(s3, data_path, tmp_path, capsys):

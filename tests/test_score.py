@@ -28,7 +28,7 @@ from insurance_charges.scoring import chunks, cli, columns, storage
 from insurance_charges.scoring.reading import TextChunk, text_chunks
 from insurance_charges.web import create_app
 
-from .aws import this_process_on_moto
+from .aws import scoring_s3_on_moto
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS = ("estimate", "likely_lower", "likely_upper", "warnings")
@@ -352,12 +352,8 @@ def test_the_real_command_reads_stdin_and_writes_stdout(tmp_path):
 @pytest.fixture(scope="module")
 def s3():
     """moto's S3 server on 127.0.0.1; boto3 finds it through AWS_ENDPOINT_URL."""
-    with this_process_on_moto():
-        storage._CLIENT = None
-        client = storage.s3_client()
-        client.create_bucket(Bucket="scoring")
+    with scoring_s3_on_moto("scoring") as client:
         yield client
-        storage._CLIENT = None
 
 
 @pytest.mark.parametrize("source_format", ["csv", "parquet"])

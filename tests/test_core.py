@@ -20,7 +20,8 @@ from insurance_charges.core.estimator import FIX, Model, ModelLoadError, load_mo
 from insurance_charges.core.model_signing import signature_path
 from insurance_charges.core.schema import EXAMPLE_RECORD, FieldError
 from insurance_charges.core.validation import (ValidRecords, alone, column_of, columns_of,
-                                               in_batch, validate_records)
+                                               how_many, in_batch, validate_each,
+                                               validate_records)
 
 from .conftest import ROOT, sign_with, vouch_for
 
@@ -212,21 +213,66 @@ def test_amounts_are_numpy_arrays_for_the_whole_batch():
 def test_a_refusal_counts_every_problem_and_says_so_unless_told_otherwise():
     errors = [FieldError("/age", "bad"), FieldError("/bmi", "bad")]
     counted = InvalidRecords(errors)
-    assert (counted.errors, counted.total, counted.detail, str(counted)) == (
-        errors, 2, "2 invalid value(s); see errors", "2 invalid value(s); see errors")
+    assert (counted.errors, counted.total, counted.complete, counted.detail, str(counted)) == (
+        errors, 2, True, "2 invalid value(s); see errors", "2 invalid value(s); see errors")
     capped = InvalidRecords(errors, total=7)
     assert (capped.total, capped.detail) == (7, "7 invalid value(s); see errors")
+    bounded = InvalidRecords(errors, total=101, complete=False)
+    assert (bounded.total, bounded.complete, bounded.detail) == (
+        101, False, "at least 101 invalid value(s); see errors")
     worded = InvalidRecords(errors, "a batch holds 1 to 3 records; got none", total=0)
     assert (worded.total, worded.detail, str(worded)) == (
         0, "a batch holds 1 to 3 records; got none", "a batch holds 1 to 3 records; got none")
 
 
-def test_a_request_lists_its_first_hundred_problems_and_counts_them_all():
-    unknown = {f"k{i:03}": 1 for i in range(150)}
+@pytest.mark.parametrize("count", [1, 99, 100])
+def test_a_request_with_at_most_a_hundred_problems_lists_and_counts_them_all(count):
+    unknown = {f"k{i:03}": 1 for i in range(count)}
     with pytest.raises(InvalidRecords) as raised:
         estimate(Fixed(), {**person(), **unknown})
-    assert [e.pointer for e in raised.value.errors] == [f"/k{i:03}" for i in range(100)]
-    assert raised.value.total == 150 and raised.value.detail == "150 invalid value(s); see errors"
+    assert [e.pointer for e in raised.value.errors] == [f"/k{i:03}" for i in range(count)]
+    assert (raised.value.total, raised.value.complete) == (count, True)
+    assert raised.value.detail == f"{count} invalid value(s); see errors"
+
+
+@pytest.mark.parametrize("count", [101, 150, 200_000])
+def test_a_request_lists_its_first_hundred_problems_and_stops_looking_at_the_next(count):
+    unknown = {f"k{i:06}": 1 for i in range(count)}
+    with pytest.raises(InvalidRecords) as raised:
+        estimate(Fixed(), {**person(), **unknown})
+    assert [e.pointer for e in raised.value.errors] == [f"/k{i:06}" for i in range(100)]
+    assert (raised.value.total, raised.value.complete) == (101, False)
+    assert raised.value.detail == "at least 101 invalid value(s); see errors"
+
+
+def test_a_batch_refused_on_its_first_records_reads_no_further():
+    read = []
+
+    def records():  # a hundred thousand records missing every field, read one by one
+        for i in range(100_000):
+            read.append(i)
+            yield {}
+
+    checked, refused = validate_each(records(), in_batch)
+    # Six problems each: the 101st is the fifth of record 16, where reading stops.
+    assert checked is None and read == list(range(17))
+    assert (len(refused), refused.total, refused.complete) == (100, 101, False)
+    assert [e.pointer for e in refused[-2:]] == ["/16/bmi", "/16/children"]
+
+
+@pytest.mark.parametrize("listed, total, complete", [(0, 1, False), (5, 6, False),
+                                                     (12, 12, True), (1000, 12, True)])
+def test_the_problems_listed_are_as_many_as_asked_and_one_more_means_at_least(listed, total,
+                                                                              complete):
+    checked, refused = validate_each([{}, {}], in_batch, listed=listed)
+    assert checked is None and len(refused) == min(listed, 12)
+    assert (refused.total, refused.complete) == (total, complete)
+
+
+@pytest.mark.parametrize("total, complete, said", [(0, True, "0"), (6, True, "6"),
+                                                   (101, False, "at least 101")])
+def test_a_count_of_problems_says_when_it_is_a_lower_bound(total, complete, said):
+    assert how_many(total, complete) == said
 
 
 def test_a_batch_of_many_valid_records_is_served_as_one_by_one_would_be():

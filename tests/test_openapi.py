@@ -85,3 +85,15 @@ def test_problem_type_uris_point_at_anchors_on_the_docs_page(client):
     body = client.post("/api/v1/predict", data="[", content_type="application/json")
     anchor = json.loads(body.data)["type"].split("#")[1]
     assert f'id="{anchor}"' in html
+
+
+@pytest.mark.parametrize("body, lower_bound", [([{}] * 20, True), ([{}] * 10, False)],
+                         ids=["120 problems: stopped at 101", "60 problems: all counted"])
+def test_a_refusal_listing_some_problems_conforms_and_says_if_its_total_is_a_lower_bound(
+        client, doc, body, lower_bound):
+    problem = client.post("/api/v1/predict", json=body).get_json()
+    conforms(doc, "Problem", problem)
+    assert problem["errors_total_is_lower_bound"] is lower_bound
+    described = doc["components"]["schemas"]["Problem"]["properties"]
+    assert described["errors_total_is_lower_bound"]["type"] == "boolean"
+    assert described["errors_total"]["type"] == "integer"

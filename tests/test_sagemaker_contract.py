@@ -280,11 +280,15 @@ def test_bad_json_lines_are_refused_naming_the_line_and_field(client, lines, sta
     assert [e["pointer"] for e in problem(got)["errors"]][:len(errors)] == errors
 
 
-def test_many_bad_lines_are_counted_and_the_first_listed(client):
-    bad = "\n".join(["19,female,27.9,0,maybe,southwest"] * 5000) + "\n"
+@pytest.mark.parametrize("count, total, lower_bound", [(60, 60, False), (5000, 101, True)])
+def test_many_bad_lines_are_counted_up_to_one_more_than_listed_and_the_first_listed(
+        client, count, total, lower_bound):
+    bad = "\n".join(["19,female,27.9,0,maybe,southwest"] * count) + "\n"
     body = problem(invoke(client, bad.encode(), CSV))
-    assert body["errors_total"] == 5000 and 1 <= len(body["errors"]) <= 100
+    assert body["errors_total"] == total and body["errors_total_is_lower_bound"] is lower_bound
+    assert 1 <= len(body["errors"]) <= min(count - 1, 100)
     assert body["errors"][0]["pointer"] == "/1/smoker"
+    assert body["detail"].startswith(("at least " if lower_bound else "") + f"{total} invalid ")
 
 
 def test_sagemaker_paths_answer_problem_json_for_a_wrong_method(client):

@@ -16,7 +16,8 @@ import numpy as np
 from ..settings import MAX_BATCH_LIMIT
 from . import interval
 from .schema import EXAMPLE_RECORD, FieldError
-from .validation import Locate, ValidRecords, alone, in_batch, range_warnings, validate_records
+from .validation import Locate, ValidRecords, alone, how_many, in_batch, range_warnings, \
+    validate_records
 
 CENTS = 2  # estimates and ranges are rounded once, to the cent, after all arithmetic
 
@@ -32,12 +33,14 @@ class Estimator(Protocol):
 
 
 class InvalidRecords(ValueError):
-    """The body holds invalid values; ``errors`` locates the first of them, ``total`` counts all."""
+    """The body holds invalid values; ``errors`` locates the first of them, ``total`` counts
+    them (at least that many when ``complete`` is False: looking stopped once the list was full)."""
 
     def __init__(self, errors: list[FieldError], detail: str | None = None,
-                 total: int | None = None):
+                 total: int | None = None, complete: bool = True):
         self.total = len(errors) if total is None else total
-        detail = detail or f"{self.total} invalid value(s); see errors"
+        self.complete = complete
+        detail = detail or f"{how_many(self.total, complete)} invalid value(s); see errors"
         super().__init__(detail)
         self.errors, self.detail = errors, detail
 
@@ -95,7 +98,7 @@ def estimate(model: Estimator, body: Any, *, max_batch: int = MAX_BATCH_LIMIT) -
     locate = in_batch if batch else alone
     records, errors = validate_records(items, locate)
     if errors.total:
-        raise InvalidRecords(errors, total=errors.total)
+        raise InvalidRecords(errors, total=errors.total, complete=errors.complete)
     return estimate_valid(model, records, batch=batch, locate=locate)
 
 

@@ -8,7 +8,7 @@ once how records are addressed.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -128,11 +128,21 @@ def _all_valid(items: list) -> ValidRecords | None:
 
 
 class Refusal(list):
-    """The first ``LISTED`` problems of a request (a list) and ``total``, how many there were."""
+    """The first problems of a request (a list) and ``total``, how many were found.
 
-    def __init__(self, listed=(), total: int = 0):
+    Looking stops at the first problem beyond those that can be listed: what more there is
+    would cost time to find and nobody would read it. ``complete`` is then False and ``total``
+    a lower bound ("at least").
+    """
+
+    def __init__(self, listed=(), total: int = 0, complete: bool = True):
         super().__init__(listed)
-        self.total = total
+        self.total, self.complete = total, complete
+
+
+def how_many(total: int, complete: bool = True) -> str:
+    """A count of problems as a person reads it: "6", or "at least 101" for a lower bound."""
+    return str(total) if complete else f"at least {total}"
 
 
 # Problems listed in one answer: enough to fix a typical mistake in every field of many
@@ -148,19 +158,25 @@ def validate_records(items: list, locate: Locate) -> tuple[ValidRecords | None, 
     return validate_each(items, locate)
 
 
-def validate_each(items: list, locate: Locate,
+def validate_each(items: Iterable, locate: Locate,
                   listed: int = LISTED) -> tuple[ValidRecords | None, Refusal]:
-    """The reference path: each item's problems in order, the first ``listed`` kept."""
-    checked, errors, total = [], Refusal(), 0
+    """The reference path: each item's problems in order, the first ``listed`` kept.
+
+    It stops at problem ``listed + 1``: an all-invalid body then costs what its first few
+    records cost, not a message for each of its millions of values (the total is then a lower
+    bound). Items may come from an iterator, which is read no further than that.
+    """
+    checked, errors = [], Refusal()
     for i, item in enumerate(items):
         record: dict = {}
         for problem in record_problems(item, locate(i), record):
-            total += 1  # counted, but beyond the first few never kept: memory stays flat
-            if len(errors) < listed:
-                errors.append(problem)
+            if len(errors) == listed:  # one more than can be listed: there are more, stop
+                errors.total, errors.complete = listed + 1, False
+                return None, errors
+            errors.append(problem)
         checked.append(record)
-    errors.total = total
-    return (None, errors) if total else (ValidRecords(checked), errors)
+    errors.total = len(errors)
+    return (None, errors) if errors else (ValidRecords(checked), errors)
 
 
 def range_warnings(records: Sequence[dict], ranges: Mapping[str, Any],

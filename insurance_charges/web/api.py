@@ -6,8 +6,9 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from ..core.estimates import Estimates, InvalidRecords, TooManyRecords, estimate
 from ..core.json_bytes import answer_json
+from ..core.validation import how_many
 from . import served_model
-from .errors import Problem, listed_within
+from .errors import Problem, listed_within, totals
 from .json_body import read_json
 from .observe import record_estimates
 
@@ -35,11 +36,11 @@ def json_response(data: bytes) -> Response:
 def refusal(exc: InvalidRecords, size: int) -> Problem:
     """The 422 for the core's refusal of a body of ``size`` bytes, its problems listed."""
     listed = listed_within(exc.errors, max(size, ERROR_BYTES_FLOOR))
-    if len(listed) == exc.total:
+    if len(listed) == exc.total and exc.complete:
         return Problem(422, exc.detail, listed)
-    return Problem(422, f"{exc.total} invalid value(s); the first {len(listed)} are listed "
-                        "in errors: fix them and send again to see the rest", listed,
-                   extra={"errors_total": exc.total})
+    return Problem(422, f"{how_many(exc.total, exc.complete)} invalid value(s); the first "
+                        f"{len(listed)} are listed in errors: fix them and send again to see "
+                        "the rest", listed, extra=totals(exc.total, exc.complete))
 
 
 def estimate_body(body, size: int) -> Estimates:

@@ -48,7 +48,8 @@ PROBLEMS = {
                      "application/jsonlines), is compressed, or is not UTF-8."),
     422: ProblemType("invalid-values", "Invalid values", "The body is well-formed but a value "
                      "is missing, unknown, repeated, of the wrong type or out of range; see "
-                     "errors (errors_total counts them when not all are listed)."),
+                     "errors (errors_total counts them when not all are listed: at least that "
+                     "many when errors_total_is_lower_bound is true)."),
     500: ProblemType("internal-error", "Internal server error", "The server failed; the "
                      "request id in X-Request-ID finds it in the logs."),
     502: ProblemType("unavailable", "Service unavailable", "The service is starting or "
@@ -89,6 +90,15 @@ def listed_within(errors: list, budget: int) -> list:
             break
         listed.append(error)
     return listed
+
+
+def totals(total: int, complete: bool) -> dict:
+    """The extension members of an answer that lists only some of its problems.
+
+    ``errors_total`` counts the problems found; the service stops looking one past those it
+    can list, so the count is then a lower bound, and says so.
+    """
+    return {"errors_total": total, "errors_total_is_lower_bound": not complete}
 
 
 def problem_response(status: int, detail: str, errors: list | None = None,

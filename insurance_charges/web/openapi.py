@@ -79,7 +79,18 @@ def schemas(max_batch: int) -> dict:
                     "description": "RFC 9457 problem details",
                     "properties": {"type": {"type": "string"}, "title": {"type": "string"},
                                    "status": {"type": "integer"}, "detail": {"type": "string"},
-                                   "errors": {"type": "array", "items": {"$ref": REF + "Notice"}}}},
+                                   "errors": {"type": "array", "items": {"$ref": REF + "Notice"}},
+                                   "errors_total": {
+                                       "type": "integer", "minimum": 1,
+                                       "description": "How many problems were found, when "
+                                       "errors lists only some of them."},
+                                   "errors_total_is_lower_bound": {
+                                       "type": "boolean",
+                                       "description": "True when looking stopped once errors "
+                                       "was full: there are at least errors_total problems. "
+                                       "Present with errors_total."}},
+                    "dependentRequired": {"errors_total": ["errors_total_is_lower_bound"],
+                                          "errors_total_is_lower_bound": ["errors_total"]}},
         "ModelCard": {"type": "object", "required": ["model_version", "metrics", "versions"],
                       "additionalProperties": True},
         "Health": {"type": "object", "required": ["status", "model_version"],

@@ -19,7 +19,7 @@ from ..platforms.sagemaker.estimating import estimate_lines
 from ..platforms.sagemaker.jsonlines_body import read_jsonlines
 from ..settings import MB
 from . import api, served_model
-from .errors import Problem, listed_within
+from .errors import Problem, listed_within, totals
 from .json_body import check_encoding, read_json
 from .observe import record_estimates
 
@@ -88,9 +88,10 @@ def invocations():
         try:
             decoded = READERS[kind](raw)
         except Unreadable as exc:
-            listed = listed_within(exc.errors, max(len(raw), api.ERROR_BYTES_FLOOR))
-            raise Problem(400, exc.detail, listed, extra={"errors_total": exc.errors.total}
-                          if exc.errors.total > len(listed) else None) from None
+            found = exc.errors
+            listed = listed_within(found, max(len(raw), api.ERROR_BYTES_FLOOR))
+            raise Problem(400, exc.detail, listed, extra=None if len(listed) == found.total
+                          and found.complete else totals(found.total, found.complete)) from None
         except InvalidRecords as exc:
             raise api.refusal(exc, len(raw)) from None
         estimates, lines = estimate_lines(served_model(), decoded), decoded.lines

@@ -13,7 +13,7 @@ import numpy as np
 
 from ...core.estimates import InvalidRecords
 from ...core.schema import FIELD_NAMES, FieldError
-from ...core.validation import LISTED, Refusal, ValidRecords
+from ...core.validation import LISTED, Refusal, ValidRecords, how_many
 
 RECORD = ", ".join(FIELD_NAMES)
 EMPTY = f"the body is empty; send one record per line ({RECORD})"
@@ -42,16 +42,27 @@ def locate(lines: np.ndarray):
 
 def _first_line(problems: Refusal, what: str) -> str:
     first = problems[0].pointer.split("/")[1]
-    return f"{problems.total} {what}, the first on line {first}; see errors"
+    return (f"{how_many(problems.total, problems.complete)} {what}, the first on line {first}; "
+            "see errors")
 
 
 def unreadable(found: list[tuple[int, str]]) -> Unreadable:
-    """The refusal of lines that are not records: (line, message) pairs, in line order."""
+    """The refusal of lines that are not records: (line, message) pairs, in line order.
+
+    Readers stop looking at the first such line beyond ``LISTED`` (``full``): more than that
+    many found means at least that many.
+    """
     problems = Refusal([FieldError(f"/{line}", message) for line, message in found[:LISTED]],
-                       len(found))
+                       len(found), complete=not full(found))
     return Unreadable(_first_line(problems, "line(s) that are not records"), problems)
+
+
+def full(found: list) -> bool:
+    """True once one problem more than an answer lists has been found: stop looking."""
+    return len(found) > LISTED
 
 
 def invalid(refused: Refusal) -> InvalidRecords:
     """The core's refusal of records located by line, its detail naming the first line."""
-    return InvalidRecords(refused, _first_line(refused, "invalid value(s)"), total=refused.total)
+    return InvalidRecords(refused, _first_line(refused, "invalid value(s)"), total=refused.total,
+                          complete=refused.complete)

@@ -251,6 +251,8 @@ RECORD = {"age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes
 ALL_INVALID = {  # each at most the 2 MiB limit and 10,000 records, each invalid everywhere
     "200,000 unknown keys": (json.dumps({f"{i:x}": 1 for i in range(200_000)},
                                         separators=(",", ":")), ["/0", "/1"]),
+    "90,000 keys sent twice": ("{" + ",".join(f'"{i:x}":1,"{i:x}":1' for i in range(90_000))
+                               + "}", ["/0", "/1"]),
     "10,000 empty records": (json.dumps([{}] * 10_000), ["/0/age", "/0/sex"]),
     "10,000 ages as text": (json.dumps([{**RECORD, "age": "x"}] * 10_000), ["/0/age", "/1/age"]),
     "10,000 arrays": (json.dumps([[]] * 10_000), ["/0", "/1"]),

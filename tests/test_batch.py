@@ -1,4 +1,5 @@
 """Whole-batch validation and JSON parsing give exactly the per-record and json.loads answers."""
+import gc
 import json
 
 import pytest
@@ -10,7 +11,8 @@ from insurance_charges.core import validation
 from insurance_charges.core.schema import FIELDS, record_problems
 from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
                                                validate_records)
-from insurance_charges.web.json_body import _finite_float, _reject_constant, parse_json
+from insurance_charges.web import json_body
+from insurance_charges.web.json_body import _finite_float, _object, _reject_constant, parse_json
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -113,6 +115,59 @@ def test_parse_json_equals_json_loads_on_any_json(value):
 ])
 def test_parse_json_equals_json_loads_at_the_edges(raw):
     assert outcome(lambda b: parse_json(b, b.decode()), raw) == outcome(stdlib, raw)
+
+
+@pytest.mark.parametrize("keys", [1_000, 5_000])
+def test_finding_repeated_keys_compares_each_key_a_few_times_not_with_every_other(keys):
+    comparisons = []
+
+    class Key(str):
+        """A key that counts how often it is compared for equality."""
+
+        __hash__ = str.__hash__
+
+        def __eq__(self, other):
+            comparisons.append(1)
+            return str.__eq__(self, other)
+
+    names = [f"k{i}" for i in range(keys)]
+    marked = _object([(Key(n), 1) for n in names] + [(Key(n), 2) for n in names])
+    compared = len(comparisons)
+    assert marked == {n: 2 for n in names} and marked.repeated == tuple(names)
+    # A lookup or two per key, not a scan of the keys found so far (10^5 keys sent twice
+    # took minutes).
+    assert compared <= 4 * keys
+
+
+@pytest.mark.parametrize("body, status", [
+    (b'[{"age": 19}]', 422), (b"[" * 5000 + b"]" * 5000, 400), (b'{"age": NaN}', 400),
+    (b"[" + b"[]," * 100_000 + b"[]]", 413)],
+    ids=["a record", "nested too deeply", "not JSON", "100,000 arrays"])
+def test_a_body_is_parsed_with_the_cycle_collector_paused_and_resumed_after(client, monkeypatch,
+                                                                            body, status):
+    # Parsed JSON holds no cycles, but every container it makes would count towards the
+    # collector's next pass over all of them: 2 MiB of [] cost 1.5 s instead of 0.2 s.
+    enabled = []
+
+    def watched(raw, text):
+        enabled.append(gc.isenabled())
+        return parse_json(raw, text)
+
+    monkeypatch.setattr(json_body, "parse_json", watched)
+    assert gc.isenabled()
+    assert client.post("/api/v1/predict", data=body,
+                       content_type="application/json").status_code == status
+    assert enabled == [False] and gc.isenabled()
+
+
+def test_the_cycle_collector_stays_off_after_a_parse_when_it_was_off_before():
+    gc.disable()
+    try:
+        with json_body.paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_predictions_are_answered_with_the_bytes_jsonify_would_give(app, client):

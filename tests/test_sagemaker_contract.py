@@ -6,6 +6,7 @@ problem+json naming the 1-based line and field; the limits, the model directory 
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
 import json
@@ -15,14 +16,20 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devtools.records import valid_records
 from insurance_charges.container import modes
 from insurance_charges.container.launcher import GRACE_AFTER_DRAIN_S, write_config
 from insurance_charges.core.schema import EXAMPLE_RECORD, FIELD_NAMES
 from insurance_charges.platforms.sagemaker import ModelDirError, execution_parameters, model_in
-from insurance_charges.platforms.sagemaker.csv_body import read_csv
+from insurance_charges.platforms.sagemaker import csv_body as csv_reader
+from insurance_charges.platforms.sagemaker.csv_body import SPANNING, read_csv
+from insurance_charges.platforms.sagemaker.line_spans import blank_lines, line_starts
 from insurance_charges.platforms.sagemaker.estimating import estimate_lines
+from insurance_charges.scoring.columns import reference_record
+from insurance_charges.scoring.reading import line_count, lines_of
 from insurance_charges.settings import MAX_CONTENT_LENGTH, MB, Settings, SettingsError
 from insurance_charges.web import create_app
 
@@ -244,6 +251,100 @@ def test_bad_csv_lines_are_refused_naming_the_line_and_field(client, text, statu
     assert [(e["pointer"], e["message"]) for e in body["errors"]] == errors
     first = errors[0][0].split("/")[1]
     assert body["detail"].endswith(f"the first on line {first}; see errors")
+
+
+OPEN = "19,female,27.9,0,yes,\"southwest"  # a quote opened and never closed
+
+
+WIDTH_1 = "the line has 1 value(s) where a record has 6: age, sex, bmi, children, smoker, region"
+
+
+@pytest.mark.parametrize("text, line, message", [
+    (f"{ROW}\n{OPEN}\n", 2, SPANNING), (f"{ROW}\n{OPEN}", 2, SPANNING),
+    (f"{ROW}\r\n{OPEN}\r\n", 2, SPANNING), (f"{HEADER}\n{ROW}\n{OPEN}", 3, SPANNING),
+    # The row of lines 1 and 2 and the two rows of line 3 (a lone CR) add up to 3 lines.
+    (f'{OPEN}\n"\n{ROW}\r{ROW}\n', 1, SPANNING),
+    (f'{ROW}\n"19,female,27.9,0,yes,southwest\n', 2, WIDTH_1)],
+    ids=["last-line", "last-line-no-newline", "crlf", "after-header",
+         "line-count-evened-out-by-a-lone-cr", "first-cell-so-one-value"])
+def test_a_quote_left_open_or_a_value_holding_a_line_break_is_a_400_naming_its_line(
+        client, text, line, message):
+    got = invoke(client, text.encode(), CSV)
+    body = problem(got)
+    assert got.status_code == 400
+    assert body["detail"] == f"1 line(s) that are not records, the first on line {line}; see errors"
+    assert [(e["pointer"], e["message"]) for e in body["errors"]] == [(f"/{line}", message)]
+
+
+SIX_MB = 6 * MB
+
+
+def fill(line: bytes, size: int = SIX_MB) -> bytes:
+    """As many copies of ``line`` as fit in ``size`` bytes."""
+    return line * (size // len(line))
+
+
+@pytest.mark.parametrize("line, status, first", [
+    (b",,,,,\n", 422, ["/1/age", "/1/sex", "/1/bmi"]),
+    (b"0\n", 400, ["/1", "/2", "/3"]),
+    (b"a,b,c,d,e,f,g\n", 400, ["/1", "/2", "/3"]),
+    (b"19,female,27.9,0,yes,mars\n", 422, ["/1/region", "/2/region", "/3/region"]),
+    (b" 19,female,27.9,0,yes,southwest, \n", 400, ["/1", "/2", "/3"])],
+    ids=["empty-rows", "one-value", "seven-values", "bad-category", "seven-with-spaces"])
+def test_six_mb_of_bad_csv_rows_get_one_small_problem_counting_at_least_101(client, line, status,
+                                                                           first):
+    got = invoke(client, fill(line), CSV)
+    body = problem(got)
+    assert got.status_code == status and len(got.data) < 16_384
+    assert body["errors_total"] == 101 and body["errors_total_is_lower_bound"] is True
+    assert [e["pointer"] for e in body["errors"][:3]] == first
+    what = "invalid value(s)" if status == 422 else "line(s) that are not records"
+    assert body["detail"].startswith(f"at least 101 {what}")
+
+
+def test_rows_the_column_check_leaves_to_the_core_are_built_only_until_it_refuses(client,
+                                                                                  monkeypatch):
+    built = []
+
+    def counted(fields, cells, texts):
+        built.append(cells)
+        return reference_record(fields, cells, texts)
+
+    monkeypatch.setattr(csv_reader, "reference_record", counted)
+    got = invoke(client, fill(b",,,,,\n"), CSV)  # a million rows, every one missing everything
+    assert got.status_code == 422 and problem(got)["errors_total"] == 101
+    assert 17 <= len(built) <= csv_reader.SLOW_ROWS_AT_ONCE  # the 101st problem is on row 17
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=40).map(lambda b: bytes(b" \r\n,a"[x % 5] for x in b)))
+def test_blank_lines_and_line_starts_are_those_of_the_lines_cut_one_by_one(data):
+    lines = lines_of(data)
+    assert blank_lines(data, b"\r\n").tolist() == [not line.strip(b"\r\n") for line in lines]
+    assert blank_lines(data, b" \r\n").tolist() == [not line.strip() for line in lines]
+    assert line_starts(data).tolist() == [sum(map(len, lines[:i])) for i in range(len(lines))]
+    assert len(line_starts(data)) == line_count(data)
+
+
+def spanning_row_one_line_at_a_time(data: bytes) -> int:
+    """The reference: Python's csv fed one line at a time, as the service cuts them."""
+    ended = data if data.endswith(b"\n") else data + b"\n"
+    reader = csv.reader(line.decode() for line in lines_of(ended))
+    start = 1
+    while True:
+        try:
+            row = next(reader)
+        except (StopIteration, csv.Error):
+            return start
+        if reader.line_num > start or any("\n" in cell for cell in row):
+            return start
+        start = reader.line_num + 1
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.binary(max_size=30).map(lambda b: bytes(b'a,"\n\r'[x % 5] for x in b)))
+def test_the_spanning_row_is_found_as_csv_fed_one_line_at_a_time_finds_it(data):
+    assert csv_reader._spanning_row(data) == spanning_row_one_line_at_a_time(data)
 
 
 def test_a_line_that_is_not_utf8_is_refused_by_its_number(client):

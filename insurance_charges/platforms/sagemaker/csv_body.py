@@ -10,6 +10,8 @@ the core's own validation, which writes the messages.
 from __future__ import annotations
 
 import csv
+import io
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -19,8 +21,9 @@ import pyarrow.csv as pa_csv
 from ...core.schema import FIELD_NAMES, FIELDS
 from ...core.validation import ValidRecords, validate_each
 from ...scoring.columns import ColumnRecords, fast_values, reference_record
-from ...scoring.reading import line_count, lines_of
-from .decoding import EMPTY, RECORD, Decoded, Unreadable, invalid, locate, unreadable
+from ...scoring.reading import line_count
+from .decoding import EMPTY, RECORD, Decoded, Unreadable, full, invalid, locate, unreadable
+from .line_spans import blank_lines
 
 BOM = b"\xef\xbb\xbf"
 SPANNING = ("the record does not end on this line (a quoted value holding a line break, a quote "
@@ -71,17 +74,26 @@ def _table(data: bytes, first: int) -> tuple[pa.Table, np.ndarray]:
 
     def skip(row) -> str:
         wrong_width.append(row)
-        return "skip"
+        return "error" if full(wrong_width) else "skip"  # "error" stops Arrow's parse here
 
-    table = pa_csv.read_csv(
-        pa.py_buffer(data),
-        read_options=pa_csv.ReadOptions(column_names=list(FIELD_NAMES), use_threads=False,
-                                        block_size=len(data) + 1),
-        parse_options=pa_csv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=skip),
-        convert_options=pa_csv.ConvertOptions(
-            column_types={name: pa.string() for name in FIELD_NAMES},
-            strings_can_be_null=False, quoted_strings_can_be_null=False))
-    if table.num_rows + len(wrong_width) != count or any(r.number is None for r in wrong_width):
+    try:
+        table = pa_csv.read_csv(
+            # Ended by a line break: a quote left open on the last line then swallows that
+            # break, which shows in its cell, instead of ending the body unnoticed.
+            pa.py_buffer(data if data.endswith(b"\n") else data + b"\n"),
+            read_options=pa_csv.ReadOptions(column_names=list(FIELD_NAMES), use_threads=False,
+                                            block_size=len(data) + 2),
+            parse_options=pa_csv.ParseOptions(ignore_empty_lines=False,
+                                              invalid_row_handler=skip),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in FIELD_NAMES},
+                strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except pa.ArrowInvalid:
+        if not full(wrong_width):
+            raise
+        table = None  # more lines of the wrong width than an answer lists: enough looking
+    if any(r.number is None for r in wrong_width) or (table is not None and (
+            table.num_rows + len(wrong_width) != count or _holds_line_break(table))):
         raise unreadable([(_spanning_row(data) + first - 1, SPANNING)])
     if wrong_width:
         raise unreadable(
@@ -93,28 +105,48 @@ def _table(data: bytes, first: int) -> tuple[pa.Table, np.ndarray]:
         empty = pc.and_(empty, pc.equal(table.column(name), ""))
     empty = empty.to_numpy()
     if empty.any():  # ",,,,," is a record missing every field; a blank line is no record
-        text = lines_of(data)
-        blank = np.array([i for i in np.flatnonzero(empty) if not text[i].strip(b"\r\n")],
-                         dtype=np.int64)
-        if len(blank):
-            keep = np.ones(count, dtype=bool)
-            keep[blank] = False
+        keep = ~(empty & blank_lines(data, b"\r\n"))
+        if not keep.all():
             table, lines = table.filter(pa.array(keep)), lines[keep]
     return table, lines
 
 
+def _holds_line_break(table: pa.Table) -> bool:
+    """True when a cell holds a line break: a quoted value ran on past its line's end."""
+    return any(pc.any(pc.match_substring(table.column(name), "\n")).as_py()
+               for name in FIELD_NAMES)
+
+
 def _spanning_row(data: bytes) -> int:
     """The line (from 1) on which the first row spanning several lines starts."""
-    reader = csv.reader((line.decode("utf-8") for line in lines_of(data)))
-    start = 1
-    while True:
-        try:
-            next(reader)
-        except (StopIteration, csv.Error):
-            return start
-        if reader.line_num > start:
-            return start
-        start = reader.line_num + 1
+    ended = data if data.endswith(b"\n") else data + b"\n"
+    reader = csv.reader(io.StringIO(ended.decode("utf-8"), newline="\n"))  # only \n ends a line
+    start, row = 1, []
+    try:
+        for row in reader:
+            if reader.line_num > start:
+                return start
+            start += 1
+    except csv.Error:
+        return start
+    # A quote left open on the last line runs to the end: its cell keeps the line break.
+    return start - 1 if any("\n" in cell for cell in row) else start
+
+
+# Rows the column check did not pass are turned into the core's records this many at a time:
+# enough that Arrow's per-call cost vanishes, few enough that a body refused on its first
+# rows converts little more than those (validation stops once an answer's list is full).
+SLOW_ROWS_AT_ONCE = 1024
+
+
+def _slow_records(table: pa.Table, rows: np.ndarray) -> Iterator[dict]:
+    """The core's record for each of ``rows``, built only as validation asks for them."""
+    texts = [True] * len(FIELDS)
+    for start in range(0, len(rows), SLOW_ROWS_AT_ONCE):
+        taken = pa.array(rows[start:start + SLOW_ROWS_AT_ONCE])
+        cells = [table.column(f.name).take(taken).to_pylist() for f in FIELDS]
+        for row in zip(*cells):
+            yield reference_record(FIELDS, list(row), texts)
 
 
 def _valid(table: pa.Table, lines: np.ndarray) -> ColumnRecords:
@@ -126,12 +158,7 @@ def _valid(table: pa.Table, lines: np.ndarray) -> ColumnRecords:
         ok &= certain
     slow = np.flatnonzero(~ok)
     if len(slow):
-        taken = pa.array(slow)
-        cells = [table.column(f.name).take(taken).to_pylist() for f in FIELDS]
-        texts = [True] * len(FIELDS)
-        records = [reference_record(FIELDS, [c[j] for c in cells], texts)
-                   for j in range(len(slow))]
-        checked, refused = validate_each(records, locate(lines[slow]))
+        checked, refused = validate_each(_slow_records(table, slow), locate(lines[slow]))
         if refused.total:
             raise invalid(refused)
         for row, record in zip(slow.tolist(), checked):

@@ -1,42 +1,164 @@
-"""JSON-lines bodies: one JSON object per line, each read as strictly as the API reads one."""
+"""JSON-lines bodies: one JSON object per line, each read as strictly as the API reads one.
+
+Each line's value is exactly what the API's parser (``web.json_body.parse_json``) gives for
+that line alone, but the lines are read in bulk, at C speed: by orjson, or by the stdlib json
+decoder parse_json would fall back to for a line orjson may read differently (a run of 19
+digits, an escaped surrogate). A line either refuses goes through ``parse_json`` itself, which
+says why; looking for such lines stops once an answer's list of them is full. A body of
+millions of short lines so costs what its bytes cost, not a Python step and an exception each.
+"""
 from __future__ import annotations
 
-import numpy as np
+import re
+from itertools import compress
+from typing import Callable, Iterator
 
-from ...core.validation import ValidRecords, validate_records
-from ...scoring.reading import lines_of
-from .decoding import EMPTY, Decoded, Unreadable, invalid, locate, unreadable
+import numpy as np
+import orjson
+
+from ...core.validation import ValidRecords, validate_each, validate_records
+from .decoding import EMPTY, Decoded, Unreadable, full, invalid, locate, unreadable
+from .line_spans import blank_lines, line_starts
+
+SPACE = b" \t\n\r\x0b\x0c"  # what bytes.strip() removes: a line of nothing else is blank
+COLON = ord(":")
 
 
 def read_jsonlines(data: bytes) -> Decoded:
     """The records of a JSON-lines body: one JSON object per line, read as the API reads one."""
-    from ...web.json_body import parse_json  # the API's strict parser (Flask is not used)
+    from ...web.json_body import paused_gc  # the API's parser's module (Flask is not used)
 
-    items, found, problems = [], [], []
-    for number, raw in enumerate(lines_of(data), 1):
-        body = raw.strip()
-        if not body:
-            continue  # a blank line is no record
-        try:
-            text = body.decode("utf-8")
-            items.append(parse_json(body, text))
-        except UnicodeDecodeError as exc:
-            problems.append((number, f"the line is not UTF-8 text (byte {exc.start + 1}); "
-                                     "send the body as UTF-8"))
-            continue
-        except RecursionError:
-            problems.append((number, "the line's JSON is nested too deeply"))
-            continue
-        except ValueError as exc:  # JSONDecodeError, NaN or Infinity, huge numbers
-            problems.append((number, f"the line is not valid JSON: {exc}"))
-            continue
-        found.append(number)
-    if problems:
-        raise unreadable(problems)
-    if not found and not data.strip():
+    starts = line_starts(data)
+    kept = ~blank_lines(data, SPACE, starts)
+    if not kept.any():
         raise Unreadable(EMPTY)
-    lines = np.array(found, dtype=np.int64)
-    records, refused = validate_records(items, locate(lines))
+    numbers = np.flatnonzero(kept)  # each line that is not blank, from 0
+    texts = list(map(bytes.strip, compress(data.split(b"\n"), kept.tolist())))
+    by_json = _read_by_json(data, starts, numbers)
+    with paused_gc():
+        values, problems = _parsed(texts, by_json)
+    if problems:
+        raise unreadable([(int(numbers[i]) + 1, message) for i, message in problems])
+    lines = numbers.astype(np.int64) + 1
+    again = _more_colons_than_keys(data, starts, numbers, values) & ~by_json
+    if again.any():  # never a valid record: validation reads it again, if it gets that far
+        records, refused = validate_each(_values_again(texts, values, again), locate(lines))
+    else:
+        records, refused = validate_records(values, locate(lines))
     if refused.total:
         raise invalid(refused)
     return Decoded(records if records is not None else ValidRecords(), lines)
+
+
+def _read_by_json(data: bytes, starts: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+    """Per line kept, True when parse_json would not take orjson's value: a run of 19 digits
+    (orjson may read a float) or an escaped surrogate (orjson refuses a lone one)."""
+    from ...web.json_body import DIGITS_TO_ZERO, LONG_DIGIT_RUN, SURROGATE_ESCAPE
+
+    found = []
+    digits = data.translate(DIGITS_TO_ZERO)
+    if LONG_DIGIT_RUN in digits:  # the usual body has neither: one search each, at C speed
+        found += [m.start() for m in re.finditer(b"0{%d,}" % len(LONG_DIGIT_RUN), digits)]
+    found += [m.start() for m in SURROGATE_ESCAPE.finditer(data)]
+    marked = np.zeros(len(numbers), dtype=bool)
+    if found:  # each one's line among all lines, then among those kept (it is not blank)
+        lines = np.searchsorted(starts, found, side="right") - 1
+        marked[np.searchsorted(numbers, lines)] = True
+    return marked
+
+
+def _parsed(texts: list[bytes], by_json: np.ndarray) -> tuple[list, list[tuple[int, str]]]:
+    """Each line's value, and the (index, message) of the first lines that are not JSON.
+
+    orjson reads the lines not ``by_json``, the json decoder the others, each group in bulk;
+    the lists of problems are full at one more than an answer lists. When a group stops
+    there, only problems up to the line it stopped at are certainly all found.
+    """
+    from ...web.json_body import STRICT
+
+    def by_decoder(text: bytes):
+        decoded = text.decode("utf-8")
+        value, end = STRICT.raw_decode(decoded)
+        if end != len(decoded):  # more after the value: parse_json words the refusal
+            raise ValueError("extra data")
+        return value
+
+    if not by_json.any():  # the usual body: one group, no merging
+        return _read_group(texts, np.arange(len(texts)), orjson.loads)
+    groups = [_read_group(texts, np.flatnonzero(chosen), parse)
+              for chosen, parse in ((~by_json, orjson.loads), (by_json, by_decoder))]
+    problems = sorted(p for _, found in groups for p in found)
+    stopped = [found[-1][0] for _, found in groups if full(found)]
+    if stopped:
+        problems = [p for p in problems if p[0] <= min(stopped)]
+        return [], problems
+    values = np.empty(len(texts), dtype=object)
+    for chosen, (got, _) in zip((~by_json, by_json), groups):
+        values[chosen] = np.fromiter(got, dtype=object, count=len(got))
+    return values.tolist(), problems
+
+
+def _read_group(texts: list[bytes], rows: np.ndarray,
+                parse: Callable) -> tuple[list, list[tuple[int, str]]]:
+    """``parse`` mapped over the lines ``rows``, each line it refuses read by parse_json:
+    their values, and the (index, message) of those that are not JSON, until that list is full."""
+    values: list = []
+    problems: list[tuple[int, str]] = []
+    rest = iter([texts[i] for i in rows.tolist()] if len(rows) != len(texts) else texts)
+    while True:
+        try:
+            values.extend(map(parse, rest))
+            return values, problems
+        except (ValueError, RecursionError):  # the line at len(values): parse_json says why
+            row = int(rows[len(values)])
+            value, message = _exact(texts[row])
+            values.append(value)
+            if message is not None:
+                problems.append((row, message))
+                if full(problems):
+                    return values, problems
+
+
+def _exact(text: bytes) -> tuple[object, str | None]:
+    """One line read exactly as the API reads a body: (its value, None) or (None, why not)."""
+    from ...web.json_body import parse_json
+
+    try:
+        return parse_json(text, text.decode("utf-8")), None
+    except UnicodeDecodeError as exc:
+        return None, (f"the line is not UTF-8 text (byte {exc.start + 1}); send the body as "
+                      "UTF-8")
+    except RecursionError:
+        return None, "the line's JSON is nested too deeply"
+    except ValueError as exc:  # JSONDecodeError, NaN or Infinity, huge numbers
+        return None, f"the line is not valid JSON: {exc}"
+
+
+def _more_colons_than_keys(data: bytes, starts: np.ndarray, numbers: np.ndarray,
+                           values: list) -> np.ndarray:
+    """Per line kept, True when orjson's value may not be parse_json's: more colons than keys.
+
+    A member holds one colon outside strings, so a line with as many colons as keys parsed
+    repeats no key (``web.json_body._no_repeated_keys``). A line with more is never a valid
+    record either: a record's keys and values hold no colon, and it nests nothing.
+    """
+    from ...web.json_body import keys_parsed
+
+    at = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == COLON)
+    if not len(at):  # no colon, no key: nothing to count
+        return np.zeros(len(values), dtype=bool)
+    before = np.searchsorted(at, starts)  # the colons before each line
+    colons = np.diff(np.append(before, len(at)))[numbers]
+    if set(map(type, values)) == {dict}:  # the usual body: counted at C speed
+        keys = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    else:  # a line without a colon has no key
+        keys = np.zeros(len(values), dtype=np.int64)
+        with_colons = np.flatnonzero(colons).tolist()
+        keys[with_colons] = [keys_parsed(values[i]) for i in with_colons]
+    return colons != keys
+
+
+def _values_again(texts: list[bytes], values: list, again: np.ndarray) -> Iterator:
+    """The lines' values, each one marked in ``again`` read once more with parse_json."""
+    for i, (value, reread) in enumerate(zip(values, again.tolist())):
+        yield _exact(texts[i])[0] if reread else value

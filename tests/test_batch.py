@@ -219,6 +219,14 @@ def test_a_short_batch_is_checked_one_record_at_a_time(per_record_calls):
     assert records == [{**item, "bmi": float(item["bmi"])} for item in items]
 
 
+@pytest.mark.parametrize("count", [3, 20])  # one at a time below 8 records, columns from 8
+def test_a_batch_lists_as_many_problems_as_asked_and_counts_one_more(count):
+    checked, refused = validate_records([{}] * count, in_batch, listed=5)
+    assert checked is None and [e.pointer for e in refused] == [
+        "/0/age", "/0/sex", "/0/bmi", "/0/children", "/0/smoker"]
+    assert (refused.total, refused.complete) == (6, False)
+
+
 @pytest.mark.parametrize("size", [3, 7, 8, 12])  # one at a time below 8 records, columns from 8
 def test_range_warnings_are_the_same_one_at_a_time_and_column_at_a_time(size):
     inside = {"age": 30, "bmi": 30.0, "children": 1}

@@ -87,12 +87,34 @@ LINES = [RECORD, RECORD, RECORD.replace(b'"bmi": 10.0', b'"bmi": 10'),
          b'"smoker": "no", "region": "northeast"}']
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(st.sampled_from(LINES), min_size=1, max_size=12),
-       ending=st.sampled_from([b"\n", b"\r\n"]), last=st.booleans())
-def test_bulk_reading_answers_exactly_as_reading_one_line_at_a_time(lines, ending, last):
+       ending=st.sampled_from([b"\n", b"\r\n"]), last=st.booleans(),
+       chunk=st.sampled_from([1, 2, 5, jsonlines_body.CHUNK_LINES]))
+def test_bulk_reading_answers_exactly_as_reading_one_line_at_a_time(lines, ending, last, chunk):
     data = ending.join(lines) + (ending if last else b"")
-    assert outcome(read_jsonlines, data) == outcome(one_line_at_a_time, data)
+    expected = outcome(one_line_at_a_time, data)
+    shipped, jsonlines_body.CHUNK_LINES = jsonlines_body.CHUNK_LINES, chunk
+    try:  # chunk boundaries anywhere, not only every 50,000 lines
+        got = outcome(read_jsonlines, data)
+    finally:
+        jsonlines_body.CHUNK_LINES = shipped
+    assert got == expected
+
+
+def test_a_body_is_read_a_chunk_of_lines_at_a_time(monkeypatch):
+    read, parsed = [], jsonlines_body._parsed
+
+    def counted(texts, by_json):
+        read.append(len(texts))
+        return parsed(texts, by_json)
+
+    monkeypatch.setattr(jsonlines_body, "_parsed", counted)
+    lines = jsonlines_body.CHUNK_LINES * 2 + 10
+    with pytest.raises(InvalidRecords):
+        read_jsonlines(b"{}\n" * lines)
+    # The values of one chunk at a time are held, however many lines the body has.
+    assert read == [jsonlines_body.CHUNK_LINES] * 2 + [10]
 
 
 SIX_MB = 6 * MB

@@ -150,12 +150,14 @@ def how_many(total: int, complete: bool = True) -> str:
 LISTED = 100
 
 
-def validate_records(items: list, locate: Locate) -> tuple[ValidRecords | None, Refusal]:
-    """``validate_record`` on each item; fast when all are valid."""
+def validate_records(items: list, locate: Locate,
+                     listed: int = LISTED) -> tuple[ValidRecords | None, Refusal]:
+    """``validate_record`` on each item, the first ``listed`` problems kept; fast when all are
+    valid."""
     records = _all_valid(items) if len(items) >= COLUMNS_FROM else None
     if records is not None:
         return records, Refusal()
-    return validate_each(items, locate)
+    return validate_each(items, locate, listed)
 
 
 def validate_each(items: Iterable, locate: Locate,

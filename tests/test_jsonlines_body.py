@@ -90,15 +90,17 @@ LINES = [RECORD, RECORD, RECORD.replace(b'"bmi": 10.0', b'"bmi": 10'),
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(st.sampled_from(LINES), min_size=1, max_size=12),
        ending=st.sampled_from([b"\n", b"\r\n"]), last=st.booleans(),
-       chunk=st.sampled_from([1, 2, 5, jsonlines_body.CHUNK_LINES]))
+       chunk=st.sampled_from([(1, 10**9), (2, 10**9), (5, 10**9), (10**9, 1), (10**9, 60),
+                              (jsonlines_body.CHUNK_LINES, jsonlines_body.CHUNK_BYTES)]))
 def test_bulk_reading_answers_exactly_as_reading_one_line_at_a_time(lines, ending, last, chunk):
     data = ending.join(lines) + (ending if last else b"")
     expected = outcome(one_line_at_a_time, data)
-    shipped, jsonlines_body.CHUNK_LINES = jsonlines_body.CHUNK_LINES, chunk
-    try:  # chunk boundaries anywhere, not only every 50,000 lines
+    shipped = jsonlines_body.CHUNK_LINES, jsonlines_body.CHUNK_BYTES
+    jsonlines_body.CHUNK_LINES, jsonlines_body.CHUNK_BYTES = chunk
+    try:  # chunk boundaries anywhere, not only every 50,000 lines or 8 MiB
         got = outcome(read_jsonlines, data)
     finally:
-        jsonlines_body.CHUNK_LINES = shipped
+        jsonlines_body.CHUNK_LINES, jsonlines_body.CHUNK_BYTES = shipped
     assert got == expected
 
 

@@ -22,11 +22,13 @@ from hypothesis import strategies as st
 from devtools.records import valid_records
 from insurance_charges.container import modes
 from insurance_charges.container.launcher import GRACE_AFTER_DRAIN_S, write_config
+from insurance_charges.core.estimates import InvalidRecords
 from insurance_charges.core.schema import EXAMPLE_RECORD, FIELD_NAMES
 from insurance_charges.platforms.sagemaker import ModelDirError, execution_parameters, model_in
 from insurance_charges.platforms.sagemaker import csv_body as csv_reader
 from insurance_charges.platforms.sagemaker.csv_body import SPANNING, read_csv
-from insurance_charges.platforms.sagemaker.line_spans import blank_lines, line_starts
+from insurance_charges.platforms.sagemaker.decoding import Unreadable
+from insurance_charges.platforms.sagemaker.line_spans import blank_lines, line_chunks, line_starts
 from insurance_charges.platforms.sagemaker.estimating import estimate_lines
 from insurance_charges.scoring.columns import reference_record
 from insurance_charges.scoring.reading import line_count, lines_of
@@ -256,7 +258,7 @@ def test_bad_csv_lines_are_refused_naming_the_line_and_field(client, text, statu
 OPEN = "19,female,27.9,0,yes,\"southwest"  # a quote opened and never closed
 
 
-WIDTH_1 = "the line has 1 value(s) where a record has 6: age, sex, bmi, children, smoker, region"
+WIDTH_2 = "the line has 2 value(s) where a record has 6: age, sex, bmi, children, smoker, region"
 
 
 @pytest.mark.parametrize("text, line, message", [
@@ -264,9 +266,13 @@ WIDTH_1 = "the line has 1 value(s) where a record has 6: age, sex, bmi, children
     (f"{ROW}\r\n{OPEN}\r\n", 2, SPANNING), (f"{HEADER}\n{ROW}\n{OPEN}", 3, SPANNING),
     # The row of lines 1 and 2 and the two rows of line 3 (a lone CR) add up to 3 lines.
     (f'{OPEN}\n"\n{ROW}\r{ROW}\n', 1, SPANNING),
-    (f'{ROW}\n"19,female,27.9,0,yes,southwest\n', 2, WIDTH_1)],
+    (f'{ROW}\n{ROW}\r{ROW}\n19,female,27.9,0,yes,mars\n"\n', 2, SPANNING),
+    (f'{ROW}\n"19,female,27.9,0,yes,southwest\n', 2, SPANNING),
+    (f'{ROW}\n19,female,27.9,0,yes,"south\rwest"\n', 2, SPANNING),
+    (f"{ROW}\n19,female\n", 2, WIDTH_2)],
     ids=["last-line", "last-line-no-newline", "crlf", "after-header",
-         "line-count-evened-out-by-a-lone-cr", "first-cell-so-one-value"])
+         "line-count-evened-out-by-a-lone-cr", "lone-cr-and-quote-left-open", "first-cell",
+         "lone-cr-in-a-quoted-value", "two-values"])
 def test_a_quote_left_open_or_a_value_holding_a_line_break_is_a_400_naming_its_line(
         client, text, line, message):
     got = invoke(client, text.encode(), CSV)
@@ -324,6 +330,72 @@ def test_blank_lines_and_line_starts_are_those_of_the_lines_cut_one_by_one(data)
     assert blank_lines(data, b" \r\n").tolist() == [not line.strip() for line in lines]
     assert line_starts(data).tolist() == [sum(map(len, lines[:i])) for i in range(len(lines))]
     assert len(line_starts(data)) == line_count(data)
+
+
+CSV_LINES = [ROW, ROW, " 19 , female,27.9, +0,yes,southwest", ",,,,,", "0", "a,b,c,d,e,f,g", "",
+             "\r", OPEN, '19,"fe\nmale",27.9,0,yes,southwest', "19,female,27.9,0,yes,mars",
+             '"19","female","27.9","0","yes","southwest"', f"{ROW}\r{ROW}", '"', "70,male,33.1,2,no,"
+             "northeast", "19,female,,0,yes,southwest"]
+
+
+def csv_outcome(data: bytes):
+    """What read_csv answers: the records and their lines, or the refusal in full."""
+    try:
+        got = read_csv(data)
+    except Unreadable as exc:
+        return "400", exc.detail, [(e.pointer, e.message) for e in exc.errors], exc.errors.total
+    except InvalidRecords as exc:
+        return "422", exc.detail, [(e.pointer, e.message) for e in exc.errors], exc.total
+    return "ok", [dict(r) for r in got.records], got.lines.tolist()
+
+
+@settings(max_examples=400, deadline=None)
+@given(lines=st.lists(st.sampled_from(CSV_LINES), min_size=1, max_size=10),
+       header=st.booleans(), last=st.booleans(),
+       chunk=st.sampled_from([(1, 10**9), (2, 10**9), (3, 10**9), (10**9, 1), (10**9, 40)]))
+def test_a_csv_body_read_a_chunk_at_a_time_is_answered_as_if_read_at_once(lines, header, last,
+                                                                          chunk):
+    data = "\n".join(([HEADER] if header else []) + lines).encode() + (b"\n" if last else b"")
+    whole = csv_outcome(data)
+    shipped = csv_reader.CHUNK_LINES, csv_reader.CHUNK_BYTES
+    csv_reader.CHUNK_LINES, csv_reader.CHUNK_BYTES = chunk
+    try:
+        assert csv_outcome(data) == whole
+    finally:
+        csv_reader.CHUNK_LINES, csv_reader.CHUNK_BYTES = shipped
+
+
+def test_a_csv_body_is_parsed_a_chunk_of_lines_at_a_time(monkeypatch):
+    parsed, table = [], csv_reader._table
+
+    def counted(data, first, room):
+        parsed.append((first, line_count(data)))
+        return table(data, first, room)
+
+    monkeypatch.setattr(csv_reader, "_table", counted)
+    lines = csv_reader.CHUNK_LINES * 2 + 10
+    with pytest.raises(InvalidRecords):
+        read_csv(b",,,,,\n" * lines)
+    # The rows of one chunk at a time are held, however many lines the body has.
+    size = csv_reader.CHUNK_LINES
+    assert parsed == [(1, size), (size + 1, size), (2 * size + 1, 10)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.binary(max_size=40).map(lambda b: bytes(b"ab\n"[x % 3] for x in b)),
+       at=st.integers(0, 40), max_lines=st.integers(1, 5), max_bytes=st.integers(1, 12))
+def test_line_chunks_are_whole_lines_within_both_limits_numbered_from_where_they_start(
+        data, at, max_lines, max_bytes):
+    begin = data.rfind(b"\n", 0, at) + 1
+    first = data.count(b"\n", 0, begin) + 1
+    chunks = list(line_chunks(data, begin, first, max_lines, max_bytes))
+    assert b"".join(chunk for _, chunk in chunks) == data[begin:]
+    for number, chunk in chunks:
+        assert number == first
+        lines = lines_of(chunk)
+        assert chunk.endswith(b"\n") or chunk is chunks[-1][1]
+        assert len(lines) == 1 or (len(lines) <= max_lines and len(chunk) <= max_bytes)
+        first += chunk.count(b"\n")
 
 
 def spanning_row_one_line_at_a_time(data: bytes) -> int:

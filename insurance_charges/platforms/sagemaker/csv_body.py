@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Iterator
 
 import numpy as np
@@ -19,16 +20,24 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from ...core.schema import FIELD_NAMES, FIELDS
-from ...core.validation import ValidRecords, validate_each
+from ...core.validation import LISTED, Refusal, ValidRecords, validate_each
 from ...scoring.columns import ColumnRecords, fast_values, reference_record
 from ...scoring.reading import line_count
 from .decoding import EMPTY, RECORD, Decoded, Unreadable, full, invalid, locate, unreadable
-from .line_spans import blank_lines
+from .line_spans import blank_lines, line_chunks
 
 BOM = b"\xef\xbb\xbf"
+LONE_CR = re.compile(rb"\r(?!\n)")  # a carriage return that does not end a line with its \n
 SPANNING = ("the record does not end on this line (a quoted value holding a line break, a quote "
             "left open, or a lone carriage return); SageMaker splits CSV on line breaks, so "
             "each record must be one whole line")
+
+
+# A body is parsed, checked and let go of this many lines (or bytes) at a time, each cut at a
+# line end: a request's memory follows its valid rows, whatever its line count (6 MiB of ",,,,,"
+# are a million rows; at once they held 154 MB where 6 MiB of valid rows hold 62 MB).
+CHUNK_LINES = 200_000  # about a 6 MB mini-batch of valid rows
+CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def read_csv(data: bytes) -> Decoded:
@@ -41,16 +50,47 @@ def read_csv(data: bytes) -> Decoded:
         line = data.count(b"\n", 0, exc.start) + 1
         problem = (line, "the line is not UTF-8 text; send the body as UTF-8")
         raise unreadable([problem]) from None
-    if not data.strip():
+    if not data or data.isspace():
         raise Unreadable(EMPTY)
-    first = 1
+    first, begin = 1, 0
     end = data.find(b"\n")
     if _is_header(data[:end] if end >= 0 else data):
-        data, first = (data[end + 1:] if end >= 0 else b""), 2
-    if not data.strip(b"\r\n"):
-        return Decoded(ValidRecords(), np.empty(0, dtype=np.int64))  # a header alone
-    table, lines = _table(data, first)
-    return Decoded(_valid(table, lines), lines)
+        first, begin = 2, (end + 1 if end >= 0 else len(data))
+    not_records: list[tuple[int, str]] = []
+    refused = Refusal()  # the invalid values found, over the chunks read so far
+    parts: list[tuple[ColumnRecords, np.ndarray]] = []
+    for line, chunk in line_chunks(data, begin, first, CHUNK_LINES, CHUNK_BYTES):
+        table, lines, wrong_width = _table(chunk, line, LISTED - len(not_records))
+        not_records += wrong_width
+        if full(not_records):
+            break  # enough lines that are not records to list
+        if not_records or not refused.complete:
+            continue  # refused already: only lines that are not records matter now
+        records, problems = _valid(table, lines, LISTED - len(refused))
+        if problems.total:
+            refused.extend(problems)
+            refused.total += problems.total
+            refused.complete = problems.complete
+        elif not refused.total:
+            parts.append((records, lines))
+    if not_records:
+        raise unreadable(not_records)
+    if refused.total:
+        raise invalid(refused)
+    return _joined(parts)
+
+
+def _joined(parts: list[tuple[ColumnRecords, np.ndarray]]) -> Decoded:
+    """The chunks' records and their lines as one body's, in order."""
+    if not parts:  # a header alone
+        return Decoded(ValidRecords(), np.empty(0, dtype=np.int64))
+    if len(parts) == 1:
+        return Decoded(*parts[0])
+    count = sum(len(records) for records, _ in parts)
+    columns = {f.name: np.concatenate([records.column(f.name) for records, _ in parts])
+               for f in FIELDS}
+    return Decoded(ColumnRecords(FIELDS, columns, count),
+                   np.concatenate([lines for _, lines in parts]))
 
 
 def _is_header(line: bytes) -> bool:
@@ -67,39 +107,53 @@ def _is_header(line: bytes) -> bool:
     return False
 
 
-def _table(data: bytes, first: int) -> tuple[pa.Table, np.ndarray]:
-    """Every line as a row of six text cells, and its line number; blank lines left out."""
+def _table(data: bytes, first: int, room: int) -> tuple[pa.Table | None, np.ndarray, list]:
+    """Every line as a row of six text cells, and its line number, blank lines left out; and
+    the (line, message) of the lines of the wrong width, up to one more than ``room``.
+
+    A row that spans lines is refused at once: it is the one line then named.
+    """
     count = line_count(data)
     wrong_width: list = []
 
     def skip(row) -> str:
         wrong_width.append(row)
-        return "error" if full(wrong_width) else "skip"  # "error" stops Arrow's parse here
+        return "error" if len(wrong_width) > room else "skip"  # "error" stops Arrow here
 
+    # Ended by a line break and one blank line more: a quote left open on the last line (of
+    # the body, or of a chunk cut inside a quoted value) swallows that blank line, so the rows
+    # come one short, instead of ending where the text ends, unnoticed.
+    parsed = (data if data.endswith(b"\n") else data + b"\n") + b"\n"
     try:
         table = pa_csv.read_csv(
-            # Ended by a line break: a quote left open on the last line then swallows that
-            # break, which shows in its cell, instead of ending the body unnoticed.
-            pa.py_buffer(data if data.endswith(b"\n") else data + b"\n"),
+            pa.py_buffer(parsed),
             read_options=pa_csv.ReadOptions(column_names=list(FIELD_NAMES), use_threads=False,
-                                            block_size=len(data) + 2),
+                                            block_size=len(parsed) + 1),
             parse_options=pa_csv.ParseOptions(ignore_empty_lines=False,
                                               invalid_row_handler=skip),
             convert_options=pa_csv.ConvertOptions(
                 column_types={name: pa.string() for name in FIELD_NAMES},
                 strings_can_be_null=False, quoted_strings_can_be_null=False))
     except pa.ArrowInvalid:
-        if not full(wrong_width):
+        if len(wrong_width) <= room:
             raise
         table = None  # more lines of the wrong width than an answer lists: enough looking
-    if any(r.number is None for r in wrong_width) or (table is not None and (
-            table.num_rows + len(wrong_width) != count or _holds_line_break(table))):
-        raise unreadable([(_spanning_row(data) + first - 1, SPANNING)])
-    if wrong_width:
-        raise unreadable(
-            [(first + r.number - 1, f"the line has {r.actual_columns} value(s) where a "
-                                    f"record has 6: {RECORD}") for r in wrong_width])
+    # Arrow ends a row at a lone CR too, which would even out the count of a row spanning
+    # lines: a lone CR is refused itself. Then every row is one line or more, and there are
+    # as many rows as lines (and the blank one added) only when none spans lines.
+    lone_cr = LONE_CR.search(data)
+    if lone_cr or any(r.number is None for r in wrong_width) or (
+            table is not None and table.num_rows + len(wrong_width) != count + 1):
+        line = _spanning_row(data)
+        if lone_cr:
+            line = min(line, data.count(b"\n", 0, lone_cr.start()) + 1)
+        raise unreadable([(line + first - 1, SPANNING)])
     lines = first + np.arange(count, dtype=np.int64)
+    widths = [(first + r.number - 1, f"the line has {r.actual_columns} value(s) where a "
+                                     f"record has 6: {RECORD}") for r in wrong_width]
+    if table is None or wrong_width:
+        return table, lines, widths
+    table = table.slice(0, count)  # without the blank line added
     empty = pc.equal(table.column(FIELD_NAMES[0]), "")  # a blank line: six empty cells
     for name in FIELD_NAMES[1:]:
         empty = pc.and_(empty, pc.equal(table.column(name), ""))
@@ -108,13 +162,7 @@ def _table(data: bytes, first: int) -> tuple[pa.Table, np.ndarray]:
         keep = ~(empty & blank_lines(data, b"\r\n"))
         if not keep.all():
             table, lines = table.filter(pa.array(keep)), lines[keep]
-    return table, lines
-
-
-def _holds_line_break(table: pa.Table) -> bool:
-    """True when a cell holds a line break: a quoted value ran on past its line's end."""
-    return any(pc.any(pc.match_substring(table.column(name), "\n")).as_py()
-               for name in FIELD_NAMES)
+    return table, lines, []
 
 
 def _spanning_row(data: bytes) -> int:
@@ -149,8 +197,10 @@ def _slow_records(table: pa.Table, rows: np.ndarray) -> Iterator[dict]:
             yield reference_record(FIELDS, list(row), texts)
 
 
-def _valid(table: pa.Table, lines: np.ndarray) -> ColumnRecords:
-    """The table's records, checked a column at a time, the uncertain rows by the core."""
+def _valid(table: pa.Table, lines: np.ndarray,
+           listed: int) -> tuple[ColumnRecords | None, Refusal]:
+    """The table's records, checked a column at a time, the uncertain rows by the core; or the
+    first ``listed`` problems and how many were found."""
     ok = np.ones(table.num_rows, dtype=bool)
     columns = {}
     for field in FIELDS:
@@ -158,10 +208,10 @@ def _valid(table: pa.Table, lines: np.ndarray) -> ColumnRecords:
         ok &= certain
     slow = np.flatnonzero(~ok)
     if len(slow):
-        checked, refused = validate_each(_slow_records(table, slow), locate(lines[slow]))
+        checked, refused = validate_each(_slow_records(table, slow), locate(lines[slow]), listed)
         if refused.total:
-            raise invalid(refused)
+            return None, refused
         for row, record in zip(slow.tolist(), checked):
             for field in FIELDS:
                 columns[field.name][row] = record[field.name]
-    return ColumnRecords(FIELDS, columns, table.num_rows)
+    return ColumnRecords(FIELDS, columns, table.num_rows), Refusal()

@@ -21,7 +21,7 @@ from ...core.schema import FIELDS
 from ...core.validation import (CODES, LISTED, Refusal, ValidRecords, validate_each,
                                     validate_records)
 from .decoding import EMPTY, Decoded, Unreadable, full, invalid, locate, unreadable
-from .line_spans import blank_lines, line_starts
+from .line_spans import blank_lines, line_chunks, line_starts
 
 SPACE = b" \t\n\r\x0b\x0c"  # what bytes.strip() removes: a line of nothing else is blank
 COLON = ord(":")
@@ -29,24 +29,20 @@ COLON = ord(":")
 
 # Lines read, checked and let go of at a time: a body's memory then follows its records, not
 # its line count (6 MiB of "{}" lines held 2 million dicts at once, 319 MB, where 6 MiB of
-# valid lines hold 57 MB); as many as the chunks /invocations estimates (estimating.py).
+# valid lines hold 57 MB); as many lines as the chunks /invocations estimates (estimating.py).
 CHUNK_LINES = 50_000
+CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def read_jsonlines(data: bytes) -> Decoded:
     """The records of a JSON-lines body: one JSON object per line, read as the API reads one."""
-    starts = line_starts(data)
-    kept = ~blank_lines(data, SPACE, starts)
-    if not kept.any():
+    if not data or data.isspace():  # bytes.isspace() knows the SPACE bytes
         raise Unreadable(EMPTY)
     not_json: list[tuple[int, str]] = []
     refused = Refusal()  # the invalid values found, over the chunks read so far
-    parts: list[ValidRecords] = []
-    for first in range(0, len(starts), CHUNK_LINES):
-        end = min(first + CHUNK_LINES, len(starts))
-        chunk = data[starts[first]:starts[end] if end < len(starts) else len(data)]
-        problems, checked = _read_chunk(chunk, starts[first:end] - starts[first], kept[first:end],
-                                        first, validate=not not_json and refused.complete,
+    parts: list[tuple[ValidRecords, np.ndarray]] = []
+    for first, chunk in line_chunks(data, 0, 1, CHUNK_LINES, CHUNK_BYTES):
+        problems, checked = _read_chunk(chunk, first, validate=not not_json and refused.complete,
                                         listed=LISTED - len(refused))
         not_json += problems
         if full(not_json):
@@ -58,21 +54,25 @@ def read_jsonlines(data: bytes) -> Decoded:
             refused.total += checked[1].total
             refused.complete = checked[1].complete
         elif not refused.total:
-            parts.append(checked[0])
+            parts.append((checked[0], checked[2]))
     if not_json:
         raise unreadable(not_json)
     if refused.total:
         raise invalid(refused)
-    return Decoded(_joined(parts), np.flatnonzero(kept).astype(np.int64) + 1)
+    return Decoded(_joined([records for records, _ in parts]),
+                   np.concatenate([lines for _, lines in parts]))
 
 
-def _read_chunk(chunk: bytes, starts: np.ndarray, kept: np.ndarray, first: int, validate: bool,
+def _read_chunk(chunk: bytes, first: int, validate: bool,
                 listed: int) -> tuple[list[tuple[int, str]], tuple | None]:
-    """One chunk of whole lines from line ``first`` (from 0): its lines that are not JSON
+    """The whole lines ``chunk``, the first of them line ``first``: its lines that are not JSON
     ((line, message), the first up to a full list), and when asked and there are none, its
-    records validated with up to ``listed`` problems listed (records, refusal), else None."""
+    records validated with up to ``listed`` problems listed (records, refusal, their lines),
+    else None."""
     from ...web.json_body import paused_gc  # the API's parser's module (Flask is not used)
 
+    starts = line_starts(chunk)
+    kept = ~blank_lines(chunk, SPACE, starts)
     numbers = np.flatnonzero(kept)  # the chunk's lines that are not blank, from 0
     if not len(numbers):
         return [], None
@@ -80,15 +80,16 @@ def _read_chunk(chunk: bytes, starts: np.ndarray, kept: np.ndarray, first: int, 
     by_json = _read_by_json(chunk, starts, numbers)
     with paused_gc():
         values, problems = _parsed(texts, by_json)
-    lines = numbers.astype(np.int64) + first + 1
+    lines = numbers.astype(np.int64) + first
     if problems or not validate:
         return [(int(lines[i]), message) for i, message in problems], None
     again = _more_colons_than_keys(chunk, starts, numbers, values) & ~by_json
     if again.any():  # never a valid record: validation reads it again, if it gets that far
-        checked = validate_each(_values_again(texts, values, again), locate(lines), listed)
+        records, refused = validate_each(_values_again(texts, values, again), locate(lines),
+                                         listed)
     else:
-        checked = validate_records(values, locate(lines), listed)
-    return [], checked
+        records, refused = validate_records(values, locate(lines), listed)
+    return [], (records, refused, lines)
 
 
 def _joined(parts: list[ValidRecords]) -> ValidRecords:

@@ -6,6 +6,8 @@ here instead of a Python step per line, so its cost follows its bytes, not its l
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 NEWLINE = ord("\n")
@@ -29,3 +31,26 @@ def blank_lines(data: bytes, space: bytes, starts: np.ndarray | None = None) -> 
     # Every line holds at least one byte (its \n, or the last line's text), so no segment
     # is empty, where reduceat would not give the identity.
     return ~np.logical_or.reduceat(content[np.frombuffer(data, dtype=np.uint8)], starts)
+
+
+def line_chunks(data: bytes, begin: int, first: int, max_lines: int,
+                max_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """Whole lines of ``data`` from offset ``begin`` (line ``first``), a chunk at a time: (the
+    number of its first line, its bytes), at most ``max_lines`` lines and ``max_bytes`` bytes
+    each, or one line when that line alone is longer."""
+    while begin < len(data):
+        end = min(begin + max_bytes, len(data))
+        if end < len(data):  # back to a line end, or on to the end of a line that long
+            cut = data.rfind(b"\n", begin, end)
+            cut = cut if cut >= 0 else data.find(b"\n", end)
+            end = cut + 1 if cut >= 0 else len(data)
+        window = data[begin:end]
+        ends = np.flatnonzero(np.frombuffer(window, dtype=np.uint8) == NEWLINE)
+        # The window's lines max_lines at a time: each newline is found once, however short
+        # the lines (a window of 2-byte lines holds 4 million).
+        cuts = (ends[max_lines - 1::max_lines] + 1).tolist()
+        for start, stop in zip([0] + cuts, cuts + [len(window)]):
+            if start < stop:
+                yield first, window[start:stop]
+                first += window.count(b"\n", start, stop)
+        begin = end

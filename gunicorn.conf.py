@@ -70,6 +70,21 @@ def on_exit(server):
     monitoring.on_exit(server)
 
 
+def worker_abort(worker):
+    """A worker past its timeout: its request ends in the app's 504, not gunicorn's HTML 500."""
+    # gunicorn calls this in the worker's SIGABRT handler and then exits it, answering the
+    # request in flight with its own HTML page. Raised here instead, the exception surfaces in
+    # the request's code, whose error handler answers problem+json (or the site's own page);
+    # the worker is already marked to stop, so it exits once that answer is sent. Outside a
+    # request there is nothing to answer: gunicorn goes on as it would.
+    from flask import has_request_context
+
+    from insurance_charges.web.errors import Overran
+
+    if has_request_context():
+        raise Overran()
+
+
 def worker_exit(server, worker):
     """End a cleanly finished worker at once, skipping the interpreter's teardown."""
     # Tearing down a worker's interpreter frees the ~150 MB of objects it shares with the

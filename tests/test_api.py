@@ -287,3 +287,34 @@ def test_a_small_mistake_is_listed_whole_without_a_total(client):
     assert len(problem["errors"]) == 6 and "errors_total" not in problem
     assert "errors_total_is_lower_bound" not in problem
     assert problem["detail"] == "6 invalid value(s); see errors"
+
+
+def test_the_worker_timeout_hook_raises_into_a_request_and_leaves_anything_else_to_gunicorn(
+        real_model):
+    from insurance_charges.web.errors import Overran
+
+    from .deploy_files import gunicorn_settings
+
+    abort = gunicorn_settings({})["worker_abort"]
+    assert abort(None) is None  # no request in flight: gunicorn exits the worker as it would
+    app = create_app({"TESTING": True, "MODEL": real_model})
+    with app.test_request_context("/api/v1/predict", method="POST"):
+        with pytest.raises(Overran):
+            abort(None)
+
+
+@pytest.mark.parametrize("path, media_type", [("/api/v1/overran", PROBLEM),
+                                              ("/overran", "text/html")])
+def test_a_request_that_overran_is_answered_504_by_the_app(real_model, path, media_type):
+    from insurance_charges.web.errors import Overran
+
+    app = create_app({"TESTING": True, "MODEL": real_model})
+
+    def overran():
+        raise Overran()
+
+    app.add_url_rule(path, "overran", overran, methods=["POST"])
+    response = app.test_client().post(path)
+    assert (response.status_code, response.mimetype) == (504, media_type)
+    if media_type == PROBLEM:
+        assert assert_problem(response, 504)["type"] == "/docs#problem-gateway-timeout"

@@ -60,6 +60,33 @@ def test_a_worker_killed_under_load_is_replaced_losing_at_most_its_request(serve
     assert server.request("/health")[0] == 200
 
 
+@pytest.fixture(scope="module")
+def overrunning():
+    """The shipped gunicorn settings but a 2 s worker timeout, and a route that outlives it."""
+    srv = GunicornServer("tests.overrun_app:application", workers=1,
+                         GUNICORN_CMD_ARGS="--timeout 2")
+    try:
+        srv.wait_healthy()
+        yield srv
+    finally:
+        srv.kill()
+
+
+@pytest.mark.parametrize("path, media_type", [("/api/v1/overrun", "application/problem+json"),
+                                              ("/overrun", "text/html")])
+def test_a_request_past_the_worker_timeout_gets_the_apps_504_not_gunicorns_html_500(
+        overrunning, path, media_type):
+    before = overrunning.worker_pids()
+    status, headers, body = overrunning.request(path, body=b"{}", timeout=60)
+    assert (status, headers["Content-Type"].split(";")[0]) == (504, media_type), body[:300]
+    assert b"Internal Server Error" not in body and headers["X-Request-ID"]
+    if media_type == "application/problem+json":
+        assert json.loads(body)["type"] == "/docs#problem-gateway-timeout"
+    # The worker that overran is replaced, and the service answers again.
+    assert wait_for(lambda: overrunning.worker_pids() not in ([], before))
+    assert overrunning.request("/health")[0] == 200
+
+
 def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server):
     # Send half a 10,000-record batch, so the request is certainly in a worker's hands.
     conn = socket.create_connection(("127.0.0.1", server.port), timeout=30)

@@ -5,7 +5,7 @@ import logging
 from typing import NamedTuple
 
 from flask import Flask, Response, json, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import GatewayTimeout, HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -65,6 +65,11 @@ def problem_type(status: int) -> str:
     """The type URI for a status's problem."""
     slug = PROBLEMS[status].slug if status in PROBLEMS else "http-error"
     return f"/docs#problem-{slug}"
+
+
+class Overran(Exception):
+    """The request outlived gunicorn's worker timeout; raised into it by gunicorn.conf.py's
+    ``worker_abort``, so that it ends in the app's own 504 instead of gunicorn's HTML 500."""
 
 
 class Problem(Exception):
@@ -137,6 +142,13 @@ def init_app(app: Flask) -> None:
         page = render_template("error.html", status=status, title=exc.name,
                                detail=exc.description)
         return page, status, headers
+
+    @app.errorhandler(Overran)
+    def handle_overran(exc: Overran):
+        log.error("%s %s outlived the worker timeout; answered 504", request.method,
+                  request.path)
+        return handle_http(GatewayTimeout(
+            "The request took longer than the service allows; send fewer records at a time."))
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):

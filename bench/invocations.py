@@ -14,7 +14,10 @@ generates one full mini-batch: CSV of the six fields, values within the ranges s
 - **throughput**: MaxConcurrentTransforms clients sending it back to back for ``--seconds``, as
   Batch Transform does: rows/s per instance, from requests completed in that time, and rows
   per CPU-second of the container's processes (steadier than rows/s on a shared machine, and
-  comparable with the file scoring command's rows/s per core).
+  comparable with the file scoring command's rows/s per core);
+- **refusals**: bodies of the same size refused whole (empty CSV rows, lines of one value,
+  ``{}`` lines), each timed right after a valid body of its type (``bench.refusals``): a refused
+  body must cost at most twice a valid one.
 
 Every answer must be 200 with one line per row, or the run stops with one line and exit 1.
 The figures of a machine shared with other work vary between runs (bench/README.md, "Noise").
@@ -39,6 +42,7 @@ import pyarrow.csv as pa_csv
 from insurance_charges.core.schema import FIELD_NAMES
 from insurance_charges.settings import MB
 
+from . import refusals
 from .score import TRAINING, generate
 
 ROWS_GENERATED = 400_000  # more than one 6 MB mini-batch holds (about 150,000 rows)
@@ -148,6 +152,7 @@ def measure(image: str, seconds: float, repeat: int) -> dict:
                                     "max": round(max(latencies), 3)},
                 "throughput": throughput(url, body, rows,
                                          parameters["MaxConcurrentTransforms"], seconds, name),
+                "refusals": refusals.measure(url, body, repeat),
                 "load_average_at_start": os.getloadavg()[0]}
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
@@ -164,7 +169,7 @@ def main() -> int:
     args = parser.parse_args()
     try:
         result = measure(args.image, args.seconds, args.repeat)
-    except (BenchError, OSError) as exc:
+    except (BenchError, refusals.BenchError, OSError) as exc:
         print(f"bench.invocations failed: {exc}", file=sys.stderr)
         return 1
     t, lat = result["throughput"], result["latency_seconds"]
@@ -175,6 +180,7 @@ def main() -> int:
     print(f"throughput: {t['rows_per_second']:,} rows/s per instance ({t['requests']} requests "
           f"by {t['clients']} clients in {t['seconds']} s); {t['rows_per_cpu_second']:,} rows "
           "per CPU-second of the container")
+    print("\n".join(refusals.lines(result["refusals"])))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     if args.readme:
@@ -195,7 +201,10 @@ def table(result: dict) -> str:
         "| Rows per CPU-second of the container (comparable with the command's rows/s per "
         f"core) | {t['rows_per_cpu_second']:,} |",
         f"| One mini-batch ({result['payload_rows']:,} rows), seconds end to end, median / max "
-        f"| {lat['median']} / {lat['max']} |"])
+        f"| {lat['median']} / {lat['max']} |",
+        "| A body of the same size refused whole (`,,,,,` rows, `0` or `{}` lines), its time "
+        "over a valid one's of its type, worst median (`bench/refusals.py`; at most 2) | "
+        f"{result['refusals']['worst_ratio']:.2f} |"])
 
 
 def write_readme(result: dict) -> None:

@@ -54,6 +54,24 @@ def test_hostile_body_gets_a_clear_4xx_problem(server, name, body, content_type,
     assert media_type == "application/problem+json" and json.loads(payload)["detail"]
 
 
+SIX_MB = 6 * 1024 * 1024
+
+
+@pytest.mark.parametrize("line, content_type, status", [
+    (b",,,,,\n", "text/csv", 422), (b"0\n", "text/csv", 400),
+    (b"{}\n", "application/jsonlines", 422), (b"0\n", "application/jsonlines", 422),
+    (b"{\n", "application/jsonlines", 400)],
+    ids=["empty CSV rows", "CSV lines of one value", "{} lines", "0 lines", "lines not JSON"])
+def test_six_mb_of_bad_invocations_lines_get_one_small_4xx_problem_counting_at_least_101(
+        server, line, content_type, status):
+    body = line * (SIX_MB // len(line))
+    got, media_type, payload = send(server, body, content_type, path="/invocations")
+    problem = json.loads(payload)
+    assert (got, media_type) == (status, "application/problem+json")
+    assert len(payload) < 16_384 and problem["errors_total"] == 101
+    assert problem["errors_total_is_lower_bound"] is True
+
+
 def test_a_chunked_body_over_the_limit_is_refused_with_413(server):
     got, _, _ = send(server, b'{"pad": "' + b"x" * 3_000_000 + b'"}', chunked=True)
     assert got == 413

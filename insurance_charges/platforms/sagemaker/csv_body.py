@@ -23,7 +23,8 @@ from ...core.schema import FIELD_NAMES, FIELDS
 from ...core.validation import LISTED, Refusal, ValidRecords, validate_each
 from ...scoring.columns import ColumnRecords, fast_values, reference_record
 from ...scoring.reading import line_count
-from .decoding import EMPTY, RECORD, Decoded, Unreadable, full, invalid, locate, unreadable
+from .decoding import (EMPTY, RECORD, Decoded, Unreadable, add, full, invalid, locate,
+                       unreadable)
 from .line_spans import blank_lines, line_chunks
 
 BOM = b"\xef\xbb\xbf"
@@ -68,9 +69,7 @@ def read_csv(data: bytes) -> Decoded:
             continue  # refused already: only lines that are not records matter now
         records, problems = _valid(table, lines, LISTED - len(refused))
         if problems.total:
-            refused.extend(problems)
-            refused.total += problems.total
-            refused.complete = problems.complete
+            add(refused, problems)
         elif not refused.total:
             parts.append((records, lines))
     if not_records:

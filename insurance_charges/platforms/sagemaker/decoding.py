@@ -62,6 +62,13 @@ def full(found: list) -> bool:
     return len(found) > LISTED
 
 
+def add(found: Refusal, more: Refusal) -> None:
+    """Add one more chunk's invalid values to those found in the chunks before it."""
+    found.extend(more)
+    found.total += more.total
+    found.complete = more.complete  # a chunk is validated only while the earlier ones were
+
+
 def invalid(refused: Refusal) -> InvalidRecords:
     """The core's refusal of records located by line, its detail naming the first line."""
     return InvalidRecords(refused, _first_line(refused, "invalid value(s)"), total=refused.total,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from itertools import compress
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 import orjson
@@ -20,7 +20,7 @@ import orjson
 from ...core.schema import FIELDS
 from ...core.validation import (CODES, LISTED, Refusal, ValidRecords, validate_each,
                                     validate_records)
-from .decoding import EMPTY, Decoded, Unreadable, full, invalid, locate, unreadable
+from .decoding import EMPTY, Decoded, Unreadable, add, full, invalid, locate, unreadable
 from .line_spans import blank_lines, line_chunks, line_starts
 
 SPACE = b" \t\n\r\x0b\x0c"  # what bytes.strip() removes: a line of nothing else is blank
@@ -42,19 +42,17 @@ def read_jsonlines(data: bytes) -> Decoded:
     refused = Refusal()  # the invalid values found, over the chunks read so far
     parts: list[tuple[ValidRecords, np.ndarray]] = []
     for first, chunk in line_chunks(data, 0, 1, CHUNK_LINES, CHUNK_BYTES):
-        problems, checked = _read_chunk(chunk, first, validate=not not_json and refused.complete,
+        problems, checked = _read_chunk(chunk, first, validate=refused.complete and not not_json,
                                         listed=LISTED - len(refused))
         not_json += problems
         if full(not_json):
             break  # enough lines that are not records to list
         if checked is None:
-            continue
-        if checked[1].total:
-            refused.extend(checked[1])
-            refused.total += checked[1].total
-            refused.complete = checked[1].complete
+            continue  # refused already: only lines that are not JSON matter now
+        if checked.refused.total:
+            add(refused, checked.refused)
         elif not refused.total:
-            parts.append((checked[0], checked[2]))
+            parts.append((checked.records, checked.lines))
     if not_json:
         raise unreadable(not_json)
     if refused.total:
@@ -63,12 +61,19 @@ def read_jsonlines(data: bytes) -> Decoded:
                    np.concatenate([lines for _, lines in parts]))
 
 
+class Checked(NamedTuple):
+    """A chunk's records (None if refused), its refusal, and the lines its records came from."""
+
+    records: ValidRecords | None
+    refused: Refusal
+    lines: np.ndarray
+
+
 def _read_chunk(chunk: bytes, first: int, validate: bool,
-                listed: int) -> tuple[list[tuple[int, str]], tuple | None]:
+                listed: int) -> tuple[list[tuple[int, str]], Checked | None]:
     """The whole lines ``chunk``, the first of them line ``first``: its lines that are not JSON
     ((line, message), the first up to a full list), and when asked and there are none, its
-    records validated with up to ``listed`` problems listed (records, refusal, their lines),
-    else None."""
+    records validated with up to ``listed`` problems listed; else None."""
     from ...web.json_body import paused_gc  # the API's parser's module (Flask is not used)
 
     starts = line_starts(chunk)
@@ -89,7 +94,7 @@ def _read_chunk(chunk: bytes, first: int, validate: bool,
                                          listed)
     else:
         records, refused = validate_records(values, locate(lines), listed)
-    return [], (records, refused, lines)
+    return [], Checked(records, refused, lines)
 
 
 def _joined(parts: list[ValidRecords]) -> ValidRecords:

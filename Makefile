@@ -57,7 +57,7 @@ audit: $(VENV)/.dev  ## Static security scan (bandit) and dependency advisories 
 	$(BIN)/bandit -q -r insurance_charges application.py gunicorn.conf.py -ll
 	$(BIN)/pip-audit -r requirements.txt --no-deps --disable-pip --progress-spinner off
 
-bench: $(VENV)/.runtime  ## Benchmark the service as deployed (wrk); writes bench/results/, README table
+bench: $(VENV)/.runtime  ## Benchmark the service as deployed (wrk); writes bench/results/ (the docs' tables)
 	@{ command -v wrk && command -v nginx; } >/dev/null || { [ "$$(id -u)" = 0 ] \
 		&& command -v apt-get >/dev/null && apt-get update -qq \
 		&& apt-get install -y -qq wrk nginx >/dev/null; } \
@@ -65,13 +65,13 @@ bench: $(VENV)/.runtime  ## Benchmark the service as deployed (wrk); writes benc
 	$(BIN)/python -m bench.run
 	@docker info >/dev/null 2>&1 || { echo "make bench needs a running Docker engine for the SageMaker figures (.ci/run shows how to start one)" >&2; exit 1; }
 	docker build -q -t insurance-charges:bench . >/dev/null
-	$(BIN)/python -m bench.invocations --image insurance-charges:bench --readme \
+	$(BIN)/python -m bench.invocations --image insurance-charges:bench \
 		--out bench/results/invocations.json
 
 mutate: $(VENV)/.dev  ## Mutation-test the estimator core (mutmut, a few minutes): share killed
 	rm -rf mutants
 	$(BIN)/mutmut run
-	$(BIN)/python -m devtools.mutation_score --min $(MUTATION_FLOOR)
+	$(BIN)/python -m devtools.mutation_score --min $(MUTATION_FLOOR) --out bench/results/mutation.json
 
 train: $(VENV)/.runtime  ## Retrain on DATA=path (or the checked download), sign with SIGNING_KEY, write model/
 	$(BIN)/python -m insurance_charges.training --signing-key $(SIGNING_KEY) $(if $(DATA),--data $(DATA))

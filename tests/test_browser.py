@@ -98,7 +98,7 @@ def test_person_fills_the_form_and_sees_the_estimate(page, server):
     assert form_values(page) == TYPED
     page.screenshot(path=ARTIFACTS / "desktop-result.png", full_page=True)
     publish(page.screenshot(full_page=True, animations="disabled"), "result-desktop.png",
-            DESKTOP_WIDTH)  # the docs' and README's picture
+            DESKTOP_WIDTH)  # the picture on docs/form.md and the README
     page.locator(".result").screenshot(path=ARTIFACTS / "desktop-result-drivers.png")
 
 

@@ -21,7 +21,7 @@ MAX_BATCH_LIMIT = 10_000
 # Sync workers are CPU-bound: beyond a few per core they only add memory and contention.
 WORKERS_PER_CPU_LIMIT = 4
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-# SageMaker (README, "Run it on SageMaker"): `serve` listens on 8080 unless SageMaker names
+# SageMaker (docs/deploy/sagemaker.md): `serve` listens on 8080 unless SageMaker names
 # another port (multi-container endpoints and inference pipelines set SAGEMAKER_BIND_TO_PORT).
 SAGEMAKER_PORT = 8080
 # /invocations accepts SageMaker's real-time payload limit, 6 MB (Batch Transform's default

@@ -161,5 +161,5 @@ def test_access_denied_by_the_stores_policy_stops_start_up_naming_the_permission
     assert done.returncode != 0 and errors == [
         "Error: MODEL_URI s3://locked/insurance/champion: access denied reading "
         "s3://locked/insurance/champion.json; the instance profile or role needs s3:GetObject "
-        "on arn:aws:s3:::locked/insurance/* (README, \"Model releases\")"], done.stderr
+        "on arn:aws:s3:::locked/insurance/* (docs/model-releases.md#iam-policies)"], done.stderr
     assert "Booting worker" not in done.stderr

@@ -86,10 +86,10 @@ def explain(exc: Exception, doing: str, permission: str) -> RegistryError:
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return RegistryError(f"no AWS credentials for {doing}: boto3 found none (environment, "
                              "AWS_PROFILE, ~/.aws, instance profile); give the instance profile "
-                             f"or role {permission} (README, \"Model releases\")")
+                             f"or role {permission} (docs/model-releases.md#iam-policies)")
     if code in _DENIED:
         return RegistryError(f"access denied {doing}; the instance profile or role needs "
-                             f"{permission} (README, \"Model releases\")")
+                             f"{permission} (docs/model-releases.md#iam-policies)")
     if code in _BAD_CREDENTIALS:
         return RegistryError(f"the AWS credentials were refused {doing} ({code}); check "
                              "AWS_ACCESS_KEY_ID / AWS_PROFILE or the instance profile")
@@ -137,7 +137,7 @@ class Store:
         return self._s3
 
     def _arn(self) -> str:
-        """The ARN a policy grants: every object of the store (README's policies)."""
+        """The ARN a policy grants: every object of the store (docs/model-releases.md)."""
         return f"arn:aws:s3:::{self.location.bucket}/{self.location.key('*')}"
 
     def get(self, key: str) -> bytes:

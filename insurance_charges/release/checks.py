@@ -21,7 +21,8 @@ from . import eb_files
 from .docker_cli import docker, last_line
 from .errors import ReleaseError
 
-# Start-up to the first 200 from /health measured 1.7 to 3.5 s (README); a loaded shared
+# Start-up to the first 200 from /health measured 1.7 to 3.5 s (docs/deploy/elastic-beanstalk.md,
+# docker/measure.py); a loaded shared
 # machine gets a wide margin, as the Dockerfile's HEALTHCHECK start period does.
 START_SECONDS = 120
 POLL_SECONDS = 0.5

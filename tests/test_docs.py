@@ -139,6 +139,17 @@ def test_the_training_page_counts_the_candidates_the_card_lists(real_model):
     assert re.findall(r"(\d+) candidate regressors", page) == [str(count)]
 
 
+@pytest.mark.parametrize("row, field", [
+    ("19,Female,27.9,0,yes,southwest", "sex"), ("19,female,27.9,0,YES,southwest", "smoker"),
+    ("19,female,27.9,0,Yes,southwest", "smoker"), ("19,female,27.9,0,yes,SouthWest", "region"),
+    ("19,MALE,27.9,0,no,northeast", "sex"),
+])
+def test_csv_categories_are_case_sensitive_as_the_sagemaker_page_says(client, row, field):
+    answer = client.post("/invocations", data=row + "\n", content_type="text/csv")
+    assert answer.status_code == 422
+    assert [e["pointer"] for e in answer.get_json()["errors"]] == [f"/1/{field}"]
+
+
 # --- Citations: code that cites the docs cites a page and a heading that exist ----------------
 
 def test_code_configuration_and_deployment_files_cite_the_docs():

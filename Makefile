@@ -109,5 +109,5 @@ lock:  ## Print a fresh resolution of the top-level pins (compare with requireme
 	/tmp/insurance-charges-lock/bin/pip install --quiet pycaret==3.3.2 six flask gunicorn orjson cryptography
 	/tmp/insurance-charges-lock/bin/pip freeze --exclude-editable
 
-clean:  ## Remove the virtual environment and caches
-	rm -rf $(VENV) $(EBCLI) $(AIRFLOW_VENV) .pytest_cache mutants
+clean:  ## Remove the virtual environments, caches and the built docs site
+	rm -rf $(VENV) $(EBCLI) $(AIRFLOW_VENV) .pytest_cache mutants site

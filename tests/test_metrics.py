@@ -169,10 +169,35 @@ def test_unusable_metrics_settings_are_one_line_naming_the_fix(environ, message)
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize("host", [
+    "0.0.0.0:9100", "http://127.0.0.1", "[::1]", "*", "256.1.1.1", "1.2.3", "10.0.0.1/24",
+    "-metrics.example", "metrics..example", "a" * 64 + ".example", "x" * 250 + ".com",
+    "metrics host", "local\nhost", "métrique.example", "127.0.0.1\x00",
+])
+def test_a_metrics_host_that_is_no_address_or_host_name_is_one_line_naming_the_fix(host):
+    with pytest.raises(SettingsError) as caught:
+        from_environ({"METRICS_PORT": "9100", "METRICS_HOST": host}, cpus=1)
+    assert str(caught.value) == (
+        f"METRICS_HOST={host[:80]!r}: not an IP address or host name; set METRICS_HOST to "
+        "127.0.0.1 (the default: this machine only), 0.0.0.0 (every interface, for a "
+        "Prometheus on another host) or another address of this machine, without a port "
+        "(that is METRICS_PORT)")
+
+
 def test_metrics_settings_are_optional_and_parsed(tmp_path):
-    assert from_environ({}, cpus=1).metrics_port is None
+    default = from_environ({}, cpus=1)
+    assert (default.metrics_port, default.metrics_host) == (None, "127.0.0.1")  # loopback
     got = from_environ({"METRICS_PORT": "9100", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}, cpus=1)
     assert (got.metrics_port, got.metrics_dir) == (9100, tmp_path)
+
+
+@pytest.mark.parametrize("host, parsed", [
+    ("0.0.0.0", "0.0.0.0"), (" 10.0.1.23 ", "10.0.1.23"), ("::", "::"),
+    ("0:0:0:0:0:0:0:1", "::1"), ("localhost", "localhost"),
+    ("ip-10-0-1-23.eu-west-1.compute.internal", "ip-10-0-1-23.eu-west-1.compute.internal"),
+])
+def test_a_metrics_host_is_an_ip_address_or_a_host_name(host, parsed):
+    assert from_environ({"METRICS_HOST": host}, cpus=1).metrics_host == parsed
 
 
 # --- The shared directory: start-up wipe and dead workers' archives ----------------------

@@ -372,6 +372,26 @@ def test_a_metrics_port_in_use_stops_start_up_with_one_line(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("host", ["192.0.2.1",  # TEST-NET-1 (RFC 5737): no machine's address
+                                  "no-such-host.invalid"])  # .invalid never resolves (RFC 2606)
+def test_a_metrics_host_this_machine_cannot_listen_on_stops_start_up_with_one_line(tmp_path,
+                                                                                   host):
+    server = GunicornServer(METRICS_PORT=str(free_port()), METRICS_HOST=host,
+                            PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    try:
+        assert server.proc.wait(timeout=90) == 1
+    finally:
+        server.kill()
+    time.sleep(0.3)  # the last lines of output are read by a thread
+    errors = [line for line in server.lines if line.startswith("Error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: METRICS_HOST={host!r}: cannot "
+                                                     "listen (")
+    assert errors[0].endswith("; set METRICS_HOST to an address of this machine: 127.0.0.1 "
+                              "(this machine only) or 0.0.0.0 (every interface)\n")
+    assert "Traceback" not in server.output()
+
+
+@pytest.mark.slow
 def test_start_up_empties_the_directory_of_an_earlier_run(metered, tmp_path):
     write_process_file(tmp_path, "counter", "archive", [
         ("insurance_charges_estimates", "insurance_charges_estimates_total",

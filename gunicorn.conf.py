@@ -52,24 +52,33 @@ raw_env = monitoring.environment(settings)
 
 def when_ready(server):
     """Listeners bound: empty the metrics directory of earlier runs; start /metrics."""
+    # Not guarded: a metrics port or directory that cannot be used stops start-up with one
+    # line, before anything is served.
     monitoring.when_ready(server, settings)
 
 
+# Every hook below runs while the service serves; gunicorn ends the master (and so the whole
+# service) on any exception from one, or halts it when post_fork fails in a worker. Guarded:
+# logged once, and the service goes on.
+@monitoring.guarded
 def post_fork(server, worker):
     """A new worker lets go of the master's metrics socket."""
     monitoring.post_fork(server, worker)
 
 
+@monitoring.guarded
 def child_exit(server, worker):
     """A worker gone (recycled, killed): fold its counters into the archive, delete its files."""
     monitoring.child_exit(server, worker)
 
 
+@monitoring.guarded
 def on_exit(server):
     """The master stopping: stop /metrics, remove the default metrics directory."""
     monitoring.on_exit(server)
 
 
+@monitoring.guarded
 def worker_exit(server, worker):
     """End a cleanly finished worker at once, skipping the interpreter's teardown."""
     # Tearing down a worker's interpreter frees the ~150 MB of objects it shares with the

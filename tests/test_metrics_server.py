@@ -1,22 +1,29 @@
-"""The metrics port can never take the service down: a deadline on every connection and a bound
-on connections and threads."""
+"""The metrics port can never take the service down: a deadline on every connection, a bound on
+connections and threads, and gunicorn hooks whose failures stop nothing."""
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import os
 import resource
+import runpy
 import select
 import signal
 import socket
+import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
 
-from devtools.gunicorn_server import GunicornServer, free_port
+from devtools.gunicorn_server import ROOT, GunicornServer, free_port
 from insurance_charges.core.schema import EXAMPLE_RECORD
+from insurance_charges.monitoring import files
+from insurance_charges.monitoring.master import guarded
 from insurance_charges.monitoring.server import CONNECTION_SECONDS, CONNECTIONS, MetricsServer
 
 # In-process servers here give each connection this long, so a stalled client is seen dropped
@@ -269,6 +276,30 @@ def test_out_of_descriptors_the_server_warns_once_and_answers_once_some_are_free
     assert warned == 1
 
 
+@pytest.mark.parametrize("raised", [
+    OSError(errno.EMFILE, "Too many open files"), IsADirectoryError(21, "Is a directory"),
+    RuntimeError("Read beyond file size detected, file is corrupted."),
+    TypeError("memoryview: length is not a multiple of itemsize"), KeyError("sequence"),
+])
+def test_a_guarded_hook_logs_what_it_raised_once_and_returns(caplog, raised):
+    def child_exit(server, worker):
+        raise raised
+
+    with caplog.at_level(logging.ERROR, logger="insurance_charges.monitoring.master"):
+        assert guarded(child_exit)(None, None) is None
+    assert [(r.levelname, r.getMessage(), r.exc_info[1]) for r in caplog.records] == [
+        ("ERROR", f"gunicorn hook child_exit failed; the service goes on: "
+                  f"{type(raised).__name__}: {raised}", raised)]
+
+
+@pytest.mark.parametrize("hook", ["post_fork", "child_exit", "worker_exit", "on_exit"])
+def test_every_hook_that_runs_while_the_service_serves_is_guarded(monkeypatch, hook):
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the file puts the project first on it
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert conf[hook].__code__ is guarded(lambda: None).__code__  # the guard's wrapper
+    assert conf[hook].__wrapped__.__name__ == hook
+
+
 # --- The real service under gunicorn ------------------------------------------------------
 
 @pytest.fixture
@@ -355,4 +386,45 @@ def test_idle_and_trickling_clients_of_the_metrics_port_are_dropped_after_the_ti
     for client in stalled:
         client.close()
     assert get(port) == 200
+    assert server.stop() == 0
+
+
+def own_file(directory: Path, pattern: str, pid: int) -> Path:
+    path = directory / pattern.format(pid=pid)
+    assert path.exists(), sorted(p.name for p in directory.iterdir())
+    return path
+
+
+def lock_is_a_directory(directory: Path, pid: int) -> None:
+    (directory / files.LOCK).unlink()
+    (directory / files.LOCK).mkdir()
+
+
+def drift_counts_cut_short(directory: Path, pid: int) -> None:
+    own_file(directory, "drift_{pid}.counts", pid).write_bytes(b"abc")
+
+
+def counter_file_corrupt(directory: Path, pid: int) -> None:
+    """The used size says 64 bytes; the first entry claims 1,000."""
+    with own_file(directory, "counter_{pid}.db", pid).open("r+b") as f:
+        f.write((64).to_bytes(4, "little") + bytes(4) + (1000).to_bytes(4, "little"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", [lock_is_a_directory, drift_counts_cut_short,
+                                   counter_file_corrupt])
+def test_a_dead_worker_whose_files_cannot_be_folded_is_logged_once_and_replaced(
+        metered, tmp_path, fault):
+    server, port = metered(workers=1)
+    assert answers(server)  # the worker has written its metric files
+    killed = server.worker_pids()[0]
+    fault(tmp_path, killed)
+    os.kill(killed, signal.SIGKILL)
+    assert replaced(server, killed, workers=1), server.tail(30)
+    assert answers(server)
+    time.sleep(0.3)  # the last lines of output are read by a thread
+    failed = [line for line in server.lines if "gunicorn hook child_exit failed" in line]
+    assert len(failed) == 1, server.tail(30)
+    assert json.loads(failed[0])["level"] == "ERROR"  # one record, traceback inside it
+    assert "Unhandled exception in main loop" not in server.output()
     assert server.stop() == 0

@@ -7,18 +7,22 @@ holds its port (``when_ready``), and each dead worker's files are folded into th
 (``child_exit``). The metrics server and the drift snapshots are threads of the master, which
 answers no requests: scrapes never wait for a busy worker.
 
-The metrics server holds a bounded number of descriptors and threads (server.py): the master
-needs descriptors of its own to replace workers and fold their files.
+The master must outlive anything monitoring does: gunicorn ends it on any exception a hook
+raises, and with it every worker and the app's port. So every hook that runs once the service
+serves is wrapped in ``guarded``, and the metrics server holds a bounded number of
+descriptors and threads (server.py).
 """
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import shutil
 import socket
 import threading
 from pathlib import Path
+from typing import Callable
 
 from . import files, state
 from .exposition import ServiceCollector, metrics_app
@@ -33,6 +37,18 @@ def environment(settings) -> list[str]:
     """gunicorn's ``raw_env``: the shared directory, set in the master before the app loads."""
     directory = settings.metrics_dir or files.default_directory(settings.port)
     return [f"{files.ENV}={directory}"]
+
+
+def guarded(hook: Callable) -> Callable:
+    """The gunicorn hook, but any exception it raises is logged once and goes no further."""
+    @functools.wraps(hook)  # gunicorn checks a hook's arity through the wrapper
+    def run(*args) -> None:
+        try:
+            hook(*args)
+        except Exception as exc:
+            log.error("gunicorn hook %s failed; the service goes on: %s: %s", hook.__name__,
+                      type(exc).__name__, exc, exc_info=True)
+    return run
 
 
 class Master:

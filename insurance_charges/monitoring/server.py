@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # Clients answered at once: a pair of Prometheus servers scraping together (the usual
 # highly-available setup), a person's curl and one to spare. A scrape takes 7 to 63 ms here
-# (README, "Prometheus metrics"), so four threads answer about 60 scrapes a second.
+# (docs/monitoring.md#prometheus-metrics), so a client waits for a thread briefly, if at all.
 CONNECTIONS = 4
 # A connection's whole life, request read and answer written. Prometheus gives up on a scrape
 # after its scrape_timeout, 10 s by default, so nothing still waited for is cut; a scrape

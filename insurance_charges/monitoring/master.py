@@ -57,7 +57,7 @@ class Master:
     def __init__(self, watch, port: int | None, host: str):
         self.watch, self.port, self.host = watch, port, host
         self.window = state.Window()
-        self.httpd = None
+        self.httpd: MetricsServer | None = None
         self.stopped = threading.Event()
 
     def start(self) -> None:
@@ -67,7 +67,7 @@ class Master:
         if self.port is not None:
             registry = CollectorRegistry()
             registry.register(ServiceCollector(self.watch, self.window))
-            self.httpd = self._listen(metrics_app(registry))
+            self.httpd = self._listen(self.port, metrics_app(registry))
             self.httpd.start()
             shown = f"[{self.host}]" if ":" in self.host else self.host
             log.info("metrics at http://%s:%d/metrics (%s)", shown, self.port,
@@ -76,10 +76,10 @@ class Master:
             self.snapshot()
             threading.Thread(target=self._snapshots, name="drift-window", daemon=True).start()
 
-    def _listen(self, app) -> MetricsServer:
+    def _listen(self, port: int, app) -> MetricsServer:
         """The metrics server on METRICS_HOST:METRICS_PORT; one line naming the fix if not."""
         try:
-            return MetricsServer(self.host, self.port, app)
+            return MetricsServer(self.host, port, app)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
@@ -87,7 +87,7 @@ class Master:
                     f"METRICS_HOST={self.host!r}: cannot listen ({reason}); set METRICS_HOST "
                     "to an address of this machine: 127.0.0.1 (this machine only) or 0.0.0.0 "
                     "(every interface)") from None
-            raise MonitoringError(f"METRICS_PORT={self.port}: cannot listen ({reason}); set "
+            raise MonitoringError(f"METRICS_PORT={port}: cannot listen ({reason}); set "
                                   "METRICS_PORT to a free port") from None
 
     def snapshot(self) -> None:

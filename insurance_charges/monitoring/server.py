@@ -16,6 +16,7 @@ import socket
 import socketserver
 import threading
 import time
+from typing import IO, Callable, cast
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class Responder(ServerHandler):
     """wsgiref's response writer, logging a failed scrape as one record instead of a
     traceback on stderr."""
 
+    request_handler: WSGIRequestHandler  # wsgiref's own back-pointer, for its log line
+
     def log_exception(self, exc_info) -> None:
         """A client that went away or ran out of time is not an error of the service."""
         if not isinstance(exc_info[1], (TimeoutError, ConnectionError)):
@@ -95,10 +98,10 @@ class QuietHandler(WSGIRequestHandler):
             return
         if not self.parse_request():  # the error answer is sent
             return
-        responder = Responder(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
-                              multithread=True)
+        responder = Responder(self.rfile, cast(IO[bytes], self.wfile), self.get_stderr(),
+                              self.get_environ(), multithread=True)
         responder.request_handler = self
-        responder.run(self.server.get_app())
+        responder.run(cast("MetricsServer", self.server).app)
 
 
 def address_of(host: str, port: int) -> tuple[socket.AddressFamily, tuple]:
@@ -114,11 +117,11 @@ class MetricsServer(WSGIServer):
 
     request_queue_size = BACKLOG
 
-    def __init__(self, host: str, port: int, app, connections: int = CONNECTIONS,
+    def __init__(self, host: str, port: int, app: Callable, connections: int = CONNECTIONS,
                  seconds: float = CONNECTION_SECONDS):
         self.address_family, address = address_of(host, port)
         super().__init__(address, QuietHandler)
-        self.set_app(app)
+        self.app = app
         self.seconds = seconds
         self.socket.settimeout(POLL_SECONDS)  # accept() wakes up to see a stop
         self.stopped = threading.Event()

@@ -64,8 +64,8 @@ def serve():
 
 
 def connect(port: int) -> socket.socket:
-    client = socket.create_connection(("127.0.0.1", port), timeout=PATIENCE)
-    return client
+    """A client connected to ``port`` on loopback."""
+    return socket.create_connection(("127.0.0.1", port), timeout=PATIENCE)
 
 
 def dropped(client: socket.socket, timeout: float = PATIENCE) -> bool:

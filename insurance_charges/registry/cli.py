@@ -120,6 +120,8 @@ def _promote(store: Store, trusted: tuple, args) -> int:
     release = artifacts.fetch(store, version, trusted)
     pointer = champion.current(store)
     if pointer is not None and pointer.version == version:
+        if pointer.pending:  # promoted by a run that stopped before writing champion.json
+            champion.settle(store, pointer)
         print(f"{version} is already the champion")
         return _roll_out(store, version, args)
     from .promotion import compare  # loads PyCaret's pipelines: only promote needs it

@@ -35,8 +35,11 @@ def shown(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."  # a line stays readable
 
 
-def _kind(value: object) -> str:
-    return "null" if value is None else type(value).__name__
+def _a(value: object) -> str:
+    """A JSON value's kind as JSON names it, with its article: "an array", "a number"..."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             type(None): "null"}
+    return names.get(type(value), "a number")
 
 
 def _whole(value: object) -> bool:
@@ -71,7 +74,7 @@ def signed_names(pipeline: str) -> frozenset[str]:
 def _fields(doc: Any, keys: tuple[str, ...], bad: Callable[[str], Damaged]) -> dict:
     """The JSON object's entries, once it is an object holding every one of ``keys``."""
     if not isinstance(doc, dict):
-        raise bad(f"it is a JSON {_kind(doc)}, not an object")
+        raise bad(f"it is {_a(doc)}, not an object")
     missing = [key for key in keys if key not in doc]
     if missing:
         raise bad("it lacks " + ", ".join(missing))
@@ -118,14 +121,14 @@ def manifest(doc: Any, uri: str, version: str) -> Manifest:
     if fields["version"] != version:
         raise bad(f"version is {shown(fields['version'])}, not its folder's name")
     if not isinstance(fields["pipeline"], str):
-        raise bad(f"pipeline is a {_kind(fields['pipeline'])}, not a file name")
+        raise bad(f"pipeline is {_a(fields['pipeline'])}, not a file name")
     try:
         names = signed_names(fields["pipeline"])
     except ValueError as exc:
         raise bad(f"pipeline {exc}") from None
     files = fields["files"]
     if not isinstance(files, dict):
-        raise bad(f"files is a {_kind(files)}, not an object of name: {{sha256, bytes}}")
+        raise bad(f"files is {_a(files)}, not an object of name: {{sha256, bytes}}")
     for name in sorted(set(files) - names, key=str):
         raise bad(f"files lists {shown(name)}, which is not one of the three files its "
                   f"signature covers ({', '.join(sorted(names))})")
@@ -142,7 +145,7 @@ def manifest(doc: Any, uri: str, version: str) -> Manifest:
         listed[name] = Listed(item["sha256"], item["bytes"])
     for key in ("signed_by", "published_at", "published_by"):
         if not isinstance(fields[key], str):
-            raise bad(f"{key} is a {_kind(fields[key])}, not a string")
+            raise bad(f"{key} is {_a(fields[key])}, not a string")
     return Manifest(version, fields["pipeline"], listed, fields["signed_by"],
                     fields["published_at"], fields["published_by"])
 
@@ -198,13 +201,13 @@ def entry(doc: Any, uri: str, fix: str) -> Entry:
         raise bad(f"action is {shown(fields['action'])}, not one of {', '.join(ACTIONS)}")
     for key in ("at", "by"):
         if not isinstance(fields[key], str):
-            raise bad(f"{key} is a {_kind(fields[key])}, not a string")
+            raise bad(f"{key} is {_a(fields[key])}, not a string")
     if rollback_to is not None and not (_whole(rollback_to) and 1 <= rollback_to < sequence):
         raise bad(f"rollback_to is {shown(rollback_to)}, not null or an earlier sequence")
     if not isinstance(fields["forced"], bool):
-        raise bad(f"forced is a {_kind(fields['forced'])}, not true or false")
+        raise bad(f"forced is {_a(fields['forced'])}, not true or false")
     if fields["reason"] is not None and not isinstance(fields["reason"], str):
-        raise bad(f"reason is a {_kind(fields['reason'])}, not null or a string")
+        raise bad(f"reason is {_a(fields['reason'])}, not null or a string")
     fault = _gate_fault(fields["gate"])
     if fault:
         raise bad(fault)
@@ -237,9 +240,9 @@ def about(doc: Any, uri: str, fix: str) -> About:
         raise bad(f"rows is {shown(fields['rows'])}, not a whole number from 1")
     for key in ("source", "written_at", "by"):
         if not isinstance(fields[key], str):
-            raise bad(f"{key} is a {_kind(fields[key])}, not a string")
+            raise bad(f"{key} is {_a(fields[key])}, not a string")
     if fields["training_data_of"] is not None and not isinstance(fields["training_data_of"], str):
-        raise bad(f"training_data_of is a {_kind(fields['training_data_of'])}, not null or a "
+        raise bad(f"training_data_of is {_a(fields['training_data_of'])}, not null or a "
                   "version")
     return About(fields["sha256"], fields["rows"], fields["source"])
 

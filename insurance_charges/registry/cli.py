@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _publish(store: Store, trusted: tuple, args) -> int:
     release = artifacts.read_directory(args.directory, trusted)
-    if evaluation.reference(store) is None or args.reference_data:
+    if args.reference_data or not evaluation.frozen(store):
         evaluation.freeze(store, release.card, args.reference_data, by=_actor())
     fresh = artifacts.publish(store, release)
     print(f"{'published' if fresh else 'already published (identical bytes)'} "

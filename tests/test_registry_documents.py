@@ -304,6 +304,24 @@ def test_objects_under_history_that_are_not_entries_are_listed_and_otherwise_ign
     assert champion.current(Store(parse_store(two_champions))).version == OTHER
 
 
+@pytest.mark.parametrize("far", [4, 60])
+def test_a_gap_in_the_history_is_one_line_however_wide(capsys, two_champions, far):
+    put(two_champions, f"history/{far:06d}.json",
+        setting("sequence", far)(json.loads(get(two_champions, "history/000002.json"))))
+    status, out, _ = run(capsys, two_champions, "list", "--history")
+    lines = out.splitlines()
+    assert status == 0 and len(lines) == 5 and lines[3].startswith(
+        f"  3  BROKEN: entries 3 to {far - 1} are missing from {two_champions}/history/; it "
+        "was changed outside the registry")
+    assert lines[4].split()[0] == str(far)
+
+
+def test_an_entry_numbered_past_a_million_is_still_read_as_the_newest(two_champions):
+    put(two_champions, "history/1000000000.json", setting("sequence", 10 ** 9)(
+        json.loads(get(two_champions, "history/000002.json"))))
+    assert champion.current(Store(parse_store(two_champions))).entry["sequence"] == 10 ** 9
+
+
 def test_a_champion_json_ahead_of_the_history_is_named(capsys, with_champion, tmp_path):
     put(with_champion, "champion.json",
         setting("sequence", 7)(json.loads(get(with_champion, "champion.json"))))

@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 POINTER = "champion.json"
 HISTORY = "history"
-# history/000001.json ...: six digits written, up to nine read (a million changes and more)
-_ENTRY_NAME = re.compile(r"([0-9]{6,9})\.json")
+# history/000001.json ...: six digits written, and more once there are a million changes
+_ENTRY_NAME = re.compile(r"([0-9]{6,})\.json")
 READ_NOW = object()  # promote(pointer=READ_NOW): no gate compared against a champion first
 RACE = "another promotion or rollback changed the champion meanwhile; run the command again"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import artifacts, champion, documents
 from .documents import CardFigures, Entry, Manifest
-from .store import Damaged, Missing, RegistryError, Store, sha256
+from .store import RESTORE, Damaged, Missing, RegistryError, Store, sha256
 from .uri import RESERVED, check_version
 
 BROKEN = "BROKEN: "
@@ -99,11 +99,16 @@ def history(store: Store) -> str:
     numbered, strays = champion.listed(store)
     lines = [f"{'#':>3}  {'at (UTC)':<19}  {'action':<13}  {'version':<28} {'previous':<28} "
              f"by; gate; reason"]
-    for sequence in range(1, max(numbered, default=0) + 1):
+    expected = 1
+    for sequence in sorted(numbered):
+        if sequence > expected:  # one line per gap, however wide: the trail's own size bounds it
+            lines.append(f"{expected:>3}  {BROKEN}entries {expected} to {sequence - 1} are "
+                         f"missing from {store.location.uri(champion.HISTORY)}/; {RESTORE}")
         try:
             lines.append(_entry_line(champion.read_entry(store, sequence), pointer))
         except Damaged as exc:
             lines.append(f"{sequence:>3}  {BROKEN}{exc}")
+        expected = sequence + 1
     lines += [f"  ?  {BROKEN}{documents.shown(key)} is not a history entry's name (NNNNNN.json)"
               for key in strays]
     if len(lines) == 1:

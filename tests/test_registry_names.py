@@ -21,7 +21,7 @@ from insurance_charges.settings import DEFAULT_MODEL_PATH
 
 pytest.register_assert_rewrite("tests.registry_fixtures")
 pytest_plugins = ("tests.registry_fixtures",)  # moto_endpoint, aws, store, committed_dir
-from .registry_fixtures import BUCKET, run  # noqa: E402
+from .registry_fixtures import BUCKET, run, run_module  # noqa: E402
 
 VERSION = json.loads(path_for(DEFAULT_MODEL_PATH).read_text())["model_version"]
 SIGNED = ("insurance-charges.card.json", "insurance-charges.pkl", "insurance-charges.sig.json")
@@ -204,3 +204,14 @@ def test_a_model_directory_whose_pipeline_name_is_not_plain_is_refused_before_pu
     status, _, err = run(capsys, store, "publish", committed_dir, "--reference-data", data_path)
     assert status == 1 and err.count("\n") == 1
     assert "its pipeline 'insurance charges.pkl' is not a plain file name" in err
+
+
+@pytest.mark.parametrize("command", ["show", "promote", "fetch"])
+@pytest.mark.parametrize("version", ["../other-store/v1", "/abs", "a/b", "..", "",
+                                     "history", "v1\nError: spoofed"])
+def test_a_version_argument_that_is_not_a_version_name_is_a_usage_error(aws, command, version,
+                                                                        tmp_path):
+    argv = [command, version] + ([str(tmp_path / "out")] if command == "fetch" else [])
+    done = run_module(aws, "--store", f"s3://{BUCKET}/x", *argv)
+    assert done.returncode == 2 and "is not a model version" in done.stderr.splitlines()[-1]
+    assert not (tmp_path / "out").exists()

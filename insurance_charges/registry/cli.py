@@ -14,9 +14,22 @@ from pathlib import Path
 from ..settings import SettingsError, registry_environ
 from . import artifacts, champion, evaluation, gate, reports, rollout
 from .store import RegistryError, Store, caller
-from .uri import CHAMPION, parse_store
+from .uri import CHAMPION, check_version, parse_store
 
 OK, ERROR, USAGE, REFUSED, ROLLOUT_FAILED = 0, 1, 2, 3, 4
+
+
+def _version(text: str) -> str:
+    """A VERSION argument, checked before it becomes part of any S3 key (a usage error if not)."""
+    try:
+        return check_version(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _version_or_champion(text: str) -> str:
+    """``champion``, or a VERSION argument as ``_version`` checks it."""
+    return text if text == CHAMPION else _version(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,9 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="CSV that becomes the frozen reference set (first publish only)")
     listing = commands.add_parser("list", help="the published versions")
     listing.add_argument("--history", action="store_true", help="every change of champion")
-    commands.add_parser("show", help="one version").add_argument("version")
+    commands.add_parser("show", help="one version").add_argument("version", type=_version)
     promote = commands.add_parser("promote", help="make a version the champion, through the gate")
-    promote.add_argument("version")
+    promote.add_argument("version", type=_version)
     promote.add_argument("--evaluation-data", type=Path,
                          help="CSV of the newest data's holdout (records with charges)")
     promote.add_argument("--force", action="store_true", help="promote even if the gate refuses")
@@ -46,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--deploy-ecs", metavar="CLUSTER/SERVICE",
                              help="then roll this ECS service to the version")
     fetch = commands.add_parser("fetch", help="download and verify a version (or champion)")
-    fetch.add_argument("version")
+    fetch.add_argument("version", type=_version_or_champion)
     fetch.add_argument("directory", type=Path)
     return parser
 

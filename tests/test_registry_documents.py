@@ -436,3 +436,15 @@ def test_reference_records_changed_in_the_store_are_refused_by_the_gate(capsys, 
     assert status == 1 and err.startswith(
         f"Error: {published}/reference/records.csv does not match the SHA-256 in "
         f"{published}/reference/about.json; it was changed outside the registry")
+
+
+@pytest.mark.parametrize("name", [PIPELINE, CARD_NAME])
+def test_a_file_longer_than_its_manifest_records_is_refused_by_its_size(capsys, published,
+                                                                        tmp_path, name):
+    body = get(published, f"{VERSION}/{name}")
+    put(published, f"{VERSION}/{name}", body + b" " * (8 * 1024 * 1024))  # 8 MiB appended
+    status, out, err = run(capsys, published, "fetch", VERSION, tmp_path / "out")
+    assert status == 1 and out == ""
+    one_error(err, parse_store(published).uri(VERSION, name),
+              f"is longer than the size its manifest records ({len(body):,} bytes)")
+    assert not (tmp_path / "out").exists()

@@ -1,7 +1,7 @@
 # insurance-charges for Elastic Beanstalk's "Docker running on 64bit Amazon Linux 2023":
-# EB builds this on each instance and runs it behind nginx (see README, "Deploy to Elastic
-# Beanstalk"). The same image is a SageMaker inference container: `docker run IMAGE serve`
-# (README, "Run it on SageMaker"). Works on the official python:3.11-slim (/usr/local/bin/python3) and on any
+# EB builds this on each instance and runs it behind nginx (see docs/deploy/elastic-beanstalk.md).
+# The same image is a SageMaker inference container: `docker run IMAGE serve`
+# (docs/deploy/sagemaker.md). Works on the official python:3.11-slim (/usr/local/bin/python3) and on any
 # Debian base with python3 and python3-venv (/usr/bin/python3): only the venv's python runs.
 ARG BASE_IMAGE=python:3.11-slim
 
@@ -29,7 +29,8 @@ RUN /opt/venv/bin/pip install --no-deps -r /tmp/build/requirements.txt \
 # ---- runtime: the venv, the app and the committed model; no compilers, no pip ----------
 FROM ${BASE_IMAGE} AS runtime
 # libgomp1: LightGBM's OpenMP runtime; PyCaret imports LightGBM while unpickling the model.
-# nginx (Debian's): in front of gunicorn, it holds slow and idle clients (README, "Reliability").
+# nginx (Debian's): in front of gunicorn, it holds slow and idle clients
+# (docs/reliability.md#slow-and-hostile-clients).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgomp1 nginx \
  && rm -rf /etc/nginx/sites-enabled /var/log/nginx/* \

@@ -3,13 +3,14 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
-# make mutate fails below this share of mutants killed in the core (README, "Tests").
+# make mutate fails below this share of mutants killed in the core
+# (docs/testing.md#mutation-testing).
 MUTATION_FLOOR ?= 90
 # The Ed25519 key `make train` signs models with: kept outside the repository and the image.
 SIGNING_KEY ?= $(HOME)/.config/insurance-charges/model-signing.key
 export PORT
 
-.PHONY: help run test soak audit bench train score lock mutate clean
+.PHONY: help run test docs soak audit bench train score lock mutate clean
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -19,10 +20,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.runtime: requirements.txt | $(BIN)/python
+	@echo "Installing the service's pinned packages (requirements.txt: PyCaret, scikit-learn, pandas, pyarrow, boto3...; about 1.3 GB): a few minutes the first time, then never again until requirements.txt changes"
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements.txt
 	touch $@
 
 $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	@echo "Installing the test and docs tools (requirements-dev.txt; about 0.5 GB more): a minute or two"
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-dev.txt
 	touch $@
 
@@ -50,6 +53,10 @@ run: $(VENV)/.runtime  ## Serve the committed model with gunicorn on $PORT (defa
 test: $(VENV)/.dev $(EBCLI)/.installed $(AIRFLOW_VENV)/.installed  ## Run every test (CI runs this through .ci/run)
 	EBCLI_VENV=$(EBCLI) AIRFLOW_VENV=$(AIRFLOW_VENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The docs site (docs/, mkdocs.yml): its hook imports the project, hence `python -m` from here.
+docs: $(VENV)/.dev  ## Build the documentation site into site/ (mkdocs build --strict)
+	$(BIN)/python -m mkdocs build --strict --site-dir site
+
 soak: $(VENV)/.dev  ## Soak test at ~70% of capacity (SOAK_SECONDS, default 1800)
 	SOAK_SECONDS=$${SOAK_SECONDS:-1800} $(BIN)/python -m pytest tests/test_soak.py -q
 
@@ -57,7 +64,7 @@ audit: $(VENV)/.dev  ## Static security scan (bandit) and dependency advisories 
 	$(BIN)/bandit -q -r insurance_charges application.py gunicorn.conf.py -ll
 	$(BIN)/pip-audit -r requirements.txt --no-deps --disable-pip --progress-spinner off
 
-bench: $(VENV)/.runtime  ## Benchmark the service as deployed (wrk); writes bench/results/, README table
+bench: $(VENV)/.runtime  ## Benchmark the service as deployed (wrk); writes bench/results/ (the docs' tables)
 	@{ command -v wrk && command -v nginx; } >/dev/null || { [ "$$(id -u)" = 0 ] \
 		&& command -v apt-get >/dev/null && apt-get update -qq \
 		&& apt-get install -y -qq wrk nginx >/dev/null; } \
@@ -65,18 +72,18 @@ bench: $(VENV)/.runtime  ## Benchmark the service as deployed (wrk); writes benc
 	$(BIN)/python -m bench.run
 	@docker info >/dev/null 2>&1 || { echo "make bench needs a running Docker engine for the SageMaker figures (.ci/run shows how to start one)" >&2; exit 1; }
 	docker build -q -t insurance-charges:bench . >/dev/null
-	$(BIN)/python -m bench.invocations --image insurance-charges:bench --readme \
+	$(BIN)/python -m bench.invocations --image insurance-charges:bench \
 		--out bench/results/invocations.json
 
 mutate: $(VENV)/.dev  ## Mutation-test the estimator core (mutmut, a few minutes): share killed
 	rm -rf mutants
 	$(BIN)/mutmut run
-	$(BIN)/python -m devtools.mutation_score --min $(MUTATION_FLOOR)
+	$(BIN)/python -m devtools.mutation_score --min $(MUTATION_FLOOR) --out bench/results/mutation.json
 
 train: $(VENV)/.runtime  ## Retrain on DATA=path (or the checked download), sign with SIGNING_KEY, write model/
 	$(BIN)/python -m insurance_charges.training --signing-key $(SIGNING_KEY) $(if $(DATA),--data $(DATA))
 
-# The model registry (README, "Model releases"): the store is MODEL_STORE or --store in ARGS.
+# The model registry (docs/model-releases.md): the store is MODEL_STORE or --store in ARGS.
 .PHONY: registry
 registry: $(VENV)/.runtime  ## Model releases: make registry ARGS='list --history'
 	$(BIN)/python -m insurance_charges.registry $(ARGS)
@@ -85,8 +92,9 @@ score: $(VENV)/.runtime  ## Score a file: make score IN=in.csv OUT=out.csv (path
 	@[ -n "$(IN)" ] && [ -n "$(OUT)" ] || { echo "usage: make score IN=path|s3://bucket/key|- OUT=path|s3://bucket/key|- [ARGS='--max-rejects 10']" >&2; exit 2; }
 	$(BIN)/python -m insurance_charges.scoring $(IN) -o $(OUT) $(ARGS)
 
-# make release REGISTRY=host[:port]/repo, or ECR_REPOSITORY=name with AWS_REGION (README,
-# "Release once, deploy the same image"): the image built once from HEAD, checked, pushed.
+# make release REGISTRY=host[:port]/repo, or ECR_REPOSITORY=name with AWS_REGION
+# (docs/deploy/elastic-beanstalk.md#release-once-deploy-the-same-image): the image built once
+# from HEAD, checked, pushed.
 .PHONY: release
 release: $(VENV)/.runtime  ## Build, check and push the image once: REGISTRY=host/repo or ECR_REPOSITORY=name
 	$(BIN)/python -m insurance_charges.release $(if $(REGISTRY),--registry '$(REGISTRY)') \
@@ -101,5 +109,5 @@ lock:  ## Print a fresh resolution of the top-level pins (compare with requireme
 	/tmp/insurance-charges-lock/bin/pip install --quiet pycaret==3.3.2 six flask gunicorn orjson cryptography
 	/tmp/insurance-charges-lock/bin/pip freeze --exclude-editable
 
-clean:  ## Remove the virtual environment and caches
-	rm -rf $(VENV) $(EBCLI) $(AIRFLOW_VENV) .pytest_cache mutants
+clean:  ## Remove the virtual environments, caches and the built docs site
+	rm -rf $(VENV) $(EBCLI) $(AIRFLOW_VENV) .pytest_cache mutants site

@@ -52,19 +52,27 @@ raw_env = monitoring.environment(settings)
 
 def when_ready(server):
     """Listeners bound: empty the metrics directory of earlier runs; start /metrics."""
+    # Not guarded: a metrics port or directory that cannot be used stops start-up with one
+    # line, before anything is served.
     monitoring.when_ready(server, settings)
 
 
+# Every hook below runs while the service serves; gunicorn ends the master (and so the whole
+# service) on any exception from one, or halts it when post_fork fails in a worker. Guarded:
+# logged once, and the service goes on.
+@monitoring.guarded
 def post_fork(server, worker):
     """A new worker lets go of the master's metrics socket."""
     monitoring.post_fork(server, worker)
 
 
+@monitoring.guarded
 def child_exit(server, worker):
     """A worker gone (recycled, killed): fold its counters into the archive, delete its files."""
     monitoring.child_exit(server, worker)
 
 
+@monitoring.guarded
 def on_exit(server):
     """The master stopping: stop /metrics, remove the default metrics directory."""
     monitoring.on_exit(server)
@@ -76,7 +84,8 @@ def worker_abort(worker):
     # request in flight with its own HTML page. Raised here instead, the exception surfaces in
     # the request's code, whose error handler answers problem+json (or the site's own page);
     # the worker is already marked to stop, so it exits once that answer is sent. Outside a
-    # request there is nothing to answer: gunicorn goes on as it would.
+    # request there is nothing to answer: gunicorn goes on as it would. Not guarded: it runs
+    # in the worker, not the master, and raising is its whole point.
     from flask import has_request_context
 
     from insurance_charges.web.errors import Overran
@@ -85,6 +94,7 @@ def worker_abort(worker):
         raise Overran()
 
 
+@monitoring.guarded
 def worker_exit(server, worker):
     """End a cleanly finished worker at once, skipping the interpreter's teardown."""
     # Tearing down a worker's interpreter frees the ~150 MB of objects it shares with the

@@ -8,7 +8,7 @@
 # a wheelhouse in S3 so no package index is needed; and the model-signing key, from Secrets
 # Manager. The other components need none of it. airflow/README.md says how to build the two
 # archives and which IAM rights the execution role needs. Not run on MWAA by this project's
-# tests (no AWS here): see README, "What is verified".
+# tests (no AWS here): see airflow/README.md, "What is verified, and what comes from documentation".
 
 # --- Your account's locations -----------------------------------------------------------------
 INSURANCE_CHARGES_RELEASE="s3://YOUR-MWAA-BUCKET/insurance-charges/release.tar.gz"

@@ -164,8 +164,6 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20, help="throughput run length")
     parser.add_argument("--repeat", type=int, default=5, help="latency samples")
     parser.add_argument("--out", type=Path, help="also write the figures here as JSON")
-    parser.add_argument("--readme", action="store_true",
-                        help="write the figures into README.md's SageMaker table")
     args = parser.parse_args()
     try:
         result = measure(args.image, args.seconds, args.repeat)
@@ -183,38 +181,7 @@ def main() -> int:
     print("\n".join(refusals.lines(result["refusals"])))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
-    if args.readme:
-        write_readme(result)
     return 0
-
-
-def table(result: dict) -> str:
-    """The README's SageMaker figures as a Markdown table."""
-    t, lat = result["throughput"], result["latency_seconds"]
-    return "\n".join([
-        f"| Measure (`bench/invocations.py`, the image with `serve` on {result['cpus']} cores; "
-        f"load {result['load_average_at_start']:.1f} at start) | Result |",
-        "|---|---|",
-        f"| CSV rows/s per instance, {t['clients']} clients (`MaxConcurrentTransforms`) sending "
-        f"{result['payload_bytes'] / MB:.0f} MB mini-batches for {t['seconds']:.0f} s | "
-        f"{t['rows_per_second']:,} |",
-        "| Rows per CPU-second of the container (comparable with the command's rows/s per "
-        f"core) | {t['rows_per_cpu_second']:,} |",
-        f"| One mini-batch ({result['payload_rows']:,} rows), seconds end to end, median / max "
-        f"| {lat['median']} / {lat['max']} |",
-        "| A body of the same size refused whole (`,,,,,` rows, `0` or `{}` lines), its time "
-        "over a valid one's of its type, worst median (`bench/refusals.py`; at most 2) | "
-        f"{result['refusals']['worst_ratio']:.2f} |"])
-
-
-def write_readme(result: dict) -> None:
-    """Replace what lies between README.md's sagemaker-bench markers with the new table."""
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    text = readme.read_text()
-    begin = text.index("<!-- sagemaker-bench:start")
-    begin = text.index("\n", begin) + 1
-    end = text.index("<!-- sagemaker-bench:end -->")
-    readme.write_text(text[:begin] + table(result) + "\n" + text[end:])
 
 
 if __name__ == "__main__":

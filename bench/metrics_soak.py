@@ -22,11 +22,12 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
+from devtools import host
 from devtools.gunicorn_server import free_port
 from insurance_charges.core.schema import EXAMPLE_RECORD
 from insurance_charges.monitoring import files
 
-from . import report
+from . import tables
 from .load import wrk
 from .run import compact
 from .servers import BenchError, Service
@@ -117,7 +118,7 @@ def soak(seconds: float, max_requests: int) -> dict:
         shutil.rmtree(directory, ignore_errors=True)
     scrape_ms = [s["scrape_ms"] for s in samples]
     return {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": report.machine(), "seconds": seconds, "max_requests": max_requests,
+            "machine": host.machine(), "seconds": seconds, "max_requests": max_requests,
             "requests": loads[0]["requests"], "requests_per_s": loads[0]["requests_per_s"],
             "workers_recycled": recycled,
             "files": {"min": min(s["files"] for s in samples),
@@ -129,24 +130,6 @@ def soak(seconds: float, max_requests: int) -> dict:
             "with_archive": {"files": samples[-1]["files"], "read_ms": archived_ms},
             "without_archive": {"files": unarchived_files, "read_ms": unarchived_ms},
             "samples": samples}
-
-
-def table(result: dict) -> str:
-    """The figures as a Markdown table."""
-    f, s, w = result["files"], result["scrape_ms"], result["without_archive"]
-    a = result["with_archive"]
-    return "\n".join([
-        "| Measure | Result |", "|---|---|",
-        f"| Load | {result['requests']:,} one-record requests in {result['seconds']:g} s, "
-        f"{result['workers_recycled']} workers recycled (max_requests {result['max_requests']}) |",
-        f"| Metric files in the directory | {f['min']}–{f['max']} (last {f['last']}) |",
-        f"| Disk used at most | {result['disk_kb_max']} KB |",
-        f"| Scrape time under load | first {s['first']:.1f} ms, median {s['median']:.1f} ms, "
-        f"max {s['max']:.1f} ms, last (load over) {s['last']:.1f} ms |",
-        f"| Counter after the soak | {result['estimates_total']['last']:,.0f}, never backwards: "
-        f"{result['estimates_total']['never_backwards']} |",
-        f"| Reading the directory after the soak | {a['files']} files: {a['read_ms']:.1f} ms; "
-        f"had dead workers' files been left: {w['files']:,} files, {w['read_ms']:,.1f} ms |"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"metrics soak failed: {exc}", file=sys.stderr)
         return 1
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(table(result))
+    print(tables.metrics_soak(result))
     return 0
 
 

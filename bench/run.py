@@ -1,7 +1,8 @@
 """`make bench`: the deployed service against an HTTP floor, on this machine, in one run.
 
-Usage: ``python -m bench.run``. Writes bench/results/latest.json and latest.png and refreshes
-the table in README.md's Benchmark section. Exits 1 with one line if anything fails.
+Usage: ``python -m bench.run``. Writes bench/results/latest.json and latest.png, from which the
+docs site renders its table (docs/performance.md#the-benchmark). Exits 1 with one line if
+anything fails.
 """
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import sys
 import time
 from datetime import datetime, timezone
 
+from devtools import host
 from devtools.gunicorn_server import free_port
 from devtools.records import valid_records
 from insurance_charges.core.schema import EXAMPLE_RECORD
 
-from . import FLOOR_PATH, metrics_cost, report, summary
+from . import FLOOR_PATH, metrics_cost, report, summary, tables
 from .load import require_wrk, wrk
 from .servers import BenchError, Service
 
@@ -58,7 +60,7 @@ def measure() -> dict:
     require_wrk()
     one_body = compact(EXAMPLE_RECORD)
     result = {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "machine": report.machine(),
+              "machine": host.machine(),
               "setup": {"config": "gunicorn.conf.py", "WEB_CONCURRENCY": 2, "load": "wrk",
                         "connections": CONNECTIONS, "rounds": ROUNDS, "round_s": ROUND_S,
                         "GUNICORN_CMD_ARGS": os.environ.get("GUNICORN_CMD_ARGS")}}
@@ -143,7 +145,7 @@ def main() -> int:
         signal.alarm(0)
     result["bench_seconds"] = round(time.perf_counter() - began, 1)
     written = report.write(result)
-    print(report.table(result))
+    print(tables.bench(result))
     met = sum(t["met"] for t in result["targets"])
     print(f"\n{met}/{len(result['targets'])} targets met; wrote "
           + ", ".join(str(p.relative_to(report.ROOT)) for p in written)

@@ -1,14 +1,20 @@
 """The share of mutants killed per core module, read from mutmut's results in mutants/.
 
 Usage (after `mutmut run`, from the project root): ``python -m devtools.mutation_score
-[--min PCT]``; exits 1 when the share over all modules is below PCT.
+[--min PCT] [--out bench/results/mutation.json]``; exits 1 when the share over all modules is
+below PCT. ``--out`` records the figures, from which the docs site renders its table
+(docs/testing.md#mutation-testing).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
+
+from devtools import host
 
 ROOT = Path(__file__).resolve().parent.parent
 # mutmut 3.8 records each mutant's test exit code: 1 (tests failed) or 3 (tests errored) kill
@@ -26,11 +32,21 @@ def scores(mutants: Path) -> list[tuple[str, int, int, int]]:
     return rows
 
 
+def record(rows: list[tuple[str, int, int, int]], floor: float | None) -> dict:
+    """The figures as bench/results/mutation.json holds them."""
+    return {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "mutmut": version("mutmut"), "machine": host.machine(), "floor": floor,
+            "modules": [{"module": m, "killed": k, "survived": s, "total": t}
+                        for m, k, s, t in rows],
+            "killed": sum(r[1] for r in rows), "total": sum(r[3] for r in rows)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print one line per module and the total; check the floor."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mutants", type=Path, default=ROOT / "mutants")
     parser.add_argument("--min", type=float, help="fail below this share of mutants killed (%%)")
+    parser.add_argument("--out", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
     rows = scores(args.mutants)
     if not rows:
@@ -43,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     killed, total = sum(r[1] for r in rows), sum(r[3] for r in rows)
     share = 100 * killed / total
     sys.stdout.write(f"core: {killed}/{total} killed ({share:.1f}%)\n")
+    if args.out:
+        args.out.write_text(json.dumps(record(rows, args.min), indent=2) + "\n")
     if args.min is not None and share < args.min:
         sys.stderr.write(f"mutation score {share:.1f}% is below the floor of {args.min}%\n")
         return 1

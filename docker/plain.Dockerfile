@@ -1,5 +1,5 @@
-# For comparison only (README, "Image size"): the plain single-stage image the tutorials
-# build, on the same base, with the same app and model copied in. Not deployed.
+# For comparison only (docs/deploy/elastic-beanstalk.md#the-image): the plain single-stage
+# image the tutorials build, on the same base, with the same app and model copied in. Not deployed.
 #   docker build -f docker/plain.Dockerfile -t insurance-charges:plain .
 # (.dockerignore lets in the same files for both builds.)
 ARG BASE_IMAGE=python:3.11-slim

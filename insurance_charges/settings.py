@@ -6,7 +6,9 @@ is a RuntimeError, which gunicorn prints as that one line and exits 1).
 """
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ MAX_BATCH_LIMIT = 10_000
 # Sync workers are CPU-bound: beyond a few per core they only add memory and contention.
 WORKERS_PER_CPU_LIMIT = 4
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-# SageMaker (README, "Run it on SageMaker"): `serve` listens on 8080 unless SageMaker names
+# SageMaker (docs/deploy/sagemaker.md): `serve` listens on 8080 unless SageMaker names
 # another port (multi-container endpoints and inference pipelines set SAGEMAKER_BIND_TO_PORT).
 SAGEMAKER_PORT = 8080
 # /invocations accepts SageMaker's real-time payload limit, 6 MB (Batch Transform's default
@@ -30,6 +32,13 @@ SAGEMAKER_PORT = 8080
 MAX_PAYLOAD_MB = 6
 MAX_PAYLOAD_MB_LIMIT = 100
 MB = 1024 * 1024  # SageMaker's MB, as its own containers count it (MiB)
+# The metrics port has no authentication: unless told otherwise it answers this machine only.
+METRICS_HOST = "127.0.0.1"
+# A host name as RFC 1123 spells one: dot-separated labels of 1 to 63 letters, digits and
+# inner hyphens, 253 characters at most (RFC 1035), the last label not all digits (so a
+# mistyped IPv4 address such as 256.1.1.1 is refused rather than looked up).
+_HOST_NAME = re.compile(r"(?=.{1,253}\.?$)(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*"
+                        r"(?!-)(?=[A-Za-z0-9-]*[A-Za-z-])[A-Za-z0-9-]{1,63}(?<!-)\.?")
 
 
 class SettingsError(RuntimeError):
@@ -52,6 +61,7 @@ class Settings:
     model_uri: str | None = None  # s3://bucket/prefix/VERSION|champion: served from the store
     model_store: str | None = None  # s3://bucket/prefix: the registry's store (its CLI)
     metrics_port: int | None = None  # Prometheus metrics on their own port; None: not served
+    metrics_host: str = METRICS_HOST  # the interface the metrics port listens on
     # prometheus_client's multiprocess directory; None: one under the temp dir, per PORT
     metrics_dir: Path | None = None
 
@@ -132,6 +142,20 @@ def _metrics_dir(text: str) -> Path:
     return path
 
 
+def _metrics_host(text: str) -> str:
+    host = text.strip()
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not _HOST_NAME.fullmatch(host):
+        raise ValueError(f"not an IP address or host name; set METRICS_HOST to {METRICS_HOST} "
+                         "(the default: this machine only), 0.0.0.0 (every interface, for a "
+                         "Prometheus on another host) or another address of this machine, "
+                         "without a port (that is METRICS_PORT)")
+    return host
+
+
 def parse_api_keys(text: str) -> tuple[str, ...]:
     """Split a comma-separated API_KEYS value; set but holding no key is refused."""
     keys = tuple(key.strip() for key in text.split(",") if key.strip())
@@ -166,6 +190,7 @@ def _parsers(cpus: int) -> dict[str, tuple[str, Callable]]:
         "MODEL_STORE": ("model_store", _model_store),
         "METRICS_PORT": ("metrics_port", _whole(1, 65535, "set METRICS_PORT to a TCP port from "
                                                 "1 to 65535 other than PORT (e.g. 9100)")),
+        "METRICS_HOST": ("metrics_host", _metrics_host),
         "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", _metrics_dir),
     }
 

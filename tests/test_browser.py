@@ -13,6 +13,7 @@ from insurance_charges.web import create_app, served_model
 from insurance_charges.core.schema import BY_NAME, EXAMPLE_RECORD, FIELDS
 
 from .conftest import require
+from .screenshots import DESKTOP_WIDTH, PHONE_WIDTH, publish
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -96,6 +97,8 @@ def test_person_fills_the_form_and_sees_the_estimate(page, server):
         assert chart.bounding_box()["width"] >= 300  # drawn at a readable size
     assert form_values(page) == TYPED
     page.screenshot(path=ARTIFACTS / "desktop-result.png", full_page=True)
+    publish(page.screenshot(full_page=True, animations="disabled"), "result-desktop.png",
+            DESKTOP_WIDTH)  # the picture on docs/form.md and the README
     page.locator(".result").screenshot(path=ARTIFACTS / "desktop-result-drivers.png")
 
 
@@ -120,6 +123,8 @@ def test_mistake_is_explained_next_to_its_field_and_values_are_kept(page, server
     expect(page.locator(".result")).to_have_count(0)
     assert form_values(page) == typed
     page.screenshot(path=ARTIFACTS / "desktop-error.png", full_page=True)
+    publish(page.screenshot(animations="disabled"), "mistake-desktop.png",
+            DESKTOP_WIDTH)  # what a person sees first
 
 
 def test_form_submits_with_keyboard_only(page, server):
@@ -171,6 +176,10 @@ def test_form_fits_a_phone_screen_without_sideways_scrolling(browser, server):
         assert phone.evaluate(NO_SIDEWAYS_SCROLL), "the result page scrolls sideways on a phone"
         expect(phone.locator(".result")).to_contain_text(ESTIMATE)
         expect(phone.locator(".result .likely")).to_contain_text(LIKELY)
+        # Before any tap on this page: a tap's highlight fades over time, so it would make
+        # every run's picture differ.
+        publish(phone.screenshot(full_page=True, animations="disabled"), "result-phone.png",
+                PHONE_WIDTH)
         phone.locator(".chart-figure summary").first.tap()  # open a table of figures
         expect(phone.locator(".chart-figure table").first).to_be_visible()
         assert phone.evaluate(NO_SIDEWAYS_SCROLL), "the charts or tables scroll sideways"

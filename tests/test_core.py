@@ -609,7 +609,7 @@ def test_a_model_without_a_signature_is_refused_saying_how_to_sign_it(model_copy
     signature_path(model_copy).unlink()
     assert refusal(lambda: load_model(model_copy, test_keys)) == (
         f"model {model_copy} is not signed (no insurance-charges.sig.json); sign it with the "
-        'training key (README, "Model signing") or set MODEL_PATH to a signed model')
+        'training key (docs/security.md#model-signing) or set MODEL_PATH to a signed model')
 
 
 def test_a_model_signed_by_a_key_not_trusted_here_is_refused_naming_both(model_copy, test_keys):

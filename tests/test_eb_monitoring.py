@@ -138,11 +138,9 @@ def alarm_on(metric: str) -> dict:
     return found[0]
 
 
-def bench_figure(pattern: str) -> float:
-    """A figure from the README's benchmark table (written by `make bench`)."""
-    found = re.search(pattern, (ROOT / "README.md").read_text())
-    assert found, f"the README's benchmark table no longer says {pattern!r}"
-    return float(found[1])
+def bench_figures() -> dict:
+    """`make bench`'s last figures, from which the docs' benchmark table is built."""
+    return json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
 
 
 def test_the_resources_pass_cfn_lint_as_a_template_of_their_own(tmp_path):
@@ -225,8 +223,8 @@ def test_one_lost_request_or_a_quiet_minute_never_mails():
 def test_latency_threshold_sits_far_above_every_measured_request_and_below_the_timeouts():
     alarm = alarm_on("ApplicationLatencyP99")
     assert alarm["MetricName"] == "ApplicationLatencyP99" and alarm["Statistic"] == "Maximum"
-    one_p99 = bench_figure(r"One record, latency p50 / p90 / p99 \| [\d.]+ / [\d.]+ / ([\d.]+) ms")
-    batch = bench_figure(r"\(([\d.]+) ms per batch")
+    figures = bench_figures()
+    one_p99, batch = figures["one_record"]["p99_ms"], figures["batch"]["p50_ms"]
     assert alarm["Threshold"] >= 5 * max(one_p99, batch) / 1000  # seconds
     assert alarm["Threshold"] < int(PROCESS["HealthCheckTimeout"]) < GUNICORN["timeout"]
 
@@ -247,7 +245,7 @@ def test_health_alarm_fires_at_degraded_or_worse_for_longer_than_a_replacement_t
     assert alarm["DatapointsToAlarm"] * alarm["Period"] >= int(CAPACITY[1]["Cooldown"])
 
 
-# --- Setting the address, as the README says -----------------------------------------------
+# --- Setting the address, as the docs say (docs/deploy/elastic-beanstalk.md) ----------------
 
 # Runs inside the EB CLI's own virtual environment: `eb config --update SETTINGS` calls
 # configops.modify_environment_configuration, which parses SETTINGS and hands the option
@@ -260,13 +258,13 @@ configops.modify_environment_configuration(sys.argv[1], sys.argv[2], True)
 """
 
 
-def test_the_readme_command_sets_the_alarm_address_the_subscription_reads(tmp_path):
+def test_the_documented_command_sets_the_alarm_address_the_subscription_reads(tmp_path):
     import boto3
     from botocore.stub import Stubber
 
     require(EBCLI_PYTHON.exists(), f"needs the EB CLI's virtual environment {EBCLI_VENV}")
-    (command,) = re.findall(r"^eb config --update '([^']+)'$", (ROOT / "README.md").read_text(),
-                            re.M)
+    page = ROOT / "docs" / "deploy" / "elastic-beanstalk.md"
+    (command,) = re.findall(r"^eb config --update '([^']+)'$", page.read_text(), re.M)
     run = subprocess.run([str(EBCLI_PYTHON), "-c", EB_CONFIG_UPDATE, "insurance-charges-prod",
                           command], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr

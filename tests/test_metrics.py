@@ -169,10 +169,35 @@ def test_unusable_metrics_settings_are_one_line_naming_the_fix(environ, message)
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize("host", [
+    "0.0.0.0:9100", "http://127.0.0.1", "[::1]", "*", "256.1.1.1", "1.2.3", "10.0.0.1/24",
+    "-metrics.example", "metrics..example", "a" * 64 + ".example", "x" * 250 + ".com",
+    "metrics host", "local\nhost", "métrique.example", "127.0.0.1\x00",
+])
+def test_a_metrics_host_that_is_no_address_or_host_name_is_one_line_naming_the_fix(host):
+    with pytest.raises(SettingsError) as caught:
+        from_environ({"METRICS_PORT": "9100", "METRICS_HOST": host}, cpus=1)
+    assert str(caught.value) == (
+        f"METRICS_HOST={host[:80]!r}: not an IP address or host name; set METRICS_HOST to "
+        "127.0.0.1 (the default: this machine only), 0.0.0.0 (every interface, for a "
+        "Prometheus on another host) or another address of this machine, without a port "
+        "(that is METRICS_PORT)")
+
+
 def test_metrics_settings_are_optional_and_parsed(tmp_path):
-    assert from_environ({}, cpus=1).metrics_port is None
+    default = from_environ({}, cpus=1)
+    assert (default.metrics_port, default.metrics_host) == (None, "127.0.0.1")  # loopback
     got = from_environ({"METRICS_PORT": "9100", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}, cpus=1)
     assert (got.metrics_port, got.metrics_dir) == (9100, tmp_path)
+
+
+@pytest.mark.parametrize("host, parsed", [
+    ("0.0.0.0", "0.0.0.0"), (" 10.0.1.23 ", "10.0.1.23"), ("::", "::"),
+    ("0:0:0:0:0:0:0:1", "::1"), ("localhost", "localhost"),
+    ("ip-10-0-1-23.eu-west-1.compute.internal", "ip-10-0-1-23.eu-west-1.compute.internal"),
+])
+def test_a_metrics_host_is_an_ip_address_or_a_host_name(host, parsed):
+    assert from_environ({"METRICS_HOST": host}, cpus=1).metrics_host == parsed
 
 
 # --- The shared directory: start-up wipe and dead workers' archives ----------------------
@@ -343,6 +368,26 @@ def test_a_metrics_port_in_use_stops_start_up_with_one_line(tmp_path):
     assert [line for line in server.lines if line.startswith("Error: ")] == [
         f"Error: METRICS_PORT={taken}: cannot listen (Address already in use); set "
         "METRICS_PORT to a free port\n"]
+    assert "Traceback" not in server.output()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("host", ["192.0.2.1",  # TEST-NET-1 (RFC 5737): no machine's address
+                                  "no-such-host.invalid"])  # .invalid never resolves (RFC 2606)
+def test_a_metrics_host_this_machine_cannot_listen_on_stops_start_up_with_one_line(tmp_path,
+                                                                                   host):
+    server = GunicornServer(METRICS_PORT=str(free_port()), METRICS_HOST=host,
+                            PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    try:
+        assert server.proc.wait(timeout=90) == 1
+    finally:
+        server.kill()
+    time.sleep(0.3)  # the last lines of output are read by a thread
+    errors = [line for line in server.lines if line.startswith("Error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: METRICS_HOST={host!r}: cannot "
+                                                     "listen (")
+    assert errors[0].endswith("; set METRICS_HOST to an address of this machine: 127.0.0.1 "
+                              "(this machine only) or 0.0.0.0 (every interface)\n")
     assert "Traceback" not in server.output()
 
 

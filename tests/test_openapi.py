@@ -87,6 +87,28 @@ def test_problem_type_uris_point_at_anchors_on_the_docs_page(client):
     assert f'id="{anchor}"' in html
 
 
+def test_the_docs_page_shows_the_documents_code_spans_as_code_not_backticks(client, doc):
+    html = client.get("/docs").get_data(as_text=True)
+    assert "`" not in html
+    assert "<code>application/problem+json</code>" in html
+    assert "<code>interval</code>, or <code>intervals</code> for a batch" in html
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("`<script>alert(1)</script>`", "<code>&lt;script&gt;alert(1)&lt;/script&gt;</code>"),
+    ("<img src=x onerror=alert(1)> and `a`", "&lt;img src=x onerror=alert(1)&gt; and <code>a</code>"),
+    ("`<b>bold</b>` <b>too</b>", "<code>&lt;b&gt;bold&lt;/b&gt;</code> &lt;b&gt;too&lt;/b&gt;"),
+    ('`" onmouseover="x`', "<code>&#34; onmouseover=&#34;x</code>"),
+    ("an unpaired ` backtick", "an unpaired ` backtick"),
+    ("a span `across\nlines` is not one", "a span `across\nlines` is not one"),
+    ("``", "``"),
+])
+def test_markup_in_the_documents_prose_is_escaped_and_only_code_spans_become_tags(text, shown):
+    from insurance_charges.web.inline_markdown import code_spans
+
+    assert str(code_spans(text)) == shown
+
+
 @pytest.mark.parametrize("body, lower_bound", [([{}] * 20, True), ([{}] * 10, False)],
                          ids=["120 problems: stopped at 101", "60 problems: all counted"])
 def test_a_refusal_listing_some_problems_conforms_and_says_if_its_total_is_a_lower_bound(

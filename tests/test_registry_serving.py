@@ -1,6 +1,7 @@
 """Serving MODEL_URI from the store with the real gunicorn: the version is downloaded once,
 verified and shown; every way the store can fail stops start-up with one line, before any
 worker serves."""
+import hashlib
 import json
 import os
 import subprocess
@@ -107,6 +108,19 @@ def tampered(aws, store):
     return {"MODEL_URI": f"{store}/{VERSION}"}
 
 
+def naming_a_path_outside(aws, store):
+    """The manifest lists a .pth beside the signed files, at a path out of the directory: the
+    signature still verifies, so only the names check stands between it and site-packages."""
+    s3, body = boto3.client("s3"), b"import os; os.system('touch pwned')\n"
+    name = "../../../../lib/python3.11/site-packages/evil.pth"
+    s3.put_object(Bucket=BUCKET, Key=parse_store(store).key(VERSION, name), Body=body)
+    key = parse_store(store).key(VERSION, "manifest.json")
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    manifest["files"][name] = {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
+    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(manifest).encode())
+    return {"MODEL_URI": f"{store}/{VERSION}"}
+
+
 CASES = {
     "missing version": (lambda aws, store: {"MODEL_URI": f"{store}/2026.01.01-gbr-00000000"},
                         "{store}/2026.01.01-gbr-00000000: version 2026.01.01-gbr-00000000 is "
@@ -121,6 +135,9 @@ CASES = {
     "wrong checksum": (tampered, "{store}/{version}: {store}/{version}/insurance-charges.pkl does "
                                  "not match the SHA-256 its manifest records (changed in the "
                                  "store?)"),
+    "manifest naming a path outside": (
+        naming_a_path_outside, "{store}/{version}: {store}/{version}/manifest.json is not a "
+                               "usable manifest of {version}: files lists '../../../../lib/"),
     "untrusted signature": (lambda aws, store: {"MODEL_URI": f"{store}/{VERSION}",
                                                 "MODEL_PUBLIC_KEY": aws["test_key"]},
                             "{store}/{version}: model {store}/{version} is refused: it is signed "
@@ -161,5 +178,5 @@ def test_access_denied_by_the_stores_policy_stops_start_up_naming_the_permission
     assert done.returncode != 0 and errors == [
         "Error: MODEL_URI s3://locked/insurance/champion: access denied reading "
         "s3://locked/insurance/champion.json; the instance profile or role needs s3:GetObject "
-        "on arn:aws:s3:::locked/insurance/* (README, \"Model releases\")"], done.stderr
+        "on arn:aws:s3:::locked/insurance/* (docs/model-releases.md#iam-policies)"], done.stderr
     assert "Booting worker" not in done.stderr

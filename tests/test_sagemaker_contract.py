@@ -626,30 +626,30 @@ def test_a_stop_under_serve_drains_and_still_ends_before_sagemakers_sigkill(tmp_
     assert modes.DRAIN_S + GRACE_AFTER_DRAIN_S + gunicorn_stop_s < 10  # docker stop's default
 
 
-# The README's examples ---------------------------------------------------------------------------
+# The docs' examples (docs/deploy/sagemaker.md) --------------------------------------------------
 
 EXAMPLE = re.compile(r"```sh\nprintf '(?P<body>[^']*)' \\\n  \| curl -s localhost:8080/invocations "
                      r"-H 'Content-Type: (?P<type>[^']+)'(?: -H 'Accept: (?P<accept>[^']+)')? "
                      r"--data-binary @-\n```\n```\w*\n(?P<answer>.*?)\n```", re.S)
 
 
-def readme_examples():
+def documented_examples():
     """(body, content type, accept, documented answer) for every /invocations example."""
-    section = (ROOT / "README.md").read_text().split("## Run it on SageMaker", 1)[1]
+    page = (ROOT / "docs" / "deploy" / "sagemaker.md").read_text()
     return [(m["body"].replace("\\n", "\n").encode(), m["type"], m["accept"], m["answer"])
-            for m in EXAMPLE.finditer(section.split("\n## ", 1)[0])]
+            for m in EXAMPLE.finditer(page)]
 
 
-def test_the_readme_shows_csv_json_lines_and_error_examples():
-    accepts = [accept for _, _, accept, _ in readme_examples()]
+def test_the_docs_show_csv_json_lines_and_error_examples():
+    accepts = [accept for _, _, accept, _ in documented_examples()]
     assert accepts == [CSV, JSONL, None]
 
 
-@pytest.mark.parametrize("body, content_type, accept, documented", readme_examples(),
+@pytest.mark.parametrize("body, content_type, accept, documented", documented_examples(),
                          ids=lambda value: value if isinstance(value, str) else "example")
-def test_the_readmes_invocations_examples_are_what_the_service_answers(client, body,
-                                                                        content_type, accept,
-                                                                        documented):
+def test_the_documented_invocations_examples_are_what_the_service_answers(client, body,
+                                                                          content_type, accept,
+                                                                          documented):
     answer = invoke(client, body, content_type, accept).data.decode()
     if accept in (CSV, JSONL):
         assert answer.splitlines() == documented.splitlines()

@@ -46,7 +46,8 @@ def test_every_variable_the_service_reads_is_listed():
     assert ENVIRONMENT == ("PORT", "WEB_CONCURRENCY", "MODEL_PATH", "LOG_LEVEL", "MAX_BATCH",
                            "API_KEYS", "MODEL_PUBLIC_KEY", "SAGEMAKER_BIND_TO_PORT",
                            "SAGEMAKER_MAX_PAYLOAD_IN_MB", "MODEL_URI",
-                           "MODEL_STORE", "METRICS_PORT", "PROMETHEUS_MULTIPROC_DIR")
+                           "MODEL_STORE", "METRICS_PORT", "METRICS_HOST",
+                           "PROMETHEUS_MULTIPROC_DIR")
 
 
 def test_sagemakers_port_and_payload_limit_default_to_8080_and_6_mb():

@@ -3,7 +3,8 @@
 Started with ``serve`` (SageMaker), nginx listens on SageMaker's port instead, and the model
 and stop timing follow SageMaker's contract (``modes.py``).
 
-No gunicorn worker ever waits on a client's network (README, "Reliability"): nginx reads each
+No gunicorn worker ever waits on a client's network (docs/reliability.md#slow-and-hostile-clients):
+nginx reads each
 request whole, and takes each answer at once, before or after a worker is involved. On SIGTERM
 nginx stops accepting and finishes what it holds (at most ``NGINX_GRACE_S``), then gunicorn
 stops, so `docker stop` ends inside its 10 s with 0 (6.6 s measured with 50 slow clients open);

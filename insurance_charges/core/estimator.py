@@ -102,8 +102,8 @@ def _verified_bytes(path: Path, trusted: tuple) -> tuple[bytes, dict, str]:
     signature = model_signing.signature_path(path)
     if not signature.exists():
         raise ModelLoadError(f"model {path} is not signed (no {signature.name}); sign it with "
-                             "the training key (README, \"Model signing\") or set MODEL_PATH to a "
-                             "signed model")
+                             "the training key (docs/security.md#model-signing) or set "
+                             "MODEL_PATH to a signed model")
     try:
         signer = model_signing.verify(_read(signature, "model signature"), pipeline, card_bytes,
                                       trusted)

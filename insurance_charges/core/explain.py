@@ -36,7 +36,9 @@ class Curve:
     label: str
     xs: tuple
     series: dict  # smoker choice ("yes"/"no") -> estimates, parallel to xs
-    you: tuple  # (x, estimate, smoker choice) for the person as they are
+    # (x, estimate, smoker choice) for the person as they are; None for the model page's
+    # averages over the training data, which show no one person
+    you: tuple[float, float, str] | None
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ def explain(model: Estimator, person: Estimates) -> Explanation:
         series = {s: [next(amounts) for _ in grids[field]] for s in smokers}
         curves.append(Curve(field, BY_NAME[field].label, grids[field], series,
                             (record[field], estimate, record[SMOKER])))
+    # Estimates sets upper whenever it sets lower, which mypy cannot see.
     span = None if person.lower is None else {
-        "lower": float(person.lower[0]), "upper": float(person.upper[0]), "level": person.level}
+        "lower": float(person.lower[0]), "upper": float(person.upper[0]),  # type: ignore[index]
+        "level": person.level}
     return Explanation(estimate, span, whatifs, curves)

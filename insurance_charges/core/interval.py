@@ -18,8 +18,8 @@ LEVEL = 0.8
 ALL = "all"  # the one group of an interval that is not split by a field
 
 
-def bounds(spec: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
-           predictions: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def bounds(spec: Mapping[str, Any], records: Sequence[dict],
+           predictions: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds at the spec's level for each prediction, over the whole batch."""
     predictions = np.asarray(predictions, dtype=np.float64)
     offsets, group_by = spec["offsets"], spec["group_by"]

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-# The public half of the key that signed the committed model (README, "Model signing").
+# The public half of the key that signed the committed model (docs/security.md#model-signing).
 TRUSTED_KEYS = Path(__file__).resolve().parent / "trusted-model-keys.pem"
 FORMAT = "insurance-charges-signature/1"
 _PEM_END = b"-----END PUBLIC KEY-----"

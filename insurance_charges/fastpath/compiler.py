@@ -55,7 +55,7 @@ def _compile_wrapper(name: str, wrapper, probe: pd.DataFrame) -> tuple[Step, pd.
     include = list(wrapper._include if wrapper._include is not None else
                    [c for c in probe.columns if c not in wrapper._exclude])
     if not include:  # PyCaret's wrapper passes the frame through untouched
-        nothing = (lambda values: [])
+        nothing: Callable[[list], list] = (lambda values: [])
         return Step(name, [], Compiled(nothing, [], nothing), list(probe.columns)), probe
     compiled = COMPILERS[kind](transformer, include)
     produced = compiled.names

@@ -32,7 +32,7 @@ def random_records(count: int, seed: int = 0,
     rng = np.random.default_rng(seed)
     records = []
     for _ in range(count):
-        record = {}
+        record: dict[str, Any] = {}
         for f in FIELDS:
             if f.kind == CATEGORY:
                 record[f.name] = f.choices[rng.integers(len(f.choices))]

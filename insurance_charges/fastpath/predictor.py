@@ -33,6 +33,8 @@ class Step:
 
     def row(self, values: dict) -> dict:
         """Transform one record's values the same way (only if ``apply_row`` exists)."""
+        if self.apply_row is None:  # FastPredictor goes record by record only if every step can
+            raise TypeError(f"step {self.name!r} has no record-by-record form")
         return self._lay_out(self.apply_row([values[n] for n in self.include]), values)
 
     def _lay_out(self, produced: list, given: dict) -> dict:

@@ -150,13 +150,13 @@ def one_hot_encoder(t, include):
     def column_rows(table, column):
         unknown = len(table.matrix) - 1
         if isinstance(column, Coded):
-            by_code = _by_choice(column.choices, lambda choice: table.index.get(choice, unknown))
+            by_code = _by_choice(column.choices, lambda choice: table.row_of.get(choice, unknown))
             return table.matrix[by_code[column.codes]].T
-        return table.matrix[np.fromiter((table.index.get(v, unknown) for v in column), np.intp,
+        return table.matrix[np.fromiter((table.row_of.get(v, unknown) for v in column), np.intp,
                                         len(column))].T
 
     def value_row(table, value):
-        return table.lists[table.index.get(value, len(table.lists) - 1)]
+        return table.lists[table.row_of.get(value, len(table.lists) - 1)]
 
     return Compiled(lambda columns: each(columns, column_rows), names,
                     lambda values: each(values, value_row))
@@ -165,7 +165,7 @@ def one_hot_encoder(t, include):
 class _Indicators(NamedTuple):
     """One encoded column: category -> row, the rows (unknown last), their names, as lists."""
 
-    index: dict
+    row_of: dict  # not "index": that would shadow tuple.index
     matrix: np.ndarray
     names: list
     lists: list

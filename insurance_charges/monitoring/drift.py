@@ -39,6 +39,8 @@ TOO_FEW = "too_few_records"
 # An empty bin would make ln(0): its share counts as 0.01%. Then a whole training decile
 # missing from what is served adds about 0.69 on its own: a drift, as it should be.
 SHARE_FLOOR = 1e-4
+# A column of values to bin: a list, a pandas column's numpy array, an Arrow column's values.
+Values = Sequence[Any] | np.ndarray
 METHOD = ("category fields: one bin per choice; numbers and the estimates: bins cut at the "
           "training deciles (a bin holds values above the previous edge up to its own); shares "
           "of the training rows in each bin")
@@ -68,7 +70,7 @@ class Bins:
             return self.categories.index(value)
         return bisect_left(self.edges, value)
 
-    def count(self, values: Sequence) -> np.ndarray:
+    def count(self, values: Values) -> np.ndarray:
         """How many of ``values`` fall in each bin."""
         if self.kind == CATEGORY:
             column = np.asarray(values, dtype=object)
@@ -92,7 +94,7 @@ class Bins:
                 "shares": [round(s, 6) for s in self.shares]}
 
 
-def numeric_bins(name: str, values: Sequence, whole: bool = False) -> Bins:
+def numeric_bins(name: str, values: Values, whole: bool = False) -> Bins:
     """Bins cut at the deciles of ``values`` (tied deciles merge into one bin)."""
     column = np.asarray(values, dtype=np.float64)
     # Deciles that are values seen (not interpolated), so an edge reads as a real age or BMI.
@@ -105,7 +107,7 @@ def numeric_bins(name: str, values: Sequence, whole: bool = False) -> Bins:
     return Bins(name, "numeric", edges=edges, shares=tuple(_shares(bins.count(column))))
 
 
-def category_bins(name: str, values: Sequence, categories: Sequence[str]) -> Bins:
+def category_bins(name: str, values: Values, categories: Sequence[str]) -> Bins:
     """One bin per allowed category, in the schema's order."""
     bins = Bins(name, CATEGORY, categories=tuple(categories))
     return Bins(name, CATEGORY, categories=bins.categories,
@@ -117,7 +119,7 @@ def _shares(counts: np.ndarray) -> list[float]:
     return (counts / total).tolist() if total else [0.0] * len(counts)
 
 
-def reference_distribution(columns: Mapping[str, Sequence], estimates: Sequence) -> dict:
+def reference_distribution(columns: Mapping[str, Values], estimates: Values) -> dict:
     """The training distribution of each input and of the estimates, as the card keeps it."""
     fields = {}
     for f in FIELDS:
@@ -180,7 +182,7 @@ def read_reference(section: Any) -> Reference:
     return Reference(rows, fields, _bins_from(ESTIMATE, section.get(ESTIMATE)))
 
 
-def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
+def psi(expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
     """Population stability index of ``actual`` (counts or shares) against ``expected`` shares."""
     want = np.maximum(np.asarray(expected, dtype=np.float64), SHARE_FLOOR)
     got = np.asarray(actual, dtype=np.float64)
@@ -197,14 +199,15 @@ def status(value: float) -> str:
     return "drift" if value >= DRIFT else "watch" if value >= WATCH else "ok"
 
 
-def assess(bins: Bins, counts: Sequence[float]) -> dict:
+def assess(bins: Bins, counts: Sequence[float] | np.ndarray) -> dict:
     """PSI, status and per-bin shares of what was served against the training shares."""
-    counts = np.asarray(counts, dtype=np.float64)
-    records = int(counts.sum())
-    served = counts / records if records else np.zeros(len(counts))
-    value = psi(bins.shares, counts) if records else None
+    counted = np.asarray(counts, dtype=np.float64)
+    records = int(counted.sum())
+    served = counted / records if records else np.zeros(len(counted))
+    value = psi(bins.shares, counted) if records else None
+    # MIN_RECORDS is positive, so enough records always means a value; mypy needs the None test.
     return {"psi": None if value is None else round(value, 4),
-            "status": status(value) if records >= MIN_RECORDS else TOO_FEW,
+            "status": status(value) if value is not None and records >= MIN_RECORDS else TOO_FEW,
             "records": records,
             "bins": [{"bin": label, "training": round(share, 4), "served": round(float(s), 4)}
                      for label, share, s in zip(bins.labels, bins.shares, served)]}

@@ -1,11 +1,9 @@
 """What a scrape sees: every process's metrics merged, plus drift computed from them.
 
-Served by gunicorn's master (master.py) at /metrics on METRICS_PORT, and nowhere else.
+Served by gunicorn's master (master.py, through server.py) at /metrics on METRICS_PORT, and
+nowhere else.
 """
 from __future__ import annotations
-
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from . import drift, files, state
 
@@ -60,19 +58,6 @@ class ServiceCollector:
                 if item["share"] is not None:
                     outside.add_metric([name, window], item["share"])
         yield from (psi, level, records, outside)
-
-
-class ThreadingServer(ThreadingMixIn, WSGIServer):
-    """One thread per scrape."""
-
-    daemon_threads = True  # a stuck scrape never holds the master at exit
-
-
-class QuietHandler(WSGIRequestHandler):
-    """Answers scrapes without a log line."""
-
-    def log_message(self, *args) -> None:
-        """Scrapes are not logged: one every few seconds would drown the access log."""
 
 
 def metrics_app(registry):

@@ -46,7 +46,10 @@ def metric_files(directory: Path) -> list[Path]:
 
 def owner(path: Path) -> str:
     """The pid (or "archive") a metric file belongs to."""
-    return (METRIC_FILE.match(path.name) or tally.FILE.match(path.name)).groups()[-1]
+    match = METRIC_FILE.match(path.name) or tally.FILE.match(path.name)
+    if match is None:  # callers pass what metric_files found; anything else is a bug
+        raise ValueError(f"{path.name} is not a metric file")
+    return match.groups()[-1]
 
 
 def prepare(directory: Path, pid: int) -> None:

@@ -6,19 +6,28 @@ prometheus_client sees it at import), emptied of other processes' files once the
 holds its port (``when_ready``), and each dead worker's files are folded into the archives
 (``child_exit``). The metrics server and the drift snapshots are threads of the master, which
 answers no requests: scrapes never wait for a busy worker.
+
+The master must outlive anything monitoring does: gunicorn ends it on any exception a hook
+raises, and with it every worker and the app's port. So every hook that runs once the service
+serves is wrapped in ``guarded``, and the metrics server holds a bounded number of
+descriptors and threads (server.py).
 """
 from __future__ import annotations
 
+import errno
+import functools
 import logging
 import os
 import shutil
+import socket
 import threading
 from pathlib import Path
-from wsgiref.simple_server import make_server
+from typing import Callable
 
 from . import files, state
-from .exposition import QuietHandler, ServiceCollector, ThreadingServer, metrics_app
+from .exposition import ServiceCollector, metrics_app
 from .recorder import MonitoringError
+from .server import MetricsServer
 
 log = logging.getLogger(__name__)
 EXTENSION = "insurance_charges.monitoring"  # the app's Watch, in app.extensions
@@ -30,13 +39,25 @@ def environment(settings) -> list[str]:
     return [f"{files.ENV}={directory}"]
 
 
+def guarded(hook: Callable) -> Callable:
+    """The gunicorn hook, but any exception it raises is logged once and goes no further."""
+    @functools.wraps(hook)  # gunicorn checks a hook's arity through the wrapper
+    def run(*args) -> None:
+        try:
+            hook(*args)
+        except Exception as exc:
+            log.error("gunicorn hook %s failed; the service goes on: %s: %s", hook.__name__,
+                      type(exc).__name__, exc, exc_info=True)
+    return run
+
+
 class Master:
     """The master's monitoring threads: snapshots always, the metrics server with a port."""
 
-    def __init__(self, watch, port: int | None):
-        self.watch, self.port = watch, port
+    def __init__(self, watch, port: int | None, host: str):
+        self.watch, self.port, self.host = watch, port, host
         self.window = state.Window()
-        self.httpd = None
+        self.httpd: MetricsServer | None = None
         self.stopped = threading.Event()
 
     def start(self) -> None:
@@ -46,20 +67,28 @@ class Master:
         if self.port is not None:
             registry = CollectorRegistry()
             registry.register(ServiceCollector(self.watch, self.window))
-            try:  # every interface, as the app's own port: the scraper is on another host
-                self.httpd = make_server("0.0.0.0", self.port,  # nosec B104
-                                         metrics_app(registry), ThreadingServer,
-                                         handler_class=QuietHandler)
-            except OSError as exc:
-                raise MonitoringError(f"METRICS_PORT={self.port}: cannot listen ({exc.strerror});"
-                                      " set METRICS_PORT to a free port") from None
-            threading.Thread(target=self.httpd.serve_forever, name="metrics-http",
-                             daemon=True).start()
-            log.info("metrics at http://0.0.0.0:%d/metrics (%s)", self.port,
+            self.httpd = self._listen(self.port, metrics_app(registry))
+            self.httpd.start()
+            shown = f"[{self.host}]" if ":" in self.host else self.host
+            log.info("metrics at http://%s:%d/metrics (%s)", shown, self.port,
                      self.watch.directory)
         if self.watch.reference is not None:
             self.snapshot()
             threading.Thread(target=self._snapshots, name="drift-window", daemon=True).start()
+
+    def _listen(self, port: int, app) -> MetricsServer:
+        """The metrics server on METRICS_HOST:METRICS_PORT; one line naming the fix if not."""
+        try:
+            return MetricsServer(self.host, port, app)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+                raise MonitoringError(
+                    f"METRICS_HOST={self.host!r}: cannot listen ({reason}); set METRICS_HOST "
+                    "to an address of this machine: 127.0.0.1 (this machine only) or 0.0.0.0 "
+                    "(every interface)") from None
+            raise MonitoringError(f"METRICS_PORT={port}: cannot listen ({reason}); set "
+                                  "METRICS_PORT to a free port") from None
 
     def snapshot(self) -> None:
         """Add the counts now to the window; write it for the workers."""
@@ -74,9 +103,9 @@ class Master:
                 log.exception("drift window snapshot failed")
 
     def after_fork(self) -> None:
-        """In a new worker: let go of the master's listening metrics socket."""
+        """In a new worker: let go of the master's metrics socket and connections."""
         if self.httpd is not None:
-            self.httpd.socket.close()
+            self.httpd.after_fork()
 
     def stop(self) -> None:
         """Stop the threads (the master is exiting)."""
@@ -105,7 +134,7 @@ def when_ready(server, settings) -> None:
     watch = getattr(server.app.wsgi(), "extensions", {}).get(EXTENSION)
     if watch is None:  # an app without monitoring (the benchmark's baseline)
         return
-    master = Master(watch, settings.metrics_port)
+    master = Master(watch, settings.metrics_port, settings.metrics_host)
     master.start()
     _running["master"] = master
 

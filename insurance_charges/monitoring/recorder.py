@@ -129,13 +129,21 @@ class Recorder:
         for name, n in outside.items():
             self._child(self.m.OUT_OF_RANGE, name).inc(n)
             if name in self._outside:
-                with self.tally.lock:
-                    self.tally.view[self._outside[name]] += n
+                tally = self._counting()
+                with tally.lock:
+                    tally.view[self._outside[name]] += n
+
+    def _counting(self) -> Tally:
+        """The tally drift is counted in: given whenever a reference is (watch_model does)."""
+        if self.tally is None:
+            raise MonitoringError("a Recorder given a reference needs a tally to count drift in")
+        return self.tally
 
     def _tally(self, records, amounts, count: int) -> None:
         """Each value's training bin, counted in this process's tally."""
-        view = self.tally.view
-        with self.tally.lock:
+        tally = self._counting()
+        view = tally.view
+        with tally.lock:
             if count < COLUMNS_FROM:
                 for name, bins, start in self._bins:
                     values = amounts.tolist() if name == ESTIMATE else [r[name] for r in records]

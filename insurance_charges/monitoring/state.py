@@ -132,7 +132,6 @@ def report(reference: drift.Reference, now: Counts, window: Window, model_versio
     """The drift document: thresholds, since start and over the recent window."""
     start = now.start or now.time
     base = window.baseline(now.time)
-    recent = now.minus(base) if base is not None else None
     return {
         "model_version": model_version,
         "reference": {"rows": reference.rows, "source": "the model card's distribution "
@@ -140,7 +139,8 @@ def report(reference: drift.Reference, now: Counts, window: Window, model_versio
         "thresholds": {"watch": drift.WATCH, "drift": drift.DRIFT,
                        "min_records": drift.MIN_RECORDS, "source": SOURCE},
         "since_start": section(reference, now, start),
-        "recent": (section(reference, recent, recent.start) if recent is not None
+        # Recent counts start where the baseline snapshot was taken (Counts.minus's start).
+        "recent": (section(reference, now.minus(base), base.time) if base is not None
                    else section(reference, now, start)),
         "window_seconds": WINDOW_SECONDS,
     }

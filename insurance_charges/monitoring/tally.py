@@ -15,6 +15,7 @@ import os
 import re
 import threading
 from pathlib import Path
+from typing import cast
 
 from .drift import Reference
 
@@ -72,7 +73,12 @@ class Tally:
 
     def values(self) -> list[float]:
         """This process's counts."""
-        return self.view.tolist()
+        return _floats(self.view)
+
+
+def _floats(view: memoryview[float]) -> list[float]:
+    # typeshed types memoryview.tolist() as list[int] whatever the format; a "d" view's are floats
+    return cast(list[float], view.tolist())
 
 
 def read(path: Path, size: int) -> list[float] | None:
@@ -80,7 +86,7 @@ def read(path: Path, size: int) -> list[float] | None:
     data = path.read_bytes()
     if len(data) != WIDTH * size:
         return None
-    return memoryview(data).cast("d").tolist()
+    return _floats(memoryview(data).cast("d"))
 
 
 def summed(directory: Path, size: int) -> list[float]:
@@ -103,7 +109,7 @@ def fold(directory: Path, pid: int) -> bool:
     dead = directory / f"drift_{pid}.counts"
     if not dead.exists():
         return False
-    counts = memoryview(dead.read_bytes()).cast("d").tolist()
+    counts = _floats(memoryview(dead.read_bytes()).cast("d"))
     archive = directory / "drift_archive.counts"
     if archive.exists():
         before = read(archive, len(counts)) or [0.0] * len(counts)

@@ -16,12 +16,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..core import model_card, model_signing
-from .store import Conflict, Missing, RegistryError, Store, sha256
+from . import documents
+from .documents import CARD, SIGNATURE, Manifest, covered, shown, signed_names
+from .store import Conflict, Damaged, Missing, RegistryError, Store, sha256
 from .uri import check_version
 
 MANIFEST = "manifest.json"
-FORMAT = "insurance-charges-release/1"
-CARD, SIGNATURE = ".card.json", ".sig.json"
+FORMAT = documents.RELEASE_FORMAT
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,17 @@ def who() -> str:
 
 
 def checked(files: dict, pipeline: str, trusted: tuple, where: str) -> Release:
-    """The files as a Release once signature, card and checksum hold; RegistryError if not."""
+    """The files as a Release once names, signature, card and checksum hold; RegistryError if
+    not. The files must be exactly the pipeline, its card and its signature."""
+    try:
+        names = signed_names(pipeline)
+    except ValueError as exc:
+        raise RegistryError(f"model {where}: its pipeline {exc}") from None
+    if set(files) != names:
+        raise RegistryError(f"model {where} is not exactly its pipeline, card and signature "
+                            f"({', '.join(sorted(names))}); a trained model is a .pkl with its "
+                            ".card.json and .sig.json")
     stem = pipeline[:-len(".pkl")]
-    if not pipeline.endswith(".pkl") or {pipeline, stem + CARD, stem + SIGNATURE} - set(files):
-        raise RegistryError(f"model {where} lacks its pipeline, card or signature; a trained "
-                            "model is a .pkl with its .card.json and .sig.json")
     card_bytes, signature = files[stem + CARD], files[stem + SIGNATURE]
     try:
         signer = model_signing.verify(signature, files[pipeline], card_bytes, trusted)
@@ -109,7 +116,7 @@ def publish(store: Store, release: Release) -> bool:
                  "versions are immutable: retrain to make a new version")
     existing = published(store, version)
     if existing is not None:
-        if existing["files"] == manifest["files"]:
+        if existing.listing() == manifest["files"]:
             return False
         raise Conflict(immutable)
     for name, data in sorted(release.files.items()):
@@ -123,51 +130,88 @@ def publish(store: Store, release: Release) -> bool:
     try:
         store.put_json(store.location.key(version, MANIFEST), manifest)
     except Conflict:  # published meanwhile by someone else
-        if (published(store, version) or {}).get("files") != manifest["files"]:
+        meanwhile = published(store, version)
+        if meanwhile is None or meanwhile.listing() != manifest["files"]:
             raise Conflict(immutable) from None
         return False
     return True
 
 
-def published(store: Store, version: str) -> dict | None:
-    """The version's manifest, or None if the version was never published."""
+def published(store: Store, version: str) -> Manifest | None:
+    """The version's manifest, checked; None if the version was never published."""
     try:
-        manifest = store.get_json(store.location.key(version, MANIFEST))[0]
+        document = store.get_json(store.location.key(version, MANIFEST))[0]
     except Missing:
         return None
-    if not (isinstance(manifest, dict) and manifest.get("format") == FORMAT
-            and manifest.get("version") == version and isinstance(manifest.get("files"), dict)):
-        raise RegistryError(f"{store.location.uri(version, MANIFEST)} is not the manifest of "
-                            f"{version}; re-publish the version from its training directory")
-    return manifest
+    return documents.manifest(document, store.location.uri(version, MANIFEST), version)
 
 
 def fetch(store: Store, version: str, trusted: tuple) -> Release:
-    """Download a version and prove every file: manifest checksums, card SHA-256, signature."""
+    """Download a version and prove every file: manifest checksums, card SHA-256, signature.
+
+    The manifest is checked whole first (its files exactly the signed names, each a plain file
+    name), so a hostile one is refused before any file is downloaded.
+    """
     manifest = published(store, version)
     if manifest is None:
         raise Missing(f"version {version} is not in the store {store.location.uri()}; "
                       "`python -m insurance_charges.registry list` shows the published ones")
     files = {}
-    for name, expected in manifest["files"].items():
-        files[name] = store.get(store.location.key(version, name))
-        if sha256(files[name]) != expected["sha256"]:
-            raise RegistryError(f"{store.location.uri(version, name)} does not match the "
-                                "SHA-256 its manifest records (changed in the store?); serve "
-                                "another version, or re-publish this one")
-    release = checked(files, manifest["pipeline"], trusted, store.location.uri(version))
+    for name, expected in sorted(manifest.files.items()):
+        files[name] = store.get(store.location.key(version, name), limit=expected.size,
+                                bound="the size its manifest records")
+        if sha256(files[name]) != expected.sha256:
+            raise Damaged(f"{store.location.uri(version, name)} does not match the SHA-256 its "
+                          "manifest records (changed in the store?); serve another version, "
+                          "or restore it from the bucket's object versions")
+    release = checked(files, manifest.pipeline, trusted, store.location.uri(version))
     if release.version != version:
-        raise RegistryError(f"{store.location.uri(version)} holds model {release.version}; "
-                            "re-publish the version from its training directory")
+        raise Damaged(f"{store.location.uri(version)} holds model {release.version}; "
+                      f"{documents.VERSION_FIX}")
     return release
 
 
+def _inside(directory: Path, name: str) -> Path:
+    """Where ``name`` lands in ``directory`` (resolved); RegistryError unless that is directly
+    inside it under that very name."""
+    target = Path(os.path.abspath(directory / name))  # '..' resolved; the entry itself is
+    # replaced, never followed, so the directory's own resolved path is what must contain it
+    if "\0" in name or target.parent != directory or target.name != name:
+        raise RegistryError(f"refusing to write {shown(name)}: it resolves to "
+                            f"{shown(str(target))}, not a file directly inside {directory}")
+    return target
+
+
 def write_directory(release: Release, directory: Path) -> Path:
-    """Write the files into ``directory`` (each whole or not at all); the pipeline's path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, data in release.files.items():
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=f".{name}.",
-                                         delete=False) as part:
-            part.write(data)
-        os.replace(part.name, directory / name)
+    """Write the files into ``directory`` (each whole or not at all); the pipeline's path.
+
+    The single place a release reaches the disk: every name is proven, before anything is
+    written, to be one its signature covers and to resolve to a file directly inside.
+    """
+    inside, names = directory.resolve(), covered(release.pipeline)
+    targets = {}
+    for name in sorted(release.files):
+        if name not in names:
+            raise RegistryError(f"refusing to write {shown(name)} into {directory}: not one of "
+                                f"the files its signature covers ({', '.join(sorted(names))})")
+        targets[name] = _inside(inside, name)
+    try:
+        inside.mkdir(parents=True, exist_ok=True)
+        for name, target in targets.items():
+            _write_whole(target, release.files[name])
+    except OSError as exc:
+        raise RegistryError(f"cannot write into {directory} ({exc.strerror}); give a "
+                            "directory this user can write") from None
     return directory / release.pipeline
+
+
+def _write_whole(target: Path, data: bytes) -> None:
+    """``target`` holds ``data`` whole, or is left as it was (no partial file behind)."""
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.",
+                                     delete=False) as part:
+        try:
+            part.write(data)
+        except OSError:
+            os.unlink(part.name)
+            raise
+    os.replace(part.name, target)

@@ -14,9 +14,22 @@ from pathlib import Path
 from ..settings import SettingsError, registry_environ
 from . import artifacts, champion, evaluation, gate, reports, rollout
 from .store import RegistryError, Store, caller
-from .uri import CHAMPION, parse_store
+from .uri import CHAMPION, check_version, parse_store
 
 OK, ERROR, USAGE, REFUSED, ROLLOUT_FAILED = 0, 1, 2, 3, 4
+
+
+def _version(text: str) -> str:
+    """A VERSION argument, checked before it becomes part of any S3 key (a usage error if not)."""
+    try:
+        return check_version(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _version_or_champion(text: str) -> str:
+    """``champion``, or a VERSION argument as ``_version`` checks it."""
+    return text if text == CHAMPION else _version(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,9 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="CSV that becomes the frozen reference set (first publish only)")
     listing = commands.add_parser("list", help="the published versions")
     listing.add_argument("--history", action="store_true", help="every change of champion")
-    commands.add_parser("show", help="one version").add_argument("version")
+    commands.add_parser("show", help="one version").add_argument("version", type=_version)
     promote = commands.add_parser("promote", help="make a version the champion, through the gate")
-    promote.add_argument("version")
+    promote.add_argument("version", type=_version)
     promote.add_argument("--evaluation-data", type=Path,
                          help="CSV of the newest data's holdout (records with charges)")
     promote.add_argument("--force", action="store_true", help="promote even if the gate refuses")
@@ -46,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--deploy-ecs", metavar="CLUSTER/SERVICE",
                              help="then roll this ECS service to the version")
     fetch = commands.add_parser("fetch", help="download and verify a version (or champion)")
-    fetch.add_argument("version")
+    fetch.add_argument("version", type=_version_or_champion)
     fetch.add_argument("directory", type=Path)
     return parser
 
@@ -79,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _publish(store: Store, trusted: tuple, args) -> int:
     release = artifacts.read_directory(args.directory, trusted)
-    if evaluation.reference(store) is None or args.reference_data:
+    if args.reference_data or not evaluation.frozen(store):
         evaluation.freeze(store, release.card, args.reference_data, by=_actor())
     fresh = artifacts.publish(store, release)
     print(f"{'published' if fresh else 'already published (identical bytes)'} "
@@ -120,6 +133,8 @@ def _promote(store: Store, trusted: tuple, args) -> int:
     release = artifacts.fetch(store, version, trusted)
     pointer = champion.current(store)
     if pointer is not None and pointer.version == version:
+        if pointer.pending:  # promoted by a run that stopped before writing champion.json
+            champion.settle(store, pointer)
         print(f"{version} is already the champion")
         return _roll_out(store, version, args)
     from .promotion import compare  # loads PyCaret's pipelines: only promote needs it

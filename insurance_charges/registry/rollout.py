@@ -14,7 +14,8 @@ from typing import Callable
 from .store import RegistryError, client, with_retries
 
 EB_NAMESPACE = "aws:elasticbeanstalk:application:environment"
-# The deploy job gives `eb deploy` 40 minutes (README, "Deploying from GitHub Actions"); a
+# The deploy job gives `eb deploy` 40 minutes
+# (docs/deploy/elastic-beanstalk.md#deploying-from-github-actions); a
 # property change rolls through the same batches (RollingWithAdditionalBatch, 600 s command
 # timeout per batch), so it gets the same bound.
 WAIT_S = 40 * 60

@@ -48,6 +48,27 @@ class Conflict(RegistryError):
     """A write-once object exists already, or a conditional write lost a race."""
 
 
+class Damaged(RegistryError):
+    """An object in the store is not what the registry writes: malformed, oversized, or not
+    matching its checksum. Anyone with s3:PutObject can cause it; the message names the object."""
+
+
+# The largest JSON document the registry writes is a history entry with the gate's figures,
+# about 2 KB; 1 MiB is 500 times that, and bounds what a hand-written object can make a reader
+# download and parse.
+MAX_DOCUMENT = 1024 * 1024
+RESTORE = ("it was changed outside the registry: restore it from the bucket's object versions "
+           "(docs/model-releases.md#the-store)")
+
+
+def loads(data: bytes, uri: str) -> object:
+    """The bytes parsed as JSON; Damaged naming ``uri`` if they are not JSON."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
+        raise Damaged(f"{uri} is not JSON; {RESTORE}") from None
+
+
 def sha256(data: bytes) -> str:
     """Hex SHA-256 of bytes."""
     return hashlib.sha256(data).hexdigest()
@@ -86,10 +107,10 @@ def explain(exc: Exception, doing: str, permission: str) -> RegistryError:
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return RegistryError(f"no AWS credentials for {doing}: boto3 found none (environment, "
                              "AWS_PROFILE, ~/.aws, instance profile); give the instance profile "
-                             f"or role {permission} (README, \"Model releases\")")
+                             f"or role {permission} (docs/model-releases.md#iam-policies)")
     if code in _DENIED:
         return RegistryError(f"access denied {doing}; the instance profile or role needs "
-                             f"{permission} (README, \"Model releases\")")
+                             f"{permission} (docs/model-releases.md#iam-policies)")
     if code in _BAD_CREDENTIALS:
         return RegistryError(f"the AWS credentials were refused {doing} ({code}); check "
                              "AWS_ACCESS_KEY_ID / AWS_PROFILE or the instance profile")
@@ -137,47 +158,61 @@ class Store:
         return self._s3
 
     def _arn(self) -> str:
-        """The ARN a policy grants: every object of the store (README's policies)."""
+        """The ARN a policy grants: every object of the store (docs/model-releases.md)."""
         return f"arn:aws:s3:::{self.location.bucket}/{self.location.key('*')}"
 
-    def get(self, key: str) -> bytes:
-        """The object's bytes; Missing if it is not there."""
-        uri = f"s3://{self.location.bucket}/{key}"
-        return with_retries(lambda: self.s3.get_object(Bucket=self.location.bucket, Key=key)
-                            ["Body"].read(), f"reading {uri}",
-                            f"s3:GetObject on {self._arn()}", self._sleep)
-
-    def get_json(self, key: str) -> tuple[dict, str]:
-        """The object parsed as JSON, and its ETag (for a conditional replace)."""
+    def _read(self, key: str, limit: int | None, bound: str) -> tuple[bytes, str]:
+        """The object's bytes (at most ``limit``, else Damaged saying ``bound``) and ETag."""
         uri = f"s3://{self.location.bucket}/{key}"
 
         def call():
             response = self.s3.get_object(Bucket=self.location.bucket, Key=key)
-            return response["Body"].read(), response["ETag"]
-        body, etag = with_retries(call, f"reading {uri}", f"s3:GetObject on {self._arn()}",
+            with response["Body"] as body:  # closed unread past the bound: never downloaded
+                data = body.read() if limit is None else body.read(limit + 1)
+            return data, response["ETag"]
+        data, etag = with_retries(call, f"reading {uri}", f"s3:GetObject on {self._arn()}",
                                   self._sleep)
-        try:
-            return json.loads(body), etag
-        except ValueError:
-            raise RegistryError(f"{uri} is not JSON (edited by hand?); restore it from the "
-                                "bucket's versions or the history") from None
+        if limit is not None and len(data) > limit:
+            raise Damaged(f"{uri} is longer than {bound} ({limit:,} bytes); {RESTORE}")
+        return data, etag
 
-    def put(self, key: str, body: bytes, *, replacing: str | None = None) -> None:
-        """Write an object only if it is absent, or (``replacing``) still at that ETag.
+    def get(self, key: str, *, limit: int | None = None, bound: str = "") -> bytes:
+        """The object's bytes; Missing if it is not there; Damaged if it is longer than
+        ``limit`` (``bound`` says whose limit, for the message)."""
+        return self._read(key, limit, bound)[0]
+
+    def get_json(self, key: str) -> tuple[object, str]:
+        """The object parsed as JSON (any shape: the caller checks it), and its ETag."""
+        data, etag = self._read(key, MAX_DOCUMENT, "any document the registry writes")
+        return loads(data, f"s3://{self.location.bucket}/{key}"), etag
+
+    def exists(self, key: str) -> bool:
+        """Whether the object is there (a HEAD request: nothing is downloaded)."""
+        uri = f"s3://{self.location.bucket}/{key}"
+        try:
+            with_retries(lambda: self.s3.head_object(Bucket=self.location.bucket, Key=key),
+                         f"reading {uri}", f"s3:GetObject on {self._arn()}", self._sleep)
+        except Missing:
+            return False
+        return True
+
+    def put(self, key: str, body: bytes, *, replacing: str | None = None) -> str:
+        """Write an object only if it is absent, or (``replacing``) still at that ETag; the
+        new ETag.
 
         S3 checks the SHA-256 sent with the bytes, so a corrupted upload is refused.
         """
         conditions = {"IfMatch": replacing} if replacing else {"IfNoneMatch": "*"}
         checksum = base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
-        with_retries(lambda: self.s3.put_object(
+        return with_retries(lambda: self.s3.put_object(
             Bucket=self.location.bucket, Key=key, Body=body, ChecksumSHA256=checksum,
-            **conditions), f"writing s3://{self.location.bucket}/{key}",
+            **conditions)["ETag"], f"writing s3://{self.location.bucket}/{key}",
             f"s3:PutObject on {self._arn()}", self._sleep)
 
-    def put_json(self, key: str, document: dict, *, replacing: str | None = None) -> None:
-        """Write a JSON document (readable, stable key order), as ``put`` does."""
-        self.put(key, (json.dumps(document, indent=2) + "\n").encode("utf-8"),
-                 replacing=replacing)
+    def put_json(self, key: str, document: dict, *, replacing: str | None = None) -> str:
+        """Write a JSON document (readable, stable key order), as ``put`` does; the ETag."""
+        return self.put(key, (json.dumps(document, indent=2) + "\n").encode("utf-8"),
+                        replacing=replacing)
 
     def folders(self, prefix: str) -> list[str]:
         """The names of the folders directly under ``prefix`` ('' for the store's root)."""

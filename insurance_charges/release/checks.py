@@ -21,7 +21,8 @@ from . import eb_files
 from .docker_cli import docker, last_line
 from .errors import ReleaseError
 
-# Start-up to the first 200 from /health measured 1.7 to 3.5 s (README); a loaded shared
+# Start-up to the first 200 from /health measured 1.7 to 3.5 s (docs/deploy/elastic-beanstalk.md,
+# docker/measure.py); a loaded shared
 # machine gets a wide margin, as the Dockerfile's HEALTHCHECK start period does.
 START_SECONDS = 120
 POLL_SECONDS = 0.5
@@ -51,7 +52,10 @@ def in_process_answer() -> dict:
     from ..core.estimates import estimate
     from ..core.estimator import load_model
 
-    return estimate(load_model(), dict(EXAMPLE_RECORD)).to_json()
+    # Model serves as an Estimator at run time, but the protocol (core/estimates.py) declares
+    # settable attributes where Model has read-only properties, and predict's result as a
+    # Sequence where Model returns an ndarray; to go when the protocol says what it reads.
+    return estimate(load_model(), dict(EXAMPLE_RECORD)).to_json()  # type: ignore[arg-type]
 
 
 def _request(url: str, body: dict | None = None) -> tuple[int, bytes]:

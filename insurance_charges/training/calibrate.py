@@ -112,7 +112,9 @@ def out_of_fold(estimator, folds, features, target) -> list[float]:
     return cross_val_predict(clone(estimator), features, target, cv=folds, n_jobs=1).tolist()
 
 
-def _against_training_residuals(experiment, estimator, served: dict, holdout, level) -> dict:
+def _against_training_residuals(experiment, estimator, served: dict,
+                                holdout: tuple[list[dict], list[float], list[float]],
+                                level: float) -> dict:
     """The other calibration source, both ways: training-split out-of-fold residuals."""
     records = experiment.X_train.to_dict("records")
     truths = experiment.y_train.tolist()

@@ -22,7 +22,7 @@ def schema_document(ranges: dict[str, Any]) -> dict:
     """The input schema with the value ranges seen in training."""
     fields = []
     for f in FIELDS:
-        item = {"name": f.name, "type": f.kind, "label": f.label}
+        item: dict[str, Any] = {"name": f.name, "type": f.kind, "label": f.label}
         if f.choices:
             item["allowed"] = list(f.choices)
         else:
@@ -73,13 +73,15 @@ def drivers(pipeline, features) -> dict:
     predicted = np.asarray(pipeline.predict(pd.concat(frames, ignore_index=True)),
                            dtype=np.float64).reshape(-1, rows)
     smokers = features[SMOKER].to_numpy() == "yes"
-    out, at = {}, 0
+    out: dict[str, dict[str, Any]] = {}
+    at = 0
     for f in FIELDS:
         block = predicted[at:at + len(grids[f.name])]
         at += len(grids[f.name])
         mean = block.mean(axis=1)
-        item = {"values": grids[f.name], "mean_estimate": [round(v, 2) for v in mean.tolist()],
-                "spread": round(float(mean.max() - mean.min()), 2)}
+        item: dict[str, Any] = {
+            "values": grids[f.name], "mean_estimate": [round(v, 2) for v in mean.tolist()],
+            "spread": round(float(mean.max() - mean.min()), 2)}
         if f.kind != CATEGORY:
             item["by_smoker"] = {"yes": [round(v, 2) for v in block[:, smokers].mean(axis=1)],
                                  "no": [round(v, 2) for v in block[:, ~smokers].mean(axis=1)]}

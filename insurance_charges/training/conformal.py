@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from ..core.interval import ALL, LEVEL, bounds
 
 
@@ -44,13 +46,13 @@ def fit(truths: Sequence[float], predictions: Sequence[float], groups: Sequence[
             "floor": floor, "offsets": offsets}
 
 
-def coverage(spec: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
+def coverage(spec: Mapping[str, Any], records: Sequence[dict],
              predictions: Sequence[float], truths: Sequence[float], by: str) -> dict:
     """Share of truths inside their interval, overall and per value of field ``by``."""
     return coverage_of(*bounds(spec, records, predictions), records, truths, by)
 
 
-def coverage_of(lower: Sequence[float], upper: Sequence[float],
+def coverage_of(lower: Sequence[float] | np.ndarray, upper: Sequence[float] | np.ndarray,
                 records: Sequence[Mapping[str, Any]], truths: Sequence[float], by: str) -> dict:
     """Share of truths inside the given bounds, overall and per value of field ``by``."""
     hits: dict[str, list[bool]] = {}

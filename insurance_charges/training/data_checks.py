@@ -96,7 +96,7 @@ def check_rows(path: Path, out_dir: Path, report: Report) -> None:
     try:  # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first name
         with open(path, newline="", encoding="utf-8-sig") as source:
             reader = csv.reader(source)
-            header = next(reader, None)
+            header = next(reader, None) or []  # an empty file has no columns: refused below
             order = _column_order(header, report.source)
             with open(out_dir / ACCEPTED, "w", newline="", encoding="utf-8") as accepted, \
                     open(out_dir / REJECTED, "w", newline="", encoding="utf-8") as rejected:

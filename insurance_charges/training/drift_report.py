@@ -62,8 +62,10 @@ def columns_of(path: Path) -> dict[str, list]:
     columns: dict[str, list] = {name: [] for name in FIELD_NAMES}
     with open(path, newline="", encoding="utf-8-sig") as source:
         for row in csv.DictReader(source):
-            record, _ = validate_record({name: typed_from_text(BY_NAME[name], row[name])
-                                         for name in FIELD_NAMES})
+            record, errors = validate_record({name: typed_from_text(BY_NAME[name], row[name])
+                                              for name in FIELD_NAMES})
+            if record is None:  # not data_checks' own output: say so rather than fail on None
+                raise ValueError(f"{path}: a row is not a valid record ({errors[0].message})")
             for name in FIELD_NAMES:  # accepted rows are valid: validate only canonicalises
                 columns[name].append(record[name])
     return columns

@@ -29,7 +29,7 @@ from . import calibrate, card_writer  # noqa: E402
 from .data import CANONICAL_SHA256, TARGET, DataError, download_canonical, load_data  # noqa: E402
 
 log = logging.getLogger(__name__)
-STEPS = 6  # the steps train() logs with their timing (README, "Training")
+STEPS = 6  # the steps train() logs with their timing (docs/training.md)
 
 SESSION_ID = 123
 HOLDOUT_FRACTION = 0.2
@@ -88,8 +88,8 @@ def read_signing_key(path: Path) -> Ed25519PrivateKey:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
         raise DataError(f"signing key {path} cannot be used ({exc}); make one with "
-                        "`openssl genpkey -algorithm ed25519 -out KEY` (README, \"Model "
-                        "signing\")") from None
+                        "`openssl genpkey -algorithm ed25519 -out KEY` "
+                        "(docs/security.md#model-signing)") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise DataError(f"signing key {path} is not an Ed25519 private key")
     return key

@@ -41,7 +41,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(test_config or {})
     # Flask reads FLASK_DEBUG from the environment; debug mode is never acceptable here.
     app.debug = False
-    app.json.sort_keys = False  # keep documented field order in responses
+    # Keep documented field order in responses. Flask() made app.json a DefaultJSONProvider,
+    # which has sort_keys; the annotation is its base class, which has not.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from . import (api, drift_views, errors, form_views, logs, model_views, observe, openapi,
                    sagemaker, security)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypedDict
 
 from markupsafe import Markup
 
@@ -26,9 +27,21 @@ Y_TICKS, X_TICKS = 5, 6  # at most this many labelled ticks: readable at 13 px o
 # Text sits this many px from what it labels: a tick (6), the baseline shift of 13 px text (4),
 # the person's ring of radius 7 (12 above, 22 below: one line of text clear of the ring).
 TICK_GAP, BASELINE, RING_ABOVE, RING_BELOW, RING_SIDE = 6, 4, 12, 22, 8
+
+
+class Style(TypedDict):
+    """How one line is drawn and named."""
+
+    name: str
+    stroke: str
+    dash: str | None  # None: a solid line
+    marker: str  # "circle" or "square"
+
+
 # Both line colours have at least 4.5:1 contrast on white; dashes and markers tell them apart.
-STYLES = {"yes": {"name": "Smoker", "stroke": "#9e2a00", "dash": None, "marker": "circle"},
-          "no": {"name": "Non-smoker", "stroke": "#0b4f9c", "dash": "7 4", "marker": "square"}}
+STYLES: dict[str, Style] = {
+    "yes": {"name": "Smoker", "stroke": "#9e2a00", "dash": None, "marker": "circle"},
+    "no": {"name": "Non-smoker", "stroke": "#0b4f9c", "dash": "7 4", "marker": "square"}}
 
 
 def _step(span: float, most: int) -> float:
@@ -72,12 +85,19 @@ def caption(curve: Curve) -> str:
     return f"How {noun(curve)} changes the estimate"
 
 
+def _person(curve: Curve) -> tuple[float, float, str]:
+    """The person's point on the curve; the form's curves (explain) always have one."""
+    if curve.you is None:  # a model-page curve: it has no line_chart, only axes and lines
+        raise ValueError(f"the {curve.field} curve marks no person to describe or draw")
+    return curve.you
+
+
 def describe(curve: Curve) -> str:
     """One sentence per line: where the estimate starts and ends along the field."""
     first, last = curve.xs[0], curve.xs[-1]
     parts = [f"As a {STYLES[s]['name'].lower()}, from {money(v[0])} at {first:g} to "
              f"{money(v[-1])} at {last:g}" for s, v in curve.series.items()]
-    x, estimate, _ = curve.you
+    x, estimate, _ = _person(curve)
     return (f"Estimated yearly charges as {noun(curve)} goes from {first:g} to {last:g}. "
             + "; ".join(parts) + f". You: {x:g}, {money(estimate)}.")
 
@@ -138,7 +158,7 @@ def _lines(curve: Curve, frame: _Frame) -> list[Markup]:
 
 
 def _you(curve: Curve, frame: _Frame) -> list[Markup]:
-    x, estimate, _ = curve.you
+    x, estimate, _ = _person(curve)
     cx, cy = frame.px(x), frame.py(estimate)
     # Above the ring, or below it if the label would leave the plot at the top.
     label_y = cy - RING_ABOVE if cy - RING_ABOVE > TOP + 10 else cy + RING_BELOW

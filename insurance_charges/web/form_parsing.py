@@ -31,6 +31,8 @@ def messages(errors: list[FieldError], form: Mapping[str, str]) -> dict[str, str
     out: dict[str, str] = {}
     unknown = []
     for error in errors:
+        if error.field is None:  # only a body that is not one object; the form always sends one
+            raise ValueError(f"a form error names no field: {error.message}")
         if error.reason == "unknown":
             unknown.append(error.field)
             continue

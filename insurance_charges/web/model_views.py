@@ -14,7 +14,7 @@ STATUS_WORDS = {"ok": "OK", "watch": "Watch", "drift": "Drift",
                 drift.TOO_FEW: "Too few records yet"}
 
 
-def _whole_names(edges: tuple, low: int) -> list[str]:
+def _whole_names(edges: tuple, low: float) -> list[str]:
     """Whole-number bins as people read them: "18–19", "20–24", ..., "60 or more"."""
     names, start = [], low
     for edge in edges:
@@ -29,6 +29,8 @@ def bin_names(bins: drift.Bins) -> list[str]:
         return [c.capitalize() for c in bins.categories]
     field = BY_NAME.get(bins.name)
     if field is not None and field.kind == INTEGER:
+        if field.minimum is None:  # the schema gives every whole-number field its limits
+            raise ValueError(f"whole-number field {field.name} has no minimum")
         return _whole_names(bins.edges, field.minimum)
     shown = money if bins.name == drift.ESTIMATE else (lambda v: f"{v:g}")
     e = [shown(edge) for edge in bins.edges]

@@ -54,7 +54,8 @@ def init_app(app: Flask, load_seconds: float) -> None:
 
     watch = watch_model(served_model(app), app.config.get("METRICS_DIR"), load_seconds)
     app.extensions[EXTENSION] = watch
-    app.wsgi_app = Timing(app.wsgi_app, watch.recorder)
+    # Flask's documented way to wrap its WSGI app in middleware; mypy sees only a method.
+    app.wsgi_app = Timing(app.wsgi_app, watch.recorder)  # type: ignore[method-assign]
 
     @app.after_request
     def note_route(response):

@@ -20,7 +20,8 @@ HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 # /invocations too, so the image never serves estimates unguarded when API_KEYS is set (on
-# SageMaker, IAM guards InvokeEndpoint and API_KEYS stays unset: README, "Run it on SageMaker").
+# SageMaker, IAM guards InvokeEndpoint and API_KEYS stays unset:
+# docs/deploy/sagemaker.md#the-model-the-settings-stopping).
 PROTECTED_PREFIXES = ("/api/", "/predict_api", "/invocations")
 
 

@@ -2,7 +2,7 @@
 
 SageMaker starts the image as ``docker run IMAGE serve``, extracts the model archive into
 ``/opt/ml/model``, probes ``GET /ping`` and sends ``POST /invocations``; Batch Transform also
-asks ``GET /execution-parameters`` (README, "Run it on SageMaker", which cites AWS's pages).
+asks ``GET /execution-parameters`` (docs/deploy/sagemaker.md, which cites AWS's pages).
 Modules: ``csv_body`` and ``jsonlines_body`` read bodies into records, each with its line
 number (``decoding``: what they give and how they refuse), ``estimating`` puts them through
 the core in chunks, ``encoding`` writes the answers. The HTTP side is ``web/sagemaker.py``;

@@ -15,7 +15,8 @@ from ...core.validation import ValidRecords, columns_of
 from ...scoring.columns import ColumnRecords
 from .decoding import Decoded
 
-# The file scoring command's chunk (README, "Score a file"): 50,000 rows cost a core about
+# The file scoring command's chunk (docs/scoring.md#how-it-works-and-how-fast): 50,000 rows
+# cost a core about
 # 0.1 s and a few tens of MB, so a request's memory stays flat however large its payload.
 CHUNK_ROWS = 50_000
 

@@ -118,8 +118,8 @@ def require_objects(s3, uri: str, what: str, exact: bool) -> None:
     found = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
     if not found or (exact and found[0]["Key"] != key):
         missing = "no such object" if exact else "no objects under it"
-        raise LaunchError(f"{what} {uri}: {missing}; upload it first (README, \"Deploying an endpoint and Batch "
-                          "Transform jobs\")")
+        raise LaunchError(f"{what} {uri}: {missing}; upload it first (docs/deploy/sagemaker.md"
+                          "#deploying-an-endpoint-and-batch-transform-jobs)")
 
 
 def _digest(*parts: object) -> str:

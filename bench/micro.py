@@ -21,7 +21,7 @@ from insurance_charges.fastpath.predictor import ROWS_BELOW, inputs
 from insurance_charges.core.schema import FIELD_NAMES
 from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
                                                validate_records)
-from insurance_charges.web.json_body import _finite_float, _reject_constant, parse_json
+from insurance_charges.core.strict_json import _finite_float, _reject_constant, parse_json
 
 
 def best_ms(func, number: int) -> float:

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
+from .core.estimates import MAX_BATCH_LIMIT
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = PROJECT_ROOT / "model" / "insurance-charges.pkl"
 # A request body over this is refused: a full 10,000-record batch is about 1 MiB of JSON.
 MAX_CONTENT_LENGTH = 2 * 1024 * 1024
-# A batch is answered in one request; 10,000 records take about 0.05 s (bench/README.md).
-MAX_BATCH_LIMIT = 10_000
 # Sync workers are CPU-bound: beyond a few per core they only add memory and contention.
 WORKERS_PER_CPU_LIMIT = 4
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

@@ -12,7 +12,8 @@ from insurance_charges.core.schema import FIELDS, record_problems
 from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
                                                validate_records)
 from insurance_charges.web import json_body
-from insurance_charges.web.json_body import _finite_float, _object, _reject_constant, parse_json
+from insurance_charges.core import strict_json
+from insurance_charges.core.strict_json import _finite_float, _object, _reject_constant, parse_json
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -163,7 +164,7 @@ def test_a_body_is_parsed_with_the_cycle_collector_paused_and_resumed_after(clie
 def test_the_cycle_collector_stays_off_after_a_parse_when_it_was_off_before():
     gc.disable()
     try:
-        with json_body.paused_gc():
+        with strict_json.paused_gc():
             assert not gc.isenabled()
         assert not gc.isenabled()
     finally:

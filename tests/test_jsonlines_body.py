@@ -23,7 +23,7 @@ from insurance_charges.platforms.sagemaker.decoding import (EMPTY, Unreadable, i
 from insurance_charges.platforms.sagemaker.jsonlines_body import read_jsonlines
 from insurance_charges.scoring.reading import lines_of
 from insurance_charges.settings import MB
-from insurance_charges.web import json_body
+from insurance_charges.core import strict_json
 
 RECORD = json.dumps(valid_records(1, seed=3)[0]).encode()
 DEEP = b"[" * 1100 + b"]" * 1100  # orjson reads 1,024 levels, json fewer
@@ -37,7 +37,7 @@ def one_line_at_a_time(data: bytes):
         if not body:
             continue
         try:
-            items.append(json_body.parse_json(body, body.decode("utf-8")))
+            items.append(strict_json.parse_json(body, body.decode("utf-8")))
         except UnicodeDecodeError as exc:
             problems.append((number, f"the line is not UTF-8 text (byte {exc.start + 1}); "
                                      "send the body as UTF-8"))
@@ -130,7 +130,7 @@ def fill(line: bytes) -> bytes:
 def exact_reads(monkeypatch):
     """Each line read by parse_json itself, and whether orjson ran with the collector off."""
     calls, collector = [], []
-    real_parse, real_loads = json_body.parse_json, jsonlines_body.orjson.loads
+    real_parse, real_loads = strict_json.parse_json, jsonlines_body.orjson.loads
 
     def parse(raw, text):
         calls.append(raw)
@@ -143,7 +143,7 @@ def exact_reads(monkeypatch):
                 collector.append(gc.isenabled())
             return real_loads(raw)
 
-    monkeypatch.setattr(json_body, "parse_json", parse)
+    monkeypatch.setattr(strict_json, "parse_json", parse)
     monkeypatch.setattr(jsonlines_body, "orjson", Orjson)
     return calls, collector
 

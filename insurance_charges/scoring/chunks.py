@@ -363,7 +363,7 @@ def _json_text(value) -> str:
 
 
 def _score_json_lines(chunk: TextChunk) -> Result:
-    from ..web.json_body import parse_json  # the API's strict parser (docs/api.md#the-record)
+    from ..core.strict_json import parse_json  # the API's strict parser (docs/api.md#the-record)
 
     parts = chunk.data.split(b"\n")
     if chunk.data.endswith(b"\n"):

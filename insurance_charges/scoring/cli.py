@@ -276,7 +276,7 @@ def _open_parquet(source: Source, name: str):
 
 def _json_columns(first) -> tuple[str, ...]:
     """The columns a CSV or Parquet output gets from JSON lines: the first object's keys."""
-    from ..web.json_body import parse_json
+    from ..core.strict_json import parse_json
 
     keys: list[str] = []
     for raw in (first.data.split(b"\n") if first is not None else []):

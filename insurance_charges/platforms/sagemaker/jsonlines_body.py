@@ -1,6 +1,6 @@
 """JSON-lines bodies: one JSON object per line, each read as strictly as the API reads one.
 
-Each line's value is exactly what the API's parser (``web.json_body.parse_json``) gives for
+Each line's value is exactly what the API's parser (``core.strict_json.parse_json``) gives for
 that line alone, but the lines are read in bulk, at C speed: by orjson, or by the stdlib json
 decoder parse_json would fall back to for a line orjson may read differently (a run of 19
 digits, an escaped surrogate). A line either refuses goes through ``parse_json`` itself, which
@@ -74,7 +74,7 @@ def _read_chunk(chunk: bytes, first: int, validate: bool,
     """The whole lines ``chunk``, the first of them line ``first``: its lines that are not JSON
     ((line, message), the first up to a full list), and when asked and there are none, its
     records validated with up to ``listed`` problems listed; else None."""
-    from ...web.json_body import paused_gc  # the API's parser's module (Flask is not used)
+    from ...core.strict_json import paused_gc  # the API's strict parser
 
     starts = line_starts(chunk)
     kept = ~blank_lines(chunk, SPACE, starts)
@@ -123,7 +123,7 @@ def _kept_lines(data: bytes, kept: np.ndarray) -> list[bytes]:
 def _read_by_json(data: bytes, starts: np.ndarray, numbers: np.ndarray) -> np.ndarray:
     """Per line kept, True when parse_json would not take orjson's value: a run of 19 digits
     (orjson may read a float) or an escaped surrogate (orjson refuses a lone one)."""
-    from ...web.json_body import DIGITS_TO_ZERO, LONG_DIGIT_RUN, SURROGATE_ESCAPE
+    from ...core.strict_json import DIGITS_TO_ZERO, LONG_DIGIT_RUN, SURROGATE_ESCAPE
 
     found = []
     digits = data.translate(DIGITS_TO_ZERO)
@@ -144,7 +144,7 @@ def _parsed(texts: list[bytes], by_json: np.ndarray) -> tuple[list, list[tuple[i
     the lists of problems are full at one more than an answer lists. When a group stops
     there, only problems up to the line it stopped at are certainly all found.
     """
-    from ...web.json_body import STRICT
+    from ...core.strict_json import STRICT
 
     def by_decoder(text: bytes):
         decoded = text.strip().decode("utf-8")  # raw_decode takes no space before the value
@@ -191,7 +191,7 @@ def _read_group(texts: list[bytes], rows: np.ndarray,
 
 def _exact(text: bytes) -> tuple[object, str | None]:
     """One line read exactly as the API reads a body: (its value, None) or (None, why not)."""
-    from ...web.json_body import parse_json
+    from ...core.strict_json import parse_json
 
     body = text.strip()
     try:
@@ -210,10 +210,10 @@ def _more_colons_than_keys(data: bytes, starts: np.ndarray, numbers: np.ndarray,
     """Per line kept, True when orjson's value may not be parse_json's: more colons than keys.
 
     A member holds one colon outside strings, so a line with as many colons as keys parsed
-    repeats no key (``web.json_body._no_repeated_keys``). A line with more is never a valid
+    repeats no key (``core.strict_json._no_repeated_keys``). A line with more is never a valid
     record either: a record's keys and values hold no colon, and it nests nothing.
     """
-    from ...web.json_body import keys_parsed
+    from ...core.strict_json import keys_parsed
 
     at = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == COLON)
     if not len(at):  # no colon, no key: nothing to count

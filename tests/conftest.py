@@ -12,6 +12,8 @@ from insurance_charges.core.estimator import load_model
 from insurance_charges.settings import DEFAULT_MODEL_PATH
 from insurance_charges.core.schema import EXAMPLE_RECORD
 
+pytest_plugins = ["tests.tiers"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("INSURANCE_DATA", ROOT.parent / "shared" / "data" / "insurance.csv"))
 

@@ -195,6 +195,7 @@ def test_the_start_up_check_refuses_a_range_whose_bounds_are_reversed():
                                                  "upper one")
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_the_core_imports_no_web_framework():
     code = ("import sys; import insurance_charges.core.estimates, insurance_charges.core.explain,"

@@ -266,6 +266,7 @@ def test_the_same_record_written_differently_is_on_the_same_side():
                for f in (0.1, 0.2, 0.5, 0.9))
 
 
+@pytest.mark.slow
 def test_progress_is_json_lines_for_a_scheduler_and_the_report_is_the_last_line(data_path,
                                                                                 tmp_path):
     done = subprocess.run([sys.executable, "-m", "insurance_charges.training.data_checks",

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from .conftest import ROOT, require
@@ -143,6 +144,7 @@ def bench_figures() -> dict:
     return json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
 
 
+@pytest.mark.slow
 def test_the_resources_pass_cfn_lint_as_a_template_of_their_own(tmp_path):
     assert cfn_lint(standalone_template(RESOURCES), tmp_path) == []
 
@@ -152,6 +154,7 @@ BREAKAGES = {  # property -> a wrong value cfn-lint must catch
     "Threshold": "one second", "EvaluationPeriods": 0}
 
 
+@pytest.mark.slow
 def test_cfn_lint_catches_each_broken_alarm_property(tmp_path):
     base = {key: value for key, value in ALARMS[next(iter(ALARMS))].items() if key != "AlarmName"}
     broken = {f"Broken{prop}": {"Type": "AWS::CloudWatch::Alarm", "Properties": {

@@ -54,6 +54,7 @@ def properties(kind: str) -> list[dict]:
     return [r["Properties"] for r in RESOURCES.values() if r["Type"] == kind]
 
 
+@pytest.mark.slow
 def test_cfn_lint_finds_nothing_in_the_template():
     lint = Path(sys.executable).with_name("cfn-lint")
     require(lint.exists(), f"needs cfn-lint beside {sys.executable} (requirements-dev.txt)")

@@ -116,6 +116,7 @@ def test_no_internal_path_or_trace_leaks_in_error_responses(client, path):
     assert str(ROOT) not in text and "Traceback" not in text and "site-packages" not in text
 
 
+@pytest.mark.slow
 def test_bandit_finds_nothing_of_medium_severity_or_above():
     run = subprocess.run([sys.executable, "-m", "bandit", "-q", "-r", "insurance_charges",
                           "application.py", "gunicorn.conf.py", "-ll", "-f", "json"],
@@ -124,6 +125,7 @@ def test_bandit_finds_nothing_of_medium_severity_or_above():
     assert results == [], [(r["test_id"], r["filename"], r["line_number"]) for r in results]
 
 
+@pytest.mark.slow
 def test_pinned_dependencies_have_no_known_advisories_where_pip_audit_can_check():
     run = subprocess.run([sys.executable, "-m", "pip_audit", "-r", "requirements.txt",
                           "--no-deps", "--disable-pip", "--progress-spinner", "off", "-f", "json"],

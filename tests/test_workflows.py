@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from .deploy_files import ROOT
@@ -31,6 +32,7 @@ def scripts(job: dict) -> str:
     return "\n".join(step.get("run", "") for step in job["steps"])
 
 
+@pytest.mark.slow
 def test_workflows_pass_actionlint():
     assert WORKFLOWS and ACTIONLINT.exists(), "install requirements-dev.txt"
     run = subprocess.run([str(ACTIONLINT), "-color=false", *map(str, WORKFLOWS)], cwd=ROOT,
@@ -65,6 +67,7 @@ def test_no_workflow_holds_long_lived_aws_keys():
         assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text, path
 
 
+@pytest.mark.slow
 def test_workflows_pass_zizmor_offline():
     assert WORKFLOWS and ZIZMOR.exists(), "install requirements-dev.txt"
     run = subprocess.run([str(ZIZMOR), "--offline", "--no-progress", ".github/workflows/"],

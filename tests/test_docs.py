@@ -270,6 +270,7 @@ def test_every_generated_table_a_page_asks_for_exists_and_every_table_is_shown()
         assert docs_site.table(name, "test").startswith("| ")
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_the_site_builds_with_strict_checks(tmp_path):
     built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",

@@ -265,6 +265,7 @@ def test_start_up_removes_every_other_process_s_files_and_nothing_else(tmp_path)
                                                           "drift_200.counts", "notes.db"]
 
 
+@pytest.mark.slow
 def test_drift_counts_of_a_forked_worker_and_a_dead_one_add_up(tmp_path):
     import os
 

@@ -202,6 +202,7 @@ def test_however_many_clients_connect_the_server_holds_a_fixed_few_descriptors_a
     assert get(server.server_port) == 200  # the closed clients are let go at once
 
 
+@pytest.mark.slow
 def test_a_connection_answered_when_a_worker_forks_is_still_closed_at_its_deadline(serve):
     server = serve(connections=1)
     stalled = connect(server.server_port)
@@ -218,6 +219,7 @@ def test_a_connection_answered_when_a_worker_forks_is_still_closed_at_its_deadli
         stalled.close()
 
 
+@pytest.mark.slow
 def test_a_new_worker_keeps_no_copy_of_the_metrics_sockets(serve):
     server = serve(connections=1, seconds=PATIENCE)
     stalled = connect(server.server_port)
@@ -245,6 +247,7 @@ class Counted(logging.Handler):
         self.records.append(record)
 
 
+@pytest.mark.slow
 def test_out_of_descriptors_the_server_warns_once_and_answers_once_some_are_free():
     server = MetricsServer("127.0.0.1", 0, small_app, connections=2)
     answered, told = os.pipe()  # made before the fork: the child needs no new descriptor

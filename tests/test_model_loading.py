@@ -188,6 +188,7 @@ def test_bad_setting_in_the_environment_is_refused(monkeypatch):
         create_app()
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_loading_the_model_writes_no_logs_file_in_the_working_directory(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYCARET_")}

@@ -233,6 +233,7 @@ def test_model_store_in_the_environment_names_the_store(capsys, published, monke
     assert VERSION in run(capsys, None, "list")[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [["promote", VERSION, "--force"],
                                   ["promote", VERSION, "--force", "--reason", " "],
                                   ["promote", VERSION, "--deploy-ecs", "just-a-service"]])

@@ -576,6 +576,7 @@ def test_serve_refuses_api_keys_a_key_inside_the_archive_and_a_directory_it_cann
         modes.mode_for(["train"], Settings(), {}, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, env, status, line", [
     (["serve", "now"], {}, 2, "Error: unknown arguments 'serve now'; run the image with no "
                               "argument (Elastic Beanstalk, ECS) or with `serve` (SageMaker)"),

@@ -10,7 +10,7 @@ MUTATION_FLOOR ?= 90
 SIGNING_KEY ?= $(HOME)/.config/insurance-charges/model-signing.key
 export PORT
 
-.PHONY: help run test docs soak audit bench train score lock mutate clean
+.PHONY: help run check test docs soak audit bench train score lock mutate clean
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -49,6 +49,12 @@ $(AIRFLOW_VENV)/.installed: requirements-airflow.txt
 
 run: $(VENV)/.runtime  ## Serve the committed model with gunicorn on $PORT (default 8000)
 	exec $(BIN)/gunicorn --config gunicorn.conf.py application:application
+
+# The unit tier (tests/tiers.py): no servers, Docker, browser, training or child processes; what a
+# developer runs between edits (about 1.5 minutes on 2 cores). A test that starts a process
+# outside the slow tier fails here and in `make test` alike.
+check: $(VENV)/.dev  ## Run the unit tier between edits (about 1.5 minutes)
+	$(BIN)/python -m pytest -m "not slow" -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test: $(VENV)/.dev $(EBCLI)/.installed $(AIRFLOW_VENV)/.installed  ## Run every test (CI runs this through .ci/run)
 	EBCLI_VENV=$(EBCLI) AIRFLOW_VENV=$(AIRFLOW_VENV) $(BIN)/python -m pytest $(PYTEST_ARGS)

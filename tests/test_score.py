@@ -2,7 +2,8 @@
 
 Most runs call the command's ``main`` in this process with the session's model (loading it
 again costs seconds); three run it as a real child process: stdin to stdout, and interrupted
-by SIGTERM and by SIGKILL. S3 runs against moto's server over HTTP on 127.0.0.1.
+by SIGTERM and by SIGKILL. S3 runs against moto's server over HTTP on 127.0.0.1. The helpers
+shared with the other scoring tests are in scoring_support.py.
 """
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ import math
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -28,82 +27,9 @@ from insurance_charges.scoring import chunks, cli, columns, storage
 from insurance_charges.scoring.reading import TextChunk, text_chunks
 from insurance_charges.web import create_app
 
-from .aws import scoring_s3_on_moto
-
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUTS = ("estimate", "likely_lower", "likely_upper", "warnings")
-
-
-# Helpers ---------------------------------------------------------------------------------------
-
-def records_with_ids(count: int, seed: int = 0) -> list[dict]:
-    """Valid records (schema corners first, many outside the training ranges) with an id."""
-    rows = []
-    for i, record in enumerate(valid_records(count, seed)):
-        rows.append({"id": f"P-{i:05d}", **record, "note": f"n,{i}"})
-    return rows
-
-
-def cell(value) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) -> Path:
-    columns = columns or list(rows[0])
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([cell(row[c]) for c in columns])
-    return path
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def write_parquet(path: Path, rows: list[dict]) -> Path:
-    pq.write_table(pa.Table.from_pylist(rows), path)
-    return path
-
-
-WRITERS = {"csv": write_csv, "jsonl": write_jsonl, "parquet": write_parquet}
-
-
-def read_rows(path: Path, fmt: str | None = None) -> list[dict]:
-    fmt = fmt or path.suffix.lstrip(".")
-    if fmt == "csv":
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
-    if fmt == "jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return pq.read_table(path).to_pylist()
-
-
-def summary_of(stderr: str) -> dict:
-    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
-    return next(line for line in lines if line.get("event") == "summary")
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("Error:")]
-
-
-@pytest.fixture
-def score(real_model, monkeypatch, capfd):
-    """Run the command in this process with the session's model; (status, stdout, stderr)."""
-    monkeypatch.setattr("insurance_charges.core.estimator.load_model",
-                        lambda *args, **kwargs: real_model)
-
-    def run(*args, stdin: bytes | None = None):
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-        capfd.readouterr()
-        status = cli.main([str(a) for a in args])
-        out, err = capfd.readouterr()
-        return status, out, err
-    return run
+from .scoring_support import OUTPUTS, ROOT, WRITERS, cell, error_lines, fail_chunk, read_rows, \
+    records_with_ids, start_on_a_pipe, summary_of, write_csv, write_jsonl
+from .scoring_support import s3, score  # noqa: F401 - fixtures, used by name
 
 
 @pytest.fixture(scope="module")
@@ -349,13 +275,6 @@ def test_the_real_command_reads_stdin_and_writes_stdout(tmp_path):
     assert summary_of(run.stderr.decode())["rows_scored"] == 30
 
 
-@pytest.fixture(scope="module")
-def s3():
-    """moto's S3 server on 127.0.0.1; boto3 finds it through AWS_ENDPOINT_URL."""
-    with scoring_s3_on_moto("scoring") as client:
-        yield client
-
-
 @pytest.mark.parametrize("source_format", ["csv", "parquet"])
 def test_s3_in_and_out(score, s3, tmp_path, source_format):
     rows = records_with_ids(200, seed=5)
@@ -383,19 +302,6 @@ def test_a_large_s3_output_is_a_completed_multipart_upload(score, s3, tmp_path, 
     assert body.count("\n") == 70_001
 
 
-def fail_chunk(monkeypatch, nth: int, error: Exception) -> None:
-    """Make the ``nth`` chunk scored raise ``error``; the others score as usual."""
-    calls = {"n": 0}
-    real = chunks.score
-
-    def failing(chunk):
-        calls["n"] += 1
-        if calls["n"] == nth:
-            raise error
-        return real(chunk)
-    monkeypatch.setattr(chunks, "score", failing)
-
-
 def test_a_failed_run_aborts_its_s3_upload_and_leaves_no_object(score, s3, tmp_path,
                                                                  monkeypatch):
     monkeypatch.setattr(storage, "PART_SIZE", 1024)
@@ -421,29 +327,8 @@ def test_a_failure_after_some_chunks_leaves_no_output_and_no_temporary_file(scor
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
-def _start_on_a_pipe(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    """The command reading CSV from a pipe we hold open, so it is surely mid-run."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "insurance_charges.scoring", "-", "-o", str(tmp_path / "out.csv"),
-         "--chunk-rows", "100", "--jobs", "2"],
-        cwd=ROOT, stdin=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    rows = records_with_ids(1000)
-    process.stdin.write(write_csv(tmp_path / "part.csv", rows).read_bytes())
-    process.stdin.flush()
-    (tmp_path / "part.csv").unlink()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # chunks have been written to the temporary file
-        partial = [p for p in tmp_path.iterdir() if p.name.startswith(".out.csv.")]
-        if partial and partial[0].stat().st_size > 10_000:
-            return process, partial[0]
-        assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(0.05)
-    process.kill()
-    pytest.fail("the command wrote nothing within 60 s")
-
-
 def test_sigterm_mid_run_leaves_no_output_and_says_so(tmp_path):
-    process, _ = _start_on_a_pipe(tmp_path)
+    process, _ = start_on_a_pipe(tmp_path)
     assert not (tmp_path / "out.csv").exists()
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
@@ -455,7 +340,7 @@ def test_sigterm_mid_run_leaves_no_output_and_says_so(tmp_path):
 def test_sigkill_mid_run_leaves_only_a_hidden_partial_file_and_no_workers(tmp_path):
     import psutil
 
-    process, partial = _start_on_a_pipe(tmp_path)
+    process, partial = start_on_a_pipe(tmp_path)
     workers = psutil.Process(process.pid).children()
     assert len(workers) == 2
     process.kill()

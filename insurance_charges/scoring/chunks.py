@@ -8,6 +8,12 @@ Validation and estimates are the core's: text cells typed as the form types them
 (``typed_from_text``), JSON lines parsed as strictly as the API parses a body, every row the
 fast path does not certainly accept validated by ``core.validation.validate_each``, valid rows
 estimated together by ``core.estimates.estimate_valid`` with pointers ``/<line>/<field>``.
+
+Every line is accounted for: a row is scored or rejected, and text that is not a row (a line of
+another width, a quote left open that swallowed the lines after it) is a rejected row for each
+line it spans, with one problem naming the lines. A row has a bounded number of problems (keys
+that are not columns, or that are repeated, are one problem each, however many), and a rejects
+file echoes text cut as ``cells`` cuts it, so no input multiplies into its rejects.
 """
 from __future__ import annotations
 
@@ -25,9 +31,10 @@ import pyarrow.csv as pa_csv
 
 from ..core.estimates import estimate_valid
 from ..core.schema import BY_NAME, CATEGORY, FIELD_NAMES, FIELDS, INTEGER, FieldError, \
-    RepeatedKeys
+    RepeatedKeys, _shown_key
 from ..core.validation import ValidRecords, validate_each, validate_records
 from . import columns as fastpath
+from .cells import ECHO_LIMIT, cut_table, cut_text, inert_table
 from .formats import CSV, ESTIMATE, FIELD, JSONL, LINE, LOWER, MESSAGE, OUTPUT_COLUMNS, \
     PARQUET, UPPER, WARNING_SEPARATOR, WARNINGS
 from .reading import BatchChunk, TextChunk, line_count, lines_of
@@ -48,6 +55,7 @@ class Plan:
     columns: tuple[str, ...]
     fields: dict[str, str] = dc_field(default_factory=dict)  # field -> input column
     fast: bool = True  # the column-at-a-time fast path (tests turn it off to compare)
+    inert: bool = True  # CSV text cells a spreadsheet would evaluate are quoted (cells.py)
 
 
 @dataclass
@@ -59,6 +67,8 @@ class Result:
     rejected: int = 0
     problems: int = 0
     warnings: int = 0
+    unreadable: int = 0  # rejected rows counted from text that is not a row, line by line
+    first_unreadable: int | None = None  # where the first such text starts
     output: Any = None  # bytes (CSV, JSON lines) or a pyarrow.Table (Parquet)
     rejects: Any = None
 
@@ -71,7 +81,8 @@ class Problem:
     field: str | None
     message: str
     row: int | None = None  # the row's index in the chunk's table or items
-    text: str | None = None  # the raw line, when it could not be parsed into a row
+    text: str | None = None  # the raw line(s), when they could not be parsed into a row
+    rows: int = 1  # text that is no row: the rows it counts for (its lines that are not blank)
 
 
 def install(model, plan: Plan) -> None:
@@ -133,7 +144,7 @@ def parse_csv(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Problem]]:
         return _parse_csv_rows(chunk)
     lines = chunk.first_line + np.arange(count, dtype=np.int64)
     problems = [Problem(chunk.first_line + r.number - 1, None, _width_message(r.actual_columns),
-                        text=r.text) for r in invalid]
+                        text=cut_text(r.text)) for r in invalid]
     if invalid:
         lines = np.delete(lines, [r.number - 1 for r in invalid])
     blank = _blank_lines(data, count)[lines - chunk.first_line]
@@ -162,20 +173,33 @@ def _blank_lines(data: bytes, count: int) -> np.ndarray:
 
 
 def _parse_csv_rows(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Problem]]:
-    """The careful parse: Python's csv module, each row numbered by the line it starts on."""
+    """The careful parse: Python's csv module, each row numbered by the line it starts on.
+
+    Text that is not a row of the header's width (and a row holding a line that is not UTF-8)
+    is one problem naming every line it spans, and counts as a rejected row for each of them
+    that is not blank: a quote left open swallows the lines after it into one value (up to the
+    csv module's field size limit, or the chunk's end), and those lines must not vanish.
+    """
     rows, lines, problems = [], [], []
     width = len(PLAN.columns)
+    raw = lines_of(chunk.data)
     broken: dict[int, str] = {}  # lines that are not UTF-8 text
 
     def physical():
-        for offset, raw in enumerate(lines_of(chunk.data)):
+        for offset, line_bytes in enumerate(raw):
             try:
-                yield raw.decode("utf-8")
+                yield line_bytes.decode("utf-8")
             except UnicodeDecodeError as exc:
                 line = chunk.first_line + offset
                 broken[line] = (f"the line is not UTF-8 text (byte {exc.start + 1}); save the "
                                 "file as UTF-8")
                 yield "\n"  # stands in for the line, which is reported instead
+
+    def spanned(first: int, last: int, message: str) -> Problem:
+        span = raw[first - chunk.first_line:last - chunk.first_line + 1]
+        text = b"".join(span).decode("utf-8", "replace")
+        count = sum(1 for part in span if part.strip(b"\r\n"))
+        return Problem(first, None, message, text=cut_text(text), rows=max(count, 1))
 
     reader = csv.reader(physical(), strict=True)
     while True:
@@ -185,15 +209,23 @@ def _parse_csv_rows(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Proble
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(Problem(first, None, f"the line is not a CSV row ({exc})"))
+            last = max(first, chunk.first_line + reader.line_num - 1)
+            problems.append(spanned(first, last, _not_a_row(first, last, exc)))
             continue
-        if first in broken:
-            problems.append(Problem(first, None, broken[first]))
+        last = chunk.first_line + reader.line_num - 1
+        bad = next((n for n in range(first, last + 1) if n in broken), None)
+        if bad is not None:
+            where = "" if first == last else f"lines {first}-{last}: line {bad}: "
+            problems.append(spanned(first, last, where + broken[bad]))
             continue
         if not values:
             continue  # a blank line is no row
         if len(values) != width:
-            problems.append(Problem(first, None, _width_message(len(values))))
+            message = _width_message(len(values)) if first == last else (
+                f"lines {first}-{last}: the row has {len(values)} values where the header has "
+                f"{width} columns, and a quoted value in it holds line breaks (is a quote left "
+                "open?)")
+            problems.append(spanned(first, last, message))
             continue
         rows.append(values)
         lines.append(first)
@@ -202,11 +234,32 @@ def _parse_csv_rows(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Proble
     return table, np.array(lines, dtype=np.int64), problems
 
 
+def _not_a_row(first: int, last: int, exc: csv.Error) -> str:
+    """What is wrong with text the csv module could not read as a row, and how to fix it."""
+    where = f"line {first}" if first == last else f"lines {first}-{last}"
+    reason = str(exc)
+    fix = ('close the quote (a quote inside a quoted value is written twice: ""), then score '
+           "these lines again")
+    if reason.startswith("field larger than field limit"):
+        return (f"{where}: a quote opened in the row that starts on line {first} is never "
+                f"closed within {csv.field_size_limit():,} characters, so these lines were "
+                f"read as one value; {fix}")
+    if reason.startswith("unexpected end of data"):
+        return (f"{where}: a quote opened in the row that starts on line {first} is never "
+                f"closed, so the lines up to {last} were read as one value; {fix}")
+    if reason.startswith("',' expected after"):
+        return (f"{where}: a quoted value is followed by more text before the next comma; "
+                'quote the whole value and write each quote inside it twice ("5\'10""")')
+    if reason.startswith("new-line character seen in unquoted field"):
+        return (f"{where}: a value that is not quoted holds a carriage return (\\r); quote "
+                "the value, or end lines with \\n or \\r\\n only")
+    return f"{where}: the text is not a CSV row ({reason})"
+
+
 # Tables (CSV, Parquet) -----------------------------------------------------------------------
 
 def _score_table(table: pa.Table, lines: np.ndarray, problems: list[Problem]) -> Result:
     n = table.num_rows
-    unparsed = len({p.line for p in problems})  # lines that are not rows of the header's width
     arrays = [table.column(PLAN.fields[f.name]) for f in FIELDS]
     texts = [fastpath.is_text(a.type) for a in arrays]
     ok = np.ones(n, dtype=bool) if PLAN.fast else np.zeros(n, dtype=bool)
@@ -238,7 +291,7 @@ def _score_table(table: pa.Table, lines: np.ndarray, problems: list[Problem]) ->
     chosen = np.flatnonzero(valid)
     chosen_lines = lines[chosen]
     estimates = _estimate({name: col[chosen] for name, col in columns.items()}, chosen_lines)
-    result = _counts(n + unparsed, problems, estimates)
+    result = _counts(n, problems, estimates)
     out = table.take(pa.array(chosen)) if len(chosen) < n else table
     out = _with_estimates(out, estimates)
     result.output = _encode_output(out, PLAN.output_format)
@@ -300,9 +353,13 @@ def _estimate(columns: dict[str, np.ndarray], lines: np.ndarray,
 
 
 def _counts(rows: int, problems: list[Problem], estimates: Estimated) -> Result:
-    return Result(rows=rows, scored=estimates.count,
-                  rejected=len({p.line for p in problems}), problems=len(problems),
-                  warnings=estimates.warning_count)
+    """Counts of a chunk: ``rows`` parsed rows, plus a row per line of text that was none."""
+    unreadable = [p for p in problems if p.row is None]
+    lost = sum(p.rows for p in unreadable)
+    refused = len({p.line for p in problems if p.row is not None})
+    return Result(rows=rows + lost, scored=estimates.count, rejected=refused + lost,
+                  problems=len(problems), warnings=estimates.warning_count, unreadable=lost,
+                  first_unreadable=min((p.line for p in unreadable), default=None))
 
 
 def _estimate_arrays(estimates: Estimated) -> list[pa.Array]:
@@ -325,10 +382,19 @@ def _encode_output(table: pa.Table, fmt: str):
     if fmt == CSV:
         sink = io.BytesIO()
         if table.num_rows:
+            table = inert_table(table) if PLAN.inert else _plain_strings(table)
             pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
         return sink.getvalue()
     return b"".join(orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE)
                     for row in table.to_pylist())
+
+
+def _plain_strings(table: pa.Table) -> pa.Table:
+    """View strings as plain strings (Arrow's CSV writer takes no views)."""
+    for i, column in enumerate(table.columns):
+        if pa.types.is_string_view(column.type):
+            table = table.set_column(i, table.column_names[i], column.cast(pa.string()))
+    return table
 
 
 def _problem_columns(problems: list[Problem]) -> dict[str, pa.Array]:
@@ -339,7 +405,7 @@ def _problem_columns(problems: list[Problem]) -> dict[str, pa.Array]:
 
 def _table_rejects(table: pa.Table, problems: list[Problem]):
     problems = sorted(problems, key=lambda p: p.line)  # stable: a row's problems stay in order
-    rows = table.take(pa.array([p.row for p in problems], pa.int64()))
+    rows = cut_table(table.take(pa.array([p.row for p in problems], pa.int64())))
     if PLAN.rejects_format == JSONL:
         out = []
         for problem, row in zip(problems, rows.to_pylist()):
@@ -347,7 +413,7 @@ def _table_rejects(table: pa.Table, problems: list[Problem]):
             if problem.row is not None:
                 item["row"] = row
             else:
-                item["text"] = problem.text
+                item["text"] = cut_text(problem.text)
             out.append(orjson.dumps(item, default=str, option=orjson.OPT_APPEND_NEWLINE))
         return b"".join(out)
     rejects = pa.table(_problem_columns(problems))
@@ -372,13 +438,11 @@ def _score_json_lines(chunk: TextChunk) -> Result:
     allowed = set(PLAN.columns)
     items, item_lines, texts, objects, extra = [], [], [], [], []
     problems: list[Problem] = []
-    rows = 0
     for offset, raw in enumerate(parts):
         line = chunk.first_line + offset
         body = raw.strip()
         if not body:
             continue  # a blank line is no row
-        rows += 1
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -398,18 +462,25 @@ def _score_json_lines(chunk: TextChunk) -> Result:
         own: list[FieldError] = []
         if isinstance(value, dict):
             record = {k: value[k] for k in FIELD_NAMES if k in value}
-            if isinstance(value, RepeatedKeys):  # the core refuses a repeated key by name
+            if isinstance(value, RepeatedKeys):  # the core refuses a repeated field by name
                 record = RepeatedKeys(record)
-                record.repeated = value.repeated
+                record.repeated = tuple(k for k in value.repeated if k in BY_NAME)
+                others = [k for k in value.repeated if k not in BY_NAME]
+                if others:
+                    own.append(_keys_problem(line, others, "appears", "appear",
+                                             "more than once in the object; give each key "
+                                             "once"))
             for key in value:
                 if key in OUTPUT_COLUMNS:
                     own.append(FieldError(f"/{line}/{key}", f"{key!r} is a column this command "
                                           "adds to each row; rename it in the input", key))
-                elif tabular and key not in allowed:
-                    own.append(FieldError(f"/{line}/{key}", f"{key!r} is not a column of the "
-                                          f"{PLAN.output_format} output, whose columns are the "
-                                          "first record's keys; write JSON lines, or give "
-                                          "every record the same keys", key))
+            if tabular:
+                strange = [k for k in value if k not in allowed and k not in OUTPUT_COLUMNS]
+                if strange:
+                    own.append(_keys_problem(
+                        line, strange, "is not a column", "are not columns",
+                        f"of the {PLAN.output_format} output, whose columns are the first "
+                        "record's keys; write JSON lines, or give every record the same keys"))
         else:
             record = value  # the core says what a record must be
         items.append(record)
@@ -435,11 +506,21 @@ def _score_json_lines(chunk: TextChunk) -> Result:
         keep = list(range(len(items)))
     chosen_lines = lines[keep]
     estimates = _estimate({}, chosen_lines, valid_records) if keep else _estimate({}, chosen_lines)
-    result = _counts(rows, problems, estimates)
+    result = _counts(len(items), problems, estimates)
     result.output = _json_output([texts[j] for j in keep], [objects[j] for j in keep],
                                  valid_records, estimates)
     result.rejects = _json_rejects(problems) if problems else None
     return result
+
+
+def _keys_problem(line: int, keys: list[str], one: str, many: str, rest: str) -> FieldError:
+    """One problem for any number of keys (a row's problems stay few however many keys it
+    has), naming the first three as the core names keys: "<keys> <one|many> <rest>"."""
+    shown = ", ".join(_shown_key(str(k)) for k in keys[:3])
+    more = f" and {len(keys) - 3:,} more" if len(keys) > 3 else ""
+    verb = one if len(keys) == 1 else many
+    return FieldError(f"/{line}/{keys[0]}", f"{shown}{more} {verb} {rest}",
+                      cut_text(str(keys[0])))
 
 
 def _number(value) -> str:
@@ -498,11 +579,12 @@ def _json_rejects(problems: list[Problem]):
         out = []
         for p in problems:
             head = orjson.dumps({LINE: p.line, FIELD: p.field, MESSAGE: p.message}).decode()
-            if p.row is not None:  # the record exactly as it was sent
+            if p.row is not None and len(p.text) <= ECHO_LIMIT:  # the record exactly as sent
                 out.append(f'{head[:-1]},"row":{p.text}}}\n')
-            else:
-                out.append(f'{head[:-1]},"text":{_json_text(p.text)}}}\n')
+            else:  # text that is no JSON, or a record too long to echo whole: cut, as text
+                out.append(f'{head[:-1]},"text":{_json_text(cut_text(p.text))}}}\n')
         return "".join(out).encode("utf-8")
     table = pa.table(_problem_columns(problems))
-    table = table.append_column("record", pa.array([p.text for p in problems], pa.string()))
+    table = table.append_column("record", pa.array([cut_text(p.text) for p in problems],
+                                                   pa.string()))
     return _encode_output(table, PLAN.rejects_format)

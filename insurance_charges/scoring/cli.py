@@ -25,7 +25,7 @@ from .parallel import OrderedPool
 from .reading import csv_header, field_columns, first_line, parquet_chunks, text_chunks
 from .reporting import Reporter
 from .storage import Sink, Source, StreamSink, is_s3, open_sink, same_place, split_s3
-from .writing import ChunkWriter
+from .writing import ChunkWriter, refuse_unwritable_csv
 
 CHUNK_ROWS = 50_000
 STDERR = "stderr"
@@ -84,6 +84,10 @@ def parser() -> Parser:
                    help=f"rows per chunk (default {CHUNK_ROWS:,})")
     p.add_argument("--jobs", type=_whole(1), default=os.cpu_count() or 1, metavar="N",
                    help="worker processes (default: one per CPU; 1 scores in this process)")
+    p.add_argument("--raw-csv-cells", action="store_true",
+                   help="write CSV text cells exactly as read, even those a spreadsheet would "
+                        "run as a formula (by default a cell starting with = + - @, a tab or "
+                        "a carriage return, and not a number, gets a leading ')")
     return p
 
 
@@ -174,6 +178,9 @@ def run(args: argparse.Namespace) -> int:
             input_schema = parquet.schema_arrow
             columns = tuple(input_schema.names)
             fields = field_columns(columns, name, reserved)
+            for fmt, what in ((out_fmt, "output"), (rejects_fmt, "rejects")):
+                if fmt == CSV:
+                    refuse_unwritable_csv(input_schema, name, what)
             total_rows = parquet.metadata.num_rows
             stream = parquet_chunks(parquet, args.chunk_rows)
         else:
@@ -184,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
             stream = itertools.chain([first] if first is not None else [], stream)
             input_schema = None
 
-        plan = chunks.Plan(in_fmt, out_fmt, rejects_fmt, columns, fields)
+        plan = chunks.Plan(in_fmt, out_fmt, rejects_fmt, columns, fields,
+                           inert=not args.raw_csv_cells)
         out_sink = open_sink(args.output)
         sinks.append(out_sink)
         rejects_sink = StreamSink(sys.stderr.buffer, STDERR) if rejects == STDERR else \
@@ -193,9 +201,9 @@ def run(args: argparse.Namespace) -> int:
         out_columns = columns + OUTPUT_COLUMNS
         reject_columns = REJECT_COLUMNS + (("record",) if in_fmt == JSONL else columns)
         out_writer = ChunkWriter(out_sink, out_fmt, out_columns,
-                                 _output_schema(in_fmt, columns, input_schema))
+                                 _output_schema(in_fmt, columns, input_schema), plan.inert)
         rejects_writer = ChunkWriter(rejects_sink, rejects_fmt, reject_columns,
-                                     _rejects_schema(in_fmt, columns, input_schema))
+                                     _rejects_schema(in_fmt, columns, input_schema), plan.inert)
         writers.extend([rejects_writer, out_writer])
 
         from ..core.estimator import load_model
@@ -213,19 +221,22 @@ def run(args: argparse.Namespace) -> int:
                        jobs=args.jobs, chunk_rows=args.chunk_rows, model_version=model.version)
         pool = OrderedPool(args.jobs)
         reporter.start(total_rows)
-        counts = dict(rows=0, scored=0, rejected=0, problems=0, warnings=0)
+        counts = dict(rows=0, scored=0, rejected=0, problems=0, warnings=0, unreadable=0)
+        first_unreadable = None
         done_bytes = 0
         for result in pool.map(_score, stream, inflight=2 * args.jobs):
             out_writer.write(result.output)
             rejects_writer.write(result.rejects)
             for key in counts:
                 counts[key] += getattr(result, key)
+            if first_unreadable is None:
+                first_unreadable = result.first_unreadable
             done_bytes += result.size
             reporter.advance(result.rows, done_bytes, source.size, total_rows)
         pool.close()
         rejects_writer.commit()  # the output appears last: its presence means "finished"
         out_writer.commit()
-        reporter.summary(counts, args.output, rejects)
+        reporter.summary(counts, args.output, rejects, first_unreadable)
     except BaseException:
         reporter.detach()
         if pool is not None:

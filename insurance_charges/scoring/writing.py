@@ -6,25 +6,50 @@ import io
 
 import pyarrow as pa
 
+from .cells import inert_text
 from .formats import CSV, PARQUET, UsageError
 from .storage import Sink
 
 
-def csv_header(columns) -> bytes:
-    """One CSV header line (quoted only where needed)."""
+def csv_header(columns, inert: bool = True) -> bytes:
+    """One CSV header line (quoted only where needed; names a spreadsheet would evaluate
+    quoted as ``cells.inert_text`` quotes them, unless ``inert`` is off)."""
     text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerow(list(columns))
+    names = [inert_text(c) if inert else c for c in columns]
+    csv.writer(text, lineterminator="\n").writerow(names)
     return text.getvalue().encode("utf-8")
+
+
+def csv_writable(kind: pa.DataType) -> bool:
+    """True for the Arrow types a CSV cell holds exactly: text, numbers, booleans, times."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return any(test(kind) for test in (
+        pa.types.is_null, pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating,
+        pa.types.is_decimal, pa.types.is_string, pa.types.is_large_string,
+        pa.types.is_string_view, pa.types.is_date, pa.types.is_time, pa.types.is_timestamp,
+        pa.types.is_duration))
+
+
+def refuse_unwritable_csv(schema: pa.Schema, name: str, what: str) -> None:
+    """Refuse, before anything is scored, a column a CSV file cannot hold (nested, binary)."""
+    bad = [f"{f.name!r} ({f.type})" for f in schema if not csv_writable(f.type)]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise UsageError(f"{name} has a column a CSV file cannot hold: {shown}; write the "
+                         f"{what} as Parquet or JSON lines (--format, --rejects), or leave the "
+                         "column out of the input")
 
 
 class ChunkWriter:
     """Writes scored chunks (bytes, or Arrow tables for Parquet) to a sink, in order."""
 
-    def __init__(self, sink: Sink, fmt: str, columns=None, schema: pa.Schema | None = None):
+    def __init__(self, sink: Sink, fmt: str, columns=None, schema: pa.Schema | None = None,
+                 inert: bool = True):
         self.sink, self.fmt, self.schema = sink, fmt, schema
         self.parquet = None
         if fmt == CSV and columns is not None:
-            sink.write(csv_header(columns))
+            sink.write(csv_header(columns, inert))
 
     def write(self, payload) -> None:
         """Append one chunk's rows."""

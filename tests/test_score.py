@@ -1,9 +1,11 @@
 """Scoring a file (python -m insurance_charges.scoring): formats, order, rejects, S3, failures.
 
 Most runs call the command's ``main`` in this process with the session's model (loading it
-again costs seconds); three run it as a real child process: stdin to stdout, and interrupted
-by SIGTERM and by SIGKILL. S3 runs against moto's server over HTTP on 127.0.0.1. The helpers
-shared with the other scoring tests are in scoring_support.py.
+again costs seconds); two run it as a real child process: stdin to stdout, and killed by
+SIGKILL. S3 runs against moto's server over HTTP on 127.0.0.1. Accounting for every line and
+bounded rejects: test_score_accounting.py; spreadsheet formulas and Parquet columns a CSV
+cannot hold: test_score_cells.py; output places, publishing the pair, stop signals and
+failures (SIGTERM mid-run moved there): test_score_outputs.py.
 """
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import csv
 import io
 import json
 import math
-import signal
 import subprocess
 import sys
 
@@ -325,16 +326,6 @@ def test_a_failure_after_some_chunks_leaves_no_output_and_no_temporary_file(scor
     status, _, err = score(source, "-o", tmp_path / "out.csv", "--chunk-rows", 50, "--jobs", 1)
     assert status == 2 and len(error_lines(err)) == 1 and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
-
-
-def test_sigterm_mid_run_leaves_no_output_and_says_so(tmp_path):
-    process, _ = start_on_a_pipe(tmp_path)
-    assert not (tmp_path / "out.csv").exists()
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 128 + signal.SIGTERM
-    assert error_lines(err.decode()) == ["Error: interrupted by SIGTERM; no output written"]
-    assert list(tmp_path.iterdir()) == []  # neither the output nor its temporary file
 
 
 def test_sigkill_mid_run_leaves_only_a_hidden_partial_file_and_no_workers(tmp_path):

@@ -2,9 +2,11 @@
 
 Exit status: 0 when every row was scored (or no more were rejected than ``--max-rejects``
 allows), 1 when more were rejected, 2 when the run could not be done (unreadable input, a
-missing column, an unknown format, an unusable setting or model: one ``Error:`` line on
-stderr), 128 + the signal's number when interrupted. Whenever it does not finish, no output
-and no rejects file appear (a standard output stream excepted: it is written as it goes).
+missing column, an unknown format, an unusable setting or model, an output that is not a
+regular file: one ``Error:`` line on stderr), 128 + the signal's number when stopped by
+SIGINT, SIGTERM or SIGHUP. The output and its rejects file appear together when the run is
+complete, or neither does (a standard output stream excepted: it is written as it goes); the
+one ``Error:`` line says what a run that did not finish left.
 """
 from __future__ import annotations
 
@@ -22,21 +24,16 @@ from . import chunks
 from .formats import CSV, JSONL, OUTPUT_COLUMNS, PARQUET, REJECT_COLUMNS, STDIO, UsageError, \
     format_of, input_format, output_format, rejects_location
 from .parallel import OrderedPool
+from .publishing import Outcome, abort_all, publish_together
 from .reading import csv_header, field_columns, first_line, parquet_chunks, text_chunks
 from .reporting import Reporter
-from .storage import Sink, Source, StreamSink, is_s3, open_sink, same_place, split_s3
+from .signals import Interrupted, StopSignals
+from .storage import Sink, Source, StreamSink, check_output_place, is_s3, open_sink, \
+    same_place, split_s3
 from .writing import ChunkWriter, refuse_unwritable_csv
 
 CHUNK_ROWS = 50_000
 STDERR = "stderr"
-
-
-class Interrupted(Exception):
-    """SIGTERM or SIGINT arrived: stop, and leave no output."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 class Parser(argparse.ArgumentParser):
@@ -93,34 +90,36 @@ def parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status."""
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _raise_interrupted)
-    try:
-        return run(parser().parse_args(argv))
-    except Interrupted as exc:
-        return _fail(f"interrupted by {exc}; no output written", 128 + exc.signum)
-    except KeyboardInterrupt:
-        return _fail("interrupted by SIGINT; no output written", 128 + signal.SIGINT)
-    except UsageError as exc:
-        return _fail(str(exc))
-    except BrokenProcessPool:
-        return _fail("a worker process died (out of memory, or killed); no output written")
-    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-        from ..core.estimator import ModelLoadError
-        from ..settings import SettingsError
-
-        if isinstance(exc, (ModelLoadError, SettingsError)):
-            return _fail(str(exc))
-        if isinstance(exc, OSError):  # a full disk, a broken pipe, a network failure
-            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-            return _fail(f"{exc.strerror or exc}{where}; no output written")
-        return _fail(f"{type(exc).__name__}: {exc}; no output written")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    signals, outcome = StopSignals(), Outcome()
+    with signals.installed():
+        try:
+            return run(parser().parse_args(argv), signals, outcome)
+        except BaseException as exc:  # noqa: BLE001 - one line, never a traceback
+            with signals.deferred():  # a second signal does not cut the line short
+                return _failure(exc, outcome)
 
 
-def _raise_interrupted(signum, frame):
-    raise Interrupted(signum)
+def _failure(exc: BaseException, outcome: Outcome) -> int:
+    """The one ``Error:`` line for a run that did not finish, and its exit status."""
+    from ..core.estimator import ModelLoadError
+    from ..settings import SettingsError
+
+    if isinstance(exc, (Interrupted, KeyboardInterrupt)):  # the latter: before our handler
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        joined = " after " if outcome.published else "; "
+        return _fail(f"interrupted by {signal.Signals(signum).name}{joined}{outcome.said()}",
+                     128 + signum)
+    if isinstance(exc, (UsageError, ModelLoadError, SettingsError)):
+        left = outcome.said()
+        return _fail(str(exc) if left == "no output written" else f"{exc}; {left}")
+    if isinstance(exc, BrokenProcessPool):
+        return _fail(f"a worker process died (out of memory, or killed); {outcome.said()}")
+    if isinstance(exc, OSError):  # a full disk, a broken pipe, a network failure
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return _fail(f"{exc.strerror or exc}{where}; {outcome.said()}")
+    if isinstance(exc, Exception):
+        return _fail(f"{type(exc).__name__}: {exc}; {outcome.said()}")
+    raise exc  # SystemExit (--help) and the like
 
 
 def _fail(message: str, status: int = 2) -> int:
@@ -136,8 +135,12 @@ def _name(location: str) -> str:
     return "stdin" if location == STDIO else location
 
 
-def run(args: argparse.Namespace) -> int:
-    """Score ``args.input`` into ``args.output``; return the exit status."""
+def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int:
+    """Score ``args.input`` into ``args.output``; return the exit status.
+
+    ``signals`` defers stop signals while the outputs are published or cleaned up;
+    ``outcome`` records what the run has left, for the closing line whatever happens.
+    """
     for location in (args.input, args.output, args.rejects):
         if location and is_s3(location):
             split_s3(location)  # a malformed URI is refused before anything else
@@ -156,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
     if rejects == STDIO:
         raise UsageError("--rejects - is not possible; give a file, or leave --rejects out to "
                          "get them on stderr when the output is stdout")
+    check_output_place(args.output, "-o")
+    if rejects != STDERR:
+        check_output_place(rejects, "--rejects")
 
     source = Source(args.input)
     sinks: list[Sink] = []
@@ -234,17 +240,16 @@ def run(args: argparse.Namespace) -> int:
             done_bytes += result.size
             reporter.advance(result.rows, done_bytes, source.size, total_rows)
         pool.close()
-        rejects_writer.commit()  # the output appears last: its presence means "finished"
-        out_writer.commit()
+        # The rejects first, the output last (its presence means "finished"), both or neither.
+        publish_together(writers, outcome, signals)
         reporter.summary(counts, args.output, rejects, first_unreadable)
     except BaseException:
-        reporter.detach()
-        if pool is not None:
-            pool.terminate()
-        for writer in writers:
-            writer.abort()
-        for sink in sinks[len(writers):]:
-            sink.abort()
+        with signals.deferred():  # cleaning up is not cut short by another signal
+            reporter.detach()
+            if pool is not None:
+                pool.terminate()
+            if not outcome.published:
+                abort_all([*writers, *sinks[len(writers):]], outcome, signals)
         raise
     finally:
         gc.unfreeze()  # for a caller that goes on (the tests run main() in their process)

@@ -1,4 +1,4 @@
-"""Output and rejects files: chunks written in order to a sink that appears only on commit."""
+"""Output and rejects files: chunks written in order to a sink that appears only when published."""
 from __future__ import annotations
 
 import csv
@@ -51,6 +51,11 @@ class ChunkWriter:
         if fmt == CSV and columns is not None:
             sink.write(csv_header(columns, inert))
 
+    @property
+    def streams(self) -> bool:
+        """True when the rows go out as they are written (standard output)."""
+        return self.sink.streams
+
     def write(self, payload) -> None:
         """Append one chunk's rows."""
         if payload is None:
@@ -86,17 +91,24 @@ class ChunkWriter:
                 + f" holds values of another type than in the first rows ({exc}); write CSV "
                 "or JSON lines instead, or give the column one type") from None
 
-    def commit(self) -> None:
-        """Finish the file and make it appear."""
+    def finish(self) -> None:
+        """Write the file's end (a Parquet footer) and make it durable, still unpublished."""
         if self.fmt == PARQUET:
             if self.parquet is None:
                 self._open(self.schema if self.schema is not None else pa.schema([]))
             self.parquet.close()
-        self.sink.commit()
+        self.sink.finish()
 
-    def abort(self) -> None:
-        """Leave nothing that looks finished."""
-        self.sink.abort()
+    def abort(self) -> str | None:
+        """Leave nothing that looks finished; say what could not be cleaned up."""
+        note = self.sink.abort()  # from here on the sink takes writes and drops them
+        if self.parquet is not None:
+            try:  # closed now, into the void, so that its finalizer has nothing left to do
+                self.parquet.close()
+            except (pa.ArrowException, OSError, ValueError):
+                pass
+            self.parquet = None
+        return note
 
 
 def _storable(schema: pa.Schema) -> pa.Schema:

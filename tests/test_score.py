@@ -503,6 +503,97 @@ def test_a_whole_chunk_scores_the_same_with_and_without_the_fast_path(real_model
     assert with_fast.rejects == reference.rejects
 
 
+def _same_with_and_without_the_fast_path(real_model, chunk, plan: dict) -> tuple:
+    results = []
+    for fast in (True, False):
+        chunks.install(real_model, chunks.Plan(**plan, fast=fast))
+        results.append(chunks.score(chunk))
+    with_fast, reference = results
+    counts = [(r.rows, r.scored, r.rejected, r.problems, r.warnings) for r in results]
+    assert counts[0] == counts[1]
+    for got, expected in ((with_fast.output, reference.output),
+                          (with_fast.rejects, reference.rejects)):
+        if isinstance(got, pa.Table):  # by repr: a NaN echoed in a rejected row equals itself
+            assert got.schema == expected.schema
+            got, expected = repr(got.to_pylist()), repr(expected.to_pylist())
+        assert got == expected
+    return with_fast
+
+
+@pytest.mark.parametrize("rejects_format", ["csv", "jsonl", "parquet"])
+def test_rows_with_many_bad_cells_reject_the_same_with_and_without_the_fast_path(
+        real_model, rejects_format):
+    rng = np.random.default_rng(2)
+    pool = {f.name: [c for c in TRICKY_TEXT if c is not None] for f in FIELDS}
+    lines = []
+    for i, record in enumerate(valid_records(600, seed=5)):
+        cells = [cell(record[f.name]) for f in FIELDS]
+        for j in rng.choice(len(FIELDS), int(rng.integers(0, 7)), replace=False):
+            cells[j] = str(rng.choice(pool[FIELDS[j].name]))
+        lines.append(",".join([f"id{i}", *(f'"{c}"' for c in cells)]))
+    lines[7] = "a,b"  # and a line that is no row
+    result = _same_with_and_without_the_fast_path(
+        real_model, _chunk_of(lines), dict(input_format="csv", output_format="csv",
+                                           rejects_format=rejects_format,
+                                           columns=("id", *FIELD_NAMES),
+                                           fields={f: f for f in FIELD_NAMES}))
+    assert result.rejected > 400 and result.problems > 1000
+
+
+def test_typed_parquet_columns_reject_the_same_with_and_without_the_fast_path(real_model):
+    from insurance_charges.scoring.reading import BatchChunk
+
+    n = 240
+    rng = np.random.default_rng(3)
+
+    def pick(values, kind=None):
+        chosen = [values[int(i)] for i in rng.integers(0, len(values), n)]
+        return pa.array(chosen, kind)
+    table = pa.table({
+        "age": pick([19, 40.0, 40.5, None, float("nan"), -0.0, 1e300, 101, 18, 64], pa.float64()),
+        "sex": pick(["female", "male", None, "Male", " male", ""]).dictionary_encode(),
+        "bmi": pick([27.9, 10, 80, 9, None, 33], pa.int64()),
+        "children": pick([0, 1, None, 11], pa.uint8()),
+        "smoker": pick([True, False, None], pa.bool_()),
+        "region": pick(["southwest", "north", None, "southeast"], pa.large_string()),
+    })
+    chunk = BatchChunk(1, table.to_batches()[0])
+    for rejects_format in ("csv", "jsonl", "parquet"):
+        result = _same_with_and_without_the_fast_path(
+            real_model, chunk, dict(input_format="parquet", output_format="parquet",
+                                    rejects_format=rejects_format, columns=tuple(FIELD_NAMES),
+                                    fields={f: f for f in FIELD_NAMES}))
+        assert result.rejected == n  # smoker is never text: every row is refused
+
+
+JSON_VALUES = [19, 19.0, 19.5, "19", True, False, 1, 0, None, -0.0, 0.0, 1e300,
+               123456789012345678901234567890, [], {}, [19], "female", "Female", "yes", "no",
+               "southwest", 27.9, 10, 80, 80.5, "", " 19"]
+
+
+@pytest.mark.parametrize("output_format", ["jsonl", "csv"])
+def test_json_lines_reject_the_same_with_and_without_the_fast_path(real_model, output_format):
+    rng = np.random.default_rng(4)
+    lines = []
+    for i, record in enumerate(valid_records(300, seed=6)):
+        record = {"id": i, **record}
+        for name in rng.choice(FIELD_NAMES, int(rng.integers(0, 4)), replace=False):
+            if rng.random() < 0.2:
+                del record[name]
+            else:
+                record[name] = JSON_VALUES[int(rng.integers(0, len(JSON_VALUES)))]
+        lines.append(json.dumps(record))
+    lines[3] = "[1, 2]"
+    lines[5] = '{"age": 19, "age": 20}'
+    lines[9] = "not json"
+    lines[11] = "{}"
+    result = _same_with_and_without_the_fast_path(
+        real_model, TextChunk(1, ("\n".join(lines) + "\n").encode()),
+        dict(input_format="jsonl", output_format=output_format, rejects_format="jsonl",
+             columns=("id", *FIELD_NAMES), fields={f: f for f in FIELD_NAMES}))
+    assert result.rejected > 100 and result.scored > 50
+
+
 def test_text_cells_are_typed_exactly_as_the_web_form_types_them():
     from insurance_charges.web.form_parsing import typed_values
 

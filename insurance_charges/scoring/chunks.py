@@ -31,8 +31,8 @@ import pyarrow.csv as pa_csv
 
 from ..core.estimates import estimate_valid
 from ..core.schema import BY_NAME, CATEGORY, FIELD_NAMES, FIELDS, INTEGER, FieldError, \
-    RepeatedKeys, _shown_key
-from ..core.validation import ValidRecords, validate_each, validate_records
+    RepeatedKeys, _shown_key, check_value
+from ..core.validation import Refusal, ValidRecords, validate_each, validate_records
 from . import columns as fastpath
 from .cells import ECHO_LIMIT, cut_table, cut_text, inert_table
 from .formats import CSV, ESTIMATE, FIELD, JSONL, LINE, LOWER, MESSAGE, OUTPUT_COLUMNS, \
@@ -73,7 +73,7 @@ class Result:
     rejects: Any = None
 
 
-@dataclass
+@dataclass(slots=True)  # a chunk of bad rows makes hundreds of thousands
 class Problem:
     """One problem of one row: its line, the field (None for the whole row), the message."""
 
@@ -258,45 +258,95 @@ def _not_a_row(first: int, last: int, exc: csv.Error) -> str:
 
 # Tables (CSV, Parquet) -----------------------------------------------------------------------
 
-def _score_table(table: pa.Table, lines: np.ndarray, problems: list[Problem]) -> Result:
+@dataclass
+class Found:
+    """The problems of a chunk's rows, as columns: each one's line, its field's position in
+    the schema, the core's message and the row's index in the chunk's table."""
+
+    line: np.ndarray
+    field: np.ndarray
+    message: pa.Array
+    row: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+    @classmethod
+    def of(cls, problems: list[Problem]) -> "Found":
+        """Problems listed one by one (the reference path), as columns."""
+        return cls(np.array([p.line for p in problems], dtype=np.int64),
+                   np.array([FIELD_NAMES.index(p.field) for p in problems], dtype=np.int64),
+                   pa.array([p.message for p in problems], pa.string()),
+                   np.array([p.row for p in problems], dtype=np.int64))
+
+
+def _score_table(table: pa.Table, lines: np.ndarray, unreadable: list[Problem]) -> Result:
     n = table.num_rows
     arrays = [table.column(PLAN.fields[f.name]) for f in FIELDS]
-    texts = [fastpath.is_text(a.type) for a in arrays]
-    ok = np.ones(n, dtype=bool) if PLAN.fast else np.zeros(n, dtype=bool)
-    columns = {}
-    for f, array in zip(FIELDS, arrays):
-        if PLAN.fast:
-            certain, values = fastpath.fast_values(f, array)
-            ok &= certain
-        else:
-            values = np.zeros(n, dtype=object if f.kind == CATEGORY else np.float64)
-        columns[f.name] = values
-    valid = ok.copy()
-    slow = np.flatnonzero(~ok)
-    if len(slow):
-        taken = pa.array(slow)
-        cells = [array.take(taken).to_pylist() for array in arrays]
-        records = [fastpath.reference_record(FIELDS, [c[j] for c in cells], texts)
-                   for j in range(len(slow))]
-        checked = _validate(records, lines[slow])
-        for j, (record, errors) in enumerate(checked):
-            row = int(slow[j])
-            if errors:
-                problems.extend(Problem(int(lines[row]), e.field, e.message, row)
-                                for e in errors)
-                continue
-            valid[row] = True
-            for f in FIELDS:
-                columns[f.name][row] = record[f.name]
+    if PLAN.fast:
+        columns, valid, found = _checked_columns(arrays, lines)
+    else:
+        columns, valid, found = _checked_records(arrays, lines)
     chosen = np.flatnonzero(valid)
     chosen_lines = lines[chosen]
     estimates = _estimate({name: col[chosen] for name, col in columns.items()}, chosen_lines)
-    result = _counts(n, problems, estimates)
+    result = _counts(n, unreadable, estimates, found)
     out = table.take(pa.array(chosen)) if len(chosen) < n else table
     out = _with_estimates(out, estimates)
     result.output = _encode_output(out, PLAN.output_format)
-    result.rejects = _table_rejects(table, problems) if problems else None
+    if len(found) or unreadable:
+        result.rejects = _table_rejects(table, found, unreadable)
     return result
+
+
+def _checked_columns(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray, Found]:
+    """Each field's values, which rows are valid, and the problems, a column at a time: the
+    fast path takes the cells it is sure of, the core judges each distinct other value once
+    (``columns.checked_cells``), and each bad cell is one problem."""
+    n = len(lines)
+    columns, valid = {}, np.ones(n, dtype=bool)
+    rows, fields, said, messages = [], [], [], []
+    for k, (f, array) in enumerate(zip(FIELDS, arrays)):
+        certain, values = fastpath.fast_values(f, array)
+        doubt = np.flatnonzero(~certain)
+        if len(doubt):
+            ok, coerced, message_at, words = fastpath.checked_cells(
+                f, array.take(pa.array(doubt)), fastpath.is_text(array.type))
+            values[doubt[ok]] = coerced[ok]
+            bad = doubt[~ok]
+            valid[bad] = False
+            rows.append(bad)
+            fields.append(np.full(len(bad), k, dtype=np.int64))
+            said.append(message_at[~ok] + len(messages))
+            messages.extend(words)
+        columns[f.name] = values
+    if not rows:
+        empty = np.empty(0, dtype=np.int64)
+        return columns, valid, Found(empty, empty, pa.array([], pa.string()), empty)
+    row = np.concatenate(rows)
+    message = pa.array(messages, pa.string()).take(pa.array(np.concatenate(said)))
+    return columns, valid, Found(lines[row], np.concatenate(fields), message, row)
+
+
+def _checked_records(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray, Found]:
+    """The reference: every row as a record through the core's ``validate_each``."""
+    n = len(lines)
+    texts = [fastpath.is_text(a.type) for a in arrays]
+    columns = {f.name: np.zeros(n, dtype=object if f.kind == CATEGORY else np.float64)
+               for f in FIELDS}
+    valid = np.zeros(n, dtype=bool)
+    cells = [array.to_pylist() for array in arrays]
+    records = [fastpath.reference_record(FIELDS, [c[j] for c in cells], texts)
+               for j in range(n)]
+    problems = []
+    for row, (record, errors) in enumerate(_validate(records, lines)):
+        if errors:
+            problems.extend(Problem(int(lines[row]), e.field, e.message, row) for e in errors)
+            continue
+        valid[row] = True
+        for f in FIELDS:
+            columns[f.name][row] = record[f.name]
+    return columns, valid, Found.of(problems)
 
 
 def _validate(records: list, lines: np.ndarray) -> list[tuple[dict | None, list[FieldError]]]:
@@ -352,13 +402,17 @@ def _estimate(columns: dict[str, np.ndarray], lines: np.ndarray,
                      got.records)
 
 
-def _counts(rows: int, problems: list[Problem], estimates: Estimated) -> Result:
+def _counts(rows: int, problems: list[Problem], estimates: Estimated,
+            found: Found | None = None) -> Result:
     """Counts of a chunk: ``rows`` parsed rows, plus a row per line of text that was none."""
     unreadable = [p for p in problems if p.row is None]
     lost = sum(p.rows for p in unreadable)
     refused = len({p.line for p in problems if p.row is not None})
+    if found is not None and len(found):
+        refused += int(np.count_nonzero(np.bincount(found.row)))  # rows with a problem
     return Result(rows=rows + lost, scored=estimates.count, rejected=refused + lost,
-                  problems=len(problems), warnings=estimates.warning_count, unreadable=lost,
+                  problems=len(problems) + (len(found) if found is not None else 0),
+                  warnings=estimates.warning_count, unreadable=lost,
                   first_unreadable=min((p.line for p in unreadable), default=None))
 
 
@@ -403,20 +457,32 @@ def _problem_columns(problems: list[Problem]) -> dict[str, pa.Array]:
             MESSAGE: pa.array([p.message for p in problems], pa.string())}
 
 
-def _table_rejects(table: pa.Table, problems: list[Problem]):
-    problems = sorted(problems, key=lambda p: p.line)  # stable: a row's problems stay in order
-    rows = cut_table(table.take(pa.array([p.row for p in problems], pa.int64())))
+def _table_rejects(table: pa.Table, found: Found, unreadable: list[Problem]):
+    """The rejects of a table's chunk in line order, each row's problems in schema order; text
+    that was no row has no field and an empty row."""
+    line = np.concatenate([found.line, [p.line for p in unreadable]]).astype(np.int64)
+    field = np.concatenate([found.field, np.full(len(unreadable), -1)]).astype(np.int64)
+    row = np.concatenate([found.row, np.full(len(unreadable), -1)]).astype(np.int64)
+    message = pa.concat_arrays([found.message,
+                                pa.array([p.message for p in unreadable], pa.string())])
+    order = np.lexsort((field, line))
+    line, field, row = line[order], field[order], row[order]
+    message = message.take(pa.array(order))
+    rows = cut_table(table.take(pa.array(row, mask=row < 0)))
     if PLAN.rejects_format == JSONL:
+        texts = {p.line: p.text for p in unreadable}
         out = []
-        for problem, row in zip(problems, rows.to_pylist()):
-            item = {LINE: problem.line, FIELD: problem.field, MESSAGE: problem.message}
-            if problem.row is not None:
-                item["row"] = row
+        for j, cells in enumerate(rows.to_pylist()):
+            item = {LINE: int(line[j]), FIELD: FIELD_NAMES[field[j]] if field[j] >= 0 else None,
+                    MESSAGE: message[j].as_py()}
+            if row[j] >= 0:
+                item["row"] = cells
             else:
-                item["text"] = cut_text(problem.text)
+                item["text"] = cut_text(texts[int(line[j])])
             out.append(orjson.dumps(item, default=str, option=orjson.OPT_APPEND_NEWLINE))
         return b"".join(out)
-    rejects = pa.table(_problem_columns(problems))
+    names = pa.array(FIELD_NAMES, pa.string()).take(pa.array(field, mask=field < 0))
+    rejects = pa.table({LINE: pa.array(line, pa.int64()), FIELD: names, MESSAGE: message})
     for name in rows.column_names:
         rejects = rejects.append_column(name, rows.column(name))
     return _encode_output(rejects, PLAN.rejects_format)
@@ -489,16 +555,27 @@ def _score_json_lines(chunk: TextChunk) -> Result:
         objects.append(value)
         extra.append(own)
     lines = np.array(item_lines, dtype=np.int64)
-    valid_records, refused = validate_records(items, _locate(lines))
+    # The core's column-at-a-time check needs plain objects of the six fields; when some item
+    # is not one, it would list every problem of the chunk only to refuse it: skip to ours.
+    if PLAN.fast and not all(type(i) is dict and len(i) == len(FIELDS) for i in items):
+        valid_records, refused = None, Refusal(total=1)
+    else:
+        valid_records, refused = validate_records(items, _locate(lines))
     if refused.total or any(extra):
-        checked = _validate(items, lines) if refused.total else \
-            [(None, []) for _ in items]
+        if not refused.total:
+            checked: list[list[tuple[str | None, str]]] = [[] for _ in items]
+        elif PLAN.fast:
+            checked = _checked_items(items, lines)
+        else:
+            checked = [[(e.field, e.message) for e in errors]
+                       for _, errors in _validate(items, lines)]
         keep = []
-        for j, (_, errors) in enumerate(checked):
-            errors = errors + extra[j]
+        for j, errors in enumerate(checked):
+            errors = errors + [(e.field, e.message) for e in extra[j]]
             if errors:
-                problems.extend(Problem(int(lines[j]), e.field, e.message, j, texts[j])
-                                for e in errors)
+                line, text = int(lines[j]), texts[j]
+                problems.extend(Problem(line, field, message, j, text)
+                                for field, message in errors)
             else:
                 keep.append(j)
         valid_records, _ = validate_records([items[j] for j in keep], _locate(lines[keep]))
@@ -511,6 +588,45 @@ def _score_json_lines(chunk: TextChunk) -> Result:
                                  valid_records, estimates)
     result.rejects = _json_rejects(problems) if problems else None
     return result
+
+
+def _checked_items(items: list, lines: np.ndarray) -> list[list[tuple[str | None, str]]]:
+    """Each item's problems (field, message), as the core's ``validate_each`` lists them.
+
+    A plain record (an object with no repeated key, holding only field keys) has exactly the
+    problems of its values, so each distinct value of a field is judged once; anything else
+    (not an object, a repeated field) goes through the core whole.
+    """
+    judged: dict[tuple, str | None] = {}
+    required = {f.name: fastpath.required_message(f) for f in FIELDS}
+    out = []
+    for item, line in zip(items, lines.tolist()):
+        if type(item) is not dict:
+            _, refusal = validate_each([item], lambda i: f"/{line}", listed=ALL)
+            out.append([(e.field, e.message) for e in refusal])
+            continue
+        errors = []
+        for f in FIELDS:
+            if f.name not in item:
+                errors.append((f.name, required[f.name]))
+                continue
+            value = item[f.name]
+            # By type and exact value: 1, 1.0 and True are equal keys in Python, 0.0 and -0.0
+            # too, and each is worded differently; lists and objects are not kept.
+            key = (f.name, type(value), repr(value) if type(value) is float else value) \
+                if not isinstance(value, (list, dict)) else None
+            if key is None or key not in judged:
+                _, message = check_value(f, value)
+                if key is None:
+                    judged_message = message
+                else:
+                    judged_message = judged[key] = message
+            else:
+                judged_message = judged[key]
+            if judged_message is not None:
+                errors.append((f.name, judged_message))
+        out.append(errors)
+    return out
 
 
 def _keys_problem(line: int, keys: list[str], one: str, many: str, rest: str) -> FieldError:

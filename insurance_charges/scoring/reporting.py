@@ -116,7 +116,8 @@ class Reporter:
                 f"{first_unreadable}" if unreadable else "")
         where = f"; rejects in {rejects}" if counts["rejected"] and rejects else ""
         message = (f"{counts['rows']:,} rows read = {counts['scored']:,} scored + "
-                   f"{counts['rejected']:,} rejected ({counts['problems']:,} problems{lost}"
+                   f"{counts['rejected']:,} rejected ({counts['problems']:,} problem"
+                   f"{'' if counts['problems'] == 1 else 's'}{lost}"
                    f"{where}); {counts['warnings']:,} warnings; {seconds:.2f} s, "
                    f"{rate:,.0f} rows/s")
         if self.terminal:

@@ -83,7 +83,11 @@ def error_lines(stderr: str) -> list[str]:
 
 @pytest.fixture
 def score(real_model, monkeypatch, capfd):
-    """Run the command in this process with the session's model; (status, stdout, stderr)."""
+    """Run the command in this process with the session's model; (status, stdout, stderr).
+
+    With ``--jobs 1`` unless a test asks for workers: forking them makes a test slow-tier
+    (tests/tiers.py), and such a test says so with ``@pytest.mark.slow``.
+    """
     monkeypatch.setattr("insurance_charges.core.estimator.load_model",
                         lambda *args, **kwargs: real_model)
 
@@ -91,7 +95,8 @@ def score(real_model, monkeypatch, capfd):
         if stdin is not None:
             monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
         capfd.readouterr()
-        status = cli.main([str(a) for a in args])
+        argv = [str(a) for a in args]
+        status = cli.main(argv if "--jobs" in argv else [*argv, "--jobs", "1"])
         out, err = capfd.readouterr()
         return status, out, err
     return run

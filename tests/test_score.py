@@ -61,6 +61,7 @@ def assert_same_as_api(rows: list[dict], records: list[dict], api: dict) -> None
 
 # Formats, ids, order, and the API's numbers ------------------------------------------------------
 
+@pytest.mark.slow  # starts processes
 @pytest.mark.parametrize("source_format", ["csv", "jsonl", "parquet"])
 @pytest.mark.parametrize("target_format", ["csv", "jsonl", "parquet"])
 def test_every_format_in_and_out_carries_ids_through_in_order_with_the_apis_numbers(
@@ -93,6 +94,7 @@ def test_csv_to_csv_keeps_every_input_column_and_value_as_it_was(score, tmp_path
     assert [{k: r[k] for k in expected[0]} for r in got] == expected
 
 
+@pytest.mark.slow  # starts processes
 def test_chunks_scored_by_two_workers_come_back_in_input_order(score, tmp_path):
     rows = records_with_ids(1000, seed=3)
     source = write_csv(tmp_path / "in.csv", rows)
@@ -262,6 +264,7 @@ def test_stdin_to_stdout_streams_rows_and_sends_rejects_to_stderr(score, tmp_pat
     assert all(r["line"] == 22 and r["row"]["id"] == "bad" for r in rejected)
 
 
+@pytest.mark.slow  # starts processes
 def test_the_real_command_reads_stdin_and_writes_stdout(tmp_path):
     rows = records_with_ids(30)
     source = write_jsonl(tmp_path / "in.jsonl", rows)
@@ -328,6 +331,7 @@ def test_a_failure_after_some_chunks_leaves_no_output_and_no_temporary_file(scor
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
+@pytest.mark.slow  # starts processes
 def test_sigkill_mid_run_leaves_only_a_hidden_partial_file_and_no_workers(tmp_path):
     import psutil
 

@@ -220,6 +220,7 @@ def test_when_the_s3_output_cannot_be_written_its_rejects_object_is_deleted_agai
 
 # Stop signals mid-run: a real process -----------------------------------------------------------
 
+@pytest.mark.slow  # starts processes
 @pytest.mark.parametrize("signum", STOP, ids=lambda s: s.name)
 def test_a_stop_signal_mid_run_leaves_last_runs_pair_and_no_partial_file(tmp_path, signum):
     pair = previous_pair(tmp_path)
@@ -232,6 +233,7 @@ def test_a_stop_signal_mid_run_leaves_last_runs_pair_and_no_partial_file(tmp_pat
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == pair
 
 
+@pytest.mark.slow  # starts processes
 @pytest.mark.parametrize("delay", [0.0, 0.3, 1.0, 2.0])
 def test_ctrl_c_while_the_command_starts_is_one_line_whatever_it_was_doing(tmp_path, delay):
     require(Path("/proc/self/maps").exists(), "needs Linux's /proc to see what a process loaded")
@@ -251,6 +253,7 @@ def test_ctrl_c_while_the_command_starts_is_one_line_whatever_it_was_doing(tmp_p
     assert "Traceback" not in err.decode() and names(tmp_path) == []
 
 
+@pytest.mark.slow  # starts processes
 @pytest.mark.parametrize("signum", STOP, ids=lambda s: s.name)
 def test_a_stop_signal_while_a_part_is_on_the_wire_aborts_the_upload_and_stops(s3, tmp_path,
                                                                                signum):
@@ -292,6 +295,7 @@ def run_with_a_file_size_limit(args: list[str], limit: int):
                           preexec_fn=limited, timeout=300)
 
 
+@pytest.mark.slow  # starts processes
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_a_write_that_fails_midway_leaves_no_partial_file_of_either_output(tmp_path, fmt):
     noise = random.Random(0)  # notes that do not compress: Parquet files grow too
@@ -308,6 +312,7 @@ def test_a_write_that_fails_midway_leaves_no_partial_file_of_either_output(tmp_p
     assert names(tmp_path) == ["in.csv"]
 
 
+@pytest.mark.slow  # starts processes
 def test_json_lines_of_mixed_types_to_parquet_is_one_error_line_and_no_traceback(tmp_path):
     record = {"age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes",
               "region": "southwest"}

@@ -1,8 +1,11 @@
 """Scoring a file (python -m insurance_charges.scoring): formats, order, rejects, S3, failures.
 
 Most runs call the command's ``main`` in this process with the session's model (loading it
-again costs seconds); three run it as a real child process: stdin to stdout, and interrupted
-by SIGTERM and by SIGKILL. S3 runs against moto's server over HTTP on 127.0.0.1.
+again costs seconds); two run it as a real child process: stdin to stdout, and killed by
+SIGKILL. S3 runs against moto's server over HTTP on 127.0.0.1. Accounting for every line and
+bounded rejects: test_score_accounting.py; spreadsheet formulas and Parquet columns a CSV
+cannot hold: test_score_cells.py; output places, publishing the pair, stop signals and
+failures (SIGTERM mid-run moved there): test_score_outputs.py.
 """
 from __future__ import annotations
 
@@ -10,11 +13,8 @@ import csv
 import io
 import json
 import math
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -28,82 +28,9 @@ from insurance_charges.scoring import chunks, cli, columns, storage
 from insurance_charges.scoring.reading import TextChunk, text_chunks
 from insurance_charges.web import create_app
 
-from .aws import scoring_s3_on_moto
-
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUTS = ("estimate", "likely_lower", "likely_upper", "warnings")
-
-
-# Helpers ---------------------------------------------------------------------------------------
-
-def records_with_ids(count: int, seed: int = 0) -> list[dict]:
-    """Valid records (schema corners first, many outside the training ranges) with an id."""
-    rows = []
-    for i, record in enumerate(valid_records(count, seed)):
-        rows.append({"id": f"P-{i:05d}", **record, "note": f"n,{i}"})
-    return rows
-
-
-def cell(value) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) -> Path:
-    columns = columns or list(rows[0])
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([cell(row[c]) for c in columns])
-    return path
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def write_parquet(path: Path, rows: list[dict]) -> Path:
-    pq.write_table(pa.Table.from_pylist(rows), path)
-    return path
-
-
-WRITERS = {"csv": write_csv, "jsonl": write_jsonl, "parquet": write_parquet}
-
-
-def read_rows(path: Path, fmt: str | None = None) -> list[dict]:
-    fmt = fmt or path.suffix.lstrip(".")
-    if fmt == "csv":
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
-    if fmt == "jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return pq.read_table(path).to_pylist()
-
-
-def summary_of(stderr: str) -> dict:
-    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
-    return next(line for line in lines if line.get("event") == "summary")
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("Error:")]
-
-
-@pytest.fixture
-def score(real_model, monkeypatch, capfd):
-    """Run the command in this process with the session's model; (status, stdout, stderr)."""
-    monkeypatch.setattr("insurance_charges.core.estimator.load_model",
-                        lambda *args, **kwargs: real_model)
-
-    def run(*args, stdin: bytes | None = None):
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-        capfd.readouterr()
-        status = cli.main([str(a) for a in args])
-        out, err = capfd.readouterr()
-        return status, out, err
-    return run
+from .scoring_support import OUTPUTS, ROOT, WRITERS, cell, error_lines, fail_chunk, read_rows, \
+    records_with_ids, start_on_a_pipe, summary_of, write_csv, write_jsonl
+from .scoring_support import s3, score  # noqa: F401 - fixtures, used by name
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +61,7 @@ def assert_same_as_api(rows: list[dict], records: list[dict], api: dict) -> None
 
 # Formats, ids, order, and the API's numbers ------------------------------------------------------
 
+@pytest.mark.slow  # starts processes
 @pytest.mark.parametrize("source_format", ["csv", "jsonl", "parquet"])
 @pytest.mark.parametrize("target_format", ["csv", "jsonl", "parquet"])
 def test_every_format_in_and_out_carries_ids_through_in_order_with_the_apis_numbers(
@@ -166,6 +94,7 @@ def test_csv_to_csv_keeps_every_input_column_and_value_as_it_was(score, tmp_path
     assert [{k: r[k] for k in expected[0]} for r in got] == expected
 
 
+@pytest.mark.slow  # starts processes
 def test_chunks_scored_by_two_workers_come_back_in_input_order(score, tmp_path):
     rows = records_with_ids(1000, seed=3)
     source = write_csv(tmp_path / "in.csv", rows)
@@ -335,6 +264,7 @@ def test_stdin_to_stdout_streams_rows_and_sends_rejects_to_stderr(score, tmp_pat
     assert all(r["line"] == 22 and r["row"]["id"] == "bad" for r in rejected)
 
 
+@pytest.mark.slow  # starts processes
 def test_the_real_command_reads_stdin_and_writes_stdout(tmp_path):
     rows = records_with_ids(30)
     source = write_jsonl(tmp_path / "in.jsonl", rows)
@@ -347,13 +277,6 @@ def test_the_real_command_reads_stdin_and_writes_stdout(tmp_path):
     assert [r["id"] for r in got] == [r["id"] for r in rows]
     assert all(line.startswith(b"{") for line in run.stderr.splitlines())  # JSON log lines
     assert summary_of(run.stderr.decode())["rows_scored"] == 30
-
-
-@pytest.fixture(scope="module")
-def s3():
-    """moto's S3 server on 127.0.0.1; boto3 finds it through AWS_ENDPOINT_URL."""
-    with scoring_s3_on_moto("scoring") as client:
-        yield client
 
 
 @pytest.mark.parametrize("source_format", ["csv", "parquet"])
@@ -383,19 +306,6 @@ def test_a_large_s3_output_is_a_completed_multipart_upload(score, s3, tmp_path, 
     assert body.count("\n") == 70_001
 
 
-def fail_chunk(monkeypatch, nth: int, error: Exception) -> None:
-    """Make the ``nth`` chunk scored raise ``error``; the others score as usual."""
-    calls = {"n": 0}
-    real = chunks.score
-
-    def failing(chunk):
-        calls["n"] += 1
-        if calls["n"] == nth:
-            raise error
-        return real(chunk)
-    monkeypatch.setattr(chunks, "score", failing)
-
-
 def test_a_failed_run_aborts_its_s3_upload_and_leaves_no_object(score, s3, tmp_path,
                                                                  monkeypatch):
     monkeypatch.setattr(storage, "PART_SIZE", 1024)
@@ -421,41 +331,11 @@ def test_a_failure_after_some_chunks_leaves_no_output_and_no_temporary_file(scor
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
-def _start_on_a_pipe(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    """The command reading CSV from a pipe we hold open, so it is surely mid-run."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "insurance_charges.scoring", "-", "-o", str(tmp_path / "out.csv"),
-         "--chunk-rows", "100", "--jobs", "2"],
-        cwd=ROOT, stdin=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    rows = records_with_ids(1000)
-    process.stdin.write(write_csv(tmp_path / "part.csv", rows).read_bytes())
-    process.stdin.flush()
-    (tmp_path / "part.csv").unlink()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # chunks have been written to the temporary file
-        partial = [p for p in tmp_path.iterdir() if p.name.startswith(".out.csv.")]
-        if partial and partial[0].stat().st_size > 10_000:
-            return process, partial[0]
-        assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(0.05)
-    process.kill()
-    pytest.fail("the command wrote nothing within 60 s")
-
-
-def test_sigterm_mid_run_leaves_no_output_and_says_so(tmp_path):
-    process, _ = _start_on_a_pipe(tmp_path)
-    assert not (tmp_path / "out.csv").exists()
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 128 + signal.SIGTERM
-    assert error_lines(err.decode()) == ["Error: interrupted by SIGTERM; no output written"]
-    assert list(tmp_path.iterdir()) == []  # neither the output nor its temporary file
-
-
+@pytest.mark.slow  # starts processes
 def test_sigkill_mid_run_leaves_only_a_hidden_partial_file_and_no_workers(tmp_path):
     import psutil
 
-    process, partial = _start_on_a_pipe(tmp_path)
+    process, partial = start_on_a_pipe(tmp_path)
     workers = psutil.Process(process.pid).children()
     assert len(workers) == 2
     process.kill()
@@ -625,6 +505,97 @@ def test_a_whole_chunk_scores_the_same_with_and_without_the_fast_path(real_model
     else:
         assert with_fast.output == reference.output
     assert with_fast.rejects == reference.rejects
+
+
+def _same_with_and_without_the_fast_path(real_model, chunk, plan: dict) -> tuple:
+    results = []
+    for fast in (True, False):
+        chunks.install(real_model, chunks.Plan(**plan, fast=fast))
+        results.append(chunks.score(chunk))
+    with_fast, reference = results
+    counts = [(r.rows, r.scored, r.rejected, r.problems, r.warnings) for r in results]
+    assert counts[0] == counts[1]
+    for got, expected in ((with_fast.output, reference.output),
+                          (with_fast.rejects, reference.rejects)):
+        if isinstance(got, pa.Table):  # by repr: a NaN echoed in a rejected row equals itself
+            assert got.schema == expected.schema
+            got, expected = repr(got.to_pylist()), repr(expected.to_pylist())
+        assert got == expected
+    return with_fast
+
+
+@pytest.mark.parametrize("rejects_format", ["csv", "jsonl", "parquet"])
+def test_rows_with_many_bad_cells_reject_the_same_with_and_without_the_fast_path(
+        real_model, rejects_format):
+    rng = np.random.default_rng(2)
+    pool = {f.name: [c for c in TRICKY_TEXT if c is not None] for f in FIELDS}
+    lines = []
+    for i, record in enumerate(valid_records(600, seed=5)):
+        cells = [cell(record[f.name]) for f in FIELDS]
+        for j in rng.choice(len(FIELDS), int(rng.integers(0, 7)), replace=False):
+            cells[j] = str(rng.choice(pool[FIELDS[j].name]))
+        lines.append(",".join([f"id{i}", *(f'"{c}"' for c in cells)]))
+    lines[7] = "a,b"  # and a line that is no row
+    result = _same_with_and_without_the_fast_path(
+        real_model, _chunk_of(lines), dict(input_format="csv", output_format="csv",
+                                           rejects_format=rejects_format,
+                                           columns=("id", *FIELD_NAMES),
+                                           fields={f: f for f in FIELD_NAMES}))
+    assert result.rejected > 400 and result.problems > 1000
+
+
+def test_typed_parquet_columns_reject_the_same_with_and_without_the_fast_path(real_model):
+    from insurance_charges.scoring.reading import BatchChunk
+
+    n = 240
+    rng = np.random.default_rng(3)
+
+    def pick(values, kind=None):
+        chosen = [values[int(i)] for i in rng.integers(0, len(values), n)]
+        return pa.array(chosen, kind)
+    table = pa.table({
+        "age": pick([19, 40.0, 40.5, None, float("nan"), -0.0, 1e300, 101, 18, 64], pa.float64()),
+        "sex": pick(["female", "male", None, "Male", " male", ""]).dictionary_encode(),
+        "bmi": pick([27.9, 10, 80, 9, None, 33], pa.int64()),
+        "children": pick([0, 1, None, 11], pa.uint8()),
+        "smoker": pick([True, False, None], pa.bool_()),
+        "region": pick(["southwest", "north", None, "southeast"], pa.large_string()),
+    })
+    chunk = BatchChunk(1, table.to_batches()[0])
+    for rejects_format in ("csv", "jsonl", "parquet"):
+        result = _same_with_and_without_the_fast_path(
+            real_model, chunk, dict(input_format="parquet", output_format="parquet",
+                                    rejects_format=rejects_format, columns=tuple(FIELD_NAMES),
+                                    fields={f: f for f in FIELD_NAMES}))
+        assert result.rejected == n  # smoker is never text: every row is refused
+
+
+JSON_VALUES = [19, 19.0, 19.5, "19", True, False, 1, 0, None, -0.0, 0.0, 1e300,
+               123456789012345678901234567890, [], {}, [19], "female", "Female", "yes", "no",
+               "southwest", 27.9, 10, 80, 80.5, "", " 19"]
+
+
+@pytest.mark.parametrize("output_format", ["jsonl", "csv"])
+def test_json_lines_reject_the_same_with_and_without_the_fast_path(real_model, output_format):
+    rng = np.random.default_rng(4)
+    lines = []
+    for i, record in enumerate(valid_records(300, seed=6)):
+        record = {"id": i, **record}
+        for name in rng.choice(FIELD_NAMES, int(rng.integers(0, 4)), replace=False):
+            if rng.random() < 0.2:
+                del record[name]
+            else:
+                record[name] = JSON_VALUES[int(rng.integers(0, len(JSON_VALUES)))]
+        lines.append(json.dumps(record))
+    lines[3] = "[1, 2]"
+    lines[5] = '{"age": 19, "age": 20}'
+    lines[9] = "not json"
+    lines[11] = "{}"
+    result = _same_with_and_without_the_fast_path(
+        real_model, TextChunk(1, ("\n".join(lines) + "\n").encode()),
+        dict(input_format="jsonl", output_format=output_format, rejects_format="jsonl",
+             columns=("id", *FIELD_NAMES), fields={f: f for f in FIELD_NAMES}))
+    assert result.rejected > 100 and result.scored > 50
 
 
 def test_text_cells_are_typed_exactly_as_the_web_form_types_them():

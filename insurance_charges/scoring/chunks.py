@@ -8,6 +8,12 @@ Validation and estimates are the core's: text cells typed as the form types them
 (``typed_from_text``), JSON lines parsed as strictly as the API parses a body, every row the
 fast path does not certainly accept validated by ``core.validation.validate_each``, valid rows
 estimated together by ``core.estimates.estimate_valid`` with pointers ``/<line>/<field>``.
+
+Every line is accounted for: a row is scored or rejected, and text that is not a row (a line of
+another width, a quote left open that swallowed the lines after it) is a rejected row for each
+line it spans, with one problem naming the lines. A row has a bounded number of problems (keys
+that are not columns, or that are repeated, are one problem each, however many), and a rejects
+file echoes text cut as ``cells`` cuts it, so no input multiplies into its rejects.
 """
 from __future__ import annotations
 
@@ -25,9 +31,10 @@ import pyarrow.csv as pa_csv
 
 from ..core.estimates import estimate_valid
 from ..core.schema import BY_NAME, CATEGORY, FIELD_NAMES, FIELDS, INTEGER, FieldError, \
-    RepeatedKeys
-from ..core.validation import ValidRecords, validate_each, validate_records
+    RepeatedKeys, _shown_key, check_value
+from ..core.validation import Refusal, ValidRecords, validate_each, validate_records
 from . import columns as fastpath
+from .cells import ECHO_LIMIT, cut_table, cut_text, inert_table
 from .formats import CSV, ESTIMATE, FIELD, JSONL, LINE, LOWER, MESSAGE, OUTPUT_COLUMNS, \
     PARQUET, UPPER, WARNING_SEPARATOR, WARNINGS
 from .reading import BatchChunk, TextChunk, line_count, lines_of
@@ -48,6 +55,7 @@ class Plan:
     columns: tuple[str, ...]
     fields: dict[str, str] = dc_field(default_factory=dict)  # field -> input column
     fast: bool = True  # the column-at-a-time fast path (tests turn it off to compare)
+    inert: bool = True  # CSV text cells a spreadsheet would evaluate are quoted (cells.py)
 
 
 @dataclass
@@ -59,11 +67,13 @@ class Result:
     rejected: int = 0
     problems: int = 0
     warnings: int = 0
+    unreadable: int = 0  # rejected rows counted from text that is not a row, line by line
+    first_unreadable: int | None = None  # where the first such text starts
     output: Any = None  # bytes (CSV, JSON lines) or a pyarrow.Table (Parquet)
     rejects: Any = None
 
 
-@dataclass
+@dataclass(slots=True)  # a chunk of bad rows makes hundreds of thousands
 class Problem:
     """One problem of one row: its line, the field (None for the whole row), the message."""
 
@@ -71,7 +81,8 @@ class Problem:
     field: str | None
     message: str
     row: int | None = None  # the row's index in the chunk's table or items
-    text: str | None = None  # the raw line, when it could not be parsed into a row
+    text: str | None = None  # the raw line(s), when they could not be parsed into a row
+    rows: int = 1  # text that is no row: the rows it counts for (its lines that are not blank)
 
 
 def install(model, plan: Plan) -> None:
@@ -133,7 +144,7 @@ def parse_csv(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Problem]]:
         return _parse_csv_rows(chunk)
     lines = chunk.first_line + np.arange(count, dtype=np.int64)
     problems = [Problem(chunk.first_line + r.number - 1, None, _width_message(r.actual_columns),
-                        text=r.text) for r in invalid]
+                        text=cut_text(r.text)) for r in invalid]
     if invalid:
         lines = np.delete(lines, [r.number - 1 for r in invalid])
     blank = _blank_lines(data, count)[lines - chunk.first_line]
@@ -162,20 +173,33 @@ def _blank_lines(data: bytes, count: int) -> np.ndarray:
 
 
 def _parse_csv_rows(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Problem]]:
-    """The careful parse: Python's csv module, each row numbered by the line it starts on."""
+    """The careful parse: Python's csv module, each row numbered by the line it starts on.
+
+    Text that is not a row of the header's width (and a row holding a line that is not UTF-8)
+    is one problem naming every line it spans, and counts as a rejected row for each of them
+    that is not blank: a quote left open swallows the lines after it into one value (up to the
+    csv module's field size limit, or the chunk's end), and those lines must not vanish.
+    """
     rows, lines, problems = [], [], []
     width = len(PLAN.columns)
+    raw = lines_of(chunk.data)
     broken: dict[int, str] = {}  # lines that are not UTF-8 text
 
     def physical():
-        for offset, raw in enumerate(lines_of(chunk.data)):
+        for offset, line_bytes in enumerate(raw):
             try:
-                yield raw.decode("utf-8")
+                yield line_bytes.decode("utf-8")
             except UnicodeDecodeError as exc:
                 line = chunk.first_line + offset
                 broken[line] = (f"the line is not UTF-8 text (byte {exc.start + 1}); save the "
                                 "file as UTF-8")
                 yield "\n"  # stands in for the line, which is reported instead
+
+    def spanned(first: int, last: int, message: str) -> Problem:
+        span = raw[first - chunk.first_line:last - chunk.first_line + 1]
+        text = b"".join(span).decode("utf-8", "replace")
+        count = sum(1 for part in span if part.strip(b"\r\n"))
+        return Problem(first, None, message, text=cut_text(text), rows=max(count, 1))
 
     reader = csv.reader(physical(), strict=True)
     while True:
@@ -185,15 +209,23 @@ def _parse_csv_rows(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Proble
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(Problem(first, None, f"the line is not a CSV row ({exc})"))
+            last = max(first, chunk.first_line + reader.line_num - 1)
+            problems.append(spanned(first, last, _not_a_row(first, last, exc)))
             continue
-        if first in broken:
-            problems.append(Problem(first, None, broken[first]))
+        last = chunk.first_line + reader.line_num - 1
+        bad = next((n for n in range(first, last + 1) if n in broken), None)
+        if bad is not None:
+            where = "" if first == last else f"lines {first}-{last}: line {bad}: "
+            problems.append(spanned(first, last, where + broken[bad]))
             continue
         if not values:
             continue  # a blank line is no row
         if len(values) != width:
-            problems.append(Problem(first, None, _width_message(len(values))))
+            message = _width_message(len(values)) if first == last else (
+                f"lines {first}-{last}: the row has {len(values)} values where the header has "
+                f"{width} columns, and a quoted value in it holds line breaks (is a quote left "
+                "open?)")
+            problems.append(spanned(first, last, message))
             continue
         rows.append(values)
         lines.append(first)
@@ -202,48 +234,119 @@ def _parse_csv_rows(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Proble
     return table, np.array(lines, dtype=np.int64), problems
 
 
+def _not_a_row(first: int, last: int, exc: csv.Error) -> str:
+    """What is wrong with text the csv module could not read as a row, and how to fix it."""
+    where = f"line {first}" if first == last else f"lines {first}-{last}"
+    reason = str(exc)
+    fix = ('close the quote (a quote inside a quoted value is written twice: ""), then score '
+           "these lines again")
+    if reason.startswith("field larger than field limit"):
+        return (f"{where}: a quote opened in the row that starts on line {first} is never "
+                f"closed within {csv.field_size_limit():,} characters, so these lines were "
+                f"read as one value; {fix}")
+    if reason.startswith("unexpected end of data"):
+        return (f"{where}: a quote opened in the row that starts on line {first} is never "
+                f"closed, so the lines up to {last} were read as one value; {fix}")
+    if reason.startswith("',' expected after"):
+        return (f"{where}: a quoted value is followed by more text before the next comma; "
+                'quote the whole value and write each quote inside it twice ("5\'10""")')
+    if reason.startswith("new-line character seen in unquoted field"):
+        return (f"{where}: a value that is not quoted holds a carriage return (\\r); quote "
+                "the value, or end lines with \\n or \\r\\n only")
+    return f"{where}: the text is not a CSV row ({reason})"
+
+
 # Tables (CSV, Parquet) -----------------------------------------------------------------------
 
-def _score_table(table: pa.Table, lines: np.ndarray, problems: list[Problem]) -> Result:
+@dataclass
+class Found:
+    """The problems of a chunk's rows, as columns: each one's line, its field's position in
+    the schema, the core's message and the row's index in the chunk's table."""
+
+    line: np.ndarray
+    field: np.ndarray
+    message: pa.Array
+    row: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+    @classmethod
+    def of(cls, problems: list[Problem]) -> "Found":
+        """Problems listed one by one (the reference path), as columns."""
+        return cls(np.array([p.line for p in problems], dtype=np.int64),
+                   np.array([FIELD_NAMES.index(p.field) for p in problems], dtype=np.int64),
+                   pa.array([p.message for p in problems], pa.string()),
+                   np.array([p.row for p in problems], dtype=np.int64))
+
+
+def _score_table(table: pa.Table, lines: np.ndarray, unreadable: list[Problem]) -> Result:
     n = table.num_rows
-    unparsed = len({p.line for p in problems})  # lines that are not rows of the header's width
     arrays = [table.column(PLAN.fields[f.name]) for f in FIELDS]
-    texts = [fastpath.is_text(a.type) for a in arrays]
-    ok = np.ones(n, dtype=bool) if PLAN.fast else np.zeros(n, dtype=bool)
-    columns = {}
-    for f, array in zip(FIELDS, arrays):
-        if PLAN.fast:
-            certain, values = fastpath.fast_values(f, array)
-            ok &= certain
-        else:
-            values = np.zeros(n, dtype=object if f.kind == CATEGORY else np.float64)
-        columns[f.name] = values
-    valid = ok.copy()
-    slow = np.flatnonzero(~ok)
-    if len(slow):
-        taken = pa.array(slow)
-        cells = [array.take(taken).to_pylist() for array in arrays]
-        records = [fastpath.reference_record(FIELDS, [c[j] for c in cells], texts)
-                   for j in range(len(slow))]
-        checked = _validate(records, lines[slow])
-        for j, (record, errors) in enumerate(checked):
-            row = int(slow[j])
-            if errors:
-                problems.extend(Problem(int(lines[row]), e.field, e.message, row)
-                                for e in errors)
-                continue
-            valid[row] = True
-            for f in FIELDS:
-                columns[f.name][row] = record[f.name]
+    if PLAN.fast:
+        columns, valid, found = _checked_columns(arrays, lines)
+    else:
+        columns, valid, found = _checked_records(arrays, lines)
     chosen = np.flatnonzero(valid)
     chosen_lines = lines[chosen]
     estimates = _estimate({name: col[chosen] for name, col in columns.items()}, chosen_lines)
-    result = _counts(n + unparsed, problems, estimates)
+    result = _counts(n, unreadable, estimates, found)
     out = table.take(pa.array(chosen)) if len(chosen) < n else table
     out = _with_estimates(out, estimates)
     result.output = _encode_output(out, PLAN.output_format)
-    result.rejects = _table_rejects(table, problems) if problems else None
+    if len(found) or unreadable:
+        result.rejects = _table_rejects(table, found, unreadable)
     return result
+
+
+def _checked_columns(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray, Found]:
+    """Each field's values, which rows are valid, and the problems, a column at a time: the
+    fast path takes the cells it is sure of, the core judges each distinct other value once
+    (``columns.checked_cells``), and each bad cell is one problem."""
+    n = len(lines)
+    columns, valid = {}, np.ones(n, dtype=bool)
+    rows, fields, said, messages = [], [], [], []
+    for k, (f, array) in enumerate(zip(FIELDS, arrays)):
+        certain, values = fastpath.fast_values(f, array)
+        doubt = np.flatnonzero(~certain)
+        if len(doubt):
+            ok, coerced, message_at, words = fastpath.checked_cells(
+                f, array.take(pa.array(doubt)), fastpath.is_text(array.type))
+            values[doubt[ok]] = coerced[ok]
+            bad = doubt[~ok]
+            valid[bad] = False
+            rows.append(bad)
+            fields.append(np.full(len(bad), k, dtype=np.int64))
+            said.append(message_at[~ok] + len(messages))
+            messages.extend(words)
+        columns[f.name] = values
+    if not rows:
+        empty = np.empty(0, dtype=np.int64)
+        return columns, valid, Found(empty, empty, pa.array([], pa.string()), empty)
+    row = np.concatenate(rows)
+    message = pa.array(messages, pa.string()).take(pa.array(np.concatenate(said)))
+    return columns, valid, Found(lines[row], np.concatenate(fields), message, row)
+
+
+def _checked_records(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray, Found]:
+    """The reference: every row as a record through the core's ``validate_each``."""
+    n = len(lines)
+    texts = [fastpath.is_text(a.type) for a in arrays]
+    columns = {f.name: np.zeros(n, dtype=object if f.kind == CATEGORY else np.float64)
+               for f in FIELDS}
+    valid = np.zeros(n, dtype=bool)
+    cells = [array.to_pylist() for array in arrays]
+    records = [fastpath.reference_record(FIELDS, [c[j] for c in cells], texts)
+               for j in range(n)]
+    problems = []
+    for row, (record, errors) in enumerate(_validate(records, lines)):
+        if errors:
+            problems.extend(Problem(int(lines[row]), e.field, e.message, row) for e in errors)
+            continue
+        valid[row] = True
+        for f in FIELDS:
+            columns[f.name][row] = record[f.name]
+    return columns, valid, Found.of(problems)
 
 
 def _validate(records: list, lines: np.ndarray) -> list[tuple[dict | None, list[FieldError]]]:
@@ -299,10 +402,18 @@ def _estimate(columns: dict[str, np.ndarray], lines: np.ndarray,
                      got.records)
 
 
-def _counts(rows: int, problems: list[Problem], estimates: Estimated) -> Result:
-    return Result(rows=rows, scored=estimates.count,
-                  rejected=len({p.line for p in problems}), problems=len(problems),
-                  warnings=estimates.warning_count)
+def _counts(rows: int, problems: list[Problem], estimates: Estimated,
+            found: Found | None = None) -> Result:
+    """Counts of a chunk: ``rows`` parsed rows, plus a row per line of text that was none."""
+    unreadable = [p for p in problems if p.row is None]
+    lost = sum(p.rows for p in unreadable)
+    refused = len({p.line for p in problems if p.row is not None})
+    if found is not None and len(found):
+        refused += int(np.count_nonzero(np.bincount(found.row)))  # rows with a problem
+    return Result(rows=rows + lost, scored=estimates.count, rejected=refused + lost,
+                  problems=len(problems) + (len(found) if found is not None else 0),
+                  warnings=estimates.warning_count, unreadable=lost,
+                  first_unreadable=min((p.line for p in unreadable), default=None))
 
 
 def _estimate_arrays(estimates: Estimated) -> list[pa.Array]:
@@ -325,10 +436,19 @@ def _encode_output(table: pa.Table, fmt: str):
     if fmt == CSV:
         sink = io.BytesIO()
         if table.num_rows:
+            table = inert_table(table) if PLAN.inert else _plain_strings(table)
             pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
         return sink.getvalue()
     return b"".join(orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE)
                     for row in table.to_pylist())
+
+
+def _plain_strings(table: pa.Table) -> pa.Table:
+    """View strings as plain strings (Arrow's CSV writer takes no views)."""
+    for i, column in enumerate(table.columns):
+        if pa.types.is_string_view(column.type):
+            table = table.set_column(i, table.column_names[i], column.cast(pa.string()))
+    return table
 
 
 def _problem_columns(problems: list[Problem]) -> dict[str, pa.Array]:
@@ -337,20 +457,32 @@ def _problem_columns(problems: list[Problem]) -> dict[str, pa.Array]:
             MESSAGE: pa.array([p.message for p in problems], pa.string())}
 
 
-def _table_rejects(table: pa.Table, problems: list[Problem]):
-    problems = sorted(problems, key=lambda p: p.line)  # stable: a row's problems stay in order
-    rows = table.take(pa.array([p.row for p in problems], pa.int64()))
+def _table_rejects(table: pa.Table, found: Found, unreadable: list[Problem]):
+    """The rejects of a table's chunk in line order, each row's problems in schema order; text
+    that was no row has no field and an empty row."""
+    line = np.concatenate([found.line, [p.line for p in unreadable]]).astype(np.int64)
+    field = np.concatenate([found.field, np.full(len(unreadable), -1)]).astype(np.int64)
+    row = np.concatenate([found.row, np.full(len(unreadable), -1)]).astype(np.int64)
+    message = pa.concat_arrays([found.message,
+                                pa.array([p.message for p in unreadable], pa.string())])
+    order = np.lexsort((field, line))
+    line, field, row = line[order], field[order], row[order]
+    message = message.take(pa.array(order))
+    rows = cut_table(table.take(pa.array(row, mask=row < 0)))
     if PLAN.rejects_format == JSONL:
+        texts = {p.line: p.text for p in unreadable}
         out = []
-        for problem, row in zip(problems, rows.to_pylist()):
-            item = {LINE: problem.line, FIELD: problem.field, MESSAGE: problem.message}
-            if problem.row is not None:
-                item["row"] = row
+        for j, cells in enumerate(rows.to_pylist()):
+            item = {LINE: int(line[j]), FIELD: FIELD_NAMES[field[j]] if field[j] >= 0 else None,
+                    MESSAGE: message[j].as_py()}
+            if row[j] >= 0:
+                item["row"] = cells
             else:
-                item["text"] = problem.text
+                item["text"] = cut_text(texts[int(line[j])])
             out.append(orjson.dumps(item, default=str, option=orjson.OPT_APPEND_NEWLINE))
         return b"".join(out)
-    rejects = pa.table(_problem_columns(problems))
+    names = pa.array(FIELD_NAMES, pa.string()).take(pa.array(field, mask=field < 0))
+    rejects = pa.table({LINE: pa.array(line, pa.int64()), FIELD: names, MESSAGE: message})
     for name in rows.column_names:
         rejects = rejects.append_column(name, rows.column(name))
     return _encode_output(rejects, PLAN.rejects_format)
@@ -372,13 +504,11 @@ def _score_json_lines(chunk: TextChunk) -> Result:
     allowed = set(PLAN.columns)
     items, item_lines, texts, objects, extra = [], [], [], [], []
     problems: list[Problem] = []
-    rows = 0
     for offset, raw in enumerate(parts):
         line = chunk.first_line + offset
         body = raw.strip()
         if not body:
             continue  # a blank line is no row
-        rows += 1
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -398,18 +528,25 @@ def _score_json_lines(chunk: TextChunk) -> Result:
         own: list[FieldError] = []
         if isinstance(value, dict):
             record = {k: value[k] for k in FIELD_NAMES if k in value}
-            if isinstance(value, RepeatedKeys):  # the core refuses a repeated key by name
+            if isinstance(value, RepeatedKeys):  # the core refuses a repeated field by name
                 record = RepeatedKeys(record)
-                record.repeated = value.repeated
+                record.repeated = tuple(k for k in value.repeated if k in BY_NAME)
+                others = [k for k in value.repeated if k not in BY_NAME]
+                if others:
+                    own.append(_keys_problem(line, others, "appears", "appear",
+                                             "more than once in the object; give each key "
+                                             "once"))
             for key in value:
                 if key in OUTPUT_COLUMNS:
                     own.append(FieldError(f"/{line}/{key}", f"{key!r} is a column this command "
                                           "adds to each row; rename it in the input", key))
-                elif tabular and key not in allowed:
-                    own.append(FieldError(f"/{line}/{key}", f"{key!r} is not a column of the "
-                                          f"{PLAN.output_format} output, whose columns are the "
-                                          "first record's keys; write JSON lines, or give "
-                                          "every record the same keys", key))
+            if tabular:
+                strange = [k for k in value if k not in allowed and k not in OUTPUT_COLUMNS]
+                if strange:
+                    own.append(_keys_problem(
+                        line, strange, "is not a column", "are not columns",
+                        f"of the {PLAN.output_format} output, whose columns are the first "
+                        "record's keys; write JSON lines, or give every record the same keys"))
         else:
             record = value  # the core says what a record must be
         items.append(record)
@@ -418,16 +555,27 @@ def _score_json_lines(chunk: TextChunk) -> Result:
         objects.append(value)
         extra.append(own)
     lines = np.array(item_lines, dtype=np.int64)
-    valid_records, refused = validate_records(items, _locate(lines))
+    # The core's column-at-a-time check needs plain objects of the six fields; when some item
+    # is not one, it would list every problem of the chunk only to refuse it: skip to ours.
+    if PLAN.fast and not all(type(i) is dict and len(i) == len(FIELDS) for i in items):
+        valid_records, refused = None, Refusal(total=1)
+    else:
+        valid_records, refused = validate_records(items, _locate(lines))
     if refused.total or any(extra):
-        checked = _validate(items, lines) if refused.total else \
-            [(None, []) for _ in items]
+        if not refused.total:
+            checked: list[list[tuple[str | None, str]]] = [[] for _ in items]
+        elif PLAN.fast:
+            checked = _checked_items(items, lines)
+        else:
+            checked = [[(e.field, e.message) for e in errors]
+                       for _, errors in _validate(items, lines)]
         keep = []
-        for j, (_, errors) in enumerate(checked):
-            errors = errors + extra[j]
+        for j, errors in enumerate(checked):
+            errors = errors + [(e.field, e.message) for e in extra[j]]
             if errors:
-                problems.extend(Problem(int(lines[j]), e.field, e.message, j, texts[j])
-                                for e in errors)
+                line, text = int(lines[j]), texts[j]
+                problems.extend(Problem(line, field, message, j, text)
+                                for field, message in errors)
             else:
                 keep.append(j)
         valid_records, _ = validate_records([items[j] for j in keep], _locate(lines[keep]))
@@ -435,11 +583,60 @@ def _score_json_lines(chunk: TextChunk) -> Result:
         keep = list(range(len(items)))
     chosen_lines = lines[keep]
     estimates = _estimate({}, chosen_lines, valid_records) if keep else _estimate({}, chosen_lines)
-    result = _counts(rows, problems, estimates)
+    result = _counts(len(items), problems, estimates)
     result.output = _json_output([texts[j] for j in keep], [objects[j] for j in keep],
                                  valid_records, estimates)
     result.rejects = _json_rejects(problems) if problems else None
     return result
+
+
+def _checked_items(items: list, lines: np.ndarray) -> list[list[tuple[str | None, str]]]:
+    """Each item's problems (field, message), as the core's ``validate_each`` lists them.
+
+    A plain record (an object with no repeated key, holding only field keys) has exactly the
+    problems of its values, so each distinct value of a field is judged once; anything else
+    (not an object, a repeated field) goes through the core whole.
+    """
+    judged: dict[tuple, str | None] = {}
+    required = {f.name: fastpath.required_message(f) for f in FIELDS}
+    out = []
+    for item, line in zip(items, lines.tolist()):
+        if type(item) is not dict:
+            _, refusal = validate_each([item], lambda i: f"/{line}", listed=ALL)
+            out.append([(e.field, e.message) for e in refusal])
+            continue
+        errors = []
+        for f in FIELDS:
+            if f.name not in item:
+                errors.append((f.name, required[f.name]))
+                continue
+            value = item[f.name]
+            # By type and exact value: 1, 1.0 and True are equal keys in Python, 0.0 and -0.0
+            # too, and each is worded differently; lists and objects are not kept.
+            key = (f.name, type(value), repr(value) if type(value) is float else value) \
+                if not isinstance(value, (list, dict)) else None
+            if key is None or key not in judged:
+                _, message = check_value(f, value)
+                if key is None:
+                    judged_message = message
+                else:
+                    judged_message = judged[key] = message
+            else:
+                judged_message = judged[key]
+            if judged_message is not None:
+                errors.append((f.name, judged_message))
+        out.append(errors)
+    return out
+
+
+def _keys_problem(line: int, keys: list[str], one: str, many: str, rest: str) -> FieldError:
+    """One problem for any number of keys (a row's problems stay few however many keys it
+    has), naming the first three as the core names keys: "<keys> <one|many> <rest>"."""
+    shown = ", ".join(_shown_key(str(k)) for k in keys[:3])
+    more = f" and {len(keys) - 3:,} more" if len(keys) > 3 else ""
+    verb = one if len(keys) == 1 else many
+    return FieldError(f"/{line}/{keys[0]}", f"{shown}{more} {verb} {rest}",
+                      cut_text(str(keys[0])))
 
 
 def _number(value) -> str:
@@ -498,11 +695,12 @@ def _json_rejects(problems: list[Problem]):
         out = []
         for p in problems:
             head = orjson.dumps({LINE: p.line, FIELD: p.field, MESSAGE: p.message}).decode()
-            if p.row is not None:  # the record exactly as it was sent
+            if p.row is not None and len(p.text) <= ECHO_LIMIT:  # the record exactly as sent
                 out.append(f'{head[:-1]},"row":{p.text}}}\n')
-            else:
-                out.append(f'{head[:-1]},"text":{_json_text(p.text)}}}\n')
+            else:  # text that is no JSON, or a record too long to echo whole: cut, as text
+                out.append(f'{head[:-1]},"text":{_json_text(cut_text(p.text))}}}\n')
         return "".join(out).encode("utf-8")
     table = pa.table(_problem_columns(problems))
-    table = table.append_column("record", pa.array([p.text for p in problems], pa.string()))
+    table = table.append_column("record", pa.array([cut_text(p.text) for p in problems],
+                                                   pa.string()))
     return _encode_output(table, PLAN.rejects_format)

@@ -2,9 +2,11 @@
 
 Exit status: 0 when every row was scored (or no more were rejected than ``--max-rejects``
 allows), 1 when more were rejected, 2 when the run could not be done (unreadable input, a
-missing column, an unknown format, an unusable setting or model: one ``Error:`` line on
-stderr), 128 + the signal's number when interrupted. Whenever it does not finish, no output
-and no rejects file appear (a standard output stream excepted: it is written as it goes).
+missing column, an unknown format, an unusable setting or model, an output that is not a
+regular file: one ``Error:`` line on stderr), 128 + the signal's number when stopped by
+SIGINT, SIGTERM or SIGHUP. The output and its rejects file appear together when the run is
+complete, or neither does (a standard output stream excepted: it is written as it goes); the
+one ``Error:`` line says what a run that did not finish left.
 """
 from __future__ import annotations
 
@@ -22,21 +24,16 @@ from . import chunks
 from .formats import CSV, JSONL, OUTPUT_COLUMNS, PARQUET, REJECT_COLUMNS, STDIO, UsageError, \
     format_of, input_format, output_format, rejects_location
 from .parallel import OrderedPool
+from .publishing import Outcome, abort_all, publish_together
 from .reading import csv_header, field_columns, first_line, parquet_chunks, text_chunks
 from .reporting import Reporter
-from .storage import Sink, Source, StreamSink, is_s3, open_sink, same_place, split_s3
-from .writing import ChunkWriter
+from .signals import Interrupted, StopSignals
+from .storage import Sink, Source, StreamSink, check_output_place, is_s3, open_sink, \
+    same_place, split_s3
+from .writing import ChunkWriter, refuse_unwritable_csv
 
 CHUNK_ROWS = 50_000
 STDERR = "stderr"
-
-
-class Interrupted(Exception):
-    """SIGTERM or SIGINT arrived: stop, and leave no output."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 class Parser(argparse.ArgumentParser):
@@ -66,7 +63,8 @@ def parser() -> Parser:
                     "Parquet file, through the same validation and model as the JSON API.",
         epilog="Locations are local paths, s3://bucket/key URIs or - (stdin, stdout). The model "
                "comes from MODEL_PATH and MODEL_PUBLIC_KEY, as for the service. Exit status: "
-               "0 done, 1 more rows rejected than --max-rejects allows, 2 not done.")
+               "0 done, 1 more rows rejected than --max-rejects allows, 2 not done, 128 + N "
+               "stopped by signal N (SIGHUP, SIGINT, SIGTERM).")
     p.add_argument("input", metavar="INPUT", help="the file to score (- for stdin)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help="where to write the scored rows (- for stdout)")
@@ -84,39 +82,45 @@ def parser() -> Parser:
                    help=f"rows per chunk (default {CHUNK_ROWS:,})")
     p.add_argument("--jobs", type=_whole(1), default=os.cpu_count() or 1, metavar="N",
                    help="worker processes (default: one per CPU; 1 scores in this process)")
+    p.add_argument("--raw-csv-cells", action="store_true",
+                   help="write CSV text cells exactly as read, even those a spreadsheet would "
+                        "run as a formula (by default a cell starting with = + - @, a tab or "
+                        "a carriage return, and not a number, gets a leading ')")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status."""
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _raise_interrupted)
-    try:
-        return run(parser().parse_args(argv))
-    except Interrupted as exc:
-        return _fail(f"interrupted by {exc}; no output written", 128 + exc.signum)
-    except KeyboardInterrupt:
-        return _fail("interrupted by SIGINT; no output written", 128 + signal.SIGINT)
-    except UsageError as exc:
-        return _fail(str(exc))
-    except BrokenProcessPool:
-        return _fail("a worker process died (out of memory, or killed); no output written")
-    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-        from ..core.estimator import ModelLoadError
-        from ..settings import SettingsError
-
-        if isinstance(exc, (ModelLoadError, SettingsError)):
-            return _fail(str(exc))
-        if isinstance(exc, OSError):  # a full disk, a broken pipe, a network failure
-            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-            return _fail(f"{exc.strerror or exc}{where}; no output written")
-        return _fail(f"{type(exc).__name__}: {exc}; no output written")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    signals, outcome = StopSignals(), Outcome()
+    with signals.installed():
+        try:
+            return run(parser().parse_args(argv), signals, outcome)
+        except BaseException as exc:  # noqa: BLE001 - one line, never a traceback
+            with signals.deferred():  # a second signal does not cut the line short
+                return _failure(exc, outcome)
 
 
-def _raise_interrupted(signum, frame):
-    raise Interrupted(signum)
+def _failure(exc: BaseException, outcome: Outcome) -> int:
+    """The one ``Error:`` line for a run that did not finish, and its exit status."""
+    from ..core.estimator import ModelLoadError
+    from ..settings import SettingsError
+
+    if isinstance(exc, (Interrupted, KeyboardInterrupt)):  # the latter: before our handler
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        joined = " after " if outcome.published else "; "
+        return _fail(f"interrupted by {signal.Signals(signum).name}{joined}{outcome.said()}",
+                     128 + signum)
+    if isinstance(exc, (UsageError, ModelLoadError, SettingsError)):
+        left = outcome.said()
+        return _fail(str(exc) if left == "no output written" else f"{exc}; {left}")
+    if isinstance(exc, BrokenProcessPool):
+        return _fail(f"a worker process died (out of memory, or killed); {outcome.said()}")
+    if isinstance(exc, OSError):  # a full disk, a broken pipe, a network failure
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return _fail(f"{exc.strerror or exc}{where}; {outcome.said()}")
+    if isinstance(exc, Exception):
+        return _fail(f"{type(exc).__name__}: {exc}; {outcome.said()}")
+    raise exc  # SystemExit (--help) and the like
 
 
 def _fail(message: str, status: int = 2) -> int:
@@ -132,8 +136,12 @@ def _name(location: str) -> str:
     return "stdin" if location == STDIO else location
 
 
-def run(args: argparse.Namespace) -> int:
-    """Score ``args.input`` into ``args.output``; return the exit status."""
+def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int:
+    """Score ``args.input`` into ``args.output``; return the exit status.
+
+    ``signals`` defers stop signals while the outputs are published or cleaned up;
+    ``outcome`` records what the run has left, for the closing line whatever happens.
+    """
     for location in (args.input, args.output, args.rejects):
         if location and is_s3(location):
             split_s3(location)  # a malformed URI is refused before anything else
@@ -152,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
     if rejects == STDIO:
         raise UsageError("--rejects - is not possible; give a file, or leave --rejects out to "
                          "get them on stderr when the output is stdout")
+    check_output_place(args.output, "-o")
+    if rejects != STDERR:
+        check_output_place(rejects, "--rejects")
 
     source = Source(args.input)
     sinks: list[Sink] = []
@@ -174,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
             input_schema = parquet.schema_arrow
             columns = tuple(input_schema.names)
             fields = field_columns(columns, name, reserved)
+            for fmt, what in ((out_fmt, "output"), (rejects_fmt, "rejects")):
+                if fmt == CSV:
+                    refuse_unwritable_csv(input_schema, name, what)
             total_rows = parquet.metadata.num_rows
             stream = parquet_chunks(parquet, args.chunk_rows)
         else:
@@ -184,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
             stream = itertools.chain([first] if first is not None else [], stream)
             input_schema = None
 
-        plan = chunks.Plan(in_fmt, out_fmt, rejects_fmt, columns, fields)
+        plan = chunks.Plan(in_fmt, out_fmt, rejects_fmt, columns, fields,
+                           inert=not args.raw_csv_cells)
         out_sink = open_sink(args.output)
         sinks.append(out_sink)
         rejects_sink = StreamSink(sys.stderr.buffer, STDERR) if rejects == STDERR else \
@@ -193,9 +208,9 @@ def run(args: argparse.Namespace) -> int:
         out_columns = columns + OUTPUT_COLUMNS
         reject_columns = REJECT_COLUMNS + (("record",) if in_fmt == JSONL else columns)
         out_writer = ChunkWriter(out_sink, out_fmt, out_columns,
-                                 _output_schema(in_fmt, columns, input_schema))
+                                 _output_schema(in_fmt, columns, input_schema), plan.inert)
         rejects_writer = ChunkWriter(rejects_sink, rejects_fmt, reject_columns,
-                                     _rejects_schema(in_fmt, columns, input_schema))
+                                     _rejects_schema(in_fmt, columns, input_schema), plan.inert)
         writers.extend([rejects_writer, out_writer])
 
         from ..core.estimator import load_model
@@ -213,27 +228,29 @@ def run(args: argparse.Namespace) -> int:
                        jobs=args.jobs, chunk_rows=args.chunk_rows, model_version=model.version)
         pool = OrderedPool(args.jobs)
         reporter.start(total_rows)
-        counts = dict(rows=0, scored=0, rejected=0, problems=0, warnings=0)
+        counts = dict(rows=0, scored=0, rejected=0, problems=0, warnings=0, unreadable=0)
+        first_unreadable = None
         done_bytes = 0
         for result in pool.map(_score, stream, inflight=2 * args.jobs):
             out_writer.write(result.output)
             rejects_writer.write(result.rejects)
             for key in counts:
                 counts[key] += getattr(result, key)
+            if first_unreadable is None:
+                first_unreadable = result.first_unreadable
             done_bytes += result.size
             reporter.advance(result.rows, done_bytes, source.size, total_rows)
         pool.close()
-        rejects_writer.commit()  # the output appears last: its presence means "finished"
-        out_writer.commit()
-        reporter.summary(counts, args.output, rejects)
+        # The rejects first, the output last (its presence means "finished"), both or neither.
+        publish_together(writers, outcome, signals)
+        reporter.summary(counts, args.output, rejects, first_unreadable)
     except BaseException:
-        reporter.detach()
-        if pool is not None:
-            pool.terminate()
-        for writer in writers:
-            writer.abort()
-        for sink in sinks[len(writers):]:
-            sink.abort()
+        with signals.deferred():  # cleaning up is not cut short by another signal
+            reporter.detach()
+            if pool is not None:
+                pool.terminate()
+            if not outcome.published:
+                abort_all([*writers, *sinks[len(writers):]], outcome, signals)
         raise
     finally:
         gc.unfreeze()  # for a caller that goes on (the tests run main() in their process)

@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..core.schema import CATEGORY, INTEGER, Field, typed_from_text
+from ..core.schema import CATEGORY, INTEGER, Field, check_value, record_problems, \
+    typed_from_text
 from ..core.validation import ValidRecords
 
 # Stricter than schema.typed_from_text's patterns (no sign, no leading dot, no trailing dot),
@@ -106,6 +107,46 @@ def reference_record(fields: tuple[Field, ...], cells: list, texts: list[bool]) 
         if value is not MISSING:
             record[field.name] = value
     return record
+
+
+def required_message(field: Field) -> str:
+    """The core's words for a field left out of a record."""
+    return next(e.message for e in record_problems({}, "", {}) if e.field == field.name)
+
+
+def checked_cells(field: Field, array, text: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                   list[str]]:
+    """The core's verdict on each cell the fast path was not sure of, reached once per distinct
+    value: whether it is valid, its value as the core coerces it (where valid), and (where not)
+    the position of the core's message in the returned list of messages.
+
+    A record made of table cells holds only field keys, so the core's problems of a row are
+    exactly those of its cells, field by field in schema order: a column of 50,000 copies of
+    one bad value costs one check, not 50,000 records through ``validate_each``.
+    """
+    array = _plain(array)
+    try:
+        encoded = pc.dictionary_encode(array, null_encoding="encode")
+        distinct = encoded.dictionary.to_pylist()
+        where = encoded.indices.to_numpy(zero_copy_only=False)
+    except pa.ArrowNotImplementedError:  # nested values (a list for an age): one at a time
+        distinct, where = array.to_pylist(), np.arange(len(array))
+    ok = np.zeros(len(distinct), dtype=bool)
+    coerced = np.empty(len(distinct), dtype=object)
+    said = np.full(len(distinct), -1, dtype=np.int64)
+    messages: list[str] = []
+    for i, cell in enumerate(distinct):
+        typed = reference_value(field, cell, text)
+        if typed is MISSING:
+            value, message = None, required_message(field)
+        else:
+            value, message = check_value(field, typed)
+        if message is None:
+            ok[i], coerced[i] = True, value
+        else:
+            said[i] = len(messages)
+            messages.append(message)
+    return ok[where], coerced[where], said[where], messages
 
 
 def _python(field: Field, value):

@@ -18,8 +18,10 @@ PR_SET_PDEATHSIG = 1
 
 
 def _worker_start() -> None:
-    # Ctrl-C reaches the whole process group: the parent alone decides how to stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C, a closed terminal (SIGHUP) and a stop sent to the whole process group reach the
+    # workers too: the parent alone decides how to stop, and stops them itself.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     try:  # if the parent is killed outright, its workers go with it (Linux)
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (AttributeError, OSError):

@@ -101,20 +101,31 @@ class Reporter:
         self.log.removeHandler(self.handler)
         self.log.propagate = True
 
-    def summary(self, counts: dict, output: str, rejects: str | None) -> None:
-        """The closing line: rows read = scored + rejected, warnings, time, rows/s."""
+    def summary(self, counts: dict, output: str, rejects: str | None,
+                first_unreadable: int | None = None) -> None:
+        """The closing line: rows read = scored + rejected, warnings, time, rows/s.
+
+        Rejected rows include one per line of text that is not a row (a quote left open
+        swallows the lines after it): the line says how many, and where the first starts.
+        """
         self.close()
         seconds = self.elapsed()
         rate = counts["rows"] / seconds if seconds > 0 else 0.0
+        unreadable = counts.get("unreadable", 0)
+        lost = (f"; {unreadable:,} of them in lines that are not rows, from line "
+                f"{first_unreadable}" if unreadable else "")
         where = f"; rejects in {rejects}" if counts["rejected"] and rejects else ""
         message = (f"{counts['rows']:,} rows read = {counts['scored']:,} scored + "
-                   f"{counts['rejected']:,} rejected ({counts['problems']:,} problems{where}); "
-                   f"{counts['warnings']:,} warnings; {seconds:.2f} s, {rate:,.0f} rows/s")
+                   f"{counts['rejected']:,} rejected ({counts['problems']:,} problem"
+                   f"{'' if counts['problems'] == 1 else 's'}{lost}"
+                   f"{where}); {counts['warnings']:,} warnings; {seconds:.2f} s, "
+                   f"{rate:,.0f} rows/s")
         if self.terminal:
             print(message, file=self.stream, flush=True)
             return
         self.event(message, event="summary", rows_read=counts["rows"],
                    rows_scored=counts["scored"], rows_rejected=counts["rejected"],
+                   rows_unreadable=unreadable, first_unreadable_line=first_unreadable,
                    problems=counts["problems"], warnings=counts["warnings"],
                    seconds=round(seconds, 3), rows_per_second=round(rate), output=output,
                    rejects=rejects)

@@ -3,8 +3,9 @@
 Inputs are read as streams (S3 through ``get_object``'s body, a block at a time); Parquet,
 which needs random access, reads S3 through ranged GETs and stdin through a spooled temporary
 file. Outputs are written so that nothing looks finished before it is: a local file goes to a
-hidden temporary file beside the target and is renamed over it on ``commit``; an S3 object is a
-multipart upload completed on ``commit`` and aborted on ``abort`` (or one PUT when small). Only
+hidden temporary file beside the target and is renamed over it on ``publish``; an S3 object is
+a multipart upload completed on ``publish`` and aborted on ``abort`` (or one PUT when small).
+``publishing.publish_together`` makes the output and its rejects appear as a pair. Only
 standard output is written as it goes. boto3 finds credentials, the region and
 ``AWS_ENDPOINT_URL`` in the environment itself.
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import shutil
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -165,22 +168,42 @@ class S3RangeReader(io.RawIOBase):
 
 
 class Sink(io.RawIOBase):
-    """A binary output that becomes visible only on ``commit``; ``abort`` leaves nothing."""
+    """A binary output that becomes visible only when published; ``abort`` leaves nothing.
+
+    Publishing is split so that two sinks can appear together: ``finish`` does the slow,
+    interruptible part (fsync, the last part's upload) and ``publish`` the quick one (a rename,
+    completing an upload); ``withdraw`` takes a publish back, ``settle`` forgets how to.
+    """
 
     location = ""
+    streams = False  # written as it goes (standard output): it cannot be taken back
+
+    @property
+    def label(self) -> str:
+        """The sink's name in messages."""
+        return "standard output" if self.location == STDIO else self.location
 
     def writable(self) -> bool:
         return True
 
-    def commit(self) -> None:  # pragma: no cover - every sink overrides it
+    def finish(self) -> None:  # pragma: no cover - every sink overrides it
         raise NotImplementedError
 
-    def abort(self) -> None:  # pragma: no cover
+    def publish(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def withdraw(self) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    def settle(self) -> None:
+        """Forget what ``withdraw`` would need (the publish stands)."""
+
+    def abort(self) -> str | None:  # pragma: no cover
         raise NotImplementedError
 
 
 class LocalSink(Sink):
-    """A hidden temporary file beside the target, renamed over it on commit."""
+    """A hidden temporary file beside the target, renamed over it on publish."""
 
     def __init__(self, location: str):
         super().__init__()
@@ -196,10 +219,14 @@ class LocalSink(Sink):
         self.temp = Path(temp)
         self.file = os.fdopen(fd, "wb", buffering=1024 * 1024)
         self.written = 0
+        self.aborted = False  # later writes (a Parquet writer's footer) go nowhere
+        self.previous: Path | None = None  # a hard link to the file publish replaced
+        self.replaced = False
 
     def write(self, data) -> int:
-        self.file.write(data)
-        self.written += len(data)
+        if not self.aborted:
+            self.file.write(data)
+            self.written += len(data)
         return len(data)
 
     def tell(self) -> int:
@@ -209,26 +236,64 @@ class LocalSink(Sink):
         if not self.file.closed:
             self.file.flush()
 
-    def commit(self) -> None:
+    def finish(self) -> None:
+        """Flush and fsync the temporary file, with a new file's permissions."""
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(self.temp, 0o666 & ~umask)  # mkstemp makes it 0600; a new file would not be
-        os.replace(self.temp, self.target)
+
+    def publish(self) -> None:
+        """Rename the temporary file over the target, keeping a link to what it replaces."""
+        self.previous = None
+        self.replaced = os.path.lexists(self.target)
+        backup = self.target.with_name(f".{self.target.name}.{secrets.token_hex(6)}.previous")
+        if self.replaced:
+            try:
+                os.link(self.target, backup, follow_symlinks=False)
+                self.previous = backup
+            except OSError:  # no hard links here: the previous file cannot be put back
+                pass
+        try:
+            os.replace(self.temp, self.target)
+        except OSError as exc:  # named by the target, not by the hidden temporary file
+            raise OSError(exc.errno, exc.strerror, self.location) from None
         self.close()
 
-    def abort(self) -> None:
+    def withdraw(self) -> str:
+        """Put back the file that publish replaced (or remove this run's): what is there now."""
+        if self.previous is not None:
+            os.replace(self.previous, self.target)
+            self.previous = None
+            return f"{self.location} is back as it was before this run"
+        self.target.unlink(missing_ok=True)
+        if self.replaced:
+            return (f"this run's {self.location} was removed again (the file it had replaced "
+                    "could not be kept)")
+        return f"this run's {self.location} was removed again"
+
+    def settle(self) -> None:
+        if self.previous is not None:
+            self.previous.unlink(missing_ok=True)
+            self.previous = None
+
+    def abort(self) -> str | None:
+        self.aborted = True
         try:
-            self.file.close()
-        finally:
-            self.temp.unlink(missing_ok=True)
-            self.close()
+            self.file.close()  # flushing may fail again (a full disk): the file goes anyway
+        except OSError:
+            pass
+        self.temp.unlink(missing_ok=True)
+        self.close()
+        return None
 
 
 class StreamSink(Sink):
     """Standard output (or error): written as it goes; it cannot be taken back."""
+
+    streams = True
 
     def __init__(self, stream: BinaryIO, location: str = STDIO):
         super().__init__()
@@ -248,21 +313,30 @@ class StreamSink(Sink):
         if not self.closed:
             self.stream.flush()
 
-    def commit(self) -> None:
+    def finish(self) -> None:
         self.stream.flush()
 
-    def abort(self) -> None:
+    def publish(self) -> None:
+        """Nothing to do: the rows are out already."""
+
+    def withdraw(self) -> str:
+        return f"{self.label} got all of it"
+
+    def abort(self) -> str | None:
         try:
             self.stream.flush()
         except (OSError, ValueError):
             pass
+        if self.location == STDIO and self.written:
+            return f"standard output got {self.written:,} bytes of an incomplete output"
+        return None
 
 
 class S3Sink(Sink):
-    """An S3 object written as a multipart upload: completed on commit, aborted otherwise.
+    """An S3 object written as a multipart upload: completed on publish, aborted otherwise.
 
     Memory holds at most one part. An object smaller than one part is sent as one PUT on
-    commit, so nothing at all exists in the bucket before then.
+    publish, so nothing at all exists in the bucket before then.
     """
 
     def __init__(self, location: str, part_size: int | None = None):
@@ -280,8 +354,11 @@ class S3Sink(Sink):
         self.upload_id: str | None = None
         self.parts: list[dict] = []
         self.written = 0
+        self.aborted = False  # later writes (a Parquet writer's footer) go nowhere
 
     def write(self, data) -> int:
+        if self.aborted:
+            return len(data)
         self.buffer += data
         self.written += len(data)
         while len(self.buffer) >= self.part_size:
@@ -302,29 +379,48 @@ class S3Sink(Sink):
                                   PartNumber=number, Body=part)["ETag"]
         self.parts.append({"ETag": etag, "PartNumber": number})
 
-    def commit(self) -> None:
+    def finish(self) -> None:
+        """Upload the last part of a multipart upload (a small object waits for publish)."""
+        if self.upload_id is not None and (self.buffer or not self.parts):
+            self._upload(bytes(self.buffer))
+            self.buffer = bytearray()
+
+    def publish(self) -> None:
+        """Complete the upload, or PUT a small object: the object appears."""
         client = s3_client()
-        if self.upload_id is None:
-            client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer))
-        else:
-            if self.buffer or not self.parts:
-                self._upload(bytes(self.buffer))
-            client.complete_multipart_upload(Bucket=self.bucket, Key=self.key,
-                                             UploadId=self.upload_id,
-                                             MultipartUpload={"Parts": self.parts})
+        try:
+            if self.upload_id is None:
+                client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer))
+            else:
+                client.complete_multipart_upload(Bucket=self.bucket, Key=self.key,
+                                                 UploadId=self.upload_id,
+                                                 MultipartUpload={"Parts": self.parts})
+                self.upload_id = None
+        except _s3_errors() as exc:
+            raise OSError(f"cannot write {self.location}: {s3_reason(exc)}") from None
         self.buffer = bytearray()
         self.close()
 
-    def abort(self) -> None:
+    def withdraw(self) -> str:
+        """Delete the object publish wrote (S3 keeps no previous version to put back)."""
+        s3_client().delete_object(Bucket=self.bucket, Key=self.key)
+        return f"{self.location}, written by this run, was deleted again"
+
+    def abort(self) -> str | None:
+        self.aborted = True
         self.buffer = bytearray()
+        note = None
         if self.upload_id is not None:
             try:
                 s3_client().abort_multipart_upload(Bucket=self.bucket, Key=self.key,
                                                    UploadId=self.upload_id)
-            except Exception:  # noqa: BLE001 - the run is failing already; say the first cause
-                pass
+            except Exception as exc:  # noqa: BLE001 - said in the run's one line
+                note = (f"the unfinished upload of {self.location} could not be aborted "
+                        f"({s3_reason(exc)}); it is invisible, and a bucket lifecycle rule "
+                        "(AbortIncompleteMultipartUpload) removes it")
             self.upload_id = None
         self.close()
+        return note
 
 
 def open_sink(location: str) -> Sink:
@@ -334,6 +430,37 @@ def open_sink(location: str) -> Sink:
     if is_s3(location):
         return S3Sink(location)
     return LocalSink(location)
+
+
+KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
+         (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+         (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_output_place(location: str, option: str) -> None:
+    """Refuse a local output that is not a regular file (or a new one) before anything runs.
+
+    An output is replaced as a whole when the run is complete (a rename), never written
+    through: a symbolic link, a device, a named pipe or a directory in its place would be
+    replaced, not written to, so it is refused instead.
+    """
+    if location == STDIO or is_s3(location):
+        return
+    try:
+        mode = os.lstat(location).st_mode
+    except FileNotFoundError:
+        return  # a new file; a missing directory is said when the file is made
+    except OSError as exc:
+        raise UsageError(f"cannot write {location}: {exc.strerror}") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in KINDS if test(mode)), "not a regular file")
+    if stat.S_ISLNK(mode):
+        kind += f" (to {os.readlink(location)})"
+    stdout = "; -o - writes to standard output" if option == "-o" else ""
+    raise UsageError(f"cannot write {location} ({option}): it is {kind}, and the command "
+                     "replaces its output as a whole rather than writing through it; give the "
+                     f"path of a regular file or a new one{stdout}")
 
 
 def same_place(a: str, b: str) -> bool:

@@ -1,4 +1,4 @@
-"""Output and rejects files: chunks written in order to a sink that appears only on commit."""
+"""Output and rejects files: chunks written in order to a sink that appears only when published."""
 from __future__ import annotations
 
 import csv
@@ -6,25 +6,55 @@ import io
 
 import pyarrow as pa
 
+from .cells import inert_text
 from .formats import CSV, PARQUET, UsageError
 from .storage import Sink
 
 
-def csv_header(columns) -> bytes:
-    """One CSV header line (quoted only where needed)."""
+def csv_header(columns, inert: bool = True) -> bytes:
+    """One CSV header line (quoted only where needed; names a spreadsheet would evaluate
+    quoted as ``cells.inert_text`` quotes them, unless ``inert`` is off)."""
     text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerow(list(columns))
+    names = [inert_text(c) if inert else c for c in columns]
+    csv.writer(text, lineterminator="\n").writerow(names)
     return text.getvalue().encode("utf-8")
+
+
+def csv_writable(kind: pa.DataType) -> bool:
+    """True for the Arrow types a CSV cell holds exactly: text, numbers, booleans, times."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return any(test(kind) for test in (
+        pa.types.is_null, pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating,
+        pa.types.is_decimal, pa.types.is_string, pa.types.is_large_string,
+        pa.types.is_string_view, pa.types.is_date, pa.types.is_time, pa.types.is_timestamp,
+        pa.types.is_duration))
+
+
+def refuse_unwritable_csv(schema: pa.Schema, name: str, what: str) -> None:
+    """Refuse, before anything is scored, a column a CSV file cannot hold (nested, binary)."""
+    bad = [f"{f.name!r} ({f.type})" for f in schema if not csv_writable(f.type)]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise UsageError(f"{name} has a column a CSV file cannot hold: {shown}; write the "
+                         f"{what} as Parquet or JSON lines (--format, --rejects), or leave the "
+                         "column out of the input")
 
 
 class ChunkWriter:
     """Writes scored chunks (bytes, or Arrow tables for Parquet) to a sink, in order."""
 
-    def __init__(self, sink: Sink, fmt: str, columns=None, schema: pa.Schema | None = None):
+    def __init__(self, sink: Sink, fmt: str, columns=None, schema: pa.Schema | None = None,
+                 inert: bool = True):
         self.sink, self.fmt, self.schema = sink, fmt, schema
         self.parquet = None
         if fmt == CSV and columns is not None:
-            sink.write(csv_header(columns))
+            sink.write(csv_header(columns, inert))
+
+    @property
+    def streams(self) -> bool:
+        """True when the rows go out as they are written (standard output)."""
+        return self.sink.streams
 
     def write(self, payload) -> None:
         """Append one chunk's rows."""
@@ -61,17 +91,24 @@ class ChunkWriter:
                 + f" holds values of another type than in the first rows ({exc}); write CSV "
                 "or JSON lines instead, or give the column one type") from None
 
-    def commit(self) -> None:
-        """Finish the file and make it appear."""
+    def finish(self) -> None:
+        """Write the file's end (a Parquet footer) and make it durable, still unpublished."""
         if self.fmt == PARQUET:
             if self.parquet is None:
                 self._open(self.schema if self.schema is not None else pa.schema([]))
             self.parquet.close()
-        self.sink.commit()
+        self.sink.finish()
 
-    def abort(self) -> None:
-        """Leave nothing that looks finished."""
-        self.sink.abort()
+    def abort(self) -> str | None:
+        """Leave nothing that looks finished; say what could not be cleaned up."""
+        note = self.sink.abort()  # from here on the sink takes writes and drops them
+        if self.parquet is not None:
+            try:  # closed now, into the void, so that its finalizer has nothing left to do
+                self.parquet.close()
+            except (pa.ArrowException, OSError, ValueError):
+                pass
+            self.parquet = None
+        return note
 
 
 def _storable(schema: pa.Schema) -> pa.Schema:

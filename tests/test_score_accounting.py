@@ -1,0 +1,236 @@
+"""Every input line is accounted for, and no input multiplies into its rejects file.
+
+A quote left open swallows the lines after it into one value: those lines are a reject naming
+them, count as rejected rows one by one (in the summary and for --max-rejects), and never fall
+between the output and the rejects. A rejected row echoes at most ``cells.ECHO_LIMIT``
+characters of a cell or line, and has one problem for all its keys that are not columns.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from insurance_charges.scoring import cells
+
+from .scoring_support import error_lines, read_rows, summary_of
+from .scoring_support import score  # noqa: F401 - a fixture, used by name
+
+HEADER = "id,age,sex,bmi,children,smoker,region"
+
+
+def good_line(i: int) -> str:
+    return f"P{i},{19 + i % 40},female,27.9,{i % 4},yes,southwest"
+
+
+def csv_with(lines: dict[int, str], count: int) -> str:
+    """A CSV file of ``count`` good data lines (line 2 on, line n holding id Pn), some
+    replaced by ``lines``."""
+    body = [lines.get(n, good_line(n)) for n in range(2, count + 2)]
+    return "\n".join([HEADER, *body]) + "\n"
+
+
+def swallowed_range(message: str) -> tuple[int, int]:
+    found = re.match(r"lines? (\d+)(?:-(\d+))?:", message)
+    assert found, message
+    return int(found.group(1)), int(found.group(2) or found.group(1))
+
+
+# A quote left open, in the ways a hand-edited or badly exported file leaves one. Line 13 opens
+# it; what follows decides where the csv module stops: its field size limit (131,072
+# characters, about 3,800 of these lines), the end of the input, or a closing quote further on
+# followed by text, or by a row of the wrong width.
+OPEN_QUOTES = {
+    "never closed, long file": ({13: '"P13,19,female,27.9,0,yes,southwest'}, 6000),
+    "never closed, to the end": ({5990: '"P5990,19,female,27.9,0,yes,southwest'}, 6000),
+    "closed, then more text": ({13: '"P13,19,female,27.9,0,yes,southwest',
+                                20: 'P20"x,19,female,27.9,0,yes,southwest'}, 300),
+    "closed, wrong width": ({13: '"P13,19,female', 16: 'P16",19,female,27.9,0,yes,southwest,x'},
+                            300),
+}
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 50_000])
+@pytest.mark.parametrize("case", OPEN_QUOTES)
+def test_lines_swallowed_by_an_open_quote_are_a_reject_naming_them_and_each_is_counted(
+        score, tmp_path, case, chunk_rows):
+    replaced, count = OPEN_QUOTES[case]
+    (tmp_path / "in.csv").write_text(csv_with(replaced, count))
+    status, _, err = score(tmp_path / "in.csv", "-o", tmp_path / "out.csv", "--chunk-rows",
+                           chunk_rows, "--jobs", 1, "--max-rejects", 10**6)
+    assert status == 0, err
+    scored = {int(r["id"][1:]) for r in read_rows(tmp_path / "out.csv")}  # P<line>
+    rejects = read_rows(tmp_path / "out.rejects.csv")
+    swallowed = set()
+    for reject in rejects:
+        first, last = swallowed_range(reject["message"])
+        assert reject["line"] == str(first)
+        swallowed |= set(range(first, last + 1))
+    assert min(swallowed) == min(replaced)
+    assert scored | swallowed == set(range(2, count + 2)) and not scored & swallowed
+    report = summary_of(err)
+    assert report["rows_read"] == count == report["rows_scored"] + report["rows_rejected"]
+    assert report["rows_rejected"] == report["rows_unreadable"] == len(swallowed)
+    assert report["first_unreadable_line"] == min(replaced)
+    assert f"from line {min(replaced)}" in report["message"]
+
+
+def test_the_reject_says_the_quote_is_never_closed_and_how_to_fix_it(score, tmp_path):
+    replaced, count = OPEN_QUOTES["never closed, long file"]
+    (tmp_path / "in.csv").write_text(csv_with(replaced, count))
+    score(tmp_path / "in.csv", "-o", tmp_path / "out.csv")
+    [reject] = read_rows(tmp_path / "out.rejects.csv")
+    first, last = swallowed_range(reject["message"])
+    assert reject["message"] == (
+        f"lines 13-{last}: a quote opened in the row that starts on line 13 is never closed "
+        "within 131,072 characters, so these lines were read as one value; close the quote (a "
+        'quote inside a quoted value is written twice: ""), then score these lines again')
+    assert 3000 < last - first < 5000  # 131,072 characters of 36-character lines
+
+
+@pytest.mark.parametrize("allowed, status", [(0, 1), (1, 1), ("all but one", 1), ("all", 0)])
+def test_max_rejects_counts_every_swallowed_line_not_one_reject(score, tmp_path, allowed,
+                                                                status):
+    replaced, count = OPEN_QUOTES["never closed, long file"]
+    (tmp_path / "in.csv").write_text(csv_with(replaced, count))
+    _, _, err = score(tmp_path / "in.csv", "-o", tmp_path / "probe.csv", "--max-rejects", 10**6)
+    rejected = summary_of(err)["rows_rejected"]
+    limit = {"all but one": rejected - 1, "all": rejected}.get(allowed, allowed)
+    got, _, err = score(tmp_path / "in.csv", "-o", tmp_path / "out.csv", "--max-rejects", limit)
+    assert got == status
+    if status:
+        assert f"{rejected:,} rows rejected, more than --max-rejects allows" in err
+
+
+# Inputs whose rejects multiplied: each problem of a row echoed the whole row (six problems of
+# a 100 KB row: 600 KB), and a JSON-lines row had one problem per key that is not a column.
+LONG = "x" * 100_000
+
+
+def long_invalid_csv(path: Path) -> None:
+    path.write_text(HEADER + "\n" + "".join(f"{LONG}{i},abc,x,y,z,q,w\n" for i in range(20)))
+
+
+def long_invalid_jsonl(path: Path) -> None:
+    record = {"id": LONG, "age": "abc", "sex": "x", "bmi": "y", "children": "z", "smoker": "q",
+              "region": "w"}
+    path.write_text("".join(json.dumps({**record, "n": i}) + "\n" for i in range(20)))
+
+
+def long_text_jsonl(path: Path) -> None:
+    path.write_text("".join(f"not json {LONG}{i}\n" for i in range(20)))
+
+
+def open_quote_csv(path: Path) -> None:
+    path.write_text(csv_with({13: '"' + good_line(13)}, 6000))
+
+
+def many_keys_jsonl(path: Path) -> None:
+    first = {"id": 0, "age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes",
+             "region": "southwest"}
+    extra = {f"key{k}": k for k in range(3000)}
+    path.write_text(json.dumps(first) + "\n" + "".join(
+        json.dumps({**first, "id": i, **extra}) + "\n" for i in range(1, 20)))
+
+
+def repeated_keys_jsonl(path: Path) -> None:
+    fields = '"age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes", ' \
+             '"region": "southwest"'
+    repeated = ", ".join(f'"k{k}": 1, "k{k}": 2' for k in range(3000))
+    path.write_text("".join(f'{{"id": {i}, {fields}, {repeated}}}\n' for i in range(20)))
+
+
+HOSTILE = {
+    "long rows, every field wrong, CSV rejects": (long_invalid_csv, "in.csv", "out.csv", None),
+    "long rows, every field wrong, JSON-lines rejects": (long_invalid_csv, "in.csv", "out.csv",
+                                                         "rejects.jsonl"),
+    "long records, every field wrong": (long_invalid_jsonl, "in.jsonl", "out.jsonl", None),
+    "long records to CSV": (long_invalid_jsonl, "in.jsonl", "out.csv", None),
+    "long lines that are not JSON": (long_text_jsonl, "in.jsonl", "out.jsonl", None),
+    "an open quote, JSON-lines rejects": (open_quote_csv, "in.csv", "out.csv", "rejects.jsonl"),
+    "3,000 keys that are not columns": (many_keys_jsonl, "in.jsonl", "out.csv", None),
+    "3,000 keys that are not Parquet columns": (many_keys_jsonl, "in.jsonl", "out.parquet",
+                                                None),
+    "3,000 repeated keys": (repeated_keys_jsonl, "in.jsonl", "out.jsonl", None),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_no_input_makes_a_rejects_file_larger_than_itself(score, tmp_path, case):
+    make, source, output, rejects = HOSTILE[case]
+    make(tmp_path / source)
+    args = ["--rejects", tmp_path / rejects] if rejects else []
+    status, _, err = score(tmp_path / source, "-o", tmp_path / output, *args)
+    assert status == 1 and not error_lines(err), err
+    written = tmp_path / (rejects or output.replace("out.", "out.rejects."))
+    size = (tmp_path / source).stat().st_size
+    assert 0 < written.stat().st_size < size, (written.stat().st_size, size)
+    assert summary_of(err)["problems"] <= 7 * summary_of(err)["rows_rejected"]
+
+
+def echoed_texts(path: Path) -> list[str]:
+    if path.suffix == ".jsonl":
+        texts = []
+        for line in path.read_text().splitlines():
+            item = json.loads(line)
+            row = item.get("row")
+            if isinstance(row, dict):  # a row of a CSV or Parquet input: its cells
+                texts.extend(str(value) for value in row.values())
+            else:  # a JSON-lines record as it was sent, or text that was no row
+                texts.append(item["text"] if "text" in item else json.dumps(row))
+            texts.append(item["field"] or "")
+        return texts
+    with open(path, newline="") as f:
+        return [value for row in csv.reader(f) for value in row]
+
+
+@pytest.mark.parametrize("case", [c for c in HOSTILE if "keys" not in c])
+def test_a_reject_echoes_at_most_the_limit_of_a_cell_or_line_and_says_how_long_it_was(
+        score, tmp_path, case):
+    make, source, output, rejects = HOSTILE[case]
+    make(tmp_path / source)
+    args = ["--rejects", tmp_path / rejects] if rejects else []
+    score(tmp_path / source, "-o", tmp_path / output, *args)
+    written = tmp_path / (rejects or output.replace("out.", "out.rejects."))
+    texts = echoed_texts(written)
+    cut = [t for t in texts if re.search(r"… \(\d+ characters in all\)$", t)]
+    assert cut and all(len(t) <= cells.ECHO_LIMIT + len("… (1234567 characters in all)")
+                       for t in texts)
+    source_text = (tmp_path / source).read_text()
+    assert all(t[:t.rindex("… (")] in source_text for t in cut)  # a slice of the input
+
+
+@pytest.mark.parametrize("output", ["out.csv", "out.parquet"])
+def test_keys_that_are_not_columns_are_one_problem_naming_the_first_three(score, tmp_path,
+                                                                           output):
+    many_keys_jsonl(tmp_path / "in.jsonl")
+    status, _, err = score(tmp_path / "in.jsonl", "-o", tmp_path / output)
+    assert status == 1
+    rejects = read_rows(tmp_path / output.replace("out.", "out.rejects."))
+    assert [int(r["line"]) for r in rejects] == list(range(2, 21))  # one problem a row
+    fmt = output.split(".")[1]
+    assert rejects[0]["field"] == "key0"
+    assert rejects[0]["message"] == (
+        f"'key0', 'key1', 'key2' and 2,997 more are not columns of the {fmt} output, whose "
+        "columns are the first record's keys; write JSON lines, or give every record the same "
+        "keys")
+
+
+def test_repeated_keys_that_are_not_fields_are_one_problem_and_repeated_fields_one_each(
+        score, tmp_path):
+    repeated_keys_jsonl(tmp_path / "in.jsonl")
+    with open(tmp_path / "in.jsonl", "a") as f:
+        f.write('{"age": 19, "age": 20, "sex": "female", "bmi": 27.9, "children": 0, '
+                '"smoker": "yes", "region": "southwest", "k": 1, "k": 2}\n')
+    status, _, _ = score(tmp_path / "in.jsonl", "-o", tmp_path / "out.jsonl")
+    assert status == 1
+    rejects = read_rows(tmp_path / "out.rejects.jsonl")
+    assert [(r["line"], r["field"]) for r in rejects[-3:]] == [(20, "k0"), (21, "age"),
+                                                               (21, "k")]
+    assert rejects[0]["message"] == ("'k0', 'k1', 'k2' and 2,997 more appear more than once "
+                                     "in the object; give each key once")
+    assert rejects[-2]["message"] == ("'age' appears more than once in the object; send each "
+                                      "field once")

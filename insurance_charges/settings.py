@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ class Settings:
     """The service's settings, every one checked."""
 
     port: int = 8000
+    # Where it listens: this machine only unless HOST says otherwise (the image sets 0.0.0.0).
+    host: str = "127.0.0.1"
     workers: int = 1
     model_path: Path = DEFAULT_MODEL_PATH
     log_level: str = "info"
@@ -75,6 +78,30 @@ def _whole(low: int, high: int, fix: str) -> Callable[[str], int]:
         if not low <= value <= high:
             raise ValueError(f"outside {low} to {high}; {fix}")
         return value
+    return parse
+
+
+def host_parser(name: str) -> Callable[[str], str]:
+    """A parser for ``name``: an IP address literal or a host name, normalized."""
+    fix = (f"set {name} to an address of this machine (127.0.0.1: this machine only; 0.0.0.0: "
+           "every interface) or its hostname")
+
+    def parse(text: str) -> str:
+        host = text.strip()
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]  # an IPv6 address as URLs write it
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
+        if not _HOST_NAME.fullmatch(host):
+            raise ValueError(f"neither an IP address nor a hostname; {fix}")
+        try:  # 0x7f000001: a name in form, which the C library would read as 127.0.0.1
+            socket.inet_aton(host)
+        except OSError:
+            return host
+        raise ValueError(f"an IPv4 address in an abbreviated form; {fix}, with an address "
+                         "in four decimal parts")
     return parse
 
 
@@ -170,6 +197,7 @@ def _parsers(cpus: int) -> dict[str, tuple[str, Callable]]:
     most = WORKERS_PER_CPU_LIMIT * cpus
     return {
         "PORT": ("port", _whole(1, 65535, "set PORT to a TCP port from 1 to 65535")),
+        "HOST": ("host", host_parser("HOST")),
         "WEB_CONCURRENCY": ("workers", _whole(1, most, f"set WEB_CONCURRENCY from 1 to {most} "
                                               f"({WORKERS_PER_CPU_LIMIT} per CPU; one per CPU "
                                               "is the default)")),

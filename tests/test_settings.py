@@ -43,8 +43,8 @@ def test_good_values_are_parsed_into_their_types(tmp_path):
 
 
 def test_every_variable_the_service_reads_is_listed():
-    assert ENVIRONMENT == ("PORT", "WEB_CONCURRENCY", "MODEL_PATH", "LOG_LEVEL", "MAX_BATCH",
-                           "API_KEYS", "MODEL_PUBLIC_KEY", "SAGEMAKER_BIND_TO_PORT",
+    assert ENVIRONMENT == ("PORT", "HOST", "WEB_CONCURRENCY", "MODEL_PATH", "LOG_LEVEL",
+                           "MAX_BATCH", "API_KEYS", "MODEL_PUBLIC_KEY", "SAGEMAKER_BIND_TO_PORT",
                            "SAGEMAKER_MAX_PAYLOAD_IN_MB", "MODEL_URI",
                            "MODEL_STORE", "METRICS_PORT", "METRICS_HOST",
                            "PROMETHEUS_MULTIPROC_DIR")
@@ -106,11 +106,38 @@ def test_an_unusable_model_public_key_is_refused(tmp_path, content, message):
                                          "the job's MaxPayloadInMB"),
     ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "101", "SAGEMAKER_MAX_PAYLOAD_IN_MB='101': outside 1 to 100"),
     ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "6.5", "SAGEMAKER_MAX_PAYLOAD_IN_MB='6.5': not a whole number"),
+    ("HOST", "127.1", "HOST='127.1': neither an IP address nor a hostname; set HOST to an "
+                      "address of this machine (127.0.0.1: this machine only; 0.0.0.0: every "
+                      "interface) or its hostname"),
+    ("HOST", "999.0.0.1", "HOST='999.0.0.1': neither an IP address nor a hostname"),
+    ("HOST", "0x7f000001", "HOST='0x7f000001': an IPv4 address in an abbreviated form"),
+    ("HOST", "host name", "HOST='host name': neither an IP address nor a hostname"),
+    ("HOST", "-lead.example", "HOST='-lead.example': neither"),
+    ("HOST", "a..b", "HOST='a..b': neither"),
+    ("HOST", "x" * 64, "HOST='xxxx"),
+    ("HOST", "h" * 250 + ".com", "HOST='hhhh"),
+    ("HOST", "host:8000", "HOST='host:8000': neither"),
+    ("HOST", "http://host", "HOST='http://host': neither"),
+    ("HOST", "10.0.0.0/8", "HOST='10.0.0.0/8': neither"),
+    ("HOST", "caf\u00e9.example", "HOST='caf\u00e9.example': neither"),
+    ("HOST", "a;touch F", "HOST='a;touch F': neither"),
 ])
 def test_an_unusable_value_is_refused_naming_it_and_what_to_set(name, value, message):
     with pytest.raises(SettingsError) as raised:
         from_environ({name: value}, cpus=2)
     assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize("text, host", [
+    ("127.0.0.1", "127.0.0.1"), (" 0.0.0.0 ", "0.0.0.0"), ("::", "::"), ("[::1]", "::1"),
+    ("2001:DB8::1", "2001:db8::1"), ("localhost", "localhost"),
+    ("api-1.internal.example.com.", "api-1.internal.example.com."), ("h" * 63, "h" * 63)])
+def test_host_is_an_ip_address_or_a_hostname(text, host):
+    assert from_environ({"HOST": text}, cpus=1).host == host
+
+
+def test_without_host_the_service_listens_on_this_machine_only():
+    assert from_environ({}, cpus=1).host == "127.0.0.1" == from_environ({"HOST": ""}).host
 
 
 @pytest.mark.parametrize("name", ["PORT", "WEB_CONCURRENCY", "MAX_BATCH", "LOG_LEVEL"])

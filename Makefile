@@ -47,8 +47,8 @@ $(AIRFLOW_VENV)/.installed: requirements-airflow.txt
 	$(AIRFLOW_VENV)/bin/python -m pip check
 	touch $@
 
-run: $(VENV)/.runtime  ## Serve the committed model with gunicorn on $PORT (default 8000)
-	exec $(BIN)/gunicorn --config gunicorn.conf.py application:application
+run: $(VENV)/.runtime  ## Serve the committed model with gunicorn on $HOST:$PORT (default 127.0.0.1:8000)
+	exec $(BIN)/python -m insurance_charges.startup
 
 # The unit tier (tests/tiers.py): no servers, Docker, browser, training or child processes; what a
 # developer runs between edits (about 1.5 minutes on 2 cores). A test that starts a process

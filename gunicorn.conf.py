@@ -1,4 +1,9 @@
-"""Gunicorn settings shared by `make run` and the container (one file, one behaviour)."""
+"""Gunicorn settings shared by `make run` and the container (one file, one behaviour).
+
+Both start gunicorn through ``python -m insurance_charges.startup``, which checks what gunicorn
+reads itself, and the address, before gunicorn is imported; this file checks the service's
+settings again for whoever runs ``gunicorn --config gunicorn.conf.py application:application``.
+"""
 import logging
 import os
 import sys
@@ -8,6 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from insurance_charges.monitoring import master as monitoring  # noqa: E402
 from insurance_charges.settings import SettingsError, from_environ  # noqa: E402
+from insurance_charges.startup.address import bind_address  # noqa: E402
 
 try:  # every environment variable, checked once: a bad one is one line and exit 1
     settings = from_environ(os.environ)
@@ -15,7 +21,9 @@ except SettingsError as exc:
     sys.stderr.write(f"Error: {exc}\n")
     sys.exit(1)
 
-bind = f"0.0.0.0:{settings.port}"
+# HOST: this machine only unless set (the image sets 0.0.0.0; its launcher binds gunicorn to a
+# unix socket behind nginx instead, with --bind, which takes precedence over this).
+bind = bind_address(settings.host, settings.port)
 # One sync worker per core by default: a prediction is CPU-bound work that holds the GIL, so
 # threads would not add throughput. WEB_CONCURRENCY is the conventional override (EB sets it).
 workers = settings.workers

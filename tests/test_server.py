@@ -15,9 +15,15 @@ from devtools.gunicorn_server import GunicornServer, free_port
 pytestmark = pytest.mark.slow
 
 
+# Set but empty, each counts as unset; gunicorn itself would read "" with int() and stop
+# (LISTEN_FDS, GUNICORN_PID) or take it as a setting (FORWARDED_ALLOW_IPS: trust no proxy).
+EMPTY = {"LISTEN_FDS": "", "LISTEN_PID": "", "GUNICORN_PID": "", "GUNICORN_FD": "",
+         "GUNICORN_CMD_ARGS": "", "SCRIPT_NAME": "", "FORWARDED_ALLOW_IPS": ""}
+
+
 @pytest.fixture(scope="module")
 def server():
-    srv = GunicornServer(via_make=True)
+    srv = GunicornServer(via_make=True, **EMPTY)
     try:
         srv.wait_healthy()
         yield srv
@@ -47,6 +53,21 @@ def test_server_runs_the_configured_workers_and_loads_the_model_once(server):
     text = "".join(server.lines)
     assert booted() == 2 and len(server.worker_pids()) == 2
     assert text.count('"message": "loaded model') == 1  # in the master, before forking
+
+
+def test_make_run_listens_on_this_machine_only_unless_host_says_otherwise(server):
+    assert f"Listening at: http://127.0.0.1:{server.port} (" in server.output()
+
+
+def test_a_second_make_run_on_the_same_port_is_one_line_before_the_model_loads(server):
+    run = subprocess.run(["make", "--no-print-directory", "run"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PORT": str(server.port)})
+    assert run.returncode != 0 and [line for line in run.stderr.splitlines()
+                                     if not line.startswith("make: *** ")] == [
+        f"Error: PORT='{server.port}': already in use on 127.0.0.1:{server.port} (another "
+        "server listens there, perhaps an earlier `make run`); stop it, or set PORT to a free "
+        "port"]
+    assert "loaded model" not in run.stdout
 
 
 def test_access_log_lines_are_json_with_the_request_id(server):

@@ -48,10 +48,12 @@ COPY insurance_charges/ insurance_charges/
 RUN /opt/venv/bin/python -m compileall -q /app
 # PATH is spelled out: the stand-in base sets none, and "$PATH:" would add the cwd.
 # matplotlib (which PyCaret imports) needs a writable config directory: /tmp is the only one.
+# HOST: nginx listens on every interface of the container (the service's own default, for
+# `make run`, is this machine only); the port is Docker's, EB's or ECS's to publish.
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib \
-    PORT=8000
+    HOST=0.0.0.0 PORT=8000
 USER 10001:10001
 # Fail the build, not the deployment, when the trimmed image cannot load, verify (card,
 # SHA-256, library versions) and run the committed model (load_model estimates a known record).

@@ -211,5 +211,5 @@ def test_the_images_nginx_outwaits_gunicorn_and_stops_inside_dockers_grace(tmp_p
     # Docker waits 10 s after SIGTERM; gunicorn needs about 1.3 s once nginx has gone.
     assert nginx_seconds(inner["worker_shutdown_timeout"]) < NGINX_GRACE_S <= 10 - 3
     assert nginx_seconds(inner["keepalive_timeout"]) > 60  # the ALB's default idle timeout
-    assert inner["listen"].split()[0] == "8000" and "unix:" in (
+    assert inner["listen"].split()[0] == "0.0.0.0:8000" and "unix:" in (
         tmp_path / "nginx.conf").read_text()

@@ -552,7 +552,7 @@ def test_no_argument_serves_on_port_as_before_and_serve_on_sagemakers_port(tmp_p
     assert modes.mode_for([], settings, {"A": "1"}, tmp_path) == modes.Mode(
         8000, {"A": "1"}, modes.DRAIN_S)
     served = modes.mode_for(["serve"], settings, {"A": "1"}, tmp_path / "absent")
-    assert served == modes.Mode(9001, {"A": "1"}, modes.SERVE_DRAIN_S)
+    assert served == modes.Mode(9001, {"A": "1"}, modes.SERVE_DRAIN_S, "SAGEMAKER_BIND_TO_PORT")
 
 
 def test_serve_takes_the_extracted_model_unless_model_path_names_one(tmp_path):
@@ -607,7 +607,7 @@ def test_the_images_nginx_takes_the_payload_limit_on_invocations_only(tmp_path):
         f"{MAX_CONTENT_LENGTH // 1024}k"]
     assert not any(limits.values())  # every other location keeps the app's limit
     assert "_errors/$status.json" in blocks["= /invocations"]
-    assert "listen 8080 default_server;" in blocks[""]
+    assert "listen 0.0.0.0:8080 default_server;" in blocks[""]
     problem_json = next(k for k in blocks if k.startswith("~"))
     assert "execution-parameters$" in problem_json
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -238,3 +239,67 @@ def test_ctrl_c_while_gunicorn_forks_its_workers_is_its_orderly_stop(moment):
     assert ours(started.err[after:]) == [], started.err[after:]
     assert "Traceback" not in "".join(started.out + started.err)
     assert started.proc.returncode == -signal.SIGINT
+
+
+# ---- the image's launcher stopped while gunicorn starts -----------------------------------------
+
+def gunicorn_started(launcher: int) -> bool:
+    """Whether the launcher has started gunicorn (other children come and go as it imports)."""
+    for child in psutil.Process(launcher).children():
+        try:
+            if "insurance_charges.startup" in child.cmdline():
+                return True
+        except psutil.NoSuchProcess:
+            pass
+    return False
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_the_launcher_stopped_while_gunicorn_loads_ends_both_at_once_and_quietly(tmp_path, stop):
+    # `docker stop` (SIGTERM) or `docker kill -s INT`: the launcher, not its group, gets it.
+    launcher = subprocess.Popen(
+        [str(PYTHON), "-m", "insurance_charges.container"], cwd=ROOT, text=True,
+        env={**os.environ, "PORT": str(free_port()), "HOST": "127.0.0.1",
+             "TMPDIR": str(tmp_path)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        while not gunicorn_started(launcher.pid):
+            assert launcher.poll() is None, launcher.stdout.read()
+            time.sleep(0.01)
+        time.sleep(0.3)  # gunicorn imports: it cannot be listening before its model is loaded
+        launcher.send_signal(stop)
+        output, _ = launcher.communicate(timeout=60)
+    finally:
+        try:
+            os.killpg(launcher.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert launcher.returncode == 0, output
+    assert "Listening at" not in output and "Traceback" not in output and \
+        not ours(output.splitlines())
+
+
+def test_the_launcher_refuses_a_busy_port_for_nginx_before_starting_gunicorn(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        run = subprocess.run([str(PYTHON), "-m", "insurance_charges.container"], cwd=ROOT,
+                             text=True, capture_output=True, timeout=120,
+                             env={**os.environ, "PORT": str(port), "HOST": "127.0.0.1",
+                                  "TMPDIR": str(tmp_path)})
+    assert run.returncode == 1 and run.stderr.splitlines() == [
+        f"Error: PORT='{port}': already in use on 127.0.0.1:{port} (another server listens "
+        "there, perhaps an earlier `make run`); stop it, or set PORT to a free port"]
+    assert not Path(tmp_path, "insurance-charges", "gunicorn.sock").exists()
+
+
+@pytest.mark.parametrize("host, listen", [
+    ("0.0.0.0", "listen 0.0.0.0:8000 default_server;"),  # the image's HOST
+    ("::", "listen [::]:8000 ipv6only=off default_server;"),  # IPv4 too, as gunicorn's "::"
+    ("::1", "listen [::1]:8000 default_server;"),
+    ("127.0.0.1", "listen 127.0.0.1:8000 default_server;")])
+def test_the_images_nginx_listens_where_host_says(tmp_path, host, listen):
+    from insurance_charges.container.launcher import write_config
+
+    assert listen in write_config(8000, tmp_path, host=host).read_text()

@@ -1,6 +1,10 @@
 """``python -m insurance_charges.container``: the image's command (PID 1)."""
-import sys
+from ..startup.interrupts import quiet_interrupts
 
-from .launcher import main
+quiet_interrupts()  # before anything else is imported: a Ctrl-C from here on ends quietly
+
+import sys  # noqa: E402
+
+from .launcher import main  # noqa: E402
 
 sys.exit(main())

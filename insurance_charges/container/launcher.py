@@ -1,4 +1,4 @@
-"""The image's PID 1: nginx on $PORT in front of gunicorn on a unix socket; both stop together.
+"""The image's PID 1: nginx on $HOST:$PORT in front of gunicorn on a unix socket; both stop together.
 
 Started with ``serve`` (SageMaker), nginx listens on SageMaker's port instead, and the model
 and stop timing follow SageMaker's contract (``modes.py``).
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..settings import MAX_CONTENT_LENGTH, MAX_PAYLOAD_MB, PROJECT_ROOT, SettingsError, \
     from_environ
+from ..startup.address import bind_address, check_address
 from ..web.errors import PROBLEMS, problem_type
 from ..web.security import HEADERS
 from .modes import DRAIN_S, UsageError, mode_for
@@ -70,8 +71,15 @@ def _html(status: int) -> str:
             '<p><a href="/">Back to the form</a></p></main></body></html>\n')
 
 
+def listen(host: str, port: int) -> str:
+    """nginx's ``listen`` address for HOST and the port, as gunicorn would bind them."""
+    # "::" is every IPv6 and IPv4 interface to gunicorn (Linux's default); nginx, unless told,
+    # would take IPv6 clients only, and the image's health check probes 127.0.0.1.
+    return bind_address(host, port) + (" ipv6only=off" if host == "::" else "")
+
+
 def write_config(port: int, run_dir: Path = RUN_DIR, drain_s: int = DRAIN_S,
-                 max_payload_mb: int = MAX_PAYLOAD_MB) -> Path:
+                 max_payload_mb: int = MAX_PAYLOAD_MB, host: str = "0.0.0.0") -> Path:  # nosec B104
     """Render nginx's configuration and error pages into ``run_dir``; return the config path."""
     (run_dir / "_errors").mkdir(parents=True, exist_ok=True)
     for status in NGINX_STATUSES:
@@ -80,7 +88,7 @@ def write_config(port: int, run_dir: Path = RUN_DIR, drain_s: int = DRAIN_S,
     headers = "\n".join(f"            add_header {name} \"{value}\" always;"
                         for name, value in HEADERS.items())
     fill = {"@RUN_DIR@": str(run_dir), "@SOCKET@": str(run_dir / SOCKET.name),
-            "@PORT@": str(port), "@MAX_BODY@": f"{MAX_CONTENT_LENGTH // 1024}k",
+            "@LISTEN@": listen(host, port), "@MAX_BODY@": f"{MAX_CONTENT_LENGTH // 1024}k",
             "@MAX_PAYLOAD@": f"{max_payload_mb}m",  # nginx's m is SageMaker's MB (MiB)
             "@DRAIN@": f"{drain_s}s", "@SECURITY_HEADERS@": headers}
     for name in ("nginx.conf", "proxy.conf"):
@@ -95,8 +103,8 @@ class Stack:
     """gunicorn and nginx as child processes, started and stopped in order."""
 
     def __init__(self, port: int, drain_s: int = DRAIN_S, max_payload_mb: int = MAX_PAYLOAD_MB,
-                 environ: dict | None = None):
-        self.port, self.gunicorn, self.nginx = port, None, None
+                 environ: dict | None = None, host: str = "0.0.0.0"):  # nosec B104
+        self.host, self.port, self.gunicorn, self.nginx = host, port, None, None
         self.drain_s, self.max_payload_mb, self.environ = drain_s, max_payload_mb, environ
         self.stopping = self.failed = False
         self._quit_sent = self._term_sent = False
@@ -104,16 +112,17 @@ class Stack:
 
     def start(self) -> None:
         """gunicorn first (it loads the model); nginx once gunicorn is listening."""
-        config = write_config(self.port, drain_s=self.drain_s, max_payload_mb=self.max_payload_mb)
+        config = write_config(self.port, drain_s=self.drain_s, max_payload_mb=self.max_payload_mb,
+                              host=self.host)
         SOCKET.unlink(missing_ok=True)
+        # Started as `make run` starts it: what gunicorn reads itself is checked first.
         self.gunicorn = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
-             "--bind", f"unix:{SOCKET}", "application:application"], cwd=PROJECT_ROOT,
-            env=self.environ)
+            [sys.executable, "-m", "insurance_charges.startup", "--unix-socket", str(SOCKET)],
+            cwd=PROJECT_ROOT, env=self.environ)
         deadline = time.monotonic() + STARTUP_S
         while not SOCKET.exists():
-            if self.gunicorn.poll() is not None or time.monotonic() > deadline:
-                return  # gunicorn said why (one "Error:" line); main() exits with its status
+            if self.gunicorn.poll() is not None or time.monotonic() > deadline or self.stopping:
+                return  # gunicorn said why (one "Error:" line), or a stop came before the start
             time.sleep(0.05)
         self.nginx = subprocess.Popen(["nginx", "-c", str(config), "-e", "stderr",
                                        "-g", "daemon off;"])
@@ -156,6 +165,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         settings = from_environ(os.environ)
         mode = mode_for(sys.argv[1:] if args is None else args, settings, os.environ)
+        check_address(settings.host, mode.port, mode.port_name)  # nginx's, before the model
     except SettingsError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return 1
@@ -171,13 +181,14 @@ def main(args: list[str] | None = None) -> int:
                          "container a writable /tmp owned by (or open to) its user 10001, "
                          "e.g. `--tmpfs /tmp` or a volume with mode 1777\n")
         return 1
-    stack = Stack(mode.port, mode.drain_s, settings.max_payload_mb, mode.environ)
+    stack = Stack(mode.port, mode.drain_s, settings.max_payload_mb, mode.environ, settings.host)
     signal.signal(signal.SIGTERM, stack.request_stop)
     signal.signal(signal.SIGINT, stack.request_stop)
     stack.start()
-    if stack.nginx is None:  # gunicorn never came up
+    if stack.nginx is None:  # gunicorn never came up, or a stop came first
         if stack.gunicorn.poll() is None:
-            stack.gunicorn.terminate()
-        return stack.gunicorn.wait() or 1
+            stack.gunicorn.terminate()  # still loading: it ends silently (SIGTERM's default)
+        status = stack.gunicorn.wait()
+        return 0 if stack.stopping else (status or 1)  # asked to stop: nothing failed
     status = stack.wait()
     return (status or 1) if stack.failed else status  # a lost half is a failure, even at 0

@@ -36,6 +36,7 @@ class Mode:
     port: int
     environ: dict
     drain_s: int
+    port_name: str = "PORT"  # the variable that sets ``port``, for a line about it
 
 
 def mode_for(args: list[str], settings: Settings, environ: Mapping[str, str],
@@ -64,4 +65,4 @@ def mode_for(args: list[str], settings: Settings, environ: Mapping[str, str],
             raise SettingsError(str(exc)) from None
         if found is not None:
             children["MODEL_PATH"] = str(found)
-    return Mode(settings.sagemaker_port, children, SERVE_DRAIN_S)
+    return Mode(settings.sagemaker_port, children, SERVE_DRAIN_S, "SAGEMAKER_BIND_TO_PORT")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,23 @@ def require(condition: bool, reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set, so this cannot be skipped)")
     pytest.skip(reason)
+
+
+def run_in_session(command: list[str], env: dict[str, str],
+                   timeout: float) -> subprocess.CompletedProcess:
+    """``command`` from the project, to its end, in a session of its own: when it outlives
+    ``timeout``, every process it started (a server `make run` left) is killed with it."""
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # anything of it still running
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 @pytest.fixture(scope="session")

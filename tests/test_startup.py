@@ -23,22 +23,21 @@ from insurance_charges.settings import SettingsError
 from insurance_charges.startup import gunicorn_environ
 from insurance_charges.startup.address import bind_address, check_address
 
-from .conftest import ROOT
+from .conftest import ROOT, run_in_session
 from .deploy_files import gunicorn_settings
 
 # A line gunicorn's own logger writes: "[2026-12-07 04:23:16 +0000] [10040] [INFO] ...".
 GUNICORN_RECORD = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[[A-Z]+\] ")
 # make's echo of the run recipe, before anything starts.
-RECIPE = "exec .venv/bin/python -m insurance_charges.startup"
+RECIPE = 'exec "$VENV/bin/python" -m insurance_charges.startup'
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
 def make_run(env: dict[str, str | None], timeout: float = 120) -> subprocess.CompletedProcess:
     """`make run` with these variables (None: unset) until it exits."""
     environ = {**os.environ, "PORT": str(free_port()), **env}
-    return subprocess.run(["make", "--no-print-directory", "run"], cwd=ROOT, text=True,
-                          capture_output=True, timeout=timeout,
-                          env={k: v for k, v in environ.items() if v is not None})
+    return run_in_session(["make", "--no-print-directory", "run"],
+                          {k: v for k, v in environ.items() if v is not None}, timeout)
 
 
 def one_error_line(run: subprocess.CompletedProcess) -> str:
@@ -284,10 +283,9 @@ def test_the_launcher_refuses_a_busy_port_for_nginx_before_starting_gunicorn(tmp
         holder.bind(("127.0.0.1", 0))
         holder.listen(1)
         port = holder.getsockname()[1]
-        run = subprocess.run([str(PYTHON), "-m", "insurance_charges.container"], cwd=ROOT,
-                             text=True, capture_output=True, timeout=120,
-                             env={**os.environ, "PORT": str(port), "HOST": "127.0.0.1",
-                                  "TMPDIR": str(tmp_path)})
+        run = run_in_session([str(PYTHON), "-m", "insurance_charges.container"],
+                             {**os.environ, "PORT": str(port), "HOST": "127.0.0.1",
+                              "TMPDIR": str(tmp_path)}, timeout=120)
     assert run.returncode == 1 and run.stderr.splitlines() == [
         f"Error: PORT='{port}': already in use on 127.0.0.1:{port} (another server listens "
         "there, perhaps an earlier `make run`); stop it, or set PORT to a free port"]

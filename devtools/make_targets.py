@@ -97,7 +97,7 @@ def main(args: list[str] | None = None) -> int:
     except SettingsError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return 2
-    os.execv(sys.executable, [sys.executable, *argv])  # nosec B606 (an argument list, no shell)
+    os.execv(sys.executable, [sys.executable, *argv])  # an argument list: no shell reads it
     return 0  # not reached: execv replaced this process
 
 

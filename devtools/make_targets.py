@@ -66,7 +66,7 @@ def _model_archive(environ: Environ) -> list[str]:
 def _train(environ: Environ) -> list[str]:
     if not environ.get("SIGNING_KEY"):
         raise SettingsError("make train needs SIGNING_KEY: the Ed25519 private key (PEM) that "
-                            "signs the model (README, Training)")
+                            "signs the model (docs/training.md)")
     return ["insurance_charges.training", *_option(environ, "SIGNING_KEY", "--signing-key"),
             *_option(environ, "DATA", "--data")]
 

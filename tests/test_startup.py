@@ -58,9 +58,17 @@ def one_error_line(run: subprocess.CompletedProcess) -> str:
     ("FORWARDED_ALLOW_IPS", "bogus", "FORWARDED_ALLOW_IPS='bogus': 'bogus' is not an IP address"),
     ("FORWARDED_ALLOW_IPS", "10.0.0.1/8", "'10.0.0.1/8' is not an IP address or network"),
     ("FORWARDED_ALLOW_IPS", "127.0.0.1, ,::1", "'' is not an IP address or network"),
-    ("GUNICORN_CMD_ARGS", '--workers "', "GUNICORN_CMD_ARGS='--workers \"': gunicorn would take"),
-    ("GUNICORN_CMD_ARGS", "--bind 0.0.0.0:80", "unset GUNICORN_CMD_ARGS"),
-    ("GUNICORN_CMD_ARGS", "--workers x", "unset GUNICORN_CMD_ARGS"),
+    ("GUNICORN_CMD_ARGS", '--max-requests "', "no closing quotation; quote as a shell would"),
+    ("GUNICORN_CMD_ARGS", "--bind 0.0.0.0:80", "--bind would override a setting the service "
+                                               "checks: set HOST and PORT instead"),
+    ("GUNICORN_CMD_ARGS", "-w 64", "-w would override a setting the service checks: set "
+                                   "WEB_CONCURRENCY instead"),
+    ("GUNICORN_CMD_ARGS", "--config /tmp/other.py", "'--config' is not one of the options"),
+    ("GUNICORN_CMD_ARGS", "--reload", "'--reload' is not one of the options"),
+    ("GUNICORN_CMD_ARGS", "--max-requests 40 other:app", "'other:app' is not one of the options"),
+    ("GUNICORN_CMD_ARGS", "--max-requests many", "--max-requests 'many': not a whole number"),
+    ("GUNICORN_CMD_ARGS", "--timeout=-1", "--timeout '-1': not a whole number"),
+    ("GUNICORN_CMD_ARGS", "--help", "'--help' is not one of the options"),
     ("SCRIPT_NAME", "/app", "SCRIPT_NAME='/app': gunicorn would answer every request outside"),
     ("LISTEN_FDS", "x", "LISTEN_FDS='x': not a whole number; set by systemd's socket activation"),
     ("LISTEN_PID", "1.5", "LISTEN_PID='1.5': not a whole number"),
@@ -73,6 +81,12 @@ def test_a_variable_gunicorn_reads_itself_is_one_line_before_gunicorn_starts(nam
     line = one_error_line(run)
     assert line.startswith(f"Error: {name}={value!r}: ") and message in line
     assert "Starting gunicorn" not in run.stderr and "loaded model" not in run.stdout
+
+
+@pytest.mark.parametrize("text", ["--max-requests 40 --max-requests-jitter 0", "--timeout=60",
+                                  "--graceful-timeout 5 --keep-alive 2 --backlog 64"])
+def test_gunicorn_cmd_args_may_tune_what_gunicorn_conf_py_sets_as_defaults(text):
+    assert gunicorn_environ.check({"GUNICORN_CMD_ARGS": text}) == ()
 
 
 def test_gunicorns_re_exec_pid_without_its_sockets_is_refused():

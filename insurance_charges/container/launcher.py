@@ -1,4 +1,4 @@
-"""The image's PID 1: nginx on $HOST:$PORT in front of gunicorn on a unix socket; both stop together.
+"""The image's PID 1: nginx on $HOST:$PORT before gunicorn on a unix socket; both stop together.
 
 Started with ``serve`` (SageMaker), nginx listens on SageMaker's port instead, and the model
 and stop timing follow SageMaker's contract (``modes.py``).

@@ -3,7 +3,8 @@
 gunicorn 27.0.1 reads these on its own, out of settings.py's reach (found in its source):
 WEB_CONCURRENCY, PORT and FORWARDED_ALLOW_IPS in gunicorn.config's class bodies, at import,
 where a bad value is a 20-line traceback; GUNICORN_CMD_ARGS while it parses its command line,
-before it reads gunicorn.conf.py, whose settings it then overrides; LISTEN_FDS and
+before it reads gunicorn.conf.py, whose settings it then overrides (only a few tuning options
+are let through, see ``TUNABLE``); LISTEN_FDS and
 LISTEN_PID (systemd's socket activation) and GUNICORN_PID and GUNICORN_FD (its own re-exec on
 SIGUSR2) once the model is loaded, with ``int()``; SCRIPT_NAME for every request. SENDFILE
 (any value is a yes or a no), NOTIFY_SOCKET (its errors are caught) and XDG_RUNTIME_DIR (for
@@ -13,6 +14,7 @@ PORT and WEB_CONCURRENCY are the service's own settings too (settings.py checks 
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from typing import Callable, Mapping
 
 from ..settings import SettingsError
@@ -39,6 +41,42 @@ def _refused(why: str) -> Callable[[str], None]:
     return parse
 
 
+# GUNICORN_CMD_ARGS may tune these (gunicorn.conf.py's values are defaults a run may change:
+# the tests and the soak recycle workers sooner, or never). Every other option would override a
+# setting the service checks itself, or how it is run (--reload, --env, --config...).
+TUNABLE = ("--max-requests", "--max-requests-jitter", "--timeout", "--graceful-timeout",
+           "--keep-alive", "--backlog")
+# An option that overrides one of the service's own settings: which one to set instead.
+INSTEAD = {"-b": "HOST and PORT", "--bind": "HOST and PORT", "-w": "WEB_CONCURRENCY",
+           "--workers": "WEB_CONCURRENCY", "--log-level": "LOG_LEVEL",
+           "--forwarded-allow-ips": "FORWARDED_ALLOW_IPS"}
+
+
+def _gunicorn_cmd_args(text: str) -> None:
+    try:
+        words = iter(shlex.split(text))  # as gunicorn splits it
+    except ValueError as exc:
+        raise ValueError(f"{str(exc).lower()}; quote as a shell would") from None
+    allowed = ", ".join(TUNABLE)
+    for word in words:
+        option, equals, value = word.partition("=")
+        if option in INSTEAD:
+            raise ValueError(f"{option} would override a setting the service checks: set "
+                             f"{INSTEAD[option]} instead (GUNICORN_CMD_ARGS may only tune "
+                             f"{allowed})")
+        if option not in TUNABLE:
+            raise ValueError(f"{option[:40]!r} is not one of the options GUNICORN_CMD_ARGS may "
+                             f"tune here ({allowed}, each a whole number); unset "
+                             "GUNICORN_CMD_ARGS for gunicorn.conf.py's values")
+        value = value if equals else next(words, "")
+        try:
+            if int(value) < 0:  # int(), as gunicorn reads it
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{option} {value[:40]!r}: not a whole number; give {option} a "
+                             "whole number of requests or seconds") from None
+
+
 def _whole_numbers(fix: str, separator: str | None = None) -> Callable[[str], None]:
     def parse(text: str) -> None:
         for part in text.split(separator) if separator else [text]:
@@ -54,10 +92,7 @@ SYSTEMD = "set by systemd's socket activation; unset it outside systemd"
 REEXEC = "set by gunicorn itself when it re-executes on SIGUSR2; unset it"
 CHECKS: Mapping[str, Callable[[str], None]] = {
     "FORWARDED_ALLOW_IPS": _forwarded_allow_ips,
-    "GUNICORN_CMD_ARGS": _refused(
-        "gunicorn would take these arguments over gunicorn.conf.py, unchecked (a --bind, "
-        "--workers or --config of their own); set the service's own variables instead "
-        "(README, Configuration) and unset GUNICORN_CMD_ARGS"),
+    "GUNICORN_CMD_ARGS": _gunicorn_cmd_args,
     "SCRIPT_NAME": _refused(
         "gunicorn would answer every request outside that path, /health included, with its "
         "own HTML 500 page; the service answers at the root of its host: unset SCRIPT_NAME "

@@ -26,7 +26,7 @@ def _unix_socket(args: list[str]) -> Path | None:
         return Path(args[1])
     raise ValueError(f"unknown arguments {' '.join(args)[:80]!r}; run `python -m "
                      "insurance_charges.startup` with no argument (settings come from the "
-                     "environment: README, Configuration)")
+                     "environment: docs/configuration.md)")
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 # insurance-charges: every command creates and uses the project's own virtual environment.
 #
-# No variable's value is ever code, to make or to the shell (docs/getting-started.md):
+# No variable's value is ever code, to make or to the shell
+# (docs/getting-started.md#the-two-commands):
 # whatever `make NAME=value` or the environment sets is taken as literal text, never expanded
 # by make, and reaches each command through the environment: a recipe quotes it ("$$NAME"),
 # or devtools/make_targets.py builds the command's argument list from it. Spaces, quotes, ;,

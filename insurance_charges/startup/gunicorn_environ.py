@@ -10,6 +10,7 @@ SIGUSR2) once the model is loaded, with ``int()``; SCRIPT_NAME for every request
 (any value is a yes or a no), NOTIFY_SOCKET (its errors are caught) and XDG_RUNTIME_DIR (for
 the control socket, which gunicorn.conf.py turns off) cannot fail and are not checked.
 PORT and WEB_CONCURRENCY are the service's own settings too (settings.py checks them).
+What each may hold: docs/configuration.md#what-gunicorn-reads-itself.
 """
 from __future__ import annotations
 

@@ -20,7 +20,6 @@ from insurance_charges.settings import SettingsError
 
 from .conftest import ROOT, run_in_session
 
-pytestmark = pytest.mark.slow
 VENV = ROOT / os.environ.get("VENV", ".venv")  # `make test` exports the one it runs in
 # What ran would leave a file named by the payload in make's directory, or beside the marker.
 PAYLOADS = ["x'; touch {m}; echo '", '"; touch {m}; echo "', "$(touch {m})", "`touch {m}`",
@@ -57,6 +56,7 @@ def one_error_line(run: subprocess.CompletedProcess) -> str:
 
 # ---- paths with blanks and worse are the one path they are --------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["my file.csv",
                                   "it's \"q\" $(touch {m}) `touch {m}`; touch {m} &.csv",
                                   "two\nlines $(shell touch {m}).csv"])
@@ -76,6 +76,7 @@ def test_make_score_takes_a_path_with_blanks_quotes_and_shell_syntax_as_that_one
         [given.name, out.name, out.name[:-4] + ".rejects.csv"])
 
 
+@pytest.mark.slow
 def test_make_score_without_in_or_out_is_one_line():
     assert one_error_line(make("score", "IN=x.csv")) == (
         "Error: make score needs IN and OUT: make score IN=path|s3://bucket/key|- "
@@ -84,6 +85,7 @@ def test_make_score_without_in_or_out_is_one_line():
 
 # ---- values that would be code are arguments ---------------------------------------------------
 
+@pytest.mark.slow
 def test_make_release_with_a_registry_that_would_run_a_command_is_one_line(marker):
     for registry in payloads(marker):
         line = one_error_line(make("release", f"REGISTRY={registry}"))
@@ -92,6 +94,7 @@ def test_make_release_with_a_registry_that_would_run_a_command_is_one_line(marke
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_make_registry_takes_args_as_its_arguments_never_as_commands(marker):
     for args in payloads(marker):
         run = make("registry", f"ARGS=list {args}")  # list takes no argument but --history
@@ -99,6 +102,7 @@ def test_make_registry_takes_args_as_its_arguments_never_as_commands(marker):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, text", [("ARGS", 'list "my versions'), ("ARGS", "list \\"),
                                         ("PYTEST_ARGS", "-k 'x")])
 def test_a_multi_argument_variable_that_a_shell_could_not_split_is_one_line(name, text):
@@ -109,6 +113,7 @@ def test_a_multi_argument_variable_that_a_shell_could_not_split_is_one_line(name
         assert one_error_line(make("registry", f"ARGS={text}")).startswith(f"Error: ARGS=")
 
 
+@pytest.mark.slow
 def test_make_model_archive_and_train_take_paths_as_arguments(marker):
     for value in payloads(marker):
         archive = make("model-archive", f"MODEL=/nonexistent/{value}.pkl",
@@ -121,6 +126,7 @@ def test_make_model_archive_and_train_take_paths_as_arguments(marker):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["PORT", "HOST", "WEB_CONCURRENCY", "LOG_LEVEL"])
 def test_make_run_with_a_setting_that_would_run_a_command_is_one_line(marker, name):
     for value in payloads(marker):
@@ -131,6 +137,7 @@ def test_make_run_with_a_setting_that_would_run_a_command_is_one_line(marker, na
     assert not marker.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["VENV", "EBCLI", "AIRFLOW_VENV"])
 def test_a_virtual_environment_path_make_cannot_use_as_a_file_name_stops_make_in_one_line(
         marker, name):
@@ -143,6 +150,7 @@ def test_a_virtual_environment_path_make_cannot_use_as_a_file_name_stops_make_in
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_python_is_the_one_command_it_names(tmp_path, marker):
     venv = tmp_path / "new-venv"  # not there yet: make creates it with $PYTHON first
     for python in payloads(marker):
@@ -151,11 +159,13 @@ def test_python_is_the_one_command_it_names(tmp_path, marker):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_variable_the_makefile_does_not_know_is_never_evaluated_by_make(marker):
     run = make("help", f"SOMETHING=$(shell touch {marker})", f"OTHER=`touch {marker}`")
     assert run.returncode == 0 and "make run" in run.stdout and not marker.exists()
 
 
+@pytest.mark.slow
 def test_pytest_args_reach_pytest_as_its_arguments(marker):
     run = make("test", "-o", f"{VENV}/.dev", "-o", ".venv-ebcli/.installed",
                "-o", ".venv-airflow/.installed", f"VENV={VENV}",

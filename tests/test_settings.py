@@ -151,6 +151,7 @@ def test_an_error_about_another_setting_never_shows_the_api_keys():
     assert "MAX_BATCH" in str(raised.value) and "k-secret" not in str(raised.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, value", [("WEB_CONCURRENCY", "0"), ("PORT", "99999"),
                                          ("API_KEYS", ","), ("MODEL_PATH", "/tmp"),
                                          ("LOG_LEVEL", "loud"), ("MAX_BATCH", "-1")])

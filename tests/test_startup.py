@@ -52,6 +52,7 @@ def one_error_line(run: subprocess.CompletedProcess) -> str:
 
 # ---- what gunicorn reads itself -------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, value, message", [
     ("WEB_CONCURRENCY", "two", "WEB_CONCURRENCY='two': not a whole number"),
     ("WEB_CONCURRENCY", "2.0", "WEB_CONCURRENCY='2.0': not a whole number"),
@@ -125,6 +126,7 @@ def busy(request):
         yield holder.getsockname()[1], host
 
 
+@pytest.mark.slow
 def test_a_busy_port_is_one_line_naming_it_before_the_model_loads(busy):
     port, host = busy
     run = make_run({"PORT": str(port), "HOST": host})
@@ -134,6 +136,7 @@ def test_a_busy_port_is_one_line_naming_it_before_the_model_loads(busy):
     assert "loaded model" not in run.stdout and "Can't connect" not in run.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("host, message", [
     ("127.1", "HOST='127.1': neither an IP address nor a hostname"),
     ("my host", "HOST='my host': neither an IP address nor a hostname"),
@@ -220,6 +223,7 @@ def ours(lines: list[str]) -> list[str]:
             and not line.startswith('{"time"') and line.strip() != RECIPE]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["0.5 s: importing", "1.5 s: importing or loading",
                                     "loaded model"])
 def test_ctrl_c_while_it_imports_or_loads_the_model_ends_it_with_one_line_at_most(moment):
@@ -240,6 +244,7 @@ def test_ctrl_c_while_it_imports_or_loads_the_model_ends_it_with_one_line_at_mos
     assert started.proc.returncode == -signal.SIGINT  # make, ended by the Ctrl-C itself
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["Listening at", "Booting worker"])
 def test_ctrl_c_while_gunicorn_forks_its_workers_is_its_orderly_stop(moment):
     # Here gunicorn's own handlers have taken over: its log records say it stopped, nothing else.
@@ -267,6 +272,7 @@ def gunicorn_started(launcher: int) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_the_launcher_stopped_while_gunicorn_loads_ends_both_at_once_and_quietly(tmp_path, stop):
     # `docker stop` (SIGTERM) or `docker kill -s INT`: the launcher, not its group, gets it.
@@ -292,6 +298,7 @@ def test_the_launcher_stopped_while_gunicorn_loads_ends_both_at_once_and_quietly
         not ours(output.splitlines())
 
 
+@pytest.mark.slow
 def test_the_launcher_refuses_a_busy_port_for_nginx_before_starting_gunicorn(tmp_path):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

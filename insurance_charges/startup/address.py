@@ -4,7 +4,8 @@ gunicorn binds only once the model is loaded (seconds), and on a busy port it th
 for five seconds and prints ten lines ending in a misleading "Can't connect". The address is
 tried here first, as gunicorn (and nginx) will bind it (SO_REUSEADDR, then listen), and
 released at once: a port another server holds, an address of no interface here, a name that
-does not resolve or a port this user may not open is one line naming the setting.
+does not resolve or a port this user may not open is one line naming the setting. (A port
+another server takes in the seconds the model loads meets gunicorn's own retries, as before.)
 """
 from __future__ import annotations
 

@@ -4,9 +4,9 @@ gunicorn 27.0.1 reads these on its own, out of settings.py's reach (found in its
 WEB_CONCURRENCY, PORT and FORWARDED_ALLOW_IPS in gunicorn.config's class bodies, at import,
 where a bad value is a 20-line traceback; GUNICORN_CMD_ARGS while it parses its command line,
 before it reads gunicorn.conf.py, whose settings it then overrides (only a few tuning options
-are let through, see ``TUNABLE``); LISTEN_FDS and
-LISTEN_PID (systemd's socket activation) and GUNICORN_PID and GUNICORN_FD (its own re-exec on
-SIGUSR2) once the model is loaded, with ``int()``; SCRIPT_NAME for every request. SENDFILE
+are let through, see ``TUNABLE``); LISTEN_FDS and LISTEN_PID (systemd's socket activation) and
+GUNICORN_PID and GUNICORN_FD (its own re-exec on SIGUSR2) once the model is loaded, with
+``int()``; SCRIPT_NAME for every request. SENDFILE
 (any value is a yes or a no), NOTIFY_SOCKET (its errors are caught) and XDG_RUNTIME_DIR (for
 the control socket, which gunicorn.conf.py turns off) cannot fail and are not checked.
 PORT and WEB_CONCURRENCY are the service's own settings too (settings.py checks them).

@@ -82,7 +82,7 @@ run: $(VENV)/.runtime  ## Serve the committed model with gunicorn on $HOST:$PORT
 # developer runs between edits (about 1.5 minutes on 2 cores). A test that starts a process
 # outside the slow tier fails here and in `make test` alike.
 check: $(VENV)/.dev  ## Run the unit tier between edits (about 1.5 minutes)
-	$(BIN)/python -m pytest -m "not slow" -q -p no:cacheprovider $(PYTEST_ARGS)
+	"$$VENV/bin/python" -m devtools.make_targets check
 
 test: $(VENV)/.dev $(EBCLI)/.installed $(AIRFLOW_VENV)/.installed  ## Run every test (CI runs this through .ci/run)
 	EBCLI_VENV="$$EBCLI" "$$VENV/bin/python" -m devtools.make_targets test

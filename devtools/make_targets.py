@@ -75,9 +75,15 @@ def _test(environ: Environ) -> list[str]:
     return ["pytest", *_split(environ, "PYTEST_ARGS")]
 
 
+def _check(environ: Environ) -> list[str]:
+    # The unit tier (tests/tiers.py): nothing that starts a process or trains a model.
+    return ["pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider",
+            *_split(environ, "PYTEST_ARGS")]
+
+
 TARGETS: Mapping[str, Callable[[Environ], list[str]]] = {
     "score": _score, "registry": _registry, "release": _release,
-    "model-archive": _model_archive, "train": _train, "test": _test}
+    "model-archive": _model_archive, "train": _train, "test": _test, "check": _check}
 
 
 def command(target: str, environ: Environ) -> list[str]:

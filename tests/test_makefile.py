@@ -195,6 +195,9 @@ def test_pytest_args_reach_pytest_as_its_arguments(marker):
     ("train", {"SIGNING_KEY": "k k.pem", "DATA": "-d.csv"},
      ["insurance_charges.training", "--signing-key=k k.pem", "--data=-d.csv"]),
     ("test", {"PYTEST_ARGS": "-k 'a and b' -x"}, ["pytest", "-k", "a and b", "-x"]),
+    ("check", {"PYTEST_ARGS": "tests/test_settings.py -k 'not make'"},
+     ["pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider", "tests/test_settings.py", "-k",
+      "not make"]),
 ])
 def test_each_target_builds_its_command_with_one_argument_per_value(target, environ, argv):
     assert make_targets.command(target, environ) == ["-m", *argv]

@@ -208,6 +208,8 @@ class Started:
                 pass
             for reader in self.readers:
                 reader.join(timeout=10)
+            self.proc.stdout.close()
+            self.proc.stderr.close()
 
 
 def _session(process: psutil.Process) -> int | None:

@@ -1,0 +1,209 @@
+"""How far the training figures move with the CPU: retrain on several BLAS kernels, compare.
+
+Usage (from the project root): ``python -m devtools.blas_spread [--data PATH]
+[--kernels NAME ...]``. Each run is the real training command in a child process with OpenBLAS
+forced to one kernel (``OPENBLAS_CORETYPE``); one more keeps this CPU's kernel on one BLAS
+thread, and one runs the generic kernel with numpy's run-time SIMD switched off too, as the
+oldest x86-64 CPU would. For each part of the card made of figures (the model's metrics, the
+tutorials' model's, the likely range, the training distribution, the drivers) it prints the
+largest relative spread between runs and every figure that moved. README, "Training", gives
+the last measurement.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+# Only this interpreter is started, with fixed arguments and no shell.
+import subprocess  # nosec B404
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# The x86-64 kernels of OpenBLAS's DYNAMIC_ARCH builds (the ones numpy's and scipy's wheels
+# ship), oldest first; a name outside this list is refused rather than silently ignored.
+KERNELS = ("Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Sandybridge",
+           "Haswell", "SkylakeX", "Cooperlake", "Barcelona", "Bulldozer", "Piledriver",
+           "Steamroller", "Excavator", "Zen")
+# Prescott is the generic kernel any x86-64 CPU runs (the one of the host where the
+# committed baseline once failed to reproduce); then one per vector width: SSE4.2, AVX, AVX2,
+# AVX-512.
+GENERIC = "Prescott"
+DEFAULT_KERNELS = (GENERIC, "Nehalem", "Sandybridge", "Haswell", "SkylakeX")
+# Every part of the card made of figures; the rest names things or says when.
+PARTS = ("metrics", "baseline", "interval", "distribution", "drivers")
+# One training takes about a minute on 2 cores; ten is far beyond a slow machine's worst.
+RUN_TIMEOUT_SECONDS = 600
+# What a child reports about itself: the kernel each OpenBLAS runs, its threads, numpy's SIMD.
+PROBE = ("import json, scipy.linalg, threadpoolctl\n"
+         "from devtools.blas_spread import simd_features\n"
+         "print(json.dumps({'blas': sorted({(i['version'], i['architecture'], i['num_threads'])"
+         " for i in threadpoolctl.threadpool_info() if i['internal_api'] == 'openblas'}),"
+         " 'simd': simd_features()}))")
+
+
+class SpreadError(Exception):
+    """A run could not be made or compared; the message says which and why."""
+
+
+@dataclass
+class Run:
+    """One training: what it forced, what it ran on, and its card."""
+
+    label: str
+    env: dict[str, str]
+    ran_on: dict = field(default_factory=dict)
+    card: dict = field(default_factory=dict)
+
+
+def simd_features() -> list[str]:
+    """numpy's run-time SIMD features on this CPU beyond its build's baseline (SSE3)."""
+    # The two lists numpy.show_runtime() reads; numpy has no public name for them.
+    from numpy.core._multiarray_umath import __cpu_baseline__, __cpu_features__
+
+    return sorted(name for name, on in __cpu_features__.items()
+                  if on and name not in __cpu_baseline__)
+
+
+def oldest_cpu() -> dict[str, str]:
+    """The environment in which a child computes as the oldest x86-64 CPU would.
+
+    OpenBLAS's generic kernel, and numpy's loops without SIMD beyond its baseline.
+    """
+    features = simd_features()
+    return {"OPENBLAS_CORETYPE": GENERIC,
+            **({"NPY_DISABLE_CPU_FEATURES": " ".join(features)} if features else {})}
+
+
+def runs_for(kernels: list[str]) -> list[Run]:
+    """This CPU's kernel, then the same on one BLAS thread, each forced kernel, the oldest CPU."""
+    runs = [Run("this CPU", {}), Run("this CPU, 1 BLAS thread", {"OPENBLAS_NUM_THREADS": "1"})]
+    runs += [Run(name, {"OPENBLAS_CORETYPE": name}) for name in kernels]
+    return runs + [Run(f"{GENERIC}, numpy without SIMD", oldest_cpu())]
+
+
+def child(args: list[str], env: dict[str, str], what: str) -> str:
+    """Run this interpreter with ``args`` and ``env`` added; its stdout, or SpreadError."""
+    # Its own process group, so that a timeout or Ctrl-C also ends PyCaret's loky workers.
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # nosec B603
+    try:
+        out, err = proc.communicate(timeout=RUN_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise SpreadError(f"{what} took over {RUN_TIMEOUT_SECONDS} s") from None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    if proc.returncode < 0:  # a kernel this CPU lacks dies of SIGILL
+        raise SpreadError(f"{what} was killed by {signal.Signals(-proc.returncode).name}; if "
+                          "it forced a kernel, this CPU cannot run it: leave it out")
+    if proc.returncode != 0:
+        last = (err.strip().splitlines() or ["(nothing on stderr)"])[-1]
+        raise SpreadError(f"{what} exited {proc.returncode}: {last}")
+    return out
+
+
+def train(run: Run, data: Path | None, work: Path, key: Path) -> None:
+    """Train once under the run's environment and keep what it ran on and its card."""
+    what = f"the run on {run.label}"
+    run.ran_on = json.loads(child(["-c", PROBE], run.env, what))
+    forced = run.env.get("OPENBLAS_CORETYPE")
+    kernels = {kernel for _, kernel, _ in run.ran_on["blas"]}
+    if forced is not None and kernels != {forced}:
+        raise SpreadError(f"OPENBLAS_CORETYPE={forced} ran {', '.join(sorted(kernels))} here: "
+                          f"this CPU cannot run {forced}; leave it out of --kernels")
+    out = work / f"run{len(list(work.iterdir()))}"
+    command = ["-m", "insurance_charges.training", "--out", str(out), "--signing-key", str(key)]
+    child(command + (["--data", str(data)] if data is not None else []), run.env, what)
+    run.card = json.loads((out / "insurance-charges.card.json").read_text(encoding="utf-8"))
+
+
+def numbers(tree, prefix: str = "") -> dict[str, float]:
+    """Every number in a nested card section (lists too), by its path."""
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, list):
+        items = enumerate(tree)
+    else:
+        number = isinstance(tree, (int, float)) and not isinstance(tree, bool)
+        return {prefix: tree} if number else {}
+    return {path: value for key, sub in items
+            for path, value in numbers(sub, f"{prefix}/{key}").items()}
+
+
+def spread(values: list[float]) -> float:
+    """(largest − smallest) / the largest in size: the relative tolerance the figure needs."""
+    low, high = min(values), max(values)
+    return 0.0 if high == low else (high - low) / max(abs(low), abs(high))
+
+
+def report(runs: list[Run]) -> list[str]:
+    """The lines printed: what each run ran on, then each part's largest spread and movers."""
+    lines = [f"run {i}: {run.label}: OpenBLAS " +
+             "; ".join(f"{version} {kernel} x{threads}" for version, kernel, threads in
+                       run.ran_on["blas"]) +
+             f"; numpy SIMD {' '.join(run.ran_on['simd']) or 'none beyond the baseline'}"
+             for i, run in enumerate(runs, start=1)]
+    for key in ("estimator", "pipeline_sha256"):
+        seen = {run.card[key] for run in runs}
+        lines.append(f"{key}: {'the same in every run' if len(seen) == 1 else 'differs'}"
+                     f" ({', '.join(sorted(seen))})")
+    for part in PARTS:
+        figures = [numbers(run.card[part]) for run in runs]
+        if any(set(f) != set(figures[0]) for f in figures):
+            raise SpreadError(f"the runs' cards have different {part} figures; compare by hand")
+        moved = {path: spread([f[path] for f in figures]) for path in figures[0]}
+        worst = max(moved, key=moved.__getitem__)
+        lines.append(f"{part}: {len(moved)} figures, largest relative spread "
+                     f"{moved[worst]:.2g} ({worst})")
+        lines += [f"  {path}: spread {rel:.2g}: " + " ".join(f"{f[path]!r}" for f in figures)
+                  for path, rel in sorted(moved.items()) if rel > 0]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train under each kernel, print the spread; one ``Error:`` line and 1 if a run fails."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path,
+                        help="insurance.csv (default: the training command's checked download)")
+    parser.add_argument("--kernels", nargs="+", default=list(DEFAULT_KERNELS), choices=KERNELS,
+                        metavar="NAME", help=f"OpenBLAS kernels to force, of: {' '.join(KERNELS)}"
+                                             f" (default: {' '.join(DEFAULT_KERNELS)})")
+    args = parser.parse_args(argv)
+    if args.data is not None and not args.data.is_file():
+        sys.stderr.write(f"Error: --data {args.data} is not a file; give insurance.csv's path\n")
+        return 1
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            key, work = Path(tmp) / "key.pem", Path(tmp) / "runs"
+            work.mkdir()
+            # A throwaway key: these models are compared, never served.
+            key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()))
+            runs = runs_for(args.kernels)
+            for i, run in enumerate(runs):
+                sys.stderr.write(f"run {i + 1} of {len(runs)}: {run.label}\n")
+                train(run, args.data.resolve() if args.data else None, work, key)
+        lines = report(runs)
+    except SpreadError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("Error: interrupted; nothing was measured\n")
+        return 130  # 128 + SIGINT, as a shell reports it
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

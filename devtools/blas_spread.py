@@ -61,12 +61,11 @@ class Run:
 
 
 def simd_features() -> list[str]:
-    """numpy's run-time SIMD features on this CPU beyond its build's baseline (SSE3)."""
-    # The two lists numpy.show_runtime() reads; numpy has no public name for them.
-    from numpy.core._multiarray_umath import __cpu_baseline__, __cpu_features__
+    """The SIMD features numpy's loops use here beyond its build's baseline (SSE3)."""
+    # The lists numpy.show_runtime() reads; numpy has no public name for them.
+    from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
 
-    return sorted(name for name, on in __cpu_features__.items()
-                  if on and name not in __cpu_baseline__)
+    return [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
 
 
 def oldest_cpu() -> dict[str, str]:
@@ -151,9 +150,11 @@ def report(runs: list[Run]) -> list[str]:
              f"; numpy SIMD {' '.join(run.ran_on['simd']) or 'none beyond the baseline'}"
              for i, run in enumerate(runs, start=1)]
     for key in ("estimator", "pipeline_sha256"):
-        seen = {run.card[key] for run in runs}
-        lines.append(f"{key}: {'the same in every run' if len(seen) == 1 else 'differs'}"
-                     f" ({', '.join(sorted(seen))})")
+        runs_by_value: dict[str, list[int]] = {}
+        for i, run in enumerate(runs, start=1):
+            runs_by_value.setdefault(run.card[key], []).append(i)
+        lines.append(f"{key}: " + "; ".join(f"{value} (runs {', '.join(map(str, seen))})"
+                                            for value, seen in runs_by_value.items()))
     for part in PARTS:
         figures = [numbers(run.card[part]) for run in runs]
         if any(set(f) != set(figures[0]) for f in figures):

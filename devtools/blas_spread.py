@@ -1,13 +1,13 @@
 """How far the training figures move with the CPU: retrain on several BLAS kernels, compare.
 
 Usage (from the project root): ``python -m devtools.blas_spread [--data PATH]
-[--kernels NAME ...]``. Each run is the real training command in a child process with OpenBLAS
+[--kernels NAME ...] [--out bench/results/blas-spread.json]``. Each run is the real training command in a child process with OpenBLAS
 forced to one kernel (``OPENBLAS_CORETYPE``); one more keeps this CPU's kernel on one BLAS
 thread, and one runs the generic kernel with numpy's run-time SIMD switched off too, as the
 oldest x86-64 CPU would. For each part of the card made of figures (the model's metrics, the
 tutorials' model's, the likely range, the training distribution, the drivers) it prints the
-largest relative spread between runs and every figure that moved. README, "Training", gives
-the last measurement.
+largest relative spread between runs and every figure that moved; ``--out`` records them, and
+the docs site renders its table from that file (docs/training.md#how-reproducible-training-is).
 """
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ import subprocess  # nosec B404
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+
+from devtools import host
 
 ROOT = Path(__file__).resolve().parent.parent
 # The x86-64 kernels of OpenBLAS's DYNAMIC_ARCH builds (the ones numpy's and scipy's wheels
@@ -142,29 +145,59 @@ def spread(values: list[float]) -> float:
     return 0.0 if high == low else (high - low) / max(abs(low), abs(high))
 
 
-def report(runs: list[Run]) -> list[str]:
-    """The lines printed: what each run ran on, then each part's largest spread and movers."""
-    lines = [f"run {i}: {run.label}: OpenBLAS " +
-             "; ".join(f"{version} {kernel} x{threads}" for version, kernel, threads in
-                       run.ran_on["blas"]) +
-             f"; numpy SIMD {' '.join(run.ran_on['simd']) or 'none beyond the baseline'}"
-             for i, run in enumerate(runs, start=1)]
-    for key in ("estimator", "pipeline_sha256"):
-        runs_by_value: dict[str, list[int]] = {}
-        for i, run in enumerate(runs, start=1):
-            runs_by_value.setdefault(run.card[key], []).append(i)
-        lines.append(f"{key}: " + "; ".join(f"{value} (runs {', '.join(map(str, seen))})"
-                                            for value, seen in runs_by_value.items()))
+def compare(runs: list[Run]) -> list[dict]:
+    """Each part's figures across the runs: how many, the largest spread, what moved."""
+    parts = []
     for part in PARTS:
         figures = [numbers(run.card[part]) for run in runs]
         if any(set(f) != set(figures[0]) for f in figures):
             raise SpreadError(f"the runs' cards have different {part} figures; compare by hand")
         moved = {path: spread([f[path] for f in figures]) for path in figures[0]}
         worst = max(moved, key=moved.__getitem__)
-        lines.append(f"{part}: {len(moved)} figures, largest relative spread "
-                     f"{moved[worst]:.2g} ({worst})")
-        lines += [f"  {path}: spread {rel:.2g}: " + " ".join(f"{f[path]!r}" for f in figures)
-                  for path, rel in sorted(moved.items()) if rel > 0]
+        parts.append({"part": part, "figures": len(moved), "largest_spread": moved[worst],
+                      "largest_at": worst if moved[worst] > 0 else None,
+                      "moved": [{"figure": path, "spread": rel,
+                                 "values": [f[path] for f in figures]}
+                                for path, rel in sorted(moved.items()) if rel > 0]})
+    return parts
+
+
+def same_in_every_run(runs: list[Run], key: str) -> dict[str, list[int]]:
+    """The card's ``key`` in each run: value -> the runs (from 1) that wrote it."""
+    runs_by_value: dict[str, list[int]] = {}
+    for i, run in enumerate(runs, start=1):
+        runs_by_value.setdefault(run.card[key], []).append(i)
+    return runs_by_value
+
+
+def record(runs: list[Run]) -> dict:
+    """The measurement as bench/results/blas-spread.json holds it."""
+    return {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": host.machine(),
+            "runs": [{"label": run.label, "env": run.env,
+                      "openblas": [{"version": version, "kernel": kernel, "threads": threads}
+                                   for version, kernel, threads in run.ran_on["blas"]],
+                      "numpy_simd": run.ran_on["simd"]} for run in runs],
+            "estimator": same_in_every_run(runs, "estimator"),
+            "pipeline_sha256": same_in_every_run(runs, "pipeline_sha256"),
+            "parts": compare(runs)}
+
+
+def report(result: dict) -> list[str]:
+    """The lines printed: what each run ran on, then each part's largest spread and movers."""
+    lines = [f"run {i}: {run['label']}: OpenBLAS " +
+             "; ".join(f"{b['version']} {b['kernel']} x{b['threads']}" for b in run["openblas"]) +
+             f"; numpy SIMD {' '.join(run['numpy_simd']) or 'none beyond the baseline'}"
+             for i, run in enumerate(result["runs"], start=1)]
+    for key in ("estimator", "pipeline_sha256"):
+        lines.append(f"{key}: " + "; ".join(f"{value} (runs {', '.join(map(str, seen))})"
+                                            for value, seen in result[key].items()))
+    for part in result["parts"]:
+        lines.append(f"{part['part']}: {part['figures']} figures, largest relative spread "
+                     f"{part['largest_spread']:.2g}"
+                     + (f" ({part['largest_at']})" if part["largest_at"] else ""))
+        lines += [f"  {moved['figure']}: spread {moved['spread']:.2g}: "
+                  + " ".join(repr(v) for v in moved["values"]) for moved in part["moved"]]
     return lines
 
 
@@ -176,9 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernels", nargs="+", default=list(DEFAULT_KERNELS), choices=KERNELS,
                         metavar="NAME", help=f"OpenBLAS kernels to force, of: {' '.join(KERNELS)}"
                                              f" (default: {' '.join(DEFAULT_KERNELS)})")
+    parser.add_argument("--out", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
     if args.data is not None and not args.data.is_file():
         sys.stderr.write(f"Error: --data {args.data} is not a file; give insurance.csv's path\n")
+        return 1
+    if args.out is not None and not args.out.parent.is_dir():  # before the runs, not after
+        sys.stderr.write(f"Error: --out {args.out}: no folder {args.out.parent}; give a path in "
+                         "an existing folder\n")
         return 1
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -195,14 +233,16 @@ def main(argv: list[str] | None = None) -> int:
             for i, run in enumerate(runs):
                 sys.stderr.write(f"run {i + 1} of {len(runs)}: {run.label}\n")
                 train(run, args.data.resolve() if args.data else None, work, key)
-        lines = report(runs)
+        result = record(runs)
     except SpreadError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("Error: interrupted; nothing was measured\n")
         return 130  # 128 + SIGINT, as a shell reports it
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write("\n".join(report(result)) + "\n")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -21,7 +21,8 @@ from .conftest import ROOT
 # A card whose baseline does not say how it was fitted (the committed one) was fitted by
 # PyCaret's "lr", scikit-learn's LinearRegression, which kept two directions of rounding noise
 # (training/baseline.py), so its figures moved with the CPU. Measured with
-# `python -m devtools.blas_spread` on the code before the fix (README, "Training"): over
+# `python -m devtools.blas_spread` on the code before the fix
+# (docs/training.md#why-the-tutorials-model-has-its-own-fit): over
 # OpenBLAS's kernels Prescott to Cooperlake, 1 or 2 BLAS threads and numpy's SIMD on or off,
 # its six figures were at most 1.05e-2 (relative: holdout MAE 2,583.76 on one thread against
 # the well-conditioned 2,610.89) from the well-conditioned fit's, which every CPU reproduces;

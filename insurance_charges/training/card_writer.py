@@ -18,8 +18,8 @@ from ..monitoring.drift import reference_distribution
 # bit. Other CPUs round differently; the relative tolerance covers that: MEASURED_SPREAD is
 # the largest relative spread of any card figure between OpenBLAS's kernels Prescott to
 # Cooperlake, 1 or 2 BLAS threads and numpy's SIMD on or off (`python -m
-# devtools.blas_spread`, README "Training"), and the tolerance leaves nine orders of
-# magnitude for CPUs not measured.
+# devtools.blas_spread`, docs/training.md#how-reproducible-training-is), and the tolerance
+# leaves nine orders of magnitude for CPUs not measured.
 MEASURED_SPREAD = 1.9e-15  # the baseline's holdout MAE; the model's own figures: 3.8e-16
 REPRODUCIBILITY_TOLERANCE = {
     "relative": 1e-6,

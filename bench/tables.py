@@ -132,3 +132,25 @@ def model_card(card: dict) -> str:
         lines.append(f"| {name} | {cv['mae']:,.2f} | {cv['rmse']:,.2f} | {cv['r2']:.4f} | "
                      f"{holdout['mae']:,.2f} | {holdout['rmse']:,.2f} | {holdout['r2']:.4f} |")
     return "\n".join(lines)
+
+
+def blas_spread(result: dict) -> str:
+    """How far training's figures move across BLAS kernels (bench/results/blas-spread.json)."""
+    lines = ["| Card part | Figures | Largest relative spread |", "|---|---|---|"]
+    for part in result["parts"]:
+        where = f" ({part['largest_at'].lstrip('/')})" if part["largest_at"] else ""
+        lines.append(f"| `{part['part']}` | {part['figures']:,} | "
+                     f"{part['largest_spread']:.2g}{where} |")
+    runs = "; ".join(f"{run['label']} ({', '.join(sorted({b['kernel'] for b in run['openblas']}))}"
+                     f", {max(b['threads'] for b in run['openblas'])} BLAS thread"
+                     f"{'s' if max(b['threads'] for b in run['openblas']) > 1 else ''})"
+                     for run in result["runs"])
+    pipelines = len(result["pipeline_sha256"])
+    lines.append("")
+    lines.append(f"Measured {result['measured_at']} on {result['machine']['cores']} cores "
+                 f"({result['machine']['cpu']}), {len(result['runs'])} trainings: {runs}. "
+                 f"Estimator: {' or '.join(result['estimator'])}"
+                 f"{' in every run' if len(result['estimator']) == 1 else ''}; "
+                 f"{'one pipeline file' if pipelines == 1 else f'{pipelines} pipeline files'} "
+                 "by SHA-256.")
+    return "\n".join(lines)

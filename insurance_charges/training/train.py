@@ -16,6 +16,7 @@ from pathlib import Path
 os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 
 import pandas as pd  # noqa: E402
+from sklearn.base import BaseEstimator  # noqa: E402
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
@@ -25,7 +26,7 @@ from ..core.model_card import sha256_of  # noqa: E402
 from ..command_logs import log_to, step  # noqa: E402
 from ..core.schema import FIELD_NAMES  # noqa: E402
 from ..settings import DEFAULT_MODEL_PATH  # noqa: E402
-from . import calibrate, card_writer  # noqa: E402
+from . import baseline, calibrate, card_writer  # noqa: E402
 from .data import CANONICAL_SHA256, TARGET, DataError, download_canonical, load_data  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ CANDIDATES = ("lr", "lasso", "ridge", "en", "lar", "llar", "omp", "br", "huber",
               "knn", "dt", "rf", "et", "ada", "gbr", "lightgbm", "dummy")
 BASELINE = {"description": "the tutorials' model: linear regression after "
                            "normalize=True, polynomial_features=True, same split",
-            "estimator_id": "lr", "setup": {"normalize": True, "polynomial_features": True}}
+            "estimator_id": "lr", "setup": {"normalize": True, "polynomial_features": True},
+            "fit": baseline.FIT}
 DEFAULT_OUT = DEFAULT_MODEL_PATH.parent
 MODEL_NAME = DEFAULT_MODEL_PATH.stem
 
@@ -63,7 +65,8 @@ def cv_metrics(experiment) -> dict:
             for key, column in (("mae", "MAE"), ("rmse", "RMSE"), ("r2", "R2"))}
 
 
-def run_experiment(frame: pd.DataFrame, estimator_id: str | None, **setup_options):
+def run_experiment(frame: pd.DataFrame, estimator: str | BaseEstimator | None,
+                   **setup_options):
     """Set up PyCaret, pick (or create) the estimator by CV and return the pieces."""
     from pycaret.regression import RegressionExperiment
 
@@ -71,15 +74,15 @@ def run_experiment(frame: pd.DataFrame, estimator_id: str | None, **setup_option
     exp.setup(frame, target=TARGET, session_id=SESSION_ID, train_size=1 - HOLDOUT_FRACTION,
               fold=FOLDS, verbose=False, html=False, system_log=False, n_jobs=-1,
               **setup_options)
-    if estimator_id is None:
+    if estimator is None:
         exp.compare_models(include=list(CANDIDATES), sort=SORT_BY, verbose=False)
         leaderboard = exp.pull()
-        estimator_id = leaderboard.index[0]
+        estimator = leaderboard.index[0]
     # create_model re-runs the winner's CV so its own scoring grid can be read.
-    model = exp.create_model(estimator_id, verbose=False)
+    model = exp.create_model(estimator, verbose=False)
     cv = cv_metrics(exp)
     holdout = holdout_metrics(exp, model)
-    return exp, model, estimator_id, cv, holdout
+    return exp, model, estimator, cv, holdout
 
 
 def read_signing_key(path: Path) -> Ed25519PrivateKey:
@@ -108,8 +111,10 @@ def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey) -> dict:
     with step(log, 3, STEPS, "calibrate the likely range"):
         likely_range = calibrate.calibrate(exp, model)
     with step(log, 4, STEPS, "score the tutorials' model on the same split"):
-        _, _, _, base_cv, base_holdout = run_experiment(frame, BASELINE["estimator_id"],
-                                                        **BASELINE["setup"])
+        # PyCaret's own "lr" would move with the CPU (baseline.py says why); the same
+        # least squares, well-conditioned, does not.
+        _, base_model, _, base_cv, base_holdout = run_experiment(
+            frame, baseline.LeastSquares(), **BASELINE["setup"])
     with step(log, 5, STEPS, "refit on all rows and save the pipeline"):
         final = exp.finalize_model(model)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +129,9 @@ def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey) -> dict:
                   "cv_folds": FOLDS, "sort_by": SORT_BY, "candidates": list(CANDIDATES),
                   "pipeline_steps": [name for name, _ in final.steps]},
         metrics={"cv": cv, "holdout": holdout},
-        baseline={**BASELINE, "cv": base_cv, "holdout": base_holdout},
+        baseline={**BASELINE, "rank": int(base_model.rank_),
+                  "columns": int(base_model.n_features_in_), "cv": base_cv,
+                  "holdout": base_holdout},
         interval=likely_range,
         distribution=card_writer.distribution(features, final.predict(features)),
         drivers=card_writer.drivers(final, features),

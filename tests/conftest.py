@@ -158,3 +158,22 @@ def image(tmp_path_factory) -> str:
     every container test (EB, ECS, SageMaker, release) runs these same bytes."""
     from .containers import build_bundle_image
     return build_bundle_image(tmp_path_factory)
+
+
+@pytest.fixture
+def metered(tmp_path):
+    """Start gunicorn with metrics on their own port, its directory in tmp_path: (server, port)."""
+    from devtools.gunicorn_server import GunicornServer, free_port
+
+    started = []
+
+    def start(workers: int = 2, **env):
+        port = free_port()
+        server = GunicornServer(workers=workers, METRICS_PORT=str(port),
+                                PROMETHEUS_MULTIPROC_DIR=str(tmp_path), **env)
+        started.append(server)
+        server.wait_healthy()
+        return server, port
+    yield start
+    for server in started:
+        server.kill()

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devtools.records import valid_records
+from insurance_charges.core import strict_json
 from insurance_charges.core.estimates import InvalidRecords
 from insurance_charges.core.validation import LISTED, validate_records
 from insurance_charges.platforms.sagemaker import jsonlines_body
@@ -23,7 +24,8 @@ from insurance_charges.platforms.sagemaker.decoding import (EMPTY, Unreadable, i
 from insurance_charges.platforms.sagemaker.jsonlines_body import read_jsonlines
 from insurance_charges.scoring.reading import lines_of
 from insurance_charges.settings import MB
-from insurance_charges.core import strict_json
+
+from .sagemaker_support import reader_outcome
 
 RECORD = json.dumps(valid_records(1, seed=3)[0]).encode()
 DEEP = b"[" * 1100 + b"]" * 1100  # orjson reads 1,024 levels, json fewer
@@ -62,14 +64,10 @@ def one_line_at_a_time(data: bytes):
 
 def outcome(read, data: bytes):
     """What a reader answers: the records and their lines, or the refusal in full."""
-    try:
-        got = read(data)
-    except Unreadable as exc:
-        return "400", exc.detail, [(e.pointer, e.message) for e in exc.errors], exc.errors.total
-    except InvalidRecords as exc:
-        return "422", exc.detail, [(e.pointer, e.message) for e in exc.errors], exc.total
-    records, lines = (got.records, got.lines) if hasattr(got, "records") else got
-    return "ok", [dict(r) for r in records], [type(r["bmi"]) for r in records], lines.tolist()
+    def accepted(got):
+        records, lines = (got.records, got.lines) if hasattr(got, "records") else got
+        return "ok", [dict(r) for r in records], [type(r["bmi"]) for r in records], lines.tolist()
+    return reader_outcome(read, data, accepted)
 
 
 # Lines that each path of the reader meets: records, blank and odd whitespace, lines orjson

@@ -309,23 +309,6 @@ def estimates_total(samples: dict) -> float:
     return sum(v for (name, _), v in samples.items() if name == "insurance_charges_estimates_total")
 
 
-@pytest.fixture
-def metered(tmp_path):
-    """gunicorn with 2 workers, metrics on their own port, its directory in tmp_path."""
-    started = []
-
-    def start(**env):
-        port = free_port()
-        server = GunicornServer(workers=2, METRICS_PORT=str(port),
-                                PROMETHEUS_MULTIPROC_DIR=str(tmp_path), **env)
-        started.append(server)
-        server.wait_healthy()
-        return server, port
-    yield start
-    for server in started:
-        server.kill()
-
-
 def answering_pids(server) -> set:
     """The workers that answered a prediction, from the JSON access log."""
     return {json.loads(line)["pid"] for line in list(server.lines)

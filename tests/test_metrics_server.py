@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from devtools.gunicorn_server import ROOT, GunicornServer, free_port
+from devtools.gunicorn_server import ROOT
 from insurance_charges.core.schema import EXAMPLE_RECORD
 from insurance_charges.monitoring import files
 from insurance_charges.monitoring.master import guarded
@@ -304,23 +304,6 @@ def test_every_hook_that_runs_while_the_service_serves_is_guarded(monkeypatch, h
 
 
 # --- The real service under gunicorn ------------------------------------------------------
-
-@pytest.fixture
-def metered(tmp_path):
-    """gunicorn with metrics on their own port, its directory in tmp_path: (server, port)."""
-    started = []
-
-    def start(workers: int = 2, **env):
-        port = free_port()
-        server = GunicornServer(workers=workers, METRICS_PORT=str(port),
-                                PROMETHEUS_MULTIPROC_DIR=str(tmp_path), **env)
-        started.append(server)
-        server.wait_healthy()
-        return server, port
-    yield start
-    for server in started:
-        server.kill()
-
 
 def master_connections(server, port: int) -> int:
     """Connections to the metrics port that gunicorn's master holds a descriptor for."""

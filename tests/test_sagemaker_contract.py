@@ -27,7 +27,6 @@ from insurance_charges.core.schema import EXAMPLE_RECORD, FIELD_NAMES
 from insurance_charges.platforms.sagemaker import ModelDirError, execution_parameters, model_in
 from insurance_charges.platforms.sagemaker import csv_body as csv_reader
 from insurance_charges.platforms.sagemaker.csv_body import SPANNING, read_csv
-from insurance_charges.platforms.sagemaker.decoding import Unreadable
 from insurance_charges.platforms.sagemaker.line_spans import blank_lines, line_chunks, line_starts
 from insurance_charges.platforms.sagemaker.estimating import estimate_lines
 from insurance_charges.scoring.columns import reference_record
@@ -36,6 +35,8 @@ from insurance_charges.settings import MAX_CONTENT_LENGTH, MB, Settings, Setting
 from insurance_charges.web import create_app
 
 from .conftest import ROOT
+
+from .sagemaker_support import reader_outcome
 
 CSV, JSONL, JSON = "text/csv", "application/jsonlines", "application/json"
 HEADER = ",".join(FIELD_NAMES)
@@ -340,13 +341,8 @@ CSV_LINES = [ROW, ROW, " 19 , female,27.9, +0,yes,southwest", ",,,,,", "0", "a,b
 
 def csv_outcome(data: bytes):
     """What read_csv answers: the records and their lines, or the refusal in full."""
-    try:
-        got = read_csv(data)
-    except Unreadable as exc:
-        return "400", exc.detail, [(e.pointer, e.message) for e in exc.errors], exc.errors.total
-    except InvalidRecords as exc:
-        return "422", exc.detail, [(e.pointer, e.message) for e in exc.errors], exc.total
-    return "ok", [dict(r) for r in got.records], got.lines.tolist()
+    return reader_outcome(read_csv, data,
+                          lambda got: ("ok", [dict(r) for r in got.records], got.lines.tolist()))
 
 
 @settings(max_examples=400, deadline=None)

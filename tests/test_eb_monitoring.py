@@ -261,6 +261,7 @@ configops.modify_environment_configuration(sys.argv[1], sys.argv[2], True)
 """
 
 
+@pytest.mark.slow
 def test_the_documented_command_sets_the_alarm_address_the_subscription_reads(tmp_path):
     import boto3
     from botocore.stub import Stubber

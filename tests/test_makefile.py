@@ -70,7 +70,8 @@ def test_make_score_takes_a_path_with_blanks_quotes_and_shell_syntax_as_that_one
     out = folder / ("out " + name.format(m=marker.name))
     run = make("score", f"IN={given}", f"OUT={out}", "ARGS=--max-rejects 0 --jobs 1")
     assert run.returncode == 0, run.stderr
-    rows = list(csv.DictReader(out.open(newline="")))
+    with out.open(newline="") as scored:
+        rows = list(csv.DictReader(scored))
     assert [row["age"] for row in rows] == ["19", "33"] and all(row["estimate"] for row in rows)
     assert not marker.exists() and sorted(p.name for p in folder.iterdir()) == sorted(
         [given.name, out.name, out.name[:-4] + ".rejects.csv"])

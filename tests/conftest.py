@@ -16,6 +16,12 @@ from insurance_charges.core.schema import EXAMPLE_RECORD
 
 pytest_plugins = ["tests.tiers"]
 
+# `make test` runs pytest inside make, whose own variables would make every `make` a test starts
+# a sub-make (`make[1]: ***` lines, the parent's command-line variables passed on): the tests
+# run make as a person types it.
+for _make_variable in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+    os.environ.pop(_make_variable, None)
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("INSURANCE_DATA", ROOT.parent / "shared" / "data" / "insurance.csv"))
 

@@ -57,7 +57,7 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 USER 10001:10001
 # Fail the build, not the deployment, when the trimmed image cannot load, verify (card,
 # SHA-256, library versions) and run the committed model (load_model estimates a known record).
-RUN python -c "from insurance_charges.core.estimator import load_model; load_model()"
+RUN python -c "from insurance_charges.paths import DEFAULT_MODEL_PATH; from insurance_charges.serving.model import load_model; load_model(DEFAULT_MODEL_PATH)"
 EXPOSE 8000
 # SageMaker may start it on another port than 8080 (SAGEMAKER_BIND_TO_PORT, in multi-container
 # endpoints and inference pipelines) only if the image says it can.

@@ -15,9 +15,10 @@ import pandas as pd
 from devtools.records import valid_records
 from insurance_charges.core import interval
 from insurance_charges.core.estimates import estimate
-from insurance_charges.core.estimator import load_model
+from insurance_charges.paths import DEFAULT_MODEL_PATH
+from insurance_charges.serving.model import load_model
 from insurance_charges.core.json_bytes import answer_json
-from insurance_charges.fastpath.predictor import ROWS_BELOW, inputs
+from insurance_charges.serving.fastpath.predictor import ROWS_BELOW, inputs
 from insurance_charges.core.schema import FIELD_NAMES
 from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
                                                validate_records)
@@ -68,7 +69,7 @@ def rows(model, records: list, number: int) -> list[tuple[str, float | None, flo
 
 def main() -> int:
     """Print the table for one record and for a 10,000-record batch."""
-    model = load_model()
+    model = load_model(DEFAULT_MODEL_PATH)
     if model.fast is None:
         print("the fast path is off for this model; nothing to compare", file=sys.stderr)
         return 1

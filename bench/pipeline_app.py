@@ -5,7 +5,8 @@ The deployed app with its model's compiled path removed: every prediction goes t
 """
 import dataclasses
 
-from insurance_charges.core.estimator import load_model
+from insurance_charges.paths import DEFAULT_MODEL_PATH
+from insurance_charges.serving.model import load_model
 from insurance_charges.web import create_app
 
-application = create_app({"MODEL": dataclasses.replace(load_model(), fast=None)})
+application = create_app({"MODEL": dataclasses.replace(load_model(DEFAULT_MODEL_PATH), fast=None)})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from insurance_charges.fastpath.parity import corner_records, random_records
+from insurance_charges.serving.fastpath.parity import corner_records, random_records
 
 
 def valid_records(count: int, seed: int = 0,

@@ -1,6 +1,8 @@
 """insurance-charges: predict yearly medical insurance charges from six facts.
 
-Rooms: ``core`` (schema, validation, the estimator and its answer), ``fastpath`` (the compiled
-pipeline and its parity proof), ``web`` (the Flask app: API, form, docs), ``training`` (the
-training command, data, calibration), ``settings`` (every environment variable).
+Layers, top-down (docs/architecture.md#layers): entry points (``startup``, ``container``, each
+package's ``__main__``, ``settings``: every environment variable) above the adapters (``web``,
+``scoring``, ``platforms``) above the operations (``registry``, ``release``, ``training``) above
+``monitoring``, ``serving`` (loading and verifying a model; the compiled fast path) and, at the
+bottom, ``core`` (schema, validation, estimates: numpy and pandas only).
 """

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .core.estimates import MAX_BATCH_LIMIT
+from .paths import DEFAULT_MODEL_PATH, PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_PATH = PROJECT_ROOT / "model" / "insurance-charges.pkl"
 # A request body over this is refused: a full 10,000-record batch is about 1 MiB of JSON.
 MAX_CONTENT_LENGTH = 2 * 1024 * 1024
 # Sync workers are CPU-bound: beyond a few per core they only add memory and contention.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from insurance_charges.web import create_app
-from insurance_charges.core.estimator import load_model
+from insurance_charges.serving.model import load_model
 from insurance_charges.settings import DEFAULT_MODEL_PATH
 from insurance_charges.core.schema import EXAMPLE_RECORD
 

@@ -88,7 +88,7 @@ def score(real_model, monkeypatch, capfd):
     With ``--jobs 1`` unless a test asks for workers: forking them makes a test slow-tier
     (tests/tiers.py), and such a test says so with ``@pytest.mark.slow``.
     """
-    monkeypatch.setattr("insurance_charges.core.estimator.load_model",
+    monkeypatch.setattr("insurance_charges.serving.model.load_model",
                         lambda *args, **kwargs: real_model)
 
     def run(*args, stdin: bytes | None = None):

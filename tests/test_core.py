@@ -12,11 +12,11 @@ import joblib
 import numpy as np
 import pytest
 
-from insurance_charges import fastpath
-from insurance_charges.core import estimator, model_card, model_signing
+from insurance_charges.serving import fastpath
+from insurance_charges.core import model_card, model_signing
 from insurance_charges.core.estimates import (Estimates, InvalidRecords, TooManyRecords, estimate,
                                               estimate_valid, self_check)
-from insurance_charges.core.estimator import FIX, Model, ModelLoadError, load_model, read_card
+from insurance_charges.serving.model import FIX, Model, ModelLoadError, load_model, read_card
 from insurance_charges.core.model_signing import signature_path
 from insurance_charges.core.schema import EXAMPLE_RECORD, FieldError
 from insurance_charges.core.validation import (ValidRecords, alone, column_of, columns_of,
@@ -199,7 +199,7 @@ def test_the_start_up_check_refuses_a_range_whose_bounds_are_reversed():
 @pytest.mark.subprocess
 def test_the_core_imports_no_web_framework():
     code = ("import sys; import insurance_charges.core.estimates, insurance_charges.core.explain,"
-            " insurance_charges.core.estimator; assert 'flask' not in sys.modules, 'flask'; "
+            " insurance_charges.serving.model; assert 'flask' not in sys.modules, 'flask'; "
             "assert 'werkzeug' not in sys.modules, 'werkzeug'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
@@ -544,11 +544,6 @@ def test_a_model_path_that_does_not_exist_is_refused_with_the_fix(tmp_path):
     assert FIX == "run `make train` to rebuild it, or set MODEL_PATH to a trained pipeline"
 
 
-def test_without_a_path_the_default_model_path_is_loaded(tmp_path, monkeypatch):
-    monkeypatch.setattr(estimator, "DEFAULT_MODEL_PATH", tmp_path / "default.pkl")
-    assert refusal(load_model) == f"model file {tmp_path / 'default.pkl'} not found; {FIX}"
-
-
 def test_a_directory_is_refused_as_not_a_regular_file(tmp_path):
     assert refusal(lambda: load_model(tmp_path)) == (
         f"model file {tmp_path} is not a regular file; {FIX}")
@@ -696,7 +691,7 @@ def test_a_signed_pipeline_of_another_kind_than_its_card_says_is_refused(signed,
 def test_loading_logs_the_model_its_signer_and_that_the_fast_path_is_on(signed, test_keys,
                                                                          caplog):
     path, _, load = signed
-    caplog.set_level(logging.INFO, logger="insurance_charges.core.estimator")
+    caplog.set_level(logging.INFO, logger="insurance_charges.serving.model")
     model = load()
     assert model.path == path and model.fast is not None
     assert [(r.levelname, r.getMessage()) for r in caplog.records][:1] == [
@@ -710,7 +705,7 @@ def test_without_a_fast_path_the_pipeline_serves_and_a_warning_says_why(signed, 
                                                                         monkeypatch, real_model):
     _, _, load = signed
     monkeypatch.setattr(fastpath, "build", lambda pipeline: (None, "fast path off: a test"))
-    caplog.set_level(logging.INFO, logger="insurance_charges.core.estimator")
+    caplog.set_level(logging.INFO, logger="insurance_charges.serving.model")
     model = load()
     assert model.fast is None
     assert [(r.levelname, r.getMessage()) for r in caplog.records][1:] == [

@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 
 from devtools.records import valid_records
-from insurance_charges import fastpath
+from insurance_charges.serving import fastpath
 from insurance_charges.core.validation import columns_of
-from insurance_charges.fastpath import compiler
-from insurance_charges.fastpath import parity, predictor, steps
-from insurance_charges.core.estimator import load_model
+from insurance_charges.serving.fastpath import compiler
+from insurance_charges.serving.fastpath import parity, predictor, steps
+from insurance_charges.paths import DEFAULT_MODEL_PATH
+from insurance_charges.serving.model import load_model
 from insurance_charges.core.schema import BY_NAME, CATEGORY, FIELD_NAMES, FIELDS
 
 TOLERANCE = parity.TOLERANCE  # 1e-9 relative, on every record
@@ -93,8 +94,8 @@ def test_model_without_the_fast_path_gives_the_same_numbers(real_model):
 
 
 def test_loading_logs_one_line_saying_the_fast_path_is_on():
-    with Lines("insurance_charges.core.estimator") as lines:
-        load_model()
+    with Lines("insurance_charges.serving.model") as lines:
+        load_model(DEFAULT_MODEL_PATH)
     fast_lines = [m for m in lines.messages if "fast path" in m[1]]
     assert fast_lines == [("INFO", fast_lines[0][1])]
     assert "max relative difference 0.0e+00" in fast_lines[0][1]
@@ -102,8 +103,8 @@ def test_loading_logs_one_line_saying_the_fast_path_is_on():
 
 def test_unknown_step_logs_one_warning_and_serves_through_pipeline_predict(monkeypatch):
     monkeypatch.delitem(compiler.COMPILERS, "OneHotEncoder")
-    with Lines("insurance_charges.core.estimator") as lines:
-        model = load_model()
+    with Lines("insurance_charges.serving.model") as lines:
+        model = load_model(DEFAULT_MODEL_PATH)
     assert model.fast is None
     assert [m for m in lines.messages if "fast path" in m[1]] == [
         ("WARNING", "fast path off, serving through pipeline.predict: step 'onehot_encoding' "
@@ -119,7 +120,7 @@ def test_a_step_that_drifts_from_pycaret_is_caught_on_the_probe(monkeypatch):
                                                for c in apply(columns)], names, row)
 
     monkeypatch.setitem(compiler.COMPILERS, "SimpleImputer", wrong_imputer)
-    fast, note = fastpath.build(load_model().pipeline)
+    fast, note = fastpath.build(load_model(DEFAULT_MODEL_PATH).pipeline)
     assert fast is None
     assert note.endswith("step 'numerical_imputer' (SimpleImputer) differs from PyCaret on "
                          "column 'age'")
@@ -142,11 +143,11 @@ def test_a_record_by_record_step_that_differs_leaves_a_few_records_to_the_column
                                                             for v in row(values)])
 
     monkeypatch.setitem(compiler.COMPILERS, "OrdinalEncoder", wrong_row)
-    fast, note = fastpath.build(load_model().pipeline)
+    fast, note = fastpath.build(load_model(DEFAULT_MODEL_PATH).pipeline)
     assert fast is not None and not fast.rows
     assert note.endswith("a few records are encoded column by column (record by record differs)")
     one = valid_records(1, seed=2)
-    assert fast.predict(one).tolist() == pipeline_predict(load_model().pipeline, one).tolist()
+    assert fast.predict(one).tolist() == pipeline_predict(load_model(DEFAULT_MODEL_PATH).pipeline, one).tolist()
 
 
 def test_a_record_by_record_step_that_fails_leaves_a_few_records_to_the_columns(monkeypatch):
@@ -155,7 +156,7 @@ def test_a_record_by_record_step_that_fails_leaves_a_few_records_to_the_columns(
         return steps.Compiled(apply, names, lambda values: 1 / 0)
 
     monkeypatch.setitem(compiler.COMPILERS, "SimpleImputer", failing_row)
-    fast, note = fastpath.build(load_model().pipeline)
+    fast, note = fastpath.build(load_model(DEFAULT_MODEL_PATH).pipeline)
     assert fast is not None and not fast.rows
     assert note.endswith("(record by record failed: ZeroDivisionError: division by zero)")
 
@@ -165,7 +166,7 @@ def test_a_step_without_a_record_by_record_twin_leaves_a_few_records_to_the_colu
         return steps.Compiled(*fastpath.steps.simple_imputer(t, include)[:2])
 
     monkeypatch.setitem(compiler.COMPILERS, "SimpleImputer", columns_only)
-    fast, note = fastpath.build(load_model().pipeline)
+    fast, note = fastpath.build(load_model(DEFAULT_MODEL_PATH).pipeline)
     assert fast is not None and not fast.rows
     assert note.endswith("(a step has no per-record twin)")
 
@@ -180,7 +181,7 @@ def test_predictions_that_differ_from_pipeline_predict_turn_the_fast_path_off(mo
 
     real = compiler._array_estimator
     monkeypatch.setattr(compiler, "_array_estimator", lambda e, f: Skewed(real(e, f)))
-    fast, note = fastpath.build(load_model().pipeline)
+    fast, note = fastpath.build(load_model(DEFAULT_MODEL_PATH).pipeline)
     assert fast is None
     assert "differs from pipeline.predict by up to 1.0e-07 relative (limit 1e-09)" in note
 
@@ -203,7 +204,7 @@ def test_the_estimator_gets_no_feature_name_warnings_per_call(real_model, recwar
 
 
 def test_gradient_boosting_is_called_without_its_per_call_checks_with_the_same_numbers(real_model):
-    from insurance_charges.fastpath.estimators import GradientBoosting
+    from insurance_charges.serving.fastpath.estimators import GradientBoosting
 
     assert isinstance(real_model.fast.estimator, GradientBoosting)
     records = valid_records(2_000, seed=21)
@@ -231,7 +232,7 @@ def test_an_estimator_without_a_direct_twin_keeps_its_own_predict():
     from sklearn.ensemble import GradientBoostingRegressor
     from sklearn.linear_model import LinearRegression
 
-    from insurance_charges.fastpath.estimators import direct
+    from insurance_charges.serving.fastpath.estimators import direct
 
     linear = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
     assert direct(linear) is linear

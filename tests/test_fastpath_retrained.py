@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from devtools.records import valid_records
-from insurance_charges import fastpath
-from insurance_charges.fastpath import parity
-from insurance_charges.core.estimator import Model
+from insurance_charges.serving import fastpath
+from insurance_charges.serving.fastpath import parity
+from insurance_charges.serving.model import Model
 from insurance_charges.core.schema import FIELD_NAMES
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 from insurance_charges.settings import SettingsError
 from insurance_charges.web import create_app, served_model
 from insurance_charges.core.model_card import path_for
-from insurance_charges.core.estimator import ModelLoadError, load_model
+from insurance_charges.serving.model import ModelLoadError, load_model
 from insurance_charges.core.model_signing import signature_path
 
 from .conftest import ROOT, sign_with, vouch_for
@@ -193,8 +193,9 @@ def test_bad_setting_in_the_environment_is_refused(monkeypatch):
 def test_loading_the_model_writes_no_logs_file_in_the_working_directory(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYCARET_")}
     env["PYTHONPATH"] = str(ROOT)
-    subprocess.run([sys.executable, "-c", "from insurance_charges.core.estimator import load_model;"
-                    "load_model().predict([dict(age=30, sex='male', bmi=30.0, children=1,"
+    subprocess.run([sys.executable, "-c", "from insurance_charges.paths import DEFAULT_MODEL_PATH;"
+                    "from insurance_charges.serving.model import load_model;"
+                    "load_model(DEFAULT_MODEL_PATH).predict([dict(age=30, sex='male', bmi=30.0, children=1,"
                     " smoker='no', region='northeast')])"],
                    cwd=tmp_path, env=env, check=True, capture_output=True)
     assert list(tmp_path.iterdir()) == []
@@ -235,7 +236,7 @@ def test_a_card_without_an_interval_still_loads(signed_copy):
 
 
 def test_a_model_that_cannot_estimate_the_example_record_is_refused(model_copy, monkeypatch):
-    from insurance_charges.core import estimator
+    from insurance_charges.serving import model as estimator
 
     monkeypatch.setattr(estimator.Model, "predict", lambda self, records: [float("nan")])
     with pytest.raises(ModelLoadError, match=r"cannot estimate a known record \(the estimate is "

@@ -14,7 +14,7 @@ import pytest
 from insurance_charges.core.model_card import path_for
 from insurance_charges.core.model_signing import TRUSTED_KEYS, read_public_keys
 from insurance_charges.registry import artifacts, champion, evaluation
-from insurance_charges.registry.serving import load_from_store
+from insurance_charges.registry.loading import load_from_store
 from insurance_charges.registry.store import MAX_DOCUMENT, RegistryError, Store
 from insurance_charges.registry.uri import parse_store
 from insurance_charges.settings import DEFAULT_MODEL_PATH

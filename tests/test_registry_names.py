@@ -14,7 +14,7 @@ from insurance_charges.core.model_signing import TRUSTED_KEYS, read_public_keys
 from insurance_charges.registry import artifacts, champion
 from insurance_charges.registry.artifacts import Release
 from insurance_charges.registry.documents import covered
-from insurance_charges.registry.serving import load_from_store
+from insurance_charges.registry.loading import load_from_store
 from insurance_charges.registry.store import RegistryError, Store
 from insurance_charges.registry.uri import parse_store
 from insurance_charges.settings import DEFAULT_MODEL_PATH

@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from insurance_charges.core.estimator import load_model
+from insurance_charges.serving.model import load_model
 from insurance_charges.core.model_signing import signature_path
 from insurance_charges.platforms.sagemaker import launch
 from insurance_charges.platforms.sagemaker.__main__ import main
@@ -68,7 +68,7 @@ def test_load_model_accepts_the_archive_extracted_as_sagemaker_extracts_it(aws, 
 
 def test_the_same_model_makes_the_same_archive_byte_for_byte(aws, tmp_path, capsys):
     status, done, _ = run(capsys, "archive", "-o", tmp_path / "again.tar.gz")
-    assert status == 0 and done["model_version"] == load_model().version
+    assert status == 0 and done["model_version"] == load_model(DEFAULT_MODEL_PATH).version
     assert (tmp_path / "again.tar.gz").read_bytes() == aws["archive"].read_bytes()
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from insurance_charges.training import baseline, data, train
 from insurance_charges.core.model_card import path_for
-from insurance_charges.core.estimator import load_model
+from insurance_charges.serving.model import load_model
 from insurance_charges.core.schema import FIELD_NAMES
 from insurance_charges.settings import DEFAULT_MODEL_PATH
 

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from ..core import model_card
-from ..core.estimator import ModelLoadError, load_model
+from ..serving.model import ModelLoadError, load_model
 from . import artifacts, evaluation, gate
 from .champion import Pointer
 from .store import Store

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None, root: Path = PROJECT_ROOT) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted; nothing was recorded")
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-        from ..core.estimator import ModelLoadError
+        from ..serving.model import ModelLoadError
 
         if isinstance(exc, (ModelLoadError, OSError)):
             return _fail(f"{exc}; nothing was recorded")

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _failure(exc: BaseException, outcome: Outcome) -> int:
     """The one ``Error:`` line for a run that did not finish, and its exit status."""
-    from ..core.estimator import ModelLoadError
+    from ..serving.model import ModelLoadError
     from ..settings import SettingsError
 
     if isinstance(exc, (Interrupted, KeyboardInterrupt)):  # the latter: before our handler
@@ -213,7 +213,7 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
                                      _rejects_schema(in_fmt, columns, input_schema), plan.inert)
         writers.extend([rejects_writer, out_writer])
 
-        from ..core.estimator import load_model
+        from ..serving.model import load_model
         from ..settings import from_environ
 
         settings = from_environ()

@@ -25,7 +25,7 @@ from ..core import model_card, model_signing  # noqa: E402
 from ..core.model_card import sha256_of  # noqa: E402
 from ..command_logs import log_to, step  # noqa: E402
 from ..core.schema import FIELD_NAMES  # noqa: E402
-from ..settings import DEFAULT_MODEL_PATH  # noqa: E402
+from ..paths import DEFAULT_MODEL_PATH  # noqa: E402
 from . import baseline, calibrate, card_writer  # noqa: E402
 from .data import CANONICAL_SHA256, TARGET, DataError, download_canonical, load_data  # noqa: E402
 

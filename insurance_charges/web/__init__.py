@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from flask import Flask, current_app
 
 from .. import settings as settings_module
-from ..core.estimator import Model, ModelLoadError, load_model
+from ..serving.model import Model, ModelLoadError, load_model
 from ..settings import SettingsError
 
 __all__ = ["create_app", "served_model", "ModelLoadError", "SettingsError"]
@@ -66,7 +66,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 def _load(config) -> Model:
     """The model MODEL_URI names in the store (downloaded once), else the file at MODEL_PATH."""
     if config.get("MODEL_URI"):
-        from ..registry.serving import load_from_store
+        from ..registry.loading import load_from_store
 
         return load_from_store(config["MODEL_URI"], config["TRUSTED_KEYS"])
     return load_model(config["MODEL_PATH"], config["TRUSTED_KEYS"])

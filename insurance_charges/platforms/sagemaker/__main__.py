@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; print its result as JSON, or one ``Error:`` line and return 2."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from ...core.estimator import ModelLoadError
+    from ...serving.model import ModelLoadError
     from ...settings import SettingsError
 
     options = _parser().parse_args(argv)

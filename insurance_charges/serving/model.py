@@ -21,11 +21,10 @@ os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .. import fastpath  # noqa: E402
-from ..settings import DEFAULT_MODEL_PATH  # noqa: E402
-from . import model_card, model_signing  # noqa: E402
-from .estimates import self_check  # noqa: E402
-from .schema import FIELD_NAMES  # noqa: E402
+from . import fastpath  # noqa: E402
+from ..core import model_card, model_signing  # noqa: E402
+from ..core.estimates import self_check  # noqa: E402
+from ..core.schema import FIELD_NAMES  # noqa: E402
 
 log = logging.getLogger(__name__)
 FIX = "run `make train` to rebuild it, or set MODEL_PATH to a trained pipeline"
@@ -42,7 +41,7 @@ class Model:
     pipeline: Any
     card: dict
     path: Path
-    # The compiled twin of ``pipeline`` (insurance_charges.fastpath), proven equal at load;
+    # The compiled twin of ``pipeline`` (insurance_charges.serving.fastpath), proven equal at load;
     # None serves through pipeline.predict.
     fast: Any = field(default=None, repr=False, compare=False)
 
@@ -141,13 +140,12 @@ def _unpickle(path: Path, pipeline: bytes, card: dict) -> Any:
     return loaded
 
 
-def load_model(path: str | os.PathLike | None = None,
-               trusted_keys: tuple | None = None) -> Model:
-    """Load and verify the pipeline at ``path`` (default: the committed model).
+def load_model(path: str | os.PathLike, trusted_keys: tuple | None = None) -> Model:
+    """Load and verify the pipeline at ``path`` (the caller names it: settings, a store fetch).
 
     ``trusted_keys`` are the public keys whose signatures are accepted (default: the image's).
     """
-    path = Path(path or DEFAULT_MODEL_PATH).resolve()
+    path = Path(path).resolve()
     if not path.exists():
         raise ModelLoadError(f"model file {path} not found; {FIX}")
     if not path.is_file():

@@ -11,8 +11,8 @@ from typing import Sequence
 import numpy as np
 
 from .steps import Coded, Compiled
-from ..core.schema import CATEGORY, FIELDS
-from ..core.validation import ValidRecords
+from ...core.schema import CATEGORY, FIELDS
+from ...core.validation import ValidRecords
 
 # Below this many records, encoding record by record in plain Python beats numpy column by
 # column: one record 0.015 ms against 0.058, three 0.024 against 0.032, about equal at four

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..core.schema import FIELD_NAMES
+from ...core.schema import FIELD_NAMES
 from .compiler import compile_pipeline
 from .predictor import ROWS_BELOW, FastPredictor, inputs
 from .parity import STARTUP_SAMPLE, TOLERANCE, relative_differences, startup_sample

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..core.schema import CATEGORY, FIELD_NAMES, FIELDS, INTEGER
+from ...core.schema import CATEGORY, FIELD_NAMES, FIELDS, INTEGER
 
 # Largest accepted |fast - pipeline| / |pipeline| on any record.
 TOLERANCE = 1e-9

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..core.estimator import Model, load_model
+from ..serving.model import Model, load_model
 from . import artifacts, champion
 from .store import RegistryError, Store
 from .uri import CHAMPION, parse_model_uri

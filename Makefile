@@ -40,7 +40,7 @@ endef
 $(foreach name,VENV EBCLI AIRFLOW_VENV,$(if $(and $($(name)),$(if $(call leftover,$($(name)),\
 	$(FILE_NAME_CHARACTERS)),,ok)),,$(error $(call unusable_path,$(name)))))
 
-.PHONY: help run check test docs soak audit bench train score lock mutate clean
+.PHONY: help run check lint test docs soak audit bench train score lock mutate clean
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -86,6 +86,14 @@ check: $(VENV)/.dev  ## Run the unit tier between edits (about 1.5 minutes)
 
 test: $(VENV)/.dev $(EBCLI)/.installed $(AIRFLOW_VENV)/.installed  ## Run every test (CI runs this through .ci/run)
 	EBCLI_VENV="$$EBCLI" "$$VENV/bin/python" -m devtools.make_targets test
+
+# Static checks (docs/testing.md#static-checks): the layers' import contracts, ruff's lint and
+# format, and mypy's types, each configured in pyproject.toml.
+lint: $(VENV)/.dev  ## Check the import layers, lint, formatting and types (ruff, mypy, import-linter)
+	"$$VENV/bin/lint-imports" --no-cache
+	"$$VENV/bin/ruff" check
+	"$$VENV/bin/ruff" format --check
+	"$$VENV/bin/mypy"
 
 # The docs site (docs/, mkdocs.yml): its hook imports the project, hence `python -m` from here.
 docs: $(VENV)/.dev  ## Build the documentation site into site/ (mkdocs build --strict)

@@ -1,7 +1,7 @@
 """What EB's sqsd daemon does with one message, for the worker tests (sqsd is not installable).
 
 It receives from a real SQS queue (moto's server) and POSTs the body to the app as sqsd does
-(docs: EB worker environments; ../shared/docs/events.md): the path, the content type, its
+(AWS's EB developer guide, "Elastic Beanstalk worker environments"): the path, the content type, its
 headers; it deletes the message on 200 only, so any other answer leaves it to come back after
 its visibility timeout and, after the queue's maxReceiveCount, go to the dead-letter queue.
 """

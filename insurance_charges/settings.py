@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .core.estimates import MAX_BATCH_LIMIT
+from .aws_messages import Destination, parse_destination
 from .paths import DEFAULT_MODEL_PATH, PROJECT_ROOT
 
 # A request body over this is refused: a full 10,000-record batch is about 1 MiB of JSON.
@@ -66,6 +67,9 @@ class Settings:
     metrics_host: str = METRICS_HOST  # the interface the metrics port listens on
     # prometheus_client's multiprocess directory; None: one under the temp dir, per PORT
     metrics_dir: Path | None = None
+    # An EB worker environment's result destination (an SQS queue or SNS topic); None: the
+    # worker routes do not exist (the web tier).
+    worker_results: Destination | None = None
 
 
 def _whole(low: int, high: int, fix: str) -> Callable[[str], int]:
@@ -219,6 +223,7 @@ def _parsers(cpus: int) -> dict[str, tuple[str, Callable]]:
                                                 "1 to 65535 other than PORT (e.g. 9100)")),
         "METRICS_HOST": ("metrics_host", _metrics_host),
         "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", _metrics_dir),
+        "WORKER_RESULTS": ("worker_results", parse_destination),
     }
 
 

@@ -24,6 +24,7 @@ SLOW_FIXTURES = frozenset({
     "browser", "page",  # Chromium
     "server", "metered", "prometheus",  # gunicorn, Prometheus
     "moto_endpoint", "moto_server", "aws", "s3", "locked_store", "registry",  # moto, the registry
+    "sqs", "worker_fifo", "worker_sns", "worker_unpublishable",  # moto + gunicorn: EB worker
     "training", "retrained", "releases", "committed_dir", "weeks", "released",  # trainings
     "retrained_again", "retrained_as_the_oldest_cpu",
 })

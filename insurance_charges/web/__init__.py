@@ -25,7 +25,7 @@ def config_from(settings: settings_module.Settings) -> dict[str, Any]:
             # SageMaker's /invocations (web/sagemaker.py): its body limit and the workers
             # gunicorn runs, which /execution-parameters advises as the job's concurrency.
             "MAX_PAYLOAD_MB": settings.max_payload_mb, "WORKERS": settings.workers,
-            "METRICS_DIR": settings.metrics_dir}
+            "METRICS_DIR": settings.metrics_dir, "WORKER_RESULTS": settings.worker_results}
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -60,6 +60,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(form_views.bp)
     app.register_blueprint(sagemaker.bp)
     app.register_blueprint(model_views.bp)
+    if app.config["WORKER_RESULTS"] is not None:  # an EB worker environment (web/worker.py)
+        from . import worker
+
+        worker.init_app(app, app.config["WORKER_RESULTS"])
     return app
 
 

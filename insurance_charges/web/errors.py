@@ -9,9 +9,9 @@ from werkzeug.exceptions import GatewayTimeout, HTTPException, InternalServerErr
 
 log = logging.getLogger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-# SageMaker's paths (web/sagemaker.py) are machine-facing too.
+# Machine-facing too: SageMaker's paths (web/sagemaker.py), the EB worker's (web/worker.py).
 API_PREFIXES = ("/api/", "/predict_api", "/openapi.json", "/invocations", "/ping",
-                "/execution-parameters")
+                "/execution-parameters", "/worker/")
 
 class ProblemType(NamedTuple):
     """One kind of problem: its slug on /docs, its title and what it means for a client."""
@@ -106,15 +106,21 @@ def totals(total: int, complete: bool) -> dict:
     return {"errors_total": total, "errors_total_is_lower_bound": not complete}
 
 
+def problem_document(problem: Problem) -> dict:
+    """The problem+json document of ``problem``, as a dict."""
+    body = {"type": problem_type(problem.status),
+            "title": PROBLEMS[problem.status].title if problem.status in PROBLEMS
+            else "HTTP error", "status": problem.status, "detail": problem.detail}
+    if problem.errors:
+        body["errors"] = [_as_dict(e) for e in problem.errors]
+    body.update(problem.extra)
+    return body
+
+
 def problem_response(status: int, detail: str, errors: list | None = None,
                      headers: dict | None = None, extra: dict | None = None) -> Response:
     """Build an ``application/problem+json`` response."""
-    body = {"type": problem_type(status),
-            "title": PROBLEMS[status].title if status in PROBLEMS else "HTTP error",
-            "status": status, "detail": detail}
-    if errors:
-        body["errors"] = [_as_dict(e) for e in errors]
-    body.update(extra or {})
+    body = problem_document(Problem(status, detail, errors, extra=extra))
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
     response.headers.update(headers or {})
     return response

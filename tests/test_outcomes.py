@@ -70,7 +70,7 @@ def shared(real_model, data_path, tmp_path_factory):
 
 def run(capsys, *argv) -> tuple[int, str, str]:
     """The command's exit status, stdout and stderr."""
-    status = main([str(a) for a in argv])
+    status = main([str(a) for a in argv], default_card=CARD)
     out, err = capsys.readouterr()
     return status, out, err
 

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 import pandas as pd
 
 from ..core.captures import KEYS, check_capture
@@ -59,8 +60,8 @@ def capture_files(location: str) -> list[Path]:
     return files
 
 
-def _reject(file: Path, line: int, inference_id: str | None, problem: str) -> dict:
-    return {INPUT: "captures", FILE: str(file), LINE: line, "inference_id": inference_id,
+def _reject(file: str, line: int, inference_id: str | None, problem: str) -> dict:
+    return {INPUT: "captures", FILE: file, LINE: line, "inference_id": inference_id,
             PROBLEM: problem}
 
 
@@ -80,12 +81,39 @@ def _lines(fh):
             yield number, raw
 
 
+def _flat_and_whole(raw: bytes, value) -> bool:
+    """True when orjson's value of a line is exact: a flat object that repeats no key.
+
+    orjson keeps a repeated key's last value silently. Each member of a flat object has one
+    colon outside strings, so the line's colons are the members' plus those inside keys and
+    text values, exactly, when no key repeats (a repeat adds a member the object lacks). An
+    escape could hide a colon (\\u003a), so a line with a backslash is not judged here.
+    """
+    if not isinstance(value, dict) or b"\\" in raw:
+        return False
+    inside = 0
+    for key, item in value.items():
+        if isinstance(item, (dict, list)):
+            return False
+        inside += key.count(":") + (item.count(":") if isinstance(item, str) else 0)
+    return raw.count(b":") == len(value) + inside
+
+
 def _parsed(raw: bytes):
     """The line's JSON value, or raise ValueError saying why it is not JSON."""
     try:
-        return parse_json(raw, raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("not UTF-8 text") from None
+    try:  # the capture writer's lines: orjson's answer, when it is exact (most of the cost)
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass  # the strict parser below says why
+    else:
+        if _flat_and_whole(raw, value):
+            return value
+    try:
+        return parse_json(raw, text)
     except RecursionError:  # [[[[... nested deeper than Python's stack
         raise ValueError("not a JSON object (nested too deeply)") from None
 
@@ -98,7 +126,7 @@ def read_captures(files: list[Path]) -> Captures:
             with open(path, "rb") as fh:
                 for number, raw in _lines(fh):
                     if raw is None:
-                        rejects.append(_reject(path, number, None, f"the line is longer than "
+                        rejects.append(_reject(str(path), number, None, f"the line is longer than "
                                                                    f"{LONGEST_LINE // 1024} KiB"))
                         continue
                     if not raw.strip():
@@ -106,12 +134,12 @@ def read_captures(files: list[Path]) -> Captures:
                     try:
                         obj = _parsed(raw)
                     except ValueError as exc:
-                        rejects.append(_reject(path, number, None, f"not JSON: {exc}"))
+                        rejects.append(_reject(str(path), number, None, f"not JSON: {exc}"))
                         continue
                     record, problem = check_capture(obj)
                     if problem:
                         some_id = obj.get("inference_id") if isinstance(obj, dict) else None
-                        rejects.append(_reject(path, number, some_id if isinstance(
+                        rejects.append(_reject(str(path), number, some_id if isinstance(
                             some_id, str) and len(some_id) <= 200 else None, problem))
                         continue
                     rows.append({**record, FILE: str(path), LINE: number})
@@ -130,27 +158,25 @@ def _settle_repeats(captures: Captures) -> None:
     if not repeated.any():
         return
     same = frame.duplicated(subset=list(KEYS), keep="first")  # an exact copy of an earlier one
-    first_at = {}
-    for row in frame[repeated & ~same].itertuples(index=False):
-        first_at.setdefault(row.inference_id, []).append(row)
-    conflicting = {i for i, rows in first_at.items() if len(rows) > 1}
-    distinct = {(r.file, r.line) for rows in first_at.values() for r in rows}
-    for row in frame[repeated].itertuples(index=False):
-        first = first_at[row.inference_id][0]
-        where = f"{first.file} line {first.line}"
-        if row.inference_id in conflicting:
-            rivals = first_at[row.inference_id]
-            # A few places name the conflict: all of them, on every line, would be quadratic.
-            others = [f"{r.file} line {r.line}" for r in rivals[:SHOWN + 1]
-                      if (r.file, r.line) != (row.file, row.line)][:SHOWN]
-            more = len(rivals) - ((row.file, row.line) in distinct) - len(others)
-            named = "; ".join(others) + (f" and {more} more" if more > 0 else "")
-            captures.rejects.append(_reject(Path(row.file), row.line, row.inference_id,
-                                            "other captures have this inference_id with other "
-                                            f"values ({named}): which was billed is unknown"))
-        elif (row.file, row.line) != (first.file, first.line):
+    distinct = frame[repeated & ~same].groupby("inference_id", sort=False)
+    versions = distinct.size()
+    conflicting = set(versions[versions > 1].index)
+    # Said once per id, naming a few places: every place on every line would be quadratic.
+    places = {i: "; ".join(f"{f} line {n}" for f, n in zip(g[FILE][:SHOWN], g[LINE][:SHOWN]))
+              + (f" and {len(g) - SHOWN} more" if len(g) > SHOWN else "")
+              for i, g in distinct if i in conflicting}
+    first = {i: f"{g[FILE].iloc[0]} line {g[LINE].iloc[0]}" for i, g in distinct
+             if i not in conflicting}
+    rows = frame[repeated]
+    for inference_id, file, line, copy in zip(rows["inference_id"], rows[FILE], rows[LINE],
+                                              same[repeated]):
+        if inference_id in conflicting:
+            captures.rejects.append(_reject(file, line, inference_id, (
+                f"{versions[inference_id]} captures have this inference_id with different "
+                f"values ({places[inference_id]}): which was billed is unknown")))
+        elif copy:
             captures.repeats += 1
-            captures.rejects.append(_reject(Path(row.file), row.line, row.inference_id,
-                                            f"repeats {where} exactly (kept once)"))
+            captures.rejects.append(_reject(file, line, inference_id,
+                                            f"repeats {first[inference_id]} exactly (kept once)"))
     keep = ~repeated | (~same & ~frame["inference_id"].isin(conflicting))
     captures.records = frame[keep].reset_index(drop=True)

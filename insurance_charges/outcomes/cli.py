@@ -13,8 +13,6 @@ import math
 import sys
 from pathlib import Path
 
-from ..core.model_card import path_for
-from ..settings import DEFAULT_MODEL_PATH
 from . import page, report
 from .bills import read_bills
 from .capture_files import capture_files, read_captures
@@ -83,9 +81,10 @@ def run_join(args: argparse.Namespace) -> int:
     return REJECTED if joined.rejected else DONE
 
 
-def run_report(args: argparse.Namespace) -> int:
+def run_report(args: argparse.Namespace, default_card: Path | None) -> int:
     """Report on stdout; the exit status says whether every check passed."""
-    cards = [report.read_card(Path(c)) for c in args.card or [path_for(DEFAULT_MODEL_PATH)]]
+    chosen = args.card or ([default_card] if default_card else [])
+    cards = [report.read_card(Path(c)) for c in chosen]
     versions = [c.model_version for c in cards]
     repeated = {v for v in versions if versions.count(v) > 1}
     if repeated:
@@ -101,11 +100,12 @@ def run_report(args: argparse.Namespace) -> int:
     return FAILED_CHECK if built["failures"] else DONE
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
+def main(argv: list[str] | None = None, default_card: Path | None = None) -> int:
+    """Run the command; return its exit status. ``default_card``: ``report``'s card when no
+    ``--card`` is given (the entry point passes the committed model's)."""
     try:
         args = parser().parse_args(argv)
-        return run_join(args) if args.command == "join" else run_report(args)
+        return run_join(args) if args.command == "join" else run_report(args, default_card)
     except OutcomesError as exc:
         return _fail(str(exc), NOT_DONE)
     except KeyboardInterrupt:

@@ -291,6 +291,14 @@ def test_json_has_overall_and_each_version_with_records_mae_and_coverage(tmp_pat
     assert all({"records", "mae", "coverage"} <= set(f) for f in result["versions"].values())
 
 
+def test_weeks_are_iso_weeks_so_new_years_day_2027_is_in_the_53rd_week_of_2026(tmp_path, capsys):
+    frame = joined_frame(2, 2).assign(time=[datetime(2027, 1, 1, tzinfo=timezone.utc),
+                                            datetime(2027, 1, 4, tzinfo=timezone.utc)])
+    frame.to_parquet(tmp_path / "joined.parquet")
+    result = json.loads(run(capsys, "report", tmp_path / "joined.parquet")[1])
+    assert list(result["versions"][VERSION]["weeks"]) == ["2026-W53", "2027-W01"]
+
+
 # --- The HTML page -----------------------------------------------------------------------------
 
 def test_the_html_report_is_one_self_contained_page_with_charts_against_the_card(
@@ -322,6 +330,11 @@ GOOD = capture_line(capture(0))
     (b"[" * 50_000 + b"\n", "not JSON"),
     (capture_line(capture(9))[:-1].replace(b'"age":30', b'"age":"30"') + b"\n",
      "age must be a whole number"),
+    # A key twice in a line whose values hold colons (its time), and with an escaped colon
+    # making up for the repeat's own: never the last value silently.
+    (capture_line(capture(9)).replace(b'"age":30', b'"age":99,"age":30'), "'age' appears more"),
+    (capture_line(capture(9)).replace(b'"age":30', b'"age":99,"age":30').replace(
+        b'"/api/v1/predict"', b'"/api\\u003av1"'), "'age' appears more than once"),
 ])
 def test_a_bad_capture_line_is_a_listed_reject_and_the_rest_still_join(
         line, problem, tmp_path, capsys):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 import orjson
@@ -58,7 +58,7 @@ def utc_text(moment: datetime) -> str:
     """A UTC time as the capture writes it: ISO 8601 with microseconds and a Z."""
     if moment.utcoffset() != timedelta(0):
         raise ValueError(f"{moment!r} is not a UTC time")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def capture_line(record: CaptureRecord) -> bytes:
@@ -95,7 +95,7 @@ def _time(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return moment.astimezone(timezone.utc) if moment.utcoffset() == timedelta(0) else None
+    return moment.astimezone(UTC) if moment.utcoffset() == timedelta(0) else None
 
 
 def _problems(obj: dict, out: dict) -> list[str]:

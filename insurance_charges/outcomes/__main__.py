@@ -2,7 +2,7 @@
 import sys
 
 from ..core.model_card import path_for
-from ..settings import DEFAULT_MODEL_PATH
+from ..paths import DEFAULT_MODEL_PATH
 from .cli import main
 
 # The committed model's card: what report checks MAE against unless --card names others.

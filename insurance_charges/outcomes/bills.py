@@ -134,17 +134,17 @@ def read_bills(location: str) -> Bills:
     raw = frame[CHARGES]
     problems[bad_charge] = [_and(p, f"charges must be dollars from 0 to {LARGEST_BILL:,}; got "
                                     f"{shown(v)}") for p, v in zip(problems[bad_charge],
-                                                                   raw[bad_charge])]
+                                                                   raw[bad_charge], strict=True)]
     billed = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
     if BILLED_AT in frame:
         billed, bad_time = _billed_at(frame[BILLED_AT])
         problems[bad_time] = [_and(p, "billed_at must be an ISO 8601 date or time, or empty; "
                                       f"got {shown(v)}") for p, v in
-                              zip(problems[bad_time], frame[BILLED_AT][bad_time])]
+                              zip(problems[bad_time], frame[BILLED_AT][bad_time], strict=True)]
     bad = problems != ""
     rejects = [{INPUT: "actuals", FILE: location, LINE: int(line),
                 ID: i if isinstance(i, str) and INFERENCE_ID.fullmatch(i) else None,
-                PROBLEM: p} for line, i, p in zip(lines[bad], ids[bad], problems[bad])]
+                PROBLEM: p} for line, i, p in zip(lines[bad], ids[bad], problems[bad], strict=True)]
     good = pd.DataFrame({ID: ids[~bad].astype(str), CHARGES: charges[~bad],
                          BILLED_AT: billed[~bad], LINE: lines[~bad]})
     return Bills(good.reset_index(drop=True), rejects, len(frame))

@@ -48,7 +48,7 @@ def capture_files(location: str) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise OutcomesError(f"--captures {location}: no such file or directory")
-    found = []
+    found: list[Path] = []
     # os.walk does not follow links to directories: a link loop cannot make the walk endless.
     for folder, dirs, names in os.walk(path):
         dirs.sort()
@@ -137,10 +137,10 @@ def read_captures(files: list[Path]) -> Captures:
                         rejects.append(_reject(str(path), number, None, f"not JSON: {exc}"))
                         continue
                     record, problem = check_capture(obj)
-                    if problem:
+                    if record is None:
                         some_id = obj.get("inference_id") if isinstance(obj, dict) else None
                         rejects.append(_reject(str(path), number, some_id if isinstance(
-                            some_id, str) and len(some_id) <= 200 else None, problem))
+                            some_id, str) and len(some_id) <= 200 else None, str(problem)))
                         continue
                     rows.append({**record, FILE: str(path), LINE: number})
         except OSError as exc:
@@ -162,14 +162,15 @@ def _settle_repeats(captures: Captures) -> None:
     versions = distinct.size()
     conflicting = set(versions[versions > 1].index)
     # Said once per id, naming a few places: every place on every line would be quadratic.
-    places = {i: "; ".join(f"{f} line {n}" for f, n in zip(g[FILE][:SHOWN], g[LINE][:SHOWN]))
+    places = {i: "; ".join(f"{f} line {n}"
+                           for f, n in zip(g[FILE][:SHOWN], g[LINE][:SHOWN], strict=True))
               + (f" and {len(g) - SHOWN} more" if len(g) > SHOWN else "")
               for i, g in distinct if i in conflicting}
     first = {i: f"{g[FILE].iloc[0]} line {g[LINE].iloc[0]}" for i, g in distinct
              if i not in conflicting}
     rows = frame[repeated]
     for inference_id, file, line, copy in zip(rows["inference_id"], rows[FILE], rows[LINE],
-                                              same[repeated]):
+                                              same[repeated], strict=True):
         if inference_id in conflicting:
             captures.rejects.append(_reject(file, line, inference_id, (
                 f"{versions[inference_id]} captures have this inference_id with different "

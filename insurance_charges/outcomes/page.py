@@ -8,8 +8,22 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from ..drawing import BASELINE, HALO, HEIGHT, LEFT, TICK_GAP, TOP, WIDTH, X_TICKS, Y_TICKS, \
-    Frame, marker, round_top, svg_open, ticks
+from ..drawing import (
+    BASELINE,
+    HALO,
+    HEIGHT,
+    LEFT,
+    TICK_GAP,
+    TOP,
+    WIDTH,
+    X_TICKS,
+    Y_TICKS,
+    Frame,
+    marker,
+    round_top,
+    svg_open,
+    ticks,
+)
 
 INK, LINE_COLOUR, REFERENCE = "#1b1b1b", "#0b4f9c", "#9e2a00"  # each 4.5:1 or more on white
 STYLE = """
@@ -44,7 +58,7 @@ def week_chart(chart_id: str, title: str, weeks: list[str], values: list[float |
                   + [w[1] for w in whiskers or () if w])
     frame = Frame(0, max(len(weeks) - 1, 1), top or round_top(highest or 1))
     desc = "; ".join(f"{w}: {shown(v) if v is not None else 'no figure'}"
-                     for w, v in zip(weeks, values))
+                     for w, v in zip(weeks, values, strict=True))
     if reference is not None:
         desc += f". {reference_name}: {shown(reference)}."
     label = Markup('<text x="{:.1f}" y="{:.1f}" text-anchor="{}" fill="{}">{}</text>')

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..core.interval import LEVEL
 from ..core.model_card import CardError, check_structure
-from ..core.schema import BY_NAME, FIELD_NAMES
+from ..core.schema import BY_NAME
 from ..core.strict_json import parse_json
 from .errors import OutcomesError
 from .measures import CONFIDENCE, measures

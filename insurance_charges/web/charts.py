@@ -10,8 +10,22 @@ from typing import TypedDict
 from markupsafe import Markup
 
 from ..core.explain import Curve
-from ..drawing import BASELINE, HALO, HEIGHT, LEFT, TICK_GAP, TOP, WIDTH, X_TICKS, Y_TICKS, \
-    Frame, marker, round_top, svg_open, ticks
+from ..drawing import (
+    BASELINE,
+    HALO,
+    HEIGHT,
+    LEFT,
+    TICK_GAP,
+    TOP,
+    WIDTH,
+    X_TICKS,
+    Y_TICKS,
+    Frame,
+    marker,
+    round_top,
+    svg_open,
+    ticks,
+)
 from .formatting import money
 
 MARKERS = 6  # about this many markers per line: enough to tell the lines apart, not a clutter

@@ -8,6 +8,7 @@ import numpy as np
 from insurance_charges.core import explain
 from insurance_charges.core.estimates import estimate
 from insurance_charges.core.schema import EXAMPLE_RECORD
+from insurance_charges import drawing
 from insurance_charges.web import charts, create_app
 
 
@@ -127,7 +128,7 @@ def test_result_page_needs_no_inline_style_or_script(result_html):
 @pytest.mark.parametrize("span, most, step", [(50000, 5, 10000), (37, 6, 10), (46, 6, 10),
                                               (21000, 5, 5000), (1.2, 5, 0.5)])
 def test_chart_ticks_use_round_steps(span, most, step):
-    assert charts._step(span, most) == pytest.approx(step)
+    assert drawing.round_step(span, most) == pytest.approx(step)
 
 
 def test_end_labels_are_nudged_apart_when_lines_end_close_together():

@@ -5,28 +5,34 @@ carries a title and a description, and the page also gives the figures as a tabl
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import TypedDict
 
 from markupsafe import Markup
 
 from ..core.explain import Curve
+from ..drawing import (
+    BASELINE,
+    HALO,
+    HEIGHT,
+    LEFT,
+    TICK_GAP,
+    TOP,
+    WIDTH,
+    X_TICKS,
+    Y_TICKS,
+    Frame,
+    marker,
+    round_top,
+    svg_open,
+    ticks,
+)
 from .formatting import money
 
-# 340 × 240 user units: two charts side by side fit the desktop result column, and one fills a
-# 375 px phone at 13 px text. The margins hold the "$50k" tick labels (left), the end labels
-# "Non-smoker" (right) and the axis title (bottom).
-WIDTH, HEIGHT = 340, 240
-LEFT, RIGHT, TOP, BOTTOM = 44, 100, 14, 44
-HALO = Markup(' stroke="#fff" stroke-width="4" paint-order="stroke"')  # legible over lines
-LABEL_GAP = 15  # px between the two end labels: a 13 px line of text and a little air
-HEADROOM = 1.05  # the y axis runs 5% above the highest value, so no line touches the top
 MARKERS = 6  # about this many markers per line: enough to tell the lines apart, not a clutter
-Y_TICKS, X_TICKS = 5, 6  # at most this many labelled ticks: readable at 13 px on a phone
-# Text sits this many px from what it labels: a tick (6), the baseline shift of 13 px text (4),
-# the person's ring of radius 7 (12 above, 22 below: one line of text clear of the ring).
-TICK_GAP, BASELINE, RING_ABOVE, RING_BELOW, RING_SIDE = 6, 4, 12, 22, 8
+LABEL_GAP = 15  # px between the two end labels: a 13 px line of text and a little air
+# The person's ring of radius 7: text 12 px above it, 22 below (one line of text clear of the
+# ring), 8 to the side.
+RING_ABOVE, RING_BELOW, RING_SIDE = 12, 22, 8
 
 
 class Style(TypedDict):
@@ -42,28 +48,6 @@ class Style(TypedDict):
 STYLES: dict[str, Style] = {
     "yes": {"name": "Smoker", "stroke": "#9e2a00", "dash": None, "marker": "circle"},
     "no": {"name": "Non-smoker", "stroke": "#0b4f9c", "dash": "7 4", "marker": "square"}}
-
-
-def _step(span: float, most: int) -> float:
-    """A round tick step (1, 2 or 5 times a power of ten) giving at most ``most`` ticks."""
-    raw = span / most
-    power = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-
-
-def _ticks(low: float, high: float, most: int) -> list[float]:
-    step = _step(high - low, most)
-    first = math.ceil(low / step) * step
-    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
-
-
-def _marker(kind: str, x: float, y: float, stroke: str, size: float = 3.5) -> Markup:
-    # 3.5 px half-size: a 7 px dot or square, visible beside a 2.5 px line.
-    if kind == "circle":
-        return Markup('<circle cx="{:.1f}" cy="{:.1f}" r="{:.1f}" fill="{}"/>').format(
-            x, y, size, stroke)
-    return Markup('<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}"/>').format(
-        x - size, y - size, 2 * size, 2 * size, stroke)
 
 
 def _end_labels(ends: dict[str, float]) -> dict[str, float]:
@@ -102,33 +86,17 @@ def describe(curve: Curve) -> str:
             + "; ".join(parts) + f". You: {x:g}, {money(estimate)}.")
 
 
-@dataclass(frozen=True)
-class _Frame:
-    """Maps data to the plot area: x from the curve's range, y from $0 to a round top."""
-
-    x_low: float
-    x_high: float
-    y_high: float
-    width, height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-
-    def px(self, x: float) -> float:
-        return LEFT + (x - self.x_low) / ((self.x_high - self.x_low) or 1) * self.width
-
-    def py(self, y: float) -> float:
-        return TOP + self.height - y / self.y_high * self.height
-
-
-def _axes(curve: Curve, frame: _Frame) -> list[Markup]:
+def _axes(curve: Curve, frame: Frame) -> list[Markup]:
     grid = Markup('<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" stroke="{}" stroke-width="1"/>')
     label = Markup('<text x="{:.1f}" y="{:.1f}" text-anchor="{}" fill="#1b1b1b">{}</text>')
     base = TOP + frame.height
     out = []
-    for tick in _ticks(0, frame.y_high, Y_TICKS):
+    for tick in ticks(0, frame.y_high, Y_TICKS):
         y = frame.py(tick)
         out.append(grid.format(LEFT, LEFT + frame.width, y, y, "#c8c8c8"))
         out.append(label.format(LEFT - TICK_GAP, y + BASELINE, "end",
                                 "$0" if not tick else f"${tick / 1000:,.0f}k"))
-    for tick in _ticks(frame.x_low, frame.x_high, X_TICKS):
+    for tick in ticks(frame.x_low, frame.x_high, X_TICKS):
         x = frame.px(tick)
         out.append(Markup('<line x1="{0:.1f}" x2="{0:.1f}" y1="{1}" y2="{2}" stroke="#1b1b1b"/>')
                    .format(x, base, base + 5))
@@ -138,7 +106,7 @@ def _axes(curve: Curve, frame: _Frame) -> list[Markup]:
     return out
 
 
-def _lines(curve: Curve, frame: _Frame) -> list[Markup]:
+def _lines(curve: Curve, frame: Frame) -> list[Markup]:
     out, ends = [], {}
     every = max(1, len(curve.xs) // MARKERS)
     for smoker, series in curve.series.items():
@@ -147,7 +115,7 @@ def _lines(curve: Curve, frame: _Frame) -> list[Markup]:
         spots = [(frame.px(x), frame.py(y)) for x, y in zip(curve.xs, series)]
         out.append(Markup('<polyline points="{}" fill="none" stroke="{}" stroke-width="2.5"{}/>')
                    .format(" ".join(f"{x:.1f},{y:.1f}" for x, y in spots), style["stroke"], dash))
-        out.extend(_marker(style["marker"], x, y, style["stroke"]) for x, y in spots[::every])
+        out.extend(marker(style["marker"], x, y, style["stroke"]) for x, y in spots[::every])
         ends[smoker] = spots[-1][1]
     for smoker, y in _end_labels(ends).items():
         out.append(Markup('<text x="{}" y="{:.1f}" fill="{}" font-weight="700"{}>{}</text>')
@@ -157,7 +125,7 @@ def _lines(curve: Curve, frame: _Frame) -> list[Markup]:
     return out
 
 
-def _you(curve: Curve, frame: _Frame) -> list[Markup]:
+def _you(curve: Curve, frame: Frame) -> list[Markup]:
     x, estimate, _ = _person(curve)
     cx, cy = frame.px(x), frame.py(estimate)
     # Above the ring, or below it if the label would leave the plot at the top.
@@ -173,13 +141,9 @@ def _you(curve: Curve, frame: _Frame) -> list[Markup]:
 
 def line_chart(curve: Curve, chart_id: str) -> Markup:
     """The curve as an accessible inline SVG; every interpolated value is escaped."""
-    top = max(v for series in curve.series.values() for v in series) * HEADROOM
-    step = _step(top, Y_TICKS)
-    frame = _Frame(curve.xs[0], curve.xs[-1], math.ceil(top / step) * step)
-    head = Markup('<svg class="chart" viewBox="0 0 {0} {1}" role="img" '
-                  'aria-labelledby="{2}-title" aria-describedby="{2}-desc" font-size="13">\n'
-                  '<title id="{2}-title">{3}</title>\n<desc id="{2}-desc">{4}</desc>').format(
-        WIDTH, HEIGHT, chart_id, caption(curve), describe(curve))
+    frame = Frame(curve.xs[0], curve.xs[-1],
+                  round_top(max(v for series in curve.series.values() for v in series)))
+    head = svg_open(WIDTH, HEIGHT, chart_id, caption(curve), describe(curve))
     parts = [head, *_axes(curve, frame), *_lines(curve, frame), *_you(curve, frame)]
     return Markup("\n").join(parts) + Markup("\n</svg>")
 

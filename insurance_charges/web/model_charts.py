@@ -1,17 +1,16 @@
 """Inline SVG for the model page: what drives estimates overall, and served against training.
 
-Drawn like the form's charts (charts.py, whose axes and lines are reused): no script, no inline
-style, not colour alone. Smokers are a solid line with dots, non-smokers a dashed line with
-squares; training shares are outlined bars, served shares solid bars. Each SVG has a title and
-a description, and the page gives every figure in a table too.
+Drawn like the form's charts (charts.py, whose axes and lines are reused; drawing.py has the
+primitives): no script, no inline style, not colour alone. Smokers are a solid line with dots,
+non-smokers a dashed line with squares; training shares are outlined bars, served shares solid
+bars. Each SVG has a title and a description, and the page gives every figure in a table too.
 """
 from __future__ import annotations
-
-import math
 
 from markupsafe import Markup
 
 from ..core.explain import Curve
+from ..drawing import HEIGHT, WIDTH, Frame, round_top, svg_open
 from . import charts
 from .formatting import money
 
@@ -22,23 +21,14 @@ BAR_TEXT = 12  # the bars' labels: 12 px on a 375 px phone, where the chart is ~
 SERVED = "#0b4f9c"  # 7.7:1 on white; the outline of the training bars is the text colour
 
 
-def _svg(width: int, height: int, chart_id: str, title: str, desc: str, size: int) -> Markup:
-    return Markup('<svg class="chart" viewBox="0 0 {0} {1}" role="img" '
-                  'aria-labelledby="{2}-title" aria-describedby="{2}-desc" font-size="{5}">\n'
-                  '<title id="{2}-title">{3}</title>\n<desc id="{2}-desc">{4}</desc>').format(
-        width, height, chart_id, title, desc, size)
-
-
 def driver_chart(name: str, label: str, xs: list, by_smoker: dict, chart_id: str) -> Markup:
     """The average estimate along one number, for smokers and non-smokers of the training data."""
     curve = Curve(name, label, tuple(xs), by_smoker, you=None)
-    top = max(v for series in by_smoker.values() for v in series) * charts.HEADROOM
-    step = charts._step(top, charts.Y_TICKS)
-    frame = charts._Frame(xs[0], xs[-1], math.ceil(top / step) * step)
+    frame = Frame(xs[0], xs[-1], round_top(max(v for s in by_smoker.values() for v in s)))
     desc = (f"Average estimate as {charts.noun(curve)} goes from {xs[0]:g} to {xs[-1]:g}: "
             + "; ".join(f"{charts.STYLES[s]['name'].lower()}s from {money(v[0])} to "
                         f"{money(v[-1])}" for s, v in by_smoker.items()) + ".")
-    parts = [_svg(charts.WIDTH, charts.HEIGHT, chart_id, driver_title(curve), desc, 13),
+    parts = [svg_open(WIDTH, HEIGHT, chart_id, driver_title(curve), desc, 13),
              *charts._axes(curve, frame), *charts._lines(curve, frame)]
     return Markup("\n").join(parts) + Markup("\n</svg>")
 
@@ -50,13 +40,13 @@ def driver_title(curve: Curve) -> str:
 
 def share_chart(label: str, rows: list[dict], chart_id: str, served_name: str) -> Markup:
     """Horizontal bars per bin: the training share outlined, the served share solid."""
-    width = charts.WIDTH
+    width = WIDTH
     span = width - BAR_LEFT - BAR_RIGHT
     top = max(0.05, max(max(r["training"], r["served"]) for r in rows))  # widest bar fills
     height = BAR_TOP + ROW * len(rows) + 4
     desc = f"Share of records in each {label} bin, in training and {served_name}: " + "; ".join(
         f"{r['name']}: {r['training']:.0%} and {r['served']:.0%}" for r in rows) + "."
-    parts = [_svg(width, height, chart_id, f"{label}: training and {served_name}", desc,
+    parts = [svg_open(width, height, chart_id, f"{label}: training and {served_name}", desc,
                   BAR_TEXT)]
     bar = Markup('<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{}" fill="{}"{}/>')
     text = Markup('<text x="{:.1f}" y="{:.1f}" text-anchor="{}" fill="#1b1b1b">{}</text>')

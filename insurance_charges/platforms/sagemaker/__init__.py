@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...errors import UserError
 from ...settings import MAX_PAYLOAD_MB_LIMIT
 
 MODEL_DIR = Path("/opt/ml/model")  # where SageMaker extracts ModelDataUrl's model.tar.gz
@@ -21,7 +22,7 @@ PIPELINE_SUFFIX = ".pkl"  # the archive holds the pipeline with its .card.json a
 CONCURRENT_PAYLOAD_MB = MAX_PAYLOAD_MB_LIMIT
 
 
-class ModelDirError(ValueError):
+class ModelDirError(UserError, ValueError):
     """/opt/ml/model holds something other than one model; the message says how to fix it."""
 
 

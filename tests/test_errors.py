@@ -1,6 +1,9 @@
 """One error base and one way every command ends: a failure is one line and its exit status."""
+import ast
 import errno
+from collections import defaultdict
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,8 @@ from insurance_charges.serving.model import ModelLoadError
 from insurance_charges.settings import SettingsError
 from insurance_charges.training.data import DataError
 from insurance_charges.training.data_fetch import FetchError
+
+PACKAGE = Path(__file__).resolve().parent.parent / "insurance_charges"
 
 
 def ending(command, capsys, **options) -> tuple[int, list[str]]:
@@ -147,3 +152,12 @@ def test_the_parser_complains_with_a_usage_error(argv, line):
         parser.parse_args(argv)
     assert str(raised.value) == line
 
+
+def test_no_two_classes_in_the_package_share_a_name():
+    where = defaultdict(list)
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                where[node.name].append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    shared = {name: places for name, places in where.items() if len(places) > 1}
+    assert not shared, f"rename one of each: {shared}"

@@ -78,7 +78,7 @@ def _explained(exc: BaseException) -> UserError | None:
 
 
 def run(args: argparse.Namespace, root: Path, out_dir: Path):
-    """Release the commit at ``root``: (the Release, its record's path, its bundle's path)."""
+    """Release the commit at ``root``: (the ReleaseRecord, its record's path, its bundle's path)."""
     src = source.read_source(root)
     with _docker_config() as config:
         if args.ecr_repository:
@@ -98,14 +98,14 @@ def run(args: argparse.Namespace, root: Path, out_dir: Path):
             repository = args.registry
             docker_cli.require_engine()
             digest = _build_check_push(src, root, repository, out_dir, None)
-    release = outputs.Release(
+    release = outputs.ReleaseRecord(
         image=outputs.image_by_digest(repository, digest), repository=repository,
         tag=src.tag, digest=digest, model_version=src.model_version, git_sha=src.git_sha,
         bundle=outputs.bundle_name(src.tag))
     return (release, *outputs.write(release, root, out_dir))
 
 
-def _build_check_push(src: source.Source, root: Path, repository: str, out_dir: Path,
+def _build_check_push(src: source.ReleasedCommit, root: Path, repository: str, out_dir: Path,
                       config: Path | None) -> str:
     """Build the commit, check that image, push it as repository:tag; the pushed digest."""
     reference = f"{repository}:{src.tag}"

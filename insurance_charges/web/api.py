@@ -39,8 +39,8 @@ def refusal(exc: InvalidRecords, size: int) -> HttpProblem:
     if len(listed) == exc.total and exc.complete:
         return HttpProblem(422, exc.detail, listed)
     return HttpProblem(422, f"{how_many(exc.total, exc.complete)} invalid value(s); the first "
-                        f"{len(listed)} are listed in errors: fix them and send again to see "
-                        "the rest", listed, extra=totals(exc.total, exc.complete))
+                            f"{len(listed)} are listed in errors: fix them and send again to see "
+                            "the rest", listed, extra=totals(exc.total, exc.complete))
 
 
 def estimate_body(body, size: int) -> Estimates:
@@ -67,7 +67,7 @@ def predict_api():
     body, size = read_json()
     if isinstance(body, list):
         raise HttpProblem(422, "send one record as a JSON object; batches go to /api/v1/predict",
-                      [{"pointer": "", "message": "expected an object, got an array"}])
+                          [{"pointer": "", "message": "expected an object, got an array"}])
     return answer(float(estimate_body(body, size).amounts[0]))
 
 

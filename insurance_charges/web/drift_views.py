@@ -16,7 +16,7 @@ def drift():
     document = watch.drift() if watch is not None else None
     if document is None:
         raise HttpProblem(404, "the served model's card holds no training distribution to compare "
-                           "with (a model trained before drift was watched); retrain it with "
-                           "`make train`" if watch is not None else
-                           "monitoring is off in this app")
+                               "with (a model trained before drift was watched); retrain it with "
+                               "`make train`" if watch is not None else
+                               "monitoring is off in this app")
     return jsonify(document)

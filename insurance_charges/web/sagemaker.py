@@ -13,9 +13,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..core.estimates import InvalidRecords
 from ..platforms.sagemaker import encoding, execution_parameters
+from ..platforms.sagemaker.body_estimates import estimate_lines
 from ..platforms.sagemaker.csv_body import read_csv
 from ..platforms.sagemaker.decoding import Unreadable
-from ..platforms.sagemaker.estimating import estimate_lines
 from ..platforms.sagemaker.jsonlines_body import read_jsonlines
 from ..settings import MB
 from . import api, served_model
@@ -46,7 +46,7 @@ def _answer_type() -> str:
     chosen = encoding.negotiate(request.accept_mimetypes)
     if chosen is None:
         raise HttpProblem(406, "answers come as " + ", ".join(encoding.ANSWER_TYPES) + "; got "
-                           f"Accept: {request.headers['Accept'][:100]}")
+                               f"Accept: {request.headers['Accept'][:100]}")
     return chosen
 
 
@@ -56,7 +56,7 @@ def _body_type() -> str:
         return encoding.JSON
     if kind not in READERS:
         raise HttpProblem(415, "send the body as " + ", ".join(encoding.BODY_TYPES) + "; got "
-                           f"{kind[:100] or 'no content type'}")
+                               f"{kind[:100] or 'no content type'}")
     check_encoding()
     return kind
 
@@ -66,7 +66,7 @@ def _lines_body() -> bytes:
     # One byte more than allowed is read: a chunked body is cut there rather than refused.
     request.max_content_length = limit + 1
     too_large = HttpProblem(413, f"the body is over the {limit // MB} MB limit "
-                             "(SAGEMAKER_MAX_PAYLOAD_IN_MB); send fewer records per request")
+                                 "(SAGEMAKER_MAX_PAYLOAD_IN_MB); send fewer records per request")
     try:
         raw = request.get_data(cache=False)
     except RequestEntityTooLarge:  # a Content-Length over the limit
@@ -91,7 +91,7 @@ def invocations():
             found = exc.errors
             listed = listed_within(found, max(len(raw), api.ERROR_BYTES_FLOOR))
             raise HttpProblem(400, exc.detail, listed, extra=None if len(listed) == found.total
-                          and found.complete else totals(found.total, found.complete)) from None
+                              and found.complete else totals(found.total, found.complete)) from None
         except InvalidRecords as exc:
             raise api.refusal(exc, len(raw)) from None
         estimates, lines = estimate_lines(served_model(), decoded), decoded.lines

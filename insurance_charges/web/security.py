@@ -51,8 +51,8 @@ def init_app(app: Flask) -> None:
         given = presented_key()
         if given is None or not key_is_valid(given, keys):
             raise HttpProblem(401, "send a valid API key as 'Authorization: Bearer <key>' "
-                               "or 'X-API-Key: <key>'",
-                          headers={"WWW-Authenticate": 'Bearer realm="insurance-charges"'})
+                                   "or 'X-API-Key: <key>'",
+                              headers={"WWW-Authenticate": 'Bearer realm="insurance-charges"'})
         return None
 
     @app.after_request

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .core.estimates import MAX_BATCH_LIMIT
 from .aws_messages import Destination, parse_destination
+from .core.estimates import MAX_BATCH_LIMIT
+from .errors import UserError
 from .paths import DEFAULT_MODEL_PATH, PROJECT_ROOT
 
 # A request body over this is refused: a full 10,000-record batch is about 1 MiB of JSON.
@@ -42,8 +43,11 @@ _HOST_NAME = re.compile(r"(?=.{1,253}\.?$)(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*"
                         r"(?!-)(?=[A-Za-z0-9-]*[A-Za-z-])[A-Za-z0-9-]{1,63}(?<!-)\.?")
 
 
-class SettingsError(RuntimeError):
-    """A setting from the environment is unusable; the message is the one line to show."""
+class SettingsError(UserError, RuntimeError):
+    """A setting from the environment is unusable; the message is the one line to show.
+
+    Also a RuntimeError: gunicorn prints one of those, raised while it loads the app, as
+    ``Error: ...`` and exits 1."""
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,12 @@ from insurance_charges.container import modes
 from insurance_charges.container.launcher import GRACE_AFTER_DRAIN_S, write_config
 from insurance_charges.core.estimates import InvalidRecords
 from insurance_charges.core.schema import EXAMPLE_RECORD, FIELD_NAMES
+from insurance_charges.errors import UsageError
 from insurance_charges.platforms.sagemaker import ModelDirError, execution_parameters, model_in
 from insurance_charges.platforms.sagemaker import csv_body as csv_reader
+from insurance_charges.platforms.sagemaker.body_estimates import estimate_lines
 from insurance_charges.platforms.sagemaker.csv_body import SPANNING, read_csv
 from insurance_charges.platforms.sagemaker.line_spans import blank_lines, line_chunks, line_starts
-from insurance_charges.platforms.sagemaker.estimating import estimate_lines
 from insurance_charges.scoring.columns import reference_record
 from insurance_charges.scoring.reading import line_count, lines_of
 from insurance_charges.settings import MAX_CONTENT_LENGTH, MB, Settings, SettingsError
@@ -568,7 +569,7 @@ def test_serve_refuses_api_keys_a_key_inside_the_archive_and_a_directory_it_cann
     with pytest.raises(SettingsError, match="inside the model archive it would vouch for"):
         modes.mode_for(["serve"], Settings(), {"MODEL_PUBLIC_KEY": str(tmp_path / "k.pem")},
                        tmp_path)
-    with pytest.raises(modes.UsageError, match="^unknown arguments 'train'"):
+    with pytest.raises(UsageError, match="^unknown arguments 'train'"):
         modes.mode_for(["train"], Settings(), {}, tmp_path)
 
 

@@ -352,8 +352,10 @@ def test_an_unusable_transform_request_is_one_line_and_starts_nothing(aws, capsy
 def test_a_refusal_from_aws_is_one_line_naming_the_call():
     from botocore.exceptions import ClientError
 
-    from insurance_charges.platforms.sagemaker.__main__ import _reason
+    from insurance_charges.platforms.sagemaker.__main__ import _aws_reason
 
     refused = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}},
                           "CreateModel")
-    assert _reason(refused) == "AWS refused CreateModel: AccessDeniedException (not allowed)"
+    told = _aws_reason(refused)
+    assert (str(told), told.status) == (
+        "AWS refused CreateModel: AccessDeniedException (not allowed)", 2)

@@ -21,12 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..settings import MAX_CONTENT_LENGTH, MAX_PAYLOAD_MB, PROJECT_ROOT, SettingsError, \
-    from_environ
+from .. import cli_runner
+from ..errors import UserError
+from ..settings import MAX_CONTENT_LENGTH, MAX_PAYLOAD_MB, PROJECT_ROOT, from_environ
 from ..startup.address import bind_address, check_address
 from ..web.errors import PROBLEMS, problem_type
 from ..web.security import HEADERS
-from .modes import DRAIN_S, UsageError, mode_for
+from .modes import DRAIN_S, mode_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -162,25 +163,21 @@ class Stack:
 
 def main(args: list[str] | None = None) -> int:
     """Check the settings and arguments, start both, wait, and exit with gunicorn's status."""
-    try:
-        settings = from_environ(os.environ)
-        mode = mode_for(sys.argv[1:] if args is None else args, settings, os.environ)
-        check_address(settings.host, mode.port, mode.port_name)  # nginx's, before the model
-    except SettingsError as exc:
-        sys.stderr.write(f"Error: {exc}\n")
-        return 1
-    except UsageError as exc:
-        sys.stderr.write(f"Error: {exc}\n")
-        return 2
+    return cli_runner.run(lambda: _serve(sys.argv[1:] if args is None else args))
+
+
+def _serve(args: list[str]) -> int:
+    settings = from_environ(os.environ)  # an unusable setting: 1, an unknown argument: 2
+    mode = mode_for(args, settings, os.environ)
+    check_address(settings.host, mode.port, mode.port_name)  # nginx's, before the model
     # 755: when started as root (a developer's machine), nginx's workers run as "nobody".
     try:
         RUN_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
         (RUN_DIR / ".writable").touch()
     except OSError as exc:  # e.g. ECS's bind mount owned by root, or no tmpfs on a read-only root
-        sys.stderr.write(f"Error: {RUN_DIR} cannot be written ({exc.strerror}); give the "
-                         "container a writable /tmp owned by (or open to) its user 10001, "
-                         "e.g. `--tmpfs /tmp` or a volume with mode 1777\n")
-        return 1
+        raise UserError(f"{RUN_DIR} cannot be written ({exc.strerror}); give the container a "
+                        "writable /tmp owned by (or open to) its user 10001, e.g. `--tmpfs "
+                        "/tmp` or a volume with mode 1777") from None
     stack = Stack(mode.port, mode.drain_s, settings.max_payload_mb, mode.environ, settings.host)
     signal.signal(signal.SIGTERM, stack.request_stop)
     signal.signal(signal.SIGINT, stack.request_stop)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from ..errors import UsageError
 from ..platforms.sagemaker import MODEL_DIR, ModelDirError, model_in
 from ..settings import Settings, SettingsError
 
@@ -23,10 +24,6 @@ DRAIN_S = 4
 # (bench/invocations.py), so a 100 MB mini-batch about 8 s (16 times that; not measured): the
 # largest request a job may send still ends, and 8 s remain before SIGKILL.
 SERVE_DRAIN_S = 20
-
-
-class UsageError(Exception):
-    """The image was started with arguments it does not take."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core.schema import BY_NAME, CATEGORY
 from ..core.validation import COLUMNS_FROM
+from ..errors import UserError
 from . import files
 from .drift import ESTIMATE, Reference
 from .tally import Layout, Tally
@@ -26,8 +27,9 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS",
                      "TRACE"})
 
 
-class MonitoringError(RuntimeError):
-    """Metrics cannot be kept as configured; the message says what to change."""
+class MonitoringError(UserError, RuntimeError):
+    """Metrics cannot be kept as configured; the message says what to change (a RuntimeError
+    too: gunicorn shows one raised at start-up as one ``Error:`` line)."""
 
 
 def activate(directory: Path | None) -> None:

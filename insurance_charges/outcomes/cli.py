@@ -13,6 +13,7 @@ import math
 import sys
 from pathlib import Path
 
+from .. import cli_runner
 from . import page, report
 from .bills import read_bills
 from .capture_files import capture_files, read_captures
@@ -20,13 +21,6 @@ from .errors import OutcomesError
 from .joining import Places, join, write
 
 DONE, REJECTED, NOT_DONE, FAILED_CHECK, INTERRUPTED = 0, 1, 2, 3, 130
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with its complaints as one ``Error:`` line and exit status 2."""
-
-    def error(self, message: str):
-        raise OutcomesError(f"{message}; see --help")
 
 
 def _fraction(text: str) -> float:
@@ -40,9 +34,9 @@ def _fraction(text: str) -> float:
     return value
 
 
-def parser() -> Parser:
+def parser() -> cli_runner.Parser:
     """The command's arguments."""
-    p = Parser(prog="python -m insurance_charges.outcomes",
+    p = cli_runner.Parser(prog="python -m insurance_charges.outcomes",
                description="Join captured estimates with the bills that arrived later, and "
                            "report how right they were per model version and week.",
                epilog="Exit status: 0 done, 1 join rejected lines, 2 not done, 3 a report "
@@ -103,21 +97,18 @@ def run_report(args: argparse.Namespace, default_card: Path | None) -> int:
 def main(argv: list[str] | None = None, default_card: Path | None = None) -> int:
     """Run the command; return its exit status. ``default_card``: ``report``'s card when no
     ``--card`` is given (the entry point passes the committed model's)."""
-    try:
-        args = parser().parse_args(argv)
-        return run_join(args) if args.command == "join" else run_report(args, default_card)
-    except OutcomesError as exc:
-        return _fail(str(exc), NOT_DONE)
-    except KeyboardInterrupt:
-        return _fail("interrupted; nothing written", INTERRUPTED)
-    except OSError as exc:  # a full disk, a closed pipe
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        return _fail(f"{exc.strerror or exc}{where}", NOT_DONE)
+    # Any failure (a full disk, a closed pipe too) could not be done: 2.
+    return cli_runner.run(lambda: _command(argv, default_card), explain=_interrupted,
+                          statuses={Exception: NOT_DONE})
 
 
-def _fail(message: str, status: int) -> int:
-    try:
-        print(f"Error: {message}", file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
-    return status
+def _command(argv: list[str] | None, default_card: Path | None) -> int:
+    args = parser().parse_args(argv)
+    return run_join(args) if args.command == "join" else run_report(args, default_card)
+
+
+def _interrupted(exc: BaseException) -> OutcomesError | None:
+    """Ctrl-C: the line says nothing was written, and the status is 130."""
+    if isinstance(exc, KeyboardInterrupt):
+        return OutcomesError("interrupted; nothing written", INTERRUPTED)
+    return None

@@ -29,7 +29,7 @@ SMOKER = BY_NAME["smoker"]
 
 
 @dataclass(frozen=True)
-class CardFigures:
+class CardClaims:
     """What the report compares against, from one model card."""
 
     model_version: str
@@ -38,7 +38,7 @@ class CardFigures:
     level: float
 
 
-def read_card(path: Path) -> CardFigures:
+def read_card(path: Path) -> CardClaims:
     """The card's holdout figures, after the same structure check serving makes."""
     try:
         with open(path, "rb") as fh:
@@ -54,7 +54,7 @@ def read_card(path: Path) -> CardFigures:
     except (ValueError, RecursionError, CardError) as exc:
         raise OutcomesError(f"--card {path}: not a model card ({exc})") from None
     spec = card.get("interval")
-    return CardFigures(card["model_version"], float(card["metrics"]["holdout"]["mae"]),
+    return CardClaims(card["model_version"], float(card["metrics"]["holdout"]["mae"]),
                        float(spec["holdout"]["coverage"]) if spec else None,
                        float(spec["level"]) if spec else LEVEL)
 
@@ -125,7 +125,7 @@ def _measured(group: pd.DataFrame) -> dict:
                     group["low"].to_numpy(), group["high"].to_numpy())
 
 
-def failures_of(version: str, figures: dict, card: CardFigures | None,
+def failures_of(version: str, figures: dict, card: CardClaims | None,
                 mae_threshold: float) -> list[str]:
     """Each check the version's records fail, as a sentence; none when they pass."""
     failed = []
@@ -146,7 +146,7 @@ def failures_of(version: str, figures: dict, card: CardFigures | None,
     return failed
 
 
-def build(joined: pd.DataFrame, cards: list[CardFigures],
+def build(joined: pd.DataFrame, cards: list[CardClaims],
           mae_threshold: float = MAE_THRESHOLD) -> dict:
     """The report as one JSON-ready object; ``failures`` lists the checks that failed."""
     by_version = {card.model_version: card for card in cards}

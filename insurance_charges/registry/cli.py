@@ -11,11 +11,13 @@ import logging
 import sys
 from pathlib import Path
 
-from ..settings import SettingsError, registry_environ
+from .. import cli_runner
+from ..settings import registry_environ
 from . import artifacts, champion, evaluation, gate, reports, rollout
 from .store import RegistryError, Store, caller
 from .uri import CHAMPION, check_version, parse_store
 
+# ERROR is a UserError's own status, USAGE argparse's, ROLLOUT_FAILED rollout.RolloutFailed's.
 OK, ERROR, USAGE, REFUSED, ROLLOUT_FAILED = 0, 1, 2, 3, 4
 
 
@@ -74,20 +76,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--deploy-ecs takes CLUSTER/SERVICE")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    return cli_runner.run(lambda: _command(args))
+
+
+def _command(args: argparse.Namespace) -> int:
+    store_env, trusted = registry_environ()
+    text = args.store or store_env
+    if not text:
+        raise RegistryError("no store given; pass --store s3://bucket/prefix or set MODEL_STORE")
     try:
-        store_env, trusted = registry_environ()
-        text = args.store or store_env
-        if not text:
-            raise RegistryError("no store given; pass --store s3://bucket/prefix or set "
-                                "MODEL_STORE")
-        try:
-            store = Store(parse_store(text))
-        except ValueError as exc:
-            raise RegistryError(f"--store {text!r}: {exc}") from None
-        return COMMANDS[args.command](store, trusted, args)
-    except (RegistryError, SettingsError) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return ROLLOUT_FAILED if isinstance(exc, rollout.RolloutFailed) else ERROR
+        store = Store(parse_store(text))
+    except ValueError as exc:
+        raise RegistryError(f"--store {text!r}: {exc}") from None
+    return COMMANDS[args.command](store, trusted, args)
 
 
 def _publish(store: Store, trusted: tuple, args) -> int:

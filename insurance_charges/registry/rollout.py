@@ -31,6 +31,8 @@ TASK_FIELDS = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "volu
 class RolloutFailed(RegistryError):
     """The fleet did not come up healthy on the new version; the message says what happened."""
 
+    status = 4  # the champion moved: not the registry's plain failure (1), see registry/cli.py
+
 
 def _aws(call: Callable, operation: str, where: str, service: str = "elasticbeanstalk"):
     """One API call, retried on network failures; a one-line RegistryError otherwise."""

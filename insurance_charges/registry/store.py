@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Callable
 
+from ..errors import UserError
 from .uri import StoreLocation
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,10 @@ _BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken
                     "InvalidToken", "TokenRefreshRequired"}
 
 
-class RegistryError(RuntimeError):
+class RegistryError(UserError, RuntimeError):
     """The registry cannot do what was asked; the message is the one line to show.
 
-    A RuntimeError, so gunicorn prints it as ``Error: ...`` and exits 1 at start-up.
+    Also a RuntimeError, so gunicorn prints it as ``Error: ...`` and exits 1 at start-up.
     """
 
 

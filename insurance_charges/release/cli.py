@@ -14,6 +14,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import cli_runner
+from ..errors import UsageError, UserError
 from ..settings import PROJECT_ROOT
 from . import checks, docker_cli, ecr, outputs, source
 from .errors import ReleaseError
@@ -24,16 +26,9 @@ REGISTRY = re.compile(r"(?P<host>[A-Za-z0-9.-]+(:\d{1,5})?)"
                       r"(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+")
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, its complaints as one ``Error:`` line."""
-
-    def error(self, message: str):
-        raise ReleaseError(f"{message}; see --help")
-
-
-def parser() -> Parser:
+def parser() -> cli_runner.Parser:
     """The command's arguments."""
-    p = Parser(prog="python -m insurance_charges.release",
+    p = cli_runner.Parser(prog="python -m insurance_charges.release",
                description="Build the image once from the committed checkout, check it, tag it "
                            "<model_version>-<git short sha>, push it, and write "
                            "dist/release.json and dist/eb-<tag>.zip (an Elastic Beanstalk bundle "
@@ -61,26 +56,29 @@ def _registry(text: str) -> str:
 
 def main(argv: list[str] | None = None, root: Path = PROJECT_ROOT) -> int:
     """Run the release from the checkout at ``root``; the exit status."""
-    try:
-        args = parser().parse_args(argv)
-        release, record, bundle = run(args, root, args.dist or root / source.OUTPUT_DIR)
-    except ReleaseError as exc:
-        return _fail(str(exc))
-    except KeyboardInterrupt:
-        return _fail("interrupted; nothing was recorded")
-    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-        from ..serving.model import ModelLoadError
+    return cli_runner.run(lambda: _release(argv, root), explain=_explained)
 
-        if isinstance(exc, (ModelLoadError, OSError)):
-            return _fail(f"{exc}; nothing was recorded")
-        return _fail(f"{type(exc).__name__}: {exc}; nothing was recorded")
+
+def _release(argv: list[str] | None, root: Path) -> int:
+    args = parser().parse_args(argv)
+    release, record, bundle = run(args, root, args.dist or root / source.OUTPUT_DIR)
     print(f"released {release.image}\n  tag     {release.tag}\n  record  {record}\n"
           f"  bundle  {bundle}")
     return 0
 
 
+def _explained(exc: BaseException) -> UserError | None:
+    """Anything that stops a release is status 2; what did not say so adds that nothing was
+    recorded (a ReleaseError, or a usage error, says what to do instead)."""
+    if isinstance(exc, (ReleaseError, UsageError)):
+        return ReleaseError(str(exc))
+    if isinstance(exc, (Exception, KeyboardInterrupt)):
+        return ReleaseError(f"{cli_runner.line_for(exc)}; nothing was recorded")
+    return None
+
+
 def run(args: argparse.Namespace, root: Path, out_dir: Path):
-    """Release the commit at ``root``: (the Release, its record's path, its bundle's path)."""
+    """Release the commit at ``root``: (the ReleaseRecord, its record's path, its bundle's path)."""
     src = source.read_source(root)
     with _docker_config() as config:
         if args.ecr_repository:
@@ -100,14 +98,14 @@ def run(args: argparse.Namespace, root: Path, out_dir: Path):
             repository = args.registry
             docker_cli.require_engine()
             digest = _build_check_push(src, root, repository, out_dir, None)
-    release = outputs.Release(
+    release = outputs.ReleaseRecord(
         image=outputs.image_by_digest(repository, digest), repository=repository,
         tag=src.tag, digest=digest, model_version=src.model_version, git_sha=src.git_sha,
         bundle=outputs.bundle_name(src.tag))
     return (release, *outputs.write(release, root, out_dir))
 
 
-def _build_check_push(src: source.Source, root: Path, repository: str, out_dir: Path,
+def _build_check_push(src: source.ReleasedCommit, root: Path, repository: str, out_dir: Path,
                       config: Path | None) -> str:
     """Build the commit, check that image, push it as repository:tag; the pushed digest."""
     reference = f"{repository}:{src.tag}"
@@ -122,11 +120,6 @@ def _build_check_push(src: source.Source, root: Path, repository: str, out_dir: 
     docker_cli.docker("tag", image, reference)
     _progress(f"pushing {reference}")
     return docker_cli.push(reference, config)
-
-
-def _fail(message: str) -> int:
-    print(f"Error: {message}", file=sys.stderr)
-    return 2
 
 
 def _progress(message: str) -> None:

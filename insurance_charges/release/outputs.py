@@ -19,7 +19,7 @@ BUNDLED_DIRS = (".ebextensions", ".platform")
 
 
 @dataclass(frozen=True)
-class Release:
+class ReleaseRecord:
     """One pushed image and where it came from (dist/release.json)."""
 
     image: str          # repository@sha256:... - what runs
@@ -41,7 +41,7 @@ def bundle_name(tag: str) -> str:
     return f"eb-{tag}.zip"
 
 
-def write(release: Release, root: Path, out_dir: Path) -> tuple[Path, Path]:
+def write(release: ReleaseRecord, root: Path, out_dir: Path) -> tuple[Path, Path]:
     """Write release.json and the bundle into ``out_dir``; their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     bundle = _atomically(out_dir / release.bundle,

@@ -25,7 +25,7 @@ SHOWN_CHANGES = 3
 
 
 @dataclass(frozen=True)
-class Source:
+class ReleasedCommit:
     """The commit being released and the model version its card records."""
 
     git_sha: str
@@ -52,7 +52,7 @@ def git(root: Path, *args: str) -> str:
     return run.stdout
 
 
-def read_source(root: Path) -> Source:
+def read_source(root: Path) -> ReleasedCommit:
     """The commit at HEAD and its model version; ReleaseError if anything is uncommitted."""
     sha = git(root, "rev-parse", "--verify", "HEAD^{commit}").strip()
     status = git(root, "status", "--porcelain", "--untracked-files=all", "--", ".",
@@ -63,7 +63,7 @@ def read_source(root: Path) -> Source:
         listed = ", ".join(changed[:SHOWN_CHANGES]) + (f" and {more} more" if more > 0 else "")
         raise ReleaseError(f"the working tree differs from commit {sha[:SHORT_SHA]} ({listed}); "
                            "commit or stash the changes, so that the image is that commit")
-    return Source(git_sha=sha, model_version=model_version(root, sha))
+    return ReleasedCommit(git_sha=sha, model_version=model_version(root, sha))
 
 
 def model_version(root: Path, sha: str) -> str:

@@ -19,10 +19,12 @@ import sys
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator
 
+from .. import cli_runner
 from ..core.schema import CATEGORY, FIELD_NAMES, FIELDS, INTEGER
+from ..errors import UsageError, UserError
 from . import chunks
-from .formats import CSV, JSONL, OUTPUT_COLUMNS, PARQUET, REJECT_COLUMNS, STDIO, UsageError, \
-    format_of, input_format, output_format, rejects_location
+from .formats import CSV, JSONL, OUTPUT_COLUMNS, PARQUET, REJECT_COLUMNS, STDIO, format_of, \
+    input_format, output_format, rejects_location
 from .parallel import OrderedPool
 from .publishing import Outcome, abort_all, publish_together
 from .reading import csv_header, field_columns, first_line, parquet_chunks, text_chunks
@@ -33,14 +35,8 @@ from .storage import Sink, Source, StreamSink, check_output_place, is_s3, open_s
 from .writing import ChunkWriter, refuse_unwritable_csv
 
 CHUNK_ROWS = 50_000
+NOT_DONE = 2  # any failure but a stop signal (docs/scoring.md: the exit statuses)
 STDERR = "stderr"
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with its complaints as one ``Error:`` line and exit status 2."""
-
-    def error(self, message: str):
-        raise UsageError(f"{message}; see --help")
 
 
 def _whole(low: int):
@@ -55,9 +51,9 @@ def _whole(low: int):
     return parse
 
 
-def parser() -> Parser:
+def parser() -> cli_runner.Parser:
     """The command's arguments."""
-    p = Parser(
+    p = cli_runner.Parser(
         prog="python -m insurance_charges.scoring",
         description="Estimate yearly insurance charges for every row of a CSV, JSON-lines or "
                     "Parquet file, through the same validation and model as the JSON API.",
@@ -93,43 +89,28 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status."""
     signals, outcome = StopSignals(), Outcome()
     with signals.installed():
-        try:
-            return run(parser().parse_args(argv), signals, outcome)
-        except BaseException as exc:  # noqa: BLE001 - one line, never a traceback
-            with signals.deferred():  # a second signal does not cut the line short
-                return _failure(exc, outcome)
+        # A second signal does not cut the closing line short (shield).
+        return cli_runner.run(lambda: run(parser().parse_args(argv), signals, outcome),
+                              explain=lambda exc: _explained(exc, outcome),
+                              shield=signals.deferred)
 
 
-def _failure(exc: BaseException, outcome: Outcome) -> int:
-    """The one ``Error:`` line for a run that did not finish, and its exit status."""
-    from ..serving.model import ModelLoadError
-    from ..settings import SettingsError
-
+def _explained(exc: BaseException, outcome: Outcome) -> UserError | None:
+    """The run's closing line, with what it left, and its status (2 unless stopped by a
+    signal); None for SystemExit (--help) and the like."""
     if isinstance(exc, (Interrupted, KeyboardInterrupt)):  # the latter: before our handler
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         joined = " after " if outcome.published else "; "
-        return _fail(f"interrupted by {signal.Signals(signum).name}{joined}{outcome.said()}",
-                     128 + signum)
-    if isinstance(exc, (UsageError, ModelLoadError, SettingsError)):
-        left = outcome.said()
-        return _fail(str(exc) if left == "no output written" else f"{exc}; {left}")
+        return UserError(f"interrupted by {signal.Signals(signum).name}{joined}{outcome.said()}",
+                         128 + signum)
+    if not isinstance(exc, Exception):
+        return None
+    left = outcome.said()
+    if isinstance(exc, UserError):  # an unusable input, option, setting or model
+        return UserError(str(exc) if left == "no output written" else f"{exc}; {left}", NOT_DONE)
     if isinstance(exc, BrokenProcessPool):
-        return _fail(f"a worker process died (out of memory, or killed); {outcome.said()}")
-    if isinstance(exc, OSError):  # a full disk, a broken pipe, a network failure
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        return _fail(f"{exc.strerror or exc}{where}; {outcome.said()}")
-    if isinstance(exc, Exception):
-        return _fail(f"{type(exc).__name__}: {exc}; {outcome.said()}")
-    raise exc  # SystemExit (--help) and the like
-
-
-def _fail(message: str, status: int = 2) -> int:
-    try:
-        sys.stderr.flush()
-        print(f"Error: {message}", file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
-    return status
+        return UserError(f"a worker process died (out of memory, or killed); {left}", NOT_DONE)
+    return UserError(f"{cli_runner.line_for(exc)}; {left}", NOT_DONE)
 
 
 def _name(location: str) -> str:

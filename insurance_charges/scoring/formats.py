@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from ..errors import UsageError
+
 CSV, JSONL, PARQUET = "csv", "jsonl", "parquet"
 FORMATS = (CSV, JSONL, PARQUET)
 # Extension -> format; the first extension of each format is the one a default name gets.
@@ -19,10 +21,6 @@ REJECT_COLUMNS = (LINE, FIELD, MESSAGE)
 # A row's warning messages are joined with this (the messages themselves contain "; ").
 WARNING_SEPARATOR = " | "
 STDIO = "-"
-
-
-class UsageError(Exception):
-    """Something the person running the command must fix; printed as one ``Error:`` line."""
 
 
 def parse_format(text: str, option: str) -> str:

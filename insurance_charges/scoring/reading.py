@@ -15,7 +15,8 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from ..core.schema import FIELD_NAMES
-from .formats import OUTPUT_COLUMNS, UsageError
+from ..errors import UsageError
+from .formats import OUTPUT_COLUMNS
 
 BLOCK = 1024 * 1024  # bytes read from the input at a time
 MAX_CHUNK_BYTES = 64 * 1024 * 1024

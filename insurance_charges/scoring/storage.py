@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from .formats import STDIO, UsageError
+from ..errors import UsageError
+from .formats import STDIO
 
 S3_PREFIX = "s3://"
 PART_SIZE = 8 * 1024 * 1024  # bytes per multipart part (S3's minimum is 5 MiB)

@@ -6,8 +6,9 @@ import io
 
 import pyarrow as pa
 
+from ..errors import UsageError
 from .cells import inert_text
-from .formats import CSV, PARQUET, UsageError
+from .formats import CSV, PARQUET
 from .storage import Sink
 
 

@@ -25,12 +25,13 @@ from . import fastpath  # noqa: E402
 from ..core import model_card, model_signing  # noqa: E402
 from ..core.estimates import self_check  # noqa: E402
 from ..core.schema import FIELD_NAMES  # noqa: E402
+from ..errors import UserError  # noqa: E402
 
 log = logging.getLogger(__name__)
 FIX = "run `make train` to rebuild it, or set MODEL_PATH to a trained pipeline"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserError, RuntimeError):
     """The model cannot be served; the message says what is wrong and how to fix it."""
 
 

@@ -10,7 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from ..settings import PROJECT_ROOT, SettingsError, from_environ
+from .. import cli_runner
+from ..errors import UsageError
+from ..settings import PROJECT_ROOT, from_environ
 from . import gunicorn_environ
 from .address import check_address
 
@@ -24,26 +26,22 @@ def _unix_socket(args: list[str]) -> Path | None:
         return None
     if len(args) == 2 and args[0] == UNIX_SOCKET and Path(args[1]).is_absolute():
         return Path(args[1])
-    raise ValueError(f"unknown arguments {' '.join(args)[:80]!r}; run `python -m "
+    raise UsageError(f"unknown arguments {' '.join(args)[:80]!r}; run `python -m "
                      "insurance_charges.startup` with no argument (settings come from the "
                      "environment: docs/configuration.md)")
 
 
 def main(args: list[str] | None = None) -> int:
     """Check, then serve until gunicorn stops; the exit status when a check fails."""
-    try:
-        socket_path = _unix_socket(sys.argv[1:] if args is None else args)
-    except ValueError as exc:
-        sys.stderr.write(f"Error: {exc}\n")
-        return 2
-    try:
-        settings = from_environ(os.environ)
-        unset = gunicorn_environ.check(os.environ)
-        if socket_path is None:
-            check_address(settings.host, settings.port)
-    except SettingsError as exc:
-        sys.stderr.write(f"Error: {exc}\n")
-        return 1
+    return cli_runner.run(lambda: _serve(sys.argv[1:] if args is None else args))
+
+
+def _serve(args: list[str]) -> int:
+    socket_path = _unix_socket(args)  # an unknown argument: 2, an unusable setting: 1
+    settings = from_environ(os.environ)
+    unset = gunicorn_environ.check(os.environ)
+    if socket_path is None:
+        check_address(settings.host, settings.port)
     for name in unset:  # empty counts as unset, here as for every setting; gunicorn would not
         del os.environ[name]
     from gunicorn.app.wsgiapp import run  # only now: it reads WEB_CONCURRENCY at import

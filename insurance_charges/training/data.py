@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..core.model_card import sha256_of
 from ..core.schema import FIELD_NAMES, validate_record
+from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +19,10 @@ CANONICAL_SHA256 = "505c1cbc2e63d0363bac59501563df2530aadf4cdb9cfee226f4ef32f546
 TARGET = "charges"
 
 
-class DataError(Exception):
+class DataError(UserError):
     """The training data cannot be used; the message says why."""
+
+    heading = "Refused"  # the data is refused as it is; fetching it again will not help
 
 
 def download_canonical(dest_dir: Path) -> Path:

@@ -32,14 +32,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import cli_runner
+from ..command_logs import log_to
 from ..core.model_card import sha256_of
 from ..core.schema import BY_NAME, FIELD_NAMES, typed_from_text, validate_record
-from ..scoring.formats import REJECT_COLUMNS, UsageError
-from ..command_logs import log_to
+from ..errors import UsageError
+from ..scoring.formats import REJECT_COLUMNS
 from .data import TARGET, DataError
-from .data_fetch import FetchError, fetch, parse_sha256
-from .drift_report import (DRIFT_REPORT, Baseline, CardError, compare, log_report, read_card,
-                           summary)
+from .data_fetch import fetch, parse_sha256
+from .drift_report import DRIFT_REPORT, Baseline, compare, log_report, read_card, summary
 from .holdout import split
 from .train import HOLDOUT_FRACTION
 
@@ -48,7 +49,8 @@ log = logging.getLogger("insurance_charges.training.data_checks")
 EXPECTED_COLUMNS = (*FIELD_NAMES, TARGET)
 ACCEPTED, REJECTED, REPORT = "accepted.csv", "rejected.csv", "report.json"
 REPORT_EXAMPLES = 20  # refused rows quoted in the report; rejected.csv has every one
-EXIT_REFUSED, EXIT_USAGE, EXIT_TRY_LATER = 1, 2, 75  # 75 is sysexits' EX_TEMPFAIL
+# The statuses DataError, UsageError and FetchError carry; 75 is sysexits' EX_TEMPFAIL.
+EXIT_REFUSED, EXIT_USAGE, EXIT_TRY_LATER = 1, 2, 75
 _CHARGE_TEXT = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")  # positive, plain decimal, as JSON
 
 
@@ -213,27 +215,21 @@ def main(argv: list[str] | None = None) -> int:
                            help="no card to compare with (no champion yet): the report says why")
     args = parser.parse_args(argv)
     configure_logging()
-    try:
-        if args.max_rejected < 0:
-            raise UsageError(f"--max-rejected {args.max_rejected}: give 0 or more rows")
-        if args.holdout is not None and not 0 < args.holdout < 1:
-            raise UsageError(f"--holdout {args.holdout}: give a share between 0 and 1")
-        sha256 = parse_sha256(args.sha256) if args.sha256 else None
-        baseline = read_card(args.reference_card) if args.reference_card else \
-            Baseline(note=args.no_reference_card) if args.no_reference_card else None
-        report = run(args.source, args.out, sha256, args.max_rejected, args.holdout, baseline)
-    except (UsageError, CardError) as exc:
-        log.error("Error: %s", exc)
-        return EXIT_USAGE
-    except DataError as exc:
-        log.error("Refused: %s", exc)
-        return EXIT_REFUSED
-    except FetchError as exc:
-        log.error("Try again later: %s", exc)
-        return EXIT_TRY_LATER
-    except OSError as exc:  # the output directory cannot be written, a path cannot be read
-        log.error("Error: %s", exc)
-        return EXIT_USAGE
+    # Usage errors end 2, data refused 1 ("Refused: ..."), a source that cannot be read now 75
+    # ("Try again later: ..."), each its class's own; an output directory that cannot be
+    # written or a path that cannot be read is the caller's to fix: 2.
+    return cli_runner.run(lambda: _check(args), say=log.error, statuses={OSError: EXIT_USAGE})
+
+
+def _check(args: argparse.Namespace) -> int:
+    if args.max_rejected < 0:
+        raise UsageError(f"--max-rejected {args.max_rejected}: give 0 or more rows")
+    if args.holdout is not None and not 0 < args.holdout < 1:
+        raise UsageError(f"--holdout {args.holdout}: give a share between 0 and 1")
+    sha256 = parse_sha256(args.sha256) if args.sha256 else None
+    baseline = read_card(args.reference_card) if args.reference_card else \
+        Baseline(note=args.no_reference_card) if args.no_reference_card else None
+    report = run(args.source, args.out, sha256, args.max_rejected, args.holdout, baseline)
     print(json.dumps(asdict(report)), flush=True)
     return 0
 

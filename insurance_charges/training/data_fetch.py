@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.model_card import sha256_of
-from ..scoring.formats import UsageError
+from ..errors import UsageError, UserError
 from ..scoring.storage import is_s3, s3_client, s3_reason, split_s3
 from .data import CANONICAL_SHA256, CANONICAL_URL, DataError, download_canonical
 
@@ -27,8 +27,11 @@ URL_TIMEOUT = 60  # seconds, as download_canonical allows the canonical file
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class FetchError(Exception):
+class FetchError(UserError):
     """The source could not be read now (network, S3, permissions); a later retry may work."""
+
+    status = 75  # sysexits' EX_TEMPFAIL: a scheduler retries it
+    heading = "Try again later"
 
 
 @dataclass(frozen=True)

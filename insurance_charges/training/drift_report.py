@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.schema import BY_NAME, FIELD_NAMES, typed_from_text, validate_record
+from ..errors import UsageError
 from ..monitoring.drift import (DRIFT, MIN_RECORDS, WATCH, Reference, assess, read_reference,
                                 worst)
 
@@ -24,10 +25,6 @@ NO_DISTRIBUTION = "no training distribution in the champion's card"
 NOT_COMPARED = "not_compared"
 ESTIMATE_SKIPPED = ("not compared here: the estimates need a model to make them; the service "
                     "compares its own (GET /api/v1/drift)")
-
-
-class CardError(ValueError):
-    """The reference card cannot be read or its distribution section is malformed."""
 
 
 @dataclass(frozen=True)
@@ -44,17 +41,17 @@ def read_card(path: Path) -> Baseline:
     try:
         card = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CardError(f"--reference-card {path}: cannot read it as a model card ({exc})") \
+        raise UsageError(f"--reference-card {path}: cannot read it as a model card ({exc})") \
             from None
     if not isinstance(card, dict):
-        raise CardError(f"--reference-card {path}: a model card is a JSON object")
+        raise UsageError(f"--reference-card {path}: a model card is a JSON object")
     version = card.get("model_version")
     if card.get("distribution") is None:
         return Baseline(version, note=NO_DISTRIBUTION + (f" ({version})" if version else ""))
     try:
         return Baseline(version, read_reference(card["distribution"]))
     except ValueError as exc:
-        raise CardError(f"--reference-card {path}: {exc}") from None
+        raise UsageError(f"--reference-card {path}: {exc}") from None
 
 
 def columns_of(path: Path) -> dict[str, list]:

@@ -21,13 +21,15 @@ from sklearn.base import BaseEstimator  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
+from .. import cli_runner  # noqa: E402
+from ..command_logs import log_to, step  # noqa: E402
 from ..core import model_card, model_signing  # noqa: E402
 from ..core.model_card import sha256_of  # noqa: E402
-from ..command_logs import log_to, step  # noqa: E402
 from ..core.schema import FIELD_NAMES  # noqa: E402
+from ..errors import UserError  # noqa: E402
 from ..paths import DEFAULT_MODEL_PATH  # noqa: E402
 from . import baseline, calibrate, card_writer  # noqa: E402
-from .data import CANONICAL_SHA256, TARGET, DataError, download_canonical, load_data  # noqa: E402
+from .data import CANONICAL_SHA256, TARGET, download_canonical, load_data  # noqa: E402
 
 log = logging.getLogger(__name__)
 STEPS = 6  # the steps train() logs with their timing (docs/training.md)
@@ -86,15 +88,15 @@ def run_experiment(frame: pd.DataFrame, estimator: str | BaseEstimator | None,
 
 
 def read_signing_key(path: Path) -> Ed25519PrivateKey:
-    """The Ed25519 private key that signs models, or DataError saying how to make one."""
+    """The Ed25519 private key that signs models, or a UserError saying how to make one."""
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
-        raise DataError(f"signing key {path} cannot be used ({exc}); make one with "
+        raise UserError(f"signing key {path} cannot be used ({exc}); make one with "
                         "`openssl genpkey -algorithm ed25519 -out KEY` "
                         "(docs/security.md#model-signing)") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise DataError(f"signing key {path} is not an Ed25519 private key")
+        raise UserError(f"signing key {path} is not an Ed25519 private key")
     return key
 
 
@@ -157,16 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Steps with their timing: plain on a terminal, JSON lines in a scheduler's task log.
     log_to(logging.getLogger("insurance_charges"))
-    try:
-        key = read_signing_key(args.signing_key)  # before 30 s of training, not after
-        if args.data is None:
-            with tempfile.TemporaryDirectory() as tmp:
-                card = train(download_canonical(Path(tmp)), args.out, key)
-        else:
-            card = train(args.data, args.out, key)
-    except (DataError, OSError) as exc:
-        log.error("%s", exc)
-        return 1
+    # Its one failure line goes the same way (status 1, as for data refused or a bad key).
+    return cli_runner.run(lambda: _train_and_report(args), say=log.error)
+
+
+def _train_and_report(args: argparse.Namespace) -> int:
+    key = read_signing_key(args.signing_key)  # before 30 s of training, not after
+    if args.data is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            card = train(download_canonical(Path(tmp)), args.out, key)
+    else:
+        card = train(args.data, args.out, key)
     m, b = card["metrics"]["holdout"], card["baseline"]["holdout"]
     log.info("%s (%s): holdout MAE %.2f RMSE %.2f R² %.4f; tutorials' model MAE %.2f R² %.4f",
              card["model_version"], card["estimator"], m["mae"], m["rmse"], m["r2"],

@@ -8,7 +8,7 @@ from ..core.estimates import Estimates, InvalidRecords, TooManyRecords, estimate
 from ..core.json_bytes import answer_json
 from ..core.validation import how_many
 from . import served_model
-from .errors import Problem, listed_within, totals
+from .errors import HttpProblem, listed_within, totals
 from .json_body import read_json
 from .observe import record_estimates
 
@@ -33,14 +33,14 @@ def json_response(data: bytes) -> Response:
     return current_app.response_class(data + b"\n", mimetype="application/json")
 
 
-def refusal(exc: InvalidRecords, size: int) -> Problem:
+def refusal(exc: InvalidRecords, size: int) -> HttpProblem:
     """The 422 for the core's refusal of a body of ``size`` bytes, its problems listed."""
     listed = listed_within(exc.errors, max(size, ERROR_BYTES_FLOOR))
     if len(listed) == exc.total and exc.complete:
-        return Problem(422, exc.detail, listed)
-    return Problem(422, f"{how_many(exc.total, exc.complete)} invalid value(s); the first "
-                        f"{len(listed)} are listed in errors: fix them and send again to see "
-                        "the rest", listed, extra=totals(exc.total, exc.complete))
+        return HttpProblem(422, exc.detail, listed)
+    return HttpProblem(422, f"{how_many(exc.total, exc.complete)} invalid value(s); the first "
+                            f"{len(listed)} are listed in errors: fix them and send again to see "
+                            "the rest", listed, extra=totals(exc.total, exc.complete))
 
 
 def estimate_body(body, size: int) -> Estimates:
@@ -48,7 +48,7 @@ def estimate_body(body, size: int) -> Estimates:
     try:
         estimates = estimate(served_model(), body, max_batch=current_app.config["MAX_BATCH"])
     except TooManyRecords as exc:
-        raise Problem(413, str(exc)) from None
+        raise HttpProblem(413, str(exc)) from None
     except InvalidRecords as exc:
         raise refusal(exc, size) from None
     record_estimates(estimates)
@@ -66,8 +66,8 @@ def predict_api():
     """The tutorials' contract: one record in, the bare predicted number out."""
     body, size = read_json()
     if isinstance(body, list):
-        raise Problem(422, "send one record as a JSON object; batches go to /api/v1/predict",
-                      [{"pointer": "", "message": "expected an object, got an array"}])
+        raise HttpProblem(422, "send one record as a JSON object; batches go to /api/v1/predict",
+                          [{"pointer": "", "message": "expected an object, got an array"}])
     return answer(float(estimate_body(body, size).amounts[0]))
 
 

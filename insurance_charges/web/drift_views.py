@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from .errors import Problem
+from .errors import HttpProblem
 from .observe import watch_of
 
 bp = Blueprint("drift", __name__)
@@ -15,8 +15,8 @@ def drift():
     watch = watch_of()
     document = watch.drift() if watch is not None else None
     if document is None:
-        raise Problem(404, "the served model's card holds no training distribution to compare "
-                           "with (a model trained before drift was watched); retrain it with "
-                           "`make train`" if watch is not None else
-                           "monitoring is off in this app")
+        raise HttpProblem(404, "the served model's card holds no training distribution to compare "
+                               "with (a model trained before drift was watched); retrain it with "
+                               "`make train`" if watch is not None else
+                               "monitoring is off in this app")
     return jsonify(document)

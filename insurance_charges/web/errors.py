@@ -72,7 +72,7 @@ class Overran(Exception):
     ``worker_abort``, so that it ends in the app's own 504 instead of gunicorn's HTML 500."""
 
 
-class Problem(Exception):
+class HttpProblem(Exception):
     """An API error to answer as problem+json; ``extra`` adds extension members."""
 
     def __init__(self, status: int, detail: str, errors: list | None = None,
@@ -106,7 +106,7 @@ def totals(total: int, complete: bool) -> dict:
     return {"errors_total": total, "errors_total_is_lower_bound": not complete}
 
 
-def problem_document(problem: Problem) -> dict:
+def problem_document(problem: HttpProblem) -> dict:
     """The problem+json document of ``problem``, as a dict."""
     body = {"type": problem_type(problem.status),
             "title": PROBLEMS[problem.status].title if problem.status in PROBLEMS
@@ -120,7 +120,7 @@ def problem_document(problem: Problem) -> dict:
 def problem_response(status: int, detail: str, errors: list | None = None,
                      headers: dict | None = None, extra: dict | None = None) -> Response:
     """Build an ``application/problem+json`` response."""
-    body = problem_document(Problem(status, detail, errors, extra=extra))
+    body = problem_document(HttpProblem(status, detail, errors, extra=extra))
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
     response.headers.update(headers or {})
     return response
@@ -134,8 +134,8 @@ def wants_problem_json() -> bool:
 def init_app(app: Flask) -> None:
     """Register the error handlers."""
 
-    @app.errorhandler(Problem)
-    def handle_problem(exc: Problem):
+    @app.errorhandler(HttpProblem)
+    def handle_problem(exc: HttpProblem):
         return problem_response(exc.status, exc.detail, exc.errors, exc.headers, exc.extra)
 
     @app.errorhandler(HTTPException)

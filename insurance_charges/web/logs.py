@@ -18,7 +18,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 
-class JsonFormatter(command_logs.JsonFormatter):
+class RequestJsonFormatter(command_logs.JsonFormatter):
     """Format application log records as JSON lines, with the request's id."""
 
     def entry(self, record: logging.LogRecord) -> dict:
@@ -36,9 +36,9 @@ def configure(level: str) -> None:
     """Send the package's log records to stdout as JSON lines, once per process."""
     logger = logging.getLogger("insurance_charges")
     logger.setLevel(level.upper())
-    if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+    if not any(isinstance(h.formatter, RequestJsonFormatter) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(RequestJsonFormatter())
         logger.addHandler(handler)
         logger.propagate = False
 

@@ -13,13 +13,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..core.estimates import InvalidRecords
 from ..platforms.sagemaker import encoding, execution_parameters
+from ..platforms.sagemaker.body_estimates import estimate_lines
 from ..platforms.sagemaker.csv_body import read_csv
 from ..platforms.sagemaker.decoding import Unreadable
-from ..platforms.sagemaker.estimating import estimate_lines
 from ..platforms.sagemaker.jsonlines_body import read_jsonlines
 from ..settings import MB
 from . import api, served_model
-from .errors import Problem, listed_within, totals
+from .errors import HttpProblem, listed_within, totals
 from .json_body import check_encoding, read_json
 from .observe import record_estimates
 
@@ -45,8 +45,8 @@ def _answer_type() -> str:
         return encoding.JSON
     chosen = encoding.negotiate(request.accept_mimetypes)
     if chosen is None:
-        raise Problem(406, "answers come as " + ", ".join(encoding.ANSWER_TYPES) + "; got "
-                           f"Accept: {request.headers['Accept'][:100]}")
+        raise HttpProblem(406, "answers come as " + ", ".join(encoding.ANSWER_TYPES) + "; got "
+                               f"Accept: {request.headers['Accept'][:100]}")
     return chosen
 
 
@@ -55,8 +55,8 @@ def _body_type() -> str:
     if kind == encoding.JSON or kind.endswith("+json"):
         return encoding.JSON
     if kind not in READERS:
-        raise Problem(415, "send the body as " + ", ".join(encoding.BODY_TYPES) + "; got "
-                           f"{kind[:100] or 'no content type'}")
+        raise HttpProblem(415, "send the body as " + ", ".join(encoding.BODY_TYPES) + "; got "
+                               f"{kind[:100] or 'no content type'}")
     check_encoding()
     return kind
 
@@ -65,8 +65,8 @@ def _lines_body() -> bytes:
     limit = current_app.config["MAX_PAYLOAD_MB"] * MB
     # One byte more than allowed is read: a chunked body is cut there rather than refused.
     request.max_content_length = limit + 1
-    too_large = Problem(413, f"the body is over the {limit // MB} MB limit "
-                             "(SAGEMAKER_MAX_PAYLOAD_IN_MB); send fewer records per request")
+    too_large = HttpProblem(413, f"the body is over the {limit // MB} MB limit "
+                                 "(SAGEMAKER_MAX_PAYLOAD_IN_MB); send fewer records per request")
     try:
         raw = request.get_data(cache=False)
     except RequestEntityTooLarge:  # a Content-Length over the limit
@@ -90,8 +90,8 @@ def invocations():
         except Unreadable as exc:
             found = exc.errors
             listed = listed_within(found, max(len(raw), api.ERROR_BYTES_FLOOR))
-            raise Problem(400, exc.detail, listed, extra=None if len(listed) == found.total
-                          and found.complete else totals(found.total, found.complete)) from None
+            raise HttpProblem(400, exc.detail, listed, extra=None if len(listed) == found.total
+                              and found.complete else totals(found.total, found.complete)) from None
         except InvalidRecords as exc:
             raise api.refusal(exc, len(raw)) from None
         estimates, lines = estimate_lines(served_model(), decoded), decoded.lines

@@ -5,7 +5,7 @@ import hmac
 
 from flask import Flask, current_app, request
 
-from .errors import Problem
+from .errors import HttpProblem
 
 # Everything the pages need is served by the app itself; nothing inline is allowed.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -50,9 +50,9 @@ def init_app(app: Flask) -> None:
             return None
         given = presented_key()
         if given is None or not key_is_valid(given, keys):
-            raise Problem(401, "send a valid API key as 'Authorization: Bearer <key>' "
-                               "or 'X-API-Key: <key>'",
-                          headers={"WWW-Authenticate": 'Bearer realm="insurance-charges"'})
+            raise HttpProblem(401, "send a valid API key as 'Authorization: Bearer <key>' "
+                                   "or 'X-API-Key: <key>'",
+                              headers={"WWW-Authenticate": 'Bearer realm="insurance-charges"'})
         return None
 
     @app.after_request

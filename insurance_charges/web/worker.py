@@ -19,7 +19,7 @@ from ..aws_messages import MAX_MESSAGE_BYTES, Destination, PublishError, messagi
 from ..core.json_bytes import answer_json
 from . import served_model
 from .api import estimate_body
-from .errors import Problem, problem_document
+from .errors import HttpProblem, problem_document
 from .json_body import read_json
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,13 @@ def estimates():
     try:
         outcome = {"status": 200, "estimates": orjson.Fragment(answer_json(
             estimate_body(*read_json())))}
-    except Problem as problem:
+    except HttpProblem as problem:
         if problem.status not in PERMANENT:
             raise
         outcome = {"status": problem.status, "problem": problem_document(problem)}
     result = _result(message_id, outcome)
     if len(result) > MAX_MESSAGE_BYTES:
-        result = _result(message_id, {"status": 413, "problem": problem_document(Problem(
+        result = _result(message_id, {"status": 413, "problem": problem_document(HttpProblem(
             413, f"the answer is {len(result):,} bytes, over the {MAX_MESSAGE_BYTES:,}-byte "
                  "limit of a result message; send fewer records per message"))})
     _publish(result, message_id)
@@ -61,8 +61,8 @@ def estimates():
 def _message_id() -> str:
     given = request.headers.get(MESSAGE_ID, "")
     if not _MESSAGE_ID.fullmatch(given):
-        raise Problem(400, f"send the SQS message id in {MESSAGE_ID} (sqsd sets it); results "
-                           "are published under it")
+        raise HttpProblem(400, f"send the SQS message id in {MESSAGE_ID} (sqsd sets it); results "
+                               "are published under it")
     return given
 
 
@@ -78,5 +78,5 @@ def _publish(result: bytes, message_id: str) -> None:
     except PublishError as exc:
         log.error("message %s: result not published (%s); answered 503 so sqsd retries it",
                   message_id, exc)
-        raise Problem(503, "the result could not be published; the message will be retried",
-                      headers={"Retry-After": "2"}) from None
+        raise HttpProblem(503, "the result could not be published; the message will be retried",
+                          headers={"Retry-After": "2"}) from None

@@ -4,7 +4,7 @@ SageMaker starts the image as ``docker run IMAGE serve``, extracts the model arc
 ``/opt/ml/model``, probes ``GET /ping`` and sends ``POST /invocations``; Batch Transform also
 asks ``GET /execution-parameters`` (docs/deploy/sagemaker.md, which cites AWS's pages).
 Modules: ``csv_body`` and ``jsonlines_body`` read bodies into records, each with its line
-number (``decoding``: what they give and how they refuse), ``estimating`` puts them through
+number (``decoding``: what they give and how they refuse), ``body_estimates`` puts them through
 the core in chunks, ``encoding`` writes the answers. The HTTP side is ``web/sagemaker.py``;
 the ``serve`` start is ``container/``. ``launch`` (``__main__``) creates endpoints and
 Batch Transform jobs through boto3; ``archive`` writes the ``model.tar.gz`` SageMaker extracts.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...errors import UserError
 from ...settings import MAX_PAYLOAD_MB_LIMIT
 
 MODEL_DIR = Path("/opt/ml/model")  # where SageMaker extracts ModelDataUrl's model.tar.gz
@@ -21,7 +22,7 @@ PIPELINE_SUFFIX = ".pkl"  # the archive holds the pipeline with its .card.json a
 CONCURRENT_PAYLOAD_MB = MAX_PAYLOAD_MB_LIMIT
 
 
-class ModelDirError(ValueError):
+class ModelDirError(UserError, ValueError):
     """/opt/ml/model holds something other than one model; the message says how to fix it."""
 
 

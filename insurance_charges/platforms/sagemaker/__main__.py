@@ -13,7 +13,11 @@ import json
 import sys
 from pathlib import Path
 
+from ... import cli_runner
+from ...errors import UserError
 from . import launch
+
+NOT_DONE = 2  # any failure: nothing was made (docs/deploy/sagemaker.md)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -115,38 +119,38 @@ def _archive(options) -> dict:
     return done
 
 
-def _reason(exc: Exception) -> str:
-    """One line for any failure this command expects."""
-    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+def _aws_reason(exc: BaseException) -> UserError | None:
+    """One line for what boto3 raises (None for anything else)."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, \
+        NoRegionError
 
     if isinstance(exc, NoCredentialsError):
-        return ("no AWS credentials found; set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, or run where an instance or task role applies")
+        return UserError("no AWS credentials found; set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                         "AWS_SECRET_ACCESS_KEY, or run where an instance or task role applies",
+                         NOT_DONE)
     if isinstance(exc, NoRegionError):
-        return "no AWS region; set AWS_DEFAULT_REGION (e.g. us-east-1) or a profile's region"
+        return UserError("no AWS region; set AWS_DEFAULT_REGION (e.g. us-east-1) or a profile's "
+                         "region", NOT_DONE)
     if isinstance(exc, ClientError):
         info = exc.response.get("Error", {})
-        return (f"AWS refused {exc.operation_name}: {info.get('Code', '?')}"
-                + (f" ({info['Message']})" if info.get("Message") else ""))
-    return str(exc) or type(exc).__name__
+        return UserError(f"AWS refused {exc.operation_name}: {info.get('Code', '?')}"
+                         + (f" ({info['Message']})" if info.get("Message") else ""), NOT_DONE)
+    if isinstance(exc, BotoCoreError):
+        return UserError(str(exc) or type(exc).__name__, NOT_DONE)
+    return None
+
+
+def _command(argv: list[str] | None) -> int:
+    options = _parser().parse_args(argv)
+    run = {"endpoint": _endpoint, "transform": _transform, "archive": _archive}[options.command]
+    print(json.dumps(run(options)))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; print its result as JSON, or one ``Error:`` line and return 2."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from ...serving.model import ModelLoadError
-    from ...settings import SettingsError
-
-    options = _parser().parse_args(argv)
-    run = {"endpoint": _endpoint, "transform": _transform, "archive": _archive}[options.command]
-    try:
-        result = run(options)
-    except (launch.LaunchError, ModelLoadError, SettingsError, BotoCoreError, ClientError) as exc:
-        sys.stderr.write(f"Error: {_reason(exc)}\n")
-        return 2
-    print(json.dumps(result))
-    return 0
+    return cli_runner.run(lambda: _command(argv), explain=_aws_reason,
+                          statuses={Exception: NOT_DONE})
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ COLON = ord(":")
 
 # Lines read, checked and let go of at a time: a body's memory then follows its records, not
 # its line count (6 MiB of "{}" lines held 2 million dicts at once, 319 MB, where 6 MiB of
-# valid lines hold 57 MB); as many lines as the chunks /invocations estimates (estimating.py).
+# valid lines hold 57 MB); as many lines as the chunks /invocations estimates (body_estimates.py).
 CHUNK_LINES = 50_000
 CHUNK_BYTES = 8 * 1024 * 1024
 

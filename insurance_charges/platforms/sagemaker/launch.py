@@ -12,6 +12,8 @@ import hashlib
 import re
 import time
 
+from ...errors import UserError
+
 # Real-time endpoints. 2 vCPUs, compute-optimised and not burstable: predictions are CPU-bound
 # and the image runs one sync worker per vCPU (0.9 ms of CPU per one-record request, measured).
 ENDPOINT_INSTANCE_TYPE = "ml.c5.large"
@@ -47,7 +49,7 @@ REGULAR_FAMILY = re.compile(r"^ml\.(?:c5|c5d|c5n|c6i|c7i|m5|m5d|m6i|m7i|r5|r5d|r
                             r"(?:(large)|(\d*)xlarge)$")
 
 
-class LaunchError(RuntimeError):
+class LaunchError(UserError):
     """The launch cannot go on; the message is the one line to show."""
 
 

@@ -16,7 +16,8 @@ import pytest
 
 from insurance_charges.scoring import cells
 
-from .scoring_support import error_lines, read_rows, summary_of
+from .scoring_support import error_lines, fields_of, messages_of, problems_of, read_rows, \
+    summary_of
 from .scoring_support import score  # noqa: F401 - a fixture, used by name
 
 HEADER = "id,age,sex,bmi,children,smoker,region"
@@ -66,8 +67,9 @@ def test_lines_swallowed_by_an_open_quote_are_a_reject_naming_them_and_each_is_c
     rejects = read_rows(tmp_path / "out.rejects.csv")
     swallowed = set()
     for reject in rejects:
-        first, last = swallowed_range(reject["message"])
-        assert reject["line"] == str(first)
+        [(field, message)] = problems_of(reject)
+        first, last = swallowed_range(message)
+        assert field is None and (reject["line"], reject["last_line"]) == (str(first), str(last))
         swallowed |= set(range(first, last + 1))
     assert min(swallowed) == min(replaced)
     assert scored | swallowed == set(range(2, count + 2)) and not scored & swallowed
@@ -83,8 +85,9 @@ def test_the_reject_says_the_quote_is_never_closed_and_how_to_fix_it(score, tmp_
     (tmp_path / "in.csv").write_text(csv_with(replaced, count))
     score(tmp_path / "in.csv", "-o", tmp_path / "out.csv")
     [reject] = read_rows(tmp_path / "out.rejects.csv")
-    first, last = swallowed_range(reject["message"])
-    assert reject["message"] == (
+    [message] = messages_of(reject)
+    first, last = swallowed_range(message)
+    assert message == (
         f"lines 13-{last}: a quote opened in the row that starts on line 13 is never closed "
         "within 131,072 characters, so these lines were read as one value; close the quote (a "
         'quote inside a quoted value is written twice: ""), then score these lines again')
@@ -181,7 +184,7 @@ def echoed_texts(path: Path) -> list[str]:
                 texts.extend(str(value) for value in row.values())
             else:  # a JSON-lines record as it was sent, or text that was no row
                 texts.append(item["text"] if "text" in item else json.dumps(row))
-            texts.append(item["field"] or "")
+            texts.extend(field or "" for field in fields_of(item))
         return texts
     with open(path, newline="") as f:
         return [value for row in csv.reader(f) for value in row]
@@ -212,8 +215,9 @@ def test_keys_that_are_not_columns_are_one_problem_naming_the_first_three(score,
     rejects = read_rows(tmp_path / output.replace("out.", "out.rejects."))
     assert [int(r["line"]) for r in rejects] == list(range(2, 21))  # one problem a row
     fmt = output.split(".")[1]
-    assert rejects[0]["field"] == "key0"
-    assert rejects[0]["message"] == (
+    [(field, message)] = problems_of(rejects[0])
+    assert field == "key0"
+    assert message == (
         f"'key0', 'key1', 'key2' and 2,997 more are not columns of the {fmt} output, whose "
         "columns are the first record's keys; write JSON lines, or give every record the same "
         "keys")
@@ -228,9 +232,9 @@ def test_repeated_keys_that_are_not_fields_are_one_problem_and_repeated_fields_o
     status, _, _ = score(tmp_path / "in.jsonl", "-o", tmp_path / "out.jsonl")
     assert status == 1
     rejects = read_rows(tmp_path / "out.rejects.jsonl")
-    assert [(r["line"], r["field"]) for r in rejects[-3:]] == [(20, "k0"), (21, "age"),
-                                                               (21, "k")]
-    assert rejects[0]["message"] == ("'k0', 'k1', 'k2' and 2,997 more appear more than once "
-                                     "in the object; give each key once")
-    assert rejects[-2]["message"] == ("'age' appears more than once in the object; send each "
-                                      "field once")
+    assert [(r["line"], fields_of(r)) for r in rejects[-2:]] == [(20, ["k0"]), (21, ["age", "k"])]
+    assert messages_of(rejects[0]) == ["'k0', 'k1', 'k2' and 2,997 more appear more than once "
+                                       "in the object; give each key once"]
+    assert messages_of(rejects[-1]) == [
+        "'age' appears more than once in the object; send each field once",
+        "'k' appears more than once in the object; give each key once"]

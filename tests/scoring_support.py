@@ -77,6 +77,31 @@ def summary_of(stderr: str) -> dict:
     return next(line for line in lines if line.get("event") == "summary")
 
 
+def problems_of(reject: dict) -> list[tuple[str | None, str]]:
+    """A rejects line's problems as (field, message), read back from any rejects format: CSV
+    joins each with a line break (an empty field is the whole row's), JSON lines lists
+    objects, Parquet keeps two lists."""
+    if "problems" in reject:
+        return [(p["field"], p["message"]) for p in reject["problems"]]
+    fields, messages = reject["fields"], reject["messages"]
+    if isinstance(messages, str):
+        messages = messages.split("\n")
+        fields = fields.split("\n") if fields else [""] * len(messages)
+        fields = [f or None for f in fields]
+    assert len(fields) == len(messages), reject
+    return list(zip(fields, messages))
+
+
+def fields_of(reject: dict) -> list[str | None]:
+    """The fields of a rejects line's problems (None for the whole row's)."""
+    return [field for field, _ in problems_of(reject)]
+
+
+def messages_of(reject: dict) -> list[str]:
+    """The messages of a rejects line's problems."""
+    return [message for _, message in problems_of(reject)]
+
+
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("Error:")]
 

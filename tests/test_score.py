@@ -28,8 +28,9 @@ from insurance_charges.scoring import chunks, cli, columns, storage
 from insurance_charges.scoring.reading import TextChunk, text_chunks
 from insurance_charges.web import create_app
 
-from .scoring_support import OUTPUTS, ROOT, WRITERS, cell, error_lines, fail_chunk, read_rows, \
-    records_with_ids, start_on_a_pipe, summary_of, write_csv, write_jsonl
+from .scoring_support import OUTPUTS, ROOT, WRITERS, cell, error_lines, fail_chunk, fields_of, \
+    messages_of, problems_of, read_rows, records_with_ids, start_on_a_pipe, summary_of, \
+    write_csv, write_jsonl
 from .scoring_support import s3, score  # noqa: F401 - fixtures, used by name
 
 
@@ -147,10 +148,10 @@ def test_parquet_numbers_follow_the_apis_json_rules(score, tmp_path):
     assert status == 1
     assert [r["policy"] for r in read_rows(tmp_path / "out.csv")] == ["1", "2", "6"]
     rejects = read_rows(tmp_path / "out.rejects.csv")
-    assert [(r["line"], r["field"], r["message"]) for r in rejects] == [
-        ("3", "age", "age must be a whole number from 18 to 100; got 40.5"),
-        ("4", "age", "age must be a whole number from 18 to 100; got null"),
-        ("5", "bmi", "bmi must be a number from 10 to 80; got nan"),
+    assert [(r["line"], problems_of(r)) for r in rejects] == [
+        ("3", [("age", "age must be a whole number from 18 to 100; got 40.5")]),
+        ("4", [("age", "age must be a whole number from 18 to 100; got null")]),
+        ("5", [("bmi", "bmi must be a number from 10 to 80; got nan")]),
     ]
 
 
@@ -173,13 +174,14 @@ def test_bad_rows_go_to_the_rejects_file_with_line_numbers_and_their_columns(sco
     assert status == 1  # rows were rejected and --max-rejects is 0
     assert [r["id"] for r in read_rows(tmp_path / "out.csv")] == ["a1", "a5"]
     rejects = read_rows(tmp_path / "out.rejects.csv")
-    assert [(r["line"], r["field"], r["id"]) for r in rejects] == [
-        ("3", "age", "a2"), ("3", "smoker", "a2"), ("5", "", ""), ("6", "age", "a4"),
-        ("8", "bmi", "a6")]
-    assert rejects[0]["message"] == ('age must be a whole number from 18 to 100; got "abc" '
-                                     "(a string)")
-    assert rejects[2]["message"] == "the line has 6 values where the header has 7 columns"
-    assert rejects[4]["message"] == "bmi is required: a number from 10 to 80"
+    assert [(r["line"], r["last_line"], r["rows"], fields_of(r), r["id"]) for r in rejects] == [
+        ("3", "3", "1", ["age", "smoker"], "a2"), ("5", "5", "1", [None], ""),
+        ("6", "6", "1", ["age"], "a4"), ("8", "8", "1", ["bmi"], "a6")]
+    assert messages_of(rejects[0]) == [
+        'age must be a whole number from 18 to 100; got "abc" (a string)',
+        'smoker must be one of "yes", "no"; got "maybe" (a string)']
+    assert messages_of(rejects[1]) == ["the line has 6 values where the header has 7 columns"]
+    assert messages_of(rejects[3]) == ["bmi is required: a number from 10 to 80"]
     report = summary_of(err)
     assert report["rows_read"] == report["rows_scored"] + report["rows_rejected"]
     assert (report["rows_read"], report["rows_scored"], report["rows_rejected"],
@@ -207,14 +209,14 @@ def test_json_lines_rejects_hold_the_record_as_sent(score, tmp_path):
     status, _, err = score(tmp_path / "in.jsonl", "-o", tmp_path / "out.jsonl")
     assert status == 1
     rejects = read_rows(tmp_path / "out.rejects.jsonl")
-    assert [(r["line"], r["field"]) for r in rejects] == [
-        (3, None), (4, None), (5, "age"), (6, "age"), (7, "estimate"), (8, None)]
-    assert rejects[0]["text"] == "not json" and "not valid JSON" in rejects[0]["message"]
-    assert rejects[1]["row"] == [1, 2] and rejects[1]["message"].startswith("a record must be")
+    assert [(r["line"], fields_of(r)) for r in rejects] == [
+        (3, [None]), (4, [None]), (5, ["age"]), (6, ["age"]), (7, ["estimate"]), (8, [None])]
+    [not_json], [not_an_object], _, [repeated], _, [nan] = map(messages_of, rejects)
+    assert rejects[0]["text"] == "not json" and "not valid JSON" in not_json
+    assert rejects[1]["row"] == [1, 2] and not_an_object.startswith("a record must be")
     assert rejects[2]["row"]["age"] == "19"
-    assert rejects[3]["message"] == ("'age' appears more than once in the object; send each "
-                                     "field once")
-    assert "NaN" in rejects[5]["message"]  # the API's parser refuses it too
+    assert repeated == "'age' appears more than once in the object; send each field once"
+    assert "NaN" in nan  # the API's parser refuses it too
     report = summary_of(err)
     assert (report["rows_read"], report["rows_scored"], report["rows_rejected"]) == (7, 1, 6)
 
@@ -236,9 +238,9 @@ def test_a_quoted_value_may_hold_line_breaks_and_text_that_is_not_utf8_rejects_i
     assert [r["id"] for r in read_rows(tmp_path / "out.csv")] == [
         "a1", 'a\n2\n"x"', "5'10\"", "a6"]
     rejects = read_rows(tmp_path / "out.rejects.csv")
-    assert [(r["line"], r["field"]) for r in rejects] == [("6", ""), ("8", "smoker")]
-    assert rejects[0]["message"] == ("the line is not UTF-8 text (byte 8); save the file as "
-                                     "UTF-8")
+    assert [(r["line"], fields_of(r)) for r in rejects] == [("6", [None]), ("8", ["smoker"])]
+    assert messages_of(rejects[0]) == ["the line is not UTF-8 text (byte 8); save the file as "
+                                       "UTF-8"]
     assert summary_of(err)["rows_read"] == 6
 
 
@@ -259,9 +261,9 @@ def test_stdin_to_stdout_streams_rows_and_sends_rejects_to_stderr(score, tmp_pat
     assert status == 1
     got = [json.loads(line) for line in out.splitlines()]
     assert [r["id"] for r in got] == [r["id"] for r in rows]
-    rejected = [json.loads(line) for line in err.splitlines() if '"row"' in line]
-    assert {r["field"] for r in rejected} == {"age", "sex", "bmi", "smoker", "region"}
-    assert all(r["line"] == 22 and r["row"]["id"] == "bad" for r in rejected)
+    [rejected] = [json.loads(line) for line in err.splitlines() if '"row"' in line]
+    assert fields_of(rejected) == ["age", "sex", "bmi", "smoker", "region"]
+    assert rejected["line"] == 22 and rejected["row"]["id"] == "bad"
 
 
 @pytest.mark.slow  # starts processes
@@ -291,7 +293,7 @@ def test_s3_in_and_out(score, s3, tmp_path, source_format):
     got = list(csv.DictReader(io.StringIO(body)))
     assert [r["id"] for r in got] == [r["id"] for r in rows]
     rejects = s3.get_object(Bucket="scoring", Key="out/scored.rejects.csv")["Body"].read()
-    assert rejects.decode().splitlines()[0].startswith("line,field,message,id")
+    assert rejects.decode().splitlines()[0].startswith("line,last_line,rows,fields,messages,id")
 
 
 def test_a_large_s3_output_is_a_completed_multipart_upload(score, s3, tmp_path, monkeypatch):

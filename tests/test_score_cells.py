@@ -78,7 +78,7 @@ def test_text_that_is_no_record_and_a_key_named_as_a_field_are_quoted_in_csv_rej
     status, _, _ = score(tmp_path / "in.jsonl", "-o", tmp_path / "out.csv")
     assert status == 1
     rejects = read_rows(tmp_path / "out.rejects.csv")
-    assert [(r["line"], r["field"], r["record"][:3]) for r in rejects] == [
+    assert [(r["line"], r["fields"], r["record"][:3]) for r in rejects] == [
         ("2", "", "'=c"), ("3", "'@SUM(A1)", '{"a')]
 
 

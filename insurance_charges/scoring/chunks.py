@@ -11,9 +11,13 @@ estimated together by ``core.estimates.estimate_valid`` with pointers ``/<line>/
 
 Every line is accounted for: a row is scored or rejected, and text that is not a row (a line of
 another width, a quote left open that swallowed the lines after it) is a rejected row for each
-line it spans, with one problem naming the lines. A row has a bounded number of problems (keys
-that are not columns, or that are repeated, are one problem each, however many), and a rejects
-file echoes text cut as ``cells`` cuts it, so no input multiplies into its rejects.
+line it spans, with one problem naming the lines. A rejected row is one rejects line holding
+all of its problems (``Rejected``), and identical rejected rows one after the other (nothing but
+blank lines between them) are one line naming their first and last line, as are identical
+lines that are no row: the cost of a bad input is its distinct rows, not its problems. A row
+has a bounded number of problems (keys that are not columns, or that are repeated, are one
+problem each, however many), and a rejects file echoes text cut as ``cells`` cuts it, so no
+input multiplies into its rejects.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from ..core.estimates import estimate_valid
@@ -35,8 +40,9 @@ from ..core.schema import BY_NAME, CATEGORY, FIELD_NAMES, FIELDS, INTEGER, Field
 from ..core.validation import Refusal, ValidRecords, validate_each, validate_records
 from . import columns as fastpath
 from .cells import ECHO_LIMIT, cut_table, cut_text, inert_table
-from .formats import CSV, ESTIMATE, FIELD, JSONL, LINE, LOWER, MESSAGE, OUTPUT_COLUMNS, \
-    PARQUET, UPPER, WARNING_SEPARATOR, WARNINGS
+from .formats import CSV, ESTIMATE, FIELD, JSONL, LAST_LINE, LINE, LOWER, MESSAGE, \
+    OUTPUT_COLUMNS, PARQUET, PROBLEM_FIELDS, PROBLEM_MESSAGES, PROBLEM_SEPARATOR, PROBLEMS, \
+    RUN_ROWS, UPPER, WARNING_SEPARATOR, WARNINGS
 from .reading import BatchChunk, TextChunk, line_count, lines_of
 
 MODEL = None
@@ -75,14 +81,26 @@ class Result:
 
 @dataclass(slots=True)  # a chunk of bad rows makes hundreds of thousands
 class Problem:
-    """One problem of one row: its line, the field (None for the whole row), the message."""
+    """One problem of one row of a table, as the reference path lists them one by one."""
 
     line: int
     field: str | None
     message: str
-    row: int | None = None  # the row's index in the chunk's table or items
-    text: str | None = None  # the raw line(s), when they could not be parsed into a row
-    rows: int = 1  # text that is no row: the rows it counts for (its lines that are not blank)
+    row: int  # the row's index in the chunk's table
+
+
+@dataclass(slots=True)
+class Rejected:
+    """One line of a rejects file: a rejected row with all of its problems, a run of identical
+    rows one after the other, or text that is no row (``row`` is None)."""
+
+    line: int
+    last_line: int
+    problems: list  # (field or None for the whole row, message), in the core's order
+    row: int | None = None  # the (first) row's index in the chunk's table or lines
+    text: str | None = None  # the raw line(s): a JSON-lines record, or text that is no row
+    rows: int = 1  # rejected rows it counts for: a run's rows, or text's lines that are not blank
+    repeats: int = 1  # identical rejects it stands for, each with all of ``problems``
 
 
 def install(model, plan: Plan) -> None:
@@ -112,13 +130,13 @@ def _locate(lines: Sequence[int]):
 
 # CSV ------------------------------------------------------------------------------------------
 
-def parse_csv(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Problem]]:
+def parse_csv(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Rejected]]:
     """The chunk's rows as a table of text, each row's line number, and unparsable lines.
 
     Arrow parses the whole chunk; when its rows do not line up one to one with the chunk's lines
     (a quoted value holding a line break, text that is not UTF-8), Python's csv module parses
     it instead, which knows where each row starts. A row is numbered by its first line; a line
-    that is not a row of the header's width becomes a problem.
+    that is not a row of the header's width becomes a reject of text that is no row.
     """
     data, columns = chunk.data, PLAN.columns
     count = line_count(data)
@@ -143,8 +161,9 @@ def parse_csv(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Problem]]:
     if table.num_rows + len(invalid) != count or any(r.number is None for r in invalid):
         return _parse_csv_rows(chunk)
     lines = chunk.first_line + np.arange(count, dtype=np.int64)
-    problems = [Problem(chunk.first_line + r.number - 1, None, _width_message(r.actual_columns),
-                        text=cut_text(r.text)) for r in invalid]
+    problems = [Rejected(line, line, [(None, _width_message(r.actual_columns))],
+                         text=cut_text(r.text))
+                for line, r in ((chunk.first_line + r.number - 1, r) for r in invalid)]
     if invalid:
         lines = np.delete(lines, [r.number - 1 for r in invalid])
     blank = _blank_lines(data, count)[lines - chunk.first_line]
@@ -172,7 +191,7 @@ def _blank_lines(data: bytes, count: int) -> np.ndarray:
     return (width == 0) | carriage
 
 
-def _parse_csv_rows(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Problem]]:
+def _parse_csv_rows(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Rejected]]:
     """The careful parse: Python's csv module, each row numbered by the line it starts on.
 
     Text that is not a row of the header's width (and a row holding a line that is not UTF-8)
@@ -195,11 +214,11 @@ def _parse_csv_rows(chunk: TextChunk) -> tuple[pa.Table, np.ndarray, list[Proble
                                 "file as UTF-8")
                 yield "\n"  # stands in for the line, which is reported instead
 
-    def spanned(first: int, last: int, message: str) -> Problem:
+    def spanned(first: int, last: int, message: str) -> Rejected:
         span = raw[first - chunk.first_line:last - chunk.first_line + 1]
         text = b"".join(span).decode("utf-8", "replace")
         count = sum(1 for part in span if part.strip(b"\r\n"))
-        return Problem(first, None, message, text=cut_text(text), rows=max(count, 1))
+        return Rejected(first, last, [(None, message)], text=cut_text(text), rows=max(count, 1))
 
     reader = csv.reader(physical(), strict=True)
     while True:
@@ -261,12 +280,15 @@ def _not_a_row(first: int, last: int, exc: csv.Error) -> str:
 @dataclass
 class Found:
     """The problems of a chunk's rows, as columns: each one's line, its field's position in
-    the schema, the core's message and the row's index in the chunk's table."""
+    the schema, the row's index in the chunk's table, and the core's message as a position in
+    ``words``, where each distinct message is once (a column of one bad value makes one
+    string, and only the messages a rejects file shows are ever copied)."""
 
     line: np.ndarray
     field: np.ndarray
-    message: pa.Array
     row: np.ndarray
+    said: np.ndarray
+    words: pa.Array
 
     def __len__(self) -> int:
         return len(self.line)
@@ -276,27 +298,66 @@ class Found:
         """Problems listed one by one (the reference path), as columns."""
         return cls(np.array([p.line for p in problems], dtype=np.int64),
                    np.array([FIELD_NAMES.index(p.field) for p in problems], dtype=np.int64),
-                   pa.array([p.message for p in problems], pa.string()),
-                   np.array([p.row for p in problems], dtype=np.int64))
+                   np.array([p.row for p in problems], dtype=np.int64),
+                   np.arange(len(problems), dtype=np.int64),
+                   pa.array([p.message for p in problems], pa.string()))
 
 
-def _score_table(table: pa.Table, lines: np.ndarray, unreadable: list[Problem]) -> Result:
+def _score_table(table: pa.Table, lines: np.ndarray, unreadable: list[Rejected]) -> Result:
+    """Score a table's rows. A run of identical rows one after the other is judged once, by
+    its first row: each row's problems are those of its cells, so the run's rows share them
+    (a file of one bad line repeated costs its parsing, not its problems)."""
     n = table.num_rows
-    arrays = [table.column(PLAN.fields[f.name]) for f in FIELDS]
+    heads = np.flatnonzero(~_repeated(table, lines, sorted(u.line for u in unreadable)))
+    runs = np.diff(np.append(heads, n))  # the rows in each run
+    judged = table if len(heads) == n else table.take(pa.array(heads))
+    arrays = [judged.column(PLAN.fields[f.name]) for f in FIELDS]
     if PLAN.fast:
-        columns, valid, found = _checked_columns(arrays, lines)
+        columns, valid, found = _checked_columns(arrays, lines[heads])
     else:
-        columns, valid, found = _checked_records(arrays, lines)
+        columns, valid, found = _checked_records(arrays, lines[heads])
+    if len(heads) < n:  # each row as its run's first row
+        run_of = np.repeat(np.arange(len(heads)), runs)
+        valid = valid[run_of]
+        columns = {name: col[run_of] for name, col in columns.items()}
     chosen = np.flatnonzero(valid)
     chosen_lines = lines[chosen]
     estimates = _estimate({name: col[chosen] for name, col in columns.items()}, chosen_lines)
-    result = _counts(n, unreadable, estimates, found)
+    problems = np.bincount(found.row, minlength=len(heads))  # each run's first row's
+    refused = int(runs[problems > 0].sum())
+    result = _counts(n, refused, int((problems * runs).sum()), unreadable, estimates)
     out = table.take(pa.array(chosen)) if len(chosen) < n else table
     out = _with_estimates(out, estimates)
     result.output = _encode_output(out, PLAN.output_format)
     if len(found) or unreadable:
-        result.rejects = _table_rejects(table, found, unreadable)
+        result.rejects = _table_rejects(judged, lines[heads], lines[heads + runs - 1], runs,
+                                        problems, found, _merged(unreadable))
     return result
+
+
+def _repeated(table: pa.Table, lines: np.ndarray, texts: list[int]) -> np.ndarray:
+    """For each row, True when it is the row before it again: no text that is no row between
+    them (blank lines may be) and the same value in every column. Compared a column at a time,
+    stopping when no row is left: rows with distinct ids cost one comparison."""
+    n = table.num_rows
+    same = np.zeros(n, dtype=bool)
+    if n < 2:
+        return same
+    same[1:] = True
+    if texts:  # text that is no row between two rows keeps them apart
+        between = np.searchsorted(np.asarray(texts), lines)
+        same[1:] = between[1:] == between[:-1]
+    for column in table.columns:
+        if not same.any():
+            break
+        later, earlier = column.slice(1), column.slice(0, n - 1)
+        try:
+            equal = pc.fill_null(pc.equal(later, earlier), False)
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+            return np.zeros(n, dtype=bool)  # a nested column: rows are not compared
+        both_null = pc.and_(pc.is_null(later), pc.is_null(earlier))
+        same[1:] &= np.asarray(pc.or_(equal, both_null), dtype=bool)
+    return same
 
 
 def _checked_columns(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray, Found]:
@@ -310,8 +371,9 @@ def _checked_columns(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray,
         certain, values = fastpath.fast_values(f, array)
         doubt = np.flatnonzero(~certain)
         if len(doubt):
+            doubted = array if len(doubt) == n else array.take(pa.array(doubt))
             ok, coerced, message_at, words = fastpath.checked_cells(
-                f, array.take(pa.array(doubt)), fastpath.is_text(array.type))
+                f, doubted, fastpath.is_text(array.type))
             values[doubt[ok]] = coerced[ok]
             bad = doubt[~ok]
             valid[bad] = False
@@ -322,10 +384,10 @@ def _checked_columns(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray,
         columns[f.name] = values
     if not rows:
         empty = np.empty(0, dtype=np.int64)
-        return columns, valid, Found(empty, empty, pa.array([], pa.string()), empty)
+        return columns, valid, Found(empty, empty, empty, empty, pa.array([], pa.string()))
     row = np.concatenate(rows)
-    message = pa.array(messages, pa.string()).take(pa.array(np.concatenate(said)))
-    return columns, valid, Found(lines[row], np.concatenate(fields), message, row)
+    return columns, valid, Found(lines[row], np.concatenate(fields), row, np.concatenate(said),
+                                 pa.array(messages, pa.string()))
 
 
 def _checked_records(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray, Found]:
@@ -402,18 +464,15 @@ def _estimate(columns: dict[str, np.ndarray], lines: np.ndarray,
                      got.records)
 
 
-def _counts(rows: int, problems: list[Problem], estimates: Estimated,
-            found: Found | None = None) -> Result:
-    """Counts of a chunk: ``rows`` parsed rows, plus a row per line of text that was none."""
-    unreadable = [p for p in problems if p.row is None]
-    lost = sum(p.rows for p in unreadable)
-    refused = len({p.line for p in problems if p.row is not None})
-    if found is not None and len(found):
-        refused += int(np.count_nonzero(np.bincount(found.row)))  # rows with a problem
+def _counts(rows: int, refused: int, problems: int, unreadable: list[Rejected],
+            estimates: Estimated) -> Result:
+    """Counts of a chunk: ``rows`` parsed rows (``refused`` of them rejected, with ``problems``
+    problems in all), plus a rejected row per line of text that was none."""
+    lost = sum(u.rows for u in unreadable)
     return Result(rows=rows + lost, scored=estimates.count, rejected=refused + lost,
-                  problems=len(problems) + (len(found) if found is not None else 0),
+                  problems=problems + sum(u.repeats * len(u.problems) for u in unreadable),
                   warnings=estimates.warning_count, unreadable=lost,
-                  first_unreadable=min((p.line for p in unreadable), default=None))
+                  first_unreadable=min((u.line for u in unreadable), default=None))
 
 
 def _estimate_arrays(estimates: Estimated) -> list[pa.Array]:
@@ -451,41 +510,94 @@ def _plain_strings(table: pa.Table) -> pa.Table:
     return table
 
 
-def _problem_columns(problems: list[Problem]) -> dict[str, pa.Array]:
-    return {LINE: pa.array([p.line for p in problems], pa.int64()),
-            FIELD: pa.array([p.field for p in problems], pa.string()),
-            MESSAGE: pa.array([p.message for p in problems], pa.string())}
+def _merged(rejects: list[Rejected]) -> list[Rejected]:
+    """Rejects of text that is no row in line order, each run of identical ones on lines one
+    after the other made one (10 MB of one line of the wrong width is one reject)."""
+    out: list[Rejected] = []
+    for reject in sorted(rejects, key=lambda r: r.line):
+        last = out[-1] if out else None
+        if last is not None and reject.line == last.last_line + 1 and \
+                reject.text == last.text and reject.problems == last.problems:
+            last.last_line = reject.last_line
+            last.rows += reject.rows
+            last.repeats += reject.repeats
+        else:
+            out.append(Rejected(reject.line, reject.last_line, reject.problems, reject.row,
+                                reject.text, reject.rows, reject.repeats))
+    return out
 
 
-def _table_rejects(table: pa.Table, found: Found, unreadable: list[Problem]):
-    """The rejects of a table's chunk in line order, each row's problems in schema order; text
-    that was no row has no field and an empty row."""
-    line = np.concatenate([found.line, [p.line for p in unreadable]]).astype(np.int64)
-    field = np.concatenate([found.field, np.full(len(unreadable), -1)]).astype(np.int64)
-    row = np.concatenate([found.row, np.full(len(unreadable), -1)]).astype(np.int64)
-    message = pa.concat_arrays([found.message,
-                                pa.array([p.message for p in unreadable], pa.string())])
-    order = np.lexsort((field, line))
-    line, field, row = line[order], field[order], row[order]
-    message = message.take(pa.array(order))
-    rows = cut_table(table.take(pa.array(row, mask=row < 0)))
+_FIELD_NAMES = pa.array(FIELD_NAMES, pa.string())
+
+
+def _table_rejects(judged: pa.Table, first_lines: np.ndarray, last_lines: np.ndarray,
+                   runs: np.ndarray, problems: np.ndarray, found: Found,
+                   unreadable: list[Rejected]):
+    """The rejects of a table's chunk in line order: a line per rejected run of identical rows
+    (``judged`` holds each run's first row; a row alone is a run of one) with its problems in
+    schema order, and a line per text that is no row (no field, an empty row)."""
+    refused = np.flatnonzero(problems)  # rejected runs, as rows of ``judged``
+    order = np.lexsort((found.field, found.row))
+    offsets = pa.array(np.concatenate([[0], np.cumsum(problems[refused])]), pa.int32())
+    fields = pa.ListArray.from_arrays(offsets, _FIELD_NAMES.take(pa.array(found.field[order])))
+    messages = pa.ListArray.from_arrays(offsets, found.words.take(pa.array(found.said[order])))
+    line = np.concatenate([first_lines[refused], [u.line for u in unreadable]])
+    last_line = np.concatenate([last_lines[refused], [u.last_line for u in unreadable]])
+    rows = np.concatenate([runs[refused], [u.rows for u in unreadable]])
+    echoed = np.concatenate([refused, np.full(len(unreadable), -1)]).astype(np.int64)
+    text_problems = pa.array([[f for f, _ in u.problems] for u in unreadable],
+                             pa.list_(pa.string()))
+    fields = pa.concat_arrays([fields, text_problems])
+    messages = pa.concat_arrays([messages, pa.array(
+        [[m for _, m in u.problems] for u in unreadable], pa.list_(pa.string()))])
+    by_line = np.argsort(line, kind="stable")
+    line, last_line, rows, echoed = (a[by_line].astype(np.int64)
+                                     for a in (line, last_line, rows, echoed))
+    fields, messages = fields.take(pa.array(by_line)), messages.take(pa.array(by_line))
+    cells = cut_table(judged.take(pa.array(echoed, mask=echoed < 0)))
     if PLAN.rejects_format == JSONL:
-        texts = {p.line: p.text for p in unreadable}
+        texts_at = {u.line: u.text for u in unreadable}
         out = []
-        for j, cells in enumerate(rows.to_pylist()):
-            item = {LINE: int(line[j]), FIELD: FIELD_NAMES[field[j]] if field[j] >= 0 else None,
-                    MESSAGE: message[j].as_py()}
-            if row[j] >= 0:
-                item["row"] = cells
+        for j, (names, words, row_cells) in enumerate(zip(
+                fields.to_pylist(), messages.to_pylist(), cells.to_pylist())):
+            item = {LINE: int(line[j]), LAST_LINE: int(last_line[j]), RUN_ROWS: int(rows[j]),
+                    PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in zip(names, words)]}
+            if echoed[j] >= 0:
+                item["row"] = row_cells
             else:
-                item["text"] = cut_text(texts[int(line[j])])
+                item["text"] = cut_text(texts_at[int(line[j])])
             out.append(orjson.dumps(item, default=str, option=orjson.OPT_APPEND_NEWLINE))
         return b"".join(out)
-    names = pa.array(FIELD_NAMES, pa.string()).take(pa.array(field, mask=field < 0))
-    rejects = pa.table({LINE: pa.array(line, pa.int64()), FIELD: names, MESSAGE: message})
-    for name in rows.column_names:
-        rejects = rejects.append_column(name, rows.column(name))
+    rejects = pa.table(_reject_columns(line, last_line, rows, fields, messages))
+    for name in cells.column_names:
+        rejects = rejects.append_column(name, cells.column(name))
     return _encode_output(rejects, PLAN.rejects_format)
+
+
+def _reject_columns(line, last_line, rows, fields: pa.Array,
+                    messages: pa.Array) -> dict[str, pa.Array]:
+    """The columns a tabular rejects file starts with: Parquet keeps each row's fields and
+    messages as lists; CSV joins each list with ``PROBLEM_SEPARATOR`` (a field that is None,
+    the whole row's problem, as an empty string; no field at all as an empty cell)."""
+    head = {LINE: pa.array(line, pa.int64()), LAST_LINE: pa.array(last_line, pa.int64()),
+            RUN_ROWS: pa.array(rows, pa.int64())}
+    if PLAN.rejects_format == PARQUET:
+        return {**head, PROBLEM_FIELDS: fields, PROBLEM_MESSAGES: messages}
+    joined = _joined(fields)
+    joined = pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), joined)
+    return {**head, PROBLEM_FIELDS: joined, PROBLEM_MESSAGES: _joined(messages)}
+
+
+def _joined(lists: pa.Array) -> pa.Array:
+    """Each list of texts as one, joined with ``PROBLEM_SEPARATOR``: a None as an empty
+    string, and a line break inside a text (only a key's name can hold one) written ``\\n``
+    so that the separator alone splits the cell again."""
+    offsets = np.concatenate([[0], np.cumsum(pc.list_value_length(lists))]).astype(np.int32)
+    values = pc.fill_null(pc.list_flatten(lists), "")
+    if pc.any(pc.or_(pc.match_substring(values, "\n"), pc.match_substring(values, "\r"))).as_py():
+        values = pc.replace_substring(pc.replace_substring(values, "\r", "\\r"), "\n", "\\n")
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values),
+                          PROBLEM_SEPARATOR)
 
 
 # JSON lines ----------------------------------------------------------------------------------
@@ -494,103 +606,151 @@ def _json_text(value) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-def _score_json_lines(chunk: TextChunk) -> Result:
+@dataclass(slots=True)
+class _JsonLine:
+    """What a distinct line of a JSON-lines chunk holds; identical lines share one, so a
+    line repeated a million times is parsed and judged once."""
+
+    text: str  # the line as text (its bytes decoded, or replaced where they are not UTF-8)
+    record: Any = None  # what the core judges: the fields of an object, or the value itself
+    value: Any = None  # the parsed value (a tabular output carries its other keys)
+    own: list = dc_field(default_factory=list)  # this command's problems (field, message)
+    problems: list | None = None  # all of its problems once judged ([] when it is valid)
+    is_row: bool = True  # False for text that is no JSON value (its problem is in problems)
+
+
+def _read_json_line(body: bytes, raw: bytes, line: int, tabular: bool,
+                    allowed: set) -> _JsonLine:
+    """One non-blank line parsed as the API parses a body, with this command's own problems."""
     from ..core.strict_json import parse_json  # the API's strict parser (docs/api.md#the-record)
 
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _JsonLine(raw.decode("utf-8", "replace"), is_row=False, problems=[
+            (None, f"the line is not UTF-8 text (byte {exc.start + 1})")])
+    try:
+        value = parse_json(body, text)
+    except RecursionError:
+        return _JsonLine(text, is_row=False,
+                         problems=[(None, "the line's JSON is nested too deeply")])
+    except ValueError as exc:
+        return _JsonLine(text, is_row=False,
+                         problems=[(None, f"the line is not valid JSON: {exc}")])
+    own: list[FieldError] = []
+    if isinstance(value, dict):
+        record = {k: value[k] for k in FIELD_NAMES if k in value}
+        if isinstance(value, RepeatedKeys):  # the core refuses a repeated field by name
+            record = RepeatedKeys(record)
+            record.repeated = tuple(k for k in value.repeated if k in BY_NAME)
+            others = [k for k in value.repeated if k not in BY_NAME]
+            if others:
+                own.append(_keys_problem(line, others, "appears", "appear",
+                                         "more than once in the object; give each key once"))
+        for key in value:
+            if key in OUTPUT_COLUMNS:
+                own.append(FieldError(f"/{line}/{key}", f"{key!r} is a column this command "
+                                      "adds to each row; rename it in the input", key))
+        if tabular:
+            strange = [k for k in value if k not in allowed and k not in OUTPUT_COLUMNS]
+            if strange:
+                own.append(_keys_problem(
+                    line, strange, "is not a column", "are not columns",
+                    f"of the {PLAN.output_format} output, whose columns are the first "
+                    "record's keys; write JSON lines, or give every record the same keys"))
+    else:
+        record = value  # the core says what a record must be
+    return _JsonLine(text, record, value, [(e.field, e.message) for e in own])
+
+
+def _score_json_lines(chunk: TextChunk) -> Result:
     parts = chunk.data.split(b"\n")
     if chunk.data.endswith(b"\n"):
         parts.pop()
     tabular = PLAN.output_format != JSONL
     allowed = set(PLAN.columns)
-    items, item_lines, texts, objects, extra = [], [], [], [], []
-    problems: list[Problem] = []
+    distinct: dict[bytes, int] = {}  # a line's bytes -> its index in ``read``
+    read: list[_JsonLine] = []
+    codes, code_lines = [], []  # each non-blank line's index in ``read``, and its number
     for offset, raw in enumerate(parts):
-        line = chunk.first_line + offset
         body = raw.strip()
         if not body:
             continue  # a blank line is no row
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(Problem(line, None, f"the line is not UTF-8 text (byte "
-                                    f"{exc.start + 1})", text=raw.decode("utf-8", "replace")))
-            continue
-        try:
-            value = parse_json(body, text)
-        except RecursionError:
-            problems.append(Problem(line, None, "the line's JSON is nested too deeply",
-                                    text=text))
-            continue
-        except ValueError as exc:
-            problems.append(Problem(line, None, f"the line is not valid JSON: {exc}",
-                                    text=text))
-            continue
-        own: list[FieldError] = []
-        if isinstance(value, dict):
-            record = {k: value[k] for k in FIELD_NAMES if k in value}
-            if isinstance(value, RepeatedKeys):  # the core refuses a repeated field by name
-                record = RepeatedKeys(record)
-                record.repeated = tuple(k for k in value.repeated if k in BY_NAME)
-                others = [k for k in value.repeated if k not in BY_NAME]
-                if others:
-                    own.append(_keys_problem(line, others, "appears", "appear",
-                                             "more than once in the object; give each key "
-                                             "once"))
-            for key in value:
-                if key in OUTPUT_COLUMNS:
-                    own.append(FieldError(f"/{line}/{key}", f"{key!r} is a column this command "
-                                          "adds to each row; rename it in the input", key))
-            if tabular:
-                strange = [k for k in value if k not in allowed and k not in OUTPUT_COLUMNS]
-                if strange:
-                    own.append(_keys_problem(
-                        line, strange, "is not a column", "are not columns",
-                        f"of the {PLAN.output_format} output, whose columns are the first "
-                        "record's keys; write JSON lines, or give every record the same keys"))
-        else:
-            record = value  # the core says what a record must be
-        items.append(record)
-        item_lines.append(line)
-        texts.append(text)
-        objects.append(value)
-        extra.append(own)
-    lines = np.array(item_lines, dtype=np.int64)
+        code = distinct.get(body)
+        if code is None:
+            code = distinct[body] = len(read)
+            read.append(_read_json_line(body, raw, chunk.first_line + offset, tabular, allowed))
+        codes.append(code)
+        code_lines.append(chunk.first_line + offset)
+    codes_at = np.array(codes, dtype=np.int64)
+    all_lines = np.array(code_lines, dtype=np.int64)
+    is_row = np.array([entry.is_row for entry in read], dtype=bool)
+    row_at = np.flatnonzero(is_row[codes_at]) if len(codes) else np.empty(0, np.int64)
+    items = [read[c].record for c in codes_at[row_at].tolist()]
+    lines = all_lines[row_at]
     # The core's column-at-a-time check needs plain objects of the six fields; when some item
     # is not one, it would list every problem of the chunk only to refuse it: skip to ours.
     if PLAN.fast and not all(type(i) is dict and len(i) == len(FIELDS) for i in items):
         valid_records, refused = None, Refusal(total=1)
     else:
         valid_records, refused = validate_records(items, _locate(lines))
-    if refused.total or any(extra):
-        if not refused.total:
-            checked: list[list[tuple[str | None, str]]] = [[] for _ in items]
-        elif PLAN.fast:
-            checked = _checked_items(items, lines)
-        else:
-            checked = [[(e.field, e.message) for e in errors]
-                       for _, errors in _validate(items, lines)]
-        keep = []
-        for j, errors in enumerate(checked):
-            errors = errors + [(e.field, e.message) for e in extra[j]]
-            if errors:
-                line, text = int(lines[j]), texts[j]
-                problems.extend(Problem(line, field, message, j, text)
-                                for field, message in errors)
-            else:
-                keep.append(j)
-        valid_records, _ = validate_records([items[j] for j in keep], _locate(lines[keep]))
+    rows = [entry for entry in read if entry.is_row]  # each distinct record once
+    if not refused.total:
+        checked: list[list[tuple[str | None, str]]] = [[] for _ in rows]
+    elif PLAN.fast:
+        checked = _checked_items([entry.record for entry in rows])
     else:
-        keep = list(range(len(items)))
+        first_line = {code: int(line) for code, line in
+                      zip(codes_at[row_at][::-1].tolist(), lines[::-1].tolist())}
+        codes_of_rows = [code for code, entry in enumerate(read) if entry.is_row]
+        checked = [[(e.field, e.message) for e in errors] for _, errors in _validate(
+            [entry.record for entry in rows],
+            np.array([first_line[c] for c in codes_of_rows], dtype=np.int64))]
+    for entry, errors in zip(rows, checked):
+        entry.problems = errors + entry.own
+    rejected = np.array([bool(entry.problems) for entry in read], dtype=bool)
+    bad = rejected[codes_at] if len(codes) else np.zeros(0, dtype=bool)
+    keep = np.flatnonzero(~bad[row_at]) if len(row_at) else np.empty(0, np.int64)
+    if len(keep) < len(items):
+        valid_records, _ = validate_records([items[j] for j in keep], _locate(lines[keep]))
     chosen_lines = lines[keep]
-    estimates = _estimate({}, chosen_lines, valid_records) if keep else _estimate({}, chosen_lines)
-    result = _counts(len(items), problems, estimates)
-    result.output = _json_output([texts[j] for j in keep], [objects[j] for j in keep],
+    estimates = _estimate({}, chosen_lines, valid_records) if len(keep) \
+        else _estimate({}, chosen_lines)
+    rejects = _json_runs(read, codes_at, all_lines, bad)
+    unreadable = [r for r in rejects if r.row is None]
+    refused_rows = [r for r in rejects if r.row is not None]
+    result = _counts(len(items), sum(r.rows for r in refused_rows),
+                     sum(r.repeats * len(r.problems) for r in refused_rows), unreadable,
+                     estimates)
+    kept = codes_at[row_at][keep].tolist()
+    result.output = _json_output([read[c].text for c in kept], [read[c].value for c in kept],
                                  valid_records, estimates)
-    result.rejects = _json_rejects(problems) if problems else None
+    result.rejects = _json_rejects(rejects) if rejects else None
     return result
 
 
-def _checked_items(items: list, lines: np.ndarray) -> list[list[tuple[str | None, str]]]:
+def _json_runs(read: list[_JsonLine], codes: np.ndarray, lines: np.ndarray,
+               bad: np.ndarray) -> list[Rejected]:
+    """A reject per rejected line, or per run of identical rejected lines one after the other
+    (blank lines between them do not count), found with numpy rather than line by line."""
+    if not bad.any():
+        return []
+    new = np.ones(len(codes), dtype=bool)
+    new[1:] = codes[1:] != codes[:-1]
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(codes)) - 1
+    chosen = bad[starts]
+    starts, ends = starts[chosen], ends[chosen]
+    out = []
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        entry = read[int(codes[start])]
+        count = end - start + 1
+        out.append(Rejected(int(lines[start]), int(lines[end]), entry.problems,
+                            start if entry.is_row else None, entry.text, count, count))
+    return out
+
+
+def _checked_items(items: list) -> list[list[tuple[str | None, str]]]:
     """Each item's problems (field, message), as the core's ``validate_each`` lists them.
 
     A plain record (an object with no repeated key, holding only field keys) has exactly the
@@ -600,9 +760,9 @@ def _checked_items(items: list, lines: np.ndarray) -> list[list[tuple[str | None
     judged: dict[tuple, str | None] = {}
     required = {f.name: fastpath.required_message(f) for f in FIELDS}
     out = []
-    for item, line in zip(items, lines.tolist()):
-        if type(item) is not dict:
-            _, refusal = validate_each([item], lambda i: f"/{line}", listed=ALL)
+    for item in items:
+        if type(item) is not dict:  # only the messages are kept: no pointer is needed
+            _, refusal = validate_each([item], lambda i: "", listed=ALL)
             out.append([(e.field, e.message) for e in refusal])
             continue
         errors = []
@@ -689,18 +849,25 @@ def _carried_array(values: list) -> pa.Array:
         return pa.array([_cell(v) for v in values], pa.string())
 
 
-def _json_rejects(problems: list[Problem]):
-    problems = sorted(problems, key=lambda p: p.line)
+def _json_rejects(rejects: list[Rejected]):
+    """The rejects of a JSON-lines chunk: a record echoed exactly as sent (``"row"``) when it
+    is within the echo limit, else cut, as ``"text"``, as is text that is no JSON."""
     if PLAN.rejects_format == JSONL:
         out = []
-        for p in problems:
-            head = orjson.dumps({LINE: p.line, FIELD: p.field, MESSAGE: p.message}).decode()
-            if p.row is not None and len(p.text) <= ECHO_LIMIT:  # the record exactly as sent
-                out.append(f'{head[:-1]},"row":{p.text}}}\n')
+        for r in rejects:
+            head = orjson.dumps({LINE: r.line, LAST_LINE: r.last_line, RUN_ROWS: r.rows,
+                                 PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in r.problems]})
+            head = head.decode()
+            if r.row is not None and len(r.text) <= ECHO_LIMIT:  # the record exactly as sent
+                out.append(f'{head[:-1]},"row":{r.text}}}\n')
             else:  # text that is no JSON, or a record too long to echo whole: cut, as text
-                out.append(f'{head[:-1]},"text":{_json_text(cut_text(p.text))}}}\n')
+                out.append(f'{head[:-1]},"text":{_json_text(cut_text(r.text))}}}\n')
         return "".join(out).encode("utf-8")
-    table = pa.table(_problem_columns(problems))
-    table = table.append_column("record", pa.array([cut_text(p.text) for p in problems],
+    listed = pa.list_(pa.string())
+    table = pa.table(_reject_columns(
+        [r.line for r in rejects], [r.last_line for r in rejects], [r.rows for r in rejects],
+        pa.array([[f for f, _ in r.problems] for r in rejects], listed),
+        pa.array([[m for _, m in r.problems] for r in rejects], listed)))
+    table = table.append_column("record", pa.array([cut_text(r.text) for r in rejects],
                                                    pa.string()))
     return _encode_output(table, PLAN.rejects_format)

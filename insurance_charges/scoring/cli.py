@@ -23,8 +23,9 @@ from .. import cli_runner
 from ..core.schema import CATEGORY, FIELD_NAMES, FIELDS, INTEGER
 from ..errors import UsageError, UserError
 from . import chunks
-from .formats import CSV, JSONL, OUTPUT_COLUMNS, PARQUET, REJECT_COLUMNS, STDIO, format_of, \
-    input_format, output_format, rejects_location
+from .formats import CSV, JSONL, LAST_LINE, LINE, OUTPUT_COLUMNS, PARQUET, PROBLEM_FIELDS, \
+    PROBLEM_MESSAGES, REJECT_COLUMNS, RUN_ROWS, STDIO, format_of, input_format, \
+    output_format, rejects_location
 from .parallel import OrderedPool
 from .publishing import Outcome, abort_all, publish_together
 from .reading import csv_header, field_columns, first_line, parquet_chunks, text_chunks
@@ -308,8 +309,10 @@ def _output_schema(in_fmt: str, columns, input_schema):
 def _rejects_schema(in_fmt: str, columns, input_schema):
     import pyarrow as pa
 
-    head = [pa.field("line", pa.int64()), pa.field("field", pa.string()),
-            pa.field("message", pa.string())]
+    listed = pa.list_(pa.string())  # a Parquet rejects file keeps a row's problems as lists
+    head = [pa.field(LINE, pa.int64()), pa.field(LAST_LINE, pa.int64()),
+            pa.field(RUN_ROWS, pa.int64()), pa.field(PROBLEM_FIELDS, listed),
+            pa.field(PROBLEM_MESSAGES, listed)]
     if in_fmt == JSONL:
         return pa.schema(head + [pa.field("record", pa.string())])
     if input_schema is not None:

@@ -15,9 +15,19 @@ EXTENSION_OF = {CSV: ".csv", JSONL: ".jsonl", PARQUET: ".parquet"}
 # Columns every output row gets, after the input's own.
 ESTIMATE, LOWER, UPPER, WARNINGS = "estimate", "likely_lower", "likely_upper", "warnings"
 OUTPUT_COLUMNS = (ESTIMATE, LOWER, UPPER, WARNINGS)
-# Columns a tabular (CSV, Parquet) rejects file puts before the rejected row's own.
+# One problem a line (the training data checks' rejected.csv): its line, field and message.
 LINE, FIELD, MESSAGE = "line", "field", "message"
-REJECT_COLUMNS = (LINE, FIELD, MESSAGE)
+PROBLEM_COLUMNS = (LINE, FIELD, MESSAGE)
+# Columns a tabular (CSV, Parquet) rejects file of the scorer puts before the rejected row's
+# own: one line a rejected row (or a run of identical rows), with all of its problems.
+LAST_LINE, RUN_ROWS, PROBLEM_FIELDS, PROBLEM_MESSAGES = "last_line", "rows", "fields", "messages"
+REJECT_COLUMNS = (LINE, LAST_LINE, RUN_ROWS, PROBLEM_FIELDS, PROBLEM_MESSAGES)
+# A JSON-lines rejects line lists its problems as {"field", "message"} objects under this key.
+PROBLEMS = "problems"
+# A CSV rejects line joins its fields, and its messages, with this: no message holds a line
+# break (the core shows any text it quotes as JSON or repr), so the n-th field and the n-th
+# message go together; a spreadsheet shows one problem a line within the cell.
+PROBLEM_SEPARATOR = "\n"
 # A row's warning messages are joined with this (the messages themselves contain "; ").
 WARNING_SEPARATOR = " | "
 STDIO = "-"

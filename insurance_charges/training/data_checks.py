@@ -37,7 +37,7 @@ from ..command_logs import log_to
 from ..core.model_card import sha256_of
 from ..core.schema import BY_NAME, FIELD_NAMES, typed_from_text, validate_record
 from ..errors import UsageError
-from ..scoring.formats import REJECT_COLUMNS
+from ..scoring.formats import PROBLEM_COLUMNS
 from .data import TARGET, DataError
 from .data_fetch import fetch, parse_sha256
 from .drift_report import DRIFT_REPORT, Baseline, compare, log_report, read_card, summary
@@ -117,7 +117,7 @@ def check_rows(path: Path, out_dir: Path, report: Report) -> None:
 
 def _split(reader, header: list[str], order: list[int], keep, refuse, report: Report) -> None:
     keep.writerow(header)
-    refuse.writerow([*REJECT_COLUMNS, *header])
+    refuse.writerow([*PROBLEM_COLUMNS, *header])
     for cells in reader:
         if not cells:
             report.blank_lines += 1

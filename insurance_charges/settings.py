@@ -34,6 +34,12 @@ SAGEMAKER_PORT = 8080
 MAX_PAYLOAD_MB = 6
 MAX_PAYLOAD_MB_LIMIT = 100
 MB = 1024 * 1024  # SageMaker's MB, as its own containers count it (MiB)
+# /worker/files scores objects up to this size: 100 MB of CSV, about a million rows, scores in
+# about 13 s at the scorer's measured rate (docs/scoring.md), well inside the worker
+# environment's gunicorn timeout; a larger object is refused with a result message. The limit
+# stops at 1,000: larger files belong to the scorer run as a job or to Batch Transform.
+WORKER_MAX_FILE_MB = 100
+WORKER_MAX_FILE_MB_LIMIT = 1000
 # The metrics port has no authentication: unless told otherwise it answers this machine only.
 METRICS_HOST = "127.0.0.1"
 # A host name as RFC 1123 spells one: dot-separated labels of 1 to 63 letters, digits and
@@ -74,6 +80,11 @@ class Settings:
     # An EB worker environment's result destination (an SQS queue or SNS topic); None: the
     # worker routes do not exist (the web tier).
     worker_results: Destination | None = None
+    # Where /worker/files writes scored copies (s3://bucket/prefix); None: no such route.
+    worker_scored: str | None = None
+    # The largest object /worker/files scores; gunicorn's timeout in the worker environment
+    # covers scoring one this size (docs/events.md#post-workerfiles).
+    worker_max_file_mb: int = WORKER_MAX_FILE_MB
 
 
 def _whole(low: int, high: int, fix: str) -> Callable[[str], int]:
@@ -148,6 +159,13 @@ def _model_store(text: str) -> str:
     from .registry.uri import parse_store
 
     return parse_store(text).uri()
+
+
+def _scored_prefix(text: str) -> str:
+    from .registry.uri import parse_prefix
+
+    return parse_prefix(text, "WORKER_SCORED_URI to s3://bucket/prefix, where the worker "
+                              "writes scored files").uri()
 
 
 def _trusted_keys(text: str) -> tuple:
@@ -228,6 +246,10 @@ def _parsers(cpus: int) -> dict[str, tuple[str, Callable]]:
         "METRICS_HOST": ("metrics_host", _metrics_host),
         "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", _metrics_dir),
         "WORKER_RESULTS": ("worker_results", parse_destination),
+        "WORKER_SCORED_URI": ("worker_scored", _scored_prefix),
+        "WORKER_MAX_FILE_MB": ("worker_max_file_mb", _whole(
+            1, WORKER_MAX_FILE_MB_LIMIT, f"set WORKER_MAX_FILE_MB from 1 to "
+                                         f"{WORKER_MAX_FILE_MB_LIMIT} (megabytes)")),
     }
 
 

@@ -4,6 +4,7 @@ worker serves."""
 import hashlib
 import json
 import os
+import sys
 import subprocess
 
 import boto3
@@ -180,3 +181,15 @@ def test_access_denied_by_the_stores_policy_stops_start_up_naming_the_permission
         "s3://locked/insurance/champion.json; the instance profile or role needs s3:GetObject "
         "on arn:aws:s3:::locked/insurance/* (docs/model-releases.md#iam-policies)"], done.stderr
     assert "Booting worker" not in done.stderr
+
+
+def test_the_file_scorer_scores_with_the_version_model_uri_names(published, aws, tmp_path):
+    rows = tmp_path / "claims.csv"
+    rows.write_text("age,sex,bmi,children,smoker,region\n19,female,27.9,0,yes,southwest\n")
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), **aws, "MODEL_URI": f"{published}/{VERSION}"}
+    done = subprocess.run([sys.executable, "-m", "insurance_charges.scoring", str(rows), "-o",
+                           str(tmp_path / "scored.csv"), "--jobs", "1"], cwd=tmp_path,
+                          env=environ, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert f"serving model {VERSION} from {published}/{VERSION}" in done.stderr
+    assert (tmp_path / "scored.csv").read_text().count("\n") == 2

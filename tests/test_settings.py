@@ -47,7 +47,8 @@ def test_every_variable_the_service_reads_is_listed():
                            "MAX_BATCH", "API_KEYS", "MODEL_PUBLIC_KEY", "SAGEMAKER_BIND_TO_PORT",
                            "SAGEMAKER_MAX_PAYLOAD_IN_MB", "MODEL_URI",
                            "MODEL_STORE", "METRICS_PORT", "METRICS_HOST",
-                           "PROMETHEUS_MULTIPROC_DIR", "WORKER_RESULTS")
+                           "PROMETHEUS_MULTIPROC_DIR", "WORKER_RESULTS",
+                           "WORKER_SCORED_URI", "WORKER_MAX_FILE_MB")
 
 
 def test_sagemakers_port_and_payload_limit_default_to_8080_and_6_mb():

@@ -25,6 +25,7 @@ SLOW_FIXTURES = frozenset({
     "server", "metered", "prometheus",  # gunicorn, Prometheus
     "moto_endpoint", "moto_server", "aws", "s3", "locked_store", "registry",  # moto, the registry
     "sqs", "worker_fifo", "worker_sns", "worker_unpublishable",  # moto + gunicorn: EB worker
+    "arrivals_queue", "worker_files",
     "training", "retrained", "releases", "committed_dir", "weeks", "released",  # trainings
     "retrained_again", "retrained_as_the_oldest_cpu",
 })

@@ -67,7 +67,12 @@ def _split(text: str, what: str) -> tuple[str, list[str]]:
 
 def parse_store(text: str) -> StoreLocation:
     """``s3://bucket[/prefix]`` as a StoreLocation; ValueError saying what to write."""
-    bucket, parts = _split(text.strip(), f"the store as {FORMS}")
+    return parse_prefix(text, f"the store as {FORMS}")
+
+
+def parse_prefix(text: str, what: str) -> StoreLocation:
+    """``s3://bucket[/prefix]`` as a StoreLocation; ValueError ending "set ``what``"."""
+    bucket, parts = _split(text.strip(), what)
     return StoreLocation(bucket, "/".join(parts))
 
 

@@ -59,8 +59,8 @@ def parser() -> cli_runner.Parser:
         description="Estimate yearly insurance charges for every row of a CSV, JSON-lines or "
                     "Parquet file, through the same validation and model as the JSON API.",
         epilog="Locations are local paths, s3://bucket/key URIs or - (stdin, stdout). The model "
-               "comes from MODEL_PATH and MODEL_PUBLIC_KEY, as for the service. Exit status: "
-               "0 done, 1 more rows rejected than --max-rejects allows, 2 not done, 128 + N "
+               "comes from MODEL_PATH or MODEL_URI, and MODEL_PUBLIC_KEY, as for the service. "
+               "Exit status: 0 done, 1 more rows rejected than --max-rejects allows, 2 not done, 128 + N "
                "stopped by signal N (SIGHUP, SIGINT, SIGTERM).")
     p.add_argument("input", metavar="INPUT", help="the file to score (- for stdin)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
@@ -199,7 +199,12 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
         from ..settings import from_environ
 
         settings = from_environ()
-        model = load_model(settings.model_path, settings.trusted_keys)
+        if settings.model_uri:  # a version in the registry's store, as the service serves it
+            from ..registry.loading import load_from_store
+
+            model = load_from_store(settings.model_uri, settings.trusted_keys)
+        else:
+            model = load_model(settings.model_path, settings.trusted_keys)
         chunks.install(model, plan)
         # The model and the libraries loaded so far live until the end: keep the collector
         # off them (a full collection walks millions of objects) and off the pages the

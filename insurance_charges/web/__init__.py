@@ -25,7 +25,9 @@ def config_from(settings: settings_module.Settings) -> dict[str, Any]:
             # SageMaker's /invocations (web/sagemaker.py): its body limit and the workers
             # gunicorn runs, which /execution-parameters advises as the job's concurrency.
             "MAX_PAYLOAD_MB": settings.max_payload_mb, "WORKERS": settings.workers,
-            "METRICS_DIR": settings.metrics_dir, "WORKER_RESULTS": settings.worker_results}
+            "METRICS_DIR": settings.metrics_dir, "WORKER_RESULTS": settings.worker_results,
+            "WORKER_SCORED_URI": settings.worker_scored,
+            "WORKER_MAX_FILE_MB": settings.worker_max_file_mb}
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

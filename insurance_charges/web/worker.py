@@ -17,25 +17,33 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from ..aws_messages import MAX_MESSAGE_BYTES, Destination, PublishError, messaging_client, \
     publish
 from ..core.json_bytes import answer_json
-from . import served_model
+from ..registry.uri import parse_model_uri
+from . import served_model, worker_files
 from .api import estimate_body
 from .errors import HttpProblem, problem_document
 from .json_body import read_json
 
 log = logging.getLogger(__name__)
 bp = Blueprint("worker", __name__)
+files_bp = Blueprint("worker_files", __name__)
 _CLIENT = "insurance_charges.worker_client"
 MESSAGE_ID = "X-Aws-Sqsd-Msgid"
 # An SQS message id is a UUID (36 characters); anything else did not come from sqsd.
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9-]{1,128}")
 # Refusals a retry cannot change (the message's own body is wrong): published and acknowledged.
 PERMANENT = frozenset({400, 413, 415, 422})
+MB = 1024 * 1024
 
 
 def init_app(app: Flask, destination: Destination) -> None:
-    """Serve the worker routes, publishing to ``destination`` with one client per process."""
+    """Serve the worker routes, publishing to ``destination`` with one client per process.
+
+    ``/worker/files`` only when ``WORKER_SCORED_URI`` says where scored files go.
+    """
     app.extensions[_CLIENT] = (destination, messaging_client(destination))
     app.register_blueprint(bp)
+    if app.config["WORKER_SCORED_URI"] is not None:
+        app.register_blueprint(files_bp)
 
 
 @bp.post("/worker/estimates")
@@ -56,6 +64,42 @@ def estimates():
                  "limit of a result message; send fewer records per message"))})
     _publish(result, message_id)
     return jsonify(published=message_id, status=outcome["status"])
+
+
+@files_bp.post("/worker/files")
+def files():
+    """Score each object an S3 event names into WORKER_SCORED_URI; publish one summary each."""
+    message_id = _message_id()
+    try:
+        found, skipped = worker_files.arrivals(read_json()[0])
+    except HttpProblem as problem:
+        if problem.status not in PERMANENT:
+            raise
+        _publish(_result(message_id, {"status": problem.status,
+                                      "problem": problem_document(problem)}), message_id)
+        return jsonify(published=[message_id], status=problem.status)
+    for note in skipped:  # nothing to score: said in the log, and acknowledged
+        log.info("message %s: skipped %s", message_id, note)
+    config, model_env = current_app.config, _scorer_model()
+    published = []
+    for index, arrival in enumerate(found):
+        output = worker_files.scored_uri(config["WORKER_SCORED_URI"], arrival)
+        fields = worker_files.summary(arrival, output, config["WORKER_MAX_FILE_MB"] * MB,
+                                      model_env)
+        # One result per object; a redelivered message repeats each under the same id.
+        result_id = message_id if len(found) == 1 else f"{message_id}-{index}"
+        _publish(_result(message_id, {"status": 200, "file": fields}), result_id)
+        published.append(result_id)
+    return jsonify(published=published, status=200)
+
+
+def _scorer_model() -> dict[str, str | None]:
+    """The scorer's MODEL_PATH or MODEL_URI for the very model this process serves."""
+    uri = current_app.config.get("MODEL_URI")
+    if uri:  # the version served, not "champion": that name may move on meanwhile
+        location, _ = parse_model_uri(uri)
+        return {"MODEL_URI": location.model_uri(served_model().version), "MODEL_PATH": None}
+    return {"MODEL_PATH": str(served_model().path), "MODEL_URI": None}
 
 
 def _message_id() -> str:

@@ -34,7 +34,7 @@ class Scraper:
             self.times_ms.append(1000 * (time.perf_counter() - started))
             self._stop.wait(SCRAPE_S)
 
-    def __enter__(self) -> "Scraper":
+    def __enter__(self) -> Scraper:
         self._thread.start()
         return self
 

@@ -15,14 +15,19 @@ import pandas as pd
 from devtools.records import valid_records
 from insurance_charges.core import interval
 from insurance_charges.core.estimates import estimate
-from insurance_charges.paths import DEFAULT_MODEL_PATH
-from insurance_charges.serving.model import load_model
 from insurance_charges.core.json_bytes import answer_json
-from insurance_charges.serving.fastpath.predictor import ROWS_BELOW, inputs
 from insurance_charges.core.schema import FIELD_NAMES
-from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
-                                               validate_records)
 from insurance_charges.core.strict_json import _finite_float, _reject_constant, parse_json
+from insurance_charges.core.validation import (
+    alone,
+    in_batch,
+    range_warnings,
+    validate_each,
+    validate_records,
+)
+from insurance_charges.paths import DEFAULT_MODEL_PATH
+from insurance_charges.serving.fastpath.predictor import ROWS_BELOW, inputs
+from insurance_charges.serving.model import load_model
 
 
 def best_ms(func, number: int) -> float:

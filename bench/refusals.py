@@ -119,7 +119,8 @@ def lines(result: dict) -> list[str]:
 
 def main() -> int:
     from . import invocations  # its 6 MB mini-batch (it imports this module: not at the top)
-    from .servers import BenchError as ServiceError, Service
+    from .servers import BenchError as ServiceError
+    from .servers import Service
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running service (default: start one as `make run`)")

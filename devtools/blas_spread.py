@@ -16,12 +16,13 @@ import contextlib
 import json
 import os
 import signal
+
 # Only this interpreter is started, with fixed arguments and no shell.
 import subprocess  # nosec B404
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from devtools import host
@@ -172,7 +173,7 @@ def same_in_every_run(runs: list[Run], key: str) -> dict[str, list[int]]:
 
 def record(runs: list[Run]) -> dict:
     """The measurement as bench/results/blas-spread.json holds it."""
-    return {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    return {"measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": host.machine(),
             "runs": [{"label": run.label, "env": run.env,
                       "openblas": [{"version": version, "kernel": kernel, "threads": threads}

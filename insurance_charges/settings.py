@@ -11,9 +11,9 @@ import os
 import re
 import socket
 import stat
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 from .aws_messages import Destination, parse_destination
 from .core.estimates import MAX_BATCH_LIMIT

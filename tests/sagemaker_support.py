@@ -1,7 +1,8 @@
 """What an /invocations body reader answers, as one comparable value (shared by the readers' tests)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from insurance_charges.core.estimates import InvalidRecords
 from insurance_charges.platforms.sagemaker.decoding import Unreadable

@@ -206,7 +206,7 @@ class HeldUploads:
         self.holding = threading.Event()  # a part is being held
         self.released = threading.Event()
 
-    def __enter__(self) -> "HeldUploads":
+    def __enter__(self) -> HeldUploads:
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 

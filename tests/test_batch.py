@@ -7,13 +7,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devtools.records import valid_records
-from insurance_charges.core import validation
+from insurance_charges.core import strict_json, validation
 from insurance_charges.core.schema import FIELDS, record_problems
-from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
-                                               validate_records)
-from insurance_charges.web import json_body
-from insurance_charges.core import strict_json
 from insurance_charges.core.strict_json import _finite_float, _object, _reject_constant, parse_json
+from insurance_charges.core.validation import (
+    alone,
+    in_batch,
+    range_warnings,
+    validate_each,
+    validate_records,
+)
+from insurance_charges.web import json_body
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,9 +1,8 @@
 """What drives an estimate: the likely range, what-ifs and charts on the result page."""
 import re
 
-import pytest
-
 import numpy as np
+import pytest
 
 from insurance_charges.core import explain
 from insurance_charges.core.estimates import estimate

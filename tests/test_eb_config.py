@@ -7,9 +7,18 @@ import pytest
 
 from insurance_charges.settings import ENVIRONMENT, MAX_CONTENT_LENGTH
 
-from .deploy_files import (EB_OPTIONS, ROOT, dockerrun, exposed_port, gunicorn_settings,
-                           image_env, nginx_directives, nginx_seconds, nginx_size,
-                           option_settings, settings)
+from .deploy_files import (
+    EB_OPTIONS,
+    dockerrun,
+    exposed_port,
+    gunicorn_settings,
+    image_env,
+    nginx_directives,
+    nginx_seconds,
+    nginx_size,
+    option_settings,
+    settings,
+)
 
 SETTINGS = option_settings()
 EB = settings()

@@ -11,8 +11,14 @@ import pytest
 import yaml
 
 from .conftest import ROOT, require
-from .deploy_files import (EBCLI_PYTHON, EBCLI_VENV, gunicorn_settings, image_env,
-                           option_settings, settings)
+from .deploy_files import (
+    EBCLI_PYTHON,
+    EBCLI_VENV,
+    gunicorn_settings,
+    image_env,
+    option_settings,
+    settings,
+)
 
 EB = settings()
 HEALTH = EB["aws:elasticbeanstalk:healthreporting:system"]

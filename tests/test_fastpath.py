@@ -8,13 +8,12 @@ import pandas as pd
 import pytest
 
 from devtools.records import valid_records
-from insurance_charges.serving import fastpath
-from insurance_charges.core.validation import columns_of
-from insurance_charges.serving.fastpath import compiler
-from insurance_charges.serving.fastpath import parity, predictor, steps
-from insurance_charges.paths import DEFAULT_MODEL_PATH
-from insurance_charges.serving.model import load_model
 from insurance_charges.core.schema import BY_NAME, CATEGORY, FIELD_NAMES, FIELDS
+from insurance_charges.core.validation import columns_of
+from insurance_charges.paths import DEFAULT_MODEL_PATH
+from insurance_charges.serving import fastpath
+from insurance_charges.serving.fastpath import compiler, parity, predictor, steps
+from insurance_charges.serving.model import load_model
 
 TOLERANCE = parity.TOLERANCE  # 1e-9 relative, on every record
 

@@ -10,14 +10,14 @@ import time
 import joblib
 import pytest
 
+from devtools.gunicorn_server import GunicornServer, free_port
 from insurance_charges.core.model_card import path_for
 from insurance_charges.core.model_signing import signature_path
-from insurance_charges.settings import DEFAULT_MODEL_PATH
 from insurance_charges.core.schema import EXAMPLE_RECORD
+from insurance_charges.settings import DEFAULT_MODEL_PATH
 
 from .conftest import ROOT, vouch_for
 from .load import run_load
-from devtools.gunicorn_server import GunicornServer, free_port
 
 pytestmark = pytest.mark.slow
 ONE = json.dumps(EXAMPLE_RECORD).encode()

@@ -4,9 +4,8 @@ import json
 
 import pytest
 
-from insurance_charges.core.schema import EXAMPLE_RECORD
-
 from devtools.gunicorn_server import GunicornServer
+from insurance_charges.core.schema import EXAMPLE_RECORD
 
 pytestmark = pytest.mark.slow
 KEY = "s3cret-key-for-the-log-test"

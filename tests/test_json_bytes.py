@@ -2,13 +2,13 @@
 import numpy as np
 import orjson
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from devtools.records import valid_records
 from insurance_charges.core.estimates import Estimates, estimate
 from insurance_charges.core.json_bytes import answer_json
 from insurance_charges.core.schema import FieldError
-
-from devtools.records import valid_records
 
 
 def estimates_of(amounts, lower=None, upper=None, *, batch=True, warnings=(), level=0.8):

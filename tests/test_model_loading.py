@@ -8,11 +8,11 @@ from pathlib import Path
 import joblib
 import pytest
 
+from insurance_charges.core.model_card import path_for
+from insurance_charges.core.model_signing import signature_path
+from insurance_charges.serving.model import ModelLoadError, load_model
 from insurance_charges.settings import SettingsError
 from insurance_charges.web import create_app, served_model
-from insurance_charges.core.model_card import path_for
-from insurance_charges.serving.model import ModelLoadError, load_model
-from insurance_charges.core.model_signing import signature_path
 
 from .conftest import ROOT, sign_with, vouch_for
 

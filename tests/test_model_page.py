@@ -15,9 +15,12 @@ from insurance_charges.monitoring import drift
 from insurance_charges.web import create_app
 from insurance_charges.web.model_views import bin_names
 
+from .browser_fixtures import ARTIFACTS
 from .conftest import require
 from .test_accessibility import AXE, VIEWPORTS, violations
-from .test_browser import ARTIFACTS, NO_SIDEWAYS_SCROLL, browser, server  # noqa: F401
+from .test_browser import NO_SIDEWAYS_SCROLL
+
+pytest_plugins = ("tests.browser_fixtures",)  # browser, server
 
 
 def text_of(html: str) -> str:

@@ -36,7 +36,6 @@ from insurance_charges.settings import MAX_CONTENT_LENGTH, MB, Settings, Setting
 from insurance_charges.web import create_app
 
 from .conftest import ROOT
-
 from .sagemaker_support import reader_outcome
 
 CSV, JSONL, JSON = "text/csv", "application/jsonlines", "application/json"

@@ -8,10 +8,10 @@ import tarfile
 
 import pytest
 
-from insurance_charges.serving.model import load_model
 from insurance_charges.core.model_signing import signature_path
 from insurance_charges.platforms.sagemaker import launch
 from insurance_charges.platforms.sagemaker.__main__ import main
+from insurance_charges.serving.model import load_model
 from insurance_charges.settings import DEFAULT_MODEL_PATH
 
 from .aws import this_process_on_moto

@@ -8,8 +8,8 @@ import warnings
 
 import pytest
 
-from insurance_charges.web import create_app
 from insurance_charges.settings import parse_api_keys
+from insurance_charges.web import create_app
 from insurance_charges.web.security import key_is_valid
 
 from .conftest import ROOT

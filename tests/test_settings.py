@@ -8,8 +8,13 @@ import pytest
 
 from devtools.gunicorn_server import free_port
 from insurance_charges.core.model_signing import TRUSTED_KEYS, signature_path
-from insurance_charges.settings import (DEFAULT_MODEL_PATH, ENVIRONMENT, Settings, SettingsError,
-                                        from_environ)
+from insurance_charges.settings import (
+    DEFAULT_MODEL_PATH,
+    ENVIRONMENT,
+    Settings,
+    SettingsError,
+    from_environ,
+)
 
 from .conftest import ROOT
 

@@ -8,13 +8,12 @@ import sys
 import pandas as pd
 import pytest
 
-from insurance_charges.training import baseline, data, train
-from insurance_charges.core.model_card import path_for
-from insurance_charges.serving.model import load_model
-from insurance_charges.core.schema import FIELD_NAMES
-from insurance_charges.settings import DEFAULT_MODEL_PATH
-
 from devtools.blas_spread import GENERIC, numbers, oldest_cpu
+from insurance_charges.core.model_card import path_for
+from insurance_charges.core.schema import FIELD_NAMES
+from insurance_charges.serving.model import load_model
+from insurance_charges.settings import DEFAULT_MODEL_PATH
+from insurance_charges.training import baseline, data, train
 
 from .conftest import ROOT
 

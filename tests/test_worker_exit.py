@@ -5,9 +5,8 @@ import time
 
 import pytest
 
-from insurance_charges.core.schema import EXAMPLE_RECORD
-
 from devtools.gunicorn_server import GunicornServer
+from insurance_charges.core.schema import EXAMPLE_RECORD
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from airflow.providers.standard.hooks.subprocess import SubprocessHook
@@ -144,7 +144,7 @@ with DAG(
     doc_md=__doc__,
     # Mondays 03:00 UTC: the week's bills are in and nobody is waiting on the workers.
     schedule="0 3 * * 1",
-    start_date=datetime(2026, 11, 2, tzinfo=timezone.utc),
+    start_date=datetime(2026, 11, 2, tzinfo=UTC),
     catchup=False,  # after a pause, one run on the newest data, not one per missed week
     max_active_runs=1,  # two runs must never race to promote
     # Above the worst case of every attempt and wait below (about 5 h), far below a week: a run

@@ -8,15 +8,23 @@ Every way in (the JSON API, the form, the benchmark) calls it; adapters only tra
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from . import interval
 from .schema import EXAMPLE_RECORD, FieldError
-from .validation import Locate, ValidRecords, alone, how_many, in_batch, range_warnings, \
-    validate_records
+from .validation import (
+    Locate,
+    ValidRecords,
+    alone,
+    how_many,
+    in_batch,
+    range_warnings,
+    validate_records,
+)
 
 CENTS = 2  # estimates and ranges are rounded once, to the cent, after all arithmetic
 

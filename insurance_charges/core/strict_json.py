@@ -9,8 +9,8 @@ import gc
 import json
 import math
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import orjson
 

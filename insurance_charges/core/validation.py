@@ -8,12 +8,21 @@ once how records are addressed.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from .schema import BY_NAME, CATEGORY, FIELDS, INTEGER, NUMBER, FieldError, \
-    extrapolation_warning, record_problems
+from .schema import (
+    BY_NAME,
+    CATEGORY,
+    FIELDS,
+    INTEGER,
+    NUMBER,
+    FieldError,
+    extrapolation_warning,
+    record_problems,
+)
 
 Locate = Callable[[int], str]
 _MISSING = object()

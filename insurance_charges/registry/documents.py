@@ -8,8 +8,9 @@ exactly the three names its signature covers, each a plain file name.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, TypedDict
+from typing import Any, TypedDict
 
 from ..core import model_card
 from .store import RESTORE, Damaged, loads

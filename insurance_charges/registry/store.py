@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import UserError
 from .uri import StoreLocation
@@ -92,8 +92,12 @@ def _code(exc: Exception) -> str:
 
 
 def _retriable(exc: Exception) -> bool:
-    from botocore.exceptions import (ConnectionClosedError, ConnectTimeoutError,
-                                     EndpointConnectionError, ReadTimeoutError)
+    from botocore.exceptions import (
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
 
     network = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
                ConnectionClosedError)

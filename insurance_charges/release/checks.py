@@ -13,7 +13,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-
 from pathlib import Path
 
 from ..core.schema import EXAMPLE_RECORD

@@ -25,8 +25,10 @@ import csv
 import io
 import json
 import sys
-from dataclasses import dataclass, field as dc_field
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -35,8 +37,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from ..core.estimates import estimate_valid
-from ..core.schema import BY_NAME, CATEGORY, FIELD_NAMES, FIELDS, INTEGER, FieldError, \
-    RepeatedKeys, _shown_key, check_value
+from ..core.schema import (
+    BY_NAME,
+    CATEGORY,
+    FIELD_NAMES,
+    FIELDS,
+    INTEGER,
+    FieldError,
+    RepeatedKeys,
+    _shown_key,
+    check_value,
+)
 from ..core.validation import Refusal, ValidRecords, validate_each, validate_records
 from . import columns as fastpath
 from .cells import ECHO_LIMIT, cut_table, cut_text, inert_table
@@ -46,7 +57,7 @@ from .formats import CSV, ESTIMATE, FIELD, JSONL, LAST_LINE, LINE, LOWER, MESSAG
 from .reading import BatchChunk, TextChunk, line_count, lines_of
 
 MODEL = None
-PLAN: "Plan | None" = None
+PLAN: Plan | None = None
 ALL = sys.maxsize  # validate_each lists every problem of a chunk, not only the first 100
 
 
@@ -294,7 +305,7 @@ class Found:
         return len(self.line)
 
     @classmethod
-    def of(cls, problems: list[Problem]) -> "Found":
+    def of(cls, problems: list[Problem]) -> Found:
         """Problems listed one by one (the reference path), as columns."""
         return cls(np.array([p.line for p in problems], dtype=np.int64),
                    np.array([FIELD_NAMES.index(p.field) for p in problems], dtype=np.int64),

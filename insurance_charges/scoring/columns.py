@@ -17,8 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..core.schema import CATEGORY, INTEGER, Field, check_value, record_problems, \
-    typed_from_text
+from ..core.schema import CATEGORY, INTEGER, Field, check_value, record_problems, typed_from_text
 from ..core.validation import ValidRecords
 
 # Stricter than schema.typed_from_text's patterns (no sign, no leading dot, no trailing dot),
@@ -160,7 +159,7 @@ class _Row(Mapping):
 
     __slots__ = ("_records", "_i")
 
-    def __init__(self, records: "ColumnRecords", i: int):
+    def __init__(self, records: ColumnRecords, i: int):
         self._records, self._i = records, i
 
     def __getitem__(self, name: str):

@@ -8,8 +8,9 @@ every partial file and unfinished upload, going on past any that fails.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from .signals import StopSignals
 from .storage import Sink

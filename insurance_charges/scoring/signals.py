@@ -3,8 +3,8 @@ publishing its outputs or cleaning up after a failure."""
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 # Ctrl-C, a scheduler's stop (docker stop, ECS, Batch) and a closed terminal or SSH session.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -40,7 +40,7 @@ class StopSignals:
         raise Interrupted(signum)
 
     @contextmanager
-    def installed(self) -> Iterator["StopSignals"]:
+    def installed(self) -> Iterator[StopSignals]:
         """Handle the stop signals in this block; the previous handlers come back after."""
         self.previous = {s: signal.signal(s, self) for s in STOP_SIGNALS}
         try:

@@ -11,15 +11,16 @@ import io
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 # Unpickling the pipeline imports PyCaret, which otherwise opens ./logs.log.
 os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 from . import fastpath  # noqa: E402
 from ..core import model_card, model_signing  # noqa: E402

@@ -5,7 +5,8 @@ Serving only adds the fitted offsets (``core/interval.py``); everything here run
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,14 +9,16 @@ import logging
 import os
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 # PyCaret opens ./logs.log when it is first imported unless told otherwise.
 os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 
-import pandas as pd  # noqa: E402
-from sklearn.base import BaseEstimator  # noqa: E402
+import pandas as pd
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sklearn.base import BaseEstimator
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
@@ -126,7 +128,7 @@ def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey) -> dict:
     card = card_writer.build(
         pipeline_path=pipeline_path, pipeline_sha256=sha256_of(pipeline_path),
         estimator=type(final.steps[-1][1]).__name__, estimator_id=estimator_id,
-        trained_at=datetime.now(timezone.utc), data_sha256=data_sha, rows=len(frame),
+        trained_at=datetime.now(UTC), data_sha256=data_sha, rows=len(frame),
         training={"session_id": SESSION_ID, "holdout_fraction": HOLDOUT_FRACTION,
                   "cv_folds": FOLDS, "sort_by": SORT_BY, "candidates": list(CANDIDATES),
                   "pipeline_steps": [name for name, _ in final.steps]},

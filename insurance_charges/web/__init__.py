@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, current_app
 
@@ -45,8 +46,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # which has sort_keys; the annotation is its base class, which has not.
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from . import (api, drift_views, errors, form_views, logs, model_views, observe, openapi,
-                   sagemaker, security)
+    from . import (
+        api,
+        drift_views,
+        errors,
+        form_views,
+        logs,
+        model_views,
+        observe,
+        openapi,
+        sagemaker,
+        security,
+    )
 
     logs.init_app(app)
     started = time.perf_counter()

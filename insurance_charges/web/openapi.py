@@ -6,11 +6,12 @@ from functools import lru_cache
 
 from flask import Blueprint, current_app, jsonify, render_template
 
-from .errors import PROBLEM_MEDIA_TYPE, PROBLEMS, problem_type
-from .inline_markdown import code_spans
 from ..core.schema import CATEGORY, EXAMPLE_RECORD, FIELD_NAMES, FIELDS, INTEGER
 from ..monitoring import drift as drift_rules
-from ..monitoring.state import SOURCE as DRIFT_SOURCE, WINDOW_SECONDS
+from ..monitoring.state import SOURCE as DRIFT_SOURCE
+from ..monitoring.state import WINDOW_SECONDS
+from .errors import PROBLEM_MEDIA_TYPE, PROBLEMS, problem_type
+from .inline_markdown import code_spans
 
 bp = Blueprint("openapi", __name__)
 # The document's prose marks names as `code`; /docs shows them as code, not as backticks.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -23,8 +23,7 @@ from ...core.schema import FIELD_NAMES, FIELDS
 from ...core.validation import LISTED, Refusal, ValidRecords, validate_each
 from ...scoring.columns import ColumnRecords, fast_values, reference_record
 from ...scoring.reading import line_count
-from .decoding import (EMPTY, RECORD, Decoded, Unreadable, add, full, invalid, locate,
-                       unreadable)
+from .decoding import EMPTY, RECORD, Decoded, Unreadable, add, full, invalid, locate, unreadable
 from .line_spans import blank_lines, line_chunks
 
 BOM = b"\xef\xbb\xbf"

@@ -7,7 +7,7 @@ input record.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import orjson

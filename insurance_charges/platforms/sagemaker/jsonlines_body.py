@@ -11,15 +11,15 @@ and it is read a chunk of lines at a time, so its memory follows its records, no
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from itertools import compress
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import orjson
 
 from ...core.schema import FIELDS
-from ...core.validation import (CODES, LISTED, Refusal, ValidRecords, validate_each,
-                                    validate_records)
+from ...core.validation import CODES, LISTED, Refusal, ValidRecords, validate_each, validate_records
 from .decoding import EMPTY, Decoded, Unreadable, add, full, invalid, locate, unreadable
 from .line_spans import blank_lines, line_chunks, line_starts
 

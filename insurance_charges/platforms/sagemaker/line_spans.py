@@ -6,7 +6,7 @@ here instead of a Python step per line, so its cost follows its bytes, not its l
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

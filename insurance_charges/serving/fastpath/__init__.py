@@ -13,8 +13,8 @@ import pandas as pd
 
 from ...core.schema import FIELD_NAMES
 from .compiler import compile_pipeline
-from .predictor import ROWS_BELOW, FastPredictor, inputs
 from .parity import STARTUP_SAMPLE, TOLERANCE, relative_differences, startup_sample
+from .predictor import ROWS_BELOW, FastPredictor, inputs
 from .steps import Unsupported
 
 __all__ = ["FastPredictor", "Unsupported", "build"]

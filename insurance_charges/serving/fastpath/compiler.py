@@ -9,7 +9,7 @@ fitted steps themselves (each wrapper is run once on a probe frame), never assum
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd

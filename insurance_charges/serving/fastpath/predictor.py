@@ -6,13 +6,13 @@ in the schema's choices), a few records one record at a time, and the estimator 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from .steps import Coded, Compiled
 from ...core.schema import CATEGORY, FIELDS
 from ...core.validation import ValidRecords
+from .steps import Coded, Compiled
 
 # Below this many records, encoding record by record in plain Python beats numpy column by
 # column: one record 0.015 ms against 0.058, three 0.024 against 0.032, about equal at four

@@ -9,7 +9,8 @@ category_encoders 2.7 operation for operation, so the floats come out bit-identi
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

@@ -167,7 +167,7 @@ def test_cfn_lint_catches_each_broken_alarm_property(tmp_path):
         **base, prop: value}} for prop, value in BREAKAGES.items()}
     found = {tuple(finding["Location"]["Path"][1:4:2])
              for finding in cfn_lint(standalone_template({**RESOURCES, **broken}), tmp_path)}
-    assert found == {(name, prop) for name, prop in zip(broken, BREAKAGES)}
+    assert found == {(name, prop) for name, prop in zip(broken, BREAKAGES, strict=True)}
 
 
 def test_the_resources_use_only_functions_elastic_beanstalk_resolves():

@@ -48,7 +48,7 @@ def test_answer_bytes_equal_orjsons_for_every_shape_of_answer(estimates):
 @given(st.lists(st.tuples(*[st.floats(0, 1e12, allow_nan=False)] * 3), min_size=1,
                 max_size=50).map(lambda rows: [sorted(row) for row in rows]))
 def test_answer_bytes_equal_orjsons_for_any_dollar_amounts(rows):
-    lower, amounts, upper = (list(column) for column in zip(*rows))
+    lower, amounts, upper = (list(column) for column in zip(*rows, strict=True))
     estimates = estimates_of(np.round(amounts, 2), np.round(lower, 2), np.round(upper, 2))
     assert answer_json(estimates) == reference(estimates)
 

@@ -232,7 +232,7 @@ def _charges_shuffled(data_path) -> bytes:
     random.Random(12).shuffle(charges)
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(
-        [rows[0], *[[*r[:-1], c] for r, c in zip(rows[1:], charges)]])
+        [rows[0], *[[*r[:-1], c] for r, c in zip(rows[1:], charges, strict=True)]])
     return out.getvalue().encode()
 
 

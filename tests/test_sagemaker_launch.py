@@ -54,7 +54,7 @@ def test_the_archive_holds_pipeline_card_and_signature_at_its_top_level(aws):
     with tarfile.open(aws["archive"]) as tar:
         assert tar.getnames() == MEMBERS
         assert all(member.isfile() and member.mode == 0o644 for member in tar.getmembers())
-        for name, source in zip(MEMBERS, SOURCES):
+        for name, source in zip(MEMBERS, SOURCES, strict=True):
             assert tar.extractfile(name).read() == source.read_bytes()
 
 

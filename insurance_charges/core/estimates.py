@@ -92,7 +92,7 @@ class Estimates:
         if self.lower is not None and intervals:
             level = self.level
             body["intervals"] = [{"lower": low, "upper": high, "level": level}
-                                 for low, high in zip(self.lower.tolist(), self.upper.tolist())]
+                                 for low, high in zip(self.lower.tolist(), self.upper.tolist(), strict=True)]
         return body
 
 

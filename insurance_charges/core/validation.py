@@ -131,7 +131,7 @@ def _all_valid(items: list) -> ValidRecords | None:
         return ValidRecords(items, columns, codes)
     rows = [dict(item) for item in items]
     for name, values in coerced.items():
-        for row, value in zip(rows, values):
+        for row, value in zip(rows, values, strict=True):
             row[name] = value
     return ValidRecords(rows, columns, codes)
 

@@ -38,7 +38,8 @@ class Counts:
 
     def minus(self, earlier: Counts) -> Counts:
         """What was counted between ``earlier`` and these counts."""
-        bins = {name: [a - b for a, b in zip(now, earlier.bins.get(name, [0] * len(now)))]
+        bins = {name: [a - b for a, b in zip(now, earlier.bins.get(name, [0] * len(now)),
+                                             strict=True)]
                 for name, now in self.bins.items()}
         outside = {name: n - earlier.out_of_range.get(name, 0)
                    for name, n in self.out_of_range.items()}

@@ -378,7 +378,7 @@ def _checked_columns(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray,
     n = len(lines)
     columns, valid = {}, np.ones(n, dtype=bool)
     rows, fields, said, messages = [], [], [], []
-    for k, (f, array) in enumerate(zip(FIELDS, arrays)):
+    for k, (f, array) in enumerate(zip(FIELDS, arrays, strict=True)):
         certain, values = fastpath.fast_values(f, array)
         doubt = np.flatnonzero(~certain)
         if len(doubt):
@@ -433,7 +433,7 @@ def _validate(records: list, lines: np.ndarray) -> list[tuple[dict | None, list[
     if good:
         valid, refused = validate_records([records[j] for j in good], _locate(lines[good]))
         assert not refused.total, "validate_each and validate_records disagree"
-        coerced = dict(zip(good, valid))
+        coerced = dict(zip(good, valid, strict=True))
     return [(coerced.get(j), by_line.get(int(lines[j]), [])) for j in range(len(records))]
 
 
@@ -468,7 +468,7 @@ def _estimate(columns: dict[str, np.ndarray], lines: np.ndarray,
     if got.warnings:  # the core lists them by record, in order: join each record's run
         rows = np.searchsorted(lines, [_line_of(w) for w in got.warnings])
         starts = np.flatnonzero(np.diff(rows, prepend=-1))
-        for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(rows)]):
+        for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(rows)], strict=True):
             joined[rows[start]] = WARNING_SEPARATOR.join(
                 w.message for w in got.warnings[start:end])
     return Estimated(count, got.amounts, got.lower, got.upper, joined, len(got.warnings),
@@ -495,7 +495,7 @@ def _estimate_arrays(estimates: Estimated) -> list[pa.Array]:
 
 
 def _with_estimates(table: pa.Table, estimates: Estimated) -> pa.Table:
-    for name, array in zip(OUTPUT_COLUMNS, _estimate_arrays(estimates)):
+    for name, array in zip(OUTPUT_COLUMNS, _estimate_arrays(estimates), strict=True):
         table = table.append_column(name, array)
     return table
 
@@ -825,7 +825,7 @@ def _json_output(texts: list[str], objects: list[dict], records: Sequence[dict],
         return "".join(
             f'{text[:-1]},"{ESTIMATE}":{_number(a)},"{LOWER}":{_number(lo)},'
             f'"{UPPER}":{_number(hi)},"{WARNINGS}":{_json_text(w)}}}\n'
-            for text, a, lo, hi, w in zip(texts, amounts, lower, upper, warnings)
+            for text, a, lo, hi, w in zip(texts, amounts, lower, upper, warnings, strict=True)
         ).encode("utf-8")
     table = {}
     for name in PLAN.columns:

@@ -101,7 +101,7 @@ def reference_value(field: Field, value: Any, text: bool) -> Any:
 def reference_record(fields: tuple[Field, ...], cells: list, texts: list[bool]) -> dict:
     """The record the core validates for one row (blank text cells left out)."""
     record = {}
-    for field, cell, text in zip(fields, cells, texts):
+    for field, cell, text in zip(fields, cells, texts, strict=True):
         value = reference_value(field, cell, text)
         if value is not MISSING:
             record[field.name] = value

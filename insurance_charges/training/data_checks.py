@@ -82,7 +82,7 @@ def row_problems(cells: list[str]) -> list[tuple[str | None, str]]:
     if len(cells) != len(EXPECTED_COLUMNS):
         return [(None, f"has {len(cells)} values, expected {len(EXPECTED_COLUMNS)}: "
                        + ", ".join(EXPECTED_COLUMNS))]
-    values = dict(zip(EXPECTED_COLUMNS, cells))
+    values = dict(zip(EXPECTED_COLUMNS, cells, strict=True))
     record = {name: typed_from_text(BY_NAME[name], values[name]) for name in FIELD_NAMES}
     _, errors = validate_record(record)
     problems = [(error.field, error.message) for error in errors]

@@ -191,7 +191,7 @@ def _slow_records(table: pa.Table, rows: np.ndarray) -> Iterator[dict]:
     for start in range(0, len(rows), SLOW_ROWS_AT_ONCE):
         taken = pa.array(rows[start:start + SLOW_ROWS_AT_ONCE])
         cells = [table.column(f.name).take(taken).to_pylist() for f in FIELDS]
-        for row in zip(*cells):
+        for row in zip(*cells, strict=True):
             yield reference_record(FIELDS, list(row), texts)
 
 
@@ -209,7 +209,7 @@ def _valid(table: pa.Table, lines: np.ndarray,
         checked, refused = validate_each(_slow_records(table, slow), locate(lines[slow]), listed)
         if refused.total:
             return None, refused
-        for row, record in zip(slow.tolist(), checked):
+        for row, record in zip(slow.tolist(), checked, strict=True):
             for field in FIELDS:
                 columns[field.name][row] = record[field.name]
     return ColumnRecords(FIELDS, columns, table.num_rows), Refusal()

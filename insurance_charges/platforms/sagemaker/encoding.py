@@ -78,7 +78,7 @@ def as_jsonlines(estimates: Estimates, lines: np.ndarray | None = None) -> bytes
         template = head + (',"warnings":%s,"interval":{"lower":%r,"upper":%r,"level":'
                            + repr(estimates.level) + '}}\n')
         rows = [template % (a, _json(warnings.get(i, [])), low, high) for i, (a, low, high)
-                in enumerate(zip(amounts, estimates.lower.tolist(), estimates.upper.tolist()))]
+                in enumerate(zip(amounts, estimates.lower.tolist(), estimates.upper.tolist(), strict=True))]
     return "".join(rows).encode("utf-8")
 
 

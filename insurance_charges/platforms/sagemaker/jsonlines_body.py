@@ -163,7 +163,7 @@ def _parsed(texts: list[bytes], by_json: np.ndarray) -> tuple[list, list[tuple[i
         problems = [p for p in problems if p[0] <= min(stopped)]
         return [], problems
     values = np.empty(len(texts), dtype=object)
-    for chosen, (got, _) in zip((~by_json, by_json), groups):
+    for chosen, (got, _) in zip((~by_json, by_json), groups, strict=True):
         values[chosen] = np.fromiter(got, dtype=object, count=len(got))
     return values.tolist(), problems
 
@@ -231,5 +231,5 @@ def _more_colons_than_keys(data: bytes, starts: np.ndarray, numbers: np.ndarray,
 
 def _values_again(texts: list[bytes], values: list, again: np.ndarray) -> Iterator:
     """The lines' values, each one marked in ``again`` read once more with parse_json."""
-    for i, (value, reread) in enumerate(zip(values, again.tolist())):
+    for i, (value, reread) in enumerate(zip(values, again.tolist(), strict=True)):
         yield _exact(texts[i])[0] if reread else value

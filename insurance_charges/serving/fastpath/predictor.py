@@ -38,7 +38,7 @@ class Step:
         return self._lay_out(self.apply_row([values[n] for n in self.include]), values)
 
     def _lay_out(self, produced: list, given: dict) -> dict:
-        out = dict(zip(self.produced, produced))
+        out = dict(zip(self.produced, produced, strict=True))
         return {name: out[name] if name in out else given[name] for name in self.order}
 
 

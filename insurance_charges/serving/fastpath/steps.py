@@ -70,9 +70,9 @@ def simple_imputer(t, include):
         return column
 
     def fill_row(values):  # NaN is the one value that differs from itself
-        return [stat if value != value else value for value, stat in zip(values, stats)]
+        return [stat if value != value else value for value, stat in zip(values, stats, strict=True)]
 
-    return Compiled(lambda columns: [fill(c, s) for c, s in zip(columns, stats)], list(include),
+    return Compiled(lambda columns: [fill(c, s) for c, s in zip(columns, stats, strict=True)], list(include),
                     fill_row)
 
 
@@ -110,9 +110,9 @@ def ordinal_encoder(t, include):
 
     def encode_row(values):
         return [tables[n][0].get(v, tables[n][1]) if n in tables else v
-                for n, v in zip(include, values)]
+                for n, v in zip(include, values, strict=True)]
 
-    return Compiled(lambda columns: [encode(n, c) for n, c in zip(include, columns)],
+    return Compiled(lambda columns: [encode(n, c) for n, c in zip(include, columns, strict=True)],
                     list(include), encode_row)
 
 
@@ -141,7 +141,7 @@ def one_hot_encoder(t, include):
 
     def each(values, expand):  # columns or one record's values; what is not encoded passes
         out = []
-        for name, value in zip(include, values):
+        for name, value in zip(include, values, strict=True):
             if name in rows:
                 out.extend(expand(rows[name], value))
             else:

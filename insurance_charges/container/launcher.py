@@ -23,7 +23,8 @@ from pathlib import Path
 
 from .. import cli_runner
 from ..errors import UserError
-from ..settings import MAX_CONTENT_LENGTH, MAX_PAYLOAD_MB, PROJECT_ROOT, from_environ
+from ..paths import PROJECT_ROOT
+from ..settings import MAX_CONTENT_LENGTH, MAX_PAYLOAD_MB, from_environ
 from ..startup.address import bind_address, check_address
 from ..web.errors import PROBLEMS, problem_type
 from ..web.security import HEADERS

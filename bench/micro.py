@@ -43,8 +43,9 @@ def rows(model, records: list, number: int) -> list[tuple[str, float | None, flo
     locate = alone if len(records) == 1 else in_batch
     predicted = model.predict(records)
     answer = estimate(model, body)
-    frame_predict = (lambda: model.pipeline.predict(
-        pd.DataFrame.from_records(records, columns=list(FIELD_NAMES))))
+    def frame_predict():
+        return model.pipeline.predict(pd.DataFrame.from_records(records,
+                                                                columns=list(FIELD_NAMES)))
     return [
         ("parse JSON (json.loads → orjson with json's answers)",
          best_ms(lambda: json.loads(text, parse_constant=_reject_constant,

@@ -38,7 +38,8 @@ def add(result: dict, *, ones: list, floors: list, batch: dict, batch_rows: int,
     ratios = [o["requests_per_s"] / f["requests_per_s"] for o, f in zip(ones, floors, strict=True)]
     fronted, direct = behind_nginx
     result["behind_nginx"] = {**median_run(fronted), "ratio_to_direct": round(statistics.median(
-        [n["requests_per_s"] / d["requests_per_s"] for n, d in zip(fronted, direct, strict=True)]), 3)}
+        [n["requests_per_s"] / d["requests_per_s"]
+         for n, d in zip(fronted, direct, strict=True)]), 3)}
     result.update(one_record=median_run(ones), floor=median_run(floors),
                   ratio=round(statistics.median(ratios), 3),
                   batch={"rows": batch_rows, "requests": batch["requests"],

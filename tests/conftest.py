@@ -26,7 +26,8 @@ for _make_variable in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
     os.environ.pop(_make_variable, None)
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("INSURANCE_DATA", ROOT.parent / "shared" / "data" / "insurance.csv"))
+SHARED_DATA = Path(os.environ.get("INSURANCE_DATA",
+                                  ROOT.parent / "shared" / "data" / "insurance.csv"))
 
 
 def require(condition: bool, reason: str) -> None:

@@ -62,7 +62,7 @@ def violations(page) -> list[dict]:
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 @pytest.mark.parametrize("name", PAGES)
-def test_axe_finds_no_wcag_violations(browser, server, name, viewport):  # noqa: F811
+def test_axe_finds_no_wcag_violations(browser, server, name, viewport):
     require(AXE.is_file(), f"needs axe-core: run `npm ci` in {AXE.parents[2]}")
     _, url = server
     context = browser.new_context(viewport=VIEWPORTS[viewport])

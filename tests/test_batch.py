@@ -235,9 +235,11 @@ def test_a_batch_lists_as_many_problems_as_asked_and_counts_one_more(count):
 @pytest.mark.parametrize("size", [3, 7, 8, 12])  # one at a time below 8 records, columns from 8
 def test_range_warnings_are_the_same_one_at_a_time_and_column_at_a_time(size):
     inside = {"age": 30, "bmi": 30.0, "children": 1}
-    records = [inside] * (size - 2) + [{**inside, "age": 65, "bmi": 15.95}, {**inside, "children": 6}]
+    records = [inside] * (size - 2) + [{**inside, "age": 65, "bmi": 15.95},
+                                       {**inside, "children": 6}]
     got = range_warnings(records, RANGES, in_batch)
-    assert [w.pointer for w in got] == [f"/{size - 2}/age", f"/{size - 2}/bmi", f"/{size - 1}/children"]
+    assert [w.pointer for w in got] == [f"/{size - 2}/age", f"/{size - 2}/bmi",
+                                        f"/{size - 1}/children"]
 
 
 @pytest.mark.parametrize("size", [2, 8])  # one at a time, and column at a time

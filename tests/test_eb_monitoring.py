@@ -67,7 +67,8 @@ RESOURCES = ebextensions_resources()
 ALARMS = {name: r["Properties"] for name, r in RESOURCES.items()
           if r["Type"] == "AWS::CloudWatch::Alarm"}
 TOPICS = [name for name, r in RESOURCES.items() if r["Type"] == "AWS::SNS::Topic"]
-SUBSCRIPTIONS = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::SNS::Subscription"]
+SUBSCRIPTIONS = [r["Properties"] for r in RESOURCES.values()
+                 if r["Type"] == "AWS::SNS::Subscription"]
 CUSTOM = "aws:elasticbeanstalk:customoption"
 ENVIRONMENT = [{"Name": "EnvironmentName", "Value": {"Ref": "AWSEBEnvironmentName"}}]
 # EB publishes EnvironmentHealth for every enhanced-health environment, free; the rest only
@@ -109,7 +110,7 @@ def standalone_template(resources: dict) -> dict:
 
 
 def cfn_lint(template: dict, tmp_path: Path) -> list[dict]:
-    """cfn-lint's findings (pinned in requirements-dev.txt; offline: its schemas ship in the wheel)."""
+    """cfn-lint's findings (pinned in requirements-dev.txt; offline: the wheel has its schemas)."""
     path = tmp_path / "ebextensions-resources.json"
     path.write_text(json.dumps(template, indent=2))
     require(CFN_LINT.exists(), f"needs cfn-lint beside {sys.executable} (requirements-dev.txt)")
@@ -249,7 +250,8 @@ def test_latency_alarm_waits_out_one_scale_out():
 
 def test_health_alarm_fires_at_degraded_or_worse_for_longer_than_a_replacement_takes():
     alarm = alarm_on("EnvironmentHealth")
-    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 20)
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "GreaterThanOrEqualToThreshold", 20)
     assert alarm["Statistic"] == "Maximum" and alarm["TreatMissingData"] == "missing"
     assert alarm["DatapointsToAlarm"] * alarm["Period"] >= int(CAPACITY[1]["Cooldown"])
 

@@ -56,7 +56,8 @@ def test_a_worker_killed_under_load_is_replaced_losing_at_most_its_request(serve
     # A sync worker holds one request at a time: at most that one is lost.
     assert len(outcome.errors) <= 1, outcome.errors
     assert outcome.ok > 20
-    assert wait_for(lambda: len(server.worker_pids()) == 2 and before[0] not in server.worker_pids())
+    assert wait_for(lambda: len(server.worker_pids()) == 2
+                    and before[0] not in server.worker_pids())
     assert server.request("/health")[0] == 200
 
 

@@ -13,7 +13,8 @@ from insurance_charges.core.schema import FieldError
 
 def estimates_of(amounts, lower=None, upper=None, *, batch=True, warnings=(), level=0.8):
     """Estimates as the core builds them, from plain lists of dollars."""
-    as_array = (lambda values: None if values is None else np.asarray(values, dtype=np.float64))
+    def as_array(values):
+        return None if values is None else np.asarray(values, dtype=np.float64)
     return Estimates(batch=batch, records=[{}] * len(amounts), amounts=as_array(amounts),
                      lower=as_array(lower), upper=as_array(upper),
                      level=None if lower is None else level, warnings=list(warnings),

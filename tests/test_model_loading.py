@@ -195,8 +195,8 @@ def test_loading_the_model_writes_no_logs_file_in_the_working_directory(tmp_path
     env["PYTHONPATH"] = str(ROOT)
     subprocess.run([sys.executable, "-c", "from insurance_charges.paths import DEFAULT_MODEL_PATH;"
                     "from insurance_charges.serving.model import load_model;"
-                    "load_model(DEFAULT_MODEL_PATH).predict([dict(age=30, sex='male', bmi=30.0, children=1,"
-                    " smoker='no', region='northeast')])"],
+                    "load_model(DEFAULT_MODEL_PATH).predict([dict(age=30, sex='male', "
+                    "bmi=30.0, children=1, smoker='no', region='northeast')])"],
                    cwd=tmp_path, env=env, check=True, capture_output=True)
     assert list(tmp_path.iterdir()) == []
 

@@ -121,7 +121,7 @@ def test_bins_are_named_as_people_read_them(real_model):
 
 @pytest.mark.browser
 @pytest.mark.parametrize("viewport", VIEWPORTS)
-def test_axe_finds_no_wcag_violations_on_the_model_page(browser, server, viewport,  # noqa: F811
+def test_axe_finds_no_wcag_violations_on_the_model_page(browser, server, viewport,
                                                         data_path):
     require(AXE.is_file(), f"needs axe-core: run `npm ci` in {AXE.parents[2]}")
     _, url = server

@@ -206,7 +206,8 @@ def test_retraining_reproduces_the_interval_figures(retrained, committed_card):
 
 @pytest.mark.slow
 def test_retrained_model_is_signed_loads_and_serves(retrained, test_keys):
-    assert "signed insurance-charges.sig.json with key " + test_keys[0].key_id in retrained[1].stderr
+    signed = "signed insurance-charges.sig.json with key " + test_keys[0].key_id
+    assert signed in retrained[1].stderr
     model = load_model(retrained[0], test_keys)
     assert model.predict([{"age": 40, "sex": "male", "bmi": 30.0, "children": 2,
                            "smoker": "no", "region": "northwest"}])[0] > 0

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_recycled_workers_answer_everything_log_everything_and_stop_cleanly():
-    server = GunicornServer(via_make=True, workers=1, GUNICORN_CMD_ARGS="--max-requests 40 --max-requests-jitter 0")
+    server = GunicornServer(via_make=True, workers=1,
+                            GUNICORN_CMD_ARGS="--max-requests 40 --max-requests-jitter 0")
     try:
         server.wait_healthy()
         statuses = [server.request("/api/v1/predict", EXAMPLE_RECORD)[0] for _ in range(100)]

@@ -59,7 +59,8 @@ REFETCH = """"$PY" -m insurance_charges.training.data_checks "$DATA_SOURCE" --ou
 # refusal, drift is why one retrains). No champion yet is said so in the report; any other
 # failure to fetch its card (S3, the signature) exits 75, retried like an unreadable source.
 # The registry's only words for "no champion" are its error line, matched here.
-CHECK_DATA = PRELUDE + """REFERENCE=(--no-reference-card "no champion in the store yet: nothing to compare with")
+CHECK_DATA = PRELUDE + """NO_CHAMPION="no champion in the store yet: nothing to compare with"
+REFERENCE=(--no-reference-card "$NO_CHAMPION")
 if "$PY" -m insurance_charges.registry fetch champion "$WORK/champion" >&2 2> "$WORK/fetch.err"
 then
   REFERENCE=(--reference-card "$(ls "$WORK"/champion/*.card.json)")

@@ -91,8 +91,9 @@ class Estimates:
                 "warnings": warnings}
         if self.lower is not None and intervals:
             level = self.level
+            bounds = zip(self.lower.tolist(), self.upper.tolist(), strict=True)
             body["intervals"] = [{"lower": low, "upper": high, "level": level}
-                                 for low, high in zip(self.lower.tolist(), self.upper.tolist(), strict=True)]
+                                 for low, high in bounds]
         return body
 
 
@@ -134,7 +135,7 @@ def self_check(model: Estimator) -> str | None:
     """Run the example record through the whole core; say what is wrong, or None."""
     try:
         got = estimate(model, dict(EXAMPLE_RECORD))
-    except Exception as exc:  # whatever a broken model raises, start-up must say it in one line
+    except Exception as exc:  # noqa: BLE001 - whatever a broken model raises, said in one line
         return f"{type(exc).__name__}: {exc}"
     amount = float(got.amounts[0])
     if not (math.isfinite(amount) and amount > 0):

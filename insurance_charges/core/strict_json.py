@@ -1,4 +1,5 @@
-"""Strict JSON: UTF-8 text parsed as json.loads would, with NaN, Infinity, overflow and repeated keys refused.
+"""Strict JSON: UTF-8 text parsed as json.loads would, refusing NaN, Infinity, overflow and
+repeated keys.
 
 No Flask here: the API, /invocations' JSON lines and the file scorer all parse with it, so a
 value means the same wherever it arrives.

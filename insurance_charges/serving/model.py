@@ -129,7 +129,7 @@ def _unpickle(path: Path, pipeline: bytes, card: dict) -> Any:
 
     try:
         loaded = joblib.load(io.BytesIO(pipeline))
-    except Exception as exc:  # a corrupt pickle can raise almost anything
+    except Exception as exc:  # noqa: BLE001 - a corrupt pickle can raise almost anything
         raise ModelLoadError(f"model file {path} cannot be loaded ({type(exc).__name__}); "
                              f"{FIX}") from None
     steps = getattr(loaded, "steps", None)

@@ -68,8 +68,8 @@ def training_data(reference: drift.Reference | None, card: dict) -> list[dict]:
     for f in FIELDS:
         if f.kind == CATEGORY:
             shares = reference.fields[f.name].shares if reference else None
-            text = ", ".join(f"{c} {s:.0%}" for c, s in zip(f.choices, shares, strict=True)) if shares else (
-                ", ".join(f.choices))
+            text = (", ".join(f"{c} {s:.0%}" for c, s in zip(f.choices, shares, strict=True))
+                    if shares else ", ".join(f.choices))
         else:
             text = f"{ranges[f.name]['min']:g} to {ranges[f.name]['max']:g}"
         out.append({"label": f.label, "text": text})

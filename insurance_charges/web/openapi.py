@@ -176,8 +176,9 @@ def build_document(max_batch: int, max_bytes: int) -> dict:
             "/api/v1/predict": {"post": {
                 "operationId": "predict", "summary": "Predict one record or a batch",
                 "description": "An object gives `prediction`; an array of 1 to "
-                               f"{max_batch} records gives `predictions`, in input order. Each estimate "
-                               "comes with its likely range (80% prediction interval): "
+                               f"{max_batch} records gives `predictions`, in input order. "
+                               "Each estimate comes with its likely range (80% prediction "
+                               "interval): "
                                "`interval`, or `intervals` for a batch.",
                 "requestBody": _body({"oneOf": [{"$ref": REF + "Record"},
                                                 {"$ref": REF + "Batch"}]}, EXAMPLE_RECORD),

@@ -169,7 +169,7 @@ def _spanning_row(data: bytes) -> int:
     reader = csv.reader(io.StringIO(ended.decode("utf-8"), newline="\n"))  # only \n ends a line
     start, row = 1, []
     try:
-        for row in reader:
+        for row in reader:  # noqa: B007 - the last row read is looked at after the loop
             if reader.line_num > start:
                 return start
             start += 1

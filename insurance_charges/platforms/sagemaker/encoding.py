@@ -77,8 +77,9 @@ def as_jsonlines(estimates: Estimates, lines: np.ndarray | None = None) -> bytes
     else:
         template = head + (',"warnings":%s,"interval":{"lower":%r,"upper":%r,"level":'
                            + repr(estimates.level) + '}}\n')
-        rows = [template % (a, _json(warnings.get(i, [])), low, high) for i, (a, low, high)
-                in enumerate(zip(amounts, estimates.lower.tolist(), estimates.upper.tolist(), strict=True))]
+        bounds = zip(amounts, estimates.lower.tolist(), estimates.upper.tolist(), strict=True)
+        rows = [template % (a, _json(warnings.get(i, [])), low, high)
+                for i, (a, low, high) in enumerate(bounds)]
     return "".join(rows).encode("utf-8")
 
 

@@ -70,10 +70,11 @@ def simple_imputer(t, include):
         return column
 
     def fill_row(values):  # NaN is the one value that differs from itself
-        return [stat if value != value else value for value, stat in zip(values, stats, strict=True)]
+        return [stat if value != value else value
+                for value, stat in zip(values, stats, strict=True)]
 
-    return Compiled(lambda columns: [fill(c, s) for c, s in zip(columns, stats, strict=True)], list(include),
-                    fill_row)
+    return Compiled(lambda columns: [fill(c, s) for c, s in zip(columns, stats, strict=True)],
+                    list(include), fill_row)
 
 
 def _ordinal_tables(encoder) -> dict:

@@ -76,7 +76,7 @@ class ValidRecords(list):
         return self._codes[name]
 
 
-def _codes(name: str, values: list) -> np.ndarray:
+def _codes(name: str, values: Sequence | np.ndarray) -> np.ndarray:
     """Positions of ``values`` in the field's choices; KeyError or TypeError if one is not."""
     return np.fromiter(map(CODES[name].__getitem__, values), np.intp, len(values))
 

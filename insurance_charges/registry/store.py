@@ -13,7 +13,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import UserError
 from .uri import StoreLocation
@@ -214,7 +215,8 @@ class Store:
             **conditions)["ETag"], f"writing s3://{self.location.bucket}/{key}",
             f"s3:PutObject on {self._arn()}", self._sleep)
 
-    def put_json(self, key: str, document: dict, *, replacing: str | None = None) -> str:
+    def put_json(self, key: str, document: Mapping[str, Any], *,
+                 replacing: str | None = None) -> str:
         """Write a JSON document (readable, stable key order), as ``put`` does; the ETag."""
         return self.put(key, (json.dumps(document, indent=2) + "\n").encode("utf-8"),
                         replacing=replacing)

@@ -134,6 +134,7 @@ def checked_cells(field: Field, array, text: bool) -> tuple[np.ndarray, np.ndarr
     coerced = np.empty(len(distinct), dtype=object)
     said = np.full(len(distinct), -1, dtype=np.int64)
     messages: list[str] = []
+    message: str | None
     for i, cell in enumerate(distinct):
         typed = reference_value(field, cell, text)
         if typed is MISSING:

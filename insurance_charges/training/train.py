@@ -11,6 +11,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 # PyCaret opens ./logs.log when it is first imported unless told otherwise.
 os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
@@ -43,10 +44,11 @@ SORT_BY = "R2"
 # PyCaret's default (turbo) regressors that are installed; slow kernel models are left out.
 CANDIDATES = ("lr", "lasso", "ridge", "en", "lar", "llar", "omp", "br", "huber", "par",
               "knn", "dt", "rf", "et", "ada", "gbr", "lightgbm", "dummy")
-BASELINE = {"description": "the tutorials' model: linear regression after "
-                           "normalize=True, polynomial_features=True, same split",
-            "estimator_id": "lr", "setup": {"normalize": True, "polynomial_features": True},
-            "fit": baseline.FIT}
+BASELINE: dict[str, Any] = {
+    "description": "the tutorials' model: linear regression after normalize=True, "
+                   "polynomial_features=True, same split",
+    "estimator_id": "lr", "setup": {"normalize": True, "polynomial_features": True},
+    "fit": baseline.FIT}
 DEFAULT_OUT = DEFAULT_MODEL_PATH.parent
 MODEL_NAME = DEFAULT_MODEL_PATH.stem
 

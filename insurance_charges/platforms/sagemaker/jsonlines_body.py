@@ -49,7 +49,7 @@ def read_jsonlines(data: bytes) -> Decoded:
             break  # enough lines that are not records to list
         if checked is None:
             continue  # refused already: only lines that are not JSON matter now
-        if checked.refused.total:
+        if checked.records is None:  # None exactly when the chunk has refused values
             add(refused, checked.refused)
         elif not refused.total:
             parts.append((checked.records, checked.lines))

@@ -18,7 +18,7 @@ from pathlib import Path
 from .aws_messages import Destination, parse_destination
 from .core.estimates import MAX_BATCH_LIMIT
 from .errors import UserError
-from .paths import DEFAULT_MODEL_PATH, PROJECT_ROOT
+from .paths import DEFAULT_MODEL_PATH
 
 # A request body over this is refused: a full 10,000-record batch is about 1 MiB of JSON.
 MAX_CONTENT_LENGTH = 2 * 1024 * 1024

@@ -4,10 +4,10 @@ import re
 import numpy as np
 import pytest
 
+from insurance_charges import drawing
 from insurance_charges.core import explain
 from insurance_charges.core.estimates import estimate
 from insurance_charges.core.schema import EXAMPLE_RECORD
-from insurance_charges import drawing
 from insurance_charges.web import charts, create_app
 
 

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from ..core.estimates import estimate_valid
+from ..core.estimates import Estimator, estimate_valid
 from ..core.schema import (
     BY_NAME,
     CATEGORY,
@@ -48,7 +48,7 @@ from ..core.schema import (
     _shown_key,
     check_value,
 )
-from ..core.validation import Refusal, ValidRecords, validate_each, validate_records
+from ..core.validation import Locate, Refusal, ValidRecords, validate_each, validate_records
 from . import columns as fastpath
 from .cells import ECHO_LIMIT, cut_table, cut_text, inert_table
 from .formats import CSV, ESTIMATE, FIELD, JSONL, LAST_LINE, LINE, LOWER, MESSAGE, \
@@ -56,8 +56,9 @@ from .formats import CSV, ESTIMATE, FIELD, JSONL, LAST_LINE, LINE, LOWER, MESSAG
     RUN_ROWS, UPPER, WARNING_SEPARATOR, WARNINGS
 from .reading import BatchChunk, TextChunk, line_count, lines_of
 
-MODEL = None
-PLAN: Plan | None = None
+# Set by install() before the pool forks (unset before it: a NameError, never a None to test).
+MODEL: Estimator
+PLAN: Plan
 ALL = sys.maxsize  # validate_each lists every problem of a chunk, not only the first 100
 
 
@@ -114,7 +115,7 @@ class Rejected:
     repeats: int = 1  # identical rejects it stands for, each with all of ``problems``
 
 
-def install(model, plan: Plan) -> None:
+def install(model: Estimator, plan: Plan) -> None:
     """Set the model and plan this process scores with (before the pool forks)."""
     global MODEL, PLAN
     MODEL, PLAN = model, plan
@@ -135,7 +136,7 @@ def _line_of(error: FieldError) -> int:
     return int(error.pointer.split("/", 2)[1])
 
 
-def _locate(lines: Sequence[int]):
+def _locate(lines: Sequence[int] | np.ndarray) -> Locate:
     return lambda i: f"/{lines[i]}"
 
 
@@ -377,7 +378,10 @@ def _checked_columns(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray,
     (``columns.checked_cells``), and each bad cell is one problem."""
     n = len(lines)
     columns, valid = {}, np.ones(n, dtype=bool)
-    rows, fields, said, messages = [], [], [], []
+    rows: list[np.ndarray] = []
+    fields: list[np.ndarray] = []
+    said: list[np.ndarray] = []
+    messages: list[str] = []
     for k, (f, array) in enumerate(zip(FIELDS, arrays, strict=True)):
         certain, values = fastpath.fast_values(f, array)
         doubt = np.flatnonzero(~certain)
@@ -411,9 +415,9 @@ def _checked_records(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray,
     cells = [array.to_pylist() for array in arrays]
     records = [fastpath.reference_record(FIELDS, [c[j] for c in cells], texts)
                for j in range(n)]
-    problems = []
+    problems: list[Problem] = []
     for row, (record, errors) in enumerate(_validate(records, lines)):
-        if errors:
+        if record is None:  # None exactly when the record has errors
             problems.extend(Problem(int(lines[row]), e.field, e.message, row) for e in errors)
             continue
         valid[row] = True
@@ -432,7 +436,7 @@ def _validate(records: list, lines: np.ndarray) -> list[tuple[dict | None, list[
     coerced = {}
     if good:
         valid, refused = validate_records([records[j] for j in good], _locate(lines[good]))
-        assert not refused.total, "validate_each and validate_records disagree"
+        assert valid is not None, "validate_each and validate_records disagree"
         coerced = dict(zip(good, valid, strict=True))
     return [(coerced.get(j), by_line.get(int(lines[j]), [])) for j in range(len(records))]
 
@@ -442,10 +446,10 @@ class Estimated:
     """Valid rows' estimates, likely ranges and joined warnings, in row order."""
 
     count: int
-    amounts: np.ndarray = None
-    lower: np.ndarray | None = None
-    upper: np.ndarray | None = None
-    warnings: np.ndarray = None
+    amounts: np.ndarray
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+    warnings: np.ndarray
     warning_count: int = 0
     records: Any = None
 

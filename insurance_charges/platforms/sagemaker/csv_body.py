@@ -67,7 +67,7 @@ def read_csv(data: bytes) -> Decoded:
         if not_records or not refused.complete:
             continue  # refused already: only lines that are not records matter now
         records, problems = _valid(table, lines, LISTED - len(refused))
-        if problems.total:
+        if records is None:  # None exactly when the chunk has refused values
             add(refused, problems)
         elif not refused.total:
             parts.append((records, lines))
@@ -207,7 +207,7 @@ def _valid(table: pa.Table, lines: np.ndarray,
     slow = np.flatnonzero(~ok)
     if len(slow):
         checked, refused = validate_each(_slow_records(table, slow), locate(lines[slow]), listed)
-        if refused.total:
+        if checked is None:  # None exactly when there are refused values
             return None, refused
         for row, record in zip(slow.tolist(), checked, strict=True):
             for field in FIELDS:

@@ -22,11 +22,11 @@ os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 import numpy as np
 import pandas as pd
 
-from . import fastpath  # noqa: E402
-from ..core import model_card, model_signing  # noqa: E402
-from ..core.estimates import self_check  # noqa: E402
-from ..core.schema import FIELD_NAMES  # noqa: E402
-from ..errors import UserError  # noqa: E402
+from ..core import model_card, model_signing
+from ..core.estimates import self_check
+from ..core.schema import FIELD_NAMES
+from ..errors import UserError
+from . import fastpath
 
 log = logging.getLogger(__name__)
 FIX = "run `make train` to rebuild it, or set MODEL_PATH to a trained pipeline"

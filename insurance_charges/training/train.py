@@ -21,18 +21,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sklearn.base import BaseEstimator
 
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
-
-from .. import cli_runner  # noqa: E402
-from ..command_logs import log_to, step  # noqa: E402
-from ..core import model_card, model_signing  # noqa: E402
-from ..core.model_card import sha256_of  # noqa: E402
-from ..core.schema import FIELD_NAMES  # noqa: E402
-from ..errors import UserError  # noqa: E402
-from ..paths import DEFAULT_MODEL_PATH  # noqa: E402
-from . import baseline, calibrate, card_writer  # noqa: E402
-from .data import CANONICAL_SHA256, TARGET, download_canonical, load_data  # noqa: E402
+from .. import cli_runner
+from ..command_logs import log_to, step
+from ..core import model_card, model_signing
+from ..core.model_card import sha256_of
+from ..core.schema import FIELD_NAMES
+from ..errors import UserError
+from ..paths import DEFAULT_MODEL_PATH
+from . import baseline, calibrate, card_writer
+from .data import CANONICAL_SHA256, TARGET, download_canonical, load_data
 
 log = logging.getLogger(__name__)
 STEPS = 6  # the steps train() logs with their timing (docs/training.md)

@@ -89,7 +89,7 @@ def problems_of(reject: dict) -> list[tuple[str | None, str]]:
         fields = fields.split("\n") if fields else [""] * len(messages)
         fields = [f or None for f in fields]
     assert len(fields) == len(messages), reject
-    return list(zip(fields, messages))
+    return list(zip(fields, messages, strict=True))
 
 
 def fields_of(reject: dict) -> list[str | None]:

@@ -51,9 +51,26 @@ from ..core.schema import (
 from ..core.validation import Locate, Refusal, ValidRecords, validate_each, validate_records
 from . import columns as fastpath
 from .cells import ECHO_LIMIT, cut_table, cut_text, inert_table
-from .formats import CSV, ESTIMATE, FIELD, JSONL, LAST_LINE, LINE, LOWER, MESSAGE, \
-    OUTPUT_COLUMNS, PARQUET, PROBLEM_FIELDS, PROBLEM_MESSAGES, PROBLEM_SEPARATOR, PROBLEMS, \
-    RUN_ROWS, UPPER, WARNING_SEPARATOR, WARNINGS
+from .formats import (
+    CSV,
+    ESTIMATE,
+    FIELD,
+    JSONL,
+    LAST_LINE,
+    LINE,
+    LOWER,
+    MESSAGE,
+    OUTPUT_COLUMNS,
+    PARQUET,
+    PROBLEM_FIELDS,
+    PROBLEM_MESSAGES,
+    PROBLEM_SEPARATOR,
+    PROBLEMS,
+    RUN_ROWS,
+    UPPER,
+    WARNING_SEPARATOR,
+    WARNINGS,
+)
 from .reading import BatchChunk, TextChunk, line_count, lines_of
 
 # Set by install() before the pool forks (unset before it: a NameError, never a None to test).
@@ -574,9 +591,10 @@ def _table_rejects(judged: pa.Table, first_lines: np.ndarray, last_lines: np.nda
         texts_at = {u.line: u.text for u in unreadable}
         out = []
         for j, (names, words, row_cells) in enumerate(zip(
-                fields.to_pylist(), messages.to_pylist(), cells.to_pylist())):
+                fields.to_pylist(), messages.to_pylist(), cells.to_pylist(), strict=True)):
             item = {LINE: int(line[j]), LAST_LINE: int(last_line[j]), RUN_ROWS: int(rows[j]),
-                    PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in zip(names, words)]}
+                    PROBLEMS: [{FIELD: f, MESSAGE: m}
+                               for f, m in zip(names, words, strict=True)]}
             if echoed[j] >= 0:
                 item["row"] = row_cells
             else:
@@ -716,12 +734,12 @@ def _score_json_lines(chunk: TextChunk) -> Result:
         checked = _checked_items([entry.record for entry in rows])
     else:
         first_line = {code: int(line) for code, line in
-                      zip(codes_at[row_at][::-1].tolist(), lines[::-1].tolist())}
+                      zip(codes_at[row_at][::-1].tolist(), lines[::-1].tolist(), strict=True)}
         codes_of_rows = [code for code, entry in enumerate(read) if entry.is_row]
         checked = [[(e.field, e.message) for e in errors] for _, errors in _validate(
             [entry.record for entry in rows],
             np.array([first_line[c] for c in codes_of_rows], dtype=np.int64))]
-    for entry, errors in zip(rows, checked):
+    for entry, errors in zip(rows, checked, strict=True):
         entry.problems = errors + entry.own
     rejected = np.array([bool(entry.problems) for entry in read], dtype=bool)
     bad = rejected[codes_at] if len(codes) else np.zeros(0, dtype=bool)
@@ -729,6 +747,7 @@ def _score_json_lines(chunk: TextChunk) -> Result:
     if len(keep) < len(items):
         valid_records, _ = validate_records([items[j] for j in keep], _locate(lines[keep]))
     chosen_lines = lines[keep]
+    assert valid_records is not None, "validate_records refused records it had accepted"
     estimates = _estimate({}, chosen_lines, valid_records) if len(keep) \
         else _estimate({}, chosen_lines)
     rejects = _json_runs(read, codes_at, all_lines, bad)
@@ -757,10 +776,11 @@ def _json_runs(read: list[_JsonLine], codes: np.ndarray, lines: np.ndarray,
     chosen = bad[starts]
     starts, ends = starts[chosen], ends[chosen]
     out = []
-    for start, end in zip(starts.tolist(), ends.tolist()):
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         entry = read[int(codes[start])]
         count = end - start + 1
-        out.append(Rejected(int(lines[start]), int(lines[end]), entry.problems,
+        # Judged by now, and rejected: its problems are a list that is not empty.
+        out.append(Rejected(int(lines[start]), int(lines[end]), entry.problems or [],
                             start if entry.is_row else None, entry.text, count, count))
     return out
 
@@ -871,9 +891,10 @@ def _json_rejects(rejects: list[Rejected]):
         out = []
         for r in rejects:
             head = orjson.dumps({LINE: r.line, LAST_LINE: r.last_line, RUN_ROWS: r.rows,
-                                 PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in r.problems]})
-            head = head.decode()
-            if r.row is not None and len(r.text) <= ECHO_LIMIT:  # the record exactly as sent
+                                 PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in r.problems]
+                                 }).decode()
+            # The record exactly as sent, when it is one (a row) and short enough.
+            if r.row is not None and r.text is not None and len(r.text) <= ECHO_LIMIT:
                 out.append(f'{head[:-1]},"row":{r.text}}}\n')
             else:  # text that is no JSON, or a record too long to echo whole: cut, as text
                 out.append(f'{head[:-1]},"text":{_json_text(cut_text(r.text))}}}\n')

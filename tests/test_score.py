@@ -28,9 +28,23 @@ from insurance_charges.scoring import chunks, cli, columns, storage
 from insurance_charges.scoring.reading import TextChunk, text_chunks
 from insurance_charges.web import create_app
 
-from .scoring_support import OUTPUTS, ROOT, WRITERS, cell, error_lines, fail_chunk, fields_of, \
-    messages_of, problems_of, read_rows, records_with_ids, start_on_a_pipe, summary_of, \
-    write_csv, write_jsonl
+from .scoring_support import (
+    OUTPUTS,
+    ROOT,
+    WRITERS,
+    cell,
+    error_lines,
+    fail_chunk,
+    fields_of,
+    messages_of,
+    problems_of,
+    read_rows,
+    records_with_ids,
+    start_on_a_pipe,
+    summary_of,
+    write_csv,
+    write_jsonl,
+)
 
 pytest_plugins = ("tests.scoring_support",)  # the score and s3 fixtures
 

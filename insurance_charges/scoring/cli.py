@@ -23,9 +23,23 @@ from .. import cli_runner
 from ..core.schema import CATEGORY, FIELD_NAMES, FIELDS, INTEGER
 from ..errors import UsageError, UserError
 from . import chunks
-from .formats import CSV, JSONL, LAST_LINE, LINE, OUTPUT_COLUMNS, PARQUET, PROBLEM_FIELDS, \
-    PROBLEM_MESSAGES, REJECT_COLUMNS, RUN_ROWS, STDIO, format_of, input_format, \
-    output_format, rejects_location
+from .formats import (
+    CSV,
+    JSONL,
+    LAST_LINE,
+    LINE,
+    OUTPUT_COLUMNS,
+    PARQUET,
+    PROBLEM_FIELDS,
+    PROBLEM_MESSAGES,
+    REJECT_COLUMNS,
+    RUN_ROWS,
+    STDIO,
+    format_of,
+    input_format,
+    output_format,
+    rejects_location,
+)
 from .parallel import OrderedPool
 from .publishing import Outcome, abort_all, publish_together
 from .reading import csv_header, field_columns, first_line, parquet_chunks, text_chunks

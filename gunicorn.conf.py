@@ -11,9 +11,9 @@ import sys
 # gunicorn reads this file before it puts the working directory on sys.path: make the
 # package beside this file importable, wherever gunicorn is started from.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from insurance_charges.monitoring import master as monitoring  # noqa: E402
-from insurance_charges.settings import SettingsError, from_environ  # noqa: E402
-from insurance_charges.startup.address import bind_address  # noqa: E402
+from insurance_charges.monitoring import master as monitoring
+from insurance_charges.settings import SettingsError, from_environ
+from insurance_charges.startup.address import bind_address
 
 try:  # every environment variable, checked once: a bad one is one line and exit 1
     settings = from_environ(os.environ)

@@ -34,7 +34,7 @@ class Scraper:
             self.times_ms.append(1000 * (time.perf_counter() - started))
             self._stop.wait(SCRAPE_S)
 
-    def __enter__(self) -> "Scraper":
+    def __enter__(self) -> Scraper:
         self._thread.start()
         return self
 
@@ -54,7 +54,8 @@ def measure(load, metered, unmetered, path: str, body: bytes, rounds: int, secon
         for _ in range(rounds):
             without.append(load(unmetered, path, body, seconds, connections))
             with_metrics.append(load(metered, path, body, seconds, connections))
-    ratios = [m["requests_per_s"] / u["requests_per_s"] for m, u in zip(with_metrics, without)]
+    ratios = [m["requests_per_s"] / u["requests_per_s"]
+              for m, u in zip(with_metrics, without, strict=True)]
     kept = round(statistics.median(ratios), 3)
     return {
         "with_metrics_rps": round(statistics.median(r["requests_per_s"] for r in with_metrics)),

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from devtools import host
@@ -117,7 +117,7 @@ def soak(seconds: float, max_requests: int) -> dict:
         server.kill()
         shutil.rmtree(directory, ignore_errors=True)
     scrape_ms = [s["scrape_ms"] for s in samples]
-    return {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    return {"measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": host.machine(), "seconds": seconds, "max_requests": max_requests,
             "requests": loads[0]["requests"], "requests_per_s": loads[0]["requests_per_s"],
             "workers_recycled": recycled,

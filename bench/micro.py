@@ -15,14 +15,19 @@ import pandas as pd
 from devtools.records import valid_records
 from insurance_charges.core import interval
 from insurance_charges.core.estimates import estimate
-from insurance_charges.paths import DEFAULT_MODEL_PATH
-from insurance_charges.serving.model import load_model
 from insurance_charges.core.json_bytes import answer_json
-from insurance_charges.serving.fastpath.predictor import ROWS_BELOW, inputs
 from insurance_charges.core.schema import FIELD_NAMES
-from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
-                                               validate_records)
 from insurance_charges.core.strict_json import _finite_float, _reject_constant, parse_json
+from insurance_charges.core.validation import (
+    alone,
+    in_batch,
+    range_warnings,
+    validate_each,
+    validate_records,
+)
+from insurance_charges.paths import DEFAULT_MODEL_PATH
+from insurance_charges.serving.fastpath.predictor import ROWS_BELOW, inputs
+from insurance_charges.serving.model import load_model
 
 
 def best_ms(func, number: int) -> float:
@@ -38,8 +43,9 @@ def rows(model, records: list, number: int) -> list[tuple[str, float | None, flo
     locate = alone if len(records) == 1 else in_batch
     predicted = model.predict(records)
     answer = estimate(model, body)
-    frame_predict = (lambda: model.pipeline.predict(
-        pd.DataFrame.from_records(records, columns=list(FIELD_NAMES))))
+    def frame_predict():
+        return model.pipeline.predict(pd.DataFrame.from_records(records,
+                                                                columns=list(FIELD_NAMES)))
     return [
         ("parse JSON (json.loads → orjson with json's answers)",
          best_ms(lambda: json.loads(text, parse_constant=_reject_constant,

@@ -46,8 +46,8 @@ def as_jsonlines(csv_body: bytes, limit: int) -> bytes:
     lines, size = [], 0
     for row in csv_body.decode().splitlines():
         values = [int(v) if kind == INTEGER else float(v) if kind == NUMBER else v
-                  for v, kind in zip(row.split(","), kinds)]
-        line = json.dumps(dict(zip(FIELD_NAMES, values)), separators=(",", ":")) + "\n"
+                  for v, kind in zip(row.split(","), kinds, strict=True)]
+        line = json.dumps(dict(zip(FIELD_NAMES, values, strict=True)), separators=(",", ":")) + "\n"
         if size + len(line) > limit:
             break
         lines.append(line)
@@ -119,7 +119,8 @@ def lines(result: dict) -> list[str]:
 
 def main() -> int:
     from . import invocations  # its 6 MB mini-batch (it imports this module: not at the top)
-    from .servers import BenchError as ServiceError, Service
+    from .servers import BenchError as ServiceError
+    from .servers import Service
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running service (default: start one as `make run`)")

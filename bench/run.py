@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from devtools import host
 from devtools.gunicorn_server import free_port
@@ -59,7 +59,7 @@ def measure() -> dict:
     """Run every measurement; servers are always cleaned up."""
     require_wrk()
     one_body = compact(EXAMPLE_RECORD)
-    result = {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    result = {"measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": host.machine(),
               "setup": {"config": "gunicorn.conf.py", "WEB_CONCURRENCY": 2, "load": "wrk",
                         "connections": CONNECTIONS, "rounds": ROUNDS, "round_s": ROUND_S,

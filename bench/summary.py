@@ -35,10 +35,11 @@ def target(name: str, label: str, value: float, limit: float, higher_is_better: 
 def add(result: dict, *, ones: list, floors: list, batch: dict, batch_rows: int,
         cold: list, behind_nginx: tuple[list, list]) -> None:
     """Add the medians, the ratio, the noise and the targets to ``result``."""
-    ratios = [o["requests_per_s"] / f["requests_per_s"] for o, f in zip(ones, floors)]
+    ratios = [o["requests_per_s"] / f["requests_per_s"] for o, f in zip(ones, floors, strict=True)]
     fronted, direct = behind_nginx
     result["behind_nginx"] = {**median_run(fronted), "ratio_to_direct": round(statistics.median(
-        [n["requests_per_s"] / d["requests_per_s"] for n, d in zip(fronted, direct)]), 3)}
+        [n["requests_per_s"] / d["requests_per_s"]
+         for n, d in zip(fronted, direct, strict=True)]), 3)}
     result.update(one_record=median_run(ones), floor=median_run(floors),
                   ratio=round(statistics.median(ratios), 3),
                   batch={"rows": batch_rows, "requests": batch["requests"],

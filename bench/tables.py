@@ -48,7 +48,7 @@ def bench(result: dict) -> str:
     names = ["ratio", "p99", "nginx", None, None, None, "batch", "metrics", "cold_start",
              "worker_rss", None]
     lines = ["| Measure | Result | Target |", "|---|---|---|"]
-    for (label, value, target), name in zip(rows, names):
+    for (label, value, target), name in zip(rows, names, strict=True):
         mark = "" if name is None else (" ✓" if met[name] else " ✗ missed")
         lines.append(f"| {label} | {value} | {target}{mark} |")
     noise = result["noise"]

@@ -1,13 +1,13 @@
 """How far the training figures move with the CPU: retrain on several BLAS kernels, compare.
 
-Usage (from the project root): ``python -m devtools.blas_spread [--data PATH]
-[--kernels NAME ...] [--out bench/results/blas-spread.json]``. Each run is the real training command in a child process with OpenBLAS
-forced to one kernel (``OPENBLAS_CORETYPE``); one more keeps this CPU's kernel on one BLAS
-thread, and one runs the generic kernel with numpy's run-time SIMD switched off too, as the
+Usage (from the project root): ``python -m devtools.blas_spread [--data PATH] [--kernels NAME ...]
+[--out bench/results/blas-spread.json]``. Each run is the real training command in a child process
+with OpenBLAS forced to one kernel (``OPENBLAS_CORETYPE``); one more keeps this CPU's kernel on one
+BLAS thread, and one runs the generic kernel with numpy's run-time SIMD switched off too, as the
 oldest x86-64 CPU would. For each part of the card made of figures (the model's metrics, the
-tutorials' model's, the likely range, the training distribution, the drivers) it prints the
-largest relative spread between runs and every figure that moved; ``--out`` records them, and
-the docs site renders its table from that file (docs/training.md#how-reproducible-training-is).
+tutorials' model's, the likely range, the training distribution, the drivers) it prints the largest
+relative spread between runs and every figure that moved; ``--out`` records them, and the docs site
+renders its table from that file (docs/training.md#how-reproducible-training-is).
 """
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ import contextlib
 import json
 import os
 import signal
+
 # Only this interpreter is started, with fixed arguments and no shell.
 import subprocess  # nosec B404
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from devtools import host
@@ -172,7 +173,7 @@ def same_in_every_run(runs: list[Run], key: str) -> dict[str, list[int]]:
 
 def record(runs: list[Run]) -> dict:
     """The measurement as bench/results/blas-spread.json holds it."""
-    return {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    return {"measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": host.machine(),
             "runs": [{"label": run.label, "env": run.env,
                       "openblas": [{"version": version, "kernel": kernel, "threads": threads}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from insurance_charges.settings import SettingsError
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -34,7 +34,7 @@ def scores(mutants: Path) -> list[tuple[str, int, int, int]]:
 
 def record(rows: list[tuple[str, int, int, int]], floor: float | None) -> dict:
     """The figures as bench/results/mutation.json holds them."""
-    return {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    return {"measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "mutmut": version("mutmut"), "machine": host.machine(), "floor": floor,
             "modules": [{"module": m, "killed": k, "survived": s, "total": t}
                         for m, k, s, t in rows],

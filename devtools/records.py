@@ -1,7 +1,8 @@
 """Schema-valid records for tests and the benchmark: the schema's corners, then random ones."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from insurance_charges.serving.fastpath.parity import corner_records, random_records
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from types import MappingProxyType
-from typing import Callable, Mapping
 
 from .errors import UsageError, UserError
 
@@ -83,7 +83,7 @@ def run(command: Callable[[], int], *, statuses: Mapping[type, int] = NO_STATUSE
     """
     try:
         return command()
-    except BaseException as exc:  # noqa: BLE001 - one line, never a traceback
+    except BaseException as exc:  # one line, never a traceback
         with shield():
             told = explain(exc) if explain is not None else None
             if told is not None:

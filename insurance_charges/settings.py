@@ -11,14 +11,14 @@ import os
 import re
 import socket
 import stat
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 from .aws_messages import Destination, parse_destination
 from .core.estimates import MAX_BATCH_LIMIT
 from .errors import UserError
-from .paths import DEFAULT_MODEL_PATH, PROJECT_ROOT
+from .paths import DEFAULT_MODEL_PATH
 
 # A request body over this is refused: a full 10,000-record batch is about 1 MiB of JSON.
 MAX_CONTENT_LENGTH = 2 * 1024 * 1024

@@ -3,8 +3,8 @@ in the code: boto3 finds the server through AWS_ENDPOINT_URL, as it would any en
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 from unittest import mock
 
 from devtools.gunicorn_server import free_port

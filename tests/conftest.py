@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from insurance_charges.web import create_app
+from insurance_charges.core.schema import EXAMPLE_RECORD
 from insurance_charges.serving.model import load_model
 from insurance_charges.settings import DEFAULT_MODEL_PATH
-from insurance_charges.core.schema import EXAMPLE_RECORD
+from insurance_charges.web import create_app
 
 pytest_plugins = ["tests.tiers"]
+# Fixture modules that test modules load with `pytest_plugins` and also import names from: marked
+# here, before any test module imports them, so pytest rewrites their asserts (and does not warn).
+pytest.register_assert_rewrite("tests.browser_fixtures", "tests.scoring_support")
 
 # `make test` runs pytest inside make, whose own variables would make every `make` a test starts
 # a sub-make (`make[1]: ***` lines, the parent's command-line variables passed on): the tests
@@ -23,7 +26,8 @@ for _make_variable in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
     os.environ.pop(_make_variable, None)
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("INSURANCE_DATA", ROOT.parent / "shared" / "data" / "insurance.csv"))
+SHARED_DATA = Path(os.environ.get("INSURANCE_DATA",
+                                  ROOT.parent / "shared" / "data" / "insurance.csv"))
 
 
 def require(condition: bool, reason: str) -> None:

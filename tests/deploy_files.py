@@ -132,7 +132,8 @@ def gunicorn_settings(environ: dict[str, str]) -> dict:
 
 def copy_project(dest: Path) -> Path:
     """A copy of the working tree without the heavy virtual environments and git."""
-    skip = shutil.ignore_patterns(".venv", ".venv-ebcli", ".venv-airflow", ".git", "node_modules", ".pytest_cache")
+    skip = shutil.ignore_patterns(".venv", ".venv-ebcli", ".venv-airflow", ".git", "node_modules",
+                                  ".pytest_cache")
     shutil.copytree(ROOT, dest, ignore=skip, symlinks=True)
     return dest
 

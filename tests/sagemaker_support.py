@@ -1,7 +1,8 @@
-"""What an /invocations body reader answers, as one comparable value (shared by the readers' tests)."""
+"""What an /invocations body reader answers, as one comparable value (the readers' tests)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from insurance_charges.core.estimates import InvalidRecords
 from insurance_charges.platforms.sagemaker.decoding import Unreadable
@@ -9,7 +10,7 @@ from insurance_charges.platforms.sagemaker.decoding import Unreadable
 
 def reader_outcome(read: Callable[[bytes], Any], data: bytes,
                    accepted: Callable[[Any], tuple]) -> tuple:
-    """``read(data)`` as ("400" | "422", detail, problems, total), or ``accepted`` of what it read."""
+    """``read(data)`` as ("400" | "422", detail, problems, total), or ``accepted`` of its result."""
     try:
         got = read(data)
     except Unreadable as exc:

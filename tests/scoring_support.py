@@ -89,7 +89,7 @@ def problems_of(reject: dict) -> list[tuple[str | None, str]]:
         fields = fields.split("\n") if fields else [""] * len(messages)
         fields = [f or None for f in fields]
     assert len(fields) == len(messages), reject
-    return list(zip(fields, messages))
+    return list(zip(fields, messages, strict=True))
 
 
 def fields_of(reject: dict) -> list[str | None]:
@@ -206,7 +206,7 @@ class HeldUploads:
         self.holding = threading.Event()  # a part is being held
         self.released = threading.Event()
 
-    def __enter__(self) -> "HeldUploads":
+    def __enter__(self) -> HeldUploads:
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 

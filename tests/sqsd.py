@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def deliver_one(sqs, queue_url: str, app_url: str, visibility: int = 1) -> int | None:
@@ -24,12 +24,14 @@ def deliver_one(sqs, queue_url: str, app_url: str, visibility: int = 1) -> int |
     message = messages[0]
     attributes = message.get("Attributes", {})
     first = int(attributes.get("ApproximateFirstReceiveTimestamp", "0")) / 1000
-    request = urllib.request.Request(app_url, data=message["Body"].encode(), method="POST", headers={
+    headers = {
         "User-Agent": "aws-sqsd/1.1", "Content-Type": "application/json",
         "X-Aws-Sqsd-Msgid": message["MessageId"], "X-Aws-Sqsd-Queue": queue_url.rsplit("/", 1)[1],
-        "X-Aws-Sqsd-First-Received-At": datetime.fromtimestamp(first, timezone.utc).strftime(
+        "X-Aws-Sqsd-First-Received-At": datetime.fromtimestamp(first, UTC).strftime(
             "%Y-%m-%dT%H:%M:%SZ"),
-        "X-Aws-Sqsd-Receive-Count": attributes.get("ApproximateReceiveCount", "1")})
+        "X-Aws-Sqsd-Receive-Count": attributes.get("ApproximateReceiveCount", "1")}
+    request = urllib.request.Request(app_url, data=message["Body"].encode(), method="POST",
+                                     headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             status = response.status

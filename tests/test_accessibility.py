@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from .browser_fixtures import ARTIFACTS
 from .conftest import require
-from .test_browser import (ARTIFACTS, NO_SIDEWAYS_SCROLL, TYPED, browser,  # noqa: F401
-                           fill, server)
+from .test_browser import NO_SIDEWAYS_SCROLL, TYPED, fill
 
+pytest_plugins = ("tests.browser_fixtures",)  # browser, server
 pytestmark = pytest.mark.browser
 AXE = Path(__file__).resolve().parent / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_A_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -61,7 +62,7 @@ def violations(page) -> list[dict]:
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 @pytest.mark.parametrize("name", PAGES)
-def test_axe_finds_no_wcag_violations(browser, server, name, viewport):  # noqa: F811
+def test_axe_finds_no_wcag_violations(browser, server, name, viewport):
     require(AXE.is_file(), f"needs axe-core: run `npm ci` in {AXE.parents[2]}")
     _, url = server
     context = browser.new_context(viewport=VIEWPORTS[viewport])

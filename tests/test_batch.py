@@ -7,13 +7,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devtools.records import valid_records
-from insurance_charges.core import validation
+from insurance_charges.core import strict_json, validation
 from insurance_charges.core.schema import FIELDS, record_problems
-from insurance_charges.core.validation import (alone, in_batch, range_warnings, validate_each,
-                                               validate_records)
-from insurance_charges.web import json_body
-from insurance_charges.core import strict_json
 from insurance_charges.core.strict_json import _finite_float, _object, _reject_constant, parse_json
+from insurance_charges.core.validation import (
+    alone,
+    in_batch,
+    range_warnings,
+    validate_each,
+    validate_records,
+)
+from insurance_charges.web import json_body
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -231,9 +235,11 @@ def test_a_batch_lists_as_many_problems_as_asked_and_counts_one_more(count):
 @pytest.mark.parametrize("size", [3, 7, 8, 12])  # one at a time below 8 records, columns from 8
 def test_range_warnings_are_the_same_one_at_a_time_and_column_at_a_time(size):
     inside = {"age": 30, "bmi": 30.0, "children": 1}
-    records = [inside] * (size - 2) + [{**inside, "age": 65, "bmi": 15.95}, {**inside, "children": 6}]
+    records = [inside] * (size - 2) + [{**inside, "age": 65, "bmi": 15.95},
+                                       {**inside, "children": 6}]
     got = range_warnings(records, RANGES, in_batch)
-    assert [w.pointer for w in got] == [f"/{size - 2}/age", f"/{size - 2}/bmi", f"/{size - 1}/children"]
+    assert [w.pointer for w in got] == [f"/{size - 2}/age", f"/{size - 2}/bmi",
+                                        f"/{size - 1}/children"]
 
 
 @pytest.mark.parametrize("size", [2, 8])  # one at a time, and column at a time

@@ -1,30 +1,23 @@
 """Headless Chromium fills in the web form the way a person would, against the real model."""
 from __future__ import annotations
 
-import os
 import re
-import threading
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-from insurance_charges.web import create_app, served_model
 from insurance_charges.core.schema import BY_NAME, EXAMPLE_RECORD, FIELDS
+from insurance_charges.web import served_model
 
-from .conftest import require
+from .browser_fixtures import ARTIFACTS
 from .screenshots import DESKTOP_WIDTH, PHONE_WIDTH, publish
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # reported by the browser fixture: skipped locally, failed in CI
-    sync_playwright = None
+    expect = None
 
+pytest_plugins = ("tests.browser_fixtures",)  # browser, server
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 RECORD = EXAMPLE_RECORD
 TYPED = {name: str(value) for name, value in RECORD.items()}
 ESTIMATE = re.compile(r"Estimated yearly charges: \$\d{1,3}(,\d{3})+")
@@ -32,31 +25,6 @@ FOCUSED = "document.activeElement.id || document.activeElement.className"
 DOLLARS = r"\$\d{1,3}(,\d{3})*"
 LIKELY = re.compile(rf"Likely between\s+{DOLLARS}\s+and\s+{DOLLARS}:\s+about 8 in 10")
 NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Debian Chromium for the whole module."""
-    require(sync_playwright is not None and os.path.exists(CHROMIUM),
-            "needs Debian's chromium (apt-get install chromium) and playwright")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def server():
-    """The real app and committed model, served from a thread on a free localhost port."""
-    app = create_app()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield app, f"http://127.0.0.1:{httpd.server_port}/"
-    httpd.shutdown()
-    thread.join(timeout=5)
-    httpd.server_close()
 
 
 @pytest.fixture

@@ -6,8 +6,16 @@ import subprocess
 import pytest
 
 from .conftest import require
-from .deploy_files import (EB_FILES, EBCLI_PYTHON, EBCLI_VENV, bundle_files, copy_project,
-                           copy_sources, eb_bundle, working_tree_files)
+from .deploy_files import (
+    EB_FILES,
+    EBCLI_PYTHON,
+    EBCLI_VENV,
+    bundle_files,
+    copy_project,
+    copy_sources,
+    eb_bundle,
+    working_tree_files,
+)
 
 pytestmark = pytest.mark.slow
 MODEL = "model/insurance-charges.pkl"

@@ -13,9 +13,8 @@ import urllib.request
 
 import pytest
 
-from insurance_charges.core.schema import EXAMPLE_RECORD
-
 from devtools.slow_clients import attack
+from insurance_charges.core.schema import EXAMPLE_RECORD
 
 from .conftest import ROOT, require
 from .containers import Container, docker, engine_running

@@ -8,20 +8,32 @@ import sys
 from pathlib import Path
 
 import joblib
-
 import numpy as np
 import pytest
 
-from insurance_charges.serving import fastpath
 from insurance_charges.core import model_card, model_signing
-from insurance_charges.core.estimates import (Estimates, InvalidRecords, TooManyRecords, estimate,
-                                              estimate_valid, self_check)
-from insurance_charges.serving.model import FIX, Model, ModelLoadError, load_model, read_card
+from insurance_charges.core.estimates import (
+    Estimates,
+    InvalidRecords,
+    TooManyRecords,
+    estimate,
+    estimate_valid,
+    self_check,
+)
 from insurance_charges.core.model_signing import signature_path
 from insurance_charges.core.schema import EXAMPLE_RECORD, FieldError
-from insurance_charges.core.validation import (ValidRecords, alone, column_of, columns_of,
-                                               how_many, in_batch, validate_each,
-                                               validate_records)
+from insurance_charges.core.validation import (
+    ValidRecords,
+    alone,
+    column_of,
+    columns_of,
+    how_many,
+    in_batch,
+    validate_each,
+    validate_records,
+)
+from insurance_charges.serving import fastpath
+from insurance_charges.serving.model import FIX, Model, ModelLoadError, load_model, read_card
 
 from .conftest import ROOT, sign_with, vouch_for
 

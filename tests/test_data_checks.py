@@ -260,7 +260,8 @@ def test_a_record_stays_on_its_side_when_the_data_grows_or_is_reordered(data_pat
 
 
 def test_the_same_record_written_differently_is_on_the_same_side():
-    plain = dict(zip(HEADER.split(","), "19,female,27.9,0,yes,southwest,16884.924".split(",")))
+    cells = "19,female,27.9,0,yes,southwest,16884.924".split(",")
+    plain = dict(zip(HEADER.split(","), cells, strict=True))
     padded = dict(plain, bmi="27.90", charges="16884.9240")
     assert all(holdout.held_out(plain, f) == holdout.held_out(padded, f)
                for f in (0.1, 0.2, 0.5, 0.9))

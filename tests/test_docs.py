@@ -1,4 +1,5 @@
-"""The docs site tells the truth: examples the service answers, citations that resolve, no stale dates."""
+"""The docs site tells the truth: examples the service answers, citations that resolve, no stale
+dates."""
 from __future__ import annotations
 
 import json
@@ -201,7 +202,8 @@ def test_the_changelog_is_where_the_dates_and_commits_went():
     ("Measured 2026-11-22 on 2 cores.", ["2026-11"]),
     ("as stored here (2026-11), shows", ["2026-11"]),
     ("on a fresh clone of e3c8011: 22 min", ["e3c8011"]),
-    ("built from 1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b", ["1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"]),
+    ("built from 1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
+     ["1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"]),
     ("`2026.11.22-gbr-586c9afb` in a code span", []),
     ("```json\n{\"time\": \"2026-11-21T10:12:06Z\"}\n```\n", []),
     ("CVE-2024-5206 and 1,338 rows, decade, feedface", []),

@@ -1,14 +1,13 @@
 """What drives an estimate: the likely range, what-ifs and charts on the result page."""
 import re
 
+import numpy as np
 import pytest
 
-import numpy as np
-
+from insurance_charges import drawing
 from insurance_charges.core import explain
 from insurance_charges.core.estimates import estimate
 from insurance_charges.core.schema import EXAMPLE_RECORD
-from insurance_charges import drawing
 from insurance_charges.web import charts, create_app
 
 
@@ -107,7 +106,7 @@ def test_the_persons_own_value_is_charted_once_not_beside_its_rounded_twin(field
 def test_charts_are_labelled_svg_with_a_text_alternative(result_html):
     svgs = re.findall(r"<svg .*?</svg>", result_html, re.S)
     assert len(svgs) == 2
-    for svg, field in zip(svgs, ("bmi", "age")):
+    for svg, field in zip(svgs, ("bmi", "age"), strict=True):
         assert (f'role="img" aria-labelledby="chart-{field}-title" '
                 f'aria-describedby="chart-{field}-desc"') in svg
         assert re.search(rf'<title id="chart-{field}-title">How .+ changes the estimate</title>',

@@ -7,9 +7,18 @@ import pytest
 
 from insurance_charges.settings import ENVIRONMENT, MAX_CONTENT_LENGTH
 
-from .deploy_files import (EB_OPTIONS, ROOT, dockerrun, exposed_port, gunicorn_settings,
-                           image_env, nginx_directives, nginx_seconds, nginx_size,
-                           option_settings, settings)
+from .deploy_files import (
+    EB_OPTIONS,
+    dockerrun,
+    exposed_port,
+    gunicorn_settings,
+    image_env,
+    nginx_directives,
+    nginx_seconds,
+    nginx_size,
+    option_settings,
+    settings,
+)
 
 SETTINGS = option_settings()
 EB = settings()
@@ -45,7 +54,8 @@ def allowed(rule, value: str) -> bool:
         return re.fullmatch(r"-?\d+", value) is not None
     if "duration" in rule:
         found = ISO_DURATION.fullmatch(value)
-        seconds = found and sum(int(g or 0) * s for g, s in zip(found.groups(), (3600, 60, 1)))
+        seconds = found and sum(int(g or 0) * s
+                                for g, s in zip(found.groups(), (3600, 60, 1), strict=True))
         return bool(found) and rule["duration"][0] <= seconds <= rule["duration"][1]
     if "instance_types" in rule:
         types = value.split(",")

@@ -11,8 +11,14 @@ import pytest
 import yaml
 
 from .conftest import ROOT, require
-from .deploy_files import (EBCLI_PYTHON, EBCLI_VENV, gunicorn_settings, image_env,
-                           option_settings, settings)
+from .deploy_files import (
+    EBCLI_PYTHON,
+    EBCLI_VENV,
+    gunicorn_settings,
+    image_env,
+    option_settings,
+    settings,
+)
 
 EB = settings()
 HEALTH = EB["aws:elasticbeanstalk:healthreporting:system"]
@@ -61,7 +67,8 @@ RESOURCES = ebextensions_resources()
 ALARMS = {name: r["Properties"] for name, r in RESOURCES.items()
           if r["Type"] == "AWS::CloudWatch::Alarm"}
 TOPICS = [name for name, r in RESOURCES.items() if r["Type"] == "AWS::SNS::Topic"]
-SUBSCRIPTIONS = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::SNS::Subscription"]
+SUBSCRIPTIONS = [r["Properties"] for r in RESOURCES.values()
+                 if r["Type"] == "AWS::SNS::Subscription"]
 CUSTOM = "aws:elasticbeanstalk:customoption"
 ENVIRONMENT = [{"Name": "EnvironmentName", "Value": {"Ref": "AWSEBEnvironmentName"}}]
 # EB publishes EnvironmentHealth for every enhanced-health environment, free; the rest only
@@ -103,7 +110,7 @@ def standalone_template(resources: dict) -> dict:
 
 
 def cfn_lint(template: dict, tmp_path: Path) -> list[dict]:
-    """cfn-lint's findings (pinned in requirements-dev.txt; offline: its schemas ship in the wheel)."""
+    """cfn-lint's findings (pinned in requirements-dev.txt; offline: the wheel has its schemas)."""
     path = tmp_path / "ebextensions-resources.json"
     path.write_text(json.dumps(template, indent=2))
     require(CFN_LINT.exists(), f"needs cfn-lint beside {sys.executable} (requirements-dev.txt)")
@@ -161,7 +168,7 @@ def test_cfn_lint_catches_each_broken_alarm_property(tmp_path):
         **base, prop: value}} for prop, value in BREAKAGES.items()}
     found = {tuple(finding["Location"]["Path"][1:4:2])
              for finding in cfn_lint(standalone_template({**RESOURCES, **broken}), tmp_path)}
-    assert found == {(name, prop) for name, prop in zip(broken, BREAKAGES)}
+    assert found == {(name, prop) for name, prop in zip(broken, BREAKAGES, strict=True)}
 
 
 def test_the_resources_use_only_functions_elastic_beanstalk_resolves():
@@ -243,7 +250,8 @@ def test_latency_alarm_waits_out_one_scale_out():
 
 def test_health_alarm_fires_at_degraded_or_worse_for_longer_than_a_replacement_takes():
     alarm = alarm_on("EnvironmentHealth")
-    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 20)
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        "GreaterThanOrEqualToThreshold", 20)
     assert alarm["Statistic"] == "Maximum" and alarm["TreatMissingData"] == "missing"
     assert alarm["DatapointsToAlarm"] * alarm["Period"] >= int(CAPACITY[1]["Cooldown"])
 

@@ -23,7 +23,8 @@ from .deploy_files import EB_OPTIONS, dockerfile, exposed_port, gunicorn_setting
 from .deploy_files import settings as eb_settings
 
 TEMPLATE_PATH = ROOT / "deploy" / "ecs-fargate.yaml"
-_spec = importlib.util.spec_from_file_location("fargate_local", ROOT / "deploy" / "fargate_local.py")
+_spec = importlib.util.spec_from_file_location("fargate_local",
+                                               ROOT / "deploy" / "fargate_local.py")
 fargate_local = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fargate_local)
 

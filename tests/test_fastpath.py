@@ -8,13 +8,12 @@ import pandas as pd
 import pytest
 
 from devtools.records import valid_records
-from insurance_charges.serving import fastpath
-from insurance_charges.core.validation import columns_of
-from insurance_charges.serving.fastpath import compiler
-from insurance_charges.serving.fastpath import parity, predictor, steps
-from insurance_charges.paths import DEFAULT_MODEL_PATH
-from insurance_charges.serving.model import load_model
 from insurance_charges.core.schema import BY_NAME, CATEGORY, FIELD_NAMES, FIELDS
+from insurance_charges.core.validation import columns_of
+from insurance_charges.paths import DEFAULT_MODEL_PATH
+from insurance_charges.serving import fastpath
+from insurance_charges.serving.fastpath import compiler, parity, predictor, steps
+from insurance_charges.serving.model import load_model
 
 TOLERANCE = parity.TOLERANCE  # 1e-9 relative, on every record
 
@@ -147,7 +146,8 @@ def test_a_record_by_record_step_that_differs_leaves_a_few_records_to_the_column
     assert fast is not None and not fast.rows
     assert note.endswith("a few records are encoded column by column (record by record differs)")
     one = valid_records(1, seed=2)
-    assert fast.predict(one).tolist() == pipeline_predict(load_model(DEFAULT_MODEL_PATH).pipeline, one).tolist()
+    pipeline = load_model(DEFAULT_MODEL_PATH).pipeline
+    assert fast.predict(one).tolist() == pipeline_predict(pipeline, one).tolist()
 
 
 def test_a_record_by_record_step_that_fails_leaves_a_few_records_to_the_columns(monkeypatch):
@@ -209,7 +209,8 @@ def test_gradient_boosting_is_called_without_its_per_call_checks_with_the_same_n
     assert isinstance(real_model.fast.estimator, GradientBoosting)
     records = valid_records(2_000, seed=21)
     X = real_model.fast.encode(columns_of(records))
-    own = real_model.pipeline.steps[-1][1].predict(pd.DataFrame(X, columns=real_model.fast.features))
+    estimator = real_model.pipeline.steps[-1][1]
+    own = estimator.predict(pd.DataFrame(X, columns=real_model.fast.features))
     assert real_model.fast.estimator.predict(X).tolist() == own.tolist()
 
 

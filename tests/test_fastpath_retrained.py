@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from devtools.records import valid_records
+from insurance_charges.core.schema import FIELD_NAMES
 from insurance_charges.serving import fastpath
 from insurance_charges.serving.fastpath import parity
 from insurance_charges.serving.model import Model
-from insurance_charges.core.schema import FIELD_NAMES
 
 pytestmark = pytest.mark.slow
 os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)

@@ -10,14 +10,14 @@ import time
 import joblib
 import pytest
 
+from devtools.gunicorn_server import GunicornServer, free_port
 from insurance_charges.core.model_card import path_for
 from insurance_charges.core.model_signing import signature_path
-from insurance_charges.settings import DEFAULT_MODEL_PATH
 from insurance_charges.core.schema import EXAMPLE_RECORD
+from insurance_charges.settings import DEFAULT_MODEL_PATH
 
 from .conftest import ROOT, vouch_for
 from .load import run_load
-from devtools.gunicorn_server import GunicornServer, free_port
 
 pytestmark = pytest.mark.slow
 ONE = json.dumps(EXAMPLE_RECORD).encode()
@@ -56,7 +56,8 @@ def test_a_worker_killed_under_load_is_replaced_losing_at_most_its_request(serve
     # A sync worker holds one request at a time: at most that one is lost.
     assert len(outcome.errors) <= 1, outcome.errors
     assert outcome.ok > 20
-    assert wait_for(lambda: len(server.worker_pids()) == 2 and before[0] not in server.worker_pids())
+    assert wait_for(lambda: len(server.worker_pids()) == 2
+                    and before[0] not in server.worker_pids())
     assert server.request("/health")[0] == 200
 
 

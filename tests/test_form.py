@@ -26,7 +26,8 @@ def test_submitting_shows_the_estimate_in_whole_dollars_beside_the_filled_form(c
     html = response.get_data(as_text=True)
     expected = f"${real_model.predict([EXAMPLE_RECORD])[0]:,.0f}"
     assert response.status_code == 200
-    assert re.search(r"Estimated yearly charges: <span class=\"amount\">\$\d{1,3}(,\d{3})*</span>", html)
+    assert re.search(r"Estimated yearly charges: <span class=\"amount\">\$\d{1,3}(,\d{3})*</span>",
+                     html)
     assert f'<span class="amount">{expected}</span>' in html
     assert 'value="27.9"' in html and '<option value="southwest" selected>' in html
 
@@ -64,7 +65,8 @@ def test_typed_text_is_escaped_when_shown_again(client):
     assert "<b>x</b>" not in html
     # Shown back, escaped: in the input's value and, quoted, in the message beside it.
     assert 'value="&#34;&gt;&lt;b&gt;x&lt;/b&gt;"' in html
-    assert "Age must be a whole number from 18 to 100; &#34;&#34;&gt;&lt;b&gt;x&lt;/b&gt;&#34; is not." in html
+    assert ("Age must be a whole number from 18 to 100; "
+            "&#34;&#34;&gt;&lt;b&gt;x&lt;/b&gt;&#34; is not.") in html
 
 
 def test_empty_submission_lists_all_six_problems(client):

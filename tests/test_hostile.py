@@ -1,12 +1,11 @@
-"""Hostile requests over real HTTP to gunicorn: each gets a clear 4xx, and secrets stay out of logs."""
+"""Hostile requests over real HTTP to gunicorn: each gets a clear 4xx; secrets stay out of logs."""
 import http.client
 import json
 
 import pytest
 
-from insurance_charges.core.schema import EXAMPLE_RECORD
-
 from devtools.gunicorn_server import GunicornServer
+from insurance_charges.core.schema import EXAMPLE_RECORD
 
 pytestmark = pytest.mark.slow
 KEY = "s3cret-key-for-the-log-test"
@@ -92,7 +91,8 @@ def test_form_posts_with_missing_or_extra_fields_are_explained(server, form, sta
 
 def test_logs_never_contain_the_api_key(server):
     send(server, json.dumps(EXAMPLE_RECORD).encode())
-    send(server, json.dumps(EXAMPLE_RECORD).encode(), headers={"Authorization": "Bearer wrong-" + KEY})
+    send(server, json.dumps(EXAMPLE_RECORD).encode(),
+         headers={"Authorization": "Bearer wrong-" + KEY})
     send(server, json.dumps(EXAMPLE_RECORD).encode(), headers={"X-API-Key": KEY})
     assert server.request("/health")[0] == 200
     log = "".join(server.lines)

@@ -91,7 +91,7 @@ def test_batch_gets_a_parallel_list_of_ranges(client, record):
     body = client.post("/api/v1/predict", json=batch).get_json()
     assert len(body["intervals"]) == len(body["predictions"]) == 3
     validator = interval_schema(client)
-    for estimate, span in zip(body["predictions"], body["intervals"]):
+    for estimate, span in zip(body["predictions"], body["intervals"], strict=True):
         validator.validate(span)
         assert span["lower"] < estimate < span["upper"]
     widths = [s["upper"] - s["lower"] for s in body["intervals"]]

@@ -2,18 +2,19 @@
 import numpy as np
 import orjson
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from devtools.records import valid_records
 from insurance_charges.core.estimates import Estimates, estimate
 from insurance_charges.core.json_bytes import answer_json
 from insurance_charges.core.schema import FieldError
 
-from devtools.records import valid_records
-
 
 def estimates_of(amounts, lower=None, upper=None, *, batch=True, warnings=(), level=0.8):
     """Estimates as the core builds them, from plain lists of dollars."""
-    as_array = (lambda values: None if values is None else np.asarray(values, dtype=np.float64))
+    def as_array(values):
+        return None if values is None else np.asarray(values, dtype=np.float64)
     return Estimates(batch=batch, records=[{}] * len(amounts), amounts=as_array(amounts),
                      lower=as_array(lower), upper=as_array(upper),
                      level=None if lower is None else level, warnings=list(warnings),
@@ -48,7 +49,7 @@ def test_answer_bytes_equal_orjsons_for_every_shape_of_answer(estimates):
 @given(st.lists(st.tuples(*[st.floats(0, 1e12, allow_nan=False)] * 3), min_size=1,
                 max_size=50).map(lambda rows: [sorted(row) for row in rows]))
 def test_answer_bytes_equal_orjsons_for_any_dollar_amounts(rows):
-    lower, amounts, upper = (list(column) for column in zip(*rows))
+    lower, amounts, upper = (list(column) for column in zip(*rows, strict=True))
     estimates = estimates_of(np.round(amounts, 2), np.round(lower, 2), np.round(upper, 2))
     assert answer_json(estimates) == reference(estimates)
 

@@ -19,8 +19,13 @@ from insurance_charges.core import strict_json
 from insurance_charges.core.estimates import InvalidRecords
 from insurance_charges.core.validation import LISTED, validate_records
 from insurance_charges.platforms.sagemaker import jsonlines_body
-from insurance_charges.platforms.sagemaker.decoding import (EMPTY, Unreadable, invalid, locate,
-                                                             unreadable)
+from insurance_charges.platforms.sagemaker.decoding import (
+    EMPTY,
+    Unreadable,
+    invalid,
+    locate,
+    unreadable,
+)
 from insurance_charges.platforms.sagemaker.jsonlines_body import read_jsonlines
 from insurance_charges.scoring.reading import lines_of
 from insurance_charges.settings import MB

@@ -25,7 +25,8 @@ def test_the_package_keeps_every_import_contract(monkeypatch):
 @pytest.mark.parametrize("module, line, broken", [
     ("core/schema.py", "from ..web import create_app",
      "insurance_charges.core is not allowed to import insurance_charges.web"),
-    ("serving/model.py", "from .. import settings", "Settings are read by entry points only BROKEN"),
+    ("serving/model.py", "from .. import settings",
+     "Settings are read by entry points only BROKEN"),
     ("scoring/cells.py", "import flask", "Only the web layer imports Flask BROKEN"),
     ("platforms/sagemaker/decoding.py", "from ...web import errors",
      "insurance_charges.platforms is not allowed to import insurance_charges.web"),

@@ -111,7 +111,7 @@ def test_a_multi_argument_variable_that_a_shell_could_not_split_is_one_line(name
                                             r"character); quote an argument that holds blanks"):
         make_targets.command({"ARGS": "registry", "PYTEST_ARGS": "test"}[name], {name: text})
     if name == "ARGS":  # the same through make, as one line
-        assert one_error_line(make("registry", f"ARGS={text}")).startswith(f"Error: ARGS=")
+        assert one_error_line(make("registry", f"ARGS={text}")).startswith("Error: ARGS=")
 
 
 @pytest.mark.slow

@@ -241,7 +241,8 @@ def test_a_dead_workers_files_fold_into_the_archive_and_no_total_moves(tmp_path)
         for kind, samples in worker_samples(n).items():
             write_process_file(tmp_path, kind, pid, samples)
     write_process_file(tmp_path, "gauge_max", 100, [  # the master's
-        ("insurance_charges_model_info", "insurance_charges_model_info", {"model_version": "v1"}, 1)])
+        ("insurance_charges_model_info", "insurance_charges_model_info",
+         {"model_version": "v1"}, 1)])
     before = totals(tmp_path)
     assert files.archive_dead(tmp_path, 101) == 4
     assert files.archive_dead(tmp_path, 102) == 4
@@ -402,7 +403,7 @@ def leftovers(server, directory: Path, timeout: float = 10) -> set:
 def test_recycled_workers_keep_every_count_and_leave_a_bounded_set_of_files(metered, tmp_path):
     server, port = metered(GUNICORN_CMD_ARGS="--max-requests 15 --max-requests-jitter 0")
     seen, sent = [], 0
-    for round_ in range(12):
+    for _round in range(12):
         for _ in range(10):
             assert server.request("/api/v1/predict", [EXAMPLE_RECORD] * 3)[0] == 200
             sent += 3

@@ -363,7 +363,7 @@ def test_idle_connections_to_the_metrics_port_under_a_low_ulimit_cannot_stop_the
 def test_idle_and_trickling_clients_of_the_metrics_port_are_dropped_after_the_timeout(metered):
     server, port = metered(workers=1)
     stalled = [connect(port) for _ in STALLS]
-    for client, sent in zip(stalled, STALLS.values()):
+    for client, sent in zip(stalled, STALLS.values(), strict=True):
         client.sendall(sent)
     with connect(port) as slow:  # waits for a thread; then trickles past the deadline
         assert trickled_until_dropped(slow, b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 9999,

@@ -8,11 +8,11 @@ from pathlib import Path
 import joblib
 import pytest
 
+from insurance_charges.core.model_card import path_for
+from insurance_charges.core.model_signing import signature_path
+from insurance_charges.serving.model import ModelLoadError, load_model
 from insurance_charges.settings import SettingsError
 from insurance_charges.web import create_app, served_model
-from insurance_charges.core.model_card import path_for
-from insurance_charges.serving.model import ModelLoadError, load_model
-from insurance_charges.core.model_signing import signature_path
 
 from .conftest import ROOT, sign_with, vouch_for
 
@@ -195,8 +195,8 @@ def test_loading_the_model_writes_no_logs_file_in_the_working_directory(tmp_path
     env["PYTHONPATH"] = str(ROOT)
     subprocess.run([sys.executable, "-c", "from insurance_charges.paths import DEFAULT_MODEL_PATH;"
                     "from insurance_charges.serving.model import load_model;"
-                    "load_model(DEFAULT_MODEL_PATH).predict([dict(age=30, sex='male', bmi=30.0, children=1,"
-                    " smoker='no', region='northeast')])"],
+                    "load_model(DEFAULT_MODEL_PATH).predict([dict(age=30, sex='male', "
+                    "bmi=30.0, children=1, smoker='no', region='northeast')])"],
                    cwd=tmp_path, env=env, check=True, capture_output=True)
     assert list(tmp_path.iterdir()) == []
 

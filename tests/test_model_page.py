@@ -15,9 +15,12 @@ from insurance_charges.monitoring import drift
 from insurance_charges.web import create_app
 from insurance_charges.web.model_views import bin_names
 
+from .browser_fixtures import ARTIFACTS
 from .conftest import require
 from .test_accessibility import AXE, VIEWPORTS, violations
-from .test_browser import ARTIFACTS, NO_SIDEWAYS_SCROLL, browser, server  # noqa: F401
+from .test_browser import NO_SIDEWAYS_SCROLL
+
+pytest_plugins = ("tests.browser_fixtures",)  # browser, server
 
 
 def text_of(html: str) -> str:
@@ -118,7 +121,7 @@ def test_bins_are_named_as_people_read_them(real_model):
 
 @pytest.mark.browser
 @pytest.mark.parametrize("viewport", VIEWPORTS)
-def test_axe_finds_no_wcag_violations_on_the_model_page(browser, server, viewport,  # noqa: F811
+def test_axe_finds_no_wcag_violations_on_the_model_page(browser, server, viewport,
                                                         data_path):
     require(AXE.is_file(), f"needs axe-core: run `npm ci` in {AXE.parents[2]}")
     _, url = server

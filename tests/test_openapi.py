@@ -96,7 +96,8 @@ def test_the_docs_page_shows_the_documents_code_spans_as_code_not_backticks(clie
 
 @pytest.mark.parametrize("text, shown", [
     ("`<script>alert(1)</script>`", "<code>&lt;script&gt;alert(1)&lt;/script&gt;</code>"),
-    ("<img src=x onerror=alert(1)> and `a`", "&lt;img src=x onerror=alert(1)&gt; and <code>a</code>"),
+    ("<img src=x onerror=alert(1)> and `a`",
+     "&lt;img src=x onerror=alert(1)&gt; and <code>a</code>"),
     ("`<b>bold</b>` <b>too</b>", "<code>&lt;b&gt;bold&lt;/b&gt;</code> &lt;b&gt;too&lt;/b&gt;"),
     ('`" onmouseover="x`', "<code>&#34; onmouseover=&#34;x</code>"),
     ("an unpaired ` backtick", "an unpaired ` backtick"),

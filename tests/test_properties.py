@@ -11,7 +11,8 @@ from .test_schema import parse_form
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
-scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=-10**400, max_value=10**400)
+scalars = (st.none() | st.booleans() | st.integers()
+           | st.integers(min_value=-10**400, max_value=10**400)
            | st.floats() | st.text(max_size=20))
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)

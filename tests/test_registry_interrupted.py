@@ -21,7 +21,7 @@ pytest_plugins = ("tests.registry_fixtures",)  # moto_endpoint, aws, store, comm
 from .registry_fixtures import BUCKET, run  # noqa: E402
 
 A, B, C, D, E = (f"2026.01.0{day}-gbr-{letter * 8}" for day, letter in
-                 zip(range(1, 6), "abcde"))
+                 zip(range(1, 6), "abcde", strict=True))
 VERSION = json.loads(path_for(DEFAULT_MODEL_PATH).read_text())["model_version"]
 
 
@@ -77,7 +77,7 @@ def assert_consistent(store_uri: str) -> str:
     entries = champion.history(registry)
     assert [e["sequence"] for e in entries] == list(range(1, len(entries) + 1))
     assert all(later["previous"] == earlier["version"]
-               for earlier, later in zip(entries, entries[1:]))
+               for earlier, later in itertools.pairwise(entries))
     pointer = boto3.client("s3").get_object(
         Bucket=BUCKET, Key=parse_store(store_uri).key("champion.json"))["Body"].read()
     assert json.loads(pointer) == entries[-1]

@@ -78,7 +78,7 @@ def rename_pipeline(store_uri: str, pipeline: str) -> None:
     each object copied there: the signature still verifies."""
     s3 = boto3.client("s3")
     stem = pipeline[:-len(".pkl")] if pipeline.endswith(".pkl") else pipeline
-    renamed = dict(zip(SIGNED, (stem + ".card.json", pipeline, stem + ".sig.json")))
+    renamed = dict(zip(SIGNED, (stem + ".card.json", pipeline, stem + ".sig.json"), strict=True))
 
     def change(manifest):
         manifest["pipeline"] = pipeline

@@ -1,7 +1,7 @@
 """Rolling a promotion out. EB through botocore's Stubber (moto lacks UpdateEnvironment and
 DescribeEvents; the Stubber checks every parameter against EB's service model); ECS against moto."""
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import botocore.session
@@ -20,7 +20,7 @@ pytest_plugins = ("tests.registry_fixtures",)  # moto_endpoint, aws, store, comm
 from .registry_fixtures import run  # noqa: E402
 
 URI = "s3://releases/insurance/2026.11.22-gbr-dee2aa3c"
-SINCE = datetime(2026, 11, 22, 9, 0, tzinfo=timezone.utc)
+SINCE = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 VERSION = json.loads(path_for(DEFAULT_MODEL_PATH).read_text())["model_version"]
 
 

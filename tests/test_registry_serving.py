@@ -42,8 +42,8 @@ def start_up(env: dict) -> subprocess.CompletedProcess:
     """
     environ = {**os.environ, "PYTHONPATH": str(ROOT), "PORT": str(free_port()),
                "WEB_CONCURRENCY": "1", **env}
-    return subprocess.run([str(GUNICORN), "--config", "gunicorn.conf.py", "application:application"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=180,
+    command = [str(GUNICORN), "--config", "gunicorn.conf.py", "application:application"]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180,
                           env={k: v for k, v in environ.items() if v is not None})
 
 

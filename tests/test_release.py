@@ -118,8 +118,9 @@ def registry(tmp_path_factory):
         "version: 0.1\nlog: {level: warn}\n"
         f"storage: {{filesystem: {{rootdirectory: {home / 'data'}}}}}\n"
         f"http: {{addr: {address}}}\n")
-    server = subprocess.Popen(["docker-registry", "serve", str(home / "config.yml")],
-                              stdout=subprocess.DEVNULL, stderr=open(home / "log", "w"))
+    with open(home / "log", "w") as log:  # the server keeps its own copy of the descriptor
+        server = subprocess.Popen(["docker-registry", "serve", str(home / "config.yml")],
+                                  stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 30
         while True:

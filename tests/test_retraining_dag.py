@@ -5,8 +5,8 @@ It imports cleanly (DagBag, no import errors) without ever importing the project
 project's commands running in the project's own venv: a good week is trained, published and
 promoted (its data check saying there is no champion to compare the inputs with); a week of
 damaged data is compared with the champion's training data (no drift: the same people), trained
-and published but refused by the gate, so the run ends "not promoted" and the champion stays; data failing its checksum stops the run before any
-training, and nothing is published.
+and published but refused by the gate, so the run ends "not promoted" and the champion stays;
+data failing its checksum stops the run before any training, and nothing is published.
 """
 from __future__ import annotations
 
@@ -232,7 +232,7 @@ def _charges_shuffled(data_path) -> bytes:
     random.Random(12).shuffle(charges)
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(
-        [rows[0], *[[*r[:-1], c] for r, c in zip(rows[1:], charges)]])
+        [rows[0], *[[*r[:-1], c] for r, c in zip(rows[1:], charges, strict=True)]])
     return out.getvalue().encode()
 
 

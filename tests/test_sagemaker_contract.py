@@ -36,7 +36,6 @@ from insurance_charges.settings import MAX_CONTENT_LENGTH, MB, Settings, Setting
 from insurance_charges.web import create_app
 
 from .conftest import ROOT
-
 from .sagemaker_support import reader_outcome
 
 CSV, JSONL, JSON = "text/csv", "application/jsonlines", "application/json"
@@ -336,8 +335,8 @@ def test_blank_lines_and_line_starts_are_those_of_the_lines_cut_one_by_one(data)
 
 CSV_LINES = [ROW, ROW, " 19 , female,27.9, +0,yes,southwest", ",,,,,", "0", "a,b,c,d,e,f,g", "",
              "\r", OPEN, '19,"fe\nmale",27.9,0,yes,southwest', "19,female,27.9,0,yes,mars",
-             '"19","female","27.9","0","yes","southwest"', f"{ROW}\r{ROW}", '"', "70,male,33.1,2,no,"
-             "northeast", "19,female,,0,yes,southwest"]
+             '"19","female","27.9","0","yes","southwest"', f"{ROW}\r{ROW}", '"',
+             "70,male,33.1,2,no,northeast", "19,female,,0,yes,southwest"]
 
 
 def csv_outcome(data: bytes):

@@ -8,10 +8,10 @@ import tarfile
 
 import pytest
 
-from insurance_charges.serving.model import load_model
 from insurance_charges.core.model_signing import signature_path
 from insurance_charges.platforms.sagemaker import launch
 from insurance_charges.platforms.sagemaker.__main__ import main
+from insurance_charges.serving.model import load_model
 from insurance_charges.settings import DEFAULT_MODEL_PATH
 
 from .aws import this_process_on_moto
@@ -54,7 +54,7 @@ def test_the_archive_holds_pipeline_card_and_signature_at_its_top_level(aws):
     with tarfile.open(aws["archive"]) as tar:
         assert tar.getnames() == MEMBERS
         assert all(member.isfile() and member.mode == 0o644 for member in tar.getmembers())
-        for name, source in zip(MEMBERS, SOURCES):
+        for name, source in zip(MEMBERS, SOURCES, strict=True):
             assert tar.extractfile(name).read() == source.read_bytes()
 
 
@@ -233,7 +233,8 @@ def test_an_endpoint_that_is_not_in_service_is_left_alone_with_the_reason(aws):
     ({"--role": "arn:aws:iam::123:role/x"}, "give an IAM role ARN"),
     ({"--image": IMAGE.split("@")[0] + ":latest"}, "give the released image by digest"),
     ({"--model-data": "s3://models/model.zip"}, "SageMaker takes a .tar.gz archive"),
-    ({"--model-data": "s3://no-such-bucket/m/model.tar.gz"}, "bucket no-such-bucket does not exist"),
+    ({"--model-data": "s3://no-such-bucket/m/model.tar.gz"},
+     "bucket no-such-bucket does not exist"),
     ({"--model-data": "s3://models/nothing/model.tar.gz"}, "no such object; upload it first"),
     ({"name": "claims_estimates"}, "endpoint name 'claims_estimates'"),
     ({"name": "e" * 51}, "use 1 to 50 letters"),

@@ -3,10 +3,19 @@ import math
 
 import pytest
 
-from insurance_charges.core.schema import (BY_NAME, EXAMPLE_RECORD, FIELD_NAMES, FIELDS,
-                                           FieldError, RepeatedKeys, check_value,
-                                           extrapolation_warning, pointer_token, typed_from_text,
-                                           validate_record)
+from insurance_charges.core.schema import (
+    BY_NAME,
+    EXAMPLE_RECORD,
+    FIELD_NAMES,
+    FIELDS,
+    FieldError,
+    RepeatedKeys,
+    check_value,
+    extrapolation_warning,
+    pointer_token,
+    typed_from_text,
+    validate_record,
+)
 from insurance_charges.core.validation import alone, validate_records
 from insurance_charges.web.form_parsing import messages, typed_values
 

@@ -28,10 +28,25 @@ from insurance_charges.scoring import chunks, cli, columns, storage
 from insurance_charges.scoring.reading import TextChunk, text_chunks
 from insurance_charges.web import create_app
 
-from .scoring_support import OUTPUTS, ROOT, WRITERS, cell, error_lines, fail_chunk, fields_of, \
-    messages_of, problems_of, read_rows, records_with_ids, start_on_a_pipe, summary_of, \
-    write_csv, write_jsonl
-from .scoring_support import s3, score  # noqa: F401 - fixtures, used by name
+from .scoring_support import (
+    OUTPUTS,
+    ROOT,
+    WRITERS,
+    cell,
+    error_lines,
+    fail_chunk,
+    fields_of,
+    messages_of,
+    problems_of,
+    read_rows,
+    records_with_ids,
+    start_on_a_pipe,
+    summary_of,
+    write_csv,
+    write_jsonl,
+)
+
+pytest_plugins = ("tests.scoring_support",)  # the score and s3 fixtures
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +67,7 @@ def assert_same_as_api(rows: list[dict], records: list[dict], api: dict) -> None
     warnings: dict[int, list[str]] = {}
     for w in api["warnings"]:
         warnings.setdefault(int(w["pointer"].split("/")[1]), []).append(w["message"])
-    for i, (row, record) in enumerate(zip(rows, records)):
+    for i, (row, record) in enumerate(zip(rows, records, strict=True)):
         assert float(row["estimate"]) == api["predictions"][i]
         assert float(row["likely_lower"]) == api["intervals"][i]["lower"]
         assert float(row["likely_upper"]) == api["intervals"][i]["upper"]
@@ -440,10 +455,10 @@ def reference_of(field, value, text: bool):
 def test_the_fast_path_accepts_a_text_cell_only_where_the_core_does_with_the_same_value(field):
     rng = np.random.default_rng(0)
     random_text = [f"{x:.{d}f}" for x, d in zip(rng.uniform(0, 120, 3000),
-                                                   rng.integers(0, 8, 3000))]
+                                                   rng.integers(0, 8, 3000), strict=True)]
     cells = TRICKY_TEXT + random_text
     ok, values = columns.fast_values(field, pa.array(cells, pa.string()))
-    for cell_text, certain, value in zip(cells, ok, values):
+    for cell_text, certain, value in zip(cells, ok, values, strict=True):
         valid, coerced = reference_of(field, cell_text, True)
         if certain:
             assert valid and value == coerced and type(coerced) in (int, float, str), cell_text
@@ -468,7 +483,7 @@ def test_the_fast_path_follows_the_cores_json_rules_for_parquet_numbers(kind):
     array = pa.array(raw, kind) if kind != pa.date32() else pa.array(raw, pa.int32()).cast(kind)
     for field in FIELDS:
         ok, values = columns.fast_values(field, array)
-        for cell_value, certain, value in zip(array.to_pylist(), ok, values):
+        for cell_value, certain, value in zip(array.to_pylist(), ok, values, strict=True):
             valid, coerced = reference_of(field, cell_value, False)
             if certain:
                 assert valid and columns._python(field, value) == coerced, (field.name, cell_value)

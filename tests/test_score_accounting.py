@@ -17,9 +17,17 @@ import pytest
 from insurance_charges.core.schema import FIELDS, check_value
 from insurance_charges.scoring import cells
 
-from .scoring_support import WRITERS, error_lines, fields_of, messages_of, problems_of, \
-    read_rows, summary_of
-from .scoring_support import score  # noqa: F401 - a fixture, used by name
+from .scoring_support import (
+    WRITERS,
+    error_lines,
+    fields_of,
+    messages_of,
+    problems_of,
+    read_rows,
+    summary_of,
+)
+
+pytest_plugins = ("tests.scoring_support",)  # the score fixture
 
 HEADER = "id,age,sex,bmi,children,smoker,region"
 

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from .scoring_support import error_lines, read_rows
-from .scoring_support import score  # noqa: F401 - a fixture, used by name
+
+pytest_plugins = ("tests.scoring_support",)  # the score fixture
 
 FIELDS = {"age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes",
           "region": "southwest"}

@@ -26,9 +26,19 @@ import pytest
 from insurance_charges.scoring import chunks, storage
 
 from .conftest import require
-from .scoring_support import ROOT, HeldUploads, csv_bytes, error_lines, read_rows, \
-    records_with_ids, start_on_a_pipe, start_scoring, write_csv
-from .scoring_support import s3, score  # noqa: F401 - fixtures, used by name
+from .scoring_support import (
+    ROOT,
+    HeldUploads,
+    csv_bytes,
+    error_lines,
+    read_rows,
+    records_with_ids,
+    start_on_a_pipe,
+    start_scoring,
+    write_csv,
+)
+
+pytest_plugins = ("tests.scoring_support",)  # the score and s3 fixtures
 
 STOP = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 

@@ -8,8 +8,8 @@ import warnings
 
 import pytest
 
-from insurance_charges.web import create_app
 from insurance_charges.settings import parse_api_keys
+from insurance_charges.web import create_app
 from insurance_charges.web.security import key_is_valid
 
 from .conftest import ROOT
@@ -138,7 +138,8 @@ def test_pinned_dependencies_have_no_known_advisories_where_pip_audit_can_check(
     unaudited = [d["name"] for d in report if d.get("skip_reason")]
     if unaudited:  # the advisory source did not answer for these versions here
         warnings.warn(f"pip-audit could not check {len(unaudited)} of {len(report)} pinned "
-                      "packages: PyPI's advisory API did not answer for their versions")
+                      "packages: PyPI's advisory API did not answer for their versions",
+                      stacklevel=1)
 
 
 @pytest.mark.parametrize("query, logged", [

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from devtools.gunicorn_server import GunicornServer, free_port
 from insurance_charges.core.schema import EXAMPLE_RECORD
 
 from .conftest import ROOT
-from devtools.gunicorn_server import GunicornServer, free_port
 
 pytestmark = pytest.mark.slow
 

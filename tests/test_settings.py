@@ -8,8 +8,13 @@ import pytest
 
 from devtools.gunicorn_server import free_port
 from insurance_charges.core.model_signing import TRUSTED_KEYS, signature_path
-from insurance_charges.settings import (DEFAULT_MODEL_PATH, ENVIRONMENT, Settings, SettingsError,
-                                        from_environ)
+from insurance_charges.settings import (
+    DEFAULT_MODEL_PATH,
+    ENVIRONMENT,
+    Settings,
+    SettingsError,
+    from_environ,
+)
 
 from .conftest import ROOT
 
@@ -85,7 +90,8 @@ def test_an_unusable_model_public_key_is_refused(tmp_path, content, message):
     ("PORT", "0", "PORT='0': outside 1 to 65535; set PORT to a TCP port from 1 to 65535"),
     ("PORT", "65536", "PORT='65536': outside 1 to 65535"),
     ("PORT", "http", "PORT='http': not a whole number; set PORT"),
-    ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY='0': outside 1 to 8; set WEB_CONCURRENCY from 1 to 8"),
+    ("WEB_CONCURRENCY", "0",
+     "WEB_CONCURRENCY='0': outside 1 to 8; set WEB_CONCURRENCY from 1 to 8"),
     ("WEB_CONCURRENCY", "9", "WEB_CONCURRENCY='9': outside 1 to 8"),
     ("WEB_CONCURRENCY", "2.5", "WEB_CONCURRENCY='2.5': not a whole number"),
     ("MAX_BATCH", "0", "MAX_BATCH='0': outside 1 to 10000"),

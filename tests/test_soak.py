@@ -8,11 +8,11 @@ import os
 import psutil
 import pytest
 
+from devtools.gunicorn_server import GunicornServer
 from insurance_charges.core.schema import EXAMPLE_RECORD
 
 from .conftest import ROOT
 from .load import run_load
-from devtools.gunicorn_server import GunicornServer
 
 pytestmark = pytest.mark.slow
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))

@@ -8,13 +8,12 @@ import sys
 import pandas as pd
 import pytest
 
-from insurance_charges.training import baseline, data, train
-from insurance_charges.core.model_card import path_for
-from insurance_charges.serving.model import load_model
-from insurance_charges.core.schema import FIELD_NAMES
-from insurance_charges.settings import DEFAULT_MODEL_PATH
-
 from devtools.blas_spread import GENERIC, numbers, oldest_cpu
+from insurance_charges.core.model_card import path_for
+from insurance_charges.core.schema import FIELD_NAMES
+from insurance_charges.serving.model import load_model
+from insurance_charges.settings import DEFAULT_MODEL_PATH
+from insurance_charges.training import baseline, data, train
 
 from .conftest import ROOT
 
@@ -207,7 +206,8 @@ def test_retraining_reproduces_the_interval_figures(retrained, committed_card):
 
 @pytest.mark.slow
 def test_retrained_model_is_signed_loads_and_serves(retrained, test_keys):
-    assert "signed insurance-charges.sig.json with key " + test_keys[0].key_id in retrained[1].stderr
+    signed = "signed insurance-charges.sig.json with key " + test_keys[0].key_id
+    assert signed in retrained[1].stderr
     model = load_model(retrained[0], test_keys)
     assert model.predict([{"age": 40, "sex": "male", "bmi": 30.0, "children": 2,
                            "smoker": "no", "region": "northwest"}])[0] > 0

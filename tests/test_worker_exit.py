@@ -5,15 +5,15 @@ import time
 
 import pytest
 
-from insurance_charges.core.schema import EXAMPLE_RECORD
-
 from devtools.gunicorn_server import GunicornServer
+from insurance_charges.core.schema import EXAMPLE_RECORD
 
 pytestmark = pytest.mark.slow
 
 
 def test_recycled_workers_answer_everything_log_everything_and_stop_cleanly():
-    server = GunicornServer(via_make=True, workers=1, GUNICORN_CMD_ARGS="--max-requests 40 --max-requests-jitter 0")
+    server = GunicornServer(via_make=True, workers=1,
+                            GUNICORN_CMD_ARGS="--max-requests 40 --max-requests-jitter 0")
     try:
         server.wait_healthy()
         statuses = [server.request("/api/v1/predict", EXAMPLE_RECORD)[0] for _ in range(100)]

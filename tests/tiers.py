@@ -69,11 +69,20 @@ def pytest_configure(config: pytest.Config) -> None:
     RegressionExperiment.setup = _guard(config, "trains a model", RegressionExperiment.setup)
 
 
+# Warnings are errors (pyproject.toml lists the third-party ones let through), but the slow tier
+# still lets third-party deprecations through: its trainings and servers were not all run with
+# warnings as errors, so their list is not complete yet (docs/testing.md#warnings).
+SLOW_TIER_WARNINGS = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses a process-starting fixture as slow."""
+    """Mark every test that uses a process-starting fixture as slow (with the slow tier's
+    warning filter)."""
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        if _is_slow(item):
+            item.add_marker(SLOW_TIER_WARNINGS)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from airflow.providers.standard.hooks.subprocess import SubprocessHook
@@ -59,7 +59,8 @@ REFETCH = """"$PY" -m insurance_charges.training.data_checks "$DATA_SOURCE" --ou
 # refusal, drift is why one retrains). No champion yet is said so in the report; any other
 # failure to fetch its card (S3, the signature) exits 75, retried like an unreadable source.
 # The registry's only words for "no champion" are its error line, matched here.
-CHECK_DATA = PRELUDE + """REFERENCE=(--no-reference-card "no champion in the store yet: nothing to compare with")
+CHECK_DATA = PRELUDE + """NO_CHAMPION="no champion in the store yet: nothing to compare with"
+REFERENCE=(--no-reference-card "$NO_CHAMPION")
 if "$PY" -m insurance_charges.registry fetch champion "$WORK/champion" >&2 2> "$WORK/fetch.err"
 then
   REFERENCE=(--reference-card "$(ls "$WORK"/champion/*.card.json)")
@@ -144,7 +145,7 @@ with DAG(
     doc_md=__doc__,
     # Mondays 03:00 UTC: the week's bills are in and nobody is waiting on the workers.
     schedule="0 3 * * 1",
-    start_date=datetime(2026, 11, 2, tzinfo=timezone.utc),
+    start_date=datetime(2026, 11, 2, tzinfo=UTC),
     catchup=False,  # after a pause, one run on the newest data, not one per missed week
     max_active_runs=1,  # two runs must never race to promote
     # Above the worst case of every attempt and wait below (about 5 h), far below a week: a run

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from .. import cli_runner
 from ..errors import UserError
-from ..settings import MAX_CONTENT_LENGTH, MAX_PAYLOAD_MB, PROJECT_ROOT, from_environ
+from ..paths import PROJECT_ROOT
+from ..settings import MAX_CONTENT_LENGTH, MAX_PAYLOAD_MB, from_environ
 from ..startup.address import bind_address, check_address
 from ..web.errors import PROBLEMS, problem_type
 from ..web.security import HEADERS
@@ -105,60 +106,65 @@ class Stack:
 
     def __init__(self, port: int, drain_s: int = DRAIN_S, max_payload_mb: int = MAX_PAYLOAD_MB,
                  environ: dict | None = None, host: str = "0.0.0.0"):  # nosec B104
-        self.host, self.port, self.gunicorn, self.nginx = host, port, None, None
+        self.host, self.port = host, port
+        self.gunicorn: subprocess.Popen[bytes] | None = None
+        self.nginx: subprocess.Popen[bytes] | None = None
         self.drain_s, self.max_payload_mb, self.environ = drain_s, max_payload_mb, environ
         self.stopping = self.failed = False
         self._quit_sent = self._term_sent = False
         self._quit_at = 0.0
 
-    def start(self) -> None:
-        """gunicorn first (it loads the model); nginx once gunicorn is listening."""
+    def start(self) -> subprocess.Popen[bytes]:
+        """gunicorn first (it loads the model); nginx once gunicorn is listening. gunicorn."""
         config = write_config(self.port, drain_s=self.drain_s, max_payload_mb=self.max_payload_mb,
                               host=self.host)
         SOCKET.unlink(missing_ok=True)
         # Started as `make run` starts it: what gunicorn reads itself is checked first.
-        self.gunicorn = subprocess.Popen(
+        gunicorn = self.gunicorn = subprocess.Popen(
             [sys.executable, "-m", "insurance_charges.startup", "--unix-socket", str(SOCKET)],
             cwd=PROJECT_ROOT, env=self.environ)
         deadline = time.monotonic() + STARTUP_S
         while not SOCKET.exists():
-            if self.gunicorn.poll() is not None or time.monotonic() > deadline or self.stopping:
-                return  # gunicorn said why (one "Error:" line), or a stop came before the start
+            if gunicorn.poll() is not None or time.monotonic() > deadline or self.stopping:
+                return gunicorn  # it said why (one "Error:" line), or a stop came before
             time.sleep(0.05)
         self.nginx = subprocess.Popen(["nginx", "-c", str(config), "-e", "stderr",
                                        "-g", "daemon off;"])
         PORT_FILE.write_text(f"{self.port}\n")
+        return gunicorn
 
     def request_stop(self, *_signal) -> None:
         """The signal handler: only note it; ``wait`` does the stopping, in order."""
         self.stopping = True
 
-    def _step(self) -> None:
-        nginx_alive = self.nginx.poll() is None
+    def _step(self, gunicorn: subprocess.Popen[bytes], nginx: subprocess.Popen[bytes]) -> None:
+        nginx_alive = nginx.poll() is None
         if self.stopping and nginx_alive and not self._quit_sent:
-            self.nginx.send_signal(signal.SIGQUIT)  # graceful: stop accepting, finish requests
+            nginx.send_signal(signal.SIGQUIT)  # graceful: stop accepting, finish requests
             self._quit_sent, self._quit_at = True, time.monotonic()
         elif nginx_alive and self._quit_sent and \
                 time.monotonic() - self._quit_at > self.drain_s + GRACE_AFTER_DRAIN_S:
-            self.nginx.terminate()  # fast: close what is left
+            nginx.terminate()  # fast: close what is left
             self._quit_at = float("inf")
         if self.stopping and not nginx_alive and not self._term_sent:
             # Every request nginx held has been answered or given up on: nothing is left in
             # flight, so gunicorn may stop at once (SIGQUIT) instead of waiting 1-3 s (SIGTERM).
-            self.gunicorn.send_signal(signal.SIGQUIT)
+            gunicorn.send_signal(signal.SIGQUIT)
             self._term_sent = True
 
     def wait(self) -> int:
         """Serve until told to stop or until either exits; return gunicorn's exit status."""
-        while self.gunicorn.poll() is None or self.nginx.poll() is None:
-            if not self.stopping and (self.gunicorn.poll() is not None
-                                      or self.nginx.poll() is not None):
+        gunicorn, nginx = self.gunicorn, self.nginx
+        if gunicorn is None or nginx is None:
+            raise RuntimeError("wait() serves what start() started: both gunicorn and nginx")
+        while gunicorn.poll() is None or nginx.poll() is None:
+            if not self.stopping and (gunicorn.poll() is not None or nginx.poll() is not None):
                 self.failed = self.stopping = True  # half a service must not go on serving
-                if self.gunicorn.poll() is not None:
-                    self.nginx.terminate()  # nothing left to finish: no graceful wait
-            self._step()
+                if gunicorn.poll() is not None:
+                    nginx.terminate()  # nothing left to finish: no graceful wait
+            self._step(gunicorn, nginx)
             time.sleep(0.05)
-        return self.gunicorn.returncode
+        return gunicorn.returncode
 
 
 def main(args: list[str] | None = None) -> int:
@@ -181,11 +187,11 @@ def _serve(args: list[str]) -> int:
     stack = Stack(mode.port, mode.drain_s, settings.max_payload_mb, mode.environ, settings.host)
     signal.signal(signal.SIGTERM, stack.request_stop)
     signal.signal(signal.SIGINT, stack.request_stop)
-    stack.start()
+    gunicorn = stack.start()
     if stack.nginx is None:  # gunicorn never came up, or a stop came first
-        if stack.gunicorn.poll() is None:
-            stack.gunicorn.terminate()  # still loading: it ends silently (SIGTERM's default)
-        status = stack.gunicorn.wait()
+        if gunicorn.poll() is None:
+            gunicorn.terminate()  # still loading: it ends silently (SIGTERM's default)
+        status = gunicorn.wait()
         return 0 if stack.stopping else (status or 1)  # asked to stop: nothing failed
     status = stack.wait()
     return (status or 1) if stack.failed else status  # a lost half is a failure, even at 0

@@ -8,9 +8,9 @@ SIGKILL 30 s after SIGTERM where Docker's own default is 10 s.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from ..errors import UsageError
 from ..platforms.sagemaker import MODEL_DIR, ModelDirError, model_in

@@ -8,15 +8,23 @@ Every way in (the JSON API, the form, the benchmark) calls it; adapters only tra
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from . import interval
 from .schema import EXAMPLE_RECORD, FieldError
-from .validation import Locate, ValidRecords, alone, how_many, in_batch, range_warnings, \
-    validate_records
+from .validation import (
+    Locate,
+    ValidRecords,
+    alone,
+    how_many,
+    in_batch,
+    range_warnings,
+    validate_records,
+)
 
 CENTS = 2  # estimates and ranges are rounded once, to the cent, after all arithmetic
 
@@ -25,13 +33,18 @@ MAX_BATCH_LIMIT = 10_000
 
 
 class Estimator(Protocol):
-    """What the core needs of a model (core.estimator.Model, or a test's stand-in)."""
+    """What the core needs of a model (serving.model.Model, or a test's stand-in): read only."""
 
-    version: str
-    training_ranges: dict
-    likely_range: dict | None
+    @property
+    def version(self) -> str: ...
 
-    def predict(self, records: Sequence[dict]) -> Sequence[float]: ...
+    @property
+    def training_ranges(self) -> dict: ...
+
+    @property
+    def likely_range(self) -> dict | None: ...
+
+    def predict(self, records: Sequence[dict]) -> np.ndarray | Sequence[float]: ...
 
 
 class InvalidRecords(ValueError):
@@ -75,16 +88,17 @@ class Estimates:
         if not self.batch:
             body = {"prediction": float(self.amounts[0]), "model_version": self.model_version,
                     "warnings": warnings}
-            if self.lower is not None:
+            if self.lower is not None and self.upper is not None:
                 body["interval"] = {"lower": float(self.lower[0]), "upper": float(self.upper[0]),
                                     "level": self.level}
             return body
         body = {"predictions": self.amounts.tolist(), "model_version": self.model_version,
                 "warnings": warnings}
-        if self.lower is not None and intervals:
+        if self.lower is not None and self.upper is not None and intervals:
             level = self.level
+            bounds = zip(self.lower.tolist(), self.upper.tolist(), strict=True)
             body["intervals"] = [{"lower": low, "upper": high, "level": level}
-                                 for low, high in zip(self.lower.tolist(), self.upper.tolist())]
+                                 for low, high in bounds]
         return body
 
 
@@ -99,7 +113,7 @@ def estimate(model: Estimator, body: Any, *, max_batch: int = MAX_BATCH_LIMIT) -
                              f"a batch holds 1 to {max_batch} records; got none")
     locate = in_batch if batch else alone
     records, errors = validate_records(items, locate)
-    if errors.total:
+    if records is None:  # None exactly when there are errors
         raise InvalidRecords(errors, total=errors.total, complete=errors.complete)
     return estimate_valid(model, records, batch=batch, locate=locate)
 
@@ -126,11 +140,12 @@ def self_check(model: Estimator) -> str | None:
     """Run the example record through the whole core; say what is wrong, or None."""
     try:
         got = estimate(model, dict(EXAMPLE_RECORD))
-    except Exception as exc:  # whatever a broken model raises, start-up must say it in one line
+    except Exception as exc:  # noqa: BLE001 - whatever a broken model raises, said in one line
         return f"{type(exc).__name__}: {exc}"
     amount = float(got.amounts[0])
     if not (math.isfinite(amount) and amount > 0):
         return f"the estimate is {amount}, not a positive number of dollars"
-    if got.lower is not None and not float(got.lower[0]) <= float(got.upper[0]):
+    if (got.lower is not None and got.upper is not None
+            and not float(got.lower[0]) <= float(got.upper[0])):
         return "its likely range has a lower bound above the upper one"
     return None

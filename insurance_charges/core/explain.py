@@ -100,8 +100,7 @@ def explain(model: Estimator, person: Estimates) -> Explanation:
         series = {s: [next(amounts) for _ in grids[field]] for s in smokers}
         curves.append(Curve(field, BY_NAME[field].label, grids[field], series,
                             (record[field], estimate, record[SMOKER])))
-    # Estimates sets upper whenever it sets lower, which mypy cannot see.
-    span = None if person.lower is None else {
-        "lower": float(person.lower[0]), "upper": float(person.upper[0]),  # type: ignore[index]
-        "level": person.level}
+    lower, upper = person.lower, person.upper
+    span = None if lower is None or upper is None else {
+        "lower": float(lower[0]), "upper": float(upper[0]), "level": person.level}
     return Explanation(estimate, span, whatifs, curves)

@@ -20,13 +20,13 @@ _BETWEEN_VALUES, _BETWEEN_RECORDS = b",", b"],["
 
 def answer_json(estimates: Estimates) -> bytes:
     """``orjson.dumps(estimates.to_json())``, fast for a batch with likely ranges."""
-    if not estimates.batch or estimates.lower is None or not len(estimates.amounts):
+    lower, upper = estimates.lower, estimates.upper
+    if not estimates.batch or lower is None or upper is None or not len(estimates.amounts):
         return orjson.dumps(estimates.to_json())
     head = orjson.dumps(estimates.to_json(intervals=False))
     level = orjson.dumps(estimates.level)
-    # Estimates sets upper whenever it sets lower, which mypy cannot see.
     pairs = orjson.dumps(
-        np.column_stack((estimates.lower, estimates.upper)),  # type: ignore[arg-type]
+        np.column_stack((lower, upper)),
         option=orjson.OPT_SERIALIZE_NUMPY)[2:-2]  # without "[[" and "]]"
     marker = b"\0"  # never in orjson's text of numbers: holds record breaks while commas change
     intervals = (pairs.replace(_BETWEEN_RECORDS, marker)

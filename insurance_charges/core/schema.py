@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, cast
 
 INTEGER, NUMBER, CATEGORY = "integer", "number", "category"
 
@@ -124,7 +125,7 @@ def _coerce(field: Field, value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return _INVALID
     # Every number in FIELDS has both limits; only a category's are None (mypy cannot see it).
-    if not field.minimum <= value <= field.maximum:  # type: ignore[operator]
+    if not cast(float, field.minimum) <= value <= cast(float, field.maximum):
         return _INVALID
     if field.kind == INTEGER:
         return int(value) if float(value).is_integer() else _INVALID

@@ -1,4 +1,5 @@
-"""Strict JSON: UTF-8 text parsed as json.loads would, with NaN, Infinity, overflow and repeated keys refused.
+"""Strict JSON: UTF-8 text parsed as json.loads would, refusing NaN, Infinity, overflow and
+repeated keys.
 
 No Flask here: the API, /invocations' JSON lines and the file scorer all parse with it, so a
 value means the same wherever it arrives.
@@ -9,8 +10,8 @@ import gc
 import json
 import math
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import orjson
 
@@ -35,7 +36,8 @@ def _object(pairs: list) -> dict:
         return obj
     # A dict keeps the repeated keys in order as a list would, but finds one in constant time:
     # with a list, 100,000 keys each sent twice took minutes.
-    seen, repeated = set(), {}
+    seen: set[str] = set()
+    repeated: dict[str, None] = {}
     for key, _ in pairs:
         if key in seen:
             repeated[key] = None

@@ -8,12 +8,21 @@ once how records are addressed.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from .schema import BY_NAME, CATEGORY, FIELDS, INTEGER, NUMBER, FieldError, \
-    extrapolation_warning, record_problems
+from .schema import (
+    BY_NAME,
+    CATEGORY,
+    FIELDS,
+    INTEGER,
+    NUMBER,
+    FieldError,
+    extrapolation_warning,
+    record_problems,
+)
 
 Locate = Callable[[int], str]
 _MISSING = object()
@@ -67,7 +76,7 @@ class ValidRecords(list):
         return self._codes[name]
 
 
-def _codes(name: str, values: list) -> np.ndarray:
+def _codes(name: str, values: Sequence | np.ndarray) -> np.ndarray:
     """Positions of ``values`` in the field's choices; KeyError or TypeError if one is not."""
     return np.fromiter(map(CODES[name].__getitem__, values), np.intp, len(values))
 
@@ -122,7 +131,7 @@ def _all_valid(items: list) -> ValidRecords | None:
         return ValidRecords(items, columns, codes)
     rows = [dict(item) for item in items]
     for name, values in coerced.items():
-        for row, value in zip(rows, values):
+        for row, value in zip(rows, values, strict=True):
             row[name] = value
     return ValidRecords(rows, columns, codes)
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +64,7 @@ class Bins:
         if self.kind == CATEGORY:
             return self.categories
         e = [f"{edge:g}" for edge in self.edges]
-        return (f"<= {e[0]}", *(f"({a}, {b}]" for a, b in zip(e, e[1:])), f"> {e[-1]}")
+        return (f"<= {e[0]}", *(f"({a}, {b}]" for a, b in pairwise(e)), f"> {e[-1]}")
 
     def index(self, value: Any) -> int:
         """The bin one value falls in."""
@@ -210,7 +212,7 @@ def assess(bins: Bins, counts: Sequence[float] | np.ndarray) -> dict:
             "status": status(value) if value is not None and records >= MIN_RECORDS else TOO_FEW,
             "records": records,
             "bins": [{"bin": label, "training": round(share, 4), "served": round(float(s), 4)}
-                     for label, share, s in zip(bins.labels, bins.shares, served)]}
+                     for label, share, s in zip(bins.labels, bins.shares, served, strict=True)]}
 
 
 SEVERITY = ("ok", "watch", "drift")

@@ -30,7 +30,7 @@ class ServiceCollector:
                                      "training bin they fall in (the card's distribution).",
                                      labels=["field", "bin"])
         for name, bins in watch.reference.all_bins().items():
-            for label, n in zip(bins.labels, values[watch.layout.slices[name]]):
+            for label, n in zip(bins.labels, values[watch.layout.slices[name]], strict=True):
                 served.add_metric([name, label], n)
         yield served
         now = state.counts_from(values, watch.layout, merged)

@@ -21,8 +21,8 @@ import os
 import shutil
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from . import files, state
 from .exposition import ServiceCollector, metrics_app

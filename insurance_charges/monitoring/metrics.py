@@ -78,7 +78,9 @@ def observe_many(histogram, counts, total: float) -> None:
     the histogram child's bucket and sum values, which prometheus_client 0.26 (pinned) keeps in
     ``_buckets`` and ``_sum``; tests/test_metrics.py proves it equal to observing one by one.
     """
-    for bucket, count in zip(histogram._buckets, counts):
+    # Not strict: a NaN lands past the +Inf bucket in np.searchsorted's counts, and is left out of
+    # every bucket, as observe() leaves it.
+    for bucket, count in zip(histogram._buckets, counts, strict=False):
         if count:
             bucket.inc(float(count))
     histogram._sum.inc(float(total))

@@ -16,7 +16,8 @@ import socket
 import socketserver
 import threading
 import time
-from typing import IO, Callable, cast
+from collections.abc import Callable
+from typing import IO, cast
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import drift, files
@@ -36,9 +36,10 @@ class Counts:
     out_of_range: dict = field(default_factory=dict)  # field -> values
     start: float | None = None  # when the service started, if known
 
-    def minus(self, earlier: "Counts") -> "Counts":
+    def minus(self, earlier: Counts) -> Counts:
         """What was counted between ``earlier`` and these counts."""
-        bins = {name: [a - b for a, b in zip(now, earlier.bins.get(name, [0] * len(now)))]
+        bins = {name: [a - b for a, b in zip(now, earlier.bins.get(name, [0] * len(now)),
+                                             strict=True)]
                 for name, now in self.bins.items()}
         outside = {name: n - earlier.out_of_range.get(name, 0)
                    for name, n in self.out_of_range.items()}
@@ -96,7 +97,7 @@ class Window:
         os.replace(partial, target)
 
     @classmethod
-    def read(cls, directory: Path | None) -> "Window":
+    def read(cls, directory: Path | None) -> Window:
         """The master's latest snapshots (none without a shared directory, or before the first)."""
         try:
             items = json.loads((directory / files.WINDOW).read_text()) if directory else []
@@ -106,7 +107,7 @@ class Window:
 
 
 def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
 def section(reference: drift.Reference, counts: Counts, since: float) -> dict:

@@ -113,7 +113,7 @@ def fold(directory: Path, pid: int) -> bool:
     archive = directory / "drift_archive.counts"
     if archive.exists():
         before = read(archive, len(counts)) or [0.0] * len(counts)
-        counts = [a + b for a, b in zip(before, counts)]
+        counts = [a + b for a, b in zip(before, counts, strict=True)]
     partial = archive.with_name(archive.name + ".partial")
     partial.write_bytes(array.array("d", counts).tobytes())
     os.replace(partial, archive)

@@ -42,8 +42,9 @@ def reference_of(model) -> drift.Reference | None:
     try:
         return drift.read_reference(section)
     except ValueError as exc:
-        raise MonitoringError(f"model card of {getattr(model, 'path', model.version)}: {exc}; run `make train` to rebuild "
-                              "it, or set MODEL_PATH to a trained pipeline") from None
+        raise MonitoringError(f"model card of {getattr(model, 'path', model.version)}: {exc}; "
+                              "run `make train` to rebuild it, or set MODEL_PATH to a trained "
+                              "pipeline") from None
 
 
 def watch_model(model, directory: Path | None, load_seconds: float) -> Watch:

@@ -12,7 +12,7 @@ import os
 import socket
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..core import model_card, model_signing
@@ -110,7 +110,7 @@ def publish(store: Store, release: Release) -> bool:
     version = release.version
     manifest = {"format": FORMAT, "version": version, "pipeline": release.pipeline,
                 "files": release.listing(), "signed_by": release.signer,
-                "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "published_by": who()}
     immutable = (f"version {version} is already in {store.location.uri()} with other bytes; "
                  "versions are immutable: retrain to make a new version")

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from . import documents
 from .documents import Entry
@@ -140,7 +140,7 @@ def move(store: Store, pointer: Pointer | None, version: str, *, action: str, by
         "sequence": (pointer.entry["sequence"] + 1) if pointer else 1,
         "version": version,
         "action": action,
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "by": by,
         "previous": pointer.version if pointer else None,
         # the entry a rollback from here restores (None: nothing earlier to go back to)

@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "promote" and args.force and not (args.reason or "").strip():
-        parser.error("--force needs --reason \"...\": the history keeps why the gate was overridden")
+        parser.error("--force needs --reason \"...\": the history keeps why the gate was "
+                     "overridden")
     if getattr(args, "deploy_ecs", None) and args.deploy_ecs.count("/") != 1:
         parser.error("--deploy-ecs takes CLUSTER/SERVICE")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr,

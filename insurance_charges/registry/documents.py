@@ -8,8 +8,9 @@ exactly the three names its signature covers, each a plain file name.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, TypedDict
+from typing import Any, TypedDict
 
 from ..core import model_card
 from .store import RESTORE, Damaged, loads
@@ -272,14 +273,14 @@ def card_figures(data: bytes, uri: str) -> CardFigures:
     holdout, interval = card["metrics"]["holdout"], card.get("interval")
     coverage = (interval.get("holdout") or {}).get("coverage") if isinstance(
         interval, dict) and isinstance(interval.get("holdout"), dict) else None
-    r2, data = holdout.get("r2"), card["data"]
+    r2, source = holdout.get("r2"), card["data"]
     faults = [name for name, ok in (
         ("trained_at", isinstance(card.get("trained_at"), str)),
-        ("data.sha256", isinstance(data.get("sha256"), str)),
+        ("data.sha256", isinstance(source.get("sha256"), str)),
         ("metrics.holdout.r2", r2 is None or _number(r2)),
         ("interval.holdout.coverage", coverage is None or _number(coverage))) if not ok]
     if faults:
         raise Damaged(f"{uri} is not a usable model card ({faults[0]} has the wrong type); "
                       f"{VERSION_FIX}")
     return CardFigures(card["trained_at"], card["estimator"], holdout["mae"], r2, coverage,
-                       data["sha256"], data["rows"], card["versions"])
+                       source["sha256"], source["rows"], card["versions"])

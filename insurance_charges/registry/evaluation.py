@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -146,7 +146,7 @@ def freeze(store: Store, card: dict, given: Path | None, by: str) -> EvaluationS
         about = {"sha256": evaluation.sha256, "rows": len(evaluation.frame), "source": source,
                  "training_data_of": card["model_version"]
                  if evaluation.sha256 == card["data"]["sha256"] else None,
-                 "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
                  "by": by}
         try:
             store.put_json(store.location.key(*ABOUT), about)

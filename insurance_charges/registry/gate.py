@@ -64,6 +64,13 @@ class SetResult:
     champion_trained: bool
 
 
+def _scored(score: Score | None) -> Score:
+    """A score the gate reads: judge() reads scores only once every model was scored."""
+    if score is None:
+        raise ValueError("the gate read the score of a model that was not scored")
+    return score
+
+
 @dataclass(frozen=True)
 class Check:
     """One rule of the gate."""
@@ -115,7 +122,7 @@ def judge(card: dict, results: list[SetResult], champion: str | None,
     ]
     if not_scored:
         return checks + [Check("scored", False, f"not scored: {not_scored}")]
-    bad = sum(r.challenger.bad for r in results)
+    bad = sum(_scored(r.challenger).bad for r in results)
     rows = sum(r.rows for r in results)
     checks.append(Check("finite, positive predictions", bad == 0,
                         f"{rows - bad} of {rows}"))
@@ -136,8 +143,8 @@ def _mae_check(results: list[SetResult], champion: str | None,
         return Check(name, False, "no evaluation records that neither model was trained on; "
                                   "give --evaluation-data (the newest data's holdout)")
     rows = sum(r.rows for r in fair)
-    ours = sum(r.challenger.mae * r.rows for r in fair) / rows
-    theirs = sum(r.champion.mae * r.rows for r in fair) / rows
+    ours = sum(_scored(r.challenger).mae * r.rows for r in fair) / rows
+    theirs = sum(_scored(r.champion).mae * r.rows for r in fair) / rows
     return Check(name, ours <= theirs * (1 + TOLERANCE),
                  f"{ours:,.2f} vs {theirs:,.2f} ({ours / theirs - 1:+.1%}) on {rows} records")
 
@@ -146,12 +153,13 @@ def _coverage_check(results: list[SetResult]) -> Check:
     low, high = COVERAGE_BAND
     name = f"interval coverage {low:.0%}-{high:.0%}"
     unseen = [r for r in results if not r.challenger_trained]
-    if not all(r.challenger.has_range for r in results):
+    if not all(_scored(r.challenger).has_range for r in results):
         return Check(name, False, "the challenger's card has no likely range")
     if not unseen:
         return Check(name, False, "no evaluation records it was not trained on; give "
                                   "--evaluation-data (the newest data's holdout)")
-    covered, rows = sum(r.challenger.covered for r in unseen), sum(r.rows for r in unseen)
+    covered = sum(_scored(r.challenger).covered for r in unseen)
+    rows = sum(r.rows for r in unseen)
     lo, hi = exact_interval(covered, rows)
     return Check(name, lo <= high and hi >= low,
                  f"{_pct(covered / rows)} of {rows} records (95% interval {lo:.2%}-{hi:.2%})")

@@ -32,7 +32,7 @@ def compare(store: Store, release: artifacts.Release, pointer: Pointer | None,
                   evaluation.from_file(evaluation_data) if evaluation_data else None)
     # The same bytes given twice (the holdout that was frozen as the reference set) are one
     # set: counted twice they would double the records behind every figure the gate judges.
-    sets = []
+    sets: list[evaluation.EvaluationSet] = []
     for candidate in candidates:
         if candidate is not None and all(candidate.sha256 != s.sha256 for s in sets):
             sets.append(candidate)

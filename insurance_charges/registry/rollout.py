@@ -9,7 +9,7 @@ says why not. ECS: a new revision of the service's task definition with the new 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .store import RegistryError, client, with_retries
 

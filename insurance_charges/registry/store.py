@@ -13,7 +13,8 @@ import hashlib
 import json
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import UserError
 from .uri import StoreLocation
@@ -92,8 +93,12 @@ def _code(exc: Exception) -> str:
 
 
 def _retriable(exc: Exception) -> bool:
-    from botocore.exceptions import (ConnectionClosedError, ConnectTimeoutError,
-                                     EndpointConnectionError, ReadTimeoutError)
+    from botocore.exceptions import (
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
 
     network = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
                ConnectionClosedError)
@@ -210,7 +215,8 @@ class Store:
             **conditions)["ETag"], f"writing s3://{self.location.bucket}/{key}",
             f"s3:PutObject on {self._arn()}", self._sleep)
 
-    def put_json(self, key: str, document: dict, *, replacing: str | None = None) -> str:
+    def put_json(self, key: str, document: Mapping[str, Any], *,
+                 replacing: str | None = None) -> str:
         """Write a JSON document (readable, stable key order), as ``put`` does; the ETag."""
         return self.put(key, (json.dumps(document, indent=2) + "\n").encode("utf-8"),
                         replacing=replacing)

@@ -13,7 +13,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-
 from pathlib import Path
 
 from ..core.schema import EXAMPLE_RECORD
@@ -53,10 +52,7 @@ def in_process_answer() -> dict:
     from ..paths import DEFAULT_MODEL_PATH
     from ..serving.model import load_model
 
-    # Model serves as an Estimator at run time, but the protocol (core/estimates.py) declares
-    # settable attributes where Model has read-only properties, and predict's result as a
-    # Sequence where Model returns an ndarray; to go when the protocol says what it reads.
-    return estimate(load_model(DEFAULT_MODEL_PATH), dict(EXAMPLE_RECORD)).to_json()  # type: ignore[arg-type]
+    return estimate(load_model(DEFAULT_MODEL_PATH), dict(EXAMPLE_RECORD)).to_json()
 
 
 def _request(url: str, body: dict | None = None) -> tuple[int, bytes]:

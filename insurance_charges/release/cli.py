@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import cli_runner
 from ..errors import UsageError, UserError
-from ..settings import PROJECT_ROOT
+from ..paths import PROJECT_ROOT
 from . import checks, docker_cli, ecr, outputs, source
 from .errors import ReleaseError
 

@@ -79,7 +79,8 @@ def _may_start_a_formula(text) -> bool:
         _, offsets, data = chunk.buffers()
         if data is None:
             continue  # every cell is empty
-        wide = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        wide: type[np.signedinteger] = (np.int64 if pa.types.is_large_string(chunk.type)
+                                        else np.int32)
         bounds = np.frombuffer(offsets, dtype=wide)[chunk.offset:chunk.offset + len(chunk) + 1]
         starts = bounds[:-1][bounds[1:] > bounds[:-1]]
         if _STARTS_A_FORMULA_BYTE[np.frombuffer(data, dtype=np.uint8)[starts]].any():

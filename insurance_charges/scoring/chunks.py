@@ -25,8 +25,10 @@ import csv
 import io
 import json
 import sys
-from dataclasses import dataclass, field as dc_field
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -34,19 +36,46 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from ..core.estimates import estimate_valid
-from ..core.schema import BY_NAME, CATEGORY, FIELD_NAMES, FIELDS, INTEGER, FieldError, \
-    RepeatedKeys, _shown_key, check_value
-from ..core.validation import Refusal, ValidRecords, validate_each, validate_records
+from ..core.estimates import Estimator, estimate_valid
+from ..core.schema import (
+    BY_NAME,
+    CATEGORY,
+    FIELD_NAMES,
+    FIELDS,
+    INTEGER,
+    FieldError,
+    RepeatedKeys,
+    _shown_key,
+    check_value,
+)
+from ..core.validation import Locate, Refusal, ValidRecords, validate_each, validate_records
 from . import columns as fastpath
 from .cells import ECHO_LIMIT, cut_table, cut_text, inert_table
-from .formats import CSV, ESTIMATE, FIELD, JSONL, LAST_LINE, LINE, LOWER, MESSAGE, \
-    OUTPUT_COLUMNS, PARQUET, PROBLEM_FIELDS, PROBLEM_MESSAGES, PROBLEM_SEPARATOR, PROBLEMS, \
-    RUN_ROWS, UPPER, WARNING_SEPARATOR, WARNINGS
+from .formats import (
+    CSV,
+    ESTIMATE,
+    FIELD,
+    JSONL,
+    LAST_LINE,
+    LINE,
+    LOWER,
+    MESSAGE,
+    OUTPUT_COLUMNS,
+    PARQUET,
+    PROBLEM_FIELDS,
+    PROBLEM_MESSAGES,
+    PROBLEM_SEPARATOR,
+    PROBLEMS,
+    RUN_ROWS,
+    UPPER,
+    WARNING_SEPARATOR,
+    WARNINGS,
+)
 from .reading import BatchChunk, TextChunk, line_count, lines_of
 
-MODEL = None
-PLAN: "Plan | None" = None
+# Set by install() before the pool forks (unset before it: a NameError, never a None to test).
+MODEL: Estimator
+PLAN: Plan
 ALL = sys.maxsize  # validate_each lists every problem of a chunk, not only the first 100
 
 
@@ -103,7 +132,7 @@ class Rejected:
     repeats: int = 1  # identical rejects it stands for, each with all of ``problems``
 
 
-def install(model, plan: Plan) -> None:
+def install(model: Estimator, plan: Plan) -> None:
     """Set the model and plan this process scores with (before the pool forks)."""
     global MODEL, PLAN
     MODEL, PLAN = model, plan
@@ -124,7 +153,7 @@ def _line_of(error: FieldError) -> int:
     return int(error.pointer.split("/", 2)[1])
 
 
-def _locate(lines: Sequence[int]):
+def _locate(lines: Sequence[int] | np.ndarray) -> Locate:
     return lambda i: f"/{lines[i]}"
 
 
@@ -294,7 +323,7 @@ class Found:
         return len(self.line)
 
     @classmethod
-    def of(cls, problems: list[Problem]) -> "Found":
+    def of(cls, problems: list[Problem]) -> Found:
         """Problems listed one by one (the reference path), as columns."""
         return cls(np.array([p.line for p in problems], dtype=np.int64),
                    np.array([FIELD_NAMES.index(p.field) for p in problems], dtype=np.int64),
@@ -366,8 +395,11 @@ def _checked_columns(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray,
     (``columns.checked_cells``), and each bad cell is one problem."""
     n = len(lines)
     columns, valid = {}, np.ones(n, dtype=bool)
-    rows, fields, said, messages = [], [], [], []
-    for k, (f, array) in enumerate(zip(FIELDS, arrays)):
+    rows: list[np.ndarray] = []
+    fields: list[np.ndarray] = []
+    said: list[np.ndarray] = []
+    messages: list[str] = []
+    for k, (f, array) in enumerate(zip(FIELDS, arrays, strict=True)):
         certain, values = fastpath.fast_values(f, array)
         doubt = np.flatnonzero(~certain)
         if len(doubt):
@@ -400,9 +432,9 @@ def _checked_records(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray,
     cells = [array.to_pylist() for array in arrays]
     records = [fastpath.reference_record(FIELDS, [c[j] for c in cells], texts)
                for j in range(n)]
-    problems = []
+    problems: list[Problem] = []
     for row, (record, errors) in enumerate(_validate(records, lines)):
-        if errors:
+        if record is None:  # None exactly when the record has errors
             problems.extend(Problem(int(lines[row]), e.field, e.message, row) for e in errors)
             continue
         valid[row] = True
@@ -421,8 +453,8 @@ def _validate(records: list, lines: np.ndarray) -> list[tuple[dict | None, list[
     coerced = {}
     if good:
         valid, refused = validate_records([records[j] for j in good], _locate(lines[good]))
-        assert not refused.total, "validate_each and validate_records disagree"
-        coerced = dict(zip(good, valid))
+        assert valid is not None, "validate_each and validate_records disagree"
+        coerced = dict(zip(good, valid, strict=True))
     return [(coerced.get(j), by_line.get(int(lines[j]), [])) for j in range(len(records))]
 
 
@@ -431,10 +463,10 @@ class Estimated:
     """Valid rows' estimates, likely ranges and joined warnings, in row order."""
 
     count: int
-    amounts: np.ndarray = None
-    lower: np.ndarray | None = None
-    upper: np.ndarray | None = None
-    warnings: np.ndarray = None
+    amounts: np.ndarray
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+    warnings: np.ndarray
     warning_count: int = 0
     records: Any = None
 
@@ -457,7 +489,7 @@ def _estimate(columns: dict[str, np.ndarray], lines: np.ndarray,
     if got.warnings:  # the core lists them by record, in order: join each record's run
         rows = np.searchsorted(lines, [_line_of(w) for w in got.warnings])
         starts = np.flatnonzero(np.diff(rows, prepend=-1))
-        for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(rows)]):
+        for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(rows)], strict=True):
             joined[rows[start]] = WARNING_SEPARATOR.join(
                 w.message for w in got.warnings[start:end])
     return Estimated(count, got.amounts, got.lower, got.upper, joined, len(got.warnings),
@@ -484,7 +516,7 @@ def _estimate_arrays(estimates: Estimated) -> list[pa.Array]:
 
 
 def _with_estimates(table: pa.Table, estimates: Estimated) -> pa.Table:
-    for name, array in zip(OUTPUT_COLUMNS, _estimate_arrays(estimates)):
+    for name, array in zip(OUTPUT_COLUMNS, _estimate_arrays(estimates), strict=True):
         table = table.append_column(name, array)
     return table
 
@@ -559,9 +591,10 @@ def _table_rejects(judged: pa.Table, first_lines: np.ndarray, last_lines: np.nda
         texts_at = {u.line: u.text for u in unreadable}
         out = []
         for j, (names, words, row_cells) in enumerate(zip(
-                fields.to_pylist(), messages.to_pylist(), cells.to_pylist())):
+                fields.to_pylist(), messages.to_pylist(), cells.to_pylist(), strict=True)):
             item = {LINE: int(line[j]), LAST_LINE: int(last_line[j]), RUN_ROWS: int(rows[j]),
-                    PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in zip(names, words)]}
+                    PROBLEMS: [{FIELD: f, MESSAGE: m}
+                               for f, m in zip(names, words, strict=True)]}
             if echoed[j] >= 0:
                 item["row"] = row_cells
             else:
@@ -701,12 +734,12 @@ def _score_json_lines(chunk: TextChunk) -> Result:
         checked = _checked_items([entry.record for entry in rows])
     else:
         first_line = {code: int(line) for code, line in
-                      zip(codes_at[row_at][::-1].tolist(), lines[::-1].tolist())}
+                      zip(codes_at[row_at][::-1].tolist(), lines[::-1].tolist(), strict=True)}
         codes_of_rows = [code for code, entry in enumerate(read) if entry.is_row]
         checked = [[(e.field, e.message) for e in errors] for _, errors in _validate(
             [entry.record for entry in rows],
             np.array([first_line[c] for c in codes_of_rows], dtype=np.int64))]
-    for entry, errors in zip(rows, checked):
+    for entry, errors in zip(rows, checked, strict=True):
         entry.problems = errors + entry.own
     rejected = np.array([bool(entry.problems) for entry in read], dtype=bool)
     bad = rejected[codes_at] if len(codes) else np.zeros(0, dtype=bool)
@@ -714,6 +747,7 @@ def _score_json_lines(chunk: TextChunk) -> Result:
     if len(keep) < len(items):
         valid_records, _ = validate_records([items[j] for j in keep], _locate(lines[keep]))
     chosen_lines = lines[keep]
+    assert valid_records is not None, "validate_records refused records it had accepted"
     estimates = _estimate({}, chosen_lines, valid_records) if len(keep) \
         else _estimate({}, chosen_lines)
     rejects = _json_runs(read, codes_at, all_lines, bad)
@@ -742,10 +776,11 @@ def _json_runs(read: list[_JsonLine], codes: np.ndarray, lines: np.ndarray,
     chosen = bad[starts]
     starts, ends = starts[chosen], ends[chosen]
     out = []
-    for start, end in zip(starts.tolist(), ends.tolist()):
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         entry = read[int(codes[start])]
         count = end - start + 1
-        out.append(Rejected(int(lines[start]), int(lines[end]), entry.problems,
+        # Judged by now, and rejected: its problems are a list that is not empty.
+        out.append(Rejected(int(lines[start]), int(lines[end]), entry.problems or [],
                             start if entry.is_row else None, entry.text, count, count))
     return out
 
@@ -814,7 +849,7 @@ def _json_output(texts: list[str], objects: list[dict], records: Sequence[dict],
         return "".join(
             f'{text[:-1]},"{ESTIMATE}":{_number(a)},"{LOWER}":{_number(lo)},'
             f'"{UPPER}":{_number(hi)},"{WARNINGS}":{_json_text(w)}}}\n'
-            for text, a, lo, hi, w in zip(texts, amounts, lower, upper, warnings)
+            for text, a, lo, hi, w in zip(texts, amounts, lower, upper, warnings, strict=True)
         ).encode("utf-8")
     table = {}
     for name in PLAN.columns:
@@ -856,9 +891,10 @@ def _json_rejects(rejects: list[Rejected]):
         out = []
         for r in rejects:
             head = orjson.dumps({LINE: r.line, LAST_LINE: r.last_line, RUN_ROWS: r.rows,
-                                 PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in r.problems]})
-            head = head.decode()
-            if r.row is not None and len(r.text) <= ECHO_LIMIT:  # the record exactly as sent
+                                 PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in r.problems]
+                                 }).decode()
+            # The record exactly as sent, when it is one (a row) and short enough.
+            if r.row is not None and r.text is not None and len(r.text) <= ECHO_LIMIT:
                 out.append(f'{head[:-1]},"row":{r.text}}}\n')
             else:  # text that is no JSON, or a record too long to echo whole: cut, as text
                 out.append(f'{head[:-1]},"text":{_json_text(cut_text(r.text))}}}\n')

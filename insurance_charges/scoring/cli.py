@@ -16,23 +16,45 @@ import itertools
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterator
 
 from .. import cli_runner
 from ..core.schema import CATEGORY, FIELD_NAMES, FIELDS, INTEGER
 from ..errors import UsageError, UserError
 from . import chunks
-from .formats import CSV, JSONL, LAST_LINE, LINE, OUTPUT_COLUMNS, PARQUET, PROBLEM_FIELDS, \
-    PROBLEM_MESSAGES, REJECT_COLUMNS, RUN_ROWS, STDIO, format_of, input_format, \
-    output_format, rejects_location
+from .formats import (
+    CSV,
+    JSONL,
+    LAST_LINE,
+    LINE,
+    OUTPUT_COLUMNS,
+    PARQUET,
+    PROBLEM_FIELDS,
+    PROBLEM_MESSAGES,
+    REJECT_COLUMNS,
+    RUN_ROWS,
+    STDIO,
+    format_of,
+    input_format,
+    output_format,
+    rejects_location,
+)
 from .parallel import OrderedPool
 from .publishing import Outcome, abort_all, publish_together
 from .reading import csv_header, field_columns, first_line, parquet_chunks, text_chunks
 from .reporting import Reporter
 from .signals import Interrupted, StopSignals
-from .storage import Sink, Source, StreamSink, check_output_place, is_s3, open_sink, \
-    same_place, split_s3
+from .storage import (
+    Sink,
+    Source,
+    StreamSink,
+    check_output_place,
+    is_s3,
+    open_sink,
+    same_place,
+    split_s3,
+)
 from .writing import ChunkWriter, refuse_unwritable_csv
 
 CHUNK_ROWS = 50_000

@@ -17,8 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..core.schema import CATEGORY, INTEGER, Field, check_value, record_problems, \
-    typed_from_text
+from ..core.schema import CATEGORY, INTEGER, Field, check_value, record_problems, typed_from_text
 from ..core.validation import ValidRecords
 
 # Stricter than schema.typed_from_text's patterns (no sign, no leading dot, no trailing dot),
@@ -102,7 +101,7 @@ def reference_value(field: Field, value: Any, text: bool) -> Any:
 def reference_record(fields: tuple[Field, ...], cells: list, texts: list[bool]) -> dict:
     """The record the core validates for one row (blank text cells left out)."""
     record = {}
-    for field, cell, text in zip(fields, cells, texts):
+    for field, cell, text in zip(fields, cells, texts, strict=True):
         value = reference_value(field, cell, text)
         if value is not MISSING:
             record[field.name] = value
@@ -135,6 +134,7 @@ def checked_cells(field: Field, array, text: bool) -> tuple[np.ndarray, np.ndarr
     coerced = np.empty(len(distinct), dtype=object)
     said = np.full(len(distinct), -1, dtype=np.int64)
     messages: list[str] = []
+    message: str | None
     for i, cell in enumerate(distinct):
         typed = reference_value(field, cell, text)
         if typed is MISSING:
@@ -160,7 +160,7 @@ class _Row(Mapping):
 
     __slots__ = ("_records", "_i")
 
-    def __init__(self, records: "ColumnRecords", i: int):
+    def __init__(self, records: ColumnRecords, i: int):
         self._records, self._i = records, i
 
     def __getitem__(self, name: str):

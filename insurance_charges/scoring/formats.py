@@ -69,9 +69,8 @@ def output_format(location: str, given: str | None, input_fmt: str) -> str:
     """The output's format: --format, else the output's extension, else the input's format."""
     if given:
         return parse_format(given, "--format")
-    if location != STDIO and format_of(location):
-        return format_of(location)
-    return input_fmt
+    named = format_of(location) if location != STDIO else None
+    return named or input_fmt
 
 
 def rejects_location(output: str, output_fmt: str) -> str:

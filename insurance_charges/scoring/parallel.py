@@ -11,8 +11,8 @@ import ctypes
 import multiprocessing
 import signal
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterable, Iterator
 
 PR_SET_PDEATHSIG = 1
 

@@ -8,8 +8,9 @@ every partial file and unfinished upload, going on past any that fails.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from .signals import StopSignals
 from .storage import Sink
@@ -18,7 +19,9 @@ from .storage import Sink
 class Abortable(Protocol):
     """A sink, or a writer in front of one."""
 
-    streams: bool
+    @property
+    def streams(self) -> bool:
+        """Written as it goes (it cannot be taken back)."""
 
     def abort(self) -> str | None:
         """Leave nothing that looks finished; say what could not be cleaned up (or None)."""
@@ -27,7 +30,9 @@ class Abortable(Protocol):
 class Publishable(Protocol):
     """A writer: ``finish`` writes the end of its file; ``sink`` is where it goes."""
 
-    sink: Sink
+    @property
+    def sink(self) -> Sink:
+        """Where the file goes."""
 
     def finish(self) -> None:
         """Write the file's end and make it durable, still unpublished."""
@@ -49,7 +54,7 @@ class Outcome:
         return "; ".join([self.streamed or "no output written", *self.notes])
 
 
-def publish_together(writers: list[Publishable], outcome: Outcome,
+def publish_together(writers: Sequence[Publishable], outcome: Outcome,
                      signals: StopSignals) -> None:
     """Make every writer's sink appear, in order, or none (those published are taken back)."""
     for writer in writers:

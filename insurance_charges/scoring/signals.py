@@ -3,8 +3,10 @@ publishing its outputs or cleaning up after a failure."""
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Iterator
+from types import FrameType
+from typing import Any
 
 # Ctrl-C, a scheduler's stop (docker stop, ECS, Batch) and a closed terminal or SSH session.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -31,7 +33,8 @@ class StopSignals:
     def __init__(self) -> None:
         self.deferring = False
         self.pending: list[int] = []
-        self.previous: dict[int, object] = {}
+        # What signal.signal returned: a handler, SIG_DFL/SIG_IGN, or None (set outside Python).
+        self.previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     def __call__(self, signum: int, frame) -> None:
         if self.deferring:
@@ -40,7 +43,7 @@ class StopSignals:
         raise Interrupted(signum)
 
     @contextmanager
-    def installed(self) -> Iterator["StopSignals"]:
+    def installed(self) -> Iterator[StopSignals]:
         """Handle the stop signals in this block; the previous handlers come back after."""
         self.previous = {s: signal.signal(s, self) for s in STOP_SIGNALS}
         try:

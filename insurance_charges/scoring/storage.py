@@ -119,7 +119,8 @@ class Source:
             return io.BufferedReader(S3RangeReader(self.bucket, self.key, self.size),
                                      buffer_size=RANGE_BUFFER)
         if self.location == STDIO:
-            spooled = tempfile.TemporaryFile()  # disk, not memory: the file may be large
+            # Disk, not memory: the file may be large. Returned open: the caller closes it.
+            spooled = tempfile.TemporaryFile()  # noqa: SIM115
             shutil.copyfileobj(sys.stdin.buffer, spooled, 1024 * 1024)
             spooled.seek(0)
             self.size = spooled.tell() or os.fstat(spooled.fileno()).st_size

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 import pyarrow as pa
 
@@ -48,7 +49,7 @@ class ChunkWriter:
     def __init__(self, sink: Sink, fmt: str, columns=None, schema: pa.Schema | None = None,
                  inert: bool = True):
         self.sink, self.fmt, self.schema = sink, fmt, schema
-        self.parquet = None
+        self.parquet: Any = None  # pyarrow's ParquetWriter (untyped), once the first rows came
         if fmt == CSV and columns is not None:
             sink.write(csv_header(columns, inert))
 
@@ -66,27 +67,31 @@ class ChunkWriter:
                 self.sink.write(payload)
                 self.sink.flush()  # each chunk reaches the (temporary) file as it is done
             return
-        if self.parquet is None:
+        parquet = self.parquet
+        if parquet is None:
             if payload.num_rows == 0 and self.schema is None:
                 self.schema = _storable(payload.schema)
                 return
-            self._open(_storable(payload.schema) if payload.num_rows else self.schema)
+            parquet = self._open(_storable(payload.schema) if payload.num_rows else self.schema)
         if payload.num_rows:
-            self.parquet.write_table(self._conform(payload))
+            parquet.write_table(self._conform(payload))
 
-    def _open(self, schema: pa.Schema) -> None:
+    def _open(self, schema: pa.Schema) -> Any:
+        """Start the Parquet file with ``schema``; its writer (pyarrow's ParquetWriter)."""
         import pyarrow.parquet as pq
 
         self.schema = schema
         self.parquet = pq.ParquetWriter(self.sink, schema)
+        return self.parquet
 
     def _conform(self, table: pa.Table) -> pa.Table:
-        if table.schema.equals(self.schema):
+        schema = self.schema  # set once the first rows came
+        if schema is None or table.schema.equals(schema):
             return table
         try:
-            return table.cast(self.schema)
+            return table.cast(schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-            changed = [f.name for f in table.schema if f.type != self.schema.field(f.name).type]
+            changed = [f.name for f in table.schema if f.type != schema.field(f.name).type]
             raise UsageError(
                 "a Parquet file has one type per column, but column " + ", ".join(changed)
                 + f" holds values of another type than in the first rows ({exc}); write CSV "
@@ -95,9 +100,10 @@ class ChunkWriter:
     def finish(self) -> None:
         """Write the file's end (a Parquet footer) and make it durable, still unpublished."""
         if self.fmt == PARQUET:
-            if self.parquet is None:
-                self._open(self.schema if self.schema is not None else pa.schema([]))
-            self.parquet.close()
+            parquet = self.parquet
+            if parquet is None:
+                parquet = self._open(self.schema if self.schema is not None else pa.schema([]))
+            parquet.close()
         self.sink.finish()
 
     def abort(self) -> str | None:

@@ -11,21 +11,22 @@ import io
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 # Unpickling the pipeline imports PyCaret, which otherwise opens ./logs.log.
 os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from . import fastpath  # noqa: E402
-from ..core import model_card, model_signing  # noqa: E402
-from ..core.estimates import self_check  # noqa: E402
-from ..core.schema import FIELD_NAMES  # noqa: E402
-from ..errors import UserError  # noqa: E402
+from ..core import model_card, model_signing
+from ..core.estimates import self_check
+from ..core.schema import FIELD_NAMES
+from ..errors import UserError
+from . import fastpath
 
 log = logging.getLogger(__name__)
 FIX = "run `make train` to rebuild it, or set MODEL_PATH to a trained pipeline"
@@ -128,7 +129,7 @@ def _unpickle(path: Path, pipeline: bytes, card: dict) -> Any:
 
     try:
         loaded = joblib.load(io.BytesIO(pipeline))
-    except Exception as exc:  # a corrupt pickle can raise almost anything
+    except Exception as exc:  # noqa: BLE001 - a corrupt pickle can raise almost anything
         raise ModelLoadError(f"model file {path} cannot be loaded ({type(exc).__name__}); "
                              f"{FIX}") from None
     steps = getattr(loaded, "steps", None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from ..settings import SettingsError
 

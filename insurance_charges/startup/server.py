@@ -12,7 +12,8 @@ from pathlib import Path
 
 from .. import cli_runner
 from ..errors import UsageError
-from ..settings import PROJECT_ROOT, from_environ
+from ..paths import PROJECT_ROOT
+from ..settings import from_environ
 from . import gunicorn_environ
 from .address import check_address
 

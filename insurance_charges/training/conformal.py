@@ -5,7 +5,8 @@ Serving only adds the fitted offsets (``core/interval.py``); everything here run
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ def fit(truths: Sequence[float], predictions: Sequence[float], groups: Sequence[
         scale: str = "dollars", floor: float = 0.0) -> dict:
     """Interval spec from out-of-sample truths and predictions, one pair of offsets per group."""
     residuals: dict[str, list[float]] = {}
-    for truth, prediction, group in zip(truths, predictions, groups):
+    for truth, prediction, group in zip(truths, predictions, groups, strict=True):
         key = group if group_by else ALL
         residuals.setdefault(key, []).append(_to_scale(truth, prediction, scale))
     offsets = {}
@@ -57,7 +58,7 @@ def coverage_of(lower: Sequence[float] | np.ndarray, upper: Sequence[float] | np
     """Share of truths inside the given bounds, overall and per value of field ``by``."""
     hits: dict[str, list[bool]] = {}
     widths = []
-    for record, truth, low, high in zip(records, truths, lower, upper):
+    for record, truth, low, high in zip(records, truths, lower, upper, strict=True):
         inside = bool(low <= truth <= high)
         for key in (ALL, f"{by}={record[by]}"):
             hits.setdefault(key, []).append(inside)

@@ -8,11 +8,11 @@ unseen: each is written to ``DIR/rejected.csv`` with its line and problem, count
 ``DIR/report.json``, and more than ``--max-rejected`` of them (default 0) refuses the whole
 file. ``DIR/accepted.csv`` holds the rows training may use, cells exactly as given (the
 source's own bytes when every row passes); ``--holdout`` also splits them into ``train.csv``
-and ``holdout.csv``, the records the promotion gate judges on (``holdout``). ``--reference-card`` compares
-the accepted rows' inputs with a model card's training distribution (``drift_report``): every
-input's PSI and status in ``DIR/drift.json`` and in brief in the report, never a refusal.
-The report is printed on stdout as one JSON line; progress goes to stderr, as JSON lines when stderr is not
-a terminal (a scheduler's task log).
+and ``holdout.csv``, the records the promotion gate judges on (``holdout``).
+``--reference-card`` compares the accepted rows' inputs with a model card's training
+distribution (``drift_report``): every input's PSI and status in ``DIR/drift.json`` and in brief
+in the report, never a refusal. The report is printed on stdout as one JSON line; progress goes
+to stderr, as JSON lines when stderr is not a terminal (a scheduler's task log).
 
 Exit status: 0 usable, 1 refused (checksum, columns, too many refused rows), 2 usage error,
 75 the source could not be read (network, S3): try again later.
@@ -82,7 +82,7 @@ def row_problems(cells: list[str]) -> list[tuple[str | None, str]]:
     if len(cells) != len(EXPECTED_COLUMNS):
         return [(None, f"has {len(cells)} values, expected {len(EXPECTED_COLUMNS)}: "
                        + ", ".join(EXPECTED_COLUMNS))]
-    values = dict(zip(EXPECTED_COLUMNS, cells))
+    values = dict(zip(EXPECTED_COLUMNS, cells, strict=True))
     record = {name: typed_from_text(BY_NAME[name], values[name]) for name in FIELD_NAMES}
     _, errors = validate_record(record)
     problems = [(error.field, error.message) for error in errors]

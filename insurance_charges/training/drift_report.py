@@ -17,8 +17,7 @@ from pathlib import Path
 
 from ..core.schema import BY_NAME, FIELD_NAMES, typed_from_text, validate_record
 from ..errors import UsageError
-from ..monitoring.drift import (DRIFT, MIN_RECORDS, WATCH, Reference, assess, read_reference,
-                                worst)
+from ..monitoring.drift import DRIFT, MIN_RECORDS, WATCH, Reference, assess, read_reference, worst
 
 DRIFT_REPORT = "drift.json"
 NO_DISTRIBUTION = "no training distribution in the champion's card"

@@ -52,7 +52,7 @@ def split(accepted: Path, out_dir: Path, fraction: float) -> tuple[Part, Part]:
         for writer in sides:
             writer.writerow(header)
         for cells in reader:
-            side = int(held_out(dict(zip(header, cells)), fraction))
+            side = int(held_out(dict(zip(header, cells, strict=True)), fraction))
             sides[side].writerow(cells)
             counts[side] += 1
     return (Part(out_dir / TRAIN, counts[0], sha256_of(out_dir / TRAIN)),

@@ -9,27 +9,27 @@ import logging
 import os
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 # PyCaret opens ./logs.log when it is first imported unless told otherwise.
 os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 
-import pandas as pd  # noqa: E402
-from sklearn.base import BaseEstimator  # noqa: E402
+import pandas as pd
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sklearn.base import BaseEstimator
 
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
-
-from .. import cli_runner  # noqa: E402
-from ..command_logs import log_to, step  # noqa: E402
-from ..core import model_card, model_signing  # noqa: E402
-from ..core.model_card import sha256_of  # noqa: E402
-from ..core.schema import FIELD_NAMES  # noqa: E402
-from ..errors import UserError  # noqa: E402
-from ..paths import DEFAULT_MODEL_PATH  # noqa: E402
-from . import baseline, calibrate, card_writer  # noqa: E402
-from .data import CANONICAL_SHA256, TARGET, download_canonical, load_data  # noqa: E402
+from .. import cli_runner
+from ..command_logs import log_to, step
+from ..core import model_card, model_signing
+from ..core.model_card import sha256_of
+from ..core.schema import FIELD_NAMES
+from ..errors import UserError
+from ..paths import DEFAULT_MODEL_PATH
+from . import baseline, calibrate, card_writer
+from .data import CANONICAL_SHA256, TARGET, download_canonical, load_data
 
 log = logging.getLogger(__name__)
 STEPS = 6  # the steps train() logs with their timing (docs/training.md)
@@ -41,10 +41,11 @@ SORT_BY = "R2"
 # PyCaret's default (turbo) regressors that are installed; slow kernel models are left out.
 CANDIDATES = ("lr", "lasso", "ridge", "en", "lar", "llar", "omp", "br", "huber", "par",
               "knn", "dt", "rf", "et", "ada", "gbr", "lightgbm", "dummy")
-BASELINE = {"description": "the tutorials' model: linear regression after "
-                           "normalize=True, polynomial_features=True, same split",
-            "estimator_id": "lr", "setup": {"normalize": True, "polynomial_features": True},
-            "fit": baseline.FIT}
+BASELINE: dict[str, Any] = {
+    "description": "the tutorials' model: linear regression after normalize=True, "
+                   "polynomial_features=True, same split",
+    "estimator_id": "lr", "setup": {"normalize": True, "polynomial_features": True},
+    "fit": baseline.FIT}
 DEFAULT_OUT = DEFAULT_MODEL_PATH.parent
 MODEL_NAME = DEFAULT_MODEL_PATH.stem
 
@@ -126,7 +127,7 @@ def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey) -> dict:
     card = card_writer.build(
         pipeline_path=pipeline_path, pipeline_sha256=sha256_of(pipeline_path),
         estimator=type(final.steps[-1][1]).__name__, estimator_id=estimator_id,
-        trained_at=datetime.now(timezone.utc), data_sha256=data_sha, rows=len(frame),
+        trained_at=datetime.now(UTC), data_sha256=data_sha, rows=len(frame),
         training={"session_id": SESSION_ID, "holdout_fraction": HOLDOUT_FRACTION,
                   "cv_folds": FOLDS, "sort_by": SORT_BY, "candidates": list(CANDIDATES),
                   "pipeline_steps": [name for name, _ in final.steps]},

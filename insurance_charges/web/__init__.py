@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, current_app
+from flask.json.provider import DefaultJSONProvider
 
 from .. import settings as settings_module
 from ..serving.model import Model, ModelLoadError, load_model
@@ -43,12 +45,23 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(test_config or {})
     # Flask reads FLASK_DEBUG from the environment; debug mode is never acceptable here.
     app.debug = False
-    # Keep documented field order in responses. Flask() made app.json a DefaultJSONProvider,
-    # which has sort_keys; the annotation is its base class, which has not.
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    # Keep documented field order in responses (Flask's default provider sorts keys).
+    json_provider = DefaultJSONProvider(app)
+    json_provider.sort_keys = False
+    app.json = json_provider
 
-    from . import (api, drift_views, errors, form_views, logs, model_views, observe, openapi,
-                   sagemaker, security)
+    from . import (
+        api,
+        drift_views,
+        errors,
+        form_views,
+        logs,
+        model_views,
+        observe,
+        openapi,
+        sagemaker,
+        security,
+    )
 
     logs.init_app(app)
     started = time.perf_counter()

@@ -112,7 +112,7 @@ def _lines(curve: Curve, frame: Frame) -> list[Markup]:
     for smoker, series in curve.series.items():
         style = STYLES[smoker]
         dash = Markup(' stroke-dasharray="{}"').format(style["dash"]) if style["dash"] else ""
-        spots = [(frame.px(x), frame.py(y)) for x, y in zip(curve.xs, series)]
+        spots = [(frame.px(x), frame.py(y)) for x, y in zip(curve.xs, series, strict=True)]
         out.append(Markup('<polyline points="{}" fill="none" stroke="{}" stroke-width="2.5"{}/>')
                    .format(" ".join(f"{x:.1f},{y:.1f}" for x, y in spots), style["stroke"], dash))
         out.extend(marker(style["marker"], x, y, style["stroke"]) for x, y in spots[::every])

@@ -88,7 +88,8 @@ def _as_dict(error) -> dict:
 
 def listed_within(errors: list, budget: int) -> list:
     """The leading errors whose JSON fits in ``budget`` bytes (always at least one)."""
-    listed, used = [], 0
+    listed: list = []
+    used = 0
     for error in errors:
         used += len(json.dumps(_as_dict(error))) + 2  # ", " between items
         if listed and used > budget:

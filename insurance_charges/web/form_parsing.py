@@ -5,9 +5,11 @@ translates: text in, typed values out; field errors in, one sentence per form fi
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..core.schema import BY_NAME, CATEGORY, FieldError, typed_from_text
+
 # Up to this many characters of a wrong value are quoted back; longer ones are "that".
 QUOTE_LIMIT = 20
 UNKNOWN_LIST_LIMIT = 80  # characters of unexpected field names shown

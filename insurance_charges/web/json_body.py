@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import current_app, request
 
-from ..core.strict_json import paused_gc, parse_json
+from ..core.strict_json import parse_json, paused_gc
 from .errors import HttpProblem
 
 JSON_TYPES = ("application/json",)

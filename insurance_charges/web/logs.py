@@ -107,5 +107,5 @@ class GunicornJsonLogger(_GunicornLogger):
         try:
             self.access_log.info(json.dumps(access_entry(self.atoms(resp, req, environ,
                                                                     request_time))))
-        except Exception:  # logging must never break a response
+        except Exception:  # noqa: BLE001 - logging must never break a response
             self.exception("could not write the access log line")

@@ -1,6 +1,8 @@
 """GET /model: the model card as a page for people, with live drift."""
 from __future__ import annotations
 
+from itertools import pairwise
+
 from flask import Blueprint, render_template
 
 from ..core.schema import BY_NAME, CATEGORY, FIELDS, INTEGER
@@ -34,7 +36,7 @@ def bin_names(bins: drift.Bins) -> list[str]:
         return _whole_names(bins.edges, field.minimum)
     shown = money if bins.name == drift.ESTIMATE else (lambda v: f"{v:g}")
     e = [shown(edge) for edge in bins.edges]
-    return [f"{e[0]} or less", *(f"{a}–{b}" for a, b in zip(e, e[1:])), f"over {e[-1]}"]
+    return [f"{e[0]} or less", *(f"{a}–{b}" for a, b in pairwise(e)), f"over {e[-1]}"]
 
 
 def label_of(name: str) -> str:
@@ -49,7 +51,7 @@ def drivers(card: dict) -> list[dict]:
     for name in section.get("order", []):
         item, field = section["fields"][name], BY_NAME[name]
         entry = {"name": name, "label": field.label, "item": item, "rows": list(zip(
-            item["values"], item["mean_estimate"]))}
+            item["values"], item["mean_estimate"], strict=True))}
         if field.kind != CATEGORY and "by_smoker" in item:
             entry["svg"] = model_charts.driver_chart(name, field.label, item["values"],
                                                      item["by_smoker"], f"driver-{name}")
@@ -66,8 +68,8 @@ def training_data(reference: drift.Reference | None, card: dict) -> list[dict]:
     for f in FIELDS:
         if f.kind == CATEGORY:
             shares = reference.fields[f.name].shares if reference else None
-            text = ", ".join(f"{c} {s:.0%}" for c, s in zip(f.choices, shares)) if shares else (
-                ", ".join(f.choices))
+            text = (", ".join(f"{c} {s:.0%}" for c, s in zip(f.choices, shares, strict=True))
+                    if shares else ", ".join(f.choices))
         else:
             text = f"{ranges[f.name]['min']:g} to {ranges[f.name]['max']:g}"
         out.append({"label": f.label, "text": text})
@@ -85,7 +87,7 @@ def live_drift(watch) -> dict | None:
     if part["records"] >= drift.MIN_RECORDS:
         for name, item in {**part["fields"], drift.ESTIMATE: part["estimate"]}.items():
             rows = [{"name": n, "training": b["training"], "served": b["served"]}
-                    for n, b in zip(bin_names(reference[name]), item["bins"])]
+                    for n, b in zip(bin_names(reference[name]), item["bins"], strict=True)]
             charts_.append({"label": label_of(name), "rows": rows, "status": item["status"],
                             "svg": model_charts.share_chart(
                                 label_of(name), rows, f"drift-{name}", "served since start")})

@@ -6,11 +6,12 @@ from functools import lru_cache
 
 from flask import Blueprint, current_app, jsonify, render_template
 
-from .errors import PROBLEM_MEDIA_TYPE, PROBLEMS, problem_type
-from .inline_markdown import code_spans
 from ..core.schema import CATEGORY, EXAMPLE_RECORD, FIELD_NAMES, FIELDS, INTEGER
 from ..monitoring import drift as drift_rules
-from ..monitoring.state import SOURCE as DRIFT_SOURCE, WINDOW_SECONDS
+from ..monitoring.state import SOURCE as DRIFT_SOURCE
+from ..monitoring.state import WINDOW_SECONDS
+from .errors import PROBLEM_MEDIA_TYPE, PROBLEMS, problem_type
+from .inline_markdown import code_spans
 
 bp = Blueprint("openapi", __name__)
 # The document's prose marks names as `code`; /docs shows them as code, not as backticks.
@@ -175,8 +176,9 @@ def build_document(max_batch: int, max_bytes: int) -> dict:
             "/api/v1/predict": {"post": {
                 "operationId": "predict", "summary": "Predict one record or a batch",
                 "description": "An object gives `prediction`; an array of 1 to "
-                               f"{max_batch} records gives `predictions`, in input order. Each estimate "
-                               "comes with its likely range (80% prediction interval): "
+                               f"{max_batch} records gives `predictions`, in input order. "
+                               "Each estimate comes with its likely range (80% prediction "
+                               "interval): "
                                "`interval`, or `intervals` for a batch.",
                 "requestBody": _body({"oneOf": [{"$ref": REF + "Record"},
                                                 {"$ref": REF + "Batch"}]}, EXAMPLE_RECORD),

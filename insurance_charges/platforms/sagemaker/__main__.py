@@ -121,8 +121,7 @@ def _archive(options) -> dict:
 
 def _aws_reason(exc: BaseException) -> UserError | None:
     """One line for what boto3 raises (None for anything else)."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, \
-        NoRegionError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
     if isinstance(exc, NoCredentialsError):
         return UserError("no AWS credentials found; set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "

@@ -16,8 +16,8 @@ import tarfile
 from pathlib import Path
 
 from ...core import model_card, model_signing
-from ...serving.model import Model, load_model
 from ...paths import DEFAULT_MODEL_PATH, PROJECT_ROOT
+from ...serving.model import Model, load_model
 from .launch import LaunchError, require_bucket
 
 DEFAULT_ARCHIVE = PROJECT_ROOT / "dist" / "model.tar.gz"

@@ -11,7 +11,7 @@ import numpy as np
 
 from ...core.estimates import Estimates, Estimator, estimate_valid
 from ...core.schema import FIELDS
-from ...core.validation import ValidRecords, columns_of
+from ...core.validation import Locate, ValidRecords, columns_of
 from ...scoring.columns import ColumnRecords
 from .decoding import Decoded
 
@@ -37,15 +37,18 @@ def estimate_lines(model: Estimator, decoded: Decoded, chunk_rows: int = CHUNK_R
     """One batch answer for every record of a body, in body order."""
     records, lines = decoded.records, decoded.lines
     spec, columns = model.likely_range, columns_of(records)
+
+    def located_from(offset: int) -> Locate:
+        return lambda i: f"/{int(lines[offset + i])}"
+
     parts = [estimate_valid(model, _chunk(model, records, columns, start, start + chunk_rows),
-                            locate=lambda i, offset=start: f"/{int(lines[offset + i])}")
+                            locate=located_from(start))
              for start in range(0, len(records), chunk_rows)]
     joined = (lambda name: np.concatenate([getattr(p, name) for p in parts])) if parts \
         else (lambda name: np.empty(0))
-    bounded = spec is not None
     return Estimates(batch=True, records=records, amounts=joined("amounts"),
-                     lower=joined("lower") if bounded else None,
-                     upper=joined("upper") if bounded else None,
-                     level=spec["level"] if bounded else None,
+                     lower=joined("lower") if spec is not None else None,
+                     upper=joined("upper") if spec is not None else None,
+                     level=spec["level"] if spec is not None else None,
                      warnings=[w for p in parts for w in p.warnings],
                      model_version=model.version)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -23,8 +23,7 @@ from ...core.schema import FIELD_NAMES, FIELDS
 from ...core.validation import LISTED, Refusal, ValidRecords, validate_each
 from ...scoring.columns import ColumnRecords, fast_values, reference_record
 from ...scoring.reading import line_count
-from .decoding import (EMPTY, RECORD, Decoded, Unreadable, add, full, invalid, locate,
-                       unreadable)
+from .decoding import EMPTY, RECORD, Decoded, Unreadable, add, full, invalid, locate, unreadable
 from .line_spans import blank_lines, line_chunks
 
 BOM = b"\xef\xbb\xbf"
@@ -68,7 +67,7 @@ def read_csv(data: bytes) -> Decoded:
         if not_records or not refused.complete:
             continue  # refused already: only lines that are not records matter now
         records, problems = _valid(table, lines, LISTED - len(refused))
-        if problems.total:
+        if records is None:  # None exactly when the chunk has refused values
             add(refused, problems)
         elif not refused.total:
             parts.append((records, lines))
@@ -170,7 +169,7 @@ def _spanning_row(data: bytes) -> int:
     reader = csv.reader(io.StringIO(ended.decode("utf-8"), newline="\n"))  # only \n ends a line
     start, row = 1, []
     try:
-        for row in reader:
+        for row in reader:  # noqa: B007 - the last row read is looked at after the loop
             if reader.line_num > start:
                 return start
             start += 1
@@ -192,7 +191,7 @@ def _slow_records(table: pa.Table, rows: np.ndarray) -> Iterator[dict]:
     for start in range(0, len(rows), SLOW_ROWS_AT_ONCE):
         taken = pa.array(rows[start:start + SLOW_ROWS_AT_ONCE])
         cells = [table.column(f.name).take(taken).to_pylist() for f in FIELDS]
-        for row in zip(*cells):
+        for row in zip(*cells, strict=True):
             yield reference_record(FIELDS, list(row), texts)
 
 
@@ -208,9 +207,9 @@ def _valid(table: pa.Table, lines: np.ndarray,
     slow = np.flatnonzero(~ok)
     if len(slow):
         checked, refused = validate_each(_slow_records(table, slow), locate(lines[slow]), listed)
-        if refused.total:
+        if checked is None:  # None exactly when there are refused values
             return None, refused
-        for row, record in zip(slow.tolist(), checked):
+        for row, record in zip(slow.tolist(), checked, strict=True):
             for field in FIELDS:
                 columns[field.name][row] = record[field.name]
     return ColumnRecords(FIELDS, columns, table.num_rows), Refusal()

@@ -7,7 +7,7 @@ input record.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import orjson
@@ -71,14 +71,16 @@ def as_jsonlines(estimates: Estimates, lines: np.ndarray | None = None) -> bytes
     version = orjson.dumps(estimates.model_version).decode().replace("%", "%%")
     head = '{"prediction":%r,"model_version":' + version
     amounts = estimates.amounts.tolist()
-    if estimates.lower is None:
+    lower, upper = estimates.lower, estimates.upper
+    if lower is None or upper is None:
         rows = [(head + ',"warnings":%s}\n') % (a, _json(warnings.get(i, [])))
                 for i, a in enumerate(amounts)]
     else:
         template = head + (',"warnings":%s,"interval":{"lower":%r,"upper":%r,"level":'
                            + repr(estimates.level) + '}}\n')
-        rows = [template % (a, _json(warnings.get(i, [])), low, high) for i, (a, low, high)
-                in enumerate(zip(amounts, estimates.lower.tolist(), estimates.upper.tolist()))]
+        bounds = zip(amounts, lower.tolist(), upper.tolist(), strict=True)
+        rows = [template % (a, _json(warnings.get(i, [])), low, high)
+                for i, (a, low, high) in enumerate(bounds)]
     return "".join(rows).encode("utf-8")
 
 

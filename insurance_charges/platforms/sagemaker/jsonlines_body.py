@@ -11,15 +11,15 @@ and it is read a chunk of lines at a time, so its memory follows its records, no
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from itertools import compress
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import orjson
 
 from ...core.schema import FIELDS
-from ...core.validation import (CODES, LISTED, Refusal, ValidRecords, validate_each,
-                                    validate_records)
+from ...core.validation import CODES, LISTED, Refusal, ValidRecords, validate_each, validate_records
 from .decoding import EMPTY, Decoded, Unreadable, add, full, invalid, locate, unreadable
 from .line_spans import blank_lines, line_chunks, line_starts
 
@@ -49,7 +49,7 @@ def read_jsonlines(data: bytes) -> Decoded:
             break  # enough lines that are not records to list
         if checked is None:
             continue  # refused already: only lines that are not JSON matter now
-        if checked.refused.total:
+        if checked.records is None:  # None exactly when the chunk has refused values
             add(refused, checked.refused)
         elif not refused.total:
             parts.append((checked.records, checked.lines))
@@ -163,7 +163,7 @@ def _parsed(texts: list[bytes], by_json: np.ndarray) -> tuple[list, list[tuple[i
         problems = [p for p in problems if p[0] <= min(stopped)]
         return [], problems
     values = np.empty(len(texts), dtype=object)
-    for chosen, (got, _) in zip((~by_json, by_json), groups):
+    for chosen, (got, _) in zip((~by_json, by_json), groups, strict=True):
         values[chosen] = np.fromiter(got, dtype=object, count=len(got))
     return values.tolist(), problems
 
@@ -231,5 +231,5 @@ def _more_colons_than_keys(data: bytes, starts: np.ndarray, numbers: np.ndarray,
 
 def _values_again(texts: list[bytes], values: list, again: np.ndarray) -> Iterator:
     """The lines' values, each one marked in ``again`` read once more with parse_json."""
-    for i, (value, reread) in enumerate(zip(values, again.tolist())):
+    for i, (value, reread) in enumerate(zip(values, again.tolist(), strict=True)):
         yield _exact(texts[i])[0] if reread else value

@@ -6,7 +6,7 @@ here instead of a Python step per line, so its cost follows its bytes, not its l
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -49,7 +49,7 @@ def line_chunks(data: bytes, begin: int, first: int, max_lines: int,
         # The window's lines max_lines at a time: each newline is found once, however short
         # the lines (a window of 2-byte lines holds 4 million).
         cuts = (ends[max_lines - 1::max_lines] + 1).tolist()
-        for start, stop in zip([0] + cuts, cuts + [len(window)]):
+        for start, stop in zip([0] + cuts, cuts + [len(window)], strict=True):
             if start < stop:
                 yield first, window[start:stop]
                 first += window.count(b"\n", start, stop)

@@ -13,8 +13,8 @@ import pandas as pd
 
 from ...core.schema import FIELD_NAMES
 from .compiler import compile_pipeline
-from .predictor import ROWS_BELOW, FastPredictor, inputs
 from .parity import STARTUP_SAMPLE, TOLERANCE, relative_differences, startup_sample
+from .predictor import ROWS_BELOW, FastPredictor, inputs
 from .steps import Unsupported
 
 __all__ = ["FastPredictor", "Unsupported", "build"]
@@ -33,7 +33,7 @@ def build(pipeline, sample: int = STARTUP_SAMPLE) -> tuple[FastPredictor | None,
             got = fast.predict(records)
     except Unsupported as exc:
         return None, off + str(exc)
-    except Exception as exc:  # an unforeseen pipeline must not stop start-up
+    except Exception as exc:  # noqa: BLE001 - an unforeseen pipeline must not stop start-up
         return None, off + f"compiling failed ({type(exc).__name__}: {exc})"
     want = pipeline.predict(frame)
     worst = float(np.max(relative_differences(got, want)))
@@ -55,7 +55,7 @@ def _with_rows_proven(fast: FastPredictor, records: list) -> tuple[FastPredictor
         same = np.array_equal(fast.encode_rows(records), fast.encode(inputs(records)),
                               equal_nan=True)
         why = "record by record differs"
-    except Exception as exc:  # an unforeseen step must not stop start-up: the columns serve
+    except Exception as exc:  # noqa: BLE001 - an unforeseen step must not stop start-up
         same, why = False, f"record by record failed: {type(exc).__name__}: {exc}"
     if not same:
         return (FastPredictor(fast.steps, fast.estimator, fast.features, rows=False),

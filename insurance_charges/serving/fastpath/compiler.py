@@ -3,13 +3,14 @@
 ``pipeline.predict`` on one row spends almost all its time in PyCaret's pandas wrappers around
 each preprocessing step (see bench/README.md). ``compile_pipeline`` reads every step's fitted
 parameters once and returns a ``FastPredictor`` (predictor.py) that applies them to numpy
-columns and hands the encoded matrix to the pipeline's own estimator. Column names and their order are taken from the
-fitted steps themselves (each wrapper is run once on a probe frame), never assumed.
+columns and hands the encoded matrix to the pipeline's own estimator. Column names and their
+order are taken from the fitted steps themselves (each wrapper is run once on a probe frame),
+never assumed.
 """
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -55,7 +56,8 @@ def _compile_wrapper(name: str, wrapper, probe: pd.DataFrame) -> tuple[Step, pd.
     include = list(wrapper._include if wrapper._include is not None else
                    [c for c in probe.columns if c not in wrapper._exclude])
     if not include:  # PyCaret's wrapper passes the frame through untouched
-        nothing: Callable[[list], list] = (lambda values: [])
+        def nothing(values: list) -> list:
+            return []
         return Step(name, [], Compiled(nothing, [], nothing), list(probe.columns)), probe
     compiled = COMPILERS[kind](transformer, include)
     produced = compiled.names

@@ -97,12 +97,14 @@ def min_max_scaler(t, include):
 def selector(t, include):
     """Any fitted feature selector (VarianceThreshold, SelectFromModel...): keep its mask."""
     mask = list(t.get_support())
-    kept = (lambda values: [v for v, keep in zip(values, mask) if keep])  # columns or scalars
-    return Compiled(kept, [n for n, keep in zip(include, mask) if keep], kept)
+    def kept(values: list) -> list:  # columns or scalars
+        return [v for v, keep in zip(values, mask, strict=True) if keep]
+    return Compiled(kept, kept(include), kept)
 
 
 def remove_multicollinearity(t, include):
     """PyCaret's RemoveMulticollinearity: drop the columns it chose at fit time."""
     keep = [name not in set(t.drop_) for name in include]
-    kept = (lambda values: [v for v, k in zip(values, keep) if k])  # columns or scalars
-    return Compiled(kept, [n for n, k in zip(include, keep) if k], kept)
+    def kept(values: list) -> list:  # columns or scalars
+        return [v for v, k in zip(values, keep, strict=True) if k]
+    return Compiled(kept, kept(include), kept)

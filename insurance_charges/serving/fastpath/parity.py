@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ def _limits(f, ranges: Mapping[str, Mapping] | None) -> tuple:
 def corner_records(ranges: Mapping[str, Mapping] | None = None) -> list[dict[str, Any]]:
     """Every combination of each number's limits with every category: the schema's corners."""
     options = [f.choices if f.kind == CATEGORY else _limits(f, ranges) for f in FIELDS]
-    return [dict(zip(FIELD_NAMES, combo)) for combo in itertools.product(*options)]
+    return [dict(zip(FIELD_NAMES, combo, strict=True)) for combo in itertools.product(*options)]
 
 
 def random_records(count: int, seed: int = 0,

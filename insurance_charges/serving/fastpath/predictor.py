@@ -6,13 +6,13 @@ in the schema's choices), a few records one record at a time, and the estimator 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from .steps import Coded, Compiled
 from ...core.schema import CATEGORY, FIELDS
 from ...core.validation import ValidRecords
+from .steps import Coded, Compiled
 
 # Below this many records, encoding record by record in plain Python beats numpy column by
 # column: one record 0.015 ms against 0.058, three 0.024 against 0.032, about equal at four
@@ -38,7 +38,7 @@ class Step:
         return self._lay_out(self.apply_row([values[n] for n in self.include]), values)
 
     def _lay_out(self, produced: list, given: dict) -> dict:
-        out = dict(zip(self.produced, produced))
+        out = dict(zip(self.produced, produced, strict=True))
         return {name: out[name] if name in out else given[name] for name in self.order}
 
 

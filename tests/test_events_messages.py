@@ -9,7 +9,7 @@ from insurance_charges.core.estimates import estimate
 from insurance_charges.core.json_bytes import answer_json
 from insurance_charges.core.schema import EXAMPLE_RECORD
 from insurance_charges.events import cli
-from insurance_charges.events.kafka import client_properties
+from insurance_charges.events.kafka import by_size, client_properties
 from insurance_charges.events.messages import OUTPUT, REJECT, Incoming, answer_batch
 
 OLD = {**EXAMPLE_RECORD, "age": 99, "bmi": 70.0}  # valid, outside the training ranges
@@ -167,3 +167,17 @@ def test_the_sasl_password_comes_from_the_environment_never_the_command_line():
     options = cli.options_from(args, {cli.PASSWORD_VARIABLE: "s3cret"})
     assert options.client_config == {"sasl.username": "u", "sasl.password": "s3cret"}
     assert cli.options_from(args, {}).client_config == {"sasl.username": "u"}
+
+
+@pytest.mark.parametrize("sizes, limit, expected", [
+    ([3, 3, 3], 6, [[3, 3], [3]]),
+    ([10, 1], 6, [[10], [1]]),  # one message over the limit is a group of its own
+    ([1, 10, 1], 6, [[1], [10], [1]]),
+    ([0, 0], 6, [[0, 0]]),  # a tombstone weighs nothing
+    ([], 6, []),
+])
+def test_a_consumed_batch_is_estimated_in_calls_of_bounded_size(sizes, limit, expected):
+    messages = [Incoming(b"x" * n if n else None, None, None, "in", 0, i)
+                for i, n in enumerate(sizes)]
+    assert [[len(m.value or b"") for m in group] for group in by_size(messages, limit)] == \
+        expected

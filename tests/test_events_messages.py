@@ -2,6 +2,8 @@
 or problem documents out, every valid record of a batch estimated in one call."""
 from __future__ import annotations
 
+import sys
+
 import orjson
 import pytest
 
@@ -181,3 +183,19 @@ def test_a_consumed_batch_is_estimated_in_calls_of_bounded_size(sizes, limit, ex
                 for i, n in enumerate(sizes)]
     assert [[len(m.value or b"") for m in group] for group in by_size(messages, limit)] == \
         expected
+
+
+class Replaced(Exception):
+    """os.execv was called: the process would now be another program."""
+
+
+def test_the_image_started_with_kafka_becomes_the_consumer(monkeypatch):
+    from insurance_charges.container import launcher
+
+    def execv(path, argv):
+        raise Replaced(path, argv)
+    monkeypatch.setattr(launcher.os, "execv", execv)
+    with pytest.raises(Replaced) as replaced:
+        launcher.main(["kafka", "--group-id", "g"])
+    assert replaced.value.args == (sys.executable, [
+        sys.executable, "-m", "insurance_charges.events", "kafka", "--group-id", "g"])

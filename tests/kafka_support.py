@@ -6,6 +6,7 @@ The broker is Tansu (devtools/tansu.py). Topics are filled and read with ``confl
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from devtools.tansu import FAST_GROUP, Broker, free_port, produce
@@ -76,7 +78,11 @@ def committed(address: str, group: str, topic: str, partitions: int = 1) -> list
 def kcat_read(address: str, topic: str, partition: int = 0) -> list[dict]:
     """The messages of one partition as kcat reads them (-J: key, payload, headers, offset)."""
     kcat = shutil.which("kcat") or shutil.which("kafkacat")
-    assert kcat, "kcat is missing: apt-get install kafkacat"
+    if not kcat:  # as the browser and Docker tests do: skipped here, a failure in CI
+        missing = "kcat is missing: apt-get install kafkacat (.ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
     done = subprocess.run(
         [kcat, *KCAT_PROTOCOL, "-b", address, "-C", "-t", topic, "-p", str(partition), "-o", "0",
          "-e", "-q", "-J"], capture_output=True, timeout=60, check=True)

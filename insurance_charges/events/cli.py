@@ -17,7 +17,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .. import cli_runner
 from ..command_logs import handler_for
+from ..errors import USAGE
 from .kafka import OWNED, BrokerError, Loop, Options
 
 KAFKA = "kafka"
@@ -26,17 +28,6 @@ KAFKA = "kafka"
 PASSWORD_VARIABLE = "KAFKA_SASL_PASSWORD"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 log = logging.getLogger("insurance_charges.events")
-
-
-class EventsUsageError(Exception):
-    """The command line cannot run: the message says what to change."""
-
-
-class EventsArguments(argparse.ArgumentParser):
-    """argparse, with its complaints as one ``Error:`` line and exit status 2."""
-
-    def error(self, message: str):
-        raise EventsUsageError(f"{message}; see --help")
 
 
 def _bounded(low: float, high: float, kind=float):
@@ -62,14 +53,14 @@ def _property(text: str) -> tuple[str, str]:
     return key, value
 
 
-def parser() -> EventsArguments:
+def parser() -> cli_runner.Parser:
     """The command's arguments."""
-    p = EventsArguments(
+    p = cli_runner.Parser(
         prog="python -m insurance_charges.events",
         description="Estimate yearly insurance charges for every message of a Kafka topic, "
                     "through the same validation and model as the JSON API.")
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=EventsArguments)
+                                parser_class=cli_runner.Parser)
     k = commands.add_parser(
         KAFKA, help="consume a topic, publish the answers and the rejects",
         description="Each input message's value is what POST /api/v1/predict takes (a record or "
@@ -153,14 +144,18 @@ class ClientLog(logging.Filter):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status."""
+    from ..registry.store import RegistryError
+    from ..serving.model import ModelLoadError
+    from ..settings import SettingsError
+
     handler = handler_for(sys.stderr)
     root = logging.getLogger("insurance_charges")
     root.addHandler(handler)
     try:
         with stop_requests() as received:
-            return run(parser().parse_args(argv), received)
-    except BaseException as exc:  # noqa: BLE001 - one line, never a traceback
-        return _failure(exc)
+            # What keeps it from starting is 2, as for a bad argument (the module's docstring).
+            return cli_runner.run(lambda: run(parser().parse_args(argv), received), statuses={
+                SettingsError: USAGE, ModelLoadError: USAGE, RegistryError: USAGE})
     finally:
         root.removeHandler(handler)
 
@@ -188,46 +183,11 @@ def run(args: argparse.Namespace, received: list[int]) -> int:
 
         counts = loop.run(model, lambda: bool(received), max_batch=settings.max_batch,
                           max_bytes=MAX_CONTENT_LENGTH, connected=connected)
-    except BrokerError as exc:
-        raise _Failed(str(exc), 1 if quiet.connected else 2) from None
+    except BrokerError as exc:  # before the brokers answered, it could not start: 2
+        raise BrokerError(str(exc), 1 if quiet.connected else USAGE) from None
     finally:
         client_log.removeFilter(quiet)
     log.info("stopped by %s after %d messages: %d outputs, %d rejects, %d batches committed",
              signal.Signals(received[0]).name, counts.messages, counts.outputs, counts.rejects,
              counts.batches, extra={"fields": {"event": "stopped", **vars(counts)}})
     return 0
-
-
-class _Failed(Exception):
-    """A run that ended early, with its one line and exit status."""
-
-    def __init__(self, message: str, status: int):
-        super().__init__(message)
-        self.status = status
-
-
-def _failure(exc: BaseException) -> int:
-    """The one ``Error:`` line for a run that did not finish, and its exit status."""
-    from ..registry.store import RegistryError
-    from ..serving.model import ModelLoadError
-    from ..settings import SettingsError
-
-    if isinstance(exc, _Failed):
-        return _fail(str(exc), exc.status)
-    if isinstance(exc, (EventsUsageError, ModelLoadError, SettingsError, RegistryError,
-                        BrokerError)):
-        return _fail(str(exc))
-    if isinstance(exc, KeyboardInterrupt):  # before the handler was installed
-        return _fail("interrupted by SIGINT before the consumer started", 128 + signal.SIGINT)
-    if isinstance(exc, Exception):
-        return _fail(f"{type(exc).__name__}: {exc}", 1)
-    raise exc  # SystemExit (--help) and the like
-
-
-def _fail(message: str, status: int = 2) -> int:
-    try:
-        sys.stderr.flush()
-        print(f"Error: {message}", file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
-    return status

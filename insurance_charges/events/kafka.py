@@ -28,6 +28,7 @@ from confluent_kafka import (
 
 from ..core.estimates import Estimator
 from ..core.problems import problem_body
+from ..errors import UserError
 from .messages import OUTPUT, Incoming, Outgoing, answer_batch, reject
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def by_size(messages: list[Incoming], limit: int) -> list[list[Incoming]]:
     return groups
 
 
-class BrokerError(RuntimeError):
+class BrokerError(UserError):
     """The brokers cannot be reached, refused a setting, or did not acknowledge an output."""
 
 
@@ -95,7 +96,7 @@ class Options:
 
 
 @dataclass
-class Counts:
+class LoopCounts:
     """What a run did: messages answered, outputs and rejects published, batches committed."""
 
     messages: int = 0
@@ -209,10 +210,10 @@ class Loop:
         self.options = options
         self.consumer, self.producer = _clients(options, client_log)  # settings refused here
         self.deliveries = Deliveries()
-        self.counts = Counts()
+        self.counts = LoopCounts()
 
     def run(self, model: Estimator, stop_requested: Callable[[], bool], *, max_batch: int,
-            max_bytes: int, connected: Callable[[], None] = lambda: None) -> Counts:
+            max_bytes: int, connected: Callable[[], None] = lambda: None) -> LoopCounts:
         """Answer with ``model`` until ``stop_requested()``; the batch in hand is finished first.
 
         ``connected`` is called once the brokers have answered and the topics are found.

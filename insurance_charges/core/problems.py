@@ -91,7 +91,8 @@ def problem_body(status: int, detail: str, errors: list | None = None,
 
 def listed_within(errors: list, budget: int) -> list:
     """The leading errors whose JSON fits in ``budget`` bytes (always at least one)."""
-    listed, used = [], 0
+    listed: list = []
+    used = 0
     for error in errors:
         used += len(json.dumps(as_dict(error))) + 2  # ", " between items
         if listed and used > budget:

@@ -314,8 +314,8 @@ class Loop:
             log.warning("committing offsets failed (%s); their messages will be answered "
                         "again", _said(exc))
             return
-        failed = [tp for tp in done or () if tp.error is not None]
+        failed = [f"{tp.topic}[{tp.partition}]: {tp.error.str()}" for tp in done or ()
+                  if tp.error is not None]
         if failed:
             log.warning("committing offsets failed for %s; their messages will be answered "
-                        "again", ", ".join(f"{tp.topic}[{tp.partition}]: {tp.error.str()}"
-                                           for tp in failed))
+                        "again", ", ".join(failed))

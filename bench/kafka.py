@@ -5,8 +5,9 @@ A Tansu broker on loopback (devtools/tansu.py) gets an input topic filled before
 consumer process (``python -m insurance_charges.events kafka``, default batch size) then
 answers it while nothing else runs. The rate is the records of the outputs after the first one's
 millisecond over the time from it to the last (timestamps the consumer's producer put on
-them; the first call's work before its first output is not seen), and the consumer's CPU time per record is read from /proc (steadier than a rate on
-a shared machine: waiting for a core does not count). Exits 1 with one line on any failure.
+them; the first call's work before its first output is not seen), and the consumer's CPU time
+per record is read from /proc (steadier than a rate on a shared machine: waiting for a core does
+not count). Exits 1 with one line on any failure.
 """
 from __future__ import annotations
 

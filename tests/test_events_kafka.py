@@ -105,7 +105,7 @@ def test_bad_messages_go_to_rejects_with_where_they_were_and_the_partition_moves
     assert [m.key() for m in outputs] == [b"k0", b"k4"]  # after the bad ones: not stalled
     read = [orjson.loads(m.value()) for m in rejects]
     assert [(m.key(), r["topic"], r["partition"], r["offset"], r["problem"]["status"])
-            for m, r in zip(rejects, read)] == [
+            for m, r in zip(rejects, read, strict=True)] == [
         (b"k1", topics["input"], 0, 1, 400), (b"k2", topics["input"], 0, 2, 422),
         (b"k3", topics["input"], 0, 3, 400)]
     assert read[1]["problem"]["errors"] == [
@@ -171,8 +171,8 @@ def test_an_unreachable_broker_is_one_line_within_the_connect_timeout():
     nobody = f"127.0.0.1:{free_port()}"
     began = time.monotonic()
     done = subprocess.run(
-        consumer_command(nobody, names(), "--connect-timeout", "2"), check=False, capture_output=True,
-        timeout=60, cwd=ROOT)
+        consumer_command(nobody, names(), "--connect-timeout", "2"), check=False,
+        capture_output=True, timeout=60, cwd=ROOT)
     took = time.monotonic() - began
 
     lines = done.stderr.decode().splitlines()

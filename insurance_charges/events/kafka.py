@@ -254,7 +254,8 @@ class Loop:
         outputs = 0
         for group in by_size(messages, CALL_BYTES):
             answers = answer_batch(model, group, max_batch=max_batch, max_bytes=max_bytes)
-            for message, answer in zip(group, answers):  # sent while the next group is read
+            # Published as each group is answered: sent while the next group is read.
+            for message, answer in zip(group, answers, strict=True):
                 self._publish(message, answer)
                 outputs += answer.kind == OUTPUT
         self._flush()

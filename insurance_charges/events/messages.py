@@ -133,7 +133,7 @@ def answer_batch(model: Estimator, messages: Sequence[Incoming], *, max_batch: i
     records = _validated(accepted, messages, answers)
     if records:
         estimates = estimate_valid(model, records, batch=True, locate=in_batch)
-        for one, body in zip(accepted, _split(estimates, accepted)):
+        for one, body in zip(accepted, _split(estimates, accepted), strict=True):
             message = messages[one.index]
             answers[one.index] = Outgoing(OUTPUT, body, message.key, message.headers)
     return answers  # type: ignore[return-value]  # every slot is filled above

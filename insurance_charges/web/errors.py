@@ -7,8 +7,14 @@ from flask import Flask, Response, json, render_template, request
 from werkzeug.exceptions import GatewayTimeout, HTTPException, InternalServerError
 
 # The API's problem types live in the core: the Kafka consumer publishes the same documents.
-from ..core.problems import PROBLEM_MEDIA_TYPE, PROBLEMS, listed_within, problem_body, \
-    problem_type, totals
+from ..core.problems import (
+    PROBLEM_MEDIA_TYPE,
+    PROBLEMS,
+    listed_within,
+    problem_body,
+    problem_type,
+    totals,
+)
 
 __all__ = ["PROBLEMS", "PROBLEM_MEDIA_TYPE", "HttpProblem", "Overran", "init_app",
            "listed_within", "problem_document", "problem_response", "problem_type", "totals",

@@ -106,12 +106,14 @@ audit: $(VENV)/.dev  ## Static security scan (bandit) and dependency advisories 
 	"$$VENV/bin/bandit" -q -r insurance_charges application.py gunicorn.conf.py -ll
 	"$$VENV/bin/pip-audit" -r requirements.txt --no-deps --disable-pip --progress-spinner off
 
-bench: $(VENV)/.runtime  ## Benchmark the service as deployed (wrk); writes bench/results/ (the docs' tables)
+# The Kafka consumer's figures need Tansu, a test-only package (requirements-dev.txt).
+bench: $(VENV)/.dev  ## Benchmark the service as deployed (wrk) and the Kafka consumer; writes bench/results/
 	@{ command -v wrk && command -v nginx; } >/dev/null || { [ "$$(id -u)" = 0 ] \
 		&& command -v apt-get >/dev/null && apt-get update -qq \
 		&& apt-get install -y -qq wrk nginx >/dev/null; } \
 		|| { echo "make bench needs wrk and nginx: apt-get install wrk nginx" >&2; exit 1; }
 	"$$VENV/bin/python" -m bench.run
+	"$$VENV/bin/python" -m bench.kafka --out bench/results/kafka.json
 	@docker info >/dev/null 2>&1 || { echo "make bench needs a running Docker engine for the SageMaker figures (.ci/run shows how to start one)" >&2; exit 1; }
 	docker build -q -t insurance-charges:bench . >/dev/null
 	"$$VENV/bin/python" -m bench.invocations --image insurance-charges:bench \
@@ -146,7 +148,7 @@ model-archive: $(VENV)/.runtime  ## SageMaker's model.tar.gz: make model-archive
 
 lock:  ## Print a fresh resolution of the top-level pins (compare with requirements.txt)
 	rm -rf /tmp/insurance-charges-lock && "$$PYTHON" -m venv /tmp/insurance-charges-lock
-	/tmp/insurance-charges-lock/bin/pip install --quiet pycaret==3.3.2 six flask gunicorn orjson cryptography
+	/tmp/insurance-charges-lock/bin/pip install --quiet pycaret==3.3.2 six flask gunicorn orjson cryptography confluent-kafka
 	/tmp/insurance-charges-lock/bin/pip freeze --exclude-editable
 
 clean:  ## Remove the virtual environments, caches and the built docs site

@@ -154,3 +154,15 @@ def blas_spread(result: dict) -> str:
                  f"{'one pipeline file' if pipelines == 1 else f'{pipelines} pipeline files'} "
                  "by SHA-256.")
     return "\n".join(lines)
+
+
+def kafka(result: dict) -> str:
+    """Records through one Kafka consumer process (bench/results/kafka.json)."""
+    machine = result["machine"]
+    rows = [f"| Records per message (`bench/kafka.py`, {result['measured_at']}, "
+            f"{machine['cores']} cores, load {machine['load_average_at_start'][0]:.1f} at start) "
+            "| Records | Records/s | Consumer CPU per record |", "|---|---|---|---|"]
+    for s in result["scenarios"]:
+        rows.append(f"| {s['records_per_message']} | {s['records']:,} | "
+                    f"{s['records_per_s']:,} | {s['consumer_cpu_us_per_record']} µs |")
+    return "\n".join(rows)

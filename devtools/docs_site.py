@@ -30,6 +30,7 @@ MARKER = re.compile(r"^<!-- generated: (?P<name>[^ ]*) -->$", re.M)
 GENERATED: dict[str, tuple[str, Callable[[dict], str], str]] = {
     "bench": ("bench/results/latest.json", tables.bench, "make bench"),
     "invocations": ("bench/results/invocations.json", tables.invocations, "make bench"),
+    "kafka": ("bench/results/kafka.json", tables.kafka, "make bench"),
     "metrics-soak": ("bench/results/metrics-soak.json", tables.metrics_soak,
                      "python -m bench.metrics_soak"),
     "mutation": ("bench/results/mutation.json", tables.mutation, "make mutate"),

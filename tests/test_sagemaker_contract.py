@@ -575,7 +575,8 @@ def test_serve_refuses_api_keys_a_key_inside_the_archive_and_a_directory_it_cann
 @pytest.mark.slow
 @pytest.mark.parametrize("args, env, status, line", [
     (["serve", "now"], {}, 2, "Error: unknown arguments 'serve now'; run the image with no "
-                              "argument (Elastic Beanstalk, ECS) or with `serve` (SageMaker)"),
+                              "argument (Elastic Beanstalk, ECS) or with `serve` (SageMaker), "
+                              "or `kafka --help` (the Kafka consumer)"),
     (["serve"], {"SAGEMAKER_BIND_TO_PORT": "80000"}, 1, "Error: SAGEMAKER_BIND_TO_PORT='80000'"),
     (["serve"], {"API_KEYS": "k-secret-1"}, 1, "Error: API_KEYS=(hidden): SageMaker's "
                                                "InvokeEndpoint"),

@@ -28,6 +28,7 @@ SLOW_FIXTURES = frozenset({
     "arrivals_queue", "worker_files",
     "training", "retrained", "releases", "committed_dir", "weeks", "released",  # trainings
     "retrained_again", "retrained_as_the_oldest_cpu",
+    "kafka_broker",  # Tansu
 })
 
 CURRENT_TEST = pytest.StashKey[pytest.Item]()

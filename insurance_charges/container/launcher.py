@@ -1,7 +1,8 @@
 """The image's PID 1: nginx on $HOST:$PORT before gunicorn on a unix socket; both stop together.
 
 Started with ``serve`` (SageMaker), nginx listens on SageMaker's port instead, and the model
-and stop timing follow SageMaker's contract (``modes.py``).
+and stop timing follow SageMaker's contract (``modes.py``). Started with ``kafka ...``, it
+becomes the Kafka consumer (``python -m insurance_charges.events kafka ...``, docs/events.md).
 
 No gunicorn worker ever waits on a client's network (docs/reliability.md#slow-and-hostile-clients):
 nginx reads each
@@ -28,7 +29,7 @@ from ..settings import MAX_CONTENT_LENGTH, MAX_PAYLOAD_MB, from_environ
 from ..startup.address import bind_address, check_address
 from ..web.errors import PROBLEMS, problem_type
 from ..web.security import HEADERS
-from .modes import DRAIN_S, mode_for
+from .modes import DRAIN_S, KAFKA, mode_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -169,7 +170,12 @@ class Stack:
 
 def main(args: list[str] | None = None) -> int:
     """Check the settings and arguments, start both, wait, and exit with gunicorn's status."""
-    return cli_runner.run(lambda: _serve(sys.argv[1:] if args is None else args))
+    args = sys.argv[1:] if args is None else args
+    if args[:1] == [KAFKA]:
+        # `docker run IMAGE kafka ...` (an ECS service): the consumer replaces this process as
+        # PID 1, so ECS's SIGTERM reaches it directly; it needs neither nginx nor gunicorn.
+        os.execv(sys.executable, [sys.executable, "-m", "insurance_charges.events", *args])
+    return cli_runner.run(lambda: _serve(args))
 
 
 def _serve(args: list[str]) -> int:

@@ -17,6 +17,7 @@ from ..platforms.sagemaker import MODEL_DIR, ModelDirError, model_in
 from ..settings import Settings, SettingsError
 
 SERVE = "serve"
+KAFKA = "kafka"  # the Kafka consumer instead of the web service (launcher.py)
 # nginx finishes in-flight requests for this long after SIGTERM, then the launcher stops it
 # (1 s later) and gunicorn (under 1.5 s measured): 4 s fits Docker's and EB's 10 s ...
 DRAIN_S = 4
@@ -43,7 +44,8 @@ def mode_for(args: list[str], settings: Settings, environ: Mapping[str, str],
         return Mode(settings.port, dict(environ), DRAIN_S)
     if args != [SERVE]:
         raise UsageError(f"unknown arguments {' '.join(args)[:80]!r}; run the image with no "
-                         f"argument (Elastic Beanstalk, ECS) or with `{SERVE}` (SageMaker)")
+                         f"argument (Elastic Beanstalk, ECS) or with `{SERVE}` (SageMaker), or "
+                         f"`{KAFKA} --help` (the Kafka consumer)")
     if settings.api_keys:
         raise SettingsError("API_KEYS=(hidden): SageMaker's InvokeEndpoint cannot send an API "
                             "key, so every /invocations would be refused; unset API_KEYS "

@@ -105,17 +105,24 @@ class Estimates:
 def estimate(model: Estimator, body: Any, *, max_batch: int = MAX_BATCH_LIMIT) -> Estimates:
     """Validate and estimate one record (an object) or a batch (a list of 1..max_batch)."""
     batch = isinstance(body, list)
-    items = body if batch else [body]
-    if len(items) > max_batch:
-        raise TooManyRecords(max_batch, len(items))
-    if not items:
-        raise InvalidRecords([FieldError("", "the array is empty")],
-                             f"a batch holds 1 to {max_batch} records; got none")
+    items = items_of(body, max_batch=max_batch)
     locate = in_batch if batch else alone
     records, errors = validate_records(items, locate)
     if records is None:  # None exactly when there are errors
         raise InvalidRecords(errors, total=errors.total, complete=errors.complete)
     return estimate_valid(model, records, batch=batch, locate=locate)
+
+
+def items_of(body: Any, *, max_batch: int = MAX_BATCH_LIMIT) -> list:
+    """The records a body holds, not yet validated: a batch's items, or the one object; refuse
+    an empty batch or one over ``max_batch``."""
+    items = body if isinstance(body, list) else [body]
+    if len(items) > max_batch:
+        raise TooManyRecords(max_batch, len(items))
+    if not items:
+        raise InvalidRecords([FieldError("", "the array is empty")],
+                             f"a batch holds 1 to {max_batch} records; got none")
+    return items
 
 
 def estimate_valid(model: Estimator, records: Sequence[dict], *, batch: bool = True,

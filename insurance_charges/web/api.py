@@ -6,16 +6,14 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from ..core.estimates import Estimates, InvalidRecords, TooManyRecords, estimate
 from ..core.json_bytes import answer_json
-from ..core.validation import how_many
+from ..core.problems import ERROR_BYTES_FLOOR, refusal_parts
 from . import served_model
-from .errors import HttpProblem, listed_within, totals
+from .errors import HttpProblem
 from .json_body import read_json
 from .observe import record_estimates
 
 bp = Blueprint("api", __name__)
-# An error answer lists problems up to this many bytes, or the request's own size if larger:
-# a small mistake is always shown whole, and bad input never costs more than it weighs.
-ERROR_BYTES_FLOOR = 4096
+__all__ = ["ERROR_BYTES_FLOOR", "answer", "answer_estimates", "bp", "estimate_body", "refusal"]
 
 
 def answer(body) -> Response:
@@ -35,12 +33,8 @@ def json_response(data: bytes) -> Response:
 
 def refusal(exc: InvalidRecords, size: int) -> HttpProblem:
     """The 422 for the core's refusal of a body of ``size`` bytes, its problems listed."""
-    listed = listed_within(exc.errors, max(size, ERROR_BYTES_FLOOR))
-    if len(listed) == exc.total and exc.complete:
-        return HttpProblem(422, exc.detail, listed)
-    return HttpProblem(422, f"{how_many(exc.total, exc.complete)} invalid value(s); the first "
-                            f"{len(listed)} are listed in errors: fix them and send again to see "
-                            "the rest", listed, extra=totals(exc.total, exc.complete))
+    detail, listed, extra = refusal_parts(exc, size)
+    return HttpProblem(422, detail, listed, extra=extra)
 
 
 def estimate_body(body, size: int) -> Estimates:

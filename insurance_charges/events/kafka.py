@@ -1,0 +1,322 @@
+"""The Kafka loop: consume a batch, publish an answer for each message, then commit.
+
+At least once, nothing lost: offsets are committed (synchronously, per partition, explicitly)
+only once every output and reject of the batch has been acknowledged by the broker
+(``acks=all``, each delivery report checked). A process killed at any moment leaves its batch
+uncommitted, so a restart reads it again: duplicates are possible, losses are not. A stop
+request (SIGTERM, SIGINT) ends the loop after the batch in hand is published and committed.
+
+Time is bounded everywhere: reaching the brokers at start (``connect_timeout_s`` for the
+metadata request), each delivery (librdkafka's ``message.timeout.ms``), waiting for messages
+(``poll_timeout_s``) and the final flush; past a bound the run ends with ``BrokerError``, one line.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+
+from ..core.estimates import Estimator
+from ..core.problems import problem_body
+from ..errors import UserError
+from .messages import OUTPUT, Incoming, Outgoing, answer_batch, reject
+
+log = logging.getLogger(__name__)
+
+# Properties the loop sets itself, because its guarantees rest on them: a -X option may not
+# change them (each with the reason, for the one line that refuses it).
+OWNED = {
+    "bootstrap.servers": "give --bootstrap-servers",
+    "group.id": "give --group-id",
+    "enable.auto.commit": "offsets are committed only after the outputs are acknowledged",
+    "enable.auto.offset.store": "offsets are committed only after the outputs are acknowledged",
+    "acks": "every output must be acknowledged by all in-sync replicas",
+    "request.required.acks": "every output must be acknowledged by all in-sync replicas",
+    "message.timeout.ms": "give --delivery-timeout",
+    "delivery.timeout.ms": "give --delivery-timeout",
+    "on_delivery": "the loop checks every delivery itself",
+    "delivery.report.only.error": "the loop checks every delivery itself",
+    "dr_cb": "the loop checks every delivery itself",
+    "dr_msg_cb": "the loop checks every delivery itself",
+    "logger": "the client logs through the command's own log",
+}
+
+
+# The values estimated in one call to the core at most: about 40,000 records of the API's JSON
+# (about 0.2 s of the model here), so a batch of large messages costs memory for 4 MiB of
+# records at a time, not for all that librdkafka has fetched (64 MiB by default).
+CALL_BYTES = 4 * 1024 * 1024
+
+
+def by_size(messages: list[Incoming], limit: int) -> list[list[Incoming]]:
+    """Consecutive groups of messages whose values hold at most ``limit`` bytes (or one
+    message, if it alone is larger)."""
+    groups: list[list[Incoming]] = []
+    size = 0
+    for message in messages:
+        length = len(message.value or b"")
+        if not groups or size + length > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(message)
+        size += length
+    return groups
+
+
+class BrokerError(UserError):
+    """The brokers cannot be reached, refused a setting, or did not acknowledge an output."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """Where to read and write, as whom, and the bounds of every wait."""
+
+    bootstrap_servers: str
+    input_topic: str
+    output_topic: str
+    rejects_topic: str
+    group_id: str
+    batch_size: int = 5000
+    poll_timeout_s: float = 1.0
+    connect_timeout_s: float = 10.0
+    delivery_timeout_s: float = 10.0
+    # librdkafka properties (TLS, SASL...): the -X options. A key prefixed "consumer." or
+    # "producer." is for that client alone (librdkafka warns of a property its client ignores).
+    client_config: dict = field(default_factory=dict)
+
+
+@dataclass
+class LoopCounts:
+    """What a run did: messages answered, outputs and rejects published, batches committed."""
+
+    messages: int = 0
+    outputs: int = 0
+    rejects: int = 0
+    batches: int = 0
+
+
+CLIENTS = ("consumer.", "producer.")
+
+
+def client_properties(client_config: dict, client: str) -> dict:
+    """The -X properties for ``client`` ("consumer." or "producer."): the shared ones, then its
+    own with the prefix taken off."""
+    shared = {k: v for k, v in client_config.items() if not k.startswith(CLIENTS)}
+    own = {k[len(client):]: v for k, v in client_config.items() if k.startswith(client)}
+    return {**shared, **own}
+
+
+def consumer_config(options: Options, client_log: logging.Logger) -> dict:
+    """The consumer's librdkafka properties: the -X options, then those the loop owns."""
+    config: dict[str, Any] = {"auto.offset.reset": "earliest"}  # a new group misses nothing
+    config.update(client_properties(options.client_config, "consumer."))
+    config.update({
+        "bootstrap.servers": options.bootstrap_servers, "group.id": options.group_id,
+        "enable.auto.commit": False, "enable.auto.offset.store": False,
+        # A connection attempt gives up within the start-up bound (librdkafka's 30 s default).
+        "socket.connection.setup.timeout.ms": int(options.connect_timeout_s * 1000),
+        "logger": client_log})
+    return config
+
+
+def producer_config(options: Options, client_log: logging.Logger) -> dict:
+    """The producer's librdkafka properties: the -X options, then those the loop owns."""
+    config: dict[str, Any] = {"linger.ms": 5}  # a batch's outputs go in few requests
+    config.update(client_properties(options.client_config, "producer."))
+    config.update({
+        "bootstrap.servers": options.bootstrap_servers, "acks": "all",
+        # A delivery fails within this (librdkafka retries until then; its default is 300 s,
+        # past ECS's 30 s stop timeout).
+        "message.timeout.ms": int(options.delivery_timeout_s * 1000),
+        "delivery.report.only.error": True,  # see Deliveries
+        "socket.connection.setup.timeout.ms": int(options.connect_timeout_s * 1000),
+        "logger": client_log})
+    return config
+
+
+class Deliveries:
+    """The first failed delivery of the outputs in flight, if any.
+
+    The producer reports failures only (``delivery.report.only.error``): a flush that leaves
+    nothing queued and reported no failure means every output was acknowledged, and a report
+    per output would cost a call into Python for each (5 us of the 20 us a message may take).
+    """
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
+
+    def report(self, err: KafkaError | None, msg: Any) -> None:
+        """librdkafka's delivery callback (failed deliveries only)."""
+        if err is not None and self.failure is None:
+            self.failure = f"{msg.topic()}: {err.str()}"
+
+
+def _incoming(message: Any) -> Incoming:
+    return Incoming(message.value(), message.key(), message.headers(), message.topic(),
+                    message.partition(), message.offset())
+
+
+def _clients(options: Options, client_log: logging.Logger) -> tuple[Consumer, Producer]:
+    try:
+        consumer = Consumer(consumer_config(options, client_log))
+    except (KafkaException, ValueError, TypeError) as exc:
+        raise BrokerError(f"the Kafka client refused its settings: {_said(exc)}") from None
+    try:
+        producer = Producer(producer_config(options, client_log))
+    except (KafkaException, ValueError, TypeError) as exc:
+        consumer.close()
+        raise BrokerError(f"the Kafka client refused its settings: {_said(exc)}") from None
+    return consumer, producer
+
+
+def _said(exc: BaseException) -> str:
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0].str()
+    return str(exc)
+
+
+def check_topics(client: Any, options: Options) -> None:
+    """Reach the brokers within ``connect_timeout_s`` and find the three topics; else one line."""
+    try:
+        metadata = client.list_topics(timeout=options.connect_timeout_s)
+    except KafkaException as exc:
+        raise BrokerError(
+            f"no Kafka broker at {options.bootstrap_servers} answered within "
+            f"{options.connect_timeout_s:g} s ({_said(exc)}); check --bootstrap-servers, the "
+            "network path and the TLS/SASL -X options, or raise --connect-timeout") from None
+    for flag, topic in (("--input-topic", options.input_topic),
+                        ("--output-topic", options.output_topic),
+                        ("--rejects-topic", options.rejects_topic)):
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            raise BrokerError(f"{flag} {topic!r}: no such topic at {options.bootstrap_servers}; "
+                              "create it, or name an existing topic")
+
+
+class Loop:
+    """One consumer process: reads batches, publishes answers, commits, until told to stop."""
+
+    def __init__(self, options: Options, client_log: logging.Logger):
+        self.options = options
+        self.consumer, self.producer = _clients(options, client_log)  # settings refused here
+        self.deliveries = Deliveries()
+        self.counts = LoopCounts()
+
+    def run(self, model: Estimator, stop_requested: Callable[[], bool], *, max_batch: int,
+            max_bytes: int, connected: Callable[[], None] = lambda: None) -> LoopCounts:
+        """Answer with ``model`` until ``stop_requested()``; the batch in hand is finished first.
+
+        ``connected`` is called once the brokers have answered and the topics are found.
+        """
+        try:
+            check_topics(self.consumer, self.options)
+            connected()
+            self.consumer.subscribe([self.options.input_topic])
+            log.info("consuming %s as group %s: outputs to %s, rejects to %s",
+                     self.options.input_topic, self.options.group_id, self.options.output_topic,
+                     self.options.rejects_topic)
+            while not stop_requested():
+                batch = self.consumer.consume(self.options.batch_size,
+                                              self.options.poll_timeout_s)
+                messages = [m for m in batch if self._is_message(m)]
+                if messages:
+                    self.handle(model, [_incoming(m) for m in messages], max_batch, max_bytes)
+        finally:
+            self.consumer.close()  # leaves the group: its partitions move at once
+        return self.counts
+
+    def _is_message(self, message: Any) -> bool:
+        error = message.error()
+        if error is None:
+            return True
+        if error.code() == KafkaError._PARTITION_EOF:
+            return False
+        if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise BrokerError(f"consuming {self.options.input_topic}: {error.str()}")
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            check_topics(self.consumer, self.options)  # back within the bound, or one line
+        log.warning("consuming %s: %s", self.options.input_topic, error.str())
+        return False
+
+    def handle(self, model: Estimator, messages: list[Incoming], max_batch: int,
+               max_bytes: int) -> None:
+        """Publish an answer for each message, wait for every acknowledgement, then commit."""
+        outputs = 0
+        for group in by_size(messages, CALL_BYTES):
+            answers = answer_batch(model, group, max_batch=max_batch, max_bytes=max_bytes)
+            # Published as each group is answered: sent while the next group is read.
+            for message, answer in zip(group, answers, strict=True):
+                self._publish(message, answer)
+                outputs += answer.kind == OUTPUT
+        self._flush()
+        offsets: dict[tuple[str, int], int] = {}
+        for message in messages:  # offsets grow within a partition: the last is the highest
+            offsets[(message.topic, message.partition)] = message.offset + 1
+        self._commit([TopicPartition(t, p, o) for (t, p), o in offsets.items()])
+        counts = self.counts
+        counts.messages += len(messages)
+        counts.batches += 1
+        counts.outputs += outputs
+        counts.rejects += len(messages) - outputs
+
+    def _publish(self, message: Incoming, answer: Outgoing) -> None:
+        topic = self.options.output_topic if answer.kind == OUTPUT else self.options.rejects_topic
+        try:
+            self._produce(topic, answer)
+        except KafkaException as exc:
+            if answer.kind != OUTPUT or exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                raise BrokerError(f"publishing to {topic}: {_said(exc)}") from None
+            # The answer is over the producer's message.max.bytes: the message is refused.
+            refused = reject(message, problem_body(
+                413, f"the answer ({len(answer.value):,} bytes) is over the output topic's "
+                     "message size limit; send fewer records per message"))
+            self._produce(self.options.rejects_topic, refused)
+
+    def _produce(self, topic: str, answer: Outgoing) -> None:
+        deadline = None
+        while True:
+            try:
+                self.producer.produce(topic, answer.value, answer.key, headers=answer.headers,
+                                      on_delivery=self.deliveries.report)
+                return
+            except BufferError:  # the local queue is full: serve delivery reports, try again
+                deadline = deadline or time.monotonic() + self.options.delivery_timeout_s
+                if time.monotonic() > deadline:
+                    raise BrokerError(f"publishing to {topic}: the producer's queue stayed full "
+                                      f"for {self.options.delivery_timeout_s:g} s") from None
+                self.producer.poll(0.1)
+
+    def _flush(self) -> None:
+        # librdkafka fails each message within message.timeout.ms; the extra second lets
+        # those reports arrive before the flush gives up.
+        left = self.producer.flush(self.options.delivery_timeout_s + 1)
+        failure = self.deliveries.failure
+        if left or failure:
+            raise BrokerError(
+                f"{failure or f'{left} outputs unacknowledged'}: nothing of this batch was "
+                "committed, so a restart estimates it again")
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        try:
+            done = self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # After a rebalance the partitions belong to another consumer, which reads from
+            # the last commit: the batch is answered twice, never lost.
+            log.warning("committing offsets failed (%s); their messages will be answered "
+                        "again", _said(exc))
+            return
+        failed = [f"{tp.topic}[{tp.partition}]: {tp.error.str()}" for tp in done or ()
+                  if tp.error is not None]
+        if failed:
+            log.warning("committing offsets failed for %s; their messages will be answered "
+                        "again", ", ".join(failed))

@@ -61,7 +61,9 @@ class GunicornServer:
         self.proc = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True)
-        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout),
+                                        daemon=True)
+        self._reader.start()
 
     def url(self, path: str) -> str:
         """The URL of ``path`` on this server."""
@@ -118,7 +120,9 @@ class GunicornServer:
         """SIGTERM the master, or the launcher (graceful, as in a deploy); the exit status."""
         try:
             os.kill(self.proc.pid if self.behind_nginx else self.master_pid(), signal.SIGTERM)
-            return self.proc.wait(timeout=timeout)
+            status = self.proc.wait(timeout=timeout)
+            self._close_output()
+            return status
         except subprocess.TimeoutExpired:
             raise ServerError(f"{self.app} ignored SIGTERM for {timeout:.0f} s:\n"
                               + self.tail()) from None
@@ -130,3 +134,10 @@ class GunicornServer:
         except ProcessLookupError:
             pass
         self.proc.wait(timeout=10)
+        self._close_output()
+
+    def _close_output(self) -> None:
+        """Close the pipe once the reader has it all (an open one is a ResourceWarning)."""
+        self._reader.join(timeout=10)  # EOF comes once every process holding the pipe is gone
+        if not self._reader.is_alive() and self.proc.stdout is not None:
+            self.proc.stdout.close()

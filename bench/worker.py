@@ -6,9 +6,10 @@ WEB_CONCURRENCY=2, as the worker environment runs it (deploy/eb-worker/), publis
 result to a real SQS queue there. Then, for one-record and 100-record messages, it POSTs
 messages to ``/worker/estimates`` exactly as sqsd does (its headers, one message per request)
 over as many connections as sqsd's ``HttpConnections`` (2), in alternating rounds; a message
-counts only when answered 200 (published). After each round the results queue must hold exactly one result per message acknowledged.
-The worker environment's scaling thresholds (deploy/eb-worker/.ebextensions) follow from the
-one-record rate. Exits 1 with one line if anything fails.
+counts only when answered 200 (published). After each round the results queue must hold
+exactly one result per message acknowledged. The worker environment's scaling thresholds
+(deploy/eb-worker/.ebextensions) follow from the one-record rate. Exits 1 with one line if
+anything fails.
 """
 from __future__ import annotations
 

@@ -171,16 +171,17 @@ def kafka(result: dict) -> str:
 def worker(result: dict) -> str:
     """The EB worker route's messages/s per instance (bench/results/worker.json)."""
     m, setup = result["machine"], result["setup"]
-    lines = [f"| Measure (`python -m bench.worker`, {setup['connections']} sqsd connections, "
-             f"WEB_CONCURRENCY={setup['WEB_CONCURRENCY']}) | One record per message | "
-             f"{setup['batch_records']} records per message |", "|---|---|---|"]
+    header = (f"| Measure (`python -m bench.worker`, {setup['connections']} sqsd connections, "
+              f"WEB_CONCURRENCY={setup['WEB_CONCURRENCY']}) | One record per message | "
+              f"{setup['batch_records']} records per message |")
+    lines = [header, "|---|---|---|"]
     one, batch = result["one_record"], result[f"records_{setup['batch_records']}"]
     lines.append(f"| Messages/s acknowledged (each result published first) | "
                  f"{one['messages_per_s']:,.1f} | {batch['messages_per_s']:,.1f} |")
     lines.append(f"| Service CPU per message | {one['cpu_ms_per_message']:.2f} ms | "
                  f"{batch['cpu_ms_per_message']:.2f} ms |")
-    lines.append("| Time sqsd waits per message, p50 / p99 (median round) | "
-                 + " | ".join(_wait(figures["rounds"]) for figures in (one, batch)) + " |")
+    waits = " | ".join(_wait(figures["rounds"]) for figures in (one, batch))
+    lines.append(f"| Time sqsd waits per message, p50 / p99 (median round) | {waits} |")
     lines.append("")
     lines.append(f"Measured {result['measured_at']} on {m['cpu']}, {m['cores']} cores, Python "
                  f"{m['python']} (load average at start {m['load_average_at_start'][0]}), the "

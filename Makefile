@@ -106,8 +106,9 @@ audit: $(VENV)/.dev  ## Static security scan (bandit) and dependency advisories 
 	"$$VENV/bin/bandit" -q -r insurance_charges application.py gunicorn.conf.py -ll
 	"$$VENV/bin/pip-audit" -r requirements.txt --no-deps --disable-pip --progress-spinner off
 
-# The Kafka consumer's figures need Tansu, a test-only package (requirements-dev.txt).
-bench: $(VENV)/.dev  ## Benchmark the service as deployed (wrk) and the Kafka consumer; writes bench/results/
+# The Kafka consumer's figures need Tansu, the worker route's moto's server: both test-only
+# packages (requirements-dev.txt).
+bench: $(VENV)/.dev  ## Benchmark the service as deployed (wrk), the Kafka consumer and the EB worker route; writes bench/results/
 	@{ command -v wrk && command -v nginx; } >/dev/null || { [ "$$(id -u)" = 0 ] \
 		&& command -v apt-get >/dev/null && apt-get update -qq \
 		&& apt-get install -y -qq wrk nginx >/dev/null; } \

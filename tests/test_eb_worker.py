@@ -39,7 +39,18 @@ from .deploy_files import (
 )
 
 SETTINGS = option_settings(WORKER)
-EB = settings(WORKER)
+MANIFEST = yaml.safe_load((WORKER / "env.yaml").read_text())
+
+
+def effective() -> dict[str, dict[str, str]]:
+    """The worker's settings as EB applies them: env.yaml's OptionSettings over .ebextensions."""
+    merged = settings(WORKER)
+    for namespace, options in (MANIFEST.get("OptionSettings") or {}).items():
+        merged.setdefault(namespace, {}).update(options)  # a saved configuration ranks higher
+    return merged
+
+
+EB = effective()
 SQSD = EB["aws:elasticbeanstalk:sqsd"]
 ASG = EB["aws:autoscaling:asg"]
 TRIGGER = EB["aws:autoscaling:trigger"]
@@ -97,8 +108,7 @@ def test_every_worker_option_is_one_elastic_beanstalk_documents_with_a_value_it_
 
 
 def test_the_manifest_makes_a_worker_environment_and_sets_nothing_else():
-    manifest = yaml.safe_load((WORKER / "env.yaml").read_text())
-    assert manifest == {"AWSConfigurationTemplateVersion": "1.1.0.0",
+    assert MANIFEST == {"AWSConfigurationTemplateVersion": "1.1.0.0",
                         "EnvironmentTier": {"Name": "Worker", "Type": "SQS/HTTP"}}
 
 

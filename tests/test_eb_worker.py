@@ -17,7 +17,7 @@ import yaml
 from insurance_charges.aws_messages import parse_destination
 from insurance_charges.container.launcher import write_config
 from insurance_charges.release import eb_files, outputs
-from insurance_charges.settings import SettingsError, from_environ
+from insurance_charges.settings import WORKER_MAX_FILE_MB, SettingsError, from_environ
 from insurance_charges.startup import gunicorn_environ
 
 from .conftest import ROOT, require
@@ -62,8 +62,9 @@ MEASURED = json.loads((ROOT / "bench" / "results" / "worker.json").read_text())
 POLICY = json.loads((WORKER / "iam-policy.json").read_text())
 IMAGE = "registry.example.com/insurance-charges@sha256:" + "0" * 64
 TAG = "2026.11.22-gbr-586c9afb-37de2a3"
-# The largest file sizing gunicorn's timeout: WORKER_MAX_FILE_MB's default, in MiB.
-MAX_FILE_MIB = 100
+# The largest file sizing gunicorn's timeout: WORKER_MAX_FILE_MB's default (MiB, as the
+# setting reads it).
+MAX_FILE_MIB = WORKER_MAX_FILE_MB
 # docs/scoring.md: 1,000,000 rows of CSV are 36 MiB; the slowest rate measured, rows that each
 # carry warnings, 143,000 rows/s with 2 processes, so half that on one sync worker's core.
 BYTES_PER_ROW = 36 * 2**20 / 1_000_000

@@ -106,14 +106,16 @@ audit: $(VENV)/.dev  ## Static security scan (bandit) and dependency advisories 
 	"$$VENV/bin/bandit" -q -r insurance_charges application.py gunicorn.conf.py -ll
 	"$$VENV/bin/pip-audit" -r requirements.txt --no-deps --disable-pip --progress-spinner off
 
-# The Kafka consumer's figures need Tansu, a test-only package (requirements-dev.txt).
-bench: $(VENV)/.dev  ## Benchmark the service as deployed (wrk) and the Kafka consumer; writes bench/results/
+# The Kafka consumer's figures need Tansu, the worker route's moto's server: both test-only
+# packages (requirements-dev.txt).
+bench: $(VENV)/.dev  ## Benchmark the service as deployed (wrk), the Kafka consumer and the EB worker route; writes bench/results/
 	@{ command -v wrk && command -v nginx; } >/dev/null || { [ "$$(id -u)" = 0 ] \
 		&& command -v apt-get >/dev/null && apt-get update -qq \
 		&& apt-get install -y -qq wrk nginx >/dev/null; } \
 		|| { echo "make bench needs wrk and nginx: apt-get install wrk nginx" >&2; exit 1; }
 	"$$VENV/bin/python" -m bench.run
 	"$$VENV/bin/python" -m bench.kafka --out bench/results/kafka.json
+	"$$VENV/bin/python" -m bench.worker
 	@docker info >/dev/null 2>&1 || { echo "make bench needs a running Docker engine for the SageMaker figures (.ci/run shows how to start one)" >&2; exit 1; }
 	docker build -q -t insurance-charges:bench . >/dev/null
 	"$$VENV/bin/python" -m bench.invocations --image insurance-charges:bench \

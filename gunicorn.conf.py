@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from insurance_charges.monitoring import master as monitoring
 from insurance_charges.settings import SettingsError, from_environ
 from insurance_charges.startup.address import bind_address
+from insurance_charges.startup.gunicorn_environ import REQUEST_TIMEOUT_S
 
 try:  # every environment variable, checked once: a bad one is one line and exit 1
     settings = from_environ(os.environ)
@@ -30,9 +31,9 @@ workers = settings.workers
 worker_class = "sync"
 # Load the model once in the master; workers share its memory copy-on-write.
 preload_app = True
-# The slowest legitimate request, a full 10,000-record batch, measured 0.16 s here; a worker
-# silent for 30 s is hung, not busy, and is killed and replaced.
-timeout = 30
+# A worker silent this long is hung, not busy, and is killed and replaced (30 s: the reason is
+# beside REQUEST_TIMEOUT_S; GUNICORN_CMD_ARGS=--timeout raises it, in an EB worker environment).
+timeout = REQUEST_TIMEOUT_S
 # On SIGTERM (a deploy or scale-in) workers finish in-flight requests first; 30 s covers the
 # slowest request many times over.
 graceful_timeout = 30

@@ -166,3 +166,31 @@ def kafka(result: dict) -> str:
         rows.append(f"| {s['records_per_message']} | {s['records']:,} | "
                     f"{s['records_per_s']:,} | {s['consumer_cpu_us_per_record']} µs |")
     return "\n".join(rows)
+
+
+def worker(result: dict) -> str:
+    """The EB worker route's messages/s per instance (bench/results/worker.json)."""
+    m, setup = result["machine"], result["setup"]
+    header = (f"| Measure (`python -m bench.worker`, {setup['connections']} sqsd connections, "
+              f"WEB_CONCURRENCY={setup['WEB_CONCURRENCY']}) | One record per message | "
+              f"{setup['batch_records']} records per message |")
+    lines = [header, "|---|---|---|"]
+    one, batch = result["one_record"], result[f"records_{setup['batch_records']}"]
+    lines.append(f"| Messages/s acknowledged (each result published first) | "
+                 f"{one['messages_per_s']:,.1f} | {batch['messages_per_s']:,.1f} |")
+    lines.append(f"| Service CPU per message | {one['cpu_ms_per_message']:.2f} ms | "
+                 f"{batch['cpu_ms_per_message']:.2f} ms |")
+    waits = " | ".join(_wait(figures["rounds"]) for figures in (one, batch))
+    lines.append(f"| Time sqsd waits per message, p50 / p99 (median round) | {waits} |")
+    lines.append("")
+    lines.append(f"Measured {result['measured_at']} on {m['cpu']}, {m['cores']} cores, Python "
+                 f"{m['python']} (load average at start {m['load_average_at_start'][0]}), the "
+                 f"load and moto's server (results: {setup['destination']}; one SendMessage "
+                 f"{result['publish_ms_median']} ms) sharing the cores. Medians of "
+                 f"{setup['rounds']} rounds of {setup['round_s']:g} s.")
+    return "\n".join(lines)
+
+
+def _wait(rounds: list[dict]) -> str:
+    middle = sorted(rounds, key=lambda r: r["messages_per_s"])[len(rounds) // 2]
+    return f"{middle['p50_ms']:.0f} / {middle['p99_ms']:.0f} ms"

@@ -35,6 +35,7 @@ GENERATED: dict[str, tuple[str, Callable[[dict], str], str]] = {
                      "python -m bench.metrics_soak"),
     "mutation": ("bench/results/mutation.json", tables.mutation, "make mutate"),
     "model-card": ("model/insurance-charges.card.json", tables.model_card, "make train"),
+    "worker": ("bench/results/worker.json", tables.worker, "make bench"),
     "blas-spread": ("bench/results/blas-spread.json", tables.blas_spread,
                     "python -m devtools.blas_spread --data ../shared/data/insurance.csv "
                     "--out bench/results/blas-spread.json"),

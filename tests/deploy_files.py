@@ -7,6 +7,7 @@ import re
 import runpy
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from unittest import mock
@@ -19,6 +20,8 @@ EB_OPTIONS = yaml.safe_load((Path(__file__).with_name("eb_options.yml")).read_te
 EBCLI_VENV = ROOT / os.environ.get("EBCLI_VENV", ".venv-ebcli")  # an absolute path stays as is
 EBCLI_PYTHON = EBCLI_VENV / "bin" / "python"
 EB_FILES = ("Dockerfile", ".dockerignore", "Dockerrun.aws.json", ".ebextensions", ".platform")
+ISO_DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$")
+CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 
 
 def dockerfile() -> list[tuple[str, str]]:
@@ -80,20 +83,24 @@ def working_tree_files(paths, root: Path = ROOT) -> set[str]:
     return found
 
 
-def option_settings() -> list[tuple[str, str, str, str]]:
-    """(file, namespace, option, value) for every setting in .ebextensions, in EB's order."""
+# The EB worker environment's own files (its bundle: insurance_charges/release/outputs.py).
+WORKER = ROOT / "deploy" / "eb-worker"
+
+
+def option_settings(root: Path = ROOT) -> list[tuple[str, str, str, str]]:
+    """(file, namespace, option, value) for every setting in root's .ebextensions, in EB's order."""
     found = []
-    for path in sorted((ROOT / ".ebextensions").glob("*.config")):
+    for path in sorted((root / ".ebextensions").glob("*.config")):
         for namespace, options in yaml.safe_load(path.read_text())["option_settings"].items():
             for option, value in options.items():
                 found.append((path.name, namespace, option, value))
     return found
 
 
-def settings() -> dict[str, dict[str, str]]:
+def settings(root: Path = ROOT) -> dict[str, dict[str, str]]:
     """The effective .ebextensions settings by namespace (later files win, as in EB)."""
     merged: dict[str, dict[str, str]] = {}
-    for _, namespace, option, value in option_settings():
+    for _, namespace, option, value in option_settings(root):
         merged.setdefault(namespace, {})[option] = value
     return merged
 
@@ -103,10 +110,10 @@ def dockerrun() -> dict:
     return json.loads((ROOT / "Dockerrun.aws.json").read_text())
 
 
-def nginx_directives() -> dict[str, str]:
-    """Directive -> value from the nginx snippets EB includes."""
+def nginx_directives(root: Path = ROOT) -> dict[str, str]:
+    """Directive -> value from the nginx snippets EB includes (from root's .platform)."""
     found = {}
-    for path in sorted((ROOT / ".platform" / "nginx" / "conf.d").glob("*.conf")):
+    for path in sorted((root / ".platform" / "nginx" / "conf.d").glob("*.conf")):
         text = re.sub(r"#[^\n]*", "", path.read_text())
         found.update(re.findall(r"^\s*(\w+)\s+([^;]+);", text, re.M))
     return found
@@ -154,3 +161,38 @@ def bundle_files(bundle: zipfile.ZipFile) -> set[str]:
     """The file names in a bundle, without the directory entries."""
     return {n.removeprefix("./") for n in bundle.namelist() if not n.endswith("/")}
 
+
+def allowed(rule, value: str) -> bool:
+    """Whether a value meets one documented constraint from eb_options.yml."""
+    if "enum" in rule:
+        return value in rule["enum"]
+    if "range" in rule:
+        low, high = rule["range"]
+        return re.fullmatch(r"-?\d+", value) is not None and low <= int(value) <= high
+    if "integer" in rule:
+        return re.fullmatch(r"-?\d+", value) is not None
+    if "duration" in rule:
+        found = ISO_DURATION.fullmatch(value)
+        seconds = found and sum(int(g or 0) * s
+                                for g, s in zip(found.groups(), (3600, 60, 1), strict=True))
+        return bool(found) and rule["duration"][0] <= seconds <= rule["duration"][1]
+    if "instance_types" in rule:
+        types = value.split(",")
+        known = EB_OPTIONS["instance_types"]
+        return 1 <= len(types) <= 10 and all(t.strip() in known for t in types)
+    if "path" in rule:
+        return value.startswith("/")
+    return "any" in rule
+
+
+def cfn_lint(template: dict, tmp_path: Path) -> list[dict]:
+    """cfn-lint's findings (pinned in requirements-dev.txt; offline: the wheel has its schemas)."""
+    path = tmp_path / "ebextensions-resources.json"
+    path.write_text(json.dumps(template, indent=2))
+    from .conftest import require
+
+    require(CFN_LINT.exists(), f"needs cfn-lint beside {sys.executable} (requirements-dev.txt)")
+    run = subprocess.run([str(CFN_LINT), "--format", "json", str(path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.stderr == "" and run.returncode in (0, 2, 4, 8), run.stderr  # 2/4/8: findings
+    return json.loads(run.stdout)

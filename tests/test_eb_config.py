@@ -9,6 +9,7 @@ from insurance_charges.settings import ENVIRONMENT, MAX_CONTENT_LENGTH
 
 from .deploy_files import (
     EB_OPTIONS,
+    allowed,
     dockerrun,
     exposed_port,
     gunicorn_settings,
@@ -26,7 +27,6 @@ TRIGGER = EB["aws:autoscaling:trigger"]
 ASG = EB["aws:autoscaling:asg"]
 PROCESS = EB["aws:elasticbeanstalk:environment:process:default"]
 ENV_PROPERTIES = EB["aws:elasticbeanstalk:application:environment"]
-ISO_DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$")
 GUNICORN = gunicorn_settings({**image_env(), **ENV_PROPERTIES})
 # What a new instance waits for before it serves, in seconds, when it pulls the released
 # image (02-capacity.config gives the measurements): EB's own boot; the pull by digest, 27 s
@@ -41,29 +41,6 @@ COOLDOWN_MARGIN_SECONDS = 60
 def number(namespace: str, option: str) -> int:
     """A numeric option's value."""
     return int(EB[namespace][option])
-
-
-def allowed(rule, value: str) -> bool:
-    """Whether a value meets one documented constraint from eb_options.yml."""
-    if "enum" in rule:
-        return value in rule["enum"]
-    if "range" in rule:
-        low, high = rule["range"]
-        return re.fullmatch(r"-?\d+", value) is not None and low <= int(value) <= high
-    if "integer" in rule:
-        return re.fullmatch(r"-?\d+", value) is not None
-    if "duration" in rule:
-        found = ISO_DURATION.fullmatch(value)
-        seconds = found and sum(int(g or 0) * s
-                                for g, s in zip(found.groups(), (3600, 60, 1), strict=True))
-        return bool(found) and rule["duration"][0] <= seconds <= rule["duration"][1]
-    if "instance_types" in rule:
-        types = value.split(",")
-        known = EB_OPTIONS["instance_types"]
-        return 1 <= len(types) <= 10 and all(t.strip() in known for t in types)
-    if "path" in rule:
-        return value.startswith("/")
-    return "any" in rule
 
 
 @pytest.mark.parametrize("source, namespace, option, value", SETTINGS)

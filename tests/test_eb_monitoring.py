@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,6 +12,7 @@ from .conftest import ROOT, require
 from .deploy_files import (
     EBCLI_PYTHON,
     EBCLI_VENV,
+    cfn_lint,
     gunicorn_settings,
     image_env,
     option_settings,
@@ -76,7 +75,6 @@ ENVIRONMENT = [{"Name": "EnvironmentName", "Value": {"Ref": "AWSEBEnvironmentNam
 PUBLISHED = set(DOCUMENT["CloudWatchMetrics"]["Environment"]) | {"EnvironmentHealth"}
 # The functions EB resolves in .ebextensions Resources (EB developer guide, ebextensions-functions).
 EB_FUNCTIONS = {"Ref", "Fn::GetAtt", "Fn::Join", "Fn::GetOptionSetting"}
-CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 CAPACITY = EB["aws:autoscaling:trigger"], EB["aws:autoscaling:asg"]
 PROCESS = EB["aws:elasticbeanstalk:environment:process:default"]
 GUNICORN = gunicorn_settings({**image_env(), **EB["aws:elasticbeanstalk:application:environment"]})
@@ -107,17 +105,6 @@ def standalone_template(resources: dict) -> dict:
 
     body = substitute(resources)
     return {"AWSTemplateFormatVersion": "2010-09-09", "Parameters": parameters, "Resources": body}
-
-
-def cfn_lint(template: dict, tmp_path: Path) -> list[dict]:
-    """cfn-lint's findings (pinned in requirements-dev.txt; offline: the wheel has its schemas)."""
-    path = tmp_path / "ebextensions-resources.json"
-    path.write_text(json.dumps(template, indent=2))
-    require(CFN_LINT.exists(), f"needs cfn-lint beside {sys.executable} (requirements-dev.txt)")
-    run = subprocess.run([str(CFN_LINT), "--format", "json", str(path)],
-                         capture_output=True, text=True, timeout=120)
-    assert run.stderr == "" and run.returncode in (0, 2, 4, 8), run.stderr  # 2/4/8: findings
-    return json.loads(run.stdout)
 
 
 def functions_used(node) -> set[str]:

@@ -162,6 +162,8 @@ def test_release_records_the_image_by_digest_with_its_tag_model_version_and_comm
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", record["digest"])
     assert record["image"] == f"{registry}/{REPOSITORY}@{record['digest']}"
     assert record["bundle"] == f"eb-{record['tag']}.zip"
+    assert record["worker_bundle"] == f"eb-worker-{record['tag']}.zip"
+    assert (project / "dist" / record["worker_bundle"]).is_file()  # its contents: test_eb_worker
     assert run.stdout.splitlines()[0] == f"released {record['image']}"
 
 

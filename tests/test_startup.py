@@ -90,6 +90,30 @@ def test_gunicorn_cmd_args_may_tune_what_gunicorn_conf_py_sets_as_defaults(text)
     assert gunicorn_environ.check({"GUNICORN_CMD_ARGS": text}) == ()
 
 
+@pytest.mark.parametrize("environ, seconds", [
+    ({}, 30), ({"GUNICORN_CMD_ARGS": ""}, 30), ({"GUNICORN_CMD_ARGS": "--max-requests 40"}, 30),
+    ({"GUNICORN_CMD_ARGS": "--timeout 120"}, 120), ({"GUNICORN_CMD_ARGS": "--timeout=90"}, 90),
+    ({"GUNICORN_CMD_ARGS": "--timeout 90 --backlog 64 --timeout=7"}, 7)])
+def test_the_request_timeout_is_gunicorn_conf_pys_unless_gunicorn_cmd_args_sets_one(environ,
+                                                                                    seconds):
+    assert gunicorn_environ.request_timeout(environ) == seconds
+
+
+def test_gunicorn_conf_py_kills_a_request_after_the_default_request_timeout():
+    from .deploy_files import gunicorn_settings
+
+    assert gunicorn_settings({})["timeout"] == gunicorn_environ.REQUEST_TIMEOUT_S == 30
+
+
+def test_the_images_nginx_waits_for_gunicorn_s_timeout_however_it_is_set(tmp_path):
+    from insurance_charges.container.launcher import PROXY_OUTWAITS_S, write_config
+
+    write_config(8000, tmp_path, request_timeout_s=120)
+    proxy = (tmp_path / "proxy.conf").read_text()
+    for name in ("proxy_read_timeout", "proxy_send_timeout"):
+        assert f"{name} {120 + PROXY_OUTWAITS_S}s;" in proxy
+
+
 def test_gunicorns_re_exec_pid_without_its_sockets_is_refused():
     with pytest.raises(SettingsError, match=r"GUNICORN_PID='12': set without GUNICORN_FD"):
         gunicorn_environ.check({"GUNICORN_PID": "12"})

@@ -26,6 +26,7 @@ from .. import cli_runner
 from ..errors import UserError
 from ..paths import PROJECT_ROOT
 from ..settings import MAX_CONTENT_LENGTH, MAX_PAYLOAD_MB, from_environ
+from ..startup import gunicorn_environ
 from ..startup.address import bind_address, check_address
 from ..web.errors import PROBLEMS, problem_type
 from ..web.security import HEADERS
@@ -53,6 +54,9 @@ STARTUP_S = 120  # model load and parity proof take 2-4 s; a very slow host gets
 # after this long a graceful nginx is stopped outright: `docker stop` gives 10 s in all.
 GRACE_AFTER_DRAIN_S = 1
 NGINX_GRACE_S = DRAIN_S + GRACE_AFTER_DRAIN_S
+# nginx waits this much longer than gunicorn's worker timeout for an answer, so it never
+# abandons a request gunicorn would still finish (or answer with its own 504 once past it).
+PROXY_OUTWAITS_S = 5
 # nginx statuses it may answer itself; 494 (header too large) reaches the client as 400.
 NGINX_STATUSES = (400, 408, 413, 414, 494, 502, 503, 504)
 
@@ -82,7 +86,8 @@ def listen(host: str, port: int) -> str:
 
 
 def write_config(port: int, run_dir: Path = RUN_DIR, drain_s: int = DRAIN_S,
-                 max_payload_mb: int = MAX_PAYLOAD_MB, host: str = "0.0.0.0") -> Path:  # nosec B104
+                 max_payload_mb: int = MAX_PAYLOAD_MB, host: str = "0.0.0.0",  # nosec B104
+                 request_timeout_s: int = gunicorn_environ.REQUEST_TIMEOUT_S) -> Path:
     """Render nginx's configuration and error pages into ``run_dir``; return the config path."""
     (run_dir / "_errors").mkdir(parents=True, exist_ok=True)
     for status in NGINX_STATUSES:
@@ -93,7 +98,8 @@ def write_config(port: int, run_dir: Path = RUN_DIR, drain_s: int = DRAIN_S,
     fill = {"@RUN_DIR@": str(run_dir), "@SOCKET@": str(run_dir / SOCKET.name),
             "@LISTEN@": listen(host, port), "@MAX_BODY@": f"{MAX_CONTENT_LENGTH // 1024}k",
             "@MAX_PAYLOAD@": f"{max_payload_mb}m",  # nginx's m is SageMaker's MB (MiB)
-            "@DRAIN@": f"{drain_s}s", "@SECURITY_HEADERS@": headers}
+            "@DRAIN@": f"{drain_s}s", "@SECURITY_HEADERS@": headers,
+            "@PROXY_TIMEOUT@": f"{request_timeout_s + PROXY_OUTWAITS_S}s"}
     for name in ("nginx.conf", "proxy.conf"):
         text = (HERE / f"{name}.template").read_text()
         for marker, value in fill.items():
@@ -118,7 +124,8 @@ class Stack:
     def start(self) -> subprocess.Popen[bytes]:
         """gunicorn first (it loads the model); nginx once gunicorn is listening. gunicorn."""
         config = write_config(self.port, drain_s=self.drain_s, max_payload_mb=self.max_payload_mb,
-                              host=self.host)
+                              host=self.host, request_timeout_s=gunicorn_environ.request_timeout(
+                                  os.environ if self.environ is None else self.environ))
         SOCKET.unlink(missing_ok=True)
         # Started as `make run` starts it: what gunicorn reads itself is checked first.
         gunicorn = self.gunicorn = subprocess.Popen(
@@ -180,6 +187,7 @@ def main(args: list[str] | None = None) -> int:
 
 def _serve(args: list[str]) -> int:
     settings = from_environ(os.environ)  # an unusable setting: 1, an unknown argument: 2
+    gunicorn_environ.check(os.environ)  # before its --timeout is read for nginx
     mode = mode_for(args, settings, os.environ)
     check_address(settings.host, mode.port, mode.port_name)  # nginx's, before the model
     # 755: when started as root (a developer's machine), nginx's workers run as "nobody".

@@ -31,8 +31,9 @@ def parser() -> cli_runner.Parser:
     p = cli_runner.Parser(prog="python -m insurance_charges.release",
                description="Build the image once from the committed checkout, check it, tag it "
                            "<model_version>-<git short sha>, push it, and write "
-                           "dist/release.json and dist/eb-<tag>.zip (an Elastic Beanstalk bundle "
-                           "that pulls the image by digest).")
+                           "dist/release.json, dist/eb-<tag>.zip (an Elastic Beanstalk bundle "
+                           "that pulls the image by digest) and dist/eb-worker-<tag>.zip (the same "
+                           "for a worker environment).")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--registry", metavar="HOST[:PORT]/REPOSITORY", type=_registry,
                        help="any registry `docker push` reaches (log in to it first if needed)")
@@ -63,7 +64,7 @@ def _release(argv: list[str] | None, root: Path) -> int:
     args = parser().parse_args(argv)
     release, record, bundle = run(args, root, args.dist or root / source.OUTPUT_DIR)
     print(f"released {release.image}\n  tag     {release.tag}\n  record  {record}\n"
-          f"  bundle  {bundle}")
+          f"  bundle  {bundle}\n  worker  {bundle.with_name(release.worker_bundle)}")
     return 0
 
 
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace, root: Path, out_dir: Path):
     release = outputs.ReleaseRecord(
         image=outputs.image_by_digest(repository, digest), repository=repository,
         tag=src.tag, digest=digest, model_version=src.model_version, git_sha=src.git_sha,
-        bundle=outputs.bundle_name(src.tag))
+        bundle=outputs.bundle_name(src.tag), worker_bundle=outputs.worker_bundle_name(src.tag))
     return (release, *outputs.write(release, root, out_dir))
 
 

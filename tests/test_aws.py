@@ -182,8 +182,8 @@ def test_without_a_permission_a_denial_quotes_aws_and_credentials_say_how_to_con
 
 
 def test_a_guide_is_cited_where_a_permission_must_be_granted():
-    assert explain(refused("AccessDenied"), *GET, guide="docs/x.md#iam").endswith(
-        "s3:GetObject on arn:aws:s3:::b-1/k (docs/x.md#iam)")
+    assert explain(refused("AccessDenied"), *GET, guide="docs/model-releases.md#iam-policies").endswith(
+        "s3:GetObject on arn:aws:s3:::b-1/k (docs/model-releases.md#iam-policies)")
 
 
 def test_the_attempts_said_are_the_ones_made():

@@ -33,9 +33,10 @@ class Registry:
 
 
 def _say(exc: Exception, region: str) -> str:
+    """aws.errors' line, saying the call that failed when there was one."""
     operation = getattr(exc, "operation_name", "")
-    return explain(exc, f"calling {operation} in {region}" if operation else
-                   f"releasing to ECR in {region}", service="ECR")
+    return explain(exc, f"releasing to ECR in {region}" + (f" ({operation})" if operation else ""),
+                   service="ECR")
 
 
 def check_region(region: str) -> str:
@@ -65,7 +66,7 @@ def prepare(name: str, region: str) -> Registry:
         repository, notes = _repository(ecr, account, name)
         auth = ecr.get_authorization_token()["authorizationData"][0]
     except failures() as exc:
-        raise ReleaseError(f"ECR in {region}: {_say(exc, region)}") from None
+        raise ReleaseError(_say(exc, region)) from None
     username, _, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
     host = auth["proxyEndpoint"].removeprefix("https://")
     return Registry(repository["repositoryUri"], host, username, password, notes)
@@ -96,5 +97,5 @@ def released_digest(name: str, region: str, tag: str) -> str | None:
     except ecr.exceptions.ImageNotFoundException:
         return None
     except failures() as exc:
-        raise ReleaseError(f"ECR in {region}: {_say(exc, region)}") from None
+        raise ReleaseError(_say(exc, region)) from None
     return images["imageDetails"][0]["imageDigest"]

@@ -129,27 +129,27 @@ def test_an_object_arn_names_the_object_or_everything_under_a_prefix():
 def refused(code: str, operation: str = "GetObject", text: str = "as S3 said it",
             retries: int = 0) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": text},
-                        "ResponseMetadata": {"RetryAttempts": retries}}, operation)
+                         "ResponseMetadata": {"RetryAttempts": retries}}, operation)
 
 
 @pytest.mark.parametrize("exc, line", [
     (NoCredentialsError(), ("no AWS credentials for reading s3://b-1/k: boto3 found none "
-                           "(environment, AWS_PROFILE, ~/.aws, instance profile); give the "
-                           "instance profile or role s3:GetObject on arn:aws:s3:::b-1/k")),
+                            "(environment, AWS_PROFILE, ~/.aws, instance profile); give the "
+                            "instance profile or role s3:GetObject on arn:aws:s3:::b-1/k")),
     (PartialCredentialsError(provider="env", cred_var="AWS_SECRET_ACCESS_KEY"),
      "no AWS credentials for reading s3://b-1/k: boto3 found none"),
     (NoRegionError(), ("no AWS region for reading s3://b-1/k; set AWS_DEFAULT_REGION (e.g. "
-                      "us-east-1) or a profile's region")),
+                       "us-east-1) or a profile's region")),
     (refused("AccessDenied"), ("access denied reading s3://b-1/k; the instance profile or role "
-                              "needs s3:GetObject on arn:aws:s3:::b-1/k")),
+                               "needs s3:GetObject on arn:aws:s3:::b-1/k")),
     (refused("403", "HeadObject"), "access denied reading s3://b-1/k; the instance profile"),
     (refused("InvalidAccessKeyId"), ("the AWS credentials were refused reading s3://b-1/k "
-                                    "(InvalidAccessKeyId); check AWS_ACCESS_KEY_ID / "
-                                    "AWS_PROFILE or the instance profile")),
+                                     "(InvalidAccessKeyId); check AWS_ACCESS_KEY_ID / "
+                                     "AWS_PROFILE or the instance profile")),
     (refused("ExpiredToken"), "the AWS credentials were refused reading s3://b-1/k"),
     (refused("PermanentRedirect"), ("S3 answered from another region reading s3://b-1/k "
-                                   "(PermanentRedirect); set AWS_DEFAULT_REGION to the "
-                                   "bucket's region")),
+                                    "(PermanentRedirect); set AWS_DEFAULT_REGION to the "
+                                    "bucket's region")),
     (refused("NoSuchBucket"), "no such bucket reading s3://b-1/k; create it or fix the URI"),
     (refused("404", "HeadBucket"), "no such bucket reading s3://b-1/k"),
     (refused("NoSuchKey"), "no such object reading s3://b-1/k (NoSuchKey); check the URI"),
@@ -158,14 +158,14 @@ def refused(code: str, operation: str = "GetObject", text: str = "as S3 said it"
      "changed by someone else while reading s3://b-1/k; run the command again"),
     (EndpointConnectionError(endpoint_url="http://127.0.0.1:9"),
      ("cannot reach S3 reading s3://b-1/k after 4 attempts (EndpointConnectionError: Could not "
-     "connect to the endpoint URL: \"http://127.0.0.1:9\"); check the network, "
-     "AWS_ENDPOINT_URL and the region")),
+      "connect to the endpoint URL: \"http://127.0.0.1:9\"); check the network, "
+      "AWS_ENDPOINT_URL and the region")),
     (ConnectTimeoutError(endpoint_url="http://10.0.0.1"), "cannot reach S3 reading s3://b-1/k"),
     (refused("SlowDown", text="Please reduce your request rate.", retries=3),
      ("S3 was unavailable reading s3://b-1/k after 4 attempts (SlowDown: Please reduce your "
-     "request rate.); try again later")),
+      "request rate.); try again later")),
     (refused("InvalidObjectState"), ("S3 failed reading s3://b-1/k (InvalidObjectState: as S3 "
-                                    "said it)")),
+                                     "said it)")),
 ])
 def test_each_failure_is_one_line_saying_what_where_and_how_to_fix_it(exc, line):
     said = explain(exc, *GET)
@@ -174,16 +174,16 @@ def test_each_failure_is_one_line_saying_what_where_and_how_to_fix_it(exc, line)
 
 def test_without_a_permission_a_denial_quotes_aws_and_credentials_say_how_to_configure():
     assert explain(refused("AccessDeniedException", "CreateModel", "User x is not authorized"),
-                   "calling CreateModel") == ("access denied calling CreateModel; check the IAM "
-                                              "policy of the role or user (User x is not "
-                                              "authorized)")
+                    "calling CreateModel") == ("access denied calling CreateModel; check the IAM "
+                                               "policy of the role or user (User x is not "
+                                               "authorized)")
     assert explain(NoCredentialsError(), "calling SageMaker").endswith(
         "configure them (`aws configure`, AWS_PROFILE) or run where a role applies")
 
 
 def test_a_guide_is_cited_where_a_permission_must_be_granted():
-    assert explain(refused("AccessDenied"), *GET, guide="docs/model-releases.md#iam-policies").endswith(
-        "s3:GetObject on arn:aws:s3:::b-1/k (docs/model-releases.md#iam-policies)")
+    said = explain(refused("AccessDenied"), *GET, guide="docs/model-releases.md#iam-policies")
+    assert said.endswith("s3:GetObject on arn:aws:s3:::b-1/k (docs/model-releases.md#iam-policies)")
 
 
 def test_the_attempts_said_are_the_ones_made():

@@ -24,9 +24,7 @@ from pathlib import Path
 import pytest
 
 from insurance_charges.aws import clients
-from insurance_charges.scoring import chunks, storage
-
-clients_client = clients.client  # the real factory, wrapped where a test hooks the run's client
+from insurance_charges.scoring import chunks
 
 from .conftest import require
 from .scoring_support import (
@@ -159,7 +157,7 @@ def test_a_stop_signal_between_the_two_renames_waits_until_both_are_in_place(
 def test_a_stop_signal_between_the_two_s3_writes_waits_until_both_objects_exist(
         score, s3, tmp_path, signum, monkeypatch):
     write_csv(tmp_path / "in.csv", records_with_ids(50))
-    written = []
+    written, real_factory = [], clients.client
 
     def signal_after_the_first(**kwargs):  # the first object is written: a signal comes
         written.append(kwargs["http_response"].status_code)
@@ -167,7 +165,7 @@ def test_a_stop_signal_between_the_two_s3_writes_waits_until_both_objects_exist(
             os.kill(os.getpid(), signum)
 
     def client_that_signals(service, **options):  # the run's client, with the hook on it
-        made = clients_client(service, **options)
+        made = real_factory(service, **options)
         made.meta.events.register("after-call.s3.PutObject", signal_after_the_first)
         return made
     monkeypatch.setattr(clients, "client", client_that_signals)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import call, explain, failures
 from .uri import S3Uri
@@ -22,7 +23,7 @@ def _get_permission(uri: S3Uri) -> str:
     return f"s3:GetObject on {uri.object_arn()}"
 
 
-def open_stream(s3, uri: S3Uri) -> tuple[io.RawIOBase, int | None]:
+def open_stream(s3, uri: S3Uri) -> tuple[BinaryIO, int | None]:
     """The object's body as a stream of bytes (one GET) and its size; AwsError if unreadable."""
     response = call(lambda: s3.get_object(Bucket=uri.bucket, Key=uri.key), f"reading {uri}",
                     _get_permission(uri))

@@ -3,8 +3,9 @@
 Inputs are read as streams (S3 through ``aws.objects``: one GET's body, a block at a time);
 Parquet, which needs random access, reads S3 through ranged GETs and stdin through a spooled
 temporary file. Outputs are written so that nothing looks finished before it is: a local file
-goes to a hidden temporary file beside the target and is renamed over it on ``publish``; an S3 object is
-a multipart upload completed on ``publish`` and aborted on ``abort`` (or one PUT when small).
+goes to a hidden temporary file beside the target and is renamed over it on ``publish``; an S3
+object is a multipart upload completed on ``publish`` and aborted on ``abort`` (or one PUT when
+small).
 ``publishing.publish_together`` makes the output and its rejects appear as a pair. Only
 standard output is written as it goes. S3 goes through the run's one client (``aws.clients``:
 boto3 finds credentials, the region and ``AWS_ENDPOINT_URL`` itself), and every S3 failure is
@@ -65,9 +66,11 @@ class Source:
         """The input as a stream of bytes (opened on the first call)."""
         if self._stream is None:  # S3: one streaming GET
             try:
-                self._stream, self.size = open_stream(self._s3(), self.uri)
+                stream, self.size = open_stream(self._s3(), self.uri)
             except AwsError as exc:
                 raise UsageError(str(exc)) from None
+            self._stream = stream
+            return stream
         return self._stream
 
     def random_access(self):

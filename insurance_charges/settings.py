@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .aws_messages import Destination, parse_destination
+from .aws.messages import Destination, parse_destination
 from .core.estimates import MAX_BATCH_LIMIT
 from .errors import UserError
 from .paths import DEFAULT_MODEL_PATH

@@ -34,18 +34,13 @@ def this_process_on_moto() -> Iterator[dict[str, str]]:
 
 @contextmanager
 def scoring_s3_on_moto(bucket: str):
-    """The scoring package's S3 client on moto's server, with ``bucket`` made; yields the client.
+    """moto's server with this process pointed at it and ``bucket`` made; yields a client.
 
-    The package keeps one client per process: it is dropped before and after, so the client
-    is made for moto's endpoint and no later test gets it.
+    Each scoring run or fetch makes its own client (aws.clients), so nothing is reset here.
     """
-    from insurance_charges.scoring import storage
+    from insurance_charges.aws.clients import client
 
     with this_process_on_moto():
-        storage._CLIENT = None
-        try:
-            client = storage.s3_client()
-            client.create_bucket(Bucket=bucket)
-            yield client
-        finally:
-            storage._CLIENT = None
+        s3 = client("s3")
+        s3.create_bucket(Bucket=bucket)
+        yield s3

@@ -230,7 +230,7 @@ def test_an_s3_object_without_a_sha256_needs_one_given(s3, data_path, tmp_path, 
 def test_a_missing_s3_object_says_try_again_later(s3, tmp_path, capsys):
     status, _, err = run(capsys, "s3://weekly-data/not-yet.csv", "--out", tmp_path)
     assert status == data_checks.EXIT_TRY_LATER
-    assert "Try again later: cannot read s3://weekly-data/not-yet.csv: NoSuchKey" in err
+    assert "Try again later: no such object reading s3://weekly-data/not-yet.csv (NoSuchKey)" in err
 
 
 def test_the_holdout_is_a_stable_fifth_kept_apart_from_training(data_path, tmp_path, capsys):

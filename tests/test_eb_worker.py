@@ -14,7 +14,7 @@ import zipfile
 import pytest
 import yaml
 
-from insurance_charges.aws_messages import parse_destination
+from insurance_charges.aws.messages import parse_destination
 from insurance_charges.container.launcher import write_config
 from insurance_charges.release import eb_files, outputs
 from insurance_charges.settings import WORKER_MAX_FILE_MB, SettingsError, from_environ

@@ -30,6 +30,10 @@ def test_the_package_keeps_every_import_contract(monkeypatch):
     ("scoring/cells.py", "import flask", "Only the web layer imports Flask BROKEN"),
     ("platforms/sagemaker/decoding.py", "from ...web import errors",
      "insurance_charges.platforms is not allowed to import insurance_charges.web"),
+    ("aws/uri.py", "from ..core import schema",
+     "insurance_charges.aws is not allowed to import insurance_charges.core"),
+    ("aws/errors.py", "from ..registry import store",
+     "insurance_charges.aws is not allowed to import insurance_charges.registry"),
 ])
 def test_an_import_against_the_layers_is_caught(tmp_path, module, line, broken):
     shutil.copytree(ROOT / "insurance_charges", tmp_path / "insurance_charges",

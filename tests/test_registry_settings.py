@@ -30,7 +30,7 @@ def test_a_local_model_uri_is_a_model_path(tmp_path):
                                    "to s3://bucket/prefix/VERSION or s3://bucket/prefix/champion"),
     ("MODEL_URI", "s3://Releases/x/v1", "MODEL_URI='s3://Releases/x/v1': 'Releases' is not an S3 "
                                         "bucket name (3-63 lower-case letters, digits, dots, "
-                                        "hyphens)"),
+                                        "hyphens; a letter or digit at each end); set MODEL_URI"),
     ("MODEL_URI", "s3://releases//v1", "MODEL_URI='s3://releases//v1': '' is not a usable key "
                                        "prefix segment"),
     ("MODEL_URI", "s3://releases/p/..", "MODEL_URI='s3://releases/p/..': '..' is not a usable key "

@@ -532,7 +532,10 @@ def test_missing_aws_credentials_are_said_in_one_line(aws, tmp_path, capsys, mon
     argv = ["--ecr-repository", "insurance-charges", "--region", REGION]
     assert main(argv, root=project) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no AWS credentials were found" in err, err
+    assert err.endswith(": no AWS credentials for releasing to ECR in eu-west-1: boto3 found none "
+                        "(environment, AWS_PROFILE, ~/.aws, instance profile); configure them "
+                        "(`aws configure`, AWS_PROFILE) or run where a role applies\n"), err
+    assert err.count("\n") == 1
 
 
 def test_an_unreachable_registry_fails_the_push_in_one_line_and_records_nothing(

@@ -260,7 +260,10 @@ def test_without_credentials_the_command_says_how_to_give_them(aws, capsys, monk
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     status, _, err = run(capsys, "endpoint", "claims-x", "--image", IMAGE, "--model-data",
                          MODEL_DATA, "--role", ROLE)
-    assert status == 2 and err.startswith("Error: no AWS credentials found; set AWS_PROFILE")
+    assert status == 2 and err == (
+        "Error: no AWS credentials for calling SageMaker: boto3 found none (environment, "
+        "AWS_PROFILE, ~/.aws, instance profile); configure them (`aws configure`, AWS_PROFILE) "
+        "or run where a role applies\n")
 
 
 def test_without_a_region_the_command_says_how_to_give_one(aws, capsys, monkeypatch, tmp_path):
@@ -269,8 +272,8 @@ def test_without_a_region_the_command_says_how_to_give_one(aws, capsys, monkeypa
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     status, _, err = run(capsys, "transform", "--image", IMAGE, "--model-data", MODEL_DATA,
                          "--role", ROLE, "--input", "s3://claims/in/", "--output", "s3://claims/o/")
-    assert status == 2 and err == "Error: no AWS region; set AWS_DEFAULT_REGION (e.g. us-east-1)" \
-        " or a profile's region\n"
+    assert status == 2 and err == ("Error: no AWS region for calling SageMaker; set "
+                                   "AWS_DEFAULT_REGION (e.g. us-east-1) or a profile's region\n")
 
 
 # ---- Batch Transform -----------------------------------------------------------------------
@@ -359,4 +362,5 @@ def test_a_refusal_from_aws_is_one_line_naming_the_call():
                           "CreateModel")
     told = _aws_reason(refused)
     assert (str(told), told.status) == (
-        "AWS refused CreateModel: AccessDeniedException (not allowed)", 2)
+        "access denied calling CreateModel; check the IAM policy of the role or user (not "
+        "allowed)", 2)

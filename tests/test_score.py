@@ -405,8 +405,10 @@ def test_unusable_input_or_arguments_exit_2_with_one_error_line_and_write_nothin
 
 
 @pytest.mark.parametrize("location, expected", [
-    ("s3://scoring/nothing-here.csv", "cannot read s3://scoring/nothing-here.csv: NoSuchKey"),
-    ("s3://no-such-bucket-here/x.csv", "cannot read s3://no-such-bucket-here/x.csv: NoSuchBucket"),
+    ("s3://scoring/nothing-here.csv",
+     "Error: no such object reading s3://scoring/nothing-here.csv (NoSuchKey); check the URI\n"),
+    ("s3://no-such-bucket-here/x.csv",
+     "Error: no such bucket reading s3://no-such-bucket-here/x.csv; create it or fix the URI\n"),
     ("s3://scoring/", "is not an S3 object URI"),
 ])
 def test_an_s3_input_that_cannot_be_read_exits_2(score, s3, tmp_path, location, expected):
@@ -418,7 +420,7 @@ def test_an_s3_output_to_a_missing_bucket_exits_2_before_scoring(score, s3, tmp_
     source = write_csv(tmp_path / "in.csv", records_with_ids(5))
     status, _, err = score(source, "-o", "s3://no-such-bucket-here/out.csv")
     assert status == 2 and error_lines(err) == [
-        "Error: cannot write s3://no-such-bucket-here/out.csv: 404 (no such bucket)"]
+        "Error: no such bucket writing s3://no-such-bucket-here/out.csv; create it or fix the URI"]
     assert '"summary"' not in err
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from insurance_charges.scoring import chunks, storage
+from insurance_charges.aws import clients
+from insurance_charges.scoring import chunks
 
 from .conftest import require
 from .scoring_support import (
@@ -154,20 +155,21 @@ def test_a_stop_signal_between_the_two_renames_waits_until_both_are_in_place(
 
 @pytest.mark.parametrize("signum", STOP, ids=lambda s: s.name)
 def test_a_stop_signal_between_the_two_s3_writes_waits_until_both_objects_exist(
-        score, s3, tmp_path, signum):
+        score, s3, tmp_path, signum, monkeypatch):
     write_csv(tmp_path / "in.csv", records_with_ids(50))
-    client = storage.s3_client()
-    written = []
+    written, real_factory = [], clients.client
 
     def signal_after_the_first(**kwargs):  # the first object is written: a signal comes
         written.append(kwargs["http_response"].status_code)
         if len(written) == 1:
             os.kill(os.getpid(), signum)
-    client.meta.events.register("after-call.s3.PutObject", signal_after_the_first)
-    try:
-        status, _, err = score(tmp_path / "in.csv", "-o", f"s3://scoring/{signum.name}/out.csv")
-    finally:
-        client.meta.events.unregister("after-call.s3.PutObject", signal_after_the_first)
+
+    def client_that_signals(service, **options):  # the run's client, with the hook on it
+        made = real_factory(service, **options)
+        made.meta.events.register("after-call.s3.PutObject", signal_after_the_first)
+        return made
+    monkeypatch.setattr(clients, "client", client_that_signals)
+    status, _, err = score(tmp_path / "in.csv", "-o", f"s3://scoring/{signum.name}/out.csv")
     where = f"s3://scoring/{signum.name}"
     assert status == 128 + signum, err
     assert error_lines(err) == [
@@ -222,8 +224,8 @@ def test_when_the_s3_output_cannot_be_written_its_rejects_object_is_deleted_agai
     status, _, err = score(tmp_path / "in.csv", "-o", "s3://going-away/out.csv", "--rejects",
                            "s3://scoring/kept/out.rejects.csv", "--jobs", 1)
     assert status == 2 and error_lines(err) == [
-        "Error: cannot write s3://going-away/out.csv: NoSuchBucket (The specified bucket does "
-        "not exist); no output written; s3://scoring/kept/out.rejects.csv, written by this run, "
+        "Error: no such bucket writing s3://going-away/out.csv; create it or fix the URI; "
+        "no output written; s3://scoring/kept/out.rejects.csv, written by this run, "
         "was deleted again"]
     assert s3.list_objects_v2(Bucket="scoring", Prefix="kept").get("KeyCount", 0) == 0
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from insurance_charges.aws_messages import MAX_MESSAGE_BYTES, parse_destination
+from insurance_charges.aws.messages import MAX_MESSAGE_BYTES, parse_destination
 from insurance_charges.settings import SettingsError, from_environ
 from insurance_charges.web import create_app
 

@@ -95,7 +95,7 @@ def test_the_file_settings_are_checked_before_start_up(name, value, says):
 
 
 def test_without_a_scored_prefix_the_worker_has_no_files_route(real_model, monkeypatch):
-    from insurance_charges.aws_messages import parse_destination
+    from insurance_charges.aws.messages import parse_destination
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1"}.items():

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .store import RegistryError, client, with_retries
+from ..aws.clients import client
+from .store import RegistryError, aws_call
 
 EB_NAMESPACE = "aws:elasticbeanstalk:application:environment"
 # The deploy job gives `eb deploy` 40 minutes
@@ -35,8 +36,9 @@ class RolloutFailed(RegistryError):
 
 
 def _aws(call: Callable, operation: str, where: str, service: str = "elasticbeanstalk"):
-    """One API call, retried on network failures; a one-line RegistryError otherwise."""
-    return with_retries(call, f"calling {operation} on {where}", f"{service}:{operation}")
+    """One API call (botocore retries network failures); a one-line RegistryError otherwise."""
+    return aws_call(call, f"calling {operation} on {where}", f"{service}:{operation}",
+                    service={"ecs": "ECS"}.get(service, "Elastic Beanstalk"))
 
 
 def deploy_eb(environment: str, model_uri: str, eb=None, wait_s: float = WAIT_S,

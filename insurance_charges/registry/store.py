@@ -1,38 +1,25 @@
-"""The store's objects through boto3: write-once puts, checked reads, one-line errors.
+"""The store's objects through the aws module: write-once puts, checked reads, one-line errors.
 
 Endpoints, credentials and the region come from boto3's own chain (``AWS_ENDPOINT_URL``,
-``AWS_PROFILE``, the instance profile...). Every failure becomes a ``RegistryError`` whose message
-is one line saying what failed and what to do. Network failures (no connection, a timeout, S3's
-own 5xx or SlowDown) are retried a bounded number of times; anything S3 answered with a 4xx
-(access denied, no such key) is final at once.
+``AWS_PROFILE``, the instance profile...), the client and its retries from ``aws.clients``
+(botocore's standard mode: network failures, S3's 5xx and SlowDown retried a bounded number of
+times and logged; a 4xx such as access denied or no such key final at once). Every failure
+becomes a ``RegistryError`` whose message is ``aws.errors``' one line.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
-import logging
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..aws.clients import client
+from ..aws.errors import AwsError, call
 from ..errors import UserError
 from .uri import StoreLocation
 
-log = logging.getLogger(__name__)
-
-# Bounded retry for the network: waits before the 2nd, 3rd and 4th attempt. A blip (a VPC
-# endpoint or NAT hiccup, S3's SlowDown) is absorbed; a dead route fails within about half a
-# minute (4 attempts x 5 s connect timeout + 7 s of waits), far inside the launcher's 120 s
-# start-up limit and EB's 600 s command timeout, so a deployment reports it in minutes.
-RETRY_DELAYS = (1.0, 2.0, 4.0)
-CONNECT_TIMEOUT = 5  # seconds: S3 answers a connect in milliseconds in-region
-READ_TIMEOUT = 30  # seconds: the largest object, the pipeline, is about 200 KB
-_RETRIABLE_CODES = {"500", "502", "503", "504", "InternalError", "ServiceUnavailable",
-                    "SlowDown", "RequestTimeout", "Throttling", "ThrottlingException"}
-_DENIED = {"AccessDenied", "403", "AllAccessDisabled", "AccountProblem"}
-_BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-                    "InvalidToken", "TokenRefreshRequired"}
+GUIDE = "docs/model-releases.md#iam-policies"  # where the store's IAM policies are written down
 
 
 class RegistryError(UserError, RuntimeError):
@@ -76,85 +63,20 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def client(service: str = "s3"):
-    """A boto3 client configured from the environment, with our own retry policy."""
-    import boto3
-    from botocore.config import Config
-
-    # botocore's own retries are off: RETRY_DELAYS is the whole bound, and it is logged.
-    return boto3.client(service, config=Config(
-        connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
-        retries={"mode": "standard", "max_attempts": 1}))
-
-
-def _code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
-
-
-def _retriable(exc: Exception) -> bool:
-    from botocore.exceptions import (
-        ConnectionClosedError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        ReadTimeoutError,
-    )
-
-    network = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
-               ConnectionClosedError)
-    return isinstance(exc, network) or _code(exc) in _RETRIABLE_CODES
-
-
-def explain(exc: Exception, doing: str, permission: str) -> RegistryError:
-    """One line for a boto3 failure while ``doing`` (e.g. "reading s3://b/k")."""
-    from botocore.exceptions import NoCredentialsError, PartialCredentialsError
-
-    code = _code(exc)
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return RegistryError(f"no AWS credentials for {doing}: boto3 found none (environment, "
-                             "AWS_PROFILE, ~/.aws, instance profile); give the instance profile "
-                             f"or role {permission} (docs/model-releases.md#iam-policies)")
-    if code in _DENIED:
-        return RegistryError(f"access denied {doing}; the instance profile or role needs "
-                             f"{permission} (docs/model-releases.md#iam-policies)")
-    if code in _BAD_CREDENTIALS:
-        return RegistryError(f"the AWS credentials were refused {doing} ({code}); check "
-                             "AWS_ACCESS_KEY_ID / AWS_PROFILE or the instance profile")
-    if code == "NoSuchBucket":  # not Missing: a missing bucket is never "nothing there yet"
-        return RegistryError(f"no such bucket {doing}; create it or fix the store URI")
-    if code in ("NoSuchKey", "404"):
-        return Missing(f"not found {doing}")
-    if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-        return Conflict(f"changed by someone else while {doing}; run the command again")
-    if _retriable(exc):
-        return RegistryError(f"cannot reach S3 {doing} after {len(RETRY_DELAYS) + 1} attempts "
-                             f"({type(exc).__name__}: {exc}); check the network, "
-                             "AWS_ENDPOINT_URL and the region")
-    return RegistryError(f"S3 failed {doing} ({code or type(exc).__name__}: {exc})")
-
-
-def with_retries(call: Callable, doing: str, permission: str,
-                 sleep: Callable[[float], None] = time.sleep):
-    """``call()``, retried on network failures only (RETRY_DELAYS); RegistryError otherwise."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    for attempt, delay in enumerate((*RETRY_DELAYS, None), start=1):
-        try:
-            return call()
-        except (BotoCoreError, ClientError) as exc:
-            if delay is None or not _retriable(exc):
-                raise explain(exc, doing, permission) from None
-            log.warning("S3 unreachable %s (%s); attempt %d of %d, next in %.0f s", doing,
-                        type(exc).__name__, attempt, len(RETRY_DELAYS) + 1, delay)
-            sleep(delay)
-    raise AssertionError("unreachable")  # the loop returns or raises
+def aws_call(operation: Callable, doing: str, permission: str, service: str = "S3"):
+    """``operation()``; any AWS failure as a RegistryError (Missing, Conflict) in one line."""
+    try:
+        return call(operation, doing, permission, service=service, guide=GUIDE)
+    except AwsError as exc:
+        error = {"missing": Missing, "conflict": Conflict}.get(exc.kind, RegistryError)
+        raise error(str(exc)) from None
 
 
 class Store:
     """The objects of one registry store."""
 
-    def __init__(self, location: StoreLocation, s3=None, sleep=time.sleep):
-        self.location, self._s3, self._sleep = location, s3, sleep
+    def __init__(self, location: StoreLocation, s3=None):
+        self.location, self._s3 = location, s3
 
     @property
     def s3(self):
@@ -171,13 +93,12 @@ class Store:
         """The object's bytes (at most ``limit``, else Damaged saying ``bound``) and ETag."""
         uri = f"s3://{self.location.bucket}/{key}"
 
-        def call():
+        def read():
             response = self.s3.get_object(Bucket=self.location.bucket, Key=key)
             with response["Body"] as body:  # closed unread past the bound: never downloaded
                 data = body.read() if limit is None else body.read(limit + 1)
             return data, response["ETag"]
-        data, etag = with_retries(call, f"reading {uri}", f"s3:GetObject on {self._arn()}",
-                                  self._sleep)
+        data, etag = aws_call(read, f"reading {uri}", f"s3:GetObject on {self._arn()}")
         if limit is not None and len(data) > limit:
             raise Damaged(f"{uri} is longer than {bound} ({limit:,} bytes); {RESTORE}")
         return data, etag
@@ -196,8 +117,8 @@ class Store:
         """Whether the object is there (a HEAD request: nothing is downloaded)."""
         uri = f"s3://{self.location.bucket}/{key}"
         try:
-            with_retries(lambda: self.s3.head_object(Bucket=self.location.bucket, Key=key),
-                         f"reading {uri}", f"s3:GetObject on {self._arn()}", self._sleep)
+            aws_call(lambda: self.s3.head_object(Bucket=self.location.bucket, Key=key),
+                     f"reading {uri}", f"s3:GetObject on {self._arn()}")
         except Missing:
             return False
         return True
@@ -210,10 +131,10 @@ class Store:
         """
         conditions = {"IfMatch": replacing} if replacing else {"IfNoneMatch": "*"}
         checksum = base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
-        return with_retries(lambda: self.s3.put_object(
+        return aws_call(lambda: self.s3.put_object(
             Bucket=self.location.bucket, Key=key, Body=body, ChecksumSHA256=checksum,
             **conditions)["ETag"], f"writing s3://{self.location.bucket}/{key}",
-            f"s3:PutObject on {self._arn()}", self._sleep)
+            f"s3:PutObject on {self._arn()}")
 
     def put_json(self, key: str, document: Mapping[str, Any], *,
                  replacing: str | None = None) -> str:
@@ -226,31 +147,29 @@ class Store:
         base = self.location.key(prefix)
         base = base + "/" if base else ""
 
-        def call():
+        def listing():
             pages = self.s3.get_paginator("list_objects_v2").paginate(
                 Bucket=self.location.bucket, Prefix=base, Delimiter="/")
             return [p["Prefix"][len(base):].rstrip("/") for page in pages
                     for p in page.get("CommonPrefixes", [])]
-        names = with_retries(call, f"listing s3://{self.location.bucket}/{base}",
-                             f"s3:ListBucket on arn:aws:s3:::{self.location.bucket}",
-                             self._sleep)
+        names = aws_call(listing, f"listing s3://{self.location.bucket}/{base}",
+                         f"s3:ListBucket on arn:aws:s3:::{self.location.bucket}")
         return sorted(names)
 
     def keys(self, prefix: str) -> list[str]:
         """Every object key under folder ``prefix``, in order."""
         base = self.location.key(prefix) + "/"
 
-        def call():
+        def listing():
             pages = self.s3.get_paginator("list_objects_v2").paginate(
                 Bucket=self.location.bucket, Prefix=base)
             return [item["Key"] for page in pages for item in page.get("Contents", [])]
-        return sorted(with_retries(call, f"listing s3://{self.location.bucket}/{base}",
-                                   f"s3:ListBucket on arn:aws:s3:::{self.location.bucket}",
-                                   self._sleep))
+        return sorted(aws_call(listing, f"listing s3://{self.location.bucket}/{base}",
+                               f"s3:ListBucket on arn:aws:s3:::{self.location.bucket}"))
 
 
-def caller(sleep=time.sleep) -> str:
+def caller() -> str:
     """The AWS identity acting (STS GetCallerIdentity needs no permission)."""
     sts = client("sts")
-    return with_retries(lambda: sts.get_caller_identity()["Arn"], "asking STS who is calling",
-                        "valid credentials", sleep)
+    return aws_call(lambda: sts.get_caller_identity()["Arn"], "asking STS who is calling",
+                    "valid credentials", service="STS")

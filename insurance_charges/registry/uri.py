@@ -1,23 +1,24 @@
 """Where releases live: the store ``s3://bucket/prefix`` and a model ``s3://bucket/prefix/NAME``.
 
-Pure parsing, no boto3: ``settings.py`` checks ``MODEL_STORE`` and ``MODEL_URI`` with these
-before anything starts, and the registry names its objects through ``StoreLocation``.
+Pure parsing, no boto3, on ``aws.uri``'s S3 rules: ``settings.py`` checks ``MODEL_STORE`` and
+``MODEL_URI`` with these before anything starts, and the registry names its objects through
+``StoreLocation``.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-S3 = "s3://"
+from ..aws.uri import SCHEME as S3
+from ..aws.uri import BadS3Uri, check_bucket
+
 CHAMPION = "champion"  # the moving name, resolved once at start-up to the version it points at
 # Folders of the store that are not versions (a version lives in the folder named after it).
 RESERVED = (CHAMPION, "history", "reference")
-# S3's rules for a bucket name (3-63 characters of lower-case letters, digits, dots, hyphens;
-# a letter or digit at each end), so a typo is refused here rather than as a 400 from S3.
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # A card's model_version is date-estimator-hash (2026.11.21-gbr-586c9afb); the registry accepts
 # any name safe as one S3 key segment, so a version never escapes its folder.
 VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# Stricter than S3's keys: a prefix segment is safe in a path and a shell word as it is.
 _SEGMENT = re.compile(r"[A-Za-z0-9._=+-]+")
 FORMS = "s3://bucket/prefix (the prefix may be empty)"
 
@@ -54,9 +55,10 @@ def _split(text: str, what: str) -> tuple[str, list[str]]:
     if not text.startswith(S3):
         raise ValueError(f"is not an s3:// URI; set {what}")
     bucket, _, rest = text[len(S3):].partition("/")
-    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
-        raise ValueError(f"{bucket!r} is not an S3 bucket name (3-63 lower-case letters, "
-                         f"digits, dots, hyphens); set {what}")
+    try:
+        check_bucket(bucket)
+    except BadS3Uri as exc:
+        raise ValueError(f"{exc}; set {what}") from None
     parts = rest.rstrip("/").split("/") if rest.strip("/") else []
     for part in parts:
         if not _SEGMENT.fullmatch(part) or part in (".", ".."):

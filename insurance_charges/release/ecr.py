@@ -2,14 +2,17 @@
 
 The account comes from ``sts.get_caller_identity``, the repository is created if missing
 (tags immutable, scanned on push), and ``ecr.get_authorization_token`` gives the 12-hour
-login `docker login --password-stdin` takes. boto3 finds credentials and any endpoint
-(``AWS_ENDPOINT_URL``) the usual way; the region is the one given.
+login `docker login --password-stdin` takes. Clients come from ``aws.clients`` (boto3 finds
+credentials and any endpoint, ``AWS_ENDPOINT_URL``, the usual way; the region is the one given)
+and failures are ``aws.errors``' one line.
 """
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
 
+from ..aws.clients import client
+from ..aws.errors import explain, failures
 from .errors import ReleaseError
 
 # The repository settings a release creates: a tag, once pushed, always names the same
@@ -29,22 +32,11 @@ class Registry:
     notes: tuple[str, ...] = ()
 
 
-def _boto_errors() -> tuple:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return BotoCoreError, ClientError
-
-
-def _say(exc: Exception) -> str:
-    from botocore.exceptions import ClientError, NoCredentialsError
-
-    if isinstance(exc, NoCredentialsError):
-        return ("no AWS credentials were found; configure them (`aws configure`, AWS_PROFILE, "
-                "or a role on the machine) and release again")
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{exc.operation_name}: {error.get('Code')}: {error.get('Message')}"
-    return str(exc)
+def _say(exc: Exception, region: str) -> str:
+    """aws.errors' line, saying the call that failed when there was one."""
+    operation = getattr(exc, "operation_name", "")
+    return explain(exc, f"releasing to ECR in {region}" + (f" ({operation})" if operation else ""),
+                   service="ECR")
 
 
 def check_region(region: str) -> str:
@@ -69,22 +61,22 @@ def prepare(name: str, region: str) -> Registry:
 
     session = boto3.session.Session(region_name=check_region(region))
     try:
-        account = session.client("sts").get_caller_identity()["Account"]
-        client = session.client("ecr")
-        repository, notes = _repository(client, account, name)
-        auth = client.get_authorization_token()["authorizationData"][0]
-    except _boto_errors() as exc:
-        raise ReleaseError(f"ECR in {region}: {_say(exc)}") from None
+        account = client("sts", session=session).get_caller_identity()["Account"]
+        ecr = client("ecr", session=session)
+        repository, notes = _repository(ecr, account, name)
+        auth = ecr.get_authorization_token()["authorizationData"][0]
+    except failures() as exc:
+        raise ReleaseError(_say(exc, region)) from None
     username, _, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
     host = auth["proxyEndpoint"].removeprefix("https://")
     return Registry(repository["repositoryUri"], host, username, password, notes)
 
 
-def _repository(client, account: str, name: str) -> tuple[dict, tuple[str, ...]]:
+def _repository(ecr, account: str, name: str) -> tuple[dict, tuple[str, ...]]:
     try:
-        found = client.describe_repositories(registryId=account, repositoryNames=[name])
-    except client.exceptions.RepositoryNotFoundException:
-        created = client.create_repository(repositoryName=name, **REPOSITORY_SETTINGS)
+        found = ecr.describe_repositories(registryId=account, repositoryNames=[name])
+    except ecr.exceptions.RepositoryNotFoundException:
+        created = ecr.create_repository(repositoryName=name, **REPOSITORY_SETTINGS)
         return created["repository"], (f"created ECR repository {name} (tags immutable, "
                                         "scan on push)",)
     repository = found["repositories"][0]
@@ -99,13 +91,11 @@ def _repository(client, account: str, name: str) -> tuple[dict, tuple[str, ...]]
 
 def released_digest(name: str, region: str, tag: str) -> str | None:
     """The digest already pushed under ``tag`` (a release of this commit), or None."""
-    import boto3
-
-    client = boto3.session.Session(region_name=region).client("ecr")
+    ecr = client("ecr", region=region)
     try:
-        images = client.describe_images(repositoryName=name, imageIds=[{"imageTag": tag}])
-    except client.exceptions.ImageNotFoundException:
+        images = ecr.describe_images(repositoryName=name, imageIds=[{"imageTag": tag}])
+    except ecr.exceptions.ImageNotFoundException:
         return None
-    except _boto_errors() as exc:
-        raise ReleaseError(f"ECR in {region}: {_say(exc)}") from None
+    except failures() as exc:
+        raise ReleaseError(_say(exc, region)) from None
     return images["imageDetails"][0]["imageDigest"]

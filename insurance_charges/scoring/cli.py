@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 
 from .. import cli_runner
+from ..aws.clients import lazy
+from ..aws.uri import is_s3
 from ..core.schema import CATEGORY, FIELD_NAMES, FIELDS, INTEGER
 from ..errors import UsageError, UserError
 from . import chunks
@@ -50,10 +52,9 @@ from .storage import (
     Source,
     StreamSink,
     check_output_place,
-    is_s3,
     open_sink,
+    parse_object_uri,
     same_place,
-    split_s3,
 )
 from .writing import ChunkWriter, refuse_unwritable_csv
 
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
     """
     for location in (args.input, args.output, args.rejects):
         if location and is_s3(location):
-            split_s3(location)  # a malformed URI is refused before anything else
+            parse_object_uri(location)  # a malformed URI is refused before anything else
     in_fmt = input_format(args.input, args.input_format)
     out_fmt = output_format(args.output, args.format, in_fmt)
     if args.output == STDIO:
@@ -168,7 +169,8 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
     if rejects != STDERR:
         check_output_place(rejects, "--rejects")
 
-    source = Source(args.input)
+    s3 = lazy("s3")  # the run's one S3 client, made only if a location is on S3
+    source = Source(args.input, s3)
     sinks: list[Sink] = []
     writers: list[ChunkWriter] = []
     pool = None
@@ -204,10 +206,10 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
 
         plan = chunks.Plan(in_fmt, out_fmt, rejects_fmt, columns, fields,
                            inert=not args.raw_csv_cells)
-        out_sink = open_sink(args.output)
+        out_sink = open_sink(args.output, s3)
         sinks.append(out_sink)
         rejects_sink = StreamSink(sys.stderr.buffer, STDERR) if rejects == STDERR else \
-            open_sink(rejects)
+            open_sink(rejects, s3)
         sinks.append(rejects_sink)
         out_columns = columns + OUTPUT_COLUMNS
         reject_columns = REJECT_COLUMNS + (("record",) if in_fmt == JSONL else columns)

@@ -1,13 +1,15 @@
 """Where rows come from and go to: local paths, ``s3://bucket/key`` and ``-`` (stdin, stdout).
 
-Inputs are read as streams (S3 through ``get_object``'s body, a block at a time); Parquet,
-which needs random access, reads S3 through ranged GETs and stdin through a spooled temporary
-file. Outputs are written so that nothing looks finished before it is: a local file goes to a
-hidden temporary file beside the target and is renamed over it on ``publish``; an S3 object is
-a multipart upload completed on ``publish`` and aborted on ``abort`` (or one PUT when small).
+Inputs are read as streams (S3 through ``aws.objects``: one GET's body, a block at a time);
+Parquet, which needs random access, reads S3 through ranged GETs and stdin through a spooled
+temporary file. Outputs are written so that nothing looks finished before it is: a local file
+goes to a hidden temporary file beside the target and is renamed over it on ``publish``; an S3
+object is a multipart upload completed on ``publish`` and aborted on ``abort`` (or one PUT when
+small).
 ``publishing.publish_together`` makes the output and its rejects appear as a pair. Only
-standard output is written as it goes. boto3 finds credentials, the region and
-``AWS_ENDPOINT_URL`` in the environment itself.
+standard output is written as it goes. S3 goes through the run's one client (``aws.clients``:
+boto3 finds credentials, the region and ``AWS_ENDPOINT_URL`` itself), and every S3 failure is
+``aws.errors``' one line.
 """
 from __future__ import annotations
 
@@ -21,72 +23,35 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from ..aws.errors import AwsError, call, explain, failures
+from ..aws.objects import open_seekable, open_stream
+from ..aws.uri import BadS3Uri, S3Uri, is_s3, parse_s3_object
 from ..errors import UsageError
 from .formats import STDIO
 
-S3_PREFIX = "s3://"
 PART_SIZE = 8 * 1024 * 1024  # bytes per multipart part (S3's minimum is 5 MiB)
-RANGE_BUFFER = 8 * 1024 * 1024  # bytes fetched per ranged GET when Parquet reads S3
 
 
-def is_s3(location: str) -> bool:
-    """True for an ``s3://bucket/key`` URI."""
-    return location.startswith(S3_PREFIX)
-
-
-def split_s3(location: str) -> tuple[str, str]:
-    """Bucket and key of an ``s3://bucket/key`` URI."""
-    bucket, _, key = location[len(S3_PREFIX):].partition("/")
-    if not bucket or not key or key.endswith("/"):
-        raise UsageError(f"{location} is not an S3 object URI; write s3://bucket/key")
-    return bucket, key
-
-
-_CLIENT = None
-
-
-def s3_client():
-    """One boto3 S3 client for the process (configured from the environment)."""
-    global _CLIENT
-    if _CLIENT is None:
-        import boto3
-
-        _CLIENT = boto3.client("s3")
-    return _CLIENT
-
-
-def s3_reason(exc: Exception, missing: str = "no such bucket or key") -> str:
-    """An S3 failure in a few words: the service's code and message, or botocore's text.
-
-    HEAD requests get no message with a 404; ``missing`` says what it means there.
-    """
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and response.get("Error"):
-        error = response["Error"]
-        code, message = str(error.get("Code", "")), error.get("Message", "")
-        if code == "404":
-            return f"404 ({missing})"
-        return f"{code} ({message})" if message else code
-    return str(exc) or type(exc).__name__
-
-
-def _s3_errors():
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (BotoCoreError, ClientError)
+def parse_object_uri(location: str) -> S3Uri:
+    """The S3 object an ``s3://bucket/key`` location names; UsageError saying how to write it."""
+    try:
+        return parse_s3_object(location)
+    except BadS3Uri as exc:
+        raise UsageError(f"{location}: {exc}") from None
 
 
 class Source:
     """An input: a stream to read in blocks, its size when known, random access on demand."""
 
-    def __init__(self, location: str):
-        self.location = location
+    def __init__(self, location: str, s3):
+        """``s3`` returns the run's S3 client (aws.clients.lazy), used for an s3:// location."""
+        self.location, self._s3 = location, s3
         self.size: int | None = None
         self._stream: BinaryIO | None = None
         if location == STDIO:
             self._stream = sys.stdin.buffer
         elif is_s3(location):
-            self.bucket, self.key = split_s3(location)
+            self.uri = parse_object_uri(location)
         else:
             path = Path(location)
             try:
@@ -101,23 +66,21 @@ class Source:
         """The input as a stream of bytes (opened on the first call)."""
         if self._stream is None:  # S3: one streaming GET
             try:
-                response = s3_client().get_object(Bucket=self.bucket, Key=self.key)
-            except _s3_errors() as exc:
-                raise UsageError(f"cannot read {self.location}: {s3_reason(exc)}") from None
-            self.size = response.get("ContentLength")
-            self._stream = response["Body"]
+                stream, self.size = open_stream(self._s3(), self.uri)
+            except AwsError as exc:
+                raise UsageError(str(exc)) from None
+            self._stream = stream
+            return stream
         return self._stream
 
     def random_access(self):
         """A seekable file for Parquet: the file itself, ranged GETs on S3, or a spooled stdin."""
         if is_s3(self.location):
             try:
-                head = s3_client().head_object(Bucket=self.bucket, Key=self.key)
-            except _s3_errors() as exc:
-                raise UsageError(f"cannot read {self.location}: {s3_reason(exc)}") from None
-            self.size = head["ContentLength"]
-            return io.BufferedReader(S3RangeReader(self.bucket, self.key, self.size),
-                                     buffer_size=RANGE_BUFFER)
+                seekable, self.size = open_seekable(self._s3(), self.uri)
+            except AwsError as exc:
+                raise UsageError(str(exc)) from None
+            return seekable
         if self.location == STDIO:
             # Disk, not memory: the file may be large. Returned open: the caller closes it.
             spooled = tempfile.TemporaryFile()  # noqa: SIM115
@@ -131,42 +94,6 @@ class Source:
         """Close the input (never stdin itself)."""
         if self._stream is not None and self._stream is not sys.stdin.buffer:
             self._stream.close()
-
-
-class S3RangeReader(io.RawIOBase):
-    """A read-only, seekable view of an S3 object: each read is one ranged GET."""
-
-    def __init__(self, bucket: str, key: str, size: int):
-        self.bucket, self.key, self.size, self.position = bucket, key, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
-        self.position = max(0, base + offset)
-        return self.position
-
-    def readinto(self, buffer) -> int:
-        if self.position >= self.size or not len(buffer):
-            return 0
-        end = min(self.size, self.position + len(buffer)) - 1
-        try:
-            body = s3_client().get_object(Bucket=self.bucket, Key=self.key,
-                                          Range=f"bytes={self.position}-{end}")["Body"]
-            data = body.read()
-        except _s3_errors() as exc:
-            raise OSError(f"cannot read s3://{self.bucket}/{self.key}: {s3_reason(exc)}") \
-                from None
-        buffer[: len(data)] = data
-        self.position += len(data)
-        return len(data)
 
 
 class Sink(io.RawIOBase):
@@ -341,17 +268,19 @@ class S3Sink(Sink):
     publish, so nothing at all exists in the bucket before then.
     """
 
-    def __init__(self, location: str, part_size: int | None = None):
+    def __init__(self, location: str, s3, part_size: int | None = None):
+        """``s3`` returns the run's S3 client (aws.clients.lazy)."""
         super().__init__()
-        self.location, self.part_size = location, part_size or PART_SIZE
-        self.bucket, self.key = split_s3(location)
+        self.location, self.part_size, self._s3 = location, part_size or PART_SIZE, s3
+        uri = parse_object_uri(location)
+        self.bucket, self.key = uri.bucket, uri.key
+        self.permission = f"s3:PutObject on {uri.object_arn()}"
         try:  # a missing bucket is said at once, not after scoring the whole input
-            s3_client().head_bucket(Bucket=self.bucket)
-        except _s3_errors() as exc:
-            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-            if code not in ("403", "AccessDenied"):  # may write without listing: try later
-                raise UsageError(f"cannot write {location}: "
-                                 f"{s3_reason(exc, 'no such bucket')}") from None
+            call(lambda: s3().head_bucket(Bucket=self.bucket), f"writing {location}",
+                 f"s3:ListBucket on arn:aws:s3:::{self.bucket}")
+        except AwsError as exc:
+            if exc.kind != "denied":  # may write without listing: try later
+                raise UsageError(str(exc)) from None
         self.buffer = bytearray()
         self.upload_id: str | None = None
         self.parts: list[dict] = []
@@ -372,7 +301,7 @@ class S3Sink(Sink):
         return self.written
 
     def _upload(self, part: bytes) -> None:
-        client = s3_client()
+        client = self._s3()
         if self.upload_id is None:
             self.upload_id = client.create_multipart_upload(Bucket=self.bucket,
                                                             Key=self.key)["UploadId"]
@@ -389,7 +318,7 @@ class S3Sink(Sink):
 
     def publish(self) -> None:
         """Complete the upload, or PUT a small object: the object appears."""
-        client = s3_client()
+        client = self._s3()
         try:
             if self.upload_id is None:
                 client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer))
@@ -398,14 +327,14 @@ class S3Sink(Sink):
                                                  UploadId=self.upload_id,
                                                  MultipartUpload={"Parts": self.parts})
                 self.upload_id = None
-        except _s3_errors() as exc:
-            raise OSError(f"cannot write {self.location}: {s3_reason(exc)}") from None
+        except failures() as exc:
+            raise OSError(explain(exc, f"writing {self.location}", self.permission)) from None
         self.buffer = bytearray()
         self.close()
 
     def withdraw(self) -> str:
         """Delete the object publish wrote (S3 keeps no previous version to put back)."""
-        s3_client().delete_object(Bucket=self.bucket, Key=self.key)
+        self._s3().delete_object(Bucket=self.bucket, Key=self.key)
         return f"{self.location}, written by this run, was deleted again"
 
     def abort(self) -> str | None:
@@ -414,23 +343,30 @@ class S3Sink(Sink):
         note = None
         if self.upload_id is not None:
             try:
-                s3_client().abort_multipart_upload(Bucket=self.bucket, Key=self.key,
-                                                   UploadId=self.upload_id)
+                self._s3().abort_multipart_upload(Bucket=self.bucket, Key=self.key,
+                                                  UploadId=self.upload_id)
             except Exception as exc:  # noqa: BLE001 - said in the run's one line
                 note = (f"the unfinished upload of {self.location} could not be aborted "
-                        f"({s3_reason(exc)}); it is invisible, and a bucket lifecycle rule "
+                        f"({_said(exc)}); it is invisible, and a bucket lifecycle rule "
                         "(AbortIncompleteMultipartUpload) removes it")
             self.upload_id = None
         self.close()
         return note
 
 
-def open_sink(location: str) -> Sink:
-    """The sink for an output location."""
+def _said(exc: Exception) -> str:
+    """An abort's failure in a few words: AWS's line, or the exception's own text."""
+    if isinstance(exc, failures()):
+        return explain(exc, "aborting the upload", "s3:AbortMultipartUpload")
+    return str(exc) or type(exc).__name__
+
+
+def open_sink(location: str, s3) -> Sink:
+    """The sink for an output location (``s3`` returns the run's client, for s3://)."""
     if location == STDIO:
         return StreamSink(sys.stdout.buffer)
     if is_s3(location):
-        return S3Sink(location)
+        return S3Sink(location, s3)
     return LocalSink(location)
 
 

@@ -16,9 +16,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..aws.clients import client
+from ..aws.errors import AwsError
+from ..aws.objects import download
+from ..aws.uri import BadS3Uri, is_s3, parse_s3_object
 from ..core.model_card import sha256_of
 from ..errors import UsageError, UserError
-from ..scoring.storage import is_s3, s3_client, s3_reason, split_s3
 from .data import CANONICAL_SHA256, CANONICAL_URL, DataError, download_canonical
 
 CANONICAL = "canonical"
@@ -111,16 +114,14 @@ def _from_url(url: str, dest: Path) -> Path:
 
 def _from_s3(location: str, dest: Path) -> tuple[Path, str | None]:
     """Download an object; botocore checks S3's stored checksum (any algorithm) as it reads."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    bucket, key = split_s3(location)
     try:
-        response = s3_client().get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-        with open(dest, "wb") as out:
-            for block in response["Body"].iter_chunks(1 << 20):
-                out.write(block)
-    except (BotoCoreError, ClientError) as exc:
-        raise FetchError(f"cannot read {location}: {s3_reason(exc)}") from None
+        uri = parse_s3_object(location)
+    except BadS3Uri as exc:
+        raise UsageError(f"{location}: {exc}") from None
+    try:
+        response = download(client("s3"), uri, dest)
+    except AwsError as exc:
+        raise FetchError(str(exc)) from None
     return dest, _full_object_sha256(response)
 
 

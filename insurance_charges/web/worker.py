@@ -14,7 +14,7 @@ import re
 import orjson
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from ..aws_messages import MAX_MESSAGE_BYTES, Destination, PublishError, messaging_client, publish
+from ..aws.messages import MAX_MESSAGE_BYTES, Destination, PublishError, messaging_client, publish
 from ..core.json_bytes import answer_json
 from ..registry.uri import parse_model_uri
 from . import served_model, worker_files

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 from ... import cli_runner
+from ...aws.clients import client
+from ...aws.errors import explain, failures
 from ...errors import UserError
 from . import launch
 
@@ -69,8 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 def _clients(*names: str):
     import boto3
 
-    session = boto3.session.Session()
-    return [session.client(name) for name in names]
+    session = boto3.session.Session()  # one session: one credential lookup for both
+    return [client(name, session=session) for name in names]
 
 
 def _endpoint(options) -> dict:
@@ -120,23 +122,12 @@ def _archive(options) -> dict:
 
 
 def _aws_reason(exc: BaseException) -> UserError | None:
-    """One line for what boto3 raises (None for anything else)."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-
-    if isinstance(exc, NoCredentialsError):
-        return UserError("no AWS credentials found; set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                         "AWS_SECRET_ACCESS_KEY, or run where an instance or task role applies",
-                         NOT_DONE)
-    if isinstance(exc, NoRegionError):
-        return UserError("no AWS region; set AWS_DEFAULT_REGION (e.g. us-east-1) or a profile's "
-                         "region", NOT_DONE)
-    if isinstance(exc, ClientError):
-        info = exc.response.get("Error", {})
-        return UserError(f"AWS refused {exc.operation_name}: {info.get('Code', '?')}"
-                         + (f" ({info['Message']})" if info.get("Message") else ""), NOT_DONE)
-    if isinstance(exc, BotoCoreError):
-        return UserError(str(exc) or type(exc).__name__, NOT_DONE)
-    return None
+    """One line for what boto3 raises (None for anything else): aws.errors' line."""
+    if not isinstance(exc, failures()):
+        return None
+    operation = getattr(exc, "operation_name", "")
+    return UserError(explain(exc, f"calling {operation}" if operation else "calling SageMaker",
+                             service="AWS"), NOT_DONE)
 
 
 def _command(argv: list[str] | None) -> int:

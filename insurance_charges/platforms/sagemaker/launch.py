@@ -12,6 +12,8 @@ import hashlib
 import re
 import time
 
+from ...aws.errors import code, kind, message
+from ...aws.uri import BadS3Uri, parse_s3
 from ...errors import UserError
 
 # Real-time endpoints. 2 vCPUs, compute-optimised and not burstable: predictions are CPU-bound
@@ -85,18 +87,18 @@ def transform_concurrency(instance_type: str, payload_mb: int, given: int | None
 
 
 def split_s3(uri: str, what: str) -> tuple[str, str]:
-    """Bucket and key (or prefix) of an s3:// URI."""
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not uri.startswith("s3://") or not bucket:
-        raise LaunchError(f"{what} {uri!r} is not an S3 URI; write s3://bucket/key")
-    return bucket, key
+    """Bucket and key (or prefix) of an s3:// URI, checked by aws.uri's rules."""
+    try:
+        parsed = parse_s3(uri)
+    except BadS3Uri as exc:
+        raise LaunchError(f"{what}: {exc}") from None
+    return parsed.bucket, parsed.key
 
 
 def _missing(error) -> bool:
     """Whether a boto3 ClientError says the thing asked about does not exist."""
-    info = error.response.get("Error", {})
-    return info.get("Code") in ("404", "NoSuchBucket", "NoSuchKey") or (
-        info.get("Code") == "ValidationException" and "Could not find" in info.get("Message", ""))
+    return kind(error) in ("missing", "no-bucket") or (
+        code(error) == "ValidationException" and "Could not find" in message(error))
 
 
 def require_bucket(s3, uri: str, what: str) -> tuple[str, str]:

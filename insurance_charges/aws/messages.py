@@ -3,7 +3,7 @@
 ``WORKER_RESULTS`` names the destination: an SQS queue URL
 (``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``) or an SNS topic ARN
 (``arn:aws:sns:REGION:ACCOUNT:NAME``). Parsing is pure (settings check it before anything
-starts); publishing imports boto3 on first use.
+starts); publishing imports boto3 on first use, through ``clients`` like every other client.
 """
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from . import clients
+from .errors import explain, failures
 
 # SNS refuses a message over 256 KiB (SNS quotas); an SQS queue refuses one over its
 # MaximumMessageSize, 256 KiB unless raised (up to 1 MiB). One limit for both: a result that
@@ -85,8 +88,6 @@ def publish(destination: Destination, body: bytes, message_id: str, client) -> N
 
     Raises PublishError naming the destination and the cause; never anything else.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
-
     text = body.decode("utf-8")
     fifo = ({"MessageDeduplicationId": message_id, "MessageGroupId": message_id}
             if destination.fifo else {})
@@ -95,21 +96,22 @@ def publish(destination: Destination, body: bytes, message_id: str, client) -> N
             client.send_message(QueueUrl=destination.address, MessageBody=text, **fifo)
         else:
             client.publish(TopicArn=destination.address, Message=text, **fifo)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise PublishError(f"{destination.address}: {error.get('Code', 'error')}: "
-                           f"{str(error.get('Message', ''))[:200]}") from None
-    except BotoCoreError as exc:
-        raise PublishError(f"{destination.address}: {str(exc)[:200]}") from None
+    except failures() as exc:
+        action = "sqs:SendMessage" if destination.kind == "sqs" else "sns:Publish"
+        raise PublishError(explain(exc, f"publishing to {destination.address}",
+                                   f"{action} on it", service=destination.kind.upper())
+                           ) from None
+
+
+# Attempts in all: throttling and 5xx retried with backoff; a worker that still fails answers
+# 503 and sqsd retries the whole message later, so fewer than the default suffice.
+PUBLISH_ATTEMPTS = 3
+# Seconds of silence before a send is given up: SQS and SNS answer in milliseconds, and the
+# request sqsd holds open waits for this one.
+PUBLISH_READ_TIMEOUT = 10
 
 
 def messaging_client(destination: Destination):
-    """A boto3 client for the destination's service, in its region."""
-    import boto3
-    from botocore.config import Config
-
-    # standard retries: throttling and 5xx retried with backoff, 3 attempts in all; a worker
-    # that still fails answers 5xx and sqsd retries the whole message later.
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5,
-                    read_timeout=10)
-    return boto3.client(destination.kind, region_name=destination.region, config=config)
+    """A client for the destination's service, in its region (aws.clients' factory)."""
+    return clients.client(destination.kind, region=destination.region,
+                          max_attempts=PUBLISH_ATTEMPTS, read_timeout=PUBLISH_READ_TIMEOUT)

@@ -54,6 +54,10 @@ class Source:
             self.uri = parse_object_uri(location)
         else:
             path = Path(location)
+            if path.is_dir():  # refused before open(): Python 3.11's failed FileIO of a
+                # directory is left for the collector, a ResourceWarning (the except below
+                # still covers one made meanwhile)
+                raise UsageError(f"cannot read {location}: it is a directory")
             try:
                 self._stream = open(path, "rb")  # noqa: SIM115 - closed by close()
                 self.size = os.fstat(self._stream.fileno()).st_size

@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from insurance_charges.core.strict_json import RepeatedKeys
+from insurance_charges.core.strict_json import RepeatedKeys, parse_json
 from insurance_charges.tables.csv_text import read_csv_chunk
 from insurance_charges.tables.json_lines import first_object, read_json_lines
+from insurance_charges.tables.lines import lines_of
+
+from .test_jsonlines_body import LINES
 
 ROW = "19,female,27.9,0,yes,southwest"
 
@@ -52,6 +57,49 @@ def test_values_orjson_may_read_otherwise_are_read_again_by_the_strict_parser():
     assert again.tolist() == [True, False, True]
     assert isinstance(values[0], RepeatedKeys) and values[1:] == [{"age": 19}, {"b": "x:y"}]
     assert got.shown(2) == '{"b": "x:y"}'  # without the spaces around it
+
+
+def shown_value(value) -> tuple[str, str]:
+    """A value as compared: its type (a RepeatedKeys is a dict that also names its repeats) and
+    its repr."""
+    return type(value).__name__, repr(value)
+
+
+def each_line_alone(data: bytes, first: int) -> list:
+    """The reference: (line, value or problem, echo) of each line through parse_json alone."""
+    read = []
+    for number, raw in enumerate(lines_of(data), first):
+        raw = raw[:-1] if raw.endswith(b"\n") else raw
+        body = raw.strip()
+        if not body:
+            continue
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            read.append((number, ("problem", f"the line is not UTF-8 text (byte {exc.start + 1})"),
+                         raw.decode("utf-8", "replace")))
+            continue
+        try:
+            got = ("value", shown_value(parse_json(body, text)))
+        except RecursionError:
+            got = ("problem", "the line's JSON is nested too deeply")
+        except ValueError as exc:
+            got = ("problem", f"the line is not valid JSON: {exc}")
+        read.append((number, got, text))
+    return read
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(st.sampled_from(LINES), min_size=1, max_size=12),
+       ending=st.sampled_from([b"\n", b"\r\n"]), first=st.integers(1, 3))
+def test_every_line_reads_as_the_strict_parser_reads_it_alone(lines, ending, first):
+    data = ending.join(lines)
+    got = read_json_lines(data, first)
+    values = list(got.exact_values(got.again()))
+    said = dict(got.problems)
+    read = [(int(line), ("problem", said[i]) if i in said else ("value", shown_value(values[i])),
+             got.shown(i)) for i, line in enumerate(got.lines)]
+    assert read == each_line_alone(data, first)
 
 
 def test_csv_rows_are_numbered_by_their_first_line_and_other_widths_are_no_rows():

@@ -23,10 +23,8 @@ cuts it, so no input multiplies into its rejects.
 """
 from __future__ import annotations
 
-import numpy as np
-import pyarrow as pa
-
 from ..tables.csv_text import read_csv_chunk
+from ..tables.parquet import batch_rows
 from .formats import CSV
 from .json_chunks import score_json_lines
 from .problems import Rejected
@@ -44,8 +42,7 @@ class ChunkScorer:
     def score(self, chunk) -> Result:
         """Score one chunk (``reading.TextChunk`` or ``reading.BatchChunk``)."""
         if isinstance(chunk, BatchChunk):
-            table = pa.Table.from_batches([chunk.batch])
-            lines = chunk.first_line + np.arange(table.num_rows, dtype=np.int64)
+            table, lines = batch_rows(chunk.batch, chunk.first_line)
             return score_table(self.model, self.plan, table, lines, [])
         if self.plan.input_format == CSV:
             table, lines, not_rows = read_csv_chunk(chunk.data, chunk.first_line,

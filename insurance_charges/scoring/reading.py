@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.schema import FIELD_NAMES
 from ..errors import UsageError
+from ..tables.parquet import numbered_batches
 from .formats import OUTPUT_COLUMNS
 
 BLOCK = 1024 * 1024  # bytes read from the input at a time
@@ -203,7 +204,5 @@ def field_columns(columns: tuple[str, ...], name: str,
 
 def parquet_chunks(parquet_file, rows: int) -> Iterator[BatchChunk]:
     """Record batches of at most ``rows`` rows; row numbers count from 1."""
-    line = 1
-    for batch in parquet_file.iter_batches(batch_size=rows):
+    for line, batch in numbered_batches(parquet_file, rows):
         yield BatchChunk(line, batch, batch.nbytes)
-        line += batch.num_rows

@@ -8,6 +8,7 @@ imports the core and numpy, pyarrow and orjson, nothing of the project above the
 
 Modules: ``lines`` (line ends, blank lines, chunks of whole lines), ``csv_text`` (Arrow's CSV
 parse as text cells, and the careful parse that knows where each row starts), ``json_lines``
-(each line's value exactly as the API's strict parser gives it, read in bulk), ``columns`` (the
-column-at-a-time check, exact to the core).
+(each line's value exactly as the API's strict parser gives it, read in bulk), ``parquet``
+(record batches, rows numbered from 1), ``columns`` (the column-at-a-time check, exact to the
+core).
 """

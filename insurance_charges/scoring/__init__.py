@@ -10,7 +10,7 @@ Modules: ``cli`` (arguments, the run, exit codes), ``formats`` (format names and
 columns), ``storage`` (local, S3 and standard streams; atomic outputs), ``reading`` (the input
 cut into chunks; ``tables`` reads each), ``chunk_scorer`` (one chunk scored, in a worker
 process: ``table_chunks`` for CSV and Parquet rows, ``json_chunks`` for JSON lines, with
-``validating``, ``estimating``, ``problems`` and ``encoding``; ``scored``: its plan and result),
-``writing`` (output and rejects files), ``parallel`` (an ordered, bounded process pool) and
-``reporting`` (progress, logs, summary).
+``validating``, ``row_estimates``, ``problems`` and ``chunk_output``; ``scored``: its plan and
+result), ``writing`` (output and rejects files), ``parallel`` (an ordered, bounded process
+pool) and ``reporting`` (progress, logs, summary).
 """

@@ -22,12 +22,12 @@ from ..core.validation import Refusal, validate_each, validate_records
 from ..tables import columns as column_check
 from ..tables.json_lines import read_json_lines
 from .cells import ECHO_LIMIT, cut_text
-from .encoding import encode_output
-from .estimating import Estimated, estimate, with_estimates
+from .chunk_output import encode_output
 from .formats import CSV, ESTIMATE, FIELD, JSONL, LAST_LINE, LINE, LOWER, MESSAGE, \
     OUTPUT_COLUMNS, PROBLEMS, RUN_ROWS, UPPER, WARNINGS
 from .problems import Rejected, counts, reject_columns
 from .reading import TextChunk
+from .row_estimates import Estimated, estimate, with_estimates
 from .scored import Plan, Result
 from .validating import ALL, locate, validate_all
 

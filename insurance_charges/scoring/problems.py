@@ -11,9 +11,9 @@ import pyarrow.compute as pc
 from ..core.schema import FIELD_NAMES
 from ..tables.csv_text import NotARow
 from .cells import cut_text
-from .estimating import Estimated
 from .formats import LAST_LINE, LINE, PARQUET, PROBLEM_FIELDS, PROBLEM_MESSAGES, \
     PROBLEM_SEPARATOR, RUN_ROWS
+from .row_estimates import Estimated
 from .scored import Result
 
 

@@ -17,10 +17,10 @@ import pyarrow.compute as pc
 from ..core.schema import CATEGORY, FIELD_NAMES, FIELDS
 from ..tables import columns as column_check
 from .cells import cut_table, cut_text
-from .encoding import encode_output
-from .estimating import estimate, with_estimates
+from .chunk_output import encode_output
 from .formats import FIELD, JSONL, LAST_LINE, LINE, MESSAGE, PROBLEMS, RUN_ROWS
 from .problems import Found, Problem, Rejected, counts, merged, reject_columns
+from .row_estimates import estimate, with_estimates
 from .scored import Plan, Result
 from .validating import validate_all
 

@@ -108,8 +108,15 @@ def test_csv_rows_are_numbered_by_their_first_line_and_other_widths_are_no_rows(
                                                      "region"))
     assert lines.tolist() == [2, 4, 7] and table.column("sex").to_pylist() == [
         "female", "fe\nmale", "female"]
-    assert [(p.line, p.message, p.text, p.rows) for p in not_rows] == [
-        (6, "the line has 2 values where the header has 6 columns", "a,b\n", 1)]
+    assert [(p.line, p.last_line, p.message, p.text, p.rows) for p in not_rows] == [
+        (6, 6, "the line has 2 values where the header has 6 columns", "a,b\n", 1)]
+
+
+def test_text_that_is_no_row_names_every_line_it_spans():
+    data = f'{ROW}\n19,"fe\nmale,27.9\n\n{ROW}\n'.encode()  # the quote is never closed
+    _, lines, not_rows = read_csv_chunk(data, 2, ("a", "b", "c", "d", "e", "f"))
+    assert lines.tolist() == [2]
+    assert [(p.line, p.last_line, p.rows) for p in not_rows] == [(3, 6, 3)]
 
 
 def test_csv_rows_are_text_cells_as_written():

@@ -78,29 +78,45 @@ def _judged_line(value, text: str, line: int, plan: Plan, allowed: set) -> _Json
 
 
 def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
-    """Score a chunk of JSON lines: each distinct line read and judged once (``tables`` reads
-    them all in bulk), each line one record, or one problem when it is no JSON."""
-    got = read_json_lines(chunk.data, chunk.first_line)
+    """Score a chunk of JSON lines: each line one record, or one problem when it is no JSON.
+
+    Identical lines share one reading and one verdict: the distinct lines are read together by
+    ``tables.json_lines`` (in bulk, each value exactly the API's strict parser's), so a line
+    repeated a million times is parsed and judged once.
+    """
+    parts = chunk.data.split(b"\n")
+    if chunk.data.endswith(b"\n"):
+        parts.pop()
+    distinct: dict[bytes, int] = {}  # a line's bytes -> its index among the distinct lines
+    first_raw: list[bytes] = []  # each distinct line as it first came, without its line end
+    first_line: list[int] = []  # and the number of that line
+    codes, code_lines = [], []  # each non-blank line's index in ``read``, and its number
+    for offset, raw in enumerate(parts):
+        body = raw.strip()
+        if not body:
+            continue  # a blank line is no row
+        code = distinct.get(body)
+        if code is None:
+            code = distinct[body] = len(first_raw)
+            first_raw.append(raw)
+            first_line.append(chunk.first_line + offset)
+        codes.append(code)
+        code_lines.append(chunk.first_line + offset)
+    # The distinct lines, none blank, one to a line: the reader's i-th line is the i-th one.
+    got = read_json_lines(b"\n".join(first_raw), 1)
     again = got.again().tolist()
     not_json = dict(got.problems)
     allowed = set(plan.columns)
-    distinct: dict[bytes, int] = {}  # a line's bytes -> its index in ``read``
     read: list[_JsonLine] = []
-    codes = []  # each non-blank line's index in ``read``
-    for i, line in enumerate(got.lines.tolist()):
-        body = got.texts[i].strip()
-        code = distinct.get(body)
-        if code is None:
-            code = distinct[body] = len(read)
-            if i in not_json:
-                read.append(_JsonLine(got.shown(i), is_row=False,
-                                      problems=[(None, not_json[i])]))
-            else:  # JSON: UTF-8 text already
-                value = got.exact(i) if again[i] else got.values[i]
-                read.append(_judged_line(value, body.decode("utf-8"), line, plan, allowed))
-        codes.append(code)
+    for i in range(len(first_raw)):
+        if i in not_json:
+            read.append(_JsonLine(got.shown(i), is_row=False, problems=[(None, not_json[i])]))
+        else:  # JSON: UTF-8 text already
+            value = got.exact(i) if again[i] else got.values[i]
+            read.append(_judged_line(value, first_raw[i].strip().decode("utf-8"),
+                                     first_line[i], plan, allowed))
     codes_at = np.array(codes, dtype=np.int64)
-    all_lines = got.lines
+    all_lines = np.array(code_lines, dtype=np.int64)
     is_row = np.array([entry.is_row for entry in read], dtype=bool)
     row_at = np.flatnonzero(is_row[codes_at]) if len(codes) else np.empty(0, np.int64)
     items = [read[c].record for c in codes_at[row_at].tolist()]

@@ -9,22 +9,46 @@ it was with the four values spliced in.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field as dc_field
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
 
-from ..core.schema import BY_NAME, CATEGORY, FIELD_NAMES, FIELDS, INTEGER, FieldError, \
-    RepeatedKeys, _shown_key, check_value
+from ..core.schema import (
+    BY_NAME,
+    CATEGORY,
+    FIELD_NAMES,
+    FIELDS,
+    INTEGER,
+    FieldError,
+    RepeatedKeys,
+    _shown_key,
+    check_value,
+)
 from ..core.validation import Refusal, validate_each, validate_records
 from ..tables import columns as column_check
 from ..tables.json_lines import read_json_lines
 from .cells import ECHO_LIMIT, cut_text
 from .chunk_output import encode_output
-from .formats import CSV, ESTIMATE, FIELD, JSONL, LAST_LINE, LINE, LOWER, MESSAGE, \
-    OUTPUT_COLUMNS, PROBLEMS, RUN_ROWS, UPPER, WARNINGS
+from .formats import (
+    CSV,
+    ESTIMATE,
+    FIELD,
+    JSONL,
+    LAST_LINE,
+    LINE,
+    LOWER,
+    MESSAGE,
+    OUTPUT_COLUMNS,
+    PROBLEMS,
+    RUN_ROWS,
+    UPPER,
+    WARNINGS,
+)
 from .problems import Rejected, counts, reject_columns
 from .reading import TextChunk
 from .row_estimates import Estimated, estimate, with_estimates
@@ -89,7 +113,7 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
         parts.pop()
     distinct: dict[bytes, int] = {}  # a line's bytes -> its index among the distinct lines
     first_raw: list[bytes] = []  # each distinct line as it first came, without its line end
-    first_line: list[int] = []  # and the number of that line
+    first_lines: list[int] = []  # and the number of that line
     codes, code_lines = [], []  # each non-blank line's index in ``read``, and its number
     for offset, raw in enumerate(parts):
         body = raw.strip()
@@ -99,7 +123,7 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
         if code is None:
             code = distinct[body] = len(first_raw)
             first_raw.append(raw)
-            first_line.append(chunk.first_line + offset)
+            first_lines.append(chunk.first_line + offset)
         codes.append(code)
         code_lines.append(chunk.first_line + offset)
     # The distinct lines, none blank, one to a line: the reader's i-th line is the i-th one.
@@ -114,7 +138,7 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
         else:  # JSON: UTF-8 text already
             value = got.exact(i) if again[i] else got.values[i]
             read.append(_judged_line(value, first_raw[i].strip().decode("utf-8"),
-                                     first_line[i], plan, allowed))
+                                     first_lines[i], plan, allowed))
     codes_at = np.array(codes, dtype=np.int64)
     all_lines = np.array(code_lines, dtype=np.int64)
     is_row = np.array([entry.is_row for entry in read], dtype=bool)
@@ -134,12 +158,12 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
         checked = _checked_items([entry.record for entry in rows])
     else:
         first_line = {code: int(line) for code, line in
-                      zip(codes_at[row_at][::-1].tolist(), lines[::-1].tolist())}
+                      zip(codes_at[row_at][::-1].tolist(), lines[::-1].tolist(), strict=True)}
         codes_of_rows = [code for code, entry in enumerate(read) if entry.is_row]
         checked = [[(e.field, e.message) for e in errors] for _, errors in validate_all(
             [entry.record for entry in rows],
             np.array([first_line[c] for c in codes_of_rows], dtype=np.int64))]
-    for entry, errors in zip(rows, checked):
+    for entry, errors in zip(rows, checked, strict=True):
         entry.problems = errors + entry.own
     rejected = np.array([bool(entry.problems) for entry in read], dtype=bool)
     bad = rejected[codes_at] if len(codes) else np.zeros(0, dtype=bool)
@@ -147,6 +171,7 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
     if len(keep) < len(items):
         valid_records, _ = validate_records([items[j] for j in keep], locate(lines[keep]))
     chosen_lines = lines[keep]
+    assert valid_records is not None, "validate_records refused records it had accepted"
     estimates = estimate(model, {}, chosen_lines, valid_records) if len(keep) \
         else estimate(model, {}, chosen_lines)
     rejects = _json_runs(read, codes_at, all_lines, bad)
@@ -175,10 +200,11 @@ def _json_runs(read: list[_JsonLine], codes: np.ndarray, lines: np.ndarray,
     chosen = bad[starts]
     starts, ends = starts[chosen], ends[chosen]
     out = []
-    for start, end in zip(starts.tolist(), ends.tolist()):
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         entry = read[int(codes[start])]
         count = end - start + 1
-        out.append(Rejected(int(lines[start]), int(lines[end]), entry.problems,
+        # Judged by now, and rejected: its problems are a list that is not empty.
+        out.append(Rejected(int(lines[start]), int(lines[end]), entry.problems or [],
                             start if entry.is_row else None, entry.text, count, count))
     return out
 
@@ -247,7 +273,7 @@ def _json_output(plan: Plan, texts: list[str], objects: list[dict], records: Seq
         return "".join(
             f'{text[:-1]},"{ESTIMATE}":{_number(a)},"{LOWER}":{_number(lo)},'
             f'"{UPPER}":{_number(hi)},"{WARNINGS}":{_json_text(w)}}}\n'
-            for text, a, lo, hi, w in zip(texts, amounts, lower, upper, warnings)
+            for text, a, lo, hi, w in zip(texts, amounts, lower, upper, warnings, strict=True)
         ).encode("utf-8")
     table = {}
     for name in plan.columns:
@@ -289,9 +315,10 @@ def _json_rejects(plan: Plan, rejects: list[Rejected]):
         out = []
         for r in rejects:
             head = orjson.dumps({LINE: r.line, LAST_LINE: r.last_line, RUN_ROWS: r.rows,
-                                 PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in r.problems]})
-            head = head.decode()
-            if r.row is not None and len(r.text) <= ECHO_LIMIT:  # the record exactly as sent
+                                 PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in r.problems]
+                                 }).decode()
+            # The record exactly as sent, when it is one (a row) and short enough.
+            if r.row is not None and r.text is not None and len(r.text) <= ECHO_LIMIT:
                 out.append(f'{head[:-1]},"row":{r.text}}}\n')
             else:  # text that is no JSON, or a record too long to echo whole: cut, as text
                 out.append(f'{head[:-1]},"text":{_json_text(cut_text(r.text))}}}\n')

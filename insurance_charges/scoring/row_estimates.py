@@ -1,8 +1,9 @@
 """Valid rows of a chunk estimated together by the core, each row's warnings joined."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,10 +21,10 @@ class Estimated:
     """Valid rows' estimates, likely ranges and joined warnings, in row order."""
 
     count: int
-    amounts: np.ndarray = None
-    lower: np.ndarray | None = None
-    upper: np.ndarray | None = None
-    warnings: np.ndarray = None
+    amounts: np.ndarray
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+    warnings: np.ndarray
     warning_count: int = 0
     records: Any = None
 
@@ -47,7 +48,7 @@ def estimate(model, columns: dict[str, np.ndarray], lines: np.ndarray,
     if got.warnings:  # the core lists them by record, in order: join each record's run
         rows = np.searchsorted(lines, [line_of(w) for w in got.warnings])
         starts = np.flatnonzero(np.diff(rows, prepend=-1))
-        for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(rows)]):
+        for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(rows)], strict=True):
             joined[rows[start]] = WARNING_SEPARATOR.join(
                 w.message for w in got.warnings[start:end])
     return Estimated(count, got.amounts, got.lower, got.upper, joined, len(got.warnings),
@@ -64,6 +65,6 @@ def _estimate_arrays(estimates: Estimated) -> list[pa.Array]:
 
 def with_estimates(table: pa.Table, estimates: Estimated) -> pa.Table:
     """``table`` with the four columns each output row gets (formats.OUTPUT_COLUMNS)."""
-    for name, array in zip(OUTPUT_COLUMNS, _estimate_arrays(estimates)):
+    for name, array in zip(OUTPUT_COLUMNS, _estimate_arrays(estimates), strict=True):
         table = table.append_column(name, array)
     return table

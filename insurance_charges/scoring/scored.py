@@ -1,7 +1,8 @@
 """What scoring one chunk takes (the run's ``Plan``) and gives (its ``Result``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 
@@ -32,3 +33,4 @@ class Result:
     first_unreadable: int | None = None  # where the first such text starts
     output: Any = None  # bytes (CSV, JSON lines) or a pyarrow.Table (Parquet)
     rejects: Any = None
+    size: int = 0  # the input bytes the chunk held (the command's progress counts them)

@@ -93,8 +93,9 @@ def _checked_columns(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray,
     (``columns.checked_cells``), and each bad cell is one problem."""
     n = len(lines)
     columns, valid = {}, np.ones(n, dtype=bool)
-    rows, fields, said, messages = [], [], [], []
-    for k, (f, array) in enumerate(zip(FIELDS, arrays)):
+    rows, fields, said = [], [], []
+    messages: list[str] = []
+    for k, (f, array) in enumerate(zip(FIELDS, arrays, strict=True)):
         certain, values = column_check.fast_values(f, array)
         doubt = np.flatnonzero(~certain)
         if len(doubt):
@@ -127,9 +128,9 @@ def _checked_records(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray,
     cells = [array.to_pylist() for array in arrays]
     records = [column_check.reference_record(FIELDS, [c[j] for c in cells], texts)
                for j in range(n)]
-    problems = []
+    problems: list[Problem] = []
     for row, (record, errors) in enumerate(validate_all(records, lines)):
-        if errors:
+        if record is None:  # None exactly when the record has errors
             problems.extend(Problem(int(lines[row]), e.field, e.message, row) for e in errors)
             continue
         valid[row] = True
@@ -170,9 +171,9 @@ def _table_rejects(plan: Plan, judged: pa.Table, first_lines: np.ndarray,
         texts_at = {u.line: u.text for u in unreadable}
         out = []
         for j, (names, words, row_cells) in enumerate(zip(
-                fields.to_pylist(), messages.to_pylist(), cells.to_pylist())):
+                fields.to_pylist(), messages.to_pylist(), cells.to_pylist(), strict=True)):
             item = {LINE: int(line[j]), LAST_LINE: int(last_line[j]), RUN_ROWS: int(rows[j]),
-                    PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in zip(names, words)]}
+                    PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in zip(names, words, strict=True)]}
             if echoed[j] >= 0:
                 item["row"] = row_cells
             else:

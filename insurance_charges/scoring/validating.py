@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..core.schema import FieldError
-from ..core.validation import validate_each, validate_records
+from ..core.validation import Locate, validate_each, validate_records
 
 ALL = sys.maxsize  # validate_each lists every problem of a chunk, not only the first 100
 
@@ -17,7 +17,7 @@ def line_of(error: FieldError) -> int:
     return int(error.pointer.split("/", 2)[1])
 
 
-def locate(lines: Sequence[int]):
+def locate(lines: Sequence[int] | np.ndarray) -> Locate:
     """Pointer prefix of record ``i``: its line."""
     return lambda i: f"/{lines[i]}"
 
@@ -33,6 +33,6 @@ def validate_all(records: list,
     coerced = {}
     if good:
         valid, refused = validate_records([records[j] for j in good], locate(lines[good]))
-        assert not refused.total, "validate_each and validate_records disagree"
-        coerced = dict(zip(good, valid))
+        assert valid is not None, "validate_each and validate_records disagree"
+        coerced = dict(zip(good, valid, strict=True))
     return [(coerced.get(j), by_line.get(int(lines[j]), [])) for j in range(len(records))]

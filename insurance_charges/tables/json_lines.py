@@ -12,9 +12,9 @@ millions of short lines so costs what its bytes cost, not a Python step and an e
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import compress
-from typing import Callable, Iterator
 
 import numpy as np
 import orjson
@@ -57,7 +57,7 @@ class JsonLines:
     def exact_values(self, again: np.ndarray) -> Iterator:
         """Each line's value, those marked in ``again`` read again by ``parse_json`` as they
         are reached (a caller that stops early reads no more)."""
-        for i, (value, reread) in enumerate(zip(self.values, again.tolist())):
+        for i, (value, reread) in enumerate(zip(self.values, again.tolist(), strict=True)):
             yield self.exact(i) if reread else value
 
     def exact(self, i: int):
@@ -174,7 +174,7 @@ def _parsed(texts: list[bytes], by_json: np.ndarray, limit: int | None,
         problems = [p for p in problems if p[0] <= min(stopped)]
         return [], problems
     values = np.empty(len(texts), dtype=object)
-    for chosen, (got, _) in zip((~by_json, by_json), groups):
+    for chosen, (got, _) in zip((~by_json, by_json), groups, strict=True):
         values[chosen] = np.fromiter(got, dtype=object, count=len(got))
     return values.tolist(), problems
 

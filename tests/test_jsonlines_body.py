@@ -27,9 +27,9 @@ from insurance_charges.platforms.sagemaker.decoding import (
     unreadable,
 )
 from insurance_charges.platforms.sagemaker.jsonlines_body import read_jsonlines
+from insurance_charges.settings import MB
 from insurance_charges.tables import json_lines
 from insurance_charges.tables.lines import lines_of
-from insurance_charges.settings import MB
 
 from .sagemaker_support import reader_outcome
 

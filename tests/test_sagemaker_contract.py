@@ -31,8 +31,13 @@ from insurance_charges.platforms.sagemaker.body_estimates import estimate_lines
 from insurance_charges.platforms.sagemaker.csv_body import SPANNING, read_csv
 from insurance_charges.settings import MAX_CONTENT_LENGTH, MB, Settings, SettingsError
 from insurance_charges.tables.columns import reference_record
-from insurance_charges.tables.lines import (blank_lines, line_chunks, line_count, line_starts,
-                                            lines_of)
+from insurance_charges.tables.lines import (
+    blank_lines,
+    line_chunks,
+    line_count,
+    line_starts,
+    lines_of,
+)
 from insurance_charges.web import create_app
 
 from .conftest import ROOT

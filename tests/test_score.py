@@ -26,8 +26,8 @@ from insurance_charges.core import schema
 from insurance_charges.core.schema import FIELD_NAMES, FIELDS, check_value
 from insurance_charges.scoring import cli, storage
 from insurance_charges.scoring.chunk_scorer import ChunkScorer
-from insurance_charges.scoring.scored import Plan
 from insurance_charges.scoring.reading import TextChunk, text_chunks
+from insurance_charges.scoring.scored import Plan
 from insurance_charges.tables import columns
 from insurance_charges.web import create_app
 

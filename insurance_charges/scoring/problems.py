@@ -11,8 +11,15 @@ import pyarrow.compute as pc
 from ..core.schema import FIELD_NAMES
 from ..tables.csv_text import NotARow
 from .cells import cut_text
-from .formats import LAST_LINE, LINE, PARQUET, PROBLEM_FIELDS, PROBLEM_MESSAGES, \
-    PROBLEM_SEPARATOR, RUN_ROWS
+from .formats import (
+    LAST_LINE,
+    LINE,
+    PARQUET,
+    PROBLEM_FIELDS,
+    PROBLEM_MESSAGES,
+    PROBLEM_SEPARATOR,
+    RUN_ROWS,
+)
 from .row_estimates import Estimated
 from .scored import Result
 
@@ -41,7 +48,7 @@ class Rejected:
     repeats: int = 1  # identical rejects it stands for, each with all of ``problems``
 
     @classmethod
-    def not_a_row(cls, found: NotARow) -> "Rejected":
+    def not_a_row(cls, found: NotARow) -> Rejected:
         """Text the reader found to be no row, its echo cut (cells.ECHO_LIMIT)."""
         return cls(found.line, found.last_line, [(None, found.message)],
                    text=cut_text(found.text), rows=found.rows)
@@ -64,7 +71,7 @@ class Found:
         return len(self.line)
 
     @classmethod
-    def of(cls, problems: list[Problem]) -> "Found":
+    def of(cls, problems: list[Problem]) -> Found:
         """Problems listed one by one (the reference path), as columns."""
         return cls(np.array([p.line for p in problems], dtype=np.int64),
                    np.array([FIELD_NAMES.index(p.field) for p in problems], dtype=np.int64),

@@ -9,8 +9,8 @@ the lines again with Python's csv module, which knows where each row starts
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa

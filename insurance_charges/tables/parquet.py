@@ -2,7 +2,7 @@
 has no lines, so a row's number stands in for one in pointers and rejects)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa

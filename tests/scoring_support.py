@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from devtools.records import valid_records
-from insurance_charges.scoring import chunks, cli
+from insurance_charges.scoring import cli
+from insurance_charges.scoring.chunk_scorer import ChunkScorer
 
 from .aws import scoring_s3_on_moto
 
@@ -137,14 +138,14 @@ def s3():
 def fail_chunk(monkeypatch, nth: int, error: Exception) -> None:
     """Make the ``nth`` chunk scored raise ``error``; the others score as usual."""
     calls = {"n": 0}
-    real = chunks.score
+    real = ChunkScorer.score
 
-    def failing(chunk):
+    def failing(scorer, chunk):
         calls["n"] += 1
         if calls["n"] == nth:
             raise error
-        return real(chunk)
-    monkeypatch.setattr(chunks, "score", failing)
+        return real(scorer, chunk)
+    monkeypatch.setattr(ChunkScorer, "score", failing)
 
 
 def start_scoring(args: list[str], data: bytes, env: dict | None = None) -> subprocess.Popen:

@@ -27,8 +27,9 @@ from insurance_charges.platforms.sagemaker.decoding import (
     unreadable,
 )
 from insurance_charges.platforms.sagemaker.jsonlines_body import read_jsonlines
-from insurance_charges.scoring.reading import lines_of
 from insurance_charges.settings import MB
+from insurance_charges.tables import json_lines
+from insurance_charges.tables.lines import lines_of
 
 from .sagemaker_support import reader_outcome
 
@@ -108,13 +109,13 @@ def test_bulk_reading_answers_exactly_as_reading_one_line_at_a_time(lines, endin
 
 
 def test_a_body_is_read_a_chunk_of_lines_at_a_time(monkeypatch):
-    read, parsed = [], jsonlines_body._parsed
+    read, parsed = [], json_lines._parsed
 
-    def counted(texts, by_json):
+    def counted(texts, by_json, limit, not_utf8_fix):
         read.append(len(texts))
-        return parsed(texts, by_json)
+        return parsed(texts, by_json, limit, not_utf8_fix)
 
-    monkeypatch.setattr(jsonlines_body, "_parsed", counted)
+    monkeypatch.setattr(json_lines, "_parsed", counted)
     lines = jsonlines_body.CHUNK_LINES * 2 + 10
     with pytest.raises(InvalidRecords):
         read_jsonlines(b"{}\n" * lines)
@@ -133,7 +134,7 @@ def fill(line: bytes) -> bytes:
 def exact_reads(monkeypatch):
     """Each line read by parse_json itself, and whether orjson ran with the collector off."""
     calls, collector = [], []
-    real_parse, real_loads = strict_json.parse_json, jsonlines_body.orjson.loads
+    real_parse, real_loads = strict_json.parse_json, json_lines.orjson.loads
 
     def parse(raw, text):
         calls.append(raw)
@@ -147,7 +148,7 @@ def exact_reads(monkeypatch):
             return real_loads(raw)
 
     monkeypatch.setattr(strict_json, "parse_json", parse)
-    monkeypatch.setattr(jsonlines_body, "orjson", Orjson)
+    monkeypatch.setattr(json_lines, "orjson", Orjson)
     return calls, collector
 
 

@@ -34,6 +34,12 @@ def test_the_package_keeps_every_import_contract(monkeypatch):
      "insurance_charges.aws is not allowed to import insurance_charges.core"),
     ("aws/errors.py", "from ..registry import store",
      "insurance_charges.aws is not allowed to import insurance_charges.registry"),
+    ("platforms/sagemaker/csv_body.py", "from ...scoring import cells",
+     "insurance_charges.platforms is not allowed to import insurance_charges.scoring"),
+    ("tables/lines.py", "from ..scoring import formats",
+     "insurance_charges.tables is not allowed to import insurance_charges.scoring"),
+    ("tables/json_lines.py", "from ..serving import model",
+     "insurance_charges.tables is not allowed to import insurance_charges.serving"),
 ])
 def test_an_import_against_the_layers_is_caught(tmp_path, module, line, broken):
     shutil.copytree(ROOT / "insurance_charges", tmp_path / "insurance_charges",

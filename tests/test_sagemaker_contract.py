@@ -29,10 +29,15 @@ from insurance_charges.platforms.sagemaker import ModelDirError, execution_param
 from insurance_charges.platforms.sagemaker import csv_body as csv_reader
 from insurance_charges.platforms.sagemaker.body_estimates import estimate_lines
 from insurance_charges.platforms.sagemaker.csv_body import SPANNING, read_csv
-from insurance_charges.platforms.sagemaker.line_spans import blank_lines, line_chunks, line_starts
-from insurance_charges.scoring.columns import reference_record
-from insurance_charges.scoring.reading import line_count, lines_of
 from insurance_charges.settings import MAX_CONTENT_LENGTH, MB, Settings, SettingsError
+from insurance_charges.tables.columns import reference_record
+from insurance_charges.tables.lines import (
+    blank_lines,
+    line_chunks,
+    line_count,
+    line_starts,
+    lines_of,
+)
 from insurance_charges.web import create_app
 
 from .conftest import ROOT

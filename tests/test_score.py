@@ -24,8 +24,11 @@ import pytest
 from devtools.records import valid_records
 from insurance_charges.core import schema
 from insurance_charges.core.schema import FIELD_NAMES, FIELDS, check_value
-from insurance_charges.scoring import chunks, cli, columns, storage
+from insurance_charges.scoring import cli, storage
+from insurance_charges.scoring.chunk_scorer import ChunkScorer
 from insurance_charges.scoring.reading import TextChunk, text_chunks
+from insurance_charges.scoring.scored import Plan
+from insurance_charges.tables import columns
 from insurance_charges.web import create_app
 
 from .scoring_support import (
@@ -510,10 +513,9 @@ def test_a_whole_chunk_scores_the_same_with_and_without_the_fast_path(real_model
     chunk = _chunk_of(lines)
     results = []
     for fast in (True, False):
-        plan = chunks.Plan("csv", output_format, "csv", ("id", *FIELD_NAMES),
+        plan = Plan("csv", output_format, "csv", ("id", *FIELD_NAMES),
                            {f: f for f in FIELD_NAMES}, fast=fast)
-        chunks.install(real_model, plan)
-        results.append(chunks.score(chunk))
+        results.append(ChunkScorer(real_model, plan).score(chunk))
     with_fast, reference = results
     assert (with_fast.rows, with_fast.scored, with_fast.rejected, with_fast.problems,
             with_fast.warnings) == (reference.rows, reference.scored, reference.rejected,
@@ -529,8 +531,7 @@ def test_a_whole_chunk_scores_the_same_with_and_without_the_fast_path(real_model
 def _same_with_and_without_the_fast_path(real_model, chunk, plan: dict) -> tuple:
     results = []
     for fast in (True, False):
-        chunks.install(real_model, chunks.Plan(**plan, fast=fast))
-        results.append(chunks.score(chunk))
+        results.append(ChunkScorer(real_model, Plan(**plan, fast=fast)).score(chunk))
     with_fast, reference = results
     counts = [(r.rows, r.scored, r.rejected, r.problems, r.warnings) for r in results]
     assert counts[0] == counts[1]

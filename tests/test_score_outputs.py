@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from insurance_charges.aws import clients
-from insurance_charges.scoring import chunks
+from insurance_charges.scoring.chunk_scorer import ChunkScorer
 
 from .conftest import require
 from .scoring_support import (
@@ -183,14 +183,14 @@ def test_a_stop_signal_between_the_two_s3_writes_waits_until_both_objects_exist(
 
 def make_a_directory_of_the_output_while_scoring(monkeypatch, output: Path) -> None:
     """The output's place turns into a directory mid-run, so it cannot be renamed into."""
-    real = chunks.score
+    real = ChunkScorer.score
 
-    def scoring(chunk):
+    def scoring(scorer, chunk):
         if not output.is_dir():
             output.unlink(missing_ok=True)
             output.mkdir()
-        return real(chunk)
-    monkeypatch.setattr(chunks, "score", scoring)
+        return real(scorer, chunk)
+    monkeypatch.setattr(ChunkScorer, "score", scoring)
 
 
 @pytest.mark.parametrize("earlier", [True, False], ids=["a previous pair", "no previous pair"])
@@ -214,13 +214,13 @@ def test_when_the_s3_output_cannot_be_written_its_rejects_object_is_deleted_agai
         score, s3, tmp_path, monkeypatch):
     s3.create_bucket(Bucket="going-away")
     write_csv(tmp_path / "in.csv", records_with_ids(50))
-    real = chunks.score
+    real = ChunkScorer.score
 
-    def scoring(chunk):  # the output's bucket goes while the rows are scored
+    def scoring(scorer, chunk):  # the output's bucket goes while the rows are scored
         s3.delete_bucket(Bucket="going-away")
-        monkeypatch.setattr(chunks, "score", real)
-        return real(chunk)
-    monkeypatch.setattr(chunks, "score", scoring)
+        monkeypatch.setattr(ChunkScorer, "score", real)
+        return real(scorer, chunk)
+    monkeypatch.setattr(ChunkScorer, "score", scoring)
     status, _, err = score(tmp_path / "in.csv", "-o", "s3://going-away/out.csv", "--rejects",
                            "s3://scoring/kept/out.rejects.csv", "--jobs", 1)
     assert status == 2 and error_lines(err) == [

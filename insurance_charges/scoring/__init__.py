@@ -7,8 +7,10 @@ every row through the estimator core the JSON API uses (``core.validation``,
 a rejects file with their line numbers. Output appears only when the run is complete.
 
 Modules: ``cli`` (arguments, the run, exit codes), ``formats`` (format names and output
-columns), ``storage`` (local, S3 and standard streams; atomic outputs), ``reading`` (chunks),
-``columns`` (the column-at-a-time fast path, proven equal to the core's), ``chunks`` (one
-chunk scored: runs in the worker processes), ``writing`` (output and rejects files),
-``parallel`` (an ordered, bounded process pool) and ``reporting`` (progress, logs, summary).
+columns), ``storage`` (local, S3 and standard streams; atomic outputs), ``reading`` (the input
+cut into chunks; ``tables`` reads each), ``chunk_scorer`` (one chunk scored, in a worker
+process: ``table_chunks`` for CSV and Parquet rows, ``json_chunks`` for JSON lines, with
+``validating``, ``row_estimates``, ``problems`` and ``chunk_output``; ``scored``: its plan and
+result), ``writing`` (output and rejects files), ``parallel`` (an ordered, bounded process
+pool) and ``reporting`` (progress, logs, summary).
 """

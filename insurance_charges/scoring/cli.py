@@ -24,7 +24,8 @@ from ..aws.clients import lazy
 from ..aws.uri import is_s3
 from ..core.schema import CATEGORY, FIELD_NAMES, FIELDS, INTEGER
 from ..errors import UsageError, UserError
-from . import chunks
+from ..tables.json_lines import first_object
+from .chunk_scorer import ChunkScorer
 from .formats import (
     CSV,
     JSONL,
@@ -46,6 +47,7 @@ from .parallel import OrderedPool
 from .publishing import Outcome, abort_all, publish_together
 from .reading import csv_header, field_columns, first_line, parquet_chunks, text_chunks
 from .reporting import Reporter
+from .scored import Plan, Result
 from .signals import Interrupted, StopSignals
 from .storage import (
     Sink,
@@ -204,8 +206,7 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
             stream = itertools.chain([first] if first is not None else [], stream)
             input_schema = None
 
-        plan = chunks.Plan(in_fmt, out_fmt, rejects_fmt, columns, fields,
-                           inert=not args.raw_csv_cells)
+        plan = Plan(in_fmt, out_fmt, rejects_fmt, columns, fields, inert=not args.raw_csv_cells)
         out_sink = open_sink(args.output, s3)
         sinks.append(out_sink)
         rejects_sink = StreamSink(sys.stderr.buffer, STDERR) if rejects == STDERR else \
@@ -229,7 +230,7 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
             model = load_from_store(settings.model_uri, settings.trusted_keys)
         else:
             model = load_model(settings.model_path, settings.trusted_keys)
-        chunks.install(model, plan)
+        scorer = ChunkScorer(model, plan)
         # The model and the libraries loaded so far live until the end: keep the collector
         # off them (a full collection walks millions of objects) and off the pages the
         # workers share with this process.
@@ -237,7 +238,7 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
         reporter.event("scoring", event="start", input=args.input, output=args.output,
                        rejects=rejects, input_format=in_fmt, output_format=out_fmt,
                        jobs=args.jobs, chunk_rows=args.chunk_rows, model_version=model.version)
-        pool = OrderedPool(args.jobs)
+        pool = OrderedPool(args.jobs, scorer)
         reporter.start(total_rows)
         counts = dict(rows=0, scored=0, rejected=0, problems=0, warnings=0, unreadable=0)
         first_unreadable = None
@@ -286,8 +287,8 @@ def _status(counts: dict, max_rejects: int, rejects: str, reporter: Reporter) ->
     return 0
 
 
-def _score(chunk):
-    result = chunks.score(chunk)
+def _score(scorer: ChunkScorer, chunk) -> Result:
+    result = scorer.score(chunk)
     result.size = chunk.size
     return result
 
@@ -304,20 +305,8 @@ def _open_parquet(source: Source, name: str):
 
 def _json_columns(first) -> tuple[str, ...]:
     """The columns a CSV or Parquet output gets from JSON lines: the first object's keys."""
-    from ..core.strict_json import parse_json
-
-    keys: list[str] = []
-    for raw in (first.data.split(b"\n") if first is not None else []):
-        body = raw.strip()
-        if not body:
-            continue
-        try:
-            value = parse_json(body, body.decode("utf-8"))
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            keys = [k for k in value if k not in OUTPUT_COLUMNS]
-            break
+    value = first_object(first.data) if first is not None else None
+    keys = [k for k in value if k not in OUTPUT_COLUMNS] if value is not None else []
     return tuple(keys) + tuple(f for f in FIELD_NAMES if f not in keys)
 
 

@@ -1,9 +1,9 @@
 """An ordered map over a process pool that never holds more than a few chunks at once.
 
-Workers are forked, so they inherit the model and the plan the parent installed; each scores
-one chunk at a time. Results come back in input order. At most ``inflight`` chunks are read
-ahead of the one being written, so memory stays flat however large the input is (Pool.imap
-would read the whole input ahead).
+Workers are forked and each is given the pool's ``state`` (the run's ``ChunkScorer``: the model
+and the plan) once, when it starts; each then scores one chunk at a time. Results come back in
+input order. At most ``inflight`` chunks are read ahead of the one being written, so memory
+stays flat however large the input is (Pool.imap would read the whole input ahead).
 """
 from __future__ import annotations
 
@@ -16,8 +16,16 @@ from concurrent.futures import ProcessPoolExecutor
 
 PR_SET_PDEATHSIG = 1
 
+# The one per-process holder of this package, written once in each worker by ``_worker_start``
+# and never in the parent. ProcessPoolExecutor pickles the function and arguments of every
+# task: handing the state with each chunk would pickle the whole model again for each. The
+# initializer's arguments cross no pipe under fork (the worker is a copy of the parent), so
+# the state reaches each worker once, for free, and waits here for that worker's tasks.
+_WORKER_STATE: dict[str, object] = {}
 
-def _worker_start() -> None:
+
+def _worker_start(state: object) -> None:
+    _WORKER_STATE["state"] = state
     # Ctrl-C, a closed terminal (SIGHUP) and a stop sent to the whole process group reach the
     # workers too: the parent alone decides how to stop, and stops them itself.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -32,26 +40,34 @@ def _nothing() -> None:
     return None
 
 
-class OrderedPool:
-    """``map`` over ``jobs`` forked workers, results in order; ``jobs`` 1 runs in-process."""
+def _with_state(fn: Callable, item):
+    """In a worker: ``fn`` given the state the worker started with, and the item."""
+    return fn(_WORKER_STATE["state"], item)
 
-    def __init__(self, jobs: int):
-        self.jobs = jobs
+
+class OrderedPool:
+    """``map`` over ``jobs`` forked workers, each given ``state`` once, results in order;
+    ``jobs`` 1 runs in-process."""
+
+    def __init__(self, jobs: int, state: object):
+        self.jobs, self.state = jobs, state
         self.executor = None
         if jobs > 1:
             self.executor = ProcessPoolExecutor(
-                jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
+                jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start,
+                initargs=(state,))
             self.executor.submit(_nothing).result()  # fork every worker now, before any I/O
 
     def map(self, fn: Callable, items: Iterable, inflight: int) -> Iterator:
-        """``fn(item)`` for each item, in order, with at most ``inflight`` items pending."""
+        """``fn(state, item)`` for each item, in order, with at most ``inflight`` items
+        pending; ``fn`` is pickled by name, so it is a module's function."""
         if self.executor is None:
             for item in items:
-                yield fn(item)
+                yield fn(self.state, item)
             return
         pending: deque = deque()
         for item in items:
-            pending.append(self.executor.submit(fn, item))
+            pending.append(self.executor.submit(_with_state, fn, item))
             if len(pending) >= inflight:
                 yield pending.popleft().result()
         while pending:

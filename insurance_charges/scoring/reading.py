@@ -4,6 +4,8 @@ CSV and JSON lines are cut on line ends without parsing (a value may not hold a 
 the parent only moves bytes and counts lines, and the workers parse in parallel. Each chunk
 carries the number of its first line: line numbers are the file's own (a CSV header is line 1).
 A chunk holds at most ``rows`` lines and, whatever the lines' width, about ``max_bytes``.
+Each is read by ``tables`` in a worker; the parent also reads a CSV header here and matches
+its columns to the schema's fields.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from ..core.schema import FIELD_NAMES
 from ..errors import UsageError
+from ..tables.parquet import numbered_batches
 from .formats import OUTPUT_COLUMNS
 
 BLOCK = 1024 * 1024  # bytes read from the input at a time
@@ -43,11 +46,6 @@ class BatchChunk:
     first_line: int
     batch: object  # pyarrow.RecordBatch
     size: int = 0
-
-
-def line_count(data: bytes) -> int:
-    """Lines in a chunk: its line ends, plus an unterminated last line."""
-    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
 def _newlines(data) -> np.ndarray:
@@ -125,16 +123,6 @@ def _odd_quotes(buffer: bytearray, ends: np.ndarray, last: int) -> bool:
         return False
     quotes = np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8, count=end) == 34)
     return bool((np.bincount(np.searchsorted(ends, quotes)) % 2).any())
-
-
-def lines_of(data: bytes) -> list[bytes]:
-    """The lines of a chunk, each with its line end (only \\n ends a line)."""
-    parts = data.split(b"\n")
-    last = parts.pop()
-    lines = [part + b"\n" for part in parts]
-    if last:
-        lines.append(last)
-    return lines
 
 
 def _row_end(buffer: bytearray, planned: int, complete: int, eof: bool) -> int | None:
@@ -216,7 +204,5 @@ def field_columns(columns: tuple[str, ...], name: str,
 
 def parquet_chunks(parquet_file, rows: int) -> Iterator[BatchChunk]:
     """Record batches of at most ``rows`` rows; row numbers count from 1."""
-    line = 1
-    for batch in parquet_file.iter_batches(batch_size=rows):
+    for line, batch in numbered_batches(parquet_file, rows):
         yield BatchChunk(line, batch, batch.nbytes)
-        line += batch.num_rows

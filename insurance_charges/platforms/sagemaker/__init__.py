@@ -3,11 +3,12 @@
 SageMaker starts the image as ``docker run IMAGE serve``, extracts the model archive into
 ``/opt/ml/model``, probes ``GET /ping`` and sends ``POST /invocations``; Batch Transform also
 asks ``GET /execution-parameters`` (docs/deploy/sagemaker.md, which cites AWS's pages).
-Modules: ``csv_body`` and ``jsonlines_body`` read bodies into records, each with its line
-number (``decoding``: what they give and how they refuse), ``body_estimates`` puts them through
-the core in chunks, ``encoding`` writes the answers. The HTTP side is ``web/sagemaker.py``;
-the ``serve`` start is ``container/``. ``launch`` (``__main__``) creates endpoints and
-Batch Transform jobs through boto3; ``archive`` writes the ``model.tar.gz`` SageMaker extracts.
+Modules: ``csv_body`` and ``jsonlines_body`` read bodies into records through ``tables``, each
+with its line number (``decoding``: what they give and how they refuse), ``body_estimates``
+puts them through the core in chunks, ``encoding`` writes the answers. The HTTP side is
+``web/sagemaker.py``; the ``serve`` start is ``container/``. ``launch`` (``__main__``) creates
+endpoints and Batch Transform jobs through boto3; ``archive`` writes the ``model.tar.gz``
+SageMaker extracts.
 """
 from __future__ import annotations
 

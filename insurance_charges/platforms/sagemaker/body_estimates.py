@@ -12,12 +12,12 @@ import numpy as np
 from ...core.estimates import Estimates, Estimator, estimate_valid
 from ...core.schema import FIELDS
 from ...core.validation import Locate, ValidRecords, columns_of
-from ...scoring.columns import ColumnRecords
+from ...tables.columns import ColumnRecords
 from .decoding import Decoded
 
-# The file scoring command's chunk (docs/scoring.md#how-it-works-and-how-fast): 50,000 rows
-# cost a core about
-# 0.1 s and a few tens of MB, so a request's memory stays flat however large its payload.
+# The file scorer's chunk (its page in docs/, "How it works and how fast"): 50,000 rows cost
+# a core about 0.1 s and a few tens of MB, so a request's memory stays flat however large its
+# payload.
 CHUNK_ROWS = 50_000
 
 

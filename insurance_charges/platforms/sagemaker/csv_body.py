@@ -2,10 +2,10 @@
 
 Batch Transform splits a file on line breaks (``SplitType=Line``) and sends the parts without
 the file's header, so the fields come in schema order, a header must name them in that order,
-and a value may not hold a line break. The body is read as the file scoring command reads a
-file: Arrow parses it as text columns, the command's column-at-a-time check
-(``scoring.columns``) accepts the plain valid cells at once, and every other row goes through
-the core's own validation, which writes the messages.
+and a value may not hold a line break. The body is read as the file scorer reads a file,
+through ``tables``: Arrow parses it as text columns (``tables.csv_text``), the
+column-at-a-time check (``tables.columns``) accepts the plain valid cells at once, and every
+other row goes through the core's own validation, which writes the messages.
 """
 from __future__ import annotations
 
@@ -17,14 +17,13 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 
 from ...core.schema import FIELD_NAMES, FIELDS
 from ...core.validation import LISTED, Refusal, ValidRecords, validate_each
-from ...scoring.columns import ColumnRecords, fast_values, reference_record
-from ...scoring.reading import line_count
+from ...tables.columns import ColumnRecords, fast_values, reference_record
+from ...tables.csv_text import SkippedRows, spans_lines, text_table
+from ...tables.lines import blank_lines, line_chunks, line_count
 from .decoding import EMPTY, RECORD, Decoded, Unreadable, add, full, invalid, locate, unreadable
-from .line_spans import blank_lines, line_chunks
 
 BOM = b"\xef\xbb\xbf"
 LONE_CR = re.compile(rb"\r(?!\n)")  # a carriage return that does not end a line with its \n
@@ -112,36 +111,23 @@ def _table(data: bytes, first: int, room: int) -> tuple[pa.Table | None, np.ndar
     A row that spans lines is refused at once: it is the one line then named.
     """
     count = line_count(data)
-    wrong_width: list = []
-
-    def skip(row) -> str:
-        wrong_width.append(row)
-        return "error" if len(wrong_width) > room else "skip"  # "error" stops Arrow here
-
+    skipped = SkippedRows(room)  # past room, Arrow stops here
     # Ended by a line break and one blank line more: a quote left open on the last line (of
     # the body, or of a chunk cut inside a quoted value) swallows that blank line, so the rows
     # come one short, instead of ending where the text ends, unnoticed.
     parsed = (data if data.endswith(b"\n") else data + b"\n") + b"\n"
     try:
-        table = pa_csv.read_csv(
-            pa.py_buffer(parsed),
-            read_options=pa_csv.ReadOptions(column_names=list(FIELD_NAMES), use_threads=False,
-                                            block_size=len(parsed) + 1),
-            parse_options=pa_csv.ParseOptions(ignore_empty_lines=False,
-                                              invalid_row_handler=skip),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.string() for name in FIELD_NAMES},
-                strings_can_be_null=False, quoted_strings_can_be_null=False))
+        table = text_table(parsed, FIELD_NAMES, skipped)
     except pa.ArrowInvalid:
-        if len(wrong_width) <= room:
+        if len(skipped.rows) <= room:
             raise
         table = None  # more lines of the wrong width than an answer lists: enough looking
+    wrong_width = skipped.rows
     # Arrow ends a row at a lone CR too, which would even out the count of a row spanning
     # lines: a lone CR is refused itself. Then every row is one line or more, and there are
     # as many rows as lines (and the blank one added) only when none spans lines.
     lone_cr = LONE_CR.search(data)
-    if lone_cr or any(r.number is None for r in wrong_width) or (
-            table is not None and table.num_rows + len(wrong_width) != count + 1):
+    if lone_cr or spans_lines(None if table is None else table.num_rows, skipped, count + 1):
         line = _spanning_row(data)
         if lone_cr:
             line = min(line, data.count(b"\n", 0, lone_cr.start()) + 1)

@@ -1,7 +1,7 @@
-"""Where a body's lines start and which are blank, found for the whole body at once.
+"""Lines of a file or body: where they start, which are blank, and chunks of whole lines.
 
-Only ``\\n`` ends a line, as SageMaker splits them and ``scoring.reading.lines_of`` cuts them;
-an unterminated last line is a line. A body of millions of short lines is measured with numpy
+Only ``\\n`` ends a line, as SageMaker splits them and the file scorer cuts them; an
+unterminated last line is a line. A body of millions of short lines is measured with numpy
 here instead of a Python step per line, so its cost follows its bytes, not its line count.
 """
 from __future__ import annotations
@@ -13,8 +13,23 @@ import numpy as np
 NEWLINE = ord("\n")
 
 
+def line_count(data: bytes) -> int:
+    """Lines in a chunk: its line ends, plus an unterminated last line."""
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def lines_of(data: bytes) -> list[bytes]:
+    """The lines of a chunk, each with its line end (only \\n ends a line)."""
+    parts = data.split(b"\n")
+    last = parts.pop()
+    lines = [part + b"\n" for part in parts]
+    if last:
+        lines.append(last)
+    return lines
+
+
 def line_starts(data: bytes) -> np.ndarray:
-    """The offset of each line's first byte, one per line (``scoring.reading.line_count``)."""
+    """The offset of each line's first byte, one per line (``line_count``)."""
     ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE)
     starts = np.concatenate((np.zeros(1, dtype=np.intp), ends + 1))
     return starts if starts[-1] < len(data) else starts[:-1]

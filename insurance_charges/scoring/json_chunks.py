@@ -1,0 +1,334 @@
+"""A chunk of JSON lines checked, estimated and written: each line read as the API reads a body.
+
+``tables.json_lines`` reads the chunk's lines in bulk, each value exactly what the API's strict
+parser gives; identical lines are then judged once. Each object's six fields go to the core,
+keys that are not columns (or that are repeated) are one problem each however many, a rejected
+line (or a run of identical ones) is one rejects line, and a JSON-lines output is each line as
+it was with the four values spliced in.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from ..core.schema import (
+    BY_NAME,
+    CATEGORY,
+    FIELD_NAMES,
+    FIELDS,
+    INTEGER,
+    FieldError,
+    RepeatedKeys,
+    _shown_key,
+    check_value,
+)
+from ..core.validation import Refusal, validate_each, validate_records
+from ..tables import columns as column_check
+from ..tables.json_lines import read_json_lines
+from .cells import ECHO_LIMIT, cut_text
+from .chunk_output import encode_output
+from .formats import (
+    CSV,
+    ESTIMATE,
+    FIELD,
+    JSONL,
+    LAST_LINE,
+    LINE,
+    LOWER,
+    MESSAGE,
+    OUTPUT_COLUMNS,
+    PROBLEMS,
+    RUN_ROWS,
+    UPPER,
+    WARNINGS,
+)
+from .problems import Rejected, counts, reject_columns
+from .reading import TextChunk
+from .row_estimates import Estimated, estimate, with_estimates
+from .scored import Plan, Result
+from .validating import ALL, locate, validate_all
+
+
+def _json_text(value) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+@dataclass(slots=True)
+class _JsonLine:
+    """What a distinct line of a JSON-lines chunk holds; identical lines share one, so a
+    line repeated a million times is parsed and judged once."""
+
+    text: str  # the line as text (its bytes decoded, or replaced where they are not UTF-8)
+    record: Any = None  # what the core judges: the fields of an object, or the value itself
+    value: Any = None  # the parsed value (a tabular output carries its other keys)
+    own: list = dc_field(default_factory=list)  # this command's problems (field, message)
+    problems: list | None = None  # all of its problems once judged ([] when it is valid)
+    is_row: bool = True  # False for text that is no JSON value (its problem is in problems)
+
+
+def _judged_line(value, text: str, line: int, plan: Plan, allowed: set) -> _JsonLine:
+    """One line's JSON value, with this command's own problems (keys it cannot take)."""
+    own: list[FieldError] = []
+    if isinstance(value, dict):
+        record = {k: value[k] for k in FIELD_NAMES if k in value}
+        if isinstance(value, RepeatedKeys):  # the core refuses a repeated field by name
+            record = RepeatedKeys(record)
+            record.repeated = tuple(k for k in value.repeated if k in BY_NAME)
+            others = [k for k in value.repeated if k not in BY_NAME]
+            if others:
+                own.append(_keys_problem(line, others, "appears", "appear",
+                                         "more than once in the object; give each key once"))
+        for key in value:
+            if key in OUTPUT_COLUMNS:
+                own.append(FieldError(f"/{line}/{key}", f"{key!r} is a column this command "
+                                      "adds to each row; rename it in the input", key))
+        if plan.output_format != JSONL:
+            strange = [k for k in value if k not in allowed and k not in OUTPUT_COLUMNS]
+            if strange:
+                own.append(_keys_problem(
+                    line, strange, "is not a column", "are not columns",
+                    f"of the {plan.output_format} output, whose columns are the first "
+                    "record's keys; write JSON lines, or give every record the same keys"))
+    else:
+        record = value  # the core says what a record must be
+    return _JsonLine(text, record, value, [(e.field, e.message) for e in own])
+
+
+def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
+    """Score a chunk of JSON lines: each line one record, or one problem when it is no JSON.
+
+    Identical lines share one reading and one verdict: the distinct lines are read together by
+    ``tables.json_lines`` (in bulk, each value exactly the API's strict parser's), so a line
+    repeated a million times is parsed and judged once.
+    """
+    parts = chunk.data.split(b"\n")
+    if chunk.data.endswith(b"\n"):
+        parts.pop()
+    distinct: dict[bytes, int] = {}  # a line's bytes -> its index among the distinct lines
+    first_raw: list[bytes] = []  # each distinct line as it first came, without its line end
+    first_lines: list[int] = []  # and the number of that line
+    codes, code_lines = [], []  # each non-blank line's index in ``read``, and its number
+    for offset, raw in enumerate(parts):
+        body = raw.strip()
+        if not body:
+            continue  # a blank line is no row
+        code = distinct.get(body)
+        if code is None:
+            code = distinct[body] = len(first_raw)
+            first_raw.append(raw)
+            first_lines.append(chunk.first_line + offset)
+        codes.append(code)
+        code_lines.append(chunk.first_line + offset)
+    # The distinct lines, none blank, one to a line: the reader's i-th line is the i-th one.
+    got = read_json_lines(b"\n".join(first_raw), 1)
+    again = got.again().tolist()
+    not_json = dict(got.problems)
+    allowed = set(plan.columns)
+    read: list[_JsonLine] = []
+    for i in range(len(first_raw)):
+        if i in not_json:
+            read.append(_JsonLine(got.shown(i), is_row=False, problems=[(None, not_json[i])]))
+        else:  # JSON: UTF-8 text already
+            value = got.exact(i) if again[i] else got.values[i]
+            read.append(_judged_line(value, first_raw[i].strip().decode("utf-8"),
+                                     first_lines[i], plan, allowed))
+    codes_at = np.array(codes, dtype=np.int64)
+    all_lines = np.array(code_lines, dtype=np.int64)
+    is_row = np.array([entry.is_row for entry in read], dtype=bool)
+    row_at = np.flatnonzero(is_row[codes_at]) if len(codes) else np.empty(0, np.int64)
+    items = [read[c].record for c in codes_at[row_at].tolist()]
+    lines = all_lines[row_at]
+    # The core's column-at-a-time check needs plain objects of the six fields; when some item
+    # is not one, it would list every problem of the chunk only to refuse it: skip to ours.
+    if plan.fast and not all(type(i) is dict and len(i) == len(FIELDS) for i in items):
+        valid_records, refused = None, Refusal(total=1)
+    else:
+        valid_records, refused = validate_records(items, locate(lines))
+    rows = [entry for entry in read if entry.is_row]  # each distinct record once
+    if not refused.total:
+        checked: list[list[tuple[str | None, str]]] = [[] for _ in rows]
+    elif plan.fast:
+        checked = _checked_items([entry.record for entry in rows])
+    else:
+        first_line = {code: int(line) for code, line in
+                      zip(codes_at[row_at][::-1].tolist(), lines[::-1].tolist(), strict=True)}
+        codes_of_rows = [code for code, entry in enumerate(read) if entry.is_row]
+        checked = [[(e.field, e.message) for e in errors] for _, errors in validate_all(
+            [entry.record for entry in rows],
+            np.array([first_line[c] for c in codes_of_rows], dtype=np.int64))]
+    for entry, errors in zip(rows, checked, strict=True):
+        entry.problems = errors + entry.own
+    rejected = np.array([bool(entry.problems) for entry in read], dtype=bool)
+    bad = rejected[codes_at] if len(codes) else np.zeros(0, dtype=bool)
+    keep = np.flatnonzero(~bad[row_at]) if len(row_at) else np.empty(0, np.int64)
+    if len(keep) < len(items):
+        valid_records, _ = validate_records([items[j] for j in keep], locate(lines[keep]))
+    chosen_lines = lines[keep]
+    assert valid_records is not None, "validate_records refused records it had accepted"
+    estimates = estimate(model, {}, chosen_lines, valid_records) if len(keep) \
+        else estimate(model, {}, chosen_lines)
+    rejects = _json_runs(read, codes_at, all_lines, bad)
+    unreadable = [r for r in rejects if r.row is None]
+    refused_rows = [r for r in rejects if r.row is not None]
+    result = counts(len(items), sum(r.rows for r in refused_rows),
+                    sum(r.repeats * len(r.problems) for r in refused_rows), unreadable,
+                    estimates)
+    kept = codes_at[row_at][keep].tolist()
+    result.output = _json_output(plan, [read[c].text for c in kept],
+                                 [read[c].value for c in kept], valid_records, estimates)
+    result.rejects = _json_rejects(plan, rejects) if rejects else None
+    return result
+
+
+def _json_runs(read: list[_JsonLine], codes: np.ndarray, lines: np.ndarray,
+               bad: np.ndarray) -> list[Rejected]:
+    """A reject per rejected line, or per run of identical rejected lines one after the other
+    (blank lines between them do not count), found with numpy rather than line by line."""
+    if not bad.any():
+        return []
+    new = np.ones(len(codes), dtype=bool)
+    new[1:] = codes[1:] != codes[:-1]
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(codes)) - 1
+    chosen = bad[starts]
+    starts, ends = starts[chosen], ends[chosen]
+    out = []
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        entry = read[int(codes[start])]
+        count = end - start + 1
+        # Judged by now, and rejected: its problems are a list that is not empty.
+        out.append(Rejected(int(lines[start]), int(lines[end]), entry.problems or [],
+                            start if entry.is_row else None, entry.text, count, count))
+    return out
+
+
+def _checked_items(items: list) -> list[list[tuple[str | None, str]]]:
+    """Each item's problems (field, message), as the core's ``validate_each`` lists them.
+
+    A plain record (an object with no repeated key, holding only field keys) has exactly the
+    problems of its values, so each distinct value of a field is judged once; anything else
+    (not an object, a repeated field) goes through the core whole.
+    """
+    judged: dict[tuple, str | None] = {}
+    required = {f.name: column_check.required_message(f) for f in FIELDS}
+    out = []
+    for item in items:
+        if type(item) is not dict:  # only the messages are kept: no pointer is needed
+            _, refusal = validate_each([item], lambda i: "", listed=ALL)
+            out.append([(e.field, e.message) for e in refusal])
+            continue
+        errors = []
+        for f in FIELDS:
+            if f.name not in item:
+                errors.append((f.name, required[f.name]))
+                continue
+            value = item[f.name]
+            # By type and exact value: 1, 1.0 and True are equal keys in Python, 0.0 and -0.0
+            # too, and each is worded differently; lists and objects are not kept.
+            key = (f.name, type(value), repr(value) if type(value) is float else value) \
+                if not isinstance(value, (list, dict)) else None
+            if key is None or key not in judged:
+                _, message = check_value(f, value)
+                if key is None:
+                    judged_message = message
+                else:
+                    judged_message = judged[key] = message
+            else:
+                judged_message = judged[key]
+            if judged_message is not None:
+                errors.append((f.name, judged_message))
+        out.append(errors)
+    return out
+
+
+def _keys_problem(line: int, keys: list[str], one: str, many: str, rest: str) -> FieldError:
+    """One problem for any number of keys (a row's problems stay few however many keys it
+    has), naming the first three as the core names keys: "<keys> <one|many> <rest>"."""
+    shown = ", ".join(_shown_key(str(k)) for k in keys[:3])
+    more = f" and {len(keys) - 3:,} more" if len(keys) > 3 else ""
+    verb = one if len(keys) == 1 else many
+    return FieldError(f"/{line}/{keys[0]}", f"{shown}{more} {verb} {rest}",
+                      cut_text(str(keys[0])))
+
+
+def _number(value) -> str:
+    return "null" if value is None else repr(float(value))
+
+
+def _json_output(plan: Plan, texts: list[str], objects: list[dict], records: Sequence[dict],
+                 estimates: Estimated):
+    fmt = plan.output_format
+    amounts = estimates.amounts.tolist()
+    lower = estimates.lower.tolist() if estimates.lower is not None else [None] * len(texts)
+    upper = estimates.upper.tolist() if estimates.upper is not None else [None] * len(texts)
+    warnings = estimates.warnings.tolist()
+    if fmt == JSONL:  # the line as it was, with the four values spliced in before its last }
+        return "".join(
+            f'{text[:-1]},"{ESTIMATE}":{_number(a)},"{LOWER}":{_number(lo)},'
+            f'"{UPPER}":{_number(hi)},"{WARNINGS}":{_json_text(w)}}}\n'
+            for text, a, lo, hi, w in zip(texts, amounts, lower, upper, warnings, strict=True)
+        ).encode("utf-8")
+    table = {}
+    for name in plan.columns:
+        if name in BY_NAME:  # the validated value, typed as the schema says
+            values = [r[name] for r in records]
+            kind = BY_NAME[name].kind
+            typed = pa.string() if kind == CATEGORY else \
+                pa.int64() if kind == INTEGER else pa.float64()
+            if fmt == CSV:
+                table[name] = pa.array([_cell(v) for v in values], pa.string())
+            else:
+                table[name] = pa.array(values, typed)
+        else:
+            values = [o.get(name) for o in objects]
+            table[name] = pa.array([_cell(v) for v in values], pa.string()) if fmt == CSV \
+                else _carried_array(values)
+    out = pa.table(table) if table else pa.table({})
+    return encode_output(with_estimates(out, estimates), fmt, plan.inert)
+
+
+def _cell(value) -> str | None:
+    """A JSON value as a CSV cell: strings as they are, anything else as its JSON text."""
+    if value is None or isinstance(value, str):
+        return value
+    return _json_text(value)
+
+
+def _carried_array(values: list) -> pa.Array:
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed types: their JSON text
+        return pa.array([_cell(v) for v in values], pa.string())
+
+
+def _json_rejects(plan: Plan, rejects: list[Rejected]):
+    """The rejects of a JSON-lines chunk: a record echoed exactly as sent (``"row"``) when it
+    is within the echo limit, else cut, as ``"text"``, as is text that is no JSON."""
+    if plan.rejects_format == JSONL:
+        out = []
+        for r in rejects:
+            head = orjson.dumps({LINE: r.line, LAST_LINE: r.last_line, RUN_ROWS: r.rows,
+                                 PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in r.problems]
+                                 }).decode()
+            # The record exactly as sent, when it is one (a row) and short enough.
+            if r.row is not None and r.text is not None and len(r.text) <= ECHO_LIMIT:
+                out.append(f'{head[:-1]},"row":{r.text}}}\n')
+            else:  # text that is no JSON, or a record too long to echo whole: cut, as text
+                out.append(f'{head[:-1]},"text":{_json_text(cut_text(r.text))}}}\n')
+        return "".join(out).encode("utf-8")
+    listed = pa.list_(pa.string())
+    table = pa.table(reject_columns(
+        plan.rejects_format,
+        [r.line for r in rejects], [r.last_line for r in rejects], [r.rows for r in rejects],
+        pa.array([[f for f, _ in r.problems] for r in rejects], listed),
+        pa.array([[m for _, m in r.problems] for r in rejects], listed)))
+    table = table.append_column("record", pa.array([cut_text(r.text) for r in rejects],
+                                                   pa.string()))
+    return encode_output(table, plan.rejects_format, plan.inert)

@@ -15,9 +15,7 @@ EXTENSION_OF = {CSV: ".csv", JSONL: ".jsonl", PARQUET: ".parquet"}
 # Columns every output row gets, after the input's own.
 ESTIMATE, LOWER, UPPER, WARNINGS = "estimate", "likely_lower", "likely_upper", "warnings"
 OUTPUT_COLUMNS = (ESTIMATE, LOWER, UPPER, WARNINGS)
-# One problem a line (the training data checks' rejected.csv): its line, field and message.
 LINE, FIELD, MESSAGE = "line", "field", "message"
-PROBLEM_COLUMNS = (LINE, FIELD, MESSAGE)
 # Columns a tabular (CSV, Parquet) rejects file of the scorer puts before the rejected row's
 # own: one line a rejected row (or a run of identical rows), with all of its problems.
 LAST_LINE, RUN_ROWS, PROBLEM_FIELDS, PROBLEM_MESSAGES = "last_line", "rows", "fields", "messages"

@@ -37,7 +37,6 @@ from ..command_logs import log_to
 from ..core.model_card import sha256_of
 from ..core.schema import BY_NAME, FIELD_NAMES, typed_from_text, validate_record
 from ..errors import UsageError
-from ..scoring.formats import PROBLEM_COLUMNS
 from .data import TARGET, DataError
 from .data_fetch import fetch, parse_sha256
 from .drift_report import DRIFT_REPORT, Baseline, compare, log_report, read_card, summary
@@ -47,6 +46,8 @@ from .train import HOLDOUT_FRACTION
 log = logging.getLogger("insurance_charges.training.data_checks")
 
 EXPECTED_COLUMNS = (*FIELD_NAMES, TARGET)
+# rejected.csv: one problem a line (its line, field and message), then the refused row.
+PROBLEM_COLUMNS = ("line", "field", "message")
 ACCEPTED, REJECTED, REPORT = "accepted.csv", "rejected.csv", "report.json"
 REPORT_EXAMPLES = 20  # refused rows quoted in the report; rejected.csv has every one
 # The statuses DataError, UsageError and FetchError carry; 75 is sysexits' EX_TEMPFAIL.

@@ -64,7 +64,12 @@ def invoke(client, body: bytes, content_type: str, accept: str | None = None, **
 
 
 def api_batch(client, records) -> dict:
-    return client.post("/api/v1/predict", json=records).get_json()
+    return without_ids(client.post("/api/v1/predict", json=records).get_json())
+
+
+def without_ids(answer: dict) -> dict:
+    """The API's answer without its inference ids, which CSV and JSON-lines answers lack (yet)."""
+    return {k: v for k, v in answer.items() if k not in ("inference_id", "inference_ids")}
 
 
 def by_line(answer: dict, first_line: int) -> dict:
@@ -112,7 +117,7 @@ def test_lines_answered_as_json_are_the_apis_batch_answer_by_line(client, body, 
                                                                    first_line, accept):
     response = invoke(client, body, content_type, accept)
     assert response.status_code == 200 and response.mimetype == JSON
-    assert response.get_json() == by_line(api_batch(client, RECORDS), first_line)
+    assert without_ids(response.get_json()) == by_line(api_batch(client, RECORDS), first_line)
 
 
 @pytest.mark.parametrize("body, content_type", [
@@ -135,11 +140,12 @@ def test_json_lines_answers_are_the_apis_answer_for_each_record_alone(client, bo
     response = invoke(client, body, content_type, JSONL)
     assert response.status_code == 200 and response.mimetype == JSONL
     got = [json.loads(line) for line in response.data.decode().splitlines()]
-    assert got == [client.post("/api/v1/predict", json=r).get_json() for r in RECORDS[:40]]
+    assert got == [without_ids(client.post("/api/v1/predict", json=r).get_json())
+                   for r in RECORDS[:40]]
 
 
 def test_one_json_record_can_be_answered_as_csv_or_json_lines(client, record):
-    alone = client.post("/api/v1/predict", json=record).get_json()
+    alone = without_ids(client.post("/api/v1/predict", json=record).get_json())
     assert invoke(client, json.dumps(record).encode(), JSON, CSV).data == \
         f"{alone['prediction']!r}\n".encode()
     assert json.loads(invoke(client, json.dumps(record).encode(), JSON, JSONL).data) == alone
@@ -149,7 +155,8 @@ def test_one_json_record_can_be_answered_as_csv_or_json_lines(client, record):
     EXAMPLE_RECORD, RECORDS, [dict(EXAMPLE_RECORD, age="19")], {"age": 19}, [],
     [EXAMPLE_RECORD] * 10_001], ids=["record", "batch", "invalid", "missing", "empty", "10001"])
 def test_a_json_body_gets_exactly_the_apis_answer(client, body):
-    ours, theirs = (client.post(path, json=body) for path in ("/invocations", "/api/v1/predict"))
+    ours, theirs = (client.post(path, json=body, headers={"X-Request-ID": "same"})
+                    for path in ("/invocations", "/api/v1/predict"))
     assert (ours.status_code, ours.headers["Content-Type"], ours.data) == \
         (theirs.status_code, theirs.headers["Content-Type"], theirs.data)
 
@@ -203,7 +210,8 @@ def test_csv_may_be_sent_with_a_utf8_charset_and_unknown_headers_are_ignored(cli
         got = invoke(client, csv_body(RECORDS), content_type, **{
             "X-Amzn-SageMaker-Custom-Attributes": "c000b4f9-df62-4c85-a0bf-7c525f9104a4",
             "X-Amzn-SageMaker-Target-Model": "a.tar.gz", "X-Made-Up": "1"})
-        assert (got.status_code, got.data) == (200, plain.data)
+        assert (got.status_code, without_ids(got.get_json())) == \
+            (200, without_ids(plain.get_json()))
 
 
 @pytest.mark.parametrize("accept, expected", [

@@ -6,6 +6,7 @@ half-written file is never read); S3 gets one PutObject, which is atomic.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ class Directory:
                 out.write(data)
             os.replace(partial, final)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # no partial file, or no directory to hold one
+                partial.unlink(missing_ok=True)
             raise DestinationError(f"{final}: {exc.strerror or exc}") from None
 
     def __str__(self) -> str:

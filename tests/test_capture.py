@@ -179,8 +179,8 @@ def test_a_failing_destination_is_counted_retried_and_logged_once_a_minute(real_
     writer = CaptureWriter(flaky, 100, counts)
     writer.add("a", "/p", estimate(real_model, dict(EXAMPLE_RECORD)))
     caplog.set_level(logging.ERROR, "insurance_charges.capture")
-    with writer._lock:
-        writer._take_queue()
+    writer.drain()
+    with writer._shipping:
         writer._ship()
         writer._ship()  # the next interval: retried, still failing
     assert (counts.failed, counts.shipped, flaky.files) == (2, 0, {})
@@ -198,8 +198,8 @@ def test_past_the_backlog_bound_the_oldest_files_are_dropped_and_counted(real_mo
     writer = CaptureWriter(flaky, 100, counts)
     for name in ("first", "second"):
         writer.add(name, "/p", estimate(real_model, valid_records(3, seed=1)))
-        with writer._lock:
-            writer._take_queue()
+        writer.drain()
+        with writer._shipping:
             writer._ship()
     assert counts.dropped == 6 and [key for key, _, _ in writer._backlog] == []
     assert "dropped" in caplog.text and 'outcome="dropped"' in caplog.text
@@ -314,3 +314,13 @@ def test_a_capture_uri_names_a_directory_or_an_s3_prefix(uri, kind):
     assert type(destination).__name__ == kind
     if kind == "Directory":
         assert destination.root.is_absolute()  # resolved once, not against a later cwd
+
+
+def test_an_answers_lines_are_made_once_its_response_is_closed(tmp_path, real_model):
+    app = capturing_app(real_model, tmp_path)
+    writer = app.extensions["insurance_charges.capture"]
+    response = app.test_client().post("/api/v1/predict", json=valid_records(5, seed=1))
+    queued = len(writer._queue)
+    response.close()  # as gunicorn does once the last byte is sent
+    assert (queued, len(writer._queue), sum(writer._held_records.values())) == (1, 0, 5)
+    close_capture(app)

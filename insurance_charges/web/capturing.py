@@ -6,6 +6,7 @@ what is written, where and when is insurance_charges.capture's. Off unless CAPTU
 from __future__ import annotations
 
 from flask import Flask, current_app, g, request
+from werkzeug.wsgi import ClosingIterator
 
 from ..capture.destinations import DestinationError
 from ..capture.writer import CaptureWriter
@@ -26,8 +27,24 @@ def init_app(app: Flask) -> None:
     except DestinationError as exc:
         raise SettingsError(f"CAPTURE_URI={str(destination)!r}: {exc}") from None
     watch = watch_of(app)
-    app.extensions[_WRITER] = CaptureWriter(destination, percent,
-                                            watch.recorder if watch is not None else None)
+    writer = CaptureWriter(destination, percent, watch.recorder if watch is not None else None)
+    app.extensions[_WRITER] = writer
+    # Flask's documented way to wrap its WSGI app in middleware; mypy sees only a method.
+    app.wsgi_app = DrainAfterResponse(app.wsgi_app, writer)  # type: ignore[method-assign]
+
+
+class DrainAfterResponse:
+    """WSGI middleware: once the server has sent a response, the queued captures become lines.
+
+    The server closes the response after its last byte is sent, before this worker takes its
+    next request: formatting there delays no answer (capture/writer.py says why not a thread).
+    """
+
+    def __init__(self, wsgi_app, writer: CaptureWriter):
+        self.wsgi_app, self.writer = wsgi_app, writer
+
+    def __call__(self, environ, start_response):
+        return ClosingIterator(self.wsgi_app(environ, start_response), self.writer.drain)
 
 
 def capture_estimates(estimates) -> None:

@@ -7,15 +7,21 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devtools.records import valid_records
 from insurance_charges.capture import writer as writer_module
 from insurance_charges.capture.destinations import DestinationError, Directory, destination_of
 from insurance_charges.capture.lines import batch_lines, one_line
 from insurance_charges.capture.writer import CaptureWriter
-from insurance_charges.core.captures import (KEYS, capture_line, check_capture, is_sampled,
-                                             sampling_bucket)
+from insurance_charges.core.captures import (
+    KEYS,
+    capture_line,
+    check_capture,
+    is_sampled,
+    sampling_bucket,
+)
 from insurance_charges.core.estimates import estimate
 from insurance_charges.core.schema import EXAMPLE_RECORD
 from insurance_charges.settings import SettingsError
@@ -308,7 +314,8 @@ def test_shipped_records_are_counted_in_the_services_metrics(tmp_path, real_mode
     assert shipped() == before + 7
 
 
-@pytest.mark.parametrize("uri, kind", [("s3://b-1.x/p/q", "S3Prefix"), ("relative/dir", "Directory")])
+@pytest.mark.parametrize("uri, kind", [("s3://b-1.x/p/q", "S3Prefix"),
+                                       ("relative/dir", "Directory")])
 def test_a_capture_uri_names_a_directory_or_an_s3_prefix(uri, kind):
     destination = destination_of(uri)
     assert type(destination).__name__ == kind

@@ -17,7 +17,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .servers import BenchError, Service
@@ -101,7 +101,7 @@ def main() -> int:
         capturing.wait_healthy()
         batch_body = compact(valid_records(BATCH_ROWS, seed=42,
                                            ranges=plain.training_ranges()))
-        result = {"measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        result = {"measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                   "machine": host.machine(),
                   "capture_cost": measure(load, plain, capturing, directory, PREDICT_PATH,
                                           compact(EXAMPLE_RECORD), batch_body, BATCH_ROWS,

@@ -17,12 +17,12 @@ from pathlib import Path
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # A prefix of path segments in the characters S3 calls safe for keys; no empty, . or .. segment.
 _PREFIX = re.compile(r"[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*")
-# Each attempt to ship waits at most this for a connection and this for an answer: a capture
-# file is at most FILE_BYTES (writer.py), which S3 takes in well under READ_TIMEOUT.
-CONNECT_TIMEOUT, READ_TIMEOUT = 5, 20
-# botocore's standard retries: 3 attempts (its default) with jittered backoff, for throttling
-# and 5xx; a denial or a missing bucket fails at once. A file that still fails waits for the
-# next interval (writer.py), so more attempts here would only hold its thread longer.
+# Each attempt to ship waits at most aws.clients' 5 s for a connection and this for an
+# answer: a capture file is at most FILE_BYTES (writer.py), which S3 takes well within it.
+READ_TIMEOUT = 20
+# The client factory's standard retries with 3 attempts (botocore's default) rather than its 4:
+# a file that still fails waits for the next interval (writer.py), so more attempts here would
+# only hold the shipping thread longer, and the shutdown's 20 s budget with it.
 MAX_ATTEMPTS = 3
 
 
@@ -66,7 +66,7 @@ class Directory:
 
 
 class S3Prefix:
-    """Capture files under s3://bucket/prefix, through one boto3 client per process."""
+    """Capture files under s3://bucket/prefix, through one client per process (aws.clients)."""
 
     def __init__(self, bucket: str, prefix: str):
         self.bucket, self.prefix = bucket, prefix
@@ -80,12 +80,9 @@ class S3Prefix:
     def client(self):
         """This process's client (boto3 clients are not shared across a fork)."""
         if self._client is None or self._pid != os.getpid():
-            import boto3
-            from botocore.config import Config
+            from ..aws.clients import client
 
-            self._client = boto3.client("s3", config=Config(
-                connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
-                retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}))
+            self._client = client("s3", max_attempts=MAX_ATTEMPTS, read_timeout=READ_TIMEOUT)
             self._pid = os.getpid()
         return self._client
 

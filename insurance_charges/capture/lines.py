@@ -4,10 +4,11 @@
 of it formatting the time: 80 ms or more for a 10,000-record batch, twice the request itself.
 Here the time is formatted once, orjson writes a batch's records as one array of objects, and
 the separators between objects become newlines: about a third of the time (49 against 175 ms
-for 10,000 records, measured together). Every value is a number, null, a category word of the schema, an inference id (no
-braces) or the shared time, model version and path; when those shared texts hold no ``}``,
-``},{`` occurs only between records, so the bytes are ``capture_line``'s
-(tests/test_capture.py compares them), and otherwise each line is written by ``capture_line``.
+for 10,000 records, measured together). Every value is a number, null, a category word of the
+schema, an inference id (no braces) or the shared time, model version and path; when those
+shared texts hold no ``}``, ``},{`` occurs only between records, so the bytes are
+``capture_line``'s (tests/test_capture.py compares them), and otherwise each line is written by
+``capture_line``.
 """
 from __future__ import annotations
 

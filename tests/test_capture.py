@@ -331,3 +331,15 @@ def test_an_answers_lines_are_made_once_its_response_is_closed(tmp_path, real_mo
     response.close()  # as gunicorn does once the last byte is sent
     assert (queued, len(writer._queue), sum(writer._held_records.values())) == (1, 0, 5)
     close_capture(app)
+
+
+def test_sagemaker_bodies_of_lines_are_captured_under_their_positions(tmp_path, real_model):
+    app = capturing_app(real_model, tmp_path)
+    body = b"19,female,27.9,0,yes,southwest\n70,male,33.1,2,no,northeast\n"
+    answer = app.test_client().post("/invocations", data=body, headers={
+        "Content-Type": "text/csv", "Accept": "text/csv", "X-Request-ID": "sm"})
+    close_capture(app)
+    lines = captured_lines(tmp_path)
+    assert [(line["inference_id"], line["path"]) for line in lines] == [
+        ("sm-0", "/invocations"), ("sm-1", "/invocations")]
+    assert [line["estimate"] for line in lines] == [float(x) for x in answer.data.split()]

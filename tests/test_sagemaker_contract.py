@@ -137,18 +137,21 @@ def test_csv_answers_hold_one_estimate_per_record_in_input_order(client, body, c
     (json.dumps(RECORDS[:40]).encode(), JSON)], ids=["csv", "jsonlines", "json"])
 def test_json_lines_answers_are_the_apis_answer_for_each_record_alone(client, body,
                                                                       content_type):
-    response = invoke(client, body, content_type, JSONL)
+    response = invoke(client, body, content_type, JSONL, **{"X-Request-ID": "tx.9"})
     assert response.status_code == 200 and response.mimetype == JSONL
     got = [json.loads(line) for line in response.data.decode().splitlines()]
-    assert got == [without_ids(client.post("/api/v1/predict", json=r).get_json())
-                   for r in RECORDS[:40]]
+    assert got == [{**without_ids(client.post("/api/v1/predict", json=r).get_json()),
+                    "inference_id": f"tx.9-{i}"} for i, r in enumerate(RECORDS[:40])]
+    assert all(list(line)[-1] == "inference_id" for line in got)  # last, as the API's
 
 
 def test_one_json_record_can_be_answered_as_csv_or_json_lines(client, record):
-    alone = without_ids(client.post("/api/v1/predict", json=record).get_json())
+    same = {"X-Request-ID": "one"}
+    alone = client.post("/api/v1/predict", json=record, headers=same).get_json()
     assert invoke(client, json.dumps(record).encode(), JSON, CSV).data == \
         f"{alone['prediction']!r}\n".encode()
-    assert json.loads(invoke(client, json.dumps(record).encode(), JSON, JSONL).data) == alone
+    assert json.loads(invoke(client, json.dumps(record).encode(), JSON, JSONL,
+                             **same).data) == alone
 
 
 @pytest.mark.parametrize("body", [
@@ -641,27 +644,31 @@ def test_a_stop_under_serve_drains_and_still_ends_before_sagemakers_sigkill(tmp_
 
 EXAMPLE = re.compile(r"```sh\nprintf '(?P<body>[^']*)' \\\n  \| curl -s localhost:8080/invocations "
                      r"-H 'Content-Type: (?P<type>[^']+)'(?: -H 'Accept: (?P<accept>[^']+)')? "
+                     r"(?:-H 'X-Request-ID: (?P<request_id>[^']+)' )?"
                      r"--data-binary @-\n```\n```\w*\n(?P<answer>.*?)\n```", re.S)
 
 
 def documented_examples():
-    """(body, content type, accept, documented answer) for every /invocations example."""
+    """(body, content type, accept, documented answer, headers) for every /invocations
+    example."""
     page = (ROOT / "docs" / "deploy" / "sagemaker.md").read_text()
-    return [(m["body"].replace("\\n", "\n").encode(), m["type"], m["accept"], m["answer"])
+    return [(m["body"].replace("\\n", "\n").encode(), m["type"], m["accept"], m["answer"],
+             {"X-Request-ID": m["request_id"]} if m["request_id"] else {})
             for m in EXAMPLE.finditer(page)]
 
 
 def test_the_docs_show_csv_json_lines_and_error_examples():
-    accepts = [accept for _, _, accept, _ in documented_examples()]
+    accepts = [accept for _, _, accept, *_ in documented_examples()]
     assert accepts == [CSV, JSONL, None]
 
 
-@pytest.mark.parametrize("body, content_type, accept, documented", documented_examples(),
+@pytest.mark.parametrize("body, content_type, accept, documented, headers",
+                         documented_examples(),
                          ids=lambda value: value if isinstance(value, str) else "example")
 def test_the_documented_invocations_examples_are_what_the_service_answers(client, body,
                                                                           content_type, accept,
-                                                                          documented):
-    answer = invoke(client, body, content_type, accept).data.decode()
+                                                                          documented, headers):
+    answer = invoke(client, body, content_type, accept, **headers).data.decode()
     if accept in (CSV, JSONL):
         assert answer.splitlines() == documented.splitlines()
     else:

@@ -116,6 +116,7 @@ bench: $(VENV)/.dev  ## Benchmark the service as deployed (wrk), the Kafka consu
 	"$$VENV/bin/python" -m bench.run
 	"$$VENV/bin/python" -m bench.kafka --out bench/results/kafka.json
 	"$$VENV/bin/python" -m bench.worker
+	"$$VENV/bin/python" -m bench.capture_cost
 	@docker info >/dev/null 2>&1 || { echo "make bench needs a running Docker engine for the SageMaker figures (.ci/run shows how to start one)" >&2; exit 1; }
 	docker build -q -t insurance-charges:bench . >/dev/null
 	"$$VENV/bin/python" -m bench.invocations --image insurance-charges:bench \

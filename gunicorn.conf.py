@@ -105,7 +105,8 @@ def worker_abort(worker):
 
 @monitoring.guarded
 def worker_exit(server, worker):
-    """End a cleanly finished worker at once, skipping the interpreter's teardown."""
+    """Ship the worker's captures; end a cleanly finished worker at once, skipping the
+    interpreter's teardown."""
     # Tearing down a worker's interpreter frees the ~150 MB of objects it shares with the
     # master, copying every page it touches: 0.7-1.3 s measured here, and the master forks
     # the replacement only once the process is gone. When both workers recycle
@@ -115,6 +116,11 @@ def worker_exit(server, worker):
     # (recycling, SIGTERM) take this path; a worker that failed to boot keeps its exit
     # status, which the master acts on.
     exc = sys.exc_info()[1]
+    # First, whatever the exit: ship this worker's captures (docs/outcomes.md#capture), which
+    # the os._exit below would otherwise lose with the interpreter's atexit handlers.
+    from insurance_charges.web.capturing import close_capture
+
+    close_capture(server.app.wsgi())
     if worker.booted and isinstance(exc, SystemExit) and exc.code in (0, None):
         logging.shutdown()
         sys.stdout.flush()

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .aws.messages import Destination, parse_destination
+from .capture.destinations import Destination as CaptureDestination
+from .capture.destinations import destination_of
 from .core.estimates import MAX_BATCH_LIMIT
 from .errors import UserError
 from .paths import DEFAULT_MODEL_PATH
@@ -47,6 +49,11 @@ METRICS_HOST = "127.0.0.1"
 # mistyped IPv4 address such as 256.1.1.1 is refused rather than looked up).
 _HOST_NAME = re.compile(r"(?=.{1,253}\.?$)(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*"
                         r"(?!-)(?=[A-Za-z0-9-]*[A-Za-z-])[A-Za-z0-9-]{1,63}(?<!-)\.?")
+
+
+# A percentage in hundredths at most: sampling buckets are hundredths of a percent
+# (core/captures.SAMPLING_BUCKETS), so a finer value would not mean what it says.
+_PERCENT = re.compile(r"\d{1,3}(\.\d{1,2})?")
 
 
 class SettingsError(UserError, RuntimeError):
@@ -85,6 +92,9 @@ class Settings:
     # The largest object /worker/files scores; gunicorn's timeout in the worker environment
     # covers scoring one this size (docs/events.md#post-workerfiles).
     worker_max_file_mb: int = WORKER_MAX_FILE_MB
+    # Where every estimate is captured (capture/destinations.py); None: not captured.
+    capture: CaptureDestination | None = None
+    capture_percent: float = 100.0  # the share of inference ids captured (a hash of each)
 
 
 def _whole(low: int, high: int, fix: str) -> Callable[[str], int]:
@@ -208,6 +218,17 @@ def _metrics_host(text: str) -> str:
     return host
 
 
+def _capture_percent(text: str) -> float:
+    fix = ("set CAPTURE_PERCENT from 0 to 100, in hundredths at most (e.g. 100, 12.5 or "
+           "0.25), or unset it for 100")
+    if not _PERCENT.fullmatch(text.strip()):
+        raise ValueError(f"not a percentage; {fix}")
+    value = float(text.strip())
+    if value > 100:
+        raise ValueError(f"over 100; {fix}")
+    return value
+
+
 def parse_api_keys(text: str) -> tuple[str, ...]:
     """Split a comma-separated API_KEYS value; set but holding no key is refused."""
     keys = tuple(key.strip() for key in text.split(",") if key.strip())
@@ -250,6 +271,8 @@ def _parsers(cpus: int) -> dict[str, tuple[str, Callable]]:
         "WORKER_MAX_FILE_MB": ("worker_max_file_mb", _whole(
             1, WORKER_MAX_FILE_MB_LIMIT, f"set WORKER_MAX_FILE_MB from 1 to "
                                          f"{WORKER_MAX_FILE_MB_LIMIT} (megabytes)")),
+        "CAPTURE_URI": ("capture", destination_of),
+        "CAPTURE_PERCENT": ("capture_percent", _capture_percent),
     }
 
 

@@ -29,10 +29,38 @@ def test_api_predicts_one_record(client, record, real_model):
     response = post_json(client, record)
     assert response.status_code == 200
     body = response.get_json()
-    # The existing fields come first and unchanged; the likely range is added after them.
-    assert list(body) == ["prediction", "model_version", "warnings", "interval"]
+    # The existing fields come first and unchanged; the likely range and the id are added
+    # after them.
+    assert list(body) == ["prediction", "model_version", "warnings", "interval", "inference_id"]
     assert body["prediction"] == round(real_model.predict([record])[0], 2)
     assert body["model_version"] == real_model.version and body["warnings"] == []
+    assert body["inference_id"] == response.headers["X-Request-ID"]
+
+
+def test_a_callers_request_id_is_the_inference_id_of_its_one_record(client, record):
+    response = post_json(client, record, headers={"X-Request-ID": "claim-2026/0042"})
+    assert response.get_json()["inference_id"] == "claim-2026/0042"
+
+
+def test_a_batchs_inference_ids_are_the_request_id_and_each_position(client, record):
+    batch = [record, {**record, "smoker": "no"}, {**record, "age": 60}]
+    response = post_json(client, batch, headers={"X-Request-ID": "R.7"})
+    body = response.get_json()
+    assert list(body)[-1] == "inference_ids"
+    assert body["inference_ids"] == ["R.7-0", "R.7-1", "R.7-2"]
+
+
+def test_without_a_usable_request_id_the_ids_derive_from_the_one_the_service_made(client, record):
+    response = post_json(client, [record, record], headers={"X-Request-ID": "bad id!"})
+    made = response.headers["X-Request-ID"]
+    assert made != "bad id!"
+    assert response.get_json()["inference_ids"] == [f"{made}-0", f"{made}-1"]
+
+
+def test_predict_api_keeps_its_bare_number_and_its_id_is_the_request_id(client, record):
+    response = post_json(client, record, path="/predict_api", headers={"X-Request-ID": "legacy"})
+    assert isinstance(response.get_json(), float)
+    assert response.headers["X-Request-ID"] == "legacy"
 
 
 def test_api_predicts_a_batch_in_input_order(client, record, real_model):

@@ -21,5 +21,7 @@ def test_the_before_app_predicts_through_pipeline_predict_with_the_same_numbers(
 
     model = served_model(before)
     assert model.fast is None and model.pipeline is not None
-    old = before.test_client().post("/api/v1/predict", json=EXAMPLE_RECORD).get_json()
-    assert old == client.post("/api/v1/predict", json=EXAMPLE_RECORD).get_json()
+    same_id = {"X-Request-ID": "r-1"}
+    old = before.test_client().post("/api/v1/predict", json=EXAMPLE_RECORD,
+                                    headers=same_id).get_json()
+    assert old == client.post("/api/v1/predict", json=EXAMPLE_RECORD, headers=same_id).get_json()

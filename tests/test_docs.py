@@ -33,6 +33,7 @@ CITATION = re.compile(r"docs/(?P<page>[\w/.-]+?\.md)(?:#(?P<anchor>[\w-]+))?")
 README_HEADING = re.compile(r"(?<!/)\bREADME(?:\.md)?(?:'s\b|, *[\"“]| +[\"“])")
 EXAMPLE = re.compile(r"```sh\n(curl -s localhost:8000(?P<path>/\S+) .*?-d '(?P<body>.*?)')\n```\n"
                      r"```json\n(?P<answer>.*?)\n```", re.S)
+HEADER = re.compile(r"-H '([A-Za-z-]+): ([^']*)'")
 DATE = re.compile(r"\b(?:19|20)\d\d-(?:0[1-9]|1[0-2])\b")
 # A commit hash as git abbreviates it: 7 to 40 hex digits with at least one letter and one digit.
 COMMIT = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b")
@@ -99,28 +100,29 @@ def stale_marks(markdown_text: str) -> list[str]:
 # --- Examples: what the pages show is what the service answers --------------------------------
 
 def documented_examples():
-    """(page, path, request body, documented answer) for every curl example followed by JSON."""
+    """(page, path, request body, documented answer, headers) for every curl example followed
+    by JSON."""
     return [(page.relative_to(ROOT).as_posix(), m["path"], json.loads(m["body"]),
-             json.loads(m["answer"]))
+             json.loads(m["answer"]), dict(HEADER.findall(m[1])))
             for page in [README, *pages()]
             for m in EXAMPLE.finditer(page.read_text(encoding="utf-8"))]
 
 
 def test_the_api_page_shows_single_batch_legacy_and_error_examples():
-    paths = [path for page, path, _, _ in documented_examples() if page == "docs/api.md"]
+    paths = [path for page, path, *_ in documented_examples() if page == "docs/api.md"]
     assert paths.count("/api/v1/predict") >= 3 and "/predict_api" in paths
 
 
 def test_the_readme_shows_one_api_example():
-    assert [p for page, p, _, _ in documented_examples() if page == "README.md"] == [
+    assert [p for page, p, *_ in documented_examples() if page == "README.md"] == [
         "/api/v1/predict"]
 
 
-@pytest.mark.parametrize("page, path, body, documented", documented_examples(),
+@pytest.mark.parametrize("page, path, body, documented, headers", documented_examples(),
                          ids=lambda value: value if isinstance(value, str) else "example")
 def test_every_documented_api_example_is_what_the_service_answers(client, page, path, body,
-                                                                  documented):
-    assert client.post(path, json=body).get_json() == documented
+                                                                  documented, headers):
+    assert client.post(path, json=body, headers=headers).get_json() == documented
 
 
 def test_the_form_page_quotes_the_committed_cards_coverage_figures(real_model):

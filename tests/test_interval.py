@@ -107,7 +107,7 @@ def test_a_model_whose_card_has_no_interval_answers_without_one(real_model, reco
     app = create_app({"TESTING": True, "MODEL": dataclasses.replace(real_model, card=card)})
     client = app.test_client()
     assert list(client.post("/api/v1/predict", json=record).get_json()) == [
-        "prediction", "model_version", "warnings"]
+        "prediction", "model_version", "warnings", "inference_id"]
     assert "intervals" not in client.post("/api/v1/predict", json=[record]).get_json()
     html = client.post("/", data={k: str(v) for k, v in record.items()}).get_data(as_text=True)
     assert "Estimated yearly charges" in html and "Likely between" not in html

@@ -21,8 +21,8 @@ def estimates_of(amounts, lower=None, upper=None, *, batch=True, warnings=(), le
                      model_version="2026.11.22-gbr-0123abcd")
 
 
-def reference(estimates: Estimates) -> bytes:
-    return orjson.dumps(estimates.to_json())
+def reference(estimates: Estimates, request_id: str | None = None) -> bytes:
+    return orjson.dumps(estimates.to_json(request_id=request_id))
 
 
 WARNING = FieldError("/1/age", "age 70 is outside the ages seen in training (18 to 64)",
@@ -45,6 +45,27 @@ def test_answer_bytes_equal_orjsons_for_every_shape_of_answer(estimates):
     assert answer_json(estimates) == reference(estimates)
 
 
+@pytest.mark.parametrize("request_id", ["R", "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "a/b+c=d:e@f.g_h-",
+                                        "x" * 128])
+@pytest.mark.parametrize("estimates", [
+    estimates_of([1234.5], [1000.0], [2000.25], batch=False),
+    estimates_of([1234.5], batch=False),
+    estimates_of([1234.5, 7.0]),
+    estimates_of([1234.5], [1000.0], [2000.25]),
+    estimates_of([1234.5, 60000.07, 3.0], [1000.0, 50000.0, 2.0], [2000.25, 71234.99, 4.0],
+                 warnings=[WARNING]),
+], ids=["one", "one-without-range", "batch-without-ranges", "batch-of-one", "warned"])
+def test_answer_bytes_with_inference_ids_equal_orjsons(estimates, request_id):
+    assert answer_json(estimates, request_id) == reference(estimates, request_id)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"[A-Za-z0-9._:@/+=-]{1,128}", fullmatch=True), st.integers(1, 1200))
+def test_batch_ids_equal_orjsons_for_any_request_id_and_size(request_id, count):
+    estimates = estimates_of([1.0] * count, [0.5] * count, [2.0] * count)
+    assert answer_json(estimates, request_id) == reference(estimates, request_id)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(*[st.floats(0, 1e12, allow_nan=False)] * 3), min_size=1,
                 max_size=50).map(lambda rows: [sorted(row) for row in rows]))
@@ -58,4 +79,5 @@ def test_a_real_batch_answer_is_the_same_json_as_before(real_model):
     got = estimate(real_model, valid_records(2000, seed=11))
     assert got.lower is not None
     assert answer_json(got) == reference(got)
+    assert answer_json(got, "R") == reference(got, "R")
     assert orjson.loads(answer_json(got))["intervals"][1999]["upper"] == float(got.upper[1999])

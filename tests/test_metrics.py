@@ -123,8 +123,9 @@ def test_the_benchmarks_unmetered_app_answers_the_same_and_records_nothing(clien
 
     before = value("insurance_charges_estimates_total", model_version=real_model.version)
     plain = unmetered.test_client()
-    assert plain.post("/api/v1/predict", json=EXAMPLE_RECORD).get_json() == client.post(
-        "/api/v1/predict", json=EXAMPLE_RECORD).get_json()
+    same_id = {"X-Request-ID": "r-1"}
+    assert plain.post("/api/v1/predict", json=EXAMPLE_RECORD, headers=same_id).get_json() == \
+        client.post("/api/v1/predict", json=EXAMPLE_RECORD, headers=same_id).get_json()
     assert value("insurance_charges_estimates_total",
                  model_version=real_model.version) == before + 1  # the metered app's only
     assert plain.get("/api/v1/drift").status_code == 404

@@ -64,7 +64,12 @@ def invoke(client, body: bytes, content_type: str, accept: str | None = None, **
 
 
 def api_batch(client, records) -> dict:
-    return client.post("/api/v1/predict", json=records).get_json()
+    return without_ids(client.post("/api/v1/predict", json=records).get_json())
+
+
+def without_ids(answer: dict) -> dict:
+    """The API's answer without its inference ids, which CSV and JSON-lines answers lack (yet)."""
+    return {k: v for k, v in answer.items() if k not in ("inference_id", "inference_ids")}
 
 
 def by_line(answer: dict, first_line: int) -> dict:
@@ -112,7 +117,7 @@ def test_lines_answered_as_json_are_the_apis_batch_answer_by_line(client, body, 
                                                                    first_line, accept):
     response = invoke(client, body, content_type, accept)
     assert response.status_code == 200 and response.mimetype == JSON
-    assert response.get_json() == by_line(api_batch(client, RECORDS), first_line)
+    assert without_ids(response.get_json()) == by_line(api_batch(client, RECORDS), first_line)
 
 
 @pytest.mark.parametrize("body, content_type", [
@@ -132,24 +137,29 @@ def test_csv_answers_hold_one_estimate_per_record_in_input_order(client, body, c
     (json.dumps(RECORDS[:40]).encode(), JSON)], ids=["csv", "jsonlines", "json"])
 def test_json_lines_answers_are_the_apis_answer_for_each_record_alone(client, body,
                                                                       content_type):
-    response = invoke(client, body, content_type, JSONL)
+    response = invoke(client, body, content_type, JSONL, **{"X-Request-ID": "tx.9"})
     assert response.status_code == 200 and response.mimetype == JSONL
     got = [json.loads(line) for line in response.data.decode().splitlines()]
-    assert got == [client.post("/api/v1/predict", json=r).get_json() for r in RECORDS[:40]]
+    assert got == [{**without_ids(client.post("/api/v1/predict", json=r).get_json()),
+                    "inference_id": f"tx.9-{i}"} for i, r in enumerate(RECORDS[:40])]
+    assert all(list(line)[-1] == "inference_id" for line in got)  # last, as the API's
 
 
 def test_one_json_record_can_be_answered_as_csv_or_json_lines(client, record):
-    alone = client.post("/api/v1/predict", json=record).get_json()
+    same = {"X-Request-ID": "one"}
+    alone = client.post("/api/v1/predict", json=record, headers=same).get_json()
     assert invoke(client, json.dumps(record).encode(), JSON, CSV).data == \
         f"{alone['prediction']!r}\n".encode()
-    assert json.loads(invoke(client, json.dumps(record).encode(), JSON, JSONL).data) == alone
+    assert json.loads(invoke(client, json.dumps(record).encode(), JSON, JSONL,
+                             **same).data) == alone
 
 
 @pytest.mark.parametrize("body", [
     EXAMPLE_RECORD, RECORDS, [dict(EXAMPLE_RECORD, age="19")], {"age": 19}, [],
     [EXAMPLE_RECORD] * 10_001], ids=["record", "batch", "invalid", "missing", "empty", "10001"])
 def test_a_json_body_gets_exactly_the_apis_answer(client, body):
-    ours, theirs = (client.post(path, json=body) for path in ("/invocations", "/api/v1/predict"))
+    ours, theirs = (client.post(path, json=body, headers={"X-Request-ID": "same"})
+                    for path in ("/invocations", "/api/v1/predict"))
     assert (ours.status_code, ours.headers["Content-Type"], ours.data) == \
         (theirs.status_code, theirs.headers["Content-Type"], theirs.data)
 
@@ -203,7 +213,8 @@ def test_csv_may_be_sent_with_a_utf8_charset_and_unknown_headers_are_ignored(cli
         got = invoke(client, csv_body(RECORDS), content_type, **{
             "X-Amzn-SageMaker-Custom-Attributes": "c000b4f9-df62-4c85-a0bf-7c525f9104a4",
             "X-Amzn-SageMaker-Target-Model": "a.tar.gz", "X-Made-Up": "1"})
-        assert (got.status_code, got.data) == (200, plain.data)
+        assert (got.status_code, without_ids(got.get_json())) == \
+            (200, without_ids(plain.get_json()))
 
 
 @pytest.mark.parametrize("accept, expected", [
@@ -633,27 +644,31 @@ def test_a_stop_under_serve_drains_and_still_ends_before_sagemakers_sigkill(tmp_
 
 EXAMPLE = re.compile(r"```sh\nprintf '(?P<body>[^']*)' \\\n  \| curl -s localhost:8080/invocations "
                      r"-H 'Content-Type: (?P<type>[^']+)'(?: -H 'Accept: (?P<accept>[^']+)')? "
+                     r"(?:-H 'X-Request-ID: (?P<request_id>[^']+)' )?"
                      r"--data-binary @-\n```\n```\w*\n(?P<answer>.*?)\n```", re.S)
 
 
 def documented_examples():
-    """(body, content type, accept, documented answer) for every /invocations example."""
+    """(body, content type, accept, documented answer, headers) for every /invocations
+    example."""
     page = (ROOT / "docs" / "deploy" / "sagemaker.md").read_text()
-    return [(m["body"].replace("\\n", "\n").encode(), m["type"], m["accept"], m["answer"])
+    return [(m["body"].replace("\\n", "\n").encode(), m["type"], m["accept"], m["answer"],
+             {"X-Request-ID": m["request_id"]} if m["request_id"] else {})
             for m in EXAMPLE.finditer(page)]
 
 
 def test_the_docs_show_csv_json_lines_and_error_examples():
-    accepts = [accept for _, _, accept, _ in documented_examples()]
+    accepts = [accept for _, _, accept, *_ in documented_examples()]
     assert accepts == [CSV, JSONL, None]
 
 
-@pytest.mark.parametrize("body, content_type, accept, documented", documented_examples(),
+@pytest.mark.parametrize("body, content_type, accept, documented, headers",
+                         documented_examples(),
                          ids=lambda value: value if isinstance(value, str) else "example")
 def test_the_documented_invocations_examples_are_what_the_service_answers(client, body,
                                                                           content_type, accept,
-                                                                          documented):
-    answer = invoke(client, body, content_type, accept).data.decode()
+                                                                          documented, headers):
+    answer = invoke(client, body, content_type, accept, **headers).data.decode()
     if accept in (CSV, JSONL):
         assert answer.splitlines() == documented.splitlines()
     else:

@@ -53,7 +53,8 @@ def test_every_variable_the_service_reads_is_listed():
                            "SAGEMAKER_MAX_PAYLOAD_IN_MB", "MODEL_URI",
                            "MODEL_STORE", "METRICS_PORT", "METRICS_HOST",
                            "PROMETHEUS_MULTIPROC_DIR", "WORKER_RESULTS",
-                           "WORKER_SCORED_URI", "WORKER_MAX_FILE_MB")
+                           "WORKER_SCORED_URI", "WORKER_MAX_FILE_MB", "CAPTURE_URI",
+                           "CAPTURE_PERCENT")
 
 
 def test_sagemakers_port_and_payload_limit_default_to_8080_and_6_mb():
@@ -128,6 +129,19 @@ def test_an_unusable_model_public_key_is_refused(tmp_path, content, message):
     ("HOST", "10.0.0.0/8", "HOST='10.0.0.0/8': neither"),
     ("HOST", "caf\u00e9.example", "HOST='caf\u00e9.example': neither"),
     ("HOST", "a;touch F", "HOST='a;touch F': neither"),
+    ("CAPTURE_PERCENT", "101", "CAPTURE_PERCENT='101': over 100; set CAPTURE_PERCENT from 0 to "
+                               "100, in hundredths at most"),
+    ("CAPTURE_PERCENT", "-1", "CAPTURE_PERCENT='-1': not a percentage; set CAPTURE_PERCENT"),
+    ("CAPTURE_PERCENT", "12.345", "CAPTURE_PERCENT='12.345': not a percentage"),
+    ("CAPTURE_PERCENT", "half", "CAPTURE_PERCENT='half': not a percentage"),
+    ("CAPTURE_PERCENT", "nan", "CAPTURE_PERCENT='nan': not a percentage"),
+    ("CAPTURE_PERCENT", "1e2", "CAPTURE_PERCENT='1e2': not a percentage"),
+    ("CAPTURE_URI", "s3://No_Such/x", "CAPTURE_URI='s3://No_Such/x': 'No_Such' is not an S3 "
+                                      "bucket name"),
+    ("CAPTURE_URI", "s3://", "CAPTURE_URI='s3://': '' is not an S3 bucket name"),
+    ("CAPTURE_URI", "s3://bucket/a/../b", "CAPTURE_URI='s3://bucket/a/../b': the prefix must be "
+                                          "path segments"),
+    ("CAPTURE_URI", "s3://bucket/a b", "CAPTURE_URI='s3://bucket/a b': the prefix must be"),
 ])
 def test_an_unusable_value_is_refused_naming_it_and_what_to_set(name, value, message):
     with pytest.raises(SettingsError) as raised:
@@ -147,7 +161,22 @@ def test_without_host_the_service_listens_on_this_machine_only():
     assert from_environ({}, cpus=1).host == "127.0.0.1" == from_environ({"HOST": ""}).host
 
 
-@pytest.mark.parametrize("name", ["PORT", "WEB_CONCURRENCY", "MAX_BATCH", "LOG_LEVEL"])
+@pytest.mark.parametrize("text, percent", [("0", 0.0), ("100", 100.0), (" 12.5 ", 12.5),
+                                           ("0.01", 0.01), ("7", 7.0)])
+def test_capture_percent_is_0_to_100_in_hundredths(text, percent):
+    assert from_environ({"CAPTURE_PERCENT": text}, cpus=1).capture_percent == percent
+
+
+def test_capture_is_off_unless_a_uri_is_set_and_takes_a_directory_or_an_s3_prefix(tmp_path):
+    assert from_environ({}, cpus=1).capture is None
+    assert from_environ({"CAPTURE_URI": str(tmp_path)}, cpus=1).capture.root == tmp_path
+    s3 = from_environ({"CAPTURE_URI": "s3://claims-bucket/captures/"}, cpus=1).capture
+    assert (s3.bucket, s3.prefix, str(s3)) == ("claims-bucket", "captures",
+                                               "s3://claims-bucket/captures")
+
+
+@pytest.mark.parametrize("name", ["PORT", "WEB_CONCURRENCY", "MAX_BATCH", "LOG_LEVEL",
+                                  "CAPTURE_URI", "CAPTURE_PERCENT"])
 def test_an_empty_value_counts_as_unset(name):
     assert from_environ({name: ""}, cpus=2) == from_environ({}, cpus=2)
 

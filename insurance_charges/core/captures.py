@@ -1,6 +1,6 @@
 """The capture record: what the service keeps of one estimate, as one JSON line (no Flask here).
 
-The capture writer (issue 23, item 2: not built yet) writes one line per estimate with
+The capture writer (insurance_charges/capture/) writes one line per estimate with
 ``capture_line``; ``python -m insurance_charges.outcomes join`` reads them back with
 ``check_capture``. Both use this module, so the format is spelled out once:
 
@@ -13,6 +13,7 @@ The capture writer (issue 23, item 2: not built yet) writes one line per estimat
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Mapping
@@ -32,6 +33,9 @@ LONGEST_TEXT = 200
 # such numbers stay finite (1e18) when the report adds them up.
 LARGEST_AMOUNT = 1e9
 TIME_TEXT = 40  # "2026-12-07T13:52:28.123456+00:00" is 32 characters
+
+# CAPTURE_PERCENT is kept in hundredths of a percent: sampling buckets run 0 to 9,999.
+SAMPLING_BUCKETS = 10_000
 
 KEYS: tuple[str, ...] = ("inference_id", "time", "model_version", "path", *FIELD_NAMES,
                          "estimate", "low", "high")
@@ -53,6 +57,24 @@ class CaptureRecord(TypedDict):
     estimate: float
     low: float | None
     high: float | None
+
+
+def inference_ids(request_id: str, count: int, batch: bool) -> list[str]:
+    """The ids of one answer's estimates: the request id for one record, ``R-0``, ``R-1``, ...
+    for a batch (in input order)."""
+    return [f"{request_id}-{i}" for i in range(count)] if batch else [request_id]
+
+
+def sampling_bucket(inference_id: str) -> int:
+    """Where an id falls in 0 to 9,999: the first 8 bytes of its UTF-8's SHA-256, big-endian,
+    modulo 10,000; a client can compute it to know whether its estimate was captured."""
+    digest = hashlib.sha256(inference_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % SAMPLING_BUCKETS
+
+
+def is_sampled(inference_id: str, percent: float) -> bool:
+    """Whether CAPTURE_PERCENT ``percent`` captures this id: its bucket is below percent x 100."""
+    return sampling_bucket(inference_id) < round(percent * SAMPLING_BUCKETS / 100)
 
 
 def utc_text(moment: datetime) -> str:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import interval
+from .captures import inference_ids
 from .schema import EXAMPLE_RECORD, FieldError
 from .validation import (
     Locate,
@@ -81,17 +82,22 @@ class Estimates:
     warnings: list[FieldError]
     model_version: str
 
-    def to_json(self, intervals: bool = True) -> dict[str, Any]:
-        """The API's answer: ``prediction`` for one record, ``predictions`` for a batch."""
+    def to_json(self, intervals: bool = True, request_id: str | None = None) -> dict[str, Any]:
+        """The API's answer: ``prediction`` for one record, ``predictions`` for a batch; with
+        ``request_id``, the estimates' ids last (core/captures.inference_ids)."""
         # intervals=False: a batch's answer without its likely ranges (json_bytes adds them)
         warnings = [w.as_dict() for w in self.warnings]
+        ids: dict[str, Any] = {}
+        if request_id is not None:
+            named = inference_ids(request_id, len(self.amounts), self.batch)
+            ids = {"inference_ids": named} if self.batch else {"inference_id": named[0]}
         if not self.batch:
             body = {"prediction": float(self.amounts[0]), "model_version": self.model_version,
                     "warnings": warnings}
             if self.lower is not None and self.upper is not None:
                 body["interval"] = {"lower": float(self.lower[0]), "upper": float(self.upper[0]),
                                     "level": self.level}
-            return body
+            return {**body, **ids}
         body = {"predictions": self.amounts.tolist(), "model_version": self.model_version,
                 "warnings": warnings}
         if self.lower is not None and self.upper is not None and intervals:
@@ -99,7 +105,7 @@ class Estimates:
             bounds = zip(self.lower.tolist(), self.upper.tolist(), strict=True)
             body["intervals"] = [{"lower": low, "upper": high, "level": level}
                                  for low, high in bounds]
-        return body
+        return {**body, **ids}
 
 
 def estimate(model: Estimator, body: Any, *, max_batch: int = MAX_BATCH_LIMIT) -> Estimates:

@@ -49,6 +49,13 @@ ESTIMATE_DOLLARS = Histogram(
 PROBLEMS = Counter(
     "insurance_charges_problems", "4xx answers, by problem type (/docs#problem-<type>).",
     ["problem_type", "http_response_status_code"])
+CAPTURE_RECORDS = Counter(
+    "insurance_charges_capture_records",
+    "Captured records (CAPTURE_URI) by outcome: shipped in a file, or dropped (the backlog of "
+    "unshipped files was full, or the destination failed at shutdown).", ["outcome"])
+CAPTURE_FAILURES = Counter(
+    "insurance_charges_capture_ship_failures",
+    "Attempts to ship a capture file that failed; the file is retried the next minute.")
 # The values served per training bin (insurance_charges_drift_values_total) are counted in
 # tally.py, not here: seven per record would cost more than every other metric together.
 
@@ -67,8 +74,8 @@ STARTUP_CHECK = Gauge(
     ["check"], multiprocess_mode="max")
 
 ALL = (REQUEST_DURATION, ACTIVE_REQUESTS, ESTIMATES, OUT_OF_RANGE, REQUEST_RECORDS,
-       ESTIMATE_DOLLARS, PROBLEMS, MODEL_INFO, MODEL_LOAD_SECONDS, START_TIME,
-       STARTUP_CHECK)
+       ESTIMATE_DOLLARS, PROBLEMS, CAPTURE_RECORDS, CAPTURE_FAILURES, MODEL_INFO,
+       MODEL_LOAD_SECONDS, START_TIME, STARTUP_CHECK)
 
 
 def observe_many(histogram, counts, total: float) -> None:

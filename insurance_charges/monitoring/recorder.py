@@ -109,6 +109,18 @@ class Recorder:
         """One 4xx answer."""
         self._child(self.m.PROBLEMS, problem_type, str(status)).inc()
 
+    def capture_shipped(self, records: int) -> None:
+        """Captured records shipped in a file (capture/writer.py counts through these)."""
+        self._child(self.m.CAPTURE_RECORDS, "shipped").inc(records)
+
+    def capture_dropped(self, records: int) -> None:
+        """Captured records dropped: never shipped, and never silently."""
+        self._child(self.m.CAPTURE_RECORDS, "dropped").inc(records)
+
+    def capture_failed(self) -> None:
+        """One failed attempt to ship a capture file."""
+        self.m.CAPTURE_FAILURES.inc()
+
     def estimates(self, estimates, route: str) -> None:
         """One answer's records: counts, batch size, estimates, bins and warnings."""
         count = len(estimates.records)

@@ -29,7 +29,8 @@ def config_from(settings: settings_module.Settings) -> dict[str, Any]:
             "MAX_PAYLOAD_MB": settings.max_payload_mb, "WORKERS": settings.workers,
             "METRICS_DIR": settings.metrics_dir, "WORKER_RESULTS": settings.worker_results,
             "WORKER_SCORED_URI": settings.worker_scored,
-            "WORKER_MAX_FILE_MB": settings.worker_max_file_mb}
+            "WORKER_MAX_FILE_MB": settings.worker_max_file_mb,
+            "CAPTURE": settings.capture, "CAPTURE_PERCENT": settings.capture_percent}
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -52,6 +53,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     from . import (
         api,
+        capturing,
         drift_views,
         errors,
         form_views,
@@ -67,6 +69,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     started = time.perf_counter()
     app.extensions[_MODEL_KEY] = app.config.pop("MODEL", None) or _load(app.config)
     observe.init_app(app, time.perf_counter() - started)
+    capturing.init_app(app)
     errors.init_app(app)
     security.init_app(app)
     app.register_blueprint(api.bp)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import orjson
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, g, jsonify
 
 from ..core.estimates import Estimates, InvalidRecords, TooManyRecords, estimate
 from ..core.json_bytes import answer_json
 from ..core.problems import ERROR_BYTES_FLOOR, refusal_parts
 from . import served_model
+from .capturing import capture_estimates
 from .errors import HttpProblem
 from .json_body import read_json
 from .observe import record_estimates
@@ -22,8 +23,8 @@ def answer(body) -> Response:
 
 
 def answer_estimates(estimates: Estimates) -> Response:
-    """The core's estimates as the API's JSON answer."""
-    return json_response(answer_json(estimates))
+    """The core's estimates as the API's JSON answer, with their inference ids."""
+    return json_response(answer_json(estimates, g.request_id))
 
 
 def json_response(data: bytes) -> Response:
@@ -46,6 +47,7 @@ def estimate_body(body, size: int) -> Estimates:
     except InvalidRecords as exc:
         raise refusal(exc, size) from None
     record_estimates(estimates)
+    capture_estimates(estimates)
     return estimates
 
 
@@ -57,7 +59,8 @@ def predict():
 
 @bp.post("/predict_api")
 def predict_api():
-    """The tutorials' contract: one record in, the bare predicted number out."""
+    """The tutorials' contract: one record in, the bare predicted number out (its inference id
+    is the request id, in the X-Request-ID header)."""
     body, size = read_json()
     if isinstance(body, list):
         raise HttpProblem(422, "send one record as a JSON object; batches go to /api/v1/predict",

@@ -1,12 +1,14 @@
 """The web form: six fields, a readable estimate, every problem shown beside its field."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, g, render_template, request
 
+from ..core.captures import inference_ids
 from ..core.estimates import InvalidRecords, estimate
 from ..core.explain import explain
 from ..core.schema import FIELDS
 from . import charts, served_model
+from .capturing import capture_estimates
 from .form_parsing import messages, typed_values
 from .formatting import about, money
 from .observe import record_estimates
@@ -48,9 +50,11 @@ def submit():
     except InvalidRecords as exc:
         return _page(values, messages(exc.errors, request.form), status=422)
     record_estimates(person)
+    capture_estimates(person)
     why = explain(served_model(), person)  # what-ifs and curves: one more batch call
     return _page(values, {}, result={"amount": money(why.estimate),
                                      "warnings": [w.message for w in person.warnings],
                                      "record": person.records[0], "why": why,
+                                     "inference_id": inference_ids(g.request_id, 1, False)[0],
                                      "charts": charts.figures(why.curves)})
 

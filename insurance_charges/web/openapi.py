@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from flask import Blueprint, current_app, jsonify, render_template
 
+from ..core.captures import INFERENCE_ID
 from ..core.schema import CATEGORY, EXAMPLE_RECORD, FIELD_NAMES, FIELDS, INTEGER
 from ..monitoring import drift as drift_rules
 from ..monitoring.state import SOURCE as DRIFT_SOURCE
@@ -49,6 +50,10 @@ def schemas(max_batch: int) -> dict:
     warnings = {"type": "array", "items": {"$ref": REF + "Notice"},
                 "description": "Values outside the range seen in training (extrapolations)."}
     interval = {"$ref": REF + "Interval"}
+    inference_id = {"type": "string", "pattern": INFERENCE_ID.pattern, "description":
+                    "Names this estimate, to match its bill later: the request id (the "
+                    "`X-Request-ID` header sent, if it is 1 to 128 of `A-Za-z0-9._:@/+=-`, "
+                    "else one the service makes, echoed in that response header)."}
     return {
         "Record": {"type": "object", "title": "Record", "required": list(FIELD_NAMES),
                    "properties": {f.name: _field_schema(f) for f in FIELDS},
@@ -56,20 +61,30 @@ def schemas(max_batch: int) -> dict:
         "Batch": {"type": "array", "items": {"$ref": REF + "Record"},
                   "minItems": 1, "maxItems": max_batch},
         "Notice": pointer_message,
-        "Prediction": {"type": "object", "required": ["prediction", "model_version", "warnings"],
+        "Prediction": {"type": "object",
+                       "required": ["prediction", "model_version", "warnings", "inference_id"],
                        "properties": {"prediction": {"type": "number", "description":
                                                      "Estimated yearly charges in US dollars"},
                                       "model_version": {"type": "string"},
-                                      "warnings": warnings, "interval": interval}},
+                                      "warnings": warnings, "interval": interval,
+                                      "inference_id": inference_id}},
         "BatchPrediction": {"type": "object",
-                            "required": ["predictions", "model_version", "warnings"],
+                            "required": ["predictions", "model_version", "warnings",
+                                         "inference_ids"],
                             "properties": {"predictions": {"type": "array",
                                                            "items": {"type": "number"}},
                                            "model_version": {"type": "string"},
                                            "warnings": warnings,
                                            "intervals": {"type": "array", "items": interval,
                                                          "description": "One per record, in "
-                                                         "the order of predictions."}}},
+                                                         "the order of predictions."},
+                                           "inference_ids": {
+                                               "type": "array",
+                                               "items": {"type": "string",
+                                                         "pattern": INFERENCE_ID.pattern},
+                                               "description": "One per record, in the order "
+                                               "of predictions: `R-0`, `R-1`, ... where `R` is "
+                                               "the request id (see `inference_id`)."}}},
         "Interval": {"type": "object", "required": ["lower", "upper", "level"],
                      "description": "The likely range: the charges of about `level` (0.8: 8 "
                      "in 10) of people with these facts fall between `lower` and `upper` US "
@@ -178,8 +193,9 @@ def build_document(max_batch: int, max_bytes: int) -> dict:
                 "description": "An object gives `prediction`; an array of 1 to "
                                f"{max_batch} records gives `predictions`, in input order. "
                                "Each estimate comes with its likely range (80% prediction "
-                               "interval): "
-                               "`interval`, or `intervals` for a batch.",
+                               "interval): `interval`, or `intervals` for a batch, and its id: "
+                               "`inference_id`, or `inference_ids` for a batch (derived from "
+                               "`X-Request-ID`: `R`, or `R-0`, `R-1`, ...).",
                 "requestBody": _body({"oneOf": [{"$ref": REF + "Record"},
                                                 {"$ref": REF + "Batch"}]}, EXAMPLE_RECORD),
                 "responses": {"200": {"description": "The estimate(s)", **_json(
@@ -188,7 +204,8 @@ def build_document(max_batch: int, max_bytes: int) -> dict:
             "/predict_api": {"post": {
                 "operationId": "predictLegacy", "summary": "Tutorial-compatible: the bare number",
                 "description": "Kept for clients of the tutorials' service: one record in, "
-                               "the predicted charges out as a bare JSON number.",
+                               "the predicted charges out as a bare JSON number. Its inference "
+                               "id is the request id, in the `X-Request-ID` response header.",
                 "requestBody": _body({"$ref": REF + "Record"}, EXAMPLE_RECORD),
                 "responses": {"200": {"description": "Estimated yearly charges in US dollars",
                                       **_json({"type": "number"})}, **bad_body}}},

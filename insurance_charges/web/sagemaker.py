@@ -8,7 +8,7 @@ problem+json: 406 for an ``Accept`` no answer fits, 415 for a body type it does 
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..core.estimates import InvalidRecords
@@ -19,6 +19,7 @@ from ..platforms.sagemaker.decoding import Unreadable
 from ..platforms.sagemaker.jsonlines_body import read_jsonlines
 from ..settings import MB
 from . import api, served_model
+from .capturing import capture_estimates
 from .errors import HttpProblem, listed_within, totals
 from .json_body import check_encoding, read_json
 from .observe import record_estimates
@@ -96,8 +97,9 @@ def invocations():
             raise api.refusal(exc, len(raw)) from None
         estimates, lines = estimate_lines(served_model(), decoded), decoded.lines
         record_estimates(estimates)
+        capture_estimates(estimates)
     if answer == encoding.JSON:
         return api.answer_estimates(estimates)
     body = encoding.as_csv(estimates) if answer == encoding.CSV else \
-        encoding.as_jsonlines(estimates, lines)
+        encoding.as_jsonlines(estimates, lines, g.request_id)
     return current_app.response_class(body, mimetype=answer)

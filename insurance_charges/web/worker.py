@@ -12,7 +12,7 @@ import logging
 import re
 
 import orjson
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from ..aws.messages import MAX_MESSAGE_BYTES, Destination, PublishError, messaging_client, publish
 from ..core.json_bytes import answer_json
@@ -51,7 +51,7 @@ def estimates():
     message_id = _message_id()
     try:
         outcome = {"status": 200, "estimates": orjson.Fragment(answer_json(
-            estimate_body(*read_json())))}
+            estimate_body(*read_json()), g.request_id))}
     except HttpProblem as problem:
         if problem.status not in PERMANENT:
             raise

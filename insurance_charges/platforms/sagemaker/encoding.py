@@ -59,8 +59,10 @@ def as_csv(estimates: Estimates) -> bytes:
     return ("\n".join(map(repr, amounts)) + "\n").encode("ascii") if amounts else b""
 
 
-def as_jsonlines(estimates: Estimates, lines: np.ndarray | None = None) -> bytes:
-    """One object per line: the API's answer for that record alone."""
+def as_jsonlines(estimates: Estimates, lines: np.ndarray | None = None,
+                 request_id: str | None = None) -> bytes:
+    """One object per line: the API's answer for that record alone; with ``request_id``, its
+    inference id last (``R-<position>`` in a batch, core/captures.inference_ids)."""
     locate = record_of(estimates, lines)
     warnings: dict[int, list] = {}
     for warning in estimates.warnings:
@@ -70,16 +72,22 @@ def as_jsonlines(estimates: Estimates, lines: np.ndarray | None = None) -> bytes
     # a dict each); numbers as repr writes them, the shortest exact form, as orjson does.
     version = orjson.dumps(estimates.model_version).decode().replace("%", "%%")
     head = '{"prediction":%r,"model_version":' + version
+    # The id's text as orjson writes it, written once; a batch's positions go in with %d.
+    ids = "" if request_id is None else ',"inference_id":' + (
+        orjson.dumps(request_id).decode()[:-1].replace("%", "%%") + '-%d"' if estimates.batch
+        else orjson.dumps(request_id).decode().replace("%", "%%"))
+    positions = ids.count("%d")  # 1: each row's position fills the id
     amounts = estimates.amounts.tolist()
     lower, upper = estimates.lower, estimates.upper
     if lower is None or upper is None:
-        rows = [(head + ',"warnings":%s}\n') % (a, _json(warnings.get(i, [])))
+        template = head + ',"warnings":%s' + ids + '}\n'
+        rows = [template % ((a, _json(warnings.get(i, [])), i)[:2 + positions])
                 for i, a in enumerate(amounts)]
     else:
         template = head + (',"warnings":%s,"interval":{"lower":%r,"upper":%r,"level":'
-                           + repr(estimates.level) + '}}\n')
+                           + repr(estimates.level) + '}' + ids + '}\n')
         bounds = zip(amounts, lower.tolist(), upper.tolist(), strict=True)
-        rows = [template % (a, _json(warnings.get(i, [])), low, high)
+        rows = [template % ((a, _json(warnings.get(i, [])), low, high, i)[:4 + positions])
                 for i, (a, low, high) in enumerate(bounds)]
     return "".join(rows).encode("utf-8")
 

@@ -17,11 +17,14 @@ from .launch import IMAGE_BY_DIGEST, JOB_NAME, ROLE_ARN, LaunchError, check, req
 from .training_job import HOLDOUT, SECRET_VARIABLE, TRAINING, TrainingJobError, \
     check_hyperparameters
 
-# 2 vCPUs and 8 GiB: training measured 111 s and a 1.2 GiB peak (the process and its joblib
-# workers together) on 2 shared cores (docs/deploy/sagemaker-training.md#instance-type).
+# 2 vCPUs and 8 GiB: a full training run peaked at 932 MiB (the command and its joblib workers
+# together), so 8 GiB is 8 times that; its time is CPU-bound (about 30 s on 2 idle cores, 322 s
+# on 2 cores shared at load 8.5), and more vCPUs would only shorten a run that is already
+# short (docs/deploy/sagemaker-training.md#instance-type).
 TRAINING_INSTANCE_TYPE = "ml.m5.large"
-# The job's whole life, download and upload included: 30 times the measured training time, so
-# a slow instance or a larger data set finishes, and a stuck job is stopped within the hour.
+# The job's whole life, download and upload included: 11 times the slowest run measured (322 s
+# on a machine shared at load 8.5), so a slow instance or a larger data set finishes, and a
+# stuck job is stopped within the hour.
 MAX_RUNTIME_S = 3600
 # The instance's volume holds the channels and /opt/ml/model: a few MB here. 5 GB leaves room
 # for data sets a thousand times this one.

@@ -140,7 +140,7 @@ def test_serve_serves_what_train_wrote_with_the_key_made_trusted(image, trained,
         committed = client.post("/api/v1/predict", json=records).get_json()["predictions"]
         # Sane: the same data and estimator family as the committed model, so within 15% of
         # its estimates, and a smoker costs more.
-        assert all(abs(r - c) <= 0.15 * c for r, c in zip(retrained, committed))
+        assert all(abs(r - c) <= 0.15 * c for r, c in zip(retrained, committed, strict=True))
         assert retrained[1] > retrained[0]
     finally:
         remove(name)

@@ -1,4 +1,4 @@
-"""SageMaker's training-container contract: ``docker run IMAGE train`` reads /opt/ml, writes a model.
+"""SageMaker's training-container contract: `docker run IMAGE train` reads /opt/ml, writes a model.
 
 SageMaker (docs/deploy/sagemaker-training.md, which cites AWS's pages) puts each input channel's
 files in ``/opt/ml/input/data/<channel>/``, the job's hyperparameters (every value a string) in
@@ -22,9 +22,10 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any
 
 from ... import cli_runner
 from ...errors import UserError
@@ -132,7 +133,7 @@ def check_hyperparameters(given: dict) -> JobSettings:
     from ...training.train import CANDIDATES, TrainingOptions
 
     defaults = TrainingOptions()
-    readers: dict[str, Callable[[str], object]] = {
+    readers: dict[str, Callable[[str], Any]] = {
         "seed": lambda text: _integer("seed", text, 0, 2**32 - 1),  # numpy's seed range
         "folds": lambda text: _integer("folds", text, 2, MAX_FOLDS),
         "candidates": lambda text: _candidates(text, CANDIDATES),
@@ -144,18 +145,16 @@ def check_hyperparameters(given: dict) -> JobSettings:
     if unknown:
         raise TrainingJobError(f"unknown hyperparameter {unknown[0][:QUOTED_CHARS]!r}; this "
                                f"image takes {', '.join(readers)}")
-    values = {}
+    values: dict[str, Any] = {"seed": defaults.seed, "folds": defaults.folds,
+                              "candidates": defaults.candidates,
+                              "interval_level": defaults.interval_level, "max_rejected": 0,
+                              "data_sha256": None}
     for name, value in given.items():
         if not isinstance(value, str):  # SageMaker passes strings; anything else is not its file
             raise TrainingJobError(f"hyperparameter {name}: {type(value).__name__} value; "
                                    "SageMaker passes every value as a string")
         values[name] = readers[name](value)
-    return JobSettings(seed=values.get("seed", defaults.seed),
-                       folds=values.get("folds", defaults.folds),
-                       candidates=values.get("candidates", defaults.candidates),
-                       interval_level=values.get("interval_level", defaults.interval_level),
-                       max_rejected=values.get("max_rejected", 0),
-                       data_sha256=values.get("data_sha256"))
+    return JobSettings(**values)
 
 
 def _sha256(text: str) -> str:
@@ -239,7 +238,7 @@ def check_writable(directory: Path) -> None:
             f"runs as {IMAGE_USER}: mount it owned by (or open to) that user") from None
 
 
-def signing_key(environ: Mapping[str, str], secrets_client: Callable[[], object]):
+def signing_key(environ: Mapping[str, str], secrets_client: Callable[[], Any]):
     """The Ed25519 key that signs the model, read from Secrets Manager; never shown anywhere."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -291,8 +290,8 @@ def _secrets_client():
 
 
 def run_job(paths: JobPaths, environ: Mapping[str, str],
-            secrets_client: Callable[[], object] = _secrets_client) -> dict:
-    """Check the mounts and inputs, check the data, train, sign; the model lands in /opt/ml/model."""
+            secrets_client: Callable[[], Any] = _secrets_client) -> dict:
+    """Check the mounts, the inputs and the data; train and sign into /opt/ml/model."""
     from ...training import train
 
     check_writable(paths.output)  # the failure file's place first: the rest can then be told

@@ -9,13 +9,26 @@ from __future__ import annotations
 
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from .launch import IMAGE_BY_DIGEST, JOB_NAME, ROLE_ARN, LaunchError, check, require_bucket, \
-    require_objects, split_s3
-from .training_job import HOLDOUT, SECRET_VARIABLE, TRAINING, TrainingJobError, \
-    check_hyperparameters
+from .launch import (
+    IMAGE_BY_DIGEST,
+    JOB_NAME,
+    ROLE_ARN,
+    LaunchError,
+    check,
+    require_bucket,
+    require_objects,
+    split_s3,
+)
+from .training_job import (
+    HOLDOUT,
+    SECRET_VARIABLE,
+    TRAINING,
+    TrainingJobError,
+    check_hyperparameters,
+)
 
 # 2 vCPUs and 8 GiB: a full training run peaked at 932 MiB (the command and its joblib workers
 # together), so 8 GiB is 8 times that; its time is CPU-bound (about 30 s on 2 idle cores, 322 s

@@ -17,7 +17,7 @@ RUN python3 -m venv /opt/venv
 # Requirements before app code: this slow layer is rebuilt only when the lock changes.
 COPY requirements.txt docker/unused-at-serving.txt /tmp/build/
 # The lock is installed whole with --no-deps and checked, exactly as `make` does; then the
-# packages serving never imports (training, time series, notebooks) are removed, with test
+# packages neither serving nor training imports (time series, notebooks) are removed, with test
 # suites and debug symbols, and pip itself. The runtime stage proves the model still loads.
 RUN /opt/venv/bin/pip install --no-deps -r /tmp/build/requirements.txt \
  && /opt/venv/bin/pip check \

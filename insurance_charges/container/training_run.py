@@ -18,8 +18,9 @@ import time
 from ..platforms.sagemaker.training_job import OPT_ML, JobPaths, write_failure
 
 TRAIN = "train"
-# PyCaret's workers end within a second of SIGTERM (measured); 10 s covers a busy host, and
-# leaves 110 of SageMaker's 120 s unused.
+# The whole stop, PyCaret's workers included, measured 1.5 to 1.9 s from `docker stop`
+# (docs/deploy/sagemaker-training.md#one-image); 10 s covers a busy host, and leaves 110 of
+# SageMaker's 120 s unused.
 STOP_GRACE_S = 10
 POLL_S = 0.1  # how often the launcher looks at its child; a stop is answered within this
 

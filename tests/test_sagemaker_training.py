@@ -291,8 +291,8 @@ def test_the_secret_id_reaches_the_job_through_its_environment():
                           {**_expected_request(), "Environment": {
                               "MODEL_SIGNING_KEY_SECRET": SECRET}})
         training_launch.start_training(
-            sm, s3, "weekly-2", image=IMAGE, role=ROLE, data="s3://d/week/",
-            output="s3://o/jobs/", holdout=None, instance_type="ml.m5.large",
+            sm, s3, "weekly-2", image=IMAGE, role=ROLE, data="s3://data-bucket/week/",
+            output="s3://output-bucket/jobs/", holdout=None, instance_type="ml.m5.large",
             secret_id=SECRET, hyperparameters={})
         stub.assert_no_pending_responses()
 
@@ -311,8 +311,8 @@ def _expected_request() -> dict:
     return {"TrainingJobName": "weekly-2", "RoleArn": ROLE,
             "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
             "HyperParameters": {},
-            "InputDataConfig": [training_launch._channel("training", "s3://d/week/")],
-            "OutputDataConfig": {"S3OutputPath": "s3://o/jobs/"},
+            "InputDataConfig": [training_launch._channel("training", "s3://data-bucket/week/")],
+            "OutputDataConfig": {"S3OutputPath": "s3://output-bucket/jobs/"},
             "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
                                "VolumeSizeInGB": training_launch.VOLUME_GB},
             "StoppingCondition": {"MaxRuntimeInSeconds": training_launch.MAX_RUNTIME_S}}
@@ -400,4 +400,4 @@ def test_an_archive_that_is_not_a_models_is_refused_before_the_registry_sees_it(
             Path(path).write_bytes(out.getvalue())
 
     with pytest.raises(training_launch.LaunchError, match="is not a model archive of this image"):
-        training_launch.fetch_model(S3(), "s3://b/k/model.tar.gz", tmp_path)
+        training_launch.fetch_model(S3(), "s3://models-bucket/k/model.tar.gz", tmp_path)

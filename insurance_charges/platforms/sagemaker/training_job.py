@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ... import cli_runner
+from ...aws.clients import client
+from ...aws.errors import code, explain, failures
 from ...errors import UserError
 
 log = logging.getLogger("insurance_charges.platforms.sagemaker.training_job")
@@ -251,8 +253,8 @@ def signing_key(environ: Mapping[str, str], secrets_client: Callable[[], Any]):
     shown = secret_id[:QUOTED_CHARS]
     try:
         answer = secrets_client().get_secret_value(SecretId=secret_id)
-    except Exception as exc:  # noqa: BLE001 - boto3's errors, worded without the secret
-        raise TrainingJobError(f"{SECRET_VARIABLE}={shown!r}: {_aws_reason(exc)}") from None
+    except failures() as exc:  # worded without the secret, which the error never holds
+        raise TrainingJobError(f"{SECRET_VARIABLE}={shown!r}: {_secret_reason(exc)}") from None
     pem = answer.get("SecretBinary") or answer.get("SecretString", "").encode()
     try:
         key = serialization.load_pem_private_key(pem, password=None)
@@ -265,28 +267,17 @@ def signing_key(environ: Mapping[str, str], secrets_client: Callable[[], Any]):
     return key
 
 
-def _aws_reason(exc: BaseException) -> str:
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "?")
-        if code == "ResourceNotFoundException":
-            return "no such secret in this account and region; create it or fix the id"
-        if code == "AccessDeniedException":
-            return ("the job's role may not read it; grant secretsmanager:GetSecretValue on "
-                    "this secret (docs/deploy/sagemaker-training.md#iam)")
-        return f"Secrets Manager refused GetSecretValue: {code}"
-    if isinstance(exc, NoCredentialsError):
-        return "no AWS credentials: run it as a SageMaker training job (its role's credentials)"
-    if isinstance(exc, BotoCoreError):
-        return f"Secrets Manager could not be reached ({type(exc).__name__})"
-    raise exc
+def _secret_reason(exc: BaseException) -> str:
+    """aws.errors' line, with Secrets Manager's own word for a secret that is not there."""
+    if code(exc) == "ResourceNotFoundException":
+        return "no such secret in this account and region; create it or fix the id"
+    return explain(exc, "reading the signing key's secret",
+                   "secretsmanager:GetSecretValue on this secret", service="Secrets Manager",
+                   guide="docs/deploy/sagemaker-training.md#iam")
 
 
 def _secrets_client():
-    import boto3
-
-    return boto3.session.Session().client("secretsmanager")
+    return client("secretsmanager")
 
 
 def run_job(paths: JobPaths, environ: Mapping[str, str],

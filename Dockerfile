@@ -1,7 +1,8 @@
 # insurance-charges for Elastic Beanstalk's "Docker running on 64bit Amazon Linux 2023":
 # EB builds this on each instance and runs it behind nginx (see docs/deploy/elastic-beanstalk.md).
 # The same image is a SageMaker inference container: `docker run IMAGE serve`
-# (docs/deploy/sagemaker.md). Works on the official python:3.11-slim (/usr/local/bin/python3) and on any
+# (docs/deploy/sagemaker.md), and a SageMaker training container: `docker run IMAGE train`
+# (docs/deploy/sagemaker-training.md). Works on the official python:3.11-slim (/usr/local/bin/python3) and on any
 # Debian base with python3 and python3-venv (/usr/bin/python3): only the venv's python runs.
 ARG BASE_IMAGE=python:3.11-slim
 
@@ -16,7 +17,7 @@ RUN python3 -m venv /opt/venv
 # Requirements before app code: this slow layer is rebuilt only when the lock changes.
 COPY requirements.txt docker/unused-at-serving.txt /tmp/build/
 # The lock is installed whole with --no-deps and checked, exactly as `make` does; then the
-# packages serving never imports (training, time series, notebooks) are removed, with test
+# packages neither serving nor training imports (time series, notebooks) are removed, with test
 # suites and debug symbols, and pip itself. The runtime stage proves the model still loads.
 RUN /opt/venv/bin/pip install --no-deps -r /tmp/build/requirements.txt \
  && /opt/venv/bin/pip check \
@@ -38,7 +39,8 @@ RUN apt-get update \
  && groupadd --gid 10001 app \
  && useradd --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin --no-log-init app \
- && install -d -o app -g app /var/log/insurance-charges
+ && install -d -o app -g app /var/log/insurance-charges \
+ && install -d -o app -g app /opt/ml/model /opt/ml/output
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY model/ model/
@@ -71,5 +73,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
 # SIGTERM from `docker stop` reaches it directly; nginx finishes what it holds (at most 4 s),
 # then gunicorn stops, and it exits 0 inside Docker's 10 s. An ENTRYPOINT, so that `docker
 # run IMAGE serve` (how SageMaker starts it) hands `serve` to the launcher; with no argument
-# (EB, ECS) it serves on $PORT as ever.
+# (EB, ECS) it serves on $PORT as ever. `train` (SageMaker training) runs no server: it trains
+# from /opt/ml/input into /opt/ml/model, which the app user owns here (SageMaker mounts its own
+# over them; a mount the user cannot write fails the job with one line).
 ENTRYPOINT ["python", "-m", "insurance_charges.container"]

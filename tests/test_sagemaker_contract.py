@@ -584,15 +584,16 @@ def test_serve_refuses_api_keys_a_key_inside_the_archive_and_a_directory_it_cann
     with pytest.raises(SettingsError, match="inside the model archive it would vouch for"):
         modes.mode_for(["serve"], Settings(), {"MODEL_PUBLIC_KEY": str(tmp_path / "k.pem")},
                        tmp_path)
-    with pytest.raises(UsageError, match="^unknown arguments 'train'"):
-        modes.mode_for(["train"], Settings(), {}, tmp_path)
+    with pytest.raises(UsageError, match="^unknown arguments 'training'"):
+        modes.mode_for(["training"], Settings(), {}, tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("args, env, status, line", [
     (["serve", "now"], {}, 2, "Error: unknown arguments 'serve now'; run the image with no "
-                              "argument (Elastic Beanstalk, ECS) or with `serve` (SageMaker), "
-                              "or `kafka --help` (the Kafka consumer)"),
+                              "argument (Elastic Beanstalk, ECS), with `serve` (SageMaker "
+                              "endpoints, Batch Transform) or `train` (SageMaker training), or "
+                              "`kafka --help` (the Kafka consumer)"),
     (["serve"], {"SAGEMAKER_BIND_TO_PORT": "80000"}, 1, "Error: SAGEMAKER_BIND_TO_PORT='80000'"),
     (["serve"], {"API_KEYS": "k-secret-1"}, 1, "Error: API_KEYS=(hidden): SageMaker's "
                                                "InvokeEndpoint"),

@@ -31,6 +31,7 @@ from ..startup.address import bind_address, check_address
 from ..web.errors import PROBLEMS, problem_type
 from ..web.security import HEADERS
 from .modes import DRAIN_S, KAFKA, mode_for
+from .training_run import TRAIN
 
 HERE = Path(__file__).resolve().parent
 
@@ -186,6 +187,10 @@ def main(args: list[str] | None = None) -> int:
 
 
 def _serve(args: list[str]) -> int:
+    if args == [TRAIN]:  # SageMaker's training start: no server, no serving settings
+        from . import training_run
+
+        return training_run.run()
     settings = from_environ(os.environ)  # an unusable setting: 1, an unknown argument: 2
     gunicorn_environ.check(os.environ)  # before its --timeout is read for nginx
     mode = mode_for(args, settings, os.environ)

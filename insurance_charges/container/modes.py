@@ -1,5 +1,7 @@
 """How the image was started: with no argument (Elastic Beanstalk, ECS) or ``serve`` (SageMaker).
 
+(``train``, SageMaker's training start, runs no server: ``training_run.py``.)
+
 The exec-form ENTRYPOINT hands the launcher ``docker run``'s arguments: none runs the service
 on $PORT as before; ``serve`` is SageMaker's start (``docker run IMAGE serve``): nginx listens
 on 8080 or SAGEMAKER_BIND_TO_PORT, the model is the one SageMaker extracted into
@@ -44,7 +46,8 @@ def mode_for(args: list[str], settings: Settings, environ: Mapping[str, str],
         return Mode(settings.port, dict(environ), DRAIN_S)
     if args != [SERVE]:
         raise UsageError(f"unknown arguments {' '.join(args)[:80]!r}; run the image with no "
-                         f"argument (Elastic Beanstalk, ECS) or with `{SERVE}` (SageMaker), or "
+                         f"argument (Elastic Beanstalk, ECS), with `{SERVE}` (SageMaker "
+                         "endpoints, Batch Transform) or `train` (SageMaker training), or "
                          f"`{KAFKA} --help` (the Kafka consumer)")
     if settings.api_keys:
         raise SettingsError("API_KEYS=(hidden): SageMaker's InvokeEndpoint cannot send an API "

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from sklearn.base import BaseEstimator
 
 from .. import cli_runner
 from ..command_logs import log_to, step
-from ..core import model_card, model_signing
+from ..core import interval, model_card, model_signing
 from ..core.model_card import sha256_of
 from ..core.schema import FIELD_NAMES
 from ..errors import UserError
@@ -50,6 +51,16 @@ DEFAULT_OUT = DEFAULT_MODEL_PATH.parent
 MODEL_NAME = DEFAULT_MODEL_PATH.stem
 
 
+@dataclass(frozen=True)
+class TrainingOptions:
+    """What a training run may be told: the seed, the folds, the candidates, the range's level."""
+
+    seed: int = SESSION_ID
+    folds: int = FOLDS
+    candidates: tuple[str, ...] = CANDIDATES
+    interval_level: float = interval.LEVEL
+
+
 def holdout_metrics(experiment, estimator) -> dict:
     """MAE, RMSE and R² on the experiment's holdout, preprocessed as in training."""
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
@@ -69,16 +80,16 @@ def cv_metrics(experiment) -> dict:
 
 
 def run_experiment(frame: pd.DataFrame, estimator: str | BaseEstimator | None,
-                   **setup_options):
+                   options: TrainingOptions = TrainingOptions(), **setup_options):
     """Set up PyCaret, pick (or create) the estimator by CV and return the pieces."""
     from pycaret.regression import RegressionExperiment
 
     exp = RegressionExperiment()
-    exp.setup(frame, target=TARGET, session_id=SESSION_ID, train_size=1 - HOLDOUT_FRACTION,
-              fold=FOLDS, verbose=False, html=False, system_log=False, n_jobs=-1,
+    exp.setup(frame, target=TARGET, session_id=options.seed, train_size=1 - HOLDOUT_FRACTION,
+              fold=options.folds, verbose=False, html=False, system_log=False, n_jobs=-1,
               **setup_options)
     if estimator is None:
-        exp.compare_models(include=list(CANDIDATES), sort=SORT_BY, verbose=False)
+        exp.compare_models(include=list(options.candidates), sort=SORT_BY, verbose=False)
         leaderboard = exp.pull()
         estimator = leaderboard.index[0]
     # create_model re-runs the winner's CV so its own scoring grid can be read.
@@ -101,23 +112,25 @@ def read_signing_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey) -> dict:
+def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey,
+          options: TrainingOptions = TrainingOptions()) -> dict:
     """Train, evaluate against the tutorials' model, finalize, save and sign; return the card."""
     data_sha = sha256_of(data)
     if data_sha != CANONICAL_SHA256:
         log.warning("%s differs from the canonical data set (SHA-256 %s)", data, data_sha)
     with step(log, 1, STEPS, f"load and check {data.name}"):
         frame = load_data(data)
-    with step(log, 2, STEPS, f"compare {len(CANDIDATES)} estimators by {FOLDS}-fold CV"):
-        exp, model, estimator_id, cv, holdout = run_experiment(frame, None)
+    with step(log, 2, STEPS, f"compare {len(options.candidates)} estimators by "
+                             f"{options.folds}-fold CV"):
+        exp, model, estimator_id, cv, holdout = run_experiment(frame, None, options)
     log.info("chose %s: CV R² %.4f, holdout MAE %.2f", estimator_id, cv["r2"], holdout["mae"])
     with step(log, 3, STEPS, "calibrate the likely range"):
-        likely_range = calibrate.calibrate(exp, model)
+        likely_range = calibrate.calibrate(exp, model, options.interval_level)
     with step(log, 4, STEPS, "score the tutorials' model on the same split"):
         # PyCaret's own "lr" would move with the CPU (baseline.py says why); the same
         # least squares, well-conditioned, does not.
         _, base_model, _, base_cv, base_holdout = run_experiment(
-            frame, baseline.LeastSquares(), **BASELINE["setup"])
+            frame, baseline.LeastSquares(), options, **BASELINE["setup"])
     with step(log, 5, STEPS, "refit on all rows and save the pipeline"):
         final = exp.finalize_model(model)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,8 +141,9 @@ def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey) -> dict:
         pipeline_path=pipeline_path, pipeline_sha256=sha256_of(pipeline_path),
         estimator=type(final.steps[-1][1]).__name__, estimator_id=estimator_id,
         trained_at=datetime.now(UTC), data_sha256=data_sha, rows=len(frame),
-        training={"session_id": SESSION_ID, "holdout_fraction": HOLDOUT_FRACTION,
-                  "cv_folds": FOLDS, "sort_by": SORT_BY, "candidates": list(CANDIDATES),
+        training={"session_id": options.seed, "holdout_fraction": HOLDOUT_FRACTION,
+                  "cv_folds": options.folds, "sort_by": SORT_BY,
+                  "candidates": list(options.candidates),
                   "pipeline_steps": [name for name, _ in final.steps]},
         metrics={"cv": cv, "holdout": holdout},
         baseline={**BASELINE, "rank": int(base_model.rank_),

@@ -1,8 +1,9 @@
-"""``python -m insurance_charges.platforms.sagemaker endpoint|transform|archive``.
+"""``python -m insurance_charges.platforms.sagemaker endpoint|transform|archive|train``.
 
 endpoint   create (or update) the SageMaker model, endpoint configuration and endpoint
 transform  start a Batch Transform job over every object under an S3 prefix
 archive    write model.tar.gz (pipeline, card, signature) and optionally upload it to S3
+train      run a SageMaker training job on the image; optionally publish its model
 
 Prints what it did as one JSON object; any failure is one ``Error:`` line and exit status 2.
 """
@@ -17,7 +18,7 @@ from ... import cli_runner
 from ...aws.clients import client
 from ...aws.errors import explain, failures
 from ...errors import UserError
-from . import launch
+from . import launch, training_launch
 
 NOT_DONE = 2  # any failure: nothing was made (docs/deploy/sagemaker.md)
 
@@ -57,6 +58,32 @@ def _parser() -> argparse.ArgumentParser:
                            help="default: the instance's vCPUs (its workers), within 100 MB")
     transform.add_argument("--content-type", choices=launch.CONTENT_TYPES, default="text/csv")
     transform.add_argument("--accept", choices=launch.CONTENT_TYPES, default="text/csv")
+
+    train = commands.add_parser("train", help="train on the image as a SageMaker training job")
+    train.add_argument("--image", required=True,
+                       help="the released image by digest (dist/release.json)")
+    train.add_argument("--data", required=True, metavar="S3_PREFIX",
+                       help="the training CSV files (the `training` channel)")
+    train.add_argument("--output", required=True, metavar="S3_PREFIX",
+                       help="where SageMaker writes JOB/output/model.tar.gz")
+    train.add_argument("--holdout", metavar="S3_PREFIX", default=None,
+                       help="records for the promotion gate, checked, never trained on")
+    train.add_argument("--role", default=None, metavar="ARN",
+                       help="execution role (default: SAGEMAKER_ROLE_ARN); see the docs' IAM")
+    train.add_argument("--signing-key-secret", default=None, metavar="SECRET_ID",
+                       help="the Secrets Manager secret holding the signing key (default: "
+                            "MODEL_SIGNING_KEY_SECRET)")
+    train.add_argument("--instance-type", default=training_launch.TRAINING_INSTANCE_TYPE)
+    train.add_argument("--hyperparameter", action="append", default=[], metavar="KEY=VALUE",
+                       help="seed, folds, candidates, interval_level, max_rejected, data_sha256")
+    train.add_argument("--name", default=None, help="job name (default: dated)")
+    train.add_argument("--wait", action="store_true",
+                       help="follow the job until it ends, a line per new status")
+    train.add_argument("--publish", metavar="STORE", default=None,
+                       help="once it Completed, `registry publish` its model to s3://bucket/prefix"
+                            " (implies --wait)")
+    train.add_argument("--reference-data", type=Path, default=None, metavar="CSV",
+                       help="with --publish to a store without one: its frozen reference set")
 
     archive = commands.add_parser("archive", help="write model.tar.gz for SageMaker")
     archive.add_argument("--model", type=Path, default=None,
@@ -121,6 +148,53 @@ def _archive(options) -> dict:
     return done
 
 
+def _train(options) -> dict:
+    import os
+
+    role = options.role or os.environ.get("SAGEMAKER_ROLE_ARN", "")
+    if not role:
+        raise UserError("no execution role; pass --role ARN or set SAGEMAKER_ROLE_ARN", NOT_DONE)
+    secret = options.signing_key_secret or os.environ.get("MODEL_SIGNING_KEY_SECRET", "")
+    hyperparameters = training_launch.parse_hyperparameters(options.hyperparameter)
+    sm, s3 = _clients("sagemaker", "s3")
+    job = options.name or training_launch.default_training_job_name()
+    training_launch.start_training(
+        sm, s3, job, image=options.image, role=role, data=options.data, output=options.output,
+        holdout=options.holdout, instance_type=options.instance_type, secret_id=secret,
+        hyperparameters=hyperparameters)
+    done = {"training_job": job}
+    if not (options.wait or options.publish):
+        done["status"] = sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"]
+        return done
+    found = training_launch.wait_training(sm, job, cli_runner.to_stderr)
+    done.update(status=found["TrainingJobStatus"],
+                model_data=found["ModelArtifacts"]["S3ModelArtifacts"])
+    if options.publish:
+        done["published"] = _publish(s3, done["model_data"], options.publish,
+                                     options.reference_data)
+    return done
+
+
+def _publish(s3, model_data: str, store: str, reference_data: Path | None) -> str:
+    """``registry publish`` of the job's model; the store's URI of it."""
+    import contextlib
+    import tempfile
+
+    from ...registry import cli as registry_cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = training_launch.fetch_model(s3, model_data, Path(tmp))
+        # Its "published ..." line is progress here: stdout is this command's one JSON object.
+        with contextlib.redirect_stdout(sys.stderr):
+            status = registry_cli.main(
+                ["--store", store, "publish", str(model_dir)]
+                + (["--reference-data", str(reference_data)] if reference_data else []))
+    if status != 0:  # the registry said why, in its own line
+        raise UserError(f"the training job's model ({model_data}) was not published to {store}",
+                        NOT_DONE)
+    return store
+
+
 def _aws_reason(exc: BaseException) -> UserError | None:
     """One line for what boto3 raises (None for anything else): aws.errors' line."""
     if not isinstance(exc, failures()):
@@ -132,7 +206,8 @@ def _aws_reason(exc: BaseException) -> UserError | None:
 
 def _command(argv: list[str] | None) -> int:
     options = _parser().parse_args(argv)
-    run = {"endpoint": _endpoint, "transform": _transform, "archive": _archive}[options.command]
+    run = {"endpoint": _endpoint, "transform": _transform, "archive": _archive,
+           "train": _train}[options.command]
     print(json.dumps(run(options)))
     return 0
 

@@ -1,4 +1,5 @@
 """gunicorn's and Elastic Beanstalk's entry point."""
+
 from insurance_charges.startup.interrupts import quiet_interrupts
 
 # gunicorn run by hand loads the model here, before its own signal handling starts: Ctrl-C

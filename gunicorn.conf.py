@@ -4,6 +4,7 @@ Both start gunicorn through ``python -m insurance_charges.startup``, which check
 reads itself, and the address, before gunicorn is imported; this file checks the service's
 settings again for whoever runs ``gunicorn --config gunicorn.conf.py application:application``.
 """
+
 import logging
 import os
 import sys
@@ -49,8 +50,8 @@ control_socket_disable = True
 
 loglevel = settings.log_level
 logger_class = "insurance_charges.web.logs.GunicornJsonLogger"
-accesslog = "-"          # JSON access lines on stdout
-errorlog = "-"           # gunicorn's own messages on stderr; the app logs JSON to stdout
+accesslog = "-"  # JSON access lines on stdout
+errorlog = "-"  # gunicorn's own messages on stderr; the app logs JSON to stdout
 
 # Metrics and drift counts: every process writes its own files in one directory under the
 # temp dir (the image's writable /tmp), which prometheus_client sums at each scrape. gunicorn

@@ -10,6 +10,7 @@ with SIGTERM and its files are counted, so the figure is for captures that were 
 ``python -m bench.capture_cost`` runs only this part (two services of its own) and writes
 bench/results/capture.json.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,18 +44,32 @@ def captured_records(directory: Path) -> tuple[int, int]:
 def _kept(on: list[dict], off: list[dict]) -> dict:
     ratios = [c["requests_per_s"] / p["requests_per_s"] for c, p in zip(on, off, strict=True)]
     kept = round(statistics.median(ratios), 3)
-    return {"with_capture_rps": round(statistics.median(r["requests_per_s"] for r in on), 1),
-            "without_rps": round(statistics.median(r["requests_per_s"] for r in off), 1),
-            "with_capture_cpu_ms": round(statistics.median(r["cpu_ms_per_request"] for r in on),
-                                         3),
-            "without_cpu_ms": round(statistics.median(r["cpu_ms_per_request"] for r in off), 3),
-            "throughput_kept": kept, "ratio_min": round(min(ratios), 3),
-            "ratio_max": round(max(ratios), 3), "target": TARGET, "met": kept >= TARGET}
+    return {
+        "with_capture_rps": round(statistics.median(r["requests_per_s"] for r in on), 1),
+        "without_rps": round(statistics.median(r["requests_per_s"] for r in off), 1),
+        "with_capture_cpu_ms": round(statistics.median(r["cpu_ms_per_request"] for r in on), 3),
+        "without_cpu_ms": round(statistics.median(r["cpu_ms_per_request"] for r in off), 3),
+        "throughput_kept": kept,
+        "ratio_min": round(min(ratios), 3),
+        "ratio_max": round(max(ratios), 3),
+        "target": TARGET,
+        "met": kept >= TARGET,
+    }
 
 
-def measure(load, plain: Service, capturing: Service, directory: Path, path: str,
-            one_body: bytes, batch_body: bytes, batch_rows: int, rounds: int, seconds: float,
-            connections: int) -> dict:
+def measure(
+    load,
+    plain: Service,
+    capturing: Service,
+    directory: Path,
+    path: str,
+    one_body: bytes,
+    batch_body: bytes,
+    batch_rows: int,
+    rounds: int,
+    seconds: float,
+    connections: int,
+) -> dict:
     """Alternating rounds; ``load`` is bench.run.load. Stops ``capturing`` (SIGTERM)."""
     load(capturing, path, one_body, 2, connections)  # warm-up: first requests, page faults
     one_on, one_off, batch_on, batch_off = [], [], [], []
@@ -73,9 +88,14 @@ def measure(load, plain: Service, capturing: Service, directory: Path, path: str
     batch = _kept(batch_on, batch_off)
     for figure in ("with_capture_rps", "without_rps"):
         batch[figure.replace("rps", "rows_per_s")] = round(batch.pop(figure) * batch_rows)
-    return {"one_record": _kept(one_on, one_off), "batch": batch,
-            "captured_records": lines, "answered_records_counted_by_wrk": answered,
-            "bytes_per_record": round(size / max(lines, 1), 1), "percent": 100}
+    return {
+        "one_record": _kept(one_on, one_off),
+        "batch": batch,
+        "captured_records": lines,
+        "answered_records_counted_by_wrk": answered,
+        "bytes_per_record": round(size / max(lines, 1), 1),
+        "percent": 100,
+    }
 
 
 def main() -> int:
@@ -99,13 +119,24 @@ def main() -> int:
         started.append(capturing)
         plain.wait_healthy()
         capturing.wait_healthy()
-        batch_body = compact(valid_records(BATCH_ROWS, seed=42,
-                                           ranges=plain.training_ranges()))
-        result = {"measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                  "machine": host.machine(),
-                  "capture_cost": measure(load, plain, capturing, directory, PREDICT_PATH,
-                                          compact(EXAMPLE_RECORD), batch_body, BATCH_ROWS,
-                                          ROUNDS, ROUND_S, CONNECTIONS)}
+        batch_body = compact(valid_records(BATCH_ROWS, seed=42, ranges=plain.training_ranges()))
+        result = {
+            "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": host.machine(),
+            "capture_cost": measure(
+                load,
+                plain,
+                capturing,
+                directory,
+                PREDICT_PATH,
+                compact(EXAMPLE_RECORD),
+                batch_body,
+                BATCH_ROWS,
+                ROUNDS,
+                ROUND_S,
+                CONNECTIONS,
+            ),
+        }
     except BenchError as exc:
         print(f"bench.capture_cost failed: {exc}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ Everything around the route is the service's own stack (gunicorn.conf.py, reques
 access log, security headers), so predict / floor is the share of capacity the prediction
 endpoint keeps: reading and validating JSON, predicting and answering.
 """
+
 from flask import Response
 
 from bench import FLOOR_PATH

@@ -22,6 +22,7 @@ generates one full mini-batch: CSV of the six fields, values within the ranges s
 Every answer must be 200 with one line per row, or the run stops with one line and exit 1.
 The figures of a machine shared with other work vary between runs (bench/README.md, "Noise").
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,41 +82,45 @@ def mini_batch(limit: int) -> bytes:
         generate(path, ROWS_GENERATED, TRAINING)
         table = pa_csv.read_csv(str(path)).select(list(FIELD_NAMES))
         out = Path(tmp) / "six.csv"
-        pa_csv.write_csv(table, str(out), pa_csv.WriteOptions(include_header=False,
-                                                              quoting_style="none"))
+        pa_csv.write_csv(
+            table, str(out), pa_csv.WriteOptions(include_header=False, quoting_style="none")
+        )
         data = out.read_bytes()
     if len(data) <= limit:
         raise BenchError(f"{ROWS_GENERATED:,} rows make only {len(data):,} bytes")
-    return data[:data.rfind(b"\n", 0, limit) + 1]
+    return data[: data.rfind(b"\n", 0, limit) + 1]
 
 
 def invoke(url: str, body: bytes, rows: int) -> float:
     """Seconds for one /invocations of ``body``; its answer checked."""
-    request = urllib.request.Request(url + "/invocations", data=body,
-                                     headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+    request = urllib.request.Request(
+        url + "/invocations", data=body, headers={"Content-Type": "text/csv", "Accept": "text/csv"}
+    )
     began = time.perf_counter()
     with urllib.request.urlopen(request, timeout=120) as response:
         answer = response.read()
     took = time.perf_counter() - began
     lines = answer.count(b"\n")
     if response.status != 200 or lines != rows:
-        raise BenchError(f"/invocations answered {response.status} with {lines} lines for "
-                         f"{rows} rows")
+        raise BenchError(
+            f"/invocations answered {response.status} with {lines} lines for {rows} rows"
+        )
     return took
 
 
 # The CPU seconds (user + system) of every process in the container, read from /proc inside it.
-CPU_SECONDS = ("import os; t = 0\nfor p in os.listdir('/proc'):\n if p.isdigit():\n  try: "
-               "f = open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split(); t += int(f[11]) + "
-               "int(f[12])\n  except OSError: pass\nprint(t / os.sysconf('SC_CLK_TCK'))")
+CPU_SECONDS = (
+    "import os; t = 0\nfor p in os.listdir('/proc'):\n if p.isdigit():\n  try: "
+    "f = open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split(); t += int(f[11]) + "
+    "int(f[12])\n  except OSError: pass\nprint(t / os.sysconf('SC_CLK_TCK'))"
+)
 
 
 def cpu_seconds(name: str) -> float:
     return float(docker("exec", name, "python", "-c", CPU_SECONDS))
 
 
-def throughput(url: str, body: bytes, rows: int, clients: int, seconds: float,
-               name: str) -> dict:
+def throughput(url: str, body: bytes, rows: int, clients: int, seconds: float, name: str) -> dict:
     """Clients sending ``body`` back to back; rows/s over the requests completed in time."""
     done, stop = [], threading.Event()
 
@@ -131,9 +136,13 @@ def throughput(url: str, body: bytes, rows: int, clients: int, seconds: float,
         for future in futures:
             future.result()  # a failed answer ends the run here
     elapsed, cpu = time.perf_counter() - began, cpu_seconds(name) - cpu
-    return {"clients": clients, "requests": len(done), "seconds": round(elapsed, 2),
-            "rows_per_second": round(rows * len(done) / elapsed),
-            "rows_per_cpu_second": round(rows * len(done) / cpu)}
+    return {
+        "clients": clients,
+        "requests": len(done),
+        "seconds": round(elapsed, 2),
+        "rows_per_second": round(rows * len(done) / elapsed),
+        "rows_per_cpu_second": round(rows * len(done) / cpu),
+    }
 
 
 def measure(image: str, seconds: float, repeat: int) -> dict:
@@ -146,14 +155,22 @@ def measure(image: str, seconds: float, repeat: int) -> dict:
         rows = body.count(b"\n")
         invoke(url, body, rows)  # warm-up: first requests fault in the workers' pages
         latencies = [invoke(url, body, rows) for _ in range(repeat)]
-        return {"image": image, "cpus": os.cpu_count(), "execution_parameters": parameters,
-                "payload_bytes": len(body), "payload_rows": rows,
-                "latency_seconds": {"median": round(statistics.median(latencies), 3),
-                                    "max": round(max(latencies), 3)},
-                "throughput": throughput(url, body, rows,
-                                         parameters["MaxConcurrentTransforms"], seconds, name),
-                "refusals": refusals.measure(url, body, repeat),
-                "load_average_at_start": os.getloadavg()[0]}
+        return {
+            "image": image,
+            "cpus": os.cpu_count(),
+            "execution_parameters": parameters,
+            "payload_bytes": len(body),
+            "payload_rows": rows,
+            "latency_seconds": {
+                "median": round(statistics.median(latencies), 3),
+                "max": round(max(latencies), 3),
+            },
+            "throughput": throughput(
+                url, body, rows, parameters["MaxConcurrentTransforms"], seconds, name
+            ),
+            "refusals": refusals.measure(url, body, repeat),
+            "load_average_at_start": os.getloadavg()[0],
+        }
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
 
@@ -171,13 +188,17 @@ def main() -> int:
         print(f"bench.invocations failed: {exc}", file=sys.stderr)
         return 1
     t, lat = result["throughput"], result["latency_seconds"]
-    print(f"{result['cpus']} CPUs; {result['payload_rows']:,} rows per "
-          f"{result['payload_bytes'] / MB:.2f} MB mini-batch; execution parameters "
-          f"{json.dumps(result['execution_parameters'])}")
+    print(
+        f"{result['cpus']} CPUs; {result['payload_rows']:,} rows per "
+        f"{result['payload_bytes'] / MB:.2f} MB mini-batch; execution parameters "
+        f"{json.dumps(result['execution_parameters'])}"
+    )
     print(f"latency of one mini-batch: median {lat['median']} s, max {lat['max']} s")
-    print(f"throughput: {t['rows_per_second']:,} rows/s per instance ({t['requests']} requests "
-          f"by {t['clients']} clients in {t['seconds']} s); {t['rows_per_cpu_second']:,} rows "
-          "per CPU-second of the container")
+    print(
+        f"throughput: {t['rows_per_second']:,} rows/s per instance ({t['requests']} requests "
+        f"by {t['clients']} clients in {t['seconds']} s); {t['rows_per_cpu_second']:,} rows "
+        "per CPU-second of the container"
+    )
     print("\n".join(refusals.lines(result["refusals"])))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

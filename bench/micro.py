@@ -3,6 +3,7 @@
 Usage: ``python -m bench.micro``. Best of 5 repeats per figure; CPU-bound, single thread, so
 far less sensitive to a busy machine than the HTTP benchmark. Prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,33 +44,62 @@ def rows(model, records: list, number: int) -> list[tuple[str, float | None, flo
     locate = alone if len(records) == 1 else in_batch
     predicted = model.predict(records)
     answer = estimate(model, body)
+
     def frame_predict():
-        return model.pipeline.predict(pd.DataFrame.from_records(records,
-                                                                columns=list(FIELD_NAMES)))
+        return model.pipeline.predict(pd.DataFrame.from_records(records, columns=list(FIELD_NAMES)))
+
     return [
-        ("parse JSON (json.loads → orjson with json's answers)",
-         best_ms(lambda: json.loads(text, parse_constant=_reject_constant,
-                                    parse_float=_finite_float), number),
-         best_ms(lambda: parse_json(raw, text), number)),
-        ("validate (record by record → column at a time)",
-         best_ms(lambda: validate_each(records, locate), number),
-         best_ms(lambda: validate_records(records, locate), number)),
-        ("training-range warnings", None,
-         best_ms(lambda: range_warnings(records, model.training_ranges, locate), number)),
-        *([("encode a few records (numpy columns → record by record)",
-            best_ms(lambda: model.fast.encode(inputs(records)), number),
-            best_ms(lambda: model.fast.encode_rows(records), number))]
-          if len(records) < ROWS_BELOW else []),
-        ("predict (pipeline.predict → compiled path)",
-         best_ms(frame_predict, max(1, number // 20)),
-         best_ms(lambda: model.predict(records), number)),
-        ("likely ranges (numpy, whole batch)", None,
-         best_ms(lambda: interval.bounds(model.likely_range, records, predicted), number)),
-        ("answer as JSON bytes (orjson of to_json → from the arrays)",
-         best_ms(lambda: orjson.dumps(answer.to_json()), number),
-         best_ms(lambda: answer_json(answer), number)),
-        ("the whole core: estimate(model, body)", None,
-         best_ms(lambda: estimate(model, body), number)),
+        (
+            "parse JSON (json.loads → orjson with json's answers)",
+            best_ms(
+                lambda: json.loads(
+                    text, parse_constant=_reject_constant, parse_float=_finite_float
+                ),
+                number,
+            ),
+            best_ms(lambda: parse_json(raw, text), number),
+        ),
+        (
+            "validate (record by record → column at a time)",
+            best_ms(lambda: validate_each(records, locate), number),
+            best_ms(lambda: validate_records(records, locate), number),
+        ),
+        (
+            "training-range warnings",
+            None,
+            best_ms(lambda: range_warnings(records, model.training_ranges, locate), number),
+        ),
+        *(
+            [
+                (
+                    "encode a few records (numpy columns → record by record)",
+                    best_ms(lambda: model.fast.encode(inputs(records)), number),
+                    best_ms(lambda: model.fast.encode_rows(records), number),
+                )
+            ]
+            if len(records) < ROWS_BELOW
+            else []
+        ),
+        (
+            "predict (pipeline.predict → compiled path)",
+            best_ms(frame_predict, max(1, number // 20)),
+            best_ms(lambda: model.predict(records), number),
+        ),
+        (
+            "likely ranges (numpy, whole batch)",
+            None,
+            best_ms(lambda: interval.bounds(model.likely_range, records, predicted), number),
+        ),
+        (
+            "answer as JSON bytes (orjson of to_json → from the arrays)",
+            best_ms(lambda: orjson.dumps(answer.to_json()), number),
+            best_ms(lambda: answer_json(answer), number),
+        ),
+        (
+            "the whole core: estimate(model, body)",
+            None,
+            best_ms(lambda: estimate(model, body), number),
+        ),
     ]
 
 
@@ -82,8 +112,11 @@ def main() -> int:
     in_range = valid_records(10_000, seed=42, ranges=model.training_ranges)
     print("| Stage | Records | Before (ms) | Now (ms) | × faster |")
     print("|---|---|---|---|---|")
-    for records, number in (([in_range[200]], 400), (in_range[:ROWS_BELOW - 1], 400),
-                            (in_range, 3)):
+    for records, number in (
+        ([in_range[200]], 400),
+        (in_range[: ROWS_BELOW - 1], 400),
+        (in_range, 3),
+    ):
         for stage, old, new in rows(model, records, number):
             before, ratio = (f"{old:.3f}", f"{old / new:.1f}") if old else ("", "")
             print(f"| {stage} | {len(records):,} | {before} | {new:.3f} | {ratio} |")

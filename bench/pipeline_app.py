@@ -3,6 +3,7 @@
 The deployed app with its model's compiled path removed: every prediction goes through
 ``pipeline.predict`` and PyCaret's pandas wrappers, as the service did before.
 """
+
 import dataclasses
 
 from insurance_charges.paths import DEFAULT_MODEL_PATH

@@ -15,6 +15,7 @@ valid is taken per pair, then the median, since pairs measured seconds apart mov
 a shared machine (bench/README.md, "Noise"). Every refused body must get a 4xx problem+json and
 every valid one a 200 with one line per record, or the run stops with one line and exit 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,12 @@ from insurance_charges.settings import MB
 
 CSV, JSONLINES = "text/csv", "application/jsonlines"
 # (name, content type, the line repeated to fill the payload), each refused whole.
-REFUSED = (("empty CSV rows ,,,,,", CSV, b",,,,,\n"), ("CSV lines 0", CSV, b"0\n"),
-           ("JSON lines {}", JSONLINES, b"{}\n"), ("JSON lines 0", JSONLINES, b"0\n"))
+REFUSED = (
+    ("empty CSV rows ,,,,,", CSV, b",,,,,\n"),
+    ("CSV lines 0", CSV, b"0\n"),
+    ("JSON lines {}", JSONLINES, b"{}\n"),
+    ("JSON lines 0", JSONLINES, b"0\n"),
+)
 TARGET_RATIO = 2  # issue 20: a refused body answered in at most twice a valid one's time
 
 
@@ -45,8 +50,10 @@ def as_jsonlines(csv_body: bytes, limit: int) -> bytes:
     kinds = [f.kind for f in FIELDS]
     lines, size = [], 0
     for row in csv_body.decode().splitlines():
-        values = [int(v) if kind == INTEGER else float(v) if kind == NUMBER else v
-                  for v, kind in zip(row.split(","), kinds, strict=True)]
+        values = [
+            int(v) if kind == INTEGER else float(v) if kind == NUMBER else v
+            for v, kind in zip(row.split(","), kinds, strict=True)
+        ]
         line = json.dumps(dict(zip(FIELD_NAMES, values, strict=True)), separators=(",", ":")) + "\n"
         if size + len(line) > limit:
             break
@@ -57,8 +64,9 @@ def as_jsonlines(csv_body: bytes, limit: int) -> bytes:
 
 def post(url: str, body: bytes, content_type: str) -> tuple[int, str, bytes, float]:
     """POST ``body`` to /invocations: status, content type, answer and seconds end to end."""
-    request = urllib.request.Request(url + "/invocations", data=body,
-                                     headers={"Content-Type": content_type, "Accept": CSV})
+    request = urllib.request.Request(
+        url + "/invocations", data=body, headers={"Content-Type": content_type, "Accept": CSV}
+    )
     began = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
@@ -73,8 +81,9 @@ def _valid(url: str, body: bytes, content_type: str) -> float:
     status, _, answer, seconds = post(url, body, content_type)
     answered, records = answer.count(b"\n"), body.count(b"\n")
     if status != 200 or answered != records:
-        raise BenchError(f"a valid {content_type} body got {status} with {answered} lines for "
-                         f"{records} records")
+        raise BenchError(
+            f"a valid {content_type} body got {status} with {answered} lines for {records} records"
+        )
     return seconds
 
 
@@ -98,23 +107,37 @@ def measure(url: str, csv_body: bytes, repeat: int) -> dict:
             took = _valid(url, valid[kind], kind)
             status, seconds = _refused(url, name, body, kind)
             pairs.append((took, seconds))
-        refused.append({
-            "body": name, "content_type": kind, "bytes": len(body), "status": status,
-            "valid_bytes": len(valid[kind]), "valid_records": valid[kind].count(b"\n"),
-            "seconds_median": round(statistics.median(s for _, s in pairs), 3),
-            "valid_seconds_median": round(statistics.median(t for t, _ in pairs), 3),
-            "ratio_median": round(statistics.median(s / t for t, s in pairs), 2)})
+        refused.append(
+            {
+                "body": name,
+                "content_type": kind,
+                "bytes": len(body),
+                "status": status,
+                "valid_bytes": len(valid[kind]),
+                "valid_records": valid[kind].count(b"\n"),
+                "seconds_median": round(statistics.median(s for _, s in pairs), 3),
+                "valid_seconds_median": round(statistics.median(t for t, _ in pairs), 3),
+                "ratio_median": round(statistics.median(s / t for t, s in pairs), 2),
+            }
+        )
     worst = max(r["ratio_median"] for r in refused)
-    return {"repeat": repeat, "refused": refused, "worst_ratio": worst,
-            "target_ratio": TARGET_RATIO, "met": worst <= TARGET_RATIO}
+    return {
+        "repeat": repeat,
+        "refused": refused,
+        "worst_ratio": worst,
+        "target_ratio": TARGET_RATIO,
+        "met": worst <= TARGET_RATIO,
+    }
 
 
 def lines(result: dict) -> list[str]:
     """The figures, one line per refused body."""
-    return [f"{r['body']:22} {r['status']} in {r['seconds_median']:.3f} s; valid "
-            f"{r['content_type']} ({r['valid_records']:,} records) {r['valid_seconds_median']:.3f}"
-            f" s; ratio {r['ratio_median']:.2f}" for r in result["refused"]] + [
-        f"worst ratio {result['worst_ratio']:.2f} (target at most {result['target_ratio']})"]
+    return [
+        f"{r['body']:22} {r['status']} in {r['seconds_median']:.3f} s; valid "
+        f"{r['content_type']} ({r['valid_records']:,} records) {r['valid_seconds_median']:.3f}"
+        f" s; ratio {r['ratio_median']:.2f}"
+        for r in result["refused"]
+    ] + [f"worst ratio {result['worst_ratio']:.2f} (target at most {result['target_ratio']})"]
 
 
 def main() -> int:

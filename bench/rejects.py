@@ -14,6 +14,7 @@ valid file of its format. The issue's target (docs/scoring.md, "Rejects"): every
 file within about twice the valid file's time, and rejects within about twice the input.
 Files go to a temporary directory and are deleted after.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MB = 1_000_000
 # An input line wrong in every field (issue 20's example), and its JSON-lines form.
 ALL_WRONG_CSV = "{id},abc,x,y,z,q,w\n"
-ALL_WRONG_JSON = '{{"id":"{id}","age":"abc","sex":"x","bmi":"y","children":"z","smoker":"q",' \
-                 '"region":"w"}}\n'
+ALL_WRONG_JSON = (
+    '{{"id":"{id}","age":"abc","sex":"x","bmi":"y","children":"z","smoker":"q","region":"w"}}\n'
+)
 
 
 def _valid_csv(path: Path, size: int) -> None:
@@ -62,8 +64,9 @@ def _age_wrong(valid: Path, path: Path, fmt: str) -> None:
         path.write_text(head + "\n" + body)
     else:
         rows = [json.loads(line) for line in text.splitlines()]
-        path.write_text("".join(json.dumps({**r, "age": 150}, separators=(",", ":")) + "\n"
-                                for r in rows))
+        path.write_text(
+            "".join(json.dumps({**r, "age": 150}, separators=(",", ":")) + "\n" for r in rows)
+        )
 
 
 def _repeated(path: Path, size: int, header: str, line: str) -> None:
@@ -124,16 +127,30 @@ def run(source: Path, fmt: str) -> dict:
     """Score one file; its summary line, output and rejects sizes."""
     target = source.with_name(source.stem + ".out." + fmt)
     rejects = source.with_name(source.stem + ".out.rejects." + fmt)
-    command = [sys.executable, "-m", "insurance_charges.scoring", str(source), "-o",
-               str(target), "--max-rejects", str(10**12)]
-    done = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True)
-    summary = next((json.loads(line) for line in done.stderr.splitlines()
-                    if line.startswith("{") and '"summary"' in line), None)
+    command = [
+        sys.executable,
+        "-m",
+        "insurance_charges.scoring",
+        str(source),
+        "-o",
+        str(target),
+        "--max-rejects",
+        str(10**12),
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    summary = next(
+        (
+            json.loads(line)
+            for line in done.stderr.splitlines()
+            if line.startswith("{") and '"summary"' in line
+        ),
+        None,
+    )
     if done.returncode != 0 or summary is None:
         sys.exit(f"the command failed on {source.name} ({done.returncode}):\n{done.stderr}")
-    got = {"summary": summary, "output": target.stat().st_size,
-           "rejects": rejects.stat().st_size}
+    got = {"summary": summary, "output": target.stat().st_size, "rejects": rejects.stat().st_size}
     target.unlink()
     rejects.unlink()
     return got
@@ -156,11 +173,14 @@ def main() -> None:
             s = got["summary"]
             seconds = s["seconds"]
             valid.setdefault(fmt, seconds)
-            print(f"{fmt:5} {what}: {size / MB:.1f} MB, {s['rows_read']:,} rows "
-                  f"({s['rows_rejected']:,} rejected, {s['problems']:,} problems): "
-                  f"{seconds:.2f} s ({seconds / valid[fmt]:.1f}x valid), output "
-                  f"{got['output'] / MB:.1f} MB, rejects {got['rejects'] / MB:.1f} MB "
-                  f"({got['rejects'] / size:.2f}x the input)", flush=True)
+            print(
+                f"{fmt:5} {what}: {size / MB:.1f} MB, {s['rows_read']:,} rows "
+                f"({s['rows_rejected']:,} rejected, {s['problems']:,} problems): "
+                f"{seconds:.2f} s ({seconds / valid[fmt]:.1f}x valid), output "
+                f"{got['output'] / MB:.1f} MB, rejects {got['rejects'] / MB:.1f} MB "
+                f"({got['rejects'] / size:.2f}x the input)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

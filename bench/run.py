@@ -4,6 +4,7 @@ Usage: ``python -m bench.run``. Writes bench/results/latest.json and latest.png,
 docs site renders its table (docs/performance.md#the-benchmark). Exits 1 with one line if
 anything fails.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,8 @@ from . import FLOOR_PATH, metrics_cost, report, summary, tables
 from .load import require_wrk, wrk
 from .servers import BenchError, Service
 
-BUDGET_S = 300        # the whole run is stopped past this (a run takes about 2 minutes)
-ROUNDS = 3            # alternating floor/predict rounds: medians, and the spread as noise
+BUDGET_S = 300  # the whole run is stopped past this (a run takes about 2 minutes)
+ROUNDS = 3  # alternating floor/predict rounds: medians, and the spread as noise
 ROUND_S = 5
 CONNECTIONS = 8
 BATCH_ROWS = 10_000
@@ -34,8 +35,7 @@ PREDICT_PATH = "/api/v1/predict"
 def load(service: Service, path: str, body: bytes, seconds: float, connections: int) -> dict:
     """wrk against one server, with the server's CPU time per request (robust to noise)."""
     before = service.cpu_seconds()
-    result = wrk(service.url(path), body, seconds, connections,
-                 threads=2 if connections > 1 else 1)
+    result = wrk(service.url(path), body, seconds, connections, threads=2 if connections > 1 else 1)
     used = service.cpu_seconds() - before
     return {**result, "cpu_ms_per_request": round(1000 * used / result["requests"], 3)}
 
@@ -59,11 +59,19 @@ def measure() -> dict:
     """Run every measurement; servers are always cleaned up."""
     require_wrk()
     one_body = compact(EXAMPLE_RECORD)
-    result = {"measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-              "machine": host.machine(),
-              "setup": {"config": "gunicorn.conf.py", "WEB_CONCURRENCY": 2, "load": "wrk",
-                        "connections": CONNECTIONS, "rounds": ROUNDS, "round_s": ROUND_S,
-                        "GUNICORN_CMD_ARGS": os.environ.get("GUNICORN_CMD_ARGS")}}
+    result = {
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": host.machine(),
+        "setup": {
+            "config": "gunicorn.conf.py",
+            "WEB_CONCURRENCY": 2,
+            "load": "wrk",
+            "connections": CONNECTIONS,
+            "rounds": ROUNDS,
+            "round_s": ROUND_S,
+            "GUNICORN_CMD_ARGS": os.environ.get("GUNICORN_CMD_ARGS"),
+        },
+    }
     started: list[Service] = []
     try:
         metrics_port = free_port()  # as deployed with Prometheus: metrics on their own port
@@ -78,7 +86,7 @@ def measure() -> dict:
         ranges = service.training_ranges()
         batch_body = compact(valid_records(BATCH_ROWS, seed=42, ranges=ranges))
         load(service, PREDICT_PATH, one_body, 2, CONNECTIONS)  # warm-up: first requests,
-        load(floor, FLOOR_PATH, one_body, 2, CONNECTIONS)      # page faults
+        load(floor, FLOOR_PATH, one_body, 2, CONNECTIONS)  # page faults
         floors, ones = [], []
         for _ in range(ROUNDS):
             floors.append(load(floor, FLOOR_PATH, one_body, ROUND_S, CONNECTIONS))
@@ -101,16 +109,23 @@ def measure() -> dict:
         started.append(unmetered)
         unmetered.wait_healthy()
         result["metrics_cost"] = metrics_cost.measure(
-            load, service, unmetered, PREDICT_PATH, one_body, ROUNDS, ROUND_S, CONNECTIONS,
-            metrics_port)
+            load,
+            service,
+            unmetered,
+            PREDICT_PATH,
+            one_body,
+            ROUNDS,
+            ROUND_S,
+            CONNECTIONS,
+            metrics_port,
+        )
         unmetered.stop()
         # Before the fast path, for scale: the same service through pipeline.predict.
         before = Service("bench.pipeline_app:application")
         started.append(before)
         before.wait_healthy()
         load(before, PREDICT_PATH, one_body, 1, CONNECTIONS)
-        result["pipeline_predict_path"] = load(before, PREDICT_PATH, one_body, ROUND_S,
-                                               CONNECTIONS)
+        result["pipeline_predict_path"] = load(before, PREDICT_PATH, one_body, ROUND_S, CONNECTIONS)
         before.stop()
         if service.stop() != 0:
             raise BenchError("the service did not exit 0 on SIGTERM")
@@ -122,8 +137,15 @@ def measure() -> dict:
     finally:
         for server in started:
             server.kill()
-    summary.add(result, ones=ones, floors=floors, batch=batch, batch_rows=BATCH_ROWS,
-                cold=cold, behind_nginx=(nginx_rounds, direct_rounds))
+    summary.add(
+        result,
+        ones=ones,
+        floors=floors,
+        batch=batch,
+        batch_rows=BATCH_ROWS,
+        cold=cold,
+        behind_nginx=(nginx_rounds, direct_rounds),
+    )
     return result
 
 
@@ -147,9 +169,11 @@ def main() -> int:
     written = report.write(result)
     print(tables.bench(result))
     met = sum(t["met"] for t in result["targets"])
-    print(f"\n{met}/{len(result['targets'])} targets met; wrote "
-          + ", ".join(str(p.relative_to(report.ROOT)) for p in written)
-          + f" in {result['bench_seconds']} s")
+    print(
+        f"\n{met}/{len(result['targets'])} targets met; wrote "
+        + ", ".join(str(p.relative_to(report.ROOT)) for p in written)
+        + f" in {result['bench_seconds']} s"
+    )
     return 0
 
 

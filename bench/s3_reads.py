@@ -5,6 +5,7 @@ Usage: ``python -m bench.s3_reads [ROWS]`` (default 1,000,000). moto's server ru
 process on a free 127.0.0.1 port; each reader reads the file in 50,000-row batches, three times,
 alternating. Prints one line per read; no network beyond 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import io
@@ -32,11 +33,16 @@ URI = "s3://bench-reads/in.parquet"
 def table(rows: int) -> pa.Table:
     """``rows`` records of the schema's six fields, seeded."""
     rng = np.random.default_rng(0)
-    return pa.table({
-        "age": rng.integers(18, 65, rows), "sex": rng.choice(["male", "female"], rows),
-        "bmi": rng.uniform(16, 53, rows), "children": rng.integers(0, 6, rows),
-        "smoker": rng.choice(["yes", "no"], rows),
-        "region": rng.choice(["northeast", "northwest", "southeast", "southwest"], rows)})
+    return pa.table(
+        {
+            "age": rng.integers(18, 65, rows),
+            "sex": rng.choice(["male", "female"], rows),
+            "bmi": rng.uniform(16, 53, rows),
+            "children": rng.integers(0, 6, rows),
+            "smoker": rng.choice(["yes", "no"], rows),
+            "region": rng.choice(["northeast", "northwest", "southeast", "southwest"], rows),
+        }
+    )
 
 
 def rows_read(file) -> int:
@@ -52,8 +58,14 @@ def main(rows: int) -> None:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"127.0.0.1:{port}"
-    os.environ.update({"AWS_ENDPOINT_URL": f"http://{endpoint}", "AWS_ACCESS_KEY_ID": "bench",
-                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": f"http://{endpoint}",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
     try:
         body = io.BytesIO()
         pq.write_table(table(rows), body, row_group_size=ROW_GROUP)
@@ -65,7 +77,9 @@ def main(rows: int) -> None:
         readers = {
             "boto3 ranged reader (aws.objects)": lambda: rows_read(open_seekable(s3, uri)[0]),
             "pyarrow S3FileSystem": lambda: rows_read(
-                arrow.open_input_file(f"{uri.bucket}/{uri.key}"))}
+                arrow.open_input_file(f"{uri.bucket}/{uri.key}")
+            ),
+        }
         for _ in range(REPEATS):
             for name, read in readers.items():
                 start = time.perf_counter()

@@ -1,4 +1,5 @@
 """The service for the benchmark: the shared gunicorn launcher plus memory and CPU readings."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,13 @@ BenchError = ServerError  # the benchmark cannot go on; the message says why
 class Service(GunicornServer):
     """gunicorn with gunicorn.conf.py (as `make run` starts it); API_KEYS unset."""
 
-    def __init__(self, app: str = "application:application", workers: int = 2,
-                 behind_nginx: bool = False, **env):
+    def __init__(
+        self,
+        app: str = "application:application",
+        workers: int = 2,
+        behind_nginx: bool = False,
+        **env,
+    ):
         super().__init__(app, workers, behind_nginx=behind_nginx, API_KEYS=None, **env)
 
     def training_ranges(self) -> dict:
@@ -38,11 +44,13 @@ class Service(GunicornServer):
             return proc.memory_full_info().pss
 
         everyone = [master, *workers]
-        return {"master_rss_mb": mb(master.memory_info().rss),
-                "worker_rss_mb": [mb(w.memory_info().rss) for w in workers],
-                "total_rss_mb": mb(sum(p.memory_info().rss for p in everyone)),
-                # PSS splits pages shared copy-on-write after the fork: the real footprint.
-                "total_pss_mb": mb(sum(pss(p) for p in everyone))}
+        return {
+            "master_rss_mb": mb(master.memory_info().rss),
+            "worker_rss_mb": [mb(w.memory_info().rss) for w in workers],
+            "total_rss_mb": mb(sum(p.memory_info().rss for p in everyone)),
+            # PSS splits pages shared copy-on-write after the fork: the real footprint.
+            "total_pss_mb": mb(sum(pss(p) for p in everyone)),
+        }
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the master, its workers, and workers already recycled."""

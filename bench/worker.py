@@ -11,6 +11,7 @@ exactly one result per message acknowledged. The worker environment's scaling th
 (deploy/eb-worker/.ebextensions) follow from the one-record rate. Exits 1 with one line if
 anything fails.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,9 +46,11 @@ MOTO_START_S = 30  # moto's server imports every service it emulates: a few seco
 def start_moto() -> tuple[subprocess.Popen, str]:
     """moto's server in its own process (SQS in AWS is not on the instance's cores either)."""
     port = free_port()
-    moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H",
-                             "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moto = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + MOTO_START_S
     while True:
@@ -57,18 +60,27 @@ def start_moto() -> tuple[subprocess.Popen, str]:
         except OSError:
             if moto.poll() is not None or time.monotonic() > deadline:
                 moto.kill()
-                raise BenchError(f"moto's server did not answer on {endpoint} within "
-                                 f"{MOTO_START_S} s") from None
+                raise BenchError(
+                    f"moto's server did not answer on {endpoint} within {MOTO_START_S} s"
+                ) from None
             time.sleep(0.2)
 
 
 def post(url: str, body: bytes) -> int:
     """One message as sqsd sends it; the status."""
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "User-Agent": "aws-sqsd/1.1", "Content-Type": "application/json",
-        "X-Aws-Sqsd-Msgid": str(uuid.uuid4()), "X-Aws-Sqsd-Queue": "awseb-worker-queue",
-        "X-Aws-Sqsd-First-Received-At": datetime.now(UTC).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"), "X-Aws-Sqsd-Receive-Count": "1"})
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "User-Agent": "aws-sqsd/1.1",
+            "Content-Type": "application/json",
+            "X-Aws-Sqsd-Msgid": str(uuid.uuid4()),
+            "X-Aws-Sqsd-Queue": "awseb-worker-queue",
+            "X-Aws-Sqsd-First-Received-At": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "X-Aws-Sqsd-Receive-Count": "1",
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             response.read()
@@ -101,13 +113,18 @@ def round_of(service: Service, body: bytes, seconds: float) -> dict:
         thread.join()
     elapsed, cpu = time.monotonic() - started, service.cpu_seconds() - cpu_before
     if failed:
-        raise BenchError(f"{len(failed)} messages were not acknowledged (statuses "
-                         f"{sorted(set(failed))}); see the service's log")
-    return {"messages": len(done), "seconds": round(elapsed, 2),
-            "messages_per_s": round(len(done) / elapsed, 1),
-            "cpu_ms_per_message": round(1000 * cpu / len(done), 2),
-            "p50_ms": round(1000 * statistics.median(done), 1),
-            "p99_ms": round(1000 * statistics.quantiles(done, n=100)[98], 1)}
+        raise BenchError(
+            f"{len(failed)} messages were not acknowledged (statuses "
+            f"{sorted(set(failed))}); see the service's log"
+        )
+    return {
+        "messages": len(done),
+        "seconds": round(elapsed, 2),
+        "messages_per_s": round(len(done) / elapsed, 1),
+        "cpu_ms_per_message": round(1000 * cpu / len(done), 2),
+        "p50_ms": round(1000 * statistics.median(done), 1),
+        "p99_ms": round(1000 * statistics.quantiles(done, n=100)[98], 1),
+    }
 
 
 def publish_ms(sqs, queue: str, count: int = 30) -> float:
@@ -128,8 +145,11 @@ def empty(sqs, queue: str) -> None:
 
 def held(sqs, queue: str) -> int:
     """Messages on ``queue`` now."""
-    return int(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=[
-        "ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+    return int(
+        sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"
+        ]["ApproximateNumberOfMessages"]
+    )
 
 
 def measure(seconds: float) -> dict:
@@ -139,17 +159,27 @@ def measure(seconds: float) -> dict:
     moto, endpoint = start_moto()
     service = None
     try:
-        env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        env = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         results = sqs.create_queue(QueueName="results")["QueueUrl"]
         service = Service(WORKER_RESULTS=results, **env)
         service.wait_healthy()
         ranges = service.training_ranges()
-        bodies = {"one_record": json.dumps(EXAMPLE_RECORD).encode(),
-                  "records_100": json.dumps(valid_records(BATCH_RECORDS, seed=7,
-                                                          ranges=ranges)).encode()}
+        bodies = {
+            "one_record": json.dumps(EXAMPLE_RECORD).encode(),
+            "records_100": json.dumps(valid_records(BATCH_RECORDS, seed=7, ranges=ranges)).encode(),
+        }
         round_of(service, bodies["one_record"], 2)  # warm-up: first requests, boto3's client
         rounds: dict[str, list[dict]] = {name: [] for name in bodies}
         latency = []
@@ -163,18 +193,24 @@ def measure(seconds: float) -> dict:
                 measured = round_of(service, body, seconds)
                 measured["results_on_the_queue"] = held(sqs, results)
                 if measured["results_on_the_queue"] != measured["messages"]:
-                    raise BenchError(f"{measured['messages']} messages acknowledged but "
-                                     f"{measured['results_on_the_queue']} results on the queue")
+                    raise BenchError(
+                        f"{measured['messages']} messages acknowledged but "
+                        f"{measured['results_on_the_queue']} results on the queue"
+                    )
                 rounds[name].append(measured)
     finally:
         if service is not None:
             service.stop()
         moto.terminate()
         moto.wait(timeout=30)
-    summary = {name: {"messages_per_s": statistics.median(r["messages_per_s"] for r in runs),
-                      "cpu_ms_per_message": statistics.median(r["cpu_ms_per_message"]
-                                                              for r in runs),
-                      "rounds": runs} for name, runs in rounds.items()}
+    summary = {
+        name: {
+            "messages_per_s": statistics.median(r["messages_per_s"] for r in runs),
+            "cpu_ms_per_message": statistics.median(r["cpu_ms_per_message"] for r in runs),
+            "rounds": runs,
+        }
+        for name, runs in rounds.items()
+    }
     return {"publish_ms_median": statistics.median(latency), **summary}
 
 
@@ -192,18 +228,27 @@ def main() -> int:
     except (BenchError, BotoCoreError, ClientError) as exc:
         print(f"bench.worker failed: {exc}", file=sys.stderr)
         return 1
-    result = {"measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-              "machine": machine,
-              "setup": {"WEB_CONCURRENCY": 2, "connections": CONNECTIONS, "rounds": ROUNDS,
-                        "round_s": args.seconds, "batch_records": BATCH_RECORDS,
-                        "destination": "SQS standard queue on moto's server (own process)"},
-              **result}
+    result = {
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine,
+        "setup": {
+            "WEB_CONCURRENCY": 2,
+            "connections": CONNECTIONS,
+            "rounds": ROUNDS,
+            "round_s": args.seconds,
+            "batch_records": BATCH_RECORDS,
+            "destination": "SQS standard queue on moto's server (own process)",
+        },
+        **result,
+    }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     one, batch = result["one_record"], result["records_100"]
-    print(f"one-record messages/s {one['messages_per_s']:,.0f} "
-          f"({one['cpu_ms_per_message']} ms CPU each); {BATCH_RECORDS}-record messages/s "
-          f"{batch['messages_per_s']:,.0f}; one SendMessage to moto "
-          f"{result['publish_ms_median']} ms; written to {args.out}")
+    print(
+        f"one-record messages/s {one['messages_per_s']:,.0f} "
+        f"({one['cpu_ms_per_message']} ms CPU each); {BATCH_RECORDS}-record messages/s "
+        f"{batch['messages_per_s']:,.0f}; one SendMessage to moto "
+        f"{result['publish_ms_median']} ms; written to {args.out}"
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ own OpenAPI document; each ``<!-- generated: NAME -->`` line of a page becomes t
 figures NAME stands for (bench/results/, the committed model card). A missing or unknown table
 stops the build with one line.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,29 +32,38 @@ GENERATED: dict[str, tuple[str, Callable[[dict], str], str]] = {
     "bench": ("bench/results/latest.json", tables.bench, "make bench"),
     "invocations": ("bench/results/invocations.json", tables.invocations, "make bench"),
     "kafka": ("bench/results/kafka.json", tables.kafka, "make bench"),
-    "metrics-soak": ("bench/results/metrics-soak.json", tables.metrics_soak,
-                     "python -m bench.metrics_soak"),
+    "metrics-soak": (
+        "bench/results/metrics-soak.json",
+        tables.metrics_soak,
+        "python -m bench.metrics_soak",
+    ),
     "mutation": ("bench/results/mutation.json", tables.mutation, "make mutate"),
     "model-card": ("model/insurance-charges.card.json", tables.model_card, "make train"),
     "worker": ("bench/results/worker.json", tables.worker, "make bench"),
-    "blas-spread": ("bench/results/blas-spread.json", tables.blas_spread,
-                    "python -m devtools.blas_spread --data ../shared/data/insurance.csv "
-                    "--out bench/results/blas-spread.json"),
+    "blas-spread": (
+        "bench/results/blas-spread.json",
+        tables.blas_spread,
+        "python -m devtools.blas_spread --data ../shared/data/insurance.csv "
+        "--out bench/results/blas-spread.json",
+    ),
 }
 
 
 def table(name: str, page: str) -> str:
     """The Markdown table NAME stands for, from its results file."""
     if name not in GENERATED:
-        raise PluginError(f"{page}: no generated table {name!r}; use one of "
-                          f"{', '.join(sorted(GENERATED))}")
+        raise PluginError(
+            f"{page}: no generated table {name!r}; use one of {', '.join(sorted(GENERATED))}"
+        )
     file_name, render, command = GENERATED[name]
     path = ROOT / file_name
     try:
         result = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise PluginError(f"{page}: cannot read {path} for the {name!r} table ({exc}); "
-                          f"run `{command}` to write it") from None
+        raise PluginError(
+            f"{page}: cannot read {path} for the {name!r} table ({exc}); "
+            f"run `{command}` to write it"
+        ) from None
     return render(result)
 
 

@@ -1,4 +1,5 @@
 """The service under gunicorn, started as deployed, for the tests and the benchmark alike."""
+
 from __future__ import annotations
 
 import json
@@ -40,12 +41,23 @@ class GunicornServer:
     gunicorn is run directly, which the benchmark needs to time start-up and serve other apps.
     """
 
-    def __init__(self, app: str = SERVICE, workers: int = 2, via_make: bool = False,
-                 behind_nginx: bool = False, **env):
+    def __init__(
+        self,
+        app: str = SERVICE,
+        workers: int = 2,
+        via_make: bool = False,
+        behind_nginx: bool = False,
+        **env,
+    ):
         self.app, self.port, self.lines = app, free_port(), []
         self.behind_nginx = behind_nginx
-        environ = {**os.environ, "PORT": str(self.port), "WEB_CONCURRENCY": str(workers),
-                   "PYTHONPATH": str(ROOT), **env}
+        environ = {
+            **os.environ,
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": str(workers),
+            "PYTHONPATH": str(ROOT),
+            **env,
+        }
         if behind_nginx:  # its own run directory: nginx's config, temp files and the socket
             environ["TMPDIR"] = tempfile.mkdtemp(prefix="insurance-charges-")
             # Started as root (CI), nginx's workers run as "nobody" and must reach the socket.
@@ -53,16 +65,27 @@ class GunicornServer:
         environ = {k: v for k, v in environ.items() if v is not None}  # None: unset it
         if (via_make or behind_nginx) and app != SERVICE:
             raise ValueError("`make run` and the launcher serve only the service itself")
-        command = (["make", "--no-print-directory", "run"] if via_make else
-                   [str(GUNICORN.parent / "python"), "-m", "insurance_charges.container"]
-                   if behind_nginx else [str(GUNICORN), "--config", "gunicorn.conf.py", app])
+        command = (
+            ["make", "--no-print-directory", "run"]
+            if via_make
+            else [str(GUNICORN.parent / "python"), "-m", "insurance_charges.container"]
+            if behind_nginx
+            else [str(GUNICORN), "--config", "gunicorn.conf.py", app]
+        )
         self.started = time.perf_counter()
         # Its own session, so cleanup reaches every process it forks.
-        self.proc = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout),
-                                        daemon=True)
+        self.proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(
+            target=lambda: self.lines.extend(self.proc.stdout), daemon=True
+        )
         self._reader.start()
 
     def url(self, path: str) -> str:
@@ -82,8 +105,9 @@ class GunicornServer:
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
-                raise ServerError(f"the server exited with {self.proc.returncode}:\n"
-                                  + self.output())
+                raise ServerError(
+                    f"the server exited with {self.proc.returncode}:\n" + self.output()
+                )
             try:
                 with urllib.request.urlopen(self.url("/health"), timeout=2) as response:
                     if response.status == 200:
@@ -124,8 +148,9 @@ class GunicornServer:
             self._close_output()
             return status
         except subprocess.TimeoutExpired:
-            raise ServerError(f"{self.app} ignored SIGTERM for {timeout:.0f} s:\n"
-                              + self.tail()) from None
+            raise ServerError(
+                f"{self.app} ignored SIGTERM for {timeout:.0f} s:\n" + self.tail()
+            ) from None
 
     def kill(self) -> None:
         """Make sure nothing of this server is left running."""

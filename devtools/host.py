@@ -1,4 +1,5 @@
 """The machine a measurement was taken on, recorded beside its figures."""
+
 from __future__ import annotations
 
 import os
@@ -19,5 +20,10 @@ def machine() -> dict:
     if release.is_file():
         found = re.search(r'^PRETTY_NAME="?([^"\n]*)', release.read_text(), re.M)
         os_name = found.group(1) if found else os_name
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "os": os_name, "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "os": os_name,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }

@@ -5,6 +5,7 @@ Usage (after `mutmut run`, from the project root): ``python -m devtools.mutation
 below PCT. ``--out`` records the figures, from which the docs site renders its table
 (docs/testing.md#mutation-testing).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,15 @@ def scores(mutants: Path) -> list[tuple[str, int, int, int]]:
 
 def record(rows: list[tuple[str, int, int, int]], floor: float | None) -> dict:
     """The figures as bench/results/mutation.json holds them."""
-    return {"measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "mutmut": version("mutmut"), "machine": host.machine(), "floor": floor,
-            "modules": [{"module": m, "killed": k, "survived": s, "total": t}
-                        for m, k, s, t in rows],
-            "killed": sum(r[1] for r in rows), "total": sum(r[3] for r in rows)}
+    return {
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "mutmut": version("mutmut"),
+        "machine": host.machine(),
+        "floor": floor,
+        "modules": [{"module": m, "killed": k, "survived": s, "total": t} for m, k, s, t in rows],
+        "killed": sum(r[1] for r in rows),
+        "total": sum(r[3] for r in rows),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for module, killed, survived, total in rows:
         other = total - killed - survived
-        sys.stdout.write(f"{module}: {killed}/{total} killed ({100 * killed / total:.1f}%), "
-                         f"{survived} survived, {other} other\n")
+        sys.stdout.write(
+            f"{module}: {killed}/{total} killed ({100 * killed / total:.1f}%), "
+            f"{survived} survived, {other} other\n"
+        )
     killed, total = sum(r[1] for r in rows), sum(r[3] for r in rows)
     share = 100 * killed / total
     sys.stdout.write(f"core: {killed}/{total} killed ({share:.1f}%)\n")

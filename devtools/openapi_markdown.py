@@ -1,4 +1,5 @@
 """The OpenAPI document as a Markdown reference page, for the docs site (never hand-copied)."""
+
 from __future__ import annotations
 
 import html
@@ -13,8 +14,10 @@ CODE_SPAN = re.compile(r"(`[^`\n]+`)")
 def text(value: str) -> str:
     """Prose from the document, safe in a paragraph or a table cell."""
     parts = CODE_SPAN.split(" ".join(value.split()))
-    return "".join(part if CODE_SPAN.fullmatch(part)
-                   else html.escape(part, quote=False).replace("|", "\\|") for part in parts)
+    return "".join(
+        part if CODE_SPAN.fullmatch(part) else html.escape(part, quote=False).replace("|", "\\|")
+        for part in parts
+    )
 
 
 def anchor(name: str) -> str:
@@ -43,8 +46,12 @@ def type_of(schema: dict) -> str:
 def limits(schema: dict) -> str:
     """The constraints a schema puts on its value, in words."""
     words = []
-    for key, say in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"),
-                     ("exclusiveMaximum", "<")):
+    for key, say in (
+        ("minimum", "≥"),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "≤"),
+        ("exclusiveMaximum", "<"),
+    ):
         if key in schema:
             words.append(f"{say} {schema[key]:,}")
     if "minItems" in schema or "maxItems" in schema:
@@ -58,8 +65,11 @@ def limits(schema: dict) -> str:
 
 def operation(path: str, method: str, op: dict) -> list[str]:
     """One operation: its heading, prose, body and responses."""
-    lines = [f"### {method.upper()} `{path}` {{#{op['operationId'].lower()}}}", "",
-             text(op["summary"]) + "."]
+    lines = [
+        f"### {method.upper()} `{path}` {{#{op['operationId'].lower()}}}",
+        "",
+        text(op["summary"]) + ".",
+    ]
     if op.get("description"):
         lines += ["", text(op["description"])]
     body = op.get("requestBody")
@@ -68,8 +78,10 @@ def operation(path: str, method: str, op: dict) -> list[str]:
         lines += ["", f"**Body** (`{media}`): {type_of(content['schema'])}."]
     lines += ["", "| Status | Meaning | Body |", "|---|---|---|"]
     for status, response in op["responses"].items():
-        shown = "; ".join(f"`{media}`: {type_of(content['schema'])}"
-                          for media, content in response.get("content", {}).items())
+        shown = "; ".join(
+            f"`{media}`: {type_of(content['schema'])}"
+            for media, content in response.get("content", {}).items()
+        )
         lines.append(f"| {status} | {text(response['description'])} | {shown} |")
     return lines + [""]
 
@@ -79,8 +91,9 @@ def component(name: str, schema: dict) -> list[str]:
     lines = [f"### {name} {{#{anchor(name)}}}", ""]
     summary = [text(schema["description"])] if "description" in schema else []
     if schema.get("type") != "object" or "properties" not in schema:
-        summary.append(f"Type: {type_of(schema)}" + (f" ({limits(schema)})" if limits(schema)
-                                                        else "") + ".")
+        summary.append(
+            f"Type: {type_of(schema)}" + (f" ({limits(schema)})" if limits(schema) else "") + "."
+        )
     elif limits(schema):
         summary.append(f"An object ({limits(schema)}).")
     lines += [" ".join(summary), ""] if summary else []
@@ -90,8 +103,10 @@ def component(name: str, schema: dict) -> list[str]:
         lines += ["| Property | Type | Required | Limits | Meaning |", "|---|---|---|---|---|"]
         for prop, spec in properties.items():
             meaning = text(spec.get("description", spec.get("title", "")))
-            lines.append(f"| `{prop}` | {type_of(spec)} | {'yes' if prop in required else 'no'} "
-                         f"| {limits(spec)} | {meaning} |")
+            lines.append(
+                f"| `{prop}` | {type_of(spec)} | {'yes' if prop in required else 'no'} "
+                f"| {limits(spec)} | {meaning} |"
+            )
         lines.append("")
     elif required:
         lines += ["Required: " + ", ".join(f"`{r}`" for r in schema["required"]) + ".", ""]
@@ -100,11 +115,18 @@ def component(name: str, schema: dict) -> list[str]:
 
 def reference(doc: dict) -> str:
     """The whole reference page for one OpenAPI document."""
-    lines = ["# API reference", "",
-             f"Generated from the service's own OpenAPI {doc['openapi']} document (the one "
-             "`GET /openapi.json` serves, with the default limits) each time the site is built. "
-             "The running service also renders it at `GET /docs`.", "",
-             text(doc["info"]["description"]), "", "## Operations", ""]
+    lines = [
+        "# API reference",
+        "",
+        f"Generated from the service's own OpenAPI {doc['openapi']} document (the one "
+        "`GET /openapi.json` serves, with the default limits) each time the site is built. "
+        "The running service also renders it at `GET /docs`.",
+        "",
+        text(doc["info"]["description"]),
+        "",
+        "## Operations",
+        "",
+    ]
     for path, operations in doc["paths"].items():
         for method, op in operations.items():
             lines += operation(path, method, op)

@@ -6,6 +6,7 @@ its request header one byte a second (slowloris), ``body`` announces a 1 MB body
 Meanwhile /health and a one-record prediction are probed every half second, and one legitimate
 client uploads a full batch at 25 KB/s. Everything is bounded in time and stops by itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,14 @@ from dataclasses import dataclass, field
 
 from .records import valid_records
 
-ONE = {"age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes",
-       "region": "southwest"}
+ONE = {
+    "age": 19,
+    "sex": "female",
+    "bmi": 27.9,
+    "children": 0,
+    "smoker": "yes",
+    "region": "southwest",
+}
 KINDS = ("headers", "body", "noread")
 
 
@@ -41,8 +48,10 @@ class Report:
 
 
 def _head(port: int, length: int) -> bytes:
-    return (f"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: "
-            f"application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n").encode()
+    return (
+        f"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: "
+        f"application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    ).encode()
 
 
 def _answer(sock: socket.socket, deadline: float) -> tuple[int, bytes]:
@@ -82,7 +91,7 @@ def _slow_client(kind: str, port: int, batch: bytes, until: float, report: Repor
                         time.sleep(1.0)  # an answer is waiting; never read it
                         continue
                 if kind == "headers":
-                    sock.sendall(header[i % len(header):][:1] if i < len(header) else b"X")
+                    sock.sendall(header[i % len(header) :][:1] if i < len(header) else b"X")
                 elif kind == "body":
                     sock.sendall(b" " * 10)
                 i += 1
@@ -119,7 +128,7 @@ def _legit_upload(port: int, batch: bytes, rate: int, report: Report) -> None:
             step = rate // 10  # a tenth of a second's worth at a time: steady, no bursts
             for n, start in enumerate(range(0, len(batch), step)):
                 time.sleep(max(0.0, began + n / 10 - time.monotonic()))
-                sock.sendall(batch[start:start + step])
+                sock.sendall(batch[start : start + step])
             status, body = _answer(sock, time.monotonic() + 60)
         answered = len(json.loads(body)["predictions"]) if status == 200 else 0
         report.legit.update(status=status, predictions=answered)
@@ -128,26 +137,39 @@ def _legit_upload(port: int, batch: bytes, rate: int, report: Report) -> None:
     report.legit["seconds"] = round(time.monotonic() - began, 1)
 
 
-def attack(port: int, seconds: float, connections: int = 50, warmup: float = 5.0,
-           legit_rate: int = 25_000) -> Report:
+def attack(
+    port: int, seconds: float, connections: int = 50, warmup: float = 5.0, legit_rate: int = 25_000
+) -> Report:
     """Run the slow clients for ``seconds``, probing from ``warmup`` on; return the report."""
-    records = valid_records(10_000, seed=7, ranges={
-        "age": {"min": 18, "max": 64}, "bmi": {"min": 16, "max": 50},
-        "children": {"min": 0, "max": 5}})
+    records = valid_records(
+        10_000,
+        seed=7,
+        ranges={
+            "age": {"min": 18, "max": 64},
+            "bmi": {"min": 16, "max": 50},
+            "children": {"min": 0, "max": 5},
+        },
+    )
     batch = json.dumps(records).encode()
     # A never-reading client posts 2,000 records: an answer of 140 KB, far past what socket
     # buffers absorb, without turning the test into a throughput test when it reconnects.
     unread = json.dumps(records[:2_000]).encode()
     report, until = Report(), time.monotonic() + seconds
-    threads = [threading.Thread(target=_slow_client, daemon=True, args=(
-        KINDS[i % 3], port, unread if KINDS[i % 3] == "noread" else batch, until, report))
-        for i in range(connections)]
+    threads = [
+        threading.Thread(
+            target=_slow_client,
+            daemon=True,
+            args=(KINDS[i % 3], port, unread if KINDS[i % 3] == "noread" else batch, until, report),
+        )
+        for i in range(connections)
+    ]
     for thread in threads:
         thread.start()
         time.sleep(0.05)  # staggered, as real clients arrive
     time.sleep(warmup)
-    upload = threading.Thread(target=_legit_upload, args=(port, batch, legit_rate, report),
-                              daemon=True)
+    upload = threading.Thread(
+        target=_legit_upload, args=(port, batch, legit_rate, report), daemon=True
+    )
     upload.start()
     probes = []
     while time.monotonic() < until:

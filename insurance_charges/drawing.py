@@ -3,6 +3,7 @@
 The form's and the model page's charts (web/charts.py, web/model_charts.py) and the outcome
 report (outcomes/html.py) draw with these: no script, no inline style, not colour alone.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,18 +49,22 @@ def marker(kind: str, x: float, y: float, stroke: str, size: float = 3.5) -> Mar
     # 3.5 px half-size: a 7 px dot or square, visible beside a 2.5 px line.
     if kind == "circle":
         return Markup('<circle cx="{:.1f}" cy="{:.1f}" r="{:.1f}" fill="{}"/>').format(
-            x, y, size, stroke)
+            x, y, size, stroke
+        )
     return Markup('<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}"/>').format(
-        x - size, y - size, 2 * size, 2 * size, stroke)
+        x - size, y - size, 2 * size, 2 * size, stroke
+    )
 
 
-def svg_open(width: int, height: int, chart_id: str, title: str, desc: str,
-             size: int = 13) -> Markup:
+def svg_open(
+    width: int, height: int, chart_id: str, title: str, desc: str, size: int = 13
+) -> Markup:
     """An SVG's opening tag with its title and description, for screen readers."""
-    return Markup('<svg class="chart" viewBox="0 0 {0} {1}" role="img" '
-                  'aria-labelledby="{2}-title" aria-describedby="{2}-desc" font-size="{5}">\n'
-                  '<title id="{2}-title">{3}</title>\n<desc id="{2}-desc">{4}</desc>').format(
-        width, height, chart_id, title, desc, size)
+    return Markup(
+        '<svg class="chart" viewBox="0 0 {0} {1}" role="img" '
+        'aria-labelledby="{2}-title" aria-describedby="{2}-desc" font-size="{5}">\n'
+        '<title id="{2}-title">{3}</title>\n<desc id="{2}-desc">{4}</desc>'
+    ).format(width, height, chart_id, title, desc, size)
 
 
 @dataclass(frozen=True)

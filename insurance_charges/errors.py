@@ -4,6 +4,7 @@ It sits beneath every layer, the core included: it imports nothing, so any modul
 one. A command shows it as one line, ``Error: <message>``, and ends with its ``status``
 (``cli_runner.run``); the HTTP layer keeps its own problem documents (``web/errors.py``).
 """
+
 from __future__ import annotations
 
 # sysexits.h's EX_USAGE is 64, but argparse exits 2 for a bad command line, and every command

@@ -1,4 +1,5 @@
 """Where the project's own files are: fixed by the package's place on disk, never by settings."""
+
 from __future__ import annotations
 
 from pathlib import Path

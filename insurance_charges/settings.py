@@ -4,6 +4,7 @@ gunicorn.conf.py and the app factory both call ``from_environ``; an unusable val
 start-up with one line ``Error: NAME=value: why; what to set instead`` (``SettingsError``
 is a RuntimeError, which gunicorn prints as that one line and exits 1).
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -47,8 +48,10 @@ METRICS_HOST = "127.0.0.1"
 # A host name as RFC 1123 spells one: dot-separated labels of 1 to 63 letters, digits and
 # inner hyphens, 253 characters at most (RFC 1035), the last label not all digits (so a
 # mistyped IPv4 address such as 256.1.1.1 is refused rather than looked up).
-_HOST_NAME = re.compile(r"(?=.{1,253}\.?$)(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*"
-                        r"(?!-)(?=[A-Za-z0-9-]*[A-Za-z-])[A-Za-z0-9-]{1,63}(?<!-)\.?")
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}\.?$)(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*"
+    r"(?!-)(?=[A-Za-z0-9-]*[A-Za-z-])[A-Za-z0-9-]{1,63}(?<!-)\.?"
+)
 
 
 # A percentage in hundredths at most: sampling buckets are hundredths of a percent
@@ -106,13 +109,16 @@ def _whole(low: int, high: int, fix: str) -> Callable[[str], int]:
         if not low <= value <= high:
             raise ValueError(f"outside {low} to {high}; {fix}")
         return value
+
     return parse
 
 
 def host_parser(name: str) -> Callable[[str], str]:
     """A parser for ``name``: an IP address literal or a host name, normalized."""
-    fix = (f"set {name} to an address of this machine (127.0.0.1: this machine only; 0.0.0.0: "
-           "every interface) or its hostname")
+    fix = (
+        f"set {name} to an address of this machine (127.0.0.1: this machine only; 0.0.0.0: "
+        "every interface) or its hostname"
+    )
 
     def parse(text: str) -> str:
         host = text.strip()
@@ -128,8 +134,10 @@ def host_parser(name: str) -> Callable[[str], str]:
             socket.inet_aton(host)
         except OSError:
             return host
-        raise ValueError(f"an IPv4 address in an abbreviated form; {fix}, with an address "
-                         "in four decimal parts")
+        raise ValueError(
+            f"an IPv4 address in an abbreviated form; {fix}, with an address in four decimal parts"
+        )
+
     return parse
 
 
@@ -146,12 +154,15 @@ def _model_path(text: str, name: str = "MODEL_PATH") -> Path:
     except FileNotFoundError:
         return path  # the model loader says "not found" and how to make one
     except OSError as exc:
-        raise ValueError(f"cannot be read ({exc.strerror}); "
-                         f"set {name} to a readable trained pipeline file") from None
+        raise ValueError(
+            f"cannot be read ({exc.strerror}); set {name} to a readable trained pipeline file"
+        ) from None
     if not stat.S_ISREG(mode):
         kind = "a directory" if stat.S_ISDIR(mode) else "a device or special file"
-        raise ValueError(f"not a regular file ({kind}); set {name} to the trained "
-                         "pipeline's .pkl file, with its .card.json beside it")
+        raise ValueError(
+            f"not a regular file ({kind}); set {name} to the trained "
+            "pipeline's .pkl file, with its .card.json beside it"
+        )
     return path
 
 
@@ -174,8 +185,9 @@ def _model_store(text: str) -> str:
 def _scored_prefix(text: str) -> str:
     from .registry.uri import parse_prefix
 
-    return parse_prefix(text, "WORKER_SCORED_URI to s3://bucket/prefix, where the worker "
-                              "writes scored files").uri()
+    return parse_prefix(
+        text, "WORKER_SCORED_URI to s3://bucket/prefix, where the worker writes scored files"
+    ).uri()
 
 
 def _trusted_keys(text: str) -> tuple:
@@ -184,19 +196,25 @@ def _trusted_keys(text: str) -> tuple:
     try:
         pem = Path(text).expanduser().read_bytes()
     except OSError as exc:
-        raise ValueError(f"cannot be read ({exc.strerror}); set MODEL_PUBLIC_KEY to the PEM file "
-                         "of the public key that signs your models") from None
+        raise ValueError(
+            f"cannot be read ({exc.strerror}); set MODEL_PUBLIC_KEY to the PEM file "
+            "of the public key that signs your models"
+        ) from None
     try:
         return read_public_keys(pem)
     except ValueError as exc:
-        raise ValueError(f"{exc}; set MODEL_PUBLIC_KEY to a PEM file with one or more Ed25519 "
-                         "public keys (`openssl pkey -in KEY -pubout`)") from None
+        raise ValueError(
+            f"{exc}; set MODEL_PUBLIC_KEY to a PEM file with one or more Ed25519 "
+            "public keys (`openssl pkey -in KEY -pubout`)"
+        ) from None
 
 
 def _metrics_dir(text: str) -> Path:
     path = Path(text).expanduser().resolve()
-    fix = ("set PROMETHEUS_MULTIPROC_DIR to a writable directory of this service's own (its "
-           "metric files are removed at start), or unset it for one under the temp dir")
+    fix = (
+        "set PROMETHEUS_MULTIPROC_DIR to a writable directory of this service's own (its "
+        "metric files are removed at start), or unset it for one under the temp dir"
+    )
     if path.exists() and not path.is_dir():
         raise ValueError(f"not a directory; {fix}")
     if path.exists() and not os.access(path, os.W_OK | os.X_OK):
@@ -211,16 +229,20 @@ def _metrics_host(text: str) -> str:
     except ValueError:
         pass
     if not _HOST_NAME.fullmatch(host):
-        raise ValueError(f"not an IP address or host name; set METRICS_HOST to {METRICS_HOST} "
-                         "(the default: this machine only), 0.0.0.0 (every interface, for a "
-                         "Prometheus on another host) or another address of this machine, "
-                         "without a port (that is METRICS_PORT)")
+        raise ValueError(
+            f"not an IP address or host name; set METRICS_HOST to {METRICS_HOST} "
+            "(the default: this machine only), 0.0.0.0 (every interface, for a "
+            "Prometheus on another host) or another address of this machine, "
+            "without a port (that is METRICS_PORT)"
+        )
     return host
 
 
 def _capture_percent(text: str) -> float:
-    fix = ("set CAPTURE_PERCENT from 0 to 100, in hundredths at most (e.g. 100, 12.5 or "
-           "0.25), or unset it for 100")
+    fix = (
+        "set CAPTURE_PERCENT from 0 to 100, in hundredths at most (e.g. 100, 12.5 or "
+        "0.25), or unset it for 100"
+    )
     if not _PERCENT.fullmatch(text.strip()):
         raise ValueError(f"not a percentage; {fix}")
     value = float(text.strip())
@@ -233,8 +255,10 @@ def parse_api_keys(text: str) -> tuple[str, ...]:
     """Split a comma-separated API_KEYS value; set but holding no key is refused."""
     keys = tuple(key.strip() for key in text.split(",") if key.strip())
     if not keys:
-        raise ValueError("holds no key, which would leave the API open; set one or more "
-                         "comma-separated keys (e.g. `openssl rand -hex 24`), or unset API_KEYS")
+        raise ValueError(
+            "holds no key, which would leave the API open; set one or more "
+            "comma-separated keys (e.g. `openssl rand -hex 24`), or unset API_KEYS"
+        )
     return keys
 
 
@@ -244,33 +268,65 @@ def _parsers(cpus: int) -> dict[str, tuple[str, Callable]]:
     return {
         "PORT": ("port", _whole(1, 65535, "set PORT to a TCP port from 1 to 65535")),
         "HOST": ("host", host_parser("HOST")),
-        "WEB_CONCURRENCY": ("workers", _whole(1, most, f"set WEB_CONCURRENCY from 1 to {most} "
-                                              f"({WORKERS_PER_CPU_LIMIT} per CPU; one per CPU "
-                                              "is the default)")),
+        "WEB_CONCURRENCY": (
+            "workers",
+            _whole(
+                1,
+                most,
+                f"set WEB_CONCURRENCY from 1 to {most} "
+                f"({WORKERS_PER_CPU_LIMIT} per CPU; one per CPU "
+                "is the default)",
+            ),
+        ),
         "MODEL_PATH": ("model_path", _model_path),
         "LOG_LEVEL": ("log_level", _log_level),
-        "MAX_BATCH": ("max_batch", _whole(1, MAX_BATCH_LIMIT,
-                                          f"set MAX_BATCH from 1 to {MAX_BATCH_LIMIT}")),
+        "MAX_BATCH": (
+            "max_batch",
+            _whole(1, MAX_BATCH_LIMIT, f"set MAX_BATCH from 1 to {MAX_BATCH_LIMIT}"),
+        ),
         "API_KEYS": ("api_keys", parse_api_keys),
         "MODEL_PUBLIC_KEY": ("trusted_keys", _trusted_keys),
-        "SAGEMAKER_BIND_TO_PORT": ("sagemaker_port", _whole(
-            1, 65535, "set SAGEMAKER_BIND_TO_PORT to a TCP port from 1 to 65535, or unset it "
-                      f"for {SAGEMAKER_PORT}")),
-        "SAGEMAKER_MAX_PAYLOAD_IN_MB": ("max_payload_mb", _whole(
-            1, MAX_PAYLOAD_MB_LIMIT, "set the job's MaxPayloadInMB (which SageMaker passes "
-                                     f"as this variable) from 1 to {MAX_PAYLOAD_MB_LIMIT}; 0, a "
-                                     "streamed body, is not supported")),
+        "SAGEMAKER_BIND_TO_PORT": (
+            "sagemaker_port",
+            _whole(
+                1,
+                65535,
+                "set SAGEMAKER_BIND_TO_PORT to a TCP port from 1 to 65535, or unset it "
+                f"for {SAGEMAKER_PORT}",
+            ),
+        ),
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": (
+            "max_payload_mb",
+            _whole(
+                1,
+                MAX_PAYLOAD_MB_LIMIT,
+                "set the job's MaxPayloadInMB (which SageMaker passes "
+                f"as this variable) from 1 to {MAX_PAYLOAD_MB_LIMIT}; 0, a "
+                "streamed body, is not supported",
+            ),
+        ),
         "MODEL_URI": ("model_uri", _model_uri),
         "MODEL_STORE": ("model_store", _model_store),
-        "METRICS_PORT": ("metrics_port", _whole(1, 65535, "set METRICS_PORT to a TCP port from "
-                                                "1 to 65535 other than PORT (e.g. 9100)")),
+        "METRICS_PORT": (
+            "metrics_port",
+            _whole(
+                1,
+                65535,
+                "set METRICS_PORT to a TCP port from 1 to 65535 other than PORT (e.g. 9100)",
+            ),
+        ),
         "METRICS_HOST": ("metrics_host", _metrics_host),
         "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", _metrics_dir),
         "WORKER_RESULTS": ("worker_results", parse_destination),
         "WORKER_SCORED_URI": ("worker_scored", _scored_prefix),
-        "WORKER_MAX_FILE_MB": ("worker_max_file_mb", _whole(
-            1, WORKER_MAX_FILE_MB_LIMIT, f"set WORKER_MAX_FILE_MB from 1 to "
-                                         f"{WORKER_MAX_FILE_MB_LIMIT} (megabytes)")),
+        "WORKER_MAX_FILE_MB": (
+            "worker_max_file_mb",
+            _whole(
+                1,
+                WORKER_MAX_FILE_MB_LIMIT,
+                f"set WORKER_MAX_FILE_MB from 1 to {WORKER_MAX_FILE_MB_LIMIT} (megabytes)",
+            ),
+        ),
         "CAPTURE_URI": ("capture", destination_of),
         "CAPTURE_PERCENT": ("capture_percent", _capture_percent),
     }
@@ -309,14 +365,18 @@ def from_environ(environ: Mapping[str, str] = os.environ, cpus: int | None = Non
         except ValueError as exc:
             raise SettingsError(f"{name}={_shown(name, text)}: {exc}") from None
     if "model_uri" in values and "model_path" in values:
-        raise SettingsError(f"MODEL_URI={_shown('MODEL_URI', environ['MODEL_URI'])}: MODEL_PATH "
-                            "is set too, so which model to serve is unclear; set only one")
+        raise SettingsError(
+            f"MODEL_URI={_shown('MODEL_URI', environ['MODEL_URI'])}: MODEL_PATH "
+            "is set too, so which model to serve is unclear; set only one"
+        )
     if isinstance(values.get("model_uri"), Path):  # a local MODEL_URI is a MODEL_PATH
         values["model_path"] = values.pop("model_uri")
     if values.get("metrics_port") == values.get("port", Settings.port):
-        raise SettingsError(f"METRICS_PORT={environ['METRICS_PORT']!r}: the app's own port; set "
-                            "METRICS_PORT to another port (e.g. 9100), so no route to the app "
-                            "exposes the metrics")
+        raise SettingsError(
+            f"METRICS_PORT={environ['METRICS_PORT']!r}: the app's own port; set "
+            "METRICS_PORT to another port (e.g. 9100), so no route to the app "
+            "exposes the metrics"
+        )
     values.setdefault("workers", cpus)  # one sync worker per CPU: predictions are CPU-bound
     if "trusted_keys" not in values:  # the key whose public half ships with the code
         from .core.model_signing import TRUSTED_KEYS
@@ -330,4 +390,3 @@ def _shown(name: str, text: str) -> str:
     if name == "API_KEYS":
         return "(hidden)" if text.strip(" ,") else repr(text)
     return repr(text[:80])
-

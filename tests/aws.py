@@ -1,5 +1,6 @@
 """moto's server for the tests of everything that calls AWS through boto3 (no test-only switch
 in the code: boto3 finds the server through AWS_ENDPOINT_URL, as it would any endpoint)."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,12 @@ def moto_server() -> Iterator[dict[str, str]]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        yield {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        yield {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
     finally:
         server.stop()
 

@@ -1,4 +1,5 @@
 """Shared by the browser tests: one headless Chromium and the real app served from a thread."""
+
 from __future__ import annotations
 
 import os
@@ -18,16 +19,26 @@ except ImportError:  # reported by the browser fixture: skipped locally, failed 
     sync_playwright = None
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
 def browser():
     """One headless Debian Chromium for the whole module."""
-    require(sync_playwright is not None and os.path.exists(CHROMIUM),
-            "needs Debian's chromium (apt-get install chromium) and playwright")
+    require(
+        sync_playwright is not None and os.path.exists(CHROMIUM),
+        "needs Debian's chromium (apt-get install chromium) and playwright",
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)

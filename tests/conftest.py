@@ -1,4 +1,5 @@
 """Shared fixtures: the real committed model loaded once, the app and its test client."""
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,9 @@ for _make_variable in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
     os.environ.pop(_make_variable, None)
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("INSURANCE_DATA",
-                                  ROOT.parent / "shared" / "data" / "insurance.csv"))
+SHARED_DATA = Path(
+    os.environ.get("INSURANCE_DATA", ROOT.parent / "shared" / "data" / "insurance.csv")
+)
 
 
 def require(condition: bool, reason: str) -> None:
@@ -39,12 +41,20 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-def run_in_session(command: list[str], env: dict[str, str],
-                   timeout: float) -> subprocess.CompletedProcess:
+def run_in_session(
+    command: list[str], env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess:
     """``command`` from the project, to its end, in a session of its own: when it outlives
     ``timeout``, every process it started (a server `make run` left) is killed with it."""
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     finally:
@@ -109,8 +119,11 @@ def public_key_file(signing_key, tmp_path_factory) -> Path:
     from cryptography.hazmat.primitives import serialization
 
     target = tmp_path_factory.mktemp("keys") / "test-model-key.pem"
-    target.write_bytes(signing_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    target.write_bytes(
+        signing_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return target
 
 
@@ -120,9 +133,13 @@ def private_key_file(signing_key, tmp_path_factory) -> Path:
     from cryptography.hazmat.primitives import serialization
 
     target = tmp_path_factory.mktemp("private") / "test-signing.key"
-    target.write_bytes(signing_key.private_bytes(serialization.Encoding.PEM,
-                                                 serialization.PrivateFormat.PKCS8,
-                                                 serialization.NoEncryption()))
+    target.write_bytes(
+        signing_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return target
 
 
@@ -167,6 +184,7 @@ def image(tmp_path_factory) -> str:
     """The image built once per run from the bundle `eb deploy` uploads, as EB builds it;
     every container test (EB, ECS, SageMaker, release) runs these same bytes."""
     from .containers import build_bundle_image
+
     return build_bundle_image(tmp_path_factory)
 
 
@@ -179,11 +197,13 @@ def metered(tmp_path):
 
     def start(workers: int = 2, **env):
         port = free_port()
-        server = GunicornServer(workers=workers, METRICS_PORT=str(port),
-                                PROMETHEUS_MULTIPROC_DIR=str(tmp_path), **env)
+        server = GunicornServer(
+            workers=workers, METRICS_PORT=str(port), PROMETHEUS_MULTIPROC_DIR=str(tmp_path), **env
+        )
         started.append(server)
         server.wait_healthy()
         return server, port
+
     yield start
     for server in started:
         server.kill()

@@ -1,4 +1,5 @@
 """Docker helpers shared by every test that builds or runs the image."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,9 @@ IMAGE_TAG = "insurance-charges:test-" + hashlib.sha256(str(ROOT).encode()).hexdi
 
 def docker(*args, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
     """Run a docker command; fail with its output if it fails."""
-    run = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                         **kwargs)
+    run = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
     output = run.stdout[-3000:] + run.stderr[-3000:]
     assert run.returncode == 0, f"docker {' '.join(args)}:\n{output}"
     return run
@@ -27,8 +29,10 @@ def docker(*args, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess
 
 def engine_running() -> bool:
     """Whether a Docker engine answers."""
-    return bool(shutil.which("docker")) and subprocess.run(
-        ["docker", "info"], capture_output=True, timeout=60).returncode == 0
+    return (
+        bool(shutil.which("docker"))
+        and subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
+    )
 
 
 def build_bundle_image(tmp_path_factory) -> str:
@@ -53,11 +57,15 @@ class Container:
 
     def request(self, path: str, body=None, form=None):
         """Status, headers and body of one request."""
-        data = json.dumps(body).encode() if body is not None else (
-            urllib.parse.urlencode(form).encode() if form is not None else None)
+        data = (
+            json.dumps(body).encode()
+            if body is not None
+            else (urllib.parse.urlencode(form).encode() if form is not None else None)
+        )
         kind = "application/json" if body is not None else "application/x-www-form-urlencoded"
-        req = urllib.request.Request(self.url + path, data=data,
-                                     headers={"Content-Type": kind} if data else {})
+        req = urllib.request.Request(
+            self.url + path, data=data, headers={"Content-Type": kind} if data else {}
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, resp.headers, resp.read()

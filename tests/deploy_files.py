@@ -1,4 +1,5 @@
 """Read the deployment files (Dockerfile, Dockerrun, .ebextensions, nginx) and build EB bundles."""
+
 from __future__ import annotations
 
 import json
@@ -78,8 +79,11 @@ def working_tree_files(paths, root: Path = ROOT) -> set[str]:
     for name in paths:
         path = root / name
         candidates = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-        found.update(p.relative_to(root).as_posix() for p in candidates
-                     if "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo"))
+        found.update(
+            p.relative_to(root).as_posix()
+            for p in candidates
+            if "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+        )
     return found
 
 
@@ -122,7 +126,7 @@ def nginx_directives(root: Path = ROOT) -> dict[str, str]:
 def nginx_size(value: str) -> int:
     """An nginx size (2m, 512k, 1024) in bytes."""
     number, unit = re.fullmatch(r"(\d+)([kKmMgG]?)", value).groups()
-    return int(number) * {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[unit.lower()]
+    return int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit.lower()]
 
 
 def nginx_seconds(value: str) -> float:
@@ -139,8 +143,9 @@ def gunicorn_settings(environ: dict[str, str]) -> dict:
 
 def copy_project(dest: Path) -> Path:
     """A copy of the working tree without the heavy virtual environments and git."""
-    skip = shutil.ignore_patterns(".venv", ".venv-ebcli", ".venv-airflow", ".git", "node_modules",
-                                  ".pytest_cache")
+    skip = shutil.ignore_patterns(
+        ".venv", ".venv-ebcli", ".venv-airflow", ".git", "node_modules", ".pytest_cache"
+    )
     shutil.copytree(ROOT, dest, ignore=skip, symlinks=True)
     return dest
 
@@ -150,9 +155,15 @@ def eb_bundle(project: Path, label: str = "bundle-test") -> zipfile.ZipFile:
     (project / ".elasticbeanstalk").mkdir(exist_ok=True)
     (project / ".elasticbeanstalk" / "config.yml").write_text(
         "global:\n  application_name: insurance-charges\n  default_region: us-east-1\n"
-        "  default_platform: Docker running on 64bit Amazon Linux 2023\n")
-    run = subprocess.run([str(EBCLI_PYTHON), str(Path(__file__).with_name("ebcli_bundle.py")),
-                          label], cwd=project, capture_output=True, text=True, timeout=300)
+        "  default_platform: Docker running on 64bit Amazon Linux 2023\n"
+    )
+    run = subprocess.run(
+        [str(EBCLI_PYTHON), str(Path(__file__).with_name("ebcli_bundle.py")), label],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     return zipfile.ZipFile(run.stdout.strip().splitlines()[-1])
 
@@ -173,8 +184,9 @@ def allowed(rule, value: str) -> bool:
         return re.fullmatch(r"-?\d+", value) is not None
     if "duration" in rule:
         found = ISO_DURATION.fullmatch(value)
-        seconds = found and sum(int(g or 0) * s
-                                for g, s in zip(found.groups(), (3600, 60, 1), strict=True))
+        seconds = found and sum(
+            int(g or 0) * s for g, s in zip(found.groups(), (3600, 60, 1), strict=True)
+        )
         return bool(found) and rule["duration"][0] <= seconds <= rule["duration"][1]
     if "instance_types" in rule:
         types = value.split(",")
@@ -192,7 +204,8 @@ def cfn_lint(template: dict, tmp_path: Path) -> list[dict]:
     from .conftest import require
 
     require(CFN_LINT.exists(), f"needs cfn-lint beside {sys.executable} (requirements-dev.txt)")
-    run = subprocess.run([str(CFN_LINT), "--format", "json", str(path)],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [str(CFN_LINT), "--format", "json", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert run.stderr == "" and run.returncode in (0, 2, 4, 8), run.stderr  # 2/4/8: findings
     return json.loads(run.stdout)

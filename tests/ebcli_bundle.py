@@ -5,6 +5,7 @@ Prints the path of the zip. It calls the function `eb deploy` itself calls to ma
 application version (ebcli.operations.commonops._zip_up_project), so .ebignore is read
 and applied by the EB CLI's code, not by a re-implementation.
 """
+
 import sys
 
 from ebcli.objects.sourcecontrol import SourceControl

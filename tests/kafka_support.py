@@ -3,6 +3,7 @@
 The broker is Tansu (devtools/tansu.py). Topics are filled and read with ``confluent-kafka``;
 ``kcat`` (Debian's kafkacat, librdkafka 2.0.2) reads them back as a second, independent client.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,19 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from devtools.tansu import FAST_GROUP, Broker, free_port, produce
 
-__all__ = ["FAST_GROUP", "Broker", "Reader", "committed", "consumer_command", "free_port",
-           "kcat_read", "names", "produce", "start_consumer", "wait_for"]
+__all__ = [
+    "FAST_GROUP",
+    "Broker",
+    "Reader",
+    "committed",
+    "consumer_command",
+    "free_port",
+    "kcat_read",
+    "names",
+    "produce",
+    "start_consumer",
+    "wait_for",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 # Debian's kcat has librdkafka 2.0.2, which misreads Tansu 0.6's ApiVersions v3 answer: it is
@@ -42,8 +54,13 @@ class Reader:
     """
 
     def __init__(self, address: str, topic: str):
-        self.consumer = Consumer({"bootstrap.servers": address, "enable.auto.commit": False,
-                                  "group.id": "reader-" + uuid.uuid4().hex})
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": address,
+                "enable.auto.commit": False,
+                "group.id": "reader-" + uuid.uuid4().hex,
+            }
+        )
         partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
         self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         self.messages: list = []
@@ -57,8 +74,12 @@ class Reader:
 
     def until(self, expected: int, timeout_s: float, what: str = "messages") -> list:
         """Read until at least ``expected`` messages are in; fail after ``timeout_s``."""
-        return wait_for(lambda: len(self.read()) >= expected and self.messages, timeout_s,
-                        f"{expected} {what}", every_s=0)
+        return wait_for(
+            lambda: len(self.read()) >= expected and self.messages,
+            timeout_s,
+            f"{expected} {what}",
+            every_s=0,
+        )
 
     def close(self) -> None:
         """Leave the topic."""
@@ -69,8 +90,12 @@ def committed(address: str, group: str, topic: str, partitions: int = 1) -> list
     """The offsets ``group`` has committed on each partition of ``topic`` (-1001: none)."""
     consumer = Consumer({"bootstrap.servers": address, "group.id": group})
     try:
-        return [tp.offset for tp in consumer.committed(
-            [TopicPartition(topic, p) for p in range(partitions)], timeout=10)]
+        return [
+            tp.offset
+            for tp in consumer.committed(
+                [TopicPartition(topic, p) for p in range(partitions)], timeout=10
+            )
+        ]
     finally:
         consumer.close()
 
@@ -84,27 +109,64 @@ def kcat_read(address: str, topic: str, partition: int = 0) -> list[dict]:
             pytest.fail(missing)
         pytest.skip(missing)
     done = subprocess.run(
-        [kcat, *KCAT_PROTOCOL, "-b", address, "-C", "-t", topic, "-p", str(partition), "-o", "0",
-         "-e", "-q", "-J"], capture_output=True, timeout=60, check=True)
+        [
+            kcat,
+            *KCAT_PROTOCOL,
+            "-b",
+            address,
+            "-C",
+            "-t",
+            topic,
+            "-p",
+            str(partition),
+            "-o",
+            "0",
+            "-e",
+            "-q",
+            "-J",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
 def consumer_command(address: str, topics: dict[str, str], *extra: str) -> list[str]:
     """The command line of the consumer under test."""
-    return [sys.executable, "-m", "insurance_charges.events", "kafka",
-            "--bootstrap-servers", address, "--input-topic", topics["input"],
-            "--output-topic", topics["output"], "--rejects-topic", topics["rejects"],
-            "--group-id", topics["group"], *FAST_GROUP, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "insurance_charges.events",
+        "kafka",
+        "--bootstrap-servers",
+        address,
+        "--input-topic",
+        topics["input"],
+        "--output-topic",
+        topics["output"],
+        "--rejects-topic",
+        topics["rejects"],
+        "--group-id",
+        topics["group"],
+        *FAST_GROUP,
+        *extra,
+    ]
 
 
-def start_consumer(address: str, topics: dict[str, str], *extra: str,
-                   stderr_path: Path | None = None) -> subprocess.Popen:
+def start_consumer(
+    address: str, topics: dict[str, str], *extra: str, stderr_path: Path | None = None
+) -> subprocess.Popen:
     """The consumer as a process in its own session, its log in ``stderr_path``."""
     sink = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL  # noqa: SIM115
     try:
-        return subprocess.Popen(consumer_command(address, topics, *extra), cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=sink,
-                                start_new_session=True)
+        return subprocess.Popen(
+            consumer_command(address, topics, *extra),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            start_new_session=True,
+        )
     finally:
         if stderr_path:
             sink.close()

@@ -1,4 +1,5 @@
 """A small load generator for fault and soak tests: threads, bounded in time, loopback only."""
+
 from __future__ import annotations
 
 import http.client
@@ -34,8 +35,15 @@ def one_request(port: int, path: str, body: bytes, timeout: float = 10) -> int:
         conn.close()
 
 
-def run_load(port: int, path: str, body: bytes, seconds: float, concurrency: int = 4,
-             rate: float | None = None, stop: threading.Event | None = None) -> Outcome:
+def run_load(
+    port: int,
+    path: str,
+    body: bytes,
+    seconds: float,
+    concurrency: int = 4,
+    rate: float | None = None,
+    stop: threading.Event | None = None,
+) -> Outcome:
     """Send requests for ``seconds`` from ``concurrency`` threads, paced to ``rate`` if given."""
     outcome, lock = Outcome(), threading.Lock()
     start = time.monotonic()

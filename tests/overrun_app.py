@@ -1,4 +1,5 @@
 """The service with one more route, which runs past gunicorn's worker timeout (test_faults.py)."""
+
 import time
 
 from flask import Response

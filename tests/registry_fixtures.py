@@ -1,4 +1,5 @@
 """Shared by the registry's tests: moto's S3 over HTTP, a fresh store, the CLI run in-process."""
+
 from __future__ import annotations
 
 import os
@@ -18,16 +19,22 @@ from insurance_charges.settings import DEFAULT_MODEL_PATH
 
 from .conftest import ROOT
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 BUCKET = "releases"
 
 
 def start_moto(port: int, **env) -> subprocess.Popen:
     """moto's server (the console script beside this interpreter) on 127.0.0.1:port."""
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
-                             "-p", str(port)], env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     import urllib.request
 
     deadline = time.monotonic() + 60
@@ -87,9 +94,14 @@ def run(capsys, store: str | None, *argv) -> tuple[int, str, str]:
 
 def run_module(env: dict, *argv) -> subprocess.CompletedProcess:
     """``python -m insurance_charges.registry`` as the DAG and a person run it."""
-    return subprocess.run([sys.executable, "-m", "insurance_charges.registry", *map(str, argv)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "insurance_charges.registry", *map(str, argv)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """What an /invocations body reader answers, as one comparable value (the readers' tests)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,8 +9,9 @@ from insurance_charges.core.estimates import InvalidRecords
 from insurance_charges.platforms.sagemaker.decoding import Unreadable
 
 
-def reader_outcome(read: Callable[[bytes], Any], data: bytes,
-                   accepted: Callable[[Any], tuple]) -> tuple:
+def reader_outcome(
+    read: Callable[[bytes], Any], data: bytes, accepted: Callable[[Any], tuple]
+) -> tuple:
     """``read(data)`` as ("400" | "422", detail, problems, total), or ``accepted`` of its result."""
     try:
         got = read(data)

@@ -1,5 +1,6 @@
 """What the scoring tests share: files to score, reading outputs back, running the command (in
 this process with the session's model, or as a real child process), moto's S3."""
+
 from __future__ import annotations
 
 import csv
@@ -27,6 +28,7 @@ OUTPUTS = ("estimate", "likely_lower", "likely_upper", "warnings")
 
 
 # Helpers ---------------------------------------------------------------------------------------
+
 
 def records_with_ids(count: int, seed: int = 0) -> list[dict]:
     """Valid records (schema corners first, many outside the training ranges) with an id."""
@@ -114,8 +116,9 @@ def score(real_model, monkeypatch, capfd):
     With ``--jobs 1`` unless a test asks for workers: forking them makes a test slow-tier
     (tests/tiers.py), and such a test says so with ``@pytest.mark.slow``.
     """
-    monkeypatch.setattr("insurance_charges.serving.model.load_model",
-                        lambda *args, **kwargs: real_model)
+    monkeypatch.setattr(
+        "insurance_charges.serving.model.load_model", lambda *args, **kwargs: real_model
+    )
 
     def run(*args, stdin: bytes | None = None):
         if stdin is not None:
@@ -125,6 +128,7 @@ def score(real_model, monkeypatch, capfd):
         status = cli.main(argv if "--jobs" in argv else [*argv, "--jobs", "1"])
         out, err = capfd.readouterr()
         return status, out, err
+
     return run
 
 
@@ -145,6 +149,7 @@ def fail_chunk(monkeypatch, nth: int, error: Exception) -> None:
         if calls["n"] == nth:
             raise error
         return real(scorer, chunk)
+
     monkeypatch.setattr(ChunkScorer, "score", failing)
 
 
@@ -153,8 +158,12 @@ def start_scoring(args: list[str], data: bytes, env: dict | None = None) -> subp
     surely is mid-run until the pipe is closed)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "insurance_charges.scoring", "-", *args],
-        cwd=ROOT, stdin=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        env=env)
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env=env,
+    )
 
     def feed() -> None:  # in the background: the command may stop reading (a held upload)
         try:
@@ -162,6 +171,7 @@ def start_scoring(args: list[str], data: bytes, env: dict | None = None) -> subp
             process.stdin.flush()
         except (BrokenPipeError, ValueError):  # it stopped, or the test closed the pipe
             pass
+
     threading.Thread(target=feed, daemon=True).start()
     return process
 
@@ -178,8 +188,10 @@ def csv_bytes(rows: list[dict]) -> bytes:
 def start_on_a_pipe(tmp_path: Path, name: str = "out.csv") -> tuple[subprocess.Popen, Path]:
     """The command scoring CSV from a pipe into ``tmp_path / name``, once its temporary file
     holds chunks."""
-    process = start_scoring(["-o", str(tmp_path / name), "--chunk-rows", "100", "--jobs", "2"],
-                            csv_bytes(records_with_ids(1000)))
+    process = start_scoring(
+        ["-o", str(tmp_path / name), "--chunk-rows", "100", "--jobs", "2"],
+        csv_bytes(records_with_ids(1000)),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # chunks have been written to the temporary file
         partial = [p for p in tmp_path.iterdir() if p.name.startswith(f".{name}.")]

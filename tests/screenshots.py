@@ -1,4 +1,5 @@
 """The docs' screenshots, written by the browser tests so they always show the current pages."""
+
 from __future__ import annotations
 
 import io
@@ -10,7 +11,7 @@ from PIL import Image
 
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 DESKTOP_WIDTH = 960  # the docs' content column: a 1280 px page at 3/4 stays readable there
-PHONE_WIDTH = 375    # one CSS pixel per image pixel, as a phone shows it
+PHONE_WIDTH = 375  # one CSS pixel per image pixel, as a phone shows it
 # The pages use a handful of colours; 128 keeps text and charts crisp and each file about
 # 100 KB, where full colour would add about 3x that to the repository at every change.
 COLOURS = 128
@@ -20,10 +21,10 @@ def reduced(png: bytes, width: int) -> Image.Image:
     """The screenshot at the docs' width, in a palette of COLOURS."""
     image = Image.open(io.BytesIO(png)).convert("RGB")
     if image.width != width:
-        image = image.resize((width, round(image.height * width / image.width)),
-                             Image.Resampling.LANCZOS)
-    return image.quantize(colors=COLOURS, method=Image.Quantize.MEDIANCUT,
-                          dither=Image.Dither.NONE)
+        image = image.resize(
+            (width, round(image.height * width / image.width)), Image.Resampling.LANCZOS
+        )
+    return image.quantize(colors=COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
 
 
 def same_pixels(a: Image.Image, b: Image.Image) -> bool:

@@ -1,4 +1,5 @@
 """axe-core (from npm, pinned in tests/browser) finds no WCAG 2 A/AA violation on any page."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,13 @@ def show_docs(page, url):
     page.goto(url + "docs")
 
 
-PAGES = {"form": show_form, "result": show_result, "mistakes": show_mistakes,
-         "not-found": show_not_found, "docs": show_docs}
+PAGES = {
+    "form": show_form,
+    "result": show_result,
+    "mistakes": show_mistakes,
+    "not-found": show_not_found,
+    "docs": show_docs,
+}
 
 
 def violations(page) -> list[dict]:
@@ -54,10 +60,18 @@ def violations(page) -> list[dict]:
     # Evaluated through the DevTools protocol rather than a <script> tag, so the page keeps
     # its real Content-Security-Policy (no inline scripts) while axe runs.
     page.evaluate(AXE.read_text(encoding="utf-8"))
-    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})",
-                           WCAG_A_AA)
-    return [{"rule": v["id"], "impact": v["impact"], "help": v["help"],
-             "where": [node["target"] for node in v["nodes"]][:5]} for v in result["violations"]]
+    result = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_A_AA
+    )
+    return [
+        {
+            "rule": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "where": [node["target"] for node in v["nodes"]][:5],
+        }
+        for v in result["violations"]
+    ]
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)

@@ -1,4 +1,5 @@
 """The JSON API: strict input, one record or a batch, problem+json errors, never a 500."""
+
 import json
 
 import pytest
@@ -83,12 +84,22 @@ def test_api_warns_about_values_outside_the_training_range(client, record):
     assert "outside the range seen in training" in single["warnings"][0]["message"]
 
 
-@pytest.mark.parametrize("change, pointer", [
-    ({"age": "30"}, "/age"), ({"age": 17}, "/age"), ({"age": 30.5}, "/age"),
-    ({"age": None}, "/age"), ({"bmi": True}, "/bmi"), ({"bmi": 81}, "/bmi"),
-    ({"children": 11}, "/children"), ({"sex": "Male"}, "/sex"), ({"smoker": 1}, "/smoker"),
-    ({"region": "east"}, "/region"), ({"colour": "red"}, "/colour"),
-])
+@pytest.mark.parametrize(
+    "change, pointer",
+    [
+        ({"age": "30"}, "/age"),
+        ({"age": 17}, "/age"),
+        ({"age": 30.5}, "/age"),
+        ({"age": None}, "/age"),
+        ({"bmi": True}, "/bmi"),
+        ({"bmi": 81}, "/bmi"),
+        ({"children": 11}, "/children"),
+        ({"sex": "Male"}, "/sex"),
+        ({"smoker": 1}, "/smoker"),
+        ({"region": "east"}, "/region"),
+        ({"colour": "red"}, "/colour"),
+    ],
+)
 def test_api_rejects_an_invalid_value_with_422_and_a_pointer(client, record, change, pointer):
     body = assert_problem(post_json(client, {**record, **change}), 422)
     assert [e["pointer"] for e in body["errors"]] == [pointer]
@@ -110,21 +121,42 @@ def test_api_rejects_bodies_that_are_not_records_with_422(client, body):
     assert_problem(post_json(client, body), 422)
 
 
-@pytest.mark.parametrize("raw", [
-    b"{", b"", b"   ", b"{'age': 30}", b'{"age": NaN}', b'{"age": Infinity}',
-    b'{"bmi": -Infinity}', b'{"bmi": 1e999}', b"[" * 100_000 + b"]" * 100_000,
-    b'{"age": ' + b"9" * 5000 + b"}", b"\xff\xfe{}", b'{"a": 1} extra',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{",
+        b"",
+        b"   ",
+        b"{'age': 30}",
+        b'{"age": NaN}',
+        b'{"age": Infinity}',
+        b'{"bmi": -Infinity}',
+        b'{"bmi": 1e999}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"age": ' + b"9" * 5000 + b"}",
+        b"\xff\xfe{}",
+        b'{"a": 1} extra',
+    ],
+)
 def test_api_rejects_malformed_or_undecodable_json_with_400(client, raw):
     assert_problem(post_raw(client, raw), 400)
 
 
-@pytest.mark.parametrize("content_type", [
-    "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "",
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "",
+    ],
+)
 def test_api_rejects_bodies_not_sent_as_json_with_415(client, record, content_type):
-    response = client.post("/api/v1/predict", data=json.dumps(record),
-                           headers={"Content-Type": content_type} if content_type else {})
+    response = client.post(
+        "/api/v1/predict",
+        data=json.dumps(record),
+        headers={"Content-Type": content_type} if content_type else {},
+    )
     assert_problem(response, 415)
 
 
@@ -149,9 +181,16 @@ def test_unknown_api_path_is_a_json_404(client):
     assert_problem(client.get("/api/v1/nothing"), 404)
 
 
-@pytest.mark.parametrize("method, path", [("get", "/api/v1/predict"), ("put", "/predict_api"),
-                                          ("post", "/api/v1/model"), ("delete", "/health"),
-                                          ("post", "/openapi.json")])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/api/v1/predict"),
+        ("put", "/predict_api"),
+        ("post", "/api/v1/model"),
+        ("delete", "/health"),
+        ("post", "/openapi.json"),
+    ],
+)
 def test_wrong_method_is_a_405_with_allow(client, method, path):
     response = getattr(client, method)(path)
     assert response.status_code == 405 and "Allow" in response.headers
@@ -219,68 +258,105 @@ def test_each_record_gets_the_range_of_its_own_group_in_input_order(real_model, 
     import dataclasses
 
     regions = ("northeast", "northwest", "southeast", "southwest")
-    spec = {**real_model.card["interval"], "group_by": "region",
-            "offsets": {r: {"lower": -1.0 - n, "upper": 1.0 + n, "n": 1}
-                        for n, r in enumerate(regions)}}
+    spec = {
+        **real_model.card["interval"],
+        "group_by": "region",
+        "offsets": {
+            r: {"lower": -1.0 - n, "upper": 1.0 + n, "n": 1} for n, r in enumerate(regions)
+        },
+    }
     model = dataclasses.replace(real_model, card={**real_model.card, "interval": spec})
     client = create_app({"TESTING": True, "MODEL": model}).test_client()
-    batch = [{**record, "region": regions[i % 4], "children": float(i % 3) and i % 3}
-             for i in range(size)]
+    batch = [
+        {**record, "region": regions[i % 4], "children": float(i % 3) and i % 3}
+        for i in range(size)
+    ]
     body = client.post("/api/v1/predict", json=batch).get_json()
     widths = [round(s["upper"] - s["lower"], 2) for s in body["intervals"]]
     assert widths == [2.0 + 2 * (i % 4) for i in range(size)]
 
 
 def test_a_repeated_key_is_refused_naming_it_not_silently_reduced_to_its_last_value(client):
-    response = client.post("/api/v1/predict", data='{"age": "x", "sex": "female", "age": 19, '
-                           '"bmi": 27.9, "children": 0, "smoker": "yes", "region": "southwest"}',
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/predict",
+        data='{"age": "x", "sex": "female", "age": 19, '
+        '"bmi": 27.9, "children": 0, "smoker": "yes", "region": "southwest"}',
+        content_type="application/json",
+    )
     body = assert_problem(response, 422)
-    assert body["errors"] == [{"pointer": "/age", "message": "'age' appears more than once in "
-                                                            "the object; send each field once"}]
+    assert body["errors"] == [
+        {
+            "pointer": "/age",
+            "message": "'age' appears more than once in the object; send each field once",
+        }
+    ]
 
 
 def test_repeated_keys_are_found_in_any_record_of_a_batch(client, record):
     text = json.dumps([record] * 9)[:-1] + ', {"smoker": "no", "smoker": "yes"}]'
-    body = assert_problem(client.post("/api/v1/predict", data=text,
-                                      content_type="application/json"), 422)
+    body = assert_problem(
+        client.post("/api/v1/predict", data=text, content_type="application/json"), 422
+    )
     assert body["errors"][0]["pointer"] == "/9/smoker"
 
 
 def test_colons_inside_strings_do_not_pass_for_repeated_keys(client, record):
     assert client.post("/api/v1/predict", json={**record, "region": "a:b"}).status_code == 422
-    ok = client.post("/api/v1/predict", data=json.dumps([record] * 9).replace(": ", " : "),
-                     content_type="application/json")
+    ok = client.post(
+        "/api/v1/predict",
+        data=json.dumps([record] * 9).replace(": ", " : "),
+        content_type="application/json",
+    )
     assert ok.status_code == 200
 
 
-@pytest.mark.parametrize("headers, fragment", [
-    ({"Content-Encoding": "gzip"}, "does not decode Content-Encoding gzip"),
-    ({"Content-Encoding": "br"}, "does not decode Content-Encoding br"),
-    ({"Content-Type": "application/json; charset=latin-1"}, "got charset latin-1"),
-    ({"Content-Type": "application/json; charset=utf-16"}, "got charset utf-16"),
-])
+@pytest.mark.parametrize(
+    "headers, fragment",
+    [
+        ({"Content-Encoding": "gzip"}, "does not decode Content-Encoding gzip"),
+        ({"Content-Encoding": "br"}, "does not decode Content-Encoding br"),
+        ({"Content-Type": "application/json; charset=latin-1"}, "got charset latin-1"),
+        ({"Content-Type": "application/json; charset=utf-16"}, "got charset utf-16"),
+    ],
+)
 def test_a_body_the_api_would_misread_is_a_415(client, record, headers, fragment):
-    response = client.post("/api/v1/predict", data=json.dumps(record),
-                           headers={"Content-Type": "application/json", **headers})
+    response = client.post(
+        "/api/v1/predict",
+        data=json.dumps(record),
+        headers={"Content-Type": "application/json", **headers},
+    )
     assert fragment in assert_problem(response, 415)["detail"]
 
 
-@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8",
-                                          "application/json; charset=UTF8"])
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "application/json; charset=UTF8"]
+)
 def test_utf8_named_as_the_charset_is_read(client, record, content_type):
-    response = client.post("/api/v1/predict", data=json.dumps(record),
-                           headers={"Content-Type": content_type, "Content-Encoding": "identity"})
+    response = client.post(
+        "/api/v1/predict",
+        data=json.dumps(record),
+        headers={"Content-Type": content_type, "Content-Encoding": "identity"},
+    )
     assert response.status_code == 200
 
 
-RECORD = {"age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes",
-          "region": "southwest"}
+RECORD = {
+    "age": 19,
+    "sex": "female",
+    "bmi": 27.9,
+    "children": 0,
+    "smoker": "yes",
+    "region": "southwest",
+}
 ALL_INVALID = {  # each at most the 2 MiB limit and 10,000 records, each invalid everywhere
-    "200,000 unknown keys": (json.dumps({f"{i:x}": 1 for i in range(200_000)},
-                                        separators=(",", ":")), ["/0", "/1"]),
-    "90,000 keys sent twice": ("{" + ",".join(f'"{i:x}":1,"{i:x}":1' for i in range(90_000))
-                               + "}", ["/0", "/1"]),
+    "200,000 unknown keys": (
+        json.dumps({f"{i:x}": 1 for i in range(200_000)}, separators=(",", ":")),
+        ["/0", "/1"],
+    ),
+    "90,000 keys sent twice": (
+        "{" + ",".join(f'"{i:x}":1,"{i:x}":1' for i in range(90_000)) + "}",
+        ["/0", "/1"],
+    ),
     "10,000 empty records": (json.dumps([{}] * 10_000), ["/0/age", "/0/sex"]),
     "10,000 ages as text": (json.dumps([{**RECORD, "age": "x"}] * 10_000), ["/0/age", "/1/age"]),
     "10,000 arrays": (json.dumps([[]] * 10_000), ["/0", "/1"]),
@@ -288,8 +364,9 @@ ALL_INVALID = {  # each at most the 2 MiB limit and 10,000 records, each invalid
 
 
 @pytest.mark.parametrize("body, first", ALL_INVALID.values(), ids=ALL_INVALID)
-def test_an_all_invalid_body_gets_a_small_422_saying_there_are_at_least_101_problems(client,
-                                                                                    body, first):
+def test_an_all_invalid_body_gets_a_small_422_saying_there_are_at_least_101_problems(
+    client, body, first
+):
     response = client.post("/api/v1/predict", data=body, content_type="application/json")
     problem = assert_problem(response, 422)
     assert len(response.get_data()) < 16_384 < len(body)
@@ -297,9 +374,11 @@ def test_an_all_invalid_body_gets_a_small_422_saying_there_are_at_least_101_prob
     assert problem["errors_total"] == 101 and problem["errors_total_is_lower_bound"] is True
     assert 1 <= len(problem["errors"]) <= 100
     assert [e["pointer"] for e in problem["errors"][:2]] == first
-    assert problem["detail"] == (f"at least 101 invalid value(s); the first "
-                                 f"{len(problem['errors'])} are listed in errors: fix them and "
-                                 "send again to see the rest")
+    assert problem["detail"] == (
+        f"at least 101 invalid value(s); the first "
+        f"{len(problem['errors'])} are listed in errors: fix them and "
+        "send again to see the rest"
+    )
 
 
 def test_a_few_problems_listed_in_part_are_counted_exactly(client):
@@ -318,7 +397,8 @@ def test_a_small_mistake_is_listed_whole_without_a_total(client):
 
 
 def test_the_worker_timeout_hook_raises_into_a_request_and_leaves_anything_else_to_gunicorn(
-        real_model):
+    real_model,
+):
     from insurance_charges.web.errors import Overran
 
     from .deploy_files import gunicorn_settings
@@ -331,8 +411,9 @@ def test_the_worker_timeout_hook_raises_into_a_request_and_leaves_anything_else_
             abort(None)
 
 
-@pytest.mark.parametrize("path, media_type", [("/api/v1/overran", PROBLEM),
-                                              ("/overran", "text/html")])
+@pytest.mark.parametrize(
+    "path, media_type", [("/api/v1/overran", PROBLEM), ("/overran", "text/html")]
+)
 def test_a_request_that_overran_is_answered_504_by_the_app(real_model, path, media_type):
     from insurance_charges.web.errors import Overran
 

@@ -1,4 +1,5 @@
 """The tutorials' model is fitted so that no CPU's rounding moves its figures."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,10 +20,15 @@ def design(data_path):
     """The baseline's design as PyCaret builds it: 0/1 sex and smoker, the regions one-hot,
     degree-2 polynomial features, then standardized: 54 columns, 36 of them independent."""
     frame = pd.read_csv(data_path)
-    columns = pd.concat([frame[["age", "bmi", "children"]],
-                         (frame["sex"] == "male").astype(float).rename("sex"),
-                         (frame["smoker"] == "yes").astype(float).rename("smoker"),
-                         pd.get_dummies(frame["region"], dtype=float)], axis=1)
+    columns = pd.concat(
+        [
+            frame[["age", "bmi", "children"]],
+            (frame["sex"] == "male").astype(float).rename("sex"),
+            (frame["smoker"] == "yes").astype(float).rename("smoker"),
+            pd.get_dummies(frame["region"], dtype=float),
+        ],
+        axis=1,
+    )
     square = PolynomialFeatures(degree=2, include_bias=False).fit_transform(columns)
     return StandardScaler().fit_transform(square), frame[TARGET].to_numpy(dtype=np.float64)
 
@@ -57,17 +63,21 @@ def on_one_blas_thread(features, target, rng):
         return fitted(features, target), features
 
 
-@pytest.mark.parametrize("change, seed", [
-    pytest.param(reordered_columns, 0, id="columns in another order"),
-    pytest.param(reordered_columns, 1, id="columns in a third order"),
-    pytest.param(reordered_rows, 0, id="rows in another order"),
-    pytest.param(reordered_rows, 1, id="rows in a third order"),
-    pytest.param(rounded_differently, 0, id="rounded a few ulps apart"),
-    pytest.param(rounded_differently, 1, id="rounded a few other ulps apart"),
-    pytest.param(on_one_blas_thread, 0, id="on one BLAS thread"),
-])
+@pytest.mark.parametrize(
+    "change, seed",
+    [
+        pytest.param(reordered_columns, 0, id="columns in another order"),
+        pytest.param(reordered_columns, 1, id="columns in a third order"),
+        pytest.param(reordered_rows, 0, id="rows in another order"),
+        pytest.param(reordered_rows, 1, id="rows in a third order"),
+        pytest.param(rounded_differently, 0, id="rounded a few ulps apart"),
+        pytest.param(rounded_differently, 1, id="rounded a few other ulps apart"),
+        pytest.param(on_one_blas_thread, 0, id="on one BLAS thread"),
+    ],
+)
 def test_a_fit_on_the_same_numbers_computed_another_way_gives_the_same_estimates(
-        design, change, seed):
+    design, change, seed
+):
     features, target = design
     reference = fitted(features, target).predict(features)
     model, seen_as = change(features, target, np.random.default_rng(seed))
@@ -83,5 +93,6 @@ def test_the_fit_is_the_plain_least_squares_fit_on_the_independent_columns(desig
     assert strong.sum() == 36
     independent = np.c_[features[:, order[strong]], np.ones(len(features))]
     plain = np.linalg.lstsq(independent, target, rcond=None)[0]
-    assert fitted(features, target).predict(features) == pytest.approx(independent @ plain,
-                                                                       rel=SAME)
+    assert fitted(features, target).predict(features) == pytest.approx(
+        independent @ plain, rel=SAME
+    )

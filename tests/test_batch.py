@@ -1,4 +1,5 @@
 """Whole-batch validation and JSON parsing give exactly the per-record and json.loads answers."""
+
 import gc
 import json
 
@@ -19,23 +20,39 @@ from insurance_charges.core.validation import (
 )
 from insurance_charges.web import json_body
 
-SETTINGS = settings(max_examples=300, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
-RANGES = {"age": {"min": 18, "max": 64}, "bmi": {"min": 15.96, "max": 53.13},
-          "children": {"min": 0, "max": 5}}
-scalars = (st.none() | st.booleans() | st.integers() | st.integers(-10**30, 10**30)
-           | st.floats() | st.sampled_from([30.0, 27, "male", "yes", "southwest", ""])
-           | st.text(max_size=8))
+SETTINGS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+RANGES = {
+    "age": {"min": 18, "max": 64},
+    "bmi": {"min": 15.96, "max": 53.13},
+    "children": {"min": 0, "max": 5},
+}
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(-(10**30), 10**30)
+    | st.floats()
+    | st.sampled_from([30.0, 27, "male", "yes", "southwest", ""])
+    | st.text(max_size=8)
+)
 valid = st.sampled_from(valid_records(300, seed=11))
 # Mostly valid records, some with one value replaced, a field dropped or a key added.
 records = st.one_of(
-    valid, valid,
-    st.builds(lambda r, k, v: {**r, k: v}, valid, st.sampled_from([f.name for f in FIELDS]),
-              scalars),
-    st.builds(lambda r, k: {n: v for n, v in r.items() if n != k}, valid,
-              st.sampled_from([f.name for f in FIELDS])),
+    valid,
+    valid,
+    st.builds(
+        lambda r, k, v: {**r, k: v}, valid, st.sampled_from([f.name for f in FIELDS]), scalars
+    ),
+    st.builds(
+        lambda r, k: {n: v for n, v in r.items() if n != k},
+        valid,
+        st.sampled_from([f.name for f in FIELDS]),
+    ),
     st.builds(lambda r, v: {**r, "extra": v}, valid, scalars),
-    scalars)
+    scalars,
+)
 
 
 one_by_one = validate_each
@@ -56,8 +73,9 @@ def test_batch_validation_equals_validating_each_record(columns_always, items, b
     assert fast_errors == slow_errors
     assert fast == slow
     if fast is not None:  # same values and the same Python types (int vs float)
-        assert [[type(r[f.name]) for f in FIELDS] for r in fast] == \
-            [[type(r[f.name]) for f in FIELDS] for r in slow]
+        assert [[type(r[f.name]) for f in FIELDS] for r in fast] == [
+            [type(r[f.name]) for f in FIELDS] for r in slow
+        ]
 
 
 def test_batch_validation_turns_whole_numbers_for_bmi_into_floats(columns_always):
@@ -71,23 +89,37 @@ def test_range_warnings_list_each_value_outside_training_by_record_then_field():
     records = [inside, {**inside, "children": 6, "age": 70}, inside, {**inside, "bmi": 15.9}]
     got = range_warnings(records, RANGES, in_batch)
     assert [(w.pointer, w.field, w.reason) for w in got] == [
-        ("/1/age", "age", "extrapolated"), ("/1/children", "children", "extrapolated"),
-        ("/3/bmi", "bmi", "extrapolated")]
-    assert got[0].message == ("age 70 is outside the range seen in training (18 to 64); "
-                              "the estimate is an extrapolation")
+        ("/1/age", "age", "extrapolated"),
+        ("/1/children", "children", "extrapolated"),
+        ("/3/bmi", "bmi", "extrapolated"),
+    ]
+    assert got[0].message == (
+        "age 70 is outside the range seen in training (18 to 64); the estimate is an extrapolation"
+    )
 
 
-@pytest.mark.parametrize("name, value, flagged", [
-    ("age", 18, False), ("age", 64, False), ("age", 65, True), ("bmi", 15.96, False),
-    ("bmi", 15.95, True), ("bmi", 53.14, True), ("children", 5, False), ("children", 6, True)])
+@pytest.mark.parametrize(
+    "name, value, flagged",
+    [
+        ("age", 18, False),
+        ("age", 64, False),
+        ("age", 65, True),
+        ("bmi", 15.96, False),
+        ("bmi", 15.95, True),
+        ("bmi", 53.14, True),
+        ("children", 5, False),
+        ("children", 6, True),
+    ],
+)
 def test_the_training_range_includes_both_of_its_ends(name, value, flagged):
     record = {"age": 30, "bmi": 30.0, "children": 1, name: value}
     assert bool(range_warnings([record], RANGES, alone)) is flagged
 
 
 def stdlib(raw: bytes):
-    return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
-                      parse_float=_finite_float)
+    return json.loads(
+        raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+    )
 
 
 def outcome(parse, raw):
@@ -98,11 +130,17 @@ def outcome(parse, raw):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.integers(-10**40, 10**40)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
-                                                                max_size=4),
-    max_leaves=15)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(-(10**40), 10**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=15,
+)
 
 
 @SETTINGS
@@ -112,12 +150,26 @@ def test_parse_json_equals_json_loads_on_any_json(value):
     assert outcome(lambda b: parse_json(b, b.decode()), raw) == outcome(stdlib, raw)
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"age": 18446744073709551616}', b'{"age": -9223372036854775809}',
-    b'{"age": 1' + b"0" * 400 + b"}", b'{"bmi": 1e999}', b'{"bmi": 1e-999}', b'[NaN]',
-    b'{"sex": "\\ud800"}', b"[" * 1100 + b"]" * 1100, b'{"a": 1, "a": 2}', b'"\\u0000"',
-    b'{"bmi": 0.0001234567890123456789}', b"\xef\xbb\xbf{}", b"[1,]", b"01", b" 7 ",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"age": 18446744073709551616}',
+        b'{"age": -9223372036854775809}',
+        b'{"age": 1' + b"0" * 400 + b"}",
+        b'{"bmi": 1e999}',
+        b'{"bmi": 1e-999}',
+        b"[NaN]",
+        b'{"sex": "\\ud800"}',
+        b"[" * 1100 + b"]" * 1100,
+        b'{"a": 1, "a": 2}',
+        b'"\\u0000"',
+        b'{"bmi": 0.0001234567890123456789}',
+        b"\xef\xbb\xbf{}",
+        b"[1,]",
+        b"01",
+        b" 7 ",
+    ],
+)
 def test_parse_json_equals_json_loads_at_the_edges(raw):
     assert outcome(lambda b: parse_json(b, b.decode()), raw) == outcome(stdlib, raw)
 
@@ -144,12 +196,19 @@ def test_finding_repeated_keys_compares_each_key_a_few_times_not_with_every_othe
     assert compared <= 4 * keys
 
 
-@pytest.mark.parametrize("body, status", [
-    (b'[{"age": 19}]', 422), (b"[" * 5000 + b"]" * 5000, 400), (b'{"age": NaN}', 400),
-    (b"[" + b"[]," * 100_000 + b"[]]", 413)],
-    ids=["a record", "nested too deeply", "not JSON", "100,000 arrays"])
-def test_a_body_is_parsed_with_the_cycle_collector_paused_and_resumed_after(client, monkeypatch,
-                                                                            body, status):
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (b'[{"age": 19}]', 422),
+        (b"[" * 5000 + b"]" * 5000, 400),
+        (b'{"age": NaN}', 400),
+        (b"[" + b"[]," * 100_000 + b"[]]", 413),
+    ],
+    ids=["a record", "nested too deeply", "not JSON", "100,000 arrays"],
+)
+def test_a_body_is_parsed_with_the_cycle_collector_paused_and_resumed_after(
+    client, monkeypatch, body, status
+):
     # Parsed JSON holds no cycles, but every container it makes would count towards the
     # collector's next pass over all of them: 2 MiB of [] cost 1.5 s instead of 0.2 s.
     enabled = []
@@ -160,8 +219,10 @@ def test_a_body_is_parsed_with_the_cycle_collector_paused_and_resumed_after(clie
 
     monkeypatch.setattr(json_body, "parse_json", watched)
     assert gc.isenabled()
-    assert client.post("/api/v1/predict", data=body,
-                       content_type="application/json").status_code == status
+    assert (
+        client.post("/api/v1/predict", data=body, content_type="application/json").status_code
+        == status
+    )
     assert enabled == [False] and gc.isenabled()
 
 
@@ -191,9 +252,17 @@ def corners(n):
     """``n`` valid records covering every limit and choice, some BMIs given as whole numbers."""
     ages, bmis, children = (18, 100, 40), (10, 80, 27.9), (0, 10, 2)
     regions = ("northeast", "northwest", "southeast", "southwest")
-    return [{"age": ages[i % 3], "sex": ("female", "male")[i % 2], "bmi": bmis[i % 3],
-             "children": children[i % 3], "smoker": ("yes", "no")[i % 2],
-             "region": regions[i % 4]} for i in range(n)]
+    return [
+        {
+            "age": ages[i % 3],
+            "sex": ("female", "male")[i % 2],
+            "bmi": bmis[i % 3],
+            "children": children[i % 3],
+            "smoker": ("yes", "no")[i % 2],
+            "region": regions[i % 4],
+        }
+        for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -228,18 +297,28 @@ def test_a_short_batch_is_checked_one_record_at_a_time(per_record_calls):
 def test_a_batch_lists_as_many_problems_as_asked_and_counts_one_more(count):
     checked, refused = validate_records([{}] * count, in_batch, listed=5)
     assert checked is None and [e.pointer for e in refused] == [
-        "/0/age", "/0/sex", "/0/bmi", "/0/children", "/0/smoker"]
+        "/0/age",
+        "/0/sex",
+        "/0/bmi",
+        "/0/children",
+        "/0/smoker",
+    ]
     assert (refused.total, refused.complete) == (6, False)
 
 
 @pytest.mark.parametrize("size", [3, 7, 8, 12])  # one at a time below 8 records, columns from 8
 def test_range_warnings_are_the_same_one_at_a_time_and_column_at_a_time(size):
     inside = {"age": 30, "bmi": 30.0, "children": 1}
-    records = [inside] * (size - 2) + [{**inside, "age": 65, "bmi": 15.95},
-                                       {**inside, "children": 6}]
+    records = [inside] * (size - 2) + [
+        {**inside, "age": 65, "bmi": 15.95},
+        {**inside, "children": 6},
+    ]
     got = range_warnings(records, RANGES, in_batch)
-    assert [w.pointer for w in got] == [f"/{size - 2}/age", f"/{size - 2}/bmi",
-                                        f"/{size - 1}/children"]
+    assert [w.pointer for w in got] == [
+        f"/{size - 2}/age",
+        f"/{size - 2}/bmi",
+        f"/{size - 1}/children",
+    ]
 
 
 @pytest.mark.parametrize("size", [2, 8])  # one at a time, and column at a time

@@ -1,4 +1,5 @@
 """Headless Chromium fills in the web form the way a person would, against the real model."""
+
 from __future__ import annotations
 
 import re
@@ -65,8 +66,9 @@ def test_person_fills_the_form_and_sees_the_estimate(page, server):
         assert chart.bounding_box()["width"] >= 300  # drawn at a readable size
     assert form_values(page) == TYPED
     page.screenshot(path=ARTIFACTS / "desktop-result.png", full_page=True)
-    publish(page.screenshot(full_page=True, animations="disabled"), "result-desktop.png",
-            DESKTOP_WIDTH)  # the picture on docs/form.md and the README
+    publish(
+        page.screenshot(full_page=True, animations="disabled"), "result-desktop.png", DESKTOP_WIDTH
+    )  # the picture on docs/form.md and the README
     page.locator(".result").screenshot(path=ARTIFACTS / "desktop-result-drivers.png")
 
 
@@ -91,8 +93,9 @@ def test_mistake_is_explained_next_to_its_field_and_values_are_kept(page, server
     expect(page.locator(".result")).to_have_count(0)
     assert form_values(page) == typed
     page.screenshot(path=ARTIFACTS / "desktop-error.png", full_page=True)
-    publish(page.screenshot(animations="disabled"), "mistake-desktop.png",
-            DESKTOP_WIDTH)  # what a person sees first
+    publish(
+        page.screenshot(animations="disabled"), "mistake-desktop.png", DESKTOP_WIDTH
+    )  # what a person sees first
 
 
 def test_form_submits_with_keyboard_only(page, server):
@@ -127,8 +130,12 @@ def test_form_submits_with_keyboard_only(page, server):
 
 def test_form_fits_a_phone_screen_without_sideways_scrolling(browser, server):
     _, url = server
-    context = browser.new_context(viewport={"width": 375, "height": 667}, is_mobile=True,
-                                  has_touch=True, device_scale_factor=2)
+    context = browser.new_context(
+        viewport={"width": 375, "height": 667},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+    )
     context.set_default_timeout(5000)
     phone = context.new_page()
     try:
@@ -146,8 +153,9 @@ def test_form_fits_a_phone_screen_without_sideways_scrolling(browser, server):
         expect(phone.locator(".result .likely")).to_contain_text(LIKELY)
         # Before any tap on this page: a tap's highlight fades over time, so it would make
         # every run's picture differ.
-        publish(phone.screenshot(full_page=True, animations="disabled"), "result-phone.png",
-                PHONE_WIDTH)
+        publish(
+            phone.screenshot(full_page=True, animations="disabled"), "result-phone.png", PHONE_WIDTH
+        )
         phone.locator(".chart-figure summary").first.tap()  # open a table of figures
         expect(phone.locator(".chart-figure table").first).to_be_visible()
         assert phone.evaluate(NO_SIDEWAYS_SCROLL), "the charts or tables scroll sideways"

@@ -1,4 +1,5 @@
 """What `eb deploy` uploads, built by the EB CLI's own bundling code from a copy of the checkout."""
+
 from __future__ import annotations
 
 import subprocess
@@ -20,24 +21,46 @@ from .deploy_files import (
 pytestmark = pytest.mark.slow
 MODEL = "model/insurance-charges.pkl"
 # What a developer's checkout also holds and no bundle may carry.
-DECOYS = {".venv/bin/python": "#!/bin/sh\n", ".venv-ebcli/pyvenv.cfg": "home = /usr\n",
-          "data/insurance.csv": "age,sex,bmi\n", "insurance.csv": "age,sex,bmi\n",
-          ".env": "API_KEYS=secret\n", "notes.md~": "backup\n",
-          "insurance_charges/__pycache__/api.cpython-311.pyc": "bytecode"}
-NEVER = (".git/", ".venv", "tests/", ".github/", ".ci/", "bench/", "data/", ".elasticbeanstalk/",
-         "docs/", ".env")
+DECOYS = {
+    ".venv/bin/python": "#!/bin/sh\n",
+    ".venv-ebcli/pyvenv.cfg": "home = /usr\n",
+    "data/insurance.csv": "age,sex,bmi\n",
+    "insurance.csv": "age,sex,bmi\n",
+    ".env": "API_KEYS=secret\n",
+    "notes.md~": "backup\n",
+    "insurance_charges/__pycache__/api.cpython-311.pyc": "bytecode",
+}
+NEVER = (
+    ".git/",
+    ".venv",
+    "tests/",
+    ".github/",
+    ".ci/",
+    "bench/",
+    "data/",
+    ".elasticbeanstalk/",
+    "docs/",
+    ".env",
+)
 
 
 def git(project, *args) -> str:
     """Run git in the copied project."""
-    return subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid",
-                           *args], cwd=project, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def checkout(tmp_path_factory, name: str):
     """A copy of the checkout, committed to git except the model, which git ignores."""
-    require(EBCLI_PYTHON.exists(),
-            f"needs the EB CLI's virtual environment {EBCLI_VENV} (`make test` creates it)")
+    require(
+        EBCLI_PYTHON.exists(),
+        f"needs the EB CLI's virtual environment {EBCLI_VENV} (`make test` creates it)",
+    )
     project = copy_project(tmp_path_factory.mktemp(name) / "project")
     for path, text in DECOYS.items():
         (project / path).parent.mkdir(parents=True, exist_ok=True)
@@ -69,8 +92,9 @@ def test_bundle_holds_exactly_the_eb_files_and_what_the_dockerfile_copies(projec
 
 def test_bundle_never_holds_git_venvs_tests_data_or_bytecode(uploaded):
     assert not [name for name in uploaded if name.startswith(NEVER)]
-    assert not [name for name in uploaded
-                if name.endswith((".csv", ".pyc", "~")) or "__pycache__" in name]
+    assert not [
+        name for name in uploaded if name.endswith((".csv", ".pyc", "~")) or "__pycache__" in name
+    ]
 
 
 def test_dockerfile_and_dockerrun_sit_at_the_root_of_the_bundle(uploaded):
@@ -78,8 +102,9 @@ def test_dockerfile_and_dockerrun_sit_at_the_root_of_the_bundle(uploaded):
 
 
 def test_bundle_carries_a_model_git_does_not_track(project):
-    assert git(project, "ls-files", "model/") == ("model/insurance-charges.card.json\n"
-                                                   "model/insurance-charges.sig.json\n")
+    assert git(project, "ls-files", "model/") == (
+        "model/insurance-charges.card.json\nmodel/insurance-charges.sig.json\n"
+    )
     bundle = eb_bundle(project, "model-check")
     assert bundle.read(MODEL) == (project / MODEL).read_bytes()
 

@@ -1,5 +1,6 @@
 """Capture: each estimate one JSON line under its inference id, off the request path, never lost
 on a graceful stop, a failing destination counted and retried (docs/outcomes.md#capture)."""
+
 import logging
 import time
 from datetime import UTC, datetime
@@ -70,17 +71,35 @@ def reference_lines(request_id, estimates, positions, model_version="v1", path="
     """capture_line for each record, as the format's own definition writes it."""
     lows = None if estimates.lower is None else estimates.lower.tolist()
     highs = None if estimates.upper is None else estimates.upper.tolist()
-    return b"".join(capture_line({
-        "inference_id": f"{request_id}-{i}", "time": MOMENT, "model_version": model_version,
-        "path": path, **estimates.records[i], "estimate": estimates.amounts.tolist()[i],
-        "low": lows and lows[i], "high": highs and highs[i]}) for i in positions)
+    return b"".join(
+        capture_line(
+            {
+                "inference_id": f"{request_id}-{i}",
+                "time": MOMENT,
+                "model_version": model_version,
+                "path": path,
+                **estimates.records[i],
+                "estimate": estimates.amounts.tolist()[i],
+                "low": lows and lows[i],
+                "high": highs and highs[i],
+            }
+        )
+        for i in positions
+    )
 
 
 def fast_lines(request_id, estimates, positions, model_version="v1", path="/p"):
-    return batch_lines(request_id, MOMENT, model_version, path, estimates.records,
-                       estimates.amounts.tolist(),
-                       None if estimates.lower is None else estimates.lower.tolist(),
-                       None if estimates.upper is None else estimates.upper.tolist(), positions)
+    return batch_lines(
+        request_id,
+        MOMENT,
+        model_version,
+        path,
+        estimates.records,
+        estimates.amounts.tolist(),
+        None if estimates.lower is None else estimates.lower.tolist(),
+        None if estimates.upper is None else estimates.upper.tolist(),
+        positions,
+    )
 
 
 def captured_lines(root: Path) -> list[dict]:
@@ -96,6 +115,7 @@ def captured_lines(root: Path) -> list[dict]:
 
 # --- The lines: capture_line's bytes -------------------------------------------------------
 
+
 def test_a_real_batchs_lines_are_capture_lines_byte_for_byte(real_model):
     got = estimate(real_model, valid_records(3000, seed=5))
     everyone = list(range(3000))
@@ -104,17 +124,24 @@ def test_a_real_batchs_lines_are_capture_lines_byte_for_byte(real_model):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 60), st.integers(0, 10_000), st.booleans(),
-       st.from_regex(r"[A-Za-z0-9._:@/+=-]{1,128}", fullmatch=True),
-       st.text(min_size=1, max_size=30), st.sampled_from(["/api/v1/predict", "/", "/x}{"]))
+@given(
+    st.integers(1, 60),
+    st.integers(0, 10_000),
+    st.booleans(),
+    st.from_regex(r"[A-Za-z0-9._:@/+=-]{1,128}", fullmatch=True),
+    st.text(min_size=1, max_size=30),
+    st.sampled_from(["/api/v1/predict", "/", "/x}{"]),
+)
 def test_batch_lines_equal_capture_lines_for_any_batch_id_version_and_path(
-        real_model, count, seed, ranged, request_id, version, path):
+    real_model, count, seed, ranged, request_id, version, path
+):
     got = estimate(real_model, valid_records(count, seed=seed))
     if not ranged:
         got = type(got)(**{**got.__dict__, "lower": None, "upper": None, "level": None})
     positions = list(range(0, count, 2))
-    assert fast_lines(request_id, got, positions, version, path) == \
-        reference_lines(request_id, got, positions, version, path)
+    assert fast_lines(request_id, got, positions, version, path) == reference_lines(
+        request_id, got, positions, version, path
+    )
 
 
 def test_one_records_line_is_its_capture_line(real_model):
@@ -125,6 +152,7 @@ def test_one_records_line_is_its_capture_line(real_model):
 
 
 # --- Sampling: deterministic per id ----------------------------------------------------------
+
 
 def test_the_sampling_bucket_is_the_documented_sha256_rule():
     import hashlib
@@ -143,6 +171,7 @@ def test_sampling_keeps_about_the_share_asked_for_and_always_the_same_ids(percen
 
 
 # --- The writer ------------------------------------------------------------------------------
+
 
 def test_captures_go_to_hour_partitions_under_a_name_of_this_process(tmp_path, real_model):
     writer = CaptureWriter(Directory(tmp_path), 100)
@@ -175,8 +204,9 @@ def test_a_sampled_writer_keeps_exactly_the_ids_the_rule_picks(tmp_path, real_mo
     for i in range(50):
         writer.add(f"one{i}", "/p", estimate(real_model, dict(EXAMPLE_RECORD)))
     writer.close()
-    expected = [f"batch-{i}" for i in range(400) if is_sampled(f"batch-{i}", 30)] + \
-        [f"one{i}" for i in range(50) if is_sampled(f"one{i}", 30)]
+    expected = [f"batch-{i}" for i in range(400) if is_sampled(f"batch-{i}", 30)] + [
+        f"one{i}" for i in range(50) if is_sampled(f"one{i}", 30)
+    ]
     assert [line["inference_id"] for line in captured_lines(tmp_path)] == expected
 
 
@@ -197,8 +227,9 @@ def test_a_failing_destination_is_counted_retried_and_logged_once_a_minute(real_
     assert counts.shipped == 1 and len(flaky.files) == 1 and counts.dropped == 0
 
 
-def test_past_the_backlog_bound_the_oldest_files_are_dropped_and_counted(real_model, monkeypatch,
-                                                                         caplog):
+def test_past_the_backlog_bound_the_oldest_files_are_dropped_and_counted(
+    real_model, monkeypatch, caplog
+):
     monkeypatch.setattr(writer_module, "BACKLOG_BYTES", 1)  # any second file is one too many
     flaky, counts = Flaky(), Counts()
     writer = CaptureWriter(flaky, 100, counts)
@@ -214,8 +245,9 @@ def test_past_the_backlog_bound_the_oldest_files_are_dropped_and_counted(real_mo
     assert counts.shipped == 0 and counts.dropped == 6
 
 
-def test_at_exit_a_destination_still_failing_loses_records_counted_never_silently(real_model,
-                                                                                  caplog):
+def test_at_exit_a_destination_still_failing_loses_records_counted_never_silently(
+    real_model, caplog
+):
     counts = Counts()
     writer = CaptureWriter(Flaky(), 100, counts)
     writer.add("a", "/p", estimate(real_model, valid_records(4, seed=1)))
@@ -232,30 +264,47 @@ def test_a_directory_that_fails_leaves_no_half_written_file(tmp_path):
 
 # --- Through the app ---------------------------------------------------------------------------
 
+
 def capturing_app(real_model, root, **config):
-    return create_app({"TESTING": True, "MODEL": real_model, "CAPTURE": Directory(root),
-                       "CAPTURE_PERCENT": 100.0, **config})
+    return create_app(
+        {
+            "TESTING": True,
+            "MODEL": real_model,
+            "CAPTURE": Directory(root),
+            "CAPTURE_PERCENT": 100.0,
+            **config,
+        }
+    )
 
 
-def test_every_answered_estimate_is_captured_as_answered_with_no_key_or_header(tmp_path,
-                                                                               real_model):
+def test_every_answered_estimate_is_captured_as_answered_with_no_key_or_header(
+    tmp_path, real_model
+):
     app = capturing_app(real_model, tmp_path, API_KEYS=("k-secret-123",))
     client = app.test_client()
     headers = {"X-API-Key": "k-secret-123", "X-Request-ID": "q-1", "Cookie": "s=secret-cookie"}
     one = client.post("/api/v1/predict", json=EXAMPLE_RECORD, headers=headers).get_json()
-    batch = client.post("/api/v1/predict", json=valid_records(20, seed=4),
-                        headers={**headers, "X-Request-ID": "q-2"}).get_json()
-    legacy = client.post("/predict_api", json=EXAMPLE_RECORD,
-                         headers={**headers, "X-Request-ID": "q-3"}).get_json()
-    form = client.post("/", data={k: str(v) for k, v in EXAMPLE_RECORD.items()},
-                       headers={"X-Request-ID": "q-4"})
+    batch = client.post(
+        "/api/v1/predict",
+        json=valid_records(20, seed=4),
+        headers={**headers, "X-Request-ID": "q-2"},
+    ).get_json()
+    legacy = client.post(
+        "/predict_api", json=EXAMPLE_RECORD, headers={**headers, "X-Request-ID": "q-3"}
+    ).get_json()
+    form = client.post(
+        "/", data={k: str(v) for k, v in EXAMPLE_RECORD.items()}, headers={"X-Request-ID": "q-4"}
+    )
     assert b"q-4" in form.data  # the result page shows its id
     close_capture(app)
     lines = captured_lines(tmp_path)
     by_id = {line["inference_id"]: line for line in lines}
     assert list(by_id) == ["q-1", *batch["inference_ids"], "q-3", "q-4"]
     assert (by_id["q-1"]["estimate"], by_id["q-1"]["low"], by_id["q-1"]["high"]) == (
-        one["prediction"], one["interval"]["lower"], one["interval"]["upper"])
+        one["prediction"],
+        one["interval"]["lower"],
+        one["interval"]["upper"],
+    )
     assert [by_id[i]["estimate"] for i in batch["inference_ids"]] == batch["predictions"]
     assert by_id["q-3"]["estimate"] == legacy
     assert {by_id[i]["path"] for i in by_id} == {"/api/v1/predict", "/predict_api", "/"}
@@ -273,8 +322,9 @@ def test_refused_requests_are_not_captured(tmp_path, real_model):
 
 def test_a_failing_destination_changes_no_answer(real_model, monkeypatch):
     flaky = Flaky()
-    app = create_app({"TESTING": True, "MODEL": real_model, "CAPTURE": flaky,
-                      "CAPTURE_PERCENT": 100.0})
+    app = create_app(
+        {"TESTING": True, "MODEL": real_model, "CAPTURE": flaky, "CAPTURE_PERCENT": 100.0}
+    )
     plain = create_app({"TESTING": True, "MODEL": real_model}).test_client()
     same = {"X-Request-ID": "same"}
     for body in (EXAMPLE_RECORD, valid_records(50, seed=3)):
@@ -295,8 +345,11 @@ def test_capture_percent_0_captures_nothing(tmp_path, real_model):
 def test_an_unwritable_capture_directory_stops_start_up_with_one_line(tmp_path, real_model):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(SettingsError, match=r"^CAPTURE_URI='.*/file/captures': cannot write to "
-                                            r".*; set CAPTURE_URI to a writable directory"):
+    with pytest.raises(
+        SettingsError,
+        match=r"^CAPTURE_URI='.*/file/captures': cannot write to "
+        r".*; set CAPTURE_URI to a writable directory",
+    ):
         capturing_app(real_model, blocker / "captures")
 
 
@@ -304,8 +357,12 @@ def test_shipped_records_are_counted_in_the_services_metrics(tmp_path, real_mode
     from prometheus_client import REGISTRY
 
     def shipped():
-        return REGISTRY.get_sample_value("insurance_charges_capture_records_total",
-                                         {"outcome": "shipped"}) or 0.0
+        return (
+            REGISTRY.get_sample_value(
+                "insurance_charges_capture_records_total", {"outcome": "shipped"}
+            )
+            or 0.0
+        )
 
     before = shipped()
     app = capturing_app(real_model, tmp_path)
@@ -314,8 +371,9 @@ def test_shipped_records_are_counted_in_the_services_metrics(tmp_path, real_mode
     assert shipped() == before + 7
 
 
-@pytest.mark.parametrize("uri, kind", [("s3://b-1.x/p/q", "S3Prefix"),
-                                       ("relative/dir", "Directory")])
+@pytest.mark.parametrize(
+    "uri, kind", [("s3://b-1.x/p/q", "S3Prefix"), ("relative/dir", "Directory")]
+)
 def test_a_capture_uri_names_a_directory_or_an_s3_prefix(uri, kind):
     destination = destination_of(uri)
     assert type(destination).__name__ == kind
@@ -336,10 +394,15 @@ def test_an_answers_lines_are_made_once_its_response_is_closed(tmp_path, real_mo
 def test_sagemaker_bodies_of_lines_are_captured_under_their_positions(tmp_path, real_model):
     app = capturing_app(real_model, tmp_path)
     body = b"19,female,27.9,0,yes,southwest\n70,male,33.1,2,no,northeast\n"
-    answer = app.test_client().post("/invocations", data=body, headers={
-        "Content-Type": "text/csv", "Accept": "text/csv", "X-Request-ID": "sm"})
+    answer = app.test_client().post(
+        "/invocations",
+        data=body,
+        headers={"Content-Type": "text/csv", "Accept": "text/csv", "X-Request-ID": "sm"},
+    )
     close_capture(app)
     lines = captured_lines(tmp_path)
     assert [(line["inference_id"], line["path"]) for line in lines] == [
-        ("sm-0", "/invocations"), ("sm-1", "/invocations")]
+        ("sm-0", "/invocations"),
+        ("sm-1", "/invocations"),
+    ]
     assert [line["estimate"] for line in lines] == [float(x) for x in answer.data.split()]

@@ -1,5 +1,6 @@
 """Capture in the service as deployed: gunicorn stopped by SIGTERM under load loses no captured
 record, and captures reach S3 (moto's server) from every worker (docs/outcomes.md#capture)."""
+
 import threading
 import urllib.error
 import urllib.request
@@ -45,8 +46,10 @@ class Load:
             with self.lock:
                 self.sent.append(request_id)
             request = urllib.request.Request(
-                self.server.url("/api/v1/predict"), data=orjson.dumps(body),
-                headers={"Content-Type": "application/json", "X-Request-ID": request_id})
+                self.server.url("/api/v1/predict"),
+                data=orjson.dumps(body),
+                headers={"Content-Type": "application/json", "X-Request-ID": request_id},
+            )
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:
                     answer = orjson.loads(response.read())
@@ -91,17 +94,26 @@ def test_captures_reach_s3_from_every_worker_and_a_missing_bucket_fails_no_reque
     import boto3
 
     with moto_server() as env:
-        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"],
-                          aws_access_key_id="testing", aws_secret_access_key="testing",
-                          region_name="us-east-1")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
         s3.create_bucket(Bucket="captures")
         for bucket, ok in (("captures", True), ("no-such-bucket", False)):
             server = GunicornServer(workers=2, CAPTURE_URI=f"s3://{bucket}/svc/prod", **env)
             try:
                 server.wait_healthy()
-                answers = [server.request("/api/v1/predict", valid_records(3, seed=i),
-                                          headers={"X-Request-ID": f"{bucket}-{i}"})
-                           for i in range(40)]
+                answers = [
+                    server.request(
+                        "/api/v1/predict",
+                        valid_records(3, seed=i),
+                        headers={"X-Request-ID": f"{bucket}-{i}"},
+                    )
+                    for i in range(40)
+                ]
                 assert {status for status, _, _ in answers} == {200}
                 assert server.stop() == 0
             finally:
@@ -114,4 +126,5 @@ def test_captures_reach_s3_from_every_worker_and_a_missing_bucket_fails_no_reque
             assert all(k.startswith("svc/prod/") and k.endswith(".jsonl") for k in keys)
             blobs = [s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys]
             assert sorted(captured_ids(blobs)) == sorted(
-                f"{bucket}-{i}-{j}" for i in range(40) for j in range(3))
+                f"{bucket}-{i}-{j}" for i in range(40) for j in range(3)
+            )

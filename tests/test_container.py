@@ -1,4 +1,5 @@
 """The uploaded bundle builds with the real Docker engine and runs the way EB runs it."""
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,21 @@ def container(image, tmp_path_factory):
     logs = tmp_path_factory.mktemp("eb-logs")
     logs.chmod(0o777)
     name = f"insurance-charges-test-{os.getpid()}"
-    docker("run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",
-           "-p", f"127.0.0.1::{PORT}", "-v", f"{logs}:{LOGGING}",
-           *[f"--env={key}={value}" for key, value in ENV.items()], image)
+    docker(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-p",
+        f"127.0.0.1::{PORT}",
+        "-v",
+        f"{logs}:{LOGGING}",
+        *[f"--env={key}={value}" for key, value in ENV.items()],
+        image,
+    )
     try:
         host_port = docker("port", name, f"{PORT}/tcp").stdout.split(":")[-1].strip()
         box = Container(name, f"http://127.0.0.1:{host_port}")
@@ -94,12 +107,15 @@ def test_nginx_serves_the_port_dockerrun_maps_and_gunicorn_logs_json_to_stdout(c
     assert access[-1]["forwarded_for"] and access[-1]["path"] == "/health"
 
 
-@pytest.mark.parametrize("path, media_type", [("/api/v1/predict", "application/problem+json"),
-                                              ("/", "text/html")])
-def test_a_body_over_the_limit_is_refused_by_nginx_in_the_sites_own_format(container, path,
-                                                                           media_type):
-    req = urllib.request.Request(container.url + path, data=b"x" * 3_000_000,
-                                 headers={"Content-Type": "application/json"})
+@pytest.mark.parametrize(
+    "path, media_type", [("/api/v1/predict", "application/problem+json"), ("/", "text/html")]
+)
+def test_a_body_over_the_limit_is_refused_by_nginx_in_the_sites_own_format(
+    container, path, media_type
+):
+    req = urllib.request.Request(
+        container.url + path, data=b"x" * 3_000_000, headers={"Content-Type": "application/json"}
+    )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(req, timeout=30)
     assert refused.value.code == 413
@@ -122,19 +138,22 @@ def test_fifty_slow_clients_leave_health_and_predictions_answering_within_a_seco
 
 def test_docker_stop_lets_an_in_flight_batch_finish_and_exits_0(container):
     body = json.dumps(BATCH).encode()
-    head = (f"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     port = int(container.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
-        conn.sendall(head + body[:len(body) // 2])  # nginx holds the half-sent request
+        conn.sendall(head + body[: len(body) // 2])  # nginx holds the half-sent request
         time.sleep(1)
         began = time.monotonic()
-        stop = threading.Thread(target=docker, args=("stop", "-t", "60", container.name),
-                                kwargs={"timeout": 90})
+        stop = threading.Thread(
+            target=docker, args=("stop", "-t", "60", container.name), kwargs={"timeout": 90}
+        )
         stop.start()
         time.sleep(1)  # SIGTERM has reached the launcher; nginx must finish this request
         assert container.inspect("{{.State.Running}}") == "true"
-        conn.sendall(body[len(body) // 2:])
+        conn.sendall(body[len(body) // 2 :])
         answer = b"".join(iter(lambda: conn.recv(1 << 16), b""))
     stop.join()
     status_line, _, payload = answer.partition(b"\r\n\r\n")
@@ -147,12 +166,27 @@ def test_docker_stop_lets_an_in_flight_batch_finish_and_exits_0(container):
 def test_dockerignore_keeps_everything_but_what_the_dockerfile_copies_out_of_the_context():
     require(engine_running(), "needs a running Docker engine (.ci/run installs docker.io)")
     tag = f"insurance-charges:context-test-{os.getpid()}"
-    docker("build", "-t", tag, "-f", "-", str(ROOT), timeout=600,
-           input="FROM python:3.11-slim\nCOPY . /context\n")
+    docker(
+        "build",
+        "-t",
+        tag,
+        "-f",
+        "-",
+        str(ROOT),
+        timeout=600,
+        input="FROM python:3.11-slim\nCOPY . /context\n",
+    )
     try:
-        listing = docker("run", "--rm", tag, "python3", "-c", "import os; print('\\n'.join("
-                         "os.path.relpath(os.path.join(d, f), '/context') for d, _, fs in "
-                         "os.walk('/context') for f in fs))").stdout.split()
+        listing = docker(
+            "run",
+            "--rm",
+            tag,
+            "python3",
+            "-c",
+            "import os; print('\\n'.join("
+            "os.path.relpath(os.path.join(d, f), '/context') for d, _, fs in "
+            "os.walk('/context') for f in fs))",
+        ).stdout.split()
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, timeout=60)
     assert set(listing) == working_tree_files(copy_sources())

@@ -1,4 +1,5 @@
 """The estimator core: parsed JSON in, estimates, likely ranges and warnings out, no Flask."""
+
 import hashlib
 import json
 import logging
@@ -37,11 +38,21 @@ from insurance_charges.serving.model import FIX, Model, ModelLoadError, load_mod
 
 from .conftest import ROOT, sign_with, vouch_for
 
-SPEC = {"level": 0.8, "group_by": "smoker", "scale": "dollars", "floor": 1000.0,
-        "offsets": {"yes": {"lower": -100.004, "upper": 200.004},
-                    "no": {"lower": -50.0, "upper": 25.0}}}
-RANGES = {"age": {"min": 18, "max": 64}, "bmi": {"min": 15.96, "max": 53.13},
-          "children": {"min": 0, "max": 5}}
+SPEC = {
+    "level": 0.8,
+    "group_by": "smoker",
+    "scale": "dollars",
+    "floor": 1000.0,
+    "offsets": {
+        "yes": {"lower": -100.004, "upper": 200.004},
+        "no": {"lower": -50.0, "upper": 25.0},
+    },
+}
+RANGES = {
+    "age": {"min": 18, "max": 64},
+    "bmi": {"min": 15.96, "max": 53.13},
+    "children": {"min": 0, "max": 5},
+}
 
 
 class Fixed:
@@ -67,17 +78,26 @@ def test_one_record_gets_one_estimate_its_range_and_no_warnings():
     # Rounded once, to the cent, after adding the offsets to the unrounded estimate.
     assert got.amounts.tolist() == [2000.1] and got.lower.tolist() == [1900.09]
     assert got.upper.tolist() == [2200.1] and got.level == 0.8 and got.warnings == []
-    assert got.to_json() == {"prediction": 2000.1, "model_version": "fixed-1", "warnings": [],
-                             "interval": {"lower": 1900.09, "upper": 2200.1, "level": 0.8}}
+    assert got.to_json() == {
+        "prediction": 2000.1,
+        "model_version": "fixed-1",
+        "warnings": [],
+        "interval": {"lower": 1900.09, "upper": 2200.1, "level": 0.8},
+    }
 
 
 def test_a_batch_keeps_input_order_and_gives_each_record_its_groups_range():
     got = estimate(Fixed(), [person(age=30, smoker="no"), person(age=20)])
     assert got.batch is True
     assert got.to_json() == {
-        "predictions": [3000.15, 2000.1], "model_version": "fixed-1", "warnings": [],
-        "intervals": [{"lower": 2950.15, "upper": 3025.15, "level": 0.8},
-                      {"lower": 1900.09, "upper": 2200.1, "level": 0.8}]}
+        "predictions": [3000.15, 2000.1],
+        "model_version": "fixed-1",
+        "warnings": [],
+        "intervals": [
+            {"lower": 2950.15, "upper": 3025.15, "level": 0.8},
+            {"lower": 1900.09, "upper": 2200.1, "level": 0.8},
+        ],
+    }
 
 
 def test_the_range_never_goes_below_the_floor():
@@ -91,8 +111,11 @@ def test_without_a_calibrated_range_the_answer_has_none():
     got = estimate(Fixed(None), [person()])
     assert got.lower is None and got.upper is None and got.level is None
     assert list(got.to_json()) == ["predictions", "model_version", "warnings"]
-    assert list(estimate(Fixed(None), person()).to_json()) == ["prediction", "model_version",
-                                                               "warnings"]
+    assert list(estimate(Fixed(None), person()).to_json()) == [
+        "prediction",
+        "model_version",
+        "warnings",
+    ]
 
 
 def test_values_outside_training_are_served_with_a_pointer_to_each():
@@ -117,8 +140,9 @@ def test_an_empty_batch_is_invalid_and_an_oversized_one_too_many():
     with pytest.raises(InvalidRecords) as empty:
         estimate(Fixed(), [], max_batch=3)
     assert empty.value.detail == "a batch holds 1 to 3 records; got none"
-    assert [e.as_dict() for e in empty.value.errors] == [{"pointer": "",
-                                                          "message": "the array is empty"}]
+    assert [e.as_dict() for e in empty.value.errors] == [
+        {"pointer": "", "message": "the array is empty"}
+    ]
     with pytest.raises(TooManyRecords) as many:
         estimate(Fixed(), [person()] * 4, max_batch=3)
     assert (many.value.limit, many.value.got) == (3, 4)
@@ -145,8 +169,13 @@ def test_a_column_holds_floats_for_numbers_and_the_values_themselves_for_categor
     columns = columns_of([person(age=20, bmi=30), person(age=31, smoker="no")])
     assert list(columns) == ["age", "sex", "bmi", "children", "smoker", "region"]
     assert [(c.dtype, c.tolist()) for c in columns.values()] == [
-        (np.float64, [20.0, 31.0]), (object, ["female", "female"]), (np.float64, [30.0, 27.9]),
-        (np.float64, [0.0, 0.0]), (object, ["yes", "no"]), (object, ["southwest", "southwest"])]
+        (np.float64, [20.0, 31.0]),
+        (object, ["female", "female"]),
+        (np.float64, [30.0, 27.9]),
+        (np.float64, [0.0, 0.0]),
+        (object, ["yes", "no"]),
+        (object, ["southwest", "southwest"]),
+    ]
 
 
 def test_a_category_is_also_held_as_its_positions_in_the_schemas_choices():
@@ -157,8 +186,9 @@ def test_a_category_is_also_held_as_its_positions_in_the_schemas_choices():
     assert checked.column("region").tolist() == ["northeast", "southwest"] * 4
     plain = ValidRecords(records)  # codes built on demand, once
     assert plain.codes("sex").tolist() == [0, 0] and plain.codes("sex") is plain.codes("sex")
-    from_column = ValidRecords([None, None], {"region": np.array(["southeast", "northwest"],
-                                                                 dtype=object)})
+    from_column = ValidRecords(
+        [None, None], {"region": np.array(["southeast", "northwest"], dtype=object)}
+    )
     assert from_column.codes("region").tolist() == [2, 1]  # records made on demand not read
 
 
@@ -187,13 +217,16 @@ def test_the_committed_model_passes_the_start_up_check(real_model):
     assert self_check(real_model) is None
 
 
-@pytest.mark.parametrize("predict, problem", [
-    (lambda records: [float("nan")], "the estimate is nan, not a positive number of dollars"),
-    (lambda records: [-5.0], "the estimate is -5.0, not a positive number of dollars"),
-    (lambda records: [0.0], "the estimate is 0.0, not a positive number of dollars"),
-    (lambda records: [float("inf")], "the estimate is inf, not a positive number of dollars"),
-    (lambda records: 1 / 0, "ZeroDivisionError: division by zero"),
-])
+@pytest.mark.parametrize(
+    "predict, problem",
+    [
+        (lambda records: [float("nan")], "the estimate is nan, not a positive number of dollars"),
+        (lambda records: [-5.0], "the estimate is -5.0, not a positive number of dollars"),
+        (lambda records: [0.0], "the estimate is 0.0, not a positive number of dollars"),
+        (lambda records: [float("inf")], "the estimate is inf, not a positive number of dollars"),
+        (lambda records: 1 / 0, "ZeroDivisionError: division by zero"),
+    ],
+)
 def test_the_start_up_check_says_what_is_wrong(predict, problem):
     model = Fixed()
     model.predict = predict
@@ -201,18 +234,23 @@ def test_the_start_up_check_says_what_is_wrong(predict, problem):
 
 
 def test_the_start_up_check_refuses_a_range_whose_bounds_are_reversed():
-    reversed_spec = {**SPEC, "offsets": {"yes": {"lower": 10.0, "upper": -10.0},
-                                         "no": {"lower": 0.0, "upper": 0.0}}}
-    assert self_check(Fixed(reversed_spec)) == ("its likely range has a lower bound above the "
-                                                 "upper one")
+    reversed_spec = {
+        **SPEC,
+        "offsets": {"yes": {"lower": 10.0, "upper": -10.0}, "no": {"lower": 0.0, "upper": 0.0}},
+    }
+    assert self_check(Fixed(reversed_spec)) == (
+        "its likely range has a lower bound above the upper one"
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_the_core_imports_no_web_framework():
-    code = ("import sys; import insurance_charges.core.estimates, insurance_charges.core.explain,"
-            " insurance_charges.serving.model; assert 'flask' not in sys.modules, 'flask'; "
-            "assert 'werkzeug' not in sys.modules, 'werkzeug'")
+    code = (
+        "import sys; import insurance_charges.core.estimates, insurance_charges.core.explain,"
+        " insurance_charges.serving.model; assert 'flask' not in sys.modules, 'flask'; "
+        "assert 'werkzeug' not in sys.modules, 'werkzeug'"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
@@ -223,19 +261,31 @@ def test_amounts_are_numpy_arrays_for_the_whole_batch():
 
 # --- Refusals carry their numbers --------------------------------------------------------------
 
+
 def test_a_refusal_counts_every_problem_and_says_so_unless_told_otherwise():
     errors = [FieldError("/age", "bad"), FieldError("/bmi", "bad")]
     counted = InvalidRecords(errors)
     assert (counted.errors, counted.total, counted.complete, counted.detail, str(counted)) == (
-        errors, 2, True, "2 invalid value(s); see errors", "2 invalid value(s); see errors")
+        errors,
+        2,
+        True,
+        "2 invalid value(s); see errors",
+        "2 invalid value(s); see errors",
+    )
     capped = InvalidRecords(errors, total=7)
     assert (capped.total, capped.detail) == (7, "7 invalid value(s); see errors")
     bounded = InvalidRecords(errors, total=101, complete=False)
     assert (bounded.total, bounded.complete, bounded.detail) == (
-        101, False, "at least 101 invalid value(s); see errors")
+        101,
+        False,
+        "at least 101 invalid value(s); see errors",
+    )
     worded = InvalidRecords(errors, "a batch holds 1 to 3 records; got none", total=0)
     assert (worded.total, worded.detail, str(worded)) == (
-        0, "a batch holds 1 to 3 records; got none", "a batch holds 1 to 3 records; got none")
+        0,
+        "a batch holds 1 to 3 records; got none",
+        "a batch holds 1 to 3 records; got none",
+    )
 
 
 @pytest.mark.parametrize("count", [1, 99, 100])
@@ -273,17 +323,20 @@ def test_a_batch_refused_on_its_first_records_reads_no_further():
     assert [e.pointer for e in refused[-2:]] == ["/16/bmi", "/16/children"]
 
 
-@pytest.mark.parametrize("listed, total, complete", [(0, 1, False), (5, 6, False),
-                                                     (12, 12, True), (1000, 12, True)])
-def test_the_problems_listed_are_as_many_as_asked_and_one_more_means_at_least(listed, total,
-                                                                              complete):
+@pytest.mark.parametrize(
+    "listed, total, complete", [(0, 1, False), (5, 6, False), (12, 12, True), (1000, 12, True)]
+)
+def test_the_problems_listed_are_as_many_as_asked_and_one_more_means_at_least(
+    listed, total, complete
+):
     checked, refused = validate_each([{}, {}], in_batch, listed=listed)
     assert checked is None and len(refused) == min(listed, 12)
     assert (refused.total, refused.complete) == (total, complete)
 
 
-@pytest.mark.parametrize("total, complete, said", [(0, True, "0"), (6, True, "6"),
-                                                   (101, False, "at least 101")])
+@pytest.mark.parametrize(
+    "total, complete, said", [(0, True, "0"), (6, True, "6"), (101, False, "at least 101")]
+)
 def test_a_count_of_problems_says_when_it_is_a_lower_bound(total, complete, said):
     assert how_many(total, complete) == said
 
@@ -293,25 +346,36 @@ def test_a_batch_of_many_valid_records_is_served_as_one_by_one_would_be():
     got = estimate(Fixed(), batch)
     assert got.records == [{**r, "bmi": 30.0} for r in batch]
     assert {tuple(type(v) for v in r.values()) for r in got.records} == {
-        (int, str, float, int, str, str)}
+        (int, str, float, int, str, str)
+    }
     assert got.amounts.tolist() == [round((20 + i) * 100.0049, 2) for i in range(10)]
-    assert got.lower.tolist() == [round((20 + i) * 100.0049 + (-100.004, -50.0)[i % 2], 2)
-                                  for i in range(10)]
+    assert got.lower.tolist() == [
+        round((20 + i) * 100.0049 + (-100.004, -50.0)[i % 2], 2) for i in range(10)
+    ]
 
 
-@pytest.mark.parametrize("bad, pointer", [
-    ({"smoker": "maybe"}, "/9/smoker"), ({"age": 17}, "/9/age"), ({"bmi": 80.5}, "/9/bmi"),
-    ({"age": 30.5}, "/9/age"), ({"age": True}, "/9/age"), ({"bmi": float("nan")}, "/9/bmi"),
-    ({"children": 11}, "/9/children"), ({"region": 3}, "/9/region"),
-])
+@pytest.mark.parametrize(
+    "bad, pointer",
+    [
+        ({"smoker": "maybe"}, "/9/smoker"),
+        ({"age": 17}, "/9/age"),
+        ({"bmi": 80.5}, "/9/bmi"),
+        ({"age": 30.5}, "/9/age"),
+        ({"age": True}, "/9/age"),
+        ({"bmi": float("nan")}, "/9/bmi"),
+        ({"children": 11}, "/9/children"),
+        ({"region": 3}, "/9/region"),
+    ],
+)
 def test_one_bad_value_in_a_long_batch_is_still_refused(bad, pointer):
     with pytest.raises(InvalidRecords) as raised:
         estimate(Fixed(), [person()] * 9 + [person(**bad)])
     assert [e.pointer for e in raised.value.errors] == [pointer]
 
 
-@pytest.mark.parametrize("bad, pointer", [({"age": 30.5}, "/9/age"), ({"children": 1.5},
-                                                                      "/9/children")])
+@pytest.mark.parametrize(
+    "bad, pointer", [({"age": 30.5}, "/9/age"), ({"children": 1.5}, "/9/children")]
+)
 def test_a_fraction_where_a_whole_number_belongs_is_refused_even_with_whole_bmis(bad, pointer):
     with pytest.raises(InvalidRecords) as raised:
         estimate(Fixed(), [person(bmi=30)] * 9 + [person(bmi=30, **bad)])
@@ -327,35 +391,62 @@ def test_the_default_batch_limit_is_ten_thousand_records():
 def test_warnings_come_record_by_record_then_in_the_cards_field_order():
     got = estimate(Fixed(), [person(bmi=60.0), person(age=70, bmi=12.0)])
     assert [(w.pointer, w.field, w.reason) for w in got.warnings] == [
-        ("/0/bmi", "bmi", "extrapolated"), ("/1/age", "age", "extrapolated"),
-        ("/1/bmi", "bmi", "extrapolated")]
+        ("/0/bmi", "bmi", "extrapolated"),
+        ("/1/age", "age", "extrapolated"),
+        ("/1/bmi", "bmi", "extrapolated"),
+    ]
     assert got.to_json()["warnings"] == [
-        {"pointer": "/0/bmi", "message": "bmi 60 is outside the range seen in training "
-                                         "(15.96 to 53.13); the estimate is an extrapolation"},
-        {"pointer": "/1/age", "message": "age 70 is outside the range seen in training "
-                                         "(18 to 64); the estimate is an extrapolation"},
-        {"pointer": "/1/bmi", "message": "bmi 12 is outside the range seen in training "
-                                         "(15.96 to 53.13); the estimate is an extrapolation"}]
+        {
+            "pointer": "/0/bmi",
+            "message": "bmi 60 is outside the range seen in training "
+            "(15.96 to 53.13); the estimate is an extrapolation",
+        },
+        {
+            "pointer": "/1/age",
+            "message": "age 70 is outside the range seen in training "
+            "(18 to 64); the estimate is an extrapolation",
+        },
+        {
+            "pointer": "/1/bmi",
+            "message": "bmi 12 is outside the range seen in training "
+            "(15.96 to 53.13); the estimate is an extrapolation",
+        },
+    ]
 
 
 def test_a_lone_records_warning_points_into_the_body_itself():
     got = estimate(Fixed(), person(children=6))
-    assert got.to_json()["warnings"] == [{"pointer": "/children", "message": (
-        "children 6 is outside the range seen in training (0 to 5); "
-        "the estimate is an extrapolation")}]
+    assert got.to_json()["warnings"] == [
+        {
+            "pointer": "/children",
+            "message": (
+                "children 6 is outside the range seen in training (0 to 5); "
+                "the estimate is an extrapolation"
+            ),
+        }
+    ]
 
 
 def test_a_range_without_groups_applies_one_offset_to_every_record():
-    spec = {"level": 0.9, "group_by": None, "scale": "dollars", "floor": 0.0,
-            "offsets": {"all": {"lower": -10.0, "upper": 10.0}}}
+    spec = {
+        "level": 0.9,
+        "group_by": None,
+        "scale": "dollars",
+        "floor": 0.0,
+        "offsets": {"all": {"lower": -10.0, "upper": 10.0}},
+    }
     got = estimate(Fixed(spec), [person(age=20), person(age=30, smoker="no")])
-    assert got.to_json()["intervals"] == [{"lower": 1990.1, "upper": 2010.1, "level": 0.9},
-                                          {"lower": 2990.15, "upper": 3010.15, "level": 0.9}]
+    assert got.to_json()["intervals"] == [
+        {"lower": 1990.1, "upper": 2010.1, "level": 0.9},
+        {"lower": 2990.15, "upper": 3010.15, "level": 0.9},
+    ]
 
 
 def test_the_start_up_check_accepts_a_range_of_no_width():
-    zero = {**SPEC, "offsets": {"yes": {"lower": 0.0, "upper": 0.0},
-                                "no": {"lower": 0.0, "upper": 0.0}}}
+    zero = {
+        **SPEC,
+        "offsets": {"yes": {"lower": 0.0, "upper": 0.0}, "no": {"lower": 0.0, "upper": 0.0}},
+    }
     assert self_check(Fixed(zero)) is None
     assert self_check(Fixed(None)) is None
 
@@ -375,17 +466,29 @@ DROP = object()
 
 def card(**changes):
     """A servable card, with dotted paths set to new values (or removed when given DROP)."""
-    base = {"model_version": "2026.01.01-gbr-0123abcd", "pipeline_sha256": DIGEST,
-            "estimator": "GradientBoostingRegressor",
-            "versions": {"pycaret": "3.3.2", "scikit-learn": "1.4.2"}, "data": {"rows": 1},
-            "metrics": {"holdout": {"mae": 0}},
-            "schema": {"training_ranges": {"age": {"min": 18, "max": 64},
-                                           "bmi": {"min": 15.96, "max": 53.13},
-                                           "children": {"min": 0, "max": 0}}},
-            "interval": {"level": 0.8, "group_by": "smoker", "scale": "dollars", "floor": 1000.0,
-                         "offsets": {"no": {"lower": -5.0, "upper": 5.0},
-                                     "yes": {"lower": 0, "upper": 0}},
-                         "holdout": {"rows": 268, "coverage": 0.81}}}
+    base = {
+        "model_version": "2026.01.01-gbr-0123abcd",
+        "pipeline_sha256": DIGEST,
+        "estimator": "GradientBoostingRegressor",
+        "versions": {"pycaret": "3.3.2", "scikit-learn": "1.4.2"},
+        "data": {"rows": 1},
+        "metrics": {"holdout": {"mae": 0}},
+        "schema": {
+            "training_ranges": {
+                "age": {"min": 18, "max": 64},
+                "bmi": {"min": 15.96, "max": 53.13},
+                "children": {"min": 0, "max": 0},
+            }
+        },
+        "interval": {
+            "level": 0.8,
+            "group_by": "smoker",
+            "scale": "dollars",
+            "floor": 1000.0,
+            "offsets": {"no": {"lower": -5.0, "upper": 5.0}, "yes": {"lower": 0, "upper": 0}},
+            "holdout": {"rows": 268, "coverage": 0.81},
+        },
+    }
     for path, value in changes.items():
         *parents, name = path.split("__")
         here = base
@@ -398,93 +501,150 @@ def card(**changes):
     return base
 
 
-@pytest.mark.parametrize("changes", [
-    {}, {"interval": None}, {"interval": DROP}, {"data__rows": 1}, {"versions": {}},
-    {"interval__scale": "log"}, {"interval__level": 0.01}, {"interval__level": 0.99},
-    {"interval__group_by": None, "interval__offsets": {"all": {"lower": -1, "upper": 1}}},
-    {"interval__group_by": "sex", "interval__offsets": {"male": {"lower": -1, "upper": 1},
-                                                         "female": {"lower": 0.5, "upper": 2}}},
-    {"interval__offsets__no": {"lower": 3, "upper": 3}}, {"metrics__holdout__mae": 2188.8},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"interval": None},
+        {"interval": DROP},
+        {"data__rows": 1},
+        {"versions": {}},
+        {"interval__scale": "log"},
+        {"interval__level": 0.01},
+        {"interval__level": 0.99},
+        {"interval__group_by": None, "interval__offsets": {"all": {"lower": -1, "upper": 1}}},
+        {
+            "interval__group_by": "sex",
+            "interval__offsets": {
+                "male": {"lower": -1, "upper": 1},
+                "female": {"lower": 0.5, "upper": 2},
+            },
+        },
+        {"interval__offsets__no": {"lower": 3, "upper": 3}},
+        {"metrics__holdout__mae": 2188.8},
+    ],
+)
 def test_a_card_describing_a_servable_model_passes_the_check(changes):
     assert model_card.check_structure(card(**changes)) is None
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"model_version": DROP}, "lacks model_version"),
-    ({"pipeline_sha256": DROP}, "lacks pipeline_sha256"),
-    ({"estimator": DROP}, "lacks estimator"),
-    ({"model_version": 2026}, "model_version must be a non-empty string"),
-    ({"pipeline_sha256": ""}, "pipeline_sha256 must be a non-empty string"),
-    ({"estimator": ""}, "estimator must be a non-empty string"),
-    ({"estimator": None}, "estimator must be a non-empty string"),
-    ({"model_version": "2026.01.01-gbr0123abcd"},
-     "model_version '2026.01.01-gbr0123abcd' does not end with the first 8 characters of "
-     "pipeline_sha256 (was the card edited by hand?)"),
-    ({"pipeline_sha256": "f" + DIGEST[1:]},
-     "model_version '2026.01.01-gbr-0123abcd' does not end with the first 8 characters of "
-     "pipeline_sha256 (was the card edited by hand?)"),
-    ({"versions": DROP}, "lacks versions"),
-    ({"versions": ["3.3.2"]}, "versions must map each library to a version string"),
-    ({"versions__numpy": 1.26}, "versions must map each library to a version string"),
-    ({"data": DROP}, "lacks data"),
-    ({"data__rows": DROP}, "lacks data.rows"),
-    ({"data": 1338}, "lacks data.rows"),
-    ({"data__rows": 0}, "data.rows must be a positive whole number"),
-    ({"data__rows": 1.0}, "data.rows must be a positive whole number"),
-    ({"data__rows": "1338"}, "data.rows must be a positive whole number"),
-    ({"metrics": {}}, "lacks metrics.holdout"),
-    ({"metrics__holdout": {}}, "lacks metrics.holdout.mae"),
-    ({"metrics__holdout__mae": "2188"}, "metrics.holdout.mae must be a number"),
-    ({"metrics__holdout__mae": True}, "metrics.holdout.mae must be a number"),
-    ({"metrics__holdout__mae": float("nan")}, "metrics.holdout.mae must be a number"),
-    ({"metrics__holdout__mae": float("inf")}, "metrics.holdout.mae must be a number"),
-    ({"schema": {}}, "lacks schema.training_ranges"),
-    ({"schema__training_ranges": [18, 64]},
-     "schema.training_ranges must give min and max for age, bmi, children"),
-    ({"schema__training_ranges__bmi": DROP},
-     "schema.training_ranges must give min and max for age, bmi, children"),
-    ({"schema__training_ranges__sex": {"min": 0, "max": 1}},
-     "schema.training_ranges must give min and max for age, bmi, children"),
-    ({"schema__training_ranges__bmi": [15.96, 53.13]},
-     "schema.training_ranges.bmi must hold numbers min <= max"),
-    ({"schema__training_ranges__bmi": {"max": 53.13}},
-     "schema.training_ranges.bmi must hold numbers min <= max"),
-    ({"schema__training_ranges__bmi": {"min": 15.96}},
-     "schema.training_ranges.bmi must hold numbers min <= max"),
-    ({"schema__training_ranges__children": {"min": 1, "max": 0}},
-     "schema.training_ranges.children must hold numbers min <= max"),
-    ({"schema__training_ranges__age": {"min": 18, "max": float("inf")}},
-     "schema.training_ranges.age must hold numbers min <= max"),
-    ({"interval": "none"}, "interval must be an object (or null for a model without one)"),
-    ({"interval__holdout__rows": 268.0},
-     "interval.holdout must give rows (a whole number) and coverage"),
-    ({"interval__holdout__coverage": "81%"},
-     "interval.holdout must give rows (a whole number) and coverage"),
-    ({"interval__level": 0}, "interval.level must be a number between 0 and 1"),
-    ({"interval__level": 1}, "interval.level must be a number between 0 and 1"),
-    ({"interval__level": "0.8"}, "interval.level must be a number between 0 and 1"),
-    ({"interval__floor": None},
-     "interval.floor must be a number and interval.scale dollars or log"),
-    ({"interval__scale": "percent"},
-     "interval.floor must be a number and interval.scale dollars or log"),
-    ({"interval__group_by": "bmi"}, "interval.group_by 'bmi' is not a category field"),
-    ({"interval__group_by": "weight"}, "interval.group_by 'weight' is not a category field"),
-    ({"interval__offsets": {"yes": {"lower": -1, "upper": 1}}},
-     "interval.offsets must have one entry for each of no, yes"),
-    ({"interval__offsets": [{"lower": -1, "upper": 1}] * 2},
-     "interval.offsets must have one entry for each of no, yes"),
-    ({"interval__group_by": None},
-     "interval.offsets must have one entry for each of all"),
-    ({"interval__offsets__no": {"lower": 6, "upper": 5}},
-     "interval.offsets.no must hold numbers lower <= upper"),
-    ({"interval__offsets__no": {"lower": -5}},
-     "interval.offsets.no must hold numbers lower <= upper"),
-    ({"interval__offsets__no": {"upper": 5}},
-     "interval.offsets.no must hold numbers lower <= upper"),
-    ({"interval__offsets__yes": [0, 0]},
-     "interval.offsets.yes must hold numbers lower <= upper"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"model_version": DROP}, "lacks model_version"),
+        ({"pipeline_sha256": DROP}, "lacks pipeline_sha256"),
+        ({"estimator": DROP}, "lacks estimator"),
+        ({"model_version": 2026}, "model_version must be a non-empty string"),
+        ({"pipeline_sha256": ""}, "pipeline_sha256 must be a non-empty string"),
+        ({"estimator": ""}, "estimator must be a non-empty string"),
+        ({"estimator": None}, "estimator must be a non-empty string"),
+        (
+            {"model_version": "2026.01.01-gbr0123abcd"},
+            "model_version '2026.01.01-gbr0123abcd' does not end with the first 8 characters of "
+            "pipeline_sha256 (was the card edited by hand?)",
+        ),
+        (
+            {"pipeline_sha256": "f" + DIGEST[1:]},
+            "model_version '2026.01.01-gbr-0123abcd' does not end with the first 8 characters of "
+            "pipeline_sha256 (was the card edited by hand?)",
+        ),
+        ({"versions": DROP}, "lacks versions"),
+        ({"versions": ["3.3.2"]}, "versions must map each library to a version string"),
+        ({"versions__numpy": 1.26}, "versions must map each library to a version string"),
+        ({"data": DROP}, "lacks data"),
+        ({"data__rows": DROP}, "lacks data.rows"),
+        ({"data": 1338}, "lacks data.rows"),
+        ({"data__rows": 0}, "data.rows must be a positive whole number"),
+        ({"data__rows": 1.0}, "data.rows must be a positive whole number"),
+        ({"data__rows": "1338"}, "data.rows must be a positive whole number"),
+        ({"metrics": {}}, "lacks metrics.holdout"),
+        ({"metrics__holdout": {}}, "lacks metrics.holdout.mae"),
+        ({"metrics__holdout__mae": "2188"}, "metrics.holdout.mae must be a number"),
+        ({"metrics__holdout__mae": True}, "metrics.holdout.mae must be a number"),
+        ({"metrics__holdout__mae": float("nan")}, "metrics.holdout.mae must be a number"),
+        ({"metrics__holdout__mae": float("inf")}, "metrics.holdout.mae must be a number"),
+        ({"schema": {}}, "lacks schema.training_ranges"),
+        (
+            {"schema__training_ranges": [18, 64]},
+            "schema.training_ranges must give min and max for age, bmi, children",
+        ),
+        (
+            {"schema__training_ranges__bmi": DROP},
+            "schema.training_ranges must give min and max for age, bmi, children",
+        ),
+        (
+            {"schema__training_ranges__sex": {"min": 0, "max": 1}},
+            "schema.training_ranges must give min and max for age, bmi, children",
+        ),
+        (
+            {"schema__training_ranges__bmi": [15.96, 53.13]},
+            "schema.training_ranges.bmi must hold numbers min <= max",
+        ),
+        (
+            {"schema__training_ranges__bmi": {"max": 53.13}},
+            "schema.training_ranges.bmi must hold numbers min <= max",
+        ),
+        (
+            {"schema__training_ranges__bmi": {"min": 15.96}},
+            "schema.training_ranges.bmi must hold numbers min <= max",
+        ),
+        (
+            {"schema__training_ranges__children": {"min": 1, "max": 0}},
+            "schema.training_ranges.children must hold numbers min <= max",
+        ),
+        (
+            {"schema__training_ranges__age": {"min": 18, "max": float("inf")}},
+            "schema.training_ranges.age must hold numbers min <= max",
+        ),
+        ({"interval": "none"}, "interval must be an object (or null for a model without one)"),
+        (
+            {"interval__holdout__rows": 268.0},
+            "interval.holdout must give rows (a whole number) and coverage",
+        ),
+        (
+            {"interval__holdout__coverage": "81%"},
+            "interval.holdout must give rows (a whole number) and coverage",
+        ),
+        ({"interval__level": 0}, "interval.level must be a number between 0 and 1"),
+        ({"interval__level": 1}, "interval.level must be a number between 0 and 1"),
+        ({"interval__level": "0.8"}, "interval.level must be a number between 0 and 1"),
+        (
+            {"interval__floor": None},
+            "interval.floor must be a number and interval.scale dollars or log",
+        ),
+        (
+            {"interval__scale": "percent"},
+            "interval.floor must be a number and interval.scale dollars or log",
+        ),
+        ({"interval__group_by": "bmi"}, "interval.group_by 'bmi' is not a category field"),
+        ({"interval__group_by": "weight"}, "interval.group_by 'weight' is not a category field"),
+        (
+            {"interval__offsets": {"yes": {"lower": -1, "upper": 1}}},
+            "interval.offsets must have one entry for each of no, yes",
+        ),
+        (
+            {"interval__offsets": [{"lower": -1, "upper": 1}] * 2},
+            "interval.offsets must have one entry for each of no, yes",
+        ),
+        ({"interval__group_by": None}, "interval.offsets must have one entry for each of all"),
+        (
+            {"interval__offsets__no": {"lower": 6, "upper": 5}},
+            "interval.offsets.no must hold numbers lower <= upper",
+        ),
+        (
+            {"interval__offsets__no": {"lower": -5}},
+            "interval.offsets.no must hold numbers lower <= upper",
+        ),
+        (
+            {"interval__offsets__no": {"upper": 5}},
+            "interval.offsets.no must hold numbers lower <= upper",
+        ),
+        (
+            {"interval__offsets__yes": [0, 0]},
+            "interval.offsets.yes must hold numbers lower <= upper",
+        ),
+    ],
+)
 def test_a_card_the_service_could_not_serve_is_refused_naming_the_entry(changes, message):
     with pytest.raises(model_card.CardError) as raised:
         model_card.check_structure(card(**changes))
@@ -516,10 +676,12 @@ def test_only_pycaret_and_scikit_learn_must_match_the_versions_that_trained_the_
     assert model_card.version_mismatches({"versions": same}) == []
     assert model_card.version_mismatches({"versions": {"pycaret": "0.0.1"}}) == [
         f"pycaret 0.0.1 (installed: {here['pycaret']})",
-        f"scikit-learn (not recorded) (installed: {here['scikit-learn']})"]
+        f"scikit-learn (not recorded) (installed: {here['scikit-learn']})",
+    ]
     assert model_card.version_mismatches({}) == [
         f"pycaret (not recorded) (installed: {here['pycaret']})",
-        f"scikit-learn (not recorded) (installed: {here['scikit-learn']})"]
+        f"scikit-learn (not recorded) (installed: {here['scikit-learn']})",
+    ]
 
 
 def test_the_card_lives_beside_the_pipeline_and_its_checksum_covers_every_byte(tmp_path):
@@ -531,12 +693,16 @@ def test_the_card_lives_beside_the_pipeline_and_its_checksum_covers_every_byte(t
 
 # --- Loading: each refusal says what is wrong and how to fix it --------------------------------
 
+
 @pytest.fixture
 def signed(model_copy, signing_key, test_keys):
     """A copy of the committed model, signed by the tests' key: (path, resign, load)."""
     sign_with(signing_key, model_copy)
-    return (model_copy, lambda: sign_with(signing_key, model_copy),
-            lambda: load_model(model_copy, test_keys))
+    return (
+        model_copy,
+        lambda: sign_with(signing_key, model_copy),
+        lambda: load_model(model_copy, test_keys),
+    )
 
 
 def rewrite_card(model_path, **changes):
@@ -552,20 +718,23 @@ def refusal(load):
 
 def test_a_model_path_that_does_not_exist_is_refused_with_the_fix(tmp_path):
     assert refusal(lambda: load_model(tmp_path / "absent.pkl")) == (
-        f"model file {tmp_path / 'absent.pkl'} not found; {FIX}")
+        f"model file {tmp_path / 'absent.pkl'} not found; {FIX}"
+    )
     assert FIX == "run `make train` to rebuild it, or set MODEL_PATH to a trained pipeline"
 
 
 def test_a_directory_is_refused_as_not_a_regular_file(tmp_path):
     assert refusal(lambda: load_model(tmp_path)) == (
-        f"model file {tmp_path} is not a regular file; {FIX}")
+        f"model file {tmp_path} is not a regular file; {FIX}"
+    )
 
 
 def test_a_missing_card_is_refused_naming_where_it_should_be(model_copy, test_keys):
     card_path = model_card.path_for(model_copy)
     card_path.unlink()
     assert refusal(lambda: load_model(model_copy, test_keys)) == (
-        f"model card {card_path} is missing; {FIX}")
+        f"model card {card_path} is missing; {FIX}"
+    )
 
 
 def test_a_card_is_parsed_from_the_bytes_given_not_read_again(model_copy):
@@ -589,8 +758,7 @@ def test_the_card_served_is_the_one_whose_signature_was_checked(signed, monkeypa
     assert load().card == signed_card
 
 
-def test_a_model_file_that_cannot_be_read_is_refused_saying_why(model_copy, test_keys,
-                                                                monkeypatch):
+def test_a_model_file_that_cannot_be_read_is_refused_saying_why(model_copy, test_keys, monkeypatch):
     read_bytes = Path.read_bytes
 
     def denied(self):
@@ -600,24 +768,28 @@ def test_a_model_file_that_cannot_be_read_is_refused_saying_why(model_copy, test
 
     monkeypatch.setattr(Path, "read_bytes", denied)
     assert refusal(lambda: load_model(model_copy, test_keys)) == (
-        f"model file {model_copy} is unreadable (Permission denied); {FIX}")
+        f"model file {model_copy} is unreadable (Permission denied); {FIX}"
+    )
 
 
 @pytest.mark.parametrize("part, what", [("card", "model card"), ("signature", "model signature")])
-def test_a_card_or_signature_that_cannot_be_read_is_refused_saying_why(model_copy, test_keys,
-                                                                       part, what):
+def test_a_card_or_signature_that_cannot_be_read_is_refused_saying_why(
+    model_copy, test_keys, part, what
+):
     target = (model_card.path_for if part == "card" else signature_path)(model_copy)
     target.unlink()
     target.mkdir()
     assert refusal(lambda: load_model(model_copy, test_keys)) == (
-        f"{what} {target} is unreadable (Is a directory); {FIX}")
+        f"{what} {target} is unreadable (Is a directory); {FIX}"
+    )
 
 
 def test_a_model_without_a_signature_is_refused_saying_how_to_sign_it(model_copy, test_keys):
     signature_path(model_copy).unlink()
     assert refusal(lambda: load_model(model_copy, test_keys)) == (
         f"model {model_copy} is not signed (no insurance-charges.sig.json); sign it with the "
-        'training key (docs/security.md#model-signing) or set MODEL_PATH to a signed model')
+        "training key (docs/security.md#model-signing) or set MODEL_PATH to a signed model"
+    )
 
 
 def test_a_model_signed_by_a_key_not_trusted_here_is_refused_naming_both(model_copy, test_keys):
@@ -625,7 +797,8 @@ def test_a_model_signed_by_a_key_not_trusted_here_is_refused_naming_both(model_c
     assert refusal(lambda: load_model(model_copy, test_keys)) == (
         f"model {model_copy} is refused: it is signed by key {signer}, which this "
         f"service does not trust (trusted: {test_keys[0].key_id}); set MODEL_PATH to a model "
-        "signed by a trusted key, or MODEL_PUBLIC_KEY to the key that signed it")
+        "signed by a trusted key, or MODEL_PUBLIC_KEY to the key that signed it"
+    )
 
 
 def test_by_default_only_the_key_that_signed_the_committed_model_is_trusted(signed, test_keys):
@@ -634,13 +807,20 @@ def test_by_default_only_the_key_that_signed_the_committed_model_is_trusted(sign
     assert refusal(lambda: load_model(path)) == (
         f"model {path} is refused: it is signed by key {test_keys[0].key_id}, which this service "
         f"does not trust (trusted: {', '.join(k.key_id for k in committed)}); set MODEL_PATH to a "
-        "model signed by a trusted key, or MODEL_PUBLIC_KEY to the key that signed it")
+        "model signed by a trusted key, or MODEL_PUBLIC_KEY to the key that signed it"
+    )
 
 
-@pytest.mark.parametrize("text, why", [
-    (b"{not json", "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
-    (b"\xff{}", "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        (
+            b"{not json",
+            "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
+        (b"\xff{}", "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte"),
+    ],
+)
 def test_an_unreadable_card_is_refused_saying_why(signed, text, why):
     path, resign, load = signed
     model_card.path_for(path).write_bytes(text)
@@ -663,22 +843,27 @@ def test_a_model_from_other_library_versions_is_refused_listing_each(signed):
     assert refusal(load) == (
         f"model {path} was made with pycaret 0.0.1 (installed: {here['pycaret']}), "
         f"scikit-learn 0.0.2 (installed: {here['scikit-learn']}); install the pinned versions "
-        "(`make run` does) or retrain with `make train`")
+        "(`make run` does) or retrain with `make train`"
+    )
 
 
 def test_a_signed_model_file_that_is_not_the_one_its_card_describes_is_refused(signed):
     path, resign, load = signed
     path.write_bytes(path.read_bytes()[:-1])
     resign()
-    assert refusal(load) == (f"model file {path} does not match its card's SHA-256 "
-                             f"(truncated or replaced?); {FIX}")
+    assert refusal(load) == (
+        f"model file {path} does not match its card's SHA-256 (truncated or replaced?); {FIX}"
+    )
 
 
-@pytest.mark.parametrize("content, problem", [
-    (b"this is not a pickle", "cannot be loaded (IndexError)"),
-    ({"predict": "not callable"}, "holds no pipeline with predict()"),
-    (Fixed(), "holds no pipeline with predict()"),  # it predicts, but has no steps
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"this is not a pickle", "cannot be loaded (IndexError)"),
+        ({"predict": "not callable"}, "holds no pipeline with predict()"),
+        (Fixed(), "holds no pipeline with predict()"),  # it predicts, but has no steps
+    ],
+)
 def test_a_signed_file_that_holds_no_pipeline_is_refused(signed, signing_key, content, problem):
     path, _, load = signed
     if isinstance(content, bytes):
@@ -696,32 +881,39 @@ def test_a_signed_pipeline_of_another_kind_than_its_card_says_is_refused(signed,
     path, _, load = signed
     joblib.dump(Pipeline([("scale", None), ("model", DummyRegressor())]), path)
     vouch_for(path, signing_key)
-    assert refusal(load) == (f"model file {path} holds a DummyRegressor, but its card says "
-                             f"GradientBoostingRegressor; {FIX}")
+    assert refusal(load) == (
+        f"model file {path} holds a DummyRegressor, but its card says "
+        f"GradientBoostingRegressor; {FIX}"
+    )
 
 
-def test_loading_logs_the_model_its_signer_and_that_the_fast_path_is_on(signed, test_keys,
-                                                                         caplog):
+def test_loading_logs_the_model_its_signer_and_that_the_fast_path_is_on(signed, test_keys, caplog):
     path, _, load = signed
     caplog.set_level(logging.INFO, logger="insurance_charges.serving.model")
     model = load()
     assert model.path == path and model.fast is not None
     assert [(r.levelname, r.getMessage()) for r in caplog.records][:1] == [
-        ("INFO", f"loaded model {model.version} (GradientBoostingRegressor) from {path}, "
-                 f"signed by key {test_keys[0].key_id}")]
+        (
+            "INFO",
+            f"loaded model {model.version} (GradientBoostingRegressor) from {path}, "
+            f"signed by key {test_keys[0].key_id}",
+        )
+    ]
     assert caplog.records[1].levelname == "INFO"
     assert caplog.records[1].getMessage().startswith("fast path on: ")
 
 
-def test_without_a_fast_path_the_pipeline_serves_and_a_warning_says_why(signed, caplog,
-                                                                        monkeypatch, real_model):
+def test_without_a_fast_path_the_pipeline_serves_and_a_warning_says_why(
+    signed, caplog, monkeypatch, real_model
+):
     _, _, load = signed
     monkeypatch.setattr(fastpath, "build", lambda pipeline: (None, "fast path off: a test"))
     caplog.set_level(logging.INFO, logger="insurance_charges.serving.model")
     model = load()
     assert model.fast is None
     assert [(r.levelname, r.getMessage()) for r in caplog.records][1:] == [
-        ("WARNING", "fast path off: a test")]
+        ("WARNING", "fast path off: a test")
+    ]
     records = [EXAMPLE_RECORD, person(age=50, smoker="no")]
     assert model.predict(records).tolist() == pytest.approx(real_model.predict(records).tolist())
 
@@ -757,10 +949,13 @@ def test_a_model_with_a_fast_path_predicts_through_it():
     assert model.predict([person(age=20)]).tolist() == [60.0]
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"data__rows": True}, "data.rows must be a positive whole number"),
-    ({"interval__holdout__rows": True}, "interval.holdout must give rows (a whole number)"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"data__rows": True}, "data.rows must be a positive whole number"),
+        ({"interval__holdout__rows": True}, "interval.holdout must give rows (a whole number)"),
+    ],
+)
 def test_json_true_is_not_a_count_in_a_card(change, message):
     with pytest.raises(model_card.CardError, match=re.escape(message)):
         model_card.check_structure(card(**change))

@@ -1,5 +1,6 @@
 """The retraining data check: checksum, columns and every row against the schema; refused rows
 counted and listed, never dropped unseen; the stable holdout the promotion gate judges on."""
+
 from __future__ import annotations
 
 import csv
@@ -72,11 +73,13 @@ BAD_ROWS = [
 
 
 @pytest.mark.parametrize("text, field, message", BAD_ROWS, ids=[b[2][:24] for b in BAD_ROWS])
-def test_a_refused_row_is_counted_and_listed_with_its_line(data_path, tmp_path, capsys, text,
-                                                           field, message):
+def test_a_refused_row_is_counted_and_listed_with_its_line(
+    data_path, tmp_path, capsys, text, field, message
+):
     source = damaged(data_path, tmp_path, {7: text})
-    status, report, err = run(capsys, source, "--out", tmp_path / "out", "--sha256",
-                              sha256(source), "--max-rejected", 1)
+    status, report, err = run(
+        capsys, source, "--out", tmp_path / "out", "--sha256", sha256(source), "--max-rejected", 1
+    )
     assert status == 0, err
     assert (report["rows"], report["accepted"], report["rejected"]) == (1338, 1337, 1)
     assert report["rejected_examples"][0]["line"] == 7
@@ -90,8 +93,9 @@ def test_a_refused_row_is_counted_and_listed_with_its_line(data_path, tmp_path, 
 
 def test_more_refused_rows_than_allowed_refuse_the_file(data_path, tmp_path, capsys):
     source = damaged(data_path, tmp_path, {3: BAD_ROWS[0][0], 9: BAD_ROWS[1][0]})
-    status, report, err = run(capsys, source, "--out", tmp_path / "out", "--sha256",
-                              sha256(source), "--max-rejected", 1)
+    status, report, err = run(
+        capsys, source, "--out", tmp_path / "out", "--sha256", sha256(source), "--max-rejected", 1
+    )
     assert status == data_checks.EXIT_REFUSED and report is None
     assert "2 rows refused by the schema, more than the 1 allowed" in err
     assert "line 3 refused" in err and "line 9 refused" in err
@@ -102,17 +106,19 @@ def test_more_refused_rows_than_allowed_refuse_the_file(data_path, tmp_path, cap
 def test_blank_lines_are_counted_not_rows(data_path, tmp_path, capsys):
     source = tmp_path / "blank.csv"
     source.write_text(data_path.read_text().replace("\n", "\n\n", 2))
-    status, report, _ = run(capsys, source, "--out", tmp_path / "out", "--sha256",
-                            sha256(source))
+    status, report, _ = run(capsys, source, "--out", tmp_path / "out", "--sha256", sha256(source))
     assert status == 0
     assert (report["rows"], report["blank_lines"]) == (1338, 2)
 
 
-@pytest.mark.parametrize("header, named", [
-    ("age,sex,bmi,children,smoker,region", "missing ['charges']"),
-    ("age,sex,bmi,children,smoker,region,charges,notes", "unexpected ['notes']"),
-    ("Age,sex,bmi,children,smoker,region,charges", "missing ['age'], unexpected ['Age']"),
-])
+@pytest.mark.parametrize(
+    "header, named",
+    [
+        ("age,sex,bmi,children,smoker,region", "missing ['charges']"),
+        ("age,sex,bmi,children,smoker,region,charges,notes", "unexpected ['notes']"),
+        ("Age,sex,bmi,children,smoker,region,charges", "missing ['age'], unexpected ['Age']"),
+    ],
+)
 def test_other_columns_refuse_the_file(tmp_path, capsys, header, named):
     source = tmp_path / "columns.csv"
     source.write_text(header + "\n19,female,27.9,0,yes,southwest,16884.924\n")
@@ -138,8 +144,9 @@ def test_a_file_that_is_not_utf8_is_refused(tmp_path, capsys):
     assert status == data_checks.EXIT_REFUSED and "is not UTF-8 text" in err
 
 
-def test_a_file_with_the_wrong_digest_is_refused_before_any_row_is_read(data_path, tmp_path,
-                                                                         capsys):
+def test_a_file_with_the_wrong_digest_is_refused_before_any_row_is_read(
+    data_path, tmp_path, capsys
+):
     status, _, err = run(capsys, data_path, "--out", tmp_path, "--sha256", "0" * 64)
     assert status == data_checks.EXIT_REFUSED
     assert f"has SHA-256 {CANONICAL_SHA256}, but the SHA-256 given (--sha256) is " in err
@@ -153,21 +160,27 @@ def test_a_file_nobody_vouches_for_is_refused_with_how_to_vouch(data_path, tmp_p
     assert "has no SHA-256 to check it against; pass --sha256" in err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--sha256", "abc"], "is not a SHA-256; give its 64 hex digits"),
-    (["--max-rejected", "-1"], "give 0 or more rows"),
-    (["--holdout", "1"], "give a share between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sha256", "abc"], "is not a SHA-256; give its 64 hex digits"),
+        (["--max-rejected", "-1"], "give 0 or more rows"),
+        (["--holdout", "1"], "give a share between 0 and 1"),
+    ],
+)
 def test_bad_options_are_usage_errors(data_path, tmp_path, capsys, argv, message):
     status, _, err = run(capsys, data_path, "--out", tmp_path, *argv)
     assert status == data_checks.EXIT_USAGE and message in err
 
 
-@pytest.mark.parametrize("source, message", [
-    ("ftp://example.com/insurance.csv", "read data from `canonical`, https://, s3://"),
-    ("s3://bucket-only", "is not an S3 object URI"),
-    ("/nonexistent/insurance.csv", "no such file"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("ftp://example.com/insurance.csv", "read data from `canonical`, https://, s3://"),
+        ("s3://bucket-only", "is not an S3 object URI"),
+        ("/nonexistent/insurance.csv", "no such file"),
+    ],
+)
 def test_unreadable_sources_are_usage_errors(tmp_path, capsys, source, message):
     status, _, err = run(capsys, source, "--out", tmp_path)
     assert status == data_checks.EXIT_USAGE and message in err
@@ -181,11 +194,14 @@ class _Response(io.BytesIO):
         return False
 
 
-def test_canonical_means_the_published_url_checked_by_its_digest(data_path, tmp_path, capsys,
-                                                                 monkeypatch):
+def test_canonical_means_the_published_url_checked_by_its_digest(
+    data_path, tmp_path, capsys, monkeypatch
+):
     asked = []
-    monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout: asked.append(url)
-                        or _Response(data_path.read_bytes()))
+    monkeypatch.setattr(
+        "urllib.request.urlopen",
+        lambda url, timeout: asked.append(url) or _Response(data_path.read_bytes()),
+    )
     status, report, _ = run(capsys, "canonical", "--out", tmp_path)
     assert status == 0 and asked == [CANONICAL_URL]
     assert (report["source"], report["sha256"]) == (CANONICAL_URL, CANONICAL_SHA256)
@@ -194,9 +210,11 @@ def test_canonical_means_the_published_url_checked_by_its_digest(data_path, tmp_
 def test_a_download_that_fails_says_try_again_later(tmp_path, capsys, monkeypatch):
     def unreachable(url, timeout):
         raise OSError("Temporary failure in name resolution")
+
     monkeypatch.setattr("urllib.request.urlopen", unreachable)
-    status, _, err = run(capsys, "https://example.com/weekly.csv", "--out", tmp_path,
-                         "--sha256", "0" * 64)
+    status, _, err = run(
+        capsys, "https://example.com/weekly.csv", "--out", tmp_path, "--sha256", "0" * 64
+    )
     assert status == data_checks.EXIT_TRY_LATER
     assert "Try again later: cannot download https://example.com/weekly.csv" in err
 
@@ -210,8 +228,9 @@ def s3():
 
 def test_an_s3_object_is_vouched_for_by_its_stored_sha256(s3, data_path, tmp_path, capsys):
     body = damaged(data_path, tmp_path, {2: "19,female,27.9,0,yes,southwest,16884.92"})
-    s3.put_object(Bucket="weekly-data", Key="with-sha.csv", Body=body.read_bytes(),
-                  ChecksumAlgorithm="SHA256")
+    s3.put_object(
+        Bucket="weekly-data", Key="with-sha.csv", Body=body.read_bytes(), ChecksumAlgorithm="SHA256"
+    )
     status, report, _ = run(capsys, "s3://weekly-data/with-sha.csv", "--out", tmp_path / "out")
     assert status == 0 and report["sha256"] == sha256(body)
     assert report["vouched_by"] == "the SHA-256 checksum S3 stores for the object"
@@ -222,8 +241,9 @@ def test_an_s3_object_without_a_sha256_needs_one_given(s3, data_path, tmp_path, 
     s3.put_object(Bucket="weekly-data", Key="plain.csv", Body=body.read_bytes())  # CRC32 only
     status, _, err = run(capsys, "s3://weekly-data/plain.csv", "--out", tmp_path / "a")
     assert status == data_checks.EXIT_REFUSED and "--checksum-algorithm SHA256" in err
-    status, report, _ = run(capsys, "s3://weekly-data/plain.csv", "--out", tmp_path / "b",
-                            "--sha256", sha256(body))
+    status, report, _ = run(
+        capsys, "s3://weekly-data/plain.csv", "--out", tmp_path / "b", "--sha256", sha256(body)
+    )
     assert status == 0 and report["vouched_by"] == "the SHA-256 given (--sha256)"
 
 
@@ -244,8 +264,9 @@ def test_the_holdout_is_a_stable_fifth_kept_apart_from_training(data_path, tmp_p
     assert report["holdout_sha256"] == sha256(tmp_path / "holdout.csv")
 
 
-def test_a_record_stays_on_its_side_when_the_data_grows_or_is_reordered(data_path, tmp_path,
-                                                                        capsys):
+def test_a_record_stays_on_its_side_when_the_data_grows_or_is_reordered(
+    data_path, tmp_path, capsys
+):
     rows = rows_of(data_path)
     run(capsys, data_path, "--out", tmp_path / "week1", "--holdout")
     shuffled = rows[1:] + [["64", "male", "31.2", "1", "no", "northeast", "14107.21"]]
@@ -263,16 +284,30 @@ def test_the_same_record_written_differently_is_on_the_same_side():
     cells = "19,female,27.9,0,yes,southwest,16884.924".split(",")
     plain = dict(zip(HEADER.split(","), cells, strict=True))
     padded = dict(plain, bmi="27.90", charges="16884.9240")
-    assert all(holdout.held_out(plain, f) == holdout.held_out(padded, f)
-               for f in (0.1, 0.2, 0.5, 0.9))
+    assert all(
+        holdout.held_out(plain, f) == holdout.held_out(padded, f) for f in (0.1, 0.2, 0.5, 0.9)
+    )
 
 
 @pytest.mark.slow
-def test_progress_is_json_lines_for_a_scheduler_and_the_report_is_the_last_line(data_path,
-                                                                                tmp_path):
-    done = subprocess.run([sys.executable, "-m", "insurance_charges.training.data_checks",
-                           str(data_path), "--out", str(tmp_path), "--holdout"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+def test_progress_is_json_lines_for_a_scheduler_and_the_report_is_the_last_line(
+    data_path, tmp_path
+):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "insurance_charges.training.data_checks",
+            str(data_path),
+            "--out",
+            str(tmp_path),
+            "--holdout",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stderr.splitlines()]
     assert [line["step"] for line in lines] == ["fetch", "check", "holdout"]
@@ -299,47 +334,57 @@ def rows_file(tmp_path, rows: list[list[str]]):
 
 
 def drift_check(capsys, source, tmp_path, *reference):
-    status, report, err = run(capsys, source, "--out", tmp_path / "out", "--sha256",
-                              sha256(source), *reference)
+    status, report, err = run(
+        capsys, source, "--out", tmp_path / "out", "--sha256", sha256(source), *reference
+    )
     assert status == 0, err
     return report, json.loads((tmp_path / "out" / "drift.json").read_text()), err
 
 
 def test_a_sample_of_the_training_data_shows_no_drift(data_path, tmp_path, capsys):
     rows = random.Random(7).sample(rows_of(data_path)[1:], 600)
-    report, drift, err = drift_check(capsys, rows_file(tmp_path, rows), tmp_path,
-                                     "--reference-card", CARD)
+    report, drift, err = drift_check(
+        capsys, rows_file(tmp_path, rows), tmp_path, "--reference-card", CARD
+    )
     card = json.loads(CARD.read_text())
     assert drift["reference_version"] == card["model_version"]
     assert (drift["records"], drift["training_rows"]) == (600, 1338)
     assert {name: f["status"] for name, f in drift["fields"].items()} == dict.fromkeys(
-        ["age", "sex", "bmi", "children", "smoker", "region"], "ok")
+        ["age", "sex", "bmi", "children", "smoker", "region"], "ok"
+    )
     assert drift["status"] == report["drift"]["status"] == "ok"
-    assert report["drift"]["fields"]["age"] == {"psi": drift["fields"]["age"]["psi"],
-                                                "status": "ok"}
+    assert report["drift"]["fields"]["age"] == {
+        "psi": drift["fields"]["age"]["psi"],
+        "status": "ok",
+    }
     assert "need a model" in drift["estimate"]  # the estimates are left to the service
     lines = [json.loads(line) for line in err.splitlines()]
     assert [line["field"] for line in lines if "field" in line] == list(drift["fields"])
 
 
 def test_only_smokers_aged_50_and_over_flag_age_and_smoker_but_are_still_accepted(
-        data_path, tmp_path, capsys):
+    data_path, tmp_path, capsys
+):
     older_smokers = [r for r in rows_of(data_path)[1:] if int(r[0]) >= 50 and r[4] == "yes"]
     rows = (older_smokers * 20)[:600]  # repeated past drift's 500-record minimum
-    report, drift, err = drift_check(capsys, rows_file(tmp_path, rows), tmp_path,
-                                     "--reference-card", CARD)
+    report, drift, err = drift_check(
+        capsys, rows_file(tmp_path, rows), tmp_path, "--reference-card", CARD
+    )
     assert report["accepted"] == 600  # drift is reported, never a refusal
     assert drift["fields"]["age"]["status"] == drift["fields"]["smoker"]["status"] == "drift"
     assert drift["status"] == "drift"
-    assert drift["fields"]["smoker"]["bins"][0] == {"bin": "yes", "training": 0.2048,
-                                                    "served": 1.0}
-    warned = {json.loads(line).get("field") for line in err.splitlines()
-              if json.loads(line)["level"] == "WARNING"}
+    assert drift["fields"]["smoker"]["bins"][0] == {"bin": "yes", "training": 0.2048, "served": 1.0}
+    warned = {
+        json.loads(line).get("field")
+        for line in err.splitlines()
+        if json.loads(line)["level"] == "WARNING"
+    }
     assert {"age", "smoker"} <= warned
 
 
 def test_a_card_without_a_training_distribution_says_so_and_the_check_goes_on(
-        data_path, tmp_path, capsys):
+    data_path, tmp_path, capsys
+):
     card = json.loads(CARD.read_text())
     del card["distribution"]  # an older champion's card
     older = tmp_path / "older.card.json"
@@ -352,22 +397,26 @@ def test_a_card_without_a_training_distribution_says_so_and_the_check_goes_on(
 
 
 def test_no_champion_to_compare_with_is_said_in_the_report(data_path, tmp_path, capsys):
-    report, drift, err = drift_check(capsys, data_path, tmp_path, "--no-reference-card",
-                                     "no champion in the store yet")
+    report, drift, err = drift_check(
+        capsys, data_path, tmp_path, "--no-reference-card", "no champion in the store yet"
+    )
     assert (drift["status"], drift["note"]) == ("not_compared", "no champion in the store yet")
     assert "input drift not compared: no champion in the store yet" in err
 
 
-@pytest.mark.parametrize("text, message", [
-    ("not json", "cannot read it as a model card"),
-    ("[1, 2]", "a model card is a JSON object"),
-    ('{"distribution": {"fields": {}}}', "distribution entry age must be an object"),
-])
-def test_an_unreadable_reference_card_is_a_usage_error(data_path, tmp_path, capsys, text,
-                                                       message):
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("not json", "cannot read it as a model card"),
+        ("[1, 2]", "a model card is a JSON object"),
+        ('{"distribution": {"fields": {}}}', "distribution entry age must be an object"),
+    ],
+)
+def test_an_unreadable_reference_card_is_a_usage_error(data_path, tmp_path, capsys, text, message):
     card = tmp_path / "bad.card.json"
     card.write_text(text)
-    status, report, err = run(capsys, data_path, "--out", tmp_path / "out",
-                              "--reference-card", card)
+    status, report, err = run(
+        capsys, data_path, "--out", tmp_path / "out", "--reference-card", card
+    )
     assert status == data_checks.EXIT_USAGE and report is None
     assert f"--reference-card {card}: {message}" in err

@@ -1,4 +1,5 @@
 """The Dockerfile and what it leaves out of the image, read without a Docker engine."""
+
 from __future__ import annotations
 
 import json
@@ -22,14 +23,17 @@ def runs(stage) -> str:
 def exec_form(word: str) -> list[str]:
     """The JSON (exec form) arguments of the final stage's ENTRYPOINT or HEALTHCHECK CMD."""
     rest = next(rest for w, rest in RUNTIME if w == word)
-    return json.loads(rest[rest.index("["):])
+    return json.loads(rest[rest.index("[") :])
 
 
 def names(path) -> list[str]:
     """Normalised distribution names listed one per line (comments skipped)."""
     lines = path.read_text().splitlines()
-    return [re.sub(r"[-_.]+", "-", ln.split("==")[0].strip()).lower()
-            for ln in lines if ln.strip() and not ln.startswith("#")]
+    return [
+        re.sub(r"[-_.]+", "-", ln.split("==")[0].strip()).lower()
+        for ln in lines
+        if ln.strip() and not ln.startswith("#")
+    ]
 
 
 def test_base_image_is_python_3_11_slim_unless_a_build_arg_says_otherwise():
@@ -126,8 +130,13 @@ print(json.dumps({"answers": answers, "used": used, "in_tests": in_tests}))
 @pytest.fixture(scope="module")
 def serving():
     """What serving every page and API answer imports, in a fresh interpreter."""
-    run = subprocess.run([sys.executable, "-c", SERVE_EVERYTHING], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", SERVE_EVERYTHING],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
 

@@ -1,5 +1,6 @@
 """Input drift: the card's training distribution, the population stability index, and what the
 service reports about the records it received, summed over its workers."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,6 +47,7 @@ def older_smokers(frame: pd.DataFrame, count: int, seed: int = 7) -> pd.DataFram
 
 # --- The statistic -----------------------------------------------------------------------
 
+
 def test_a_constant_column_gets_one_edge_at_its_value_and_reads_back_from_the_card():
     bins = drift.numeric_bins(drift.ESTIMATE, [4200.0] * 50)  # a useless model's estimates
     assert (bins.edges, bins.shares) == ((4200.0,), (1.0, 0.0))
@@ -76,14 +78,24 @@ def test_categories_counted_by_code_equal_those_counted_by_value():
 def test_an_empty_bin_counts_as_a_tiny_share_not_an_infinite_one():
     got = drift.psi([0.5, 0.5], [100, 0])
     floor = drift.SHARE_FLOOR
-    assert got == pytest.approx((1 - 0.5) * math.log(1 / 0.5) + (floor - 0.5) * math.log(
-        floor / 0.5))
+    assert got == pytest.approx(
+        (1 - 0.5) * math.log(1 / 0.5) + (floor - 0.5) * math.log(floor / 0.5)
+    )
     with pytest.raises(ValueError, match="no values"):
         drift.psi([0.5, 0.5], [0, 0])
 
 
-@pytest.mark.parametrize("value, expected", [(0.0, "ok"), (0.0999, "ok"), (0.1, "watch"),
-                                             (0.2499, "watch"), (0.25, "drift"), (3.0, "drift")])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (0.0, "ok"),
+        (0.0999, "ok"),
+        (0.1, "watch"),
+        (0.2499, "watch"),
+        (0.25, "drift"),
+        (3.0, "drift"),
+    ],
+)
 def test_status_follows_the_rule_of_thumb(value, expected):
     assert drift.status(value) == expected
 
@@ -92,14 +104,19 @@ def test_a_status_is_given_only_from_the_minimum_of_records(reference):
     bins = reference.fields["smoker"]
     assert drift.assess(bins, [1, 0])["status"] == drift.TOO_FEW
     assert drift.assess(bins, [0, drift.MIN_RECORDS])["status"] == "drift"
-    assert drift.assess(bins, [0, 0]) == {"psi": None, "status": drift.TOO_FEW, "records": 0,
-                                          "bins": [{"bin": "yes", "training": 0.2048,
-                                                    "served": 0.0},
-                                                   {"bin": "no", "training": 0.7952,
-                                                    "served": 0.0}]}
+    assert drift.assess(bins, [0, 0]) == {
+        "psi": None,
+        "status": drift.TOO_FEW,
+        "records": 0,
+        "bins": [
+            {"bin": "yes", "training": 0.2048, "served": 0.0},
+            {"bin": "no", "training": 0.7952, "served": 0.0},
+        ],
+    }
 
 
 # --- The card's distribution -------------------------------------------------------------
+
 
 def test_numbers_fall_in_bins_closed_on_the_right(reference):
     age = reference.fields["age"]
@@ -114,8 +131,9 @@ def test_the_card_records_every_inputs_training_distribution(real_model, trainin
     assert list(card["fields"]) == list(FIELD_NAMES)
     smoker = reference.fields["smoker"]
     assert smoker.categories == ("yes", "no")
-    assert smoker.shares == pytest.approx([(training["smoker"] == "yes").mean(),
-                                           (training["smoker"] == "no").mean()], abs=1e-6)
+    assert smoker.shares == pytest.approx(
+        [(training["smoker"] == "yes").mean(), (training["smoker"] == "no").mean()], abs=1e-6
+    )
     for name in ("age", "bmi", "estimate"):  # deciles: about a tenth of the rows in each bin
         assert len(reference.all_bins()[name].shares) == 10
         assert max(reference.all_bins()[name].shares) < 0.11
@@ -130,8 +148,10 @@ def test_the_card_records_what_drives_estimates_overall(real_model):
     drivers = real_model.card["drivers"]
     assert drivers["order"][0] == "smoker"  # by far the largest average change
     smoker = drivers["fields"]["smoker"]
-    assert smoker["values"] == ["yes", "no"] and smoker["mean_estimate"][0] > 3 * smoker[
-        "mean_estimate"][1]
+    assert (
+        smoker["values"] == ["yes", "no"]
+        and smoker["mean_estimate"][0] > 3 * smoker["mean_estimate"][1]
+    )
     bmi = drivers["fields"]["bmi"]
     assert len(bmi["values"]) == len(bmi["mean_estimate"]) == len(bmi["by_smoker"]["yes"])
     # BMI matters for smokers, hardly for non-smokers: the average would hide it.
@@ -139,15 +159,23 @@ def test_the_card_records_what_drives_estimates_overall(real_model):
     assert spread["yes"] > 4 * spread["no"]
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d["fields"].pop("age"), "distribution entry age must be an object"),
-    (lambda d: d["fields"]["bmi"]["shares"].pop(), "bmi must hold its bins and one share per bin"),
-    (lambda d: d["fields"]["sex"].update(categories=["male", "female"]),
-     "sex must have the categories female, male"),
-    (lambda d: d["fields"]["age"]["edges"].reverse(), "age must have increasing edges"),
-    (lambda d: d.pop("estimate"), "distribution entry estimate must be an object"),
-    (lambda d: d.update(rows=0), "distribution.rows must be a positive whole number"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d["fields"].pop("age"), "distribution entry age must be an object"),
+        (
+            lambda d: d["fields"]["bmi"]["shares"].pop(),
+            "bmi must hold its bins and one share per bin",
+        ),
+        (
+            lambda d: d["fields"]["sex"].update(categories=["male", "female"]),
+            "sex must have the categories female, male",
+        ),
+        (lambda d: d["fields"]["age"]["edges"].reverse(), "age must have increasing edges"),
+        (lambda d: d.pop("estimate"), "distribution entry estimate must be an object"),
+        (lambda d: d.update(rows=0), "distribution.rows must be a positive whole number"),
+    ],
+)
 def test_a_faulty_distribution_stops_start_up_with_one_line(real_model, edit, message):
     card = json.loads(json.dumps(real_model.card))
     edit(card["distribution"])
@@ -158,8 +186,9 @@ def test_a_faulty_distribution_stops_start_up_with_one_line(real_model, edit, me
 
 def test_a_model_without_a_distribution_serves_and_says_drift_needs_one(real_model):
     card = {k: v for k, v in real_model.card.items() if k != "distribution"}
-    client = create_app({"TESTING": True,
-                         "MODEL": dataclasses.replace(real_model, card=card)}).test_client()
+    client = create_app(
+        {"TESTING": True, "MODEL": dataclasses.replace(real_model, card=card)}
+    ).test_client()
     assert client.get("/health").status_code == 200
     answer = client.get("/api/v1/drift")
     assert answer.status_code == 404 and "retrain it" in answer.get_json()["detail"]
@@ -167,27 +196,29 @@ def test_a_model_without_a_distribution_serves_and_says_drift_needs_one(real_mod
 
 # --- Reports on streams ------------------------------------------------------------------
 
+
 def test_a_stream_sampled_from_the_training_data_stays_ok(reference, training, real_model):
     sample = training.sample(1000, replace=True, random_state=11)
     counts = counts_of(reference, sample, real_model.predict(sample.to_dict("records")))
     part = state.section(reference, counts, since=0)
     assert part["records"] == 1000 and part["status"] == "ok"
     assert {name: f["status"] for name, f in part["fields"].items()} == dict.fromkeys(
-        FIELD_NAMES, "ok")
+        FIELD_NAMES, "ok"
+    )
     assert part["estimate"]["status"] == "ok"
     assert max(f["psi"] for f in part["fields"].values()) < 0.05
 
 
-def test_a_stream_of_older_smokers_flags_age_smoker_and_the_estimates(reference, training,
-                                                                       real_model):
+def test_a_stream_of_older_smokers_flags_age_smoker_and_the_estimates(
+    reference, training, real_model
+):
     sample = older_smokers(training, 600)
     counts = counts_of(reference, sample, real_model.predict(sample.to_dict("records")))
     part = state.section(reference, counts, since=0)
     assert part["fields"]["age"]["status"] == part["fields"]["smoker"]["status"] == "drift"
     assert part["estimate"]["status"] == "drift"  # older smokers are billed far more
     assert part["status"] == "drift"
-    assert part["fields"]["smoker"]["bins"][0] == {"bin": "yes", "training": 0.2048,
-                                                   "served": 1.0}
+    assert part["fields"]["smoker"]["bins"][0] == {"bin": "yes", "training": 0.2048, "served": 1.0}
 
 
 def test_recent_is_now_minus_the_snapshot_from_an_hour_ago(reference, training, real_model):
@@ -195,8 +226,9 @@ def test_recent_is_now_minus_the_snapshot_from_an_hour_ago(reference, training, 
     new = older_smokers(training, 700)
     first = counts_of(reference, old, real_model.predict(old.to_dict("records")), now=1000)
     both = pd.concat([old, new])
-    now = counts_of(reference, both, real_model.predict(both.to_dict("records")),
-                    now=1000 + HOUR + 30)
+    now = counts_of(
+        reference, both, real_model.predict(both.to_dict("records")), now=1000 + HOUR + 30
+    )
     now = dataclasses.replace(now, start=900)
     window = state.Window()
     window.add(dataclasses.replace(first, time=950))  # too old once the next one is an hour old
@@ -210,8 +242,9 @@ def test_recent_is_now_minus_the_snapshot_from_an_hour_ago(reference, training, 
 
 
 def test_a_younger_service_compares_everything_since_its_first_snapshot(reference):
-    zero = state.Counts(100, {name: [0] * len(b.labels) for name, b in
-                              reference.all_bins().items()}, {})
+    zero = state.Counts(
+        100, {name: [0] * len(b.labels) for name, b in reference.all_bins().items()}, {}
+    )
     window = state.Window([zero])
     assert window.baseline(now=100 + 600) is zero
     assert state.Window().baseline(now=5) is None
@@ -232,61 +265,81 @@ def test_the_drift_document_matches_its_openapi_schema(client, record):
     client.post("/api/v1/predict", json=[record] * 3)
     doc = client.get("/openapi.json").get_json()
     body = client.get("/api/v1/drift").get_json()
-    Draft202012Validator({"$ref": "#/components/schemas/Drift",
-                          "components": doc["components"]}).validate(body)
+    Draft202012Validator(
+        {"$ref": "#/components/schemas/Drift", "components": doc["components"]}
+    ).validate(body)
     assert body["since_start"]["records"] >= 3
-    assert body["thresholds"] == {"watch": 0.1, "drift": 0.25, "min_records": 500,
-                                  "source": state.SOURCE}
+    assert body["thresholds"] == {
+        "watch": 0.1,
+        "drift": 0.25,
+        "min_records": 500,
+        "source": state.SOURCE,
+    }
 
 
 # --- The real server: summed over workers, and as metrics --------------------------------
+
 
 def scrape(port: int) -> dict:
     from prometheus_client.parser import text_string_to_metric_families
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 @pytest.mark.slow
 def test_the_service_reports_drift_over_all_its_workers_and_as_metrics(training, tmp_path):
     port = free_port()
-    server = GunicornServer(workers=2, METRICS_PORT=str(port),
-                            PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    server = GunicornServer(
+        workers=2, METRICS_PORT=str(port), PROMETHEUS_MULTIPROC_DIR=str(tmp_path)
+    )
     try:
         server.wait_healthy()
         sample = training.sample(1000, replace=True, random_state=5).to_dict("records")
         for start in range(0, 1000, 50):  # 20 requests: both workers answer some
-            assert server.request("/api/v1/predict", sample[start:start + 50])[0] == 200
+            assert server.request("/api/v1/predict", sample[start : start + 50])[0] == 200
         status, _, body = server.request("/api/v1/drift")
         doc = json.loads(body)
         assert status == 200 and doc["since_start"]["records"] == 1000
         assert doc["since_start"]["status"] == doc["recent"]["status"] == "ok"
         metrics = scrape(port)
         age = doc["since_start"]["fields"]["age"]["psi"]
-        assert metrics[("insurance_charges_drift_psi",
-                        (("field", "age"), ("window", "since_start")))] == pytest.approx(age)
-        assert metrics[("insurance_charges_drift_status",
-                        (("field", "age"), ("window", "since_start")))] == 0
+        assert metrics[
+            ("insurance_charges_drift_psi", (("field", "age"), ("window", "since_start")))
+        ] == pytest.approx(age)
+        assert (
+            metrics[
+                ("insurance_charges_drift_status", (("field", "age"), ("window", "since_start")))
+            ]
+            == 0
+        )
 
         older = older_smokers(training, 2000).to_dict("records")
         for start in range(0, 2000, 500):
-            assert server.request("/api/v1/predict", older[start:start + 500])[0] == 200
+            assert server.request("/api/v1/predict", older[start : start + 500])[0] == 200
         doc = json.loads(server.request("/api/v1/drift")[2])
         fields = doc["since_start"]["fields"]
         assert doc["since_start"]["records"] == 3000
         assert fields["age"]["status"] == fields["smoker"]["status"] == "drift"
-        assert scrape(port)[("insurance_charges_drift_status",
-                             (("field", "smoker"), ("window", "since_start")))] == 2
+        assert (
+            scrape(port)[
+                ("insurance_charges_drift_status", (("field", "smoker"), ("window", "since_start")))
+            ]
+            == 2
+        )
         assert server.stop() == 0
     finally:
         server.kill()
 
 
-def test_training_data_psi_noise_at_the_minimum_of_records_stays_far_below_watch(reference,
-                                                                                training):
+def test_training_data_psi_noise_at_the_minimum_of_records_stays_far_below_watch(
+    reference, training
+):
     rng = np.random.default_rng(2026)
     worst = 0.0
     for _ in range(200):

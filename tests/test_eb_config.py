@@ -1,4 +1,5 @@
 """The Elastic Beanstalk configuration: documented names and values, and the rules between them."""
+
 from __future__ import annotations
 
 import re
@@ -81,8 +82,11 @@ def test_at_least_two_instances_and_a_larger_maximum():
 
 
 def test_scaling_triggers_on_average_cpu_percent():
-    assert (TRIGGER["MeasureName"], TRIGGER["Statistic"], TRIGGER["Unit"]) == \
-        ("CPUUtilization", "Average", "Percent")
+    assert (TRIGGER["MeasureName"], TRIGGER["Statistic"], TRIGGER["Unit"]) == (
+        "CPUUtilization",
+        "Average",
+        "Percent",
+    )
 
 
 def test_breach_duration_equals_period_times_evaluation_periods():
@@ -158,7 +162,12 @@ def test_dockerrun_maps_the_exposed_port_that_gunicorn_binds_and_sets_no_image()
     assert run["Ports"][0]["ContainerPort"] == exposed_port()
     assert GUNICORN["bind"].rsplit(":", 1)[1] == str(exposed_port())
     assert run["Logging"].startswith("/") and set(run) <= {
-        "AWSEBDockerrunVersion", "Ports", "Volumes", "Logging", "Authentication"}
+        "AWSEBDockerrunVersion",
+        "Ports",
+        "Volumes",
+        "Logging",
+        "Authentication",
+    }
 
 
 def test_nginx_accepts_every_body_the_app_accepts():
@@ -198,5 +207,7 @@ def test_the_images_nginx_outwaits_gunicorn_and_stops_inside_dockers_grace(tmp_p
     # Docker waits 10 s after SIGTERM; gunicorn needs about 1.3 s once nginx has gone.
     assert nginx_seconds(inner["worker_shutdown_timeout"]) < NGINX_GRACE_S <= 10 - 3
     assert nginx_seconds(inner["keepalive_timeout"]) > 60  # the ALB's default idle timeout
-    assert inner["listen"].split()[0] == "0.0.0.0:8000" and "unix:" in (
-        tmp_path / "nginx.conf").read_text()
+    assert (
+        inner["listen"].split()[0] == "0.0.0.0:8000"
+        and "unix:" in (tmp_path / "nginx.conf").read_text()
+    )

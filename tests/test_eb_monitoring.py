@@ -1,4 +1,5 @@
 """Elastic Beanstalk's health rules, the CloudWatch metrics they publish and the alarms on them."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,13 @@ EB = settings()
 HEALTH = EB["aws:elasticbeanstalk:healthreporting:system"]
 DOCUMENT = json.loads(HEALTH["ConfigDocument"])
 # What the alarms need and the health alarm explains (01-environment.config says why).
-WATCHED = {"ApplicationRequests5xx", "ApplicationRequestsTotal", "ApplicationLatencyP99",
-           "InstancesDegraded", "InstancesSevere"}
+WATCHED = {
+    "ApplicationRequests5xx",
+    "ApplicationRequestsTotal",
+    "ApplicationLatencyP99",
+    "InstancesDegraded",
+    "InstancesSevere",
+}
 
 
 def test_the_health_document_is_json_of_version_1_with_rules_and_metrics_only():
@@ -33,15 +39,21 @@ def test_the_health_document_is_json_of_version_1_with_rules_and_metrics_only():
 
 
 def test_one_health_document_sits_beside_the_enhanced_health_switch():
-    sources = {source for source, namespace, option, _ in option_settings()
-               if namespace == "aws:elasticbeanstalk:healthreporting:system"}
+    sources = {
+        source
+        for source, namespace, option, _ in option_settings()
+        if namespace == "aws:elasticbeanstalk:healthreporting:system"
+    }
     assert len(sources) == 1 and HEALTH["SystemType"] == "enhanced"
 
 
 def test_both_4xx_rules_are_off_and_nothing_else_is_ignored():
-    assert DOCUMENT["Rules"] == {"Environment": {
-        "Application": {"ApplicationRequests4xx": {"Enabled": False}},
-        "ELB": {"ELBRequests4xx": {"Enabled": False}}}}
+    assert DOCUMENT["Rules"] == {
+        "Environment": {
+            "Application": {"ApplicationRequests4xx": {"Enabled": False}},
+            "ELB": {"ELBRequests4xx": {"Enabled": False}},
+        }
+    }
 
 
 def test_only_the_environment_metrics_that_matter_are_published_each_minute():
@@ -51,6 +63,7 @@ def test_only_the_environment_metrics_that_matter_are_published_each_minute():
 
 
 # --- The alarms (.ebextensions Resources) --------------------------------------------------
+
 
 def ebextensions_resources() -> dict:
     """Every Resources entry of the .ebextensions files, in EB's order; a name used twice fails."""
@@ -63,11 +76,13 @@ def ebextensions_resources() -> dict:
 
 
 RESOURCES = ebextensions_resources()
-ALARMS = {name: r["Properties"] for name, r in RESOURCES.items()
-          if r["Type"] == "AWS::CloudWatch::Alarm"}
+ALARMS = {
+    name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"
+}
 TOPICS = [name for name, r in RESOURCES.items() if r["Type"] == "AWS::SNS::Topic"]
-SUBSCRIPTIONS = [r["Properties"] for r in RESOURCES.values()
-                 if r["Type"] == "AWS::SNS::Subscription"]
+SUBSCRIPTIONS = [
+    r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::SNS::Subscription"
+]
 CUSTOM = "aws:elasticbeanstalk:customoption"
 ENVIRONMENT = [{"Name": "EnvironmentName", "Value": {"Ref": "AWSEBEnvironmentName"}}]
 # EB publishes EnvironmentHealth for every enhanced-health environment, free; the rest only
@@ -94,8 +109,10 @@ def standalone_template(resources: dict) -> dict:
         if isinstance(node, dict) and set(node) == {"Fn::GetOptionSetting"}:
             option = node["Fn::GetOptionSetting"]
             declared = EB.get(option.get("Namespace", CUSTOM), {}).get(option["OptionName"])
-            parameters[option["OptionName"]] = {"Type": "String", **(
-                {"Default": declared} if declared is not None else {})}
+            parameters[option["OptionName"]] = {
+                "Type": "String",
+                **({"Default": declared} if declared is not None else {}),
+            }
             return {"Ref": option["OptionName"]}
         if isinstance(node, dict):
             return {key: substitute(value) for key, value in node.items()}
@@ -120,15 +137,21 @@ def functions_used(node) -> set[str]:
 def metrics_read(alarm: dict) -> list[dict]:
     """Each metric an alarm reads: Namespace, MetricName, Dimensions and Period."""
     if "Metrics" in alarm:
-        return [{**query["MetricStat"]["Metric"], "Period": query["MetricStat"]["Period"]}
-                for query in alarm["Metrics"] if "MetricStat" in query]
+        return [
+            {**query["MetricStat"]["Metric"], "Period": query["MetricStat"]["Period"]}
+            for query in alarm["Metrics"]
+            if "MetricStat" in query
+        ]
     return [{key: alarm[key] for key in ("Namespace", "MetricName", "Dimensions", "Period")}]
 
 
 def alarm_on(metric: str) -> dict:
     """The one alarm whose result comes from this metric."""
-    found = [alarm for alarm in ALARMS.values()
-             if metric in {m["MetricName"] for m in metrics_read(alarm)}]
+    found = [
+        alarm
+        for alarm in ALARMS.values()
+        if metric in {m["MetricName"] for m in metrics_read(alarm)}
+    ]
     assert len(found) == 1, f"{len(found)} alarms read {metric}"
     return found[0]
 
@@ -144,17 +167,24 @@ def test_the_resources_pass_cfn_lint_as_a_template_of_their_own(tmp_path):
 
 
 BREAKAGES = {  # property -> a wrong value cfn-lint must catch
-    "TreatMissingData": "sometimes", "ComparisonOperator": "GreaterThan",
-    "Threshold": "one second", "EvaluationPeriods": 0}
+    "TreatMissingData": "sometimes",
+    "ComparisonOperator": "GreaterThan",
+    "Threshold": "one second",
+    "EvaluationPeriods": 0,
+}
 
 
 @pytest.mark.slow
 def test_cfn_lint_catches_each_broken_alarm_property(tmp_path):
     base = {key: value for key, value in ALARMS[next(iter(ALARMS))].items() if key != "AlarmName"}
-    broken = {f"Broken{prop}": {"Type": "AWS::CloudWatch::Alarm", "Properties": {
-        **base, prop: value}} for prop, value in BREAKAGES.items()}
-    found = {tuple(finding["Location"]["Path"][1:4:2])
-             for finding in cfn_lint(standalone_template({**RESOURCES, **broken}), tmp_path)}
+    broken = {
+        f"Broken{prop}": {"Type": "AWS::CloudWatch::Alarm", "Properties": {**base, prop: value}}
+        for prop, value in BREAKAGES.items()
+    }
+    found = {
+        tuple(finding["Location"]["Path"][1:4:2])
+        for finding in cfn_lint(standalone_template({**RESOURCES, **broken}), tmp_path)
+    }
     assert found == {(name, prop) for name, prop in zip(broken, BREAKAGES, strict=True)}
 
 
@@ -173,8 +203,12 @@ def test_every_alarm_reads_a_metric_this_environment_publishes_each_minute():
 
 def test_the_alarms_watch_errors_latency_and_health():
     read = {m["MetricName"] for alarm in ALARMS.values() for m in metrics_read(alarm)}
-    assert read == {"ApplicationRequests5xx", "ApplicationRequestsTotal",
-                    "ApplicationLatencyP99", "EnvironmentHealth"}
+    assert read == {
+        "ApplicationRequests5xx",
+        "ApplicationRequestsTotal",
+        "ApplicationLatencyP99",
+        "EnvironmentHealth",
+    }
     assert WATCHED - read == {"InstancesDegraded", "InstancesSevere"}  # graphs beside them
 
 
@@ -238,7 +272,9 @@ def test_latency_alarm_waits_out_one_scale_out():
 def test_health_alarm_fires_at_degraded_or_worse_for_longer_than_a_replacement_takes():
     alarm = alarm_on("EnvironmentHealth")
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == (
-        "GreaterThanOrEqualToThreshold", 20)
+        "GreaterThanOrEqualToThreshold",
+        20,
+    )
     assert alarm["Statistic"] == "Maximum" and alarm["TreatMissingData"] == "missing"
     assert alarm["DatapointsToAlarm"] * alarm["Period"] >= int(CAPACITY[1]["Cooldown"])
 
@@ -264,19 +300,30 @@ def test_the_documented_command_sets_the_alarm_address_the_subscription_reads(tm
     require(EBCLI_PYTHON.exists(), f"needs the EB CLI's virtual environment {EBCLI_VENV}")
     page = ROOT / "docs" / "deploy" / "elastic-beanstalk.md"
     (command,) = re.findall(r"^eb config --update '([^']+)'$", page.read_text(), re.M)
-    run = subprocess.run([str(EBCLI_PYTHON), "-c", EB_CONFIG_UPDATE, "insurance-charges-prod",
-                          command], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [str(EBCLI_PYTHON), "-c", EB_CONFIG_UPDATE, "insurance-charges-prod", command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     changes = json.loads(run.stdout.strip().splitlines()[-1])
     option = SUBSCRIPTIONS[0]["Endpoint"]["Fn::GetOptionSetting"]
     (setting,) = changes
-    assert (setting["Namespace"], setting["OptionName"]) == (option["Namespace"],
-                                                              option["OptionName"])
+    assert (setting["Namespace"], setting["OptionName"]) == (
+        option["Namespace"],
+        option["OptionName"],
+    )
     assert re.fullmatch(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", setting["Value"])
     # The call it becomes is one the Elastic Beanstalk API accepts (the Stubber checks every
     # parameter against botocore's service model).
-    client = boto3.client("elasticbeanstalk", region_name="eu-west-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
+    client = boto3.client(
+        "elasticbeanstalk",
+        region_name="eu-west-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
     request = {"EnvironmentName": "insurance-charges-prod", "OptionSettings": changes}
     with Stubber(client) as stub:
         stub.add_response("update_environment", {}, request)

@@ -1,6 +1,7 @@
 """deploy/ecs-fargate.yaml: cfn-lint finds nothing, its numbers agree with the image, the app,
 gunicorn and the Elastic Beanstalk configuration, and the image run with exactly its settings
 serves as the tests expect of any container."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -23,8 +24,9 @@ from .deploy_files import EB_OPTIONS, dockerfile, exposed_port, gunicorn_setting
 from .deploy_files import settings as eb_settings
 
 TEMPLATE_PATH = ROOT / "deploy" / "ecs-fargate.yaml"
-_spec = importlib.util.spec_from_file_location("fargate_local",
-                                               ROOT / "deploy" / "fargate_local.py")
+_spec = importlib.util.spec_from_file_location(
+    "fargate_local", ROOT / "deploy" / "fargate_local.py"
+)
 fargate_local = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fargate_local)
 
@@ -44,10 +46,15 @@ TARGET_GROUP = RESOURCES["TargetGroup"]["Properties"]
 SERVICE = RESOURCES["Service"]["Properties"]
 # Fargate's task sizes: CPU units -> the memory (MiB) each takes (AWS_Fargate.md; cfn-lint's
 # fargate_cpu_memory.json checks the same pairs in the lint test below).
-FARGATE_SIZES = {256: [512, 1024, 2048], 512: list(range(1024, 4097, 1024)),
-                 1024: list(range(2048, 8193, 1024)), 2048: list(range(4096, 16385, 1024)),
-                 4096: list(range(8192, 30721, 1024)), 8192: list(range(16384, 61441, 4096)),
-                 16384: list(range(32768, 122881, 8192))}
+FARGATE_SIZES = {
+    256: [512, 1024, 2048],
+    512: list(range(1024, 4097, 1024)),
+    1024: list(range(2048, 8193, 1024)),
+    2048: list(range(4096, 16385, 1024)),
+    4096: list(range(8192, 30721, 1024)),
+    8192: list(range(16384, 61441, 4096)),
+    16384: list(range(32768, 122881, 8192)),
+}
 
 
 def properties(kind: str) -> list[dict]:
@@ -59,8 +66,12 @@ def properties(kind: str) -> list[dict]:
 def test_cfn_lint_finds_nothing_in_the_template():
     lint = Path(sys.executable).with_name("cfn-lint")
     require(lint.exists(), f"needs cfn-lint beside {sys.executable} (requirements-dev.txt)")
-    run = subprocess.run([str(lint), "--include-checks", "I", "--", str(TEMPLATE_PATH)],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [str(lint), "--include-checks", "I", "--", str(TEMPLATE_PATH)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0 and run.stdout == "", run.stdout + run.stderr
 
 
@@ -71,8 +82,11 @@ def test_every_port_in_the_template_is_the_one_the_image_exposes_and_serves():
     assert TARGET_GROUP["Port"] == port
     assert [b["ContainerPort"] for b in SERVICE["LoadBalancers"]] == [port]
     for rule in ("LoadBalancerToTasks", "TasksFromLoadBalancer"):
-        assert RESOURCES[rule]["Properties"]["FromPort"] == \
-            RESOURCES[rule]["Properties"]["ToPort"] == port
+        assert (
+            RESOURCES[rule]["Properties"]["FromPort"]
+            == RESOURCES[rule]["Properties"]["ToPort"]
+            == port
+        )
 
 
 def test_the_load_balancers_health_path_answers_200_in_the_app(client):
@@ -89,8 +103,11 @@ def test_the_containers_health_check_is_the_images_own_command_and_timing():
     timing = dict(re.findall(r"--([\w-]+)=(\d+)s?", options))
     check = APP["HealthCheck"]
     assert (check["Interval"], check["Timeout"], check["StartPeriod"], check["Retries"]) == (
-        int(timing["interval"]), int(timing["timeout"]), int(timing["start-period"]),
-        int(timing["retries"]))
+        int(timing["interval"]),
+        int(timing["timeout"]),
+        int(timing["start-period"]),
+        int(timing["retries"]),
+    )
 
 
 def test_the_health_check_timings_are_elastic_beanstalks():
@@ -100,8 +117,10 @@ def test_the_health_check_timings_are_elastic_beanstalks():
     assert TARGET_GROUP["HealthyThresholdCount"] == int(process["HealthyThresholdCount"])
     assert TARGET_GROUP["UnhealthyThresholdCount"] == int(process["UnhealthyThresholdCount"])
     check = APP["HealthCheck"]
-    assert check["Timeout"] < check["Interval"] and SERVICE["HealthCheckGracePeriodSeconds"] \
-        == check["StartPeriod"]
+    assert (
+        check["Timeout"] < check["Interval"]
+        and SERVICE["HealthCheckGracePeriodSeconds"] == check["StartPeriod"]
+    )
 
 
 def test_stop_timeout_outlasts_gunicorns_graceful_timeout_within_fargates_limit():
@@ -112,8 +131,9 @@ def test_draining_outlasts_any_request_gunicorn_allows_as_on_elastic_beanstalk()
     attributes = {a["Key"]: a["Value"] for a in TARGET_GROUP["TargetGroupAttributes"]}
     delay = int(attributes["deregistration_delay.timeout_seconds"])
     assert delay > GUNICORN["timeout"]
-    assert delay == int(EB["aws:elasticbeanstalk:environment:process:default"]
-                        ["DeregistrationDelay"])
+    assert delay == int(
+        EB["aws:elasticbeanstalk:environment:process:default"]["DeregistrationDelay"]
+    )
 
 
 def test_one_worker_per_vcpu_within_the_bound_settings_enforces():
@@ -147,8 +167,9 @@ def test_every_container_has_a_read_only_root_and_the_one_volume_at_tmp():
     volumes = [v["Name"] for v in TASK["Volumes"]]
     for container in CONTAINERS.values():
         assert container["ReadonlyRootFilesystem"] is True
-        assert [(m["SourceVolume"], m["ContainerPath"], m["ReadOnly"])
-                for m in container["MountPoints"]] == [(volumes[0], "/tmp", False)]
+        assert [
+            (m["SourceVolume"], m["ContainerPath"], m["ReadOnly"]) for m in container["MountPoints"]
+        ] == [(volumes[0], "/tmp", False)]
     assert image_env()["MPLCONFIGDIR"].startswith("/tmp/")  # what the image writes is under it
 
 
@@ -162,8 +183,9 @@ def test_the_app_starts_only_once_tmp_is_made_writable_by_a_container_with_no_ca
 
 def test_logs_go_to_a_log_group_kept_as_long_as_elastic_beanstalks():
     (group,) = properties("AWS::Logs::LogGroup")
-    assert group["RetentionInDays"] == int(EB["aws:elasticbeanstalk:cloudwatch:logs"]
-                                           ["RetentionInDays"])
+    assert group["RetentionInDays"] == int(
+        EB["aws:elasticbeanstalk:cloudwatch:logs"]["RetentionInDays"]
+    )
     for container in CONTAINERS.values():
         logging = container["LogConfiguration"]
         assert logging["LogDriver"] == "awslogs"
@@ -176,16 +198,17 @@ def test_deployments_keep_full_capacity_and_roll_back_on_failure():
     deployment = SERVICE["DeploymentConfiguration"]
     assert deployment["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
     assert deployment["MinimumHealthyPercent"] == 100 and deployment["MaximumPercent"] == 200
-    assert SERVICE["DeploymentController"] == {"Type": "ECS"} and SERVICE["LaunchType"] == \
-        "FARGATE"
+    assert SERVICE["DeploymentController"] == {"Type": "ECS"} and SERVICE["LaunchType"] == "FARGATE"
     assert TASK["NetworkMode"] == "awsvpc" and TASK["RequiresCompatibilities"] == ["FARGATE"]
 
 
 def test_scaling_tracks_average_cpu_as_elastic_beanstalk_scales_out():
     (policy,) = properties("AWS::ApplicationAutoScaling::ScalingPolicy")
     tracking = policy["TargetTrackingScalingPolicyConfiguration"]
-    assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == \
-        "ECSServiceAverageCPUUtilization"
+    assert (
+        tracking["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        == "ECSServiceAverageCPUUtilization"
+    )
     assert tracking["TargetValue"] == int(EB["aws:autoscaling:trigger"]["UpperThreshold"])
     assert tracking["ScaleInCooldown"] > tracking["ScaleOutCooldown"]
 
@@ -196,11 +219,16 @@ def test_task_counts_give_elastic_beanstalks_availability_and_vcpus():
     eb_vcpus = EB_OPTIONS["instance_types"][instance]["vcpus"]
     assert PARAMETERS["MinCount"]["Default"] == int(asg["MinSize"]) >= 2
     assert PARAMETERS["MaxCount"]["Default"] * VCPUS == int(asg["MaxSize"]) * eb_vcpus
-    assert PARAMETERS["MinCount"]["Default"] <= PARAMETERS["DesiredCount"]["Default"] <= \
-        PARAMETERS["MaxCount"]["Default"]
+    assert (
+        PARAMETERS["MinCount"]["Default"]
+        <= PARAMETERS["DesiredCount"]["Default"]
+        <= PARAMETERS["MaxCount"]["Default"]
+    )
     (target,) = properties("AWS::ApplicationAutoScaling::ScalableTarget")
-    assert (target["MinCapacity"], target["MaxCapacity"]) == ({"Ref": "MinCount"},
-                                                              {"Ref": "MaxCount"})
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (
+        {"Ref": "MinCount"},
+        {"Ref": "MaxCount"},
+    )
 
 
 def test_the_load_balancer_reaches_only_the_task_port_and_only_it_reaches_the_tasks():
@@ -214,12 +242,18 @@ def test_the_load_balancer_reaches_only_the_task_port_and_only_it_reaches_the_ta
     assert [r["Type"] for r in RESOURCES.values()].count("AWS::EC2::SecurityGroupEgress") == 1
 
 
-@pytest.mark.parametrize("uri, accepted", [
-    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/insurance-charges@sha256:" + "0f" * 32, True),
-    ("127.0.0.1:5000/insurance-charges@sha256:" + "0f" * 32, True),
-    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/insurance-charges:latest", False),
-    ("insurance-charges@sha256:" + "0f" * 31, False),
-])
+@pytest.mark.parametrize(
+    "uri, accepted",
+    [
+        (
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/insurance-charges@sha256:" + "0f" * 32,
+            True,
+        ),
+        ("127.0.0.1:5000/insurance-charges@sha256:" + "0f" * 32, True),
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com/insurance-charges:latest", False),
+        ("insurance-charges@sha256:" + "0f" * 31, False),
+    ],
+)
 def test_the_image_is_taken_only_by_digest(uri, accepted):
     assert bool(re.fullmatch(PARAMETERS["ImageUri"]["AllowedPattern"], uri)) is accepted
 
@@ -229,11 +263,15 @@ def test_the_task_role_holds_no_permission_and_the_execution_role_pulls_and_logs
     assert set(task_role) == {"AssumeRolePolicyDocument"}
     execution = RESOURCES["ExecutionRole"]["Properties"]
     assert execution["ManagedPolicyArns"] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
-                    "AmazonECSTaskExecutionRolePolicy"}]
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
+            "AmazonECSTaskExecutionRolePolicy"
+        }
+    ]
 
 
 # ---- the image, run with exactly the template's settings ------------------------------------
+
 
 @pytest.fixture(scope="module")
 def task(image):
@@ -242,11 +280,13 @@ def task(image):
     container, its environment, port, health check, stop timeout, CPU and memory."""
     require(os.geteuid() == 0, "emulating Fargate's root-owned bind mount needs root")
     volumes = docker("image", "inspect", "-f", "{{json .Config.Volumes}}", image).stdout
-    assert "/tmp" not in (json.loads(volumes) or {}), \
+    assert "/tmp" not in (json.loads(volumes) or {}), (
         "the image declares VOLUME /tmp: Fargate then copies its mode, and run_task must too"
+    )
     with fargate_local.run_task(image, TEMPLATE, prefix=f"ecs-test-{os.getpid()}") as (name, url):
         fargate_local.wait_healthy(name)
         from .containers import Container
+
         yield Container(name, url)
 
 
@@ -261,7 +301,7 @@ def test_the_task_runs_with_the_templates_user_read_only_root_and_limits(task):
     assert task.inspect("{{.Config.User}}") == APP["User"]
     assert task.inspect("{{.HostConfig.ReadonlyRootfs}}") == "true"
     assert task.inspect("{{json .HostConfig.CapDrop}}") == '["ALL"]'
-    assert int(task.inspect("{{.HostConfig.Memory}}")) == int(TASK["Memory"]) * 1024 ** 2
+    assert int(task.inspect("{{.HostConfig.Memory}}")) == int(TASK["Memory"]) * 1024**2
     assert int(task.inspect("{{.HostConfig.NanoCpus}}")) == VCPUS * 1e9
     assert int(task.inspect("{{.Config.StopTimeout}}")) == APP["StopTimeout"]
     table = docker("top", task.name, "-eo", "pid,uid,args").stdout.splitlines()[1:]
@@ -297,4 +337,5 @@ def test_without_the_helper_container_the_app_could_not_start_on_fargates_tmp(im
     assert exit_code != "0" and logs.strip().splitlines() == [
         f"Error: {RUN_DIR} cannot be written (Permission denied); give the container a "
         "writable /tmp owned by (or open to) its user 10001, e.g. `--tmpfs /tmp` or a volume "
-        "with mode 1777"]
+        "with mode 1777"
+    ]

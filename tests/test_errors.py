@@ -1,4 +1,5 @@
 """One error base and one way every command ends: a failure is one line and its exit status."""
+
 import ast
 import errno
 from collections import defaultdict
@@ -32,25 +33,33 @@ def ending(command, capsys, **options) -> tuple[int, list[str]]:
 def failing(exc: BaseException):
     def command() -> int:
         raise exc
+
     return command
 
 
-@pytest.mark.parametrize("error, status, line", [
-    (UserError("the thing is wrong; do this"), 1, "Error: the thing is wrong; do this"),
-    (UserError("stopped", status=9), 9, "Error: stopped"),
-    (UsageError("--jobs 'x' is not a whole number"), 2, "Error: --jobs 'x' is not a whole number"),
-    (SettingsError("PORT='x': not a whole number"), 1, "Error: PORT='x': not a whole number"),
-    (ModelLoadError("no model at m.pkl"), 1, "Error: no model at m.pkl"),
-    (RegistryError("no store given"), 1, "Error: no store given"),
-    (Conflict("v1 exists with other bytes"), 1, "Error: v1 exists with other bytes"),
-    (RolloutFailed("prod did not report Ok"), 4, "Error: prod did not report Ok"),
-    (ReleaseError("the tree is dirty"), 2, "Error: the tree is dirty"),
-    (LaunchError("--role 'x': give an ARN"), 1, "Error: --role 'x': give an ARN"),
-    (MonitoringError("METRICS_PORT is PORT"), 1, "Error: METRICS_PORT is PORT"),
-    (ModelDirError("two models"), 1, "Error: two models"),
-    (DataError("3 rows refused"), 1, "Refused: 3 rows refused"),
-    (FetchError("cannot download x"), 75, "Try again later: cannot download x"),
-])
+@pytest.mark.parametrize(
+    "error, status, line",
+    [
+        (UserError("the thing is wrong; do this"), 1, "Error: the thing is wrong; do this"),
+        (UserError("stopped", status=9), 9, "Error: stopped"),
+        (
+            UsageError("--jobs 'x' is not a whole number"),
+            2,
+            "Error: --jobs 'x' is not a whole number",
+        ),
+        (SettingsError("PORT='x': not a whole number"), 1, "Error: PORT='x': not a whole number"),
+        (ModelLoadError("no model at m.pkl"), 1, "Error: no model at m.pkl"),
+        (RegistryError("no store given"), 1, "Error: no store given"),
+        (Conflict("v1 exists with other bytes"), 1, "Error: v1 exists with other bytes"),
+        (RolloutFailed("prod did not report Ok"), 4, "Error: prod did not report Ok"),
+        (ReleaseError("the tree is dirty"), 2, "Error: the tree is dirty"),
+        (LaunchError("--role 'x': give an ARN"), 1, "Error: --role 'x': give an ARN"),
+        (MonitoringError("METRICS_PORT is PORT"), 1, "Error: METRICS_PORT is PORT"),
+        (ModelDirError("two models"), 1, "Error: two models"),
+        (DataError("3 rows refused"), 1, "Refused: 3 rows refused"),
+        (FetchError("cannot download x"), 75, "Try again later: cannot download x"),
+    ],
+)
 def test_a_user_error_is_its_one_line_and_its_own_status(capsys, error, status, line):
     assert ending(failing(error), capsys) == (status, [line])
 
@@ -61,15 +70,20 @@ def test_errors_gunicorn_may_meet_at_start_up_stay_runtime_errors(error):
     assert issubclass(error, UserError) and issubclass(error, RuntimeError)
 
 
-@pytest.mark.parametrize("error, line", [
-    (ValueError("boom"), "Error: ValueError: boom"),
-    (KeyError("age"), "Error: KeyError: 'age'"),
-    (RuntimeError("two\nlines"), "Error: RuntimeError: two lines"),
-    (UserError("first\nsecond"), "Error: first second"),
-    (FileNotFoundError(errno.ENOENT, "No such file or directory", "in.csv"),
-     "Error: No such file or directory (in.csv)"),
-    (OSError("the network is gone"), "Error: the network is gone"),
-])
+@pytest.mark.parametrize(
+    "error, line",
+    [
+        (ValueError("boom"), "Error: ValueError: boom"),
+        (KeyError("age"), "Error: KeyError: 'age'"),
+        (RuntimeError("two\nlines"), "Error: RuntimeError: two lines"),
+        (UserError("first\nsecond"), "Error: first second"),
+        (
+            FileNotFoundError(errno.ENOENT, "No such file or directory", "in.csv"),
+            "Error: No such file or directory (in.csv)",
+        ),
+        (OSError("the network is gone"), "Error: the network is gone"),
+    ],
+)
 def test_anything_else_is_one_line_with_no_traceback_and_status_1(capsys, error, line):
     status, lines = ending(failing(error), capsys)
     assert (status, lines) == (1, [line])
@@ -91,29 +105,37 @@ def test_a_command_that_returns_ends_with_what_it_returned_and_says_nothing(caps
     assert ending(lambda: status, capsys) == (status, [])
 
 
-@pytest.mark.parametrize("error, statuses, status", [
-    (FileNotFoundError(errno.ENOENT, "gone"), {OSError: 2}, 2),
-    (UsageError("x"), {Exception: 5}, 5),
-    (RolloutFailed("x"), {RegistryError: 7}, 7),
-    (RolloutFailed("x"), {RegistryError: 7, RolloutFailed: 8}, 8),  # the nearest class wins
-    (ValueError("x"), {OSError: 2}, 1),
-    (KeyboardInterrupt(), {Exception: 2}, 130),
-])
+@pytest.mark.parametrize(
+    "error, statuses, status",
+    [
+        (FileNotFoundError(errno.ENOENT, "gone"), {OSError: 2}, 2),
+        (UsageError("x"), {Exception: 5}, 5),
+        (RolloutFailed("x"), {RegistryError: 7}, 7),
+        (RolloutFailed("x"), {RegistryError: 7, RolloutFailed: 8}, 8),  # the nearest class wins
+        (ValueError("x"), {OSError: 2}, 1),
+        (KeyboardInterrupt(), {Exception: 2}, 130),
+    ],
+)
 def test_a_command_maps_classes_to_its_own_statuses(capsys, error, statuses, status):
     assert ending(failing(error), capsys, statuses=statuses)[0] == status
 
 
 def test_what_a_command_explains_is_said_and_ended_with_as_it_is(capsys):
     def explain(exc):
-        return UserError(f"{exc}; no output written", status=3) if isinstance(exc, OSError) \
-            else None
+        return (
+            UserError(f"{exc}; no output written", status=3) if isinstance(exc, OSError) else None
+        )
 
     said = ending(failing(OSError("disk full")), capsys, explain=explain, statuses={OSError: 2})
     assert said == (3, ["Error: disk full; no output written"])
-    assert ending(failing(ValueError("x")), capsys, explain=explain) == \
-        (1, ["Error: ValueError: x"])
-    assert ending(failing(FetchError("x")), capsys, explain=lambda exc: exc) == \
-        (75, ["Try again later: x"])
+    assert ending(failing(ValueError("x")), capsys, explain=explain) == (
+        1,
+        ["Error: ValueError: x"],
+    )
+    assert ending(failing(FetchError("x")), capsys, explain=lambda exc: exc) == (
+        75,
+        ["Try again later: x"],
+    )
 
 
 def test_the_line_is_said_inside_the_shield_and_through_say():
@@ -141,10 +163,13 @@ def test_a_closed_stderr_still_ends_with_the_status(monkeypatch):
     assert cli_runner.run(failing(UsageError("x"))) == 2
 
 
-@pytest.mark.parametrize("argv, line", [
-    (["in.csv", "--nope"], "unrecognized arguments: --nope; see --help"),
-    ([], "the following arguments are required: INPUT; see --help"),
-])
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (["in.csv", "--nope"], "unrecognized arguments: --nope; see --help"),
+        ([], "the following arguments are required: INPUT; see --help"),
+    ],
+)
 def test_the_parser_complains_with_a_usage_error(argv, line):
     parser = cli_runner.Parser(prog="x")
     parser.add_argument("input", metavar="INPUT")

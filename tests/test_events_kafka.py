@@ -3,6 +3,7 @@
 Each test has its own topics and group; ``kcat`` reads what the consumer published as a second
 client, independent of the one the consumer uses. Tansu is not Apache Kafka (docs/events.md).
 """
+
 from __future__ import annotations
 
 import signal
@@ -57,10 +58,15 @@ def consumer(kafka_broker, topics, tmp_path):
     started: list[subprocess.Popen] = []
 
     def start(*extra: str) -> subprocess.Popen:
-        process = start_consumer(kafka_broker.address, topics, *extra,
-                                 stderr_path=tmp_path / f"consumer-{len(started)}.log")
+        process = start_consumer(
+            kafka_broker.address,
+            topics,
+            *extra,
+            stderr_path=tmp_path / f"consumer-{len(started)}.log",
+        )
         started.append(process)
         return process
+
     yield start
     for process in started:
         if process.poll() is None:
@@ -76,49 +82,76 @@ def stop(process: subprocess.Popen) -> tuple[int, float]:
 
 
 def test_records_and_batches_get_the_apis_answers_with_their_keys_and_headers(
-        kafka_broker, topics, consumer, real_model):
+    kafka_broker, topics, consumer, real_model
+):
     bodies = [EXAMPLE_RECORD, [EXAMPLE_RECORD, OLD], OLD]
-    produce(kafka_broker.address, topics["input"],
-            [(f"key-{i}".encode(), orjson.dumps(body), [("trace", f"t{i}".encode())])
-             for i, body in enumerate(bodies)])
+    produce(
+        kafka_broker.address,
+        topics["input"],
+        [
+            (f"key-{i}".encode(), orjson.dumps(body), [("trace", f"t{i}".encode())])
+            for i, body in enumerate(bodies)
+        ],
+    )
     consumer()
     Reader(kafka_broker.address, topics["output"]).until(3, 60, "outputs")
 
     read = kcat_read(kafka_broker.address, topics["output"])
     assert [m["key"] for m in read] == ["key-0", "key-1", "key-2"]
     assert [m["headers"] for m in read] == [["trace", "t0"], ["trace", "t1"], ["trace", "t2"]]
-    assert [m["payload"].encode() for m in read] == \
-        [answer_json(estimate(real_model, body)) for body in bodies]
+    assert [m["payload"].encode() for m in read] == [
+        answer_json(estimate(real_model, body)) for body in bodies
+    ]
     assert kcat_read(kafka_broker.address, topics["rejects"]) == []
 
 
 def test_bad_messages_go_to_rejects_with_where_they_were_and_the_partition_moves_on(
-        kafka_broker, topics, consumer):
-    values = [orjson.dumps(EXAMPLE_RECORD), b"{not json", orjson.dumps({**EXAMPLE_RECORD,
-              "age": 7}), None, orjson.dumps(EXAMPLE_RECORD)]
-    produce(kafka_broker.address, topics["input"],
-            [(f"k{i}".encode(), value, None) for i, value in enumerate(values)])
+    kafka_broker, topics, consumer
+):
+    values = [
+        orjson.dumps(EXAMPLE_RECORD),
+        b"{not json",
+        orjson.dumps({**EXAMPLE_RECORD, "age": 7}),
+        None,
+        orjson.dumps(EXAMPLE_RECORD),
+    ]
+    produce(
+        kafka_broker.address,
+        topics["input"],
+        [(f"k{i}".encode(), value, None) for i, value in enumerate(values)],
+    )
     consumer()
     outputs = Reader(kafka_broker.address, topics["output"]).until(2, 60, "outputs")
     rejects = Reader(kafka_broker.address, topics["rejects"]).until(3, 10, "rejects")
 
     assert [m.key() for m in outputs] == [b"k0", b"k4"]  # after the bad ones: not stalled
     read = [orjson.loads(m.value()) for m in rejects]
-    assert [(m.key(), r["topic"], r["partition"], r["offset"], r["problem"]["status"])
-            for m, r in zip(rejects, read, strict=True)] == [
-        (b"k1", topics["input"], 0, 1, 400), (b"k2", topics["input"], 0, 2, 422),
-        (b"k3", topics["input"], 0, 3, 400)]
+    assert [
+        (m.key(), r["topic"], r["partition"], r["offset"], r["problem"]["status"])
+        for m, r in zip(rejects, read, strict=True)
+    ] == [
+        (b"k1", topics["input"], 0, 1, 400),
+        (b"k2", topics["input"], 0, 2, 422),
+        (b"k3", topics["input"], 0, 3, 400),
+    ]
     assert read[1]["problem"]["errors"] == [
-        {"pointer": "/age", "message": "age must be a whole number from 18 to 100; got 7"}]
+        {"pointer": "/age", "message": "age must be a whole number from 18 to 100; got 7"}
+    ]
     assert read[0]["problem"]["type"] == "/docs#problem-malformed-json"
 
 
 def test_a_consumer_killed_mid_stream_and_restarted_leaves_every_input_answered(
-        kafka_broker, topics, consumer):
+    kafka_broker, topics, consumer
+):
     total = 50_000  # more than a loaded machine answers before the kill arrives
-    produce(kafka_broker.address, topics["input"],
-            [(b"%d" % i, orjson.dumps(EXAMPLE_RECORD if i % 10 else {"age": i}), None)
-             for i in range(total)])
+    produce(
+        kafka_broker.address,
+        topics["input"],
+        [
+            (b"%d" % i, orjson.dumps(EXAMPLE_RECORD if i % 10 else {"age": i}), None)
+            for i in range(total)
+        ],
+    )
     outputs = Reader(kafka_broker.address, topics["output"])
     rejects = Reader(kafka_broker.address, topics["rejects"])
     first = consumer("--batch-size", "500")
@@ -129,8 +162,11 @@ def test_a_consumer_killed_mid_stream_and_restarted_leaves_every_input_answered(
     assert answered_before < total, "the consumer finished before it was killed: kill earlier"
 
     second = consumer("--batch-size", "500")
-    wait_for(lambda: len({m.key() for m in outputs.read() + rejects.read()}) == total, 120,
-             "every input answered")
+    wait_for(
+        lambda: len({m.key() for m in outputs.read() + rejects.read()}) == total,
+        120,
+        "every input answered",
+    )
     assert stop(second)[0] == 0
     values = {}
     for message in outputs.read() + rejects.read():
@@ -140,9 +176,13 @@ def test_a_consumer_killed_mid_stream_and_restarted_leaves_every_input_answered(
 
 
 def test_sigterm_finishes_commits_and_exits_0_within_ecs_stop_timeout(
-        kafka_broker, topics, consumer):
-    produce(kafka_broker.address, topics["input"],
-            [(b"%d" % i, orjson.dumps(EXAMPLE_RECORD), None) for i in range(3000)])
+    kafka_broker, topics, consumer
+):
+    produce(
+        kafka_broker.address,
+        topics["input"],
+        [(b"%d" % i, orjson.dumps(EXAMPLE_RECORD), None) for i in range(3000)],
+    )
     process = consumer()
     Reader(kafka_broker.address, topics["output"]).until(3000, 60, "outputs")
 
@@ -153,8 +193,11 @@ def test_sigterm_finishes_commits_and_exits_0_within_ecs_stop_timeout(
 
 def test_sigterm_mid_stream_commits_exactly_what_was_published(kafka_broker, topics, consumer):
     total = 100_000  # far more than a loaded machine answers before the stop arrives
-    produce(kafka_broker.address, topics["input"],
-            [(b"%d" % i, orjson.dumps(EXAMPLE_RECORD), None) for i in range(total)])
+    produce(
+        kafka_broker.address,
+        topics["input"],
+        [(b"%d" % i, orjson.dumps(EXAMPLE_RECORD), None) for i in range(total)],
+    )
     outputs = Reader(kafka_broker.address, topics["output"])
     process = consumer("--batch-size", "200")
     outputs.until(1, 60, "a first output")
@@ -171,8 +214,12 @@ def test_an_unreachable_broker_is_one_line_within_the_connect_timeout():
     nobody = f"127.0.0.1:{free_port()}"
     began = time.monotonic()
     done = subprocess.run(
-        consumer_command(nobody, names(), "--connect-timeout", "2"), check=False,
-        capture_output=True, timeout=60, cwd=ROOT)
+        consumer_command(nobody, names(), "--connect-timeout", "2"),
+        check=False,
+        capture_output=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     took = time.monotonic() - began
 
     lines = done.stderr.decode().splitlines()
@@ -185,21 +232,36 @@ def test_an_unreachable_broker_is_one_line_within_the_connect_timeout():
 
 def test_a_missing_topic_is_one_line(kafka_broker, topics):
     missing = {**topics, "output": topics["output"] + "-missing"}
-    done = subprocess.run(consumer_command(kafka_broker.address, missing), check=False,
-                          capture_output=True, timeout=60, cwd=ROOT)
+    done = subprocess.run(
+        consumer_command(kafka_broker.address, missing),
+        check=False,
+        capture_output=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert done.returncode == 2
     assert done.stderr.decode().splitlines()[-1] == (
         f"Error: --output-topic {missing['output']!r}: no such topic at "
-        f"{kafka_broker.address}; create it, or name an existing topic")
+        f"{kafka_broker.address}; create it, or name an existing topic"
+    )
 
 
-@pytest.mark.parametrize("extra, expected", [
-    (["-X", "no.such.property=1"], "Error: the Kafka client refused its settings: "),
-    (["-X", "security.protocol=SASL_SSLX"], "Error: the Kafka client refused its settings: "),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["-X", "no.such.property=1"], "Error: the Kafka client refused its settings: "),
+        (["-X", "security.protocol=SASL_SSLX"], "Error: the Kafka client refused its settings: "),
+    ],
+)
 def test_a_setting_the_client_refuses_is_one_line_before_the_model_loads(
-        kafka_broker, topics, extra, expected):
-    done = subprocess.run(consumer_command(kafka_broker.address, topics, *extra),
-                          check=False, capture_output=True, timeout=60, cwd=ROOT)
+    kafka_broker, topics, extra, expected
+):
+    done = subprocess.run(
+        consumer_command(kafka_broker.address, topics, *extra),
+        check=False,
+        capture_output=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     lines = done.stderr.decode().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(expected), lines

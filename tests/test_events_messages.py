@@ -1,5 +1,6 @@
 """The Kafka consumer's translation, without a broker: message values in, the API's answers
 or problem documents out, every valid record of a batch estimated in one call."""
+
 from __future__ import annotations
 
 import sys
@@ -20,14 +21,26 @@ LIMIT = 2 * 1024 * 1024
 
 def incoming(values: list, topic: str = "in") -> list[Incoming]:
     """Messages on partition 3 from offset 40, each keyed and with one header."""
-    return [Incoming(v if isinstance(v, bytes) or v is None else orjson.dumps(v),
-                     f"k{i}".encode(), [("trace", b"t%d" % i)], topic, 3, 40 + i)
-            for i, v in enumerate(values)]
+    return [
+        Incoming(
+            v if isinstance(v, bytes) or v is None else orjson.dumps(v),
+            f"k{i}".encode(),
+            [("trace", b"t%d" % i)],
+            topic,
+            3,
+            40 + i,
+        )
+        for i, v in enumerate(values)
+    ]
 
 
 def answers(model, values: list, **limits):
-    return answer_batch(model, incoming(values), max_batch=limits.get("max_batch", 10_000),
-                        max_bytes=limits.get("max_bytes", LIMIT))
+    return answer_batch(
+        model,
+        incoming(values),
+        max_batch=limits.get("max_batch", 10_000),
+        max_bytes=limits.get("max_bytes", LIMIT),
+    )
 
 
 def test_each_message_gets_the_apis_answer_byte_for_byte_with_its_key_and_headers(real_model):
@@ -36,7 +49,8 @@ def test_each_message_gets_the_apis_answer_byte_for_byte_with_its_key_and_header
     assert [a.kind for a in got] == [OUTPUT] * len(bodies)
     assert [a.value for a in got] == [answer_json(estimate(real_model, b)) for b in bodies]
     assert [(a.key, a.headers) for a in got] == [
-        (f"k{i}".encode(), [("trace", b"t%d" % i)]) for i in range(len(bodies))]
+        (f"k{i}".encode(), [("trace", b"t%d" % i)]) for i in range(len(bodies))
+    ]
 
 
 def test_a_warning_points_into_its_own_message_not_the_whole_batch(real_model):
@@ -59,15 +73,21 @@ class Counting:
         return self.model.predict(records)
 
 
-@pytest.mark.parametrize("values", [
-    [EXAMPLE_RECORD] * 20,
-    [EXAMPLE_RECORD, [EXAMPLE_RECORD] * 5, b"nonsense", {"age": 1}, OLD],
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        [EXAMPLE_RECORD] * 20,
+        [EXAMPLE_RECORD, [EXAMPLE_RECORD] * 5, b"nonsense", {"age": 1}, OLD],
+    ],
+)
 def test_the_valid_records_of_a_batch_are_estimated_in_one_call(real_model, values):
     model = Counting(real_model)
     answers(model, values)
-    valid = sum(len(v) if isinstance(v, list) else 1 for v in values
-                if not isinstance(v, bytes) and v != {"age": 1})
+    valid = sum(
+        len(v) if isinstance(v, list) else 1
+        for v in values
+        if not isinstance(v, bytes) and v != {"age": 1}
+    )
     assert model.calls == [valid]
 
 
@@ -77,23 +97,36 @@ def test_a_batch_of_bad_messages_only_makes_no_call_to_the_model(real_model):
     assert model.calls == []
 
 
-@pytest.mark.parametrize("value, status, detail", [
-    (None, 400, ("the message has no value (a tombstone); send a JSON object or an array "
-                 "of objects")),
-    (b"", 400, "the value is empty; send a JSON object or an array of objects"),
-    (b" \n", 400, "the value is empty; send a JSON object or an array of objects"),
-    (b"\xff{}", 400, "the value is not valid UTF-8 (byte 0)"),
-    (b"{", 400, ("the value is not valid JSON: Expecting property name enclosed in double "
-                 "quotes: line 1 column 2 (char 1)")),
-    (b'{"age": NaN}', 400, "the value is not valid JSON: NaN is not valid JSON"),
-    (b"[" * 100_000, 400, "the JSON is nested too deeply"),
-    (b"[]", 422, "a batch holds 1 to 10000 records; got none"),
-    (b'"text"', 422, "1 invalid value(s); see errors"),
-    (b'{"age": 30}', 422, "5 invalid value(s); see errors"),
-    (b'[{"age": 30}, 1]', 422, "6 invalid value(s); see errors"),
-])
+@pytest.mark.parametrize(
+    "value, status, detail",
+    [
+        (
+            None,
+            400,
+            ("the message has no value (a tombstone); send a JSON object or an array of objects"),
+        ),
+        (b"", 400, "the value is empty; send a JSON object or an array of objects"),
+        (b" \n", 400, "the value is empty; send a JSON object or an array of objects"),
+        (b"\xff{}", 400, "the value is not valid UTF-8 (byte 0)"),
+        (
+            b"{",
+            400,
+            (
+                "the value is not valid JSON: Expecting property name enclosed in double "
+                "quotes: line 1 column 2 (char 1)"
+            ),
+        ),
+        (b'{"age": NaN}', 400, "the value is not valid JSON: NaN is not valid JSON"),
+        (b"[" * 100_000, 400, "the JSON is nested too deeply"),
+        (b"[]", 422, "a batch holds 1 to 10000 records; got none"),
+        (b'"text"', 422, "1 invalid value(s); see errors"),
+        (b'{"age": 30}', 422, "5 invalid value(s); see errors"),
+        (b'[{"age": 30}, 1]', 422, "6 invalid value(s); see errors"),
+    ],
+)
 def test_a_value_that_can_never_be_estimated_is_rejected_with_its_problem(
-        real_model, value, status, detail):
+    real_model, value, status, detail
+):
     [got] = answers(real_model, [value])
     assert got.kind == REJECT and (got.key, got.headers) == (b"k0", [("trace", b"t0")])
     body = orjson.loads(got.value)
@@ -102,13 +135,19 @@ def test_a_value_that_can_never_be_estimated_is_rejected_with_its_problem(
 
 
 def test_the_limits_are_the_apis(real_model):
-    too_many, too_big = answers(real_model, [[EXAMPLE_RECORD] * 3, b" " * 2046 + b"{}"],
-                                max_batch=2, max_bytes=2048)
-    assert orjson.loads(too_many.value)["problem"]["detail"] == \
-        "a batch holds at most 2 records; got 3"
+    too_many, too_big = answers(
+        real_model, [[EXAMPLE_RECORD] * 3, b" " * 2046 + b"{}"], max_batch=2, max_bytes=2048
+    )
+    assert (
+        orjson.loads(too_many.value)["problem"]["detail"]
+        == "a batch holds at most 2 records; got 3"
+    )
     assert orjson.loads(too_big.value)["problem"] == {
-        "type": "/docs#problem-too-large", "title": "Request too large", "status": 413,
-        "detail": "the value is over the 2 KiB limit; send fewer records per message"}
+        "type": "/docs#problem-too-large",
+        "title": "Request too large",
+        "status": 413,
+        "detail": "the value is over the 2 KiB limit; send fewer records per message",
+    }
 
 
 def test_a_rejects_problem_is_the_apis_problem_body(real_model, client):
@@ -128,30 +167,58 @@ def test_bad_messages_leave_their_neighbours_answered_as_if_alone(real_model):
 
 
 def test_prefixed_properties_go_to_one_client_and_the_rest_to_both():
-    given = {"security.protocol": "SSL", "consumer.fetch.min.bytes": "1000",
-             "producer.linger.ms": "50"}
-    assert client_properties(given, "consumer.") == {"security.protocol": "SSL",
-                                                     "fetch.min.bytes": "1000"}
-    assert client_properties(given, "producer.") == {"security.protocol": "SSL",
-                                                     "linger.ms": "50"}
+    given = {
+        "security.protocol": "SSL",
+        "consumer.fetch.min.bytes": "1000",
+        "producer.linger.ms": "50",
+    }
+    assert client_properties(given, "consumer.") == {
+        "security.protocol": "SSL",
+        "fetch.min.bytes": "1000",
+    }
+    assert client_properties(given, "producer.") == {"security.protocol": "SSL", "linger.ms": "50"}
 
 
-REQUIRED = ["kafka", "--bootstrap-servers", "b:9092", "--input-topic", "in", "--output-topic",
-            "out", "--rejects-topic", "rej", "--group-id", "g"]
+REQUIRED = [
+    "kafka",
+    "--bootstrap-servers",
+    "b:9092",
+    "--input-topic",
+    "in",
+    "--output-topic",
+    "out",
+    "--rejects-topic",
+    "rej",
+    "--group-id",
+    "g",
+]
 
 
-@pytest.mark.parametrize("extra, expected", [
-    (["-X", "enable.auto.commit=true"], ("enable.auto.commit is set by the command (offsets "
-                                         "are committed only after the outputs are "
-                                         "acknowledged)")),
-    (["-X", "consumer.group.id=other"], "group.id is set by the command (give --group-id)"),
-    (["-X", "producer.acks=1"], ("acks is set by the command (every output must be "
-                                 "acknowledged by all in-sync replicas)")),
-    (["-X", "linger.ms"], "'linger.ms' is not KEY=VALUE"),
-    (["--batch-size", "0"], "'0' is not from 1 to 100000"),
-    (["--poll-timeout", "soon"], "'soon' is not a number"),
-    (["--connect-timeout", "1000"], "'1000' is not from 0.1 to 300"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (
+            ["-X", "enable.auto.commit=true"],
+            (
+                "enable.auto.commit is set by the command (offsets "
+                "are committed only after the outputs are "
+                "acknowledged)"
+            ),
+        ),
+        (["-X", "consumer.group.id=other"], "group.id is set by the command (give --group-id)"),
+        (
+            ["-X", "producer.acks=1"],
+            (
+                "acks is set by the command (every output must be "
+                "acknowledged by all in-sync replicas)"
+            ),
+        ),
+        (["-X", "linger.ms"], "'linger.ms' is not KEY=VALUE"),
+        (["--batch-size", "0"], "'0' is not from 1 to 100000"),
+        (["--poll-timeout", "soon"], "'soon' is not a number"),
+        (["--connect-timeout", "1000"], "'1000' is not from 0.1 to 300"),
+    ],
+)
 def test_an_unusable_argument_is_one_error_line_and_status_2(capsys, extra, expected):
     assert cli.main(REQUIRED + extra) == 2
     err = capsys.readouterr().err.splitlines()
@@ -161,7 +228,8 @@ def test_an_unusable_argument_is_one_error_line_and_status_2(capsys, extra, expe
 def test_a_missing_argument_names_it(capsys):
     assert cli.main(REQUIRED[:-2]) == 2
     assert capsys.readouterr().err == (
-        "Error: the following arguments are required: --group-id; see --help\n")
+        "Error: the following arguments are required: --group-id; see --help\n"
+    )
 
 
 def test_the_sasl_password_comes_from_the_environment_never_the_command_line():
@@ -171,18 +239,21 @@ def test_the_sasl_password_comes_from_the_environment_never_the_command_line():
     assert cli.options_from(args, {}).client_config == {"sasl.username": "u"}
 
 
-@pytest.mark.parametrize("sizes, limit, expected", [
-    ([3, 3, 3], 6, [[3, 3], [3]]),
-    ([10, 1], 6, [[10], [1]]),  # one message over the limit is a group of its own
-    ([1, 10, 1], 6, [[1], [10], [1]]),
-    ([0, 0], 6, [[0, 0]]),  # a tombstone weighs nothing
-    ([], 6, []),
-])
+@pytest.mark.parametrize(
+    "sizes, limit, expected",
+    [
+        ([3, 3, 3], 6, [[3, 3], [3]]),
+        ([10, 1], 6, [[10], [1]]),  # one message over the limit is a group of its own
+        ([1, 10, 1], 6, [[1], [10], [1]]),
+        ([0, 0], 6, [[0, 0]]),  # a tombstone weighs nothing
+        ([], 6, []),
+    ],
+)
 def test_a_consumed_batch_is_estimated_in_calls_of_bounded_size(sizes, limit, expected):
-    messages = [Incoming(b"x" * n if n else None, None, None, "in", 0, i)
-                for i, n in enumerate(sizes)]
-    assert [[len(m.value or b"") for m in group] for group in by_size(messages, limit)] == \
-        expected
+    messages = [
+        Incoming(b"x" * n if n else None, None, None, "in", 0, i) for i, n in enumerate(sizes)
+    ]
+    assert [[len(m.value or b"") for m in group] for group in by_size(messages, limit)] == expected
 
 
 class Replaced(Exception):
@@ -194,8 +265,11 @@ def test_the_image_started_with_kafka_becomes_the_consumer(monkeypatch):
 
     def execv(path, argv):
         raise Replaced(path, argv)
+
     monkeypatch.setattr(launcher.os, "execv", execv)
     with pytest.raises(Replaced) as replaced:
         launcher.main(["kafka", "--group-id", "g"])
-    assert replaced.value.args == (sys.executable, [
-        sys.executable, "-m", "insurance_charges.events", "kafka", "--group-id", "g"])
+    assert replaced.value.args == (
+        sys.executable,
+        [sys.executable, "-m", "insurance_charges.events", "kafka", "--group-id", "g"],
+    )

@@ -1,4 +1,5 @@
 """The compiled fast path gives pipeline.predict's numbers, or the model serves the slow way."""
+
 import dataclasses
 import logging
 import math
@@ -56,9 +57,13 @@ def test_fast_path_equals_pipeline_predict_on_every_row_of_the_data_set(real_mod
     assert parity.relative_differences(real_model.predict(records), want).max() <= TOLERANCE
     # One at a time too, as single-record requests arrive (every 20th row keeps this quick).
     singles = records[::20]
-    assert parity.relative_differences([real_model.predict([r])[0] for r in singles],
-                                       [pipeline_predict(real_model.pipeline, [r])[0]
-                                        for r in singles]).max() <= TOLERANCE
+    assert (
+        parity.relative_differences(
+            [real_model.predict([r])[0] for r in singles],
+            [pipeline_predict(real_model.pipeline, [r])[0] for r in singles],
+        ).max()
+        <= TOLERANCE
+    )
 
 
 def test_fast_path_equals_pipeline_predict_on_10000_random_valid_records(real_model):
@@ -77,9 +82,17 @@ def test_fast_path_equals_pipeline_predict_on_10000_random_valid_records(real_mo
 
 def test_fast_path_fills_gaps_with_the_fitted_imputer_values(real_model):
     nan = float("nan")
-    holes = [{"age": 40, "sex": "male", "bmi": nan, "children": 2, "smoker": "no", "region": nan},
-             {"age": nan, "sex": nan, "bmi": 31.2, "children": nan, "smoker": "yes",
-              "region": "northeast"}]
+    holes = [
+        {"age": 40, "sex": "male", "bmi": nan, "children": 2, "smoker": "no", "region": nan},
+        {
+            "age": nan,
+            "sex": nan,
+            "bmi": 31.2,
+            "children": nan,
+            "smoker": "yes",
+            "region": "northeast",
+        },
+    ]
     got = real_model.fast.predict(holes)
     assert parity.relative_differences(got, pipeline_predict(real_model.pipeline, holes)).max() == 0
 
@@ -88,8 +101,10 @@ def test_model_without_the_fast_path_gives_the_same_numbers(real_model):
     slow = dataclasses.replace(real_model, fast=None)
     records = valid_records(300, seed=5)
     assert slow.fast is None
-    assert parity.relative_differences(real_model.predict(records), slow.predict(records)).max() \
+    assert (
+        parity.relative_differences(real_model.predict(records), slow.predict(records)).max()
         <= TOLERANCE
+    )
 
 
 def test_loading_logs_one_line_saying_the_fast_path_is_on():
@@ -106,8 +121,12 @@ def test_unknown_step_logs_one_warning_and_serves_through_pipeline_predict(monke
         model = load_model(DEFAULT_MODEL_PATH)
     assert model.fast is None
     assert [m for m in lines.messages if "fast path" in m[1]] == [
-        ("WARNING", "fast path off, serving through pipeline.predict: step 'onehot_encoding' "
-                    "(OneHotEncoder) has no fast equivalent")]
+        (
+            "WARNING",
+            "fast path off, serving through pipeline.predict: step 'onehot_encoding' "
+            "(OneHotEncoder) has no fast equivalent",
+        )
+    ]
     records = valid_records(50, seed=1)
     assert model.predict(records).tolist() == pipeline_predict(model.pipeline, records).tolist()
 
@@ -115,14 +134,18 @@ def test_unknown_step_logs_one_warning_and_serves_through_pipeline_predict(monke
 def test_a_step_that_drifts_from_pycaret_is_caught_on_the_probe(monkeypatch):
     def wrong_imputer(t, include):
         apply, names, row = fastpath.steps.simple_imputer(t, include)
-        return steps.Compiled(lambda columns: [c * 1.001 if c.dtype != object else c
-                                               for c in apply(columns)], names, row)
+        return steps.Compiled(
+            lambda columns: [c * 1.001 if c.dtype != object else c for c in apply(columns)],
+            names,
+            row,
+        )
 
     monkeypatch.setitem(compiler.COMPILERS, "SimpleImputer", wrong_imputer)
     fast, note = fastpath.build(load_model(DEFAULT_MODEL_PATH).pipeline)
     assert fast is None
-    assert note.endswith("step 'numerical_imputer' (SimpleImputer) differs from PyCaret on "
-                         "column 'age'")
+    assert note.endswith(
+        "step 'numerical_imputer' (SimpleImputer) differs from PyCaret on column 'age'"
+    )
 
 
 def test_a_few_records_are_encoded_record_by_record_with_the_same_numbers(real_model):
@@ -130,16 +153,19 @@ def test_a_few_records_are_encoded_record_by_record_with_the_same_numbers(real_m
     records = valid_records(400, seed=17) + parity.corner_records()
     one_by_one = [real_model.fast.predict([r])[0] for r in records]
     assert one_by_one == pipeline_predict(real_model.pipeline, records).tolist()
-    few = records[:predictor.ROWS_BELOW - 1]
-    assert real_model.fast.encode_rows(few).tolist() == \
-        real_model.fast.encode(predictor.inputs(few)).tolist()
+    few = records[: predictor.ROWS_BELOW - 1]
+    assert (
+        real_model.fast.encode_rows(few).tolist()
+        == real_model.fast.encode(predictor.inputs(few)).tolist()
+    )
 
 
 def test_a_record_by_record_step_that_differs_leaves_a_few_records_to_the_columns(monkeypatch):
     def wrong_row(t, include):
         apply, names, row = fastpath.steps.ordinal_encoder(t, include)
-        return steps.Compiled(apply, names, lambda values: [v * 2 if isinstance(v, float) else v
-                                                            for v in row(values)])
+        return steps.Compiled(
+            apply, names, lambda values: [v * 2 if isinstance(v, float) else v for v in row(values)]
+        )
 
     monkeypatch.setitem(compiler.COMPILERS, "OrdinalEncoder", wrong_row)
     fast, note = fastpath.build(load_model(DEFAULT_MODEL_PATH).pipeline)
@@ -218,15 +244,19 @@ def test_categories_encoded_by_their_codes_equal_those_encoded_value_by_value(re
     records = valid_records(3_000, seed=8)
     coded = predictor.inputs(records)
     assert all(isinstance(coded[f.name], steps.Coded) for f in FIELDS if f.kind == CATEGORY)
-    assert real_model.fast.encode(coded).tolist() == \
-        real_model.fast.encode(columns_of(records)).tolist()
+    assert (
+        real_model.fast.encode(coded).tolist()
+        == real_model.fast.encode(columns_of(records)).tolist()
+    )
 
 
 def test_a_category_that_is_no_choice_is_encoded_value_by_value(real_model):
     records = [{**valid_records(1, seed=3)[0], "region": "atlantis"}]
     assert isinstance(predictor.inputs(records)["region"], np.ndarray)
-    assert real_model.fast.predict(records).tolist() == \
-        pipeline_predict(real_model.pipeline, records).tolist()
+    assert (
+        real_model.fast.predict(records).tolist()
+        == pipeline_predict(real_model.pipeline, records).tolist()
+    )
 
 
 def test_an_estimator_without_a_direct_twin_keeps_its_own_predict():

@@ -1,4 +1,5 @@
 """Faults under load: a killed worker, a SIGTERM mid-request, a broken model at start-up."""
+
 import json
 import os
 import signal
@@ -46,8 +47,11 @@ def wait_for(condition, timeout=15.0):
 def test_a_worker_killed_under_load_is_replaced_losing_at_most_its_request(server):
     before = server.worker_pids()
     result = {}
-    loader = threading.Thread(target=lambda: result.update(
-        outcome=run_load(server.port, "/api/v1/predict", ONE, seconds=5, concurrency=4)))
+    loader = threading.Thread(
+        target=lambda: result.update(
+            outcome=run_load(server.port, "/api/v1/predict", ONE, seconds=5, concurrency=4)
+        )
+    )
     loader.start()
     time.sleep(1.5)
     os.kill(before[0], signal.SIGKILL)
@@ -56,16 +60,18 @@ def test_a_worker_killed_under_load_is_replaced_losing_at_most_its_request(serve
     # A sync worker holds one request at a time: at most that one is lost.
     assert len(outcome.errors) <= 1, outcome.errors
     assert outcome.ok > 20
-    assert wait_for(lambda: len(server.worker_pids()) == 2
-                    and before[0] not in server.worker_pids())
+    assert wait_for(
+        lambda: len(server.worker_pids()) == 2 and before[0] not in server.worker_pids()
+    )
     assert server.request("/health")[0] == 200
 
 
 @pytest.fixture(scope="module")
 def overrunning():
     """The shipped gunicorn settings but a 2 s worker timeout, and a route that outlives it."""
-    srv = GunicornServer("tests.overrun_app:application", workers=1,
-                         GUNICORN_CMD_ARGS="--timeout 2")
+    srv = GunicornServer(
+        "tests.overrun_app:application", workers=1, GUNICORN_CMD_ARGS="--timeout 2"
+    )
     try:
         srv.wait_healthy()
         yield srv
@@ -73,10 +79,12 @@ def overrunning():
         srv.kill()
 
 
-@pytest.mark.parametrize("path, media_type", [("/api/v1/overrun", "application/problem+json"),
-                                              ("/overrun", "text/html")])
+@pytest.mark.parametrize(
+    "path, media_type", [("/api/v1/overrun", "application/problem+json"), ("/overrun", "text/html")]
+)
 def test_a_request_past_the_worker_timeout_gets_the_apps_504_not_gunicorns_html_500(
-        overrunning, path, media_type):
+    overrunning, path, media_type
+):
     before = overrunning.worker_pids()
     status, headers, body = overrunning.request(path, body=b"{}", timeout=60)
     assert (status, headers["Content-Type"].split(";")[0]) == (504, media_type), body[:300]
@@ -91,13 +99,15 @@ def test_a_request_past_the_worker_timeout_gets_the_apps_504_not_gunicorns_html_
 def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(server):
     # Send half a 10,000-record batch, so the request is certainly in a worker's hands.
     conn = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-    conn.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: test\r\nContent-Type: "
-                 b"application/json\r\nContent-Length: %d\r\n\r\n" % len(BATCH))
+    conn.sendall(
+        b"POST /api/v1/predict HTTP/1.1\r\nHost: test\r\nContent-Type: "
+        b"application/json\r\nContent-Length: %d\r\n\r\n" % len(BATCH)
+    )
     conn.sendall(BATCH[: len(BATCH) // 2])
     time.sleep(0.5)
     os.kill(server.master_pid(), signal.SIGTERM)
     time.sleep(0.5)
-    conn.sendall(BATCH[len(BATCH) // 2:])
+    conn.sendall(BATCH[len(BATCH) // 2 :])
     response = b""
     while chunk := conn.recv(1 << 16):
         response += chunk
@@ -123,19 +133,31 @@ def broken_model(tmp_path, kind: str, signing_key):
     return target
 
 
-@pytest.mark.parametrize("kind, reason", [
-    ("truncated", "signature does not match the pipeline and card"),
-    ("unsigned", "is not signed"),
-    ("foreign", "no pipeline with predict")])
+@pytest.mark.parametrize(
+    "kind, reason",
+    [
+        ("truncated", "signature does not match the pipeline and card"),
+        ("unsigned", "is not signed"),
+        ("foreign", "no pipeline with predict"),
+    ],
+)
 def test_start_up_with_a_broken_model_exits_non_zero_with_one_clear_line(
-        tmp_path, kind, reason, signing_key, public_key_file):
-    run = subprocess.run(["make", "--no-print-directory", "run"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120,
-                         env={**os.environ, "PORT": str(free_port()),
-                              "MODEL_PATH": str(broken_model(tmp_path, kind, signing_key)),
-                              # the foreign model is signed by the tests' key, and trusted
-                              **({"MODEL_PUBLIC_KEY": str(public_key_file)}
-                                 if kind == "foreign" else {})})
+    tmp_path, kind, reason, signing_key, public_key_file
+):
+    run = subprocess.run(
+        ["make", "--no-print-directory", "run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "PORT": str(free_port()),
+            "MODEL_PATH": str(broken_model(tmp_path, kind, signing_key)),
+            # the foreign model is signed by the tests' key, and trusted
+            **({"MODEL_PUBLIC_KEY": str(public_key_file)} if kind == "foreign" else {}),
+        },
+    )
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error: ")]
     assert run.returncode != 0 and len(errors) == 1 and reason in errors[0]
     assert "Traceback" not in run.stderr + run.stdout

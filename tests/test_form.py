@@ -1,4 +1,5 @@
 """The web form: labelled fields, a readable estimate, problems beside fields, values kept."""
+
 import re
 
 import pytest
@@ -26,8 +27,9 @@ def test_submitting_shows_the_estimate_in_whole_dollars_beside_the_filled_form(c
     html = response.get_data(as_text=True)
     expected = f"${real_model.predict([EXAMPLE_RECORD])[0]:,.0f}"
     assert response.status_code == 200
-    assert re.search(r"Estimated yearly charges: <span class=\"amount\">\$\d{1,3}(,\d{3})*</span>",
-                     html)
+    assert re.search(
+        r"Estimated yearly charges: <span class=\"amount\">\$\d{1,3}(,\d{3})*</span>", html
+    )
     assert f'<span class="amount">{expected}</span>' in html
     assert 'value="27.9"' in html and '<option value="southwest" selected>' in html
 
@@ -38,10 +40,17 @@ def test_out_of_training_range_values_are_estimated_with_a_note(client):
     assert "age 80 is outside the range seen in training" in html
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"age": "abc"}, "age"), ({"age": "17"}, "age"), ({"bmi": "200"}, "bmi"),
-    ({"children": "2.5"}, "children"), ({"sex": ""}, "sex"), ({"region": "mars"}, "region"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"age": "abc"}, "age"),
+        ({"age": "17"}, "age"),
+        ({"bmi": "200"}, "bmi"),
+        ({"children": "2.5"}, "children"),
+        ({"sex": ""}, "sex"),
+        ({"region": "mars"}, "region"),
+    ],
+)
 def test_invalid_submission_explains_the_problem_next_to_its_field(client, changes, field):
     response = client.post("/", data=form_data(**changes))
     html = response.get_data(as_text=True)
@@ -65,8 +74,9 @@ def test_typed_text_is_escaped_when_shown_again(client):
     assert "<b>x</b>" not in html
     # Shown back, escaped: in the input's value and, quoted, in the message beside it.
     assert 'value="&#34;&gt;&lt;b&gt;x&lt;/b&gt;"' in html
-    assert ("Age must be a whole number from 18 to 100; "
-            "&#34;&#34;&gt;&lt;b&gt;x&lt;/b&gt;&#34; is not.") in html
+    assert (
+        "Age must be a whole number from 18 to 100; &#34;&#34;&gt;&lt;b&gt;x&lt;/b&gt;&#34; is not."
+    ) in html
 
 
 def test_empty_submission_lists_all_six_problems(client):

@@ -1,4 +1,5 @@
 """Golden values: the API gives exactly what PyCaret's own predict_model gives."""
+
 import contextlib
 import io
 import json
@@ -35,8 +36,11 @@ def test_example_record_gives_the_golden_value(client, real_model):
 def test_api_equals_predict_model_on_every_row_of_the_data_set(client, real_model, data_path):
     frame = pd.read_csv(data_path)[list(FIELD_NAMES)]
     expected = pycaret_predict_model(real_model.pipeline, frame)
-    body = client.post("/api/v1/predict", data=json.dumps(frame.to_dict("records")),
-                       content_type="application/json").get_json()
+    body = client.post(
+        "/api/v1/predict",
+        data=json.dumps(frame.to_dict("records")),
+        content_type="application/json",
+    ).get_json()
     assert len(body["predictions"]) == len(frame) == 1338
     assert body["predictions"] == pytest.approx(expected.tolist(), abs=0.005)
     single = client.post("/predict_api", json=frame.iloc[7].to_dict()).get_json()

@@ -1,4 +1,5 @@
 """The likely range: split-conformal offsets per group, served by the API beside each estimate."""
+
 import dataclasses
 import math
 
@@ -29,8 +30,13 @@ def test_each_group_gets_its_own_lopsided_offsets():
 
 
 def test_bounds_add_the_group_offsets_and_stop_at_the_floor():
-    spec = {"level": 0.8, "group_by": "smoker", "scale": "dollars", "floor": 1000.0,
-            "offsets": {"yes": {"lower": -500, "upper": 900}, "no": {"lower": -3000, "upper": 10}}}
+    spec = {
+        "level": 0.8,
+        "group_by": "smoker",
+        "scale": "dollars",
+        "floor": 1000.0,
+        "offsets": {"yes": {"lower": -500, "upper": 900}, "no": {"lower": -3000, "upper": 10}},
+    }
     records = [{"smoker": "yes"}, {"smoker": "no"}, {"smoker": "no"}]
     lower, upper = interval.bounds(spec, records, [20000.0, 2500.0, 500.0])
     assert lower.tolist() == [19500.0, 1000.0, 1000.0]
@@ -39,8 +45,13 @@ def test_bounds_add_the_group_offsets_and_stop_at_the_floor():
 
 
 def test_log_scale_offsets_are_ratios_of_the_estimate():
-    spec = {"level": 0.8, "group_by": None, "scale": "log", "floor": 0.0,
-            "offsets": {interval.ALL: {"lower": math.log(0.5), "upper": math.log(2.0)}}}
+    spec = {
+        "level": 0.8,
+        "group_by": None,
+        "scale": "log",
+        "floor": 0.0,
+        "offsets": {interval.ALL: {"lower": math.log(0.5), "upper": math.log(2.0)}},
+    }
     lower, upper = interval.bounds(spec, [{}, {}], [100.0, 3000.0])
     assert lower.tolist() == pytest.approx([50.0, 1500.0])
     assert upper.tolist() == pytest.approx([200.0, 6000.0])
@@ -49,10 +60,15 @@ def test_log_scale_offsets_are_ratios_of_the_estimate():
 def test_coverage_counts_truths_inside_their_range_overall_and_per_group():
     spec = conformal.fit([0, 0], [0, 0], ["yes", "no"], floor=-10)
     spec["offsets"][interval.ALL].update(lower=-1, upper=1)
-    got = conformal.coverage(spec, [{"smoker": "yes"}, {"smoker": "no"}], [0.0, 0.0], [0.5, 3.0],
-                            by="smoker")
-    assert got == {"coverage": 0.5, "by_group": {"smoker=no": 0.0, "smoker=yes": 1.0},
-                   "rows": 2, "mean_width": 2.0}
+    got = conformal.coverage(
+        spec, [{"smoker": "yes"}, {"smoker": "no"}], [0.0, 0.0], [0.5, 3.0], by="smoker"
+    )
+    assert got == {
+        "coverage": 0.5,
+        "by_group": {"smoker=no": 0.0, "smoker=yes": 1.0},
+        "rows": 2,
+        "mean_width": 2.0,
+    }
 
 
 def test_cross_fitting_checks_each_row_against_a_range_set_without_it():
@@ -71,8 +87,9 @@ def test_cross_fitting_checks_each_row_against_a_range_set_without_it():
 
 def interval_schema(client):
     doc = client.get("/openapi.json").get_json()
-    return Draft202012Validator({"$ref": "#/components/schemas/Interval",
-                                 "components": doc["components"]})
+    return Draft202012Validator(
+        {"$ref": "#/components/schemas/Interval", "components": doc["components"]}
+    )
 
 
 def test_api_returns_the_likely_range_around_the_estimate(client, record, real_model):
@@ -107,23 +124,39 @@ def test_a_model_whose_card_has_no_interval_answers_without_one(real_model, reco
     app = create_app({"TESTING": True, "MODEL": dataclasses.replace(real_model, card=card)})
     client = app.test_client()
     assert list(client.post("/api/v1/predict", json=record).get_json()) == [
-        "prediction", "model_version", "warnings", "inference_id"]
+        "prediction",
+        "model_version",
+        "warnings",
+        "inference_id",
+    ]
     assert "intervals" not in client.post("/api/v1/predict", json=[record]).get_json()
     html = client.post("/", data={k: str(v) for k, v in record.items()}).get_data(as_text=True)
     assert "Estimated yearly charges" in html and "Likely between" not in html
 
 
 def test_bounds_of_whole_dollar_estimates_are_exact_dollars_and_cents():
-    spec = {"level": 0.8, "group_by": None, "scale": "dollars", "floor": 0.0,
-            "offsets": {interval.ALL: {"lower": -0.5, "upper": 0.25}}}
+    spec = {
+        "level": 0.8,
+        "group_by": None,
+        "scale": "dollars",
+        "floor": 0.0,
+        "offsets": {interval.ALL: {"lower": -0.5, "upper": 0.25}},
+    }
     lower, upper = interval.bounds(spec, [{}, {}], [100, 3000])
     assert lower.tolist() == [99.5, 2999.5] and upper.tolist() == [100.25, 3000.25]
 
 
 def test_bounds_split_by_a_category_use_each_records_own_group():
-    spec = {"level": 0.8, "group_by": "region", "scale": "log", "floor": 0.0,
-            "offsets": {r: {"lower": 0.0, "upper": math.log(i + 2)} for i, r in enumerate(
-                ("northeast", "northwest", "southeast", "southwest"))}}
+    spec = {
+        "level": 0.8,
+        "group_by": "region",
+        "scale": "log",
+        "floor": 0.0,
+        "offsets": {
+            r: {"lower": 0.0, "upper": math.log(i + 2)}
+            for i, r in enumerate(("northeast", "northwest", "southeast", "southwest"))
+        },
+    }
     records = [{"region": "southwest"}, {"region": "northeast"}, {"region": "southeast"}]
     lower, upper = interval.bounds(spec, records, [10.0, 10.0, 10.0])
     assert lower.tolist() == [10.0, 10.0, 10.0]

@@ -1,4 +1,5 @@
 """The API's JSON answer written from arrays is byte for byte what orjson writes for to_json()."""
+
 import numpy as np
 import orjson
 import pytest
@@ -13,48 +14,83 @@ from insurance_charges.core.schema import FieldError
 
 def estimates_of(amounts, lower=None, upper=None, *, batch=True, warnings=(), level=0.8):
     """Estimates as the core builds them, from plain lists of dollars."""
+
     def as_array(values):
         return None if values is None else np.asarray(values, dtype=np.float64)
-    return Estimates(batch=batch, records=[{}] * len(amounts), amounts=as_array(amounts),
-                     lower=as_array(lower), upper=as_array(upper),
-                     level=None if lower is None else level, warnings=list(warnings),
-                     model_version="2026.11.22-gbr-0123abcd")
+
+    return Estimates(
+        batch=batch,
+        records=[{}] * len(amounts),
+        amounts=as_array(amounts),
+        lower=as_array(lower),
+        upper=as_array(upper),
+        level=None if lower is None else level,
+        warnings=list(warnings),
+        model_version="2026.11.22-gbr-0123abcd",
+    )
 
 
 def reference(estimates: Estimates, request_id: str | None = None) -> bytes:
     return orjson.dumps(estimates.to_json(request_id=request_id))
 
 
-WARNING = FieldError("/1/age", "age 70 is outside the ages seen in training (18 to 64)",
-                     "extrapolated")
+WARNING = FieldError(
+    "/1/age", "age 70 is outside the ages seen in training (18 to 64)", "extrapolated"
+)
 
 
-@pytest.mark.parametrize("estimates", [
-    estimates_of([1234.5], [1000.0], [2000.25], batch=False),
-    estimates_of([1234.5], batch=False),
-    estimates_of([1234.5]),
-    estimates_of([1234.5], [1000.0], [2000.25]),
-    estimates_of([], [], []),
-    estimates_of([1234.5, 60000.07], [1000.0, 50000.0], [2000.25, 71234.99], warnings=[WARNING]),
-    estimates_of([1234.5, 60000.07], [1000.0, 50000.0], [2000.25, 71234.99], level=0.9),
-    estimates_of([5000.0, 1e16, 0.01, 123456789.12], [4000.0, 9e15, 0.0, 1e-05],
-                 [6000.0, 2e16, 0.02, 1.5e20]),
-], ids=["one", "one-without-range", "batch-without-ranges", "batch-of-one", "no-records", "warned",
-        "other-level", "odd-magnitudes"])
+@pytest.mark.parametrize(
+    "estimates",
+    [
+        estimates_of([1234.5], [1000.0], [2000.25], batch=False),
+        estimates_of([1234.5], batch=False),
+        estimates_of([1234.5]),
+        estimates_of([1234.5], [1000.0], [2000.25]),
+        estimates_of([], [], []),
+        estimates_of(
+            [1234.5, 60000.07], [1000.0, 50000.0], [2000.25, 71234.99], warnings=[WARNING]
+        ),
+        estimates_of([1234.5, 60000.07], [1000.0, 50000.0], [2000.25, 71234.99], level=0.9),
+        estimates_of(
+            [5000.0, 1e16, 0.01, 123456789.12],
+            [4000.0, 9e15, 0.0, 1e-05],
+            [6000.0, 2e16, 0.02, 1.5e20],
+        ),
+    ],
+    ids=[
+        "one",
+        "one-without-range",
+        "batch-without-ranges",
+        "batch-of-one",
+        "no-records",
+        "warned",
+        "other-level",
+        "odd-magnitudes",
+    ],
+)
 def test_answer_bytes_equal_orjsons_for_every_shape_of_answer(estimates):
     assert answer_json(estimates) == reference(estimates)
 
 
-@pytest.mark.parametrize("request_id", ["R", "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "a/b+c=d:e@f.g_h-",
-                                        "x" * 128])
-@pytest.mark.parametrize("estimates", [
-    estimates_of([1234.5], [1000.0], [2000.25], batch=False),
-    estimates_of([1234.5], batch=False),
-    estimates_of([1234.5, 7.0]),
-    estimates_of([1234.5], [1000.0], [2000.25]),
-    estimates_of([1234.5, 60000.07, 3.0], [1000.0, 50000.0, 2.0], [2000.25, 71234.99, 4.0],
-                 warnings=[WARNING]),
-], ids=["one", "one-without-range", "batch-without-ranges", "batch-of-one", "warned"])
+@pytest.mark.parametrize(
+    "request_id", ["R", "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "a/b+c=d:e@f.g_h-", "x" * 128]
+)
+@pytest.mark.parametrize(
+    "estimates",
+    [
+        estimates_of([1234.5], [1000.0], [2000.25], batch=False),
+        estimates_of([1234.5], batch=False),
+        estimates_of([1234.5, 7.0]),
+        estimates_of([1234.5], [1000.0], [2000.25]),
+        estimates_of(
+            [1234.5, 60000.07, 3.0],
+            [1000.0, 50000.0, 2.0],
+            [2000.25, 71234.99, 4.0],
+            warnings=[WARNING],
+        ),
+    ],
+    ids=["one", "one-without-range", "batch-without-ranges", "batch-of-one", "warned"],
+)
 def test_answer_bytes_with_inference_ids_equal_orjsons(estimates, request_id):
     assert answer_json(estimates, request_id) == reference(estimates, request_id)
 
@@ -67,8 +103,11 @@ def test_batch_ids_equal_orjsons_for_any_request_id_and_size(request_id, count):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(*[st.floats(0, 1e12, allow_nan=False)] * 3), min_size=1,
-                max_size=50).map(lambda rows: [sorted(row) for row in rows]))
+@given(
+    st.lists(st.tuples(*[st.floats(0, 1e12, allow_nan=False)] * 3), min_size=1, max_size=50).map(
+        lambda rows: [sorted(row) for row in rows]
+    )
+)
 def test_answer_bytes_equal_orjsons_for_any_dollar_amounts(rows):
     lower, amounts, upper = (list(column) for column in zip(*rows, strict=True))
     estimates = estimates_of(np.round(amounts, 2), np.round(lower, 2), np.round(upper, 2))

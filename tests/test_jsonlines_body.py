@@ -4,6 +4,7 @@ The reference is the reader as it was: every line through ``parse_json`` one at 
 problem counted. The bulk reader must give the same records, the same problems and the same
 status for any body, and refuse a body of millions of bad lines without a Python step each.
 """
+
 from __future__ import annotations
 
 import gc
@@ -47,8 +48,12 @@ def one_line_at_a_time(data: bytes):
         try:
             items.append(strict_json.parse_json(body, body.decode("utf-8")))
         except UnicodeDecodeError as exc:
-            problems.append((number, f"the line is not UTF-8 text (byte {exc.start + 1}); "
-                                     "send the body as UTF-8"))
+            problems.append(
+                (
+                    number,
+                    f"the line is not UTF-8 text (byte {exc.start + 1}); send the body as UTF-8",
+                )
+            )
             continue
         except RecursionError:
             problems.append((number, "the line's JSON is nested too deeply"))
@@ -70,32 +75,68 @@ def one_line_at_a_time(data: bytes):
 
 def outcome(read, data: bytes):
     """What a reader answers: the records and their lines, or the refusal in full."""
+
     def accepted(got):
         records, lines = (got.records, got.lines) if hasattr(got, "records") else got
         return "ok", [dict(r) for r in records], [type(r["bmi"]) for r in records], lines.tolist()
+
     return reader_outcome(read, data, accepted)
 
 
 # Lines that each path of the reader meets: records, blank and odd whitespace, lines orjson
 # refuses and json reads (a lone surrogate), long digit runs, repeated keys, colons in
 # strings, lines that are not JSON at all, and lines that are JSON but not records.
-LINES = [RECORD, RECORD, RECORD.replace(b'"bmi": 10.0', b'"bmi": 10'),
-         RECORD.replace(b'"bmi": 10.0', b'"bmi": 310'),
-         RECORD.replace(b'"age": 18', b'"age": 18.0'),
-         b"", b"   ", b"\r", b"\x0c" + RECORD + b"\x0b", b"\t" + RECORD + b" \r",
-         b"{}", b"0", b"[{}]", b'"\\ud800"', b'{"\\ud800": 1}', b'"\\ud83d\\ude00"',
-         b'{"age": 1000000000000000000000}', b"0000000000000000000", b'{"age": 19, "age": 19}',
-         b'[{"a": 1, "a": 2}]', b'{"sex": "x:y"}', b'{"a": {"b": 1, "b": 2}}', b"{", b"1, 2",
-         b'{"age": NaN}', b"\xef\xbb\xbf{}", b"\xff{}", DEEP, b'{"bmi": 1e999}',
-         b'{"age": 30, "sex": "male", "bmi": 27.90000000000000000001, "children": 0, '
-         b'"smoker": "no", "region": "northeast"}']
+LINES = [
+    RECORD,
+    RECORD,
+    RECORD.replace(b'"bmi": 10.0', b'"bmi": 10'),
+    RECORD.replace(b'"bmi": 10.0', b'"bmi": 310'),
+    RECORD.replace(b'"age": 18', b'"age": 18.0'),
+    b"",
+    b"   ",
+    b"\r",
+    b"\x0c" + RECORD + b"\x0b",
+    b"\t" + RECORD + b" \r",
+    b"{}",
+    b"0",
+    b"[{}]",
+    b'"\\ud800"',
+    b'{"\\ud800": 1}',
+    b'"\\ud83d\\ude00"',
+    b'{"age": 1000000000000000000000}',
+    b"0000000000000000000",
+    b'{"age": 19, "age": 19}',
+    b'[{"a": 1, "a": 2}]',
+    b'{"sex": "x:y"}',
+    b'{"a": {"b": 1, "b": 2}}',
+    b"{",
+    b"1, 2",
+    b'{"age": NaN}',
+    b"\xef\xbb\xbf{}",
+    b"\xff{}",
+    DEEP,
+    b'{"bmi": 1e999}',
+    b'{"age": 30, "sex": "male", "bmi": 27.90000000000000000001, "children": 0, '
+    b'"smoker": "no", "region": "northeast"}',
+]
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(lines=st.lists(st.sampled_from(LINES), min_size=1, max_size=12),
-       ending=st.sampled_from([b"\n", b"\r\n"]), last=st.booleans(),
-       chunk=st.sampled_from([(1, 10**9), (2, 10**9), (5, 10**9), (10**9, 1), (10**9, 60),
-                              (jsonlines_body.CHUNK_LINES, jsonlines_body.CHUNK_BYTES)]))
+@given(
+    lines=st.lists(st.sampled_from(LINES), min_size=1, max_size=12),
+    ending=st.sampled_from([b"\n", b"\r\n"]),
+    last=st.booleans(),
+    chunk=st.sampled_from(
+        [
+            (1, 10**9),
+            (2, 10**9),
+            (5, 10**9),
+            (10**9, 1),
+            (10**9, 60),
+            (jsonlines_body.CHUNK_LINES, jsonlines_body.CHUNK_BYTES),
+        ]
+    ),
+)
 def test_bulk_reading_answers_exactly_as_reading_one_line_at_a_time(lines, ending, last, chunk):
     data = ending.join(lines) + (ending if last else b"")
     expected = outcome(one_line_at_a_time, data)
@@ -166,8 +207,9 @@ BAD_BODIES = {  # 6 MB each: millions of lines, every one of them a problem
 
 
 @pytest.mark.parametrize("line, refusal, first", BAD_BODIES.values(), ids=BAD_BODIES)
-def test_six_mb_of_bad_lines_are_read_in_bulk_and_refused_at_the_101st_problem(exact_reads, line,
-                                                                              refusal, first):
+def test_six_mb_of_bad_lines_are_read_in_bulk_and_refused_at_the_101st_problem(
+    exact_reads, line, refusal, first
+):
     calls, collector = exact_reads
     with pytest.raises(refusal) as raised:
         read_jsonlines(fill(line))

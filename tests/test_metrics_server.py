@@ -1,5 +1,6 @@
 """The metrics port can never take the service down: a deadline on every connection, a bound on
 connections and threads, and gunicorn hooks whose failures stop nothing."""
+
 from __future__ import annotations
 
 import errno
@@ -57,6 +58,7 @@ def serve():
         server.start()
         servers.append(server)
         return server
+
     yield start
     for server in servers:
         server.shutdown()
@@ -83,15 +85,16 @@ def dropped(client: socket.socket, timeout: float = PATIENCE) -> bool:
     return False
 
 
-def trickled_until_dropped(client: socket.socket, text: bytes, every: float = 0.1,
-                           timeout: float = PATIENCE) -> bool:
+def trickled_until_dropped(
+    client: socket.socket, text: bytes, every: float = 0.1, timeout: float = PATIENCE
+) -> bool:
     """Send ``text`` one byte every ``every`` seconds, each well inside any per-read timeout;
     whether the server closed the connection meanwhile."""
     deadline = time.monotonic() + timeout
     position = 0
     while time.monotonic() < deadline:
         try:
-            client.send(text[position % len(text):position % len(text) + 1])
+            client.send(text[position % len(text) : position % len(text) + 1])
         except (BrokenPipeError, ConnectionResetError):
             return True
         position += 1
@@ -122,7 +125,8 @@ STALLS = {
 
 @pytest.mark.parametrize("sent", STALLS.values(), ids=STALLS.keys())
 def test_a_client_that_stalls_is_dropped_at_its_deadline_and_its_thread_serves_the_next(
-        serve, sent):
+    serve, sent
+):
     server = serve(connections=1)
     stalled = connect(server.server_port)
     stalled.sendall(sent)
@@ -131,8 +135,9 @@ def test_a_client_that_stalls_is_dropped_at_its_deadline_and_its_thread_serves_t
     stalled.close()
 
 
-@pytest.mark.parametrize("text", [b"GET /metrics HTTP/1.1\r\nX-Slow: " + b"a" * 1000,
-                                  b"GET /" + b"m" * 1000])
+@pytest.mark.parametrize(
+    "text", [b"GET /metrics HTTP/1.1\r\nX-Slow: " + b"a" * 1000, b"GET /" + b"m" * 1000]
+)
 def test_a_client_trickling_bytes_is_dropped_at_its_deadline_however_steady(serve, text):
     server = serve(connections=1)
     with connect(server.server_port) as slow:
@@ -146,8 +151,9 @@ def test_a_client_that_never_reads_its_answer_is_dropped_at_its_deadline(serve):
     reader.connect(("127.0.0.1", server.server_port))
     reader.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
     try:  # the one thread is writing to the stalled reader until its deadline ends it
-        with socket.create_connection(("127.0.0.1", server.server_port),
-                                      timeout=PATIENCE) as next_client:
+        with socket.create_connection(
+            ("127.0.0.1", server.server_port), timeout=PATIENCE
+        ) as next_client:
             next_client.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
             assert next_client.recv(12) == b"HTTP/1.0 200"
     finally:
@@ -156,9 +162,11 @@ def test_a_client_that_never_reads_its_answer_is_dropped_at_its_deadline(serve):
 
 def held_connections(port: int) -> int:
     """Connections to ``port`` this process holds a descriptor for on the server's side."""
-    return sum(1 for c in psutil.Process().net_connections("tcp")
-               if c.laddr and c.laddr.port == port and c.raddr
-               and c.status == psutil.CONN_ESTABLISHED)
+    return sum(
+        1
+        for c in psutil.Process().net_connections("tcp")
+        if c.laddr and c.laddr.port == port and c.raddr and c.status == psutil.CONN_ESTABLISHED
+    )
 
 
 def open_idle(port: int, count: int) -> list[socket.socket]:
@@ -186,8 +194,7 @@ def wait_until(condition, timeout: float = PATIENCE, every: float = 0.1) -> bool
     return condition()
 
 
-def test_however_many_clients_connect_the_server_holds_a_fixed_few_descriptors_and_threads(
-        serve):
+def test_however_many_clients_connect_the_server_holds_a_fixed_few_descriptors_and_threads(serve):
     server = serve(connections=2, seconds=PATIENCE)
     threads = threading.active_count()
     clients = open_idle(server.server_port, 50)
@@ -227,8 +234,11 @@ def test_a_new_worker_keeps_no_copy_of_the_metrics_sockets(serve):
     child = os.fork()
     if child == 0:  # gunicorn's post_fork hook does this in every new worker
         server.after_fork()
-        kept = [c for c in psutil.Process().net_connections("tcp")
-                if c.laddr and c.laddr.port == server.server_port]
+        kept = [
+            c
+            for c in psutil.Process().net_connections("tcp")
+            if c.laddr and c.laddr.port == server.server_port
+        ]
         os._exit(len(kept))
     try:
         assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0
@@ -279,11 +289,16 @@ def test_out_of_descriptors_the_server_warns_once_and_answers_once_some_are_free
     assert warned == 1
 
 
-@pytest.mark.parametrize("raised", [
-    OSError(errno.EMFILE, "Too many open files"), IsADirectoryError(21, "Is a directory"),
-    RuntimeError("Read beyond file size detected, file is corrupted."),
-    TypeError("memoryview: length is not a multiple of itemsize"), KeyError("sequence"),
-])
+@pytest.mark.parametrize(
+    "raised",
+    [
+        OSError(errno.EMFILE, "Too many open files"),
+        IsADirectoryError(21, "Is a directory"),
+        RuntimeError("Read beyond file size detected, file is corrupted."),
+        TypeError("memoryview: length is not a multiple of itemsize"),
+        KeyError("sequence"),
+    ],
+)
 def test_a_guarded_hook_logs_what_it_raised_once_and_returns(caplog, raised):
     def child_exit(server, worker):
         raise raised
@@ -291,8 +306,13 @@ def test_a_guarded_hook_logs_what_it_raised_once_and_returns(caplog, raised):
     with caplog.at_level(logging.ERROR, logger="insurance_charges.monitoring.master"):
         assert guarded(child_exit)(None, None) is None
     assert [(r.levelname, r.getMessage(), r.exc_info[1]) for r in caplog.records] == [
-        ("ERROR", f"gunicorn hook child_exit failed; the service goes on: "
-                  f"{type(raised).__name__}: {raised}", raised)]
+        (
+            "ERROR",
+            f"gunicorn hook child_exit failed; the service goes on: "
+            f"{type(raised).__name__}: {raised}",
+            raised,
+        )
+    ]
 
 
 @pytest.mark.parametrize("hook", ["post_fork", "child_exit", "worker_exit", "on_exit"])
@@ -305,24 +325,35 @@ def test_every_hook_that_runs_while_the_service_serves_is_guarded(monkeypatch, h
 
 # --- The real service under gunicorn ------------------------------------------------------
 
+
 def master_connections(server, port: int) -> int:
     """Connections to the metrics port that gunicorn's master holds a descriptor for."""
-    return sum(1 for c in psutil.Process(server.master_pid()).net_connections("tcp")
-               if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+    return sum(
+        1
+        for c in psutil.Process(server.master_pid()).net_connections("tcp")
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )
 
 
 def replaced(server, killed: int, workers: int) -> bool:
     """Whether the master is alive with ``workers`` workers, ``killed`` not among them."""
+
     def done():
         pids = server.worker_pids()
-        return len(pids) == workers and killed not in pids and all(
-            psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+        return (
+            len(pids) == workers
+            and killed not in pids
+            and all(psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+        )
+
     return wait_until(done, timeout=60) and server.proc.poll() is None
 
 
 def answers(server) -> bool:
-    return (server.request("/health")[0] == 200
-            and server.request("/api/v1/predict", EXAMPLE_RECORD)[0] == 200)
+    return (
+        server.request("/health")[0] == 200
+        and server.request("/api/v1/predict", EXAMPLE_RECORD)[0] == 200
+    )
 
 
 # Descriptors left to the master above those it has open once serving: room for its own work
@@ -333,8 +364,7 @@ IDLE_CLIENTS = 4 * SPARE_DESCRIPTORS
 
 
 @pytest.mark.slow
-def test_idle_connections_to_the_metrics_port_under_a_low_ulimit_cannot_stop_the_master(
-        metered):
+def test_idle_connections_to_the_metrics_port_under_a_low_ulimit_cannot_stop_the_master(metered):
     server, port = metered()
     master = server.master_pid()
     highest = max(int(fd) for fd in os.listdir(f"/proc/{master}/fd"))
@@ -366,8 +396,12 @@ def test_idle_and_trickling_clients_of_the_metrics_port_are_dropped_after_the_ti
     for client, sent in zip(stalled, STALLS.values(), strict=True):
         client.sendall(sent)
     with connect(port) as slow:  # waits for a thread; then trickles past the deadline
-        assert trickled_until_dropped(slow, b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 9999,
-                                      every=1.0, timeout=3 * CONNECTION_SECONDS + PATIENCE)
+        assert trickled_until_dropped(
+            slow,
+            b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 9999,
+            every=1.0,
+            timeout=3 * CONNECTION_SECONDS + PATIENCE,
+        )
     assert all(dropped(client, timeout=1) for client in stalled)
     for client in stalled:
         client.close()
@@ -397,10 +431,12 @@ def counter_file_corrupt(directory: Path, pid: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", [lock_is_a_directory, drift_counts_cut_short,
-                                   counter_file_corrupt])
+@pytest.mark.parametrize(
+    "fault", [lock_is_a_directory, drift_counts_cut_short, counter_file_corrupt]
+)
 def test_a_dead_worker_whose_files_cannot_be_folded_is_logged_once_and_replaced(
-        metered, tmp_path, fault):
+    metered, tmp_path, fault
+):
     server, port = metered(workers=1)
     assert answers(server)  # the worker has written its metric files
     killed = server.worker_pids()[0]

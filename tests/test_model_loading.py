@@ -1,4 +1,5 @@
 """Loading the model: verified once at start-up, refused with one clear line when wrong."""
+
 import json
 import os
 import subprocess
@@ -25,8 +26,11 @@ def signed_copy(model_copy, signing_key, test_keys):
     loads them trusting only the tests' key.
     """
     sign_with(signing_key, model_copy)
-    return (model_copy, lambda: sign_with(signing_key, model_copy),
-            lambda: load_model(model_copy, test_keys))
+    return (
+        model_copy,
+        lambda: sign_with(signing_key, model_copy),
+        lambda: load_model(model_copy, test_keys),
+    )
 
 
 def edit_card(model_path, **changes):
@@ -121,8 +125,9 @@ def test_a_pipeline_of_another_kind_than_its_card_says_is_refused(signed_copy, s
     path, _, load = signed_copy
     joblib.dump(Pipeline([("m", DummyRegressor(constant=1.0, strategy="constant"))]), path)
     vouch_for(path, signing_key)
-    with pytest.raises(ModelLoadError, match="holds a DummyRegressor, but its card says "
-                                             "GradientBoostingRegressor"):
+    with pytest.raises(
+        ModelLoadError, match="holds a DummyRegressor, but its card says GradientBoostingRegressor"
+    ):
         load()
 
 
@@ -146,15 +151,15 @@ def test_an_unsigned_model_is_refused_before_it_is_unpickled(model_copy, tmp_pat
     assert not marker.exists()
 
 
-def test_a_model_signed_by_an_untrusted_key_is_refused_before_it_is_unpickled(model_copy,
-                                                                              tmp_path):
+def test_a_model_signed_by_an_untrusted_key_is_refused_before_it_is_unpickled(model_copy, tmp_path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     marker = tmp_path / "payload-ran"
     joblib.dump(Payload(marker), model_copy)
     vouch_for(model_copy, Ed25519PrivateKey.generate())  # the attacker's own key
-    with pytest.raises(ModelLoadError, match="signed by key [0-9a-f]{16}, which this service "
-                                             "does not trust"):
+    with pytest.raises(
+        ModelLoadError, match="signed by key [0-9a-f]{16}, which this service does not trust"
+    ):
         load_model(model_copy)
     assert not marker.exists()
 
@@ -193,32 +198,62 @@ def test_bad_setting_in_the_environment_is_refused(monkeypatch):
 def test_loading_the_model_writes_no_logs_file_in_the_working_directory(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYCARET_")}
     env["PYTHONPATH"] = str(ROOT)
-    subprocess.run([sys.executable, "-c", "from insurance_charges.paths import DEFAULT_MODEL_PATH;"
-                    "from insurance_charges.serving.model import load_model;"
-                    "load_model(DEFAULT_MODEL_PATH).predict([dict(age=30, sex='male', "
-                    "bmi=30.0, children=1, smoker='no', region='northeast')])"],
-                   cwd=tmp_path, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from insurance_charges.paths import DEFAULT_MODEL_PATH;"
+            "from insurance_charges.serving.model import load_model;"
+            "load_model(DEFAULT_MODEL_PATH).predict([dict(age=30, sex='male', "
+            "bmi=30.0, children=1, smoker='no', region='northeast')])",
+        ],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"schema__training_ranges": {"age": {"min": 18, "max": 64}}},
-     "schema.training_ranges must give min and max for age, bmi, children"),
-    ({"schema__training_ranges": {"age": {"min": "18", "max": 64}, "bmi": {"min": 1, "max": 2},
-                                  "children": {"min": 0, "max": 5}}},
-     "schema.training_ranges.age must hold numbers min <= max"),
-    ({"interval__offsets": {"yes": {"lower": -1, "upper": 1}}},
-     "interval.offsets must have one entry for each of no, yes"),
-    ({"interval__offsets": {"yes": {"lower": -1, "upper": 1}, "no": {"lower": "a", "upper": 1}}},
-     "interval.offsets.no must hold numbers lower <= upper"),
-    ({"interval__level": 80}, "interval.level must be a number between 0 and 1"),
-    ({"interval__group_by": "bmi"}, "interval.group_by 'bmi' is not a category field"),
-    ({"interval__scale": "percent"}, "interval.scale dollars or log"),
-    ({"versions__numpy": 1.26}, "versions must map each library to a version string"),
-    ({"model_version": "2026.11.21-gbr-00000000"}, "does not end with the first 8 characters"),
-    ({"metrics": {}}, "lacks metrics.holdout"),
-    ({"data__rows": 0}, "data.rows must be a positive whole number"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"schema__training_ranges": {"age": {"min": 18, "max": 64}}},
+            "schema.training_ranges must give min and max for age, bmi, children",
+        ),
+        (
+            {
+                "schema__training_ranges": {
+                    "age": {"min": "18", "max": 64},
+                    "bmi": {"min": 1, "max": 2},
+                    "children": {"min": 0, "max": 5},
+                }
+            },
+            "schema.training_ranges.age must hold numbers min <= max",
+        ),
+        (
+            {"interval__offsets": {"yes": {"lower": -1, "upper": 1}}},
+            "interval.offsets must have one entry for each of no, yes",
+        ),
+        (
+            {
+                "interval__offsets": {
+                    "yes": {"lower": -1, "upper": 1},
+                    "no": {"lower": "a", "upper": 1},
+                }
+            },
+            "interval.offsets.no must hold numbers lower <= upper",
+        ),
+        ({"interval__level": 80}, "interval.level must be a number between 0 and 1"),
+        ({"interval__group_by": "bmi"}, "interval.group_by 'bmi' is not a category field"),
+        ({"interval__scale": "percent"}, "interval.scale dollars or log"),
+        ({"versions__numpy": 1.26}, "versions must map each library to a version string"),
+        ({"model_version": "2026.11.21-gbr-00000000"}, "does not end with the first 8 characters"),
+        ({"metrics": {}}, "lacks metrics.holdout"),
+        ({"data__rows": 0}, "data.rows must be a positive whole number"),
+    ],
+)
 def test_a_card_that_would_fail_requests_stops_loading_with_one_line(signed_copy, change, message):
     path, resign, load = signed_copy
     edit_card(path, **change)
@@ -239,8 +274,11 @@ def test_a_model_that_cannot_estimate_the_example_record_is_refused(model_copy, 
     from insurance_charges.serving import model as estimator
 
     monkeypatch.setattr(estimator.Model, "predict", lambda self, records: [float("nan")])
-    with pytest.raises(ModelLoadError, match=r"cannot estimate a known record \(the estimate is "
-                                             r"nan, not a positive number of dollars\)"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"cannot estimate a known record \(the estimate is "
+        r"nan, not a positive number of dollars\)",
+    ):
         load_model(model_copy)
 
 

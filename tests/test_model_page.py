@@ -1,5 +1,6 @@
 """The model page (/model): the card for people, with live drift, readable without colour and
 without an axe-core violation at desktop and phone sizes."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,12 +32,17 @@ def text_of(html: str) -> str:
 
 def post_sample(client_or_url, data_path, count: int = 600, seed: int = 1) -> None:
     """Send ``count`` records drawn from the training data, in one batch."""
-    records = pd.read_csv(data_path)[list(FIELD_NAMES)].sample(
-        count, replace=True, random_state=seed).to_dict("records")
+    records = (
+        pd.read_csv(data_path)[list(FIELD_NAMES)]
+        .sample(count, replace=True, random_state=seed)
+        .to_dict("records")
+    )
     if isinstance(client_or_url, str):
-        request = urllib.request.Request(client_or_url + "api/v1/predict",
-                                         data=json.dumps(records).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            client_or_url + "api/v1/predict",
+            data=json.dumps(records).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200
     else:
@@ -66,11 +72,17 @@ def test_the_page_ranks_what_drives_estimates_as_the_card_recorded(client, real_
     drivers = real_model.card["drivers"]
     page = text_of(client.get("/model").get_data(as_text=True))
     listed = re.findall(r"(\w[\w ()-]*?): the average estimate moves by", page)
-    assert listed == ["Smoker", "Age", "Body-mass index (BMI)", "Children covered", "Region",
-                      "Sex"][:len(drivers["order"])]
+    assert (
+        listed
+        == ["Smoker", "Age", "Body-mass index (BMI)", "Children covered", "Region", "Sex"][
+            : len(drivers["order"])
+        ]
+    )
     smoker = drivers["fields"]["smoker"]
-    assert (f"moves by ${smoker['spread']:,.0f} (yes: ${smoker['mean_estimate'][0]:,.0f}, "
-            f"no: ${smoker['mean_estimate'][1]:,.0f})") in page
+    assert (
+        f"moves by ${smoker['spread']:,.0f} (yes: ${smoker['mean_estimate'][0]:,.0f}, "
+        f"no: ${smoker['mean_estimate'][1]:,.0f})"
+    ) in page
 
 
 def test_driver_charts_tell_smokers_from_non_smokers_without_colour(client):
@@ -90,7 +102,8 @@ def test_drift_waits_for_enough_records_then_draws_training_against_served(app, 
     served = client.get("/api/v1/drift").get_json()["since_start"]["records"]
     if served < drift.MIN_RECORDS:  # this process may have served others' records already
         assert "Charts appear once 500 records have been served" in text_of(
-            client.get("/model").get_data(as_text=True))
+            client.get("/model").get_data(as_text=True)
+        )
     post_sample(client, data_path)
     html = client.get("/model").get_data(as_text=True)
     bars = re.findall(r'<svg class="chart"[^>]*aria-labelledby="drift-.*?</svg>', html, re.S)
@@ -121,8 +134,7 @@ def test_bins_are_named_as_people_read_them(real_model):
 
 @pytest.mark.browser
 @pytest.mark.parametrize("viewport", VIEWPORTS)
-def test_axe_finds_no_wcag_violations_on_the_model_page(browser, server, viewport,
-                                                        data_path):
+def test_axe_finds_no_wcag_violations_on_the_model_page(browser, server, viewport, data_path):
     require(AXE.is_file(), f"needs axe-core: run `npm ci` in {AXE.parents[2]}")
     _, url = server
     post_sample(url, data_path)  # enough records for the drift charts

@@ -1,4 +1,5 @@
 """Outcomes: captured estimates joined with their bills, and a report of how right they were."""
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,21 @@ VERSION = json.loads(CARD.read_text())["model_version"]
 
 def capture(i: int, **changes) -> dict:
     """A valid capture record (as checked), with ``changes``."""
-    record = {"inference_id": f"id-{i}", "time": START + timedelta(hours=i),
-              "model_version": VERSION, "path": "/api/v1/predict", "age": 30, "sex": "female",
-              "bmi": 25.0, "children": 0, "smoker": "no", "region": "northeast",
-              "estimate": 5000.0, "low": 4000.0, "high": 6000.0}
+    record = {
+        "inference_id": f"id-{i}",
+        "time": START + timedelta(hours=i),
+        "model_version": VERSION,
+        "path": "/api/v1/predict",
+        "age": 30,
+        "sex": "female",
+        "bmi": 25.0,
+        "children": 0,
+        "smoker": "no",
+        "region": "northeast",
+        "estimate": 5000.0,
+        "low": 4000.0,
+        "high": 6000.0,
+    }
     record.update(changes)
     return record
 
@@ -50,16 +62,26 @@ def shared(real_model, data_path, tmp_path_factory):
     records = data[list(FIELD_NAMES)].to_dict("records")
     got = estimate_valid(real_model, records)
     folder = tmp_path_factory.mktemp("captures")
-    data = data.assign(inference_id=[f"patient-{i}" for i in range(len(data))],
-                       time=[START + timedelta(hours=HOURS_APART * i) for i in range(len(data))],
-                       estimate=got.amounts, low=got.lower, high=got.upper)
+    data = data.assign(
+        inference_id=[f"patient-{i}" for i in range(len(data))],
+        time=[START + timedelta(hours=HOURS_APART * i) for i in range(len(data))],
+        estimate=got.amounts,
+        low=got.lower,
+        high=got.upper,
+    )
     for row in data.to_dict("records"):
         hour = folder / row["time"].strftime("%Y/%m/%d/%H")
         hour.mkdir(parents=True, exist_ok=True)
         with open(hour / "part-0.jsonl", "ab") as fh:
-            fh.write(capture_line({**{k: row[k] for k in KEYS if k in data},
-                                   "model_version": real_model.version,
-                                   "path": "/api/v1/predict"}))
+            fh.write(
+                capture_line(
+                    {
+                        **{k: row[k] for k in KEYS if k in data},
+                        "model_version": real_model.version,
+                        "path": "/api/v1/predict",
+                    }
+                )
+            )
     bills = folder.parent / "bills.csv"
     data[["inference_id", "charges"]].to_csv(bills, index=False)
     return folder, bills, data
@@ -79,47 +101,73 @@ def one_error_line(err: str) -> str:
 
 # --- The capture format ------------------------------------------------------------------------
 
+
 def test_a_capture_line_written_for_a_real_estimate_reads_back_as_the_same_record(real_model):
-    got = estimate_valid(real_model, [{"age": 19, "sex": "female", "bmi": 27.9, "children": 0,
-                                       "smoker": "yes", "region": "southwest"}])
-    record = capture(0, estimate=float(got.amounts[0]), low=float(got.lower[0]),
-                     high=float(got.upper[0]), model_version=real_model.version,
-                     time=datetime(2026, 12, 7, 13, 52, 28, 123456, tzinfo=UTC))
+    got = estimate_valid(
+        real_model,
+        [
+            {
+                "age": 19,
+                "sex": "female",
+                "bmi": 27.9,
+                "children": 0,
+                "smoker": "yes",
+                "region": "southwest",
+            }
+        ],
+    )
+    record = capture(
+        0,
+        estimate=float(got.amounts[0]),
+        low=float(got.lower[0]),
+        high=float(got.upper[0]),
+        model_version=real_model.version,
+        time=datetime(2026, 12, 7, 13, 52, 28, 123456, tzinfo=UTC),
+    )
     line = capture_line(record)
     assert line.endswith(b"\n") and b'"time":"2026-12-07T13:52:28.123456Z"' in line
     assert list(json.loads(line)) == list(KEYS)
     assert check_capture(json.loads(line)) == (record, None)
 
 
-@pytest.mark.parametrize("changes, problem", [
-    ({"inference_id": ""}, "inference_id must be 1 to 200"),
-    ({"inference_id": "a b"}, "inference_id must be 1 to 200"),
-    ({"inference_id": 7}, "inference_id must be 1 to 200"),
-    ({"time": "2026-11-02T00:00:00"}, "time must be an ISO 8601 UTC time"),
-    ({"time": "2026-11-02T01:00:00+01:00"}, "time must be an ISO 8601 UTC time"),
-    ({"time": "yesterday"}, "time must be an ISO 8601 UTC time"),
-    ({"model_version": ""}, "model_version must be text"),
-    ({"path": "api/v1/predict"}, "path must start with /"),
-    ({"age": 17}, "age must be a whole number from 18 to 100"),
-    ({"smoker": "sometimes"}, 'smoker must be one of "yes", "no"'),
-    ({"estimate": None}, "estimate must be a number of dollars"),
-    ({"estimate": "5000"}, "estimate must be a number of dollars"),
-    ({"estimate": 10 ** 400}, "estimate must be a number of dollars"),
-    ({"low": None}, "low and high must both be numbers or both null"),
-    ({"low": 7000.0}, "low 7000 is above high 6000"),
-    ({"high": True}, "high must be a number of dollars"),
-])
+@pytest.mark.parametrize(
+    "changes, problem",
+    [
+        ({"inference_id": ""}, "inference_id must be 1 to 200"),
+        ({"inference_id": "a b"}, "inference_id must be 1 to 200"),
+        ({"inference_id": 7}, "inference_id must be 1 to 200"),
+        ({"time": "2026-11-02T00:00:00"}, "time must be an ISO 8601 UTC time"),
+        ({"time": "2026-11-02T01:00:00+01:00"}, "time must be an ISO 8601 UTC time"),
+        ({"time": "yesterday"}, "time must be an ISO 8601 UTC time"),
+        ({"model_version": ""}, "model_version must be text"),
+        ({"path": "api/v1/predict"}, "path must start with /"),
+        ({"age": 17}, "age must be a whole number from 18 to 100"),
+        ({"smoker": "sometimes"}, 'smoker must be one of "yes", "no"'),
+        ({"estimate": None}, "estimate must be a number of dollars"),
+        ({"estimate": "5000"}, "estimate must be a number of dollars"),
+        ({"estimate": 10**400}, "estimate must be a number of dollars"),
+        ({"low": None}, "low and high must both be numbers or both null"),
+        ({"low": 7000.0}, "low 7000 is above high 6000"),
+        ({"high": True}, "high must be a number of dollars"),
+    ],
+)
 def test_a_bad_capture_value_is_named(changes, problem):
     body = {**capture(0), "time": "2026-11-02T00:00:00Z", **changes}
     assert check_capture(body)[0] is None
     assert problem in check_capture(body)[1]
 
 
-@pytest.mark.parametrize("body, problem", [
-    ([1, 2], "a capture record must be a JSON object"),
-    ({"inference_id": "x"}, "missing time, model_version"),
-    ({**capture(0), "time": "2026-11-02T00:00:00Z", "api_key": "secret"}, "unknown key 'api_key'"),
-])
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        ([1, 2], "a capture record must be a JSON object"),
+        ({"inference_id": "x"}, "missing time, model_version"),
+        (
+            {**capture(0), "time": "2026-11-02T00:00:00Z", "api_key": "secret"},
+            "unknown key 'api_key'",
+        ),
+    ],
+)
 def test_a_capture_that_is_not_a_record_is_named(body, problem):
     assert problem in check_capture(body)[1]
 
@@ -131,8 +179,10 @@ def test_a_capture_without_a_likely_range_is_valid():
 
 # --- Join and report on the shared data set ----------------------------------------------------
 
+
 def test_join_and_report_on_the_shared_data_equal_an_independent_computation(
-        shared, tmp_path, capsys):
+    shared, tmp_path, capsys
+):
     folder, bills, data = shared
     joined = tmp_path / "joined.parquet"
     status, out, _ = run(capsys, "join", "--captures", folder, "--actuals", bills, "-o", joined)
@@ -148,11 +198,11 @@ def test_join_and_report_on_the_shared_data_equal_an_independent_computation(
     result = json.loads(out)
     error = data["estimate"] - data["charges"]
     covered = (data["low"] <= data["charges"]) & (data["charges"] <= data["high"])
-    r2 = 1 - (error ** 2).sum() / ((data["charges"] - data["charges"].mean()) ** 2).sum()
+    r2 = 1 - (error**2).sum() / ((data["charges"] - data["charges"].mean()) ** 2).sum()
     for figures in (result["overall"], result["versions"][VERSION]):
         assert figures["records"] == len(data)
         assert figures["mae"] == pytest.approx(error.abs().mean(), rel=1e-12)
-        assert figures["rmse"] == pytest.approx(math.sqrt((error ** 2).mean()), rel=1e-12)
+        assert figures["rmse"] == pytest.approx(math.sqrt((error**2).mean()), rel=1e-12)
         assert figures["r2"] == pytest.approx(r2, rel=1e-12)
         assert figures["bias"] == pytest.approx(error.mean(), abs=1e-9)
         assert figures["coverage"] == pytest.approx(covered.mean(), rel=1e-12)
@@ -168,19 +218,20 @@ def test_the_report_per_week_and_smoker_group_equals_pandas_groupby(shared, tmp_
     run(capsys, "join", "--captures", folder, "--actuals", bills, "-o", joined)
     _, out, _ = run(capsys, "report", joined)
     version = json.loads(out)["versions"][VERSION]
-    frame = data.assign(error=(data["estimate"] - data["charges"]).abs(),
-                        week=[f"{t.isocalendar()[0]}-W{t.isocalendar()[1]:02d}"
-                              for t in data["time"]])
+    frame = data.assign(
+        error=(data["estimate"] - data["charges"]).abs(),
+        week=[f"{t.isocalendar()[0]}-W{t.isocalendar()[1]:02d}" for t in data["time"]],
+    )
     weekly = frame.groupby("week")["error"].agg(["mean", "size"])
     assert list(version["weeks"]) == list(weekly.index)
     assert [w["mae"] for w in version["weeks"].values()] == pytest.approx(list(weekly["mean"]))
     assert [w["records"] for w in version["weeks"].values()] == list(weekly["size"])
     by_smoker = frame.groupby("smoker")["error"].mean()
-    assert {s: g["mae"] for s, g in version["smoker"].items()} == pytest.approx(
-        by_smoker.to_dict())
+    assert {s: g["mae"] for s, g in version["smoker"].items()} == pytest.approx(by_smoker.to_dict())
 
 
 # --- Coverage's interval and the exit status at the boundary -----------------------------------
+
 
 def independent_wilson(k: int, n: int) -> tuple[float, float]:
     """Wilson's interval as the roots of (p̂ - p)² = z² p (1 - p) / n, solved for p."""
@@ -190,8 +241,9 @@ def independent_wilson(k: int, n: int) -> tuple[float, float]:
     return (-b - root) / (2 * a), (-b + root) / (2 * a)
 
 
-@pytest.mark.parametrize("k, n", [(0, 10), (8, 10), (80, 100), (69, 100), (90, 100), (10, 10),
-                                  (1125, 1338)])
+@pytest.mark.parametrize(
+    "k, n", [(0, 10), (8, 10), (80, 100), (69, 100), (90, 100), (10, 10), (1125, 1338)]
+)
 def test_coverage_interval_is_wilsons(k, n):
     assert measures.wilson(k, n) == pytest.approx(independent_wilson(k, n), abs=1e-12)
 
@@ -214,13 +266,23 @@ def joined_frame(n: int, covered: int, error: float = 100.0, version: str = VERS
     estimate = charges + error
     inside = np.arange(n) < covered
     low = np.where(inside, charges - 1, charges + 1)  # the bill just inside, or just below
-    return pd.DataFrame({
-        "inference_id": [f"id-{i}" for i in range(n)],
-        "time": [START + timedelta(minutes=i) for i in range(n)],
-        "model_version": version, "age": 30, "sex": "male", "bmi": 25.0, "children": 0,
-        "smoker": np.where(np.arange(n) % 2, "yes", "no"), "region": "northeast",
-        "estimate": estimate, "low": low, "high": charges + 2 * abs(error) + 1,
-        "charges": charges})
+    return pd.DataFrame(
+        {
+            "inference_id": [f"id-{i}" for i in range(n)],
+            "time": [START + timedelta(minutes=i) for i in range(n)],
+            "model_version": version,
+            "age": 30,
+            "sex": "male",
+            "bmi": 25.0,
+            "children": 0,
+            "smoker": np.where(np.arange(n) % 2, "yes", "no"),
+            "region": "northeast",
+            "estimate": estimate,
+            "low": low,
+            "high": charges + 2 * abs(error) + 1,
+            "charges": charges,
+        }
+    )
 
 
 def card_with_mae(tmp_path: Path, mae: float) -> Path:
@@ -235,28 +297,46 @@ N = 100  # records in a boundary test: enough for the interval's edge to fall be
 LOW_EDGE, HIGH_EDGE = boundary(N)
 
 
-@pytest.mark.parametrize("covered, status", [
-    (LOW_EDGE, 3), (LOW_EDGE + 1, 0), (HIGH_EDGE - 1, 0), (HIGH_EDGE, 3)])
+@pytest.mark.parametrize(
+    "covered, status", [(LOW_EDGE, 3), (LOW_EDGE + 1, 0), (HIGH_EDGE - 1, 0), (HIGH_EDGE, 3)]
+)
 def test_exit_status_3_exactly_when_coverages_interval_excludes_80_percent(
-        covered, status, tmp_path, capsys):
+    covered, status, tmp_path, capsys
+):
     joined = tmp_path / "joined.parquet"
     joined_frame(N, covered).to_parquet(joined)
     got, out, err = run(capsys, "report", joined, "--card", card_with_mae(tmp_path, 1000.0))
     assert got == status
     assert json.loads(out)["overall"]["coverage_interval"] == pytest.approx(
-        independent_wilson(covered, N))
+        independent_wilson(covered, N)
+    )
     assert ("excludes the 80% it promises" in err) == (status == 3)
 
 
-@pytest.mark.parametrize("error, threshold, status", [
-    (1250.0, "0.25", 0), (1250.5, "0.25", 3), (1000.0, "0", 0), (1000.5, "0", 3),
-    (1500.0, "0.5", 0)])
+@pytest.mark.parametrize(
+    "error, threshold, status",
+    [
+        (1250.0, "0.25", 0),
+        (1250.5, "0.25", 3),
+        (1000.0, "0", 0),
+        (1000.5, "0", 3),
+        (1500.0, "0.5", 0),
+    ],
+)
 def test_exit_status_3_exactly_when_mae_exceeds_the_cards_by_more_than_the_threshold(
-        error, threshold, status, tmp_path, capsys):
+    error, threshold, status, tmp_path, capsys
+):
     joined = tmp_path / "joined.csv"
     joined_frame(N, 80, error=error).to_csv(joined, index=False)
-    got, _, err = run(capsys, "report", joined, "--card", card_with_mae(tmp_path, 1000.0),
-                      "--mae-threshold", threshold)
+    got, _, err = run(
+        capsys,
+        "report",
+        joined,
+        "--card",
+        card_with_mae(tmp_path, 1000.0),
+        "--mae-threshold",
+        threshold,
+    )
     assert got == status
     assert ("above the card's holdout MAE $1,000" in err) == (status == 3)
 
@@ -270,7 +350,7 @@ def test_the_default_mae_threshold_is_the_documented_one(tmp_path, capsys):
 
 def test_a_version_without_a_card_has_its_coverage_checked_but_not_its_mae(tmp_path, capsys):
     joined = tmp_path / "joined.csv"
-    joined_frame(N, 80, error=10 ** 6, version="2027.01.01-other").to_csv(joined, index=False)
+    joined_frame(N, 80, error=10**6, version="2027.01.01-other").to_csv(joined, index=False)
     status, out, _ = run(capsys, "report", joined)
     assert status == 0
     assert json.loads(out)["checks"]["mae_unchecked"] == ["2027.01.01-other"]
@@ -284,13 +364,16 @@ def test_json_has_overall_and_each_version_with_records_mae_and_coverage(tmp_pat
     result = json.loads(run(capsys, "report", joined)[1])
     assert result["overall"]["records"] == 30 and result["overall"]["coverage"] == 0.8
     assert {v: f["records"] for v, f in result["versions"].items()} == {
-        VERSION: 10, "2027.01.01-other": 20}
+        VERSION: 10,
+        "2027.01.01-other": 20,
+    }
     assert all({"records", "mae", "coverage"} <= set(f) for f in result["versions"].values())
 
 
 def test_weeks_are_iso_weeks_so_new_years_day_2027_is_in_the_53rd_week_of_2026(tmp_path, capsys):
-    frame = joined_frame(2, 2).assign(time=[datetime(2027, 1, 1, tzinfo=UTC),
-                                            datetime(2027, 1, 4, tzinfo=UTC)])
+    frame = joined_frame(2, 2).assign(
+        time=[datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 1, 4, tzinfo=UTC)]
+    )
     frame.to_parquet(tmp_path / "joined.parquet")
     result = json.loads(run(capsys, "report", tmp_path / "joined.parquet")[1])
     assert list(result["versions"][VERSION]["weeks"]) == ["2026-W53", "2027-W01"]
@@ -298,8 +381,10 @@ def test_weeks_are_iso_weeks_so_new_years_day_2027_is_in_the_53rd_week_of_2026(t
 
 # --- The HTML page -----------------------------------------------------------------------------
 
+
 def test_the_html_report_is_one_self_contained_page_with_charts_against_the_card(
-        shared, tmp_path, capsys):
+    shared, tmp_path, capsys
+):
     folder, bills, _ = shared
     joined = tmp_path / "joined.parquet"
     run(capsys, "join", "--captures", folder, "--actuals", bills, "-o", joined)
@@ -317,29 +402,40 @@ def test_the_html_report_is_one_self_contained_page_with_charts_against_the_card
 GOOD = capture_line(capture(0))
 
 
-@pytest.mark.parametrize("line, problem", [
-    (b"not json\n", "not JSON"),
-    (b"[1, 2]\n", "a capture record must be a JSON object"),
-    (b'{"inference_id": "id-9", "inference_id": "id-9"}\n', "appears more than once"),
-    (b'{"x": NaN}\n', "not JSON"),
-    (b"\xff\xfe\n", "not UTF-8"),
-    (b"[" * 100_000 + b"\n", "longer than 64 KiB"),
-    (b"[" * 50_000 + b"\n", "not JSON"),
-    (capture_line(capture(9))[:-1].replace(b'"age":30', b'"age":"30"') + b"\n",
-     "age must be a whole number"),
-    # A key twice in a line whose values hold colons (its time), and with an escaped colon
-    # making up for the repeat's own: never the last value silently.
-    (capture_line(capture(9)).replace(b'"age":30', b'"age":99,"age":30'), "'age' appears more"),
-    (capture_line(capture(9)).replace(b'"age":30', b'"age":99,"age":30').replace(
-        b'"/api/v1/predict"', b'"/api\\u003av1"'), "'age' appears more than once"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        (b"not json\n", "not JSON"),
+        (b"[1, 2]\n", "a capture record must be a JSON object"),
+        (b'{"inference_id": "id-9", "inference_id": "id-9"}\n', "appears more than once"),
+        (b'{"x": NaN}\n', "not JSON"),
+        (b"\xff\xfe\n", "not UTF-8"),
+        (b"[" * 100_000 + b"\n", "longer than 64 KiB"),
+        (b"[" * 50_000 + b"\n", "not JSON"),
+        (
+            capture_line(capture(9))[:-1].replace(b'"age":30', b'"age":"30"') + b"\n",
+            "age must be a whole number",
+        ),
+        # A key twice in a line whose values hold colons (its time), and with an escaped colon
+        # making up for the repeat's own: never the last value silently.
+        (capture_line(capture(9)).replace(b'"age":30', b'"age":99,"age":30'), "'age' appears more"),
+        (
+            capture_line(capture(9))
+            .replace(b'"age":30', b'"age":99,"age":30')
+            .replace(b'"/api/v1/predict"', b'"/api\\u003av1"'),
+            "'age' appears more than once",
+        ),
+    ],
+)
 def test_a_bad_capture_line_is_a_listed_reject_and_the_rest_still_join(
-        line, problem, tmp_path, capsys):
+    line, problem, tmp_path, capsys
+):
     folder = write_lines(tmp_path / "captures", [GOOD, line])
     bills = tmp_path / "bills.csv"
     bills.write_text("inference_id,charges\nid-0,5100\n")
-    status, out, _ = run(capsys, "join", "--captures", folder, "--actuals", bills,
-                         "-o", tmp_path / "joined.csv")
+    status, out, _ = run(
+        capsys, "join", "--captures", folder, "--actuals", bills, "-o", tmp_path / "joined.csv"
+    )
     assert status == 1
     assert "joined 1 of 1 captures" in out and "rejected 1 capture lines" in out
     rejects = pd.read_csv(tmp_path / "joined.rejects.csv")
@@ -352,24 +448,36 @@ def bills_rows(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("rows, problem", [
-    ("id-0,,\n", "charges must be dollars from 0 to 10,000,000; got ''"),
-    ("id-0,nan,\n", "charges must be dollars"),
-    ("id-0,-5,\n", "charges must be dollars"),
-    ("id-0,inf,\n", "charges must be dollars"),
-    ("id-0,12e9,\n", "charges must be dollars"),
-    ("id-0,lots,\n", "charges must be dollars"),
-    (",5100,\n", "inference_id must be 1 to 200"),
-    ("id-0,5100,someday\n", "billed_at must be an ISO 8601 date or time"),
-    ("id-0,5100,2026-10-01\n", "is before the estimate was made"),
-    ("id-7,5100,\n", "no capture has this inference_id"),
-    ("id-0,5100,\nid-0,5200,\n", "2 bills have this inference_id (lines 2, 3)"),
-])
+@pytest.mark.parametrize(
+    "rows, problem",
+    [
+        ("id-0,,\n", "charges must be dollars from 0 to 10,000,000; got ''"),
+        ("id-0,nan,\n", "charges must be dollars"),
+        ("id-0,-5,\n", "charges must be dollars"),
+        ("id-0,inf,\n", "charges must be dollars"),
+        ("id-0,12e9,\n", "charges must be dollars"),
+        ("id-0,lots,\n", "charges must be dollars"),
+        (",5100,\n", "inference_id must be 1 to 200"),
+        ("id-0,5100,someday\n", "billed_at must be an ISO 8601 date or time"),
+        ("id-0,5100,2026-10-01\n", "is before the estimate was made"),
+        ("id-7,5100,\n", "no capture has this inference_id"),
+        ("id-0,5100,\nid-0,5200,\n", "2 bills have this inference_id (lines 2, 3)"),
+    ],
+)
 def test_a_bad_bill_is_a_listed_reject_and_its_capture_is_listed_unbilled(
-        rows, problem, tmp_path, capsys):
+    rows, problem, tmp_path, capsys
+):
     folder = write_lines(tmp_path / "captures", [GOOD])
-    status, out, _ = run(capsys, "join", "--captures", folder, "--actuals",
-                         bills_rows(tmp_path, rows), "-o", tmp_path / "joined.csv")
+    status, out, _ = run(
+        capsys,
+        "join",
+        "--captures",
+        folder,
+        "--actuals",
+        bills_rows(tmp_path, rows),
+        "-o",
+        tmp_path / "joined.csv",
+    )
     assert status == 1 and "joined 0 of 1 captures" in out
     rejects = pd.read_csv(tmp_path / "joined.rejects.csv", keep_default_na=False)
     assert all(rejects["input"] == "actuals") and problem in rejects["problem"][0]
@@ -379,17 +487,34 @@ def test_a_bad_bill_is_a_listed_reject_and_its_capture_is_listed_unbilled(
 
 def test_a_capture_repeated_exactly_is_kept_once_and_listed(tmp_path, capsys):
     folder = write_lines(tmp_path / "captures", [GOOD, GOOD])
-    status, out, _ = run(capsys, "join", "--captures", folder, "--actuals",
-                         bills_rows(tmp_path, "id-0,5100,\n"), "-o", tmp_path / "joined.csv")
+    status, out, _ = run(
+        capsys,
+        "join",
+        "--captures",
+        folder,
+        "--actuals",
+        bills_rows(tmp_path, "id-0,5100,\n"),
+        "-o",
+        tmp_path / "joined.csv",
+    )
     assert status == 0 and "joined 1 of 1 captures" in out and "1 repeated captures" in out
     assert "repeats" in pd.read_csv(tmp_path / "joined.rejects.csv")["problem"][0]
 
 
 def test_captures_that_disagree_under_one_id_are_all_rejected_and_so_is_their_bill(
-        tmp_path, capsys):
+    tmp_path, capsys
+):
     folder = write_lines(tmp_path / "captures", [GOOD, capture_line(capture(0, estimate=1.0))])
-    status, _, _ = run(capsys, "join", "--captures", folder, "--actuals",
-                       bills_rows(tmp_path, "id-0,5100,\n"), "-o", tmp_path / "joined.csv")
+    status, _, _ = run(
+        capsys,
+        "join",
+        "--captures",
+        folder,
+        "--actuals",
+        bills_rows(tmp_path, "id-0,5100,\n"),
+        "-o",
+        tmp_path / "joined.csv",
+    )
     rejects = pd.read_csv(tmp_path / "joined.rejects.csv")
     assert status == 1 and len(rejects) == 3
     assert rejects["problem"].str.contains("which was billed is unknown").sum() == 2
@@ -398,94 +523,141 @@ def test_captures_that_disagree_under_one_id_are_all_rejected_and_so_is_their_bi
 
 def test_a_capture_never_billed_is_listed_and_does_not_fail_the_join(tmp_path, capsys):
     folder = write_lines(tmp_path / "captures", [GOOD, capture_line(capture(1))])
-    status, out, _ = run(capsys, "join", "--captures", folder, "--actuals",
-                         bills_rows(tmp_path, "id-0,5100,2026-11-20\n"),
-                         "-o", tmp_path / "joined.csv")
+    status, out, _ = run(
+        capsys,
+        "join",
+        "--captures",
+        folder,
+        "--actuals",
+        bills_rows(tmp_path, "id-0,5100,2026-11-20\n"),
+        "-o",
+        tmp_path / "joined.csv",
+    )
     assert status == 0 and "1 captures without a bill yet" in out
     assert list(pd.read_csv(tmp_path / "joined.unbilled.csv")["inference_id"]) == ["id-1"]
 
 
-@pytest.mark.parametrize("setup, argv, message", [
-    (None, ["--captures", "{tmp}/none"], "--captures {tmp}/none: no such file or directory"),
-    ("empty", ["--captures", "{tmp}/empty"], "no .jsonl files in it or below it"),
-    (None, ["--captures", "s3://bucket/captures"], "local paths only for now"),
-    ("bills_no_charges", [], "no charges column"),
-    ("bills_twice", [], "column 'charges' appears more than once"),
-    ("bills_tsv", ["--actuals", "{tmp}/bills.tsv"], "name it .csv or .parquet"),
-    ("parquet_int_ids", ["--actuals", "{tmp}/bills.parquet"],
-     "column inference_id holds int64; it must hold text"),
-    ("parquet_text_charges", ["--actuals", "{tmp}/bills.parquet"],
-     "column charges holds string; it must hold numbers"),
-    ("not_parquet", ["--actuals", "{tmp}/bills.parquet"], "not a readable Parquet file"),
-    (None, ["-o", "{tmp}/joined.json"], "-o {tmp}/joined.json: cannot tell its format"),
-    (None, ["-o", "{tmp}/bills.csv"], "would overwrite an input"),
-    (None, ["-o", "{tmp}/nowhere/joined.csv"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "setup, argv, message",
+    [
+        (None, ["--captures", "{tmp}/none"], "--captures {tmp}/none: no such file or directory"),
+        ("empty", ["--captures", "{tmp}/empty"], "no .jsonl files in it or below it"),
+        (None, ["--captures", "s3://bucket/captures"], "local paths only for now"),
+        ("bills_no_charges", [], "no charges column"),
+        ("bills_twice", [], "column 'charges' appears more than once"),
+        ("bills_tsv", ["--actuals", "{tmp}/bills.tsv"], "name it .csv or .parquet"),
+        (
+            "parquet_int_ids",
+            ["--actuals", "{tmp}/bills.parquet"],
+            "column inference_id holds int64; it must hold text",
+        ),
+        (
+            "parquet_text_charges",
+            ["--actuals", "{tmp}/bills.parquet"],
+            "column charges holds string; it must hold numbers",
+        ),
+        ("not_parquet", ["--actuals", "{tmp}/bills.parquet"], "not a readable Parquet file"),
+        (None, ["-o", "{tmp}/joined.json"], "-o {tmp}/joined.json: cannot tell its format"),
+        (None, ["-o", "{tmp}/bills.csv"], "would overwrite an input"),
+        (None, ["-o", "{tmp}/nowhere/joined.csv"], "does not exist"),
+    ],
+)
 def test_a_join_that_cannot_be_done_is_one_error_line_and_writes_nothing(
-        setup, argv, message, tmp_path, capsys):
+    setup, argv, message, tmp_path, capsys
+):
     write_lines(tmp_path / "captures", [GOOD])
     (tmp_path / "empty").mkdir()
-    (tmp_path / "bills.csv").write_text({
-        "bills_no_charges": "inference_id,amount\nid-0,1\n",
-        "bills_twice": "inference_id,charges,charges\nid-0,1,2\n"}.get(setup, "inference_id,"
-                                                                       "charges\nid-0,1\n"))
+    (tmp_path / "bills.csv").write_text(
+        {
+            "bills_no_charges": "inference_id,amount\nid-0,1\n",
+            "bills_twice": "inference_id,charges,charges\nid-0,1,2\n",
+        }.get(setup, "inference_id,charges\nid-0,1\n")
+    )
     (tmp_path / "bills.tsv").write_text("inference_id\tcharges\n")
     if setup == "parquet_int_ids":
-        pd.DataFrame({"inference_id": [1], "charges": [1.0]}).to_parquet(
-            tmp_path / "bills.parquet")
+        pd.DataFrame({"inference_id": [1], "charges": [1.0]}).to_parquet(tmp_path / "bills.parquet")
     elif setup == "parquet_text_charges":
         pd.DataFrame({"inference_id": ["id-0"], "charges": ["1"]}).to_parquet(
-            tmp_path / "bills.parquet")
+            tmp_path / "bills.parquet"
+        )
     elif setup == "not_parquet":
         (tmp_path / "bills.parquet").write_bytes(b"PAR1 but not really")
-    options = {"--captures": f"{tmp_path}/captures", "--actuals": f"{tmp_path}/bills.csv",
-               "-o": f"{tmp_path}/joined.csv"}
+    options = {
+        "--captures": f"{tmp_path}/captures",
+        "--actuals": f"{tmp_path}/bills.csv",
+        "-o": f"{tmp_path}/joined.csv",
+    }
     options.update(dict(zip(argv[::2], argv[1::2], strict=True)))
-    status, out, err = run(capsys, "join", *[part.format(tmp=tmp_path)
-                                              for item in options.items() for part in item])
+    status, out, err = run(
+        capsys, "join", *[part.format(tmp=tmp_path) for item in options.items() for part in item]
+    )
     assert status == 2 and out == ""
     assert message.format(tmp=tmp_path) in one_error_line(err)
     assert not (tmp_path / "joined.csv").exists()
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no such file"),
-    ("inference_id,time\nx,2026-11-02T00:00:00Z\n", "no model_version, smoker, estimate"),
-    ("{columns}\n", "no joined records, so nothing to report yet"),
-    ("{columns}\n{row}\n{bad_time}\n", "line 3: time is not an ISO 8601 time (1 rows like it)"),
-    ("{columns}\n{bad_charges}\n", "line 2: charges is not a number of dollars from 0"),
-    ("{columns}\n{half_range}\n", "line 2: low and high are not both numbers"),
-    ("{columns}\n{bad_smoker}\n", "line 2: smoker is not one of yes, no"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        ("inference_id,time\nx,2026-11-02T00:00:00Z\n", "no model_version, smoker, estimate"),
+        ("{columns}\n", "no joined records, so nothing to report yet"),
+        ("{columns}\n{row}\n{bad_time}\n", "line 3: time is not an ISO 8601 time (1 rows like it)"),
+        ("{columns}\n{bad_charges}\n", "line 2: charges is not a number of dollars from 0"),
+        ("{columns}\n{half_range}\n", "line 2: low and high are not both numbers"),
+        ("{columns}\n{bad_smoker}\n", "line 2: smoker is not one of yes, no"),
+    ],
+)
 def test_a_report_that_cannot_be_made_is_one_error_line(content, message, tmp_path, capsys):
     frame = joined_frame(1, 1).astype(str)
     row = ",".join(frame.iloc[0])
     columns = ",".join(frame.columns)
-    swap = {name: ",".join(frame.assign(**{name: value}).iloc[0]) for name, value in
-            (("time", "later"), ("charges", "nan"), ("high", ""), ("smoker", "maybe"))}
+    swap = {
+        name: ",".join(frame.assign(**{name: value}).iloc[0])
+        for name, value in (
+            ("time", "later"),
+            ("charges", "nan"),
+            ("high", ""),
+            ("smoker", "maybe"),
+        )
+    }
     joined = tmp_path / "joined.csv"
     if content is not None:
-        joined.write_text(content.format(columns=columns, row=row, bad_time=swap["time"],
-                                         bad_charges=swap["charges"],
-                                         half_range=swap["high"], bad_smoker=swap["smoker"]))
+        joined.write_text(
+            content.format(
+                columns=columns,
+                row=row,
+                bad_time=swap["time"],
+                bad_charges=swap["charges"],
+                half_range=swap["high"],
+                bad_smoker=swap["smoker"],
+            )
+        )
     status, out, err = run(capsys, "report", joined)
     assert status == 2 and out == ""
     assert message in one_error_line(err)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["report", "j.csv", "--mae-threshold", "-1"], "is not a fraction from 0 to 10"),
-    (["report", "j.csv", "--mae-threshold", "nan"], "is not a fraction from 0 to 10"),
-    (["report", "j.csv", "--format", "pdf"], "invalid choice: 'pdf'"),
-    (["report", "j.json"], "cannot tell its format"),
-    (["report", "j.csv", "--card", "{tmp}/bills.csv"], "not a model card"),
-    (["join", "--captures", "x"], "the following arguments are required: --actuals, -o"),
-    (["audit"], "invalid choice: 'audit'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["report", "j.csv", "--mae-threshold", "-1"], "is not a fraction from 0 to 10"),
+        (["report", "j.csv", "--mae-threshold", "nan"], "is not a fraction from 0 to 10"),
+        (["report", "j.csv", "--format", "pdf"], "invalid choice: 'pdf'"),
+        (["report", "j.json"], "cannot tell its format"),
+        (["report", "j.csv", "--card", "{tmp}/bills.csv"], "not a model card"),
+        (["join", "--captures", "x"], "the following arguments are required: --actuals, -o"),
+        (["audit"], "invalid choice: 'audit'"),
+    ],
+)
 def test_a_usage_mistake_is_one_error_line(argv, message, tmp_path, capsys):
     (tmp_path / "bills.csv").write_text("a,b\n")
     joined_frame(1, 1).to_csv(tmp_path / "j.csv", index=False)
-    argv = [a.format(tmp=tmp_path) if a.startswith("{") else
-            (str(tmp_path / a) if a.startswith("j.") else a) for a in argv]
+    argv = [
+        a.format(tmp=tmp_path)
+        if a.startswith("{")
+        else (str(tmp_path / a) if a.startswith("j.") else a)
+        for a in argv
+    ]
     status, _, err = run(capsys, *argv)
     assert status == 2 and message in one_error_line(err)

@@ -1,4 +1,5 @@
 """The promotion gate's rules, on figures chosen to sit on each side of every threshold."""
+
 import copy
 
 import pytest
@@ -12,15 +13,22 @@ def score(mae=2500.0, covered=80, rows=100, bad=0, has_range=True):
 
 
 def results(challenger=None, champion=None, trained=(False, False), rows=100):
-    return [SetResult("newest (holdout.csv)", rows, challenger or score(rows=rows),
-                      champion or score(rows=rows), challenger_trained=trained[0],
-                      champion_trained=trained[1])]
+    return [
+        SetResult(
+            "newest (holdout.csv)",
+            rows,
+            challenger or score(rows=rows),
+            champion or score(rows=rows),
+            challenger_trained=trained[0],
+            champion_trained=trained[1],
+        )
+    ]
 
 
-def verdict(card, sets, champion="2026.11.21-gbr-586c9afb", not_scored=None,
-            champion_not_scored=None):
-    return {c.name: c for c in gate.judge(card, sets, champion, not_scored,
-                                          champion_not_scored)}
+def verdict(
+    card, sets, champion="2026.11.21-gbr-586c9afb", not_scored=None, champion_not_scored=None
+):
+    return {c.name: c for c in gate.judge(card, sets, champion, not_scored, champion_not_scored)}
 
 
 @pytest.fixture
@@ -32,8 +40,12 @@ def card(real_model):
 def test_a_challenger_as_good_as_the_champion_passes_every_check(card):
     checks = verdict(card, results())
     assert [c.name for c in checks.values()] == [
-        "input schema", "library versions", "finite, positive predictions",
-        "MAE within 5% of the champion's", "interval coverage 78%-82%"]
+        "input schema",
+        "library versions",
+        "finite, positive predictions",
+        "MAE within 5% of the champion's",
+        "interval coverage 78%-82%",
+    ]
     assert all(c.passed for c in checks.values())
 
 
@@ -45,8 +57,9 @@ def test_the_mae_may_be_at_most_five_percent_worse_than_the_champions(card, ours
 
 def test_the_mae_is_compared_over_all_fair_records_weighted_by_their_count(card):
     sets = results(score(mae=2000.0, rows=300, covered=240), score(mae=2000.0, rows=300), rows=300)
-    sets += [SetResult("reference (frozen)", 100, score(mae=2600.0), score(mae=2000.0),
-                       False, False)]
+    sets += [
+        SetResult("reference (frozen)", 100, score(mae=2600.0), score(mae=2000.0), False, False)
+    ]
     check = verdict(card, sets)["MAE within 5% of the champion's"]
     assert check.detail == "2,150.00 vs 2,000.00 (+7.5%) on 400 records" and not check.passed
 
@@ -55,8 +68,10 @@ def test_records_a_model_was_trained_on_are_shown_but_not_judged(card):
     sets = results(score(mae=9000.0, covered=100), score(mae=1000.0), trained=(False, True))
     checks = verdict(card, sets)
     assert not checks["MAE within 5% of the champion's"].passed
-    assert "no evaluation records that neither model was trained on" in \
-        checks["MAE within 5% of the champion's"].detail
+    assert (
+        "no evaluation records that neither model was trained on"
+        in checks["MAE within 5% of the champion's"].detail
+    )
     assert "* a model was trained on these very records" in gate.table(sets, list(checks.values()))
 
 
@@ -72,21 +87,26 @@ def test_the_first_promotion_has_no_champion_to_beat(card):
     assert checks["MAE within 5% of the champion's"].detail == "no champion yet"
 
 
-@pytest.mark.parametrize("covered, rows, passed", [
-    (80, 100, True),     # on target
-    (73, 100, True),     # low, but 100 records cannot tell it from 78%: interval 63.2-81.4%
-    (69, 100, False),    # interval 59.0-77.9%: below the band for sure
-    (89, 100, True),     # interval 81.0-94.4%: touches the band
-    (91, 100, False),    # interval 83.6-95.8%: too generous for sure
-    (457, 536, True),    # 85.3% of 536: interval 81.97-88.15%, just reaches 82%
-    (459, 536, False),   # 85.6%: interval 82.4-88.5%
-    (800, 1000, True),
-    (850, 1000, False),  # more records: the rule tightens towards the band itself
-])
+@pytest.mark.parametrize(
+    "covered, rows, passed",
+    [
+        (80, 100, True),  # on target
+        (73, 100, True),  # low, but 100 records cannot tell it from 78%: interval 63.2-81.4%
+        (69, 100, False),  # interval 59.0-77.9%: below the band for sure
+        (89, 100, True),  # interval 81.0-94.4%: touches the band
+        (91, 100, False),  # interval 83.6-95.8%: too generous for sure
+        (457, 536, True),  # 85.3% of 536: interval 81.97-88.15%, just reaches 82%
+        (459, 536, False),  # 85.6%: interval 82.4-88.5%
+        (800, 1000, True),
+        (850, 1000, False),  # more records: the rule tightens towards the band itself
+    ],
+)
 def test_coverage_must_be_within_78_to_82_percent_allowing_for_sampling_error(
-        card, covered, rows, passed):
-    sets = [SetResult("newest", rows, score(covered=covered, rows=rows), score(rows=rows),
-                      False, False)]
+    card, covered, rows, passed
+):
+    sets = [
+        SetResult("newest", rows, score(covered=covered, rows=rows), score(rows=rows), False, False)
+    ]
     assert verdict(card, sets)["interval coverage 78%-82%"].passed is passed
 
 
@@ -132,13 +152,17 @@ def test_a_champion_that_cannot_be_scored_here_blocks_the_comparison(card):
 
 
 def test_the_table_sets_both_models_side_by_side_and_lists_every_check(card):
-    sets = results(score(mae=2408.57, covered=234, rows=268), score(mae=2428.03, covered=227,
-                                                                    rows=268), rows=268)
+    sets = results(
+        score(mae=2408.57, covered=234, rows=268),
+        score(mae=2428.03, covered=227, rows=268),
+        rows=268,
+    )
     text = gate.table(sets, gate.judge(card, sets, "v1", None, None))
     assert "newest (holdout.csv)                 268        2,408.57      2,428.03" in text
     assert "87.3%           84.7%" in text
-    assert "PASS  MAE within 5% of the champion's  2,408.57 vs 2,428.03 (-0.8%) on 268 records" \
-        in text
+    assert (
+        "PASS  MAE within 5% of the champion's  2,408.57 vs 2,428.03 (-0.8%) on 268 records" in text
+    )
 
 
 def test_the_history_keeps_the_gates_figures(card):
@@ -146,5 +170,6 @@ def test_the_history_keeps_the_gates_figures(card):
     kept = gate.figures(sets, gate.judge(card, sets, "v1", None, None))
     assert kept["passed"] is False
     assert kept["sets"][0]["challenger"] == {"mae": 3000.0, "coverage": 0.8, "bad": 0}
-    assert {c["name"]: c["passed"] for c in kept["checks"]}["MAE within 5% of the champion's"] \
-        is False
+    assert {c["name"]: c["passed"] for c in kept["checks"]}[
+        "MAE within 5% of the champion's"
+    ] is False

@@ -3,6 +3,7 @@ gone) leaves a store the next promote or rollback completes by itself: the histo
 a change is made once its entry is written, and champion.json is brought up to the newest entry
 by whoever comes next. The stop is injected into a real boto3 client talking to moto: the k-th
 PutObject raises before it is sent, as if the process had died there."""
+
 import itertools
 import json
 
@@ -20,8 +21,9 @@ pytest.register_assert_rewrite("tests.registry_fixtures")
 pytest_plugins = ("tests.registry_fixtures",)  # moto_endpoint, aws, store, committed_dir
 from .registry_fixtures import BUCKET, run  # noqa: E402
 
-A, B, C, D, E = (f"2026.01.0{day}-gbr-{letter * 8}" for day, letter in
-                 zip(range(1, 6), "abcde", strict=True))
+A, B, C, D, E = (
+    f"2026.01.0{day}-gbr-{letter * 8}" for day, letter in zip(range(1, 6), "abcde", strict=True)
+)
 VERSION = json.loads(path_for(DEFAULT_MODEL_PATH).read_text())["model_version"]
 
 
@@ -41,6 +43,7 @@ def stopping_at(k: int | None, then=stop):
     def before(**_):
         if next(puts) == k:
             then(k)
+
     s3.meta.events.register("before-parameter-build.s3.PutObject", before)
     return s3
 
@@ -76,10 +79,14 @@ def assert_consistent(store_uri: str) -> str:
     registry = Store(parse_store(store_uri))
     entries = champion.history(registry)
     assert [e["sequence"] for e in entries] == list(range(1, len(entries) + 1))
-    assert all(later["previous"] == earlier["version"]
-               for earlier, later in itertools.pairwise(entries))
-    pointer = boto3.client("s3").get_object(
-        Bucket=BUCKET, Key=parse_store(store_uri).key("champion.json"))["Body"].read()
+    assert all(
+        later["previous"] == earlier["version"] for earlier, later in itertools.pairwise(entries)
+    )
+    pointer = (
+        boto3.client("s3")
+        .get_object(Bucket=BUCKET, Key=parse_store(store_uri).key("champion.json"))["Body"]
+        .read()
+    )
     assert json.loads(pointer) == entries[-1]
     return entries[-1]["version"]
 
@@ -120,8 +127,10 @@ CASES = [
     ("C pending", "rollback", 3, B, A),
     ("C pending", "rollback", None, B, A),
 ]
-IDS = [f"{state}, {change} stopped before put {k}" if k else f"{state}, {change} not stopped"
-       for state, change, k, *_ in CASES]
+IDS = [
+    f"{state}, {change} stopped before put {k}" if k else f"{state}, {change} not stopped"
+    for state, change, k, *_ in CASES
+]
 
 
 def interrupt(store_uri: str, state: str, change: str, k: int | None) -> None:
@@ -133,8 +142,9 @@ def interrupt(store_uri: str, state: str, change: str, k: int | None) -> None:
 
 
 @pytest.mark.parametrize("state, change, k, left, _", CASES, ids=IDS)
-def test_after_a_stopped_change_the_next_promotion_completes_the_store(store, state, change, k,
-                                                                      left, _):
+def test_after_a_stopped_change_the_next_promotion_completes_the_store(
+    store, state, change, k, left, _
+):
     interrupt(store, state, change, k)
     assert champion_now(store) == left  # what servers and `list` see meanwhile
     assert entries_behind(store) <= 1  # servers of older releases read champion.json alone
@@ -145,8 +155,9 @@ def test_after_a_stopped_change_the_next_promotion_completes_the_store(store, st
 
 
 @pytest.mark.parametrize("state, change, k, left, restored", CASES, ids=IDS)
-def test_after_a_stopped_change_the_next_rollback_completes_the_store(store, state, change, k,
-                                                                     left, restored):
+def test_after_a_stopped_change_the_next_rollback_completes_the_store(
+    store, state, change, k, left, restored
+):
     interrupt(store, state, change, k)
     if restored is None:
         with pytest.raises(RegistryError, match="there is no earlier champion to roll back to"):
@@ -174,8 +185,7 @@ def test_a_writer_whose_stopped_change_was_completed_by_another_still_moves_once
     registry = Store(parse_store(store))
     compared = champion.current(registry)  # the gate compares against C...
     champion.settle(registry, champion.current(registry))  # ...while another writer completes C
-    champion.promote(registry, D, by="test", gate=None, forced=False, reason=None,
-                     pointer=compared)
+    champion.promote(registry, D, by="test", gate=None, forced=False, reason=None, pointer=compared)
     assert assert_consistent(store) == D
 
 
@@ -183,8 +193,10 @@ def test_a_writer_whose_champion_json_another_wrote_meanwhile_has_made_its_chang
     start(store, "B after A")
     other = Store(parse_store(store))
     # between the writer's history entry and its champion.json, another writer completes it
-    writer = Store(parse_store(store), s3=stopping_at(
-        2, then=lambda k: champion.settle(other, champion.current(other))))
+    writer = Store(
+        parse_store(store),
+        s3=stopping_at(2, then=lambda k: champion.settle(other, champion.current(other))),
+    )
     entry = champion.promote(writer, D, by="test", gate=None, forced=True, reason="test")
     assert entry["sequence"] == 3 and assert_consistent(store) == D
 
@@ -197,22 +209,26 @@ def published(capsys, store, committed_dir, data_path):
 
 
 def test_the_registry_no_longer_jams_after_a_promotion_stopped_between_its_two_writes(
-        capsys, published):
+    capsys, published
+):
     promote(published, VERSION)
     promote(published, B, stop=2)  # the history entry is written, champion.json is not
     status, out, _ = run(capsys, published, "list", "--history")
     assert status == 0 and out.splitlines()[-1].endswith(
         "(champion.json not written yet: its writer stopped; the next promote or rollback "
-        "writes it)")
+        "writes it)"
+    )
     status, out, err = run(capsys, published, "rollback", "--reason", "after the outage")
     assert status == 0, err
-    assert out.startswith(f"rolled back: {VERSION} is the champion again (was {B}; history "
-                          "entry 3)")
+    assert out.startswith(
+        f"rolled back: {VERSION} is the champion again (was {B}; history entry 3)"
+    )
     assert assert_consistent(published) == VERSION
 
 
-def test_promoting_again_the_version_whose_promotion_stopped_completes_it(capsys, published,
-                                                                          tmp_path):
+def test_promoting_again_the_version_whose_promotion_stopped_completes_it(
+    capsys, published, tmp_path
+):
     promote(published, VERSION, stop=2)  # the first promotion: no champion.json at all
     status, out, _ = run(capsys, published, "fetch", "champion", tmp_path / "serving-now")
     assert status == 0 and f": {VERSION}," in out

@@ -8,6 +8,7 @@ reference set and 268 more the newest data's holdout, neither ever trained on; t
 learns from 400 of the remaining 802 rows, the newer one from all 802, and the damaged one from
 the same 802 rows with the charges shuffled among them (bills joined to the wrong patients).
 """
+
 import json
 import subprocess
 import sys
@@ -47,17 +48,35 @@ def releases(tmp_path_factory, data_path, private_key_file) -> Releases:
     training = shuffled.iloc[536:]
     damaged = training.copy()
     damaged["charges"] = np.random.default_rng(7).permutation(damaged["charges"].to_numpy())
-    frames = {"reference": shuffled.iloc[:268], "holdout": shuffled.iloc[268:536],
-              "older": training.iloc[:400], "newer": training, "damaged": damaged}
+    frames = {
+        "reference": shuffled.iloc[:268],
+        "holdout": shuffled.iloc[268:536],
+        "older": training.iloc[:400],
+        "newer": training,
+        "damaged": damaged,
+    }
     for name, frame in frames.items():
         frame.to_csv(work / f"{name}.csv", index=False)
     dirs = {}
     for name in ("older", "newer", "damaged"):
         dirs[name] = work / name
         done = subprocess.run(
-            [sys.executable, "-m", "insurance_charges.training", "--data", work / f"{name}.csv",
-             "--out", dirs[name], "--signing-key", private_key_file],
-            cwd=ROOT, capture_output=True, text=True, timeout=1200)
+            [
+                sys.executable,
+                "-m",
+                "insurance_charges.training",
+                "--data",
+                work / f"{name}.csv",
+                "--out",
+                dirs[name],
+                "--signing-key",
+                private_key_file,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     return Releases(dirs, work / "reference.csv", work / "holdout.csv")
 
@@ -71,8 +90,9 @@ def registry(store, aws, public_key_file):
 
 def served_version(store: str, aws: dict, public_key_file: Path) -> str:
     """What a fresh server started with MODEL_URI=STORE/champion says it serves."""
-    server = GunicornServer(workers=1, MODEL_URI=f"{store}/champion",
-                            MODEL_PUBLIC_KEY=str(public_key_file), **aws)
+    server = GunicornServer(
+        workers=1, MODEL_URI=f"{store}/champion", MODEL_PUBLIC_KEY=str(public_key_file), **aws
+    )
     try:
         server.wait_healthy(timeout=120)
         status, _, body = server.request("/api/v1/model")
@@ -112,26 +132,42 @@ def test_served_promoted_refused_and_rolled_back(releases, registry, store, aws,
 
     done = registry("rollback", "--reason", "newer model under review")
     assert done.returncode == 0 and done.stdout.startswith(
-        f"rolled back: {older} is the champion again (was {newer}; history entry 3)")
+        f"rolled back: {older} is the champion again (was {newer}; history entry 3)"
+    )
     assert served_version(store, aws, public_key_file) == older
 
     trail = registry("list", "--history").stdout.splitlines()[1:]
     assert [line.split()[2:4] for line in trail] == [
-        ["promote", older], ["promote", newer], ["rollback", older]]
+        ["promote", older],
+        ["promote", newer],
+        ["rollback", older],
+    ]
     assert trail[2].endswith("no gate (rollback); reason: newer model under review")
 
 
 def test_forcing_past_the_gate_is_recorded_with_its_reason(releases, registry):
     newer, damaged = releases.version("newer"), releases.version("damaged")
-    assert registry("publish", releases.dirs["newer"], "--reference-data",
-                    releases.reference).returncode == 0
+    assert (
+        registry(
+            "publish", releases.dirs["newer"], "--reference-data", releases.reference
+        ).returncode
+        == 0
+    )
     assert registry("publish", releases.dirs["damaged"]).returncode == 0
     assert registry("promote", newer, "--evaluation-data", releases.holdout).returncode == 0
 
-    done = registry("promote", damaged, "--evaluation-data", releases.holdout, "--force",
-                    "--reason", "incident drill")
-    assert done.returncode == 0 and f"{damaged} is the champion (forced past the gate)" in \
-        done.stdout
+    done = registry(
+        "promote",
+        damaged,
+        "--evaluation-data",
+        releases.holdout,
+        "--force",
+        "--reason",
+        "incident drill",
+    )
+    assert (
+        done.returncode == 0 and f"{damaged} is the champion (forced past the gate)" in done.stdout
+    )
     forced = registry("list", "--history").stdout.splitlines()[-1]
     assert forced.split()[2:4] == ["force-promote", damaged]
     assert "gate failed: MAE within 5% of the champion's" in forced
@@ -141,4 +177,5 @@ def test_forcing_past_the_gate_is_recorded_with_its_reason(releases, registry):
     assert champion_line(registry("list").stdout).startswith(newer)
     done = registry("rollback")
     assert done.returncode == 1 and done.stderr.startswith(
-        "Error: there is no earlier champion to roll back to")
+        "Error: there is no earlier champion to roll back to"
+    )

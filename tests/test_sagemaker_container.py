@@ -7,6 +7,7 @@ SageMaker makes it (a file split into mini-batches on line boundaries, sent conc
 answers joined) equal to the file scoring command and to /api/v1/predict; and a stop that
 finishes the request in flight inside SageMaker's 30 s.
 """
+
 from __future__ import annotations
 
 import csv
@@ -105,22 +106,32 @@ def test_the_image_says_sagemaker_may_bind_it_to_another_port(image):
 
 def test_serve_answers_ping_and_execution_parameters_on_8080(endpoint):
     assert endpoint.get("/ping") == (200, {"status": "ok"})
-    assert endpoint.get("/health")[1]["model_version"] == json.loads(
-        path_for(DEFAULT_MODEL_PATH).read_text())["model_version"]
+    assert (
+        endpoint.get("/health")[1]["model_version"]
+        == json.loads(path_for(DEFAULT_MODEL_PATH).read_text())["model_version"]
+    )
     status, parameters = endpoint.get("/execution-parameters")
     assert status == 200 and parameters["BatchStrategy"] == "MULTI_RECORD"
     assert parameters["MaxPayloadInMB"] == 6
-    assert parameters["MaxConcurrentTransforms"] == int(docker(
-        "exec", endpoint.name, "python", "-c", "import os; print(os.cpu_count())").stdout)
+    assert parameters["MaxConcurrentTransforms"] == int(
+        docker("exec", endpoint.name, "python", "-c", "import os; print(os.cpu_count())").stdout
+    )
 
 
-@pytest.mark.parametrize("body, content_type", [
-    (csv_body(RECORDS), CSV), (csv_body(RECORDS, header=False), CSV),
-    (b"".join(json.dumps(r).encode() + b"\n" for r in RECORDS), JSONL),
-    (json.dumps(RECORDS).encode(), JSON)], ids=["csv-header", "csv", "jsonlines", "json"])
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (csv_body(RECORDS), CSV),
+        (csv_body(RECORDS, header=False), CSV),
+        (b"".join(json.dumps(r).encode() + b"\n" for r in RECORDS), JSONL),
+        (json.dumps(RECORDS).encode(), JSON),
+    ],
+    ids=["csv-header", "csv", "jsonlines", "json"],
+)
 @pytest.mark.parametrize("accept", [JSON, CSV, JSONL])
-def test_every_content_type_and_accept_gives_the_apis_estimates(endpoint, client, body,
-                                                                content_type, accept):
+def test_every_content_type_and_accept_gives_the_apis_estimates(
+    endpoint, client, body, content_type, accept
+):
     status, headers, answer = endpoint.post("/invocations", body, content_type, accept)
     assert status == 200 and headers["Content-Type"].split(";")[0] == accept
     expected = client.post("/api/v1/predict", json=RECORDS).get_json()["predictions"]
@@ -163,8 +174,9 @@ def test_nginx_passes_6_mb_to_invocations_and_keeps_2_mib_everywhere_else(endpoi
 
 def test_dockers_healthcheck_follows_the_port_serve_listens_on(endpoint):
     deadline = time.monotonic() + 90
-    while (health := docker("inspect", "-f", "{{.State.Health.Status}}",
-                            endpoint.name).stdout.strip()) != "healthy":
+    while (
+        health := docker("inspect", "-f", "{{.State.Health.Status}}", endpoint.name).stdout.strip()
+    ) != "healthy":
         assert health == "starting" and time.monotonic() < deadline, health
         time.sleep(1)
 
@@ -182,6 +194,7 @@ def test_sagemaker_bind_to_port_moves_the_listener(image):
 
 
 # The model SageMaker extracted into /opt/ml/model ----------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def extracted_model(tmp_path_factory, signing_key):
@@ -210,24 +223,37 @@ def trusted_key_dir(public_key_file, tmp_path_factory):
 
 
 def test_a_signed_model_in_opt_ml_model_is_served_instead_of_the_images(
-        image, extracted_model, trusted_key_dir, client):
+    image, extracted_model, trusted_key_dir, client
+):
     name = f"{NAME}-model"
     try:
-        served = start(name, image, 8080, "-v", f"{extracted_model}:/opt/ml/model:ro",
-                       "-v", f"{trusted_key_dir}:/keys:ro",
-                       "-e", "MODEL_PUBLIC_KEY=/keys/model-key.pem")
+        served = start(
+            name,
+            image,
+            8080,
+            "-v",
+            f"{extracted_model}:/opt/ml/model:ro",
+            "-v",
+            f"{trusted_key_dir}:/keys:ro",
+            "-e",
+            "MODEL_PUBLIC_KEY=/keys/model-key.pem",
+        )
         assert served.get("/health")[1]["model_version"].startswith("2030.01.01-gbr-")
         status, _, answer = served.post("/invocations", csv_body([EXAMPLE_RECORD]), CSV)
         assert status == 200 and json.loads(answer)["predictions"] == [
-            client.post("/api/v1/predict", json=EXAMPLE_RECORD).get_json()["prediction"]]
+            client.post("/api/v1/predict", json=EXAMPLE_RECORD).get_json()["prediction"]
+        ]
     finally:
         remove(name)
 
 
-def test_a_model_signed_by_a_key_the_image_does_not_trust_stops_the_start(image,
-                                                                          extracted_model):
-    run = subprocess.run(["docker", "run", "--rm", "-v", f"{extracted_model}:/opt/ml/model:ro",
-                          image, "serve"], capture_output=True, text=True, timeout=180)
+def test_a_model_signed_by_a_key_the_image_does_not_trust_stops_the_start(image, extracted_model):
+    run = subprocess.run(
+        ["docker", "run", "--rm", "-v", f"{extracted_model}:/opt/ml/model:ro", image, "serve"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error: ")]
     assert run.returncode != 0 and len(errors) == 1 and "Traceback" not in run.stderr
     assert errors[0].startswith("Error: model /opt/ml/model/insurance-charges.pkl is refused")
@@ -235,20 +261,21 @@ def test_a_model_signed_by_a_key_the_image_does_not_trust_stops_the_start(image,
 
 # Batch Transform ------------------------------------------------------------------------------
 
+
 def mini_batches(data: bytes, limit: int) -> list[bytes]:
     """A file cut as SplitType=Line cuts it: whole lines, each part at most ``limit`` bytes."""
     parts, start = [], 0
     while start < len(data):
-        end = data.rfind(b"\n", start, start + limit) + 1 if start + limit < len(data) \
-            else len(data)
+        end = (
+            data.rfind(b"\n", start, start + limit) + 1 if start + limit < len(data) else len(data)
+        )
         assert end > start, "a line longer than the payload limit"
         parts.append(data[start:end])
         start = end
     return parts
 
 
-def test_a_batch_transform_run_equals_the_scoring_command_and_the_api(endpoint, client,
-                                                                      tmp_path):
+def test_a_batch_transform_run_equals_the_scoring_command_and_the_api(endpoint, client, tmp_path):
     records = valid_records(250_000, seed=5)  # about 10 MB of CSV: at least two mini-batches
     source = tmp_path / "book.csv"
     source.write_bytes(csv_body(records))
@@ -256,8 +283,7 @@ def test_a_batch_transform_run_equals_the_scoring_command_and_the_api(endpoint, 
     parts = mini_batches(source.read_bytes(), parameters["MaxPayloadInMB"] * MB)
     assert len(parts) >= 2
     with ThreadPoolExecutor(parameters["MaxConcurrentTransforms"]) as pool:
-        answers = list(pool.map(lambda part: endpoint.post("/invocations", part, CSV, CSV),
-                                parts))
+        answers = list(pool.map(lambda part: endpoint.post("/invocations", part, CSV, CSV), parts))
     assert [status for status, _, _ in answers] == [200] * len(parts)
     # AssembleWith=Line: each answer, ending in a line break, joined in the input's order.
     joined = b"".join(a if a.endswith(b"\n") else a + b"\n" for _, _, a in answers)
@@ -265,34 +291,46 @@ def test_a_batch_transform_run_equals_the_scoring_command_and_the_api(endpoint, 
     assert len(transformed) == len(records)  # one output line per input record
 
     scored = tmp_path / "scored.csv"
-    run = subprocess.run([sys.executable, "-m", "insurance_charges.scoring", str(source), "-o",
-                          str(scored)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "insurance_charges.scoring", str(source), "-o", str(scored)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     with open(scored, newline="") as f:
         assert transformed == [float(row["estimate"]) for row in csv.DictReader(f)]
-    api = [p for start in range(0, len(records), 10_000)
-           for p in client.post("/api/v1/predict", json=records[start:start + 10_000])
-           .get_json()["predictions"]]
+    api = [
+        p
+        for start in range(0, len(records), 10_000)
+        for p in client.post("/api/v1/predict", json=records[start : start + 10_000]).get_json()[
+            "predictions"
+        ]
+    ]
     assert transformed == api
 
 
 # Stopping (last: it stops the module's container) ----------------------------------------------
 
+
 def test_a_stop_finishes_the_invocation_in_flight_before_sagemakers_sigkill(endpoint):
     body = padded(6 * MB)
-    head = (f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-            f"Content-Type: text/csv\r\nAccept: text/csv\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode()
+    head = (
+        f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Content-Type: text/csv\r\nAccept: text/csv\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     port = int(endpoint.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
-        conn.sendall(head + body[:len(body) // 2])  # nginx holds the half-sent request
+        conn.sendall(head + body[: len(body) // 2])  # nginx holds the half-sent request
         time.sleep(1)
         # SageMaker: SIGTERM, then SIGKILL 30 s later (docker stop -t 30 does the same).
-        stop = threading.Thread(target=docker, args=("stop", "-t", "30", endpoint.name),
-                                kwargs={"timeout": 90})
+        stop = threading.Thread(
+            target=docker, args=("stop", "-t", "30", endpoint.name), kwargs={"timeout": 90}
+        )
         stop.start()
         time.sleep(1)
-        conn.sendall(body[len(body) // 2:])
+        conn.sendall(body[len(body) // 2 :])
         answer = b"".join(iter(lambda: conn.recv(1 << 16), b""))
     stop.join()
     status_line, _, payload = answer.partition(b"\r\n\r\n")

@@ -7,6 +7,7 @@ the host's network. What it trains, `docker run IMAGE serve` then serves, trusti
 through MODEL_PUBLIC_KEY; refused data, a missing secret and unwritable mounts each end the job
 with one line; SIGTERM stops it well inside SageMaker's 120 s.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,12 +43,21 @@ def aws_env(signing_key):
     import boto3
 
     with moto_server() as env:
-        client = boto3.client("secretsmanager", endpoint_url=env["AWS_ENDPOINT_URL"],
-                              region_name=env["AWS_DEFAULT_REGION"],
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
-        client.create_secret(Name=SECRET, SecretString=signing_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()).decode())
+        client = boto3.client(
+            "secretsmanager",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        client.create_secret(
+            Name=SECRET,
+            SecretString=signing_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ).decode(),
+        )
         yield env
 
 
@@ -66,9 +76,17 @@ def opt_ml(root: Path, data: bytes, hyperparameters: dict | None = None) -> Path
     config = root / "input" / "config"
     config.mkdir(parents=True)
     (config / "hyperparameters.json").write_text(json.dumps(hyperparameters or QUICK))
-    (config / "inputdataconfig.json").write_text(json.dumps(
-        {"training": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
-                      "RecordWrapperType": "None"}}))
+    (config / "inputdataconfig.json").write_text(
+        json.dumps(
+            {
+                "training": {
+                    "TrainingInputMode": "File",
+                    "S3DistributionType": "FullyReplicated",
+                    "RecordWrapperType": "None",
+                }
+            }
+        )
+    )
     channel = root / "input" / "data" / "training"
     channel.mkdir(parents=True)
     (channel / "insurance.csv").write_bytes(data)
@@ -81,17 +99,32 @@ def opt_ml(root: Path, data: bytes, hyperparameters: dict | None = None) -> Path
 
 def train_args(root: Path, env: dict, *more: str, name: str | None = None) -> list[str]:
     """`docker run ... IMAGE train` as SageMaker runs it, on the host's network (moto)."""
-    return ["run", "--name", name or NAME, "--network", "host",
-            "-v", f"{root / 'input'}:/opt/ml/input:ro", "-v", f"{root / 'model'}:/opt/ml/model",
-            "-v", f"{root / 'output'}:/opt/ml/output",
-            *(item for key, value in env.items() for item in ("-e", f"{key}={value}")), *more]
+    return [
+        "run",
+        "--name",
+        name or NAME,
+        "--network",
+        "host",
+        "-v",
+        f"{root / 'input'}:/opt/ml/input:ro",
+        "-v",
+        f"{root / 'model'}:/opt/ml/model",
+        "-v",
+        f"{root / 'output'}:/opt/ml/output",
+        *(item for key, value in env.items() for item in ("-e", f"{key}={value}")),
+        *more,
+    ]
 
 
 def train(image: str, root: Path, env: dict, *more: str) -> subprocess.CompletedProcess:
     """Run the training container to its end; remove it."""
     try:
-        return subprocess.run(["docker", *train_args(root, env, *more), image, "train"],
-                              capture_output=True, text=True, timeout=1200)
+        return subprocess.run(
+            ["docker", *train_args(root, env, *more), image, "train"],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
     finally:
         remove(NAME)
 
@@ -108,16 +141,19 @@ def test_the_job_writes_the_pipeline_card_and_signature_to_opt_ml_model(trained)
     root, run = trained
     assert run.returncode == 0, run.stderr[-3000:]
     assert sorted(p.name for p in (root / "model").iterdir()) == [
-        "insurance-charges.card.json", "insurance-charges.pkl", "insurance-charges.sig.json"]
+        "insurance-charges.card.json",
+        "insurance-charges.pkl",
+        "insurance-charges.sig.json",
+    ]
     card = json.loads((root / "model" / "insurance-charges.card.json").read_text())
-    assert card["training"]["cv_folds"] == 3 and card["training"]["candidates"] == ["gbr",
-                                                                                   "dummy"]
+    assert card["training"]["cv_folds"] == 3 and card["training"]["candidates"] == ["gbr", "dummy"]
     assert not (root / "output" / "failure").exists()
     assert "BEGIN PRIVATE KEY" not in run.stdout + run.stderr  # the key is never logged
 
 
-def test_serve_serves_what_train_wrote_with_the_key_made_trusted(image, trained, public_key_file,
-                                                                 tmp_path, client):
+def test_serve_serves_what_train_wrote_with_the_key_made_trusted(
+    image, trained, public_key_file, tmp_path, client
+):
     root, run = trained
     assert run.returncode == 0, run.stderr[-3000:]
     keys = tmp_path / "keys"
@@ -129,8 +165,17 @@ def test_serve_serves_what_train_wrote_with_the_key_made_trusted(image, trained,
         path.chmod(0o644)  # SageMaker extracts model.tar.gz readable by all
     name = f"{NAME}-serve"
     try:
-        served = start(name, image, 8080, "-v", f"{root / 'model'}:/opt/ml/model:ro",
-                       "-v", f"{keys}:/keys:ro", "-e", "MODEL_PUBLIC_KEY=/keys/model-key.pem")
+        served = start(
+            name,
+            image,
+            8080,
+            "-v",
+            f"{root / 'model'}:/opt/ml/model:ro",
+            "-v",
+            f"{keys}:/keys:ro",
+            "-e",
+            "MODEL_PUBLIC_KEY=/keys/model-key.pem",
+        )
         card = json.loads((root / "model" / "insurance-charges.card.json").read_text())
         assert served.get("/health")[1]["model_version"] == card["model_version"]
         records = [{**EXAMPLE_RECORD, "smoker": "no"}, {**EXAMPLE_RECORD, "smoker": "yes"}]
@@ -146,8 +191,9 @@ def test_serve_serves_what_train_wrote_with_the_key_made_trusted(image, trained,
         remove(name)
 
 
-def test_damaged_data_fails_the_job_with_one_line_in_the_failure_file(image, aws_env, data_path,
-                                                                      tmp_path):
+def test_damaged_data_fails_the_job_with_one_line_in_the_failure_file(
+    image, aws_env, data_path, tmp_path
+):
     damaged = data_path.read_bytes() + b"40,male,33.1,two,maybe,northeast,1000.0\n"
     root = opt_ml(tmp_path / "opt-ml", damaged)
     run = train(image, root, {**aws_env, "MODEL_SIGNING_KEY_SECRET": SECRET})
@@ -157,18 +203,23 @@ def test_damaged_data_fails_the_job_with_one_line_in_the_failure_file(image, aws
     assert "Traceback" not in run.stderr and list((root / "model").iterdir()) == []
 
 
-@pytest.mark.parametrize("secret, line", [
-    (None, "Error: MODEL_SIGNING_KEY_SECRET is not set;"),
-    ("nowhere", "Error: MODEL_SIGNING_KEY_SECRET='nowhere': no such secret in this account"),
-])
-def test_a_missing_secret_is_one_line_before_any_training(image, aws_env, data_path, tmp_path,
-                                                          secret, line):
+@pytest.mark.parametrize(
+    "secret, line",
+    [
+        (None, "Error: MODEL_SIGNING_KEY_SECRET is not set;"),
+        ("nowhere", "Error: MODEL_SIGNING_KEY_SECRET='nowhere': no such secret in this account"),
+    ],
+)
+def test_a_missing_secret_is_one_line_before_any_training(
+    image, aws_env, data_path, tmp_path, secret, line
+):
     root = opt_ml(tmp_path / "opt-ml", data_path.read_bytes())
     env = {**aws_env, **({"MODEL_SIGNING_KEY_SECRET": secret} if secret else {})}
     run = train(image, root, env)
     assert run.returncode == 1 and (root / "output" / "failure").read_text().startswith(line)
     assert [x for x in run.stderr.splitlines() if x.startswith("Error:")] == [
-        (root / "output" / "failure").read_text().strip()]
+        (root / "output" / "failure").read_text().strip()
+    ]
     assert "step 1/6" not in run.stderr  # nothing was trained
 
 
@@ -180,11 +231,11 @@ def test_mounts_the_image_user_cannot_write_are_one_line(image, aws_env, data_pa
     run = train(image, root, {**aws_env, "MODEL_SIGNING_KEY_SECRET": SECRET})
     assert run.returncode == 1 and run.stderr.strip().splitlines()[-1].startswith(
         "Error: /opt/ml/output cannot be written by user 10001 (Permission denied); the image "
-        "runs as 10001: mount it owned by (or open to) that user")
+        "runs as 10001: mount it owned by (or open to) that user"
+    )
 
 
-def test_sigterm_stops_the_job_well_inside_sagemakers_120_s(image, aws_env, data_path,
-                                                            tmp_path):
+def test_sigterm_stops_the_job_well_inside_sagemakers_120_s(image, aws_env, data_path, tmp_path):
     root = opt_ml(tmp_path / "opt-ml", data_path.read_bytes(), {})  # the full 18 x 10 folds
     name = f"{NAME}-stop"
     env = {**aws_env, "MODEL_SIGNING_KEY_SECRET": SECRET}
@@ -203,4 +254,3 @@ def test_sigterm_stops_the_job_well_inside_sagemakers_120_s(image, aws_env, data
     assert exit_code == SIGTERM_EXIT and stopped_in < 30  # measured 1-2 s; never SIGKILL's 137
     assert (root / "output" / "failure").read_text().startswith("Error: stopped by SIGTERM")
     assert list((root / "model").iterdir()) == []
-

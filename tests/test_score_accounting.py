@@ -5,6 +5,7 @@ them, count as rejected rows one by one (in the summary and for --max-rejects), 
 between the output and the rejects. A rejected row echoes at most ``cells.ECHO_LIMIT``
 characters of a cell or line, and has one problem for all its keys that are not columns.
 """
+
 from __future__ import annotations
 
 import csv
@@ -56,21 +57,35 @@ def swallowed_range(message: str) -> tuple[int, int]:
 OPEN_QUOTES = {
     "never closed, long file": ({13: '"P13,19,female,27.9,0,yes,southwest'}, 6000),
     "never closed, to the end": ({5990: '"P5990,19,female,27.9,0,yes,southwest'}, 6000),
-    "closed, then more text": ({13: '"P13,19,female,27.9,0,yes,southwest',
-                                20: 'P20"x,19,female,27.9,0,yes,southwest'}, 300),
-    "closed, wrong width": ({13: '"P13,19,female', 16: 'P16",19,female,27.9,0,yes,southwest,x'},
-                            300),
+    "closed, then more text": (
+        {13: '"P13,19,female,27.9,0,yes,southwest', 20: 'P20"x,19,female,27.9,0,yes,southwest'},
+        300,
+    ),
+    "closed, wrong width": (
+        {13: '"P13,19,female', 16: 'P16",19,female,27.9,0,yes,southwest,x'},
+        300,
+    ),
 }
 
 
 @pytest.mark.parametrize("chunk_rows", [7, 50_000])
 @pytest.mark.parametrize("case", OPEN_QUOTES)
 def test_lines_swallowed_by_an_open_quote_are_a_reject_naming_them_and_each_is_counted(
-        score, tmp_path, case, chunk_rows):
+    score, tmp_path, case, chunk_rows
+):
     replaced, count = OPEN_QUOTES[case]
     (tmp_path / "in.csv").write_text(csv_with(replaced, count))
-    status, _, err = score(tmp_path / "in.csv", "-o", tmp_path / "out.csv", "--chunk-rows",
-                           chunk_rows, "--jobs", 1, "--max-rejects", 10**6)
+    status, _, err = score(
+        tmp_path / "in.csv",
+        "-o",
+        tmp_path / "out.csv",
+        "--chunk-rows",
+        chunk_rows,
+        "--jobs",
+        1,
+        "--max-rejects",
+        10**6,
+    )
     assert status == 0, err
     scored = {int(r["id"][1:]) for r in read_rows(tmp_path / "out.csv")}  # P<line>
     rejects = read_rows(tmp_path / "out.rejects.csv")
@@ -99,13 +114,13 @@ def test_the_reject_says_the_quote_is_never_closed_and_how_to_fix_it(score, tmp_
     assert message == (
         f"lines 13-{last}: a quote opened in the row that starts on line 13 is never closed "
         "within 131,072 characters, so these lines were read as one value; close the quote (a "
-        'quote inside a quoted value is written twice: ""), then score these lines again')
+        'quote inside a quoted value is written twice: ""), then score these lines again'
+    )
     assert 3000 < last - first < 5000  # 131,072 characters of 36-character lines
 
 
 @pytest.mark.parametrize("allowed, status", [(0, 1), (1, 1), ("all but one", 1), ("all", 0)])
-def test_max_rejects_counts_every_swallowed_line_not_one_reject(score, tmp_path, allowed,
-                                                                status):
+def test_max_rejects_counts_every_swallowed_line_not_one_reject(score, tmp_path, allowed, status):
     replaced, count = OPEN_QUOTES["never closed, long file"]
     (tmp_path / "in.csv").write_text(csv_with(replaced, count))
     _, _, err = score(tmp_path / "in.csv", "-o", tmp_path / "probe.csv", "--max-rejects", 10**6)
@@ -127,8 +142,15 @@ def long_invalid_csv(path: Path) -> None:
 
 
 def long_invalid_jsonl(path: Path) -> None:
-    record = {"id": LONG, "age": "abc", "sex": "x", "bmi": "y", "children": "z", "smoker": "q",
-              "region": "w"}
+    record = {
+        "id": LONG,
+        "age": "abc",
+        "sex": "x",
+        "bmi": "y",
+        "children": "z",
+        "smoker": "q",
+        "region": "w",
+    }
     path.write_text("".join(json.dumps({**record, "n": i}) + "\n" for i in range(20)))
 
 
@@ -157,38 +179,57 @@ def open_quote_csv(path: Path) -> None:
 
 
 def many_keys_jsonl(path: Path) -> None:
-    first = {"id": 0, "age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes",
-             "region": "southwest"}
+    first = {
+        "id": 0,
+        "age": 19,
+        "sex": "female",
+        "bmi": 27.9,
+        "children": 0,
+        "smoker": "yes",
+        "region": "southwest",
+    }
     extra = {f"key{k}": k for k in range(3000)}
-    path.write_text(json.dumps(first) + "\n" + "".join(
-        json.dumps({**first, "id": i, **extra}) + "\n" for i in range(1, 20)))
+    path.write_text(
+        json.dumps(first)
+        + "\n"
+        + "".join(json.dumps({**first, "id": i, **extra}) + "\n" for i in range(1, 20))
+    )
 
 
 def repeated_keys_jsonl(path: Path) -> None:
-    fields = '"age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes", ' \
-             '"region": "southwest"'
+    fields = (
+        '"age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes", '
+        '"region": "southwest"'
+    )
     repeated = ", ".join(f'"k{k}": 1, "k{k}": 2' for k in range(3000))
     path.write_text("".join(f'{{"id": {i}, {fields}, {repeated}}}\n' for i in range(20)))
 
 
 HOSTILE = {
     "long rows, every field wrong, CSV rejects": (long_invalid_csv, "in.csv", "out.csv", None),
-    "long rows, every field wrong, JSON-lines rejects": (long_invalid_csv, "in.csv", "out.csv",
-                                                         "rejects.jsonl"),
+    "long rows, every field wrong, JSON-lines rejects": (
+        long_invalid_csv,
+        "in.csv",
+        "out.csv",
+        "rejects.jsonl",
+    ),
     "long records, every field wrong": (long_invalid_jsonl, "in.jsonl", "out.jsonl", None),
     "long records to CSV": (long_invalid_jsonl, "in.jsonl", "out.csv", None),
     "long lines that are not JSON": (long_text_jsonl, "in.jsonl", "out.jsonl", None),
     "an open quote, JSON-lines rejects": (open_quote_csv, "in.csv", "out.csv", "rejects.jsonl"),
     "3,000 keys that are not columns": (many_keys_jsonl, "in.jsonl", "out.csv", None),
-    "3,000 keys that are not Parquet columns": (many_keys_jsonl, "in.jsonl", "out.parquet",
-                                                None),
+    "3,000 keys that are not Parquet columns": (many_keys_jsonl, "in.jsonl", "out.parquet", None),
     "3,000 repeated keys": (repeated_keys_jsonl, "in.jsonl", "out.jsonl", None),
     # Six problems a row of a few bytes: once six rejects lines a row, each with the row.
     "empty CSV rows": (empty_rows_csv, "in.csv", "out.csv", None),
     "empty CSV rows, Parquet rejects": (empty_rows_csv, "in.csv", "out.csv", "rejects.parquet"),
     "empty JSON objects": (empty_objects_jsonl, "in.jsonl", "out.jsonl", None),
-    "empty JSON objects, CSV rejects": (empty_objects_jsonl, "in.jsonl", "out.jsonl",
-                                        "rejects.csv"),
+    "empty JSON objects, CSV rejects": (
+        empty_objects_jsonl,
+        "in.jsonl",
+        "out.jsonl",
+        "rejects.csv",
+    ),
     "one bad line repeated": (one_bad_line_repeated_csv, "in.csv", "out.csv", "rejects.jsonl"),
     "one short line repeated": (one_short_line_repeated_csv, "in.csv", "out.csv", None),
 }
@@ -223,15 +264,20 @@ def echoed_texts(path: Path) -> list[str]:
         return [value for row in csv.reader(f) for value in row]
 
 
-LONG_TEXT = ("long rows, every field wrong, CSV rejects",
-             "long rows, every field wrong, JSON-lines rejects", "long records, every field wrong",
-             "long records to CSV", "long lines that are not JSON",
-             "an open quote, JSON-lines rejects")
+LONG_TEXT = (
+    "long rows, every field wrong, CSV rejects",
+    "long rows, every field wrong, JSON-lines rejects",
+    "long records, every field wrong",
+    "long records to CSV",
+    "long lines that are not JSON",
+    "an open quote, JSON-lines rejects",
+)
 
 
 @pytest.mark.parametrize("case", LONG_TEXT)
 def test_a_reject_echoes_at_most_the_limit_of_a_cell_or_line_and_says_how_long_it_was(
-        score, tmp_path, case):
+    score, tmp_path, case
+):
     make, source, output, rejects = HOSTILE[case]
     make(tmp_path / source)
     args = ["--rejects", tmp_path / rejects] if rejects else []
@@ -239,15 +285,15 @@ def test_a_reject_echoes_at_most_the_limit_of_a_cell_or_line_and_says_how_long_i
     written = tmp_path / (rejects or output.replace("out.", "out.rejects."))
     texts = echoed_texts(written)
     cut = [t for t in texts if re.search(r"… \(\d+ characters in all\)$", t)]
-    assert cut and all(len(t) <= cells.ECHO_LIMIT + len("… (1234567 characters in all)")
-                       for t in texts)
+    assert cut and all(
+        len(t) <= cells.ECHO_LIMIT + len("… (1234567 characters in all)") for t in texts
+    )
     source_text = (tmp_path / source).read_text()
-    assert all(t[:t.rindex("… (")] in source_text for t in cut)  # a slice of the input
+    assert all(t[: t.rindex("… (")] in source_text for t in cut)  # a slice of the input
 
 
 @pytest.mark.parametrize("output", ["out.csv", "out.parquet"])
-def test_keys_that_are_not_columns_are_one_problem_naming_the_first_three(score, tmp_path,
-                                                                           output):
+def test_keys_that_are_not_columns_are_one_problem_naming_the_first_three(score, tmp_path, output):
     many_keys_jsonl(tmp_path / "in.jsonl")
     status, _, err = score(tmp_path / "in.jsonl", "-o", tmp_path / output)
     assert status == 1
@@ -259,53 +305,81 @@ def test_keys_that_are_not_columns_are_one_problem_naming_the_first_three(score,
     assert message == (
         f"'key0', 'key1', 'key2' and 2,997 more are not columns of the {fmt} output, whose "
         "columns are the first record's keys; write JSON lines, or give every record the same "
-        "keys")
+        "keys"
+    )
 
 
 def test_repeated_keys_that_are_not_fields_are_one_problem_and_repeated_fields_one_each(
-        score, tmp_path):
+    score, tmp_path
+):
     repeated_keys_jsonl(tmp_path / "in.jsonl")
     with open(tmp_path / "in.jsonl", "a") as f:
-        f.write('{"age": 19, "age": 20, "sex": "female", "bmi": 27.9, "children": 0, '
-                '"smoker": "yes", "region": "southwest", "k": 1, "k": 2}\n')
+        f.write(
+            '{"age": 19, "age": 20, "sex": "female", "bmi": 27.9, "children": 0, '
+            '"smoker": "yes", "region": "southwest", "k": 1, "k": 2}\n'
+        )
     status, _, _ = score(tmp_path / "in.jsonl", "-o", tmp_path / "out.jsonl")
     assert status == 1
     rejects = read_rows(tmp_path / "out.rejects.jsonl")
     assert [(r["line"], fields_of(r)) for r in rejects[-2:]] == [(20, ["k0"]), (21, ["age", "k"])]
-    assert messages_of(rejects[0]) == ["'k0', 'k1', 'k2' and 2,997 more appear more than once "
-                                       "in the object; give each key once"]
+    assert messages_of(rejects[0]) == [
+        "'k0', 'k1', 'k2' and 2,997 more appear more than once in the object; give each key once"
+    ]
     assert messages_of(rejects[-1]) == [
         "'age' appears more than once in the object; send each field once",
-        "'k' appears more than once in the object; give each key once"]
+        "'k' appears more than once in the object; give each key once",
+    ]
 
 
 # One line a rejected row ---------------------------------------------------------------------
 
-SIX_WRONG = {"id": "P9", "age": "abc", "sex": "x", "bmi": "y", "children": "z", "smoker": "q",
-             "region": "w"}
-GOOD = {"id": "P1", "age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes",
-        "region": "southwest"}
+SIX_WRONG = {
+    "id": "P9",
+    "age": "abc",
+    "sex": "x",
+    "bmi": "y",
+    "children": "z",
+    "smoker": "q",
+    "region": "w",
+}
+GOOD = {
+    "id": "P1",
+    "age": 19,
+    "sex": "female",
+    "bmi": 27.9,
+    "children": 0,
+    "smoker": "yes",
+    "region": "southwest",
+}
 
 
 @pytest.mark.parametrize("rejects_format", ["csv", "jsonl", "parquet"])
 @pytest.mark.parametrize("source", ["csv", "jsonl", "parquet"])
-def test_a_row_with_six_problems_is_one_rejects_line_listing_all_six(score, tmp_path, source,
-                                                                     rejects_format):
-    rows = [GOOD, SIX_WRONG] if source != "parquet" else [
-        {k: str(v) for k, v in GOOD.items()}, SIX_WRONG]  # one type a Parquet column
+def test_a_row_with_six_problems_is_one_rejects_line_listing_all_six(
+    score, tmp_path, source, rejects_format
+):
+    rows = (
+        [GOOD, SIX_WRONG]
+        if source != "parquet"
+        else [{k: str(v) for k, v in GOOD.items()}, SIX_WRONG]
+    )  # one type a Parquet column
     WRITERS[source](tmp_path / f"in.{source}", rows)
     rejects = tmp_path / f"rejects.{rejects_format}"
-    status, _, err = score(tmp_path / f"in.{source}", "-o", tmp_path / "out.csv", "--rejects",
-                           rejects)
+    status, _, err = score(
+        tmp_path / f"in.{source}", "-o", tmp_path / "out.csv", "--rejects", rejects
+    )
     assert status == 1  # a row was rejected and --max-rejects is 0
     [reject] = read_rows(rejects)
     line = 3 if source == "csv" else 2  # a CSV header is line 1
     assert (int(reject["line"]), int(reject["last_line"]), int(reject["rows"])) == (line, line, 1)
-    assert problems_of(reject) == [
-        (f.name, check_value(f, SIX_WRONG[f.name])[1]) for f in FIELDS]
+    assert problems_of(reject) == [(f.name, check_value(f, SIX_WRONG[f.name])[1]) for f in FIELDS]
     report = summary_of(err)
-    assert (report["rows_read"], report["rows_scored"], report["rows_rejected"],
-            report["problems"]) == (2, 1, 1, 6)
+    assert (
+        report["rows_read"],
+        report["rows_scored"],
+        report["rows_rejected"],
+        report["problems"],
+    ) == (2, 1, 1, 6)
 
 
 BAD = ",".join(SIX_WRONG.values())
@@ -317,14 +391,20 @@ RUNS_CSV = [BAD, BAD, "", BAD, GOOD_LINE, BAD, "P3,abc", "P3,abc", BAD, OTHER_BA
 RUNS = [(3, 6, 3, 6), (8, 8, 1, 6), (9, 10, 2, 1), (11, 11, 1, 6), (12, 13, 2, 6)]
 
 
-AS_JSON = {GOOD_LINE: json.dumps(GOOD), BAD: json.dumps(SIX_WRONG),
-           OTHER_BAD: json.dumps({**SIX_WRONG, "id": "P8"}), "P3,abc": "not json", "": ""}
+AS_JSON = {
+    GOOD_LINE: json.dumps(GOOD),
+    BAD: json.dumps(SIX_WRONG),
+    OTHER_BAD: json.dumps({**SIX_WRONG, "id": "P8"}),
+    "P3,abc": "not json",
+    "": "",
+}
 
 
 @pytest.mark.parametrize("rejects_format", ["csv", "jsonl", "parquet"])
 @pytest.mark.parametrize("source", ["csv", "jsonl"])
 def test_identical_rejected_rows_one_after_the_other_are_one_line_naming_their_lines(
-        score, tmp_path, source, rejects_format):
+    score, tmp_path, source, rejects_format
+):
     lines = [GOOD_LINE, *RUNS_CSV]
     if source == "csv":
         text = "\n".join([HEADER, *lines]) + "\n"
@@ -334,12 +414,14 @@ def test_identical_rejected_rows_one_after_the_other_are_one_line_naming_their_l
         runs = [(first - 1, last - 1, rows, count) for first, last, rows, count in RUNS]
     (tmp_path / f"in.{source}").write_text(text)
     rejects = tmp_path / f"rejects.{rejects_format}"
-    status, _, err = score(tmp_path / f"in.{source}", "-o", tmp_path / "out.csv", "--rejects",
-                           rejects)
+    status, _, err = score(
+        tmp_path / f"in.{source}", "-o", tmp_path / "out.csv", "--rejects", rejects
+    )
     assert status == 1
     got = read_rows(rejects)
-    assert [(int(r["line"]), int(r["last_line"]), int(r["rows"]), len(problems_of(r)))
-            for r in got] == runs
+    assert [
+        (int(r["line"]), int(r["last_line"]), int(r["rows"]), len(problems_of(r))) for r in got
+    ] == runs
     report = summary_of(err)
     assert (report["rows_read"], report["rows_scored"], report["rows_rejected"]) == (11, 2, 9)
     assert report["rows_rejected"] == sum(int(r["rows"]) for r in got)
@@ -349,8 +431,15 @@ def test_identical_rejected_rows_one_after_the_other_are_one_line_naming_their_l
 @pytest.mark.parametrize("chunk_rows", [1, 2, 3, 50_000])
 def test_a_run_split_by_chunks_still_counts_every_row_once(score, tmp_path, chunk_rows):
     (tmp_path / "in.csv").write_text("\n".join([HEADER, GOOD_LINE, *RUNS_CSV]) + "\n")
-    status, _, err = score(tmp_path / "in.csv", "-o", tmp_path / "out.csv", "--chunk-rows",
-                           chunk_rows, "--max-rejects", 10)
+    status, _, err = score(
+        tmp_path / "in.csv",
+        "-o",
+        tmp_path / "out.csv",
+        "--chunk-rows",
+        chunk_rows,
+        "--max-rejects",
+        10,
+    )
     assert status == 0
     got = read_rows(tmp_path / "out.rejects.csv")
     covered = {n for r in got for n in range(int(r["line"]), int(r["last_line"]) + 1)}
@@ -360,11 +449,9 @@ def test_a_run_split_by_chunks_still_counts_every_row_once(score, tmp_path, chun
 
 
 @pytest.mark.parametrize("allowed, status", [(0, 1), (4, 1), (5, 0)])
-def test_max_rejects_counts_the_rows_of_a_run_not_its_one_line(score, tmp_path, allowed,
-                                                               status):
+def test_max_rejects_counts_the_rows_of_a_run_not_its_one_line(score, tmp_path, allowed, status):
     (tmp_path / "in.csv").write_text("\n".join([HEADER, GOOD_LINE, *[BAD] * 5]) + "\n")
-    got, _, err = score(tmp_path / "in.csv", "-o", tmp_path / "out.csv", "--max-rejects",
-                        allowed)
+    got, _, err = score(tmp_path / "in.csv", "-o", tmp_path / "out.csv", "--max-rejects", allowed)
     assert got == status
     assert len(read_rows(tmp_path / "out.rejects.csv")) == 1
     if status:
@@ -374,10 +461,12 @@ def test_max_rejects_counts_the_rows_of_a_run_not_its_one_line(score, tmp_path, 
 def test_a_line_break_in_a_key_cannot_split_a_csv_rejects_cell(score, tmp_path):
     record = json.dumps({**GOOD, "a\nb": 1}).replace('"a\\nb": 1', '"a\\nb": 1, "a\\nb": 2')
     (tmp_path / "in.jsonl").write_text(json.dumps(GOOD) + "\n" + record + "\n")
-    status, _, _ = score(tmp_path / "in.jsonl", "-o", tmp_path / "out.jsonl", "--rejects",
-                         tmp_path / "rejects.csv")
+    status, _, _ = score(
+        tmp_path / "in.jsonl", "-o", tmp_path / "out.jsonl", "--rejects", tmp_path / "rejects.csv"
+    )
     assert status == 1
     [reject] = read_rows(tmp_path / "rejects.csv")
     assert reject["fields"] == "a\\nb"  # the key's line break written as \n
-    assert problems_of(reject) == [("a\\nb", "'a\\nb' appears more than once in the object; "
-                                    "give each key once")]
+    assert problems_of(reject) == [
+        ("a\\nb", "'a\\nb' appears more than once in the object; give each key once")
+    ]

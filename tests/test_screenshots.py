@@ -1,4 +1,5 @@
 """The docs' screenshots: the browser tests keep them current without dirtying the checkout."""
+
 from __future__ import annotations
 
 import io
@@ -35,8 +36,11 @@ def test_a_page_that_looks_the_same_leaves_its_screenshot_untouched(tmp_path):
     assert target.read_bytes() == encoded
 
 
-@pytest.mark.parametrize("changed", [png("lightblue"), png("white", (1280, 1000))],
-                         ids=["another colour", "another height"])
+@pytest.mark.parametrize(
+    "changed",
+    [png("lightblue"), png("white", (1280, 1000))],
+    ids=["another colour", "another height"],
+)
 def test_a_page_that_looks_different_replaces_its_screenshot(tmp_path, changed):
     target = screenshots.publish(png("white"), "page.png", screenshots.DESKTOP_WIDTH, tmp_path)
     before = target.read_bytes()

@@ -1,4 +1,5 @@
 """Security: strict headers, no inline code, optional API keys, no debug, no leaks."""
+
 import json
 import re
 import runpy
@@ -15,9 +16,16 @@ from insurance_charges.web.security import key_is_valid
 from .conftest import ROOT
 
 KEYS = ("k-one-0123456789", "k-two-9876543210")
-PAGES = [("get", "/", None), ("post", "/", {"age": "x"}), ("get", "/docs", None),
-         ("get", "/nowhere", None), ("get", "/health", None), ("get", "/openapi.json", None),
-         ("post", "/api/v1/predict", None), ("get", "/static/style.css", None)]
+PAGES = [
+    ("get", "/", None),
+    ("post", "/", {"age": "x"}),
+    ("get", "/docs", None),
+    ("get", "/nowhere", None),
+    ("get", "/health", None),
+    ("get", "/openapi.json", None),
+    ("post", "/api/v1/predict", None),
+    ("get", "/static/style.css", None),
+]
 
 
 @pytest.fixture
@@ -54,11 +62,20 @@ def test_api_is_open_when_no_keys_are_configured(client, record):
     assert client.post("/api/v1/predict", json=record).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/api/v1/predict", "/predict_api", "/api/v1/model",
-                                  "/api/v1/unknown"])
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"X-API-Key": "k-one"}, {"Authorization": "Basic " + KEYS[0]},
-                                     {"Authorization": "Bearer "}, {"X-API-Key": "é"}])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/predict", "/predict_api", "/api/v1/model", "/api/v1/unknown"]
+)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"X-API-Key": "k-one"},
+        {"Authorization": "Basic " + KEYS[0]},
+        {"Authorization": "Bearer "},
+        {"X-API-Key": "é"},
+    ],
+)
 def test_api_needs_a_valid_key_when_keys_are_configured(keyed_client, record, path, headers):
     response = keyed_client.post(path, json=record, headers=headers)
     assert response.status_code == 401 and response.mimetype == "application/problem+json"
@@ -67,16 +84,29 @@ def test_api_needs_a_valid_key_when_keys_are_configured(keyed_client, record, pa
     assert KEYS[0] not in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("headers", [{"Authorization": f"Bearer {KEYS[0]}"},
-                                     {"Authorization": f"bearer {KEYS[1]}"},
-                                     {"X-API-Key": KEYS[1]}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": f"Bearer {KEYS[0]}"},
+        {"Authorization": f"bearer {KEYS[1]}"},
+        {"X-API-Key": KEYS[1]},
+    ],
+)
 def test_a_valid_key_as_bearer_token_or_x_api_key_is_accepted(keyed_client, record, headers):
     assert keyed_client.post("/api/v1/predict", json=record, headers=headers).status_code == 200
     assert keyed_client.post("/predict_api", json=record, headers=headers).status_code == 200
 
 
-@pytest.mark.parametrize("method, path", [("get", "/"), ("get", "/health"), ("get", "/docs"),
-                                          ("get", "/openapi.json"), ("get", "/static/style.css")])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/"),
+        ("get", "/health"),
+        ("get", "/docs"),
+        ("get", "/openapi.json"),
+        ("get", "/static/style.css"),
+    ],
+)
 def test_the_form_health_and_docs_stay_public(keyed_client, method, path):
     with getattr(keyed_client, method)(path) as response:
         assert response.status_code == 200
@@ -111,8 +141,10 @@ def test_debug_mode_is_off_even_when_the_environment_asks_for_it(monkeypatch, re
     assert not config.get("reload") and not config.get("spew") and config["loglevel"] != "debug"
 
 
-@pytest.mark.parametrize("path", ["/static/../application.py", "/static/%2e%2e/README.md",
-                                  "/api/v1/predict/../../etc/passwd"])
+@pytest.mark.parametrize(
+    "path",
+    ["/static/../application.py", "/static/%2e%2e/README.md", "/api/v1/predict/../../etc/passwd"],
+)
 def test_no_internal_path_or_trace_leaks_in_error_responses(client, path):
     text = client.get(path).get_data(as_text=True)
     assert str(ROOT) not in text and "Traceback" not in text and "site-packages" not in text
@@ -120,35 +152,77 @@ def test_no_internal_path_or_trace_leaks_in_error_responses(client, path):
 
 @pytest.mark.slow
 def test_bandit_finds_nothing_of_medium_severity_or_above():
-    run = subprocess.run([sys.executable, "-m", "bandit", "-q", "-r", "insurance_charges",
-                          "application.py", "gunicorn.conf.py", "-ll", "-f", "json"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bandit",
+            "-q",
+            "-r",
+            "insurance_charges",
+            "application.py",
+            "gunicorn.conf.py",
+            "-ll",
+            "-f",
+            "json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     results = json.loads(run.stdout)["results"]
     assert results == [], [(r["test_id"], r["filename"], r["line_number"]) for r in results]
 
 
 @pytest.mark.slow
 def test_pinned_dependencies_have_no_known_advisories_where_pip_audit_can_check():
-    run = subprocess.run([sys.executable, "-m", "pip_audit", "-r", "requirements.txt",
-                          "--no-deps", "--disable-pip", "--progress-spinner", "off", "-f", "json"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip_audit",
+            "-r",
+            "requirements.txt",
+            "--no-deps",
+            "--disable-pip",
+            "--progress-spinner",
+            "off",
+            "-f",
+            "json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     report = json.loads(run.stdout)["dependencies"]
     vulnerable = {d["name"]: [v["id"] for v in d["vulns"]] for d in report if d.get("vulns")}
     assert vulnerable == {}
     unaudited = [d["name"] for d in report if d.get("skip_reason")]
     if unaudited:  # the advisory source did not answer for these versions here
-        warnings.warn(f"pip-audit could not check {len(unaudited)} of {len(report)} pinned "
-                      "packages: PyPI's advisory API did not answer for their versions",
-                      stacklevel=1)
+        warnings.warn(
+            f"pip-audit could not check {len(unaudited)} of {len(report)} pinned "
+            "packages: PyPI's advisory API did not answer for their versions",
+            stacklevel=1,
+        )
 
 
-@pytest.mark.parametrize("query, logged", [
-    ("api_key=abc", "api_key=[redacted]"), ("X-API-Key=abc&n=1", "X-API-Key=[redacted]&n=1"),
-    ("token=a&password=b&client_secret=c", "token=[redacted]&password=[redacted]&"
-                                           "client_secret=[redacted]"),
-    ("apikey", "apikey"), ("age=19&region=north", "age=19&region=north"), ("", None),
-    ("access%5Ftoken=abc", "access%5Ftoken=[redacted]"),
-])
+@pytest.mark.parametrize(
+    "query, logged",
+    [
+        ("api_key=abc", "api_key=[redacted]"),
+        ("X-API-Key=abc&n=1", "X-API-Key=[redacted]&n=1"),
+        (
+            "token=a&password=b&client_secret=c",
+            "token=[redacted]&password=[redacted]&client_secret=[redacted]",
+        ),
+        ("apikey", "apikey"),
+        ("age=19&region=north", "age=19&region=north"),
+        ("", None),
+        ("access%5Ftoken=abc", "access%5Ftoken=[redacted]"),
+    ],
+)
 def test_credential_like_query_parameters_are_redacted_in_the_log(query, logged):
     from insurance_charges.web.logs import redact_query
 

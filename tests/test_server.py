@@ -1,4 +1,5 @@
 """The real server: `make run` starts gunicorn with gunicorn.conf.py, probed over HTTP."""
+
 import json
 import os
 import re
@@ -17,8 +18,15 @@ pytestmark = pytest.mark.slow
 
 # Set but empty, each counts as unset; gunicorn itself would read "" with int() and stop
 # (LISTEN_FDS, GUNICORN_PID) or take it as a setting (FORWARDED_ALLOW_IPS: trust no proxy).
-EMPTY = {"LISTEN_FDS": "", "LISTEN_PID": "", "GUNICORN_PID": "", "GUNICORN_FD": "",
-         "GUNICORN_CMD_ARGS": "", "SCRIPT_NAME": "", "FORWARDED_ALLOW_IPS": ""}
+EMPTY = {
+    "LISTEN_FDS": "",
+    "LISTEN_PID": "",
+    "GUNICORN_PID": "",
+    "GUNICORN_FD": "",
+    "GUNICORN_CMD_ARGS": "",
+    "SCRIPT_NAME": "",
+    "FORWARDED_ALLOW_IPS": "",
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +68,21 @@ def test_make_run_listens_on_this_machine_only_unless_host_says_otherwise(server
 
 
 def test_a_second_make_run_on_the_same_port_is_one_line_before_the_model_loads(server):
-    run = subprocess.run(["make", "--no-print-directory", "run"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "PORT": str(server.port)})
-    assert run.returncode != 0 and [line for line in run.stderr.splitlines()
-                                     if not line.startswith("make: *** ")] == [
+    run = subprocess.run(
+        ["make", "--no-print-directory", "run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PORT": str(server.port)},
+    )
+    assert run.returncode != 0 and [
+        line for line in run.stderr.splitlines() if not line.startswith("make: *** ")
+    ] == [
         f"Error: PORT='{server.port}': already in use on 127.0.0.1:{server.port} (another "
         "server listens there, perhaps an earlier `make run`); stop it, or set PORT to a free "
-        "port"]
+        "port"
+    ]
     assert "loaded model" not in run.stdout
 
 
@@ -83,8 +99,10 @@ def test_access_log_lines_are_json_with_the_request_id(server):
 
 
 def test_credentials_in_a_query_string_never_reach_the_access_log(server):
-    server.request("/health?api_key=k-secret-1&x=1&Access-Token=k-secret-2",
-                   headers={"X-Request-ID": "redact-1"})
+    server.request(
+        "/health?api_key=k-secret-1&x=1&Access-Token=k-secret-2",
+        headers={"X-Request-ID": "redact-1"},
+    )
     time.sleep(0.3)
     assert "k-secret" not in server.output()
     line = next(json.loads(text) for text in server.lines if '"redact-1"' in text)
@@ -100,14 +118,22 @@ def test_server_writes_no_logs_file_and_exits_0_on_sigterm(server):
     assert server.stop() == 0
 
 
-@pytest.mark.parametrize("model_path, reason", [
-    ("/nonexistent/model.pkl", "not found"),
-    (str(ROOT / "gunicorn.conf.py"), "model card"),
-])
+@pytest.mark.parametrize(
+    "model_path, reason",
+    [
+        ("/nonexistent/model.pkl", "not found"),
+        (str(ROOT / "gunicorn.conf.py"), "model card"),
+    ],
+)
 def test_start_up_with_a_bad_model_exits_with_one_clear_line(model_path, reason):
-    run = subprocess.run(["make", "--no-print-directory", "run"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120,
-                         env={**os.environ, "PORT": str(free_port()), "MODEL_PATH": model_path})
+    run = subprocess.run(
+        ["make", "--no-print-directory", "run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PORT": str(free_port()), "MODEL_PATH": model_path},
+    )
     assert run.returncode != 0
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1 and reason in errors[0] and "make train" in errors[0]

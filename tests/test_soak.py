@@ -2,6 +2,7 @@
 
 60 s in `make test`; `make soak` runs it for 30 minutes (SOAK_SECONDS=1800).
 """
+
 import json
 import os
 
@@ -33,19 +34,25 @@ def test_sustained_load_at_70_percent_of_capacity_has_no_errors_and_flat_memory(
         assert not capacity.errors
         before = worker_rss(server)
         target = 0.7 * capacity.rate
-        soak = run_load(server.port, "/api/v1/predict", BODY, seconds=SOAK_SECONDS,
-                        concurrency=8, rate=target)
+        soak = run_load(
+            server.port, "/api/v1/predict", BODY, seconds=SOAK_SECONDS, concurrency=8, rate=target
+        )
         after = worker_rss(server)
     finally:
         server.kill()
     growth = {pid: after[pid] / before[pid] - 1 for pid in before}
-    report = {"seconds": SOAK_SECONDS, "capacity_rps": round(capacity.rate, 1),
-              "target_rps": round(target, 1), "achieved_rps": round(soak.rate, 1),
-              "requests": soak.ok, "errors": len(soak.errors),
-              "p99_ms": round(sorted(soak.latencies)[int(0.99 * len(soak.latencies))] * 1000, 2),
-              "worker_rss_mb_before": [round(v / 2**20, 1) for v in before.values()],
-              "worker_rss_mb_after": [round(v / 2**20, 1) for v in after.values()],
-              "worker_growth_percent": [round(g * 100, 2) for g in growth.values()]}
+    report = {
+        "seconds": SOAK_SECONDS,
+        "capacity_rps": round(capacity.rate, 1),
+        "target_rps": round(target, 1),
+        "achieved_rps": round(soak.rate, 1),
+        "requests": soak.ok,
+        "errors": len(soak.errors),
+        "p99_ms": round(sorted(soak.latencies)[int(0.99 * len(soak.latencies))] * 1000, 2),
+        "worker_rss_mb_before": [round(v / 2**20, 1) for v in before.values()],
+        "worker_rss_mb_after": [round(v / 2**20, 1) for v in after.values()],
+        "worker_growth_percent": [round(g * 100, 2) for g in growth.values()],
+    }
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
     (ROOT / "test-artifacts" / "soak.json").write_text(json.dumps(report, indent=2))
     assert soak.errors == [], report

@@ -1,6 +1,7 @@
 """The one tabular reader: what it gives the scorer and SageMaker's bodies alike.
 
 Its place below them is import-linter's contract (tests/test_layers.py)."""
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,16 @@ from .test_jsonlines_body import LINES
 ROW = "19,female,27.9,0,yes,southwest"
 
 
-@pytest.mark.parametrize("data, expected", [
-    (b'\n  \n{"age": 19, "id": 1}\n{"b": 2}\n', {"age": 19, "id": 1}),
-    (b'[1]\n"x"\n{not json\n\xff\n{"b": 2}', {"b": 2}),
-    (b"0\n[]\n", None),
-    (b"", None),
-], ids=["after-blank-lines", "after-lines-that-are-no-object", "no-object", "empty"])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (b'\n  \n{"age": 19, "id": 1}\n{"b": 2}\n', {"age": 19, "id": 1}),
+        (b'[1]\n"x"\n{not json\n\xff\n{"b": 2}', {"b": 2}),
+        (b"0\n[]\n", None),
+        (b"", None),
+    ],
+    ids=["after-blank-lines", "after-lines-that-are-no-object", "no-object", "empty"],
+)
 def test_the_first_object_is_the_first_line_whose_value_is_one(data, expected):
     assert first_object(data) == expected
 
@@ -34,10 +39,13 @@ def test_the_first_object_keeps_a_repeated_key_as_the_api_reads_it():
     assert isinstance(got, RepeatedKeys) and got.repeated == ("a",)
 
 
-@pytest.mark.parametrize("fix, message", [
-    ("", "the line is not UTF-8 text (byte 3)"),
-    ("send the body as UTF-8", "the line is not UTF-8 text (byte 3); send the body as UTF-8"),
-])
+@pytest.mark.parametrize(
+    "fix, message",
+    [
+        ("", "the line is not UTF-8 text (byte 3)"),
+        ("send the body as UTF-8", "the line is not UTF-8 text (byte 3); send the body as UTF-8"),
+    ],
+)
 def test_a_line_that_is_not_utf8_is_worded_with_the_callers_fix(fix, message):
     got = read_json_lines(b'{}\n  {"\xff"}\r\n', 5, not_utf8_fix=fix)
     assert got.lines.tolist() == [5, 6] and got.problems == [(1, message)]
@@ -76,8 +84,13 @@ def each_line_alone(data: bytes, first: int) -> list:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            read.append((number, ("problem", f"the line is not UTF-8 text (byte {exc.start + 1})"),
-                         raw.decode("utf-8", "replace")))
+            read.append(
+                (
+                    number,
+                    ("problem", f"the line is not UTF-8 text (byte {exc.start + 1})"),
+                    raw.decode("utf-8", "replace"),
+                )
+            )
             continue
         try:
             got = ("value", shown_value(parse_json(body, text)))
@@ -90,26 +103,40 @@ def each_line_alone(data: bytes, first: int) -> list:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(lines=st.lists(st.sampled_from(LINES), min_size=1, max_size=12),
-       ending=st.sampled_from([b"\n", b"\r\n"]), first=st.integers(1, 3))
+@given(
+    lines=st.lists(st.sampled_from(LINES), min_size=1, max_size=12),
+    ending=st.sampled_from([b"\n", b"\r\n"]),
+    first=st.integers(1, 3),
+)
 def test_every_line_reads_as_the_strict_parser_reads_it_alone(lines, ending, first):
     data = ending.join(lines)
     got = read_json_lines(data, first)
     values = list(got.exact_values(got.again()))
     said = dict(got.problems)
-    read = [(int(line), ("problem", said[i]) if i in said else ("value", shown_value(values[i])),
-             got.shown(i)) for i, line in enumerate(got.lines)]
+    read = [
+        (
+            int(line),
+            ("problem", said[i]) if i in said else ("value", shown_value(values[i])),
+            got.shown(i),
+        )
+        for i, line in enumerate(got.lines)
+    ]
     assert read == each_line_alone(data, first)
 
 
 def test_csv_rows_are_numbered_by_their_first_line_and_other_widths_are_no_rows():
     data = f'{ROW}\n\n19,"fe\nmale",27.9,0,yes,southwest\na,b\n{ROW}'.encode()
-    table, lines, not_rows = read_csv_chunk(data, 2, ("age", "sex", "bmi", "children", "smoker",
-                                                     "region"))
+    table, lines, not_rows = read_csv_chunk(
+        data, 2, ("age", "sex", "bmi", "children", "smoker", "region")
+    )
     assert lines.tolist() == [2, 4, 7] and table.column("sex").to_pylist() == [
-        "female", "fe\nmale", "female"]
+        "female",
+        "fe\nmale",
+        "female",
+    ]
     assert [(p.line, p.last_line, p.message, p.text, p.rows) for p in not_rows] == [
-        (6, 6, "the line has 2 values where the header has 6 columns", "a,b\n", 1)]
+        (6, 6, "the line has 2 values where the header has 6 columns", "a,b\n", 1)
+    ]
 
 
 def test_text_that_is_no_row_names_every_line_it_spans():

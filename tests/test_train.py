@@ -1,4 +1,5 @@
 """The training command: reproducible metrics, better than the tutorials, checked data."""
+
 import io
 import json
 import os
@@ -44,10 +45,24 @@ def committed_card():
 
 def train_into(out, data_path, private_key_file, **env):
     """Run the real training command on the shared data into ``out``, ``env`` added."""
-    run = subprocess.run([sys.executable, "-m", "insurance_charges.training", "--data",
-                          str(data_path), "--out", str(out), "--signing-key",
-                          str(private_key_file)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600, env={**os.environ, **env})
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "insurance_charges.training",
+            "--data",
+            str(data_path),
+            "--out",
+            str(out),
+            "--signing-key",
+            str(private_key_file),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     return out / DEFAULT_MODEL_PATH.name, run
 
@@ -67,8 +82,13 @@ def retrained_again(tmp_path_factory, data_path, private_key_file):
 @pytest.fixture(scope="module")
 def retrained_as_the_oldest_cpu(tmp_path_factory, data_path, private_key_file):
     """The same command computing as the oldest x86-64 CPU would, on one BLAS thread."""
-    return train_into(tmp_path_factory.mktemp("oldest"), data_path, private_key_file,
-                      OPENBLAS_NUM_THREADS="1", **oldest_cpu())
+    return train_into(
+        tmp_path_factory.mktemp("oldest"),
+        data_path,
+        private_key_file,
+        OPENBLAS_NUM_THREADS="1",
+        **oldest_cpu(),
+    )
 
 
 def card_of(model_path):
@@ -87,8 +107,10 @@ def test_committed_card_records_what_the_issue_asks(committed_card):
     for section in (committed_card["metrics"], committed_card["baseline"]):
         assert set(section["cv"]) == set(section["holdout"]) == {"mae", "rmse", "r2"}
     assert committed_card["schema"]["training_ranges"] == {
-        "age": {"min": 18, "max": 64}, "bmi": {"min": 15.96, "max": 53.13},
-        "children": {"min": 0, "max": 5}}
+        "age": {"min": 18, "max": 64},
+        "bmi": {"min": 15.96, "max": 53.13},
+        "children": {"min": 0, "max": 5},
+    }
 
 
 @pytest.mark.slow
@@ -98,16 +120,19 @@ def test_retraining_on_the_same_data_reproduces_the_committed_metrics(retrained,
     tolerance = committed_card["reproducibility_tolerance"]["relative"]
     assert card["estimator"] == committed_card["estimator"]
     for split in ("cv", "holdout"):
-        assert card["metrics"][split] == pytest.approx(committed_card["metrics"][split],
-                                                       rel=tolerance)
+        assert card["metrics"][split] == pytest.approx(
+            committed_card["metrics"][split], rel=tolerance
+        )
         assert card["baseline"][split] == pytest.approx(
-            committed_card["baseline"][split], rel=baseline_tolerance(committed_card, card))
+            committed_card["baseline"][split], rel=baseline_tolerance(committed_card, card)
+        )
     assert "holdout MAE" in run.stderr
 
 
 @pytest.mark.slow
 def test_retraining_twice_on_one_machine_gives_the_same_card_and_estimates_bit_for_bit(
-        retrained, retrained_again, test_keys, data_path):
+    retrained, retrained_again, test_keys, data_path
+):
     first, second = card_of(retrained[0]), card_of(retrained_again[0])
     for card in (first, second):
         # When it ran, and the pickle's bytes: whether equal strings are written once or
@@ -115,14 +140,17 @@ def test_retraining_twice_on_one_machine_gives_the_same_card_and_estimates_bit_f
         del card["trained_at"], card["model_version"], card["pipeline_sha256"]
     assert first == second
     rows = pd.read_csv(data_path)[list(FIELD_NAMES)]
-    estimates = [load_model(path, test_keys).pipeline.predict(rows)
-                 for path in (retrained[0], retrained_again[0])]
+    estimates = [
+        load_model(path, test_keys).pipeline.predict(rows)
+        for path in (retrained[0], retrained_again[0])
+    ]
     assert estimates[0].tobytes() == estimates[1].tobytes()
 
 
 @pytest.mark.slow
 def test_retraining_as_the_oldest_x86_64_cpu_gives_every_figure_within_the_tolerance(
-        retrained, retrained_as_the_oldest_cpu):
+    retrained, retrained_as_the_oldest_cpu
+):
     here, oldest = card_of(retrained[0]), card_of(retrained_as_the_oldest_cpu[0])
     assert {(blas["kernel"], blas["threads"]) for blas in oldest["blas"]} == {(GENERIC, 1)}
     tolerance = here["reproducibility_tolerance"]["relative"]
@@ -148,10 +176,13 @@ def test_a_new_card_says_how_its_baseline_was_fitted_and_on_which_blas(retrained
 def test_training_logs_each_step_with_its_time_as_json_lines_off_a_terminal(retrained):
     lines = [json.loads(line) for line in retrained[1].stderr.splitlines()]
     done = [line for line in lines if "seconds" in line]
-    assert [(line["step"], line["of"]) for line in done] == [(n, train.STEPS)
-                                                             for n in range(1, train.STEPS + 1)]
-    assert all(line["seconds"] >= 0 and line["logger"] == "insurance_charges.training.train"
-               for line in done)
+    assert [(line["step"], line["of"]) for line in done] == [
+        (n, train.STEPS) for n in range(1, train.STEPS + 1)
+    ]
+    assert all(
+        line["seconds"] >= 0 and line["logger"] == "insurance_charges.training.train"
+        for line in done
+    )
     assert {line["level"] for line in lines} <= {"INFO", "WARNING"}
 
 
@@ -209,8 +240,21 @@ def test_retrained_model_is_signed_loads_and_serves(retrained, test_keys):
     signed = "signed insurance-charges.sig.json with key " + test_keys[0].key_id
     assert signed in retrained[1].stderr
     model = load_model(retrained[0], test_keys)
-    assert model.predict([{"age": 40, "sex": "male", "bmi": 30.0, "children": 2,
-                           "smoker": "no", "region": "northwest"}])[0] > 0
+    assert (
+        model.predict(
+            [
+                {
+                    "age": 40,
+                    "sex": "male",
+                    "bmi": 30.0,
+                    "children": 2,
+                    "smoker": "no",
+                    "region": "northwest",
+                }
+            ]
+        )[0]
+        > 0
+    )
 
 
 def fake_download(monkeypatch, payload: bytes):
@@ -228,32 +272,56 @@ def test_download_with_a_different_checksum_is_refused(monkeypatch, tmp_path, da
         data.download_canonical(tmp_path)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda text: text.replace("smoker", "smokes", 1), "columns"),
-    (lambda text: text.replace("\n19,female", "\n190,female", 1), "row 2: age"),
-    (lambda text: text.replace("southwest", "mars", 1), "row 2: region"),
-])
-def test_training_refuses_data_that_breaks_the_schema(tmp_path, data_path, edit, message,
-                                                     private_key_file):
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda text: text.replace("smoker", "smokes", 1), "columns"),
+        (lambda text: text.replace("\n19,female", "\n190,female", 1), "row 2: age"),
+        (lambda text: text.replace("southwest", "mars", 1), "row 2: region"),
+    ],
+)
+def test_training_refuses_data_that_breaks_the_schema(
+    tmp_path, data_path, edit, message, private_key_file
+):
     bad = tmp_path / "insurance.csv"
     bad.write_text(edit(data_path.read_text()))
     with pytest.raises(data.DataError, match=message):
         data.load_data(bad)
-    assert train.main(["--data", str(bad), "--out", str(tmp_path / "out"),
-                       "--signing-key", str(private_key_file)]) == 1
+    assert (
+        train.main(
+            [
+                "--data",
+                str(bad),
+                "--out",
+                str(tmp_path / "out"),
+                "--signing-key",
+                str(private_key_file),
+            ]
+        )
+        == 1
+    )
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "cannot be used"), (b"not a key", "cannot be used"),
-])
-def test_training_without_a_usable_signing_key_stops_before_training(tmp_path, data_path,
-                                                                     content, message, capsys):
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "cannot be used"),
+        (b"not a key", "cannot be used"),
+    ],
+)
+def test_training_without_a_usable_signing_key_stops_before_training(
+    tmp_path, data_path, content, message, capsys
+):
     key = tmp_path / "key.pem"
     if content is not None:
         key.write_bytes(content)
-    assert train.main(["--data", str(data_path), "--out", str(tmp_path / "out"),
-                       "--signing-key", str(key)]) == 1
+    assert (
+        train.main(
+            ["--data", str(data_path), "--out", str(tmp_path / "out"), "--signing-key", str(key)]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert message in err and "openssl genpkey -algorithm ed25519" in err
     assert not (tmp_path / "out").exists()

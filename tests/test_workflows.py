@@ -1,5 +1,6 @@
 """GitHub Actions: CI runs the tests on every push and pull request; main releases the image
 once and deploys it with a role; every action is pinned, and no job holds more than it uses."""
+
 from __future__ import annotations
 
 import re
@@ -35,8 +36,13 @@ def scripts(job: dict) -> str:
 @pytest.mark.slow
 def test_workflows_pass_actionlint():
     assert WORKFLOWS and ACTIONLINT.exists(), "install requirements-dev.txt"
-    run = subprocess.run([str(ACTIONLINT), "-color=false", *map(str, WORKFLOWS)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [str(ACTIONLINT), "-color=false", *map(str, WORKFLOWS)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -70,23 +76,33 @@ def test_no_workflow_holds_long_lived_aws_keys():
 @pytest.mark.slow
 def test_workflows_pass_zizmor_offline():
     assert WORKFLOWS and ZIZMOR.exists(), "install requirements-dev.txt"
-    run = subprocess.run([str(ZIZMOR), "--offline", "--no-progress", ".github/workflows/"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [str(ZIZMOR), "--offline", "--no-progress", ".github/workflows/"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_every_action_is_pinned_to_a_full_commit_sha_with_its_tag_in_a_comment():
     for path in WORKFLOWS:
-        lines = [line for line in path.read_text().splitlines()
-                 if re.match(r"\s*(-\s+)?uses:", line)]
+        lines = [
+            line for line in path.read_text().splitlines() if re.match(r"\s*(-\s+)?uses:", line)
+        ]
         assert lines, path
         for line in lines:
             assert PINNED.match(line), f"{path.name}: {line.strip()}"
 
 
 def test_no_checkout_leaves_its_token_in_the_git_config():
-    checkouts = [step for job in jobs().values() for step in job["steps"]
-                 if step.get("uses", "").startswith("actions/checkout@")]
+    checkouts = [
+        step
+        for job in jobs().values()
+        for step in job["steps"]
+        if step.get("uses", "").startswith("actions/checkout@")
+    ]
     assert checkouts and all(step["with"]["persist-credentials"] is False for step in checkouts)
 
 
@@ -107,8 +123,9 @@ def test_main_releases_once_to_ecr_and_deploys_the_bundle_of_that_image():
     release = next(i for i, n in enumerate(names) if n.startswith("make release"))
     deploying = next(i for i, n in enumerate(names) if "eb deploy" in n)
     assert role < release < deploying, "assume the role, release, then deploy"
-    assert all("pip install" not in n and ".runtime" not in n for n in names[role:]), \
+    assert all("pip install" not in n and ".runtime" not in n for n in names[role:]), (
         "install everything before the credentials exist"
+    )
     assert "ECR_REPOSITORY=" in names[release] and "AWS_REGION=" in names[release]
     script = names[deploying]
     assert "dist/release.json" in script and "artifact: dist/eb-%s.zip" in script

@@ -7,6 +7,7 @@ through `subprocess` or `os.fork`, which covers gunicorn, moto's server, Docker,
 registry and the scorer's process pool) or fits a PyCaret experiment. Fixtures that start those
 mark the tests that use them (`SLOW_FIXTURES`), so a test is slow by the fixture it asks for.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,17 +20,41 @@ import pytest
 
 # Fixtures that start a process or train: any test that asks for one, directly or through
 # another fixture, is in the slow tier.
-SLOW_FIXTURES = frozenset({
-    "image", "container", "serving", "task", "endpoint",  # Docker
-    "browser", "page",  # Chromium
-    "server", "metered", "prometheus",  # gunicorn, Prometheus
-    "moto_endpoint", "moto_server", "aws", "s3", "locked_store", "registry",  # moto, the registry
-    "sqs", "worker_fifo", "worker_sns", "worker_unpublishable",  # moto + gunicorn: EB worker
-    "arrivals_queue", "worker_files",
-    "training", "retrained", "releases", "committed_dir", "weeks", "released",  # trainings
-    "retrained_again", "retrained_as_the_oldest_cpu",
-    "kafka_broker",  # Tansu
-})
+SLOW_FIXTURES = frozenset(
+    {
+        "image",
+        "container",
+        "serving",
+        "task",
+        "endpoint",  # Docker
+        "browser",
+        "page",  # Chromium
+        "server",
+        "metered",
+        "prometheus",  # gunicorn, Prometheus
+        "moto_endpoint",
+        "moto_server",
+        "aws",
+        "s3",
+        "locked_store",
+        "registry",  # moto, the registry
+        "sqs",
+        "worker_fifo",
+        "worker_sns",
+        "worker_unpublishable",  # moto + gunicorn: EB worker
+        "arrivals_queue",
+        "worker_files",
+        "training",
+        "retrained",
+        "releases",
+        "committed_dir",
+        "weeks",
+        "released",  # trainings
+        "retrained_again",
+        "retrained_as_the_oldest_cpu",
+        "kafka_broker",  # Tansu
+    }
+)
 
 CURRENT_TEST = pytest.StashKey[pytest.Item]()
 
@@ -44,13 +69,16 @@ def _is_slow(item: pytest.Item) -> bool:
 
 def _guard(config: pytest.Config, what: str, original: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap `original` so that calling it from a unit-tier test raises OutsideItsTier."""
+
     def guarded(*args: Any, **kwargs: Any) -> Any:
         item = config.stash.get(CURRENT_TEST, None)
         if item is not None and not _is_slow(item):
             raise OutsideItsTier(
                 f"{item.nodeid} {what} but is in the unit tier: mark it @pytest.mark.slow "
-                "(or use a fixture in tests/tiers.SLOW_FIXTURES), so `make check` stays fast")
+                "(or use a fixture in tests/tiers.SLOW_FIXTURES), so `make check` stays fast"
+            )
         return original(*args, **kwargs)
+
     return guarded
 
 

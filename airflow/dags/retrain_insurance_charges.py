@@ -23,6 +23,7 @@ check_data also compares the new data's inputs with the champion's training data
 distribution, fetched from the registry): per input its PSI and status in the task log and in
 the report's ``drift`` (XCom). Drift never stops the run: a shifted population is why one retrains.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,9 @@ REFETCH = """"$PY" -m insurance_charges.training.data_checks "$DATA_SOURCE" --ou
 # refusal, drift is why one retrains). No champion yet is said so in the report; any other
 # failure to fetch its card (S3, the signature) exits 75, retried like an unreadable source.
 # The registry's only words for "no champion" are its error line, matched here.
-CHECK_DATA = PRELUDE + """NO_CHAMPION="no champion in the store yet: nothing to compare with"
+CHECK_DATA = (
+    PRELUDE
+    + """NO_CHAMPION="no champion in the store yet: nothing to compare with"
 REFERENCE=(--no-reference-card "$NO_CHAMPION")
 if "$PY" -m insurance_charges.registry fetch champion "$WORK/champion" >&2 2> "$WORK/fetch.err"
 then
@@ -73,10 +76,14 @@ fi
   --max-rejected "$MAX_REJECTED" --holdout ${DATA_SHA256:+--sha256 "$DATA_SHA256"} \\
   "${REFERENCE[@]}"
 """
+)
 # A version is named by its date and pipeline SHA-256: a rerun the same day on the same data (or
 # a retry after a publish whose success was not reported) trains the very same pipeline, which
 # is already published; it is kept, not published again with a new card.
-TRAIN_AND_PUBLISH = PRELUDE + REFETCH + """"$PY" -m insurance_charges.training \\
+TRAIN_AND_PUBLISH = (
+    PRELUDE
+    + REFETCH
+    + """"$PY" -m insurance_charges.training \\
   --data "$WORK/data/train.csv" --out "$WORK/model" \\
   --signing-key "${MODEL_SIGNING_KEY:?set MODEL_SIGNING_KEY to the signing key on the workers}"
 VERSION="$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["model_version"])' \\
@@ -88,7 +95,11 @@ else
 fi
 echo "$VERSION"
 """
-PROMOTE = PRELUDE + REFETCH + """ROLLOUT=()
+)
+PROMOTE = (
+    PRELUDE
+    + REFETCH
+    + """ROLLOUT=()
 if [ -n "$EB_ENVIRONMENT" ]; then ROLLOUT=(--deploy-eb "$EB_ENVIRONMENT"); fi
 status=0
 "$PY" -m insurance_charges.registry promote "$VERSION" \\
@@ -99,6 +110,7 @@ fi
 [ "$status" -eq 0 ] || exit "$status"
 echo "promoted $VERSION"
 """
+)
 
 # The run's choices reach bash as environment variables, never spliced into the script, so a
 # value cannot inject shell code.
@@ -122,8 +134,9 @@ class _PermanentFailures(SubprocessHook):
     def run_command(self, *args, **kwargs):
         result = super().run_command(*args, **kwargs)
         if result.exit_code in self.permanent:
-            raise AirflowFailException(f"exit status {result.exit_code}: "
-                                       f"{self.permanent[result.exit_code]}; not retried")
+            raise AirflowFailException(
+                f"exit status {result.exit_code}: {self.permanent[result.exit_code]}; not retried"
+            )
         return result
 
 
@@ -161,22 +174,40 @@ with DAG(
         "max_retry_delay": timedelta(minutes=30),
     },
     params={
-        "data_source": Param("canonical", type="string", minLength=1,
-                             description="canonical (the published file), https://..., "
-                                         "s3://bucket/key or a path on the workers"),
-        "data_sha256": Param("", type="string", pattern="^([0-9a-fA-F]{64})?$",
-                             description="SHA-256 the data must have (empty: the canonical "
-                                         "digest, or S3's stored SHA-256 checksum)"),
-        "max_rejected_rows": Param(0, type="integer", minimum=0,
-                                   description="most rows the schema may refuse; refused rows "
-                                               "are counted and listed, never trained on"),
-        "store": Param("", type="string",
-                       pattern="^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?)?$",
-                       description="registry s3://bucket/prefix (empty: MODEL_STORE)"),
-        "eb_environment": Param("", type="string",
-                                pattern="^([A-Za-z0-9][A-Za-z0-9-]{2,38}[A-Za-z0-9])?$",
-                                description="Elastic Beanstalk environment to roll a promoted "
-                                            "model out to (empty: promote only)"),
+        "data_source": Param(
+            "canonical",
+            type="string",
+            minLength=1,
+            description="canonical (the published file), https://..., "
+            "s3://bucket/key or a path on the workers",
+        ),
+        "data_sha256": Param(
+            "",
+            type="string",
+            pattern="^([0-9a-fA-F]{64})?$",
+            description="SHA-256 the data must have (empty: the canonical "
+            "digest, or S3's stored SHA-256 checksum)",
+        ),
+        "max_rejected_rows": Param(
+            0,
+            type="integer",
+            minimum=0,
+            description="most rows the schema may refuse; refused rows "
+            "are counted and listed, never trained on",
+        ),
+        "store": Param(
+            "",
+            type="string",
+            pattern="^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?)?$",
+            description="registry s3://bucket/prefix (empty: MODEL_STORE)",
+        ),
+        "eb_environment": Param(
+            "",
+            type="string",
+            pattern="^([A-Za-z0-9][A-Za-z0-9-]{2,38}[A-Za-z0-9])?$",
+            description="Elastic Beanstalk environment to roll a promoted "
+            "model out to (empty: promote only)",
+        ),
     },
     tags=["insurance-charges", "retraining"],
 ) as dag:
@@ -184,8 +215,10 @@ with DAG(
         task_id="check_data",
         bash_command=CHECK_DATA,
         env=PARAMS_ENV,
-        permanent={1: "the data was refused (checksum, columns or refused rows)",
-                   2: "the source or a setting is wrong"},
+        permanent={
+            1: "the data was refused (checksum, columns or refused rows)",
+            2: "the source or a setting is wrong",
+        },
         output_processor=json.loads,  # the report, as the XCom later tasks read
         execution_timeout=timedelta(minutes=10),  # a 55 KB file; 10 minutes means stuck
     )
@@ -202,12 +235,17 @@ with DAG(
     promote = ProjectCommand(
         task_id="promote",
         bash_command=PROMOTE,
-        env={**PARAMS_ENV, **CHECKED_ENV,
-             "VERSION": "{{ ti.xcom_pull(task_ids='train_and_publish') }}"},
-        permanent={2: "the source or a setting is wrong",
-                   ROLLOUT_FAILED: "the champion moved but the rollout did not come up healthy; "
-                                   "read the environment's events, then retry this task or "
-                                   "`registry rollback --deploy-eb ENVIRONMENT`"},
+        env={
+            **PARAMS_ENV,
+            **CHECKED_ENV,
+            "VERSION": "{{ ti.xcom_pull(task_ids='train_and_publish') }}",
+        },
+        permanent={
+            2: "the source or a setting is wrong",
+            ROLLOUT_FAILED: "the champion moved but the rollout did not come up healthy; "
+            "read the environment's events, then retry this task or "
+            "`registry rollback --deploy-eb ENVIRONMENT`",
+        },
         skip_on_exit_code=GATE_REFUSED,  # "not promoted" is an outcome, not a failure
         # Scoring is seconds; with a rollout the registry waits for Elastic Beanstalk's
         # rolling deployment to report Ok, which can take most of an hour.
@@ -221,14 +259,26 @@ with DAG(
         version = ti.xcom_pull(task_ids="train_and_publish")
         promoted = ti.xcom_pull(task_ids="promote") is not None
         drift = report.get("drift") or {}
-        log.info("%s %s: trained on %d of %d rows (%d refused by the schema, %d held out for "
-                 "the gate); input drift against the champion's training data: %s",
-                 "PROMOTED" if promoted else "NOT PROMOTED (the gate refused it):",
-                 version, report["train_rows"], report["rows"], report["rejected"],
-                 report["holdout_rows"], drift.get("note") or drift.get("status"))
-        return {"version": version, "promoted": promoted, "data_sha256": report["sha256"],
-                "rows": report["rows"], "rejected_rows": report["rejected"],
-                "train_rows": report["train_rows"], "holdout_rows": report["holdout_rows"],
-                "input_drift": drift.get("status")}
+        log.info(
+            "%s %s: trained on %d of %d rows (%d refused by the schema, %d held out for "
+            "the gate); input drift against the champion's training data: %s",
+            "PROMOTED" if promoted else "NOT PROMOTED (the gate refused it):",
+            version,
+            report["train_rows"],
+            report["rows"],
+            report["rejected"],
+            report["holdout_rows"],
+            drift.get("note") or drift.get("status"),
+        )
+        return {
+            "version": version,
+            "promoted": promoted,
+            "data_sha256": report["sha256"],
+            "rows": report["rows"],
+            "rejected_rows": report["rejected"],
+            "train_rows": report["train_rows"],
+            "holdout_rows": report["holdout_rows"],
+            "input_drift": drift.get("status"),
+        }
 
     check_data >> train_and_publish >> promote >> outcome()

@@ -4,6 +4,7 @@ Credentials, the region and the endpoint come from boto3's own chain (the AWS_* 
 ``AWS_PROFILE``, ``~/.aws``, an instance or task role, ``AWS_ENDPOINT_URL``), never from a switch
 of ours. Each client is made by ``client()`` and kept by whoever owns it; nothing is cached here.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,25 +32,34 @@ def config(max_attempts: int = MAX_ATTEMPTS, read_timeout: float = READ_TIMEOUT)
     # first try, so max_attempts=4 would make 5 attempts (tests/test_aws.py counts them).
     from botocore.config import Config
 
-    return Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=read_timeout,
-                  retries={"mode": "standard", "total_max_attempts": max_attempts})
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=read_timeout,
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+    )
 
 
-def client(service: str, *, region: str | None = None, session=None,
-           max_attempts: int = MAX_ATTEMPTS, read_timeout: float = READ_TIMEOUT):
+def client(
+    service: str,
+    *,
+    region: str | None = None,
+    session=None,
+    max_attempts: int = MAX_ATTEMPTS,
+    read_timeout: float = READ_TIMEOUT,
+):
     """A boto3 client for ``service`` from boto3's own chain, with our Config; retries logged."""
     import boto3
 
     session = session or boto3.session.Session()
-    made = session.client(service, region_name=region,
-                          config=config(max_attempts, read_timeout))
+    made = session.client(service, region_name=region, config=config(max_attempts, read_timeout))
     made.meta.events.register("needs-retry", _note_failure)
     made.meta.events.register("request-created", _log_retry)
     return made
 
 
-def _note_failure(request_dict=None, response=None, caught_exception=None, attempts=None,
-                  **_) -> None:
+def _note_failure(
+    request_dict=None, response=None, caught_exception=None, attempts=None, **_
+) -> None:
     """Keep what went wrong with this attempt for the retry's log line, and the attempt count
     on the exception for the final message; never decides whether to retry (botocore does)."""
     if caught_exception is not None:
@@ -69,9 +79,14 @@ def _log_retry(request=None, operation_name=None, **_) -> None:
     retries = context.get("retries", {})
     attempt = retries.get("attempt", 1)
     if attempt > 1:
-        log.warning("AWS %s failed (%s); attempt %d of %d: %s", operation_name,
-                    context.get(_LAST_FAILURE, "unknown"), attempt,
-                    retries.get("max", MAX_ATTEMPTS), request.url.split("?")[0])
+        log.warning(
+            "AWS %s failed (%s); attempt %d of %d: %s",
+            operation_name,
+            context.get(_LAST_FAILURE, "unknown"),
+            attempt,
+            retries.get("max", MAX_ATTEMPTS),
+            request.url.split("?")[0],
+        )
 
 
 def lazy(service: str):
@@ -83,4 +98,5 @@ def lazy(service: str):
         if not made:
             made.append(client(service))
         return made[0]
+
     return get

@@ -6,6 +6,7 @@ groups, reads through ``RangedReader``, one ranged GET per buffer. pyarrow's S3F
 the same Parquet object as fast (docs/architecture.md#aws) but is a second AWS SDK with its own
 credential chain, retry policy and error texts, and it does not read AWS_ENDPOINT_URL.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,15 +26,21 @@ def _get_permission(uri: S3Uri) -> str:
 
 def open_stream(s3, uri: S3Uri) -> tuple[BinaryIO, int | None]:
     """The object's body as a stream of bytes (one GET) and its size; AwsError if unreadable."""
-    response = call(lambda: s3.get_object(Bucket=uri.bucket, Key=uri.key), f"reading {uri}",
-                    _get_permission(uri))
+    response = call(
+        lambda: s3.get_object(Bucket=uri.bucket, Key=uri.key),
+        f"reading {uri}",
+        _get_permission(uri),
+    )
     return response["Body"], response.get("ContentLength")
 
 
 def open_seekable(s3, uri: S3Uri) -> tuple[io.BufferedReader, int]:
     """A seekable, buffered file over the object (ranged GETs) and its size."""
-    head = call(lambda: s3.head_object(Bucket=uri.bucket, Key=uri.key), f"reading {uri}",
-                _get_permission(uri))
+    head = call(
+        lambda: s3.head_object(Bucket=uri.bucket, Key=uri.key),
+        f"reading {uri}",
+        _get_permission(uri),
+    )
     size = head["ContentLength"]
     return io.BufferedReader(RangedReader(s3, uri, size), buffer_size=RANGE_BUFFER), size
 
@@ -41,11 +48,13 @@ def open_seekable(s3, uri: S3Uri) -> tuple[io.BufferedReader, int]:
 def download(s3, uri: S3Uri, dest: Path) -> dict:
     """Write the object to ``dest``, botocore checking S3's stored checksum as it reads; the
     GetObject response (its checksum fields)."""
+
     def fetch():
         response = s3.get_object(Bucket=uri.bucket, Key=uri.key, ChecksumMode="ENABLED")
         with open(dest, "wb") as out:
             out.writelines(response["Body"].iter_chunks(DOWNLOAD_BLOCK))
         return response
+
     return call(fetch, f"reading {uri}", _get_permission(uri))
 
 
@@ -78,13 +87,12 @@ class RangedReader(io.RawIOBase):
             return 0
         end = min(self.size, self.position + len(buffer)) - 1
         try:
-            body = self.s3.get_object(Bucket=self.uri.bucket, Key=self.uri.key,
-                                      Range=f"bytes={self.position}-{end}")["Body"]
+            body = self.s3.get_object(
+                Bucket=self.uri.bucket, Key=self.uri.key, Range=f"bytes={self.position}-{end}"
+            )["Body"]
             data = body.read()
         except failures() as exc:
-            raise OSError(explain(exc, f"reading {self.uri}", _get_permission(self.uri))) \
-                from None
+            raise OSError(explain(exc, f"reading {self.uri}", _get_permission(self.uri))) from None
         buffer[: len(data)] = data
         self.position += len(data)
         return len(data)
-

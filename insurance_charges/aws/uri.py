@@ -4,6 +4,7 @@ A typo is refused here, naming what is wrong and how to write it, instead of rea
 400 or, worse, naming some other object. The rules are S3's own for bucket names (general
 purpose buckets) and, for keys, the subset that names one thing unambiguously.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -54,8 +55,13 @@ def is_s3(text: str) -> bool:
 
 def check_bucket(bucket: str) -> str:
     """The name if S3 allows it for a bucket; BadS3Uri naming the rules otherwise."""
-    if (not _BUCKET.fullmatch(bucket) or ".." in bucket or _is_ip_address(bucket)
-            or bucket.startswith(_RESERVED_PREFIXES) or bucket.endswith(_RESERVED_SUFFIXES)):
+    if (
+        not _BUCKET.fullmatch(bucket)
+        or ".." in bucket
+        or _is_ip_address(bucket)
+        or bucket.startswith(_RESERVED_PREFIXES)
+        or bucket.endswith(_RESERVED_SUFFIXES)
+    ):
         raise BadS3Uri(f"{bucket!r} is not an S3 bucket name ({BUCKET_RULES})")
     return bucket
 
@@ -87,7 +93,7 @@ def parse_s3(text: str) -> S3Uri:
     """``s3://bucket[/key]`` as an S3Uri; BadS3Uri saying what is wrong otherwise."""
     if not is_s3(text):
         raise BadS3Uri(f"{text!r} is not an S3 URI; write s3://bucket/key")
-    bucket, _, key = text[len(SCHEME):].partition("/")
+    bucket, _, key = text[len(SCHEME) :].partition("/")
     return S3Uri(check_bucket(bucket), check_key(key))
 
 

@@ -4,6 +4,7 @@
 directory gets a hidden temporary file renamed into place (``join`` reads only ``*.jsonl``, so a
 half-written file is never read); S3 gets one PutObject, which is atomic.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -43,9 +44,10 @@ class Directory:
             if not os.access(self.root, os.W_OK | os.X_OK):
                 raise PermissionError(13, "Permission denied")
         except OSError as exc:
-            raise DestinationError(f"cannot write to {self.root} ({exc.strerror}); set "
-                                   "CAPTURE_URI to a writable directory or s3://bucket/prefix"
-                                   ) from None
+            raise DestinationError(
+                f"cannot write to {self.root} ({exc.strerror}); set "
+                "CAPTURE_URI to a writable directory or s3://bucket/prefix"
+            ) from None
 
     def put(self, key: str, data: bytes) -> None:
         """Write ``data`` as ``key`` under the directory, whole or not at all."""
@@ -92,12 +94,15 @@ class S3Prefix:
 
         name = f"{self.prefix}/{key}" if self.prefix else key
         try:
-            self.client().put_object(Bucket=self.bucket, Key=name, Body=data,
-                                     ContentType="application/x-ndjson")
+            self.client().put_object(
+                Bucket=self.bucket, Key=name, Body=data, ContentType="application/x-ndjson"
+            )
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            raise DestinationError(f"s3://{self.bucket}/{name}: {error.get('Code', 'error')}: "
-                                   f"{error.get('Message', '')}".rstrip(": ")) from None
+            raise DestinationError(
+                f"s3://{self.bucket}/{name}: {error.get('Code', 'error')}: "
+                f"{error.get('Message', '')}".rstrip(": ")
+            ) from None
         except BotoCoreError as exc:
             raise DestinationError(f"s3://{self.bucket}/{name}: {exc}") from None
 
@@ -113,13 +118,18 @@ def destination_of(uri: str) -> Destination:
     text = uri.strip()
     if not text.startswith("s3://"):
         return Directory(Path(text).expanduser().resolve())
-    bucket, _, prefix = text[len("s3://"):].partition("/")
+    bucket, _, prefix = text[len("s3://") :].partition("/")
     prefix = prefix.strip("/")
     if not _BUCKET.fullmatch(bucket) or ".." in bucket:
-        raise ValueError(f"{bucket!r} is not an S3 bucket name (3 to 63 lowercase letters, "
-                         "digits, dots and hyphens); set CAPTURE_URI to s3://bucket/prefix")
-    if prefix and (not _PREFIX.fullmatch(prefix)
-                   or any(part in (".", "..") for part in prefix.split("/"))):
-        raise ValueError("the prefix must be path segments of letters, digits and !_.*'()- ; "
-                         "set CAPTURE_URI to s3://bucket/prefix")
+        raise ValueError(
+            f"{bucket!r} is not an S3 bucket name (3 to 63 lowercase letters, "
+            "digits, dots and hyphens); set CAPTURE_URI to s3://bucket/prefix"
+        )
+    if prefix and (
+        not _PREFIX.fullmatch(prefix) or any(part in (".", "..") for part in prefix.split("/"))
+    ):
+        raise ValueError(
+            "the prefix must be path segments of letters, digits and !_.*'()- ; "
+            "set CAPTURE_URI to s3://bucket/prefix"
+        )
     return S3Prefix(bucket, prefix)

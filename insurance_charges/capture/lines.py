@@ -10,6 +10,7 @@ shared texts hold no ``}``, ``},{`` occurs only between records, so the bytes ar
 ``capture_line``'s (tests/test_capture.py compares them), and otherwise each line is written by
 ``capture_line``.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -19,17 +20,41 @@ import orjson
 from ..core.captures import CaptureRecord, capture_line, utc_text
 
 
-def one_line(inference_id: str, moment: datetime, model_version: str, path: str, record: dict,
-             estimate: float, low: float | None, high: float | None) -> bytes:
+def one_line(
+    inference_id: str,
+    moment: datetime,
+    model_version: str,
+    path: str,
+    record: dict,
+    estimate: float,
+    low: float | None,
+    high: float | None,
+) -> bytes:
     """The capture line of one estimate."""
-    captured = {"inference_id": inference_id, "time": moment, "model_version": model_version,
-                "path": path, **record, "estimate": estimate, "low": low, "high": high}
+    captured = {
+        "inference_id": inference_id,
+        "time": moment,
+        "model_version": model_version,
+        "path": path,
+        **record,
+        "estimate": estimate,
+        "low": low,
+        "high": high,
+    }
     return capture_line(captured)  # type: ignore[arg-type]
 
 
-def batch_lines(request_id: str, moment: datetime, model_version: str, path: str,
-                records: list, estimates: list, lows: list | None, highs: list | None,
-                positions: list[int]) -> bytes:
+def batch_lines(
+    request_id: str,
+    moment: datetime,
+    model_version: str,
+    path: str,
+    records: list,
+    estimates: list,
+    lows: list | None,
+    highs: list | None,
+    positions: list[int],
+) -> bytes:
     """The capture lines of a batch's records at ``positions``, whose ids are ``R-<position>``."""
     if not positions:
         return b""
@@ -37,13 +62,35 @@ def batch_lines(request_id: str, moment: datetime, model_version: str, path: str
     highs = highs if highs is not None else [None] * len(estimates)
     when = utc_text(moment)
     if b"}" in orjson.dumps([model_version, path]):  # a brace could fake a record break
-        return b"".join(one_line(f"{request_id}-{i}", moment, model_version, path, records[i],
-                                 estimates[i], lows[i], highs[i]) for i in positions)
+        return b"".join(
+            one_line(
+                f"{request_id}-{i}",
+                moment,
+                model_version,
+                path,
+                records[i],
+                estimates[i],
+                lows[i],
+                highs[i],
+            )
+            for i in positions
+        )
     objects: list[CaptureRecord] = [
-        {"inference_id": f"{request_id}-{i}", "time": when,  # type: ignore[typeddict-item]
-         "model_version": model_version, "path": path, "age": record["age"],
-         "sex": record["sex"], "bmi": record["bmi"], "children": record["children"],
-         "smoker": record["smoker"], "region": record["region"], "estimate": estimates[i],
-         "low": lows[i], "high": highs[i]}
-        for i, record in ((i, records[i]) for i in positions)]
+        {
+            "inference_id": f"{request_id}-{i}",
+            "time": when,  # type: ignore[typeddict-item]
+            "model_version": model_version,
+            "path": path,
+            "age": record["age"],
+            "sex": record["sex"],
+            "bmi": record["bmi"],
+            "children": record["children"],
+            "smoker": record["smoker"],
+            "region": record["region"],
+            "estimate": estimates[i],
+            "low": lows[i],
+            "high": highs[i],
+        }
+        for i, record in ((i, records[i]) for i in positions)
+    ]
     return orjson.dumps(objects)[1:-1].replace(b"},{", b"}\n{") + b"\n"

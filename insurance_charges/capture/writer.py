@@ -22,6 +22,7 @@ What can be lost, and how it is told (docs/outcomes.md#capture):
   interval. Unshipped files are kept up to ``BACKLOG_BYTES``; past it the oldest are dropped
   and their records counted (``counts.dropped``) and logged, never silently.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -87,8 +88,13 @@ class Uncounted:
 class CaptureWriter:
     """Captures for one app; each process that serves gets its own queue, thread and files."""
 
-    def __init__(self, destination: Destination, percent: float,
-                 counts: CaptureCounts | None = None, ship_seconds: float = SHIP_SECONDS):
+    def __init__(
+        self,
+        destination: Destination,
+        percent: float,
+        counts: CaptureCounts | None = None,
+        ship_seconds: float = SHIP_SECONDS,
+    ):
         self.destination, self.percent = destination, percent
         self.counts = counts or Uncounted()
         self.ship_seconds = ship_seconds
@@ -107,8 +113,10 @@ class CaptureWriter:
     def _start(self) -> None:
         """In a new process (a gunicorn worker after its fork): a fresh queue, files, thread."""
         self._pid = os.getpid()
-        self._name = (f"{_UNSAFE.sub('-', socket.gethostname())[:60] or 'host'}-{self._pid}-"
-                      f"{secrets.token_hex(4)}")
+        self._name = (
+            f"{_UNSAFE.sub('-', socket.gethostname())[:60] or 'host'}-{self._pid}-"
+            f"{secrets.token_hex(4)}"
+        )
         self._sequence = 0
         self._queue: deque = deque()
         self._held: dict[str, list[bytes]] = {}  # hour partition -> lines, not yet in a file
@@ -164,14 +172,32 @@ class CaptureWriter:
         if not estimates.batch:
             if not (everyone or is_sampled(request_id, self.percent)):
                 return b"", 0
-            return one_line(request_id, moment, estimates.model_version, path,
-                            estimates.records[0], amounts[0], lows and lows[0],
-                            highs and highs[0]), 1
-        positions = (list(range(len(amounts))) if everyone else
-                     [i for i in range(len(amounts))
-                      if is_sampled(f"{request_id}-{i}", self.percent)])
-        return batch_lines(request_id, moment, estimates.model_version, path,
-                           estimates.records, amounts, lows, highs, positions), len(positions)
+            return one_line(
+                request_id,
+                moment,
+                estimates.model_version,
+                path,
+                estimates.records[0],
+                amounts[0],
+                lows and lows[0],
+                highs and highs[0],
+            ), 1
+        positions = (
+            list(range(len(amounts)))
+            if everyone
+            else [i for i in range(len(amounts)) if is_sampled(f"{request_id}-{i}", self.percent)]
+        )
+        return batch_lines(
+            request_id,
+            moment,
+            estimates.model_version,
+            path,
+            estimates.records,
+            amounts,
+            lows,
+            highs,
+            positions,
+        ), len(positions)
 
     def _ship(self, deadline: float | None = None) -> None:
         """Close the held lines into files, then ship the backlog, oldest first."""
@@ -181,8 +207,9 @@ class CaptureWriter:
         for hour in sorted(held):
             self._sequence += 1
             data = b"".join(held[hour])
-            self._backlog.append((f"{hour}/{self._name}-{self._sequence:06d}.jsonl", data,
-                                  counted[hour]))
+            self._backlog.append(
+                (f"{hour}/{self._name}-{self._sequence:06d}.jsonl", data, counted[hour])
+            )
             self._backlog_bytes += len(data)
         while self._backlog and (deadline is None or time.monotonic() < deadline):
             key, data, records = self._backlog[0]
@@ -190,9 +217,11 @@ class CaptureWriter:
                 self.destination.put(key, data)
             except DestinationError as exc:
                 self.counts.capture_failed()
-                self._warn(f"capture: {len(self._backlog)} file(s) not shipped to "
-                           f"{self.destination} ({exc}); retrying every "
-                           f"{self.ship_seconds:g} s")
+                self._warn(
+                    f"capture: {len(self._backlog)} file(s) not shipped to "
+                    f"{self.destination} ({exc}); retrying every "
+                    f"{self.ship_seconds:g} s"
+                )
                 break
             self._backlog.popleft()
             self._backlog_bytes -= len(data)
@@ -204,9 +233,13 @@ class CaptureWriter:
         key, data, records = self._backlog.popleft()
         self._backlog_bytes -= len(data)
         self.counts.capture_dropped(records)
-        log.error("capture: %s; dropped %s (%d records, counted in "
-                  "insurance_charges_capture_records_total{outcome=\"dropped\"})", why, key,
-                  records)
+        log.error(
+            "capture: %s; dropped %s (%d records, counted in "
+            'insurance_charges_capture_records_total{outcome="dropped"})',
+            why,
+            key,
+            records,
+        )
 
     def _warn(self, message: str) -> None:
         if time.monotonic() - self._warned_at >= LOG_SECONDS:

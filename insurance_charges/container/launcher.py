@@ -11,6 +11,7 @@ nginx stops accepting and finishes what it holds (at most ``NGINX_GRACE_S``), th
 stops, so `docker stop` ends inside its 10 s with 0 (6.6 s measured with 50 slow clients open);
 under ``serve`` the drain is longer and the stop still ends inside SageMaker's 30 s.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,18 +66,24 @@ NGINX_STATUSES = (400, 408, 413, 414, 494, 502, 503, 504)
 def _problem(status: int) -> dict:
     shown = 400 if status == 494 else status
     kind = PROBLEMS[shown]
-    return {"type": problem_type(shown), "title": kind.title, "status": shown,
-            "detail": kind.explanation}
+    return {
+        "type": problem_type(shown),
+        "title": kind.title,
+        "status": shown,
+        "detail": kind.explanation,
+    }
 
 
 def _html(status: int) -> str:
     problem = _problem(status)
-    return ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>Error: {problem["title"]}</title>'
-            '<link rel="stylesheet" href="/static/style.css"></head><body><main>'
-            f'<h1>{problem["title"]}</h1><p>{problem["detail"]}</p>'
-            '<p><a href="/">Back to the form</a></p></main></body></html>\n')
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Error: {problem['title']}</title>"
+        '<link rel="stylesheet" href="/static/style.css"></head><body><main>'
+        f"<h1>{problem['title']}</h1><p>{problem['detail']}</p>"
+        '<p><a href="/">Back to the form</a></p></main></body></html>\n'
+    )
 
 
 def listen(host: str, port: int) -> str:
@@ -86,21 +93,32 @@ def listen(host: str, port: int) -> str:
     return bind_address(host, port) + (" ipv6only=off" if host == "::" else "")
 
 
-def write_config(port: int, run_dir: Path = RUN_DIR, drain_s: int = DRAIN_S,
-                 max_payload_mb: int = MAX_PAYLOAD_MB, host: str = "0.0.0.0",  # nosec B104
-                 request_timeout_s: int = gunicorn_environ.REQUEST_TIMEOUT_S) -> Path:
+def write_config(
+    port: int,
+    run_dir: Path = RUN_DIR,
+    drain_s: int = DRAIN_S,
+    max_payload_mb: int = MAX_PAYLOAD_MB,
+    host: str = "0.0.0.0",  # nosec B104
+    request_timeout_s: int = gunicorn_environ.REQUEST_TIMEOUT_S,
+) -> Path:
     """Render nginx's configuration and error pages into ``run_dir``; return the config path."""
     (run_dir / "_errors").mkdir(parents=True, exist_ok=True)
     for status in NGINX_STATUSES:
         (run_dir / "_errors" / f"{status}.json").write_text(json.dumps(_problem(status)))
         (run_dir / "_errors" / f"{status}.html").write_text(_html(status))
-    headers = "\n".join(f"            add_header {name} \"{value}\" always;"
-                        for name, value in HEADERS.items())
-    fill = {"@RUN_DIR@": str(run_dir), "@SOCKET@": str(run_dir / SOCKET.name),
-            "@LISTEN@": listen(host, port), "@MAX_BODY@": f"{MAX_CONTENT_LENGTH // 1024}k",
-            "@MAX_PAYLOAD@": f"{max_payload_mb}m",  # nginx's m is SageMaker's MB (MiB)
-            "@DRAIN@": f"{drain_s}s", "@SECURITY_HEADERS@": headers,
-            "@PROXY_TIMEOUT@": f"{request_timeout_s + PROXY_OUTWAITS_S}s"}
+    headers = "\n".join(
+        f'            add_header {name} "{value}" always;' for name, value in HEADERS.items()
+    )
+    fill = {
+        "@RUN_DIR@": str(run_dir),
+        "@SOCKET@": str(run_dir / SOCKET.name),
+        "@LISTEN@": listen(host, port),
+        "@MAX_BODY@": f"{MAX_CONTENT_LENGTH // 1024}k",
+        "@MAX_PAYLOAD@": f"{max_payload_mb}m",  # nginx's m is SageMaker's MB (MiB)
+        "@DRAIN@": f"{drain_s}s",
+        "@SECURITY_HEADERS@": headers,
+        "@PROXY_TIMEOUT@": f"{request_timeout_s + PROXY_OUTWAITS_S}s",
+    }
     for name in ("nginx.conf", "proxy.conf"):
         text = (HERE / f"{name}.template").read_text()
         for marker, value in fill.items():
@@ -112,8 +130,14 @@ def write_config(port: int, run_dir: Path = RUN_DIR, drain_s: int = DRAIN_S,
 class Stack:
     """gunicorn and nginx as child processes, started and stopped in order."""
 
-    def __init__(self, port: int, drain_s: int = DRAIN_S, max_payload_mb: int = MAX_PAYLOAD_MB,
-                 environ: dict | None = None, host: str = "0.0.0.0"):  # nosec B104
+    def __init__(
+        self,
+        port: int,
+        drain_s: int = DRAIN_S,
+        max_payload_mb: int = MAX_PAYLOAD_MB,
+        environ: dict | None = None,
+        host: str = "0.0.0.0",
+    ):  # nosec B104
         self.host, self.port = host, port
         self.gunicorn: subprocess.Popen[bytes] | None = None
         self.nginx: subprocess.Popen[bytes] | None = None
@@ -124,21 +148,30 @@ class Stack:
 
     def start(self) -> subprocess.Popen[bytes]:
         """gunicorn first (it loads the model); nginx once gunicorn is listening. gunicorn."""
-        config = write_config(self.port, drain_s=self.drain_s, max_payload_mb=self.max_payload_mb,
-                              host=self.host, request_timeout_s=gunicorn_environ.request_timeout(
-                                  os.environ if self.environ is None else self.environ))
+        config = write_config(
+            self.port,
+            drain_s=self.drain_s,
+            max_payload_mb=self.max_payload_mb,
+            host=self.host,
+            request_timeout_s=gunicorn_environ.request_timeout(
+                os.environ if self.environ is None else self.environ
+            ),
+        )
         SOCKET.unlink(missing_ok=True)
         # Started as `make run` starts it: what gunicorn reads itself is checked first.
         gunicorn = self.gunicorn = subprocess.Popen(
             [sys.executable, "-m", "insurance_charges.startup", "--unix-socket", str(SOCKET)],
-            cwd=PROJECT_ROOT, env=self.environ)
+            cwd=PROJECT_ROOT,
+            env=self.environ,
+        )
         deadline = time.monotonic() + STARTUP_S
         while not SOCKET.exists():
             if gunicorn.poll() is not None or time.monotonic() > deadline or self.stopping:
                 return gunicorn  # it said why (one "Error:" line), or a stop came before
             time.sleep(0.05)
-        self.nginx = subprocess.Popen(["nginx", "-c", str(config), "-e", "stderr",
-                                       "-g", "daemon off;"])
+        self.nginx = subprocess.Popen(
+            ["nginx", "-c", str(config), "-e", "stderr", "-g", "daemon off;"]
+        )
         PORT_FILE.write_text(f"{self.port}\n")
         return gunicorn
 
@@ -151,8 +184,11 @@ class Stack:
         if self.stopping and nginx_alive and not self._quit_sent:
             nginx.send_signal(signal.SIGQUIT)  # graceful: stop accepting, finish requests
             self._quit_sent, self._quit_at = True, time.monotonic()
-        elif nginx_alive and self._quit_sent and \
-                time.monotonic() - self._quit_at > self.drain_s + GRACE_AFTER_DRAIN_S:
+        elif (
+            nginx_alive
+            and self._quit_sent
+            and time.monotonic() - self._quit_at > self.drain_s + GRACE_AFTER_DRAIN_S
+        ):
             nginx.terminate()  # fast: close what is left
             self._quit_at = float("inf")
         if self.stopping and not nginx_alive and not self._term_sent:
@@ -200,9 +236,11 @@ def _serve(args: list[str]) -> int:
         RUN_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
         (RUN_DIR / ".writable").touch()
     except OSError as exc:  # e.g. ECS's bind mount owned by root, or no tmpfs on a read-only root
-        raise UserError(f"{RUN_DIR} cannot be written ({exc.strerror}); give the container a "
-                        "writable /tmp owned by (or open to) its user 10001, e.g. `--tmpfs "
-                        "/tmp` or a volume with mode 1777") from None
+        raise UserError(
+            f"{RUN_DIR} cannot be written ({exc.strerror}); give the container a "
+            "writable /tmp owned by (or open to) its user 10001, e.g. `--tmpfs "
+            "/tmp` or a volume with mode 1777"
+        ) from None
     stack = Stack(mode.port, mode.drain_s, settings.max_payload_mb, mode.environ, settings.host)
     signal.signal(signal.SIGTERM, stack.request_stop)
     signal.signal(signal.SIGINT, stack.request_stop)

@@ -8,6 +8,7 @@ on 8080 or SAGEMAKER_BIND_TO_PORT, the model is the one SageMaker extracted into
 /opt/ml/model when it put one there, and a stop may drain for longer, since SageMaker sends
 SIGKILL 30 s after SIGTERM where Docker's own default is 10 s.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -39,26 +40,33 @@ class Mode:
     port_name: str = "PORT"  # the variable that sets ``port``, for a line about it
 
 
-def mode_for(args: list[str], settings: Settings, environ: Mapping[str, str],
-             model_dir=MODEL_DIR) -> Mode:
+def mode_for(
+    args: list[str], settings: Settings, environ: Mapping[str, str], model_dir=MODEL_DIR
+) -> Mode:
     """The mode ``docker run``'s arguments ask for; raise with one line if it cannot run."""
     if not args:
         return Mode(settings.port, dict(environ), DRAIN_S)
     if args != [SERVE]:
-        raise UsageError(f"unknown arguments {' '.join(args)[:80]!r}; run the image with no "
-                         f"argument (Elastic Beanstalk, ECS), with `{SERVE}` (SageMaker "
-                         "endpoints, Batch Transform) or `train` (SageMaker training), or "
-                         f"`{KAFKA} --help` (the Kafka consumer)")
+        raise UsageError(
+            f"unknown arguments {' '.join(args)[:80]!r}; run the image with no "
+            f"argument (Elastic Beanstalk, ECS), with `{SERVE}` (SageMaker "
+            "endpoints, Batch Transform) or `train` (SageMaker training), or "
+            f"`{KAFKA} --help` (the Kafka consumer)"
+        )
     if settings.api_keys:
-        raise SettingsError("API_KEYS=(hidden): SageMaker's InvokeEndpoint cannot send an API "
-                            "key, so every /invocations would be refused; unset API_KEYS "
-                            "(IAM authorizes who may invoke the endpoint)")
+        raise SettingsError(
+            "API_KEYS=(hidden): SageMaker's InvokeEndpoint cannot send an API "
+            "key, so every /invocations would be refused; unset API_KEYS "
+            "(IAM authorizes who may invoke the endpoint)"
+        )
     key = environ.get("MODEL_PUBLIC_KEY")
     if key and Path(key).resolve().is_relative_to(Path(model_dir).resolve()):
         # A key shipped in model.tar.gz would let whoever made the archive vouch for it.
-        raise SettingsError(f"MODEL_PUBLIC_KEY={key[:80]!r}: lies in {model_dir}, inside the "
-                            "model archive it would vouch for; put the public key in the image "
-                            "and point MODEL_PUBLIC_KEY at it there")
+        raise SettingsError(
+            f"MODEL_PUBLIC_KEY={key[:80]!r}: lies in {model_dir}, inside the "
+            "model archive it would vouch for; put the public key in the image "
+            "and point MODEL_PUBLIC_KEY at it there"
+        )
     children = dict(environ)
     if not environ.get("MODEL_PATH"):  # an explicit MODEL_PATH wins over /opt/ml/model
         try:

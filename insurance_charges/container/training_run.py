@@ -7,6 +7,7 @@ so that its joblib workers are stopped with it: on SIGTERM the whole group gets 
 SIGKILL after ``STOP_GRACE_S``, and the failure file says the job was stopped. The model is
 copied into /opt/ml/model only once trained and signed, so a stopped job leaves none.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,8 @@ def run(root=OPT_ML) -> int:
     signal.signal(signal.SIGINT, ask_stop)
     child = subprocess.Popen(
         [sys.executable, "-m", "insurance_charges.platforms.sagemaker.training_job"],
-        start_new_session=True)
+        start_new_session=True,
+    )
     signalled_at = None
     while child.poll() is None:
         if stop["asked"] and signalled_at is None:
@@ -48,8 +50,11 @@ def run(root=OPT_ML) -> int:
         time.sleep(POLL_S)
     _signal_group(child.pid, signal.SIGKILL)  # no worker outlives the job
     if stop["asked"]:
-        write_failure(paths, "Error: stopped by SIGTERM (StopTrainingJob or the job's stopping "
-                             "condition) before training finished; no model was written")
+        write_failure(
+            paths,
+            "Error: stopped by SIGTERM (StopTrainingJob or the job's stopping "
+            "condition) before training finished; no model was written",
+        )
         return 128 + signal.SIGTERM
     if child.returncode < 0:  # killed: the job itself could not say why
         killed_by = signal.Signals(-child.returncode).name

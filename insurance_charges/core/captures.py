@@ -11,6 +11,7 @@ The capture writer (insurance_charges/capture/) writes one line per estimate wit
 
 ``low`` and ``high`` are the likely range (both null for a model whose card has none).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,16 @@ TIME_TEXT = 40  # "2026-12-07T13:52:28.123456+00:00" is 32 characters
 # CAPTURE_PERCENT is kept in hundredths of a percent: sampling buckets run 0 to 9,999.
 SAMPLING_BUCKETS = 10_000
 
-KEYS: tuple[str, ...] = ("inference_id", "time", "model_version", "path", *FIELD_NAMES,
-                         "estimate", "low", "high")
+KEYS: tuple[str, ...] = (
+    "inference_id",
+    "time",
+    "model_version",
+    "path",
+    *FIELD_NAMES,
+    "estimate",
+    "low",
+    "high",
+)
 
 
 class CaptureRecord(TypedDict):
@@ -126,24 +135,28 @@ def _problems(obj: dict, out: dict) -> list[str]:
     problems = [f"{shown(key)} appears more than once" for key in getattr(obj, "repeated", ())]
     unknown = [key for key in obj if key not in KEYS]
     if unknown:
-        problems.append(f"unknown key {shown(unknown[0])}; a capture record has "
-                        + ", ".join(KEYS))
+        problems.append(f"unknown key {shown(unknown[0])}; a capture record has " + ", ".join(KEYS))
     missing = [key for key in KEYS if key not in obj]
     if missing:
         return problems + ["missing " + ", ".join(missing)]
     if not (isinstance(obj["inference_id"], str) and INFERENCE_ID.fullmatch(obj["inference_id"])):
-        problems.append("inference_id must be 1 to 200 letters, digits or ._:@/+=- ; got "
-                        + shown(obj["inference_id"]))
+        problems.append(
+            "inference_id must be 1 to 200 letters, digits or ._:@/+=- ; got "
+            + shown(obj["inference_id"])
+        )
     out["inference_id"] = obj["inference_id"]
     out["time"] = _time(obj["time"])
     if out["time"] is None:
-        problems.append("time must be an ISO 8601 UTC time such as 2026-12-07T13:52:28Z; got "
-                        + shown(obj["time"]))
+        problems.append(
+            "time must be an ISO 8601 UTC time such as 2026-12-07T13:52:28Z; got "
+            + shown(obj["time"])
+        )
     for key in ("model_version", "path"):
         out[key] = _text(obj, key)
         if out[key] is None:
-            problems.append(f"{key} must be text of 1 to {LONGEST_TEXT} characters; got "
-                            + shown(obj[key]))
+            problems.append(
+                f"{key} must be text of 1 to {LONGEST_TEXT} characters; got " + shown(obj[key])
+            )
     if out["path"] is not None and not out["path"].startswith("/"):
         problems.append(f"path must start with /; got {shown(out['path'])}")
     for field in FIELDS:
@@ -153,9 +166,11 @@ def _problems(obj: dict, out: dict) -> list[str]:
     for key in ("estimate", "low", "high"):
         out[key] = _amount(obj[key])
         if out[key] is None and (key == "estimate" or obj[key] is not None):
-            problems.append(f"{key} must be a number of dollars (at most {LARGEST_AMOUNT:.0e} "
-                            f"either side of 0){'' if key == 'estimate' else ' or null'}; got "
-                            + shown(obj[key]))
+            problems.append(
+                f"{key} must be a number of dollars (at most {LARGEST_AMOUNT:.0e} "
+                f"either side of 0){'' if key == 'estimate' else ' or null'}; got "
+                + shown(obj[key])
+            )
     if (obj["low"] is None) != (obj["high"] is None):
         problems.append("low and high must both be numbers or both null")
     elif out["low"] is not None and out["high"] is not None and out["low"] > out["high"]:

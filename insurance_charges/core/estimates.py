@@ -5,6 +5,7 @@ value against the schema, predicts the whole batch at once, adds each likely ran
 extrapolations; or raises ``InvalidRecords`` with each problem located by a JSON Pointer.
 Every way in (the JSON API, the form, the benchmark) calls it; adapters only translate.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,13 @@ class InvalidRecords(ValueError):
     """The body holds invalid values; ``errors`` locates the first of them, ``total`` counts
     them (at least that many when ``complete`` is False: looking stopped once the list was full)."""
 
-    def __init__(self, errors: list[FieldError], detail: str | None = None,
-                 total: int | None = None, complete: bool = True):
+    def __init__(
+        self,
+        errors: list[FieldError],
+        detail: str | None = None,
+        total: int | None = None,
+        complete: bool = True,
+    ):
         self.total = len(errors) if total is None else total
         self.complete = complete
         detail = detail or f"{how_many(self.total, complete)} invalid value(s); see errors"
@@ -92,19 +98,29 @@ class Estimates:
             named = inference_ids(request_id, len(self.amounts), self.batch)
             ids = {"inference_ids": named} if self.batch else {"inference_id": named[0]}
         if not self.batch:
-            body = {"prediction": float(self.amounts[0]), "model_version": self.model_version,
-                    "warnings": warnings}
+            body = {
+                "prediction": float(self.amounts[0]),
+                "model_version": self.model_version,
+                "warnings": warnings,
+            }
             if self.lower is not None and self.upper is not None:
-                body["interval"] = {"lower": float(self.lower[0]), "upper": float(self.upper[0]),
-                                    "level": self.level}
+                body["interval"] = {
+                    "lower": float(self.lower[0]),
+                    "upper": float(self.upper[0]),
+                    "level": self.level,
+                }
             return {**body, **ids}
-        body = {"predictions": self.amounts.tolist(), "model_version": self.model_version,
-                "warnings": warnings}
+        body = {
+            "predictions": self.amounts.tolist(),
+            "model_version": self.model_version,
+            "warnings": warnings,
+        }
         if self.lower is not None and self.upper is not None and intervals:
             level = self.level
             bounds = zip(self.lower.tolist(), self.upper.tolist(), strict=True)
-            body["intervals"] = [{"lower": low, "upper": high, "level": level}
-                                 for low, high in bounds]
+            body["intervals"] = [
+                {"lower": low, "upper": high, "level": level} for low, high in bounds
+            ]
         return {**body, **ids}
 
 
@@ -126,27 +142,37 @@ def items_of(body: Any, *, max_batch: int = MAX_BATCH_LIMIT) -> list:
     if len(items) > max_batch:
         raise TooManyRecords(max_batch, len(items))
     if not items:
-        raise InvalidRecords([FieldError("", "the array is empty")],
-                             f"a batch holds 1 to {max_batch} records; got none")
+        raise InvalidRecords(
+            [FieldError("", "the array is empty")],
+            f"a batch holds 1 to {max_batch} records; got none",
+        )
     return items
 
 
-def estimate_valid(model: Estimator, records: Sequence[dict], *, batch: bool = True,
-                   locate: Locate = in_batch) -> Estimates:
+def estimate_valid(
+    model: Estimator, records: Sequence[dict], *, batch: bool = True, locate: Locate = in_batch
+) -> Estimates:
     """Estimate records that are already valid (the form's what-ifs, a file's chunks)."""
     records = records if isinstance(records, ValidRecords) else ValidRecords(records)
     predicted = np.asarray(model.predict(records), dtype=np.float64)
     spec = model.likely_range
     lower = upper = None
     if spec:  # one rounding call for the estimates and both bounds
-        amounts, lower, upper = np.round(np.stack((predicted, *interval.bounds(
-            spec, records, predicted))), CENTS)
+        amounts, lower, upper = np.round(
+            np.stack((predicted, *interval.bounds(spec, records, predicted))), CENTS
+        )
     else:
         amounts = np.round(predicted, CENTS)
-    return Estimates(batch=batch, records=records, amounts=amounts,
-                     lower=lower, upper=upper, level=spec["level"] if spec else None,
-                     warnings=range_warnings(records, model.training_ranges, locate),
-                     model_version=model.version)
+    return Estimates(
+        batch=batch,
+        records=records,
+        amounts=amounts,
+        lower=lower,
+        upper=upper,
+        level=spec["level"] if spec else None,
+        warnings=range_warnings(records, model.training_ranges, locate),
+        model_version=model.version,
+    )
 
 
 def self_check(model: Estimator) -> str | None:
@@ -158,7 +184,10 @@ def self_check(model: Estimator) -> str | None:
     amount = float(got.amounts[0])
     if not (math.isfinite(amount) and amount > 0):
         return f"the estimate is {amount}, not a positive number of dollars"
-    if (got.lower is not None and got.upper is not None
-            and not float(got.lower[0]) <= float(got.upper[0])):
+    if (
+        got.lower is not None
+        and got.upper is not None
+        and not float(got.lower[0]) <= float(got.upper[0])
+    ):
         return "its likely range has a lower bound above the upper one"
     return None

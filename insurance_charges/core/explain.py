@@ -3,6 +3,7 @@
 No Flask here: ``explain(model, estimates)`` takes the core's answer for one person and returns
 plain data that the form and charts render.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,8 +61,10 @@ def _grid(field: str, low: float, high: float, own: float) -> tuple:
     low, high = min(low, own), max(high, own)
     step = (high - low) / (CURVE_POINTS - 1)
     whole = BY_NAME[field].kind == INTEGER
-    shown = {round(low + i * step) if whole else round(low + i * step, BMI_DECIMALS)
-             for i in range(CURVE_POINTS)}
+    shown = {
+        round(low + i * step) if whole else round(low + i * step, BMI_DECIMALS)
+        for i in range(CURVE_POINTS)
+    }
     near_own = round(own) if whole else round(own, BMI_DECIMALS)
     return tuple(sorted((shown - {near_own}) | {own}))
 
@@ -70,8 +73,9 @@ def _what_if_changes(record: dict, ranges: dict) -> list[tuple[str, dict]]:
     """A few one-fact changes, each kept inside the range the model saw in training."""
     other = "no" if record[SMOKER] == "yes" else "yes"
     bmi, age = record["bmi"], record["age"]
-    new_bmi = round(bmi - BMI_STEP if bmi - BMI_STEP >= ranges["bmi"]["min"]
-                    else bmi + BMI_STEP, BMI_DECIMALS)
+    new_bmi = round(
+        bmi - BMI_STEP if bmi - BMI_STEP >= ranges["bmi"]["min"] else bmi + BMI_STEP, BMI_DECIMALS
+    )
     new_age = age + AGE_STEP if age + AGE_STEP <= ranges["age"]["max"] else age - AGE_STEP
     return [
         ("as a non-smoker" if other == "no" else "as a smoker", {SMOKER: other}),
@@ -88,8 +92,12 @@ def explain(model: Estimator, person: Estimates) -> Explanation:
     grids = {f: _grid(f, ranges[f]["min"], ranges[f]["max"], record[f]) for f in CURVE_FIELDS}
     smokers = BY_NAME[SMOKER].choices
     batch = [{**record, **change} for _, change in changes]
-    batch += [{**record, field: x, SMOKER: s}
-              for field in CURVE_FIELDS for s in smokers for x in grids[field]]
+    batch += [
+        {**record, field: x, SMOKER: s}
+        for field in CURVE_FIELDS
+        for s in smokers
+        for x in grids[field]
+    ]
     amounts = iter(estimate_valid(model, batch).amounts.tolist())
     whatifs = []
     for text, _ in changes:
@@ -98,9 +106,19 @@ def explain(model: Estimator, person: Estimates) -> Explanation:
     curves = []
     for field in CURVE_FIELDS:
         series = {s: [next(amounts) for _ in grids[field]] for s in smokers}
-        curves.append(Curve(field, BY_NAME[field].label, grids[field], series,
-                            (record[field], estimate, record[SMOKER])))
+        curves.append(
+            Curve(
+                field,
+                BY_NAME[field].label,
+                grids[field],
+                series,
+                (record[field], estimate, record[SMOKER]),
+            )
+        )
     lower, upper = person.lower, person.upper
-    span = None if lower is None or upper is None else {
-        "lower": float(lower[0]), "upper": float(upper[0]), "level": person.level}
+    span = (
+        None
+        if lower is None or upper is None
+        else {"lower": float(lower[0]), "upper": float(upper[0]), "level": person.level}
+    )
     return Explanation(estimate, span, whatifs, curves)

@@ -4,6 +4,7 @@ Training (``training/conformal.py``) turns out-of-sample residuals into per-grou
 records them in the model card's ``interval`` section; serving adds them to every prediction
 of a batch at once.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -19,8 +20,9 @@ LEVEL = 0.8
 ALL = "all"  # the one group of an interval that is not split by a field
 
 
-def bounds(spec: Mapping[str, Any], records: Sequence[dict],
-           predictions: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def bounds(
+    spec: Mapping[str, Any], records: Sequence[dict], predictions: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds at the spec's level for each prediction, over the whole batch."""
     predictions = np.asarray(predictions, dtype=np.float64)
     offsets, group_by = spec["offsets"], spec["group_by"]

@@ -7,6 +7,7 @@ the bytes are identical (tests/test_json_bytes.py compares them) for 2.1 ms (bot
 ``python -m bench.micro``). A batch's inference ids are written the same way, from orjson's
 text of their positions, instead of 10,000 formatted strings.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,20 +26,26 @@ def answer_json(estimates: Estimates, request_id: str | None = None) -> bytes:
     if not estimates.batch or not len(estimates.amounts):
         return orjson.dumps(estimates.to_json(request_id=request_id))
     head = orjson.dumps(estimates.to_json(intervals=False))[1:-1]  # without "{" and "}"
-    ids = (b"" if request_id is None else
-           b',"inference_ids":' + batch_ids_json(request_id, len(estimates.amounts)))
+    ids = (
+        b""
+        if request_id is None
+        else b',"inference_ids":' + batch_ids_json(request_id, len(estimates.amounts))
+    )
     if lower is None or upper is None:
         return b"".join((b"{", head, ids, b"}"))
     level = orjson.dumps(estimates.level)
-    pairs = orjson.dumps(
-        np.column_stack((lower, upper)),
-        option=orjson.OPT_SERIALIZE_NUMPY)[2:-2]  # without "[[" and "]]"
+    pairs = orjson.dumps(np.column_stack((lower, upper)), option=orjson.OPT_SERIALIZE_NUMPY)[
+        2:-2
+    ]  # without "[[" and "]]"
     marker = b"\0"  # never in orjson's text of numbers: holds record breaks while commas change
-    intervals = (pairs.replace(_BETWEEN_RECORDS, marker)
-                 .replace(_BETWEEN_VALUES, b',"upper":')
-                 .replace(marker, b',"level":' + level + b'},{"lower":'))
-    return b"".join((b"{", head, b',"intervals":[{"lower":', intervals, b',"level":', level,
-                     b"}]", ids, b"}"))
+    intervals = (
+        pairs.replace(_BETWEEN_RECORDS, marker)
+        .replace(_BETWEEN_VALUES, b',"upper":')
+        .replace(marker, b',"level":' + level + b'},{"lower":')
+    )
+    return b"".join(
+        (b"{", head, b',"intervals":[{"lower":', intervals, b',"level":', level, b"}]", ids, b"}")
+    )
 
 
 def batch_ids_json(request_id: str, count: int) -> bytes:

@@ -2,6 +2,7 @@
 
 Training writes it (``training/card_writer.py``); the service refuses one it cannot serve.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,11 @@ def version_mismatches(card: dict) -> list[str]:
     """Describe each must-match library whose installed version differs from the card's."""
     recorded = card.get("versions", {})
     here = installed_versions(MUST_MATCH)
-    return [f"{name} {recorded.get(name, '(not recorded)')} (installed: {here[name]})"
-            for name in MUST_MATCH if recorded.get(name) != here[name]]
+    return [
+        f"{name} {recorded.get(name, '(not recorded)')} (installed: {here[name]})"
+        for name in MUST_MATCH
+        if recorded.get(name) != here[name]
+    ]
 
 
 def _number(value: Any) -> bool:
@@ -59,7 +63,7 @@ def _get(card: dict, path: str, within: str = "") -> Any:
     value: Any = card
     for i, part in enumerate(path.split(".")):
         if not isinstance(value, dict) or part not in value:
-            raise CardError(f"lacks {within}{'.'.join(path.split('.')[:i + 1])}")
+            raise CardError(f"lacks {within}{'.'.join(path.split('.')[: i + 1])}")
         value = value[part]
     return value
 
@@ -76,8 +80,10 @@ def check_structure(card: Any) -> None:
         if not isinstance(_get(card, path), str) or not _get(card, path):
             raise CardError(f"{path} must be a non-empty string")
     if not card["model_version"].endswith("-" + card["pipeline_sha256"][:8]):
-        raise CardError(f"model_version {card['model_version']!r} does not end with the first "
-                        "8 characters of pipeline_sha256 (was the card edited by hand?)")
+        raise CardError(
+            f"model_version {card['model_version']!r} does not end with the first "
+            "8 characters of pipeline_sha256 (was the card edited by hand?)"
+        )
     versions = _get(card, "versions")
     if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
         raise CardError("versions must map each library to a version string")
@@ -95,16 +101,27 @@ def _check_ranges(ranges: Any) -> None:
     if not isinstance(ranges, dict) or sorted(ranges) != numeric:
         raise CardError("schema.training_ranges must give min and max for " + ", ".join(numeric))
     for name, span in ranges.items():
-        if not (isinstance(span, dict) and _number(span.get("min")) and _number(span.get("max"))
-                and span["min"] <= span["max"]):
+        if not (
+            isinstance(span, dict)
+            and _number(span.get("min"))
+            and _number(span.get("max"))
+            and span["min"] <= span["max"]
+        ):
             raise CardError(f"schema.training_ranges.{name} must hold numbers min <= max")
 
 
 def _check_interval(spec: Any) -> None:
     if not isinstance(spec, dict):
         raise CardError("interval must be an object (or null for a model without one)")
-    for key in ("level", "group_by", "floor", "scale", "offsets", "holdout.rows",
-                "holdout.coverage"):
+    for key in (
+        "level",
+        "group_by",
+        "floor",
+        "scale",
+        "offsets",
+        "holdout.rows",
+        "holdout.coverage",
+    ):
         _get(spec, key, within="interval.")
     if not (_whole(spec["holdout"]["rows"]) and _number(spec["holdout"]["coverage"])):
         raise CardError("interval.holdout must give rows (a whole number) and coverage")
@@ -120,6 +137,10 @@ def _check_interval(spec: Any) -> None:
     if not isinstance(offsets, dict) or sorted(offsets) != groups:
         raise CardError("interval.offsets must have one entry for each of " + ", ".join(groups))
     for key, offset in offsets.items():
-        if not (isinstance(offset, dict) and _number(offset.get("lower"))
-                and _number(offset.get("upper")) and offset["lower"] <= offset["upper"]):
+        if not (
+            isinstance(offset, dict)
+            and _number(offset.get("lower"))
+            and _number(offset.get("upper"))
+            and offset["lower"] <= offset["upper"]
+        ):
             raise CardError(f"interval.offsets.{key} must hold numbers lower <= upper")

@@ -5,6 +5,7 @@ only public keys (``TRUSTED_KEYS`` in the image, or ``MODEL_PUBLIC_KEY``) and lo
 if one of them signed exactly these pipeline and card bytes. A pickle with a card that merely
 matches its checksum, as anyone can write, is refused.
 """
+
 from __future__ import annotations
 
 import base64
@@ -60,17 +61,23 @@ def signature_path(pipeline_path: Path) -> Path:
 
 
 def _message(pipeline_sha256: str, card_sha256: str) -> bytes:
-    return (f"{FORMAT}\npipeline_sha256={pipeline_sha256}\ncard_sha256={card_sha256}\n"
-            ).encode("ascii")
+    return (f"{FORMAT}\npipeline_sha256={pipeline_sha256}\ncard_sha256={card_sha256}\n").encode(
+        "ascii"
+    )
 
 
 def sign(private_key: Ed25519PrivateKey, pipeline: bytes, card: bytes) -> dict:
     """The signature document for these pipeline and card bytes."""
     pipeline_sha, card_sha = hashlib.sha256(pipeline).hexdigest(), hashlib.sha256(card).hexdigest()
     signature = private_key.sign(_message(pipeline_sha, card_sha))
-    return {"format": FORMAT, "algorithm": "Ed25519", "key_id": key_id(private_key.public_key()),
-            "pipeline_sha256": pipeline_sha, "card_sha256": card_sha,
-            "signature": base64.b64encode(signature).decode("ascii")}
+    return {
+        "format": FORMAT,
+        "algorithm": "Ed25519",
+        "key_id": key_id(private_key.public_key()),
+        "pipeline_sha256": pipeline_sha,
+        "card_sha256": card_sha,
+        "signature": base64.b64encode(signature).decode("ascii"),
+    }
 
 
 def write_signature(private_key: Ed25519PrivateKey, pipeline_path: Path, card_path: Path) -> Path:
@@ -91,12 +98,15 @@ def verify(document: bytes, pipeline: bytes, card: bytes, trusted: tuple[Trusted
         raise SignatureError("its signature file is not a signature document") from None
     keys = [k for k in trusted if k.key_id == claimed]
     if not keys:
-        raise SignatureError(f"it is signed by key {str(claimed)[:16]}, which this service does "
-                             "not trust (trusted: " + ", ".join(k.key_id for k in trusted) + ")")
+        raise SignatureError(
+            f"it is signed by key {str(claimed)[:16]}, which this service does "
+            "not trust (trusted: " + ", ".join(k.key_id for k in trusted) + ")"
+        )
     message = _message(hashlib.sha256(pipeline).hexdigest(), hashlib.sha256(card).hexdigest())
     try:
         keys[0].key.verify(signature, message)
     except InvalidSignature:
-        raise SignatureError("its signature does not match the pipeline and card (changed "
-                             "after signing?)") from None
+        raise SignatureError(
+            "its signature does not match the pipeline and card (changed after signing?)"
+        ) from None
     return keys[0].key_id

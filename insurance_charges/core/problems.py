@@ -4,6 +4,7 @@ The web layer answers them as ``application/problem+json``; the Kafka consumer
 (``insurance_charges.events``) publishes the same documents on its rejects topic, so a
 mistake reads the same wherever it was sent.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,39 +31,79 @@ class ProblemType(NamedTuple):
 # 408, 414 and 502-504 come from the nginx in front of gunicorn in the image (see
 # insurance_charges/container), which answers them with these same documents.
 PROBLEMS = {
-    400: ProblemType("malformed-json", "Malformed request body", "The body is not valid JSON, "
-                     "not UTF-8, empty, nested too deeply, or holds NaN, Infinity or a number "
-                     "out of range (for /invocations: a CSV or JSON-lines line is not a record; "
-                     "errors lists them); or the HTTP request itself is malformed."),
-    401: ProblemType("unauthorized", "Unauthorized",
-                     "An API key is required and was missing or wrong."),
+    400: ProblemType(
+        "malformed-json",
+        "Malformed request body",
+        "The body is not valid JSON, "
+        "not UTF-8, empty, nested too deeply, or holds NaN, Infinity or a number "
+        "out of range (for /invocations: a CSV or JSON-lines line is not a record; "
+        "errors lists them); or the HTTP request itself is malformed.",
+    ),
+    401: ProblemType(
+        "unauthorized", "Unauthorized", "An API key is required and was missing or wrong."
+    ),
     404: ProblemType("not-found", "Not found", "No such resource."),
-    405: ProblemType("method-not-allowed", "Method not allowed",
-                     "The path exists but not for this method; see the Allow header."),
-    406: ProblemType("not-acceptable", "Not acceptable", "None of the media types in Accept "
-                     "can be answered; /invocations answers application/json, text/csv or "
-                     "application/jsonlines."),
-    408: ProblemType("timeout", "Request timeout", "The request's headers or body stopped "
-                     "arriving for 10 seconds; send it again at a steady pace."),
-    413: ProblemType("too-large", "Request too large",
-                     "The body is over the size limit or the batch holds too many records."),
-    414: ProblemType("uri-too-long", "URI too long",
-                     "The path and query are over 8 KiB; send data in the body."),
-    415: ProblemType("unsupported-media-type", "Unsupported media type", "The body is not "
-                     "sent as application/json (/invocations also reads text/csv and "
-                     "application/jsonlines), is compressed, or is not UTF-8."),
-    422: ProblemType("invalid-values", "Invalid values", "The body is well-formed but a value "
-                     "is missing, unknown, repeated, of the wrong type or out of range; see "
-                     "errors (errors_total counts them when not all are listed: at least that "
-                     "many when errors_total_is_lower_bound is true)."),
-    500: ProblemType("internal-error", "Internal server error", "The server failed; the "
-                     "request id in X-Request-ID finds it in the logs."),
-    502: ProblemType("unavailable", "Service unavailable", "The service is starting or "
-                     "restarting; try again in a few seconds."),
-    503: ProblemType("unavailable", "Service unavailable", "The service is starting or "
-                     "restarting; try again in a few seconds."),
-    504: ProblemType("gateway-timeout", "Gateway timeout", "The service did not answer in time; "
-                     "try again, with a smaller batch."),
+    405: ProblemType(
+        "method-not-allowed",
+        "Method not allowed",
+        "The path exists but not for this method; see the Allow header.",
+    ),
+    406: ProblemType(
+        "not-acceptable",
+        "Not acceptable",
+        "None of the media types in Accept "
+        "can be answered; /invocations answers application/json, text/csv or "
+        "application/jsonlines.",
+    ),
+    408: ProblemType(
+        "timeout",
+        "Request timeout",
+        "The request's headers or body stopped "
+        "arriving for 10 seconds; send it again at a steady pace.",
+    ),
+    413: ProblemType(
+        "too-large",
+        "Request too large",
+        "The body is over the size limit or the batch holds too many records.",
+    ),
+    414: ProblemType(
+        "uri-too-long", "URI too long", "The path and query are over 8 KiB; send data in the body."
+    ),
+    415: ProblemType(
+        "unsupported-media-type",
+        "Unsupported media type",
+        "The body is not "
+        "sent as application/json (/invocations also reads text/csv and "
+        "application/jsonlines), is compressed, or is not UTF-8.",
+    ),
+    422: ProblemType(
+        "invalid-values",
+        "Invalid values",
+        "The body is well-formed but a value "
+        "is missing, unknown, repeated, of the wrong type or out of range; see "
+        "errors (errors_total counts them when not all are listed: at least that "
+        "many when errors_total_is_lower_bound is true).",
+    ),
+    500: ProblemType(
+        "internal-error",
+        "Internal server error",
+        "The server failed; the request id in X-Request-ID finds it in the logs.",
+    ),
+    502: ProblemType(
+        "unavailable",
+        "Service unavailable",
+        "The service is starting or restarting; try again in a few seconds.",
+    ),
+    503: ProblemType(
+        "unavailable",
+        "Service unavailable",
+        "The service is starting or restarting; try again in a few seconds.",
+    ),
+    504: ProblemType(
+        "gateway-timeout",
+        "Gateway timeout",
+        "The service did not answer in time; try again, with a smaller batch.",
+    ),
 }
 
 
@@ -77,12 +118,16 @@ def as_dict(error) -> dict:
     return error.as_dict() if hasattr(error, "as_dict") else error
 
 
-def problem_body(status: int, detail: str, errors: list | None = None,
-                     extra: dict | None = None) -> dict:
+def problem_body(
+    status: int, detail: str, errors: list | None = None, extra: dict | None = None
+) -> dict:
     """The problem+json body for ``status``: type, title, status, detail, errors, extensions."""
-    body = {"type": problem_type(status),
-            "title": PROBLEMS[status].title if status in PROBLEMS else "HTTP error",
-            "status": status, "detail": detail}
+    body = {
+        "type": problem_type(status),
+        "title": PROBLEMS[status].title if status in PROBLEMS else "HTTP error",
+        "status": status,
+        "detail": detail,
+    }
     if errors:
         body["errors"] = [as_dict(e) for e in errors]
     body.update(extra or {})
@@ -116,6 +161,8 @@ def refusal_parts(exc: InvalidRecords, size: int) -> tuple[str, list, dict]:
     listed = listed_within(exc.errors, max(size, ERROR_BYTES_FLOOR))
     if len(listed) == exc.total and exc.complete:
         return exc.detail, listed, {}
-    detail = (f"{how_many(exc.total, exc.complete)} invalid value(s); the first {len(listed)} "
-              "are listed in errors: fix them and send again to see the rest")
+    detail = (
+        f"{how_many(exc.total, exc.complete)} invalid value(s); the first {len(listed)} "
+        "are listed in errors: fix them and send again to see the rest"
+    )
     return detail, listed, totals(exc.total, exc.complete)

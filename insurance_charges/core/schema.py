@@ -3,6 +3,7 @@
 The web form, the JSON API, the OpenAPI document, training and the tests all derive from
 ``FIELDS``; nothing else in the project spells out a feature's rules.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,15 +58,36 @@ class FieldError:
 
 FIELDS: tuple[Field, ...] = (
     Field("age", INTEGER, "Age", "Age of the insured person, in whole years.", 19, 18, 100),
-    Field("sex", CATEGORY, "Sex", "Sex of the insured person.", "female",
-          choices=("female", "male")),
-    Field("bmi", NUMBER, "Body-mass index (BMI)",
-          "Weight in kilograms divided by the square of height in metres.", 27.9, 10, 80),
-    Field("children", INTEGER, "Children covered",
-          "Number of children or dependants covered by the policy.", 0, 0, 10),
+    Field(
+        "sex", CATEGORY, "Sex", "Sex of the insured person.", "female", choices=("female", "male")
+    ),
+    Field(
+        "bmi",
+        NUMBER,
+        "Body-mass index (BMI)",
+        "Weight in kilograms divided by the square of height in metres.",
+        27.9,
+        10,
+        80,
+    ),
+    Field(
+        "children",
+        INTEGER,
+        "Children covered",
+        "Number of children or dependants covered by the policy.",
+        0,
+        0,
+        10,
+    ),
     Field("smoker", CATEGORY, "Smoker", "Does the person smoke?", "yes", choices=("yes", "no")),
-    Field("region", CATEGORY, "Region", "Residential area in the United States.", "southwest",
-          choices=("northeast", "northwest", "southeast", "southwest")),
+    Field(
+        "region",
+        CATEGORY,
+        "Region",
+        "Residential area in the United States.",
+        "southwest",
+        choices=("northeast", "northwest", "southeast", "southwest"),
+    ),
 )
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
@@ -158,23 +180,37 @@ def _shown_key(key: str) -> str:
 def record_problems(body: Any, pointer: str, record: dict) -> Iterator[FieldError]:
     """Yield each problem of one JSON record, filling ``record`` with the coerced values."""
     if not isinstance(body, dict):
-        yield FieldError(pointer, "a record must be a JSON object with the fields "
-                         + ", ".join(FIELD_NAMES) + f"; got {_describe(body)}",
-                         reason="not-an-object")
+        yield FieldError(
+            pointer,
+            "a record must be a JSON object with the fields "
+            + ", ".join(FIELD_NAMES)
+            + f"; got {_describe(body)}",
+            reason="not-an-object",
+        )
         return
     for key in getattr(body, "repeated", ()):
-        yield FieldError(f"{pointer}/{pointer_token(str(key))}",
-                         f"{_shown_key(str(key))} appears more than once in the object; send "
-                         "each field once", str(key), "repeated")
+        yield FieldError(
+            f"{pointer}/{pointer_token(str(key))}",
+            f"{_shown_key(str(key))} appears more than once in the object; send each field once",
+            str(key),
+            "repeated",
+        )
     for key in body:
         if key not in BY_NAME:
-            yield FieldError(f"{pointer}/{pointer_token(str(key))}",
-                             f"unknown field {_shown_key(str(key))}; the fields are "
-                             + ", ".join(FIELD_NAMES), str(key), "unknown")
+            yield FieldError(
+                f"{pointer}/{pointer_token(str(key))}",
+                f"unknown field {_shown_key(str(key))}; the fields are " + ", ".join(FIELD_NAMES),
+                str(key),
+                "unknown",
+            )
     for field in FIELDS:
         if field.name not in body:
-            yield FieldError(f"{pointer}/{field.name}", f"{field.name} is required: "
-                             f"{field.rule()}", field.name, "missing")
+            yield FieldError(
+                f"{pointer}/{field.name}",
+                f"{field.name} is required: {field.rule()}",
+                field.name,
+                "missing",
+            )
             continue
         value, message = check_value(field, body[field.name])
         if message:
@@ -191,7 +227,10 @@ def validate_record(body: Any, pointer: str = "") -> tuple[dict | None, list[Fie
 
 def extrapolation_warning(name: str, value: Any, low: Any, high: Any, pointer: str) -> FieldError:
     """The warning for a valid value outside the range the model saw in training."""
-    return FieldError(f"{pointer}/{name}",
-                      f"{name} {_fmt(value)} is outside the range seen in training "
-                      f"({_fmt(low)} to {_fmt(high)}); the estimate is an extrapolation",
-                      name, "extrapolated")
+    return FieldError(
+        f"{pointer}/{name}",
+        f"{name} {_fmt(value)} is outside the range seen in training "
+        f"({_fmt(low)} to {_fmt(high)}); the estimate is an extrapolation",
+        name,
+        "extrapolated",
+    )

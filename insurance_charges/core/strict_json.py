@@ -4,6 +4,7 @@ repeated keys.
 No Flask here: the API, /invocations' JSON lines and the file scorer all parse with it, so a
 value means the same wherever it arrives.
 """
+
 from __future__ import annotations
 
 import gc
@@ -78,8 +79,9 @@ LONG_DIGIT_RUN = b"0" * 19
 
 # The parser parse_json falls back to, for a body that parses in stdlib json's C scanner
 # without orjson's try (JSON lines with many such lines: one decoder, not one per line).
-STRICT = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float,
-                          object_pairs_hook=_object)
+STRICT = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_object
+)
 # An escaped UTF-16 surrogate ("\ud800"): orjson refuses a lone one, which json reads.
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -111,5 +113,6 @@ def parse_json(raw: bytes, text: str):
         else:
             if _no_repeated_keys(raw, value):
                 return value
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
-                      object_pairs_hook=_object)
+    return json.loads(
+        text, parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_object
+    )

@@ -6,6 +6,7 @@ Results are identical to ``validate_record`` on each record. ``locate(i)`` gives
 Pointer prefix of record ``i`` ("/3" in a batch, "" for a lone record), so callers decide
 once how records are addressed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,8 +44,8 @@ def alone(i: int) -> str:
 # Each category field's choices by position: a category column is also held as these codes,
 # so encoding, counting and grouping compare small integers instead of strings.
 CODES: dict[str, dict[str, int]] = {
-    f.name: {choice: i for i, choice in enumerate(f.choices)} for f in FIELDS
-    if f.kind == CATEGORY}
+    f.name: {choice: i for i, choice in enumerate(f.choices)} for f in FIELDS if f.kind == CATEGORY
+}
 _CHOICES = {name: np.array(list(codes), dtype=object) for name, codes in CODES.items()}
 
 
@@ -55,8 +56,12 @@ class ValidRecords(list):
     of records works everywhere too (its columns are built when asked for).
     """
 
-    def __init__(self, records=(), columns: dict[str, np.ndarray] | None = None,
-                 codes: dict[str, np.ndarray] | None = None):
+    def __init__(
+        self,
+        records=(),
+        columns: dict[str, np.ndarray] | None = None,
+        codes: dict[str, np.ndarray] | None = None,
+    ):
         super().__init__(records)
         self._columns = dict(columns or {})
         self._codes = dict(codes or {})
@@ -64,8 +69,11 @@ class ValidRecords(list):
     def column(self, name: str) -> np.ndarray:
         """The field's values: float64 for numbers, objects for categories."""
         if name not in self._columns:
-            self._columns[name] = (_CHOICES[name][self._codes[name]] if name in self._codes
-                                   else _column(BY_NAME[name], [r[name] for r in self]))
+            self._columns[name] = (
+                _CHOICES[name][self._codes[name]]
+                if name in self._codes
+                else _column(BY_NAME[name], [r[name] for r in self])
+            )
         return self._columns[name]
 
     def codes(self, name: str) -> np.ndarray:
@@ -159,8 +167,9 @@ def how_many(total: int, complete: bool = True) -> str:
 LISTED = 100
 
 
-def validate_records(items: list, locate: Locate,
-                     listed: int = LISTED) -> tuple[ValidRecords | None, Refusal]:
+def validate_records(
+    items: list, locate: Locate, listed: int = LISTED
+) -> tuple[ValidRecords | None, Refusal]:
     """``validate_record`` on each item, the first ``listed`` problems kept; fast when all are
     valid."""
     records = _all_valid(items) if len(items) >= COLUMNS_FROM else None
@@ -169,8 +178,9 @@ def validate_records(items: list, locate: Locate,
     return validate_each(items, locate, listed)
 
 
-def validate_each(items: Iterable, locate: Locate,
-                  listed: int = LISTED) -> tuple[ValidRecords | None, Refusal]:
+def validate_each(
+    items: Iterable, locate: Locate, listed: int = LISTED
+) -> tuple[ValidRecords | None, Refusal]:
     """The reference path: each item's problems in order, the first ``listed`` kept.
 
     It stops at problem ``listed + 1``: an all-invalid body then costs what its first few
@@ -190,8 +200,9 @@ def validate_each(items: Iterable, locate: Locate,
     return (None, errors) if errors else (ValidRecords(checked), errors)
 
 
-def range_warnings(records: Sequence[dict], ranges: Mapping[str, Any],
-                   locate: Locate) -> list[FieldError]:
+def range_warnings(
+    records: Sequence[dict], ranges: Mapping[str, Any], locate: Locate
+) -> list[FieldError]:
     """Each valid value outside the range seen in training, by record, then in card order."""
     flagged: dict[int, list[FieldError]] = {}
     for name, span in ranges.items():
@@ -203,5 +214,6 @@ def range_warnings(records: Sequence[dict], ranges: Mapping[str, Any],
             outside = np.flatnonzero((values < low) | (values > high)).tolist()
         for i in outside:  # the message quotes the value as it was sent
             flagged.setdefault(i, []).append(
-                extrapolation_warning(name, records[i][name], low, high, locate(i)))
+                extrapolation_warning(name, records[i][name], low, high, locate(i))
+            )
     return [warning for i in sorted(flagged) for warning in flagged[i]]

@@ -1,4 +1,5 @@
 """``python -m insurance_charges.events``: see cli.py."""
+
 import os
 import sys
 

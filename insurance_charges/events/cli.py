@@ -6,6 +6,7 @@ brokers lost for longer than the bounds allow), 2 when it could not start (an un
 argument, setting or model, brokers that do not answer, a missing topic). Every failure is one
 ``Error:`` line on stderr; the log (JSON lines unless stderr is a terminal) says the rest.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,7 @@ def _bounded(low: float, high: float, kind=float):
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{text!r} is not from {low:g} to {high:g}")
         return value
+
     return parse
 
 
@@ -58,41 +60,74 @@ def parser() -> cli_runner.Parser:
     p = cli_runner.Parser(
         prog="python -m insurance_charges.events",
         description="Estimate yearly insurance charges for every message of a Kafka topic, "
-                    "through the same validation and model as the JSON API.")
-    commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=cli_runner.Parser)
+        "through the same validation and model as the JSON API.",
+    )
+    commands = p.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=cli_runner.Parser
+    )
     k = commands.add_parser(
-        KAFKA, help="consume a topic, publish the answers and the rejects",
+        KAFKA,
+        help="consume a topic, publish the answers and the rejects",
         description="Each input message's value is what POST /api/v1/predict takes (a record or "
-                    "a batch); its output carries the API's answer, with the input's key and "
-                    "headers. Values that can never be estimated go to the rejects topic with "
-                    "their problem document. Offsets are committed once the broker has "
-                    "acknowledged every output before them (at least once).",
+        "a batch); its output carries the API's answer, with the input's key and "
+        "headers. Values that can never be estimated go to the rejects topic with "
+        "their problem document. Offsets are committed once the broker has "
+        "acknowledged every output before them (at least once).",
         epilog="The model comes from MODEL_URI or MODEL_PATH and MODEL_PUBLIC_KEY, as for the "
-               f"service; a SASL password from {PASSWORD_VARIABLE}. Exit status: 0 stopped by "
-               "SIGTERM or SIGINT, 1 failed while running, 2 could not start.")
+        f"service; a SASL password from {PASSWORD_VARIABLE}. Exit status: 0 stopped by "
+        "SIGTERM or SIGINT, 1 failed while running, 2 could not start.",
+    )
     k.add_argument("--bootstrap-servers", required=True, metavar="HOST:PORT[,...]")
     k.add_argument("--input-topic", required=True, metavar="TOPIC")
     k.add_argument("--output-topic", required=True, metavar="TOPIC")
     k.add_argument("--rejects-topic", required=True, metavar="TOPIC")
-    k.add_argument("--group-id", required=True, metavar="GROUP",
-                   help="the consumer group: processes sharing it share the partitions")
-    k.add_argument("--batch-size", type=_bounded(1, 100_000, int), default=5000, metavar="N",
-                   help="messages per consume() and per call to the model (default 5000)")
-    k.add_argument("--poll-timeout", type=_bounded(0.01, 10), default=1.0, metavar="SECONDS",
-                   help="longest wait for messages; a stop waits at most this (default 1)")
-    k.add_argument("--connect-timeout", type=_bounded(0.1, 300), default=10.0,
-                   metavar="SECONDS", help="give up on brokers that do not answer after this "
-                                           "(default 10)")
-    k.add_argument("--delivery-timeout", type=_bounded(1, 300), default=10.0, metavar="SECONDS",
-                   help="give up on an output the broker has not acknowledged after this "
-                        "(librdkafka's message.timeout.ms; default 10)")
-    k.add_argument("-X", dest="client_config", type=_property, action="append", default=[],
-                   metavar="KEY=VALUE",
-                   help="a librdkafka property for both clients, e.g. security.protocol=SSL, "
-                        "ssl.ca.location=PATH, sasl.mechanism=SCRAM-SHA-512, sasl.username=U; "
-                        "prefixed consumer. or producer., for that client alone (repeat for "
-                        "more)")
+    k.add_argument(
+        "--group-id",
+        required=True,
+        metavar="GROUP",
+        help="the consumer group: processes sharing it share the partitions",
+    )
+    k.add_argument(
+        "--batch-size",
+        type=_bounded(1, 100_000, int),
+        default=5000,
+        metavar="N",
+        help="messages per consume() and per call to the model (default 5000)",
+    )
+    k.add_argument(
+        "--poll-timeout",
+        type=_bounded(0.01, 10),
+        default=1.0,
+        metavar="SECONDS",
+        help="longest wait for messages; a stop waits at most this (default 1)",
+    )
+    k.add_argument(
+        "--connect-timeout",
+        type=_bounded(0.1, 300),
+        default=10.0,
+        metavar="SECONDS",
+        help="give up on brokers that do not answer after this (default 10)",
+    )
+    k.add_argument(
+        "--delivery-timeout",
+        type=_bounded(1, 300),
+        default=10.0,
+        metavar="SECONDS",
+        help="give up on an output the broker has not acknowledged after this "
+        "(librdkafka's message.timeout.ms; default 10)",
+    )
+    k.add_argument(
+        "-X",
+        dest="client_config",
+        type=_property,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a librdkafka property for both clients, e.g. security.protocol=SSL, "
+        "ssl.ca.location=PATH, sasl.mechanism=SCRAM-SHA-512, sasl.username=U; "
+        "prefixed consumer. or producer., for that client alone (repeat for "
+        "more)",
+    )
     return p
 
 
@@ -100,8 +135,9 @@ def parser() -> cli_runner.Parser:
 def stop_requests() -> Iterator[list[int]]:
     """SIGTERM and SIGINT noted (in the list yielded) instead of raised, for this block."""
     received: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
-                for s in STOP_SIGNALS}
+    previous = {
+        s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in STOP_SIGNALS
+    }
     try:
         yield received
     finally:
@@ -114,10 +150,18 @@ def options_from(args: argparse.Namespace, environ) -> Options:
     client_config = dict(args.client_config)
     if environ.get(PASSWORD_VARIABLE):
         client_config["sasl.password"] = environ[PASSWORD_VARIABLE]
-    return Options(args.bootstrap_servers, args.input_topic, args.output_topic,
-                   args.rejects_topic, args.group_id, batch_size=args.batch_size,
-                   poll_timeout_s=args.poll_timeout, connect_timeout_s=args.connect_timeout,
-                   delivery_timeout_s=args.delivery_timeout, client_config=client_config)
+    return Options(
+        args.bootstrap_servers,
+        args.input_topic,
+        args.output_topic,
+        args.rejects_topic,
+        args.group_id,
+        batch_size=args.batch_size,
+        poll_timeout_s=args.poll_timeout,
+        connect_timeout_s=args.connect_timeout,
+        delivery_timeout_s=args.delivery_timeout,
+        client_config=client_config,
+    )
 
 
 def _load(settings):
@@ -154,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with stop_requests() as received:
             # What keeps it from starting is 2, as for a bad argument (the module's docstring).
-            return cli_runner.run(lambda: run(parser().parse_args(argv), received), statuses={
-                SettingsError: USAGE, ModelLoadError: USAGE, RegistryError: USAGE})
+            return cli_runner.run(
+                lambda: run(parser().parse_args(argv), received),
+                statuses={SettingsError: USAGE, ModelLoadError: USAGE, RegistryError: USAGE},
+            )
     finally:
         root.removeHandler(handler)
 
@@ -181,13 +227,24 @@ def run(args: argparse.Namespace, received: list[int]) -> int:
         def connected() -> None:
             quiet.connected = True
 
-        counts = loop.run(model, lambda: bool(received), max_batch=settings.max_batch,
-                          max_bytes=MAX_CONTENT_LENGTH, connected=connected)
+        counts = loop.run(
+            model,
+            lambda: bool(received),
+            max_batch=settings.max_batch,
+            max_bytes=MAX_CONTENT_LENGTH,
+            connected=connected,
+        )
     except BrokerError as exc:  # before the brokers answered, it could not start: 2
         raise BrokerError(str(exc), 1 if quiet.connected else USAGE) from None
     finally:
         client_log.removeFilter(quiet)
-    log.info("stopped by %s after %d messages: %d outputs, %d rejects, %d batches committed",
-             signal.Signals(received[0]).name, counts.messages, counts.outputs, counts.rejects,
-             counts.batches, extra={"fields": {"event": "stopped", **vars(counts)}})
+    log.info(
+        "stopped by %s after %d messages: %d outputs, %d rejects, %d batches committed",
+        signal.Signals(received[0]).name,
+        counts.messages,
+        counts.outputs,
+        counts.rejects,
+        counts.batches,
+        extra={"fields": {"event": "stopped", **vars(counts)}},
+    )
     return 0

@@ -10,6 +10,7 @@ Time is bounded everywhere: reaching the brokers at start (``connect_timeout_s``
 metadata request), each delivery (librdkafka's ``message.timeout.ms``), waiting for messages
 (``poll_timeout_s``) and the final flush; past a bound the run ends with ``BrokerError``, one line.
 """
+
 from __future__ import annotations
 
 import logging
@@ -112,7 +113,7 @@ def client_properties(client_config: dict, client: str) -> dict:
     """The -X properties for ``client`` ("consumer." or "producer."): the shared ones, then its
     own with the prefix taken off."""
     shared = {k: v for k, v in client_config.items() if not k.startswith(CLIENTS)}
-    own = {k[len(client):]: v for k, v in client_config.items() if k.startswith(client)}
+    own = {k[len(client) :]: v for k, v in client_config.items() if k.startswith(client)}
     return {**shared, **own}
 
 
@@ -120,12 +121,17 @@ def consumer_config(options: Options, client_log: logging.Logger) -> dict:
     """The consumer's librdkafka properties: the -X options, then those the loop owns."""
     config: dict[str, Any] = {"auto.offset.reset": "earliest"}  # a new group misses nothing
     config.update(client_properties(options.client_config, "consumer."))
-    config.update({
-        "bootstrap.servers": options.bootstrap_servers, "group.id": options.group_id,
-        "enable.auto.commit": False, "enable.auto.offset.store": False,
-        # A connection attempt gives up within the start-up bound (librdkafka's 30 s default).
-        "socket.connection.setup.timeout.ms": int(options.connect_timeout_s * 1000),
-        "logger": client_log})
+    config.update(
+        {
+            "bootstrap.servers": options.bootstrap_servers,
+            "group.id": options.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            # A connection attempt gives up within the start-up bound (librdkafka's 30 s default).
+            "socket.connection.setup.timeout.ms": int(options.connect_timeout_s * 1000),
+            "logger": client_log,
+        }
+    )
     return config
 
 
@@ -133,14 +139,18 @@ def producer_config(options: Options, client_log: logging.Logger) -> dict:
     """The producer's librdkafka properties: the -X options, then those the loop owns."""
     config: dict[str, Any] = {"linger.ms": 5}  # a batch's outputs go in few requests
     config.update(client_properties(options.client_config, "producer."))
-    config.update({
-        "bootstrap.servers": options.bootstrap_servers, "acks": "all",
-        # A delivery fails within this (librdkafka retries until then; its default is 300 s,
-        # past ECS's 30 s stop timeout).
-        "message.timeout.ms": int(options.delivery_timeout_s * 1000),
-        "delivery.report.only.error": True,  # see Deliveries
-        "socket.connection.setup.timeout.ms": int(options.connect_timeout_s * 1000),
-        "logger": client_log})
+    config.update(
+        {
+            "bootstrap.servers": options.bootstrap_servers,
+            "acks": "all",
+            # A delivery fails within this (librdkafka retries until then; its default is 300 s,
+            # past ECS's 30 s stop timeout).
+            "message.timeout.ms": int(options.delivery_timeout_s * 1000),
+            "delivery.report.only.error": True,  # see Deliveries
+            "socket.connection.setup.timeout.ms": int(options.connect_timeout_s * 1000),
+            "logger": client_log,
+        }
+    )
     return config
 
 
@@ -162,8 +172,14 @@ class Deliveries:
 
 
 def _incoming(message: Any) -> Incoming:
-    return Incoming(message.value(), message.key(), message.headers(), message.topic(),
-                    message.partition(), message.offset())
+    return Incoming(
+        message.value(),
+        message.key(),
+        message.headers(),
+        message.topic(),
+        message.partition(),
+        message.offset(),
+    )
 
 
 def _clients(options: Options, client_log: logging.Logger) -> tuple[Consumer, Producer]:
@@ -193,14 +209,19 @@ def check_topics(client: Any, options: Options) -> None:
         raise BrokerError(
             f"no Kafka broker at {options.bootstrap_servers} answered within "
             f"{options.connect_timeout_s:g} s ({_said(exc)}); check --bootstrap-servers, the "
-            "network path and the TLS/SASL -X options, or raise --connect-timeout") from None
-    for flag, topic in (("--input-topic", options.input_topic),
-                        ("--output-topic", options.output_topic),
-                        ("--rejects-topic", options.rejects_topic)):
+            "network path and the TLS/SASL -X options, or raise --connect-timeout"
+        ) from None
+    for flag, topic in (
+        ("--input-topic", options.input_topic),
+        ("--output-topic", options.output_topic),
+        ("--rejects-topic", options.rejects_topic),
+    ):
         found = metadata.topics.get(topic)
         if found is None or found.error is not None:
-            raise BrokerError(f"{flag} {topic!r}: no such topic at {options.bootstrap_servers}; "
-                              "create it, or name an existing topic")
+            raise BrokerError(
+                f"{flag} {topic!r}: no such topic at {options.bootstrap_servers}; "
+                "create it, or name an existing topic"
+            )
 
 
 class Loop:
@@ -212,8 +233,15 @@ class Loop:
         self.deliveries = Deliveries()
         self.counts = LoopCounts()
 
-    def run(self, model: Estimator, stop_requested: Callable[[], bool], *, max_batch: int,
-            max_bytes: int, connected: Callable[[], None] = lambda: None) -> LoopCounts:
+    def run(
+        self,
+        model: Estimator,
+        stop_requested: Callable[[], bool],
+        *,
+        max_batch: int,
+        max_bytes: int,
+        connected: Callable[[], None] = lambda: None,
+    ) -> LoopCounts:
         """Answer with ``model`` until ``stop_requested()``; the batch in hand is finished first.
 
         ``connected`` is called once the brokers have answered and the topics are found.
@@ -222,12 +250,15 @@ class Loop:
             check_topics(self.consumer, self.options)
             connected()
             self.consumer.subscribe([self.options.input_topic])
-            log.info("consuming %s as group %s: outputs to %s, rejects to %s",
-                     self.options.input_topic, self.options.group_id, self.options.output_topic,
-                     self.options.rejects_topic)
+            log.info(
+                "consuming %s as group %s: outputs to %s, rejects to %s",
+                self.options.input_topic,
+                self.options.group_id,
+                self.options.output_topic,
+                self.options.rejects_topic,
+            )
             while not stop_requested():
-                batch = self.consumer.consume(self.options.batch_size,
-                                              self.options.poll_timeout_s)
+                batch = self.consumer.consume(self.options.batch_size, self.options.poll_timeout_s)
                 messages = [m for m in batch if self._is_message(m)]
                 if messages:
                     self.handle(model, [_incoming(m) for m in messages], max_batch, max_bytes)
@@ -248,8 +279,9 @@ class Loop:
         log.warning("consuming %s: %s", self.options.input_topic, error.str())
         return False
 
-    def handle(self, model: Estimator, messages: list[Incoming], max_batch: int,
-               max_bytes: int) -> None:
+    def handle(
+        self, model: Estimator, messages: list[Incoming], max_batch: int, max_bytes: int
+    ) -> None:
         """Publish an answer for each message, wait for every acknowledgement, then commit."""
         outputs = 0
         for group in by_size(messages, CALL_BYTES):
@@ -277,23 +309,35 @@ class Loop:
             if answer.kind != OUTPUT or exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
                 raise BrokerError(f"publishing to {topic}: {_said(exc)}") from None
             # The answer is over the producer's message.max.bytes: the message is refused.
-            refused = reject(message, problem_body(
-                413, f"the answer ({len(answer.value):,} bytes) is over the output topic's "
-                     "message size limit; send fewer records per message"))
+            refused = reject(
+                message,
+                problem_body(
+                    413,
+                    f"the answer ({len(answer.value):,} bytes) is over the output topic's "
+                    "message size limit; send fewer records per message",
+                ),
+            )
             self._produce(self.options.rejects_topic, refused)
 
     def _produce(self, topic: str, answer: Outgoing) -> None:
         deadline = None
         while True:
             try:
-                self.producer.produce(topic, answer.value, answer.key, headers=answer.headers,
-                                      on_delivery=self.deliveries.report)
+                self.producer.produce(
+                    topic,
+                    answer.value,
+                    answer.key,
+                    headers=answer.headers,
+                    on_delivery=self.deliveries.report,
+                )
                 return
             except BufferError:  # the local queue is full: serve delivery reports, try again
                 deadline = deadline or time.monotonic() + self.options.delivery_timeout_s
                 if time.monotonic() > deadline:
-                    raise BrokerError(f"publishing to {topic}: the producer's queue stayed full "
-                                      f"for {self.options.delivery_timeout_s:g} s") from None
+                    raise BrokerError(
+                        f"publishing to {topic}: the producer's queue stayed full "
+                        f"for {self.options.delivery_timeout_s:g} s"
+                    ) from None
                 self.producer.poll(0.1)
 
     def _flush(self) -> None:
@@ -304,7 +348,8 @@ class Loop:
         if left or failure:
             raise BrokerError(
                 f"{failure or f'{left} outputs unacknowledged'}: nothing of this batch was "
-                "committed, so a restart estimates it again")
+                "committed, so a restart estimates it again"
+            )
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
         try:
@@ -312,11 +357,17 @@ class Loop:
         except KafkaException as exc:
             # After a rebalance the partitions belong to another consumer, which reads from
             # the last commit: the batch is answered twice, never lost.
-            log.warning("committing offsets failed (%s); their messages will be answered "
-                        "again", _said(exc))
+            log.warning(
+                "committing offsets failed (%s); their messages will be answered again", _said(exc)
+            )
             return
-        failed = [f"{tp.topic}[{tp.partition}]: {tp.error.str()}" for tp in done or ()
-                  if tp.error is not None]
+        failed = [
+            f"{tp.topic}[{tp.partition}]: {tp.error.str()}"
+            for tp in done or ()
+            if tp.error is not None
+        ]
         if failed:
-            log.warning("committing offsets failed for %s; their messages will be answered "
-                        "again", ", ".join(failed))
+            log.warning(
+                "committing offsets failed for %s; their messages will be answered again",
+                ", ".join(failed),
+            )

@@ -13,6 +13,7 @@ Each input is cut into bins once, at training time: a category's bins are its ch
 number's bins are cut at its training deciles. The population stability index (PSI) compares
 the shares of records in each bin: sum over bins of (served - training) * ln(served / training).
 """
+
 from __future__ import annotations
 
 import math
@@ -43,9 +44,11 @@ TOO_FEW = "too_few_records"
 SHARE_FLOOR = 1e-4
 # A column of values to bin: a list, a pandas column's numpy array, an Arrow column's values.
 Values = Sequence[Any] | np.ndarray
-METHOD = ("category fields: one bin per choice; numbers and the estimates: bins cut at the "
-          "training deciles (a bin holds values above the previous edge up to its own); shares "
-          "of the training rows in each bin")
+METHOD = (
+    "category fields: one bin per choice; numbers and the estimates: bins cut at the "
+    "training deciles (a bin holds values above the previous edge up to its own); shares "
+    "of the training rows in each bin"
+)
 
 
 @dataclass(frozen=True)
@@ -77,23 +80,35 @@ class Bins:
         if self.kind == CATEGORY:
             column = np.asarray(values, dtype=object)
             return np.array([np.count_nonzero(column == c) for c in self.categories])
-        where = np.searchsorted(np.asarray(self.edges, dtype=np.float64),
-                                np.asarray(values, dtype=np.float64), side="left")
+        where = np.searchsorted(
+            np.asarray(self.edges, dtype=np.float64),
+            np.asarray(values, dtype=np.float64),
+            side="left",
+        )
         return np.bincount(where, minlength=len(self.edges) + 1)
 
     def count_codes(self, codes: np.ndarray, choices: Sequence[str]) -> np.ndarray:
         """How many values fall in each category's bin, given as positions in ``choices``."""
         others = len(self.categories)  # a choice the card has no bin for is not counted
-        bin_of = np.array([self.categories.index(c) if c in self.categories else others
-                           for c in choices], dtype=np.intp)
+        bin_of = np.array(
+            [self.categories.index(c) if c in self.categories else others for c in choices],
+            dtype=np.intp,
+        )
         return np.bincount(bin_of[codes], minlength=others + 1)[:others]
 
     def to_card(self) -> dict:
         """The card's JSON for these bins."""
-        cut = {"categories": list(self.categories)} if self.kind == CATEGORY else {
-            "edges": list(self.edges)}
-        return {"kind": self.kind, **cut, "labels": list(self.labels),
-                "shares": [round(s, 6) for s in self.shares]}
+        cut = (
+            {"categories": list(self.categories)}
+            if self.kind == CATEGORY
+            else {"edges": list(self.edges)}
+        )
+        return {
+            "kind": self.kind,
+            **cut,
+            "labels": list(self.labels),
+            "shares": [round(s, 6) for s in self.shares],
+        }
 
 
 def numeric_bins(name: str, values: Values, whole: bool = False) -> Bins:
@@ -112,8 +127,9 @@ def numeric_bins(name: str, values: Values, whole: bool = False) -> Bins:
 def category_bins(name: str, values: Values, categories: Sequence[str]) -> Bins:
     """One bin per allowed category, in the schema's order."""
     bins = Bins(name, CATEGORY, categories=tuple(categories))
-    return Bins(name, CATEGORY, categories=bins.categories,
-                shares=tuple(_shares(bins.count(values))))
+    return Bins(
+        name, CATEGORY, categories=bins.categories, shares=tuple(_shares(bins.count(values)))
+    )
 
 
 def _shares(counts: np.ndarray) -> list[float]:
@@ -125,11 +141,17 @@ def reference_distribution(columns: Mapping[str, Values], estimates: Values) -> 
     """The training distribution of each input and of the estimates, as the card keeps it."""
     fields = {}
     for f in FIELDS:
-        fields[f.name] = (category_bins(f.name, columns[f.name], f.choices) if f.kind == CATEGORY
-                          else numeric_bins(f.name, columns[f.name], whole=f.kind == INTEGER))
-    return {"method": METHOD, "rows": len(estimates),
-            "fields": {name: bins.to_card() for name, bins in fields.items()},
-            ESTIMATE: numeric_bins(ESTIMATE, estimates).to_card()}
+        fields[f.name] = (
+            category_bins(f.name, columns[f.name], f.choices)
+            if f.kind == CATEGORY
+            else numeric_bins(f.name, columns[f.name], whole=f.kind == INTEGER)
+        )
+    return {
+        "method": METHOD,
+        "rows": len(estimates),
+        "fields": {name: bins.to_card() for name, bins in fields.items()},
+        ESTIMATE: numeric_bins(ESTIMATE, estimates).to_card(),
+    }
 
 
 @dataclass(frozen=True)
@@ -147,8 +169,9 @@ class Reference:
 
 def _bins_from(name: str, item: Any) -> Bins:
     if not isinstance(item, dict) or item.get("kind") not in ("numeric", CATEGORY):
-        raise ValueError(f"distribution entry {name} must be an object with kind numeric or "
-                         "category")
+        raise ValueError(
+            f"distribution entry {name} must be an object with kind numeric or category"
+        )
     shares = item.get("shares")
     if item["kind"] == CATEGORY:
         cut = item.get("categories")
@@ -156,12 +179,17 @@ def _bins_from(name: str, item: Any) -> Bins:
     else:
         cut = item.get("edges")
         bins = Bins(name, "numeric", edges=tuple(cut or ()))
-    if not (isinstance(cut, list) and cut and isinstance(shares, list)
-            and len(shares) == len(bins.labels)
-            and all(isinstance(s, (int, float)) and 0 <= s <= 1 for s in shares)
-            and abs(sum(shares) - 1) < 1e-3):
-        raise ValueError(f"distribution entry {name} must hold its bins and one share per bin "
-                         "adding up to 1")
+    if not (
+        isinstance(cut, list)
+        and cut
+        and isinstance(shares, list)
+        and len(shares) == len(bins.labels)
+        and all(isinstance(s, (int, float)) and 0 <= s <= 1 for s in shares)
+        and abs(sum(shares) - 1) < 1e-3
+    ):
+        raise ValueError(
+            f"distribution entry {name} must hold its bins and one share per bin adding up to 1"
+        )
     if bins.kind == "numeric" and list(bins.edges) != sorted(set(bins.edges)):
         raise ValueError(f"distribution entry {name} must have increasing edges")
     return Bins(name, bins.kind, bins.edges, bins.categories, tuple(float(s) for s in shares))
@@ -175,8 +203,9 @@ def read_reference(section: Any) -> Reference:
     for f in FIELDS:
         bins = _bins_from(f.name, section["fields"].get(f.name))
         if f.kind == CATEGORY and bins.categories != f.choices:
-            raise ValueError(f"distribution entry {f.name} must have the categories "
-                             + ", ".join(f.choices))
+            raise ValueError(
+                f"distribution entry {f.name} must have the categories " + ", ".join(f.choices)
+            )
         fields[f.name] = bins
     rows = section.get("rows")
     if not isinstance(rows, int) or rows < 1:
@@ -195,7 +224,7 @@ def psi(expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.nda
 
 
 def status(value: float) -> str:
-    """"ok" below 0.1, "watch" from 0.1, "drift" from 0.25."""
+    """ "ok" below 0.1, "watch" from 0.1, "drift" from 0.25."""
     if math.isnan(value):
         raise ValueError("PSI is not a number")
     return "drift" if value >= DRIFT else "watch" if value >= WATCH else "ok"
@@ -208,11 +237,15 @@ def assess(bins: Bins, counts: Sequence[float] | np.ndarray) -> dict:
     served = counted / records if records else np.zeros(len(counted))
     value = psi(bins.shares, counted) if records else None
     # MIN_RECORDS is positive, so enough records always means a value; mypy needs the None test.
-    return {"psi": None if value is None else round(value, 4),
-            "status": status(value) if value is not None and records >= MIN_RECORDS else TOO_FEW,
-            "records": records,
-            "bins": [{"bin": label, "training": round(share, 4), "served": round(float(s), 4)}
-                     for label, share, s in zip(bins.labels, bins.shares, served, strict=True)]}
+    return {
+        "psi": None if value is None else round(value, 4),
+        "status": status(value) if value is not None and records >= MIN_RECORDS else TOO_FEW,
+        "records": records,
+        "bins": [
+            {"bin": label, "training": round(share, 4), "served": round(float(s), 4)}
+            for label, share, s in zip(bins.labels, bins.shares, served, strict=True)
+        ],
+    }
 
 
 SEVERITY = ("ok", "watch", "drift")

@@ -3,6 +3,7 @@
 Served by gunicorn's master (master.py, through server.py) at /metrics on METRICS_PORT, and
 nowhere else.
 """
+
 from __future__ import annotations
 
 from . import drift, files, state
@@ -21,31 +22,41 @@ class ServiceCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         watch = self.watch
-        merged, values = files.read_merged(watch.directory,
-                                           watch.layout.size if watch.layout else 0)
+        merged, values = files.read_merged(
+            watch.directory, watch.layout.size if watch.layout else 0
+        )
         yield from merged
         if watch.reference is None:
             return
-        served = CounterMetricFamily("insurance_charges_drift_values", "Values served, by the "
-                                     "training bin they fall in (the card's distribution).",
-                                     labels=["field", "bin"])
+        served = CounterMetricFamily(
+            "insurance_charges_drift_values",
+            "Values served, by the training bin they fall in (the card's distribution).",
+            labels=["field", "bin"],
+        )
         for name, bins in watch.reference.all_bins().items():
             for label, n in zip(bins.labels, values[watch.layout.slices[name]], strict=True):
                 served.add_metric([name, label], n)
         yield served
         now = state.counts_from(values, watch.layout, merged)
         doc = state.report(self.watch.reference, now, self.window, self.watch.model_version)
-        psi = GaugeMetricFamily("insurance_charges_drift_psi", "Population stability index of "
-                                "what was served against the training data.",
-                                labels=["field", "window"])
-        level = GaugeMetricFamily("insurance_charges_drift_status", "Drift status: 0 ok, 1 "
-                                  "watch, 2 drift (absent below the minimum of records).",
-                                  labels=["field", "window"])
-        records = GaugeMetricFamily("insurance_charges_drift_records", "Records compared.",
-                                    labels=["window"])
-        outside = GaugeMetricFamily("insurance_charges_drift_out_of_range_share", "Share of "
-                                    "records with the field outside the training range.",
-                                    labels=["field", "window"])
+        psi = GaugeMetricFamily(
+            "insurance_charges_drift_psi",
+            "Population stability index of what was served against the training data.",
+            labels=["field", "window"],
+        )
+        level = GaugeMetricFamily(
+            "insurance_charges_drift_status",
+            "Drift status: 0 ok, 1 watch, 2 drift (absent below the minimum of records).",
+            labels=["field", "window"],
+        )
+        records = GaugeMetricFamily(
+            "insurance_charges_drift_records", "Records compared.", labels=["window"]
+        )
+        outside = GaugeMetricFamily(
+            "insurance_charges_drift_out_of_range_share",
+            "Share of records with the field outside the training range.",
+            labels=["field", "window"],
+        )
         for window in ("since_start", "recent"):
             part = doc[window]
             records.add_metric([window], part["records"])
@@ -71,4 +82,5 @@ def metrics_app(registry):
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"Not found: the metrics are at /metrics\n"]
         return exposition(environ, start_response)
+
     return app

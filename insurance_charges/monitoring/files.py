@@ -9,6 +9,7 @@ into one ``<kind>_archive.db`` per kind, then deletes its files: the file count 
 live processes' plus the archives, and every total keeps counting. Readers and the archiver
 share one lock file, so a scrape never sees a dead worker twice or not at all.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -40,8 +41,7 @@ def metric_files(directory: Path) -> list[Path]:
     """The metric files in ``directory``: prometheus_client's and the drift counts."""
     if not directory.is_dir():
         return []
-    return [p for p in directory.iterdir()
-            if METRIC_FILE.match(p.name) or tally.FILE.match(p.name)]
+    return [p for p in directory.iterdir() if METRIC_FILE.match(p.name) or tally.FILE.match(p.name)]
 
 
 def owner(path: Path) -> str:
@@ -96,9 +96,12 @@ def read_merged(directory: Path, drift_size: int = 0) -> tuple[list, list[float]
     from prometheus_client.multiprocess import MultiProcessCollector
 
     with locked(directory):
-        merged = list(MultiProcessCollector.merge(
-            [str(p) for p in metric_files(directory) if METRIC_FILE.match(p.name)],
-            accumulate=True))
+        merged = list(
+            MultiProcessCollector.merge(
+                [str(p) for p in metric_files(directory) if METRIC_FILE.match(p.name)],
+                accumulate=True,
+            )
+        )
         return merged, tally.summed(directory, drift_size) if drift_size else []
 
 
@@ -137,9 +140,17 @@ def _fold(archive: Path, dead: Path) -> None:
         for metric in merged:
             for sample in metric.samples:
                 labels = sample.labels
-                store.write_value(mmap_key(metric.name, sample.name, list(labels),
-                                           list(labels.values()), metric.documentation),
-                                  sample.value, 0.0)
+                store.write_value(
+                    mmap_key(
+                        metric.name,
+                        sample.name,
+                        list(labels),
+                        list(labels.values()),
+                        metric.documentation,
+                    ),
+                    sample.value,
+                    0.0,
+                )
     finally:
         store.close()
     os.replace(partial, archive)

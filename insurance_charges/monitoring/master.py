@@ -12,6 +12,7 @@ raises, and with it every worker and the app's port. So every hook that runs onc
 serves is wrapped in ``guarded``, and the metrics server holds a bounded number of
 descriptors and threads (server.py).
 """
+
 from __future__ import annotations
 
 import errno
@@ -41,13 +42,20 @@ def environment(settings) -> list[str]:
 
 def guarded(hook: Callable) -> Callable:
     """The gunicorn hook, but any exception it raises is logged once and goes no further."""
+
     @functools.wraps(hook)  # gunicorn checks a hook's arity through the wrapper
     def run(*args) -> None:
         try:
             hook(*args)
         except Exception as exc:
-            log.error("gunicorn hook %s failed; the service goes on: %s: %s", hook.__name__,
-                      type(exc).__name__, exc, exc_info=True)
+            log.error(
+                "gunicorn hook %s failed; the service goes on: %s: %s",
+                hook.__name__,
+                type(exc).__name__,
+                exc,
+                exc_info=True,
+            )
+
     return run
 
 
@@ -70,8 +78,7 @@ class Master:
             self.httpd = self._listen(self.port, metrics_app(registry))
             self.httpd.start()
             shown = f"[{self.host}]" if ":" in self.host else self.host
-            log.info("metrics at http://%s:%d/metrics (%s)", shown, self.port,
-                     self.watch.directory)
+            log.info("metrics at http://%s:%d/metrics (%s)", shown, self.port, self.watch.directory)
         if self.watch.reference is not None:
             self.snapshot()
             threading.Thread(target=self._snapshots, name="drift-window", daemon=True).start()
@@ -86,9 +93,11 @@ class Master:
                 raise MonitoringError(
                     f"METRICS_HOST={self.host!r}: cannot listen ({reason}); set METRICS_HOST "
                     "to an address of this machine: 127.0.0.1 (this machine only) or 0.0.0.0 "
-                    "(every interface)") from None
-            raise MonitoringError(f"METRICS_PORT={port}: cannot listen ({reason}); set "
-                                  "METRICS_PORT to a free port") from None
+                    "(every interface)"
+                ) from None
+            raise MonitoringError(
+                f"METRICS_PORT={port}: cannot listen ({reason}); set METRICS_PORT to a free port"
+            ) from None
 
     def snapshot(self) -> None:
         """Add the counts now to the window; write it for the workers."""
@@ -125,9 +134,11 @@ def when_ready(server, settings) -> None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         removed = files.wipe_others(directory, os.getpid())
     except OSError as exc:
-        raise MonitoringError(f"{files.ENV}={str(directory)!r}: cannot be used ({exc.strerror}); "
-                              f"set {files.ENV} to a writable directory of this service's own, "
-                              "or unset it for one under the temp dir") from None
+        raise MonitoringError(
+            f"{files.ENV}={str(directory)!r}: cannot be used ({exc.strerror}); "
+            f"set {files.ENV} to a writable directory of this service's own, "
+            "or unset it for one under the temp dir"
+        ) from None
     if removed:
         log.info("removed %d metric files of earlier processes from %s", removed, directory)
     _running["default"] = settings.metrics_dir is None

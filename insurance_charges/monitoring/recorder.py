@@ -5,6 +5,7 @@ core's ``Estimates``. ``activate`` settles where values live before prometheus_c
 imported: in this process's memory, or, under gunicorn, in PROMETHEUS_MULTIPROC_DIR, where
 every worker's values are summed.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,9 @@ from .tally import Layout, Tally
 
 # Methods outside this set are counted as "_OTHER" (OpenTelemetry's rule), so a client cannot
 # grow the number of series by inventing methods.
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT",
-                     "TRACE"})
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
+)
 
 
 class MonitoringError(UserError, RuntimeError):
@@ -45,7 +47,8 @@ def activate(directory: Path | None) -> None:
             raise MonitoringError(
                 f"prometheus_client was imported before {files.ENV} was settled "
                 f"({'set' if shared else 'unset'} then, {'set' if directory else 'unset'} now); "
-                f"set {files.ENV} before the process starts, or leave it to gunicorn.conf.py")
+                f"set {files.ENV} before the process starts, or leave it to gunicorn.conf.py"
+            )
 
 
 def method_label(method: str) -> str:
@@ -56,8 +59,7 @@ def method_label(method: str) -> str:
 class Recorder:
     """Records into the metrics; one per app, its label values resolved once."""
 
-    def __init__(self, reference: Reference | None, model_version: str,
-                 tally: Tally | None = None):
+    def __init__(self, reference: Reference | None, model_version: str, tally: Tally | None = None):
         from . import metrics
 
         self.m, self.reference, self.tally = metrics, reference, tally
@@ -73,8 +75,10 @@ class Recorder:
         self._outside = {}  # field -> where its out-of-range values are counted in the tally
         if reference is not None:
             layout = Layout(reference)
-            self._bins = [(name, bins, layout.slices[name].start)
-                          for name, bins in reference.all_bins().items()]
+            self._bins = [
+                (name, bins, layout.slices[name].start)
+                for name, bins in reference.all_bins().items()
+            ]
             self._outside = layout.outside
         for field in metrics.NUMBERS:  # every field a value can leave the range of, from 0
             self._child(metrics.OUT_OF_RANGE, field)
@@ -132,8 +136,11 @@ class Recorder:
                 self._dollars.observe(amount)
         else:
             where = np.searchsorted(self._dollar_bounds, amounts, side="left")
-            self.m.observe_many(self._dollars, np.bincount(where, minlength=len(
-                self._dollar_bounds)), float(amounts.sum()))
+            self.m.observe_many(
+                self._dollars,
+                np.bincount(where, minlength=len(self._dollar_bounds)),
+                float(amounts.sum()),
+            )
         if self._bins:
             self._tally(estimates.records, amounts, count)
         outside: dict[str, int] = {}

@@ -8,6 +8,7 @@ holds no descriptor of this process) or are refused by the kernel once it is ful
 connection has ``CONNECTION_SECONDS`` in all to send its request and take its answer; then it
 is closed, however slowly it trickles bytes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -99,16 +100,22 @@ class QuietHandler(WSGIRequestHandler):
             return
         if not self.parse_request():  # the error answer is sent
             return
-        responder = Responder(self.rfile, cast(IO[bytes], self.wfile), self.get_stderr(),
-                              self.get_environ(), multithread=True)
+        responder = Responder(
+            self.rfile,
+            cast(IO[bytes], self.wfile),
+            self.get_stderr(),
+            self.get_environ(),
+            multithread=True,
+        )
         responder.request_handler = self
         responder.run(cast("MetricsServer", self.server).app)
 
 
 def address_of(host: str, port: int) -> tuple[socket.AddressFamily, tuple]:
     """The socket family and address to listen on for ``host`` (an IP address or a name)."""
-    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                  flags=socket.AI_PASSIVE)[0]
+    family, _, _, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
     return family, address
 
 
@@ -118,8 +125,14 @@ class MetricsServer(WSGIServer):
 
     request_queue_size = BACKLOG
 
-    def __init__(self, host: str, port: int, app: Callable, connections: int = CONNECTIONS,
-                 seconds: float = CONNECTION_SECONDS):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: Callable,
+        connections: int = CONNECTIONS,
+        seconds: float = CONNECTION_SECONDS,
+    ):
         self.address_family, address = address_of(host, port)
         super().__init__(address, QuietHandler)
         self.app = app
@@ -129,9 +142,12 @@ class MetricsServer(WSGIServer):
         self.lock = threading.Lock()
         self.answering: set[socket.socket] = set()
         self.accept_failing = False
-        self.threads = [threading.Thread(target=self._serve, name=f"metrics-http-{i}",
-                                         daemon=True)  # a stuck client never holds an exit
-                        for i in range(connections)]
+        self.threads = [
+            threading.Thread(
+                target=self._serve, name=f"metrics-http-{i}", daemon=True
+            )  # a stuck client never holds an exit
+            for i in range(connections)
+        ]
 
     def server_bind(self) -> None:
         """Bind without HTTPServer's reverse DNS lookup of the address (it can stall start-up)."""
@@ -154,8 +170,10 @@ class MetricsServer(WSGIServer):
                 if self.stopped.is_set():
                     return
                 if not self.accept_failing:  # once per run of failures, not per attempt
-                    log.warning("metrics port cannot accept a connection (%s); retrying",
-                                exc.strerror or exc)
+                    log.warning(
+                        "metrics port cannot accept a connection (%s); retrying",
+                        exc.strerror or exc,
+                    )
                 self.accept_failing = True
                 self.stopped.wait(POLL_SECONDS)
                 continue
@@ -164,8 +182,9 @@ class MetricsServer(WSGIServer):
 
     def _answer(self, connection: socket.socket, peer) -> None:
         """Answer one connection within its deadline, then close it whatever happened."""
-        client = DeadlineSocket(connection.family, connection.type, connection.proto,
-                                fileno=connection.detach())
+        client = DeadlineSocket(
+            connection.family, connection.type, connection.proto, fileno=connection.detach()
+        )
         client.deadline = time.monotonic() + self.seconds
         with self.lock:
             self.answering.add(client)

@@ -6,6 +6,7 @@ no shared files. The gunicorn master takes a snapshot every minute (``Window``,
 written to the shared directory for the workers), so "recent" is the counts now minus the
 snapshot from an hour ago.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,10 @@ START_SAMPLE = "insurance_charges_start_time_seconds"
 # short enough that a change of population shows the same day.
 WINDOW_SECONDS = 3600
 SNAPSHOT_SECONDS = 60  # the window's resolution; one snapshot is ~1 KB, 61 are kept
-SOURCE = ("Lewis, An Introduction to Credit Scoring (1994); Siddiqi, Intelligent Credit "
-          "Scoring (2017); the rule of thumb as R's scorecard::perf_psi documents it")
+SOURCE = (
+    "Lewis, An Introduction to Credit Scoring (1994); Siddiqi, Intelligent Credit "
+    "Scoring (2017); the rule of thumb as R's scorecard::perf_psi documents it"
+)
 
 
 @dataclass(frozen=True)
@@ -38,11 +41,13 @@ class Counts:
 
     def minus(self, earlier: Counts) -> Counts:
         """What was counted between ``earlier`` and these counts."""
-        bins = {name: [a - b for a, b in zip(now, earlier.bins.get(name, [0] * len(now)),
-                                             strict=True)]
-                for name, now in self.bins.items()}
-        outside = {name: n - earlier.out_of_range.get(name, 0)
-                   for name, n in self.out_of_range.items()}
+        bins = {
+            name: [a - b for a, b in zip(now, earlier.bins.get(name, [0] * len(now)), strict=True)]
+            for name, now in self.bins.items()
+        }
+        outside = {
+            name: n - earlier.out_of_range.get(name, 0) for name, n in self.out_of_range.items()
+        }
         return Counts(self.time, bins, outside, earlier.time)
 
     def to_json(self) -> dict:
@@ -50,16 +55,19 @@ class Counts:
         return {"time": self.time, "bins": self.bins, "out_of_range": self.out_of_range}
 
 
-def counts_from(values: list[float], layout: Layout, metrics, now: float | None = None
-                ) -> Counts:
+def counts_from(values: list[float], layout: Layout, metrics, now: float | None = None) -> Counts:
     """Counts from the summed tally; the start time from the collected metrics."""
     start = None
     for metric in metrics:
         for sample in metric.samples:
             if sample.name == START_SAMPLE and sample.value:
                 start = sample.value
-    return Counts(time.time() if now is None else now, layout.split(values),
-                  layout.out_of_range(values), start)
+    return Counts(
+        time.time() if now is None else now,
+        layout.split(values),
+        layout.out_of_range(values),
+        start,
+    )
 
 
 def read_counts(watch) -> Counts:
@@ -113,20 +121,24 @@ def _iso(seconds: float) -> str:
 def section(reference: drift.Reference, counts: Counts, since: float) -> dict:
     """One period's comparison: records, overall status, each field, estimates, out of range."""
     records = int(sum(counts.bins[drift.ESTIMATE]))
-    fields = {name: drift.assess(bins, counts.bins[name])
-              for name, bins in reference.fields.items()}
+    fields = {
+        name: drift.assess(bins, counts.bins[name]) for name, bins in reference.fields.items()
+    }
     estimate = drift.assess(reference.estimate, counts.bins[drift.ESTIMATE])
     outside = {}
     for name, bins in reference.fields.items():
         if bins.kind == "numeric":  # categories have no range to leave
             n = counts.out_of_range.get(name, 0)
             outside[name] = {"values": int(n), "share": round(n / records, 4) if records else None}
-    return {"since": _iso(since), "seconds": round(max(counts.time - since, 0.0), 1),
-            "records": records,
-            "status": drift.worst([f["status"] for f in fields.values()] + [estimate["status"]]),
-            "fields": fields, "estimate": estimate,
-            "out_of_range": {"values": int(sum(counts.out_of_range.values())),
-                             "fields": outside}}
+    return {
+        "since": _iso(since),
+        "seconds": round(max(counts.time - since, 0.0), 1),
+        "records": records,
+        "status": drift.worst([f["status"] for f in fields.values()] + [estimate["status"]]),
+        "fields": fields,
+        "estimate": estimate,
+        "out_of_range": {"values": int(sum(counts.out_of_range.values())), "fields": outside},
+    }
 
 
 def report(reference: drift.Reference, now: Counts, window: Window, model_version: str) -> dict:
@@ -135,13 +147,23 @@ def report(reference: drift.Reference, now: Counts, window: Window, model_versio
     base = window.baseline(now.time)
     return {
         "model_version": model_version,
-        "reference": {"rows": reference.rows, "source": "the model card's distribution "
-                      "(training data and the model's estimates on it)"},
-        "thresholds": {"watch": drift.WATCH, "drift": drift.DRIFT,
-                       "min_records": drift.MIN_RECORDS, "source": SOURCE},
+        "reference": {
+            "rows": reference.rows,
+            "source": "the model card's distribution "
+            "(training data and the model's estimates on it)",
+        },
+        "thresholds": {
+            "watch": drift.WATCH,
+            "drift": drift.DRIFT,
+            "min_records": drift.MIN_RECORDS,
+            "source": SOURCE,
+        },
         "since_start": section(reference, now, start),
         # Recent counts start where the baseline snapshot was taken (Counts.minus's start).
-        "recent": (section(reference, now.minus(base), base.time) if base is not None
-                   else section(reference, now, start)),
+        "recent": (
+            section(reference, now.minus(base), base.time)
+            if base is not None
+            else section(reference, now, start)
+        ),
         "window_seconds": WINDOW_SECONDS,
     }

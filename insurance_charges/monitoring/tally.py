@@ -7,6 +7,7 @@ here they are seven memory additions in one memory-mapped file per process
 ``drift_archive.counts`` when a worker dies (files.py). The master exposes the sums as the
 counter ``insurance_charges_drift_values_total``.
 """
+
 from __future__ import annotations
 
 import array
@@ -62,8 +63,11 @@ class Tally:
         if self.directory is None:
             self.view = memoryview(bytearray(WIDTH * self.size)).cast("d")
             return
-        fd = os.open(self.directory / f"drift_{os.getpid()}.counts",
-                     os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = os.open(
+            self.directory / f"drift_{os.getpid()}.counts",
+            os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+            0o600,
+        )
         try:
             os.ftruncate(fd, WIDTH * self.size)
             self._map = mmap.mmap(fd, WIDTH * self.size)

@@ -4,6 +4,7 @@ One ``Watch`` per app, made when the model is loaded (in gunicorn's master, befo
 the web layer records through it and asks it for the drift document; the master's metrics
 server reads the same shared files.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ class Watch:
         if self.reference is None:
             return None
         now = state.read_counts(self)
-        return state.report(self.reference, now, state.Window.read(self.directory),
-                            self.model_version)
+        return state.report(
+            self.reference, now, state.Window.read(self.directory), self.model_version
+        )
 
 
 def reference_of(model) -> drift.Reference | None:
@@ -42,9 +44,11 @@ def reference_of(model) -> drift.Reference | None:
     try:
         return drift.read_reference(section)
     except ValueError as exc:
-        raise MonitoringError(f"model card of {getattr(model, 'path', model.version)}: {exc}; "
-                              "run `make train` to rebuild it, or set MODEL_PATH to a trained "
-                              "pipeline") from None
+        raise MonitoringError(
+            f"model card of {getattr(model, 'path', model.version)}: {exc}; "
+            "run `make train` to rebuild it, or set MODEL_PATH to a trained "
+            "pipeline"
+        ) from None
 
 
 def watch_model(model, directory: Path | None, load_seconds: float) -> Watch:

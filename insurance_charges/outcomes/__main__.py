@@ -1,4 +1,5 @@
 """``python -m insurance_charges.outcomes``: see cli.py."""
+
 import sys
 
 from ..core.model_card import path_for

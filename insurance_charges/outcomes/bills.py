@@ -5,6 +5,7 @@ CSV's own line number, the header being line 1; a Parquet file's row number from
 dropped. A file that cannot be read as a whole (no such file, a missing column, a column of the
 wrong type) is one error instead.
 """
+
 from __future__ import annotations
 
 import csv
@@ -40,21 +41,25 @@ class Bills:
 def _format(location: str) -> str:
     suffix = Path(location).suffix.lower()
     if suffix not in (".csv", ".parquet"):
-        raise OutcomesError(f"--actuals {location}: cannot tell its format; name it .csv or "
-                            ".parquet")
+        raise OutcomesError(
+            f"--actuals {location}: cannot tell its format; name it .csv or .parquet"
+        )
     return suffix[1:]
 
 
 def _missing(columns: list[str], location: str) -> None:
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated:
-        raise OutcomesError(f"--actuals {location}: column {repeated[0]!r} appears more than "
-                            "once; keep one")
+        raise OutcomesError(
+            f"--actuals {location}: column {repeated[0]!r} appears more than once; keep one"
+        )
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        raise OutcomesError(f"--actuals {location}: no {' or '.join(missing)} column (its "
-                            f"columns: {', '.join(map(str, columns[:10])) or 'none'}); a bills "
-                            "file has inference_id and charges, and optionally billed_at")
+        raise OutcomesError(
+            f"--actuals {location}: no {' or '.join(missing)} column (its "
+            f"columns: {', '.join(map(str, columns[:10])) or 'none'}); a bills "
+            "file has inference_id and charges, and optionally billed_at"
+        )
 
 
 def _read_csv(location: str) -> tuple[pd.DataFrame, int]:
@@ -68,13 +73,15 @@ def _read_csv(location: str) -> tuple[pd.DataFrame, int]:
     _missing(columns, location)
     wanted = [c for c in (*REQUIRED, BILLED_AT) if c in columns]
     try:
-        frame = pd.read_csv(location, dtype=str, keep_default_na=False, usecols=wanted,
-                            encoding="utf-8-sig")
+        frame = pd.read_csv(
+            location, dtype=str, keep_default_na=False, usecols=wanted, encoding="utf-8-sig"
+        )
     except UnicodeDecodeError:
         raise OutcomesError(f"--actuals {location}: not UTF-8 text") from None
     except (pd.errors.ParserError, ValueError) as exc:
-        raise OutcomesError(f"--actuals {location}: not a readable CSV file "
-                            f"({str(exc).strip().splitlines()[-1]})") from None
+        raise OutcomesError(
+            f"--actuals {location}: not a readable CSV file ({str(exc).strip().splitlines()[-1]})"
+        ) from None
     return frame, 2  # the header is line 1
 
 
@@ -85,27 +92,29 @@ def _read_parquet(location: str) -> tuple[pd.DataFrame, int]:
     try:
         schema = pq.read_schema(location)
     except (pa.ArrowException, OSError) as exc:
-        raise OutcomesError(f"--actuals {location}: not a readable Parquet file ({exc})") \
-            from None
+        raise OutcomesError(f"--actuals {location}: not a readable Parquet file ({exc})") from None
     _missing(list(schema.names), location)
     text = (pa.types.is_string, pa.types.is_large_string)
-    kinds = {ID: (text, "text"),
-             CHARGES: ((pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal),
-                       "numbers"),
-             BILLED_AT: ((pa.types.is_timestamp, pa.types.is_date, *text),
-                         "timestamps, dates or ISO 8601 text")}
+    kinds = {
+        ID: (text, "text"),
+        CHARGES: ((pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal), "numbers"),
+        BILLED_AT: (
+            (pa.types.is_timestamp, pa.types.is_date, *text),
+            "timestamps, dates or ISO 8601 text",
+        ),
+    }
     wanted = [c for c in (*REQUIRED, BILLED_AT) if c in schema.names]
     for name in wanted:
         kind = schema.field(name).type
         tests, what = kinds[name]
         if not any(test(kind) for test in tests):
-            raise OutcomesError(f"--actuals {location}: column {name} holds {kind}; it must "
-                                f"hold {what}")
+            raise OutcomesError(
+                f"--actuals {location}: column {name} holds {kind}; it must hold {what}"
+            )
     try:
         table = pq.read_table(location, columns=wanted)
     except (pa.ArrowException, OSError) as exc:
-        raise OutcomesError(f"--actuals {location}: not a readable Parquet file ({exc})") \
-            from None
+        raise OutcomesError(f"--actuals {location}: not a readable Parquet file ({exc})") from None
     frame = table.to_pandas()
     if CHARGES in frame and frame[CHARGES].dtype == object:  # decimals
         frame[CHARGES] = frame[CHARGES].astype("float64")
@@ -127,26 +136,43 @@ def read_bills(location: str) -> Bills:
     problems = pd.Series("", index=frame.index, dtype=object)
 
     bad_id = ~ids.map(lambda v: isinstance(v, str) and INFERENCE_ID.fullmatch(v) is not None)
-    problems[bad_id] = [f"inference_id must be 1 to 200 letters, digits or ._:@/+=- ; got "
-                        f"{shown(v)}" for v in ids[bad_id]]
+    problems[bad_id] = [
+        f"inference_id must be 1 to 200 letters, digits or ._:@/+=- ; got {shown(v)}"
+        for v in ids[bad_id]
+    ]
     finite = np.isfinite(charges.to_numpy())
     bad_charge = ~finite | (charges < 0) | (charges > LARGEST_BILL)
     raw = frame[CHARGES]
-    problems[bad_charge] = [_and(p, f"charges must be dollars from 0 to {LARGEST_BILL:,}; got "
-                                    f"{shown(v)}") for p, v in zip(problems[bad_charge],
-                                                                   raw[bad_charge], strict=True)]
+    problems[bad_charge] = [
+        _and(p, f"charges must be dollars from 0 to {LARGEST_BILL:,}; got {shown(v)}")
+        for p, v in zip(problems[bad_charge], raw[bad_charge], strict=True)
+    ]
     billed = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
     if BILLED_AT in frame:
         billed, bad_time = _billed_at(frame[BILLED_AT])
-        problems[bad_time] = [_and(p, "billed_at must be an ISO 8601 date or time, or empty; "
-                                      f"got {shown(v)}") for p, v in
-                              zip(problems[bad_time], frame[BILLED_AT][bad_time], strict=True)]
+        problems[bad_time] = [
+            _and(p, f"billed_at must be an ISO 8601 date or time, or empty; got {shown(v)}")
+            for p, v in zip(problems[bad_time], frame[BILLED_AT][bad_time], strict=True)
+        ]
     bad = problems != ""
-    rejects = [{INPUT: "actuals", FILE: location, LINE: int(line),
-                ID: i if isinstance(i, str) and INFERENCE_ID.fullmatch(i) else None,
-                PROBLEM: p} for line, i, p in zip(lines[bad], ids[bad], problems[bad], strict=True)]
-    good = pd.DataFrame({ID: ids[~bad].astype(str), CHARGES: charges[~bad],
-                         BILLED_AT: billed[~bad], LINE: lines[~bad]})
+    rejects = [
+        {
+            INPUT: "actuals",
+            FILE: location,
+            LINE: int(line),
+            ID: i if isinstance(i, str) and INFERENCE_ID.fullmatch(i) else None,
+            PROBLEM: p,
+        }
+        for line, i, p in zip(lines[bad], ids[bad], problems[bad], strict=True)
+    ]
+    good = pd.DataFrame(
+        {
+            ID: ids[~bad].astype(str),
+            CHARGES: charges[~bad],
+            BILLED_AT: billed[~bad],
+            LINE: lines[~bad],
+        }
+    )
     return Bills(good.reset_index(drop=True), rejects, len(frame))
 
 
@@ -157,16 +183,27 @@ def _and(earlier: str, problem: str) -> str:
 def _billed_at(column: pd.Series) -> tuple[pd.Series, pd.Series]:
     """The column as UTC times (a date is its midnight; no zone is UTC) and where it is bad."""
     if pd.api.types.is_datetime64_any_dtype(column):
-        times = column.dt.tz_localize("UTC") if column.dt.tz is None else \
-            column.dt.tz_convert("UTC")
+        times = (
+            column.dt.tz_localize("UTC") if column.dt.tz is None else column.dt.tz_convert("UTC")
+        )
         return times, pd.Series(False, index=column.index)
-    text = column.map(lambda v: v if isinstance(v, str) else
-                      (v.isoformat() if hasattr(v, "isoformat") else v))
-    empty = text.map(lambda v: v is None or (isinstance(v, str) and not v.strip())
-                     or (isinstance(v, float) and np.isnan(v)))
+    text = column.map(
+        lambda v: v if isinstance(v, str) else (v.isoformat() if hasattr(v, "isoformat") else v)
+    )
+    empty = text.map(
+        lambda v: (
+            v is None
+            or (isinstance(v, str) and not v.strip())
+            or (isinstance(v, float) and np.isnan(v))
+        )
+    )
     times = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns, UTC]")
     given = text[~empty]
     if len(given):
-        times[~empty] = pd.to_datetime(given.map(lambda v: v if isinstance(v, str) else ""),
-                                       utc=True, errors="coerce", format="ISO8601")
+        times[~empty] = pd.to_datetime(
+            given.map(lambda v: v if isinstance(v, str) else ""),
+            utc=True,
+            errors="coerce",
+            format="ISO8601",
+        )
     return times, ~empty & times.isna()

@@ -4,6 +4,7 @@ A capture directory looks like SageMaker Data Capture's: ``PREFIX/YYYY/MM/DD/HH/
 ``.jsonl`` file under it is read, in path order; each line is checked against the capture format
 (core/captures.py). A line that fails is a reject with its file and line number, never dropped.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,9 +41,11 @@ class Captures:
 def capture_files(location: str) -> list[Path]:
     """The ``.jsonl`` files at ``location``: the file itself, or every one under the directory."""
     if location.startswith("s3://"):
-        raise OutcomesError(f"{location}: captures are read from local paths only for now (the "
-                            "project's S3 client is not there yet); copy them with `aws s3 sync "
-                            f"{location} DIR` and pass DIR")
+        raise OutcomesError(
+            f"{location}: captures are read from local paths only for now (the "
+            "project's S3 client is not there yet); copy them with `aws s3 sync "
+            f"{location} DIR` and pass DIR"
+        )
     path = Path(location)
     if path.is_file():
         return [path]
@@ -55,14 +58,21 @@ def capture_files(location: str) -> list[Path]:
         found.extend(Path(folder) / name for name in sorted(names) if name.endswith(SUFFIX))
     files = [f for f in found if f.is_file()]
     if not files:
-        raise OutcomesError(f"--captures {location}: no {SUFFIX} files in it or below it; "
-                            "captures are JSON lines partitioned as YYYY/MM/DD/HH/*.jsonl")
+        raise OutcomesError(
+            f"--captures {location}: no {SUFFIX} files in it or below it; "
+            "captures are JSON lines partitioned as YYYY/MM/DD/HH/*.jsonl"
+        )
     return files
 
 
 def _reject(file: str, line: int, inference_id: str | None, problem: str) -> dict:
-    return {INPUT: "captures", FILE: file, LINE: line, "inference_id": inference_id,
-            PROBLEM: problem}
+    return {
+        INPUT: "captures",
+        FILE: file,
+        LINE: line,
+        "inference_id": inference_id,
+        PROBLEM: problem,
+    }
 
 
 def _lines(fh):
@@ -126,8 +136,14 @@ def read_captures(files: list[Path]) -> Captures:
             with open(path, "rb") as fh:
                 for number, raw in _lines(fh):
                     if raw is None:
-                        rejects.append(_reject(str(path), number, None, f"the line is longer than "
-                                                                   f"{LONGEST_LINE // 1024} KiB"))
+                        rejects.append(
+                            _reject(
+                                str(path),
+                                number,
+                                None,
+                                f"the line is longer than {LONGEST_LINE // 1024} KiB",
+                            )
+                        )
                         continue
                     if not raw.strip():
                         continue  # an empty line holds no record
@@ -139,8 +155,16 @@ def read_captures(files: list[Path]) -> Captures:
                     record, problem = check_capture(obj)
                     if record is None:
                         some_id = obj.get("inference_id") if isinstance(obj, dict) else None
-                        rejects.append(_reject(str(path), number, some_id if isinstance(
-                            some_id, str) and len(some_id) <= 200 else None, str(problem)))
+                        rejects.append(
+                            _reject(
+                                str(path),
+                                number,
+                                some_id
+                                if isinstance(some_id, str) and len(some_id) <= 200
+                                else None,
+                                str(problem),
+                            )
+                        )
                         continue
                     rows.append({**record, FILE: str(path), LINE: number})
         except OSError as exc:
@@ -162,22 +186,37 @@ def _settle_repeats(captures: Captures) -> None:
     versions = distinct.size()
     conflicting = set(versions[versions > 1].index)
     # Said once per id, naming a few places: every place on every line would be quadratic.
-    places = {i: "; ".join(f"{f} line {n}"
-                           for f, n in zip(g[FILE][:SHOWN], g[LINE][:SHOWN], strict=True))
-              + (f" and {len(g) - SHOWN} more" if len(g) > SHOWN else "")
-              for i, g in distinct if i in conflicting}
-    first = {i: f"{g[FILE].iloc[0]} line {g[LINE].iloc[0]}" for i, g in distinct
-             if i not in conflicting}
+    places = {
+        i: "; ".join(f"{f} line {n}" for f, n in zip(g[FILE][:SHOWN], g[LINE][:SHOWN], strict=True))
+        + (f" and {len(g) - SHOWN} more" if len(g) > SHOWN else "")
+        for i, g in distinct
+        if i in conflicting
+    }
+    first = {
+        i: f"{g[FILE].iloc[0]} line {g[LINE].iloc[0]}" for i, g in distinct if i not in conflicting
+    }
     rows = frame[repeated]
-    for inference_id, file, line, copy in zip(rows["inference_id"], rows[FILE], rows[LINE],
-                                              same[repeated], strict=True):
+    for inference_id, file, line, copy in zip(
+        rows["inference_id"], rows[FILE], rows[LINE], same[repeated], strict=True
+    ):
         if inference_id in conflicting:
-            captures.rejects.append(_reject(file, line, inference_id, (
-                f"{versions[inference_id]} captures have this inference_id with different "
-                f"values ({places[inference_id]}): which was billed is unknown")))
+            captures.rejects.append(
+                _reject(
+                    file,
+                    line,
+                    inference_id,
+                    (
+                        f"{versions[inference_id]} captures have this inference_id with different "
+                        f"values ({places[inference_id]}): which was billed is unknown"
+                    ),
+                )
+            )
         elif copy:
             captures.repeats += 1
-            captures.rejects.append(_reject(file, line, inference_id,
-                                            f"repeats {first[inference_id]} exactly (kept once)"))
+            captures.rejects.append(
+                _reject(
+                    file, line, inference_id, f"repeats {first[inference_id]} exactly (kept once)"
+                )
+            )
     keep = ~repeated | (~same & ~frame["inference_id"].isin(conflicting))
     captures.records = frame[keep].reset_index(drop=True)

@@ -1,4 +1,5 @@
 """The one error the outcomes command stops with."""
+
 from ..errors import UserError
 
 

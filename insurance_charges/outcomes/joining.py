@@ -7,6 +7,7 @@ JOINED, its rejects file and its unbilled file are written side by side, in JOIN
 each to a temporary name first and then renamed, so a run that fails leaves the earlier ones
 as they were.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,17 @@ from .bills import BILLED_AT, CHARGES, ID, Bills
 from .capture_files import FILE, INPUT, LINE, PROBLEM, Captures
 from .errors import OutcomesError
 
-JOINED_COLUMNS = (ID, "time", "model_version", *FIELD_NAMES, "estimate", "low", "high",
-                  CHARGES, BILLED_AT)
+JOINED_COLUMNS = (
+    ID,
+    "time",
+    "model_version",
+    *FIELD_NAMES,
+    "estimate",
+    "low",
+    "high",
+    CHARGES,
+    BILLED_AT,
+)
 REJECT_COLUMNS = (INPUT, FILE, LINE, ID, PROBLEM)
 UNBILLED_COLUMNS = (ID, "time", "model_version", FILE, LINE)
 FORMATS = (".csv", ".parquet")
@@ -41,14 +51,20 @@ class Places:
         path = Path(joined)
         if path.suffix.lower() not in FORMATS:
             raise OutcomesError(f"-o {joined}: cannot tell its format; name it .csv or .parquet")
-        return cls(path, path.with_name(f"{path.stem}.rejects{path.suffix}"),
-                   path.with_name(f"{path.stem}.unbilled{path.suffix}"))
+        return cls(
+            path,
+            path.with_name(f"{path.stem}.rejects{path.suffix}"),
+            path.with_name(f"{path.stem}.unbilled{path.suffix}"),
+        )
 
     def check(self, inputs: list[Path]) -> None:
         """Refuse outputs that would overwrite an input, or land in no directory."""
         taken = {p.resolve() for p in inputs}
-        for what, path in (("-o", self.joined), ("the rejects file", self.rejects),
-                           ("the unbilled file", self.unbilled)):
+        for what, path in (
+            ("-o", self.joined),
+            ("the rejects file", self.rejects),
+            ("the unbilled file", self.unbilled),
+        ):
             if path.resolve() in taken:
                 raise OutcomesError(f"{what} {path} would overwrite an input; choose another -o")
             if not path.parent.is_dir():
@@ -72,11 +88,13 @@ class Joined:
         """The one line the command prints: every count, and where the lists are."""
         kinds = self.rejects[INPUT].value_counts()
         capture_rejects = int(kinds.get("captures", 0)) - self.repeats
-        return (f"joined {len(self.records):,} of {self.captures:,} captures with "
-                f"{self.bills:,} bills; rejected {capture_rejects:,} capture lines and "
-                f"{int(kinds.get('actuals', 0)):,} bills (in {places.rejects}); "
-                f"{self.repeats:,} repeated captures kept once; {len(self.unbilled):,} "
-                f"captures without a bill yet (in {places.unbilled})")
+        return (
+            f"joined {len(self.records):,} of {self.captures:,} captures with "
+            f"{self.bills:,} bills; rejected {capture_rejects:,} capture lines and "
+            f"{int(kinds.get('actuals', 0)):,} bills (in {places.rejects}); "
+            f"{self.repeats:,} repeated captures kept once; {len(self.unbilled):,} "
+            f"captures without a bill yet (in {places.unbilled})"
+        )
 
     @property
     def rejected(self) -> int:
@@ -85,8 +103,13 @@ class Joined:
 
 
 def _reject(row, problem: str) -> dict:
-    return {INPUT: "actuals", FILE: row.file, LINE: int(row.line), ID: row.inference_id,
-            PROBLEM: problem}
+    return {
+        INPUT: "actuals",
+        FILE: row.file,
+        LINE: int(row.line),
+        ID: row.inference_id,
+        PROBLEM: problem,
+    }
 
 
 def join(captures: Captures, bills: Bills, actuals: str) -> Joined:
@@ -98,30 +121,55 @@ def join(captures: Captures, bills: Bills, actuals: str) -> Joined:
     lines_of = rows[billed_twice].groupby(ID)[LINE].apply(list).to_dict()
     for row in rows[billed_twice].itertuples(index=False):
         lines = lines_of[row.inference_id]
-        rejects.append(_reject(row, f"{len(lines)} bills have this inference_id (lines "
-                                    f"{', '.join(map(str, lines[:3]))}"
-                                    f"{' ...' if len(lines) > 3 else ''}); send one bill per "
-                                    "estimate"))
+        rejects.append(
+            _reject(
+                row,
+                f"{len(lines)} bills have this inference_id (lines "
+                f"{', '.join(map(str, lines[:3]))}"
+                f"{' ...' if len(lines) > 3 else ''}); send one bill per "
+                "estimate",
+            )
+        )
     rows = rows[~billed_twice]
     known = rows[ID].isin(records[ID])
     for row in rows[~known].itertuples(index=False):
-        rejects.append(_reject(row, "its capture was rejected (see the captures' lines with "
-                                    "this id)" if row.inference_id in refused_ids else
-                               "no capture has this inference_id"))
-    merged = records.merge(rows[known].rename(columns={FILE: "bill_file", LINE: "bill_line"}),
-                           on=ID, how="inner", validate="one_to_one")
+        rejects.append(
+            _reject(
+                row,
+                "its capture was rejected (see the captures' lines with this id)"
+                if row.inference_id in refused_ids
+                else "no capture has this inference_id",
+            )
+        )
+    merged = records.merge(
+        rows[known].rename(columns={FILE: "bill_file", LINE: "bill_line"}),
+        on=ID,
+        how="inner",
+        validate="one_to_one",
+    )
     early = merged[BILLED_AT].notna() & (merged[BILLED_AT] < merged["time"])
     for row in merged[early].itertuples(index=False):
-        rejects.append({INPUT: "actuals", FILE: row.bill_file, LINE: int(row.bill_line),
-                        ID: row.inference_id, PROBLEM: f"billed_at {row.billed_at.isoformat()} "
-                        f"is before the estimate was made ({row.time.isoformat()})"})
+        rejects.append(
+            {
+                INPUT: "actuals",
+                FILE: row.bill_file,
+                LINE: int(row.bill_line),
+                ID: row.inference_id,
+                PROBLEM: f"billed_at {row.billed_at.isoformat()} "
+                f"is before the estimate was made ({row.time.isoformat()})",
+            }
+        )
     merged = merged[~early]
     # Every capture is joined or listed: no bill yet, or only bills that were rejected.
     unbilled = records[~records[ID].isin(merged[ID])]
-    return Joined(merged.loc[:, list(JOINED_COLUMNS)].reset_index(drop=True),
-                  pd.DataFrame(rejects, columns=list(REJECT_COLUMNS)),
-                  unbilled.loc[:, list(UNBILLED_COLUMNS)].reset_index(drop=True),
-                  len(records), bills.read, captures.repeats)
+    return Joined(
+        merged.loc[:, list(JOINED_COLUMNS)].reset_index(drop=True),
+        pd.DataFrame(rejects, columns=list(REJECT_COLUMNS)),
+        unbilled.loc[:, list(UNBILLED_COLUMNS)].reset_index(drop=True),
+        len(records),
+        bills.read,
+        captures.repeats,
+    )
 
 
 def _write(frame: pd.DataFrame, path: Path) -> Path:
@@ -138,8 +186,11 @@ def write(joined: Joined, places: Places) -> None:
     """Write all three files, or (on a failure) none of them."""
     written = []
     try:
-        for frame, path in ((joined.records, places.joined), (joined.rejects, places.rejects),
-                            (joined.unbilled, places.unbilled)):
+        for frame, path in (
+            (joined.records, places.joined),
+            (joined.rejects, places.rejects),
+            (joined.unbilled, places.unbilled),
+        ):
             written.append((_write(frame, path), path))
     except BaseException:
         for temporary, _ in written:

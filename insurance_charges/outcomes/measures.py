@@ -6,6 +6,7 @@ records, where Clopper-Pearson's exact interval is wider than it needs to be (it
 least 95%, so it would be slower to say that a range has stopped holding). docs/outcomes.md
 says more.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,7 @@ def wilson(covered: int, records: int, z: float = Z) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def measures(estimate: np.ndarray, charges: np.ndarray, low: np.ndarray,
-             high: np.ndarray) -> dict:
+def measures(estimate: np.ndarray, charges: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict:
     """Records, MAE, RMSE, R², mean error and coverage (with its interval) of one group.
 
     ``low`` and ``high`` are NaN for records without a likely range; coverage counts only
@@ -45,12 +45,15 @@ def measures(estimate: np.ndarray, charges: np.ndarray, low: np.ndarray,
     ranged = ~np.isnan(low)
     covered = int(np.sum((low[ranged] <= charges[ranged]) & (charges[ranged] <= high[ranged])))
     count = int(ranged.sum())
-    return {"records": records,
-            "mae": float(np.mean(np.abs(error))),
-            "rmse": math.sqrt(squares / records),
-            # R² needs bills that differ: with one record, or all alike, it is undefined.
-            "r2": 1 - squares / spread if records > 1 and spread > 0 else None,
-            "bias": float(np.mean(error)),
-            "ranged": count, "covered": covered,
-            "coverage": covered / count if count else None,
-            "coverage_interval": list(wilson(covered, count)) if count else None}
+    return {
+        "records": records,
+        "mae": float(np.mean(np.abs(error))),
+        "rmse": math.sqrt(squares / records),
+        # R² needs bills that differ: with one record, or all alike, it is undefined.
+        "r2": 1 - squares / spread if records > 1 and spread > 0 else None,
+        "bias": float(np.mean(error)),
+        "ranged": count,
+        "covered": covered,
+        "coverage": covered / count if count else None,
+        "coverage_interval": list(wilson(covered, count)) if count else None,
+    }

@@ -1,4 +1,5 @@
 """``python -m insurance_charges.registry``."""
+
 import sys
 
 from .cli import main

@@ -4,6 +4,7 @@ A version is the folder ``prefix/VERSION/`` holding the pipeline, its card and s
 as training wrote them, and ``manifest.json`` (each file's SHA-256 and size, who published it),
 written last: a version without its manifest was never published. Nothing is ever overwritten.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -41,8 +42,10 @@ class Release:
 
     def listing(self) -> dict:
         """Each file's SHA-256 and size, as the manifest records them."""
-        return {name: {"sha256": sha256(data), "bytes": len(data)}
-                for name, data in sorted(self.files.items())}
+        return {
+            name: {"sha256": sha256(data), "bytes": len(data)}
+            for name, data in sorted(self.files.items())
+        }
 
 
 def who() -> str:
@@ -62,26 +65,34 @@ def checked(files: dict, pipeline: str, trusted: tuple, where: str) -> Release:
     except ValueError as exc:
         raise RegistryError(f"model {where}: its pipeline {exc}") from None
     if set(files) != names:
-        raise RegistryError(f"model {where} is not exactly its pipeline, card and signature "
-                            f"({', '.join(sorted(names))}); a trained model is a .pkl with its "
-                            ".card.json and .sig.json")
-    stem = pipeline[:-len(".pkl")]
+        raise RegistryError(
+            f"model {where} is not exactly its pipeline, card and signature "
+            f"({', '.join(sorted(names))}); a trained model is a .pkl with its "
+            ".card.json and .sig.json"
+        )
+    stem = pipeline[: -len(".pkl")]
     card_bytes, signature = files[stem + CARD], files[stem + SIGNATURE]
     try:
         signer = model_signing.verify(signature, files[pipeline], card_bytes, trusted)
     except model_signing.SignatureError as exc:
-        raise RegistryError(f"model {where} is refused: {exc}; sign it with the training key, "
-                            "or set MODEL_PUBLIC_KEY to the key that signed it") from None
+        raise RegistryError(
+            f"model {where} is refused: {exc}; sign it with the training key, "
+            "or set MODEL_PUBLIC_KEY to the key that signed it"
+        ) from None
     try:
         card = json.loads(card_bytes)
         model_card.check_structure(card)
         check_version(card["model_version"])
     except (ValueError, model_card.CardError) as exc:
-        raise RegistryError(f"model card {where}/{stem}{CARD} is unusable ({exc}); "
-                            "retrain with `python -m insurance_charges.training`") from None
+        raise RegistryError(
+            f"model card {where}/{stem}{CARD} is unusable ({exc}); "
+            "retrain with `python -m insurance_charges.training`"
+        ) from None
     if sha256(files[pipeline]) != card["pipeline_sha256"]:
-        raise RegistryError(f"model {where}/{pipeline} does not match its card's SHA-256; "
-                            "retrain, or fetch the version again")
+        raise RegistryError(
+            f"model {where}/{pipeline} does not match its card's SHA-256; "
+            "retrain, or fetch the version again"
+        )
     return Release(files=dict(files), pipeline=pipeline, card=card, signer=signer)
 
 
@@ -89,16 +100,20 @@ def read_directory(directory: Path, trusted: tuple) -> Release:
     """The trained model in ``directory`` (one .pkl with its .card.json and .sig.json)."""
     cards = sorted(directory.glob("*" + CARD)) if directory.is_dir() else []
     if len(cards) != 1:
-        raise RegistryError(f"{directory} holds {len(cards)} model cards, not one; give the "
-                            "directory `python -m insurance_charges.training --out DIR` wrote")
-    stem = cards[0].name[:-len(CARD)]
+        raise RegistryError(
+            f"{directory} holds {len(cards)} model cards, not one; give the "
+            "directory `python -m insurance_charges.training --out DIR` wrote"
+        )
+    stem = cards[0].name[: -len(CARD)]
     files = {}
     for name in (stem + ".pkl", stem + CARD, stem + SIGNATURE):
         try:
             files[name] = (directory / name).read_bytes()
         except OSError as exc:
-            raise RegistryError(f"cannot read {directory / name} ({exc.strerror}); a trained "
-                                "model is a .pkl with its .card.json and .sig.json") from None
+            raise RegistryError(
+                f"cannot read {directory / name} ({exc.strerror}); a trained "
+                "model is a .pkl with its .card.json and .sig.json"
+            ) from None
     return checked(files, stem + ".pkl", trusted, str(directory))
 
 
@@ -108,12 +123,19 @@ def publish(store: Store, release: Release) -> bool:
     Refused (Conflict) if the version exists with other bytes: versions are immutable.
     """
     version = release.version
-    manifest = {"format": FORMAT, "version": version, "pipeline": release.pipeline,
-                "files": release.listing(), "signed_by": release.signer,
-                "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "published_by": who()}
-    immutable = (f"version {version} is already in {store.location.uri()} with other bytes; "
-                 "versions are immutable: retrain to make a new version")
+    manifest = {
+        "format": FORMAT,
+        "version": version,
+        "pipeline": release.pipeline,
+        "files": release.listing(),
+        "signed_by": release.signer,
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "published_by": who(),
+    }
+    immutable = (
+        f"version {version} is already in {store.location.uri()} with other bytes; "
+        "versions are immutable: retrain to make a new version"
+    )
     existing = published(store, version)
     if existing is not None:
         if existing.listing() == manifest["files"]:
@@ -125,8 +147,10 @@ def publish(store: Store, release: Release) -> bool:
             store.put(key, data)
         except Conflict:  # left by an earlier attempt: fine only if it is the same bytes
             if sha256(store.get(key)) != sha256(data):
-                raise Conflict(f"{immutable} (s3://{store.location.bucket}/{key} holds other "
-                               "bytes, left by an unfinished publish)") from None
+                raise Conflict(
+                    f"{immutable} (s3://{store.location.bucket}/{key} holds other "
+                    "bytes, left by an unfinished publish)"
+                ) from None
     try:
         store.put_json(store.location.key(version, MANIFEST), manifest)
     except Conflict:  # published meanwhile by someone else
@@ -154,20 +178,28 @@ def fetch(store: Store, version: str, trusted: tuple) -> Release:
     """
     manifest = published(store, version)
     if manifest is None:
-        raise Missing(f"version {version} is not in the store {store.location.uri()}; "
-                      "`python -m insurance_charges.registry list` shows the published ones")
+        raise Missing(
+            f"version {version} is not in the store {store.location.uri()}; "
+            "`python -m insurance_charges.registry list` shows the published ones"
+        )
     files = {}
     for name, expected in sorted(manifest.files.items()):
-        files[name] = store.get(store.location.key(version, name), limit=expected.size,
-                                bound="the size its manifest records")
+        files[name] = store.get(
+            store.location.key(version, name),
+            limit=expected.size,
+            bound="the size its manifest records",
+        )
         if sha256(files[name]) != expected.sha256:
-            raise Damaged(f"{store.location.uri(version, name)} does not match the SHA-256 its "
-                          "manifest records (changed in the store?); serve another version, "
-                          "or restore it from the bucket's object versions")
+            raise Damaged(
+                f"{store.location.uri(version, name)} does not match the SHA-256 its "
+                "manifest records (changed in the store?); serve another version, "
+                "or restore it from the bucket's object versions"
+            )
     release = checked(files, manifest.pipeline, trusted, store.location.uri(version))
     if release.version != version:
-        raise Damaged(f"{store.location.uri(version)} holds model {release.version}; "
-                      f"{documents.VERSION_FIX}")
+        raise Damaged(
+            f"{store.location.uri(version)} holds model {release.version}; {documents.VERSION_FIX}"
+        )
     return release
 
 
@@ -177,8 +209,10 @@ def _inside(directory: Path, name: str) -> Path:
     target = Path(os.path.abspath(directory / name))  # '..' resolved; the entry itself is
     # replaced, never followed, so the directory's own resolved path is what must contain it
     if "\0" in name or target.parent != directory or target.name != name:
-        raise RegistryError(f"refusing to write {shown(name)}: it resolves to "
-                            f"{shown(str(target))}, not a file directly inside {directory}")
+        raise RegistryError(
+            f"refusing to write {shown(name)}: it resolves to "
+            f"{shown(str(target))}, not a file directly inside {directory}"
+        )
     return target
 
 
@@ -192,23 +226,27 @@ def write_directory(release: Release, directory: Path) -> Path:
     targets = {}
     for name in sorted(release.files):
         if name not in names:
-            raise RegistryError(f"refusing to write {shown(name)} into {directory}: not one of "
-                                f"the files its signature covers ({', '.join(sorted(names))})")
+            raise RegistryError(
+                f"refusing to write {shown(name)} into {directory}: not one of "
+                f"the files its signature covers ({', '.join(sorted(names))})"
+            )
         targets[name] = _inside(inside, name)
     try:
         inside.mkdir(parents=True, exist_ok=True)
         for name, target in targets.items():
             _write_whole(target, release.files[name])
     except OSError as exc:
-        raise RegistryError(f"cannot write into {directory} ({exc.strerror}); give a "
-                            "directory this user can write") from None
+        raise RegistryError(
+            f"cannot write into {directory} ({exc.strerror}); give a directory this user can write"
+        ) from None
     return directory / release.pipeline
 
 
 def _write_whole(target: Path, data: bytes) -> None:
     """``target`` holds ``data`` whole, or is left as it was (no partial file behind)."""
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.",
-                                     delete=False) as part:
+    with tempfile.NamedTemporaryFile(
+        dir=target.parent, prefix=f".{target.name}.", delete=False
+    ) as part:
         try:
             part.write(data)
         except OSError:

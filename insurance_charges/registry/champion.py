@@ -10,6 +10,7 @@ brings a lagging champion.json up to the newest entry (rolling the interrupted c
 then writes its own entry and champion.json: a change interrupted at any point is completed by
 the next one, with no right to delete anything.
 """
+
 from __future__ import annotations
 
 import logging
@@ -61,7 +62,7 @@ def listed(store: Store) -> tuple[dict[int, str], list[str]]:
     base = store.location.key(HISTORY) + "/"
     numbered, strays = {}, []
     for key in store.keys(HISTORY):
-        match = _ENTRY_NAME.fullmatch(key[len(base):])
+        match = _ENTRY_NAME.fullmatch(key[len(base) :])
         if match:
             numbered[int(match.group(1))] = key
         else:
@@ -92,14 +93,18 @@ def current(store: Store) -> Pointer | None:
         published, etag = None, None
     else:
         published = documents.entry(
-            document, store.location.uri(POINTER),
+            document,
+            store.location.uri(POINTER),
             f"{RESTORE}, or write it again as a copy of the newest entry under "
-            f"{store.location.uri(HISTORY)}/")
+            f"{store.location.uri(HISTORY)}/",
+        )
     newest = max(listed(store)[0], default=0)
     if published is not None and published["sequence"] > newest:
-        raise Damaged(f"{store.location.uri(POINTER)} names history entry "
-                      f"{published['sequence']}, but the newest under "
-                      f"{store.location.uri(HISTORY)}/ is {newest or 'none'}; {RESTORE}")
+        raise Damaged(
+            f"{store.location.uri(POINTER)} names history entry "
+            f"{published['sequence']}, but the newest under "
+            f"{store.location.uri(HISTORY)}/ is {newest or 'none'}; {RESTORE}"
+        )
     if published is not None and published["sequence"] == newest:
         return Pointer(published, published, etag)
     if newest == 0:
@@ -112,21 +117,33 @@ def settle(store: Store, pointer: Pointer) -> Pointer:
     if not pointer.pending:
         return pointer
     try:
-        etag = store.put_json(store.location.key(POINTER), pointer.entry,
-                              replacing=pointer.etag)
+        etag = store.put_json(store.location.key(POINTER), pointer.entry, replacing=pointer.etag)
     except Conflict:
         now = current(store)  # another writer may have published this very entry meanwhile
         if now is None or now.entry != pointer.entry or now.pending:
             raise Conflict(RACE) from None
         return now
-    log.info("champion.json rolled forward to history entry %d (%s): its writer had stopped "
-             "before writing it", pointer.entry["sequence"], pointer.version)
+    log.info(
+        "champion.json rolled forward to history entry %d (%s): its writer had stopped "
+        "before writing it",
+        pointer.entry["sequence"],
+        pointer.version,
+    )
     return Pointer(pointer.entry, pointer.entry, etag)
 
 
-def move(store: Store, pointer: Pointer | None, version: str, *, action: str, by: str,
-         rollback_to: int | None, gate: dict | None = None, forced: bool = False,
-         reason: str | None = None) -> Entry:
+def move(
+    store: Store,
+    pointer: Pointer | None,
+    version: str,
+    *,
+    action: str,
+    by: str,
+    rollback_to: int | None,
+    gate: dict | None = None,
+    forced: bool = False,
+    reason: str | None = None,
+) -> Entry:
     """Record a change of champion to ``version`` and publish it; the new entry.
 
     Up to three writes, any of which may be the last this process makes: a lagging
@@ -154,11 +171,13 @@ def move(store: Store, pointer: Pointer | None, version: str, *, action: str, by
     except Conflict:
         raise Conflict(RACE) from None
     try:
-        store.put_json(store.location.key(POINTER), entry,
-                       replacing=pointer.etag if pointer else None)
+        store.put_json(
+            store.location.key(POINTER), entry, replacing=pointer.etag if pointer else None
+        )
     except Conflict:  # the change is made: another writer published this entry, or a newer one
-        log.info("champion.json was written by another writer after history entry %d",
-                 entry["sequence"])
+        log.info(
+            "champion.json was written by another writer after history entry %d", entry["sequence"]
+        )
     return entry
 
 
@@ -167,8 +186,16 @@ def history(store: Store) -> list[Entry]:
     return [read_entry(store, sequence) for sequence in sorted(listed(store)[0])]
 
 
-def promote(store: Store, version: str, *, by: str, gate: dict | None, forced: bool,
-            reason: str | None, pointer: Pointer | None | object = READ_NOW) -> Entry:
+def promote(
+    store: Store,
+    version: str,
+    *,
+    by: str,
+    gate: dict | None,
+    forced: bool,
+    reason: str | None,
+    pointer: Pointer | None | object = READ_NOW,
+) -> Entry:
     """Make ``version`` the champion; a rollback from it restores the champion before it.
 
     ``pointer`` is the champion the gate compared against (read now if not given): if it has
@@ -176,21 +203,37 @@ def promote(store: Store, version: str, *, by: str, gate: dict | None, forced: b
     """
     compared = current(store) if pointer is READ_NOW else pointer
     assert compared is None or isinstance(compared, Pointer)  # READ_NOW is replaced above
-    return move(store, compared, version, action="force-promote" if forced else "promote",
-                by=by, rollback_to=compared.entry["sequence"] if compared else None, gate=gate,
-                forced=forced, reason=reason)
+    return move(
+        store,
+        compared,
+        version,
+        action="force-promote" if forced else "promote",
+        by=by,
+        rollback_to=compared.entry["sequence"] if compared else None,
+        gate=gate,
+        forced=forced,
+        reason=reason,
+    )
 
 
-def rollback(store: Store, *, by: str, reason: str | None,
-             check: Callable[[str], object]) -> Entry:
+def rollback(store: Store, *, by: str, reason: str | None, check: Callable[[str], object]) -> Entry:
     """Restore the champion that preceded the current one's promotion, once ``check(version)``
     has proven it is still intact in the store (an interrupted change is completed first)."""
     pointer = current(store)
     pointer = settle(store, pointer) if pointer is not None else None
     if pointer is None or pointer.entry["rollback_to"] is None:
-        raise RegistryError("there is no earlier champion to roll back to (`list --history` "
-                            "shows the trail); promote a version instead")
+        raise RegistryError(
+            "there is no earlier champion to roll back to (`list --history` "
+            "shows the trail); promote a version instead"
+        )
     restored = read_entry(store, pointer.entry["rollback_to"])
     check(restored["version"])
-    return move(store, pointer, restored["version"], action="rollback", by=by,
-                rollback_to=restored["rollback_to"], reason=reason)
+    return move(
+        store,
+        pointer,
+        restored["version"],
+        action="rollback",
+        by=by,
+        rollback_to=restored["rollback_to"],
+        reason=reason,
+    )

@@ -5,6 +5,7 @@ each function takes what was read and its s3:// URI and returns a typed value, o
 ``Damaged`` naming the object, what is wrong with it and what to do. A version's files are
 exactly the three names its signature covers, each a plain file name.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,13 @@ def shown(value: object) -> str:
 
 def _a(value: object) -> str:
     """A JSON value's kind as JSON names it, with its article: "an array", "a number"..."""
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-             type(None): "null"}
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }
     return names.get(type(value), "a number")
 
 
@@ -60,15 +66,17 @@ def _version(value: object) -> bool:
 
 def covered(pipeline: str) -> frozenset[str]:
     """The names a release's signature covers: the pipeline, its card and the signature."""
-    stem = pipeline[:-len(PIPELINE)]
+    stem = pipeline[: -len(PIPELINE)]
     return frozenset({pipeline, stem + CARD, stem + SIGNATURE})
 
 
 def signed_names(pipeline: str) -> frozenset[str]:
     """``covered(pipeline)`` once the pipeline is a plain file name; ValueError if not."""
     if not _PIPELINE_NAME.fullmatch(pipeline) or ".." in pipeline:
-        raise ValueError(f"{shown(pipeline)} is not a plain file name ending .pkl (letters, "
-                         "digits, '.', '_', '-', at most 100; no path)")
+        raise ValueError(
+            f"{shown(pipeline)} is not a plain file name ending .pkl (letters, "
+            "digits, '.', '_', '-', at most 100; no path)"
+        )
     return covered(pipeline)
 
 
@@ -103,19 +111,30 @@ class Manifest:
 
     def listing(self) -> dict:
         """Each file's SHA-256 and size, in the form the manifest stores them."""
-        return {name: {"sha256": item.sha256, "bytes": item.size}
-                for name, item in sorted(self.files.items())}
+        return {
+            name: {"sha256": item.sha256, "bytes": item.size}
+            for name, item in sorted(self.files.items())
+        }
 
 
-MANIFEST_KEYS = ("format", "version", "pipeline", "files", "signed_by", "published_at",
-                 "published_by")
+MANIFEST_KEYS = (
+    "format",
+    "version",
+    "pipeline",
+    "files",
+    "signed_by",
+    "published_at",
+    "published_by",
+)
 
 
 def manifest(doc: Any, uri: str, version: str) -> Manifest:
     """The manifest of ``version`` read from ``uri``; Damaged unless every field is usable and
     its files are exactly the signed names."""
+
     def bad(what: str) -> Damaged:
         return Damaged(f"{uri} is not a usable manifest of {version}: {what}; {VERSION_FIX}")
+
     fields = _fields(doc, MANIFEST_KEYS, bad)
     if fields["format"] != RELEASE_FORMAT:
         raise bad(f"format is {shown(fields['format'])}, not {RELEASE_FORMAT!r}")
@@ -131,24 +150,38 @@ def manifest(doc: Any, uri: str, version: str) -> Manifest:
     if not isinstance(files, dict):
         raise bad(f"files is {_a(files)}, not an object of name: {{sha256, bytes}}")
     for name in sorted(set(files) - names, key=str):
-        raise bad(f"files lists {shown(name)}, which is not one of the three files its "
-                  f"signature covers ({', '.join(sorted(names))})")
+        raise bad(
+            f"files lists {shown(name)}, which is not one of the three files its "
+            f"signature covers ({', '.join(sorted(names))})"
+        )
     for name in sorted(names - set(files)):
         raise bad(f"files lacks {name}")
     listed = {}
     for name in sorted(names):
         item = files[name]
-        if not (isinstance(item, dict) and isinstance(item.get("sha256"), str)
-                and _SHA256.fullmatch(item["sha256"]) and _whole(item.get("bytes"))
-                and 0 <= item["bytes"] <= MAX_FILE_BYTES):
-            raise bad(f"files[{name!r}] is not {{\"sha256\": 64 lower-case hex digits, "
-                      f"\"bytes\": 0 to {MAX_FILE_BYTES:,}}}")
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("sha256"), str)
+            and _SHA256.fullmatch(item["sha256"])
+            and _whole(item.get("bytes"))
+            and 0 <= item["bytes"] <= MAX_FILE_BYTES
+        ):
+            raise bad(
+                f'files[{name!r}] is not {{"sha256": 64 lower-case hex digits, '
+                f'"bytes": 0 to {MAX_FILE_BYTES:,}}}'
+            )
         listed[name] = Listed(item["sha256"], item["bytes"])
     for key in ("signed_by", "published_at", "published_by"):
         if not isinstance(fields[key], str):
             raise bad(f"{key} is {_a(fields[key])}, not a string")
-    return Manifest(version, fields["pipeline"], listed, fields["signed_by"],
-                    fields["published_at"], fields["published_by"])
+    return Manifest(
+        version,
+        fields["pipeline"],
+        listed,
+        fields["signed_by"],
+        fields["published_at"],
+        fields["published_by"],
+    )
 
 
 class Entry(TypedDict):
@@ -173,13 +206,20 @@ def _gate_fault(gate: object) -> str | None:
     """What is wrong with an entry's gate figures (None: nothing)."""
     if gate is None:
         return None
-    if not (isinstance(gate, dict) and isinstance(gate.get("passed"), bool)
-            and isinstance(gate.get("sets"), list) and isinstance(gate.get("checks"), list)):
+    if not (
+        isinstance(gate, dict)
+        and isinstance(gate.get("passed"), bool)
+        and isinstance(gate.get("sets"), list)
+        and isinstance(gate.get("checks"), list)
+    ):
         return "gate is not null or {passed, sets, checks}"
     for check in gate["checks"]:
-        if not (isinstance(check, dict) and isinstance(check.get("name"), str)
-                and isinstance(check.get("passed"), bool)
-                and isinstance(check.get("detail"), str)):
+        if not (
+            isinstance(check, dict)
+            and isinstance(check.get("name"), str)
+            and isinstance(check.get("passed"), bool)
+            and isinstance(check.get("detail"), str)
+        ):
             return "gate.checks holds an item that is not {name, passed, detail}"
     return None
 
@@ -187,8 +227,10 @@ def _gate_fault(gate: object) -> str | None:
 def entry(doc: Any, uri: str, fix: str) -> Entry:
     """A champion entry read from ``uri``; Damaged (saying ``fix``) unless every field is
     usable."""
+
     def bad(what: str) -> Damaged:
         return Damaged(f"{uri} is not a usable champion entry: {what}; {fix}")
+
     fields = _fields(doc, ENTRY_KEYS, bad)
     sequence, rollback_to = fields["sequence"], fields["rollback_to"]
     if not _whole(sequence) or sequence < 1:
@@ -212,10 +254,18 @@ def entry(doc: Any, uri: str, fix: str) -> Entry:
     fault = _gate_fault(fields["gate"])
     if fault:
         raise bad(fault)
-    return Entry(sequence=sequence, version=fields["version"], action=fields["action"],
-                 at=fields["at"], by=fields["by"], previous=fields["previous"],
-                 rollback_to=rollback_to, forced=fields["forced"], reason=fields["reason"],
-                 gate=fields["gate"])
+    return Entry(
+        sequence=sequence,
+        version=fields["version"],
+        action=fields["action"],
+        at=fields["at"],
+        by=fields["by"],
+        previous=fields["previous"],
+        rollback_to=rollback_to,
+        forced=fields["forced"],
+        reason=fields["reason"],
+        gate=fields["gate"],
+    )
 
 
 @dataclass(frozen=True)
@@ -232,8 +282,10 @@ ABOUT_KEYS = ("sha256", "rows", "source", "training_data_of", "written_at", "by"
 
 def about(doc: Any, uri: str, fix: str) -> About:
     """The reference set's about.json read from ``uri``; Damaged (saying ``fix``) if unusable."""
+
     def bad(what: str) -> Damaged:
         return Damaged(f"{uri} is not a usable description of the reference set: {what}; {fix}")
+
     fields = _fields(doc, ABOUT_KEYS, bad)
     if not (isinstance(fields["sha256"], str) and _SHA256.fullmatch(fields["sha256"])):
         raise bad(f"sha256 is {shown(fields['sha256'])}, not 64 lower-case hex digits")
@@ -243,8 +295,7 @@ def about(doc: Any, uri: str, fix: str) -> About:
         if not isinstance(fields[key], str):
             raise bad(f"{key} is {_a(fields[key])}, not a string")
     if fields["training_data_of"] is not None and not isinstance(fields["training_data_of"], str):
-        raise bad(f"training_data_of is {_a(fields['training_data_of'])}, not null or a "
-                  "version")
+        raise bad(f"training_data_of is {_a(fields['training_data_of'])}, not null or a version")
     return About(fields["sha256"], fields["rows"], fields["source"])
 
 
@@ -271,16 +322,33 @@ def card_figures(data: bytes, uri: str) -> CardFigures:
         raise Damaged(f"{uri} is not a usable model card ({exc}); {VERSION_FIX}") from None
     assert isinstance(card, dict)  # check_structure refuses anything else
     holdout, interval = card["metrics"]["holdout"], card.get("interval")
-    coverage = (interval.get("holdout") or {}).get("coverage") if isinstance(
-        interval, dict) and isinstance(interval.get("holdout"), dict) else None
+    coverage = (
+        (interval.get("holdout") or {}).get("coverage")
+        if isinstance(interval, dict) and isinstance(interval.get("holdout"), dict)
+        else None
+    )
     r2, source = holdout.get("r2"), card["data"]
-    faults = [name for name, ok in (
-        ("trained_at", isinstance(card.get("trained_at"), str)),
-        ("data.sha256", isinstance(source.get("sha256"), str)),
-        ("metrics.holdout.r2", r2 is None or _number(r2)),
-        ("interval.holdout.coverage", coverage is None or _number(coverage))) if not ok]
+    faults = [
+        name
+        for name, ok in (
+            ("trained_at", isinstance(card.get("trained_at"), str)),
+            ("data.sha256", isinstance(source.get("sha256"), str)),
+            ("metrics.holdout.r2", r2 is None or _number(r2)),
+            ("interval.holdout.coverage", coverage is None or _number(coverage)),
+        )
+        if not ok
+    ]
     if faults:
-        raise Damaged(f"{uri} is not a usable model card ({faults[0]} has the wrong type); "
-                      f"{VERSION_FIX}")
-    return CardFigures(card["trained_at"], card["estimator"], holdout["mae"], r2, coverage,
-                       source["sha256"], source["rows"], card["versions"])
+        raise Damaged(
+            f"{uri} is not a usable model card ({faults[0]} has the wrong type); {VERSION_FIX}"
+        )
+    return CardFigures(
+        card["trained_at"],
+        card["estimator"],
+        holdout["mae"],
+        r2,
+        coverage,
+        source["sha256"],
+        source["rows"],
+        card["versions"],
+    )

@@ -7,6 +7,7 @@ It is two objects, ``records.csv`` then ``about.json`` (its SHA-256): one withou
 publish stopped between them) is named, never used or skipped silently, and the next publish
 given the same records completes it.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -54,8 +55,10 @@ def from_file(path: Path) -> EvaluationSet:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise RegistryError(f"cannot read {path} ({exc.strerror}); give --evaluation-data a "
-                            "CSV of records with their charges") from None
+        raise RegistryError(
+            f"cannot read {path} ({exc.strerror}); give --evaluation-data a "
+            "CSV of records with their charges"
+        ) from None
     return parse(f"newest ({path.name})", data, str(path))
 
 
@@ -69,9 +72,11 @@ def _about(store: Store) -> About | None:
 
 
 def _incomplete(store: Store, there: tuple, missing: tuple) -> Damaged:
-    return Damaged(f"the reference set is incomplete: {store.location.uri(*there)} is there but "
-                   f"{store.location.uri(*missing)} is not (a publish stopped between them); "
-                   "complete it with `publish DIR --reference-data CSV` giving the same records")
+    return Damaged(
+        f"the reference set is incomplete: {store.location.uri(*there)} is there but "
+        f"{store.location.uri(*missing)} is not (a publish stopped between them); "
+        "complete it with `publish DIR --reference-data CSV` giving the same records"
+    )
 
 
 def frozen(store: Store) -> bool:
@@ -92,8 +97,10 @@ def reference(store: Store) -> EvaluationSet | None:
     except Missing:
         raise _incomplete(store, ABOUT, RECORDS) from None
     if sha256(data) != about.sha256:
-        raise Damaged(f"{store.location.uri(*RECORDS)} does not match the SHA-256 in "
-                      f"{store.location.uri(*ABOUT)}; {RESTORE}")
+        raise Damaged(
+            f"{store.location.uri(*RECORDS)} does not match the SHA-256 in "
+            f"{store.location.uri(*ABOUT)}; {RESTORE}"
+        )
     return parse("reference (frozen)", data, store.location.uri(*RECORDS))
 
 
@@ -103,19 +110,25 @@ def _records_to_freeze(card: dict, given: Path | None, state: str) -> tuple[byte
         try:
             return given.read_bytes(), str(given)
         except OSError as exc:
-            raise RegistryError(f"cannot read {given} ({exc.strerror}); give --reference-data "
-                                "a CSV of records with their charges") from None
+            raise RegistryError(
+                f"cannot read {given} ({exc.strerror}); give --reference-data "
+                "a CSV of records with their charges"
+            ) from None
     if card["data"]["sha256"] == CANONICAL_SHA256:
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 data = download_canonical(Path(tmp)).read_bytes()
             except (DataError, OSError) as exc:
-                raise RegistryError(f"the store {state} and the canonical data cannot be "
-                                    f"fetched ({exc}); give --reference-data CSV") from None
+                raise RegistryError(
+                    f"the store {state} and the canonical data cannot be "
+                    f"fetched ({exc}); give --reference-data CSV"
+                ) from None
         return data, "the canonical insurance.csv (the data the card names)"
-    raise RegistryError(f"the store {state}; give --reference-data CSV (the data "
-                        f"{card['model_version']} was trained on has SHA-256 "
-                        f"{card['data']['sha256'][:12]}..., or records kept out of training)")
+    raise RegistryError(
+        f"the store {state}; give --reference-data CSV (the data "
+        f"{card['model_version']} was trained on has SHA-256 "
+        f"{card['data']['sha256'][:12]}..., or records kept out of training)"
+    )
 
 
 def freeze(store: Store, card: dict, given: Path | None, by: str) -> EvaluationSet:
@@ -124,13 +137,19 @@ def freeze(store: Store, card: dict, given: Path | None, by: str) -> EvaluationS
     differs from it."""
     recorded = _about(store)
     half = recorded is not None or store.exists(store.location.key(*RECORDS))
-    data, source = _records_to_freeze(card, given, "has an incomplete reference set (one of "
-                                      "records.csv and about.json)" if half else
-                                      "has no reference set yet")
+    data, source = _records_to_freeze(
+        card,
+        given,
+        "has an incomplete reference set (one of records.csv and about.json)"
+        if half
+        else "has no reference set yet",
+    )
     evaluation = parse("reference (frozen)", data, source)
     if recorded is not None and recorded.sha256 != evaluation.sha256:
-        raise RegistryError(f"the store's reference set is frozen and differs from {source}; "
-                            "leave out --reference-data")
+        raise RegistryError(
+            f"the store's reference set is frozen and differs from {source}; "
+            "leave out --reference-data"
+        )
     try:
         store.put(store.location.key(*RECORDS), data)
     except Conflict:  # frozen by an earlier publish (whole or half): never replaced
@@ -138,21 +157,31 @@ def freeze(store: Store, card: dict, given: Path | None, by: str) -> EvaluationS
         if stored != evaluation.sha256:
             raise RegistryError(
                 f"the store's reference set is frozen and differs from {source}"
-                + ("; leave out --reference-data" if recorded is not None else
-                   f": {store.location.uri(*RECORDS)} has SHA-256 {stored[:12]}... and no "
-                   "about.json; give --reference-data the CSV frozen first to complete it")
+                + (
+                    "; leave out --reference-data"
+                    if recorded is not None
+                    else f": {store.location.uri(*RECORDS)} has SHA-256 {stored[:12]}... and no "
+                    "about.json; give --reference-data the CSV frozen first to complete it"
+                )
             ) from None
     if recorded is None:
-        about = {"sha256": evaluation.sha256, "rows": len(evaluation.frame), "source": source,
-                 "training_data_of": card["model_version"]
-                 if evaluation.sha256 == card["data"]["sha256"] else None,
-                 "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                 "by": by}
+        about = {
+            "sha256": evaluation.sha256,
+            "rows": len(evaluation.frame),
+            "source": source,
+            "training_data_of": card["model_version"]
+            if evaluation.sha256 == card["data"]["sha256"]
+            else None,
+            "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "by": by,
+        }
         try:
             store.put_json(store.location.key(*ABOUT), about)
         except Conflict:  # written meanwhile by another publish
             meanwhile = _about(store)
             if meanwhile is None or meanwhile.sha256 != evaluation.sha256:
-                raise RegistryError(f"the store's reference set is frozen and differs from "
-                                    f"{source}; leave out --reference-data") from None
+                raise RegistryError(
+                    f"the store's reference set is frozen and differs from "
+                    f"{source}; leave out --reference-data"
+                ) from None
     return evaluation

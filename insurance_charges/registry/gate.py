@@ -6,6 +6,7 @@ is finite and positive, its MAE is not worse than the champion's by more than ``
 the records neither was trained on, and its likely range covers 78-82% of the records it was not
 trained on (allowing for the sampling error of that many records).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -87,10 +88,18 @@ def score(model, evaluation: EvaluationSet) -> Score:
     got = estimate_valid(model, records)
     amounts = got.amounts
     bad = int(np.count_nonzero(~(np.isfinite(amounts) & (amounts > 0))))
-    covered = 0 if got.lower is None else int(np.count_nonzero(
-        (truth >= got.lower) & (truth <= got.upper)))
-    return Score(mae=float(np.mean(np.abs(amounts - truth))), covered=covered, rows=len(truth),
-                 bad=bad, has_range=got.lower is not None)
+    covered = (
+        0
+        if got.lower is None
+        else int(np.count_nonzero((truth >= got.lower) & (truth <= got.upper)))
+    )
+    return Score(
+        mae=float(np.mean(np.abs(amounts - truth))),
+        covered=covered,
+        rows=len(truth),
+        bad=bad,
+        has_range=got.lower is not None,
+    )
 
 
 def exact_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -107,32 +116,47 @@ def _pct(x: float) -> str:
     return f"{x:.1%}"
 
 
-def judge(card: dict, results: list[SetResult], champion: str | None,
-          not_scored: str | None, champion_not_scored: str | None) -> list[Check]:
+def judge(
+    card: dict,
+    results: list[SetResult],
+    champion: str | None,
+    not_scored: str | None,
+    champion_not_scored: str | None,
+) -> list[Check]:
     """Every check of the gate, from the challenger's card and the scores."""
     served = schema_document({})["fields"]
     schema_ok = card.get("schema", {}).get("fields") == served
     mismatches = model_card.version_mismatches(card)
     here = model_card.installed_versions(model_card.MUST_MATCH)
     checks = [
-        Check("input schema", schema_ok, "the six fields as served" if schema_ok else
-              "differs from the schema this service serves (core/schema.py)"),
-        Check("library versions", not mismatches, ", ".join(mismatches) if mismatches else
-              ", ".join(f"{k} {v}" for k, v in here.items()) + " as installed"),
+        Check(
+            "input schema",
+            schema_ok,
+            "the six fields as served"
+            if schema_ok
+            else "differs from the schema this service serves (core/schema.py)",
+        ),
+        Check(
+            "library versions",
+            not mismatches,
+            ", ".join(mismatches)
+            if mismatches
+            else ", ".join(f"{k} {v}" for k, v in here.items()) + " as installed",
+        ),
     ]
     if not_scored:
         return checks + [Check("scored", False, f"not scored: {not_scored}")]
     bad = sum(_scored(r.challenger).bad for r in results)
     rows = sum(r.rows for r in results)
-    checks.append(Check("finite, positive predictions", bad == 0,
-                        f"{rows - bad} of {rows}"))
+    checks.append(Check("finite, positive predictions", bad == 0, f"{rows - bad} of {rows}"))
     checks.append(_mae_check(results, champion, champion_not_scored))
     checks.append(_coverage_check(results))
     return checks
 
 
-def _mae_check(results: list[SetResult], champion: str | None,
-               champion_not_scored: str | None) -> Check:
+def _mae_check(
+    results: list[SetResult], champion: str | None, champion_not_scored: str | None
+) -> Check:
     name = f"MAE within {TOLERANCE:.0%} of the champion's"
     if champion is None:
         return Check(name, True, "no champion yet")
@@ -140,13 +164,20 @@ def _mae_check(results: list[SetResult], champion: str | None,
         return Check(name, False, f"champion {champion} not scored: {champion_not_scored}")
     fair = [r for r in results if not (r.challenger_trained or r.champion_trained)]
     if not fair:
-        return Check(name, False, "no evaluation records that neither model was trained on; "
-                                  "give --evaluation-data (the newest data's holdout)")
+        return Check(
+            name,
+            False,
+            "no evaluation records that neither model was trained on; "
+            "give --evaluation-data (the newest data's holdout)",
+        )
     rows = sum(r.rows for r in fair)
     ours = sum(_scored(r.challenger).mae * r.rows for r in fair) / rows
     theirs = sum(_scored(r.champion).mae * r.rows for r in fair) / rows
-    return Check(name, ours <= theirs * (1 + TOLERANCE),
-                 f"{ours:,.2f} vs {theirs:,.2f} ({ours / theirs - 1:+.1%}) on {rows} records")
+    return Check(
+        name,
+        ours <= theirs * (1 + TOLERANCE),
+        f"{ours:,.2f} vs {theirs:,.2f} ({ours / theirs - 1:+.1%}) on {rows} records",
+    )
 
 
 def _coverage_check(results: list[SetResult]) -> Check:
@@ -156,33 +187,47 @@ def _coverage_check(results: list[SetResult]) -> Check:
     if not all(_scored(r.challenger).has_range for r in results):
         return Check(name, False, "the challenger's card has no likely range")
     if not unseen:
-        return Check(name, False, "no evaluation records it was not trained on; give "
-                                  "--evaluation-data (the newest data's holdout)")
+        return Check(
+            name,
+            False,
+            "no evaluation records it was not trained on; give "
+            "--evaluation-data (the newest data's holdout)",
+        )
     covered = sum(_scored(r.challenger).covered for r in unseen)
     rows = sum(r.rows for r in unseen)
     lo, hi = exact_interval(covered, rows)
-    return Check(name, lo <= high and hi >= low,
-                 f"{_pct(covered / rows)} of {rows} records (95% interval {lo:.2%}-{hi:.2%})")
+    return Check(
+        name,
+        lo <= high and hi >= low,
+        f"{_pct(covered / rows)} of {rows} records (95% interval {lo:.2%}-{hi:.2%})",
+    )
 
 
 def table(results: list[SetResult], checks: list[Check]) -> str:
     """The side-by-side comparison and the checks, as the terminal shows them."""
+
     def cell(score: Score | None, field: str) -> str:
         if score is None:
             return "-"
         value = getattr(score, field)
         return "-" if value is None else f"{value:,.2f}" if field == "mae" else _pct(value)
 
-    lines = [f"{'evaluation set':<34} {'rows':>5}  {'challenger MAE':>14}  {'champion MAE':>12}"
-             f"  {'challenger cover':>16}  {'champion cover':>14}"]
+    lines = [
+        f"{'evaluation set':<34} {'rows':>5}  {'challenger MAE':>14}  {'champion MAE':>12}"
+        f"  {'challenger cover':>16}  {'champion cover':>14}"
+    ]
     for r in results:
         mark = " *" if r.challenger_trained or r.champion_trained else ""
-        lines.append(f"{(r.name + mark)[:34]:<34} {r.rows:>5}  "
-                     f"{cell(r.challenger, 'mae'):>14}  {cell(r.champion, 'mae'):>12}  "
-                     f"{cell(r.challenger, 'coverage'):>16}  {cell(r.champion, 'coverage'):>14}")
+        lines.append(
+            f"{(r.name + mark)[:34]:<34} {r.rows:>5}  "
+            f"{cell(r.challenger, 'mae'):>14}  {cell(r.champion, 'mae'):>12}  "
+            f"{cell(r.challenger, 'coverage'):>16}  {cell(r.champion, 'coverage'):>14}"
+        )
     if any(r.challenger_trained or r.champion_trained for r in results):
-        lines.append("* a model was trained on these very records (its card names the file): "
-                     "shown, not judged")
+        lines.append(
+            "* a model was trained on these very records (its card names the file): "
+            "shown, not judged"
+        )
     lines.append("")
     lines += [f"{'PASS' if c.passed else 'FAIL'}  {c.name:<32} {c.detail}" for c in checks]
     return "\n".join(lines)
@@ -190,11 +235,24 @@ def table(results: list[SetResult], checks: list[Check]) -> str:
 
 def figures(results: list[SetResult], checks: list[Check]) -> dict:
     """The gate's figures as the champion's history keeps them."""
+
     def plain(score: Score | None) -> dict | None:
-        return None if score is None else {"mae": round(score.mae, 2),
-                                           "coverage": score.coverage, "bad": score.bad}
-    return {"passed": all(c.passed for c in checks),
-            "sets": [{"name": r.name, "rows": r.rows, "challenger": plain(r.challenger),
-                      "champion": plain(r.champion)} for r in results],
-            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail}
-                       for c in checks]}
+        return (
+            None
+            if score is None
+            else {"mae": round(score.mae, 2), "coverage": score.coverage, "bad": score.bad}
+        )
+
+    return {
+        "passed": all(c.passed for c in checks),
+        "sets": [
+            {
+                "name": r.name,
+                "rows": r.rows,
+                "challenger": plain(r.challenger),
+                "champion": plain(r.champion),
+            }
+            for r in results
+        ],
+        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
+    }

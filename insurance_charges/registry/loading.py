@@ -6,6 +6,7 @@ are downloaded into a private temporary directory and proven (manifest checksums
 SHA-256, signature), then loaded exactly as a local MODEL_PATH is. The directory is removed once
 the model is in memory. Any failure is one ``RegistryError`` line and start-up stops.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,9 +28,11 @@ def resolve(store: Store, name: str) -> str:
         return name
     pointer = champion.current(store)
     if pointer is None:
-        raise RegistryError(f"{store.location.uri()} has no champion yet; promote a version "
-                            "(`python -m insurance_charges.registry promote VERSION`) or set "
-                            "MODEL_URI to a version")
+        raise RegistryError(
+            f"{store.location.uri()} has no champion yet; promote a version "
+            "(`python -m insurance_charges.registry promote VERSION`) or set "
+            "MODEL_URI to a version"
+        )
     return pointer.version
 
 
@@ -49,6 +52,10 @@ def load_from_store(uri: str, trusted_keys: tuple, store: Store | None = None) -
         model = load_model(artifacts.write_directory(release, private), trusted_keys)
     finally:
         shutil.rmtree(private, ignore_errors=True)
-    log.info("serving model %s from %s (signed by key %s)", version,
-             location.model_uri(version), release.signer)
+    log.info(
+        "serving model %s from %s (signed by key %s)",
+        version,
+        location.model_uri(version),
+        release.signer,
+    )
     return model

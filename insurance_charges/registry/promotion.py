@@ -1,4 +1,5 @@
 """The gate's inputs: both models loaded (each verified) and scored on the same records."""
+
 from __future__ import annotations
 
 import shutil
@@ -18,18 +19,26 @@ def _loaded(release: artifacts.Release, trusted: tuple, scratch: Path):
     if mismatches:
         return None, "made with " + ", ".join(mismatches)
     try:
-        return load_model(artifacts.write_directory(release, scratch / release.version),
-                          trusted), None
+        return load_model(
+            artifacts.write_directory(release, scratch / release.version), trusted
+        ), None
     except ModelLoadError as exc:
         return None, str(exc)
 
 
-def compare(store: Store, release: artifacts.Release, pointer: Pointer | None,
-            evaluation_data: Path | None, trusted: tuple):
+def compare(
+    store: Store,
+    release: artifacts.Release,
+    pointer: Pointer | None,
+    evaluation_data: Path | None,
+    trusted: tuple,
+):
     """Score challenger and champion on the reference set and the newest holdout; the
     per-set results and the gate's checks."""
-    candidates = (evaluation.reference(store),
-                  evaluation.from_file(evaluation_data) if evaluation_data else None)
+    candidates = (
+        evaluation.reference(store),
+        evaluation.from_file(evaluation_data) if evaluation_data else None,
+    )
     # The same bytes given twice (the holdout that was frozen as the reference set) are one
     # set: counted twice they would double the records behind every figure the gate judges.
     sets: list[evaluation.EvaluationSet] = []
@@ -39,16 +48,25 @@ def compare(store: Store, release: artifacts.Release, pointer: Pointer | None,
     scratch = Path(tempfile.mkdtemp(prefix="insurance-charges-gate-"))
     try:
         model, not_scored = _loaded(release, trusted, scratch)
-        rival, rival_not_scored = (None, None) if pointer is None else _loaded(
-            artifacts.fetch(store, pointer.version, trusted), trusted, scratch)
-        results = [gate.SetResult(
-            s.name, len(s.frame), gate.score(model, s) if model else None,
-            gate.score(rival, s) if rival else None,
-            challenger_trained=s.sha256 == release.card["data"]["sha256"],
-            champion_trained=rival is not None and s.sha256 == rival.card["data"]["sha256"])
-            for s in sets]
+        rival, rival_not_scored = (
+            (None, None)
+            if pointer is None
+            else _loaded(artifacts.fetch(store, pointer.version, trusted), trusted, scratch)
+        )
+        results = [
+            gate.SetResult(
+                s.name,
+                len(s.frame),
+                gate.score(model, s) if model else None,
+                gate.score(rival, s) if rival else None,
+                challenger_trained=s.sha256 == release.card["data"]["sha256"],
+                champion_trained=rival is not None and s.sha256 == rival.card["data"]["sha256"],
+            )
+            for s in sets
+        ]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    checks = gate.judge(release.card, results, pointer.version if pointer else None,
-                        not_scored, rival_not_scored)
+    checks = gate.judge(
+        release.card, results, pointer.version if pointer else None, not_scored, rival_not_scored
+    )
     return results, checks

@@ -3,6 +3,7 @@
 A listing never stops at one unusable object: a broken version, history entry or pointer is a
 line saying so (with the reason) among the others.
 """
+
 from __future__ import annotations
 
 from . import artifacts, champion, documents
@@ -15,13 +16,16 @@ BROKEN = "BROKEN: "
 
 def card_of(store: Store, version: str, manifest: Manifest) -> CardFigures:
     """A published version's card figures, checked against the SHA-256 its manifest records."""
-    name = manifest.pipeline[:-len(".pkl")] + artifacts.CARD
+    name = manifest.pipeline[: -len(".pkl")] + artifacts.CARD
     listed, uri = manifest.files[name], store.location.uri(version, name)
-    data = store.get(store.location.key(version, name), limit=listed.size,
-                     bound="the size its manifest records")
+    data = store.get(
+        store.location.key(version, name), limit=listed.size, bound="the size its manifest records"
+    )
     if sha256(data) != listed.sha256:
-        raise Damaged(f"{uri} does not match the SHA-256 its manifest records (changed in the "
-                      f"store?); {documents.VERSION_FIX}")
+        raise Damaged(
+            f"{uri} does not match the SHA-256 its manifest records (changed in the "
+            f"store?); {documents.VERSION_FIX}"
+        )
     return documents.card_figures(data, uri)
 
 
@@ -34,8 +38,9 @@ def _pointer(store: Store) -> tuple[champion.Pointer | None, str | None]:
         return None, f"champion: {BROKEN}{exc}"
 
 
-def _version_line(store: Store, version: str,
-                  pointer: champion.Pointer | None) -> tuple[str, str] | None:
+def _version_line(
+    store: Store, version: str, pointer: champion.Pointer | None
+) -> tuple[str, str] | None:
     """When the version was trained, and its line (None: no manifest, a publish that never
     finished)."""
     check_version(version)
@@ -43,11 +48,13 @@ def _version_line(store: Store, version: str,
     if manifest is None:
         return None
     card = card_of(store, version, manifest)
-    return card.trained_at, (f"{version:<28} {card.trained_at[:19]:<19}  {card.estimator[:26]:<26} "
-            f"{card.mae:>11,.2f} {float('nan') if card.r2 is None else card.r2:>10.4f} "
-            f"{'-' if card.coverage is None else f'{card.coverage:.1%}':>9}  "
-            f"{card.data_sha256[:12]}  "
-            f"{'champion' if pointer and pointer.version == version else ''}").rstrip()
+    return card.trained_at, (
+        f"{version:<28} {card.trained_at[:19]:<19}  {card.estimator[:26]:<26} "
+        f"{card.mae:>11,.2f} {float('nan') if card.r2 is None else card.r2:>10.4f} "
+        f"{'-' if card.coverage is None else f'{card.coverage:.1%}':>9}  "
+        f"{card.data_sha256[:12]}  "
+        f"{'champion' if pointer and pointer.version == version else ''}"
+    ).rstrip()
 
 
 def versions(store: Store) -> str:
@@ -67,8 +74,10 @@ def versions(store: Store) -> str:
         else:
             if line is not None:
                 rows.append(line)
-    header = (f"{'version':<28} {'trained at (UTC)':<19}  {'estimator':<26} {'holdout MAE':>11} "
-              f"{'holdout R²':>10} {'coverage':>9}  {'data SHA-256':<12}")
+    header = (
+        f"{'version':<28} {'trained at (UTC)':<19}  {'estimator':<26} {'holdout MAE':>11} "
+        f"{'holdout R²':>10} {'coverage':>9}  {'data SHA-256':<12}"
+    )
     lines = [header, *(line for _, line in sorted(rows, reverse=True)), *broken]
     if not rows and not broken:
         lines.append("(no published versions)")
@@ -86,31 +95,45 @@ def _gate_summary(entry: Entry) -> str:
 def _entry_line(entry: Entry, pointer: champion.Pointer | None) -> str:
     reason = f"; reason: {entry['reason']}" if entry["reason"] else ""
     pending = pointer is not None and pointer.pending and pointer.entry == entry
-    note = (" (champion.json not written yet: its writer stopped; the next promote or rollback "
-            "writes it)") if pending else ""
-    return (f"{entry['sequence']:>3}  {entry['at'][:19]:<19}  {entry['action']:<13}  "
-            f"{entry['version']:<28} {entry['previous'] or '-':<28} "
-            f"{entry['by']}; {_gate_summary(entry)}{reason}{note}")
+    note = (
+        (
+            " (champion.json not written yet: its writer stopped; the next promote or rollback "
+            "writes it)"
+        )
+        if pending
+        else ""
+    )
+    return (
+        f"{entry['sequence']:>3}  {entry['at'][:19]:<19}  {entry['action']:<13}  "
+        f"{entry['version']:<28} {entry['previous'] or '-':<28} "
+        f"{entry['by']}; {_gate_summary(entry)}{reason}{note}"
+    )
 
 
 def history(store: Store) -> str:
     """Every change of champion, oldest first, as the audit trail records it."""
     pointer, pointer_fault = _pointer(store)
     numbered, strays = champion.listed(store)
-    lines = [f"{'#':>3}  {'at (UTC)':<19}  {'action':<13}  {'version':<28} {'previous':<28} "
-             f"by; gate; reason"]
+    lines = [
+        f"{'#':>3}  {'at (UTC)':<19}  {'action':<13}  {'version':<28} {'previous':<28} "
+        f"by; gate; reason"
+    ]
     expected = 1
     for sequence in sorted(numbered):
         if sequence > expected:  # one line per gap, however wide: the trail's own size bounds it
-            lines.append(f"{expected:>3}  {BROKEN}entries {expected} to {sequence - 1} are "
-                         f"missing from {store.location.uri(champion.HISTORY)}/; {RESTORE}")
+            lines.append(
+                f"{expected:>3}  {BROKEN}entries {expected} to {sequence - 1} are "
+                f"missing from {store.location.uri(champion.HISTORY)}/; {RESTORE}"
+            )
         try:
             lines.append(_entry_line(champion.read_entry(store, sequence), pointer))
         except Damaged as exc:
             lines.append(f"{sequence:>3}  {BROKEN}{exc}")
         expected = sequence + 1
-    lines += [f"  ?  {BROKEN}{documents.shown(key)} is not a history entry's name (NNNNNN.json)"
-              for key in strays]
+    lines += [
+        f"  ?  {BROKEN}{documents.shown(key)} is not a history entry's name (NNNNNN.json)"
+        for key in strays
+    ]
     if len(lines) == 1:
         lines.append("(no promotions yet)")
     return "\n".join(lines + ([pointer_fault] if pointer_fault else []))
@@ -120,21 +143,27 @@ def show(store: Store, version: str) -> str:
     """A version's manifest and card figures, and whether it is the champion."""
     manifest = artifacts.published(store, version)
     if manifest is None:
-        raise RegistryError(f"version {version} is not in the store {store.location.uri()}; "
-                            "`list` shows the published ones")
+        raise RegistryError(
+            f"version {version} is not in the store {store.location.uri()}; "
+            "`list` shows the published ones"
+        )
     card = card_of(store, version, manifest)
     pointer = champion.current(store)
     r2 = float("nan") if card.r2 is None else card.r2
-    lines = [f"version         {version}",
-             f"location        {store.location.model_uri(version)}",
-             f"champion        {'yes' if pointer and pointer.version == version else 'no'}",
-             f"published       {manifest.published_at} by {manifest.published_by}",
-             f"signed by key   {manifest.signed_by}",
-             f"trained at      {card.trained_at}",
-             f"estimator       {card.estimator}",
-             f"holdout         MAE {card.mae:,.2f}, R² {r2:.4f}",
-             f"data            SHA-256 {card.data_sha256}, {card.data_rows} rows",
-             "versions        " + ", ".join(f"{k} {v}" for k, v in card.versions.items())]
-    lines += [f"file            {name}  {item.size:>9,} bytes  sha256 {item.sha256}"
-              for name, item in manifest.files.items()]
+    lines = [
+        f"version         {version}",
+        f"location        {store.location.model_uri(version)}",
+        f"champion        {'yes' if pointer and pointer.version == version else 'no'}",
+        f"published       {manifest.published_at} by {manifest.published_by}",
+        f"signed by key   {manifest.signed_by}",
+        f"trained at      {card.trained_at}",
+        f"estimator       {card.estimator}",
+        f"holdout         MAE {card.mae:,.2f}, R² {r2:.4f}",
+        f"data            SHA-256 {card.data_sha256}, {card.data_rows} rows",
+        "versions        " + ", ".join(f"{k} {v}" for k, v in card.versions.items()),
+    ]
+    lines += [
+        f"file            {name}  {item.size:>9,} bytes  sha256 {item.sha256}"
+        for name, item in manifest.files.items()
+    ]
     return "\n".join(lines)

@@ -6,6 +6,7 @@ Endpoints, credentials and the region come from boto3's own chain (``AWS_ENDPOIN
 times and logged; a 4xx such as access denied or no such key final at once). Every failure
 becomes a ``RegistryError`` whose message is ``aws.errors``' one line.
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,8 +47,10 @@ class Damaged(RegistryError):
 # about 2 KB; 1 MiB is 500 times that, and bounds what a hand-written object can make a reader
 # download and parse.
 MAX_DOCUMENT = 1024 * 1024
-RESTORE = ("it was changed outside the registry: restore it from the bucket's object versions "
-           "(docs/model-releases.md#the-store)")
+RESTORE = (
+    "it was changed outside the registry: restore it from the bucket's object versions "
+    "(docs/model-releases.md#the-store)"
+)
 
 
 def loads(data: bytes, uri: str) -> object:
@@ -98,6 +101,7 @@ class Store:
             with response["Body"] as body:  # closed unread past the bound: never downloaded
                 data = body.read() if limit is None else body.read(limit + 1)
             return data, response["ETag"]
+
         data, etag = aws_call(read, f"reading {uri}", f"s3:GetObject on {self._arn()}")
         if limit is not None and len(data) > limit:
             raise Damaged(f"{uri} is longer than {bound} ({limit:,} bytes); {RESTORE}")
@@ -117,8 +121,11 @@ class Store:
         """Whether the object is there (a HEAD request: nothing is downloaded)."""
         uri = f"s3://{self.location.bucket}/{key}"
         try:
-            aws_call(lambda: self.s3.head_object(Bucket=self.location.bucket, Key=key),
-                     f"reading {uri}", f"s3:GetObject on {self._arn()}")
+            aws_call(
+                lambda: self.s3.head_object(Bucket=self.location.bucket, Key=key),
+                f"reading {uri}",
+                f"s3:GetObject on {self._arn()}",
+            )
         except Missing:
             return False
         return True
@@ -131,16 +138,25 @@ class Store:
         """
         conditions = {"IfMatch": replacing} if replacing else {"IfNoneMatch": "*"}
         checksum = base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
-        return aws_call(lambda: self.s3.put_object(
-            Bucket=self.location.bucket, Key=key, Body=body, ChecksumSHA256=checksum,
-            **conditions)["ETag"], f"writing s3://{self.location.bucket}/{key}",
-            f"s3:PutObject on {self._arn()}")
+        return aws_call(
+            lambda: self.s3.put_object(
+                Bucket=self.location.bucket,
+                Key=key,
+                Body=body,
+                ChecksumSHA256=checksum,
+                **conditions,
+            )["ETag"],
+            f"writing s3://{self.location.bucket}/{key}",
+            f"s3:PutObject on {self._arn()}",
+        )
 
-    def put_json(self, key: str, document: Mapping[str, Any], *,
-                 replacing: str | None = None) -> str:
+    def put_json(
+        self, key: str, document: Mapping[str, Any], *, replacing: str | None = None
+    ) -> str:
         """Write a JSON document (readable, stable key order), as ``put`` does; the ETag."""
-        return self.put(key, (json.dumps(document, indent=2) + "\n").encode("utf-8"),
-                        replacing=replacing)
+        return self.put(
+            key, (json.dumps(document, indent=2) + "\n").encode("utf-8"), replacing=replacing
+        )
 
     def folders(self, prefix: str) -> list[str]:
         """The names of the folders directly under ``prefix`` ('' for the store's root)."""
@@ -149,11 +165,19 @@ class Store:
 
         def listing():
             pages = self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.location.bucket, Prefix=base, Delimiter="/")
-            return [p["Prefix"][len(base):].rstrip("/") for page in pages
-                    for p in page.get("CommonPrefixes", [])]
-        names = aws_call(listing, f"listing s3://{self.location.bucket}/{base}",
-                         f"s3:ListBucket on arn:aws:s3:::{self.location.bucket}")
+                Bucket=self.location.bucket, Prefix=base, Delimiter="/"
+            )
+            return [
+                p["Prefix"][len(base) :].rstrip("/")
+                for page in pages
+                for p in page.get("CommonPrefixes", [])
+            ]
+
+        names = aws_call(
+            listing,
+            f"listing s3://{self.location.bucket}/{base}",
+            f"s3:ListBucket on arn:aws:s3:::{self.location.bucket}",
+        )
         return sorted(names)
 
     def keys(self, prefix: str) -> list[str]:
@@ -162,14 +186,25 @@ class Store:
 
         def listing():
             pages = self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.location.bucket, Prefix=base)
+                Bucket=self.location.bucket, Prefix=base
+            )
             return [item["Key"] for page in pages for item in page.get("Contents", [])]
-        return sorted(aws_call(listing, f"listing s3://{self.location.bucket}/{base}",
-                               f"s3:ListBucket on arn:aws:s3:::{self.location.bucket}"))
+
+        return sorted(
+            aws_call(
+                listing,
+                f"listing s3://{self.location.bucket}/{base}",
+                f"s3:ListBucket on arn:aws:s3:::{self.location.bucket}",
+            )
+        )
 
 
 def caller() -> str:
     """The AWS identity acting (STS GetCallerIdentity needs no permission)."""
     sts = client("sts")
-    return aws_call(lambda: sts.get_caller_identity()["Arn"], "asking STS who is calling",
-                    "valid credentials", service="STS")
+    return aws_call(
+        lambda: sts.get_caller_identity()["Arn"],
+        "asking STS who is calling",
+        "valid credentials",
+        service="STS",
+    )

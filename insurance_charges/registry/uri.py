@@ -4,6 +4,7 @@ Pure parsing, no boto3, on ``aws.uri``'s S3 rules: ``settings.py`` checks ``MODE
 ``MODEL_URI`` with these before anything starts, and the registry names its objects through
 ``StoreLocation``.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,8 +27,10 @@ FORMS = "s3://bucket/prefix (the prefix may be empty)"
 def check_version(name: str) -> str:
     """The name if it can be a version (one safe key segment); ValueError otherwise."""
     if not VERSION.fullmatch(name) or ".." in name or name in RESERVED:
-        raise ValueError(f"{name!r} is not a model version (letters, digits, '.', '_', '-'; "
-                         "the card's model_version, e.g. 2026.11.21-gbr-586c9afb)")
+        raise ValueError(
+            f"{name!r} is not a model version (letters, digits, '.', '_', '-'; "
+            "the card's model_version, e.g. 2026.11.21-gbr-586c9afb)"
+        )
     return name
 
 
@@ -54,7 +57,7 @@ class StoreLocation:
 def _split(text: str, what: str) -> tuple[str, list[str]]:
     if not text.startswith(S3):
         raise ValueError(f"is not an s3:// URI; set {what}")
-    bucket, _, rest = text[len(S3):].partition("/")
+    bucket, _, rest = text[len(S3) :].partition("/")
     try:
         check_bucket(bucket)
     except BadS3Uri as exc:
@@ -62,8 +65,10 @@ def _split(text: str, what: str) -> tuple[str, list[str]]:
     parts = rest.rstrip("/").split("/") if rest.strip("/") else []
     for part in parts:
         if not _SEGMENT.fullmatch(part) or part in (".", ".."):
-            raise ValueError(f"{part!r} is not a usable key prefix segment (letters, digits, "
-                             f"'._=+-', no empty segments); set {what}")
+            raise ValueError(
+                f"{part!r} is not a usable key prefix segment (letters, digits, "
+                f"'._=+-', no empty segments); set {what}"
+            )
     return bucket, parts
 
 

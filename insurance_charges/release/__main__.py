@@ -1,4 +1,5 @@
 """``python -m insurance_charges.release``: see cli.py."""
+
 import sys
 
 from .cli import main

@@ -5,6 +5,7 @@ The image is started as Elastic Beanstalk starts it (Dockerrun's container port,
 and EB's instances run it. It must answer /health with 200, estimate the example record
 exactly as this checkout's estimator core does in-process, and run nothing as root.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,10 +34,19 @@ def check_image(image: str, root: Path) -> None:
     port = eb_files.container_port(root)
     name = f"insurance-charges-release-check-{os.getpid()}"
     # The container's own /tmp, a fresh tmpfs (as EB's read-only root needs), not this host's.
-    docker("run", "--detach", "--name", name, "--read-only", "--tmpfs", "/tmp",  # nosec B108
-           "--publish", f"127.0.0.1::{port}",
-           *[f"--env={key}={value}" for key, value in
-             eb_files.environment_properties(root).items()], image)
+    docker(
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--read-only",
+        "--tmpfs",
+        "/tmp",  # nosec B108
+        "--publish",
+        f"127.0.0.1::{port}",
+        *[f"--env={key}={value}" for key, value in eb_files.environment_properties(root).items()],
+        image,
+    )
     try:
         expected = in_process_answer()  # the model loads here while the container starts
         url = _wait_until_healthy(name, port)
@@ -57,8 +67,9 @@ def in_process_answer() -> dict:
 
 def _request(url: str, body: dict | None = None) -> tuple[int, bytes]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data,
-                                     headers={"Content-Type": "application/json"} if data else {})
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"} if data else {}
+    )
     try:
         # Always http://127.0.0.1:<the port docker published>: no caller-given scheme reaches it.
         with urllib.request.urlopen(request, timeout=REQUEST_SECONDS) as response:  # nosec B310
@@ -72,10 +83,13 @@ def _wait_until_healthy(name: str, port: int) -> str:
     deadline = time.monotonic() + START_SECONDS
     while True:
         if docker("inspect", "--format", "{{.State.Running}}", name).strip() != "true":
-            logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True,
-                                  timeout=60)
-            raise ReleaseError("the image's container stopped before answering /health: "
-                               f"{last_line(logs.stderr, logs.stdout)}")
+            logs = subprocess.run(
+                ["docker", "logs", name], capture_output=True, text=True, timeout=60
+            )
+            raise ReleaseError(
+                "the image's container stopped before answering /health: "
+                f"{last_line(logs.stderr, logs.stdout)}"
+            )
         try:
             host_port = docker("port", name, f"{port}/tcp").split(":")[-1].strip()
             url = f"http://127.0.0.1:{host_port}"
@@ -84,25 +98,36 @@ def _wait_until_healthy(name: str, port: int) -> str:
         except (OSError, ReleaseError):
             pass  # not listening yet, or just stopped: the next round says which
         if time.monotonic() > deadline:
-            raise ReleaseError(f"the image's container did not answer /health with 200 within "
-                               f"{START_SECONDS} s; run it by hand and read `docker logs`")
+            raise ReleaseError(
+                f"the image's container did not answer /health with 200 within "
+                f"{START_SECONDS} s; run it by hand and read `docker logs`"
+            )
         time.sleep(POLL_SECONDS)
 
 
 def _check_prediction(url: str, expected: dict) -> None:
     status, body = _request(url + "/api/v1/predict", EXAMPLE_RECORD)
     got = json.loads(body) if status == 200 else {}
-    if got.get("prediction") != expected["prediction"] or \
-            got.get("model_version") != expected["model_version"]:
-        raise ReleaseError(f"the image estimates the example record as {status} {got or body!r}, "
-                           f"but this checkout's core gives {expected['prediction']} with model "
-                           f"{expected['model_version']}; the image is not this commit's")
+    if (
+        got.get("prediction") != expected["prediction"]
+        or got.get("model_version") != expected["model_version"]
+    ):
+        raise ReleaseError(
+            f"the image estimates the example record as {status} {got or body!r}, "
+            f"but this checkout's core gives {expected['prediction']} with model "
+            f"{expected['model_version']}; the image is not this commit's"
+        )
 
 
 def _check_nothing_runs_as_root(name: str) -> None:
-    table = [line.split(None, 2) for line in
-             docker("top", name, "-eo", "pid,uid,args").splitlines()[1:] if line.strip()]
+    table = [
+        line.split(None, 2)
+        for line in docker("top", name, "-eo", "pid,uid,args").splitlines()[1:]
+        if line.strip()
+    ]
     as_root = [row[-1] for row in table if row[1] == "0"]
     if not table or as_root:
-        raise ReleaseError(f"the image runs {as_root or 'no process'} as root; it must run as "
-                           "its app user (the Dockerfile's USER)")
+        raise ReleaseError(
+            f"the image runs {as_root or 'no process'} as root; it must run as "
+            "its app user (the Dockerfile's USER)"
+        )

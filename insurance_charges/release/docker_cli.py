@@ -4,6 +4,7 @@ Every failure becomes one ReleaseError line. A registry password only ever trave
 standard input (`docker login --password-stdin`), into a Docker config directory that the
 caller deletes afterwards, so it is never on a command line, in a log or left on disk.
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,12 +16,13 @@ from .errors import ReleaseError
 
 BUILD_SECONDS = 1800  # a build without cache measured 152 s here; a slow machine gets 12x
 COMMAND_SECONDS = 120
-PUSH_SECONDS = 1800   # 865 MB the first time, over whatever link the registry is behind
+PUSH_SECONDS = 1800  # 865 MB the first time, over whatever link the registry is behind
 PUSHED = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 
-def docker(*args: str, config: Path | None = None, timeout: float = COMMAND_SECONDS,
-           **kwargs) -> str:
+def docker(
+    *args: str, config: Path | None = None, timeout: float = COMMAND_SECONDS, **kwargs
+) -> str:
     """Run one docker command; its standard output, or ReleaseError with its last line.
 
     With ``config`` (a private config directory), the engine is named explicitly: that
@@ -31,12 +33,15 @@ def docker(*args: str, config: Path | None = None, timeout: float = COMMAND_SECO
     try:
         run = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
     except FileNotFoundError:
-        raise ReleaseError("the docker command is not installed; install Docker (Debian: "
-                           "apt-get install docker.io) and start its engine") from None
+        raise ReleaseError(
+            "the docker command is not installed; install Docker (Debian: "
+            "apt-get install docker.io) and start its engine"
+        ) from None
     except subprocess.TimeoutExpired:
-        raise ReleaseError(f"`docker {args[0]}` did not finish within {timeout:.0f} s; check "
-                           "the engine (`docker info`) and the network, then release again"
-                           ) from None
+        raise ReleaseError(
+            f"`docker {args[0]}` did not finish within {timeout:.0f} s; check "
+            "the engine (`docker info`) and the network, then release again"
+        ) from None
     if run.returncode:
         raise ReleaseError(f"`docker {args[0]}` failed: {last_line(run.stderr, run.stdout)}")
     return run.stdout
@@ -62,8 +67,10 @@ def require_engine() -> None:
     try:
         docker("info", "--format", "{{.ServerVersion}}")
     except ReleaseError as exc:
-        raise ReleaseError(f"no Docker engine answers ({exc}); start one (`dockerd`, or "
-                           "Docker Desktop) and release again") from None
+        raise ReleaseError(
+            f"no Docker engine answers ({exc}); start one (`dockerd`, or "
+            "Docker Desktop) and release again"
+        ) from None
 
 
 def build(context_tar: Path, labels: dict[str, str], log: Path) -> str:
@@ -71,21 +78,27 @@ def build(context_tar: Path, labels: dict[str, str], log: Path) -> str:
     iidfile = context_tar.with_name("image-id")
     label_args = [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
     with open(context_tar, "rb") as context:
-        run = subprocess.run(["docker", "build", "--iidfile", str(iidfile), *label_args, "-"],
-                             stdin=context, capture_output=True, text=True,
-                             timeout=BUILD_SECONDS)
+        run = subprocess.run(
+            ["docker", "build", "--iidfile", str(iidfile), *label_args, "-"],
+            stdin=context,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_SECONDS,
+        )
     if run.returncode:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(run.stdout + run.stderr)
-        raise ReleaseError(f"`docker build` failed: {last_line(run.stderr, run.stdout)} "
-                           f"(the whole output: {log})")
+        raise ReleaseError(
+            f"`docker build` failed: {last_line(run.stderr, run.stdout)} (the whole output: {log})"
+        )
     return iidfile.read_text().strip()
 
 
 def login(registry: str, username: str, password: str, config: Path) -> None:
     """Log in to ``registry``, the password on standard input, the token kept in ``config``."""
-    docker("login", "--username", username, "--password-stdin", registry, config=config,
-           input=password)
+    docker(
+        "login", "--username", username, "--password-stdin", registry, config=config, input=password
+    )
 
 
 def push(reference: str, config: Path | None) -> str:
@@ -93,6 +106,8 @@ def push(reference: str, config: Path | None) -> str:
     output = docker("push", reference, config=config, timeout=PUSH_SECONDS)
     found = PUSHED.findall(output)
     if not found:
-        raise ReleaseError(f"`docker push {reference}` reported no digest "
-                           f"({last_line(output)}); push it by hand to see why")
+        raise ReleaseError(
+            f"`docker push {reference}` reported no digest "
+            f"({last_line(output)}); push it by hand to see why"
+        )
     return found[-1]

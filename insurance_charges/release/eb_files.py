@@ -6,6 +6,7 @@ bundle copies Dockerrun's ports and logging directory. The service's runtime has
 library, and these files keep to ``KEY: value`` lines in that namespace, which is all this
 reads (tests/test_release.py checks it gives what PyYAML gives).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,10 @@ def dockerrun(root: Path) -> dict:
         run = json.loads(path.read_text())
         int(run["Ports"][0]["ContainerPort"])
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise ReleaseError(f"{path} gives no container port ({type(exc).__name__}: {exc}); "
-                           'restore it from git (it needs "Ports": [{"ContainerPort": ...}])'
-                           ) from None
+        raise ReleaseError(
+            f"{path} gives no container port ({type(exc).__name__}: {exc}); "
+            'restore it from git (it needs "Ports": [{"ContainerPort": ...}])'
+        ) from None
     return run
 
 
@@ -59,8 +61,10 @@ def _properties_in(path: Path) -> dict[str, str]:
         elif block_indent is not None:
             key, colon, value = text.strip().partition(":")
             if not colon or not key:
-                raise ReleaseError(f"{path}:{number}: expected KEY: value under {ENVIRONMENT}; "
-                                   "write each environment property on one line")
+                raise ReleaseError(
+                    f"{path}:{number}: expected KEY: value under {ENVIRONMENT}; "
+                    "write each environment property on one line"
+                )
             properties[key] = _unquoted(value.strip())
     return properties
 

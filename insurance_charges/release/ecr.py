@@ -6,6 +6,7 @@ login `docker login --password-stdin` takes. Clients come from ``aws.clients`` (
 credentials and any endpoint, ``AWS_ENDPOINT_URL``, the usual way; the region is the one given)
 and failures are ``aws.errors``' one line.
 """
+
 from __future__ import annotations
 
 import base64
@@ -17,8 +18,10 @@ from .errors import ReleaseError
 
 # The repository settings a release creates: a tag, once pushed, always names the same
 # image, and every pushed image is scanned for known vulnerabilities.
-REPOSITORY_SETTINGS = {"imageTagMutability": "IMMUTABLE",
-                       "imageScanningConfiguration": {"scanOnPush": True}}
+REPOSITORY_SETTINGS = {
+    "imageTagMutability": "IMMUTABLE",
+    "imageScanningConfiguration": {"scanOnPush": True},
+}
 
 
 @dataclass(frozen=True, repr=False)
@@ -35,8 +38,11 @@ class Registry:
 def _say(exc: Exception, region: str) -> str:
     """aws.errors' line, saying the call that failed when there was one."""
     operation = getattr(exc, "operation_name", "")
-    return explain(exc, f"releasing to ECR in {region}" + (f" ({operation})" if operation else ""),
-                   service="ECR")
+    return explain(
+        exc,
+        f"releasing to ECR in {region}" + (f" ({operation})" if operation else ""),
+        service="ECR",
+    )
 
 
 def check_region(region: str) -> str:
@@ -44,14 +50,21 @@ def check_region(region: str) -> str:
     import boto3
 
     if not region:
-        raise ReleaseError("AWS_REGION is not set; set it to the region of the ECR repository "
-                           "and of the Elastic Beanstalk environment (e.g. eu-west-1)")
+        raise ReleaseError(
+            "AWS_REGION is not set; set it to the region of the ECR repository "
+            "and of the Elastic Beanstalk environment (e.g. eu-west-1)"
+        )
     session = boto3.session.Session()
-    known = {name for partition in session.get_available_partitions()
-             for name in session.get_available_regions("ecr", partition_name=partition)}
+    known = {
+        name
+        for partition in session.get_available_partitions()
+        for name in session.get_available_regions("ecr", partition_name=partition)
+    }
     if region not in known:
-        raise ReleaseError(f"AWS_REGION={region!r} is not a region where ECR runs; set one of "
-                           f"boto3's regions for ECR (e.g. eu-west-1, us-east-1)")
+        raise ReleaseError(
+            f"AWS_REGION={region!r} is not a region where ECR runs; set one of "
+            f"boto3's regions for ECR (e.g. eu-west-1, us-east-1)"
+        )
     return region
 
 
@@ -77,13 +90,16 @@ def _repository(ecr, account: str, name: str) -> tuple[dict, tuple[str, ...]]:
         found = ecr.describe_repositories(registryId=account, repositoryNames=[name])
     except ecr.exceptions.RepositoryNotFoundException:
         created = ecr.create_repository(repositoryName=name, **REPOSITORY_SETTINGS)
-        return created["repository"], (f"created ECR repository {name} (tags immutable, "
-                                        "scan on push)",)
+        return created["repository"], (
+            f"created ECR repository {name} (tags immutable, scan on push)",
+        )
     repository = found["repositories"][0]
     notes = []
     if repository.get("imageTagMutability") != "IMMUTABLE":
-        notes.append(f"ECR repository {name} lets tags be overwritten; the bundle names the "
-                     "image by digest all the same")
+        notes.append(
+            f"ECR repository {name} lets tags be overwritten; the bundle names the "
+            "image by digest all the same"
+        )
     if not repository.get("imageScanningConfiguration", {}).get("scanOnPush"):
         notes.append(f"ECR repository {name} does not scan images on push")
     return repository, tuple(notes)

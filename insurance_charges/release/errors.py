@@ -1,4 +1,5 @@
 """The one error a release stops with."""
+
 from ..errors import UserError
 
 

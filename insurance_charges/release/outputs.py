@@ -7,6 +7,7 @@ instead of building one on each instance. The web bundle adds the checkout's ``.
 and ``.platform/``; the worker bundle adds ``deploy/eb-worker/``'s ``env.yaml`` (the worker
 tier), ``.ebextensions/`` and ``.platform/`` instead (docs/events.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,13 +28,13 @@ WORKER_BUNDLED = ("env.yaml", ".ebextensions", ".platform")
 class ReleaseRecord:
     """One pushed image and where it came from (dist/release.json)."""
 
-    image: str          # repository@sha256:... - what runs
+    image: str  # repository@sha256:... - what runs
     repository: str
     tag: str
     digest: str
     model_version: str
     git_sha: str
-    bundle: str         # the bundle's file name, beside release.json
+    bundle: str  # the bundle's file name, beside release.json
     worker_bundle: str  # the worker environment's bundle, beside it
 
 
@@ -55,12 +56,16 @@ def worker_bundle_name(tag: str) -> str:
 def write(release: ReleaseRecord, root: Path, out_dir: Path) -> tuple[Path, Path]:
     """Write the bundles and release.json into ``out_dir``; the record's and web bundle's paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    bundle = _atomically(out_dir / release.bundle,
-                         lambda path: write_bundle(release.image, root, path))
-    _atomically(out_dir / release.worker_bundle,
-                lambda path: write_worker_bundle(release.image, root, path))
-    record = _atomically(out_dir / "release.json", lambda path: path.write_text(
-        json.dumps(asdict(release), indent=2) + "\n"))
+    bundle = _atomically(
+        out_dir / release.bundle, lambda path: write_bundle(release.image, root, path)
+    )
+    _atomically(
+        out_dir / release.worker_bundle, lambda path: write_worker_bundle(release.image, root, path)
+    )
+    record = _atomically(
+        out_dir / "release.json",
+        lambda path: path.write_text(json.dumps(asdict(release), indent=2) + "\n"),
+    )
     return record, bundle
 
 
@@ -73,8 +78,11 @@ def _atomically(target: Path, write_to) -> Path:
 
 def dockerrun_for(image: str, root: Path) -> dict:
     """The checkout's Dockerrun.aws.json, with the image to pull instead of a build."""
-    kept = {key: value for key, value in eb_files.dockerrun(root).items()
-            if key not in ("AWSEBDockerrunVersion", "Image")}
+    kept = {
+        key: value
+        for key, value in eb_files.dockerrun(root).items()
+        if key not in ("AWSEBDockerrunVersion", "Image")
+    }
     return {"AWSEBDockerrunVersion": "1", "Image": {"Name": image, "Update": "true"}, **kept}
 
 
@@ -93,8 +101,9 @@ def _zip(image: str, root: Path, files: Path, names: tuple[str, ...], path: Path
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bundle:
         info = zipfile.ZipInfo(eb_files.DOCKERRUN, date_time=(1980, 1, 1, 0, 0, 0))
         info.external_attr = 0o644 << 16
-        bundle.writestr(info, json.dumps(dockerrun_for(image, root), indent=2) + "\n",
-                        zipfile.ZIP_DEFLATED)
+        bundle.writestr(
+            info, json.dumps(dockerrun_for(image, root), indent=2) + "\n", zipfile.ZIP_DEFLATED
+        )
         for name in names:
             found = [files / name] if (files / name).is_file() else (files / name).rglob("*")
             for file in sorted(p for p in found if p.is_file()):

@@ -4,6 +4,7 @@ The image is built from ``git archive`` of that commit, so nothing outside it (a
 or git-ignored file in the build context) can reach the image; the clean-tree check makes
 sure the person releasing is not expecting uncommitted work to be in it.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,29 +41,35 @@ class ReleasedCommit:
 def git(root: Path, *args: str) -> str:
     """Run git in ``root``; its standard output, or ReleaseError with git's own complaint."""
     try:
-        run = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                             timeout=120)
+        run = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=120)
     except FileNotFoundError:
-        raise ReleaseError("git is not installed; a release is built from a git commit, "
-                           "so install git and release from a clone") from None
+        raise ReleaseError(
+            "git is not installed; a release is built from a git commit, "
+            "so install git and release from a clone"
+        ) from None
     if run.returncode:
         said = (run.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ReleaseError(f"`git {' '.join(args)}` failed in {root} ({said}); release from a "
-                           "clone of the repository with at least one commit")
+        raise ReleaseError(
+            f"`git {' '.join(args)}` failed in {root} ({said}); release from a "
+            "clone of the repository with at least one commit"
+        )
     return run.stdout
 
 
 def read_source(root: Path) -> ReleasedCommit:
     """The commit at HEAD and its model version; ReleaseError if anything is uncommitted."""
     sha = git(root, "rev-parse", "--verify", "HEAD^{commit}").strip()
-    status = git(root, "status", "--porcelain", "--untracked-files=all", "--", ".",
-                 f":(exclude){OUTPUT_DIR}")
+    status = git(
+        root, "status", "--porcelain", "--untracked-files=all", "--", ".", f":(exclude){OUTPUT_DIR}"
+    )
     changed = [line[3:] for line in status.splitlines() if line.strip()]
     if changed:
         more = len(changed) - SHOWN_CHANGES
         listed = ", ".join(changed[:SHOWN_CHANGES]) + (f" and {more} more" if more > 0 else "")
-        raise ReleaseError(f"the working tree differs from commit {sha[:SHORT_SHA]} ({listed}); "
-                           "commit or stash the changes, so that the image is that commit")
+        raise ReleaseError(
+            f"the working tree differs from commit {sha[:SHORT_SHA]} ({listed}); "
+            "commit or stash the changes, so that the image is that commit"
+        )
     return ReleasedCommit(git_sha=sha, model_version=model_version(root, sha))
 
 
@@ -70,19 +77,31 @@ def model_version(root: Path, sha: str) -> str:
     """The ``model_version`` of the model card committed at ``sha``."""
     fix = f"commit the card `make train` writes ({CARD})"
     try:
-        card = json.loads(subprocess.run(["git", "show", f"{sha}:{CARD}"], cwd=root,
-                                         capture_output=True, check=True, timeout=120).stdout)
+        card = json.loads(
+            subprocess.run(
+                ["git", "show", f"{sha}:{CARD}"],
+                cwd=root,
+                capture_output=True,
+                check=True,
+                timeout=120,
+            ).stdout
+        )
     except subprocess.CalledProcessError:
-        raise ReleaseError(f"commit {sha[:SHORT_SHA]} holds no model card {CARD}, so the model "
-                           f"version is unknown; {fix}") from None
+        raise ReleaseError(
+            f"commit {sha[:SHORT_SHA]} holds no model card {CARD}, so the model "
+            f"version is unknown; {fix}"
+        ) from None
     except ValueError as exc:
-        raise ReleaseError(f"the model card {CARD} in commit {sha[:SHORT_SHA]} is not JSON "
-                           f"({exc}); {fix}") from None
+        raise ReleaseError(
+            f"the model card {CARD} in commit {sha[:SHORT_SHA]} is not JSON ({exc}); {fix}"
+        ) from None
     version = card.get("model_version") if isinstance(card, dict) else None
     if not isinstance(version, str) or not TAG.fullmatch(f"{version}-{sha[:SHORT_SHA]}"):
-        raise ReleaseError(f"the model card {CARD} in commit {sha[:SHORT_SHA]} has no usable "
-                           f"model_version ({version!r}: it must be letters, digits, '.', '_' "
-                           f"or '-', as an image tag); {fix}")
+        raise ReleaseError(
+            f"the model card {CARD} in commit {sha[:SHORT_SHA]} has no usable "
+            f"model_version ({version!r}: it must be letters, digits, '.', '_' "
+            f"or '-', as an image tag); {fix}"
+        )
     return version
 
 

@@ -1,4 +1,5 @@
 """``python -m insurance_charges.scoring``: see cli.py."""
+
 import os
 import signal
 import sys
@@ -8,8 +9,9 @@ from .signals import STOP_SIGNALS
 
 def _stopped_while_loading(signum, frame):
     # Nothing is open or written yet: one line and the signal's status, not a traceback.
-    os.write(2, f"Error: interrupted by {signal.Signals(signum).name}; no output "
-                "written\n".encode())
+    os.write(
+        2, f"Error: interrupted by {signal.Signals(signum).name}; no output written\n".encode()
+    )
     os._exit(128 + signum)
 
 

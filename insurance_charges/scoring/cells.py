@@ -12,6 +12,7 @@ Echoes: a rejected row is written back beside each of its problems; a text cell 
 line) longer than ``ECHO_LIMIT`` characters is cut there, so a long line or a run of lines
 swallowed by an open quote cannot multiply into a rejects file many times the input's size.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,6 +26,7 @@ STARTS_A_FORMULA = r"^[=+\-@\t\r]"
 PLAIN_NUMBER = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 _STARTS_A_FORMULA = re.compile(STARTS_A_FORMULA)
 _PLAIN_NUMBER = re.compile(PLAIN_NUMBER)
+
 
 def _byte_table(characters: bytes) -> np.ndarray:
     table = np.zeros(256, dtype=bool)
@@ -42,8 +44,9 @@ ECHO_LIMIT = 4096
 
 
 def _text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or \
-        pa.types.is_string_view(kind)
+    return (
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+    )
 
 
 def _text_column(array):
@@ -79,9 +82,10 @@ def _may_start_a_formula(text) -> bool:
         _, offsets, data = chunk.buffers()
         if data is None:
             continue  # every cell is empty
-        wide: type[np.signedinteger] = (np.int64 if pa.types.is_large_string(chunk.type)
-                                        else np.int32)
-        bounds = np.frombuffer(offsets, dtype=wide)[chunk.offset:chunk.offset + len(chunk) + 1]
+        wide: type[np.signedinteger] = (
+            np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        )
+        bounds = np.frombuffer(offsets, dtype=wide)[chunk.offset : chunk.offset + len(chunk) + 1]
         starts = bounds[:-1][bounds[1:] > bounds[:-1]]
         if _STARTS_A_FORMULA_BYTE[np.frombuffer(data, dtype=np.uint8)[starts]].any():
             return True
@@ -95,8 +99,9 @@ def inert_column(array):
         return text if text is not None else array
     starts = pc.match_substring_regex(text, STARTS_A_FORMULA)
     risky = pc.and_(starts, pc.invert(pc.match_substring_regex(text, PLAIN_NUMBER)))
-    quoted = pc.binary_join_element_wise(pa.scalar(QUOTE, text.type), text,
-                                         pa.scalar("", text.type))
+    quoted = pc.binary_join_element_wise(
+        pa.scalar(QUOTE, text.type), text, pa.scalar("", text.type)
+    )
     return pc.if_else(risky, quoted, text)
 
 
@@ -127,9 +132,13 @@ def cut_column(array, limit: int = ECHO_LIMIT):
     if not pc.any(long).as_py():
         return text
     kind = text.type
-    cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, limit),
-                                      pa.scalar("… (", kind), pc.cast(lengths, kind),
-                                      pa.scalar(" characters in all)", kind), pa.scalar("", kind))
+    cut = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(text, 0, limit),
+        pa.scalar("… (", kind),
+        pc.cast(lengths, kind),
+        pa.scalar(" characters in all)", kind),
+        pa.scalar("", kind),
+    )
     return pc.if_else(long, cut, text)
 
 

@@ -1,4 +1,5 @@
 """A chunk's output or rejects table as the bytes (or Arrow table) of its file's format."""
+
 from __future__ import annotations
 
 import io
@@ -22,8 +23,10 @@ def encode_output(table: pa.Table, fmt: str, inert: bool):
             table = inert_table(table) if inert else _plain_strings(table)
             pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
         return sink.getvalue()
-    return b"".join(orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE)
-                    for row in table.to_pylist())
+    return b"".join(
+        orjson.dumps(row, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        for row in table.to_pylist()
+    )
 
 
 def _plain_strings(table: pa.Table) -> pa.Table:

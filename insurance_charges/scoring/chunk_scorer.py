@@ -21,6 +21,7 @@ problems. A row has a bounded number of problems (keys that are not columns, or 
 repeated, are one problem each, however many), and a rejects file echoes text cut as ``cells``
 cuts it, so no input multiplies into its rejects.
 """
+
 from __future__ import annotations
 
 from ..tables.csv_text import read_csv_chunk
@@ -45,8 +46,12 @@ class ChunkScorer:
             table, lines = batch_rows(chunk.batch, chunk.first_line)
             return score_table(self.model, self.plan, table, lines, [])
         if self.plan.input_format == CSV:
-            table, lines, not_rows = read_csv_chunk(chunk.data, chunk.first_line,
-                                                    self.plan.columns)
-            return score_table(self.model, self.plan, table, lines,
-                               [Rejected.not_a_row(found) for found in not_rows])
+            table, lines, not_rows = read_csv_chunk(chunk.data, chunk.first_line, self.plan.columns)
+            return score_table(
+                self.model,
+                self.plan,
+                table,
+                lines,
+                [Rejected.not_a_row(found) for found in not_rows],
+            )
         return score_json_lines(self.model, self.plan, chunk)

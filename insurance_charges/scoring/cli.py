@@ -8,6 +8,7 @@ SIGINT, SIGTERM or SIGHUP. The output and its rejects file appear together when 
 complete, or neither does (a standard output stream excepted: it is written as it goes); the
 one ``Error:`` line says what a run that did not finish left.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,6 +75,7 @@ def _whole(low: int):
         if value < low:
             raise argparse.ArgumentTypeError(f"{text!r} is below {low}")
         return value
+
     return parse
 
 
@@ -82,32 +84,65 @@ def parser() -> cli_runner.Parser:
     p = cli_runner.Parser(
         prog="python -m insurance_charges.scoring",
         description="Estimate yearly insurance charges for every row of a CSV, JSON-lines or "
-                    "Parquet file, through the same validation and model as the JSON API.",
+        "Parquet file, through the same validation and model as the JSON API.",
         epilog="Locations are local paths, s3://bucket/key URIs or - (stdin, stdout). The model "
-               "comes from MODEL_PATH or MODEL_URI, and MODEL_PUBLIC_KEY, as for the service. "
-               "Exit status: 0 done, 1 more rows rejected than --max-rejects allows, 2 not "
-               "done, 128 + N stopped by signal N (SIGHUP, SIGINT, SIGTERM).")
+        "comes from MODEL_PATH or MODEL_URI, and MODEL_PUBLIC_KEY, as for the service. "
+        "Exit status: 0 done, 1 more rows rejected than --max-rejects allows, 2 not "
+        "done, 128 + N stopped by signal N (SIGHUP, SIGINT, SIGTERM).",
+    )
     p.add_argument("input", metavar="INPUT", help="the file to score (- for stdin)")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help="where to write the scored rows (- for stdout)")
-    p.add_argument("--input-format", metavar="FORMAT",
-                   help="csv, jsonl (ndjson) or parquet; default: INPUT's extension (stdin: csv)")
-    p.add_argument("--format", metavar="FORMAT",
-                   help="the output's format; default: OUTPUT's extension, else the input's")
-    p.add_argument("--rejects", metavar="PATH",
-                   help="where rows that cannot be scored go, one line per problem; default: "
-                        "OUTPUT's stem + .rejects + its extension, or stderr (JSON lines) when "
-                        "OUTPUT is -")
-    p.add_argument("--max-rejects", type=_whole(0), default=0, metavar="N",
-                   help="exit 0 even if up to N rows were rejected (default 0)")
-    p.add_argument("--chunk-rows", type=_whole(1), default=CHUNK_ROWS, metavar="N",
-                   help=f"rows per chunk (default {CHUNK_ROWS:,})")
-    p.add_argument("--jobs", type=_whole(1), default=os.cpu_count() or 1, metavar="N",
-                   help="worker processes (default: one per CPU; 1 scores in this process)")
-    p.add_argument("--raw-csv-cells", action="store_true",
-                   help="write CSV text cells exactly as read, even those a spreadsheet would "
-                        "run as a formula (by default a cell starting with = + - @, a tab or "
-                        "a carriage return, and not a number, gets a leading ')")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help="where to write the scored rows (- for stdout)",
+    )
+    p.add_argument(
+        "--input-format",
+        metavar="FORMAT",
+        help="csv, jsonl (ndjson) or parquet; default: INPUT's extension (stdin: csv)",
+    )
+    p.add_argument(
+        "--format",
+        metavar="FORMAT",
+        help="the output's format; default: OUTPUT's extension, else the input's",
+    )
+    p.add_argument(
+        "--rejects",
+        metavar="PATH",
+        help="where rows that cannot be scored go, one line per problem; default: "
+        "OUTPUT's stem + .rejects + its extension, or stderr (JSON lines) when "
+        "OUTPUT is -",
+    )
+    p.add_argument(
+        "--max-rejects",
+        type=_whole(0),
+        default=0,
+        metavar="N",
+        help="exit 0 even if up to N rows were rejected (default 0)",
+    )
+    p.add_argument(
+        "--chunk-rows",
+        type=_whole(1),
+        default=CHUNK_ROWS,
+        metavar="N",
+        help=f"rows per chunk (default {CHUNK_ROWS:,})",
+    )
+    p.add_argument(
+        "--jobs",
+        type=_whole(1),
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="worker processes (default: one per CPU; 1 scores in this process)",
+    )
+    p.add_argument(
+        "--raw-csv-cells",
+        action="store_true",
+        help="write CSV text cells exactly as read, even those a spreadsheet would "
+        "run as a formula (by default a cell starting with = + - @, a tab or "
+        "a carriage return, and not a number, gets a leading ')",
+    )
     return p
 
 
@@ -116,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     signals, outcome = StopSignals(), Outcome()
     with signals.installed():
         # A second signal does not cut the closing line short (shield).
-        return cli_runner.run(lambda: run(parser().parse_args(argv), signals, outcome),
-                              explain=lambda exc: _explained(exc, outcome),
-                              shield=signals.deferred)
+        return cli_runner.run(
+            lambda: run(parser().parse_args(argv), signals, outcome),
+            explain=lambda exc: _explained(exc, outcome),
+            shield=signals.deferred,
+        )
 
 
 def _explained(exc: BaseException, outcome: Outcome) -> UserError | None:
@@ -127,8 +164,9 @@ def _explained(exc: BaseException, outcome: Outcome) -> UserError | None:
     if isinstance(exc, (Interrupted, KeyboardInterrupt)):  # the latter: before our handler
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         joined = " after " if outcome.published else "; "
-        return UserError(f"interrupted by {signal.Signals(signum).name}{joined}{outcome.said()}",
-                         128 + signum)
+        return UserError(
+            f"interrupted by {signal.Signals(signum).name}{joined}{outcome.said()}", 128 + signum
+        )
     if not isinstance(exc, Exception):
         return None
     left = outcome.said()
@@ -159,14 +197,18 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
     else:
         rejects = args.rejects or rejects_location(args.output, out_fmt)
     rejects_fmt = JSONL if rejects == STDERR else (format_of(rejects) or out_fmt)
-    for a, b, what in ((args.input, args.output, "the output would overwrite the input"),
-                       (args.input, rejects, "the rejects file would overwrite the input"),
-                       (args.output, rejects, "the rejects file would overwrite the output")):
+    for a, b, what in (
+        (args.input, args.output, "the output would overwrite the input"),
+        (args.input, rejects, "the rejects file would overwrite the input"),
+        (args.output, rejects, "the rejects file would overwrite the output"),
+    ):
         if same_place(a, b):
             raise UsageError(f"{what} ({b}); choose another location")
     if rejects == STDIO:
-        raise UsageError("--rejects - is not possible; give a file, or leave --rejects out to "
-                         "get them on stderr when the output is stdout")
+        raise UsageError(
+            "--rejects - is not possible; give a file, or leave --rejects out to "
+            "get them on stderr when the output is stdout"
+        )
     check_output_place(args.output, "-o")
     if rejects != STDERR:
         check_output_place(rejects, "--rejects")
@@ -185,8 +227,9 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
             header, rest = first_line(source.stream(), name)
             columns = csv_header(header, name)
             fields = field_columns(columns, name, reserved)
-            stream: Iterator = text_chunks(source.stream(), args.chunk_rows, first_line=2,
-                                           prefix=rest, name=name, quoted=True)
+            stream: Iterator = text_chunks(
+                source.stream(), args.chunk_rows, first_line=2, prefix=rest, name=name, quoted=True
+            )
             input_schema = None
         elif in_fmt == PARQUET:
             parquet = _open_parquet(source, name)
@@ -209,15 +252,26 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
         plan = Plan(in_fmt, out_fmt, rejects_fmt, columns, fields, inert=not args.raw_csv_cells)
         out_sink = open_sink(args.output, s3)
         sinks.append(out_sink)
-        rejects_sink = StreamSink(sys.stderr.buffer, STDERR) if rejects == STDERR else \
-            open_sink(rejects, s3)
+        rejects_sink = (
+            StreamSink(sys.stderr.buffer, STDERR) if rejects == STDERR else open_sink(rejects, s3)
+        )
         sinks.append(rejects_sink)
         out_columns = columns + OUTPUT_COLUMNS
         reject_columns = REJECT_COLUMNS + (("record",) if in_fmt == JSONL else columns)
-        out_writer = ChunkWriter(out_sink, out_fmt, out_columns,
-                                 _output_schema(in_fmt, columns, input_schema), plan.inert)
-        rejects_writer = ChunkWriter(rejects_sink, rejects_fmt, reject_columns,
-                                     _rejects_schema(in_fmt, columns, input_schema), plan.inert)
+        out_writer = ChunkWriter(
+            out_sink,
+            out_fmt,
+            out_columns,
+            _output_schema(in_fmt, columns, input_schema),
+            plan.inert,
+        )
+        rejects_writer = ChunkWriter(
+            rejects_sink,
+            rejects_fmt,
+            reject_columns,
+            _rejects_schema(in_fmt, columns, input_schema),
+            plan.inert,
+        )
         writers.extend([rejects_writer, out_writer])
 
         from ..serving.model import load_model
@@ -235,9 +289,18 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
         # off them (a full collection walks millions of objects) and off the pages the
         # workers share with this process.
         gc.freeze()
-        reporter.event("scoring", event="start", input=args.input, output=args.output,
-                       rejects=rejects, input_format=in_fmt, output_format=out_fmt,
-                       jobs=args.jobs, chunk_rows=args.chunk_rows, model_version=model.version)
+        reporter.event(
+            "scoring",
+            event="start",
+            input=args.input,
+            output=args.output,
+            rejects=rejects,
+            input_format=in_fmt,
+            output_format=out_fmt,
+            jobs=args.jobs,
+            chunk_rows=args.chunk_rows,
+            model_version=model.version,
+        )
         pool = OrderedPool(args.jobs, scorer)
         reporter.start(total_rows)
         counts = dict(rows=0, scored=0, rejected=0, problems=0, warnings=0, unreadable=0)
@@ -262,7 +325,7 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
             if pool is not None:
                 pool.terminate()
             if not outcome.published:
-                abort_all([*writers, *sinks[len(writers):]], outcome, signals)
+                abort_all([*writers, *sinks[len(writers) :]], outcome, signals)
         raise
     finally:
         gc.unfreeze()  # for a caller that goes on (the tests run main() in their process)
@@ -275,14 +338,23 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
 
 def _status(counts: dict, max_rejects: int, rejects: str, reporter: Reporter) -> int:
     if counts["rejected"] > max_rejects:
-        message = (f"{counts['rejected']:,} rows rejected, more than --max-rejects allows "
-                   f"({max_rejects:,}); see {rejects}")
+        message = (
+            f"{counts['rejected']:,} rows rejected, more than --max-rejects allows "
+            f"({max_rejects:,}); see {rejects}"
+        )
         if reporter.terminal:
             print(message, file=reporter.stream, flush=True)
         else:
-            reporter.log.error(message, extra={"fields": {"event": "rejected",
-                                                          "rows_rejected": counts["rejected"],
-                                                          "max_rejects": max_rejects}})
+            reporter.log.error(
+                message,
+                extra={
+                    "fields": {
+                        "event": "rejected",
+                        "rows_rejected": counts["rejected"],
+                        "max_rejects": max_rejects,
+                    }
+                },
+            )
         return 1
     return 0
 
@@ -313,14 +385,24 @@ def _json_columns(first) -> tuple[str, ...]:
 def _output_schema(in_fmt: str, columns, input_schema):
     import pyarrow as pa
 
-    added = [pa.field("estimate", pa.float64()), pa.field("likely_lower", pa.float64()),
-             pa.field("likely_upper", pa.float64()), pa.field("warnings", pa.string())]
+    added = [
+        pa.field("estimate", pa.float64()),
+        pa.field("likely_lower", pa.float64()),
+        pa.field("likely_upper", pa.float64()),
+        pa.field("warnings", pa.string()),
+    ]
     if input_schema is not None:
         return pa.schema(list(input_schema) + added)
     if in_fmt == CSV:
         return pa.schema([pa.field(c, pa.string()) for c in columns] + added)
-    kinds = {f.name: pa.string() if f.kind == CATEGORY else
-             pa.int64() if f.kind == INTEGER else pa.float64() for f in FIELDS}
+    kinds = {
+        f.name: pa.string()
+        if f.kind == CATEGORY
+        else pa.int64()
+        if f.kind == INTEGER
+        else pa.float64()
+        for f in FIELDS
+    }
     return pa.schema([pa.field(c, kinds.get(c, pa.string())) for c in columns] + added)
 
 
@@ -328,9 +410,13 @@ def _rejects_schema(in_fmt: str, columns, input_schema):
     import pyarrow as pa
 
     listed = pa.list_(pa.string())  # a Parquet rejects file keeps a row's problems as lists
-    head = [pa.field(LINE, pa.int64()), pa.field(LAST_LINE, pa.int64()),
-            pa.field(RUN_ROWS, pa.int64()), pa.field(PROBLEM_FIELDS, listed),
-            pa.field(PROBLEM_MESSAGES, listed)]
+    head = [
+        pa.field(LINE, pa.int64()),
+        pa.field(LAST_LINE, pa.int64()),
+        pa.field(RUN_ROWS, pa.int64()),
+        pa.field(PROBLEM_FIELDS, listed),
+        pa.field(PROBLEM_MESSAGES, listed),
+    ]
     if in_fmt == JSONL:
         return pa.schema(head + [pa.field("record", pa.string())])
     if input_schema is not None:

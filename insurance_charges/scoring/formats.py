@@ -1,4 +1,5 @@
 """File formats, what each is called on the command line, and the columns a run adds."""
+
 from __future__ import annotations
 
 from pathlib import PurePosixPath
@@ -35,8 +36,10 @@ def parse_format(text: str, option: str) -> str:
     """A format named on the command line."""
     name = ALIASES.get(text.strip().lower())
     if name is None:
-        raise UsageError(f"{option} {text!r} is not a format this command reads or writes; "
-                         "use csv, jsonl (or ndjson) or parquet")
+        raise UsageError(
+            f"{option} {text!r} is not a format this command reads or writes; "
+            "use csv, jsonl (or ndjson) or parquet"
+        )
     return name
 
 
@@ -58,8 +61,10 @@ def input_format(location: str, given: str | None) -> str:
         return CSV
     found = format_of(location)
     if found is None:
-        raise UsageError(f"cannot tell the format of {location} from its extension; name it "
-                         ".csv, .jsonl, .ndjson or .parquet, or pass --input-format")
+        raise UsageError(
+            f"cannot tell the format of {location} from its extension; name it "
+            ".csv, .jsonl, .ndjson or .parquet, or pass --input-format"
+        )
     return found
 
 

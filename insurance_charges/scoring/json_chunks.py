@@ -6,6 +6,7 @@ keys that are not columns (or that are repeated) are one problem each however ma
 line (or a run of identical ones) is one rejects line, and a JSON-lines output is each line as
 it was with the four values spliced in.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,19 +84,38 @@ def _judged_line(value, text: str, line: int, plan: Plan, allowed: set) -> _Json
             record.repeated = tuple(k for k in value.repeated if k in BY_NAME)
             others = [k for k in value.repeated if k not in BY_NAME]
             if others:
-                own.append(_keys_problem(line, others, "appears", "appear",
-                                         "more than once in the object; give each key once"))
+                own.append(
+                    _keys_problem(
+                        line,
+                        others,
+                        "appears",
+                        "appear",
+                        "more than once in the object; give each key once",
+                    )
+                )
         for key in value:
             if key in OUTPUT_COLUMNS:
-                own.append(FieldError(f"/{line}/{key}", f"{key!r} is a column this command "
-                                      "adds to each row; rename it in the input", key))
+                own.append(
+                    FieldError(
+                        f"/{line}/{key}",
+                        f"{key!r} is a column this command "
+                        "adds to each row; rename it in the input",
+                        key,
+                    )
+                )
         if plan.output_format != JSONL:
             strange = [k for k in value if k not in allowed and k not in OUTPUT_COLUMNS]
             if strange:
-                own.append(_keys_problem(
-                    line, strange, "is not a column", "are not columns",
-                    f"of the {plan.output_format} output, whose columns are the first "
-                    "record's keys; write JSON lines, or give every record the same keys"))
+                own.append(
+                    _keys_problem(
+                        line,
+                        strange,
+                        "is not a column",
+                        "are not columns",
+                        f"of the {plan.output_format} output, whose columns are the first "
+                        "record's keys; write JSON lines, or give every record the same keys",
+                    )
+                )
     else:
         record = value  # the core says what a record must be
     return _JsonLine(text, record, value, [(e.field, e.message) for e in own])
@@ -137,8 +157,11 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
             read.append(_JsonLine(got.shown(i), is_row=False, problems=[(None, not_json[i])]))
         else:  # JSON: UTF-8 text already
             value = got.exact(i) if again[i] else got.values[i]
-            read.append(_judged_line(value, first_raw[i].strip().decode("utf-8"),
-                                     first_lines[i], plan, allowed))
+            read.append(
+                _judged_line(
+                    value, first_raw[i].strip().decode("utf-8"), first_lines[i], plan, allowed
+                )
+            )
     codes_at = np.array(codes, dtype=np.int64)
     all_lines = np.array(code_lines, dtype=np.int64)
     is_row = np.array([entry.is_row for entry in read], dtype=bool)
@@ -157,12 +180,20 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
     elif plan.fast:
         checked = _checked_items([entry.record for entry in rows])
     else:
-        first_line = {code: int(line) for code, line in
-                      zip(codes_at[row_at][::-1].tolist(), lines[::-1].tolist(), strict=True)}
+        first_line = {
+            code: int(line)
+            for code, line in zip(
+                codes_at[row_at][::-1].tolist(), lines[::-1].tolist(), strict=True
+            )
+        }
         codes_of_rows = [code for code, entry in enumerate(read) if entry.is_row]
-        checked = [[(e.field, e.message) for e in errors] for _, errors in validate_all(
-            [entry.record for entry in rows],
-            np.array([first_line[c] for c in codes_of_rows], dtype=np.int64))]
+        checked = [
+            [(e.field, e.message) for e in errors]
+            for _, errors in validate_all(
+                [entry.record for entry in rows],
+                np.array([first_line[c] for c in codes_of_rows], dtype=np.int64),
+            )
+        ]
     for entry, errors in zip(rows, checked, strict=True):
         entry.problems = errors + entry.own
     rejected = np.array([bool(entry.problems) for entry in read], dtype=bool)
@@ -172,23 +203,32 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
         valid_records, _ = validate_records([items[j] for j in keep], locate(lines[keep]))
     chosen_lines = lines[keep]
     assert valid_records is not None, "validate_records refused records it had accepted"
-    estimates = estimate(model, {}, chosen_lines, valid_records) if len(keep) \
+    estimates = (
+        estimate(model, {}, chosen_lines, valid_records)
+        if len(keep)
         else estimate(model, {}, chosen_lines)
+    )
     rejects = _json_runs(read, codes_at, all_lines, bad)
     unreadable = [r for r in rejects if r.row is None]
     refused_rows = [r for r in rejects if r.row is not None]
-    result = counts(len(items), sum(r.rows for r in refused_rows),
-                    sum(r.repeats * len(r.problems) for r in refused_rows), unreadable,
-                    estimates)
+    result = counts(
+        len(items),
+        sum(r.rows for r in refused_rows),
+        sum(r.repeats * len(r.problems) for r in refused_rows),
+        unreadable,
+        estimates,
+    )
     kept = codes_at[row_at][keep].tolist()
-    result.output = _json_output(plan, [read[c].text for c in kept],
-                                 [read[c].value for c in kept], valid_records, estimates)
+    result.output = _json_output(
+        plan, [read[c].text for c in kept], [read[c].value for c in kept], valid_records, estimates
+    )
     result.rejects = _json_rejects(plan, rejects) if rejects else None
     return result
 
 
-def _json_runs(read: list[_JsonLine], codes: np.ndarray, lines: np.ndarray,
-               bad: np.ndarray) -> list[Rejected]:
+def _json_runs(
+    read: list[_JsonLine], codes: np.ndarray, lines: np.ndarray, bad: np.ndarray
+) -> list[Rejected]:
     """A reject per rejected line, or per run of identical rejected lines one after the other
     (blank lines between them do not count), found with numpy rather than line by line."""
     if not bad.any():
@@ -204,8 +244,17 @@ def _json_runs(read: list[_JsonLine], codes: np.ndarray, lines: np.ndarray,
         entry = read[int(codes[start])]
         count = end - start + 1
         # Judged by now, and rejected: its problems are a list that is not empty.
-        out.append(Rejected(int(lines[start]), int(lines[end]), entry.problems or [],
-                            start if entry.is_row else None, entry.text, count, count))
+        out.append(
+            Rejected(
+                int(lines[start]),
+                int(lines[end]),
+                entry.problems or [],
+                start if entry.is_row else None,
+                entry.text,
+                count,
+                count,
+            )
+        )
     return out
 
 
@@ -232,8 +281,11 @@ def _checked_items(items: list) -> list[list[tuple[str | None, str]]]:
             value = item[f.name]
             # By type and exact value: 1, 1.0 and True are equal keys in Python, 0.0 and -0.0
             # too, and each is worded differently; lists and objects are not kept.
-            key = (f.name, type(value), repr(value) if type(value) is float else value) \
-                if not isinstance(value, (list, dict)) else None
+            key = (
+                (f.name, type(value), repr(value) if type(value) is float else value)
+                if not isinstance(value, (list, dict))
+                else None
+            )
             if key is None or key not in judged:
                 _, message = check_value(f, value)
                 if key is None:
@@ -254,16 +306,16 @@ def _keys_problem(line: int, keys: list[str], one: str, many: str, rest: str) ->
     shown = ", ".join(_shown_key(str(k)) for k in keys[:3])
     more = f" and {len(keys) - 3:,} more" if len(keys) > 3 else ""
     verb = one if len(keys) == 1 else many
-    return FieldError(f"/{line}/{keys[0]}", f"{shown}{more} {verb} {rest}",
-                      cut_text(str(keys[0])))
+    return FieldError(f"/{line}/{keys[0]}", f"{shown}{more} {verb} {rest}", cut_text(str(keys[0])))
 
 
 def _number(value) -> str:
     return "null" if value is None else repr(float(value))
 
 
-def _json_output(plan: Plan, texts: list[str], objects: list[dict], records: Sequence[dict],
-                 estimates: Estimated):
+def _json_output(
+    plan: Plan, texts: list[str], objects: list[dict], records: Sequence[dict], estimates: Estimated
+):
     fmt = plan.output_format
     amounts = estimates.amounts.tolist()
     lower = estimates.lower.tolist() if estimates.lower is not None else [None] * len(texts)
@@ -280,16 +332,20 @@ def _json_output(plan: Plan, texts: list[str], objects: list[dict], records: Seq
         if name in BY_NAME:  # the validated value, typed as the schema says
             values = [r[name] for r in records]
             kind = BY_NAME[name].kind
-            typed = pa.string() if kind == CATEGORY else \
-                pa.int64() if kind == INTEGER else pa.float64()
+            typed = (
+                pa.string() if kind == CATEGORY else pa.int64() if kind == INTEGER else pa.float64()
+            )
             if fmt == CSV:
                 table[name] = pa.array([_cell(v) for v in values], pa.string())
             else:
                 table[name] = pa.array(values, typed)
         else:
             values = [o.get(name) for o in objects]
-            table[name] = pa.array([_cell(v) for v in values], pa.string()) if fmt == CSV \
+            table[name] = (
+                pa.array([_cell(v) for v in values], pa.string())
+                if fmt == CSV
                 else _carried_array(values)
+            )
     out = pa.table(table) if table else pa.table({})
     return encode_output(with_estimates(out, estimates), fmt, plan.inert)
 
@@ -314,9 +370,14 @@ def _json_rejects(plan: Plan, rejects: list[Rejected]):
     if plan.rejects_format == JSONL:
         out = []
         for r in rejects:
-            head = orjson.dumps({LINE: r.line, LAST_LINE: r.last_line, RUN_ROWS: r.rows,
-                                 PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in r.problems]
-                                 }).decode()
+            head = orjson.dumps(
+                {
+                    LINE: r.line,
+                    LAST_LINE: r.last_line,
+                    RUN_ROWS: r.rows,
+                    PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in r.problems],
+                }
+            ).decode()
             # The record exactly as sent, when it is one (a row) and short enough.
             if r.row is not None and r.text is not None and len(r.text) <= ECHO_LIMIT:
                 out.append(f'{head[:-1]},"row":{r.text}}}\n')
@@ -324,11 +385,17 @@ def _json_rejects(plan: Plan, rejects: list[Rejected]):
                 out.append(f'{head[:-1]},"text":{_json_text(cut_text(r.text))}}}\n')
         return "".join(out).encode("utf-8")
     listed = pa.list_(pa.string())
-    table = pa.table(reject_columns(
-        plan.rejects_format,
-        [r.line for r in rejects], [r.last_line for r in rejects], [r.rows for r in rejects],
-        pa.array([[f for f, _ in r.problems] for r in rejects], listed),
-        pa.array([[m for _, m in r.problems] for r in rejects], listed)))
-    table = table.append_column("record", pa.array([cut_text(r.text) for r in rejects],
-                                                   pa.string()))
+    table = pa.table(
+        reject_columns(
+            plan.rejects_format,
+            [r.line for r in rejects],
+            [r.last_line for r in rejects],
+            [r.rows for r in rejects],
+            pa.array([[f for f, _ in r.problems] for r in rejects], listed),
+            pa.array([[m for _, m in r.problems] for r in rejects], listed),
+        )
+    )
+    table = table.append_column(
+        "record", pa.array([cut_text(r.text) for r in rejects], pa.string())
+    )
     return encode_output(table, plan.rejects_format, plan.inert)

@@ -5,6 +5,7 @@ and the plan) once, when it starts; each then scores one chunk at a time. Result
 input order. At most ``inflight`` chunks are read ahead of the one being written, so memory
 stays flat however large the input is (Pool.imap would read the whole input ahead).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -54,8 +55,11 @@ class OrderedPool:
         self.executor = None
         if jobs > 1:
             self.executor = ProcessPoolExecutor(
-                jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start,
-                initargs=(state,))
+                jobs,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_worker_start,
+                initargs=(state,),
+            )
             self.executor.submit(_nothing).result()  # fork every worker now, before any I/O
 
     def map(self, fn: Callable, items: Iterable, inflight: int) -> Iterator:

@@ -1,5 +1,6 @@
 """A chunk's problems and rejects: one by one (``Problem``), as columns (``Found``), a rejects
 line each (``Rejected``), their counts, and the columns a tabular rejects file starts with."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,8 +51,13 @@ class Rejected:
     @classmethod
     def not_a_row(cls, found: NotARow) -> Rejected:
         """Text the reader found to be no row, its echo cut (cells.ECHO_LIMIT)."""
-        return cls(found.line, found.last_line, [(None, found.message)],
-                   text=cut_text(found.text), rows=found.rows)
+        return cls(
+            found.line,
+            found.last_line,
+            [(None, found.message)],
+            text=cut_text(found.text),
+            rows=found.rows,
+        )
 
 
 @dataclass
@@ -73,22 +79,30 @@ class Found:
     @classmethod
     def of(cls, problems: list[Problem]) -> Found:
         """Problems listed one by one (the reference path), as columns."""
-        return cls(np.array([p.line for p in problems], dtype=np.int64),
-                   np.array([FIELD_NAMES.index(p.field) for p in problems], dtype=np.int64),
-                   np.array([p.row for p in problems], dtype=np.int64),
-                   np.arange(len(problems), dtype=np.int64),
-                   pa.array([p.message for p in problems], pa.string()))
+        return cls(
+            np.array([p.line for p in problems], dtype=np.int64),
+            np.array([FIELD_NAMES.index(p.field) for p in problems], dtype=np.int64),
+            np.array([p.row for p in problems], dtype=np.int64),
+            np.arange(len(problems), dtype=np.int64),
+            pa.array([p.message for p in problems], pa.string()),
+        )
 
 
-def counts(rows: int, refused: int, problems: int, unreadable: list[Rejected],
-           estimates: Estimated) -> Result:
+def counts(
+    rows: int, refused: int, problems: int, unreadable: list[Rejected], estimates: Estimated
+) -> Result:
     """Counts of a chunk: ``rows`` parsed rows (``refused`` of them rejected, with ``problems``
     problems in all), plus a rejected row per line of text that was none."""
     lost = sum(u.rows for u in unreadable)
-    return Result(rows=rows + lost, scored=estimates.count, rejected=refused + lost,
-                  problems=problems + sum(u.repeats * len(u.problems) for u in unreadable),
-                  warnings=estimates.warning_count, unreadable=lost,
-                  first_unreadable=min((u.line for u in unreadable), default=None))
+    return Result(
+        rows=rows + lost,
+        scored=estimates.count,
+        rejected=refused + lost,
+        problems=problems + sum(u.repeats * len(u.problems) for u in unreadable),
+        warnings=estimates.warning_count,
+        unreadable=lost,
+        first_unreadable=min((u.line for u in unreadable), default=None),
+    )
 
 
 def merged(rejects: list[Rejected]) -> list[Rejected]:
@@ -97,25 +111,42 @@ def merged(rejects: list[Rejected]) -> list[Rejected]:
     out: list[Rejected] = []
     for reject in sorted(rejects, key=lambda r: r.line):
         last = out[-1] if out else None
-        if last is not None and reject.line == last.last_line + 1 and \
-                reject.text == last.text and reject.problems == last.problems:
+        if (
+            last is not None
+            and reject.line == last.last_line + 1
+            and reject.text == last.text
+            and reject.problems == last.problems
+        ):
             last.last_line = reject.last_line
             last.rows += reject.rows
             last.repeats += reject.repeats
         else:
-            out.append(Rejected(reject.line, reject.last_line, reject.problems, reject.row,
-                                reject.text, reject.rows, reject.repeats))
+            out.append(
+                Rejected(
+                    reject.line,
+                    reject.last_line,
+                    reject.problems,
+                    reject.row,
+                    reject.text,
+                    reject.rows,
+                    reject.repeats,
+                )
+            )
     return out
 
 
-def reject_columns(fmt: str, line, last_line, rows, fields: pa.Array,
-                   messages: pa.Array) -> dict[str, pa.Array]:
+def reject_columns(
+    fmt: str, line, last_line, rows, fields: pa.Array, messages: pa.Array
+) -> dict[str, pa.Array]:
     """The columns a tabular rejects file of format ``fmt`` starts with: Parquet keeps each
     row's fields and messages as lists; CSV joins each list with ``PROBLEM_SEPARATOR`` (a field
     that is None, the whole row's problem, as an empty string; no field at all as an empty
     cell)."""
-    head = {LINE: pa.array(line, pa.int64()), LAST_LINE: pa.array(last_line, pa.int64()),
-            RUN_ROWS: pa.array(rows, pa.int64())}
+    head = {
+        LINE: pa.array(line, pa.int64()),
+        LAST_LINE: pa.array(last_line, pa.int64()),
+        RUN_ROWS: pa.array(rows, pa.int64()),
+    }
     if fmt == PARQUET:
         return {**head, PROBLEM_FIELDS: fields, PROBLEM_MESSAGES: messages}
     joined = _joined(fields)
@@ -131,5 +162,4 @@ def _joined(lists: pa.Array) -> pa.Array:
     values = pc.fill_null(pc.list_flatten(lists), "")
     if pc.any(pc.or_(pc.match_substring(values, "\n"), pc.match_substring(values, "\r"))).as_py():
         values = pc.replace_substring(pc.replace_substring(values, "\r", "\\r"), "\n", "\\n")
-    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values),
-                          PROBLEM_SEPARATOR)
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), PROBLEM_SEPARATOR)

@@ -6,6 +6,7 @@ upload), then, with stop signals deferred, makes each sink appear (a rename, com
 upload); if one cannot appear, those already published are taken back. ``abort_all`` removes
 every partial file and unfinished upload, going on past any that fails.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -54,8 +55,9 @@ class Outcome:
         return "; ".join([self.streamed or "no output written", *self.notes])
 
 
-def publish_together(writers: Sequence[Publishable], outcome: Outcome,
-                     signals: StopSignals) -> None:
+def publish_together(
+    writers: Sequence[Publishable], outcome: Outcome, signals: StopSignals
+) -> None:
     """Make every writer's sink appear, in order, or none (those published are taken back)."""
     for writer in writers:
         writer.finish()  # slow, and nothing is visible yet: a signal here just aborts
@@ -71,9 +73,11 @@ def publish_together(writers: Sequence[Publishable], outcome: Outcome,
                 try:
                     outcome.notes.append(sink.withdraw())
                 except Exception as exc:  # noqa: BLE001 - said, not raised over the cause
-                    outcome.notes.append(f"{sink.location} was written by this run and could "
-                                         f"not be taken back ({exc}): it is complete, but the "
-                                         "file it goes with is not this run's")
+                    outcome.notes.append(
+                        f"{sink.location} was written by this run and could "
+                        f"not be taken back ({exc}): it is complete, but the "
+                        "file it goes with is not this run's"
+                    )
             raise
         for sink in sinks:
             try:

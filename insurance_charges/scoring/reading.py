@@ -7,6 +7,7 @@ A chunk holds at most ``rows`` lines and, whatever the lines' width, about ``max
 Each is read by ``tables`` in a worker; the parent also reads a CSV header here and matches
 its columns to the schema's fields.
 """
+
 from __future__ import annotations
 
 import csv
@@ -52,9 +53,15 @@ def _newlines(data) -> np.ndarray:
     return np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
 
 
-def text_chunks(stream: BinaryIO, rows: int, first_line: int = 1, prefix: bytes = b"",
-                max_bytes: int = MAX_CHUNK_BYTES, name: str = "the input",
-                quoted: bool = False) -> Iterator[TextChunk]:
+def text_chunks(
+    stream: BinaryIO,
+    rows: int,
+    first_line: int = 1,
+    prefix: bytes = b"",
+    max_bytes: int = MAX_CHUNK_BYTES,
+    name: str = "the input",
+    quoted: bool = False,
+) -> Iterator[TextChunk]:
     """Cut a stream into chunks of about ``rows`` whole lines (and at most about ``max_bytes``).
 
     With ``quoted`` (CSV), a chunk never ends inside a quoted value: a line break inside
@@ -78,8 +85,10 @@ def text_chunks(stream: BinaryIO, rows: int, first_line: int = 1, prefix: bytes 
         cut = _cut(buffer, rows, max_bytes, eof, quoted)
         if cut is None:
             if len(buffer) > max_bytes + LONGEST_LINE:
-                raise UsageError(f"line {line} of {name} is longer than "
-                                 f"{LONGEST_LINE // 2**20} MiB; is it really CSV or JSON lines?")
+                raise UsageError(
+                    f"line {line} of {name} is longer than "
+                    f"{LONGEST_LINE // 2**20} MiB; is it really CSV or JSON lines?"
+                )
             more = True
             continue
         end, count = cut
@@ -90,8 +99,9 @@ def text_chunks(stream: BinaryIO, rows: int, first_line: int = 1, prefix: bytes 
         lines -= count
 
 
-def _cut(buffer: bytearray, rows: int, max_bytes: int, eof: bool,
-         quoted: bool) -> tuple[int, int] | None:
+def _cut(
+    buffer: bytearray, rows: int, max_bytes: int, eof: bool, quoted: bool
+) -> tuple[int, int] | None:
     """Where the next chunk ends (just after a line break) and its line breaks; None to read
     more first."""
     ends = _newlines(buffer)
@@ -158,10 +168,12 @@ def first_line(stream: BinaryIO, name: str) -> tuple[bytes, bytes]:
         buffered += block
         end = buffered.find(b"\n")
         if end >= 0:
-            return buffered[:end], buffered[end + 1:]
+            return buffered[:end], buffered[end + 1 :]
         if len(buffered) > LONGEST_LINE:
-            raise UsageError(f"the first line of {name} is longer than "
-                             f"{LONGEST_LINE // 2**20} MiB; is it really CSV?")
+            raise UsageError(
+                f"the first line of {name} is longer than "
+                f"{LONGEST_LINE // 2**20} MiB; is it really CSV?"
+            )
 
 
 def csv_header(line: bytes, name: str) -> tuple[str, ...]:
@@ -169,11 +181,14 @@ def csv_header(line: bytes, name: str) -> tuple[str, ...]:
     try:
         text = line.decode("utf-8-sig").rstrip("\r")
     except UnicodeDecodeError:
-        raise UsageError(f"cannot read {name}: its header is not UTF-8 text; "
-                         "save the file as UTF-8 CSV") from None
+        raise UsageError(
+            f"cannot read {name}: its header is not UTF-8 text; save the file as UTF-8 CSV"
+        ) from None
     if not text.strip():
-        raise UsageError(f"{name} is empty or starts with a blank line; a CSV file needs a "
-                         "header row naming its columns: " + ", ".join(FIELD_NAMES))
+        raise UsageError(
+            f"{name} is empty or starts with a blank line; a CSV file needs a "
+            "header row naming its columns: " + ", ".join(FIELD_NAMES)
+        )
     try:
         names = next(csv.reader([text], strict=True))
     except csv.Error as exc:
@@ -181,8 +196,9 @@ def csv_header(line: bytes, name: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def field_columns(columns: tuple[str, ...], name: str,
-                  reserved: tuple[str, ...] = OUTPUT_COLUMNS) -> dict[str, str]:
+def field_columns(
+    columns: tuple[str, ...], name: str, reserved: tuple[str, ...] = OUTPUT_COLUMNS
+) -> dict[str, str]:
     """Each schema field's input column (matched by name, spaces around it ignored)."""
     seen: dict[str, str] = {}
     for column in columns:
@@ -193,12 +209,19 @@ def field_columns(columns: tuple[str, ...], name: str,
     missing = [f for f in FIELD_NAMES if f not in seen]
     if missing:
         shown = ", ".join(repr(c) for c in columns[:20]) + (", ..." if len(columns) > 20 else "")
-        raise UsageError(f"{name} has no column " + ", ".join(missing) + "; it needs "
-                         + ", ".join(FIELD_NAMES) + f" (its columns: {shown or 'none'})")
+        raise UsageError(
+            f"{name} has no column "
+            + ", ".join(missing)
+            + "; it needs "
+            + ", ".join(FIELD_NAMES)
+            + f" (its columns: {shown or 'none'})"
+        )
     clashes = [c for c in reserved if c in seen]
     if clashes:
-        raise UsageError(f"{name} already has a column " + ", ".join(clashes) + ", which "
-                         "this command adds; rename it in the input")
+        raise UsageError(
+            f"{name} already has a column " + ", ".join(clashes) + ", which "
+            "this command adds; rename it in the input"
+        )
     return {f: seen[f] for f in FIELD_NAMES}
 
 

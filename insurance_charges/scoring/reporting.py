@@ -5,6 +5,7 @@ a terminal (a batch job, a pipe, a log collector): one JSON object per line, the
 the service's logs (``time``, ``level``, ``logger``, ``message``), with a ``progress`` line
 every ``LOG_EVERY`` seconds and a ``summary`` line at the end carrying every count.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,13 +56,21 @@ class Reporter:
         if self.terminal:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total_rows, unit=" rows", unit_scale=True, file=self.stream,
-                            dynamic_ncols=True, smoothing=0.1, mininterval=0.5,
-                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} rows "
-                                       "[{elapsed}<{remaining}, {rate_fmt}]")
+            self.bar = tqdm(
+                total=total_rows,
+                unit=" rows",
+                unit_scale=True,
+                file=self.stream,
+                dynamic_ncols=True,
+                smoothing=0.1,
+                mininterval=0.5,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} rows "
+                "[{elapsed}<{remaining}, {rate_fmt}]",
+            )
 
-    def advance(self, rows: int, done_bytes: int, total_bytes: int | None,
-                total_rows: int | None) -> None:
+    def advance(
+        self, rows: int, done_bytes: int, total_bytes: int | None, total_rows: int | None
+    ) -> None:
         """Count rows just written; estimate the total from the bytes read when unknown."""
         self.rows += rows
         if total_rows is None and total_bytes and done_bytes:
@@ -76,8 +85,12 @@ class Reporter:
             self.last_log = now
             seconds = now - self.started
             rate = self.rows / seconds if seconds > 0 else 0.0
-            fields = {"event": "progress", "rows": self.rows, "seconds": round(seconds, 1),
-                      "rows_per_second": round(rate)}
+            fields = {
+                "event": "progress",
+                "rows": self.rows,
+                "seconds": round(seconds, 1),
+                "rows_per_second": round(rate),
+            }
             if total_rows and rate:
                 fields["seconds_left"] = round(max(0, total_rows - self.rows) / rate, 1)
             self.event(f"{self.rows:,} rows scored", **fields)
@@ -101,8 +114,9 @@ class Reporter:
         self.log.removeHandler(self.handler)
         self.log.propagate = True
 
-    def summary(self, counts: dict, output: str, rejects: str | None,
-                first_unreadable: int | None = None) -> None:
+    def summary(
+        self, counts: dict, output: str, rejects: str | None, first_unreadable: int | None = None
+    ) -> None:
         """The closing line: rows read = scored + rejected, warnings, time, rows/s.
 
         Rejected rows include one per line of text that is not a row (a quote left open
@@ -112,21 +126,35 @@ class Reporter:
         seconds = self.elapsed()
         rate = counts["rows"] / seconds if seconds > 0 else 0.0
         unreadable = counts.get("unreadable", 0)
-        lost = (f"; {unreadable:,} of them in lines that are not rows, from line "
-                f"{first_unreadable}" if unreadable else "")
+        lost = (
+            f"; {unreadable:,} of them in lines that are not rows, from line {first_unreadable}"
+            if unreadable
+            else ""
+        )
         where = f"; rejects in {rejects}" if counts["rejected"] and rejects else ""
-        message = (f"{counts['rows']:,} rows read = {counts['scored']:,} scored + "
-                   f"{counts['rejected']:,} rejected ({counts['problems']:,} problem"
-                   f"{'' if counts['problems'] == 1 else 's'}{lost}"
-                   f"{where}); {counts['warnings']:,} warnings; {seconds:.2f} s, "
-                   f"{rate:,.0f} rows/s")
+        message = (
+            f"{counts['rows']:,} rows read = {counts['scored']:,} scored + "
+            f"{counts['rejected']:,} rejected ({counts['problems']:,} problem"
+            f"{'' if counts['problems'] == 1 else 's'}{lost}"
+            f"{where}); {counts['warnings']:,} warnings; {seconds:.2f} s, "
+            f"{rate:,.0f} rows/s"
+        )
         if self.terminal:
             print(message, file=self.stream, flush=True)
             return
-        self.event(message, event="summary", rows_read=counts["rows"],
-                   rows_scored=counts["scored"], rows_rejected=counts["rejected"],
-                   rows_unreadable=unreadable, first_unreadable_line=first_unreadable,
-                   problems=counts["problems"], warnings=counts["warnings"],
-                   seconds=round(seconds, 3), rows_per_second=round(rate), output=output,
-                   rejects=rejects)
+        self.event(
+            message,
+            event="summary",
+            rows_read=counts["rows"],
+            rows_scored=counts["scored"],
+            rows_rejected=counts["rejected"],
+            rows_unreadable=unreadable,
+            first_unreadable_line=first_unreadable,
+            problems=counts["problems"],
+            warnings=counts["warnings"],
+            seconds=round(seconds, 3),
+            rows_per_second=round(rate),
+            output=output,
+            rejects=rejects,
+        )
         self.stream.flush()

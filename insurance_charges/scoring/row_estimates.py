@@ -1,4 +1,5 @@
 """Valid rows of a chunk estimated together by the core, each row's warnings joined."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,8 +30,9 @@ class Estimated:
     records: Any = None
 
 
-def estimate(model, columns: dict[str, np.ndarray], lines: np.ndarray,
-             records: Sequence[dict] | None = None) -> Estimated:
+def estimate(
+    model, columns: dict[str, np.ndarray], lines: np.ndarray, records: Sequence[dict] | None = None
+) -> Estimated:
     """The estimates of valid rows given as ``columns`` (or as ``records``), on ``lines``."""
     count = len(lines)
     if count == 0:
@@ -49,18 +51,23 @@ def estimate(model, columns: dict[str, np.ndarray], lines: np.ndarray,
         rows = np.searchsorted(lines, [line_of(w) for w in got.warnings])
         starts = np.flatnonzero(np.diff(rows, prepend=-1))
         for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(rows)], strict=True):
-            joined[rows[start]] = WARNING_SEPARATOR.join(
-                w.message for w in got.warnings[start:end])
-    return Estimated(count, got.amounts, got.lower, got.upper, joined, len(got.warnings),
-                     got.records)
+            joined[rows[start]] = WARNING_SEPARATOR.join(w.message for w in got.warnings[start:end])
+    return Estimated(
+        count, got.amounts, got.lower, got.upper, joined, len(got.warnings), got.records
+    )
 
 
 def _estimate_arrays(estimates: Estimated) -> list[pa.Array]:
     count = estimates.count
-    bounds = [pa.array(b, pa.float64()) if b is not None else pa.nulls(count, pa.float64())
-              for b in (estimates.lower, estimates.upper)]
-    return [pa.array(estimates.amounts, pa.float64()), *bounds,
-            pa.array(estimates.warnings, pa.string())]
+    bounds = [
+        pa.array(b, pa.float64()) if b is not None else pa.nulls(count, pa.float64())
+        for b in (estimates.lower, estimates.upper)
+    ]
+    return [
+        pa.array(estimates.amounts, pa.float64()),
+        *bounds,
+        pa.array(estimates.warnings, pa.string()),
+    ]
 
 
 def with_estimates(table: pa.Table, estimates: Estimated) -> pa.Table:

@@ -1,4 +1,5 @@
 """What scoring one chunk takes (the run's ``Plan``) and gives (its ``Result``)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

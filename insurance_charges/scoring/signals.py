@@ -1,5 +1,6 @@
 """Stop signals: SIGINT, SIGTERM and SIGHUP end a run the same way, never halfway through
 publishing its outputs or cleaning up after a failure."""
+
 from __future__ import annotations
 
 import signal

@@ -11,6 +11,7 @@ standard output is written as it goes. S3 goes through the run's one client (``a
 boto3 finds credentials, the region and ``AWS_ENDPOINT_URL`` itself), and every S3 failure is
 ``aws.errors``' one line.
 """
+
 from __future__ import annotations
 
 import io
@@ -145,8 +146,9 @@ class LocalSink(Sink):
         if self.target.is_dir():
             raise UsageError(f"cannot write {location}: it is a directory")
         try:
-            fd, temp = tempfile.mkstemp(dir=self.target.parent or ".",
-                                        prefix=f".{self.target.name}.", suffix=".partial")
+            fd, temp = tempfile.mkstemp(
+                dir=self.target.parent or ".", prefix=f".{self.target.name}.", suffix=".partial"
+            )
         except OSError as exc:
             raise UsageError(f"cannot write {location}: {exc.strerror}") from None
         self.temp = Path(temp)
@@ -203,8 +205,10 @@ class LocalSink(Sink):
             return f"{self.location} is back as it was before this run"
         self.target.unlink(missing_ok=True)
         if self.replaced:
-            return (f"this run's {self.location} was removed again (the file it had replaced "
-                    "could not be kept)")
+            return (
+                f"this run's {self.location} was removed again (the file it had replaced "
+                "could not be kept)"
+            )
         return f"this run's {self.location} was removed again"
 
     def settle(self) -> None:
@@ -280,8 +284,11 @@ class S3Sink(Sink):
         self.bucket, self.key = uri.bucket, uri.key
         self.permission = f"s3:PutObject on {uri.object_arn()}"
         try:  # a missing bucket is said at once, not after scoring the whole input
-            call(lambda: s3().head_bucket(Bucket=self.bucket), f"writing {location}",
-                 f"s3:ListBucket on arn:aws:s3:::{self.bucket}")
+            call(
+                lambda: s3().head_bucket(Bucket=self.bucket),
+                f"writing {location}",
+                f"s3:ListBucket on arn:aws:s3:::{self.bucket}",
+            )
         except AwsError as exc:
             if exc.kind != "denied":  # may write without listing: try later
                 raise UsageError(str(exc)) from None
@@ -307,11 +314,13 @@ class S3Sink(Sink):
     def _upload(self, part: bytes) -> None:
         client = self._s3()
         if self.upload_id is None:
-            self.upload_id = client.create_multipart_upload(Bucket=self.bucket,
-                                                            Key=self.key)["UploadId"]
+            self.upload_id = client.create_multipart_upload(Bucket=self.bucket, Key=self.key)[
+                "UploadId"
+            ]
         number = len(self.parts) + 1
-        etag = client.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                  PartNumber=number, Body=part)["ETag"]
+        etag = client.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=part
+        )["ETag"]
         self.parts.append({"ETag": etag, "PartNumber": number})
 
     def finish(self) -> None:
@@ -327,9 +336,12 @@ class S3Sink(Sink):
             if self.upload_id is None:
                 client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer))
             else:
-                client.complete_multipart_upload(Bucket=self.bucket, Key=self.key,
-                                                 UploadId=self.upload_id,
-                                                 MultipartUpload={"Parts": self.parts})
+                client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    UploadId=self.upload_id,
+                    MultipartUpload={"Parts": self.parts},
+                )
                 self.upload_id = None
         except failures() as exc:
             raise OSError(explain(exc, f"writing {self.location}", self.permission)) from None
@@ -347,12 +359,15 @@ class S3Sink(Sink):
         note = None
         if self.upload_id is not None:
             try:
-                self._s3().abort_multipart_upload(Bucket=self.bucket, Key=self.key,
-                                                  UploadId=self.upload_id)
+                self._s3().abort_multipart_upload(
+                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
+                )
             except Exception as exc:  # noqa: BLE001 - said in the run's one line
-                note = (f"the unfinished upload of {self.location} could not be aborted "
-                        f"({_said(exc)}); it is invisible, and a bucket lifecycle rule "
-                        "(AbortIncompleteMultipartUpload) removes it")
+                note = (
+                    f"the unfinished upload of {self.location} could not be aborted "
+                    f"({_said(exc)}); it is invisible, and a bucket lifecycle rule "
+                    "(AbortIncompleteMultipartUpload) removes it"
+                )
             self.upload_id = None
         self.close()
         return note
@@ -374,9 +389,14 @@ def open_sink(location: str, s3) -> Sink:
     return LocalSink(location)
 
 
-KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
-         (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-         (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+KINDS = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def check_output_place(location: str, option: str) -> None:
@@ -400,9 +420,11 @@ def check_output_place(location: str, option: str) -> None:
     if stat.S_ISLNK(mode):
         kind += f" (to {os.readlink(location)})"
     stdout = "; -o - writes to standard output" if option == "-o" else ""
-    raise UsageError(f"cannot write {location} ({option}): it is {kind}, and the command "
-                     "replaces its output as a whole rather than writing through it; give the "
-                     f"path of a regular file or a new one{stdout}")
+    raise UsageError(
+        f"cannot write {location} ({option}): it is {kind}, and the command "
+        "replaces its output as a whole rather than writing through it; give the "
+        f"path of a regular file or a new one{stdout}"
+    )
 
 
 def same_place(a: str, b: str) -> bool:

@@ -7,6 +7,7 @@ compare against). Each bad cell is one problem, pointed at as ``/<line>/<field>`
 row is one rejects line with all of its problems, and a run of identical rows one after the
 other is judged once and written as one line naming its first and last line.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,9 @@ from .scored import Plan, Result
 from .validating import validate_all
 
 
-def score_table(model, plan: Plan, table: pa.Table, lines: np.ndarray,
-                unreadable: list[Rejected]) -> Result:
+def score_table(
+    model, plan: Plan, table: pa.Table, lines: np.ndarray, unreadable: list[Rejected]
+) -> Result:
     """Score a chunk's ``table``, its rows from ``lines``, with the text that was no row.
 
     A run of identical rows one after the other is judged once, by its first row: each row's
@@ -48,8 +50,7 @@ def score_table(model, plan: Plan, table: pa.Table, lines: np.ndarray,
         columns = {name: col[run_of] for name, col in columns.items()}
     chosen = np.flatnonzero(valid)
     chosen_lines = lines[chosen]
-    estimates = estimate(model, {name: col[chosen] for name, col in columns.items()},
-                         chosen_lines)
+    estimates = estimate(model, {name: col[chosen] for name, col in columns.items()}, chosen_lines)
     problems = np.bincount(found.row, minlength=len(heads))  # each run's first row's
     refused = int(runs[problems > 0].sum())
     result = counts(n, refused, int((problems * runs).sum()), unreadable, estimates)
@@ -57,8 +58,16 @@ def score_table(model, plan: Plan, table: pa.Table, lines: np.ndarray,
     out = with_estimates(out, estimates)
     result.output = encode_output(out, plan.output_format, plan.inert)
     if len(found) or unreadable:
-        result.rejects = _table_rejects(plan, judged, lines[heads], lines[heads + runs - 1],
-                                        runs, problems, found, merged(unreadable))
+        result.rejects = _table_rejects(
+            plan,
+            judged,
+            lines[heads],
+            lines[heads + runs - 1],
+            runs,
+            problems,
+            found,
+            merged(unreadable),
+        )
     return result
 
 
@@ -101,7 +110,8 @@ def _checked_columns(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray,
         if len(doubt):
             doubted = array if len(doubt) == n else array.take(pa.array(doubt))
             ok, coerced, message_at, words = column_check.checked_cells(
-                f, doubted, column_check.is_text(array.type))
+                f, doubted, column_check.is_text(array.type)
+            )
             values[doubt[ok]] = coerced[ok]
             bad = doubt[~ok]
             valid[bad] = False
@@ -114,20 +124,31 @@ def _checked_columns(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray,
         empty = np.empty(0, dtype=np.int64)
         return columns, valid, Found(empty, empty, empty, empty, pa.array([], pa.string()))
     row = np.concatenate(rows)
-    return columns, valid, Found(lines[row], np.concatenate(fields), row, np.concatenate(said),
-                                 pa.array(messages, pa.string()))
+    return (
+        columns,
+        valid,
+        Found(
+            lines[row],
+            np.concatenate(fields),
+            row,
+            np.concatenate(said),
+            pa.array(messages, pa.string()),
+        ),
+    )
 
 
 def _checked_records(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray, Found]:
     """The reference: every row as a record through the core's ``validate_each``."""
     n = len(lines)
     texts = [column_check.is_text(a.type) for a in arrays]
-    columns = {f.name: np.zeros(n, dtype=object if f.kind == CATEGORY else np.float64)
-               for f in FIELDS}
+    columns = {
+        f.name: np.zeros(n, dtype=object if f.kind == CATEGORY else np.float64) for f in FIELDS
+    }
     valid = np.zeros(n, dtype=bool)
     cells = [array.to_pylist() for array in arrays]
-    records = [column_check.reference_record(FIELDS, [c[j] for c in cells], texts)
-               for j in range(n)]
+    records = [
+        column_check.reference_record(FIELDS, [c[j] for c in cells], texts) for j in range(n)
+    ]
     problems: list[Problem] = []
     for row, (record, errors) in enumerate(validate_all(records, lines)):
         if record is None:  # None exactly when the record has errors
@@ -142,9 +163,16 @@ def _checked_records(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray,
 _FIELD_NAMES = pa.array(FIELD_NAMES, pa.string())
 
 
-def _table_rejects(plan: Plan, judged: pa.Table, first_lines: np.ndarray,
-                   last_lines: np.ndarray, runs: np.ndarray, problems: np.ndarray, found: Found,
-                   unreadable: list[Rejected]):
+def _table_rejects(
+    plan: Plan,
+    judged: pa.Table,
+    first_lines: np.ndarray,
+    last_lines: np.ndarray,
+    runs: np.ndarray,
+    problems: np.ndarray,
+    found: Found,
+    unreadable: list[Rejected],
+):
     """The rejects of a table's chunk in line order: a line per rejected run of identical rows
     (``judged`` holds each run's first row; a row alone is a run of one) with its problems in
     schema order, and a line per text that is no row (no field, an empty row)."""
@@ -157,31 +185,41 @@ def _table_rejects(plan: Plan, judged: pa.Table, first_lines: np.ndarray,
     last_line = np.concatenate([last_lines[refused], [u.last_line for u in unreadable]])
     rows = np.concatenate([runs[refused], [u.rows for u in unreadable]])
     echoed = np.concatenate([refused, np.full(len(unreadable), -1)]).astype(np.int64)
-    text_problems = pa.array([[f for f, _ in u.problems] for u in unreadable],
-                             pa.list_(pa.string()))
+    text_problems = pa.array(
+        [[f for f, _ in u.problems] for u in unreadable], pa.list_(pa.string())
+    )
     fields = pa.concat_arrays([fields, text_problems])
-    messages = pa.concat_arrays([messages, pa.array(
-        [[m for _, m in u.problems] for u in unreadable], pa.list_(pa.string()))])
+    messages = pa.concat_arrays(
+        [
+            messages,
+            pa.array([[m for _, m in u.problems] for u in unreadable], pa.list_(pa.string())),
+        ]
+    )
     by_line = np.argsort(line, kind="stable")
-    line, last_line, rows, echoed = (a[by_line].astype(np.int64)
-                                     for a in (line, last_line, rows, echoed))
+    line, last_line, rows, echoed = (
+        a[by_line].astype(np.int64) for a in (line, last_line, rows, echoed)
+    )
     fields, messages = fields.take(pa.array(by_line)), messages.take(pa.array(by_line))
     cells = cut_table(judged.take(pa.array(echoed, mask=echoed < 0)))
     if plan.rejects_format == JSONL:
         texts_at = {u.line: u.text for u in unreadable}
         out = []
-        for j, (names, words, row_cells) in enumerate(zip(
-                fields.to_pylist(), messages.to_pylist(), cells.to_pylist(), strict=True)):
-            item = {LINE: int(line[j]), LAST_LINE: int(last_line[j]), RUN_ROWS: int(rows[j]),
-                    PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in zip(names, words, strict=True)]}
+        for j, (names, words, row_cells) in enumerate(
+            zip(fields.to_pylist(), messages.to_pylist(), cells.to_pylist(), strict=True)
+        ):
+            item = {
+                LINE: int(line[j]),
+                LAST_LINE: int(last_line[j]),
+                RUN_ROWS: int(rows[j]),
+                PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in zip(names, words, strict=True)],
+            }
             if echoed[j] >= 0:
                 item["row"] = row_cells
             else:
                 item["text"] = cut_text(texts_at[int(line[j])])
             out.append(orjson.dumps(item, default=str, option=orjson.OPT_APPEND_NEWLINE))
         return b"".join(out)
-    rejects = pa.table(reject_columns(plan.rejects_format, line, last_line, rows, fields,
-                                      messages))
+    rejects = pa.table(reject_columns(plan.rejects_format, line, last_line, rows, fields, messages))
     for name in cells.column_names:
         rejects = rejects.append_column(name, cells.column(name))
     return encode_output(rejects, plan.rejects_format, plan.inert)

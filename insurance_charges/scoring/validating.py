@@ -1,4 +1,5 @@
 """The core's reference validation of a chunk's records, every problem listed by line."""
+
 from __future__ import annotations
 
 import sys
@@ -22,8 +23,7 @@ def locate(lines: Sequence[int] | np.ndarray) -> Locate:
     return lambda i: f"/{lines[i]}"
 
 
-def validate_all(records: list,
-                 lines: np.ndarray) -> list[tuple[dict | None, list[FieldError]]]:
+def validate_all(records: list, lines: np.ndarray) -> list[tuple[dict | None, list[FieldError]]]:
     """Each record's coerced values or problems, as the core's reference path says."""
     _, errors = validate_each(records, locate(lines), listed=ALL)
     by_line: dict[int, list[FieldError]] = {}

@@ -1,4 +1,5 @@
 """Output and rejects files: chunks written in order to a sink that appears only when published."""
+
 from __future__ import annotations
 
 import csv
@@ -26,11 +27,23 @@ def csv_writable(kind: pa.DataType) -> bool:
     """True for the Arrow types a CSV cell holds exactly: text, numbers, booleans, times."""
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
-    return any(test(kind) for test in (
-        pa.types.is_null, pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating,
-        pa.types.is_decimal, pa.types.is_string, pa.types.is_large_string,
-        pa.types.is_string_view, pa.types.is_date, pa.types.is_time, pa.types.is_timestamp,
-        pa.types.is_duration))
+    return any(
+        test(kind)
+        for test in (
+            pa.types.is_null,
+            pa.types.is_boolean,
+            pa.types.is_integer,
+            pa.types.is_floating,
+            pa.types.is_decimal,
+            pa.types.is_string,
+            pa.types.is_large_string,
+            pa.types.is_string_view,
+            pa.types.is_date,
+            pa.types.is_time,
+            pa.types.is_timestamp,
+            pa.types.is_duration,
+        )
+    )
 
 
 def refuse_unwritable_csv(schema: pa.Schema, name: str, what: str) -> None:
@@ -38,16 +51,24 @@ def refuse_unwritable_csv(schema: pa.Schema, name: str, what: str) -> None:
     bad = [f"{f.name!r} ({f.type})" for f in schema if not csv_writable(f.type)]
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise UsageError(f"{name} has a column a CSV file cannot hold: {shown}; write the "
-                         f"{what} as Parquet or JSON lines (--format, --rejects), or leave the "
-                         "column out of the input")
+        raise UsageError(
+            f"{name} has a column a CSV file cannot hold: {shown}; write the "
+            f"{what} as Parquet or JSON lines (--format, --rejects), or leave the "
+            "column out of the input"
+        )
 
 
 class ChunkWriter:
     """Writes scored chunks (bytes, or Arrow tables for Parquet) to a sink, in order."""
 
-    def __init__(self, sink: Sink, fmt: str, columns=None, schema: pa.Schema | None = None,
-                 inert: bool = True):
+    def __init__(
+        self,
+        sink: Sink,
+        fmt: str,
+        columns=None,
+        schema: pa.Schema | None = None,
+        inert: bool = True,
+    ):
         self.sink, self.fmt, self.schema = sink, fmt, schema
         self.parquet: Any = None  # pyarrow's ParquetWriter (untyped), once the first rows came
         if fmt == CSV and columns is not None:
@@ -93,9 +114,11 @@ class ChunkWriter:
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             changed = [f.name for f in table.schema if f.type != schema.field(f.name).type]
             raise UsageError(
-                "a Parquet file has one type per column, but column " + ", ".join(changed)
+                "a Parquet file has one type per column, but column "
+                + ", ".join(changed)
                 + f" holds values of another type than in the first rows ({exc}); write CSV "
-                "or JSON lines instead, or give the column one type") from None
+                "or JSON lines instead, or give the column one type"
+            ) from None
 
     def finish(self) -> None:
         """Write the file's end (a Parquet footer) and make it durable, still unpublished."""
@@ -120,5 +143,7 @@ class ChunkWriter:
 
 def _storable(schema: pa.Schema) -> pa.Schema:
     """A column with no values yet (type null) is stored as text."""
-    return pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
-                      for f in schema], metadata=schema.metadata)
+    return pa.schema(
+        [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema],
+        metadata=schema.metadata,
+    )

@@ -4,6 +4,7 @@ No Flask here. ``load_model`` refuses, with one line saying how to fix it, anyth
 make a request fail later: a missing, unreadable, replaced or foreign file, a card of the wrong
 shape or from other library versions, or a model that cannot estimate a known record.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -102,25 +103,32 @@ def _verified_bytes(path: Path, trusted: tuple) -> tuple[bytes, dict, str]:
     card_bytes = _read(model_card.path_for(path), "model card")
     signature = model_signing.signature_path(path)
     if not signature.exists():
-        raise ModelLoadError(f"model {path} is not signed (no {signature.name}); sign it with "
-                             "the training key (docs/security.md#model-signing) or set "
-                             "MODEL_PATH to a signed model")
+        raise ModelLoadError(
+            f"model {path} is not signed (no {signature.name}); sign it with "
+            "the training key (docs/security.md#model-signing) or set "
+            "MODEL_PATH to a signed model"
+        )
     try:
-        signer = model_signing.verify(_read(signature, "model signature"), pipeline, card_bytes,
-                                      trusted)
+        signer = model_signing.verify(
+            _read(signature, "model signature"), pipeline, card_bytes, trusted
+        )
     except model_signing.SignatureError as exc:
-        raise ModelLoadError(f"model {path} is refused: {exc}; set MODEL_PATH to a model signed "
-                             "by a trusted key, or MODEL_PUBLIC_KEY to the key that signed it"
-                             ) from None
+        raise ModelLoadError(
+            f"model {path} is refused: {exc}; set MODEL_PATH to a model signed "
+            "by a trusted key, or MODEL_PUBLIC_KEY to the key that signed it"
+        ) from None
     card = read_card(path, card_bytes)
     mismatches = model_card.version_mismatches(card)
     if mismatches:
         raise ModelLoadError(
-            f"model {path} was made with " + ", ".join(mismatches)
-            + "; install the pinned versions (`make run` does) or retrain with `make train`")
+            f"model {path} was made with "
+            + ", ".join(mismatches)
+            + "; install the pinned versions (`make run` does) or retrain with `make train`"
+        )
     if hashlib.sha256(pipeline).hexdigest() != card["pipeline_sha256"]:
-        raise ModelLoadError(f"model file {path} does not match its card's SHA-256 "
-                             f"(truncated or replaced?); {FIX}")
+        raise ModelLoadError(
+            f"model file {path} does not match its card's SHA-256 (truncated or replaced?); {FIX}"
+        )
     return pipeline, card, signer
 
 
@@ -130,15 +138,17 @@ def _unpickle(path: Path, pipeline: bytes, card: dict) -> Any:
     try:
         loaded = joblib.load(io.BytesIO(pipeline))
     except Exception as exc:  # noqa: BLE001 - a corrupt pickle can raise almost anything
-        raise ModelLoadError(f"model file {path} cannot be loaded ({type(exc).__name__}); "
-                             f"{FIX}") from None
+        raise ModelLoadError(
+            f"model file {path} cannot be loaded ({type(exc).__name__}); {FIX}"
+        ) from None
     steps = getattr(loaded, "steps", None)
     if not callable(getattr(loaded, "predict", None)) or not steps:
         raise ModelLoadError(f"model file {path} holds no pipeline with predict(); {FIX}")
     estimator = type(steps[-1][1]).__name__
     if estimator != card["estimator"]:
-        raise ModelLoadError(f"model file {path} holds a {estimator}, but its card says "
-                             f"{card['estimator']}; {FIX}")
+        raise ModelLoadError(
+            f"model file {path} holds a {estimator}, but its card says {card['estimator']}; {FIX}"
+        )
     return loaded
 
 
@@ -156,8 +166,13 @@ def load_model(path: str | os.PathLike, trusted_keys: tuple | None = None) -> Mo
         trusted_keys = model_signing.read_public_keys(model_signing.TRUSTED_KEYS.read_bytes())
     pipeline_bytes, card, signer = _verified_bytes(path, trusted_keys)
     pipeline = _unpickle(path, pipeline_bytes, card)
-    log.info("loaded model %s (%s) from %s, signed by key %s", card["model_version"],
-             card["estimator"], path, signer)
+    log.info(
+        "loaded model %s (%s) from %s, signed by key %s",
+        card["model_version"],
+        card["estimator"],
+        path,
+        signer,
+    )
     fast, note = fastpath.build(pipeline)
     (log.info if fast is not None else log.warning)("%s", note)
     model = Model(pipeline=pipeline, card=card, path=path, fast=fast)

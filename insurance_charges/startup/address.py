@@ -7,6 +7,7 @@ released at once: a port another server holds, an address of no interface here, 
 does not resolve or a port this user may not open is one line naming the setting. (A port
 another server takes in the seconds the model loads meets gunicorn's own retries, as before.)
 """
+
 from __future__ import annotations
 
 import errno
@@ -42,24 +43,31 @@ def check_address(host: str, port: int, port_name: str = "PORT") -> None:
             probe.bind((host, port))
             probe.listen(1)  # only tried: closed at once, no client can reach it
     except socket.gaierror as exc:
-        raise SettingsError(f"HOST={host!r}: cannot be resolved ({exc.strerror}); set HOST to "
-                            "an address of this machine (127.0.0.1: this machine only; "
-                            "0.0.0.0: every interface) or a name that resolves to one") from None
+        raise SettingsError(
+            f"HOST={host!r}: cannot be resolved ({exc.strerror}); set HOST to "
+            "an address of this machine (127.0.0.1: this machine only; "
+            "0.0.0.0: every interface) or a name that resolves to one"
+        ) from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise SettingsError(
                 f"{port_name}='{port}': already in use on {shown} (another server listens "
                 f"there, perhaps an earlier `make run`); stop it, or set {port_name} to a free "
-                "port") from None
+                "port"
+            ) from None
         if exc.errno == errno.EACCES:
             raise SettingsError(
                 f"{port_name}='{port}': this user may not listen on {shown} (ports below 1024 "
-                f"need root); set {port_name} to a port from 1024 to 65535") from None
+                f"need root); set {port_name} to a port from 1024 to 65535"
+            ) from None
         if exc.errno == errno.EADDRNOTAVAIL:
             raise SettingsError(
                 f"HOST={host!r}: no interface of this machine has that address; set HOST to "
                 "one of its addresses (127.0.0.1: this machine only; 0.0.0.0: every "
-                "interface)") from None
-        raise SettingsError(f"HOST={host!r}, {port_name}='{port}': cannot listen on {shown} "
-                            f"({exc.strerror}); set HOST and {port_name} to an address and "
-                            "port of this machine that are free") from None
+                "interface)"
+            ) from None
+        raise SettingsError(
+            f"HOST={host!r}, {port_name}='{port}': cannot listen on {shown} "
+            f"({exc.strerror}); set HOST and {port_name} to an address and "
+            "port of this machine that are free"
+        ) from None

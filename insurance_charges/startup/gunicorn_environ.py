@@ -12,6 +12,7 @@ the control socket, which gunicorn.conf.py turns off) cannot fail and are not ch
 PORT and WEB_CONCURRENCY are the service's own settings too (settings.py checks them).
 What each may hold: docs/configuration.md#what-gunicorn-reads-itself.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -38,24 +39,37 @@ def _forwarded_allow_ips(text: str) -> None:
                     f"{part.strip()[:40]!r} is not an IP address or network; set "
                     "FORWARDED_ALLOW_IPS to the comma-separated addresses or networks (e.g. "
                     "10.0.0.0/8) of the proxies whose X-Forwarded-* headers gunicorn may "
-                    f"believe, or unset it for {FORWARDED_DEFAULT}") from None
+                    f"believe, or unset it for {FORWARDED_DEFAULT}"
+                ) from None
 
 
 def _refused(why: str) -> Callable[[str], None]:
     def parse(text: str) -> None:
         raise ValueError(why)
+
     return parse
 
 
 # GUNICORN_CMD_ARGS may tune these (gunicorn.conf.py's values are defaults a run may change:
 # the tests and the soak recycle workers sooner, or never). Every other option would override a
 # setting the service checks itself, or how it is run (--reload, --env, --config...).
-TUNABLE = ("--max-requests", "--max-requests-jitter", "--timeout", "--graceful-timeout",
-           "--keep-alive", "--backlog")
+TUNABLE = (
+    "--max-requests",
+    "--max-requests-jitter",
+    "--timeout",
+    "--graceful-timeout",
+    "--keep-alive",
+    "--backlog",
+)
 # An option that overrides one of the service's own settings: which one to set instead.
-INSTEAD = {"-b": "HOST and PORT", "--bind": "HOST and PORT", "-w": "WEB_CONCURRENCY",
-           "--workers": "WEB_CONCURRENCY", "--log-level": "LOG_LEVEL",
-           "--forwarded-allow-ips": "FORWARDED_ALLOW_IPS"}
+INSTEAD = {
+    "-b": "HOST and PORT",
+    "--bind": "HOST and PORT",
+    "-w": "WEB_CONCURRENCY",
+    "--workers": "WEB_CONCURRENCY",
+    "--log-level": "LOG_LEVEL",
+    "--forwarded-allow-ips": "FORWARDED_ALLOW_IPS",
+}
 
 
 def _gunicorn_cmd_args(text: str) -> None:
@@ -67,20 +81,26 @@ def _gunicorn_cmd_args(text: str) -> None:
     for word in words:
         option, equals, value = word.partition("=")
         if option in INSTEAD:
-            raise ValueError(f"{option} would override a setting the service checks: set "
-                             f"{INSTEAD[option]} instead (GUNICORN_CMD_ARGS may only tune "
-                             f"{allowed})")
+            raise ValueError(
+                f"{option} would override a setting the service checks: set "
+                f"{INSTEAD[option]} instead (GUNICORN_CMD_ARGS may only tune "
+                f"{allowed})"
+            )
         if option not in TUNABLE:
-            raise ValueError(f"{option[:40]!r} is not one of the options GUNICORN_CMD_ARGS may "
-                             f"tune here ({allowed}, each a whole number); unset "
-                             "GUNICORN_CMD_ARGS for gunicorn.conf.py's values")
+            raise ValueError(
+                f"{option[:40]!r} is not one of the options GUNICORN_CMD_ARGS may "
+                f"tune here ({allowed}, each a whole number); unset "
+                "GUNICORN_CMD_ARGS for gunicorn.conf.py's values"
+            )
         value = value if equals else next(words, "")
         try:
             if int(value) < 0:  # int(), as gunicorn reads it
                 raise ValueError
         except ValueError:
-            raise ValueError(f"{option} {value[:40]!r}: not a whole number; give {option} a "
-                             "whole number of requests or seconds") from None
+            raise ValueError(
+                f"{option} {value[:40]!r}: not a whole number; give {option} a "
+                "whole number of requests or seconds"
+            ) from None
 
 
 def _whole_numbers(fix: str, separator: str | None = None) -> Callable[[str], None]:
@@ -91,6 +111,7 @@ def _whole_numbers(fix: str, separator: str | None = None) -> Callable[[str], No
                     raise ValueError
             except ValueError:
                 raise ValueError(f"not a whole number; {fix}") from None
+
     return parse
 
 
@@ -102,15 +123,25 @@ CHECKS: Mapping[str, Callable[[str], None]] = {
     "SCRIPT_NAME": _refused(
         "gunicorn would answer every request outside that path, /health included, with its "
         "own HTML 500 page; the service answers at the root of its host: unset SCRIPT_NAME "
-        "(a proxy in front may map a path prefix onto it)"),
+        "(a proxy in front may map a path prefix onto it)"
+    ),
     "LISTEN_FDS": _whole_numbers(SYSTEMD),
     "LISTEN_PID": _whole_numbers(SYSTEMD),
     "GUNICORN_PID": _whole_numbers(REEXEC),
     "GUNICORN_FD": _whole_numbers(REEXEC, separator=","),  # one per listening socket
 }
 # Read with int() when set at all: empty is not "unset" to gunicorn, so it is removed first.
-EMPTY_MEANS_UNSET = ("PORT", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "GUNICORN_CMD_ARGS",
-                     "SCRIPT_NAME", "LISTEN_FDS", "LISTEN_PID", "GUNICORN_PID", "GUNICORN_FD")
+EMPTY_MEANS_UNSET = (
+    "PORT",
+    "WEB_CONCURRENCY",
+    "FORWARDED_ALLOW_IPS",
+    "GUNICORN_CMD_ARGS",
+    "SCRIPT_NAME",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "GUNICORN_PID",
+    "GUNICORN_FD",
+)
 
 
 def check(environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -127,8 +158,9 @@ def check(environ: Mapping[str, str]) -> tuple[str, ...]:
             except ValueError as exc:
                 raise SettingsError(f"{name}={text[:80]!r}: {exc}") from None
     if environ.get("GUNICORN_PID") and not environ.get("GUNICORN_FD"):
-        raise SettingsError(f"GUNICORN_PID={environ['GUNICORN_PID'][:80]!r}: set without "
-                            f"GUNICORN_FD; {REEXEC}")
+        raise SettingsError(
+            f"GUNICORN_PID={environ['GUNICORN_PID'][:80]!r}: set without GUNICORN_FD; {REEXEC}"
+        )
     return tuple(name for name in EMPTY_MEANS_UNSET if environ.get(name) == "")
 
 

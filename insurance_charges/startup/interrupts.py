@@ -10,6 +10,7 @@ Interrupt``). Nothing is left to clean: a start writes nothing before gunicorn t
 but for a model fetched from the store (MODEL_URI), whose private temporary directory
 (mode 0700, under TMPDIR) stays behind.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ In this process, not a new one: the checks and the quiet Ctrl-C stay in force wh
 imports, and gunicorn reads exactly the environment that was checked. gunicorn runs as its
 own command would: ``gunicorn --config gunicorn.conf.py application:application``.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,9 +28,11 @@ def _unix_socket(args: list[str]) -> Path | None:
         return None
     if len(args) == 2 and args[0] == UNIX_SOCKET and Path(args[1]).is_absolute():
         return Path(args[1])
-    raise UsageError(f"unknown arguments {' '.join(args)[:80]!r}; run `python -m "
-                     "insurance_charges.startup` with no argument (settings come from the "
-                     "environment: docs/configuration.md)")
+    raise UsageError(
+        f"unknown arguments {' '.join(args)[:80]!r}; run `python -m "
+        "insurance_charges.startup` with no argument (settings come from the "
+        "environment: docs/configuration.md)"
+    )
 
 
 def main(args: list[str] | None = None) -> int:
@@ -49,7 +52,12 @@ def _serve(args: list[str]) -> int:
 
     # gunicorn's own command line. Its path comes first, as gunicorn re-executes
     # ``python argv[0] ...`` on SIGUSR2.
-    sys.argv = [str(Path(sys.executable).with_name("gunicorn")), "--config", str(CONFIG),
-                *(["--bind", f"unix:{socket_path}"] if socket_path else []), SERVICE]
+    sys.argv = [
+        str(Path(sys.executable).with_name("gunicorn")),
+        "--config",
+        str(CONFIG),
+        *(["--bind", f"unix:{socket_path}"] if socket_path else []),
+        SERVICE,
+    ]
     run(prog="gunicorn")
     return 0

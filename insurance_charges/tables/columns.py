@@ -8,6 +8,7 @@ Arrow number the core's JSON rules accept. Every other row, however it looks, go
 core itself (``reference_record`` then ``core.validation.validate_each``), which writes the
 messages. tests/test_score.py proves the two agree cell by cell and file by file.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -31,8 +32,9 @@ def is_text(kind: pa.DataType) -> bool:
     """True for Arrow string types (CSV cells, Parquet strings)."""
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or \
-        pa.types.is_string_view(kind)
+    return (
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+    )
 
 
 def _plain(array) -> pa.Array:
@@ -66,8 +68,7 @@ def fast_values(field: Field, array) -> tuple[np.ndarray, np.ndarray]:
         return _bools(index.is_valid()), choices[index.fill_null(0).to_numpy()]
     if is_text(kind):
         if field.kind == INTEGER:  # ASCII digits only, at most 6 of them (no sign, no spaces)
-            matched = pc.and_(pc.ascii_is_decimal(array),
-                              pc.less_equal(pc.binary_length(array), 6))
+            matched = pc.and_(pc.ascii_is_decimal(array), pc.less_equal(pc.binary_length(array), 6))
         else:
             matched = pc.match_substring_regex(array, DECIMAL_TEXT)
         ok = _bools(matched)
@@ -77,8 +78,9 @@ def fast_values(field: Field, array) -> tuple[np.ndarray, np.ndarray]:
     elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
         # JSON's rules: an int or a float (finite; whole for an integer field), null refused.
         ok = _bools(array.is_valid())
-        values = np.array(pc.cast(array, pa.float64(), safe=False).fill_null(0),
-                          dtype=np.float64)  # a huge integer becomes a huge float: out of range
+        values = np.array(
+            pc.cast(array, pa.float64(), safe=False).fill_null(0), dtype=np.float64
+        )  # a huge integer becomes a huge float: out of range
         if pa.types.is_floating(kind):
             ok &= np.isfinite(values)
             if field.kind == INTEGER:
@@ -113,8 +115,9 @@ def required_message(field: Field) -> str:
     return next(e.message for e in record_problems({}, "", {}) if e.field == field.name)
 
 
-def checked_cells(field: Field, array, text: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                   list[str]]:
+def checked_cells(
+    field: Field, array, text: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """The core's verdict on each cell the fast path was not sure of, reached once per distinct
     value: whether it is valid, its value as the core coerces it (where valid), and (where not)
     the position of the core's message in the returned list of messages.

@@ -6,6 +6,7 @@ the lines (a quoted value holding a line break, text that is not UTF-8), the fil
 the lines again with Python's csv module, which knows where each row starts
 (``read_csv_chunk``); SageMaker's bodies refuse such a row instead (``platforms.sagemaker``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,9 @@ class SkippedRows:
         return "error" if self.room is not None and len(self.rows) > self.room else "skip"
 
 
-def text_table(data: bytes, columns: Sequence[str], skipped: SkippedRows,
-               newlines_in_values: bool = False) -> pa.Table:
+def text_table(
+    data: bytes, columns: Sequence[str], skipped: SkippedRows, newlines_in_values: bool = False
+) -> pa.Table:
     """Every row of ``data`` as text cells named ``columns``; rows of another width go to
     ``skipped``. A blank line is a row of empty cells (it is no row: callers leave it out).
 
@@ -41,13 +43,20 @@ def text_table(data: bytes, columns: Sequence[str], skipped: SkippedRows,
     """
     return pa_csv.read_csv(
         pa.py_buffer(data),
-        read_options=pa_csv.ReadOptions(column_names=list(columns), use_threads=False,
-                                        block_size=len(data) + 1),
-        parse_options=pa_csv.ParseOptions(newlines_in_values=newlines_in_values,
-                                          ignore_empty_lines=False, invalid_row_handler=skipped),
+        read_options=pa_csv.ReadOptions(
+            column_names=list(columns), use_threads=False, block_size=len(data) + 1
+        ),
+        parse_options=pa_csv.ParseOptions(
+            newlines_in_values=newlines_in_values,
+            ignore_empty_lines=False,
+            invalid_row_handler=skipped,
+        ),
         convert_options=pa_csv.ConvertOptions(
-            column_types={c: pa.string() for c in columns}, strings_can_be_null=False,
-            quoted_strings_can_be_null=False))
+            column_types={c: pa.string() for c in columns},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
 
 
 def spans_lines(rows: int | None, skipped: SkippedRows, lines: int) -> bool:
@@ -70,8 +79,9 @@ class NotARow:
     rows: int = 1
 
 
-def read_csv_chunk(data: bytes, first_line: int,
-                   columns: tuple[str, ...]) -> tuple[pa.Table, np.ndarray, list[NotARow]]:
+def read_csv_chunk(
+    data: bytes, first_line: int, columns: tuple[str, ...]
+) -> tuple[pa.Table, np.ndarray, list[NotARow]]:
     """A chunk's rows as a table of text, each row's line number, and the text that is no row.
 
     Arrow parses the whole chunk; when its rows do not line up one to one with the chunk's lines
@@ -88,8 +98,10 @@ def read_csv_chunk(data: bytes, first_line: int,
     if spans_lines(table.num_rows, skipped, count):
         return _read_csv_rows(data, first_line, columns)
     lines = first_line + np.arange(count, dtype=np.int64)
-    problems = [NotARow(line, line, width_message(r.actual_columns, len(columns)), r.text)
-                for line, r in ((first_line + r.number - 1, r) for r in skipped.rows)]
+    problems = [
+        NotARow(line, line, width_message(r.actual_columns, len(columns)), r.text)
+        for line, r in ((first_line + r.number - 1, r) for r in skipped.rows)
+    ]
     if skipped.rows:
         lines = np.delete(lines, [r.number - 1 for r in skipped.rows])
     blank = _blank_lines(data, count)[lines - first_line]
@@ -101,8 +113,10 @@ def read_csv_chunk(data: bytes, first_line: int,
 
 def width_message(values: int, columns: int) -> str:
     """A line of ``values`` values in a file whose header has ``columns`` columns."""
-    return (f"the line has {values} value{'s' if values != 1 else ''} where the header has "
-            f"{columns} columns")
+    return (
+        f"the line has {values} value{'s' if values != 1 else ''} where the header has "
+        f"{columns} columns"
+    )
 
 
 def _blank_lines(data: bytes, count: int) -> np.ndarray:
@@ -119,8 +133,9 @@ def _blank_lines(data: bytes, count: int) -> np.ndarray:
     return (width == 0) | carriage
 
 
-def _read_csv_rows(data: bytes, first_line: int,
-                   columns: tuple[str, ...]) -> tuple[pa.Table, np.ndarray, list[NotARow]]:
+def _read_csv_rows(
+    data: bytes, first_line: int, columns: tuple[str, ...]
+) -> tuple[pa.Table, np.ndarray, list[NotARow]]:
     """The careful parse: Python's csv module, each row numbered by the line it starts on.
 
     Text that is not a row of the header's width (and a row holding a line that is not UTF-8)
@@ -139,12 +154,13 @@ def _read_csv_rows(data: bytes, first_line: int,
                 yield line_bytes.decode("utf-8")
             except UnicodeDecodeError as exc:
                 line = first_line + offset
-                broken[line] = (f"the line is not UTF-8 text (byte {exc.start + 1}); save the "
-                                "file as UTF-8")
+                broken[line] = (
+                    f"the line is not UTF-8 text (byte {exc.start + 1}); save the file as UTF-8"
+                )
                 yield "\n"  # stands in for the line, which is reported instead
 
     def spanned(first: int, last: int, message: str) -> NotARow:
-        span = raw[first - first_line:last - first_line + 1]
+        span = raw[first - first_line : last - first_line + 1]
         text = b"".join(span).decode("utf-8", "replace")
         count = sum(1 for part in span if part.strip(b"\r\n"))
         return NotARow(first, last, message, text, max(count, 1))
@@ -169,16 +185,22 @@ def _read_csv_rows(data: bytes, first_line: int,
         if not values:
             continue  # a blank line is no row
         if len(values) != width:
-            message = width_message(len(values), width) if first == last else (
-                f"lines {first}-{last}: the row has {len(values)} values where the header has "
-                f"{width} columns, and a quoted value in it holds line breaks (is a quote left "
-                "open?)")
+            message = (
+                width_message(len(values), width)
+                if first == last
+                else (
+                    f"lines {first}-{last}: the row has {len(values)} values where the header has "
+                    f"{width} columns, and a quoted value in it holds line breaks (is a quote left "
+                    "open?)"
+                )
+            )
             problems.append(spanned(first, last, message))
             continue
         rows.append(values)
         lines.append(first)
-    table = pa.table({c: pa.array([r[j] for r in rows], pa.string())
-                      for j, c in enumerate(columns)})
+    table = pa.table(
+        {c: pa.array([r[j] for r in rows], pa.string()) for j, c in enumerate(columns)}
+    )
     return table, np.array(lines, dtype=np.int64), problems
 
 
@@ -186,19 +208,29 @@ def _not_a_row(first: int, last: int, exc: csv.Error) -> str:
     """What is wrong with text the csv module could not read as a row, and how to fix it."""
     where = f"line {first}" if first == last else f"lines {first}-{last}"
     reason = str(exc)
-    fix = ('close the quote (a quote inside a quoted value is written twice: ""), then score '
-           "these lines again")
+    fix = (
+        'close the quote (a quote inside a quoted value is written twice: ""), then score '
+        "these lines again"
+    )
     if reason.startswith("field larger than field limit"):
-        return (f"{where}: a quote opened in the row that starts on line {first} is never "
-                f"closed within {csv.field_size_limit():,} characters, so these lines were "
-                f"read as one value; {fix}")
+        return (
+            f"{where}: a quote opened in the row that starts on line {first} is never "
+            f"closed within {csv.field_size_limit():,} characters, so these lines were "
+            f"read as one value; {fix}"
+        )
     if reason.startswith("unexpected end of data"):
-        return (f"{where}: a quote opened in the row that starts on line {first} is never "
-                f"closed, so the lines up to {last} were read as one value; {fix}")
+        return (
+            f"{where}: a quote opened in the row that starts on line {first} is never "
+            f"closed, so the lines up to {last} were read as one value; {fix}"
+        )
     if reason.startswith("',' expected after"):
-        return (f"{where}: a quoted value is followed by more text before the next comma; "
-                'quote the whole value and write each quote inside it twice ("5\'10""")')
+        return (
+            f"{where}: a quoted value is followed by more text before the next comma; "
+            'quote the whole value and write each quote inside it twice ("5\'10""")'
+        )
     if reason.startswith("new-line character seen in unquoted field"):
-        return (f"{where}: a value that is not quoted holds a carriage return (\\r); quote "
-                "the value, or end lines with \\n or \\r\\n only")
+        return (
+            f"{where}: a value that is not quoted holds a carriage return (\\r); quote "
+            "the value, or end lines with \\n or \\r\\n only"
+        )
     return f"{where}: the text is not a CSV row ({reason})"

@@ -9,6 +9,7 @@ still differ (a repeated key, which orjson keeps the last of) is read again by `
 when its value is asked for (``JsonLines.again``, ``JsonLines.exact_values``). A body of
 millions of short lines so costs what its bytes cost, not a Python step and an exception each.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,8 +49,10 @@ class JsonLines:
         which orjson keeps the last of): read it again to be exact."""
         if not self.values:
             return np.zeros(len(self.texts), dtype=bool)
-        again = _more_colons_than_keys(self.data, self.starts, self.numbers, self.values) \
+        again = (
+            _more_colons_than_keys(self.data, self.starts, self.numbers, self.values)
             & ~self.by_json
+        )
         for i, _ in self.problems:
             again[i] = False  # not JSON: no value to read again
         return again
@@ -68,7 +71,7 @@ class JsonLines:
         """Line ``i`` as it was sent, without its line end."""
         start = int(self.starts[self.numbers[i]])
         end = self.data.find(b"\n", start)
-        return self.data[start:end if end >= 0 else len(self.data)]
+        return self.data[start : end if end >= 0 else len(self.data)]
 
     def shown(self, i: int) -> str:
         """Line ``i`` as text to echo: without the spaces around it, or, when it is not UTF-8
@@ -80,8 +83,9 @@ class JsonLines:
             return raw.decode("utf-8", "replace")
 
 
-def read_json_lines(data: bytes, first: int, limit: int | None = None,
-                    not_utf8_fix: str = "") -> JsonLines:
+def read_json_lines(
+    data: bytes, first: int, limit: int | None = None, not_utf8_fix: str = ""
+) -> JsonLines:
     """The whole lines ``data``, the first of them line ``first``: every value, and the lines
     that are not JSON, worded; with ``limit``, the read stops at the ``limit`` + 1st such line.
     ``not_utf8_fix`` ends the words for a line that is not UTF-8 text."""
@@ -147,8 +151,9 @@ def _full(found: list, limit: int | None) -> bool:
     return limit is not None and len(found) > limit
 
 
-def _parsed(texts: list[bytes], by_json: np.ndarray, limit: int | None,
-            not_utf8_fix: str) -> tuple[list, list[tuple[int, str]]]:
+def _parsed(
+    texts: list[bytes], by_json: np.ndarray, limit: int | None, not_utf8_fix: str
+) -> tuple[list, list[tuple[int, str]]]:
     """Each line's value, and the (index, message) of the lines that are not JSON.
 
     orjson reads the lines not ``by_json``, the json decoder the others, each group in bulk;
@@ -166,8 +171,10 @@ def _parsed(texts: list[bytes], by_json: np.ndarray, limit: int | None,
 
     if not by_json.any():  # the usual body: one group, no merging
         return _read_group(texts, np.arange(len(texts)), orjson.loads, limit, not_utf8_fix)
-    groups = [_read_group(texts, np.flatnonzero(chosen), parse, limit, not_utf8_fix)
-              for chosen, parse in ((~by_json, orjson.loads), (by_json, by_decoder))]
+    groups = [
+        _read_group(texts, np.flatnonzero(chosen), parse, limit, not_utf8_fix)
+        for chosen, parse in ((~by_json, orjson.loads), (by_json, by_decoder))
+    ]
     problems = sorted(p for _, found in groups for p in found)
     stopped = [found[-1][0] for _, found in groups if _full(found, limit)]
     if stopped:
@@ -179,8 +186,9 @@ def _parsed(texts: list[bytes], by_json: np.ndarray, limit: int | None,
     return values.tolist(), problems
 
 
-def _read_group(texts: list[bytes], rows: np.ndarray, parse: Callable, limit: int | None,
-                not_utf8_fix: str) -> tuple[list, list[tuple[int, str]]]:
+def _read_group(
+    texts: list[bytes], rows: np.ndarray, parse: Callable, limit: int | None, not_utf8_fix: str
+) -> tuple[list, list[tuple[int, str]]]:
     """``parse`` mapped over the lines ``rows``, each line it refuses read by parse_json:
     their values, and the (index, message) of those that are not JSON, until that list is full."""
     values: list = []
@@ -216,8 +224,9 @@ def _exact(text: bytes, not_utf8_fix: str) -> tuple[object, str | None]:
         return None, f"the line is not valid JSON: {exc}"
 
 
-def _more_colons_than_keys(data: bytes, starts: np.ndarray, numbers: np.ndarray,
-                           values: list) -> np.ndarray:
+def _more_colons_than_keys(
+    data: bytes, starts: np.ndarray, numbers: np.ndarray, values: list
+) -> np.ndarray:
     """Per line kept, True when orjson's value may not be parse_json's: more colons than keys.
 
     A member holds one colon outside strings, so a line with as many colons as keys parsed

@@ -4,6 +4,7 @@ Only ``\\n`` ends a line, as SageMaker splits them and the file scorer cuts them
 unterminated last line is a line. A body of millions of short lines is measured with numpy
 here instead of a Python step per line, so its cost follows its bytes, not its line count.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -48,8 +49,9 @@ def blank_lines(data: bytes, space: bytes, starts: np.ndarray | None = None) -> 
     return ~np.logical_or.reduceat(content[np.frombuffer(data, dtype=np.uint8)], starts)
 
 
-def line_chunks(data: bytes, begin: int, first: int, max_lines: int,
-                max_bytes: int) -> Iterator[tuple[int, bytes]]:
+def line_chunks(
+    data: bytes, begin: int, first: int, max_lines: int, max_bytes: int
+) -> Iterator[tuple[int, bytes]]:
     """Whole lines of ``data`` from offset ``begin`` (line ``first``), a chunk at a time: (the
     number of its first line, its bytes), at most ``max_lines`` lines and ``max_bytes`` bytes
     each, or one line when that line alone is longer."""
@@ -63,7 +65,7 @@ def line_chunks(data: bytes, begin: int, first: int, max_lines: int,
         ends = np.flatnonzero(np.frombuffer(window, dtype=np.uint8) == NEWLINE)
         # The window's lines max_lines at a time: each newline is found once, however short
         # the lines (a window of 2-byte lines holds 4 million).
-        cuts = (ends[max_lines - 1::max_lines] + 1).tolist()
+        cuts = (ends[max_lines - 1 :: max_lines] + 1).tolist()
         for start, stop in zip([0] + cuts, cuts + [len(window)], strict=True):
             if start < stop:
                 yield first, window[start:stop]

@@ -1,5 +1,6 @@
 """Parquet: record batches as tables of typed cells, each row numbered from 1 (a Parquet file
 has no lines, so a row's number stands in for one in pointers and rejects)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

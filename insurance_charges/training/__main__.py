@@ -1,4 +1,5 @@
 """``python -m insurance_charges.training``: train, calibrate and write the model and its card."""
+
 import sys
 
 from .train import main

@@ -12,6 +12,7 @@ threads its CV MAE ranged from 3,126.83 to 3,133.16 and its holdout MAE from 2,5
 2,619.04. Cutting at numpy's rank tolerance instead solves the same least squares problem
 without the noise: the same figures on all of them, to 1e-15.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,9 +23,11 @@ from sklearn.base import BaseEstimator, RegressorMixin
 # value below max(rows, columns) · machine epsilon · the largest is treated as zero. Here that is
 # 2.4e-13 of the largest: nearly 1,000 times the rounding noise and 1e11 times below the
 # smallest real singular value, so rounding on any CPU stays far from it.
-FIT = ("least squares on centred columns by SVD (SciPy's lstsq, LAPACK gelsd), the intercept "
-       "from the means; singular values below max(rows, columns) × machine epsilon × the "
-       "largest are treated as zero (numpy's rank tolerance)")
+FIT = (
+    "least squares on centred columns by SVD (SciPy's lstsq, LAPACK gelsd), the intercept "
+    "from the means; singular values below max(rows, columns) × machine epsilon × the "
+    "largest are treated as zero (numpy's rank tolerance)"
+)
 
 
 class LeastSquares(RegressorMixin, BaseEstimator):
@@ -36,8 +39,9 @@ class LeastSquares(RegressorMixin, BaseEstimator):
         target = np.asarray(y, dtype=np.float64)
         means, target_mean = features.mean(axis=0), target.mean()
         cutoff = max(features.shape) * np.finfo(np.float64).eps
-        self.coef_, _, self.rank_, _ = linalg.lstsq(features - means, target - target_mean,
-                                                    cond=cutoff)
+        self.coef_, _, self.rank_, _ = linalg.lstsq(
+            features - means, target - target_mean, cond=cutoff
+        )
         self.intercept_ = float(target_mean - means @ self.coef_)
         self.n_features_in_ = features.shape[1]
         return self

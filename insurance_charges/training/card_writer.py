@@ -1,4 +1,5 @@
 """The model card written at training time: what a pipeline is, how it scored, what made it."""
+
 from __future__ import annotations
 
 import json
@@ -24,11 +25,11 @@ MEASURED_SPREAD = 1.9e-15  # the baseline's holdout MAE; the model's own figures
 REPRODUCIBILITY_TOLERANCE = {
     "relative": 1e-6,
     "bit_for_bit": "the same figures and estimates on the same CPU kernel and BLAS thread "
-                   "count (blas above), with the same data and versions",
+    "count (blas above), with the same data and versions",
     "across_cpus": "every figure within the relative tolerance; measured: at most "
-                   f"{MEASURED_SPREAD:.2g} over OpenBLAS kernels Prescott, Nehalem, "
-                   "Sandybridge, Haswell, SkylakeX and Cooperlake, 1 or 2 BLAS threads, "
-                   "numpy's SIMD on or off",
+    f"{MEASURED_SPREAD:.2g} over OpenBLAS kernels Prescott, Nehalem, "
+    "Sandybridge, Haswell, SkylakeX and Cooperlake, 1 or 2 BLAS threads, "
+    "numpy's SIMD on or off",
 }
 
 
@@ -40,10 +41,19 @@ def blas_libraries() -> list[dict]:
     """
     from threadpoolctl import threadpool_info
 
-    return sorted(({"library": info["internal_api"], "version": info["version"],
-                    "kernel": info.get("architecture"), "threads": info["num_threads"]}
-                   for info in threadpool_info() if info["user_api"] == "blas"),
-                  key=lambda library: (library["library"], str(library["version"])))
+    return sorted(
+        (
+            {
+                "library": info["internal_api"],
+                "version": info["version"],
+                "kernel": info.get("architecture"),
+                "threads": info["num_threads"],
+            }
+            for info in threadpool_info()
+            if info["user_api"] == "blas"
+        ),
+        key=lambda library: (library["library"], str(library["version"])),
+    )
 
 
 def schema_document(ranges: dict[str, Any]) -> dict:
@@ -64,18 +74,22 @@ def distribution(features, estimates) -> dict:
 
     The service compares what it receives with this (insurance_charges.monitoring.drift).
     """
-    return reference_distribution({name: features[name].to_numpy() for name in FIELD_NAMES},
-                                  np.asarray(estimates, dtype=np.float64))
+    return reference_distribution(
+        {name: features[name].to_numpy() for name in FIELD_NAMES},
+        np.asarray(estimates, dtype=np.float64),
+    )
 
 
 # Points along each number's training range: enough for a smooth line on a small chart, and
 # the whole grid (62 values of the six inputs x 1,338 rows) is one batch of about 83,000.
 DRIVER_POINTS = 24
 SMOKER = "smoker"
-DRIVERS_METHOD = ("partial dependence on the training rows: each row's estimate with one input "
-                  "set to each value and the others as they are, averaged over all rows (and, "
-                  "for numbers, over the smokers and the non-smokers apart); spread is the "
-                  "largest average minus the smallest")
+DRIVERS_METHOD = (
+    "partial dependence on the training rows: each row's estimate with one input "
+    "set to each value and the others as they are, averaged over all rows (and, "
+    "for numbers, over the smokers and the non-smokers apart); spread is the "
+    "largest average minus the smallest"
+)
 
 
 def _grid(field, column) -> list:
@@ -98,30 +112,48 @@ def drivers(pipeline, features) -> dict:
     for name, grid in grids.items():
         for value in grid:
             frames.append(features.assign(**{name: value}))
-    predicted = np.asarray(pipeline.predict(pd.concat(frames, ignore_index=True)),
-                           dtype=np.float64).reshape(-1, rows)
+    predicted = np.asarray(
+        pipeline.predict(pd.concat(frames, ignore_index=True)), dtype=np.float64
+    ).reshape(-1, rows)
     smokers = features[SMOKER].to_numpy() == "yes"
     out: dict[str, dict[str, Any]] = {}
     at = 0
     for f in FIELDS:
-        block = predicted[at:at + len(grids[f.name])]
+        block = predicted[at : at + len(grids[f.name])]
         at += len(grids[f.name])
         mean = block.mean(axis=1)
         item: dict[str, Any] = {
-            "values": grids[f.name], "mean_estimate": [round(v, 2) for v in mean.tolist()],
-            "spread": round(float(mean.max() - mean.min()), 2)}
+            "values": grids[f.name],
+            "mean_estimate": [round(v, 2) for v in mean.tolist()],
+            "spread": round(float(mean.max() - mean.min()), 2),
+        }
         if f.kind != CATEGORY:
-            item["by_smoker"] = {"yes": [round(v, 2) for v in block[:, smokers].mean(axis=1)],
-                                 "no": [round(v, 2) for v in block[:, ~smokers].mean(axis=1)]}
+            item["by_smoker"] = {
+                "yes": [round(v, 2) for v in block[:, smokers].mean(axis=1)],
+                "no": [round(v, 2) for v in block[:, ~smokers].mean(axis=1)],
+            }
         out[f.name] = item
     order = sorted(out, key=lambda name: -out[name]["spread"])
     return {"method": DRIVERS_METHOD, "rows": rows, "order": order, "fields": out}
 
 
-def build(*, pipeline_path: Path, pipeline_sha256: str, estimator: str, estimator_id: str,
-          trained_at: datetime, data_sha256: str, rows: int, training: dict, metrics: dict,
-          baseline: dict, ranges: dict, interval: dict | None = None,
-          distribution: dict | None = None, drivers: dict | None = None) -> dict:
+def build(
+    *,
+    pipeline_path: Path,
+    pipeline_sha256: str,
+    estimator: str,
+    estimator_id: str,
+    trained_at: datetime,
+    data_sha256: str,
+    rows: int,
+    training: dict,
+    metrics: dict,
+    baseline: dict,
+    ranges: dict,
+    interval: dict | None = None,
+    distribution: dict | None = None,
+    drivers: dict | None = None,
+) -> dict:
     """Assemble the card for a freshly trained pipeline."""
     return {
         "model_version": f"{trained_at:%Y.%m.%d}-{estimator_id}-{pipeline_sha256[:8]}",

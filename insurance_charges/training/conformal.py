@@ -2,6 +2,7 @@
 
 Serving only adds the fitted offsets (``core/interval.py``); everything here runs in training.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,9 +26,17 @@ def _to_scale(truth: float, prediction: float, scale: str) -> float:
     return math.log(truth / max(prediction, 1.0)) if scale == "log" else truth - prediction
 
 
-def fit(truths: Sequence[float], predictions: Sequence[float], groups: Sequence[str], *,
-        level: float = LEVEL, group_by: str | None = None, symmetric: bool = False,
-        scale: str = "dollars", floor: float = 0.0) -> dict:
+def fit(
+    truths: Sequence[float],
+    predictions: Sequence[float],
+    groups: Sequence[str],
+    *,
+    level: float = LEVEL,
+    group_by: str | None = None,
+    symmetric: bool = False,
+    scale: str = "dollars",
+    floor: float = 0.0,
+) -> dict:
     """Interval spec from out-of-sample truths and predictions, one pair of offsets per group."""
     residuals: dict[str, list[float]] = {}
     for truth, prediction, group in zip(truths, predictions, groups, strict=True):
@@ -43,18 +52,34 @@ def fit(truths: Sequence[float], predictions: Sequence[float], groups: Sequence[
             low = -conformal_quantile([-v for v in values], tail)
             high = conformal_quantile(values, tail)
         offsets[key] = {"lower": low, "upper": high, "n": len(values)}
-    return {"level": level, "group_by": group_by, "symmetric": symmetric, "scale": scale,
-            "floor": floor, "offsets": offsets}
+    return {
+        "level": level,
+        "group_by": group_by,
+        "symmetric": symmetric,
+        "scale": scale,
+        "floor": floor,
+        "offsets": offsets,
+    }
 
 
-def coverage(spec: Mapping[str, Any], records: Sequence[dict],
-             predictions: Sequence[float], truths: Sequence[float], by: str) -> dict:
+def coverage(
+    spec: Mapping[str, Any],
+    records: Sequence[dict],
+    predictions: Sequence[float],
+    truths: Sequence[float],
+    by: str,
+) -> dict:
     """Share of truths inside their interval, overall and per value of field ``by``."""
     return coverage_of(*bounds(spec, records, predictions), records, truths, by)
 
 
-def coverage_of(lower: Sequence[float] | np.ndarray, upper: Sequence[float] | np.ndarray,
-                records: Sequence[Mapping[str, Any]], truths: Sequence[float], by: str) -> dict:
+def coverage_of(
+    lower: Sequence[float] | np.ndarray,
+    upper: Sequence[float] | np.ndarray,
+    records: Sequence[Mapping[str, Any]],
+    truths: Sequence[float],
+    by: str,
+) -> dict:
     """Share of truths inside the given bounds, overall and per value of field ``by``."""
     hits: dict[str, list[bool]] = {}
     widths = []
@@ -64,5 +89,9 @@ def coverage_of(lower: Sequence[float] | np.ndarray, upper: Sequence[float] | np
             hits.setdefault(key, []).append(inside)
         widths.append(float(high - low))
     share = {key: sum(values) / len(values) for key, values in sorted(hits.items())}
-    return {"coverage": share.pop(ALL), "by_group": share, "rows": len(widths),
-            "mean_width": sum(widths) / len(widths)}
+    return {
+        "coverage": share.pop(ALL),
+        "by_group": share,
+        "rows": len(widths),
+        "mean_width": sum(widths) / len(widths),
+    }

@@ -1,4 +1,5 @@
 """The training data: the canonical download, checked by SHA-256, and schema-checked rows."""
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,9 @@ from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
-CANONICAL_URL = ("https://raw.githubusercontent.com/stedy/Machine-Learning-with-R-datasets/"
-                 "master/insurance.csv")
+CANONICAL_URL = (
+    "https://raw.githubusercontent.com/stedy/Machine-Learning-with-R-datasets/master/insurance.csv"
+)
 CANONICAL_SHA256 = "505c1cbc2e63d0363bac59501563df2530aadf4cdb9cfee226f4ef32f5468281"
 TARGET = "charges"
 
@@ -34,8 +36,10 @@ def download_canonical(dest_dir: Path) -> Path:
         dest.write_bytes(resp.read())
     digest = sha256_of(dest)
     if digest != CANONICAL_SHA256:
-        raise DataError(f"downloaded file has SHA-256 {digest}, expected {CANONICAL_SHA256}; "
-                        "refusing to train on it")
+        raise DataError(
+            f"downloaded file has SHA-256 {digest}, expected {CANONICAL_SHA256}; "
+            "refusing to train on it"
+        )
     return dest
 
 

@@ -17,6 +17,7 @@ to stderr, as JSON lines when stderr is not a terminal (a scheduler's task log).
 Exit status: 0 usable, 1 refused (checksum, columns, too many refused rows), 2 usage error,
 75 the source could not be read (network, S3): try again later.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,15 +82,19 @@ class Report:
 def row_problems(cells: list[str]) -> list[tuple[str | None, str]]:
     """Each (field, message) wrong with one row whose cells follow EXPECTED_COLUMNS' order."""
     if len(cells) != len(EXPECTED_COLUMNS):
-        return [(None, f"has {len(cells)} values, expected {len(EXPECTED_COLUMNS)}: "
-                       + ", ".join(EXPECTED_COLUMNS))]
+        return [
+            (
+                None,
+                f"has {len(cells)} values, expected {len(EXPECTED_COLUMNS)}: "
+                + ", ".join(EXPECTED_COLUMNS),
+            )
+        ]
     values = dict(zip(EXPECTED_COLUMNS, cells, strict=True))
     record = {name: typed_from_text(BY_NAME[name], values[name]) for name in FIELD_NAMES}
     _, errors = validate_record(record)
     problems = [(error.field, error.message) for error in errors]
     charge = values[TARGET]
-    if not _CHARGE_TEXT.fullmatch(charge) or not math.isfinite(float(charge)) \
-            or float(charge) <= 0:
+    if not _CHARGE_TEXT.fullmatch(charge) or not math.isfinite(float(charge)) or float(charge) <= 0:
         problems.append((TARGET, f"{TARGET} must be a positive number; got {charge!r}"))
     return problems
 
@@ -101,14 +106,17 @@ def check_rows(path: Path, out_dir: Path, report: Report) -> None:
             reader = csv.reader(source)
             header = next(reader, None) or []  # an empty file has no columns: refused below
             order = _column_order(header, report.source)
-            with open(out_dir / ACCEPTED, "w", newline="", encoding="utf-8") as accepted, \
-                    open(out_dir / REJECTED, "w", newline="", encoding="utf-8") as rejected:
+            with (
+                open(out_dir / ACCEPTED, "w", newline="", encoding="utf-8") as accepted,
+                open(out_dir / REJECTED, "w", newline="", encoding="utf-8") as rejected,
+            ):
                 keep = csv.writer(accepted, lineterminator="\n")
                 refuse = csv.writer(rejected, lineterminator="\n")
                 _split(reader, header, order, keep, refuse, report)
     except UnicodeDecodeError as exc:
-        raise DataError(f"{report.source} is not UTF-8 text ({exc.reason} at byte "
-                        f"{exc.start})") from None
+        raise DataError(
+            f"{report.source} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     except csv.Error as exc:
         raise DataError(f"{report.source} is not readable CSV: {exc}") from None
     if not report.rejected and not report.blank_lines:
@@ -135,30 +143,50 @@ def _split(reader, header: list[str], order: list[int], keep, refuse, report: Re
             refuse.writerow([reader.line_num, name or "", message, *cells])
             if len(report.rejected_examples) < REPORT_EXAMPLES:
                 report.rejected_examples.append(
-                    {"line": reader.line_num, "field": name, "message": message})
+                    {"line": reader.line_num, "field": name, "message": message}
+                )
 
 
 def _column_order(header: list[str] | None, source: str) -> list[int]:
     if not header or sorted(header) != sorted(EXPECTED_COLUMNS):
         missing = [c for c in EXPECTED_COLUMNS if c not in (header or [])]
         extra = [c for c in header or [] if c not in EXPECTED_COLUMNS]
-        raise DataError(f"{source}: columns {header or []} (missing {missing}, unexpected "
-                        f"{extra}); expected exactly {list(EXPECTED_COLUMNS)}")
+        raise DataError(
+            f"{source}: columns {header or []} (missing {missing}, unexpected "
+            f"{extra}); expected exactly {list(EXPECTED_COLUMNS)}"
+        )
     return [header.index(name) for name in EXPECTED_COLUMNS]
 
 
-def run(source: str, out_dir: Path, sha256: str | None, max_rejected: int,
-        holdout: float | None = None, baseline: Baseline | None = None) -> Report:
+def run(
+    source: str,
+    out_dir: Path,
+    sha256: str | None,
+    max_rejected: int,
+    holdout: float | None = None,
+    baseline: Baseline | None = None,
+) -> Report:
     """Fetch, check and split the data; raise DataError when it must not be trained on."""
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         fetched = fetch(source, Path(tmp), sha256)
-        log.info("fetched %s: %d bytes, SHA-256 %s matches %s (%.2f s)", fetched.source,
-                 fetched.size, fetched.sha256, fetched.vouched_by, time.perf_counter() - started,
-                 extra={"fields": {"step": "fetch", "sha256": fetched.sha256}})
-        report = Report(fetched.source, fetched.sha256, fetched.vouched_by, fetched.size,
-                        max_rejected=max_rejected)
+        log.info(
+            "fetched %s: %d bytes, SHA-256 %s matches %s (%.2f s)",
+            fetched.source,
+            fetched.size,
+            fetched.sha256,
+            fetched.vouched_by,
+            time.perf_counter() - started,
+            extra={"fields": {"step": "fetch", "sha256": fetched.sha256}},
+        )
+        report = Report(
+            fetched.source,
+            fetched.sha256,
+            fetched.vouched_by,
+            fetched.size,
+            max_rejected=max_rejected,
+        )
         started = time.perf_counter()
         check_rows(fetched.path, out_dir, report)
     if holdout is not None and report.rejected <= max_rejected:
@@ -172,23 +200,44 @@ def run(source: str, out_dir: Path, sha256: str | None, max_rejected: int,
         (out_dir / DRIFT_REPORT).write_text(json.dumps(drift, indent=2) + "\n")
         report.drift = summary(drift)
     (out_dir / REPORT).write_text(json.dumps(asdict(report), indent=2) + "\n")
-    log.info("checked %d rows against the schema: %d accepted, %d refused (%.2f s)",
-             report.rows, report.accepted, report.rejected, time.perf_counter() - started,
-             extra={"fields": {"step": "check", "rows": report.rows,
-                               "accepted": report.accepted, "rejected": report.rejected}})
+    log.info(
+        "checked %d rows against the schema: %d accepted, %d refused (%.2f s)",
+        report.rows,
+        report.accepted,
+        report.rejected,
+        time.perf_counter() - started,
+        extra={
+            "fields": {
+                "step": "check",
+                "rows": report.rows,
+                "accepted": report.accepted,
+                "rejected": report.rejected,
+            }
+        },
+    )
     for example in report.rejected_examples:
         log.warning("line %d refused: %s", example["line"], example["message"])
     if report.holdout_rows is not None:
-        log.info("held out %d rows for the promotion gate, %d left to train on",
-                 report.holdout_rows, report.train_rows,
-                 extra={"fields": {"step": "holdout", "holdout_rows": report.holdout_rows,
-                                   "train_rows": report.train_rows}})
+        log.info(
+            "held out %d rows for the promotion gate, %d left to train on",
+            report.holdout_rows,
+            report.train_rows,
+            extra={
+                "fields": {
+                    "step": "holdout",
+                    "holdout_rows": report.holdout_rows,
+                    "train_rows": report.train_rows,
+                }
+            },
+        )
     if drift is not None:
         log_report(log, drift)
     if report.rejected > max_rejected:
         (out_dir / ACCEPTED).unlink()  # nothing here may be trained on
-        raise DataError(f"{report.rejected} rows refused by the schema, more than the "
-                        f"{max_rejected} allowed (--max-rejected); see {out_dir / REJECTED}")
+        raise DataError(
+            f"{report.rejected} rows refused by the schema, more than the "
+            f"{max_rejected} allowed (--max-rejected); see {out_dir / REJECTED}"
+        )
     return report
 
 
@@ -203,17 +252,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", help="canonical, https://..., s3://bucket/key or a path")
     parser.add_argument("--out", type=Path, required=True, help="directory for the results")
     parser.add_argument("--sha256", help="the SHA-256 the source must have")
-    parser.add_argument("--max-rejected", type=int, default=0, metavar="N",
-                        help="most rows the schema may refuse before the file is (default 0)")
-    parser.add_argument("--holdout", type=float, nargs="?", const=HOLDOUT_FRACTION,
-                        metavar="FRACTION", help="also split the rows into train.csv and "
-                        f"holdout.csv, this share held out (default {HOLDOUT_FRACTION})")
+    parser.add_argument(
+        "--max-rejected",
+        type=int,
+        default=0,
+        metavar="N",
+        help="most rows the schema may refuse before the file is (default 0)",
+    )
+    parser.add_argument(
+        "--holdout",
+        type=float,
+        nargs="?",
+        const=HOLDOUT_FRACTION,
+        metavar="FRACTION",
+        help="also split the rows into train.csv and "
+        f"holdout.csv, this share held out (default {HOLDOUT_FRACTION})",
+    )
     reference = parser.add_mutually_exclusive_group()
-    reference.add_argument("--reference-card", type=Path, metavar="CARD",
-                           help="compare the inputs with this model card's training "
-                                "distribution (the champion's): drift.json, never a refusal")
-    reference.add_argument("--no-reference-card", metavar="WHY",
-                           help="no card to compare with (no champion yet): the report says why")
+    reference.add_argument(
+        "--reference-card",
+        type=Path,
+        metavar="CARD",
+        help="compare the inputs with this model card's training "
+        "distribution (the champion's): drift.json, never a refusal",
+    )
+    reference.add_argument(
+        "--no-reference-card",
+        metavar="WHY",
+        help="no card to compare with (no champion yet): the report says why",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     # Usage errors end 2, data refused 1 ("Refused: ..."), a source that cannot be read now 75
@@ -228,8 +295,13 @@ def _check(args: argparse.Namespace) -> int:
     if args.holdout is not None and not 0 < args.holdout < 1:
         raise UsageError(f"--holdout {args.holdout}: give a share between 0 and 1")
     sha256 = parse_sha256(args.sha256) if args.sha256 else None
-    baseline = read_card(args.reference_card) if args.reference_card else \
-        Baseline(note=args.no_reference_card) if args.no_reference_card else None
+    baseline = (
+        read_card(args.reference_card)
+        if args.reference_card
+        else Baseline(note=args.no_reference_card)
+        if args.no_reference_card
+        else None
+    )
     report = run(args.source, args.out, sha256, args.max_rejected, args.holdout, baseline)
     print(json.dumps(asdict(report)), flush=True)
     return 0

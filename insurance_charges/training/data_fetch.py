@@ -6,6 +6,7 @@ for: the one given (``--sha256``), else the canonical file's published digest, e
 SHA-256 checksum S3 stores for an object uploaded with one (``--checksum-algorithm SHA256``).
 A source with none of these is refused rather than trained on unchecked.
 """
+
 from __future__ import annotations
 
 import base64
@@ -53,8 +54,9 @@ def parse_sha256(text: str) -> str:
     """A SHA-256 given on the command line: 64 hex digits (any case)."""
     digest = text.strip().lower()
     if not _HEX_SHA256.fullmatch(digest):
-        raise UsageError(f"--sha256 {text!r} is not a SHA-256; give its 64 hex digits "
-                         "(`sha256sum FILE`)")
+        raise UsageError(
+            f"--sha256 {text!r} is not a SHA-256; give its 64 hex digits (`sha256sum FILE`)"
+        )
     return digest
 
 
@@ -72,8 +74,9 @@ def fetch(source: str, dest_dir: Path, sha256: str | None = None) -> Fetched:
     elif source.startswith("https://"):
         path = _from_url(source, dest_dir / FILE_NAME)
     elif "://" in source:
-        raise UsageError(f"{source}: read data from `canonical`, https://, s3://bucket/key or "
-                         "a local path")
+        raise UsageError(
+            f"{source}: read data from `canonical`, https://, s3://bucket/key or a local path"
+        )
     else:
         path = Path(source)
         if not path.is_file():
@@ -81,17 +84,22 @@ def fetch(source: str, dest_dir: Path, sha256: str | None = None) -> Fetched:
     digest = sha256_of(path)
     expected, vouched_by = _expected(digest, sha256, stored, source == CANONICAL_URL)
     if expected is None:
-        raise DataError(f"{source} has no SHA-256 to check it against; pass --sha256 (the "
-                        "DAG's data_sha256), or upload it to S3 with `aws s3 cp "
-                        "--checksum-algorithm SHA256`")
+        raise DataError(
+            f"{source} has no SHA-256 to check it against; pass --sha256 (the "
+            "DAG's data_sha256), or upload it to S3 with `aws s3 cp "
+            "--checksum-algorithm SHA256`"
+        )
     if digest != expected:
-        raise DataError(f"{source} has SHA-256 {digest}, but {vouched_by} is {expected}; "
-                        "refusing to train on it")
+        raise DataError(
+            f"{source} has SHA-256 {digest}, but {vouched_by} is {expected}; "
+            "refusing to train on it"
+        )
     return Fetched(source, path, digest, path.stat().st_size, vouched_by)
 
 
-def _expected(digest: str, given: str | None, stored: str | None,
-              canonical: bool) -> tuple[str | None, str]:
+def _expected(
+    digest: str, given: str | None, stored: str | None, canonical: bool
+) -> tuple[str | None, str]:
     if given:
         return given, "the SHA-256 given (--sha256)"
     if canonical or digest == CANONICAL_SHA256:

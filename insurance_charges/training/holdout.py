@@ -5,6 +5,7 @@ same record lands on the same side every week. As the data grows, a record held 
 was held out last week too, so neither the champion (trained on an earlier week's training
 part) nor the challenger has seen any holdout record, and the gate compares them fairly.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,7 +19,7 @@ from ..core.schema import BY_NAME, FIELD_NAMES, typed_from_text
 from .data import TARGET
 
 TRAIN, HOLDOUT = "train.csv", "holdout.csv"
-_SCALE = 2 ** 64  # the first 8 bytes of a record's SHA-256, as a number below this
+_SCALE = 2**64  # the first 8 bytes of a record's SHA-256, as a number below this
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,11 @@ def held_out(record: dict[str, str], fraction: float) -> bool:
 
 def split(accepted: Path, out_dir: Path, fraction: float) -> tuple[Part, Part]:
     """Write ``train.csv`` and ``holdout.csv`` from schema-checked rows, cells as given."""
-    with open(accepted, newline="", encoding="utf-8-sig") as source, \
-            open(out_dir / TRAIN, "w", newline="", encoding="utf-8") as train, \
-            open(out_dir / HOLDOUT, "w", newline="", encoding="utf-8") as holdout:
+    with (
+        open(accepted, newline="", encoding="utf-8-sig") as source,
+        open(out_dir / TRAIN, "w", newline="", encoding="utf-8") as train,
+        open(out_dir / HOLDOUT, "w", newline="", encoding="utf-8") as holdout,
+    ):
         reader = csv.reader(source)
         header = next(reader)
         sides = csv.writer(train, lineterminator="\n"), csv.writer(holdout, lineterminator="\n")
@@ -55,5 +58,7 @@ def split(accepted: Path, out_dir: Path, fraction: float) -> tuple[Part, Part]:
             side = int(held_out(dict(zip(header, cells, strict=True)), fraction))
             sides[side].writerow(cells)
             counts[side] += 1
-    return (Part(out_dir / TRAIN, counts[0], sha256_of(out_dir / TRAIN)),
-            Part(out_dir / HOLDOUT, counts[1], sha256_of(out_dir / HOLDOUT)))
+    return (
+        Part(out_dir / TRAIN, counts[0], sha256_of(out_dir / TRAIN)),
+        Part(out_dir / HOLDOUT, counts[1], sha256_of(out_dir / HOLDOUT)),
+    )

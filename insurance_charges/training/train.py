@@ -2,6 +2,7 @@
 
 Usage: ``python -m insurance_charges.training --signing-key KEY [--data PATH] [--out DIR]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,13 +41,33 @@ HOLDOUT_FRACTION = 0.2
 FOLDS = 10
 SORT_BY = "R2"
 # PyCaret's default (turbo) regressors that are installed; slow kernel models are left out.
-CANDIDATES = ("lr", "lasso", "ridge", "en", "lar", "llar", "omp", "br", "huber", "par",
-              "knn", "dt", "rf", "et", "ada", "gbr", "lightgbm", "dummy")
+CANDIDATES = (
+    "lr",
+    "lasso",
+    "ridge",
+    "en",
+    "lar",
+    "llar",
+    "omp",
+    "br",
+    "huber",
+    "par",
+    "knn",
+    "dt",
+    "rf",
+    "et",
+    "ada",
+    "gbr",
+    "lightgbm",
+    "dummy",
+)
 BASELINE: dict[str, Any] = {
     "description": "the tutorials' model: linear regression after normalize=True, "
-                   "polynomial_features=True, same split",
-    "estimator_id": "lr", "setup": {"normalize": True, "polynomial_features": True},
-    "fit": baseline.FIT}
+    "polynomial_features=True, same split",
+    "estimator_id": "lr",
+    "setup": {"normalize": True, "polynomial_features": True},
+    "fit": baseline.FIT,
+}
 DEFAULT_OUT = DEFAULT_MODEL_PATH.parent
 MODEL_NAME = DEFAULT_MODEL_PATH.stem
 
@@ -67,27 +88,44 @@ def holdout_metrics(experiment, estimator) -> dict:
 
     truth = experiment.y_test_transformed.to_numpy()
     pred = estimator.predict(experiment.X_test_transformed)
-    return {"mae": float(mean_absolute_error(truth, pred)),
-            "rmse": float(mean_squared_error(truth, pred) ** 0.5),
-            "r2": float(r2_score(truth, pred))}
+    return {
+        "mae": float(mean_absolute_error(truth, pred)),
+        "rmse": float(mean_squared_error(truth, pred) ** 0.5),
+        "r2": float(r2_score(truth, pred)),
+    }
 
 
 def cv_metrics(experiment) -> dict:
     """Mean cross-validation MAE, RMSE and R² from the experiment's last scoring grid."""
     grid = experiment.pull()
-    return {key: float(grid.loc["Mean", column])
-            for key, column in (("mae", "MAE"), ("rmse", "RMSE"), ("r2", "R2"))}
+    return {
+        key: float(grid.loc["Mean", column])
+        for key, column in (("mae", "MAE"), ("rmse", "RMSE"), ("r2", "R2"))
+    }
 
 
-def run_experiment(frame: pd.DataFrame, estimator: str | BaseEstimator | None,
-                   options: TrainingOptions = TrainingOptions(), **setup_options):
+def run_experiment(
+    frame: pd.DataFrame,
+    estimator: str | BaseEstimator | None,
+    options: TrainingOptions = TrainingOptions(),
+    **setup_options,
+):
     """Set up PyCaret, pick (or create) the estimator by CV and return the pieces."""
     from pycaret.regression import RegressionExperiment
 
     exp = RegressionExperiment()
-    exp.setup(frame, target=TARGET, session_id=options.seed, train_size=1 - HOLDOUT_FRACTION,
-              fold=options.folds, verbose=False, html=False, system_log=False, n_jobs=-1,
-              **setup_options)
+    exp.setup(
+        frame,
+        target=TARGET,
+        session_id=options.seed,
+        train_size=1 - HOLDOUT_FRACTION,
+        fold=options.folds,
+        verbose=False,
+        html=False,
+        system_log=False,
+        n_jobs=-1,
+        **setup_options,
+    )
     if estimator is None:
         exp.compare_models(include=list(options.candidates), sort=SORT_BY, verbose=False)
         leaderboard = exp.pull()
@@ -104,24 +142,31 @@ def read_signing_key(path: Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
-        raise UserError(f"signing key {path} cannot be used ({exc}); make one with "
-                        "`openssl genpkey -algorithm ed25519 -out KEY` "
-                        "(docs/security.md#model-signing)") from None
+        raise UserError(
+            f"signing key {path} cannot be used ({exc}); make one with "
+            "`openssl genpkey -algorithm ed25519 -out KEY` "
+            "(docs/security.md#model-signing)"
+        ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise UserError(f"signing key {path} is not an Ed25519 private key")
     return key
 
 
-def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey,
-          options: TrainingOptions = TrainingOptions()) -> dict:
+def train(
+    data: Path,
+    out_dir: Path,
+    signing_key: Ed25519PrivateKey,
+    options: TrainingOptions = TrainingOptions(),
+) -> dict:
     """Train, evaluate against the tutorials' model, finalize, save and sign; return the card."""
     data_sha = sha256_of(data)
     if data_sha != CANONICAL_SHA256:
         log.warning("%s differs from the canonical data set (SHA-256 %s)", data, data_sha)
     with step(log, 1, STEPS, f"load and check {data.name}"):
         frame = load_data(data)
-    with step(log, 2, STEPS, f"compare {len(options.candidates)} estimators by "
-                             f"{options.folds}-fold CV"):
+    with step(
+        log, 2, STEPS, f"compare {len(options.candidates)} estimators by {options.folds}-fold CV"
+    ):
         exp, model, estimator_id, cv, holdout = run_experiment(frame, None, options)
     log.info("chose %s: CV R² %.4f, holdout MAE %.2f", estimator_id, cv["r2"], holdout["mae"])
     with step(log, 3, STEPS, "calibrate the likely range"):
@@ -130,7 +175,8 @@ def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey,
         # PyCaret's own "lr" would move with the CPU (baseline.py says why); the same
         # least squares, well-conditioned, does not.
         _, base_model, _, base_cv, base_holdout = run_experiment(
-            frame, baseline.LeastSquares(), options, **BASELINE["setup"])
+            frame, baseline.LeastSquares(), options, **BASELINE["setup"]
+        )
     with step(log, 5, STEPS, "refit on all rows and save the pipeline"):
         final = exp.finalize_model(model)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,28 +184,46 @@ def train(data: Path, out_dir: Path, signing_key: Ed25519PrivateKey,
         exp.save_model(final, str(pipeline_path.with_suffix("")), verbose=False)
     features = frame[list(FIELD_NAMES)]  # what serving will be compared with (drift)
     card = card_writer.build(
-        pipeline_path=pipeline_path, pipeline_sha256=sha256_of(pipeline_path),
-        estimator=type(final.steps[-1][1]).__name__, estimator_id=estimator_id,
-        trained_at=datetime.now(UTC), data_sha256=data_sha, rows=len(frame),
-        training={"session_id": options.seed, "holdout_fraction": HOLDOUT_FRACTION,
-                  "cv_folds": options.folds, "sort_by": SORT_BY,
-                  "candidates": list(options.candidates),
-                  "pipeline_steps": [name for name, _ in final.steps]},
+        pipeline_path=pipeline_path,
+        pipeline_sha256=sha256_of(pipeline_path),
+        estimator=type(final.steps[-1][1]).__name__,
+        estimator_id=estimator_id,
+        trained_at=datetime.now(UTC),
+        data_sha256=data_sha,
+        rows=len(frame),
+        training={
+            "session_id": options.seed,
+            "holdout_fraction": HOLDOUT_FRACTION,
+            "cv_folds": options.folds,
+            "sort_by": SORT_BY,
+            "candidates": list(options.candidates),
+            "pipeline_steps": [name for name, _ in final.steps],
+        },
         metrics={"cv": cv, "holdout": holdout},
-        baseline={**BASELINE, "rank": int(base_model.rank_),
-                  "columns": int(base_model.n_features_in_), "cv": base_cv,
-                  "holdout": base_holdout},
+        baseline={
+            **BASELINE,
+            "rank": int(base_model.rank_),
+            "columns": int(base_model.n_features_in_),
+            "cv": base_cv,
+            "holdout": base_holdout,
+        },
         interval=likely_range,
         distribution=card_writer.distribution(features, final.predict(features)),
         drivers=card_writer.drivers(final, features),
-        ranges={name: {"min": frame[name].min().item(), "max": frame[name].max().item()}
-                for name in FIELD_NAMES if frame[name].dtype.kind in "if"})
+        ranges={
+            name: {"min": frame[name].min().item(), "max": frame[name].max().item()}
+            for name in FIELD_NAMES
+            if frame[name].dtype.kind in "if"
+        },
+    )
     with step(log, 6, STEPS, "write the model card and sign"):
         card_writer.write(card, model_card.path_for(pipeline_path))
-        signature = model_signing.write_signature(signing_key, pipeline_path,
-                                                  model_card.path_for(pipeline_path))
-    log.info("signed %s with key %s", signature.name,
-             model_signing.key_id(signing_key.public_key()))
+        signature = model_signing.write_signature(
+            signing_key, pipeline_path, model_card.path_for(pipeline_path)
+        )
+    log.info(
+        "signed %s with key %s", signature.name, model_signing.key_id(signing_key.public_key())
+    )
     return card
 
 
@@ -168,9 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="insurance.csv (default: download and verify)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
-    parser.add_argument("--signing-key", type=Path, required=True,
-                        help="Ed25519 private key (PEM) that signs the model; the service "
-                             "refuses unsigned models")
+    parser.add_argument(
+        "--signing-key",
+        type=Path,
+        required=True,
+        help="Ed25519 private key (PEM) that signs the model; the service refuses unsigned models",
+    )
     args = parser.parse_args(argv)
     # Steps with their timing: plain on a terminal, JSON lines in a scheduler's task log.
     log_to(logging.getLogger("insurance_charges"))
@@ -186,14 +253,25 @@ def _train_and_report(args: argparse.Namespace) -> int:
     else:
         card = train(args.data, args.out, key)
     m, b = card["metrics"]["holdout"], card["baseline"]["holdout"]
-    log.info("%s (%s): holdout MAE %.2f RMSE %.2f R² %.4f; tutorials' model MAE %.2f R² %.4f",
-             card["model_version"], card["estimator"], m["mae"], m["rmse"], m["r2"],
-             b["mae"], b["r2"])
+    log.info(
+        "%s (%s): holdout MAE %.2f RMSE %.2f R² %.4f; tutorials' model MAE %.2f R² %.4f",
+        card["model_version"],
+        card["estimator"],
+        m["mae"],
+        m["rmse"],
+        m["r2"],
+        b["mae"],
+        b["r2"],
+    )
     likely = card["interval"]
-    log.info("%.0f%% interval (%s): holdout coverage %.3f (cross-fitted), over %d resampled "
-             "splits %.3f",
-             100 * likely["level"], likely["chosen"], likely["holdout"]["coverage"],
-             likely["resampled"]["splits"], likely["resampled"]["mean"])
+    log.info(
+        "%.0f%% interval (%s): holdout coverage %.3f (cross-fitted), over %d resampled splits %.3f",
+        100 * likely["level"],
+        likely["chosen"],
+        likely["holdout"]["coverage"],
+        likely["resampled"]["splits"],
+        likely["resampled"]["mean"],
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
 """The web layer: the Flask app factory and the one accessor for the served model."""
+
 from __future__ import annotations
 
 import os
@@ -19,18 +20,25 @@ _MODEL_KEY = "insurance_charges.model"
 
 def config_from(settings: settings_module.Settings) -> dict[str, Any]:
     """The app's config entries for checked settings."""
-    return {"MODEL_PATH": str(settings.model_path), "MODEL_URI": settings.model_uri,
-            "TRUSTED_KEYS": settings.trusted_keys,
-            "LOG_LEVEL": settings.log_level,
-            "MAX_BATCH": settings.max_batch, "API_KEYS": settings.api_keys,
-            "MAX_CONTENT_LENGTH": settings_module.MAX_CONTENT_LENGTH,
-            # SageMaker's /invocations (web/sagemaker.py): its body limit and the workers
-            # gunicorn runs, which /execution-parameters advises as the job's concurrency.
-            "MAX_PAYLOAD_MB": settings.max_payload_mb, "WORKERS": settings.workers,
-            "METRICS_DIR": settings.metrics_dir, "WORKER_RESULTS": settings.worker_results,
-            "WORKER_SCORED_URI": settings.worker_scored,
-            "WORKER_MAX_FILE_MB": settings.worker_max_file_mb,
-            "CAPTURE": settings.capture, "CAPTURE_PERCENT": settings.capture_percent}
+    return {
+        "MODEL_PATH": str(settings.model_path),
+        "MODEL_URI": settings.model_uri,
+        "TRUSTED_KEYS": settings.trusted_keys,
+        "LOG_LEVEL": settings.log_level,
+        "MAX_BATCH": settings.max_batch,
+        "API_KEYS": settings.api_keys,
+        "MAX_CONTENT_LENGTH": settings_module.MAX_CONTENT_LENGTH,
+        # SageMaker's /invocations (web/sagemaker.py): its body limit and the workers
+        # gunicorn runs, which /execution-parameters advises as the job's concurrency.
+        "MAX_PAYLOAD_MB": settings.max_payload_mb,
+        "WORKERS": settings.workers,
+        "METRICS_DIR": settings.metrics_dir,
+        "WORKER_RESULTS": settings.worker_results,
+        "WORKER_SCORED_URI": settings.worker_scored,
+        "WORKER_MAX_FILE_MB": settings.worker_max_file_mb,
+        "CAPTURE": settings.capture,
+        "CAPTURE_PERCENT": settings.capture_percent,
+    }
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

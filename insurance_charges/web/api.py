@@ -1,4 +1,5 @@
 """The JSON API: strict, one record or a batch, machine-readable errors."""
+
 from __future__ import annotations
 
 import orjson
@@ -63,8 +64,11 @@ def predict_api():
     is the request id, in the X-Request-ID header)."""
     body, size = read_json()
     if isinstance(body, list):
-        raise HttpProblem(422, "send one record as a JSON object; batches go to /api/v1/predict",
-                          [{"pointer": "", "message": "expected an object, got an array"}])
+        raise HttpProblem(
+            422,
+            "send one record as a JSON object; batches go to /api/v1/predict",
+            [{"pointer": "", "message": "expected an object, got an array"}],
+        )
     return answer(float(estimate_body(body, size).amounts[0]))
 
 

@@ -3,6 +3,7 @@
 The adapters (API, form, EB worker) call ``capture_estimates`` beside ``record_estimates``;
 what is written, where and when is insurance_charges.capture's. Off unless CAPTURE_URI is set.
 """
+
 from __future__ import annotations
 
 from flask import Flask, current_app, g, request

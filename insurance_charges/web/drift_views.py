@@ -1,4 +1,5 @@
 """GET /api/v1/drift: what the service received, compared with the training data."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
@@ -15,8 +16,12 @@ def drift():
     watch = watch_of()
     document = watch.drift() if watch is not None else None
     if document is None:
-        raise HttpProblem(404, "the served model's card holds no training distribution to compare "
-                               "with (a model trained before drift was watched); retrain it with "
-                               "`make train`" if watch is not None else
-                               "monitoring is off in this app")
+        raise HttpProblem(
+            404,
+            "the served model's card holds no training distribution to compare "
+            "with (a model trained before drift was watched); retrain it with "
+            "`make train`"
+            if watch is not None
+            else "monitoring is off in this app",
+        )
     return jsonify(document)

@@ -1,4 +1,5 @@
 """Errors: RFC 9457 problem+json under the API, a plain HTML page elsewhere, never a trace."""
+
 from __future__ import annotations
 
 import logging
@@ -16,14 +17,31 @@ from ..core.problems import (
     totals,
 )
 
-__all__ = ["PROBLEMS", "PROBLEM_MEDIA_TYPE", "HttpProblem", "Overran", "init_app",
-           "listed_within", "problem_document", "problem_response", "problem_type", "totals",
-           "wants_problem_json"]
+__all__ = [
+    "PROBLEMS",
+    "PROBLEM_MEDIA_TYPE",
+    "HttpProblem",
+    "Overran",
+    "init_app",
+    "listed_within",
+    "problem_document",
+    "problem_response",
+    "problem_type",
+    "totals",
+    "wants_problem_json",
+]
 
 log = logging.getLogger(__name__)
 # Machine-facing too: SageMaker's paths (web/sagemaker.py), the EB worker's (web/worker.py).
-API_PREFIXES = ("/api/", "/predict_api", "/openapi.json", "/invocations", "/ping",
-                "/execution-parameters", "/worker/")
+API_PREFIXES = (
+    "/api/",
+    "/predict_api",
+    "/openapi.json",
+    "/invocations",
+    "/ping",
+    "/execution-parameters",
+    "/worker/",
+)
 
 
 class Overran(Exception):
@@ -34,8 +52,14 @@ class Overran(Exception):
 class HttpProblem(Exception):
     """An API error to answer as problem+json; ``extra`` adds extension members."""
 
-    def __init__(self, status: int, detail: str, errors: list | None = None,
-                 headers: dict | None = None, extra: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: list | None = None,
+        headers: dict | None = None,
+        extra: dict | None = None,
+    ):
         super().__init__(detail)
         self.status, self.detail, self.errors, self.headers = status, detail, errors, headers
         self.extra = extra or {}
@@ -46,8 +70,13 @@ def problem_document(problem: HttpProblem) -> dict:
     return problem_body(problem.status, problem.detail, problem.errors, problem.extra)
 
 
-def problem_response(status: int, detail: str, errors: list | None = None,
-                     headers: dict | None = None, extra: dict | None = None) -> Response:
+def problem_response(
+    status: int,
+    detail: str,
+    errors: list | None = None,
+    headers: dict | None = None,
+    extra: dict | None = None,
+) -> Response:
     """Build an ``application/problem+json`` response."""
     body = problem_body(status, detail, errors, extra)
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
@@ -74,19 +103,21 @@ def init_app(app: Flask) -> None:
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
         if wants_problem_json():
             return problem_response(status, exc.description or exc.name, headers=headers)
-        page = render_template("error.html", status=status, title=exc.name,
-                               detail=exc.description)
+        page = render_template("error.html", status=status, title=exc.name, detail=exc.description)
         return page, status, headers
 
     @app.errorhandler(Overran)
     def handle_overran(exc: Overran):
-        log.error("%s %s outlived the worker timeout; answered 504", request.method,
-                  request.path)
-        return handle_http(GatewayTimeout(
-            "The request took longer than the service allows; send fewer records at a time."))
+        log.error("%s %s outlived the worker timeout; answered 504", request.method, request.path)
+        return handle_http(
+            GatewayTimeout(
+                "The request took longer than the service allows; send fewer records at a time."
+            )
+        )
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return handle_http(InternalServerError(
-            "The server could not complete the request; it has been logged."))
+        return handle_http(
+            InternalServerError("The server could not complete the request; it has been logged.")
+        )

@@ -3,6 +3,7 @@
 Validation itself is the core's (the same rules and code path as the JSON API); this module only
 translates: text in, typed values out; field errors in, one sentence per form field out.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -40,15 +41,19 @@ def messages(errors: list[FieldError], form: Mapping[str, str]) -> dict[str, str
             continue
         field = BY_NAME[error.field]
         if error.reason == "missing":
-            out[field.name] = (f"Choose {field.label.lower()} from the list."
-                               if field.kind == CATEGORY else
-                               f"Enter {field.label.lower()}: {field.rule()}.")
+            out[field.name] = (
+                f"Choose {field.label.lower()} from the list."
+                if field.kind == CATEGORY
+                else f"Enter {field.label.lower()}: {field.rule()}."
+            )
         else:
             text = form.get(field.name, "").strip()
             shown = f'"{text}"' if len(text) <= QUOTE_LIMIT else "that"
             out[field.name] = f"{field.label} must be {field.rule()}; {shown} is not."
     if unknown:  # a crafted post or a stale page
-        out["form"] = ("The form held unexpected fields ("
-                       + ", ".join(sorted(unknown))[:UNKNOWN_LIST_LIMIT]
-                       + "); reload the page and try again.")
+        out["form"] = (
+            "The form held unexpected fields ("
+            + ", ".join(sorted(unknown))[:UNKNOWN_LIST_LIMIT]
+            + "); reload the page and try again."
+        )
     return out

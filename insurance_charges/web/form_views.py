@@ -1,4 +1,5 @@
 """The web form: six fields, a readable estimate, every problem shown beside its field."""
+
 from __future__ import annotations
 
 from flask import Blueprint, abort, g, render_template, request
@@ -22,15 +23,24 @@ def model_facts() -> dict:
     """What the page says about the served model (the card's structure is checked at load)."""
     card = served_model().card
     likely = card.get("interval") or {}
-    return {"version": card["model_version"], "rows": card["data"]["rows"],
-            "holdout_mae": card["metrics"]["holdout"]["mae"],
-            "interval_rows": likely.get("holdout", {}).get("rows"),
-            "interval_coverage": likely.get("holdout", {}).get("coverage")}
+    return {
+        "version": card["model_version"],
+        "rows": card["data"]["rows"],
+        "holdout_mae": card["metrics"]["holdout"]["mae"],
+        "interval_rows": likely.get("holdout", {}).get("rows"),
+        "interval_coverage": likely.get("holdout", {}).get("coverage"),
+    }
 
 
 def _page(values: dict, errors: dict, result: dict | None = None, status: int = 200):
-    return render_template("index.html", fields=FIELDS, values=values, errors=errors,
-                           result=result, facts=model_facts()), status
+    return render_template(
+        "index.html",
+        fields=FIELDS,
+        values=values,
+        errors=errors,
+        result=result,
+        facts=model_facts(),
+    ), status
 
 
 @bp.get("/")
@@ -52,9 +62,15 @@ def submit():
     record_estimates(person)
     capture_estimates(person)
     why = explain(served_model(), person)  # what-ifs and curves: one more batch call
-    return _page(values, {}, result={"amount": money(why.estimate),
-                                     "warnings": [w.message for w in person.warnings],
-                                     "record": person.records[0], "why": why,
-                                     "inference_id": inference_ids(g.request_id, 1, False)[0],
-                                     "charts": charts.figures(why.curves)})
-
+    return _page(
+        values,
+        {},
+        result={
+            "amount": money(why.estimate),
+            "warnings": [w.message for w in person.warnings],
+            "record": person.records[0],
+            "why": why,
+            "inference_id": inference_ids(g.request_id, 1, False)[0],
+            "charts": charts.figures(why.curves),
+        },
+    )

@@ -1,4 +1,5 @@
 """Money as people read it: one formatter for the pages and the charts."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """The little Markdown the API document's prose uses, rendered safely for the /docs page."""
+
 from __future__ import annotations
 
 import re
@@ -15,5 +16,6 @@ def code_spans(text: str) -> Markup:
     """Escape the text and show each `code span` as <code>: no other markup gets through."""
     # split() with one group alternates text outside spans (even) and inside them (odd).
     parts = CODE_SPAN.split(text)
-    return Markup("").join(CODE.format(part) if i % 2 else escape(part)
-                           for i, part in enumerate(parts))
+    return Markup("").join(
+        CODE.format(part) if i % 2 else escape(part) for i, part in enumerate(parts)
+    )

@@ -4,6 +4,7 @@ Every refusal is an HttpProblem with the status a client can act on: 415 for a b
 not read as sent (another media type, a Content-Encoding, a charset other than UTF-8), 413 over
 the size limit, 400 for anything that is not one strict JSON document.
 """
+
 from __future__ import annotations
 
 from flask import current_app, request
@@ -17,8 +18,11 @@ UTF8 = ("utf-8", "utf8")
 
 def _check_framing() -> None:
     if request.mimetype not in JSON_TYPES and not request.mimetype.endswith("+json"):
-        raise HttpProblem(415, "send the body as JSON with Content-Type: application/json; "
-                               f"got {request.mimetype or 'no content type'}")
+        raise HttpProblem(
+            415,
+            "send the body as JSON with Content-Type: application/json; "
+            f"got {request.mimetype or 'no content type'}",
+        )
     check_encoding()
 
 
@@ -27,12 +31,15 @@ def check_encoding() -> None:
     any Content-Encoding."""
     charset = request.mimetype_params.get("charset")
     if charset is not None and charset.strip().lower() not in UTF8:
-        raise HttpProblem(415, "send the body as UTF-8 (charset=utf-8); got charset "
-                               f"{charset[:40]}")
+        raise HttpProblem(
+            415, f"send the body as UTF-8 (charset=utf-8); got charset {charset[:40]}"
+        )
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in ("", "identity"):
-        raise HttpProblem(415, f"the API does not decode Content-Encoding {encoding[:40]}; send "
-                               "the body uncompressed")
+        raise HttpProblem(
+            415,
+            f"the API does not decode Content-Encoding {encoding[:40]}; send the body uncompressed",
+        )
 
 
 def read_json():

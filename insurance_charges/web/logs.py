@@ -1,4 +1,5 @@
 """Structured logging: one JSON object per line, each request tagged with its request id."""
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,8 @@ def init_app(app: Flask) -> None:
 # put it in the logs too (names compared case-insensitively, "-" and "_" alike).
 _CREDENTIAL_PARAMETER = re.compile(
     r"(?i)^[\w.-]*(key|token|secret|password|passwd|pwd|auth|signature|credential|session)"
-    r"[\w.-]*$")
+    r"[\w.-]*$"
+)
 REDACTED = "[redacted]"
 
 
@@ -73,22 +75,32 @@ def redact_query(query: str | None) -> str | None:
     parts = []
     for pair in query.split("&"):
         name, sep, _ = pair.partition("=")
-        parts.append(f"{name}={REDACTED}" if sep and _CREDENTIAL_PARAMETER.match(
-            unquote_plus(name)) else pair)
+        parts.append(
+            f"{name}={REDACTED}"
+            if sep and _CREDENTIAL_PARAMETER.match(unquote_plus(name))
+            else pair
+        )
     return "&".join(parts)
 
 
 def access_entry(atoms: dict) -> dict:
     """Build the access-log object from gunicorn's log atoms."""
-    return {"time": command_logs.utc(time.time()), "type": "access",
-            "request_id": atoms.get("{x-request-id}o"), "remote_addr": atoms.get("h"),
-            # Behind the image's nginx (a unix socket) the client is in X-Forwarded-For.
-            "forwarded_for": atoms.get("{x-forwarded-for}i") or None,
-            "method": atoms.get("m"), "path": atoms.get("U"),
-            "query": redact_query(atoms.get("q")),
-            "status": int(atoms["s"]) if str(atoms.get("s", "")).isdigit() else atoms.get("s"),
-            "bytes": atoms.get("B"), "duration_ms": round(atoms.get("D", 0) / 1000, 3),
-            "user_agent": atoms.get("a"), "pid": atoms.get("p", "").strip("<>") or None}
+    return {
+        "time": command_logs.utc(time.time()),
+        "type": "access",
+        "request_id": atoms.get("{x-request-id}o"),
+        "remote_addr": atoms.get("h"),
+        # Behind the image's nginx (a unix socket) the client is in X-Forwarded-For.
+        "forwarded_for": atoms.get("{x-forwarded-for}i") or None,
+        "method": atoms.get("m"),
+        "path": atoms.get("U"),
+        "query": redact_query(atoms.get("q")),
+        "status": int(atoms["s"]) if str(atoms.get("s", "")).isdigit() else atoms.get("s"),
+        "bytes": atoms.get("B"),
+        "duration_ms": round(atoms.get("D", 0) / 1000, 3),
+        "user_agent": atoms.get("a"),
+        "pid": atoms.get("p", "").strip("<>") or None,
+    }
 
 
 try:  # gunicorn is absent where only the package is imported (e.g. a notebook)
@@ -105,7 +117,8 @@ class GunicornJsonLogger(_GunicornLogger):
         if not self.access_log_enabled:
             return
         try:
-            self.access_log.info(json.dumps(access_entry(self.atoms(resp, req, environ,
-                                                                    request_time))))
+            self.access_log.info(
+                json.dumps(access_entry(self.atoms(resp, req, environ, request_time)))
+            )
         except Exception:  # noqa: BLE001 - logging must never break a response
             self.exception("could not write the access log line")

@@ -1,4 +1,5 @@
 """GET /model: the model card as a page for people, with live drift."""
+
 from __future__ import annotations
 
 from itertools import pairwise
@@ -12,8 +13,12 @@ from .formatting import money
 from .observe import watch_of
 
 bp = Blueprint("model", __name__)
-STATUS_WORDS = {"ok": "OK", "watch": "Watch", "drift": "Drift",
-                drift.TOO_FEW: "Too few records yet"}
+STATUS_WORDS = {
+    "ok": "OK",
+    "watch": "Watch",
+    "drift": "Drift",
+    drift.TOO_FEW: "Too few records yet",
+}
 
 
 def _whole_names(edges: tuple, low: float) -> list[str]:
@@ -50,13 +55,19 @@ def drivers(card: dict) -> list[dict]:
     out = []
     for name in section.get("order", []):
         item, field = section["fields"][name], BY_NAME[name]
-        entry = {"name": name, "label": field.label, "item": item, "rows": list(zip(
-            item["values"], item["mean_estimate"], strict=True))}
+        entry = {
+            "name": name,
+            "label": field.label,
+            "item": item,
+            "rows": list(zip(item["values"], item["mean_estimate"], strict=True)),
+        }
         if field.kind != CATEGORY and "by_smoker" in item:
-            entry["svg"] = model_charts.driver_chart(name, field.label, item["values"],
-                                                     item["by_smoker"], f"driver-{name}")
-            entry["title"] = model_charts.driver_title(model_charts.Curve(
-                name, field.label, (), {}, None))
+            entry["svg"] = model_charts.driver_chart(
+                name, field.label, item["values"], item["by_smoker"], f"driver-{name}"
+            )
+            entry["title"] = model_charts.driver_title(
+                model_charts.Curve(name, field.label, (), {}, None)
+            )
         out.append(entry)
     return out
 
@@ -68,8 +79,11 @@ def training_data(reference: drift.Reference | None, card: dict) -> list[dict]:
     for f in FIELDS:
         if f.kind == CATEGORY:
             shares = reference.fields[f.name].shares if reference else None
-            text = (", ".join(f"{c} {s:.0%}" for c, s in zip(f.choices, shares, strict=True))
-                    if shares else ", ".join(f.choices))
+            text = (
+                ", ".join(f"{c} {s:.0%}" for c, s in zip(f.choices, shares, strict=True))
+                if shares
+                else ", ".join(f.choices)
+            )
         else:
             text = f"{ranges[f.name]['min']:g} to {ranges[f.name]['max']:g}"
         out.append({"label": f.label, "text": text})
@@ -86,11 +100,20 @@ def live_drift(watch) -> dict | None:
     part = doc["since_start"]
     if part["records"] >= drift.MIN_RECORDS:
         for name, item in {**part["fields"], drift.ESTIMATE: part["estimate"]}.items():
-            rows = [{"name": n, "training": b["training"], "served": b["served"]}
-                    for n, b in zip(bin_names(reference[name]), item["bins"], strict=True)]
-            charts_.append({"label": label_of(name), "rows": rows, "status": item["status"],
-                            "svg": model_charts.share_chart(
-                                label_of(name), rows, f"drift-{name}", "served since start")})
+            rows = [
+                {"name": n, "training": b["training"], "served": b["served"]}
+                for n, b in zip(bin_names(reference[name]), item["bins"], strict=True)
+            ]
+            charts_.append(
+                {
+                    "label": label_of(name),
+                    "rows": rows,
+                    "status": item["status"],
+                    "svg": model_charts.share_chart(
+                        label_of(name), rows, f"drift-{name}", "served since start"
+                    ),
+                }
+            )
     return {"doc": doc, "charts": charts_, "labels": {n: label_of(n) for n in reference}}
 
 
@@ -100,7 +123,13 @@ def model_page():
     model = served_model()
     watch = watch_of()
     card = model.card
-    return render_template("model.html", card=card, drivers=drivers(card),
-                           data=training_data(watch.reference if watch else None, card),
-                           drift=live_drift(watch), words=STATUS_WORDS,
-                           min_records=drift.MIN_RECORDS, thresholds=(drift.WATCH, drift.DRIFT))
+    return render_template(
+        "model.html",
+        card=card,
+        drivers=drivers(card),
+        data=training_data(watch.reference if watch else None, card),
+        drift=live_drift(watch),
+        words=STATUS_WORDS,
+        min_records=drift.MIN_RECORDS,
+        thresholds=(drift.WATCH, drift.DRIFT),
+    )

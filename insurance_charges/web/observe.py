@@ -3,6 +3,7 @@
 The adapters (API, form) hand the core's ``Estimates`` to ``record_estimates``; everything
 else (what is counted, where values live, drift) is insurance_charges.monitoring's.
 """
+
 from __future__ import annotations
 
 import time
@@ -42,8 +43,9 @@ class Timing:
             code = int(statuses[-1][:3]) if statuses else 500
             self.recorder.request(method, environ.get(ROUTE_KEY, ""), code, seconds)
             if 400 <= code < 500:
-                self.recorder.problem(PROBLEMS[code].slug if code in PROBLEMS else "http-error",
-                                      code)
+                self.recorder.problem(
+                    PROBLEMS[code].slug if code in PROBLEMS else "http-error", code
+                )
 
 
 def init_app(app: Flask, load_seconds: float) -> None:

@@ -6,6 +6,7 @@ the core a chunk at a time and written as the ``Accept`` header asks. Every refu
 problem+json: 406 for an ``Accept`` no answer fits, 415 for a body type it does not read,
 400 for lines that are not records, 422 for invalid values, 413 over the payload limit.
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -37,8 +38,9 @@ def ping():
 @bp.get("/execution-parameters")
 def batch_parameters():
     """The Batch Transform settings that fit this container (BatchStrategy and the rest)."""
-    return jsonify(execution_parameters(current_app.config["WORKERS"],
-                                        current_app.config["MAX_PAYLOAD_MB"]))
+    return jsonify(
+        execution_parameters(current_app.config["WORKERS"], current_app.config["MAX_PAYLOAD_MB"])
+    )
 
 
 def _answer_type() -> str:
@@ -46,8 +48,11 @@ def _answer_type() -> str:
         return encoding.JSON
     chosen = encoding.negotiate(request.accept_mimetypes)
     if chosen is None:
-        raise HttpProblem(406, "answers come as " + ", ".join(encoding.ANSWER_TYPES) + "; got "
-                               f"Accept: {request.headers['Accept'][:100]}")
+        raise HttpProblem(
+            406,
+            "answers come as " + ", ".join(encoding.ANSWER_TYPES) + "; got "
+            f"Accept: {request.headers['Accept'][:100]}",
+        )
     return chosen
 
 
@@ -56,8 +61,11 @@ def _body_type() -> str:
     if kind == encoding.JSON or kind.endswith("+json"):
         return encoding.JSON
     if kind not in READERS:
-        raise HttpProblem(415, "send the body as " + ", ".join(encoding.BODY_TYPES) + "; got "
-                               f"{kind[:100] or 'no content type'}")
+        raise HttpProblem(
+            415,
+            "send the body as " + ", ".join(encoding.BODY_TYPES) + "; got "
+            f"{kind[:100] or 'no content type'}",
+        )
     check_encoding()
     return kind
 
@@ -66,8 +74,11 @@ def _lines_body() -> bytes:
     limit = current_app.config["MAX_PAYLOAD_MB"] * MB
     # One byte more than allowed is read: a chunked body is cut there rather than refused.
     request.max_content_length = limit + 1
-    too_large = HttpProblem(413, f"the body is over the {limit // MB} MB limit "
-                                 "(SAGEMAKER_MAX_PAYLOAD_IN_MB); send fewer records per request")
+    too_large = HttpProblem(
+        413,
+        f"the body is over the {limit // MB} MB limit "
+        "(SAGEMAKER_MAX_PAYLOAD_IN_MB); send fewer records per request",
+    )
     try:
         raw = request.get_data(cache=False)
     except RequestEntityTooLarge:  # a Content-Length over the limit
@@ -91,8 +102,14 @@ def invocations():
         except Unreadable as exc:
             found = exc.errors
             listed = listed_within(found, max(len(raw), api.ERROR_BYTES_FLOOR))
-            raise HttpProblem(400, exc.detail, listed, extra=None if len(listed) == found.total
-                              and found.complete else totals(found.total, found.complete)) from None
+            raise HttpProblem(
+                400,
+                exc.detail,
+                listed,
+                extra=None
+                if len(listed) == found.total and found.complete
+                else totals(found.total, found.complete),
+            ) from None
         except InvalidRecords as exc:
             raise api.refusal(exc, len(raw)) from None
         estimates, lines = estimate_lines(served_model(), decoded), decoded.lines
@@ -100,6 +117,9 @@ def invocations():
         capture_estimates(estimates)
     if answer == encoding.JSON:
         return api.answer_estimates(estimates)
-    body = encoding.as_csv(estimates) if answer == encoding.CSV else \
-        encoding.as_jsonlines(estimates, lines, g.request_id)
+    body = (
+        encoding.as_csv(estimates)
+        if answer == encoding.CSV
+        else encoding.as_jsonlines(estimates, lines, g.request_id)
+    )
     return current_app.response_class(body, mimetype=answer)

@@ -1,4 +1,5 @@
 """Security: strict response headers everywhere, optional API keys on the JSON API."""
+
 from __future__ import annotations
 
 import hmac
@@ -8,9 +9,11 @@ from flask import Flask, current_app, request
 from .errors import HttpProblem
 
 # Everything the pages need is served by the app itself; nothing inline is allowed.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
-                           "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                           "form-action 'self'; frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -50,9 +53,11 @@ def init_app(app: Flask) -> None:
             return None
         given = presented_key()
         if given is None or not key_is_valid(given, keys):
-            raise HttpProblem(401, "send a valid API key as 'Authorization: Bearer <key>' "
-                                   "or 'X-API-Key: <key>'",
-                              headers={"WWW-Authenticate": 'Bearer realm="insurance-charges"'})
+            raise HttpProblem(
+                401,
+                "send a valid API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                headers={"WWW-Authenticate": 'Bearer realm="insurance-charges"'},
+            )
         return None
 
     @app.after_request

@@ -6,6 +6,7 @@ no such routes. sqsd deletes a message when it gets 200 and retries it otherwise
 succeed is published as its problem document and acknowledged; a failure to publish is a 503
 and the message comes back.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,17 +51,29 @@ def estimates():
     """Estimate one SQS message's body (what /api/v1/predict takes) and publish the result."""
     message_id = _message_id()
     try:
-        outcome = {"status": 200, "estimates": orjson.Fragment(answer_json(
-            estimate_body(*read_json()), g.request_id))}
+        outcome = {
+            "status": 200,
+            "estimates": orjson.Fragment(answer_json(estimate_body(*read_json()), g.request_id)),
+        }
     except HttpProblem as problem:
         if problem.status not in PERMANENT:
             raise
         outcome = {"status": problem.status, "problem": problem_document(problem)}
     result = _result(message_id, outcome)
     if len(result) > MAX_MESSAGE_BYTES:
-        result = _result(message_id, {"status": 413, "problem": problem_document(HttpProblem(
-            413, f"the answer is {len(result):,} bytes, over the {MAX_MESSAGE_BYTES:,}-byte "
-                 "limit of a result message; send fewer records per message"))})
+        result = _result(
+            message_id,
+            {
+                "status": 413,
+                "problem": problem_document(
+                    HttpProblem(
+                        413,
+                        f"the answer is {len(result):,} bytes, over the {MAX_MESSAGE_BYTES:,}-byte "
+                        "limit of a result message; send fewer records per message",
+                    )
+                ),
+            },
+        )
     _publish(result, message_id)
     return jsonify(published=message_id, status=outcome["status"])
 
@@ -74,8 +87,10 @@ def files():
     except HttpProblem as problem:
         if problem.status not in PERMANENT:
             raise
-        _publish(_result(message_id, {"status": problem.status,
-                                      "problem": problem_document(problem)}), message_id)
+        _publish(
+            _result(message_id, {"status": problem.status, "problem": problem_document(problem)}),
+            message_id,
+        )
         return jsonify(published=[message_id], status=problem.status)
     for note in skipped:  # nothing to score: said in the log, and acknowledged
         log.info("message %s: skipped %s", message_id, note)
@@ -83,8 +98,7 @@ def files():
     published = []
     for index, arrival in enumerate(found):
         output = worker_files.scored_uri(config["WORKER_SCORED_URI"], arrival)
-        fields = worker_files.summary(arrival, output, config["WORKER_MAX_FILE_MB"] * MB,
-                                      model_env)
+        fields = worker_files.summary(arrival, output, config["WORKER_MAX_FILE_MB"] * MB, model_env)
         # One result per object; a redelivered message repeats each under the same id.
         result_id = message_id if len(found) == 1 else f"{message_id}-{index}"
         _publish(_result(message_id, {"status": 200, "file": fields}), result_id)
@@ -104,14 +118,18 @@ def _scorer_model() -> dict[str, str | None]:
 def _message_id() -> str:
     given = request.headers.get(MESSAGE_ID, "")
     if not _MESSAGE_ID.fullmatch(given):
-        raise HttpProblem(400, f"send the SQS message id in {MESSAGE_ID} (sqsd sets it); results "
-                               "are published under it")
+        raise HttpProblem(
+            400,
+            f"send the SQS message id in {MESSAGE_ID} (sqsd sets it); results "
+            "are published under it",
+        )
     return given
 
 
 def _result(message_id: str, outcome: dict) -> bytes:
-    return orjson.dumps({"message_id": message_id, "model_version": served_model().version,
-                         **outcome})
+    return orjson.dumps(
+        {"message_id": message_id, "model_version": served_model().version, **outcome}
+    )
 
 
 def _publish(result: bytes, message_id: str) -> None:
@@ -119,7 +137,13 @@ def _publish(result: bytes, message_id: str) -> None:
     try:
         publish(destination, result, message_id, client)
     except PublishError as exc:
-        log.error("message %s: result not published (%s); answered 503 so sqsd retries it",
-                  message_id, exc)
-        raise HttpProblem(503, "the result could not be published; the message will be retried",
-                          headers={"Retry-After": "2"}) from None
+        log.error(
+            "message %s: result not published (%s); answered 503 so sqsd retries it",
+            message_id,
+            exc,
+        )
+        raise HttpProblem(
+            503,
+            "the result could not be published; the message will be retried",
+            headers={"Retry-After": "2"},
+        ) from None

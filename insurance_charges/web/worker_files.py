@@ -7,6 +7,7 @@ its signals, memory and pool stay out of this gunicorn worker) with the model th
 serves, into ``WORKER_SCORED_URI`` + the object's key, its rejects beside it. The scorer's own
 summary becomes the message published for each object.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,11 @@ def arrivals(body) -> tuple[list[Arrival], list[str]]:
         return [], ["S3's test event (sent when a notification is configured)"]
     records = body.get("Records") if isinstance(body, dict) else None
     if not isinstance(records, list) or not records or len(records) > MAX_RECORDS:
-        raise HttpProblem(422, "send an S3 event notification: an object whose Records holds "
-                               f"1 to {MAX_RECORDS} records (S3 sends these to the queue)")
+        raise HttpProblem(
+            422,
+            "send an S3 event notification: an object whose Records holds "
+            f"1 to {MAX_RECORDS} records (S3 sends these to the queue)",
+        )
     found, skipped = [], []
     for number, record in enumerate(records):
         where = f"/Records/{number}"
@@ -82,8 +86,9 @@ def _arrival(record: dict, where: str) -> Arrival:
         raise HttpProblem(422, f"{where}/s3/object/key is missing")
     key = unquote_plus(raw_key)  # S3 URL-encodes keys in events, a space as +
     if len(key.encode("utf-8", "surrogatepass")) > KEY_BYTES or "\0" in key:
-        raise HttpProblem(422, f"{where}/s3/object/key is not an S3 key (1 to {KEY_BYTES} "
-                               "bytes, no NUL)")
+        raise HttpProblem(
+            422, f"{where}/s3/object/key is not an S3 key (1 to {KEY_BYTES} bytes, no NUL)"
+        )
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise HttpProblem(422, f"{where}/s3/object/size is not a whole number of bytes")
     return Arrival(name, key, size)
@@ -94,8 +99,9 @@ def scored_uri(scored: str, arrival: Arrival) -> str:
     return f"{scored.rstrip('/')}/{arrival.key}"
 
 
-def summary(arrival: Arrival, output: str, max_bytes: int, model_env: dict[str, str | None]
-            ) -> dict:
+def summary(
+    arrival: Arrival, output: str, max_bytes: int, model_env: dict[str, str | None]
+) -> dict:
     """Score ``arrival`` into ``output`` with the scorer; the result message's fields.
 
     No timeout of its own: gunicorn's worker timeout, sized to the largest object accepted
@@ -103,26 +109,55 @@ def summary(arrival: Arrival, output: str, max_bytes: int, model_env: dict[str, 
     """
     base = {"input": arrival.uri, "bytes": arrival.size}
     if arrival.size > max_bytes:
-        return {**base, "outcome": "refused", "error": (
-            f"the object is {arrival.size:,} bytes, over the {max_bytes:,} this worker scores "
-            "(WORKER_MAX_FILE_MB); split it, or score it with the scorer or SageMaker Batch "
-            "Transform")}
+        return {
+            **base,
+            "outcome": "refused",
+            "error": (
+                f"the object is {arrival.size:,} bytes, over the {max_bytes:,} this worker scores "
+                "(WORKER_MAX_FILE_MB); split it, or score it with the scorer or SageMaker Batch "
+                "Transform"
+            ),
+        }
     if output == arrival.uri:
-        return {**base, "outcome": "refused", "error": "the scored copy would replace the "
-                "object itself; set WORKER_SCORED_URI to another prefix"}
-    environ = {name: value for name, value in {**os.environ, **model_env}.items()
-               if value is not None}  # None: the variable is unset for the scorer
-    command = [sys.executable, "-m", "insurance_charges.scoring", arrival.uri, "-o", output,
-               "--jobs", "1", "--max-rejects", str(2**62)]
+        return {
+            **base,
+            "outcome": "refused",
+            "error": "the scored copy would replace the "
+            "object itself; set WORKER_SCORED_URI to another prefix",
+        }
+    environ = {
+        name: value for name, value in {**os.environ, **model_env}.items() if value is not None
+    }  # None: the variable is unset for the scorer
+    command = [
+        sys.executable,
+        "-m",
+        "insurance_charges.scoring",
+        arrival.uri,
+        "-o",
+        output,
+        "--jobs",
+        "1",
+        "--max-rejects",
+        str(2**62),
+    ]
     done = subprocess.run(command, env=environ, capture_output=True, text=True, check=False)
     lines = done.stderr.splitlines()[-KEPT_LINES:]
     if done.returncode in (SCORED, REJECTED_ROWS):
         scorer = _summary_event(lines)
-        return {**base, "outcome": "scored", "output": output, "rejects": scorer.get("rejects"),
-                "rows_read": scorer.get("rows_read"), "rows_scored": scorer.get("rows_scored"),
-                "rows_rejected": scorer.get("rows_rejected"), "warnings": scorer.get("warnings")}
-    error = next((line[len("Error: "):] for line in reversed(lines)
-                  if line.startswith("Error: ")), f"the scorer exited {done.returncode}")
+        return {
+            **base,
+            "outcome": "scored",
+            "output": output,
+            "rejects": scorer.get("rejects"),
+            "rows_read": scorer.get("rows_read"),
+            "rows_scored": scorer.get("rows_scored"),
+            "rows_rejected": scorer.get("rows_rejected"),
+            "warnings": scorer.get("warnings"),
+        }
+    error = next(
+        (line[len("Error: ") :] for line in reversed(lines) if line.startswith("Error: ")),
+        f"the scorer exited {done.returncode}",
+    )
     return {**base, "outcome": "failed", "error": error[:1000]}
 
 

@@ -10,6 +10,7 @@ puts them through the core in chunks, ``encoding`` writes the answers. The HTTP 
 endpoints and Batch Transform jobs through boto3; ``archive`` writes the ``model.tar.gz``
 SageMaker extracts.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,9 +40,10 @@ def model_in(directory: Path = MODEL_DIR) -> Path | None:
     except FileNotFoundError:
         return None  # no ModelDataUrl: SageMaker made no model directory
     except OSError as exc:
-        raise ModelDirError(f"{directory} cannot be read ({exc.strerror}); make the files in "
-                            "model.tar.gz readable by every user (the image runs as 10001)"
-                            ) from None
+        raise ModelDirError(
+            f"{directory} cannot be read ({exc.strerror}); make the files in "
+            "model.tar.gz readable by every user (the image runs as 10001)"
+        ) from None
     if not entries:
         return None
     pipelines = [p for p in entries if p.suffix == PIPELINE_SUFFIX]
@@ -49,14 +51,24 @@ def model_in(directory: Path = MODEL_DIR) -> Path | None:
         return pipelines[0]
     found = ", ".join(p.name for p in entries[:10]) + (", ..." if len(entries) > 10 else "")
     if pipelines:
-        raise ModelDirError(f"{directory} holds {len(pipelines)} pipelines ({found}); put one "
-                            ".pkl with its .card.json and .sig.json in model.tar.gz")
+        raise ModelDirError(
+            f"{directory} holds {len(pipelines)} pipelines ({found}); put one "
+            ".pkl with its .card.json and .sig.json in model.tar.gz"
+        )
     nested = sorted(directory.glob(f"*/*{PIPELINE_SUFFIX}"))
-    hint = (f"; {nested[0].relative_to(directory)} is one folder down: archive the files "
-            "themselves (tar -czf model.tar.gz -C model .)") if nested else ""
-    raise ModelDirError(f"{directory} holds no {PIPELINE_SUFFIX} pipeline at its top level "
-                        f"(found: {found}){hint}; model.tar.gz must hold the pipeline with its "
-                        ".card.json and .sig.json")
+    hint = (
+        (
+            f"; {nested[0].relative_to(directory)} is one folder down: archive the files "
+            "themselves (tar -czf model.tar.gz -C model .)"
+        )
+        if nested
+        else ""
+    )
+    raise ModelDirError(
+        f"{directory} holds no {PIPELINE_SUFFIX} pipeline at its top level "
+        f"(found: {found}){hint}; model.tar.gz must hold the pipeline with its "
+        ".card.json and .sig.json"
+    )
 
 
 def execution_parameters(workers: int, max_payload_mb: int) -> dict:
@@ -67,7 +79,8 @@ def execution_parameters(workers: int, max_payload_mb: int) -> dict:
     payload stays within Batch Transform's 100 MB. The payload is the largest the container
     accepts (6 MB unless SAGEMAKER_MAX_PAYLOAD_IN_MB says otherwise): fewer, fuller requests.
     """
-    return {"BatchStrategy": "MULTI_RECORD",
-            "MaxPayloadInMB": max_payload_mb,
-            "MaxConcurrentTransforms": max(1, min(workers,
-                                                  CONCURRENT_PAYLOAD_MB // max_payload_mb))}
+    return {
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": max_payload_mb,
+        "MaxConcurrentTransforms": max(1, min(workers, CONCURRENT_PAYLOAD_MB // max_payload_mb)),
+    }

@@ -7,6 +7,7 @@ the bytes, not the names). Only a model that loads as the service loads it is ar
 (signature, card, versions, a known record estimated), and the archived bytes are checked
 against its signature again.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -27,10 +28,11 @@ PIPELINE_NAME = DEFAULT_MODEL_PATH.name
 def members(model_path: Path) -> list[tuple[Path, str]]:
     """(source file, name in the archive) for the pipeline, its card and its signature."""
     canonical = Path(PIPELINE_NAME)
-    return [(model_path, PIPELINE_NAME),
-            (model_card.path_for(model_path), model_card.path_for(canonical).name),
-            (model_signing.signature_path(model_path),
-             model_signing.signature_path(canonical).name)]
+    return [
+        (model_path, PIPELINE_NAME),
+        (model_card.path_for(model_path), model_card.path_for(canonical).name),
+        (model_signing.signature_path(model_path), model_signing.signature_path(canonical).name),
+    ]
 
 
 def _tar_bytes(files: list[tuple[bytes, str]]) -> bytes:
@@ -74,7 +76,8 @@ def upload(s3, archive: Path, uri: str) -> None:
     """Put the archive at ``uri`` (s3://bucket/key/model.tar.gz)."""
     bucket, key = require_bucket(s3, uri, "--upload")
     if not key.endswith(".tar.gz"):
-        raise LaunchError(f"--upload {uri!r}: SageMaker takes a .tar.gz; name the key "
-                          "…/model.tar.gz")
+        raise LaunchError(
+            f"--upload {uri!r}: SageMaker takes a .tar.gz; name the key …/model.tar.gz"
+        )
     with open(archive, "rb") as body:
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/gzip")

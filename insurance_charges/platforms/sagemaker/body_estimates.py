@@ -5,6 +5,7 @@ through ``core.estimates.estimate_valid`` (the model, the likely range, the trai
 warnings) so the memory of one request stays bounded whatever SAGEMAKER_MAX_PAYLOAD_IN_MB
 allows. Warnings point at ``/<line>/<field>``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,9 @@ from .decoding import Decoded
 CHUNK_ROWS = 50_000
 
 
-def _chunk(model: Estimator, records: ValidRecords, columns: dict, start: int,
-           end: int) -> ValidRecords:
+def _chunk(
+    model: Estimator, records: ValidRecords, columns: dict, start: int, end: int
+) -> ValidRecords:
     part = {name: values[start:end] for name, values in columns.items()}
     if not isinstance(records, ColumnRecords):
         return ValidRecords(records[start:end], part)
@@ -41,14 +43,26 @@ def estimate_lines(model: Estimator, decoded: Decoded, chunk_rows: int = CHUNK_R
     def located_from(offset: int) -> Locate:
         return lambda i: f"/{int(lines[offset + i])}"
 
-    parts = [estimate_valid(model, _chunk(model, records, columns, start, start + chunk_rows),
-                            locate=located_from(start))
-             for start in range(0, len(records), chunk_rows)]
-    joined = (lambda name: np.concatenate([getattr(p, name) for p in parts])) if parts \
+    parts = [
+        estimate_valid(
+            model,
+            _chunk(model, records, columns, start, start + chunk_rows),
+            locate=located_from(start),
+        )
+        for start in range(0, len(records), chunk_rows)
+    ]
+    joined = (
+        (lambda name: np.concatenate([getattr(p, name) for p in parts]))
+        if parts
         else (lambda name: np.empty(0))
-    return Estimates(batch=True, records=records, amounts=joined("amounts"),
-                     lower=joined("lower") if spec is not None else None,
-                     upper=joined("upper") if spec is not None else None,
-                     level=spec["level"] if spec is not None else None,
-                     warnings=[w for p in parts for w in p.warnings],
-                     model_version=model.version)
+    )
+    return Estimates(
+        batch=True,
+        records=records,
+        amounts=joined("amounts"),
+        lower=joined("lower") if spec is not None else None,
+        upper=joined("upper") if spec is not None else None,
+        level=spec["level"] if spec is not None else None,
+        warnings=[w for p in parts for w in p.warnings],
+        model_version=model.version,
+    )

@@ -7,6 +7,7 @@ through ``tables``: Arrow parses it as text columns (``tables.csv_text``), the
 column-at-a-time check (``tables.columns``) accepts the plain valid cells at once, and every
 other row goes through the core's own validation, which writes the messages.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,9 +28,11 @@ from .decoding import EMPTY, RECORD, Decoded, Unreadable, add, full, invalid, lo
 
 BOM = b"\xef\xbb\xbf"
 LONE_CR = re.compile(rb"\r(?!\n)")  # a carriage return that does not end a line with its \n
-SPANNING = ("the record does not end on this line (a quoted value holding a line break, a quote "
-            "left open, or a lone carriage return); SageMaker splits CSV on line breaks, so "
-            "each record must be one whole line")
+SPANNING = (
+    "the record does not end on this line (a quoted value holding a line break, a quote "
+    "left open, or a lone carriage return); SageMaker splits CSV on line breaks, so "
+    "each record must be one whole line"
+)
 
 
 # A body is parsed, checked and let go of this many lines (or bytes) at a time, each cut at a
@@ -42,7 +45,7 @@ CHUNK_BYTES = 8 * 1024 * 1024
 def read_csv(data: bytes) -> Decoded:
     """The records of a CSV body: the six fields in schema order, an optional header row."""
     if data.startswith(BOM):
-        data = data[len(BOM):]
+        data = data[len(BOM) :]
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -84,10 +87,12 @@ def _joined(parts: list[tuple[ColumnRecords, np.ndarray]]) -> Decoded:
     if len(parts) == 1:
         return Decoded(*parts[0])
     count = sum(len(records) for records, _ in parts)
-    columns = {f.name: np.concatenate([records.column(f.name) for records, _ in parts])
-               for f in FIELDS}
-    return Decoded(ColumnRecords(FIELDS, columns, count),
-                   np.concatenate([lines for _, lines in parts]))
+    columns = {
+        f.name: np.concatenate([records.column(f.name) for records, _ in parts]) for f in FIELDS
+    }
+    return Decoded(
+        ColumnRecords(FIELDS, columns, count), np.concatenate([lines for _, lines in parts])
+    )
 
 
 def _is_header(line: bytes) -> bool:
@@ -98,9 +103,11 @@ def _is_header(line: bytes) -> bool:
     if cells == list(FIELD_NAMES):
         return True
     if sorted(cells) == sorted(FIELD_NAMES):
-        raise Unreadable(f"the header on line 1 names the fields in another order; SageMaker "
-                         f"sends the rest of a file without its header, so send the columns "
-                         f"in this order: {RECORD}")
+        raise Unreadable(
+            f"the header on line 1 names the fields in another order; SageMaker "
+            f"sends the rest of a file without its header, so send the columns "
+            f"in this order: {RECORD}"
+        )
     return False
 
 
@@ -133,8 +140,13 @@ def _table(data: bytes, first: int, room: int) -> tuple[pa.Table | None, np.ndar
             line = min(line, data.count(b"\n", 0, lone_cr.start()) + 1)
         raise unreadable([(line + first - 1, SPANNING)])
     lines = first + np.arange(count, dtype=np.int64)
-    widths = [(first + r.number - 1, f"the line has {r.actual_columns} value(s) where a "
-                                     f"record has 6: {RECORD}") for r in wrong_width]
+    widths = [
+        (
+            first + r.number - 1,
+            f"the line has {r.actual_columns} value(s) where a record has 6: {RECORD}",
+        )
+        for r in wrong_width
+    ]
     if table is None or wrong_width:
         return table, lines, widths
     table = table.slice(0, count)  # without the blank line added
@@ -175,14 +187,13 @@ def _slow_records(table: pa.Table, rows: np.ndarray) -> Iterator[dict]:
     """The core's record for each of ``rows``, built only as validation asks for them."""
     texts = [True] * len(FIELDS)
     for start in range(0, len(rows), SLOW_ROWS_AT_ONCE):
-        taken = pa.array(rows[start:start + SLOW_ROWS_AT_ONCE])
+        taken = pa.array(rows[start : start + SLOW_ROWS_AT_ONCE])
         cells = [table.column(f.name).take(taken).to_pylist() for f in FIELDS]
         for row in zip(*cells, strict=True):
             yield reference_record(FIELDS, list(row), texts)
 
 
-def _valid(table: pa.Table, lines: np.ndarray,
-           listed: int) -> tuple[ColumnRecords | None, Refusal]:
+def _valid(table: pa.Table, lines: np.ndarray, listed: int) -> tuple[ColumnRecords | None, Refusal]:
     """The table's records, checked a column at a time, the uncertain rows by the core; or the
     first ``listed`` problems and how many were found."""
     ok = np.ones(table.num_rows, dtype=bool)

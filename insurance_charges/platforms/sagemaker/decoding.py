@@ -5,6 +5,7 @@ A body is all or nothing, as a JSON batch is to the API: lines that are not reco
 (422), each problem located by a pointer ``/<line>/<field>`` with 1-based line numbers.
 ``csv_body`` and ``jsonlines_body`` read the two formats.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,8 +43,10 @@ def locate(lines: np.ndarray):
 
 def _first_line(problems: Refusal, what: str) -> str:
     first = problems[0].pointer.split("/")[1]
-    return (f"{how_many(problems.total, problems.complete)} {what}, the first on line {first}; "
-            "see errors")
+    return (
+        f"{how_many(problems.total, problems.complete)} {what}, the first on line {first}; "
+        "see errors"
+    )
 
 
 def unreadable(found: list[tuple[int, str]]) -> Unreadable:
@@ -52,8 +55,11 @@ def unreadable(found: list[tuple[int, str]]) -> Unreadable:
     Readers stop looking at the first such line beyond ``LISTED`` (``full``): more than that
     many found means at least that many.
     """
-    problems = Refusal([FieldError(f"/{line}", message) for line, message in found[:LISTED]],
-                       len(found), complete=not full(found))
+    problems = Refusal(
+        [FieldError(f"/{line}", message) for line, message in found[:LISTED]],
+        len(found),
+        complete=not full(found),
+    )
     return Unreadable(_first_line(problems, "line(s) that are not records"), problems)
 
 
@@ -71,5 +77,9 @@ def add(found: Refusal, more: Refusal) -> None:
 
 def invalid(refused: Refusal) -> InvalidRecords:
     """The core's refusal of records located by line, its detail naming the first line."""
-    return InvalidRecords(refused, _first_line(refused, "invalid value(s)"), total=refused.total,
-                          complete=refused.complete)
+    return InvalidRecords(
+        refused,
+        _first_line(refused, "invalid value(s)"),
+        total=refused.total,
+        complete=refused.complete,
+    )

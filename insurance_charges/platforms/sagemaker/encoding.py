@@ -5,6 +5,7 @@ lines one object per line, each exactly what ``POST /api/v1/predict`` answers fo
 alone, in input order: Batch Transform's ``AssembleWith=Line`` then gives one output line per
 input record.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -29,8 +30,11 @@ def negotiate(accepted: Iterable[tuple[str, float]]) -> str | None:
     for value, quality in accepted:
         kind, _, params = value.partition(";")
         kind = kind.strip().lower()
-        charset = [p.split("=", 1)[1].strip().strip('"').lower()
-                   for p in params.split(";") if p.strip().lower().startswith("charset=")]
+        charset = [
+            p.split("=", 1)[1].strip().strip('"').lower()
+            for p in params.split(";")
+            if p.strip().lower().startswith("charset=")
+        ]
         if quality <= 0 or any(c not in UTF8 for c in charset):
             continue
         for offer in ANSWER_TYPES:
@@ -59,8 +63,9 @@ def as_csv(estimates: Estimates) -> bytes:
     return ("\n".join(map(repr, amounts)) + "\n").encode("ascii") if amounts else b""
 
 
-def as_jsonlines(estimates: Estimates, lines: np.ndarray | None = None,
-                 request_id: str | None = None) -> bytes:
+def as_jsonlines(
+    estimates: Estimates, lines: np.ndarray | None = None, request_id: str | None = None
+) -> bytes:
     """One object per line: the API's answer for that record alone; with ``request_id``, its
     inference id last (``R-<position>`` in a batch, core/captures.inference_ids)."""
     locate = record_of(estimates, lines)
@@ -73,22 +78,38 @@ def as_jsonlines(estimates: Estimates, lines: np.ndarray | None = None,
     version = orjson.dumps(estimates.model_version).decode().replace("%", "%%")
     head = '{"prediction":%r,"model_version":' + version
     # The id's text as orjson writes it, written once; a batch's positions go in with %d.
-    ids = "" if request_id is None else ',"inference_id":' + (
-        orjson.dumps(request_id).decode()[:-1].replace("%", "%%") + '-%d"' if estimates.batch
-        else orjson.dumps(request_id).decode().replace("%", "%%"))
+    ids = (
+        ""
+        if request_id is None
+        else ',"inference_id":'
+        + (
+            orjson.dumps(request_id).decode()[:-1].replace("%", "%%") + '-%d"'
+            if estimates.batch
+            else orjson.dumps(request_id).decode().replace("%", "%%")
+        )
+    )
     positions = ids.count("%d")  # 1: each row's position fills the id
     amounts = estimates.amounts.tolist()
     lower, upper = estimates.lower, estimates.upper
     if lower is None or upper is None:
-        template = head + ',"warnings":%s' + ids + '}\n'
-        rows = [template % ((a, _json(warnings.get(i, [])), i)[:2 + positions])
-                for i, a in enumerate(amounts)]
+        template = head + ',"warnings":%s' + ids + "}\n"
+        rows = [
+            template % ((a, _json(warnings.get(i, [])), i)[: 2 + positions])
+            for i, a in enumerate(amounts)
+        ]
     else:
-        template = head + (',"warnings":%s,"interval":{"lower":%r,"upper":%r,"level":'
-                           + repr(estimates.level) + '}' + ids + '}\n')
+        template = head + (
+            ',"warnings":%s,"interval":{"lower":%r,"upper":%r,"level":'
+            + repr(estimates.level)
+            + "}"
+            + ids
+            + "}\n"
+        )
         bounds = zip(amounts, lower.tolist(), upper.tolist(), strict=True)
-        rows = [template % ((a, _json(warnings.get(i, [])), low, high, i)[:4 + positions])
-                for i, (a, low, high) in enumerate(bounds)]
+        rows = [
+            template % ((a, _json(warnings.get(i, [])), low, high, i)[: 4 + positions])
+            for i, (a, low, high) in enumerate(bounds)
+        ]
     return "".join(rows).encode("utf-8")
 
 

@@ -6,6 +6,7 @@ until an answer's list of them is full. A body of millions of short lines so cos
 bytes cost, not a Python step and an exception each, and it is read a chunk of lines at a
 time, so its memory follows its records, not its lines.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -36,8 +37,9 @@ def read_jsonlines(data: bytes) -> Decoded:
     refused = Refusal()  # the invalid values found, over the chunks read so far
     parts: list[tuple[ValidRecords, np.ndarray]] = []
     for first, chunk in line_chunks(data, 0, 1, CHUNK_LINES, CHUNK_BYTES):
-        problems, checked = _read_chunk(chunk, first, validate=refused.complete and not not_json,
-                                        listed=LISTED - len(refused))
+        problems, checked = _read_chunk(
+            chunk, first, validate=refused.complete and not not_json, listed=LISTED - len(refused)
+        )
         not_json += problems
         if full(not_json):
             break  # enough lines that are not records to list
@@ -51,8 +53,9 @@ def read_jsonlines(data: bytes) -> Decoded:
         raise unreadable(not_json)
     if refused.total:
         raise invalid(refused)
-    return Decoded(_joined([records for records, _ in parts]),
-                   np.concatenate([lines for _, lines in parts]))
+    return Decoded(
+        _joined([records for records, _ in parts]), np.concatenate([lines for _, lines in parts])
+    )
 
 
 class Checked(NamedTuple):
@@ -63,8 +66,9 @@ class Checked(NamedTuple):
     lines: np.ndarray
 
 
-def _read_chunk(chunk: bytes, first: int, validate: bool,
-                listed: int) -> tuple[list[tuple[int, str]], Checked | None]:
+def _read_chunk(
+    chunk: bytes, first: int, validate: bool, listed: int
+) -> tuple[list[tuple[int, str]], Checked | None]:
     """The whole lines ``chunk``, the first of them line ``first``: its lines that are not JSON
     ((line, message), the first up to a full list), and when asked and there are none, its
     records validated with up to ``listed`` problems listed; else None."""

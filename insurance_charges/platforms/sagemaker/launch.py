@@ -6,6 +6,7 @@ configuration never changes once made, so each is named after a digest of what i
 same command run again reuses them, and a new image or archive makes new ones and moves the
 endpoint onto them (UpdateEndpoint: traffic moves once the new instances answer /ping).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,8 +48,10 @@ IMAGE_BY_DIGEST = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,49}$")  # 63 with a 13-char suffix
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 # vCPUs by size in the families where large = 2, xlarge = 4, Nxlarge = 4N.
-REGULAR_FAMILY = re.compile(r"^ml\.(?:c5|c5d|c5n|c6i|c7i|m5|m5d|m6i|m7i|r5|r5d|r6i|r7i)\."
-                            r"(?:(large)|(\d*)xlarge)$")
+REGULAR_FAMILY = re.compile(
+    r"^ml\.(?:c5|c5d|c5n|c6i|c7i|m5|m5d|m6i|m7i|r5|r5d|r6i|r7i)\."
+    r"(?:(large)|(\d*)xlarge)$"
+)
 
 
 class LaunchError(UserError):
@@ -77,12 +80,16 @@ def transform_concurrency(instance_type: str, payload_mb: int, given: int | None
     if given is None:
         vcpus = instance_vcpus(instance_type)
         if vcpus is None:
-            raise LaunchError(f"cannot tell the vCPUs of {instance_type}; set "
-                              "--max-concurrent-transforms to its vCPU count (one worker each)")
+            raise LaunchError(
+                f"cannot tell the vCPUs of {instance_type}; set "
+                "--max-concurrent-transforms to its vCPU count (one worker each)"
+            )
         return max(1, min(vcpus, PAYLOAD_BUDGET_MB // payload_mb))
     if given < 1 or given * payload_mb > PAYLOAD_BUDGET_MB:
-        raise LaunchError(f"--max-concurrent-transforms {given} x --max-payload-mb {payload_mb}"
-                          f" must be from 1 to {PAYLOAD_BUDGET_MB} MB (SageMaker's limit)")
+        raise LaunchError(
+            f"--max-concurrent-transforms {given} x --max-payload-mb {payload_mb}"
+            f" must be from 1 to {PAYLOAD_BUDGET_MB} MB (SageMaker's limit)"
+        )
     return given
 
 
@@ -98,7 +105,8 @@ def split_s3(uri: str, what: str) -> tuple[str, str]:
 def _missing(error) -> bool:
     """Whether a boto3 ClientError says the thing asked about does not exist."""
     return kind(error) in ("missing", "no-bucket") or (
-        code(error) == "ValidationException" and "Could not find" in message(error))
+        code(error) == "ValidationException" and "Could not find" in message(error)
+    )
 
 
 def require_bucket(s3, uri: str, what: str) -> tuple[str, str]:
@@ -110,8 +118,9 @@ def require_bucket(s3, uri: str, what: str) -> tuple[str, str]:
         s3.head_bucket(Bucket=bucket)
     except ClientError as exc:
         if _missing(exc):
-            raise LaunchError(f"{what} {uri}: bucket {bucket} does not exist; create it or "
-                              "name another") from None
+            raise LaunchError(
+                f"{what} {uri}: bucket {bucket} does not exist; create it or name another"
+            ) from None
         raise
     return bucket, key
 
@@ -122,8 +131,10 @@ def require_objects(s3, uri: str, what: str, exact: bool) -> None:
     found = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
     if not found or (exact and found[0]["Key"] != key):
         missing = "no such object" if exact else "no objects under it"
-        raise LaunchError(f"{what} {uri}: {missing}; upload it first (docs/deploy/sagemaker.md"
-                          "#deploying-an-endpoint-and-batch-transform-jobs)")
+        raise LaunchError(
+            f"{what} {uri}: {missing}; upload it first (docs/deploy/sagemaker.md"
+            "#deploying-an-endpoint-and-batch-transform-jobs)"
+        )
 
 
 def _digest(*parts: object) -> str:
@@ -144,17 +155,27 @@ def _exists(describe, **name) -> bool:
 
 def ensure_model(sm, s3, image: str, model_data: str, role: str) -> str:
     """The SageMaker model for this image, archive and role, made if it is new; its name."""
-    check(image, IMAGE_BY_DIGEST, "--image", "give the released image by digest, "
-          "ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:... (dist/release.json)")
+    check(
+        image,
+        IMAGE_BY_DIGEST,
+        "--image",
+        "give the released image by digest, "
+        "ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:... (dist/release.json)",
+    )
     check(role, ROLE_ARN, "--role", "give an IAM role ARN, arn:aws:iam::123456789012:role/NAME")
     if not model_data.endswith(".tar.gz"):
-        raise LaunchError(f"--model-data {model_data!r}: SageMaker takes a .tar.gz archive; "
-                          "make one with `make model-archive`")
+        raise LaunchError(
+            f"--model-data {model_data!r}: SageMaker takes a .tar.gz archive; "
+            "make one with `make model-archive`"
+        )
     require_objects(s3, model_data, "--model-data", exact=True)
     name = f"insurance-charges-{_digest(image, model_data, role)}"
     if not _exists(sm.describe_model, ModelName=name):
-        sm.create_model(ModelName=name, ExecutionRoleArn=role,
-                        PrimaryContainer={"Image": image, "ModelDataUrl": model_data})
+        sm.create_model(
+            ModelName=name,
+            ExecutionRoleArn=role,
+            PrimaryContainer={"Image": image, "ModelDataUrl": model_data},
+        )
     return name
 
 
@@ -165,16 +186,24 @@ def check_endpoint(endpoint: str, count: int) -> None:
         raise LaunchError(f"--instance-count {count}: give at least 1 (2 for two zones)")
 
 
-def ensure_endpoint_config(sm, endpoint: str, model: str, instance_type: str,
-                           count: int) -> str:
+def ensure_endpoint_config(sm, endpoint: str, model: str, instance_type: str, count: int) -> str:
     """The endpoint configuration serving ``model`` on these instances; its name."""
     check_endpoint(endpoint, count)
     name = f"{endpoint}-{_digest(model, instance_type, count, STARTUP_HEALTH_CHECK_S)}"
     if not _exists(sm.describe_endpoint_config, EndpointConfigName=name):
-        sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
-            "VariantName": VARIANT, "ModelName": model, "InstanceType": instance_type,
-            "InitialInstanceCount": count, "InitialVariantWeight": 1.0,
-            "ContainerStartupHealthCheckTimeoutInSeconds": STARTUP_HEALTH_CHECK_S}])
+        sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": VARIANT,
+                    "ModelName": model,
+                    "InstanceType": instance_type,
+                    "InitialInstanceCount": count,
+                    "InitialVariantWeight": 1.0,
+                    "ContainerStartupHealthCheckTimeoutInSeconds": STARTUP_HEALTH_CHECK_S,
+                }
+            ],
+        )
     return name
 
 
@@ -193,9 +222,11 @@ def deploy_endpoint(sm, endpoint: str, config: str) -> str:
     if current["EndpointConfigName"] == config and status == "InService":
         return "unchanged"
     if status != "InService":
-        raise LaunchError(f"endpoint {endpoint} is {status}"
-                          + (f" ({current['FailureReason']})" if current.get("FailureReason")
-                             else "") + "; wait until it is InService, or delete it if Failed")
+        raise LaunchError(
+            f"endpoint {endpoint} is {status}"
+            + (f" ({current['FailureReason']})" if current.get("FailureReason") else "")
+            + "; wait until it is InService, or delete it if Failed"
+        )
     sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=config)
     return "updated"
 
@@ -206,7 +237,8 @@ def wait_endpoint(sm, endpoint: str, delay: int = 30) -> None:
 
     try:
         sm.get_waiter("endpoint_in_service").wait(
-            EndpointName=endpoint, WaiterConfig={"Delay": delay, "MaxAttempts": 3600 // delay})
+            EndpointName=endpoint, WaiterConfig={"Delay": delay, "MaxAttempts": 3600 // delay}
+        )
     except WaiterError:
         reason = sm.describe_endpoint(EndpointName=endpoint).get("FailureReason", "no reason given")
         raise LaunchError(f"endpoint {endpoint} did not come into service: {reason}") from None
@@ -217,9 +249,21 @@ def default_job_name() -> str:
     return "insurance-charges-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
 
 
-def start_transform(sm, s3, job: str, model: dict, source: str, target: str, *,
-                    instance_type: str, count: int, payload_mb: int, concurrency: int | None,
-                    content_type: str, accept: str) -> dict:
+def start_transform(
+    sm,
+    s3,
+    job: str,
+    model: dict,
+    source: str,
+    target: str,
+    *,
+    instance_type: str,
+    count: int,
+    payload_mb: int,
+    concurrency: int | None,
+    content_type: str,
+    accept: str,
+) -> dict:
     """Start a Batch Transform job over every object under ``source``; its request.
 
     ``model`` holds ensure_model's image, model_data and role: the model is made only once
@@ -232,14 +276,19 @@ def start_transform(sm, s3, job: str, model: dict, source: str, target: str, *,
     require_objects(s3, source, "--input", exact=False)
     require_bucket(s3, target, "--output")
     request = {
-        "TransformJobName": job, "ModelName": ensure_model(sm, s3, **model),
-        "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": payload_mb,
+        "TransformJobName": job,
+        "ModelName": ensure_model(sm, s3, **model),
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": payload_mb,
         "MaxConcurrentTransforms": in_flight,
-        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
-                                                           "S3Uri": source}},
-                           "ContentType": content_type, "SplitType": "Line"},
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
+            "ContentType": content_type,
+            "SplitType": "Line",
+        },
         "TransformOutput": {"S3OutputPath": target, "Accept": accept, "AssembleWith": "Line"},
-        "TransformResources": {"InstanceType": instance_type, "InstanceCount": count}}
+        "TransformResources": {"InstanceType": instance_type, "InstanceCount": count},
+    }
     sm.create_transform_job(**request)
     return request
 
@@ -250,11 +299,14 @@ def wait_transform(sm, job: str, delay: int = 30) -> None:
 
     waiter = sm.get_waiter("transform_job_completed_or_stopped")
     try:
-        waiter.wait(TransformJobName=job, WaiterConfig={"Delay": delay,
-                                                        "MaxAttempts": 86400 // delay})
+        waiter.wait(
+            TransformJobName=job, WaiterConfig={"Delay": delay, "MaxAttempts": 86400 // delay}
+        )
     except WaiterError:
         pass  # the waiter also gives up on Failed: the job's own status says which
     found = sm.describe_transform_job(TransformJobName=job)
     if found["TransformJobStatus"] != "Completed":
-        raise LaunchError(f"transform job {job} is {found['TransformJobStatus']}: "
-                          + found.get("FailureReason", "no reason given"))
+        raise LaunchError(
+            f"transform job {job} is {found['TransformJobStatus']}: "
+            + found.get("FailureReason", "no reason given")
+        )

@@ -13,6 +13,7 @@ DAG's), trained on (``train.train``) and signed with the key read from AWS Secre
 model's output for the promotion gate, never trained on. The launcher (``container/``) runs it
 in a child process so that SIGTERM stops it, its joblib workers included, at once.
 """
+
 from __future__ import annotations
 
 import json
@@ -97,8 +98,10 @@ class JobSettings:
 
 def _integer(name: str, text: str, low: int, high: int) -> int:
     if not re.fullmatch(r"[0-9]{1,12}", text) or not low <= int(text) <= high:
-        raise TrainingJobError(f"hyperparameter {name}={text[:QUOTED_CHARS]!r}: give a whole "
-                               f"number from {low} to {high}")
+        raise TrainingJobError(
+            f"hyperparameter {name}={text[:QUOTED_CHARS]!r}: give a whole "
+            f"number from {low} to {high}"
+        )
     return int(text)
 
 
@@ -108,9 +111,11 @@ def _level(text: str) -> float:
     except ValueError:
         level = None
     if level is None or not 0.5 <= level <= 0.99:
-        raise TrainingJobError(f"hyperparameter interval_level={text[:QUOTED_CHARS]!r}: give "
-                               "the share of estimates the likely range should cover, from "
-                               "0.5 to 0.99 (e.g. 0.8)")
+        raise TrainingJobError(
+            f"hyperparameter interval_level={text[:QUOTED_CHARS]!r}: give "
+            "the share of estimates the likely range should cover, from "
+            "0.5 to 0.99 (e.g. 0.8)"
+        )
     return level
 
 
@@ -118,10 +123,17 @@ def _candidates(text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(","))
     unknown = [name for name in names if name not in allowed]
     if not text.strip() or unknown or len(set(names)) != len(names):
-        what = "none given" if not text.strip() else \
-            f"unknown {unknown[0][:QUOTED_CHARS]!r}" if unknown else "one named twice"
-        raise TrainingJobError(f"hyperparameter candidates: {what}; give a comma-separated list "
-                               f"of PyCaret regressors from {','.join(allowed)}")
+        what = (
+            "none given"
+            if not text.strip()
+            else f"unknown {unknown[0][:QUOTED_CHARS]!r}"
+            if unknown
+            else "one named twice"
+        )
+        raise TrainingJobError(
+            f"hyperparameter candidates: {what}; give a comma-separated list "
+            f"of PyCaret regressors from {','.join(allowed)}"
+        )
     return names
 
 
@@ -145,24 +157,34 @@ def check_hyperparameters(given: dict) -> JobSettings:
     }
     unknown = sorted(set(given) - set(readers))
     if unknown:
-        raise TrainingJobError(f"unknown hyperparameter {unknown[0][:QUOTED_CHARS]!r}; this "
-                               f"image takes {', '.join(readers)}")
-    values: dict[str, Any] = {"seed": defaults.seed, "folds": defaults.folds,
-                              "candidates": defaults.candidates,
-                              "interval_level": defaults.interval_level, "max_rejected": 0,
-                              "data_sha256": None}
+        raise TrainingJobError(
+            f"unknown hyperparameter {unknown[0][:QUOTED_CHARS]!r}; this "
+            f"image takes {', '.join(readers)}"
+        )
+    values: dict[str, Any] = {
+        "seed": defaults.seed,
+        "folds": defaults.folds,
+        "candidates": defaults.candidates,
+        "interval_level": defaults.interval_level,
+        "max_rejected": 0,
+        "data_sha256": None,
+    }
     for name, value in given.items():
         if not isinstance(value, str):  # SageMaker passes strings; anything else is not its file
-            raise TrainingJobError(f"hyperparameter {name}: {type(value).__name__} value; "
-                                   "SageMaker passes every value as a string")
+            raise TrainingJobError(
+                f"hyperparameter {name}: {type(value).__name__} value; "
+                "SageMaker passes every value as a string"
+            )
         values[name] = readers[name](value)
     return JobSettings(**values)
 
 
 def _sha256(text: str) -> str:
     if not _SHA256.fullmatch(text):
-        raise TrainingJobError(f"hyperparameter data_sha256={text[:QUOTED_CHARS]!r}: give the "
-                               "training data's SHA-256 as 64 lower-case hex digits")
+        raise TrainingJobError(
+            f"hyperparameter data_sha256={text[:QUOTED_CHARS]!r}: give the "
+            "training data's SHA-256 as 64 lower-case hex digits"
+        )
     return text
 
 
@@ -179,20 +201,28 @@ def _json_object(path: Path) -> dict:
 def read_channels(paths: JobPaths) -> tuple[str, ...]:
     """The channels the job was given (inputdataconfig.json): ``training``, maybe ``holdout``."""
     path = paths.config / "inputdataconfig.json"
-    channels = _json_object(path) if path.exists() else \
-        {name: {} for name in CHANNELS if paths.channel(name).is_dir()}
+    channels = (
+        _json_object(path)
+        if path.exists()
+        else {name: {} for name in CHANNELS if paths.channel(name).is_dir()}
+    )
     unknown = sorted(set(channels) - set(CHANNELS))
     if unknown:
-        raise TrainingJobError(f"unknown input channel {unknown[0][:QUOTED_CHARS]!r}; give a "
-                               f"{TRAINING!r} channel and, optionally, a {HOLDOUT!r} one")
+        raise TrainingJobError(
+            f"unknown input channel {unknown[0][:QUOTED_CHARS]!r}; give a "
+            f"{TRAINING!r} channel and, optionally, a {HOLDOUT!r} one"
+        )
     if TRAINING not in channels:
-        raise TrainingJobError(f"no {TRAINING!r} input channel; give the job one holding the "
-                               "training CSV files")
+        raise TrainingJobError(
+            f"no {TRAINING!r} input channel; give the job one holding the training CSV files"
+        )
     for name, config in channels.items():
         mode = config.get("TrainingInputMode", "File") if isinstance(config, dict) else "File"
         if mode != "File":
-            raise TrainingJobError(f"channel {name!r}: input mode {str(mode)[:QUOTED_CHARS]!r};"
-                                   " this image reads files: use File mode")
+            raise TrainingJobError(
+                f"channel {name!r}: input mode {str(mode)[:QUOTED_CHARS]!r};"
+                " this image reads files: use File mode"
+            )
     return tuple(name for name in CHANNELS if name in channels)
 
 
@@ -203,8 +233,10 @@ def gather_csv(channel: Path, dest: Path) -> Path:
         raise TrainingJobError(f"{channel} holds no files; the channel's S3 prefix is empty")
     others = [p for p in files if p.suffix.lower() != ".csv"]
     if others:
-        raise TrainingJobError(f"{others[0].relative_to(channel)} in channel {channel.name!r} "
-                               "is not a .csv file; give the channel only CSV files")
+        raise TrainingJobError(
+            f"{others[0].relative_to(channel)} in channel {channel.name!r} "
+            "is not a .csv file; give the channel only CSV files"
+        )
     if len(files) == 1:
         return files[0]  # read in place: the digest check then sees the object's own bytes
     header = _first_line(files[0])
@@ -216,7 +248,8 @@ def gather_csv(channel: Path, dest: Path) -> Path:
                     raise TrainingJobError(
                         f"{path.relative_to(channel)} starts with another header than "
                         f"{files[0].relative_to(channel)}; every file of a channel needs the "
-                        "same columns in the same order")
+                        "same columns in the same order"
+                    )
                 if index == 0:
                     out.write(first if first.endswith(b"\n") else first + b"\n")
                 rest = source.read()
@@ -237,7 +270,8 @@ def check_writable(directory: Path) -> None:
     except OSError as exc:
         raise TrainingJobError(
             f"{directory} cannot be written by user {os.getuid()} ({exc.strerror}); the image "
-            f"runs as {IMAGE_USER}: mount it owned by (or open to) that user") from None
+            f"runs as {IMAGE_USER}: mount it owned by (or open to) that user"
+        ) from None
 
 
 def signing_key(environ: Mapping[str, str], secrets_client: Callable[[], Any]):
@@ -247,9 +281,11 @@ def signing_key(environ: Mapping[str, str], secrets_client: Callable[[], Any]):
 
     secret_id = environ.get(SECRET_VARIABLE, "").strip()
     if not secret_id:
-        raise TrainingJobError(f"{SECRET_VARIABLE} is not set; set it (the training job's "
-                               "Environment) to the Secrets Manager secret holding the "
-                               "model-signing key (PEM)")
+        raise TrainingJobError(
+            f"{SECRET_VARIABLE} is not set; set it (the training job's "
+            "Environment) to the Secrets Manager secret holding the "
+            "model-signing key (PEM)"
+        )
     shown = secret_id[:QUOTED_CHARS]
     try:
         answer = secrets_client().get_secret_value(SecretId=secret_id)
@@ -261,9 +297,11 @@ def signing_key(environ: Mapping[str, str], secrets_client: Callable[[], Any]):
     except (ValueError, TypeError):
         key = None  # the library's message may quote the bytes: say nothing of them
     if not isinstance(key, Ed25519PrivateKey):
-        raise TrainingJobError(f"{SECRET_VARIABLE}={shown!r}: the secret is not an Ed25519 "
-                               "private key in PEM; store the output of `openssl genpkey "
-                               "-algorithm ed25519` (docs/security.md#model-signing)")
+        raise TrainingJobError(
+            f"{SECRET_VARIABLE}={shown!r}: the secret is not an Ed25519 "
+            "private key in PEM; store the output of `openssl genpkey "
+            "-algorithm ed25519` (docs/security.md#model-signing)"
+        )
     return key
 
 
@@ -271,17 +309,22 @@ def _secret_reason(exc: BaseException) -> str:
     """aws.errors' line, with Secrets Manager's own word for a secret that is not there."""
     if code(exc) == "ResourceNotFoundException":
         return "no such secret in this account and region; create it or fix the id"
-    return explain(exc, "reading the signing key's secret",
-                   "secretsmanager:GetSecretValue on this secret", service="Secrets Manager",
-                   guide="docs/deploy/sagemaker-training.md#iam")
+    return explain(
+        exc,
+        "reading the signing key's secret",
+        "secretsmanager:GetSecretValue on this secret",
+        service="Secrets Manager",
+        guide="docs/deploy/sagemaker-training.md#iam",
+    )
 
 
 def _secrets_client():
     return client("secretsmanager")
 
 
-def run_job(paths: JobPaths, environ: Mapping[str, str],
-            secrets_client: Callable[[], Any] = _secrets_client) -> dict:
+def run_job(
+    paths: JobPaths, environ: Mapping[str, str], secrets_client: Callable[[], Any] = _secrets_client
+) -> dict:
     """Check the mounts, the inputs and the data; train and sign into /opt/ml/model."""
     from ...training import train
 
@@ -290,13 +333,15 @@ def run_job(paths: JobPaths, environ: Mapping[str, str],
     settings = read_settings(paths.config / "hyperparameters.json")
     channels = read_channels(paths)
     key = signing_key(environ, secrets_client)  # before minutes of training, not after
-    options = train.TrainingOptions(seed=settings.seed, folds=settings.folds,
-                                    candidates=settings.candidates,
-                                    interval_level=settings.interval_level)
+    options = train.TrainingOptions(
+        seed=settings.seed,
+        folds=settings.folds,
+        candidates=settings.candidates,
+        interval_level=settings.interval_level,
+    )
     with tempfile.TemporaryDirectory(prefix="training-job-") as scratch:
         work = Path(scratch)
-        checked = _check_channel(paths, TRAINING, work, settings.max_rejected,
-                                 settings.data_sha256)
+        checked = _check_channel(paths, TRAINING, work, settings.max_rejected, settings.data_sha256)
         if HOLDOUT in channels:
             # The gate's records: checked like the training rows, kept beside the model's
             # output (output.tar.gz), never trained on.
@@ -310,8 +355,9 @@ def run_job(paths: JobPaths, environ: Mapping[str, str],
     return card
 
 
-def _check_channel(paths: JobPaths, channel: str, work: Path, max_rejected: int,
-                   sha256: str | None) -> Path:
+def _check_channel(
+    paths: JobPaths, channel: str, work: Path, max_rejected: int, sha256: str | None
+) -> Path:
     from ...core.model_card import sha256_of
     from ...training import data_checks
 
@@ -344,8 +390,12 @@ def main(root: Path = OPT_ML) -> int:
 
     def job() -> int:
         card = run_job(paths, os.environ)
-        log.info("trained %s (%s); the model, its card and signature are in %s",
-                 card["model_version"], card["estimator"], paths.model)
+        log.info(
+            "trained %s (%s); the model, its card and signature are in %s",
+            card["model_version"],
+            card["estimator"],
+            paths.model,
+        )
         return 0
 
     return cli_runner.run(job, say=say, explain=_as_error)

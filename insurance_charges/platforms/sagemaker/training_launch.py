@@ -5,6 +5,7 @@ runs the image as ``docker run IMAGE train`` (``training_job``), with the data u
 ``--data`` as its ``training`` channel, the signing key's secret id in its Environment, and
 the model written to ``--output``/JOB/output/model.tar.gz, which ``serve`` and the registry read.
 """
+
 from __future__ import annotations
 
 import tarfile
@@ -68,43 +69,81 @@ def parse_hyperparameters(pairs: list[str]) -> dict[str, str]:
 
 
 def _channel(name: str, uri: str) -> dict:
-    return {"ChannelName": name, "ContentType": "text/csv", "InputMode": "File",
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
-                                            "S3DataDistributionType": "FullyReplicated"}}}
+    return {
+        "ChannelName": name,
+        "ContentType": "text/csv",
+        "InputMode": "File",
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+    }
 
 
-def start_training(sm, s3, job: str, *, image: str, role: str, data: str, output: str,
-                   holdout: str | None, instance_type: str, secret_id: str,
-                   hyperparameters: dict[str, str]) -> dict:
+def start_training(
+    sm,
+    s3,
+    job: str,
+    *,
+    image: str,
+    role: str,
+    data: str,
+    output: str,
+    holdout: str | None,
+    instance_type: str,
+    secret_id: str,
+    hyperparameters: dict[str, str],
+) -> dict:
     """Create the training job once everything it names is known to be usable; its request."""
     check(job, JOB_NAME, "--name", "use 1 to 63 letters, digits and hyphens")
-    check(image, IMAGE_BY_DIGEST, "--image", "give the released image by digest, "
-          "ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:... (dist/release.json)")
+    check(
+        image,
+        IMAGE_BY_DIGEST,
+        "--image",
+        "give the released image by digest, "
+        "ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:... (dist/release.json)",
+    )
     check(role, ROLE_ARN, "--role", "give an IAM role ARN, arn:aws:iam::123456789012:role/NAME")
     if not secret_id:
-        raise LaunchError("--signing-key-secret is empty; name the Secrets Manager secret "
-                          "holding the model-signing key (docs/deploy/sagemaker-training.md)")
+        raise LaunchError(
+            "--signing-key-secret is empty; name the Secrets Manager secret "
+            "holding the model-signing key (docs/deploy/sagemaker-training.md)"
+        )
     require_objects(s3, data, "--data", exact=False)
     if holdout:
         require_objects(s3, holdout, "--holdout", exact=False)
     require_bucket(s3, output, "--output")
     channels = [_channel(TRAINING, data)] + ([_channel(HOLDOUT, holdout)] if holdout else [])
     request = {
-        "TrainingJobName": job, "RoleArn": role,
+        "TrainingJobName": job,
+        "RoleArn": role,
         "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
-        "HyperParameters": hyperparameters, "InputDataConfig": channels,
+        "HyperParameters": hyperparameters,
+        "InputDataConfig": channels,
         "OutputDataConfig": {"S3OutputPath": output},
-        "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1,
-                           "VolumeSizeInGB": VOLUME_GB},
+        "ResourceConfig": {
+            "InstanceType": instance_type,
+            "InstanceCount": 1,
+            "VolumeSizeInGB": VOLUME_GB,
+        },
         "StoppingCondition": {"MaxRuntimeInSeconds": MAX_RUNTIME_S},
         # The id only: the key stays in Secrets Manager, read by the job's role.
-        "Environment": {SECRET_VARIABLE: secret_id}}
+        "Environment": {SECRET_VARIABLE: secret_id},
+    }
     sm.create_training_job(**request)
     return request
 
 
-def wait_training(sm, job: str, say: Callable[[str], None], delay: float = PROGRESS_DELAY_S,
-                  sleep: Callable[[float], None] = time.sleep) -> dict:
+def wait_training(
+    sm,
+    job: str,
+    say: Callable[[str], None],
+    delay: float = PROGRESS_DELAY_S,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
     """Follow the job until it ends, saying each new status; its description once Completed."""
     last = None
     while True:
@@ -114,15 +153,18 @@ def wait_training(sm, job: str, say: Callable[[str], None], delay: float = PROGR
         if now != last:
             transitions = found.get("SecondaryStatusTransitions") or [{}]
             message = transitions[-1].get("StatusMessage", "")
-            say(f"training job {job}: {status} / {now[1] or '-'}"
-                + (f": {message}" if message else ""))
+            say(
+                f"training job {job}: {status} / {now[1] or '-'}"
+                + (f": {message}" if message else "")
+            )
             last = now
         if status in ENDED:
             break
         sleep(delay)
     if status != "Completed":
-        raise LaunchError(f"training job {job} is {status}: "
-                          + (found.get("FailureReason") or "no reason given"))
+        raise LaunchError(
+            f"training job {job} is {status}: " + (found.get("FailureReason") or "no reason given")
+        )
     return found
 
 
@@ -135,9 +177,12 @@ def fetch_model(s3, uri: str, dest: Path) -> Path:
     model_dir.mkdir()
     with tarfile.open(archive, "r:gz") as tar:
         members = [m for m in tar.getmembers() if m.name not in (".", "./")]
-        if len(members) > ARCHIVE_MEMBERS_MAX or \
-                any(not m.isfile() or "/" in m.name.removeprefix("./") for m in members):
-            raise LaunchError(f"{uri} is not a model archive of this image (plain files at its "
-                              "top level: the pipeline, card and signature)")
+        if len(members) > ARCHIVE_MEMBERS_MAX or any(
+            not m.isfile() or "/" in m.name.removeprefix("./") for m in members
+        ):
+            raise LaunchError(
+                f"{uri} is not a model archive of this image (plain files at its "
+                "top level: the pipeline, card and signature)"
+            )
         tar.extractall(model_dir, members=members, filter="data")
     return model_dir

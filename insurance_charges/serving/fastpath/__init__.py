@@ -4,6 +4,7 @@
 compiled twin and the pipeline itself on the start-up sample (``parity``) and returns the twin
 only if every prediction agrees within ``parity.TOLERANCE``.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -38,13 +39,17 @@ def build(pipeline, sample: int = STARTUP_SAMPLE) -> tuple[FastPredictor | None,
     want = pipeline.predict(frame)
     worst = float(np.max(relative_differences(got, want)))
     if not worst <= TOLERANCE:
-        return None, off + (f"it differs from pipeline.predict by up to {worst:.1e} relative "
-                            f"(limit {TOLERANCE:.0e}) on {sample} records")
+        return None, off + (
+            f"it differs from pipeline.predict by up to {worst:.1e} relative "
+            f"(limit {TOLERANCE:.0e}) on {sample} records"
+        )
     estimator = type(pipeline.steps[-1][1]).__name__
     fast, rows = _with_rows_proven(fast, records)
-    return fast, (f"fast path on: {len(fast.steps)} preprocessing steps + {estimator}, "
-                  f"max relative difference {worst:.1e} vs pipeline.predict on {sample} records; "
-                  f"{rows}")
+    return fast, (
+        f"fast path on: {len(fast.steps)} preprocessing steps + {estimator}, "
+        f"max relative difference {worst:.1e} vs pipeline.predict on {sample} records; "
+        f"{rows}"
+    )
 
 
 def _with_rows_proven(fast: FastPredictor, records: list) -> tuple[FastPredictor, str]:
@@ -52,12 +57,15 @@ def _with_rows_proven(fast: FastPredictor, records: list) -> tuple[FastPredictor
     if not fast.rows:
         return fast, "a few records are encoded column by column (a step has no per-record twin)"
     try:
-        same = np.array_equal(fast.encode_rows(records), fast.encode(inputs(records)),
-                              equal_nan=True)
+        same = np.array_equal(
+            fast.encode_rows(records), fast.encode(inputs(records)), equal_nan=True
+        )
         why = "record by record differs"
     except Exception as exc:  # noqa: BLE001 - an unforeseen step must not stop start-up
         same, why = False, f"record by record failed: {type(exc).__name__}: {exc}"
     if not same:
-        return (FastPredictor(fast.steps, fast.estimator, fast.features, rows=False),
-                f"a few records are encoded column by column ({why})")
+        return (
+            FastPredictor(fast.steps, fast.estimator, fast.features, rows=False),
+            f"a few records are encoded column by column ({why})",
+        )
     return fast, f"fewer than {ROWS_BELOW} records are encoded record by record, proven equal"

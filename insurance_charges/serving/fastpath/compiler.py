@@ -7,6 +7,7 @@ columns and hands the encoded matrix to the pipeline's own estimator. Column nam
 order are taken from the fitted steps themselves (each wrapper is run once on a probe frame),
 never assumed.
 """
+
 from __future__ import annotations
 
 import copy
@@ -44,8 +45,10 @@ STEP_TOLERANCE = 1e-12
 
 def frame_to_columns(frame: pd.DataFrame) -> dict:
     """A frame's columns as the arrays the compiled steps expect."""
-    return {name: frame[name].to_numpy(dtype=object if frame[name].dtype == object
-                                       else np.float64) for name in frame.columns}
+    return {
+        name: frame[name].to_numpy(dtype=object if frame[name].dtype == object else np.float64)
+        for name in frame.columns
+    }
 
 
 def _compile_wrapper(name: str, wrapper, probe: pd.DataFrame) -> tuple[Step, pd.DataFrame]:
@@ -53,11 +56,16 @@ def _compile_wrapper(name: str, wrapper, probe: pd.DataFrame) -> tuple[Step, pd.
     kind = type(wrapper if transformer is None else transformer).__name__
     if type(wrapper).__name__ != "TransformerWrapper" or kind not in COMPILERS:
         raise Unsupported(f"step {name!r} ({kind}) has no fast equivalent")
-    include = list(wrapper._include if wrapper._include is not None else
-                   [c for c in probe.columns if c not in wrapper._exclude])
+    include = list(
+        wrapper._include
+        if wrapper._include is not None
+        else [c for c in probe.columns if c not in wrapper._exclude]
+    )
     if not include:  # PyCaret's wrapper passes the frame through untouched
+
         def nothing(values: list) -> list:
             return []
+
         return Step(name, [], Compiled(nothing, [], nothing), list(probe.columns)), probe
     compiled = COMPILERS[kind](transformer, include)
     produced = compiled.names
@@ -69,8 +77,11 @@ def _compile_wrapper(name: str, wrapper, probe: pd.DataFrame) -> tuple[Step, pd.
     step = Step(name, include, compiled, order)
     got = step(frame_to_columns(probe))
     for column in order:
-        want = expected[column].to_numpy(dtype=np.float64) if expected[column].dtype != object \
+        want = (
+            expected[column].to_numpy(dtype=np.float64)
+            if expected[column].dtype != object
             else expected[column].to_numpy()
+        )
         if want.dtype == object:
             same = list(got[column]) == list(want)
         else:
@@ -90,8 +101,9 @@ def _array_estimator(estimator, features: list[str]):
     if fitted is None:
         return estimator
     if list(fitted) != features:
-        raise Unsupported("the estimator was fitted on columns in another order: "
-                          f"{list(fitted)} vs {features}")
+        raise Unsupported(
+            f"the estimator was fitted on columns in another order: {list(fitted)} vs {features}"
+        )
     bare = copy.copy(estimator)  # shallow: shares the fitted trees/coefficients
     del bare.feature_names_in_
     return bare

@@ -7,6 +7,7 @@ dtypes: the init estimator's constant, then ``predict_stages`` (scikit-learn's o
 adding every tree. Anything it does not know is served by the estimator's own predict; the
 start-up parity proof compares both ways before either serves.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,11 +37,13 @@ class GradientBoosting:
 def direct(estimator):
     """A faster stand-in for ``estimator`` where one is known to give the same numbers."""
     init = getattr(estimator, "init_", None)
-    if (predict_stages is not None
-            and type(estimator).__name__ == "GradientBoostingRegressor"
-            and type(init).__name__ == "DummyRegressor"
-            and np.asarray(init.constant_).size == 1
-            and type(estimator._loss.link).__name__ == "IdentityLink"
-            and getattr(estimator, "n_trees_per_iteration_", 1) == 1):
+    if (
+        predict_stages is not None
+        and type(estimator).__name__ == "GradientBoostingRegressor"
+        and type(init).__name__ == "DummyRegressor"
+        and np.asarray(init.constant_).size == 1
+        and type(estimator._loss.link).__name__ == "IdentityLink"
+        and getattr(estimator, "n_trees_per_iteration_", 1) == 1
+    ):
         return GradientBoosting(estimator)
     return estimator

@@ -1,6 +1,7 @@
 """Numeric preprocessing steps re-expressed on plain numpy: polynomial features, binning,
 scaling, feature selection. Same contract and exactness as steps.py (see there).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +36,7 @@ def polynomial_features(t, include):
                 new_index.append(size)
                 if start >= previous.shape[1]:
                     break
-                parts.append(previous[:, start:] * X[:, i:i + 1])
+                parts.append(previous[:, start:] * X[:, i : i + 1])
                 size += parts[-1].shape[1]
             new_index.append(size)
             previous, index = np.hstack(parts), new_index
@@ -52,8 +53,12 @@ def k_bins_discretizer(t, include):
     inner = [edges[1:-1] for edges in t.bin_edges_]
 
     def bins(X):
-        return np.column_stack([np.searchsorted(e, X[:, j], side="right").astype(np.float64)
-                                for j, e in enumerate(inner)])
+        return np.column_stack(
+            [
+                np.searchsorted(e, X[:, j], side="right").astype(np.float64)
+                for j, e in enumerate(inner)
+            ]
+        )
 
     return _matrix_step(bins, include)
 
@@ -97,14 +102,18 @@ def min_max_scaler(t, include):
 def selector(t, include):
     """Any fitted feature selector (VarianceThreshold, SelectFromModel...): keep its mask."""
     mask = list(t.get_support())
+
     def kept(values: list) -> list:  # columns or scalars
         return [v for v, keep in zip(values, mask, strict=True) if keep]
+
     return Compiled(kept, kept(include), kept)
 
 
 def remove_multicollinearity(t, include):
     """PyCaret's RemoveMulticollinearity: drop the columns it chose at fit time."""
     keep = [name not in set(t.drop_) for name in include]
+
     def kept(values: list) -> list:  # columns or scalars
         return [v for v, k in zip(values, keep, strict=True) if k]
+
     return Compiled(kept, kept(include), kept)

@@ -1,4 +1,5 @@
 """The records that prove the compiled fast path gives pipeline.predict's numbers."""
+
 from __future__ import annotations
 
 import itertools
@@ -27,8 +28,9 @@ def corner_records(ranges: Mapping[str, Mapping] | None = None) -> list[dict[str
     return [dict(zip(FIELD_NAMES, combo, strict=True)) for combo in itertools.product(*options)]
 
 
-def random_records(count: int, seed: int = 0,
-                   ranges: Mapping[str, Mapping] | None = None) -> list[dict[str, Any]]:
+def random_records(
+    count: int, seed: int = 0, ranges: Mapping[str, Mapping] | None = None
+) -> list[dict[str, Any]]:
     """``count`` uniformly random schema-valid records (numbers within ``ranges`` if given)."""
     rng = np.random.default_rng(seed)
     records = []

@@ -4,6 +4,7 @@
 runs on every request: a batch is encoded a column at a time (categories as ``Coded`` positions
 in the schema's choices), a few records one record at a time, and the estimator takes the matrix.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -77,8 +78,9 @@ class FastPredictor:
 def inputs(records: Sequence[dict]) -> dict:
     """Valid records as the compiled steps take them: numbers as float64, categories Coded."""
     valid = records if isinstance(records, ValidRecords) else ValidRecords(records)
-    return {f.name: _category(valid, f) if f.kind == CATEGORY else valid.column(f.name)
-            for f in FIELDS}
+    return {
+        f.name: _category(valid, f) if f.kind == CATEGORY else valid.column(f.name) for f in FIELDS
+    }
 
 
 def _category(valid: ValidRecords, field) -> Coded | np.ndarray:

@@ -6,6 +6,7 @@ order) to its output columns, ``names`` are the output column names, and ``row``
 one, maps one record's values the same way. The arithmetic mirrors scikit-learn 1.4 and
 category_encoders 2.7 operation for operation, so the floats come out bit-identical.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,11 +71,15 @@ def simple_imputer(t, include):
         return column
 
     def fill_row(values):  # NaN is the one value that differs from itself
-        return [stat if value != value else value
-                for value, stat in zip(values, stats, strict=True)]
+        return [
+            stat if value != value else value for value, stat in zip(values, stats, strict=True)
+        ]
 
-    return Compiled(lambda columns: [fill(c, s) for c, s in zip(columns, stats, strict=True)],
-                    list(include), fill_row)
+    return Compiled(
+        lambda columns: [fill(c, s) for c, s in zip(columns, stats, strict=True)],
+        list(include),
+        fill_row,
+    )
 
 
 def _ordinal_tables(encoder) -> dict:
@@ -84,8 +89,9 @@ def _ordinal_tables(encoder) -> dict:
         raise Unsupported(f"OrdinalEncoder with handle_unknown={encoder.handle_unknown!r}")
     tables = {}
     for switch in encoder.mapping:
-        codes = {k: float(v) for k, v in switch["mapping"].items()
-                 if k is not None and not _is_nan(k)}
+        codes = {
+            k: float(v) for k, v in switch["mapping"].items() if k is not None and not _is_nan(k)
+        }
         tables[switch["col"]] = (codes, unknown)
     return tables
 
@@ -110,11 +116,16 @@ def ordinal_encoder(t, include):
         return np.array([codes.get(v, unknown) for v in column], dtype=np.float64)
 
     def encode_row(values):
-        return [tables[n][0].get(v, tables[n][1]) if n in tables else v
-                for n, v in zip(include, values, strict=True)]
+        return [
+            tables[n][0].get(v, tables[n][1]) if n in tables else v
+            for n, v in zip(include, values, strict=True)
+        ]
 
-    return Compiled(lambda columns: [encode(n, c) for n, c in zip(include, columns, strict=True)],
-                    list(include), encode_row)
+    return Compiled(
+        lambda columns: [encode(n, c) for n, c in zip(include, columns, strict=True)],
+        list(include),
+        encode_row,
+    )
 
 
 def one_hot_encoder(t, include):
@@ -133,10 +144,13 @@ def one_hot_encoder(t, include):
         # One matrix of indicator rows, the unknown category's last: a column is encoded by
         # gathering rows by index (the same floats, without building 10,000 small arrays).
         known = list(codes)
-        matrix = np.stack([by_code.get(codes[k], missing_row) for k in known]
-                          + [by_code.get(unknown, missing_row)]).reshape(len(known) + 1, width)
-        rows[switch["col"]] = _Indicators({k: i for i, k in enumerate(known)}, matrix,
-                                          list(frame.columns), matrix.tolist())
+        matrix = np.stack(
+            [by_code.get(codes[k], missing_row) for k in known]
+            + [by_code.get(unknown, missing_row)]
+        ).reshape(len(known) + 1, width)
+        rows[switch["col"]] = _Indicators(
+            {k: i for i, k in enumerate(known)}, matrix, list(frame.columns), matrix.tolist()
+        )
     for name in include:
         names.extend(rows[name].names if name in rows else [name])
 
@@ -154,14 +168,16 @@ def one_hot_encoder(t, include):
         if isinstance(column, Coded):
             by_code = _by_choice(column.choices, lambda choice: table.row_of.get(choice, unknown))
             return table.matrix[by_code[column.codes]].T
-        return table.matrix[np.fromiter((table.row_of.get(v, unknown) for v in column), np.intp,
-                                        len(column))].T
+        return table.matrix[
+            np.fromiter((table.row_of.get(v, unknown) for v in column), np.intp, len(column))
+        ].T
 
     def value_row(table, value):
         return table.lists[table.row_of.get(value, len(table.lists) - 1)]
 
-    return Compiled(lambda columns: each(columns, column_rows), names,
-                    lambda values: each(values, value_row))
+    return Compiled(
+        lambda columns: each(columns, column_rows), names, lambda values: each(values, value_row)
+    )
 
 
 class _Indicators(NamedTuple):

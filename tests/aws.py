@@ -49,3 +49,19 @@ def scoring_s3_on_moto(bucket: str):
         s3 = client("s3")
         s3.create_bucket(Bucket=bucket)
         yield s3
+
+
+def clients_on(env: dict[str, str], *services: str) -> list:
+    """boto3 clients of ``services`` on the moto server whose environment ``env`` is."""
+    import boto3
+
+    return [
+        boto3.client(
+            service,
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+        for service in services
+    ]

@@ -18,7 +18,7 @@ from insurance_charges.web import create_app
 from insurance_charges.web.errors import HttpProblem
 from insurance_charges.web.worker_files import Arrival, arrivals, scored_uri, summary
 
-from .aws import moto_server
+from .aws import clients_on, moto_server
 from .sqsd import deliver_one
 
 
@@ -148,16 +148,9 @@ ROWS = (
 @pytest.fixture(scope="module")
 def arrivals_queue():
     """moto's server: an incoming bucket notifying a queue, a scored bucket, a results queue."""
-    import boto3
 
     with moto_server() as env:
-        kwargs = {
-            "endpoint_url": env["AWS_ENDPOINT_URL"],
-            "region_name": "us-east-1",
-            "aws_access_key_id": "testing",
-            "aws_secret_access_key": "testing",
-        }
-        s3, sqs = boto3.client("s3", **kwargs), boto3.client("sqs", **kwargs)
+        s3, sqs = clients_on(env, "s3", "sqs")
         urls = {
             name: sqs.create_queue(QueueName=name)["QueueUrl"]
             for name in ("arrivals", "file-results")

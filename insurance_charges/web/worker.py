@@ -22,6 +22,7 @@ from . import served_model, worker_files
 from .api import estimate_body
 from .errors import HttpProblem, problem_document
 from .json_body import read_json
+from .logs import REQUEST_ID_HEADER
 
 log = logging.getLogger(__name__)
 bp = Blueprint("worker", __name__)
@@ -123,6 +124,10 @@ def _message_id() -> str:
             f"send the SQS message id in {MESSAGE_ID} (sqsd sets it); results "
             "are published under it",
         )
+    if REQUEST_ID_HEADER not in request.headers:  # sqsd sends none
+        # The inference ids derive from the message id, so a redelivered message publishes the
+        # same result (and is captured under the same ids), never new ones.
+        g.request_id = given
     return given
 
 

@@ -55,17 +55,16 @@ class Container:
         """One value from docker inspect."""
         return docker("inspect", "-f", template, self.name).stdout.strip()
 
-    def request(self, path: str, body=None, form=None):
-        """Status, headers and body of one request."""
+    def request(self, path: str, body=None, form=None, headers: dict | None = None):
+        """Status, headers and body of one request (``headers`` added to it)."""
         data = (
             json.dumps(body).encode()
             if body is not None
             else (urllib.parse.urlencode(form).encode() if form is not None else None)
         )
         kind = "application/json" if body is not None else "application/x-www-form-urlencoded"
-        req = urllib.request.Request(
-            self.url + path, data=data, headers={"Content-Type": kind} if data else {}
-        )
+        sent = {**({"Content-Type": kind} if data else {}), **(headers or {})}
+        req = urllib.request.Request(self.url + path, data=data, headers=sent)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, resp.headers, resp.read()

@@ -314,8 +314,10 @@ def test_the_task_runs_with_the_templates_user_read_only_root_and_limits(task):
 def test_the_task_serves_health_and_the_estimate_the_app_gives(task, client):
     status, _, body = task.request(TARGET_GROUP["HealthCheckPath"])
     assert status == 200 and json.loads(body)["status"] == "ok"
-    status, _, body = task.request("/api/v1/predict", body=EXAMPLE_RECORD)
-    expected = client.post("/api/v1/predict", json=EXAMPLE_RECORD).get_json()
+    # One request id for both, so the inference ids it derives are equal too.
+    same_id = {"X-Request-ID": "ecs-estimate-check"}
+    status, _, body = task.request("/api/v1/predict", body=EXAMPLE_RECORD, headers=same_id)
+    expected = client.post("/api/v1/predict", json=EXAMPLE_RECORD, headers=same_id).get_json()
     assert status == 200 and json.loads(body) == expected
 
 

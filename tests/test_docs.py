@@ -55,7 +55,8 @@ HEADER = re.compile(r"-H '([A-Za-z-]+): ([^']*)'")
 DATE = re.compile(r"\b(?:19|20)\d\d-(?:0[1-9]|1[0-2])\b")
 # A commit hash as git abbreviates it: 7 to 40 hex digits with at least one letter and one digit.
 COMMIT = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b")
-FENCE = re.compile(r"^```.*?^```", re.M | re.S)
+# A fenced block, also one indented inside a list item.
+FENCE = re.compile(r"^ *```.*?^ *```", re.M | re.S)
 CODE_SPAN = re.compile(r"`[^`\n]+`")
 # The extensions mkdocs.yml gives Markdown that shape headings and their ids.
 HEADING_EXTENSIONS = ["toc", "attr_list", "tables", "admonition", "pymdownx.superfences"]

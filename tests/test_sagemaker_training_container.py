@@ -28,7 +28,9 @@ from .test_sagemaker_container import CSV, csv_body, remove, start
 
 pytestmark = pytest.mark.slow
 NAME = f"insurance-charges-training-{os.getpid()}"
-SECRET = "insurance-charges/model-signing-key"
+# moto keeps its state per process, shared by every moto server a run starts: the unit tests'
+# secret of the usual name is already there, so this module's is its own.
+SECRET = "insurance-charges/container-tests-signing-key"
 IMAGE_USER = 10001  # the Dockerfile's USER
 # Two candidates and three folds: the whole pipeline (checks, compare, calibrate, baseline,
 # refit, card, signature) in a fraction of the full 18 x 10 folds' time.

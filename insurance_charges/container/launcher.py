@@ -136,8 +136,8 @@ class Stack:
         drain_s: int = DRAIN_S,
         max_payload_mb: int = MAX_PAYLOAD_MB,
         environ: dict | None = None,
-        host: str = "0.0.0.0",
-    ):  # nosec B104
+        host: str = "0.0.0.0",  # nosec B104 - every interface of the container's own namespace
+    ):
         self.host, self.port = host, port
         self.gunicorn: subprocess.Popen[bytes] | None = None
         self.nginx: subprocess.Popen[bytes] | None = None

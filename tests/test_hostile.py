@@ -32,17 +32,20 @@ def send(
 ):
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
-        conn.request(
-            "POST",
-            path,
-            body=iter([body]) if chunked else body,
-            headers={
-                "Content-Type": content_type,
-                "Authorization": f"Bearer {KEY}",
-                **(headers or {}),
-            },
-            encode_chunked=chunked,
-        )
+        try:
+            conn.request(
+                "POST",
+                path,
+                body=iter([body]) if chunked else body,
+                headers={
+                    "Content-Type": content_type,
+                    "Authorization": f"Bearer {KEY}",
+                    **(headers or {}),
+                },
+                encode_chunked=chunked,
+            )
+        except BrokenPipeError:
+            pass  # refused (413) on its headers and closed before the body was all sent: read it
         response = conn.getresponse()
         return response.status, response.getheader("Content-Type"), response.read()
     finally:

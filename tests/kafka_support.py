@@ -7,7 +7,6 @@ The broker is Tansu (devtools/tansu.py). Topics are filled and read with ``confl
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,10 +14,11 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from devtools.tansu import FAST_GROUP, Broker, free_port, produce
+
+from .conftest import require
 
 __all__ = [
     "FAST_GROUP",
@@ -103,11 +103,8 @@ def committed(address: str, group: str, topic: str, partitions: int = 1) -> list
 def kcat_read(address: str, topic: str, partition: int = 0) -> list[dict]:
     """The messages of one partition as kcat reads them (-J: key, payload, headers, offset)."""
     kcat = shutil.which("kcat") or shutil.which("kafkacat")
-    if not kcat:  # as the browser and Docker tests do: skipped here, a failure in CI
-        missing = "kcat is missing: apt-get install kafkacat (.ci/run does)"
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
+    require(kcat is not None, "kcat is missing: apt-get install kafkacat (.ci/run does)")
+    assert kcat is not None  # require() has stopped the test otherwise
     done = subprocess.run(
         [
             kcat,

@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from ..aws.uri import MAX_KEY_BYTES, check_bucket
 from .errors import HttpProblem
 
-# S3's bucket naming rules (3-63 lower-case letters, digits, dots, hyphens, a letter or digit
-# at each end) and its key limit (1,024 bytes of UTF-8).
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-KEY_BYTES = 1024
 # S3 puts one record in each notification; a body of more is not S3's, but a few are taken.
 MAX_RECORDS = 10
 # The scorer's exit statuses (docs/scoring.md#summary-exit-status-logs).
@@ -80,18 +76,27 @@ def _arrival(record: dict, where: str) -> Arrival:
     name = bucket.get("name") if isinstance(bucket, dict) else None
     raw_key = obj.get("key") if isinstance(obj, dict) else None
     size = obj.get("size", 0) if isinstance(obj, dict) else None
-    if not isinstance(name, str) or not _BUCKET.fullmatch(name) or ".." in name:
+    if not isinstance(name, str) or not _bucket_name(name):
         raise HttpProblem(422, f"{where}/s3/bucket/name is not an S3 bucket name")
     if not isinstance(raw_key, str) or not raw_key:
         raise HttpProblem(422, f"{where}/s3/object/key is missing")
     key = unquote_plus(raw_key)  # S3 URL-encodes keys in events, a space as +
-    if len(key.encode("utf-8", "surrogatepass")) > KEY_BYTES or "\0" in key:
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES or "\0" in key:
         raise HttpProblem(
-            422, f"{where}/s3/object/key is not an S3 key (1 to {KEY_BYTES} bytes, no NUL)"
+            422, f"{where}/s3/object/key is not an S3 key (1 to {MAX_KEY_BYTES} bytes, no NUL)"
         )
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise HttpProblem(422, f"{where}/s3/object/size is not a whole number of bytes")
     return Arrival(name, key, size)
+
+
+def _bucket_name(name: str) -> bool:
+    """Whether S3 allows ``name`` for a bucket (the aws package's one rule)."""
+    try:
+        check_bucket(name)
+    except ValueError:
+        return False
+    return True
 
 
 def scored_uri(scored: str, arrival: Arrival) -> str:

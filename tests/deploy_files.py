@@ -91,6 +91,16 @@ def working_tree_files(paths, root: Path = ROOT) -> set[str]:
 WORKER = ROOT / "deploy" / "eb-worker"
 
 
+def ebextensions_resources(root: Path = ROOT) -> dict:
+    """Every Resources entry of root's .ebextensions, in EB's order; a name used twice fails."""
+    found: dict = {}
+    for path in sorted((root / ".ebextensions").glob("*.config")):
+        for name, resource in (yaml.safe_load(path.read_text()).get("Resources") or {}).items():
+            assert name not in found, f"{path.name}: resource {name} is defined twice"
+            found[name] = resource
+    return found
+
+
 def option_settings(root: Path = ROOT) -> list[tuple[str, str, str, str]]:
     """(file, namespace, option, value) for every setting in root's .ebextensions, in EB's order."""
     found = []

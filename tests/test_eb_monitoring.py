@@ -7,13 +7,13 @@ import re
 import subprocess
 
 import pytest
-import yaml
 
 from .conftest import ROOT, require
 from .deploy_files import (
     EBCLI_PYTHON,
     EBCLI_VENV,
     cfn_lint,
+    ebextensions_resources,
     gunicorn_settings,
     image_env,
     option_settings,
@@ -63,16 +63,6 @@ def test_only_the_environment_metrics_that_matter_are_published_each_minute():
 
 
 # --- The alarms (.ebextensions Resources) --------------------------------------------------
-
-
-def ebextensions_resources() -> dict:
-    """Every Resources entry of the .ebextensions files, in EB's order; a name used twice fails."""
-    found: dict = {}
-    for path in sorted((ROOT / ".ebextensions").glob("*.config")):
-        for name, resource in (yaml.safe_load(path.read_text()).get("Resources") or {}).items():
-            assert name not in found, f"{path.name}: resource {name} is defined twice"
-            found[name] = resource
-    return found
 
 
 RESOURCES = ebextensions_resources()

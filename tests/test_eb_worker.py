@@ -30,6 +30,7 @@ from .deploy_files import (
     allowed,
     cfn_lint,
     dockerrun,
+    ebextensions_resources,
     gunicorn_settings,
     image_env,
     nginx_directives,
@@ -75,17 +76,7 @@ SLOWEST_ROWS_PER_S = 143_000 / 2
 TRANSFERRED_MIB, BYTES_PER_S = 3 * MAX_FILE_MIB, 0.128e9 / 8
 
 
-def ebextensions_resources() -> dict:
-    """Every Resources entry of the worker's .ebextensions; a name used twice fails."""
-    found: dict = {}
-    for path in sorted((WORKER / ".ebextensions").glob("*.config")):
-        for name, resource in (yaml.safe_load(path.read_text()).get("Resources") or {}).items():
-            assert name not in found, f"{path.name}: resource {name} is defined twice"
-            found[name] = resource
-    return found
-
-
-RESOURCES = ebextensions_resources()
+RESOURCES = ebextensions_resources(WORKER)
 ALARMS = {
     name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"
 }

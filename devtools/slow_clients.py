@@ -27,6 +27,8 @@ ONE = {
     "region": "southwest",
 }
 KINDS = ("headers", "body", "noread")
+STAGGER = 0.05  # seconds between slow clients' arrivals: staggered, as real clients arrive
+PROBE_INTERVAL = 0.5  # seconds: two probes a second show a stall of one second or more
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Report:
     """What the probes and the legitimate upload saw, and how the slow clients ended."""
 
     probes: list = field(default_factory=list)  # (kind, seconds, outcome)
+    probes_sent: int = 0  # fixed by the schedule, so a lost probe shows as a shortfall
     dropped: dict = field(default_factory=lambda: {k: 0 for k in KINDS})
     legit: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -165,18 +168,22 @@ def attack(
     ]
     for thread in threads:
         thread.start()
-        time.sleep(0.05)  # staggered, as real clients arrive
+        time.sleep(STAGGER)
     time.sleep(warmup)
     upload = threading.Thread(
         target=_legit_upload, args=(port, batch, legit_rate, report), daemon=True
     )
     upload.start()
-    probes = []
-    while time.monotonic() < until:
+    # A fixed number of rounds on a fixed clock (every PROBE_INTERVAL from now): how many probes
+    # are sent depends on the arguments alone, never on how slowly this host started the threads.
+    rounds = max(1, int((seconds - warmup - connections * STAGGER) / PROBE_INTERVAL))
+    began, probes = time.monotonic(), []
+    for n in range(rounds):
+        time.sleep(max(0.0, began + n * PROBE_INTERVAL - time.monotonic()))
         for kind in ("health", "predict"):
             probes.append(threading.Thread(target=_probe, args=(kind, port, report), daemon=True))
             probes[-1].start()
-        time.sleep(0.5)
+            report.probes_sent += 1
     for thread in [*probes, upload, *threads]:
         thread.join(timeout=max(0.1, until + 75 - time.monotonic()))
     return report

@@ -128,7 +128,8 @@ def test_a_body_over_the_limit_is_refused_by_nginx_in_the_sites_own_format(
 
 def test_fifty_slow_clients_leave_health_and_predictions_answering_within_a_second(container):
     report = attack(int(container.url.rsplit(":", 1)[1]), seconds=45)
-    assert report.failures() == [] and len(report.probes) >= 150
+    # Every probe sent was answered: 75 rounds of two in the 37.5 s after arrivals and warm-up.
+    assert report.failures() == [] and len(report.probes) == report.probes_sent >= 140
     assert report.slowest("health") <= 1.0 and report.slowest("predict") <= 1.0, report.probes
     # The legitimate client uploading a full batch at 25 KB/s (about 40 s) gets every answer.
     assert report.legit["status"] == 200 and report.legit["predictions"] == 10_000, report.legit

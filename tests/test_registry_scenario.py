@@ -21,7 +21,7 @@ import pytest
 
 from devtools.gunicorn_server import GunicornServer
 
-from .conftest import ROOT
+from .conftest import QUICK_TRAINING, ROOT
 
 pytest.register_assert_rewrite("tests.registry_fixtures")
 pytest_plugins = ("tests.registry_fixtures",)  # moto_endpoint, aws, store
@@ -57,10 +57,11 @@ def releases(tmp_path_factory, data_path, private_key_file) -> Releases:
     }
     for name, frame in frames.items():
         frame.to_csv(work / f"{name}.csv", index=False)
-    dirs = {}
-    for name in ("older", "newer", "damaged"):
-        dirs[name] = work / name
-        done = subprocess.run(
+    dirs = {name: work / name for name in ("older", "newer", "damaged")}
+    # All three at once: each spends seconds importing and setting up on one core, and the
+    # scenario is about the registry, so the quick options suffice (tests/conftest.py).
+    runs = {
+        name: subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -68,16 +69,21 @@ def releases(tmp_path_factory, data_path, private_key_file) -> Releases:
                 "--data",
                 work / f"{name}.csv",
                 "--out",
-                dirs[name],
+                out,
                 "--signing-key",
                 private_key_file,
+                *QUICK_TRAINING,
             ],
             cwd=ROOT,
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=1200,
         )
-        assert done.returncode == 0, done.stderr[-3000:]
+        for name, out in dirs.items()
+    }
+    for name, run in runs.items():
+        _, stderr = run.communicate(timeout=1200)
+        assert run.returncode == 0, (name, stderr[-3000:])
     return Releases(dirs, work / "reference.csv", work / "holdout.csv")
 
 

@@ -18,6 +18,7 @@ from botocore.stub import Stubber
 from cryptography.hazmat.primitives import serialization
 
 from insurance_charges.core.model_signing import signature_path
+from insurance_charges.errors import UserError
 from insurance_charges.platforms.sagemaker import training_job, training_launch
 from insurance_charges.platforms.sagemaker.__main__ import main
 from insurance_charges.platforms.sagemaker.training_job import JobPaths, TrainingJobError
@@ -93,7 +94,7 @@ def test_hyperparameters_given_as_strings_become_trainings_options():
 
 
 def test_no_hyperparameters_train_as_the_training_command_does():
-    from insurance_charges.training.train import CANDIDATES, FOLDS, SESSION_ID
+    from insurance_charges.training.options import CANDIDATES, FOLDS, SESSION_ID
 
     settings = training_job.check_hyperparameters({})
     assert (
@@ -132,7 +133,7 @@ def test_no_hyperparameters_train_as_the_training_command_does():
     ],
 )
 def test_a_hyperparameter_the_image_cannot_use_is_one_line(given, line):
-    with pytest.raises(TrainingJobError) as refused:
+    with pytest.raises(UserError) as refused:
         training_job.check_hyperparameters(given)
     assert str(refused.value).startswith(line) and "\n" not in str(refused.value)
 

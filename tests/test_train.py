@@ -16,7 +16,7 @@ from insurance_charges.serving.model import load_model
 from insurance_charges.settings import DEFAULT_MODEL_PATH
 from insurance_charges.training import baseline, data, train
 
-from .conftest import ROOT
+from .conftest import QUICK_TRAINING, ROOT
 
 # A card whose baseline does not say how it was fitted (the committed one) was fitted by
 # PyCaret's "lr", scikit-learn's LinearRegression, which kept two directions of rounding noise
@@ -43,7 +43,7 @@ def committed_card():
     return json.loads(path_for(DEFAULT_MODEL_PATH).read_text())
 
 
-def train_into(out, data_path, private_key_file, **env):
+def train_into(out, data_path, private_key_file, options=(), **env):
     """Run the real training command on the shared data into ``out``, ``env`` added."""
     run = subprocess.run(
         [
@@ -56,6 +56,7 @@ def train_into(out, data_path, private_key_file, **env):
             str(out),
             "--signing-key",
             str(private_key_file),
+            *options,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -73,19 +74,30 @@ def retrained(tmp_path_factory, data_path, private_key_file):
     return train_into(tmp_path_factory.mktemp("model"), data_path, private_key_file)
 
 
-@pytest.fixture(scope="module")
-def retrained_again(tmp_path_factory, data_path, private_key_file):
-    """The same command on the same machine, once more."""
-    return train_into(tmp_path_factory.mktemp("again"), data_path, private_key_file)
+# The bit-for-bit and oldest-CPU claims are about how training computes (seeds, BLAS, threads):
+# quick trainings show them, and the full run above still reproduces the committed card.
 
 
 @pytest.fixture(scope="module")
-def retrained_as_the_oldest_cpu(tmp_path_factory, data_path, private_key_file):
-    """The same command computing as the oldest x86-64 CPU would, on one BLAS thread."""
+def quick(tmp_path_factory, data_path, private_key_file):
+    """Training on three candidates and 5 folds, on this machine as it is."""
+    return train_into(tmp_path_factory.mktemp("quick"), data_path, private_key_file, QUICK_TRAINING)
+
+
+@pytest.fixture(scope="module")
+def quick_again(tmp_path_factory, data_path, private_key_file):
+    """The same quick training on the same machine, once more."""
+    return train_into(tmp_path_factory.mktemp("again"), data_path, private_key_file, QUICK_TRAINING)
+
+
+@pytest.fixture(scope="module")
+def quick_as_the_oldest_cpu(tmp_path_factory, data_path, private_key_file):
+    """The same quick training computing as the oldest x86-64 CPU would, on one BLAS thread."""
     return train_into(
         tmp_path_factory.mktemp("oldest"),
         data_path,
         private_key_file,
+        QUICK_TRAINING,
         OPENBLAS_NUM_THREADS="1",
         **oldest_cpu(),
     )
@@ -131,9 +143,10 @@ def test_retraining_on_the_same_data_reproduces_the_committed_metrics(retrained,
 
 @pytest.mark.slow
 def test_retraining_twice_on_one_machine_gives_the_same_card_and_estimates_bit_for_bit(
-    retrained, retrained_again, test_keys, data_path
+    quick, quick_again, test_keys, data_path
 ):
-    first, second = card_of(retrained[0]), card_of(retrained_again[0])
+    first, second = card_of(quick[0]), card_of(quick_again[0])
+    assert first["training"]["candidates"] == ["lr", "gbr"]
     for card in (first, second):
         # When it ran, and the pickle's bytes: whether equal strings are written once or
         # twice depends on what PyCaret's transformer cache (/tmp/joblib) already held.
@@ -141,17 +154,16 @@ def test_retraining_twice_on_one_machine_gives_the_same_card_and_estimates_bit_f
     assert first == second
     rows = pd.read_csv(data_path)[list(FIELD_NAMES)]
     estimates = [
-        load_model(path, test_keys).pipeline.predict(rows)
-        for path in (retrained[0], retrained_again[0])
+        load_model(path, test_keys).pipeline.predict(rows) for path in (quick[0], quick_again[0])
     ]
     assert estimates[0].tobytes() == estimates[1].tobytes()
 
 
 @pytest.mark.slow
 def test_retraining_as_the_oldest_x86_64_cpu_gives_every_figure_within_the_tolerance(
-    retrained, retrained_as_the_oldest_cpu
+    quick, quick_as_the_oldest_cpu
 ):
-    here, oldest = card_of(retrained[0]), card_of(retrained_as_the_oldest_cpu[0])
+    here, oldest = card_of(quick[0]), card_of(quick_as_the_oldest_cpu[0])
     assert {(blas["kernel"], blas["threads"]) for blas in oldest["blas"]} == {(GENERIC, 1)}
     tolerance = here["reproducibility_tolerance"]["relative"]
     assert oldest["estimator"] == here["estimator"]
@@ -324,4 +336,27 @@ def test_training_without_a_usable_signing_key_stops_before_training(
     )
     err = capsys.readouterr().err
     assert message in err and "openssl genpkey -algorithm ed25519" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "option, value, line",
+    [
+        ("--candidates", "gbr,xgb", "--candidates: unknown 'xgb'; give a comma-separated list"),
+        ("--candidates", "", "--candidates: none given;"),
+        ("--candidates", "lr,lr", "--candidates: one named twice;"),
+        ("--folds", "1", "--folds='1': give a whole number from 2 to 20"),
+        ("--folds", "21", "--folds='21': give a whole number from 2 to 20"),
+        ("--folds", "5.0", "--folds='5.0': give a whole number from 2 to 20"),
+        ("--folds", "\u0665", "--folds='\u0665': give a whole number from 2 to 20"),
+    ],
+)
+def test_training_options_it_cannot_use_are_one_usage_line_before_the_key_is_read(
+    tmp_path, data_path, option, value, line, capsys
+):
+    argv = ["--data", str(data_path), "--out", str(tmp_path / "out")]
+    status = train.main([*argv, "--signing-key", str(tmp_path / "no-key.pem"), option, value])
+    err = capsys.readouterr().err  # one JSON line: stderr is not a terminal here
+    assert status == 2 and err.count("\n") == 1
+    assert json.loads(err)["message"].startswith(f"Error: {line}")
     assert not (tmp_path / "out").exists()

@@ -1,6 +1,7 @@
 """Train the charges regression pipeline with PyCaret and write it with its model card.
 
-Usage: ``python -m insurance_charges.training --signing-key KEY [--data PATH] [--out DIR]``.
+Usage: ``python -m insurance_charges.training --signing-key KEY [--data PATH] [--out DIR]
+[--candidates lr,gbr,...] [--folds N]``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import logging
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,42 +25,20 @@ from sklearn.base import BaseEstimator
 
 from .. import cli_runner
 from ..command_logs import log_to, step
-from ..core import interval, model_card, model_signing
+from ..core import model_card, model_signing
 from ..core.model_card import sha256_of
 from ..core.schema import FIELD_NAMES
 from ..errors import UserError
 from ..paths import DEFAULT_MODEL_PATH
 from . import baseline, calibrate, card_writer
 from .data import CANONICAL_SHA256, TARGET, download_canonical, load_data
+from .options import TrainingOptions, read_candidates, read_folds
 
 log = logging.getLogger(__name__)
 STEPS = 6  # the steps train() logs with their timing (docs/training.md)
 
-SESSION_ID = 123
 HOLDOUT_FRACTION = 0.2
-FOLDS = 10
 SORT_BY = "R2"
-# PyCaret's default (turbo) regressors that are installed; slow kernel models are left out.
-CANDIDATES = (
-    "lr",
-    "lasso",
-    "ridge",
-    "en",
-    "lar",
-    "llar",
-    "omp",
-    "br",
-    "huber",
-    "par",
-    "knn",
-    "dt",
-    "rf",
-    "et",
-    "ada",
-    "gbr",
-    "lightgbm",
-    "dummy",
-)
 BASELINE: dict[str, Any] = {
     "description": "the tutorials' model: linear regression after normalize=True, "
     "polynomial_features=True, same split",
@@ -70,16 +48,6 @@ BASELINE: dict[str, Any] = {
 }
 DEFAULT_OUT = DEFAULT_MODEL_PATH.parent
 MODEL_NAME = DEFAULT_MODEL_PATH.stem
-
-
-@dataclass(frozen=True)
-class TrainingOptions:
-    """What a training run may be told: the seed, the folds, the candidates, the range's level."""
-
-    seed: int = SESSION_ID
-    folds: int = FOLDS
-    candidates: tuple[str, ...] = CANDIDATES
-    interval_level: float = interval.LEVEL
 
 
 def holdout_metrics(experiment, estimator) -> dict:
@@ -238,6 +206,14 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         help="Ed25519 private key (PEM) that signs the model; the service refuses unsigned models",
     )
+    parser.add_argument(
+        "--candidates",
+        default=",".join(TrainingOptions().candidates),
+        help="comma-separated PyCaret regressors to compare (default: all %(default)s)",
+    )
+    parser.add_argument(
+        "--folds", default=str(TrainingOptions().folds), help="cross-validation folds (2 to 20)"
+    )
     args = parser.parse_args(argv)
     # Steps with their timing: plain on a terminal, JSON lines in a scheduler's task log.
     log_to(logging.getLogger("insurance_charges"))
@@ -246,12 +222,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train_and_report(args: argparse.Namespace) -> int:
-    key = read_signing_key(args.signing_key)  # before 30 s of training, not after
+    # Checked here, not as argparse types: a refused value is then the one Error: line.
+    options = TrainingOptions(
+        candidates=read_candidates(args.candidates), folds=read_folds(args.folds)
+    )
+    key = read_signing_key(args.signing_key)  # before minutes of training, not after
     if args.data is None:
         with tempfile.TemporaryDirectory() as tmp:
-            card = train(download_canonical(Path(tmp)), args.out, key)
+            card = train(download_canonical(Path(tmp)), args.out, key, options)
     else:
-        card = train(args.data, args.out, key)
+        card = train(args.data, args.out, key, options)
     m, b = card["metrics"]["holdout"], card["baseline"]["holdout"]
     log.info(
         "%s (%s): holdout MAE %.2f RMSE %.2f R² %.4f; tutorials' model MAE %.2f R² %.4f",

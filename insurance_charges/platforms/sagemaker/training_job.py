@@ -32,6 +32,7 @@ from ... import cli_runner
 from ...aws.clients import client
 from ...aws.errors import code, explain, failures
 from ...errors import UserError
+from ...training.options import TrainingOptions, read_candidates, read_folds, whole_number
 
 log = logging.getLogger("insurance_charges.platforms.sagemaker.training_job")
 
@@ -43,7 +44,6 @@ SECRET_VARIABLE = "MODEL_SIGNING_KEY_SECRET"
 FAILURE_REASON_CHARS = 1024
 # CreateTrainingJob takes keys of up to 256 characters; quoting more of a refused one helps no one.
 QUOTED_CHARS = 80
-MAX_FOLDS = 20  # PyCaret's CV on 1,338 rows: 20 folds leave 53 rows a fold, fewer say little
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # The user the image runs as (Dockerfile's USER), named in lines about what it cannot write.
 IMAGE_USER = 10001
@@ -97,12 +97,7 @@ class JobSettings:
 
 
 def _integer(name: str, text: str, low: int, high: int) -> int:
-    if not re.fullmatch(r"[0-9]{1,12}", text) or not low <= int(text) <= high:
-        raise TrainingJobError(
-            f"hyperparameter {name}={text[:QUOTED_CHARS]!r}: give a whole "
-            f"number from {low} to {high}"
-        )
-    return int(text)
+    return whole_number(f"hyperparameter {name}", text, low, high)
 
 
 def _level(text: str) -> float:
@@ -119,24 +114,6 @@ def _level(text: str) -> float:
     return level
 
 
-def _candidates(text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in text.split(","))
-    unknown = [name for name in names if name not in allowed]
-    if not text.strip() or unknown or len(set(names)) != len(names):
-        what = (
-            "none given"
-            if not text.strip()
-            else f"unknown {unknown[0][:QUOTED_CHARS]!r}"
-            if unknown
-            else "one named twice"
-        )
-        raise TrainingJobError(
-            f"hyperparameter candidates: {what}; give a comma-separated list "
-            f"of PyCaret regressors from {','.join(allowed)}"
-        )
-    return names
-
-
 def read_settings(path: Path) -> JobSettings:
     """hyperparameters.json, checked (``check_hyperparameters``); none at all: the defaults."""
     return check_hyperparameters(_json_object(path) if path.exists() else {})
@@ -144,13 +121,11 @@ def read_settings(path: Path) -> JobSettings:
 
 def check_hyperparameters(given: dict) -> JobSettings:
     """Known keys only, each value a string in its range; what is not given, training's default."""
-    from ...training.train import CANDIDATES, TrainingOptions
-
     defaults = TrainingOptions()
     readers: dict[str, Callable[[str], Any]] = {
         "seed": lambda text: _integer("seed", text, 0, 2**32 - 1),  # numpy's seed range
-        "folds": lambda text: _integer("folds", text, 2, MAX_FOLDS),
-        "candidates": lambda text: _candidates(text, CANDIDATES),
+        "folds": lambda text: read_folds(text, "hyperparameter folds"),
+        "candidates": lambda text: read_candidates(text, "hyperparameter candidates"),
         "interval_level": _level,
         "max_rejected": lambda text: _integer("max_rejected", text, 0, 10**9),
         "data_sha256": _sha256,
@@ -333,7 +308,7 @@ def run_job(
     settings = read_settings(paths.config / "hyperparameters.json")
     channels = read_channels(paths)
     key = signing_key(environ, secrets_client)  # before minutes of training, not after
-    options = train.TrainingOptions(
+    options = TrainingOptions(
         seed=settings.seed,
         folds=settings.folds,
         candidates=settings.candidates,

@@ -113,9 +113,9 @@ def _whole(low: int, high: int, fix: str) -> Callable[[str], int]:
     return parse
 
 
-def host_parser(name: str) -> Callable[[str], str]:
+def host_parser(name: str, fix: str = "") -> Callable[[str], str]:
     """A parser for ``name``: an IP address literal or a host name, normalized."""
-    fix = (
+    fix = fix or (
         f"set {name} to an address of this machine (127.0.0.1: this machine only; 0.0.0.0: "
         "every interface) or its hostname"
     )
@@ -222,22 +222,6 @@ def _metrics_dir(text: str) -> Path:
     return path
 
 
-def _metrics_host(text: str) -> str:
-    host = text.strip()
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    if not _HOST_NAME.fullmatch(host):
-        raise ValueError(
-            f"not an IP address or host name; set METRICS_HOST to {METRICS_HOST} "
-            "(the default: this machine only), 0.0.0.0 (every interface, for a "
-            "Prometheus on another host) or another address of this machine, "
-            "without a port (that is METRICS_PORT)"
-        )
-    return host
-
-
 def _capture_percent(text: str) -> float:
     fix = (
         "set CAPTURE_PERCENT from 0 to 100, in hundredths at most (e.g. 100, 12.5 or "
@@ -315,7 +299,15 @@ def _parsers(cpus: int) -> dict[str, tuple[str, Callable]]:
                 "set METRICS_PORT to a TCP port from 1 to 65535 other than PORT (e.g. 9100)",
             ),
         ),
-        "METRICS_HOST": ("metrics_host", _metrics_host),
+        "METRICS_HOST": (
+            "metrics_host",
+            host_parser(
+                "METRICS_HOST",
+                f"set METRICS_HOST to {METRICS_HOST} (the default: this machine only), 0.0.0.0 "
+                "(every interface, for a Prometheus on another host) or another address of "
+                "this machine, without a port (that is METRICS_PORT)",
+            ),
+        ),
         "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", _metrics_dir),
         "WORKER_RESULTS": ("worker_results", parse_destination),
         "WORKER_SCORED_URI": ("worker_scored", _scored_prefix),

@@ -237,7 +237,6 @@ def test_unusable_metrics_settings_are_one_line_naming_the_fix(environ, message)
     [
         "0.0.0.0:9100",
         "http://127.0.0.1",
-        "[::1]",
         "*",
         "256.1.1.1",
         "1.2.3",
@@ -256,7 +255,7 @@ def test_a_metrics_host_that_is_no_address_or_host_name_is_one_line_naming_the_f
     with pytest.raises(SettingsError) as caught:
         from_environ({"METRICS_PORT": "9100", "METRICS_HOST": host}, cpus=1)
     assert str(caught.value) == (
-        f"METRICS_HOST={host[:80]!r}: not an IP address or host name; set METRICS_HOST to "
+        f"METRICS_HOST={host[:80]!r}: neither an IP address nor a hostname; set METRICS_HOST to "
         "127.0.0.1 (the default: this machine only), 0.0.0.0 (every interface, for a "
         "Prometheus on another host) or another address of this machine, without a port "
         "(that is METRICS_PORT)"
@@ -277,6 +276,7 @@ def test_metrics_settings_are_optional_and_parsed(tmp_path):
         (" 10.0.1.23 ", "10.0.1.23"),
         ("::", "::"),
         ("0:0:0:0:0:0:0:1", "::1"),
+        ("[::1]", "::1"),  # as URLs write it, and as HOST takes it
         ("localhost", "localhost"),
         ("ip-10-0-1-23.eu-west-1.compute.internal", "ip-10-0-1-23.eu-west-1.compute.internal"),
     ],

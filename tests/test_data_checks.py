@@ -253,6 +253,12 @@ def test_a_missing_s3_object_says_try_again_later(s3, tmp_path, capsys):
     assert "Try again later: no such object reading s3://weekly-data/not-yet.csv (NoSuchKey)" in err
 
 
+def test_a_missing_s3_bucket_is_an_error_to_fix_not_a_retry(s3, tmp_path, capsys):
+    status, _, err = run(capsys, "s3://no-such-weekly-data/week.csv", "--out", tmp_path)
+    assert status == 1
+    assert "Error: no such bucket reading s3://no-such-weekly-data/week.csv" in err
+
+
 def test_the_holdout_is_a_stable_fifth_kept_apart_from_training(data_path, tmp_path, capsys):
     status, report, _ = run(capsys, data_path, "--out", tmp_path, "--holdout")
     assert status == 0 and report["holdout_fraction"] == 0.2

@@ -32,10 +32,17 @@ _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class FetchError(UserError):
-    """The source could not be read now (network, S3, permissions); a later retry may work."""
+    """The source could not be read now (network, S3 busy, not there yet); a retry may work."""
 
     status = 75  # sysexits' EX_TEMPFAIL: a scheduler retries it
     heading = "Try again later"
+
+
+# What no retry mends: a right, a credential, a region or a bucket must change first, so the
+# command fails at once (status 1) instead of asking a scheduler to retry for an hour.
+NEEDS_A_FIX = frozenset(
+    {"denied", "credentials", "refused-credentials", "region", "wrong-region", "no-bucket"}
+)
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,7 @@ def _from_s3(location: str, dest: Path) -> tuple[Path, str | None]:
     try:
         response = download(client("s3"), uri, dest)
     except AwsError as exc:
-        raise FetchError(str(exc)) from None
+        raise (UserError if exc.kind in NEEDS_A_FIX else FetchError)(str(exc)) from None
     return dest, _full_object_sha256(response)
 
 

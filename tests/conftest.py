@@ -18,7 +18,9 @@ from insurance_charges.web import create_app
 pytest_plugins = ["tests.tiers"]
 # Fixture modules that test modules load with `pytest_plugins` and also import names from: marked
 # here, before any test module imports them, so pytest rewrites their asserts (and does not warn).
-pytest.register_assert_rewrite("tests.browser_fixtures", "tests.scoring_support")
+pytest.register_assert_rewrite(
+    "tests.browser_fixtures", "tests.scoring_support", "tests.outcomes_fixtures"
+)
 
 # `make test` runs pytest inside make, whose own variables would make every `make` a test starts
 # a sub-make (`make[1]: ***` lines, the parent's command-line variables passed on): the tests

@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from insurance_charges.training import data_checks, data_fetch, holdout
@@ -18,6 +19,8 @@ from insurance_charges.training.data import CANONICAL_SHA256, CANONICAL_URL
 
 from .aws import scoring_s3_on_moto
 from .conftest import ROOT
+
+pytest_plugins = ("tests.outcomes_fixtures",)  # shared, shared_joined: a real join output
 
 HEADER = "age,sex,bmi,children,smoker,region,charges"
 
@@ -426,3 +429,155 @@ def test_an_unreadable_reference_card_is_a_usage_error(data_path, tmp_path, caps
     )
     assert status == data_checks.EXIT_USAGE and report is None
     assert f"--reference-card {card}: {message}" in err
+
+
+# --- The joined records (`outcomes join`'s output) as retraining's newest data -----------------
+
+TRAINING = list(data_checks.EXPECTED_COLUMNS)
+
+
+def joined_copy(shared_joined, tmp_path, suffix: str, change=None):
+    """A copy of the real join output, with ``change(frame)`` applied to its rows."""
+    frame = (
+        pd.read_csv(shared_joined[suffix], dtype=str, keep_default_na=False)
+        if suffix == ".csv"
+        else pd.read_parquet(shared_joined[suffix])
+    )
+    frame = change(frame) if change else frame
+    target = tmp_path / f"changed{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(target, index=False)
+    else:
+        frame.to_parquet(target, index=False)
+    return target
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_joined_records_become_the_training_rows_they_were_estimated_and_billed_for(
+    shared, shared_joined, tmp_path, capsys, suffix
+):
+    source = shared_joined[suffix]
+    status, report, err = run(
+        capsys, source, "--out", tmp_path, "--sha256", sha256(source), "--holdout"
+    )
+    assert status == 0, err
+    assert (report["joined"], report["format"]) == (True, suffix[1:])
+    assert (report["rows"], report["accepted"], report["rejected"]) == (1338, 1338, 0)
+    assert report["train_rows"] + report["holdout_rows"] == 1338
+    accepted = pd.read_csv(tmp_path / "accepted.csv")
+    assert list(accepted.columns) == TRAINING  # the training CSV's shape, nothing else
+    _, _, data = shared
+    pd.testing.assert_frame_equal(accepted, data[TRAINING], check_exact=True)
+    assert report["accepted_sha256"] == sha256(tmp_path / "accepted.csv")
+
+
+BAD_JOINED = [
+    ("age", "17", "age", "age must be a whole number from 18"),
+    ("smoker", "sometimes", "smoker", "smoker must be one of"),
+    ("charges", "-120.5", "charges", "charges must be a positive number"),
+    ("charges", "", "charges", "charges must be a positive number"),
+    ("inference_id", "has space", "inference_id", "inference_id must be 1 to 200 of"),
+    ("inference_id", "patient-0", "inference_id", "'patient-0' is on line 2 too"),
+]
+
+
+@pytest.mark.parametrize(
+    "column, value, field, message", BAD_JOINED, ids=[b[3] for b in BAD_JOINED]
+)
+def test_a_bad_joined_row_is_refused_and_listed_with_its_whole_record(
+    shared_joined, tmp_path, capsys, column, value, field, message
+):
+    def spoil(frame):
+        frame.loc[4, column] = value  # line 6 of the CSV
+        return frame
+
+    source = joined_copy(shared_joined, tmp_path, ".csv", spoil)
+    status, report, err = run(
+        capsys, source, "--out", tmp_path / "out", "--sha256", sha256(source), "--max-rejected", 1
+    )
+    assert status == 0, err
+    assert (report["accepted"], report["rejected"]) == (1337, 1)
+    header, refused = rows_of(tmp_path / "out" / "rejected.csv")[:2]
+    assert header == [*data_checks.PROBLEM_COLUMNS, *data_checks.JOINED_COLUMNS]
+    assert refused[:2] == ["6", field] and message in refused[2]
+    assert refused[3:] == rows_of(source)[5]  # the joined record as it was, id and all
+    assert len(rows_of(tmp_path / "out" / "accepted.csv")) == 1338  # header + 1,337
+
+
+def test_a_bad_value_in_a_joined_parquet_file_is_refused_with_its_row(
+    shared_joined, tmp_path, capsys
+):
+    def spoil(frame):
+        frame["children"] = frame["children"].astype("float64")
+        frame.loc[0, "children"] = 2.5
+        return frame
+
+    source = joined_copy(shared_joined, tmp_path, ".parquet", spoil)
+    status, _, err = run(capsys, source, "--out", tmp_path / "out", "--sha256", sha256(source))
+    assert status == data_checks.EXIT_REFUSED
+    assert "line 1 refused: children must be a whole number" in err
+
+
+def test_a_joined_row_with_a_value_missing_is_counted_against_the_joined_header(
+    shared_joined, tmp_path, capsys
+):
+    lines = shared_joined[".csv"].read_text().splitlines()
+    lines[2] = lines[2].rsplit(",", 1)[0]  # billed_at's cell gone
+    source = tmp_path / "short.csv"
+    source.write_text("\n".join(lines) + "\n")
+    status, _, err = run(capsys, source, "--out", tmp_path / "out", "--sha256", sha256(source))
+    assert status == data_checks.EXIT_REFUSED
+    assert "line 3 refused: has 13 values, expected 14" in err
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (lambda f: f.assign(notes="x"), "unexpected ['inference_id', 'time', 'model_version'"),
+        (lambda f: f.drop(columns=["billed_at"]), "unexpected ['inference_id'"),
+        (lambda f: f.drop(columns=["charges"]), "missing ['charges']"),
+    ],
+    ids=["a column more", "billed_at missing", "charges missing"],
+)
+def test_a_joined_file_with_other_columns_is_refused_naming_both_shapes(
+    shared_joined, tmp_path, capsys, change, named
+):
+    for suffix in (".csv", ".parquet"):
+        source = joined_copy(shared_joined, tmp_path, suffix, change)
+        status, _, err = run(
+            capsys, source, "--out", tmp_path / suffix[1:], "--sha256", sha256(source)
+        )
+        assert status == data_checks.EXIT_REFUSED
+        assert named in err, err
+        assert "(a training CSV) or ['inference_id', 'time'" in err
+        assert "`python -m insurance_charges.outcomes join` writes" in err
+
+
+@pytest.mark.parametrize("kind", ["rejects", "unbilled"])
+def test_the_files_join_writes_beside_joined_are_not_training_data(
+    shared_joined, tmp_path, capsys, kind
+):
+    source = shared_joined[".parquet"].with_name(f"joined.{kind}.parquet")
+    status, _, err = run(capsys, source, "--out", tmp_path, "--sha256", sha256(source))
+    assert status == data_checks.EXIT_REFUSED and "expected exactly" in err
+
+
+def test_a_damaged_parquet_file_is_refused_in_one_line(shared_joined, tmp_path, capsys):
+    source = tmp_path / "cut.parquet"
+    source.write_bytes(shared_joined[".parquet"].read_bytes()[:-100])
+    status, _, err = run(capsys, source, "--out", tmp_path / "out", "--sha256", sha256(source))
+    assert status == data_checks.EXIT_REFUSED
+    assert "cut.parquet is not a readable Parquet file (" in err
+
+
+def test_joined_records_in_s3_are_read_like_any_source(s3, shared_joined, tmp_path, capsys):
+    body = shared_joined[".parquet"].read_bytes()
+    s3.put_object(
+        Bucket="weekly-data", Key="outcomes/joined.parquet", Body=body, ChecksumAlgorithm="SHA256"
+    )
+    status, report, err = run(
+        capsys, "s3://weekly-data/outcomes/joined.parquet", "--out", tmp_path / "out"
+    )
+    assert status == 0, err
+    assert (report["joined"], report["format"], report["accepted"]) == (True, "parquet", 1338)
+    assert report["vouched_by"] == "the SHA-256 checksum S3 stores for the object"

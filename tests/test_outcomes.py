@@ -14,13 +14,13 @@ import pytest
 from insurance_charges.core.captures import KEYS, capture_line, check_capture
 from insurance_charges.core.estimates import estimate_valid
 from insurance_charges.core.model_card import path_for
-from insurance_charges.core.schema import FIELD_NAMES
 from insurance_charges.outcomes import measures, report
 from insurance_charges.outcomes.cli import main
 from insurance_charges.paths import DEFAULT_MODEL_PATH
 
-START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday: ISO week 2026-W45 starts here
-HOURS_APART = 3  # the data set's 1,338 records spread over about 24 weeks
+from .outcomes_fixtures import START
+
+pytest_plugins = ("tests.outcomes_fixtures",)  # shared: the shared data set captured and billed
 CARD = path_for(DEFAULT_MODEL_PATH)
 VERSION = json.loads(CARD.read_text())["model_version"]
 
@@ -52,39 +52,6 @@ def write_lines(folder: Path, lines: list[bytes]) -> Path:
     part.mkdir(parents=True, exist_ok=True)
     (part / "part-0.jsonl").write_bytes(b"".join(lines))
     return folder
-
-
-@pytest.fixture(scope="session")
-def shared(real_model, data_path, tmp_path_factory):
-    """The shared data set scored once through the core and captured by the hour, its charges
-    as the bills: the captures directory, the bills file and the data set with its estimates."""
-    data = pd.read_csv(data_path)
-    records = data[list(FIELD_NAMES)].to_dict("records")
-    got = estimate_valid(real_model, records)
-    folder = tmp_path_factory.mktemp("captures")
-    data = data.assign(
-        inference_id=[f"patient-{i}" for i in range(len(data))],
-        time=[START + timedelta(hours=HOURS_APART * i) for i in range(len(data))],
-        estimate=got.amounts,
-        low=got.lower,
-        high=got.upper,
-    )
-    for row in data.to_dict("records"):
-        hour = folder / row["time"].strftime("%Y/%m/%d/%H")
-        hour.mkdir(parents=True, exist_ok=True)
-        with open(hour / "part-0.jsonl", "ab") as fh:
-            fh.write(
-                capture_line(
-                    {
-                        **{k: row[k] for k in KEYS if k in data},
-                        "model_version": real_model.version,
-                        "path": "/api/v1/predict",
-                    }
-                )
-            )
-    bills = folder.parent / "bills.csv"
-    data[["inference_id", "charges"]].to_csv(bills, index=False)
-    return folder, bills, data
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

@@ -48,6 +48,14 @@ KEYS: tuple[str, ...] = (
     "low",
     "high",
 )
+# The joined record ``outcomes join`` writes: a capture without its path, with the bill that
+# arrived for it. Retraining reads the same names (training/data_checks.py), so both sides
+# spell them from here.
+JOINED_KEYS: tuple[str, ...] = (
+    *(key for key in KEYS if key != "path"),
+    "charges",
+    "billed_at",
+)
 
 
 class CaptureRecord(TypedDict):

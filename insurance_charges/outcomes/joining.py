@@ -16,22 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core.schema import FIELD_NAMES
-from .bills import BILLED_AT, CHARGES, ID, Bills
+from ..core.captures import JOINED_KEYS
+from .bills import BILLED_AT, ID, Bills
 from .capture_files import FILE, INPUT, LINE, PROBLEM, Captures
 from .errors import OutcomesError
 
-JOINED_COLUMNS = (
-    ID,
-    "time",
-    "model_version",
-    *FIELD_NAMES,
-    "estimate",
-    "low",
-    "high",
-    CHARGES,
-    BILLED_AT,
-)
+JOINED_COLUMNS = JOINED_KEYS  # the core spells them once: retraining reads the same names
 REJECT_COLUMNS = (INPUT, FILE, LINE, ID, PROBLEM)
 UNBILLED_COLUMNS = (ID, "time", "model_version", FILE, LINE)
 FORMATS = (".csv", ".parquet")

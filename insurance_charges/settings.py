@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .aws.messages import Destination, parse_destination
+from .aws.uri import BadS3Uri, S3Uri, is_s3, parse_s3_object
 from .capture.destinations import Destination as CaptureDestination
 from .capture.destinations import destination_of
 from .core.estimates import MAX_BATCH_LIMIT
@@ -98,6 +99,8 @@ class Settings:
     # Where every estimate is captured (capture/destinations.py); None: not captured.
     capture: CaptureDestination | None = None
     capture_percent: float = 100.0  # the share of inference ids captured (a hash of each)
+    # The latest outcome report the model page shows (a path or S3 object); None: no section.
+    outcomes_report: Path | S3Uri | None = None
 
 
 def _whole(low: int, high: int, fix: str) -> Callable[[str], int]:
@@ -235,6 +238,26 @@ def _capture_percent(text: str) -> float:
     return value
 
 
+def _outcomes_report(text: str) -> Path | S3Uri:
+    """An S3 object URI, or a path that is not a directory (it may not exist yet: the model
+    page says so until the first report is written)."""
+    fix = (
+        "set OUTCOMES_REPORT_URI to the JSON file `python -m insurance_charges.outcomes "
+        "report --format json` writes, as a path or s3://bucket/key, or unset it"
+    )
+    value = text.strip()
+    if is_s3(value):
+        try:
+            return parse_s3_object(value)
+        except BadS3Uri as exc:
+            raise ValueError(f"{exc}; {fix}") from None
+    path = Path(value).expanduser().resolve()
+    if path.exists() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "a device or special file"
+        raise ValueError(f"not a regular file ({kind}); {fix}")
+    return path
+
+
 def parse_api_keys(text: str) -> tuple[str, ...]:
     """Split a comma-separated API_KEYS value; set but holding no key is refused."""
     keys = tuple(key.strip() for key in text.split(",") if key.strip())
@@ -321,6 +344,7 @@ def _parsers(cpus: int) -> dict[str, tuple[str, Callable]]:
         ),
         "CAPTURE_URI": ("capture", destination_of),
         "CAPTURE_PERCENT": ("capture_percent", _capture_percent),
+        "OUTCOMES_REPORT_URI": ("outcomes_report", _outcomes_report),
     }
 
 

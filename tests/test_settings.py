@@ -89,6 +89,7 @@ def test_every_variable_the_service_reads_is_listed():
         "WORKER_MAX_FILE_MB",
         "CAPTURE_URI",
         "CAPTURE_PERCENT",
+        "OUTCOMES_REPORT_URI",
     )
 
 
@@ -225,6 +226,23 @@ def test_an_unusable_model_public_key_is_refused(tmp_path, content, message):
             "CAPTURE_URI='s3://bucket/a/../b': the prefix must be path segments",
         ),
         ("CAPTURE_URI", "s3://bucket/a b", "CAPTURE_URI='s3://bucket/a b': the prefix must be"),
+        (
+            "OUTCOMES_REPORT_URI",
+            "s3://reports",
+            "OUTCOMES_REPORT_URI='s3://reports': s3://reports is not an S3 object URI",
+        ),
+        (
+            "OUTCOMES_REPORT_URI",
+            "s3://Reports/latest.json",
+            "OUTCOMES_REPORT_URI='s3://Reports/latest.json': 'Reports' is not an S3 bucket",
+        ),
+        (
+            "OUTCOMES_REPORT_URI",
+            "/tmp",
+            "OUTCOMES_REPORT_URI='/tmp': not a regular file (a directory); set "
+            "OUTCOMES_REPORT_URI to the JSON file `python -m insurance_charges.outcomes report "
+            "--format json` writes",
+        ),
     ],
 )
 def test_an_unusable_value_is_refused_naming_it_and_what_to_set(name, value, message):
@@ -272,8 +290,28 @@ def test_capture_is_off_unless_a_uri_is_set_and_takes_a_directory_or_an_s3_prefi
     )
 
 
+def test_an_outcome_report_is_a_path_not_written_yet_or_an_s3_object(tmp_path):
+    assert from_environ({}, cpus=1).outcomes_report is None
+    later = tmp_path / "reports" / "latest.json"  # the page says "not written yet" until it is
+    assert from_environ({"OUTCOMES_REPORT_URI": str(later)}, cpus=1).outcomes_report == later
+    uri = from_environ({"OUTCOMES_REPORT_URI": "s3://claims/reports/latest.json"}, cpus=1)
+    assert (uri.outcomes_report.bucket, uri.outcomes_report.key) == (
+        "claims",
+        "reports/latest.json",
+    )
+
+
 @pytest.mark.parametrize(
-    "name", ["PORT", "WEB_CONCURRENCY", "MAX_BATCH", "LOG_LEVEL", "CAPTURE_URI", "CAPTURE_PERCENT"]
+    "name",
+    [
+        "PORT",
+        "WEB_CONCURRENCY",
+        "MAX_BATCH",
+        "LOG_LEVEL",
+        "CAPTURE_URI",
+        "CAPTURE_PERCENT",
+        "OUTCOMES_REPORT_URI",
+    ],
 )
 def test_an_empty_value_counts_as_unset(name):
     assert from_environ({name: ""}, cpus=2) == from_environ({}, cpus=2)

@@ -26,14 +26,18 @@ READ_TIMEOUT = 30
 _LAST_FAILURE = "insurance_charges.last_failure"
 
 
-def config(max_attempts: int = MAX_ATTEMPTS, read_timeout: float = READ_TIMEOUT):
+def config(
+    max_attempts: int = MAX_ATTEMPTS,
+    read_timeout: float = READ_TIMEOUT,
+    connect_timeout: float = CONNECT_TIMEOUT,
+):
     """The botocore Config every client gets (``max_attempts`` counts the first try)."""
     # total_max_attempts, not max_attempts: botocore reads the latter as retries after the
     # first try, so max_attempts=4 would make 5 attempts (tests/test_aws.py counts them).
     from botocore.config import Config
 
     return Config(
-        connect_timeout=CONNECT_TIMEOUT,
+        connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         retries={"mode": "standard", "total_max_attempts": max_attempts},
     )
@@ -46,12 +50,15 @@ def client(
     session=None,
     max_attempts: int = MAX_ATTEMPTS,
     read_timeout: float = READ_TIMEOUT,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ):
     """A boto3 client for ``service`` from boto3's own chain, with our Config; retries logged."""
     import boto3
 
     session = session or boto3.session.Session()
-    made = session.client(service, region_name=region, config=config(max_attempts, read_timeout))
+    made = session.client(
+        service, region_name=region, config=config(max_attempts, read_timeout, connect_timeout)
+    )
     made.meta.events.register("needs-retry", _note_failure)
     made.meta.events.register("request-created", _log_retry)
     return made

@@ -38,6 +38,7 @@ def config_from(settings: settings_module.Settings) -> dict[str, Any]:
         "WORKER_MAX_FILE_MB": settings.worker_max_file_mb,
         "CAPTURE": settings.capture,
         "CAPTURE_PERCENT": settings.capture_percent,
+        "OUTCOMES_REPORT": settings.outcomes_report,
     }
 
 

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from itertools import pairwise
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template
+from flask.blueprints import BlueprintSetupState
 
+from ..core.interval import LEVEL
 from ..core.schema import BY_NAME, CATEGORY, FIELDS, INTEGER
 from ..monitoring import drift
+from ..outcomes.latest import Reader, Unavailable
 from . import model_charts, served_model
 from .formatting import money
 from .observe import watch_of
 
+log = logging.getLogger(__name__)
 bp = Blueprint("model", __name__)
+_OUTCOMES = "insurance_charges.outcomes_report"  # the app's Reader; None: none configured
 STATUS_WORDS = {
     "ok": "OK",
     "watch": "Watch",
@@ -117,6 +123,28 @@ def live_drift(watch) -> dict | None:
     return {"doc": doc, "charts": charts_, "labels": {n: label_of(n) for n in reference}}
 
 
+@bp.record_once
+def _outcomes_reader(state: BlueprintSetupState) -> None:
+    """One reader of OUTCOMES_REPORT_URI's report per app (it keeps its own S3 client)."""
+    location = state.app.config.get("OUTCOMES_REPORT")
+    state.app.extensions[_OUTCOMES] = None if location is None else Reader(location)
+
+
+def latest_outcomes() -> dict | None:
+    """The latest outcome report, or why it is unavailable; None when none is configured."""
+    reader = current_app.extensions.get(_OUTCOMES)
+    if reader is None:
+        return None
+    try:
+        return {"report": reader.read(), "unavailable": None}
+    except Unavailable as exc:
+        log.warning("outcome report unavailable: %s", exc)
+        return {"report": None, "unavailable": exc.brief}
+    except Exception:  # noqa: BLE001 - the rest of the page must render whatever the report is
+        log.exception("outcome report unavailable: reading %s failed", reader.location)
+        return {"report": None, "unavailable": "it could not be read just now"}
+
+
 @bp.get("/model")
 def model_page():
     """The model card as a page: what, how trained, how good, what drives it, drift."""
@@ -129,6 +157,8 @@ def model_page():
         drivers=drivers(card),
         data=training_data(watch.reference if watch else None, card),
         drift=live_drift(watch),
+        outcomes=latest_outcomes(),
+        level=card["interval"]["level"] if card.get("interval") else LEVEL,
         words=STATUS_WORDS,
         min_records=drift.MIN_RECORDS,
         thresholds=(drift.WATCH, drift.DRIFT),

@@ -468,6 +468,52 @@ def test_a_capture_repeated_exactly_is_kept_once_and_listed(tmp_path, capsys):
     assert "repeats" in pd.read_csv(tmp_path / "joined.rejects.csv")["problem"][0]
 
 
+def test_the_same_estimate_captured_again_later_is_kept_once_at_its_earliest_time(
+    tmp_path, capsys
+):
+    # A Kafka message or an EB worker's message delivered again, a file scored again under its
+    # run id: the same id, inputs, model and estimate, made later. The later copy comes first.
+    later = capture_line(capture(0, time=START + timedelta(days=2)))
+    folder = write_lines(tmp_path / "captures", [later, GOOD])
+    status, out, _ = run(
+        capsys,
+        "join",
+        "--captures",
+        folder,
+        "--actuals",
+        bills_rows(tmp_path, "id-0,5100,\n"),
+        "-o",
+        tmp_path / "joined.csv",
+    )
+    assert status == 0 and "joined 1 of 1 captures" in out and "1 repeated captures" in out
+    joined = pd.read_csv(tmp_path / "joined.csv")
+    assert pd.Timestamp(joined["time"][0]) == pd.Timestamp(START)
+    [problem] = pd.read_csv(tmp_path / "joined.rejects.csv")["problem"]
+    assert problem.endswith("line 2, the same estimate (kept once, the earliest)")
+
+
+@pytest.mark.parametrize(
+    "change", [{"estimate": 1.0}, {"model_version": "other"}, {"age": 31}, {"path": "/kafka"}]
+)
+def test_captures_that_differ_beyond_their_time_under_one_id_are_rejected(
+    tmp_path, capsys, change
+):
+    other = capture_line(capture(0, time=START + timedelta(days=2), **change))
+    folder = write_lines(tmp_path / "captures", [GOOD, other])
+    status, _, _ = run(
+        capsys,
+        "join",
+        "--captures",
+        folder,
+        "--actuals",
+        bills_rows(tmp_path, "id-0,5100,\n"),
+        "-o",
+        tmp_path / "joined.csv",
+    )
+    problems = pd.read_csv(tmp_path / "joined.rejects.csv")["problem"]
+    assert status == 1 and problems.str.contains("which was billed is unknown").sum() == 2
+
+
 def test_captures_that_disagree_under_one_id_are_all_rejected_and_so_is_their_bill(
     tmp_path, capsys
 ):

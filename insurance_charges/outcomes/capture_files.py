@@ -175,13 +175,22 @@ def read_captures(files: list[Path]) -> Captures:
     return captures
 
 
+# A capture that equals another in all but its time is the same estimate made again: the same
+# message or file delivered again (the Kafka consumer, the EB worker, the scorer rerun with its
+# run id) or a request retried with its id. Which of them was billed does not matter.
+SAME_ESTIMATE = [key for key in KEYS if key != "time"]
+
+
 def _settle_repeats(captures: Captures) -> None:
-    """One record per inference id: identical repeats kept once, conflicting ones rejected."""
+    """One record per inference id: repeats of one estimate kept once (the earliest),
+    conflicting ones rejected."""
     frame = captures.records
-    repeated = frame["inference_id"].duplicated(keep=False)
-    if not repeated.any():
+    if not frame["inference_id"].duplicated().any():
         return
-    same = frame.duplicated(subset=list(KEYS), keep="first")  # an exact copy of an earlier one
+    # Earliest first (stable: file order among equal times), so the copy kept is the first made.
+    frame = frame.sort_values("time", kind="stable")
+    repeated = frame["inference_id"].duplicated(keep=False)
+    same = frame.duplicated(subset=SAME_ESTIMATE, keep="first")  # an earlier one made again
     distinct = frame[repeated & ~same].groupby("inference_id", sort=False)
     versions = distinct.size()
     conflicting = set(versions[versions > 1].index)
@@ -215,8 +224,11 @@ def _settle_repeats(captures: Captures) -> None:
             captures.repeats += 1
             captures.rejects.append(
                 _reject(
-                    file, line, inference_id, f"repeats {first[inference_id]} exactly (kept once)"
+                    file,
+                    line,
+                    inference_id,
+                    f"repeats {first[inference_id]}, the same estimate (kept once, the earliest)",
                 )
             )
     keep = ~repeated | (~same & ~frame["inference_id"].isin(conflicting))
-    captures.records = frame[keep].reset_index(drop=True)
+    captures.records = frame[keep].sort_index().reset_index(drop=True)

@@ -24,7 +24,7 @@ from insurance_charges.scoring.chunk_scorer import ChunkScorer
 from .aws import scoring_s3_on_moto
 
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUTS = ("estimate", "likely_lower", "likely_upper", "warnings")
+OUTPUTS = ("estimate", "likely_lower", "likely_upper", "warnings", "inference_id")
 
 
 # Helpers ---------------------------------------------------------------------------------------

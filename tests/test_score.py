@@ -97,7 +97,7 @@ def test_every_format_in_and_out_carries_ids_through_in_order_with_the_apis_numb
     got = read_rows(target)
     assert [r["id"] for r in got] == [r["id"] for r in rows]
     assert [r["note"] for r in got] == [r["note"] for r in rows]  # carried through
-    assert list(got[0])[-4:] == list(OUTPUTS)
+    assert list(got[0])[-len(OUTPUTS) :] == list(OUTPUTS)
     records = [{k: r[k] for k in FIELD_NAMES} for r in rows]
     assert_same_as_api(got, rows, api_answer(records))
     assert read_rows(tmp_path / f"out.rejects.{target_format}") == []
@@ -673,6 +673,7 @@ def test_a_whole_chunk_scores_the_same_with_and_without_the_fast_path(real_model
             ("id", *FIELD_NAMES),
             {f: f for f in FIELD_NAMES},
             fast=fast,
+            run_id="run-1",
         )
         results.append(ChunkScorer(real_model, plan).score(chunk))
     with_fast, reference = results
@@ -700,7 +701,9 @@ def test_a_whole_chunk_scores_the_same_with_and_without_the_fast_path(real_model
 def _same_with_and_without_the_fast_path(real_model, chunk, plan: dict) -> tuple:
     results = []
     for fast in (True, False):
-        results.append(ChunkScorer(real_model, Plan(**plan, fast=fast)).score(chunk))
+        results.append(
+            ChunkScorer(real_model, Plan(**plan, fast=fast, run_id="run-1")).score(chunk)
+        )
     with_fast, reference = results
     counts = [(r.rows, r.scored, r.rejected, r.problems, r.warnings) for r in results]
     assert counts[0] == counts[1]

@@ -84,7 +84,11 @@ def test_the_scored_copy_keeps_the_object_s_key_under_the_scored_prefix():
 
 def test_an_object_over_the_limit_is_refused_without_being_read():
     got = summary(
-        Arrival("claims-in", "big.csv", 101 * 1024 * 1024), "s3://o/big.csv", 100 * 1024 * 1024, {}
+        Arrival("claims-in", "big.csv", 101 * 1024 * 1024),
+        "s3://o/big.csv",
+        100 * 1024 * 1024,
+        {},
+        "m-1",
     )
     assert got["outcome"] == "refused"
     assert got["error"].startswith(
@@ -95,7 +99,7 @@ def test_an_object_over_the_limit_is_refused_without_being_read():
 
 def test_a_scored_copy_that_would_replace_its_object_is_refused():
     arrival = Arrival("claims", "in.csv", 10)
-    assert summary(arrival, "s3://claims/in.csv", 10**6, {})["outcome"] == "refused"
+    assert summary(arrival, "s3://claims/in.csv", 10**6, {}, "m-1")["outcome"] == "refused"
 
 
 @pytest.mark.parametrize(
@@ -228,6 +232,7 @@ def test_a_file_dropped_into_incoming_is_scored_with_its_rejects_and_summarized(
         "rows_scored": 2,
         "rows_rejected": 1,
         "warnings": 0,
+        "run_id": result["message_id"],  # sqsd's message id: a redelivery scores the same ids
     }
     scored = list(
         csv.DictReader(
@@ -239,6 +244,11 @@ def test_a_file_dropped_into_incoming_is_scored_with_its_rejects_and_summarized(
         )
     )
     assert [row["id"] for row in scored] == ["p1", "p3"]
+    # Each row's inference id is the run id and its line (the header is line 1).
+    assert [row["inference_id"] for row in scored] == [
+        f"{result['message_id']}-2",
+        f"{result['message_id']}-4",
+    ]
     assert all(float(row["estimate"]) > 0 for row in scored)
     rejects = s3.get_object(Bucket="claims-out", Key="scored/incoming/claims of May.rejects.csv")[
         "Body"

@@ -13,6 +13,7 @@ shared texts hold no ``}``, ``},{`` occurs only between records, so the bytes ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import orjson
@@ -49,13 +50,30 @@ def batch_lines(
     moment: datetime,
     model_version: str,
     path: str,
-    records: list,
+    records: Sequence,
     estimates: list,
     lows: list | None,
     highs: list | None,
     positions: list[int],
 ) -> bytes:
     """The capture lines of a batch's records at ``positions``, whose ids are ``R-<position>``."""
+    ids = [f"{request_id}-{i}" for i in positions]
+    return id_lines(ids, moment, model_version, path, records, estimates, lows, highs, positions)
+
+
+def id_lines(
+    ids: Sequence[str],
+    moment: datetime,
+    model_version: str,
+    path: str,
+    records: Sequence,
+    estimates: list,
+    lows: list | None,
+    highs: list | None,
+    positions: list[int],
+) -> bytes:
+    """The capture lines of the records at ``positions``, the k-th of them named ``ids[k]``
+    (the Kafka consumer's and the scorer's ids, which are not a request's positions)."""
     if not positions:
         return b""
     lows = lows if lows is not None else [None] * len(estimates)
@@ -64,7 +82,7 @@ def batch_lines(
     if b"}" in orjson.dumps([model_version, path]):  # a brace could fake a record break
         return b"".join(
             one_line(
-                f"{request_id}-{i}",
+                name,
                 moment,
                 model_version,
                 path,
@@ -73,11 +91,11 @@ def batch_lines(
                 lows[i],
                 highs[i],
             )
-            for i in positions
+            for name, i in zip(ids, positions, strict=True)
         )
     objects: list[CaptureRecord] = [
         {
-            "inference_id": f"{request_id}-{i}",
+            "inference_id": name,
             "time": when,  # type: ignore[typeddict-item]
             "model_version": model_version,
             "path": path,
@@ -91,6 +109,6 @@ def batch_lines(
             "low": lows[i],
             "high": highs[i],
         }
-        for i, record in ((i, records[i]) for i in positions)
+        for name, i, record in ((n, i, records[i]) for n, i in zip(ids, positions, strict=True))
     ]
     return orjson.dumps(objects)[1:-1].replace(b"},{", b"}\n{") + b"\n"

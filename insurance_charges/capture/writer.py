@@ -85,8 +85,34 @@ class Uncounted:
         """Nothing."""
 
 
+class CaptureTally:
+    """Counts what happened to records, for a command that reports them itself (the Kafka
+    consumer's closing line, the scorer's summary) rather than through Prometheus."""
+
+    def __init__(self) -> None:
+        self.shipped = self.failed = self.dropped = 0
+
+    def capture_shipped(self, records: int) -> None:
+        """Records shipped in files."""
+        self.shipped += records
+
+    def capture_failed(self) -> None:
+        """One failed attempt to ship a file."""
+        self.failed += 1
+
+    def capture_dropped(self, records: int) -> None:
+        """Records given up on (and logged)."""
+        self.dropped += records
+
+
 class CaptureWriter:
-    """Captures for one app; each process that serves gets its own queue, thread and files."""
+    """Captures for one app; each process that serves gets its own queue, thread and files.
+
+    With ``background`` off (a command's single loop: the Kafka consumer, the scorer) there is
+    no thread: the caller hands over finished lines with ``hold`` and ships with
+    ``ship_if_due``, so that it knows which of its work is in files before it acts on it (the
+    consumer commits offsets only after).
+    """
 
     def __init__(
         self,
@@ -94,10 +120,12 @@ class CaptureWriter:
         percent: float,
         counts: CaptureCounts | None = None,
         ship_seconds: float = SHIP_SECONDS,
+        background: bool = True,
     ):
         self.destination, self.percent = destination, percent
         self.counts = counts or Uncounted()
         self.ship_seconds = ship_seconds
+        self.background = background
         self._pid: int | None = None  # the process whose queue and thread these are
 
     def add(self, request_id: str, path: str, estimates) -> None:
@@ -129,8 +157,10 @@ class CaptureWriter:
         self._stop = threading.Event()
         self._warned_at = -LOG_SECONDS
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
-        self._thread.start()
+        self._due = time.monotonic() + self.ship_seconds  # without the thread: ship_if_due's
+        if self.background:
+            self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+            self._thread.start()
         atexit.register(self.close)  # where no gunicorn hook calls close (flask run, tests)
 
     def _run(self) -> None:
@@ -157,12 +187,34 @@ class CaptureWriter:
                 return
             when = datetime.fromtimestamp(moment, UTC)
             data, records = self._lines(when, request_id, path, estimates)
-            if records:
-                hour = when.strftime("%Y/%m/%d/%H")
-                with self._holding:
-                    self._held.setdefault(hour, []).append(data)
-                    self._held_records[hour] = self._held_records.get(hour, 0) + records
-                    self._held_bytes += len(data)
+            self._hold(when, data, records)
+
+    def hold(self, moment: datetime, data: bytes, records: int) -> None:
+        """Hold ``records`` capture lines already made (``data``), in ``moment``'s hour file."""
+        if self._pid != os.getpid():
+            self._start()
+        self._hold(moment, data, records)
+
+    def _hold(self, moment: datetime, data: bytes, records: int) -> None:
+        if records:
+            hour = moment.strftime("%Y/%m/%d/%H")
+            with self._holding:
+                self._held.setdefault(hour, []).append(data)
+                self._held_records[hour] = self._held_records.get(hour, 0) + records
+                self._held_bytes += len(data)
+
+    def ship_if_due(self) -> bool:
+        """Without the thread: ship when a file is due (``ship_seconds`` passed since the last
+        time, or ``FILE_BYTES`` held); True when it tried (what failed waits in the backlog,
+        retried next time, counted)."""
+        if self._pid != os.getpid() or self._closed:
+            return False
+        if time.monotonic() < self._due and self._held_bytes < FILE_BYTES:
+            return False
+        with self._shipping:
+            self._ship()
+        self._due = time.monotonic() + self.ship_seconds
+        return True
 
     def _lines(self, moment: datetime, request_id: str, path: str, estimates):
         amounts = estimates.amounts.tolist()

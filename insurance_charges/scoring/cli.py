@@ -12,17 +12,22 @@ one ``Error:`` line says what a run that did not finish left.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import itertools
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 
 from .. import cli_runner
 from ..aws.clients import lazy
 from ..aws.uri import is_s3
+from ..capture.destinations import DestinationError
+from ..capture.writer import CaptureTally, CaptureWriter
 from ..core.schema import CATEGORY, FIELD_NAMES, FIELDS, INTEGER
 from ..errors import UsageError, UserError
 from ..tables.json_lines import first_object
@@ -37,6 +42,7 @@ from .formats import (
     PROBLEM_FIELDS,
     PROBLEM_MESSAGES,
     REJECT_COLUMNS,
+    RUN_ID,
     RUN_ROWS,
     STDIO,
     format_of,
@@ -77,6 +83,15 @@ def _whole(low: int):
         return value
 
     return parse
+
+
+def _run_id(text: str) -> str:
+    if not RUN_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text[:140]!r} is not a run id: give 1 to 128 letters, digits or ._:@/+=- , "
+            "starting with a letter or a digit"
+        )
+    return text
 
 
 def parser() -> cli_runner.Parser:
@@ -135,6 +150,14 @@ def parser() -> cli_runner.Parser:
         default=os.cpu_count() or 1,
         metavar="N",
         help="worker processes (default: one per CPU; 1 scores in this process)",
+    )
+    p.add_argument(
+        "--run-id",
+        type=_run_id,
+        metavar="R",
+        help="each scored row's inference_id is R-<its line> (default: a new id for each "
+        "run, 32 hexadecimal digits, given in the summary); pass the same R to score a "
+        "file again under the same ids",
     )
     p.add_argument(
         "--raw-csv-cells",
@@ -218,6 +241,7 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
     sinks: list[Sink] = []
     writers: list[ChunkWriter] = []
     pool = None
+    captures: _Captures | None = None
     reporter = Reporter()
     try:
         name = _name(args.input)
@@ -249,7 +273,16 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
             stream = itertools.chain([first] if first is not None else [], stream)
             input_schema = None
 
-        plan = Plan(in_fmt, out_fmt, rejects_fmt, columns, fields, inert=not args.raw_csv_cells)
+        run_id = args.run_id or uuid.uuid4().hex  # the service's own request ids' form
+        plan = Plan(
+            in_fmt,
+            out_fmt,
+            rejects_fmt,
+            columns,
+            fields,
+            inert=not args.raw_csv_cells,
+            run_id=run_id,
+        )
         out_sink = open_sink(args.output, s3)
         sinks.append(out_sink)
         rejects_sink = (
@@ -284,6 +317,9 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
             model = load_from_store(settings.model_uri, settings.trusted_keys)
         else:
             model = load_model(settings.model_path, settings.trusted_keys)
+        captures = _capture_writer(settings)
+        if captures is not None:
+            plan = dataclasses.replace(plan, capture_percent=captures.writer.percent)
         scorer = ChunkScorer(model, plan)
         # The model and the libraries loaded so far live until the end: keep the collector
         # off them (a full collection walks millions of objects) and off the pages the
@@ -300,6 +336,7 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
             jobs=args.jobs,
             chunk_rows=args.chunk_rows,
             model_version=model.version,
+            run_id=run_id,
         )
         pool = OrderedPool(args.jobs, scorer)
         reporter.start(total_rows)
@@ -309,6 +346,9 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
         for result in pool.map(_score, stream, inflight=2 * args.jobs):
             out_writer.write(result.output)
             rejects_writer.write(result.rejects)
+            if captures is not None and result.captured_at is not None:
+                captures.writer.hold(result.captured_at, result.captured, result.captured_records)
+                captures.writer.ship_if_due()  # a file a minute, or each 16 MiB: memory stays flat
             for key in counts:
                 counts[key] += getattr(result, key)
             if first_unreadable is None:
@@ -316,11 +356,22 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
             done_bytes += result.size
             reporter.advance(result.rows, done_bytes, source.size, total_rows)
         pool.close()
+        if captures is not None:  # every capture shipped (or counted) before the output is out
+            captures.writer.close()
         # The rejects first, the output last (its presence means "finished"), both or neither.
         publish_together(writers, outcome, signals)
-        reporter.summary(counts, args.output, rejects, first_unreadable)
+        reporter.summary(
+            counts,
+            args.output,
+            rejects,
+            first_unreadable,
+            run_id,
+            captures.said() if captures is not None else None,
+        )
     except BaseException:
         with signals.deferred():  # cleaning up is not cut short by another signal
+            if captures is not None:  # what was estimated is captured, as the service does
+                captures.writer.close()
             reporter.detach()
             if pool is not None:
                 pool.terminate()
@@ -334,6 +385,35 @@ def run(args: argparse.Namespace, signals: StopSignals, outcome: Outcome) -> int
         return _status(counts, args.max_rejects, rejects, reporter)
     finally:
         reporter.detach()
+
+
+@dataclass(frozen=True)
+class _Captures:
+    """The run's capture writer (no thread: the command ships as it goes) and its counts."""
+
+    writer: CaptureWriter
+    tally: CaptureTally
+
+    def said(self) -> dict:
+        """The summary's capture counts."""
+        return {
+            "captures_shipped": self.tally.shipped,
+            "captures_dropped": self.tally.dropped,
+            "capture_failures": self.tally.failed,
+        }
+
+
+def _capture_writer(settings) -> _Captures | None:
+    """With CAPTURE_URI set (and CAPTURE_PERCENT above 0), the run's capture writer."""
+    if settings.capture is None or settings.capture_percent <= 0:
+        return None
+    try:
+        settings.capture.prepare()
+    except DestinationError as exc:
+        raise UsageError(f"CAPTURE_URI={str(settings.capture)!r}: {exc}") from None
+    tally = CaptureTally()
+    writer = CaptureWriter(settings.capture, settings.capture_percent, tally, background=False)
+    return _Captures(writer, tally)
 
 
 def _status(counts: dict, max_rejects: int, rejects: str, reporter: Reporter) -> int:
@@ -390,6 +470,7 @@ def _output_schema(in_fmt: str, columns, input_schema):
         pa.field("likely_lower", pa.float64()),
         pa.field("likely_upper", pa.float64()),
         pa.field("warnings", pa.string()),
+        pa.field("inference_id", pa.string()),
     ]
     if input_schema is not None:
         return pa.schema(list(input_schema) + added)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 
 from ..errors import UsageError
@@ -13,9 +14,10 @@ EXTENSIONS = {".csv": CSV, ".jsonl": JSONL, ".ndjson": JSONL, ".parquet": PARQUE
 ALIASES = {"csv": CSV, "jsonl": JSONL, "ndjson": JSONL, "json-lines": JSONL, "parquet": PARQUET}
 EXTENSION_OF = {CSV: ".csv", JSONL: ".jsonl", PARQUET: ".parquet"}
 
-# Columns every output row gets, after the input's own.
+# Columns every output row gets, after the input's own: its inference id last, as the API's.
 ESTIMATE, LOWER, UPPER, WARNINGS = "estimate", "likely_lower", "likely_upper", "warnings"
-OUTPUT_COLUMNS = (ESTIMATE, LOWER, UPPER, WARNINGS)
+INFERENCE_ID = "inference_id"
+OUTPUT_COLUMNS = (ESTIMATE, LOWER, UPPER, WARNINGS, INFERENCE_ID)
 LINE, FIELD, MESSAGE = "line", "field", "message"
 # Columns a tabular (CSV, Parquet) rejects file of the scorer puts before the rejected row's
 # own: one line a rejected row (or a run of identical rows), with all of its problems.
@@ -30,6 +32,15 @@ PROBLEM_SEPARATOR = "\n"
 # A row's warning messages are joined with this (the messages themselves contain "; ").
 WARNING_SEPARATOR = " | "
 STDIO = "-"
+# A run id: the request id's characters and length (web/logs.py), starting with a letter or a
+# digit so that no row's id is a cell a spreadsheet would run as a formula (cells.py).
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
+
+
+def inference_id(run_id: str, line: int) -> str:
+    """A scored row's inference id: ``R-<line>``, the row's line as the rejects file numbers
+    it (a CSV's header is line 1; JSON lines count every line; Parquet rows count from 1)."""
+    return f"{run_id}-{line}"
 
 
 def parse_format(text: str, option: str) -> str:

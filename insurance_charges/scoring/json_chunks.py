@@ -4,7 +4,7 @@
 parser gives; identical lines are then judged once. Each object's six fields go to the core,
 keys that are not columns (or that are repeated) are one problem each however many, a rejected
 line (or a run of identical ones) is one rejects line, and a JSON-lines output is each line as
-it was with the four values spliced in.
+it was with the five values (the inference id last) spliced in.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from .formats import (
     CSV,
     ESTIMATE,
     FIELD,
+    INFERENCE_ID,
     JSONL,
     LAST_LINE,
     LINE,
@@ -52,7 +53,7 @@ from .formats import (
 )
 from .problems import Rejected, counts, reject_columns
 from .reading import TextChunk
-from .row_estimates import Estimated, estimate, with_estimates
+from .row_estimates import Estimated, capture, estimate, with_estimates
 from .scored import Plan, Result
 from .validating import ALL, locate, validate_all
 
@@ -218,6 +219,7 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
         unreadable,
         estimates,
     )
+    capture(model, plan, estimates, result)
     kept = codes_at[row_at][keep].tolist()
     result.output = _json_output(
         plan, [read[c].text for c in kept], [read[c].value for c in kept], valid_records, estimates
@@ -321,11 +323,18 @@ def _json_output(
     lower = estimates.lower.tolist() if estimates.lower is not None else [None] * len(texts)
     upper = estimates.upper.tolist() if estimates.upper is not None else [None] * len(texts)
     warnings = estimates.warnings.tolist()
-    if fmt == JSONL:  # the line as it was, with the four values spliced in before its last }
+    if fmt == JSONL:  # the line as it was, with the five values spliced in before its last }
+        # The run id as JSON text, once (its characters need no escape, but it is written as
+        # JSON writes it), then each row's line.
+        opened = _json_text(plan.run_id)[:-1] + "-"
+        lines = estimates.lines.tolist()
         return "".join(
             f'{text[:-1]},"{ESTIMATE}":{_number(a)},"{LOWER}":{_number(lo)},'
-            f'"{UPPER}":{_number(hi)},"{WARNINGS}":{_json_text(w)}}}\n'
-            for text, a, lo, hi, w in zip(texts, amounts, lower, upper, warnings, strict=True)
+            f'"{UPPER}":{_number(hi)},"{WARNINGS}":{_json_text(w)},'
+            f'"{INFERENCE_ID}":{opened}{line}"}}\n'
+            for text, a, lo, hi, w, line in zip(
+                texts, amounts, lower, upper, warnings, lines, strict=True
+            )
         ).encode("utf-8")
     table = {}
     for name in plan.columns:
@@ -347,7 +356,7 @@ def _json_output(
                 else _carried_array(values)
             )
     out = pa.table(table) if table else pa.table({})
-    return encode_output(with_estimates(out, estimates), fmt, plan.inert)
+    return encode_output(with_estimates(out, estimates, plan.run_id), fmt, plan.inert)
 
 
 def _cell(value) -> str | None:

@@ -115,9 +115,16 @@ class Reporter:
         self.log.propagate = True
 
     def summary(
-        self, counts: dict, output: str, rejects: str | None, first_unreadable: int | None = None
+        self,
+        counts: dict,
+        output: str,
+        rejects: str | None,
+        first_unreadable: int | None,
+        run_id: str,
+        captured: dict | None = None,
     ) -> None:
-        """The closing line: rows read = scored + rejected, warnings, time, rows/s.
+        """The closing line: rows read = scored + rejected, warnings, time, rows/s, and the run
+        id the scored rows' inference ids start with.
 
         Rejected rows include one per line of text that is not a row (a quote left open
         swallows the lines after it): the line says how many, and where the first starts.
@@ -137,8 +144,14 @@ class Reporter:
             f"{counts['rejected']:,} rejected ({counts['problems']:,} problem"
             f"{'' if counts['problems'] == 1 else 's'}{lost}"
             f"{where}); {counts['warnings']:,} warnings; {seconds:.2f} s, "
-            f"{rate:,.0f} rows/s"
+            f"{rate:,.0f} rows/s; run id {run_id} (inference ids {run_id}-<line>)"
         )
+        if captured is not None:
+            message += f"; {captured['captures_shipped']:,} captured" + (
+                f", {captured['captures_dropped']:,} captures dropped (see the log)"
+                if captured["captures_dropped"]
+                else ""
+            )
         if self.terminal:
             print(message, file=self.stream, flush=True)
             return
@@ -156,5 +169,7 @@ class Reporter:
             rows_per_second=round(rate),
             output=output,
             rejects=rejects,
+            run_id=run_id,
+            **(captured or {}),
         )
         self.stream.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from datetime import datetime
 from typing import Any
 
 
@@ -19,6 +20,10 @@ class Plan:
     fields: dict[str, str] = dc_field(default_factory=dict)  # field -> input column
     fast: bool = True  # the column-at-a-time fast path (tests turn it off to compare)
     inert: bool = True  # CSV text cells a spreadsheet would evaluate are quoted (cells.py)
+    # Each scored row's inference id is this, a hyphen and the row's line (formats.RUN_ID).
+    run_id: str = dc_field(kw_only=True)
+    # With CAPTURE_URI set, the share of rows captured (CAPTURE_PERCENT); 0: no capture.
+    capture_percent: float = dc_field(default=0.0, kw_only=True)
 
 
 @dataclass
@@ -35,3 +40,6 @@ class Result:
     output: Any = None  # bytes (CSV, JSON lines) or a pyarrow.Table (Parquet)
     rejects: Any = None
     size: int = 0  # the input bytes the chunk held (the command's progress counts them)
+    captured: bytes = b""  # the scored rows' capture lines (Plan.capture_percent of them)
+    captured_records: int = 0
+    captured_at: datetime | None = None  # when they were estimated (the lines' time)

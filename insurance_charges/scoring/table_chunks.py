@@ -21,7 +21,7 @@ from .cells import cut_table, cut_text
 from .chunk_output import encode_output
 from .formats import FIELD, JSONL, LAST_LINE, LINE, MESSAGE, PROBLEMS, RUN_ROWS
 from .problems import Found, Problem, Rejected, counts, merged, reject_columns
-from .row_estimates import estimate, with_estimates
+from .row_estimates import capture, estimate, with_estimates
 from .scored import Plan, Result
 from .validating import validate_all
 
@@ -54,8 +54,9 @@ def score_table(
     problems = np.bincount(found.row, minlength=len(heads))  # each run's first row's
     refused = int(runs[problems > 0].sum())
     result = counts(n, refused, int((problems * runs).sum()), unreadable, estimates)
+    capture(model, plan, estimates, result)
     out = table.take(pa.array(chosen)) if len(chosen) < n else table
-    out = with_estimates(out, estimates)
+    out = with_estimates(out, estimates, plan.run_id)
     result.output = encode_output(out, plan.output_format, plan.inert)
     if len(found) or unreadable:
         result.rejects = _table_rejects(

@@ -99,9 +99,12 @@ def files():
     published = []
     for index, arrival in enumerate(found):
         output = worker_files.scored_uri(config["WORKER_SCORED_URI"], arrival)
-        fields = worker_files.summary(arrival, output, config["WORKER_MAX_FILE_MB"] * MB, model_env)
-        # One result per object; a redelivered message repeats each under the same id.
+        # One result per object; a redelivered message repeats each under the same id, and
+        # scores the object under the same inference ids (the result's id is the run id).
         result_id = message_id if len(found) == 1 else f"{message_id}-{index}"
+        fields = worker_files.summary(
+            arrival, output, config["WORKER_MAX_FILE_MB"] * MB, model_env, result_id
+        )
         _publish(_result(message_id, {"status": 200, "file": fields}), result_id)
         published.append(result_id)
     return jsonify(published=published, status=200)

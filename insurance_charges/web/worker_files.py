@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from ..aws.uri import MAX_KEY_BYTES, check_bucket
+from ..scoring.formats import RUN_ID
 from .errors import HttpProblem
 
 # S3 puts one record in each notification; a body of more is not S3's, but a few are taken.
@@ -105,9 +106,17 @@ def scored_uri(scored: str, arrival: Arrival) -> str:
 
 
 def summary(
-    arrival: Arrival, output: str, max_bytes: int, model_env: dict[str, str | None]
+    arrival: Arrival,
+    output: str,
+    max_bytes: int,
+    model_env: dict[str, str | None],
+    run_id: str,
 ) -> dict:
     """Score ``arrival`` into ``output`` with the scorer; the result message's fields.
+
+    The scored rows' inference ids are ``run_id``-<line> (the result's id: sqsd's message id),
+    so a redelivered message scores the object under the same ids; an id the scorer would
+    refuse (not sqsd's) leaves the scorer to make one, said in the summary's ``run_id``.
 
     No timeout of its own: gunicorn's worker timeout, sized to the largest object accepted
     (docs/events.md), ends the request and with it the scorer (subprocess.run kills it).
@@ -144,6 +153,7 @@ def summary(
         "1",
         "--max-rejects",
         str(2**62),
+        *(["--run-id", run_id] if RUN_ID.fullmatch(run_id) else []),
     ]
     done = subprocess.run(command, env=environ, capture_output=True, text=True, check=False)
     lines = done.stderr.splitlines()[-KEPT_LINES:]
@@ -158,6 +168,7 @@ def summary(
             "rows_scored": scorer.get("rows_scored"),
             "rows_rejected": scorer.get("rows_rejected"),
             "warnings": scorer.get("warnings"),
+            "run_id": scorer.get("run_id"),
         }
     error = next(
         (line[len("Error: ") :] for line in reversed(lines) if line.startswith("Error: ")),

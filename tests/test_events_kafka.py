@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 
 import orjson
@@ -99,8 +100,10 @@ def test_records_and_batches_get_the_apis_answers_with_their_keys_and_headers(
     read = kcat_read(kafka_broker.address, topics["output"])
     assert [m["key"] for m in read] == ["key-0", "key-1", "key-2"]
     assert [m["headers"] for m in read] == [["trace", "t0"], ["trace", "t1"], ["trace", "t2"]]
+    # The API's answer with X-Request-ID set to the message's place: ids the same if redelivered.
     assert [m["payload"].encode() for m in read] == [
-        answer_json(estimate(real_model, body)) for body in bodies
+        answer_json(estimate(real_model, body), f"{topics['input']}:0:{i}")
+        for i, body in enumerate(bodies)
     ]
     assert kcat_read(kafka_broker.address, topics["rejects"]) == []
 
@@ -208,6 +211,125 @@ def test_sigterm_mid_stream_commits_exactly_what_was_published(kafka_broker, top
     assert 0 < offset < total, "the stop should come mid-stream"
     assert len(outputs.until(offset, 30, "the committed messages' outputs")) == offset
     assert len(outputs.read(2)) == offset  # and nothing published past the commit
+
+
+def published_estimates(messages) -> dict[str, tuple]:
+    """Each published estimate by its inference id: (estimate, low, high)."""
+    found = {}
+    for message in messages:
+        body = orjson.loads(message.value())
+        if "inference_id" in body:
+            interval = body["interval"]
+            found[body["inference_id"]] = (body["prediction"], interval["lower"], interval["upper"])
+        for i, name in enumerate(body.get("inference_ids", [])):
+            interval = body["intervals"][i]
+            found[name] = (body["predictions"][i], interval["lower"], interval["upper"])
+    return found
+
+
+def captured_lines(folder) -> list[dict]:
+    """Every capture line shipped under ``folder`` (partitioned by hour)."""
+    return [
+        orjson.loads(line)
+        for path in sorted(folder.rglob("*.jsonl"))
+        for line in path.read_bytes().splitlines()
+    ]
+
+
+def mixed_inputs(total: int) -> list[tuple]:
+    """Keyed by position: of every ten, an invalid value (a reject), four records and five
+    batches of three records; so ``total // 10`` rejects and ``total // 10 * 19`` estimates."""
+    bodies = [{"age": 7}, *[EXAMPLE_RECORD, OLD] * 2, *[[EXAMPLE_RECORD, OLD, EXAMPLE_RECORD]] * 5]
+    return [(b"%d" % i, orjson.dumps(bodies[i % 10]), None) for i in range(total)]
+
+
+def test_with_capture_on_offsets_are_committed_only_past_captured_estimates_and_sigterm_ships_all(
+    kafka_broker, topics, consumer, monkeypatch, tmp_path
+):
+    total = 3000
+    produce(kafka_broker.address, topics["input"], mixed_inputs(total))
+    folder = tmp_path / "captures"
+    monkeypatch.setenv("CAPTURE_URI", str(folder))  # the consumer inherits it
+    outputs = Reader(kafka_broker.address, topics["output"])
+    process = consumer("--batch-size", "100", "--id-prefix", "admissions")
+    outputs.until(1, 60, "a first output")
+    Reader(kafka_broker.address, topics["rejects"]).until(total // 10, 60, "rejects")
+    outputs.until(total - total // 10, 60, "outputs")
+    status, took = stop(process)
+    assert status == 0 and took < ECS_STOP_TIMEOUT_S
+    assert committed(kafka_broker.address, topics["group"], topics["input"]) == [total]
+
+    published = published_estimates(outputs.read())
+    captured = captured_lines(folder)
+    assert len(captured) == len(published) == total // 10 * 19
+    assert {c["inference_id"]: (c["estimate"], c["low"], c["high"]) for c in captured} == published
+    assert {c["path"] for c in captured} == {"/kafka"}
+    assert "admissions:0:1" in published and "admissions:0:5-2" in published
+
+
+def test_a_capturing_consumer_killed_and_restarted_leaves_every_estimate_captured_and_joinable(
+    kafka_broker, topics, consumer, monkeypatch, tmp_path
+):
+    total = 50_000  # more than a loaded machine answers before the kill arrives
+    produce(kafka_broker.address, topics["input"], mixed_inputs(total))
+    folder = tmp_path / "captures"
+    monkeypatch.setenv("CAPTURE_URI", str(folder))
+    outputs = Reader(kafka_broker.address, topics["output"])
+    rejects = Reader(kafka_broker.address, topics["rejects"])
+    # Captures shipped, and offsets committed after them, every second: a kill then comes
+    # after some commits, with estimates held that no file has yet.
+    first = consumer("--batch-size", "500", "--capture-seconds", "1")
+    wait_for(
+        lambda: committed(kafka_broker.address, topics["group"], topics["input"])[0] > 0,
+        60,
+        "a first commit",
+    )
+    first.kill()  # SIGKILL: what it held is lost; the offsets past its last file were not committed
+    first.wait(10)
+    [offset] = committed(kafka_broker.address, topics["group"], topics["input"])
+    assert 0 < offset < total, "the consumer finished before it was killed: kill earlier"
+    second = consumer("--batch-size", "500", "--capture-seconds", "1")
+    wait_for(
+        lambda: len({m.key() for m in outputs.read() + rejects.read()}) == total,
+        120,
+        "every input answered",
+    )
+    assert stop(second)[0] == 0
+
+    published = published_estimates(outputs.read())
+    captured = captured_lines(folder)
+    assert {c["inference_id"] for c in captured} == set(published)  # none lost
+    # A message answered twice was captured twice: the same estimate, which join keeps once.
+    bills = tmp_path / "bills.csv"
+    bills.write_text(
+        "inference_id,charges\n"
+        + "".join(f"{name},{e:.2f}\n" for name, (e, _, _) in published.items())
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "insurance_charges.outcomes",
+            "join",
+            "--captures",
+            str(folder),
+            "--actuals",
+            str(bills),
+            "-o",
+            str(tmp_path / "joined.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    repeats = len(captured) - len(published)
+    assert done.stdout.startswith(
+        f"joined {len(published):,} of {len(published):,} captures with {len(published):,} bills; "
+        f"rejected 0 capture lines and 0 bills"
+    )
+    assert f"{repeats:,} repeated captures kept once" in done.stdout
 
 
 def test_an_unreachable_broker_is_one_line_within_the_connect_timeout():

@@ -4,16 +4,24 @@ or problem documents out, every valid record of a batch estimated in one call.""
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 
+from insurance_charges.core.captures import check_capture, is_sampled
 from insurance_charges.core.estimates import estimate
 from insurance_charges.core.json_bytes import answer_json
 from insurance_charges.core.schema import EXAMPLE_RECORD
 from insurance_charges.events import cli
 from insurance_charges.events.kafka import by_size, client_properties
-from insurance_charges.events.messages import OUTPUT, REJECT, Incoming, answer_batch
+from insurance_charges.events.messages import (
+    OUTPUT,
+    REJECT,
+    Incoming,
+    answer_batch,
+    capture_lines,
+)
 
 OLD = {**EXAMPLE_RECORD, "age": 99, "bmi": 70.0}  # valid, outside the training ranges
 LIMIT = 2 * 1024 * 1024
@@ -40,17 +48,75 @@ def answers(model, values: list, **limits):
         incoming(values),
         max_batch=limits.get("max_batch", 10_000),
         max_bytes=limits.get("max_bytes", LIMIT),
-    )
+        id_prefix="in",
+    ).outgoing
+
+
+def api_answer(model, body, i: int) -> bytes:
+    """The API's answer to ``body`` sent with the i-th message's request id as X-Request-ID."""
+    return answer_json(estimate(model, body), f"in:3:{40 + i}")
 
 
 def test_each_message_gets_the_apis_answer_byte_for_byte_with_its_key_and_headers(real_model):
     bodies = [EXAMPLE_RECORD, [EXAMPLE_RECORD, OLD], OLD, [OLD], [EXAMPLE_RECORD] * 9, OLD]
     got = answers(real_model, bodies)
     assert [a.kind for a in got] == [OUTPUT] * len(bodies)
-    assert [a.value for a in got] == [answer_json(estimate(real_model, b)) for b in bodies]
+    assert [a.value for a in got] == [api_answer(real_model, b, i) for i, b in enumerate(bodies)]
     assert [(a.key, a.headers) for a in got] == [
         (f"k{i}".encode(), [("trace", b"t%d" % i)]) for i in range(len(bodies))
     ]
+
+
+def test_each_estimate_is_named_by_its_messages_partition_and_offset_the_same_when_delivered_again(
+    real_model,
+):
+    values = [EXAMPLE_RECORD, {"age": 1}, [OLD, EXAMPLE_RECORD], OLD]
+    for _ in range(2):  # the same messages again (a redelivery): the same ids
+        answered = answer_batch(
+            real_model, incoming(values), max_batch=10, max_bytes=LIMIT, id_prefix="claims"
+        )
+        got = [orjson.loads(a.value) for a in answered.outgoing]
+        assert got[0]["inference_id"] == "claims:3:40"
+        assert "inference_id" not in got[1] and "inference_ids" not in got[1]  # a reject
+        assert got[2]["inference_ids"] == ["claims:3:42-0", "claims:3:42-1"]
+        assert got[3]["inference_id"] == "claims:3:43"
+        # The capture's ids follow the estimates, record by record.
+        assert answered.ids == ["claims:3:40", "claims:3:42-0", "claims:3:42-1", "claims:3:43"]
+        assert answered.estimates is not None
+        assert len(answered.estimates.amounts) == len(answered.ids)
+
+
+@pytest.mark.parametrize("percent", [100.0, 30.0])
+def test_the_capture_lines_are_the_estimates_published_under_their_ids(real_model, percent):
+    values = [EXAMPLE_RECORD, [OLD, EXAMPLE_RECORD] * 20, OLD, b"{"] * 10
+    answered = answer_batch(
+        real_model, incoming(values), max_batch=100, max_bytes=LIMIT, id_prefix="in"
+    )
+    published = {}
+    for answer in answered.outgoing:
+        body = orjson.loads(answer.value)
+        if "inference_id" in body:
+            published[body["inference_id"]] = (body["prediction"], body["interval"])
+        for i, name in enumerate(body.get("inference_ids", [])):
+            published[name] = (body["predictions"][i], body["intervals"][i])
+    moment = datetime(2026, 12, 7, 13, 52, 28, tzinfo=UTC)
+    data, count = capture_lines(answered, percent, moment)
+    lines = [orjson.loads(line) for line in data.splitlines()]
+    assert count == len(lines)
+    assert sorted(line["inference_id"] for line in lines) == sorted(
+        name for name in published if is_sampled(name, percent)
+    )
+    assert 0 < count <= len(published) == 10 * 42
+    for line in lines:
+        record, problem = check_capture(line)
+        assert problem is None and record is not None
+        prediction, interval = published[record["inference_id"]]
+        assert (record["estimate"], record["low"], record["high"]) == (
+            prediction,
+            interval["lower"],
+            interval["upper"],
+        )
+        assert (record["path"], record["time"]) == ("/kafka", moment)
 
 
 def test_a_warning_points_into_its_own_message_not_the_whole_batch(real_model):
@@ -162,7 +228,7 @@ def test_bad_messages_leave_their_neighbours_answered_as_if_alone(real_model):
     got = answers(real_model, values)
     assert [a.kind for a in got] == [OUTPUT, REJECT, OUTPUT, REJECT, OUTPUT]
     for i in (0, 2, 4):
-        assert got[i].value == answer_json(estimate(real_model, values[i]))
+        assert got[i].value == api_answer(real_model, values[i], i)
     assert [orjson.loads(got[i].value)["offset"] for i in (1, 3)] == [41, 43]
 
 
@@ -217,12 +283,27 @@ REQUIRED = [
         (["--batch-size", "0"], "'0' is not from 1 to 100000"),
         (["--poll-timeout", "soon"], "'soon' is not a number"),
         (["--connect-timeout", "1000"], "'1000' is not from 0.1 to 300"),
+        (["--capture-seconds", "0"], "'0' is not from 1 to 600"),
+        (["--id-prefix", "a b"], "'a b' is not an id prefix: give 1 to 128 letters"),
+        (["--id-prefix", "a:b"], "'a:b' is not an id prefix"),  # the separator of the id's parts
+        (["--id-prefix", "x" * 129], "is not an id prefix"),
     ],
 )
 def test_an_unusable_argument_is_one_error_line_and_status_2(capsys, extra, expected):
     assert cli.main(REQUIRED + extra) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("Error: ") and expected in err[0], err
+
+
+def test_an_input_topic_too_long_to_name_estimates_by_asks_for_an_id_prefix(capsys):
+    # Kafka allows 249 characters; an inference id's prefix holds 128.
+    argv = [a if a != "in" else "t" * 200 for a in REQUIRED]
+    assert cli.main(argv) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("Error: --input-topic 'tttt") and line.endswith("give --id-prefix")
+    args = cli.parser().parse_args([*argv, "--id-prefix", "claims.eu-1"])
+    assert cli.options_from(args, {}).id_prefix == "claims.eu-1"
+    assert cli.options_from(cli.parser().parse_args(REQUIRED), {}).id_prefix == "in"
 
 
 def test_a_missing_argument_names_it(capsys):

@@ -468,9 +468,7 @@ def test_a_capture_repeated_exactly_is_kept_once_and_listed(tmp_path, capsys):
     assert "repeats" in pd.read_csv(tmp_path / "joined.rejects.csv")["problem"][0]
 
 
-def test_the_same_estimate_captured_again_later_is_kept_once_at_its_earliest_time(
-    tmp_path, capsys
-):
+def test_the_same_estimate_captured_again_later_is_kept_once_at_its_earliest_time(tmp_path, capsys):
     # A Kafka message or an EB worker's message delivered again, a file scored again under its
     # run id: the same id, inputs, model and estimate, made later. The later copy comes first.
     later = capture_line(capture(0, time=START + timedelta(days=2)))
@@ -495,9 +493,7 @@ def test_the_same_estimate_captured_again_later_is_kept_once_at_its_earliest_tim
 @pytest.mark.parametrize(
     "change", [{"estimate": 1.0}, {"model_version": "other"}, {"age": 31}, {"path": "/kafka"}]
 )
-def test_captures_that_differ_beyond_their_time_under_one_id_are_rejected(
-    tmp_path, capsys, change
-):
+def test_captures_that_differ_beyond_their_time_under_one_id_are_rejected(tmp_path, capsys, change):
     other = capture_line(capture(0, time=START + timedelta(days=2), **change))
     folder = write_lines(tmp_path / "captures", [GOOD, other])
     status, _, _ = run(

@@ -13,14 +13,17 @@ import argparse
 import gc
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .. import cli_runner
+from ..capture.destinations import DestinationError
+from ..capture.writer import SHIP_SECONDS, CaptureTally, CaptureWriter
 from ..command_logs import handler_for
-from ..errors import USAGE
+from ..errors import USAGE, UsageError
 from .kafka import OWNED, BrokerError, Loop, Options
 
 KAFKA = "kafka"
@@ -42,6 +45,20 @@ def _bounded(low: float, high: float, kind=float):
         return value
 
     return parse
+
+
+# A message's request id is <prefix>:<partition>:<offset> (messages.request_id_of): the prefix
+# takes a request id's characters and length (web/logs.py), so with a partition (10 digits),
+# an offset (19) and a batch position (5) every inference id fits the capture format's 200.
+ID_PREFIX = re.compile(r"[A-Za-z0-9._@/+=-]{1,128}")
+
+
+def _id_prefix(text: str) -> str:
+    if not ID_PREFIX.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text[:140]!r} is not an id prefix: give 1 to 128 letters, digits or ._@/+=-"
+        )
+    return text
 
 
 def _property(text: str) -> tuple[str, str]:
@@ -117,6 +134,22 @@ def parser() -> cli_runner.Parser:
         "(librdkafka's message.timeout.ms; default 10)",
     )
     k.add_argument(
+        "--id-prefix",
+        type=_id_prefix,
+        metavar="PREFIX",
+        help="each message's estimates are named PREFIX:PARTITION:OFFSET (a batch's "
+        "PREFIX:PARTITION:OFFSET-0, -1, ...), the same when a message is delivered again "
+        "(default: the input topic)",
+    )
+    k.add_argument(
+        "--capture-seconds",
+        type=_bounded(1, 600),
+        default=SHIP_SECONDS,
+        metavar="SECONDS",
+        help="with CAPTURE_URI set: how often captures are shipped, and offsets committed "
+        f"after them (default {SHIP_SECONDS:g}); a restart answers at most this much again",
+    )
+    k.add_argument(
         "-X",
         dest="client_config",
         type=_property,
@@ -150,6 +183,12 @@ def options_from(args: argparse.Namespace, environ) -> Options:
     client_config = dict(args.client_config)
     if environ.get(PASSWORD_VARIABLE):
         client_config["sasl.password"] = environ[PASSWORD_VARIABLE]
+    id_prefix = args.id_prefix or args.input_topic
+    if not ID_PREFIX.fullmatch(id_prefix):  # a Kafka topic's name may be 249 characters
+        raise UsageError(
+            f"--input-topic {args.input_topic[:60]!r}... is too long to name its estimates "
+            "by (inference ids start with it, in at most 128 characters); give --id-prefix"
+        )
     return Options(
         args.bootstrap_servers,
         args.input_topic,
@@ -161,6 +200,7 @@ def options_from(args: argparse.Namespace, environ) -> Options:
         connect_timeout_s=args.connect_timeout,
         delivery_timeout_s=args.delivery_timeout,
         client_config=client_config,
+        id_prefix=id_prefix,
     )
 
 
@@ -216,8 +256,9 @@ def run(args: argparse.Namespace, received: list[int]) -> int:
     quiet = ClientLog()
     client_log = logging.getLogger("insurance_charges.events.librdkafka")
     client_log.addFilter(quiet)
+    capture, tally = _capture_writer(settings, args.capture_seconds)
     try:
-        loop = Loop(options, client_log)  # the client settings are checked before the model
+        loop = Loop(options, client_log, capture)  # client settings are checked before the model
         model = _load(settings)
         # The model and the libraries live until the process ends: keep the cycle collector
         # off their millions of objects, which it would otherwise walk every few thousand
@@ -238,13 +279,41 @@ def run(args: argparse.Namespace, received: list[int]) -> int:
         raise BrokerError(str(exc), 1 if quiet.connected else USAGE) from None
     finally:
         client_log.removeFilter(quiet)
+    captured = (
+        {}
+        if capture is None
+        else {
+            "captures_shipped": tally.shipped,
+            "captures_dropped": tally.dropped,
+            "capture_failures": tally.failed,
+        }
+    )
     log.info(
-        "stopped by %s after %d messages: %d outputs, %d rejects, %d batches committed",
+        "stopped by %s after %d messages: %d outputs, %d rejects, %d batches committed%s",
         signal.Signals(received[0]).name,
         counts.messages,
         counts.outputs,
         counts.rejects,
         counts.batches,
-        extra={"fields": {"event": "stopped", **vars(counts)}},
+        ""
+        if capture is None
+        else f"; {tally.shipped} estimates captured, {tally.dropped} captures dropped",
+        extra={"fields": {"event": "stopped", **vars(counts), **captured}},
     )
     return 0
+
+
+def _capture_writer(settings, seconds: float) -> tuple[CaptureWriter | None, CaptureTally]:
+    """With CAPTURE_URI set (and CAPTURE_PERCENT above 0), the consumer's capture writer: no
+    thread, the loop ships (kafka.Loop), and its counts for the closing line."""
+    tally = CaptureTally()
+    if settings.capture is None or settings.capture_percent <= 0:
+        return None, tally
+    try:
+        settings.capture.prepare()
+    except DestinationError as exc:
+        raise UsageError(f"CAPTURE_URI={str(settings.capture)!r}: {exc}") from None
+    return (
+        CaptureWriter(settings.capture, settings.capture_percent, tally, seconds, background=False),
+        tally,
+    )

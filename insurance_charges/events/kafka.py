@@ -6,6 +6,14 @@ only once every output and reject of the batch has been acknowledged by the brok
 uncommitted, so a restart reads it again: duplicates are possible, losses are not. A stop
 request (SIGTERM, SIGINT) ends the loop after the batch in hand is published and committed.
 
+With capture on (``CAPTURE_URI``), an acknowledged batch's offsets also wait until the capture
+lines of its messages have been shipped (the writer ships a file a minute, or each 16 MiB, from
+this loop: no thread). A stop ships everything, then commits. A process killed meanwhile has
+committed nothing that was not in a file, so a restart answers and captures those messages
+again, under the same ids; ``join`` keeps such a repeat once. A destination that fails does
+not hold the commits back: its files wait in the writer's bounded backlog, retried each
+interval, and what is given up is counted and logged (docs/events.md).
+
 Time is bounded everywhere: reaching the brokers at start (``connect_timeout_s`` for the
 metadata request), each delivery (librdkafka's ``message.timeout.ms``), waiting for messages
 (``poll_timeout_s``) and the final flush; past a bound the run ends with ``BrokerError``, one line.
@@ -17,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import (
@@ -27,10 +36,11 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from ..capture.writer import CaptureWriter
 from ..core.estimates import Estimator
 from ..core.problems import problem_body
 from ..errors import UserError
-from .messages import OUTPUT, Incoming, Outgoing, answer_batch, reject
+from .messages import OUTPUT, Incoming, Outgoing, answer_batch, capture_lines, reject
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +104,9 @@ class Options:
     # librdkafka properties (TLS, SASL...): the -X options. A key prefixed "consumer." or
     # "producer." is for that client alone (librdkafka warns of a property its client ignores).
     client_config: dict = field(default_factory=dict)
+    # Each message's request id is <id_prefix>:<partition>:<offset> (messages.request_id_of);
+    # the command's default is the input topic.
+    id_prefix: str = ""
 
 
 @dataclass
@@ -227,11 +240,20 @@ def check_topics(client: Any, options: Options) -> None:
 class Loop:
     """One consumer process: reads batches, publishes answers, commits, until told to stop."""
 
-    def __init__(self, options: Options, client_log: logging.Logger):
+    def __init__(
+        self,
+        options: Options,
+        client_log: logging.Logger,
+        capture: CaptureWriter | None = None,
+    ):
         self.options = options
         self.consumer, self.producer = _clients(options, client_log)  # settings refused here
         self.deliveries = Deliveries()
         self.counts = LoopCounts()
+        # With capture on (a writer without its thread), offsets wait here, acknowledged but
+        # not committed, until the capture lines of their messages have been shipped.
+        self.capture = capture
+        self.pending: dict[tuple[str, int], int] = {}
 
     def run(
         self,
@@ -263,8 +285,19 @@ class Loop:
                 if messages:
                     self.handle(model, [_incoming(m) for m in messages], max_batch, max_bytes)
         finally:
-            self.consumer.close()  # leaves the group: its partitions move at once
+            try:
+                self._settle()
+            finally:
+                self.consumer.close()  # leaves the group: its partitions move at once
         return self.counts
+
+    def _settle(self) -> None:
+        """At the end, stopped or failed: ship every capture held (within the writer's
+        CLOSE_SECONDS; what fails is counted and logged), then commit the acknowledged
+        batches still waiting for it."""
+        if self.capture is not None:
+            self.capture.close()
+            self._commit_pending()
 
     def _is_message(self, message: Any) -> bool:
         error = message.error()
@@ -282,19 +315,36 @@ class Loop:
     def handle(
         self, model: Estimator, messages: list[Incoming], max_batch: int, max_bytes: int
     ) -> None:
-        """Publish an answer for each message, wait for every acknowledgement, then commit."""
+        """Publish an answer for each message, wait for every acknowledgement, then commit
+        (with capture on: once the capture lines of the messages have been shipped)."""
         outputs = 0
+        captured: list[tuple[datetime, bytes, int]] = []
         for group in by_size(messages, CALL_BYTES):
-            answers = answer_batch(model, group, max_batch=max_batch, max_bytes=max_bytes)
+            answered = answer_batch(
+                model,
+                group,
+                max_batch=max_batch,
+                max_bytes=max_bytes,
+                id_prefix=self.options.id_prefix,
+            )
             # Published as each group is answered: sent while the next group is read.
-            for message, answer in zip(group, answers, strict=True):
+            for message, answer in zip(group, answered.outgoing, strict=True):
                 self._publish(message, answer)
                 outputs += answer.kind == OUTPUT
+            if self.capture is not None:
+                moment = datetime.now(UTC)
+                captured.append((moment, *capture_lines(answered, self.capture.percent, moment)))
         self._flush()
-        offsets: dict[tuple[str, int], int] = {}
+        if self.capture is not None:  # held once acknowledged: an output that failed is not
+            for moment, data, records in captured:
+                self.capture.hold(moment, data, records)
         for message in messages:  # offsets grow within a partition: the last is the highest
-            offsets[(message.topic, message.partition)] = message.offset + 1
-        self._commit([TopicPartition(t, p, o) for (t, p), o in offsets.items()])
+            self.pending[(message.topic, message.partition)] = message.offset + 1
+        # Without capture, every batch is committed; with it, once a file was due and shipped
+        # (every SHIP_SECONDS, or 16 MiB held): what failed to ship waits in the writer's
+        # backlog, retried each interval and counted, so the consumer's lag stays bounded.
+        if self.capture is None or self.capture.ship_if_due():
+            self._commit_pending()
         counts = self.counts
         counts.messages += len(messages)
         counts.batches += 1
@@ -350,6 +400,12 @@ class Loop:
                 f"{failure or f'{left} outputs unacknowledged'}: nothing of this batch was "
                 "committed, so a restart estimates it again"
             )
+
+    def _commit_pending(self) -> None:
+        if self.pending:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in self.pending.items()]
+            self.pending = {}
+            self._commit(offsets)
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
         try:

@@ -3,19 +3,24 @@
 No Kafka client here. ``answer_batch`` takes the messages of one ``consume()`` call, reads
 each value as the JSON API reads a body (strict JSON, one record or a batch), validates every
 record and estimates all the valid ones through the core in **one** call, then splits the
-answers back: each message gets an output (the API's exact answer bytes) or a reject (its
-problem+json document with the topic, partition and offset it came from). Keys and headers
-travel unchanged, so a reply can be matched to its request.
+answers back: each message gets an output (the API's exact answer bytes, for the request id
+``<prefix>:<partition>:<offset>``, so its inference ids are the same however often the message
+is delivered) or a reject (its problem+json document with the topic, partition and offset it
+came from). Keys and headers travel unchanged, so a reply can be matched to its request.
+``capture_lines`` makes the capture lines of the estimates under the same ids.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
 
+from ..capture.lines import id_lines
+from ..core.captures import inference_ids, is_sampled
 from ..core.estimates import (
     Estimates,
     Estimator,
@@ -31,6 +36,7 @@ from ..core.strict_json import parse_json, paused_gc
 from ..core.validation import ValidRecords, alone, in_batch, validate_records
 
 OUTPUT, REJECT = "output", "reject"
+CAPTURE_PATH = "/kafka"  # the capture record's path for an estimate the consumer made
 
 
 class Incoming(NamedTuple):  # a tuple: thousands are made per batch, at a third of the cost
@@ -52,6 +58,21 @@ class Outgoing(NamedTuple):
     value: bytes
     key: bytes | None
     headers: list | None
+
+
+class Answered(NamedTuple):
+    """What ``answer_batch`` gives: one output or reject per message, in order; and for the
+    capture, the valid records' estimates (None when there were none) and their ids."""
+
+    outgoing: list[Outgoing]
+    estimates: Estimates | None
+    ids: list[str]
+
+
+def request_id_of(id_prefix: str, message: Incoming) -> str:
+    """A message's request id, ``<prefix>:<partition>:<offset>``: where the message lies, so a
+    message delivered again gets the same id (and its estimates the same inference ids)."""
+    return f"{id_prefix}:{message.partition}:{message.offset}"
 
 
 class Refused(ValueError):
@@ -135,9 +156,19 @@ class _Accepted:
 
 
 def answer_batch(
-    model: Estimator, messages: Sequence[Incoming], *, max_batch: int, max_bytes: int
-) -> list[Outgoing]:
-    """One output or reject per message, in order; the valid records estimated in one call."""
+    model: Estimator,
+    messages: Sequence[Incoming],
+    *,
+    max_batch: int,
+    max_bytes: int,
+    id_prefix: str,
+) -> Answered:
+    """One output or reject per message, in order; the valid records estimated in one call.
+
+    Each output is the API's answer to the message's value sent with ``X-Request-ID`` set to
+    the message's request id (``request_id_of``): ``inference_id`` R for one record,
+    ``inference_ids`` R-0, R-1, ... for a batch.
+    """
     answers: list[Outgoing | None] = [None] * len(messages)
     accepted: list[_Accepted] = []
     with paused_gc():  # parsing makes many containers and no cycles (core/strict_json.py)
@@ -151,12 +182,42 @@ def answer_batch(
             except Refused as exc:
                 answers[i] = reject(message, exc.document)
     records = _validated(accepted, messages, answers)
+    estimates, ids = None, []
     if records:
         estimates = estimate_valid(model, records, batch=True, locate=in_batch)
-        for one, body in zip(accepted, _split(estimates, accepted), strict=True):
+        request_ids = [request_id_of(id_prefix, messages[one.index]) for one in accepted]
+        for one, body in zip(accepted, _split(estimates, accepted, request_ids), strict=True):
             message = messages[one.index]
             answers[one.index] = Outgoing(OUTPUT, body, message.key, message.headers)
-    return answers  # type: ignore[return-value]  # every slot is filled above
+        for one, request_id in zip(accepted, request_ids, strict=True):
+            ids.extend(inference_ids(request_id, len(one.items), one.batch))
+    return Answered(answers, estimates, ids)  # type: ignore[arg-type]  # every slot is filled
+
+
+def capture_lines(answered: Answered, percent: float, moment: datetime) -> tuple[bytes, int]:
+    """The capture lines of ``answered``'s estimates (``percent`` of their ids, sampled as the
+    service samples), made at ``moment``; and how many."""
+    estimates = answered.estimates
+    if estimates is None:
+        return b"", 0
+    ids = answered.ids
+    positions = (
+        list(range(len(ids)))
+        if percent >= 100
+        else [i for i, name in enumerate(ids) if is_sampled(name, percent)]
+    )
+    data = id_lines(
+        [ids[i] for i in positions],
+        moment,
+        estimates.model_version,
+        CAPTURE_PATH,
+        estimates.records,
+        estimates.amounts.tolist(),
+        None if estimates.lower is None else estimates.lower.tolist(),
+        None if estimates.upper is None else estimates.upper.tolist(),
+        positions,
+    )
+    return data, len(positions)
 
 
 def _validated(
@@ -190,8 +251,9 @@ def _validated(
     return valid
 
 
-def _split(estimates: Estimates, accepted: list[_Accepted]) -> list[bytes]:
-    """Each accepted message's answer, byte for byte the API's had it been estimated alone."""
+def _split(estimates: Estimates, accepted: list[_Accepted], request_ids: list[str]) -> list[bytes]:
+    """Each accepted message's answer, byte for byte the API's had it been estimated alone
+    under its request id."""
     starts = [one.start for one in accepted]
     warnings: dict[int, list[FieldError]] = {}  # by message; most have none
     for warning in estimates.warnings:  # "/<i>/<field>" in the whole batch
@@ -224,7 +286,8 @@ def _split(estimates: Estimates, accepted: list[_Accepted]) -> list[bytes]:
                         level=level,
                         warnings=mine,
                         model_version=version,
-                    )
+                    ),
+                    request_ids[n],
                 )
             )
             continue
@@ -239,5 +302,6 @@ def _split(estimates: Estimates, accepted: list[_Accepted]) -> list[bytes]:
                 "upper": upper[start],  # type: ignore[index]
                 "level": level,
             }
+        body["inference_id"] = request_ids[n]  # last, as in the API's answer
         answers.append(orjson.dumps(body))
     return answers

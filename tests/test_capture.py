@@ -2,6 +2,7 @@
 on a graceful stop, a failing destination counted and retried (docs/outcomes.md#capture)."""
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from devtools.records import valid_records
 from insurance_charges.capture import writer as writer_module
 from insurance_charges.capture.destinations import DestinationError, Directory, destination_of
-from insurance_charges.capture.lines import batch_lines, one_line
+from insurance_charges.capture.lines import batch_lines, id_lines, one_line
 from insurance_charges.capture.writer import CaptureWriter
 from insurance_charges.core.captures import (
     KEYS,
@@ -253,6 +254,91 @@ def test_at_exit_a_destination_still_failing_loses_records_counted_never_silentl
     writer.add("a", "/p", estimate(real_model, valid_records(4, seed=1)))
     writer.close()
     assert counts.dropped == 4 and "failed at exit" in caplog.text
+
+
+def _kafka_lines(real_model, count: int) -> tuple[bytes, list[str]]:
+    got = estimate(real_model, valid_records(count, seed=3))
+    ids = [f"admissions:0:{40 + i}" for i in range(count)]
+    data = id_lines(
+        ids,
+        MOMENT,
+        got.model_version,
+        "/kafka",
+        got.records,
+        got.amounts.tolist(),
+        got.lower.tolist(),
+        got.upper.tolist(),
+        list(range(count)),
+    )
+    return data, ids
+
+
+def test_lines_under_given_ids_are_capture_lines_byte_for_byte(real_model):
+    got = estimate(real_model, valid_records(50, seed=4))
+    ids = [f"t:3:{i}" if i % 2 else f"t:3:{i}-0" for i in range(50)]
+    positions = list(range(0, 50, 3))
+    made = id_lines(
+        [ids[i] for i in positions],
+        MOMENT,
+        "v1",
+        "/kafka",
+        got.records,
+        got.amounts.tolist(),
+        got.lower.tolist(),
+        got.upper.tolist(),
+        positions,
+    )
+    expected = b"".join(
+        capture_line(
+            {
+                "inference_id": ids[i],
+                "time": MOMENT,
+                "model_version": "v1",
+                "path": "/kafka",
+                **got.records[i],
+                "estimate": got.amounts.tolist()[i],
+                "low": got.lower.tolist()[i],
+                "high": got.upper.tolist()[i],
+            }
+        )
+        for i in positions
+    )
+    assert made == expected
+
+
+def test_without_its_thread_the_writer_ships_only_when_asked_and_a_file_is_due(
+    tmp_path, real_model, monkeypatch
+):
+    threads = sum(t.name == "capture" for t in threading.enumerate())
+    counts = Counts()
+    writer = CaptureWriter(Directory(tmp_path), 100, counts, ship_seconds=3600, background=False)
+    data, ids = _kafka_lines(real_model, 5)
+    writer.hold(MOMENT, data, 5)
+    assert sum(t.name == "capture" for t in threading.enumerate()) == threads  # none started
+    assert writer.ship_if_due() is False and not list(tmp_path.rglob("*.jsonl"))
+    monkeypatch.setattr(writer_module, "FILE_BYTES", len(data))  # held enough: a file is due
+    assert writer.ship_if_due() is True
+    lines = captured_lines(tmp_path)
+    assert [line["inference_id"] for line in lines] == ids and counts.shipped == 5
+    assert {line["file"].rsplit("/", 1)[0] for line in lines} == {"2026/12/07/13"}  # MOMENT's
+    writer.hold(MOMENT, *_kafka_lines(real_model, 2)[:1], 2)
+    writer.close()  # at the end: everything held is shipped
+    assert len(captured_lines(tmp_path)) == 7 and counts.shipped == 7
+
+
+def test_without_its_thread_a_failing_destination_waits_in_the_backlog_and_is_counted(
+    real_model, monkeypatch
+):
+    monkeypatch.setattr(writer_module, "FILE_BYTES", 1)  # every hold makes a file due
+    flaky, counts = Flaky(), Counts()
+    writer = CaptureWriter(flaky, 100, counts, background=False)
+    writer.hold(MOMENT, _kafka_lines(real_model, 3)[0], 3)
+    assert writer.ship_if_due() is True  # tried: the caller may go on (the consumer commits)
+    assert (counts.failed, counts.shipped, len(writer._backlog)) == (1, 0, 1)
+    flaky.down = False
+    writer.hold(MOMENT, _kafka_lines(real_model, 2)[0], 2)
+    assert writer.ship_if_due() is True
+    assert (counts.shipped, len(flaky.files), counts.dropped) == (5, 2, 0)
 
 
 def test_a_directory_that_fails_leaves_no_half_written_file(tmp_path):

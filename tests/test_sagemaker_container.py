@@ -292,7 +292,16 @@ def test_a_batch_transform_run_equals_the_scoring_command_and_the_api(endpoint, 
 
     scored = tmp_path / "scored.csv"
     run = subprocess.run(
-        [sys.executable, "-m", "insurance_charges.scoring", str(source), "-o", str(scored)],
+        [
+            sys.executable,
+            "-m",
+            "insurance_charges.scoring",
+            str(source),
+            "-o",
+            str(scored),
+            "--run-id",
+            "book",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -300,7 +309,11 @@ def test_a_batch_transform_run_equals_the_scoring_command_and_the_api(endpoint, 
     )
     assert run.returncode == 0, run.stderr[-2000:]
     with open(scored, newline="") as f:
-        assert transformed == [float(row["estimate"]) for row in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    assert transformed == [float(row["estimate"]) for row in rows]
+    # The numbers are the same; the ids are each one's own: SageMaker names a body's records by
+    # their position in the body, the scorer names a file's rows by their line (the header is 1).
+    assert [row["inference_id"] for row in rows] == [f"book-{n + 2}" for n in range(len(records))]
     api = [
         p
         for start in range(0, len(records), 10_000)

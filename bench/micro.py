@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import sys
 import timeit
+from datetime import UTC, datetime
 
 import orjson
 import pandas as pd
 
 from devtools.records import valid_records
+from insurance_charges.capture.lines import batch_lines
 from insurance_charges.core import interval
+from insurance_charges.core.captures import capture_line
 from insurance_charges.core.estimates import estimate
 from insurance_charges.core.json_bytes import answer_json
 from insurance_charges.core.schema import FIELD_NAMES
@@ -36,6 +39,26 @@ def best_ms(func, number: int) -> float:
     return min(timeit.repeat(func, number=number, repeat=5)) / number * 1000
 
 
+def lines_one_by_one(answer, moment: datetime) -> bytes:
+    """A batch's capture lines through ``capture_line``, one record at a time."""
+    amounts, lows, highs = answer.amounts.tolist(), answer.lower.tolist(), answer.upper.tolist()
+    return b"".join(
+        capture_line(
+            {
+                "inference_id": f"R-{i}",
+                "time": moment,
+                "model_version": answer.model_version,
+                "path": "/api/v1/predict",
+                **record,
+                "estimate": amounts[i],
+                "low": lows[i],
+                "high": highs[i],
+            }
+        )
+        for i, record in enumerate(answer.records)
+    )
+
+
 def rows(model, records: list, number: int) -> list[tuple[str, float | None, float]]:
     """(stage, old ms or None, new ms) for one set of records."""
     body = records[0] if len(records) == 1 else records
@@ -44,6 +67,7 @@ def rows(model, records: list, number: int) -> list[tuple[str, float | None, flo
     locate = alone if len(records) == 1 else in_batch
     predicted = model.predict(records)
     answer = estimate(model, body)
+    moment = datetime.now(UTC)
 
     def frame_predict():
         return model.pipeline.predict(pd.DataFrame.from_records(records, columns=list(FIELD_NAMES)))
@@ -94,6 +118,23 @@ def rows(model, records: list, number: int) -> list[tuple[str, float | None, flo
             "answer as JSON bytes (orjson of to_json → from the arrays)",
             best_ms(lambda: orjson.dumps(answer.to_json()), number),
             best_ms(lambda: answer_json(answer), number),
+        ),
+        (
+            "capture lines (capture_line a record at a time → columns side by side)",
+            best_ms(lambda: lines_one_by_one(answer, moment), number),
+            best_ms(
+                lambda: batch_lines(
+                    "R",
+                    moment,
+                    answer.model_version,
+                    "/api/v1/predict",
+                    answer.records,
+                    answer.amounts,
+                    answer.lower,
+                    answer.upper,
+                ),
+                number,
+            ),
         ),
         (
             "the whole core: estimate(model, body)",

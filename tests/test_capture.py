@@ -7,15 +7,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devtools.records import valid_records
+from insurance_charges.capture import lines as lines_module
 from insurance_charges.capture import writer as writer_module
 from insurance_charges.capture.destinations import DestinationError, Directory, destination_of
-from insurance_charges.capture.lines import batch_lines, id_lines, one_line
+from insurance_charges.capture.lines import batch_lines, id_lines, numbers, one_line
 from insurance_charges.capture.writer import CaptureWriter
 from insurance_charges.core.captures import (
     KEYS,
@@ -25,7 +27,7 @@ from insurance_charges.core.captures import (
     sampling_bucket,
 )
 from insurance_charges.core.estimates import estimate
-from insurance_charges.core.schema import EXAMPLE_RECORD
+from insurance_charges.core.schema import EXAMPLE_RECORD, FIELDS
 from insurance_charges.settings import SettingsError
 from insurance_charges.web import create_app
 from insurance_charges.web.capturing import close_capture
@@ -58,11 +60,11 @@ class Flaky:
     def prepare(self):
         pass
 
-    def put(self, key, data):
+    def put(self, key, parts):
         self.attempts += 1
         if self.down:
             raise DestinationError("SlowDown: please reduce your request rate")
-        self.files[key] = data
+        self.files[key] = b"".join(parts)
 
     def __str__(self):
         return "flaky"
@@ -90,16 +92,18 @@ def reference_lines(request_id, estimates, positions, model_version="v1", path="
 
 
 def fast_lines(request_id, estimates, positions, model_version="v1", path="/p"):
-    return batch_lines(
-        request_id,
-        MOMENT,
-        model_version,
-        path,
-        estimates.records,
-        estimates.amounts.tolist(),
-        None if estimates.lower is None else estimates.lower.tolist(),
-        None if estimates.upper is None else estimates.upper.tolist(),
-        positions,
+    return bytes(
+        batch_lines(
+            request_id,
+            MOMENT,
+            model_version,
+            path,
+            estimates.records,
+            estimates.amounts,
+            estimates.lower,
+            estimates.upper,
+            positions,
+        )
     )
 
 
@@ -120,13 +124,73 @@ def captured_lines(root: Path) -> list[dict]:
 def test_a_real_batchs_lines_are_capture_lines_byte_for_byte(real_model):
     got = estimate(real_model, valid_records(3000, seed=5))
     everyone = list(range(3000))
+    assert fast_lines("R", got, None) == reference_lines("R", got, everyone)
     assert fast_lines("R", got, everyone) == reference_lines("R", got, everyone)
     assert fast_lines("R", got, [0, 7, 2999]) == reference_lines("R", got, [0, 7, 2999])
+    sampled = list(range(0, 3000, 7))  # enough records to be written column by column
+    assert fast_lines("R", got, sampled) == reference_lines("R", got, sampled)
+
+
+def test_a_batch_beyond_the_positions_made_in_advance_has_its_positions_written(
+    real_model, monkeypatch
+):
+    monkeypatch.setattr(lines_module, "_POSITIONS", numbers(np.arange(100), b'"'))
+    got = estimate(real_model, valid_records(101, seed=5))
+    assert fast_lines("R", got, None) == reference_lines("R", got, range(101))
+
+
+@pytest.mark.parametrize(
+    ("many", "most", "steps"),
+    [
+        (
+            (),
+            lines_module.MOST_COMBINATIONS,
+            [("age", "sex"), "bmi", ("children", "smoker", "region")],
+        ),
+        (
+            ("age",),
+            lines_module.MOST_COMBINATIONS,
+            ["age", ("sex",), "bmi", ("children", "smoker", "region")],
+        ),
+        (("age", "children"), 4096, ["age", ("sex",), "bmi", "children", ("smoker", "region")]),
+        ((), 1, [("age",), ("sex",), "bmi", ("children",), ("smoker",), ("region",)]),
+        ((), 87, [("age",), ("sex",), "bmi", ("children", "smoker"), ("region",)]),
+    ],
+)
+def test_lines_are_capture_lines_however_the_fields_are_grouped(
+    real_model, monkeypatch, many, most, steps
+):
+    texts = {field.name: lines_module._texts(field) for field in FIELDS}
+    texts.update(dict.fromkeys(many))  # as if these integers had too many values for a take
+    planned = lines_module.plan(texts, most)
+    assert [
+        tuple(f.name for f in step.fields) if isinstance(step, lines_module.Taken) else step.name
+        for step in planned
+    ] == steps
+    monkeypatch.setattr(lines_module, "_PLAN", planned)
+    got = estimate(real_model, valid_records(500, seed=6))
+    assert fast_lines("R", got, None) == reference_lines("R", got, range(500))
+    sampled = list(range(1, 500, 3))
+    assert fast_lines("R", got, sampled) == reference_lines("R", got, sampled)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.lists(st.floats(width=64), min_size=1, max_size=50),
+        st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=50),
+    ),
+    st.sampled_from([b',"low":', b'"', b"}\n"]),
+)
+def test_a_columns_numbers_are_written_as_orjson_writes_each_number(values, after):
+    column = np.array(values, dtype=np.float64 if isinstance(values[0], float) else np.int64)
+    written = numbers(column, after)
+    assert written.to_pylist() == [orjson.dumps(value) + after for value in values]
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.integers(1, 60),
+    st.integers(1, 120),  # below and above lines.COLUMNS_FROM
     st.integers(0, 10_000),
     st.booleans(),
     st.from_regex(r"[A-Za-z0-9._:@/+=-]{1,128}", fullmatch=True),
@@ -142,6 +206,9 @@ def test_batch_lines_equal_capture_lines_for_any_batch_id_version_and_path(
     positions = list(range(0, count, 2))
     assert fast_lines(request_id, got, positions, version, path) == reference_lines(
         request_id, got, positions, version, path
+    )
+    assert fast_lines(request_id, got, None, version, path) == reference_lines(
+        request_id, got, range(count), version, path
     )
 
 
@@ -344,7 +411,7 @@ def test_without_its_thread_a_failing_destination_waits_in_the_backlog_and_is_co
 def test_a_directory_that_fails_leaves_no_half_written_file(tmp_path):
     (tmp_path / "2026").write_text("a file where a directory should be")
     with pytest.raises(DestinationError, match="2026"):
-        Directory(tmp_path).put("2026/12/07/13/a.jsonl", b"{}\n")
+        Directory(tmp_path).put("2026/12/07/13/a.jsonl", [b"{}\n"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2026"]
 
 

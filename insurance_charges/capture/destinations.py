@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,14 +50,15 @@ class Directory:
                 "CAPTURE_URI to a writable directory or s3://bucket/prefix"
             ) from None
 
-    def put(self, key: str, data: bytes) -> None:
-        """Write ``data`` as ``key`` under the directory, whole or not at all."""
+    def put(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        """Write ``parts``, one after the other, as ``key`` under the directory, whole or not
+        at all."""
         final = self.root / key
         partial = final.with_name("." + final.name + ".partial")
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             with open(partial, "wb") as out:
-                out.write(data)
+                out.writelines(parts)
             os.replace(partial, final)
         except OSError as exc:
             with contextlib.suppress(OSError):  # no partial file, or no directory to hold one
@@ -88,14 +90,17 @@ class S3Prefix:
             self._pid = os.getpid()
         return self._client
 
-    def put(self, key: str, data: bytes) -> None:
-        """PutObject ``data`` at prefix/key."""
+    def put(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        """PutObject ``parts``, one after the other, at prefix/key."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         name = f"{self.prefix}/{key}" if self.prefix else key
         try:
             self.client().put_object(
-                Bucket=self.bucket, Key=name, Body=data, ContentType="application/x-ndjson"
+                Bucket=self.bucket,
+                Key=name,
+                Body=b"".join(parts),
+                ContentType="application/x-ndjson",
             )
         except ClientError as exc:
             error = exc.response.get("Error", {})

@@ -9,7 +9,8 @@ socket reads wait up to the interpreter's switch interval (5 ms) to get it back,
 10,000-record body is read in many. The thread ships what is held every
 ``SHIP_SECONDS``, or sooner once ``FILE_BYTES`` are held: one file per hour partition,
 ``YYYY/MM/DD/HH/<host>-<pid>-<token>-<sequence>.jsonl``, so no two processes, machines or
-restarts write the same name.
+restarts write the same name. A file's answers are handed to the destination as they were
+made, never joined into one copy first (a directory writes them one after the other).
 
 What can be lost, and how it is told (docs/outcomes.md#capture):
 
@@ -147,10 +148,12 @@ class CaptureWriter:
         )
         self._sequence = 0
         self._queue: deque = deque()
-        self._held: dict[str, list[bytes]] = {}  # hour partition -> lines, not yet in a file
+        # hour partition -> lines (bytes or a view of Arrow's buffer), not yet in a file
+        self._held: dict[str, list[bytes | memoryview]] = {}
         self._held_records: dict[str, int] = {}
         self._held_bytes = 0
-        self._backlog: deque[tuple[str, bytes, int]] = deque()  # files to ship, oldest first
+        # files to ship, oldest first: key, parts, bytes, records
+        self._backlog: deque[tuple[str, list[bytes | memoryview], int, int]] = deque()
         self._backlog_bytes = 0
         self._holding = threading.Lock()  # held lines: taken briefly, never during shipping
         self._shipping = threading.Lock()  # the thread and close() never ship at once
@@ -195,7 +198,7 @@ class CaptureWriter:
             self._start()
         self._hold(moment, data, records)
 
-    def _hold(self, moment: datetime, data: bytes, records: int) -> None:
+    def _hold(self, moment: datetime, data: bytes | memoryview, records: int) -> None:
         if records:
             hour = moment.strftime("%Y/%m/%d/%H")
             with self._holding:
@@ -217,9 +220,6 @@ class CaptureWriter:
         return True
 
     def _lines(self, moment: datetime, request_id: str, path: str, estimates):
-        amounts = estimates.amounts.tolist()
-        lows = None if estimates.lower is None else estimates.lower.tolist()
-        highs = None if estimates.upper is None else estimates.upper.tolist()
         everyone = self.percent >= 100
         if not estimates.batch:
             if not (everyone or is_sampled(request_id, self.percent)):
@@ -230,14 +230,15 @@ class CaptureWriter:
                 estimates.model_version,
                 path,
                 estimates.records[0],
-                amounts[0],
-                lows and lows[0],
-                highs and highs[0],
+                float(estimates.amounts[0]),
+                None if estimates.lower is None else float(estimates.lower[0]),
+                None if estimates.upper is None else float(estimates.upper[0]),
             ), 1
+        count = len(estimates.amounts)
         positions = (
-            list(range(len(amounts)))
+            None
             if everyone
-            else [i for i in range(len(amounts)) if is_sampled(f"{request_id}-{i}", self.percent)]
+            else [i for i in range(count) if is_sampled(f"{request_id}-{i}", self.percent)]
         )
         return batch_lines(
             request_id,
@@ -245,11 +246,11 @@ class CaptureWriter:
             estimates.model_version,
             path,
             estimates.records,
-            amounts,
-            lows,
-            highs,
+            estimates.amounts,
+            estimates.lower,
+            estimates.upper,
             positions,
-        ), len(positions)
+        ), count if positions is None else len(positions)
 
     def _ship(self, deadline: float | None = None) -> None:
         """Close the held lines into files, then ship the backlog, oldest first."""
@@ -258,15 +259,16 @@ class CaptureWriter:
             self._held, self._held_records, self._held_bytes = {}, {}, 0
         for hour in sorted(held):
             self._sequence += 1
-            data = b"".join(held[hour])
+            parts = held[hour]  # written one after the other: no copy of the whole file
+            size = sum(map(len, parts))
             self._backlog.append(
-                (f"{hour}/{self._name}-{self._sequence:06d}.jsonl", data, counted[hour])
+                (f"{hour}/{self._name}-{self._sequence:06d}.jsonl", parts, size, counted[hour])
             )
-            self._backlog_bytes += len(data)
+            self._backlog_bytes += size
         while self._backlog and (deadline is None or time.monotonic() < deadline):
-            key, data, records = self._backlog[0]
+            key, parts, size, records = self._backlog[0]
             try:
-                self.destination.put(key, data)
+                self.destination.put(key, parts)
             except DestinationError as exc:
                 self.counts.capture_failed()
                 self._warn(
@@ -276,14 +278,14 @@ class CaptureWriter:
                 )
                 break
             self._backlog.popleft()
-            self._backlog_bytes -= len(data)
+            self._backlog_bytes -= size
             self.counts.capture_shipped(records)
         while self._backlog_bytes > BACKLOG_BYTES:
             self._drop_oldest("the backlog of unshipped files is full")
 
     def _drop_oldest(self, why: str) -> None:
-        key, data, records = self._backlog.popleft()
-        self._backlog_bytes -= len(data)
+        key, _, size, records = self._backlog.popleft()
+        self._backlog_bytes -= size
         self.counts.capture_dropped(records)
         log.error(
             "capture: %s; dropped %s (%d records, counted in "

@@ -285,3 +285,39 @@ def worker(result: dict) -> str:
 def _wait(rounds: list[dict]) -> str:
     middle = sorted(rounds, key=lambda r: r["messages_per_s"])[len(rounds) // 2]
     return f"{middle['p50_ms']:.0f} / {middle['p99_ms']:.0f} ms"
+
+
+def capture(result: dict) -> str:
+    """Capture at 100% against no capture (bench/results/capture.json)."""
+    m, cost = result["machine"], result["capture_cost"]
+
+    def mark(met: bool) -> str:
+        return "✓" if met else "✗ missed"
+
+    lines = [
+        "| Load | Throughput, capture on ÷ off (median; rounds) | Service CPU per request, "
+        "on / off | CPU, off ÷ on (median; rounds) | Target |",
+        "|---|---|---|---|---|",
+    ]
+    for label, key in (
+        ("One record, 8 connections", "one_record"),
+        ("10,000-record batch, 1 connection", "batch"),
+    ):
+        f = cost[key]
+        lines.append(
+            f"| {label} | {f['throughput_kept']:.2f} ({f['ratio_min']:.2f} to "
+            f"{f['ratio_max']:.2f}) | {f['with_capture_cpu_ms']:.2f} / "
+            f"{f['without_cpu_ms']:.2f} ms | {f['cpu_kept']:.2f} ({f['cpu_ratio_min']:.2f} to "
+            f"{f['cpu_ratio_max']:.2f}) | ≥ {f['target']:.2f}: throughput {mark(f['met'])}, "
+            f"CPU {mark(f['cpu_met'])} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Measured {result['measured_at']} on {m['cpu']}, {m['cores']} cores, Python "
+        f"{m['python']} (load average at start {m['load_average_at_start'][0]}), wrk and both "
+        f"services sharing the cores; {cost['rounds']} alternating rounds. After SIGTERM the "
+        f"files held {cost['captured_records']:,} lines (wrk counted "
+        f"{cost['answered_records_counted_by_wrk']:,} answered; the rest were answered as its "
+        f"rounds ended), {cost['bytes_per_record']:g} bytes a record."
+    )
+    return "\n".join(lines)

@@ -30,6 +30,7 @@ MARKER = re.compile(r"^<!-- generated: (?P<name>[^ ]*) -->$", re.M)
 # NAME -> (the file of figures, how it becomes a table, the command that writes the file)
 GENERATED: dict[str, tuple[str, Callable[[dict], str], str]] = {
     "bench": ("bench/results/latest.json", tables.bench, "make bench"),
+    "capture": ("bench/results/capture.json", tables.capture, "python -m bench.capture_cost"),
     "invocations": ("bench/results/invocations.json", tables.invocations, "make bench"),
     "kafka": ("bench/results/kafka.json", tables.kafka, "make bench"),
     "metrics-soak": (

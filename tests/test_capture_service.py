@@ -11,6 +11,7 @@ import pytest
 
 from devtools.gunicorn_server import GunicornServer
 from devtools.records import valid_records
+from insurance_charges.capture.lines import COLUMNS_FROM
 from insurance_charges.core.captures import check_capture
 from insurance_charges.core.schema import EXAMPLE_RECORD
 
@@ -30,9 +31,14 @@ def captured_ids(blobs) -> list[str]:
     return ids
 
 
+# A batch of this many records has its lines written column by column (capture/lines.py).
+BIG_BATCH = COLUMNS_FROM + 12
+
+
 class Load:
-    """Threads posting one record or a small batch each, with their own request ids, until
-    the service stops answering; keeps the ids of every estimate answered with 200."""
+    """Threads posting one record or a batch each (a few records, or enough to be written
+    column by column), with their own request ids, until the service stops answering; keeps
+    the ids of every estimate answered with 200."""
 
     def __init__(self, server: GunicornServer, threads: int = 6):
         self.server, self.answered, self.sent = server, [], []
@@ -42,7 +48,8 @@ class Load:
     def _run(self, n: int) -> None:
         for i in range(100_000):
             request_id = f"t{n}.{i}"
-            body = EXAMPLE_RECORD if i % 2 else valid_records(1 + i % 7, seed=i)
+            size = BIG_BATCH if i % 6 == 0 else 1 + i % 7
+            body = EXAMPLE_RECORD if i % 2 else valid_records(size, seed=i)
             with self.lock:
                 self.sent.append(request_id)
             request = urllib.request.Request(
@@ -85,7 +92,7 @@ def test_sigterm_under_load_loses_no_captured_record(tmp_path):
     missing = answered - set(captured)
     assert not missing, f"{len(missing)} of {len(answered)} answered estimates not captured"
     # Nothing captured that was not asked for: any extra is an answer the client gave up on.
-    sent = {f"{r}-{i}" for r in load.sent for i in range(7)} | set(load.sent)
+    sent = {f"{r}-{i}" for r in load.sent for i in range(BIG_BATCH)} | set(load.sent)
     assert set(captured) <= sent
     assert len(set(p.parent for p in Path(tmp_path).rglob("*.jsonl"))) == 1  # one hour
 

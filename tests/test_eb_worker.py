@@ -20,6 +20,7 @@ from insurance_charges.container.launcher import write_config
 from insurance_charges.release import eb_files, outputs
 from insurance_charges.settings import WORKER_MAX_FILE_MB, SettingsError, from_environ
 from insurance_charges.startup import gunicorn_environ
+from insurance_charges.web.worker import RETRY_AFTER_S
 
 from .conftest import ROOT, require
 from .deploy_files import (
@@ -184,6 +185,10 @@ def test_failed_deliveries_ride_out_five_minutes_then_wait_in_the_dead_letters_f
         "Type": "AWS::SQS::Queue",
         "Properties": {"MessageRetentionPeriod": fourteen_days},
     }
+
+
+def test_the_503s_retry_after_is_when_sqsd_tries_again_the_bundles_error_visibility_timeout():
+    assert int(SQSD["ErrorVisibilityTimeout"]) == RETRY_AFTER_S
 
 
 # ---- the destination, left unset ----------------------------------------------------------

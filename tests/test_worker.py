@@ -15,6 +15,7 @@ import pytest
 from insurance_charges.aws.messages import MAX_MESSAGE_BYTES, parse_destination
 from insurance_charges.settings import SettingsError, from_environ
 from insurance_charges.web import create_app
+from insurance_charges.web.worker import RETRY_AFTER_S
 
 from .aws import clients_on, moto_server
 from .sqsd import deliver_one
@@ -116,7 +117,7 @@ def test_a_result_that_cannot_be_published_is_a_503_so_sqsd_keeps_the_message(
         "/worker/estimates", json=record, headers={"X-Aws-Sqsd-Msgid": "m-1"}
     )
     assert answer.status_code == 503
-    assert answer.headers["Retry-After"] == "2"
+    assert answer.headers["Retry-After"] == str(RETRY_AFTER_S)
     assert answer.json["detail"] == (
         "the result could not be published; the message will be retried"
     )

@@ -33,6 +33,13 @@ MESSAGE_ID = "X-Aws-Sqsd-Msgid"
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9-]{1,128}")
 # Refusals a retry cannot change (the message's own body is wrong): published and acknowledged.
 PERMANENT = frozenset({400, 413, 415, 422})
+# When sqsd tries a message again after any answer but 200: after the environment's sqsd
+# ErrorVisibilityTimeout, which the worker bundle sets to this many seconds
+# (deploy/eb-worker/.ebextensions/01-worker.config: 60 s x MaxRetries 5 ride out five minutes
+# of a destination's outage; tests/test_eb_worker.py holds the two equal). sqsd reads only the
+# status (EB developer guide, "The worker environment SQS daemon"); the 503's Retry-After says
+# this for whoever reads the answer, so it must not promise an earlier retry than sqsd makes.
+RETRY_AFTER_S = 60
 MB = 1024 * 1024
 
 
@@ -153,5 +160,5 @@ def _publish(result: bytes, message_id: str) -> None:
         raise HttpProblem(
             503,
             "the result could not be published; the message will be retried",
-            headers={"Retry-After": "2"},
+            headers={"Retry-After": str(RETRY_AFTER_S)},
         ) from None

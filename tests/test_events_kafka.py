@@ -143,6 +143,28 @@ def test_bad_messages_go_to_rejects_with_where_they_were_and_the_partition_moves
     assert read[0]["problem"]["type"] == "/docs#problem-malformed-json"
 
 
+def test_an_answer_over_the_producers_size_limit_is_rejected_and_the_rest_answered(
+    kafka_broker, topics, consumer
+):
+    values = [orjson.dumps([EXAMPLE_RECORD] * 20), orjson.dumps(EXAMPLE_RECORD)]
+    produce(
+        kafka_broker.address,
+        topics["input"],
+        [(f"k{i}".encode(), value, None) for i, value in enumerate(values)],
+    )
+    consumer("-X", "producer.message.max.bytes=1000")  # librdkafka's least: 20 answers are more
+    [output] = Reader(kafka_broker.address, topics["output"]).until(1, 60, "outputs")
+    [rejected] = Reader(kafka_broker.address, topics["rejects"]).until(1, 10, "rejects")
+
+    assert output.key() == b"k1"
+    assert rejected.key() == b"k0"
+    read = orjson.loads(rejected.value())
+    assert (read["offset"], read["problem"]["status"]) == (0, 413)
+    assert read["problem"]["detail"].endswith(
+        "is over the output topic's message size limit; send fewer records per message"
+    )
+
+
 def test_a_consumer_killed_mid_stream_and_restarted_leaves_every_input_answered(
     kafka_broker, topics, consumer
 ):

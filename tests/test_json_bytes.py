@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from devtools.records import valid_records
 from insurance_charges.core.estimates import Estimates, estimate
-from insurance_charges.core.json_bytes import answer_json
+from insurance_charges.core.json_bytes import answer_json, each_alone_json
 from insurance_charges.core.schema import FieldError
 
 
@@ -120,3 +120,74 @@ def test_a_real_batch_answer_is_the_same_json_as_before(real_model):
     assert answer_json(got) == reference(got)
     assert answer_json(got, "R") == reference(got, "R")
     assert orjson.loads(answer_json(got))["intervals"][1999]["upper"] == float(got.upper[1999])
+
+
+def alone(estimates: Estimates, row: int, warnings: list) -> Estimates:
+    """The one-record Estimates of record ``row``, as if it had been sent alone."""
+
+    def one(values):
+        return None if values is None else values[row : row + 1]
+
+    return Estimates(
+        batch=False,
+        records=[{}],
+        amounts=estimates.amounts[row : row + 1],
+        lower=one(estimates.lower),
+        upper=one(estimates.upper),
+        level=estimates.level,
+        warnings=warnings,
+        model_version=estimates.model_version,
+    )
+
+
+ALONE_WARNING = FieldError(
+    "/age", "age 70 is outside the ages seen in training (18 to 64)", "extrapolated"
+)
+
+
+@pytest.mark.parametrize(
+    "estimates, rows, warnings",
+    [
+        (estimates_of([1234.5, 7.0], [1000.0, 5.0], [2000.25, 9.5]), [0, 1], {}),
+        (estimates_of([1234.5, 7.0]), [0, 1], {}),
+        (estimates_of([1234.5, 7.0, 60000.07], [1000.0, 5.0, 5e4], [2e3, 9.5, 7e4]), [2, 0], {}),
+        (estimates_of([1234.5, 7.0], [1000.0, 5.0], [2000.25, 9.5]), [0, 1], {1: [ALONE_WARNING]}),
+        (estimates_of([1234.5, 7.0]), [1], {0: [ALONE_WARNING, ALONE_WARNING]}),
+        (estimates_of([1.0, 2.0], [0.5, 1.5], [2.0, 3.0], level=0.9), [0, 1], {}),
+        (
+            estimates_of([5000.0, 1e16, 0.01], [4000.0, 9e15, 0.0], [6000.0, 2e16, 1.5e20]),
+            [0, 1, 2],
+            {},
+        ),
+        (estimates_of([1234.5], [1000.0], [2000.25]), [], {}),
+    ],
+    ids=[
+        "each",
+        "without-ranges",
+        "some-out-of-order",
+        "warned",
+        "warned-without-ranges",
+        "other-level",
+        "odd-magnitudes",
+        "none",
+    ],
+)
+def test_each_records_answer_equals_orjsons_had_it_been_sent_alone(estimates, rows, warnings):
+    assert each_alone_json(estimates, rows, warnings) == [
+        reference(alone(estimates, row, warnings.get(k, []))) for k, row in enumerate(rows)
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(*[st.floats(0, 1e12, allow_nan=False)] * 3), min_size=1, max_size=50).map(
+        lambda rows: [sorted(row) for row in rows]
+    )
+)
+def test_each_records_answer_equals_orjsons_for_any_dollar_amounts(rows):
+    lower, amounts, upper = (list(column) for column in zip(*rows, strict=True))
+    estimates = estimates_of(np.round(amounts, 2), np.round(lower, 2), np.round(upper, 2))
+    every = list(range(len(rows)))
+    assert each_alone_json(estimates, every, {}) == [
+        reference(alone(estimates, row, [])) for row in every
+    ]

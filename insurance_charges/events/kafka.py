@@ -6,6 +6,10 @@ only once every output and reject of the batch has been acknowledged by the brok
 uncommitted, so a restart reads it again: duplicates are possible, losses are not. A stop
 request (SIGTERM, SIGINT) ends the loop after the batch in hand is published and committed.
 
+The broker acknowledges a batch while the next one is read and estimated: a batch is settled
+(its acknowledgements awaited, its offsets committed) just before the next one's answers are
+published, when its partitions are about to be taken away, and when the loop ends.
+
 With capture on (``CAPTURE_URI``), an acknowledged batch's offsets also wait until the capture
 lines of its messages have been shipped (the writer ships a file a minute, or each 16 MiB, from
 this loop: no thread). A stop ships everything, then commits. A process killed meanwhile has
@@ -40,7 +44,7 @@ from ..capture.writer import CaptureWriter
 from ..core.estimates import Estimator
 from ..core.problems import problem_body
 from ..errors import UserError
-from .messages import OUTPUT, Incoming, Outgoing, answer_batch, capture_lines, reject
+from .messages import answer_values, capture_lines, reject_value, request_id_of
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +73,20 @@ OWNED = {
 CALL_BYTES = 4 * 1024 * 1024
 
 
-def by_size(messages: list[Incoming], limit: int) -> list[list[Incoming]]:
-    """Consecutive groups of messages whose values hold at most ``limit`` bytes (or one
-    message, if it alone is larger)."""
-    groups: list[list[Incoming]] = []
-    size = 0
-    for message in messages:
-        length = len(message.value or b"")
-        if not groups or size + length > limit:
-            groups.append([])
-            size = 0
-        groups[-1].append(message)
+def by_size(values: list[bytes | None], limit: int) -> list[range]:
+    """Consecutive ranges of values that hold at most ``limit`` bytes (or one value, if it
+    alone is larger)."""
+    if sum(len(v) for v in values if v) <= limit:  # the usual batch: one call for all
+        return [range(len(values))] if values else []
+    groups: list[range] = []
+    start = size = 0
+    for i, value in enumerate(values):
+        length = len(value or b"")
+        if i > start and size + length > limit:
+            groups.append(range(start, i))
+            start, size = i, 0
         size += length
+    groups.append(range(start, len(values)))
     return groups
 
 
@@ -148,8 +154,11 @@ def consumer_config(options: Options, client_log: logging.Logger) -> dict:
     return config
 
 
-def producer_config(options: Options, client_log: logging.Logger) -> dict:
-    """The producer's librdkafka properties: the -X options, then those the loop owns."""
+def producer_config(
+    options: Options, client_log: logging.Logger, on_delivery: Callable[[Any, Any], None]
+) -> dict:
+    """The producer's librdkafka properties: the -X options, then those the loop owns;
+    ``on_delivery`` hears of every failed delivery."""
     config: dict[str, Any] = {"linger.ms": 5}  # a batch's outputs go in few requests
     config.update(client_properties(options.client_config, "producer."))
     config.update(
@@ -160,6 +169,7 @@ def producer_config(options: Options, client_log: logging.Logger) -> dict:
             # past ECS's 30 s stop timeout).
             "message.timeout.ms": int(options.delivery_timeout_s * 1000),
             "delivery.report.only.error": True,  # see Deliveries
+            "on_delivery": on_delivery,  # once here, not on each produce() call
             "socket.connection.setup.timeout.ms": int(options.connect_timeout_s * 1000),
             "logger": client_log,
         }
@@ -184,24 +194,15 @@ class Deliveries:
             self.failure = f"{msg.topic()}: {err.str()}"
 
 
-def _incoming(message: Any) -> Incoming:
-    return Incoming(
-        message.value(),
-        message.key(),
-        message.headers(),
-        message.topic(),
-        message.partition(),
-        message.offset(),
-    )
-
-
-def _clients(options: Options, client_log: logging.Logger) -> tuple[Consumer, Producer]:
+def _clients(
+    options: Options, client_log: logging.Logger, on_delivery: Callable[[Any, Any], None]
+) -> tuple[Consumer, Producer]:
     try:
         consumer = Consumer(consumer_config(options, client_log))
     except (KafkaException, ValueError, TypeError) as exc:
         raise BrokerError(f"the Kafka client refused its settings: {_said(exc)}") from None
     try:
-        producer = Producer(producer_config(options, client_log))
+        producer = Producer(producer_config(options, client_log, on_delivery))
     except (KafkaException, ValueError, TypeError) as exc:
         consumer.close()
         raise BrokerError(f"the Kafka client refused its settings: {_said(exc)}") from None
@@ -237,6 +238,17 @@ def check_topics(client: Any, options: Options) -> None:
             )
 
 
+@dataclass(frozen=True)
+class Settling:
+    """A batch published, not yet committed: the offsets to commit, its messages and outputs,
+    and (with capture on) its capture lines: (when, lines, how many) per call to the model."""
+
+    offsets: list[TopicPartition]
+    messages: int
+    outputs: int
+    captured: list[tuple[datetime, bytes, int]]
+
+
 class Loop:
     """One consumer process: reads batches, publishes answers, commits, until told to stop."""
 
@@ -247,9 +259,11 @@ class Loop:
         capture: CaptureWriter | None = None,
     ):
         self.options = options
-        self.consumer, self.producer = _clients(options, client_log)  # settings refused here
         self.deliveries = Deliveries()
+        # The client settings are refused here.
+        self.consumer, self.producer = _clients(options, client_log, self.deliveries.report)
         self.counts = LoopCounts()
+        self.in_flight: Settling | None = None
         # With capture on (a writer without its thread), offsets wait here, acknowledged but
         # not committed, until the capture lines of their messages have been shipped.
         self.capture = capture
@@ -271,7 +285,10 @@ class Loop:
         try:
             check_topics(self.consumer, self.options)
             connected()
-            self.consumer.subscribe([self.options.input_topic])
+            # Before its partitions go to another consumer, the batch in flight is committed.
+            self.consumer.subscribe(
+                [self.options.input_topic], on_revoke=lambda consumer, partitions: self.settle()
+            )
             log.info(
                 "consuming %s as group %s: outputs to %s, rejects to %s",
                 self.options.input_topic,
@@ -281,17 +298,24 @@ class Loop:
             )
             while not stop_requested():
                 batch = self.consumer.consume(self.options.batch_size, self.options.poll_timeout_s)
-                messages = [m for m in batch if self._is_message(m)]
+                messages = [m for m in batch if m.error() is None]
+                if len(messages) < len(batch):  # an event (end of partition) or an error
+                    for event in batch:
+                        error = event.error()
+                        if error is not None:
+                            self._on_error(error)
                 if messages:
-                    self.handle(model, [_incoming(m) for m in messages], max_batch, max_bytes)
+                    self.handle(model, messages, max_batch, max_bytes)
+            self.settle()
         finally:
+            self.in_flight = None  # a batch not acknowledged is not committed, on leaving too
             try:
-                self._settle()
+                self._ship_all()
             finally:
                 self.consumer.close()  # leaves the group: its partitions move at once
         return self.counts
 
-    def _settle(self) -> None:
+    def _ship_all(self) -> None:
         """At the end, stopped or failed: ship every capture held (within the writer's
         CLOSE_SECONDS; what fails is counted and logged), then commit the acknowledged
         batches still waiting for it."""
@@ -299,87 +323,118 @@ class Loop:
             self.capture.close()
             self._commit_pending()
 
-    def _is_message(self, message: Any) -> bool:
-        error = message.error()
-        if error is None:
-            return True
+    def _on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
-            return False
+            return
         if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
             raise BrokerError(f"consuming {self.options.input_topic}: {error.str()}")
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             check_topics(self.consumer, self.options)  # back within the bound, or one line
         log.warning("consuming %s: %s", self.options.input_topic, error.str())
-        return False
 
-    def handle(
-        self, model: Estimator, messages: list[Incoming], max_batch: int, max_bytes: int
-    ) -> None:
-        """Publish an answer for each message, wait for every acknowledgement, then commit
-        (with capture on: once the capture lines of the messages have been shipped)."""
+    def handle(self, model: Estimator, messages: list, max_batch: int, max_bytes: int) -> None:
+        """Publish an answer for each message; the batch is settled before the next one's
+        answers are published (``settle``)."""
+        values = [m.value() for m in messages]
+        prefix = self.options.id_prefix
+        request_ids = [request_id_of(prefix, m.partition(), m.offset()) for m in messages]
         outputs = 0
         captured: list[tuple[datetime, bytes, int]] = []
-        for group in by_size(messages, CALL_BYTES):
-            answered = answer_batch(
+        for group in by_size(values, CALL_BYTES):
+            answered = answer_values(
                 model,
-                group,
+                values[group.start : group.stop],
+                request_ids[group.start : group.stop],
                 max_batch=max_batch,
                 max_bytes=max_bytes,
-                id_prefix=self.options.id_prefix,
             )
+            self.settle()  # the batch before: acknowledged while this one was estimated
             # Published as each group is answered: sent while the next group is read.
-            for message, answer in zip(group, answered.outgoing, strict=True):
-                self._publish(message, answer)
-                outputs += answer.kind == OUTPUT
+            outputs += self._publish(messages[group.start : group.stop], answered.answers)
             if self.capture is not None:
                 moment = datetime.now(UTC)
                 captured.append((moment, *capture_lines(answered, self.capture.percent, moment)))
+        # Offsets grow within a partition: each partition's last message is its highest (all
+        # are of the one topic subscribed).
+        last = {m.partition(): m for m in messages}
+        self.in_flight = Settling(
+            [TopicPartition(m.topic(), p, m.offset() + 1) for p, m in last.items()],
+            len(messages),
+            outputs,
+            captured,
+        )
+
+    def settle(self) -> None:
+        """Wait until the broker has acknowledged every output and reject of the batch
+        published last, then commit its offsets (with capture on: once the capture lines of
+        its messages have been shipped); nothing when it has been settled."""
+        settling, self.in_flight = self.in_flight, None
+        if settling is None:
+            return
         self._flush()
         if self.capture is not None:  # held once acknowledged: an output that failed is not
-            for moment, data, records in captured:
+            for moment, data, records in settling.captured:
                 self.capture.hold(moment, data, records)
-        for message in messages:  # offsets grow within a partition: the last is the highest
-            self.pending[(message.topic, message.partition)] = message.offset + 1
+        for tp in settling.offsets:
+            self.pending[(tp.topic, tp.partition)] = tp.offset
         # Without capture, every batch is committed; with it, once a file was due and shipped
         # (every SHIP_SECONDS, or 16 MiB held): what failed to ship waits in the writer's
         # backlog, retried each interval and counted, so the consumer's lag stays bounded.
         if self.capture is None or self.capture.ship_if_due():
             self._commit_pending()
         counts = self.counts
-        counts.messages += len(messages)
+        counts.messages += settling.messages
         counts.batches += 1
-        counts.outputs += outputs
-        counts.rejects += len(messages) - outputs
+        counts.outputs += settling.outputs
+        counts.rejects += settling.messages - settling.outputs
 
-    def _publish(self, message: Incoming, answer: Outgoing) -> None:
-        topic = self.options.output_topic if answer.kind == OUTPUT else self.options.rejects_topic
-        try:
-            self._produce(topic, answer)
-        except KafkaException as exc:
-            if answer.kind != OUTPUT or exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
-                raise BrokerError(f"publishing to {topic}: {_said(exc)}") from None
+    def _publish(self, messages: list, answers: list) -> int:
+        """Produce each message's answer with its key and headers; return the outputs."""
+        produce, topic = self.producer.produce, self.options.output_topic
+        outputs = 0
+        for message, answer in zip(messages, answers, strict=True):
+            if type(answer) is bytes:
+                try:  # the usual case, at one call each
+                    produce(topic, answer, message.key(), headers=message.headers())
+                    outputs += 1
+                    continue
+                except (BufferError, KafkaException):
+                    pass  # tried again, or refused, below
+            outputs += self._publish_one(message, answer)
+        return outputs
+
+    def _publish_one(self, message: Any, answer: bytes | dict) -> bool:
+        """Produce one answer, waiting while the producer's queue is full; an output over the
+        size limit becomes a reject. True when published as an output."""
+        key, headers = message.key(), message.headers()
+        if isinstance(answer, dict):
+            document = answer
+        else:
+            topic = self.options.output_topic
+            try:
+                self._produce(topic, answer, key, headers)
+                return True
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise BrokerError(f"publishing to {topic}: {_said(exc)}") from None
             # The answer is over the producer's message.max.bytes: the message is refused.
-            refused = reject(
-                message,
-                problem_body(
-                    413,
-                    f"the answer ({len(answer.value):,} bytes) is over the output topic's "
-                    "message size limit; send fewer records per message",
-                ),
+            document = problem_body(
+                413,
+                f"the answer ({len(answer):,} bytes) is over the output topic's "
+                "message size limit; send fewer records per message",
             )
-            self._produce(self.options.rejects_topic, refused)
+        value = reject_value(document, message.topic(), message.partition(), message.offset())
+        try:
+            self._produce(self.options.rejects_topic, value, key, headers)
+        except KafkaException as exc:
+            raise BrokerError(f"publishing to {self.options.rejects_topic}: {_said(exc)}") from None
+        return False
 
-    def _produce(self, topic: str, answer: Outgoing) -> None:
+    def _produce(self, topic: str, value: bytes, key: bytes | None, headers: list | None) -> None:
         deadline = None
         while True:
             try:
-                self.producer.produce(
-                    topic,
-                    answer.value,
-                    answer.key,
-                    headers=answer.headers,
-                    on_delivery=self.deliveries.report,
-                )
+                self.producer.produce(topic, value, key, headers=headers)
                 return
             except BufferError:  # the local queue is full: serve delivery reports, try again
                 deadline = deadline or time.monotonic() + self.options.delivery_timeout_s

@@ -8,6 +8,11 @@ millisecond over the time from it to the last (timestamps the consumer's produce
 them; the first call's work before its first output is not seen), and the consumer's CPU time
 per record is read from /proc (steadier than a rate on a shared machine: waiting for a core does
 not count). Exits 1 with one line on any failure.
+
+To separate the consumer from the broker, each scenario also measures the broker's ceiling on
+the same input: a bare confluent-kafka client in this process reading every message
+(``read``), and the consumer's loop without the model (``loop``: consume, publish a fixed value
+as long as a real answer with the key and headers, flush, commit, per batch of the same size).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from devtools import host
 from devtools.records import valid_records
@@ -78,6 +83,67 @@ def output_times(address: str, topic: str, expected: int, timeout_s: float) -> l
                 if message.error() is None:
                     times.append(message.timestamp()[1])
         return times
+    finally:
+        consumer.close()
+
+
+def ceiling(broker: Broker, topic: str, expected: int, answer: bytes | None) -> float:
+    """Messages per second of a bare client over ``topic``'s first ``expected`` messages: read
+    only (``answer`` None), or the consumer's loop with ``answer`` as every output."""
+    address, group = broker.address, "bench-ceiling-" + uuid.uuid4().hex
+    consumer = Consumer(
+        {"bootstrap.servers": address, "group.id": group, "enable.auto.commit": False}
+    )
+    out = f"{topic}-ceiling-{uuid.uuid4().hex[:8]}"
+    producer = None
+    if answer is not None:
+        broker.topics(out)
+        # The consumer's own producer settings (insurance_charges/events/kafka.py).
+        producer = Producer(
+            {
+                "bootstrap.servers": address,
+                "acks": "all",
+                "linger.ms": 5,
+                "delivery.report.only.error": True,
+            }
+        )
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        got, began = 0, None
+        deadline = time.monotonic() + 120
+        while got < expected:
+            if time.monotonic() > deadline:
+                raise KafkaBenchError(f"the bare client read {got:,} of {expected:,} messages")
+            batch = [m for m in consumer.consume(BATCH_SIZE, 0.5) if m.error() is None]
+            if not batch:
+                continue
+            began = began or time.monotonic()
+            got += len(batch)
+            if producer is None:
+                continue
+            for m in batch:
+                producer.produce(out, answer, m.key(), headers=m.headers())
+            if producer.flush(30):
+                raise KafkaBenchError("the bare client's outputs were not acknowledged")
+            last = batch[-1]
+            consumer.commit(
+                offsets=[TopicPartition(topic, 0, last.offset() + 1)], asynchronous=False
+            )
+        return got / (time.monotonic() - began) if began else 0.0
+    finally:
+        consumer.close()
+
+
+def first_output(address: str, topic: str) -> bytes:
+    """The value of the first output on ``topic``."""
+    consumer = Consumer({"bootstrap.servers": address, "group.id": "bench-" + uuid.uuid4().hex})
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        for _ in range(20):  # each wait up to 0.5 s: the outputs are there already
+            for message in consumer.consume(1, 0.5):
+                if message.error() is None:
+                    return message.value()
+        raise KafkaBenchError(f"no output on {topic}")
     finally:
         consumer.close()
 
@@ -136,6 +202,9 @@ def scenario(broker: Broker, records_per_message: int, messages: int, log_dir: P
     first, last = min(times), max(times)
     counted = sum(1 for t in times if t > first) * records_per_message
     seconds = (last - first) / 1000
+    answer = b"x" * len(first_output(broker.address, topics["output"]))
+    read_only = ceiling(broker, topics["input"], messages, None)
+    loop = ceiling(broker, topics["input"], messages, answer)
     return {
         "records_per_message": records_per_message,
         "messages": messages,
@@ -145,6 +214,8 @@ def scenario(broker: Broker, records_per_message: int, messages: int, log_dir: P
         "seconds": seconds,
         # CPU from the first output on: the first batch's share is in it, so a little high.
         "consumer_cpu_us_per_record": round(1e6 * cpu_used / counted, 2),
+        # The broker's ceiling on the same input, in messages/s (see the module's docstring).
+        "broker_ceiling_messages_per_s": {"read": round(read_only), "loop": round(loop)},
     }
 
 
@@ -193,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"Kafka consumer, {s['records_per_message']} record(s)/message: "
             f"{s['records_per_s']:,} records/s, {s['consumer_cpu_us_per_record']} us CPU "
-            f"per record ({s['records']:,} records)"
+            f"per record ({s['records']:,} records); broker ceiling "
+            f"{s['broker_ceiling_messages_per_s']['read']:,} messages/s read, "
+            f"{s['broker_ceiling_messages_per_s']['loop']:,} through the loop without the model"
         )
     return 0
 

@@ -240,13 +240,16 @@ def kafka(result: dict) -> str:
     rows = [
         f"| Records per message (`bench/kafka.py`, {result['measured_at']}, "
         f"{machine['cores']} cores, load {machine['load_average_at_start'][0]:.1f} at start) "
-        "| Records | Records/s | Consumer CPU per record |",
-        "|---|---|---|---|",
+        "| Records | Records/s | Consumer CPU per record "
+        "| Broker's ceiling, messages/s: read / the loop without the model |",
+        "|---|---|---|---|---|",
     ]
     for s in result["scenarios"]:
+        bare = s["broker_ceiling_messages_per_s"]
         rows.append(
             f"| {s['records_per_message']} | {s['records']:,} | "
-            f"{s['records_per_s']:,} | {s['consumer_cpu_us_per_record']} µs |"
+            f"{s['records_per_s']:,} | {s['consumer_cpu_us_per_record']} µs | "
+            f"{bare['read']:,} / {bare['loop']:,} |"
         )
     return "\n".join(rows)
 

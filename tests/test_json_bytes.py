@@ -191,3 +191,19 @@ def test_each_records_answer_equals_orjsons_for_any_dollar_amounts(rows):
     assert each_alone_json(estimates, every, {}) == [
         reference(alone(estimates, row, [])) for row in every
     ]
+
+
+@pytest.mark.parametrize(
+    "estimates",
+    [
+        estimates_of([1234.5, 7.0], [1000.0, 5.0], [2000.25, 9.5]),
+        estimates_of([1234.5, 7.0]),
+    ],
+    ids=["with-ranges", "without-ranges"],
+)
+def test_each_records_answer_alone_carries_its_own_request_id_last(estimates):
+    names = ["claims:3:40", 'odd "id"\\']  # orjson escapes what needs it, as to_json's dumps
+    assert each_alone_json(estimates, [1, 0], {1: [ALONE_WARNING]}, names) == [
+        orjson.dumps(alone(estimates, 1, []).to_json(request_id=names[0])),
+        orjson.dumps(alone(estimates, 0, [ALONE_WARNING]).to_json(request_id=names[1])),
+    ]

@@ -409,6 +409,24 @@ def test_a_bad_capture_line_is_a_listed_reject_and_the_rest_still_join(
     assert list(rejects["line"]) == [2] and problem in rejects["problem"][0]
 
 
+def test_bad_capture_lines_are_listed_in_line_order_with_the_numbers_of_the_file(tmp_path, capsys):
+    # A line too long to read is skipped, not counted as more lines: those after it keep their
+    # numbers, and blank lines count as lines.
+    lines = [GOOD, b"x" * 70_000 + b"\n", b"\n", b"not json\n", b"[" * 50_000 + b"\n", b"[1]"]
+    folder = write_lines(tmp_path / "captures", lines)
+    bills = tmp_path / "bills.csv"
+    bills.write_text("inference_id,charges\nid-0,5100\n")
+    run(capsys, "join", "--captures", folder, "--actuals", bills, "-o", tmp_path / "joined.csv")
+    rejects = pd.read_csv(tmp_path / "joined.rejects.csv")
+    assert list(rejects["line"]) == [2, 4, 5, 6]
+    assert [p.split(":")[0] for p in rejects["problem"]] == [
+        "the line is longer than 64 KiB",
+        "not JSON",
+        "not JSON",
+        "a capture record must be a JSON object; got [1]",
+    ]
+
+
 def bills_rows(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "bills.csv"
     path.write_text("inference_id,charges,billed_at\n" + text)

@@ -1,8 +1,10 @@
 """Captured estimates read from JSON-lines files: one file, or a tree partitioned by hour.
 
 A capture directory looks like SageMaker Data Capture's: ``PREFIX/YYYY/MM/DD/HH/*.jsonl``. Every
-``.jsonl`` file under it is read, in path order; each line is checked against the capture format
-(core/captures.py). A line that fails is a reject with its file and line number, never dropped.
+``.jsonl`` file under it is read, in path order, a block of whole lines at a time through the
+one tabular reader (``tables``: each line's value exactly as the API's strict parser gives it);
+each line is checked against the capture format (core/captures.py). A line that fails is a
+reject with its file and line number, never dropped.
 """
 
 from __future__ import annotations
@@ -11,17 +13,19 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
 import pandas as pd
 
 from ..core.captures import KEYS, check_capture
-from ..core.strict_json import parse_json
+from ..tables.json_lines import NotJsonLine, read_json_lines
+from ..tables.lines import LineBlock, line_blocks
 from .errors import OutcomesError
 
 # A capture line is about 300 bytes; a line 200 times that is not one, and is refused before
 # it is parsed, so a hostile file costs no more memory than this per line.
 LONGEST_LINE = 64 * 1024
-BLOCK = 1024 * 1024  # the rest of an overlong line is skipped this many bytes at a time
+# Bytes read at a time: about 3,000 capture lines read in bulk, and what a file costs in memory
+# (with one line as long as LONGEST_LINE), however large the file.
+BLOCK = 1024 * 1024
 SUFFIX = ".jsonl"
 # Where each row of the joined output, the rejects and the unbilled captures came from.
 FILE, LINE, PROBLEM, INPUT = "file", "line", "problem", "input"
@@ -75,98 +79,49 @@ def _reject(file: str, line: int, inference_id: str | None, problem: str) -> dic
     }
 
 
-def _lines(fh):
-    """Each line with its number; an overlong line comes back as None, its rest skipped."""
-    number = 0
-    while True:
-        raw = fh.readline(LONGEST_LINE + 1)
-        if not raw:
-            return
-        number += 1
-        if len(raw) > LONGEST_LINE:
-            while raw and not raw.endswith(b"\n"):
-                raw = fh.readline(BLOCK)
-            yield number, None
-        else:
-            yield number, raw
+def _not_json(why: NotJsonLine) -> str:
+    """A line that is not JSON, worded as the capture rejects say it."""
+    if why.kind == "utf8":
+        return "not JSON: not UTF-8 text"
+    if why.kind == "deep":
+        return "not JSON: not a JSON object (nested too deeply)"
+    return f"not JSON: {why.detail}"
 
 
-def _flat_and_whole(raw: bytes, value) -> bool:
-    """True when orjson's value of a line is exact: a flat object that repeats no key.
-
-    orjson keeps a repeated key's last value silently. Each member of a flat object has one
-    colon outside strings, so the line's colons are the members' plus those inside keys and
-    text values, exactly, when no key repeats (a repeat adds a member the object lacks). An
-    escape could hide a colon (\\u003a), so a line with a backslash is not judged here.
-    """
-    if not isinstance(value, dict) or b"\\" in raw:
-        return False
-    inside = 0
-    for key, item in value.items():
-        if isinstance(item, (dict, list)):
-            return False
-        inside += key.count(":") + (item.count(":") if isinstance(item, str) else 0)
-    return raw.count(b":") == len(value) + inside
-
-
-def _parsed(raw: bytes):
-    """The line's JSON value, or raise ValueError saying why it is not JSON."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
-    try:  # the capture writer's lines: orjson's answer, when it is exact (most of the cost)
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass  # the strict parser below says why
-    else:
-        if _flat_and_whole(raw, value):
-            return value
-    try:
-        return parse_json(raw, text)
-    except RecursionError:  # [[[[... nested deeper than Python's stack
-        raise ValueError("not a JSON object (nested too deeply)") from None
+def _read_block(block: LineBlock, file: str, rows: list[dict], rejects: list[dict]) -> None:
+    """A block's capture lines: checked records onto ``rows``, refused lines onto ``rejects``
+    (in line order)."""
+    refused = [
+        (n, _reject(file, n, None, f"the line is longer than {LONGEST_LINE // 1024} KiB"))
+        for n in block.overlong
+    ]
+    got = read_json_lines(block.data, block.first)  # blank lines are left out
+    not_json = {i for i, _ in got.problems}
+    for i, (line, obj) in enumerate(
+        zip(got.lines.tolist(), got.exact_values(got.again()), strict=True)
+    ):
+        if i in not_json:
+            refused.append((line, _reject(file, line, None, _not_json(got.why_not(i)))))
+            continue
+        record, problem = check_capture(obj)
+        if record is None:
+            some_id = obj.get("inference_id") if isinstance(obj, dict) else None
+            shown_id = some_id if isinstance(some_id, str) and len(some_id) <= 200 else None
+            refused.append((line, _reject(file, line, shown_id, str(problem))))
+            continue
+        rows.append({**record, FILE: file, LINE: line})
+    rejects.extend(reject for _, reject in sorted(refused, key=lambda found: found[0]))
 
 
 def read_captures(files: list[Path]) -> Captures:
     """Every capture line of ``files``: checked records (repeats kept once) and rejects."""
-    rows, rejects = [], []
+    rows: list[dict] = []
+    rejects: list[dict] = []
     for path in files:
         try:
             with open(path, "rb") as fh:
-                for number, raw in _lines(fh):
-                    if raw is None:
-                        rejects.append(
-                            _reject(
-                                str(path),
-                                number,
-                                None,
-                                f"the line is longer than {LONGEST_LINE // 1024} KiB",
-                            )
-                        )
-                        continue
-                    if not raw.strip():
-                        continue  # an empty line holds no record
-                    try:
-                        obj = _parsed(raw)
-                    except ValueError as exc:
-                        rejects.append(_reject(str(path), number, None, f"not JSON: {exc}"))
-                        continue
-                    record, problem = check_capture(obj)
-                    if record is None:
-                        some_id = obj.get("inference_id") if isinstance(obj, dict) else None
-                        rejects.append(
-                            _reject(
-                                str(path),
-                                number,
-                                some_id
-                                if isinstance(some_id, str) and len(some_id) <= 200
-                                else None,
-                                str(problem),
-                            )
-                        )
-                        continue
-                    rows.append({**record, FILE: str(path), LINE: number})
+                for block in line_blocks(fh, LONGEST_LINE, BLOCK):
+                    _read_block(block, str(path), rows, rejects)
         except OSError as exc:
             raise OutcomesError(f"cannot read {path}: {exc.strerror or exc}") from None
     frame = pd.DataFrame(rows, columns=[*KEYS, FILE, LINE])

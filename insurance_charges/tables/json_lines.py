@@ -26,6 +26,16 @@ SPACE = b" \t\n\r\x0b\x0c"  # what bytes.strip() removes: a line of nothing else
 COLON = ord(":")
 
 
+class NotJsonLine(ValueError):
+    """Why a line is not JSON, for a reader that words it its own way: ``kind`` is "utf8" (the
+    first broken byte, from 1, is ``byte``), "deep" (nested too deeply for the parser) or
+    "json" (the strict parser's own message is ``detail``)."""
+
+    def __init__(self, kind: str, detail: str = "", byte: int = 0):
+        super().__init__(kind, detail, byte)
+        self.kind, self.detail, self.byte = kind, detail, byte
+
+
 @dataclass
 class JsonLines:
     """The lines of a chunk that are not blank, read as the API reads a body.
@@ -58,14 +68,43 @@ class JsonLines:
         return again
 
     def exact_values(self, again: np.ndarray) -> Iterator:
-        """Each line's value, those marked in ``again`` read again by ``parse_json`` as they
-        are reached (a caller that stops early reads no more)."""
+        """Each line's value, those marked in ``again`` proven or read again by ``parse_json``
+        as they are reached (a caller that stops early reads no more)."""
         for i, (value, reread) in enumerate(zip(self.values, again.tolist(), strict=True)):
-            yield self.exact(i) if reread else value
+            yield self._proven(i, value) if reread else value
+
+    def _proven(self, i: int, value):
+        """Line ``i``'s value: orjson's when its colons prove that no key repeats, else read
+        again by ``parse_json``.
+
+        A line with more colons than keys (a time or an id in a string, a nested object)
+        repeats no key when its colons are exactly one per member of each of its objects plus
+        those inside its keys and strings: a repeated key orjson dropped takes at least its
+        member's colon with it. orjson writes a value back with exactly those colons (it
+        escapes none), so their count costs one call at C speed. An escape could hide a colon
+        (``\\u003a``): a line with a backslash is read again.
+        """
+        text = self.texts[i]
+        if b"\\" not in text:
+            try:
+                if text.count(b":") == orjson.dumps(value).count(b":"):
+                    return value
+            except TypeError:  # orjson cannot write it back (nested too deeply): read again
+                pass
+        return self.exact(i)
 
     def exact(self, i: int):
         """Line ``i``'s value read again by ``parse_json`` itself."""
         return _exact(self.texts[i], "")[0]
+
+    def why_not(self, i: int) -> NotJsonLine:
+        """Why line ``i`` (one of ``problems``) is not JSON, for a reader that words it
+        itself: the line read again, which costs only the lines refused."""
+        try:
+            line_value(self.texts[i])
+        except NotJsonLine as why:
+            return why
+        raise ValueError(f"line {int(self.lines[i])} is JSON")
 
     def raw(self, i: int) -> bytes:
         """Line ``i`` as it was sent, without its line end."""
@@ -208,20 +247,33 @@ def _read_group(
                     return values, problems
 
 
-def _exact(text: bytes, not_utf8_fix: str) -> tuple[object, str | None]:
-    """One line read exactly as the API reads a body: (its value, None) or (None, why not)."""
+def line_value(text: bytes):
+    """One line's value exactly as the API reads a body (spaces around it ignored), or
+    NotJsonLine saying why it has none."""
     from ..core.strict_json import parse_json
 
     body = text.strip()
     try:
-        return parse_json(body, body.decode("utf-8")), None
+        return parse_json(body, body.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        fix = f"; {not_utf8_fix}" if not_utf8_fix else ""
-        return None, f"the line is not UTF-8 text (byte {exc.start + 1}){fix}"
+        raise NotJsonLine("utf8", byte=exc.start + 1) from None
     except RecursionError:
-        return None, "the line's JSON is nested too deeply"
+        raise NotJsonLine("deep") from None
     except ValueError as exc:  # JSONDecodeError, NaN or Infinity, huge numbers
-        return None, f"the line is not valid JSON: {exc}"
+        raise NotJsonLine("json", str(exc)) from None
+
+
+def _exact(text: bytes, not_utf8_fix: str) -> tuple[object, str | None]:
+    """One line read exactly as the API reads a body: (its value, None) or (None, why not)."""
+    try:
+        return line_value(text), None
+    except NotJsonLine as why:
+        if why.kind == "utf8":
+            fix = f"; {not_utf8_fix}" if not_utf8_fix else ""
+            return None, f"the line is not UTF-8 text (byte {why.byte}){fix}"
+        if why.kind == "deep":
+            return None, "the line's JSON is nested too deeply"
+        return None, f"the line is not valid JSON: {why.detail}"
 
 
 def _more_colons_than_keys(

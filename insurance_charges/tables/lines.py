@@ -8,6 +8,8 @@ here instead of a Python step per line, so its cost follows its bytes, not its l
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
@@ -71,3 +73,62 @@ def line_chunks(
                 yield first, window[start:stop]
                 first += window.count(b"\n", start, stop)
         begin = end
+
+
+@dataclass(frozen=True)
+class LineBlock:
+    """Whole lines of a stream: the number of the first, their bytes, and the numbers of the
+    lines that were too long to keep (each left in ``data`` as a bare line end, so every line
+    after it keeps its number)."""
+
+    first: int
+    data: bytes
+    overlong: list[int]
+
+
+def line_blocks(stream: BinaryIO, longest: int, block: int) -> Iterator[LineBlock]:
+    """``stream`` as blocks of whole lines, about ``block`` bytes read at a time. A line longer
+    than ``longest`` bytes (its line end included) is never held whole: its number is listed,
+    its bytes skipped, so a hostile file costs at most ``longest`` + ``block`` bytes."""
+    first, pending, skipping = 1, bytearray(), False
+    while True:
+        data = stream.read(block)
+        ended = not data
+        if skipping and not ended:  # still inside a line too long to keep: on to its end
+            end = data.find(b"\n")
+            if end < 0:
+                continue
+            data, skipping = data[end + 1 :], False
+        pending += data
+        cut = len(pending) if ended else pending.rfind(b"\n") + 1
+        whole = bytes(pending[:cut])
+        del pending[:cut]
+        overlong: list[int] = []
+        if len(pending) > longest:  # an unfinished line already too long: skip the rest of it
+            overlong.append(first + whole.count(b"\n"))
+            whole += b"\n"
+            pending.clear()
+            skipping = True
+        if whole:
+            whole, found = _without_overlong(whole, first, longest)
+            yield LineBlock(first, whole, sorted(found + overlong))
+            first += whole.count(b"\n")
+        if ended:
+            return
+
+
+def _without_overlong(data: bytes, first: int, longest: int) -> tuple[bytes, list[int]]:
+    """``data`` with each line longer than ``longest`` bytes made a bare line end, and those
+    lines' numbers (``data``'s first line being ``first``)."""
+    starts = line_starts(data)
+    lengths = np.diff(np.append(starts, len(data)))
+    over = np.flatnonzero(lengths > longest).tolist()
+    if not over:
+        return data, []
+    parts, begin = [], 0
+    for i in over:
+        parts.append(data[begin : int(starts[i])])
+        parts.append(b"\n")
+        begin = int(starts[i] + lengths[i])
+    parts.append(data[begin:])
+    return b"".join(parts), [first + i for i in over]

@@ -73,7 +73,8 @@ def post(url: str, body: bytes, content_type: str) -> tuple[int, str, bytes, flo
             answer = response.read()
             status, kind = response.status, response.headers.get("Content-Type", "")
     except urllib.error.HTTPError as err:
-        answer, status, kind = err.read(), err.code, err.headers.get("Content-Type", "")
+        with err:  # closed even when reading its body fails
+            answer, status, kind = err.read(), err.code, err.headers.get("Content-Type", "")
     return status, kind, answer, time.perf_counter() - began
 
 

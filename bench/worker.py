@@ -86,7 +86,8 @@ def post(url: str, body: bytes) -> int:
             response.read()
             return response.status
     except urllib.error.HTTPError as exc:
-        return exc.code
+        with exc:  # it holds the connection until closed (sqsd reads no body)
+            return exc.code
 
 
 def round_of(service: Service, body: bytes, seconds: float) -> dict:

@@ -125,7 +125,8 @@ class GunicornServer:
             with urllib.request.urlopen(req, timeout=timeout) as response:
                 return response.status, response.headers, response.read()
         except urllib.error.HTTPError as err:
-            return err.code, err.headers, err.read()
+            with err:  # closed even when reading its body fails
+                return err.code, err.headers, err.read()
 
     def master_pid(self) -> int:
         """gunicorn's master process, from its "Listening at" line."""

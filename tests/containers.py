@@ -69,4 +69,5 @@ class Container:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, resp.headers, resp.read()
         except urllib.error.HTTPError as err:
-            return err.code, err.headers, err.read()
+            with err:  # closed even when reading its body fails
+                return err.code, err.headers, err.read()

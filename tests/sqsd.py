@@ -45,7 +45,8 @@ def deliver_one(sqs, queue_url: str, app_url: str, visibility: int = 1) -> int |
         with urllib.request.urlopen(request, timeout=60) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
-        status = exc.code
+        with exc:  # it holds the connection until closed (sqsd reads no body)
+            status = exc.code
     if status == 200:
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
     return status

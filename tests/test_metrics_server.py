@@ -286,6 +286,8 @@ def test_out_of_descriptors_the_server_warns_once_and_answers_once_some_are_free
         os.write(told, b"x")
         warned = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
         server.server_close()
+        os.close(answered)  # the pipe's two ends are plain descriptors: no collector closes them
+        os.close(told)
     assert warned == 1
 
 

@@ -113,7 +113,8 @@ def get(url: str, headers: dict | None = None):
         ) as response:
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as err:
-        return err.code, err.headers, err.read()
+        with err:  # closed even when reading its body fails
+            return err.code, err.headers, err.read()
 
 
 # ---- a real registry (Debian's docker-registry) and a release pushed to it ---------------

@@ -55,7 +55,8 @@ class Endpoint:
             with urllib.request.urlopen(request, timeout=120) as response:
                 return response.status, response.headers, response.read()
         except urllib.error.HTTPError as err:
-            return err.code, err.headers, err.read()
+            with err:  # closed even when reading its body fails
+                return err.code, err.headers, err.read()
 
     def get(self, path: str):
         """Status and parsed JSON body of one GET."""

@@ -416,10 +416,14 @@ def test_sigkill_mid_run_leaves_only_a_hidden_partial_file_and_no_workers(tmp_pa
     import psutil
 
     process, partial = start_on_a_pipe(tmp_path)
-    workers = psutil.Process(process.pid).children()
-    assert len(workers) == 2
-    process.kill()
-    process.wait(timeout=60)
+    try:
+        workers = psutil.Process(process.pid).children()
+        assert len(workers) == 2
+    finally:
+        process.kill()
+        # communicate, not wait: it also closes the pipes, which the collector would otherwise
+        # find (and report) in whichever test runs then.
+        process.communicate(timeout=60)
     gone, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive
     names = [p.name for p in tmp_path.iterdir()]

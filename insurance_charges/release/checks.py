@@ -75,7 +75,8 @@ def _request(url: str, body: dict | None = None) -> tuple[int, bytes]:
         with urllib.request.urlopen(request, timeout=REQUEST_SECONDS) as response:  # nosec B310
             return response.status, response.read()
     except urllib.error.HTTPError as err:
-        return err.code, err.read()
+        with err:  # closed even when reading its body fails
+            return err.code, err.read()
 
 
 def _wait_until_healthy(name: str, port: int) -> str:

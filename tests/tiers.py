@@ -58,6 +58,19 @@ SLOW_FIXTURES = frozenset(
 
 CURRENT_TEST = pytest.StashKey[pytest.Item]()
 
+# The deprecations PyCaret's dependencies raise as PyCaret imports them, once, here, before any
+# test: (message regex, module regex), the module being where each is raised from. Not ours
+# to fix, and never raised again once imported; any other warning still fails the run
+# (docs/testing.md#warnings).
+IMPORT_WARNINGS = (
+    # matplotlib 3.7's font-pattern and mathtext parsers call pyparsing 3.3's old, deprecated names.
+    (r"'(parseString|resetCache|enablePackrat)' deprecated", "matplotlib"),
+    # yellowbrick 1.5 compares matplotlib's version with distutils' LooseVersion.
+    ("distutils Version classes are deprecated", r"yellowbrick|distutils\.version"),
+    # scikit-plot 0.3.7's plotters module warns that it is deprecated as PyCaret imports it.
+    ("This module was deprecated in version 0.3.0", "scikitplot"),
+)
+
 
 class OutsideItsTier(Exception):
     """A test outside the slow tier started a process or trained a model."""
@@ -89,29 +102,19 @@ def pytest_configure(config: pytest.Config) -> None:
     os.fork = _guard(config, "forks a process", os.fork)
     try:
         with warnings.catch_warnings():
-            # Deprecations raised by PyCaret's dependencies as they import (pyproject.toml's
-            # filterwarnings says which): not ours to fix, and never raised again once imported.
-            warnings.simplefilter("ignore", DeprecationWarning)
+            for message, module in IMPORT_WARNINGS:
+                warnings.filterwarnings("ignore", message, DeprecationWarning, module)
             from pycaret.regression import RegressionExperiment
     except ImportError:  # the Airflow venv's tests do not have PyCaret
         return
     RegressionExperiment.setup = _guard(config, "trains a model", RegressionExperiment.setup)
 
 
-# Warnings are errors (pyproject.toml lists the third-party ones let through), but the slow tier
-# still lets third-party deprecations through: its trainings and servers were not all run with
-# warnings as errors, so their list is not complete yet (docs/testing.md#warnings).
-SLOW_TIER_WARNINGS = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses a process-starting fixture as slow (with the slow tier's
-    warning filter)."""
+    """Mark every test that uses a process-starting fixture as slow."""
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-        if _is_slow(item):
-            item.add_marker(SLOW_TIER_WARNINGS)
 
 
 @pytest.hookimpl(wrapper=True)

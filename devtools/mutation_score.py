@@ -24,10 +24,12 @@ KILLED, SURVIVED = {1, 3}, 0
 
 
 def scores(mutants: Path) -> list[tuple[str, int, int, int]]:
-    """(module, killed, survived, total) for every mutated module."""
+    """(module, killed, survived, total) for every module with at least one mutant."""
     rows = []
     for meta in sorted(mutants.rglob("*.py.meta")):
         codes = list(json.loads(meta.read_text())["exit_code_by_key"].values())
+        if not codes:  # nothing to mutate (a package's docstring-only __init__.py): no share
+            continue
         module = meta.relative_to(mutants).as_posix().removesuffix(".py.meta").replace("/", ".")
         rows.append((module, sum(c in KILLED for c in codes), codes.count(SURVIVED), len(codes)))
     return rows

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import tables
 from devtools import mutation_score
 
 from .conftest import ROOT
@@ -46,15 +47,27 @@ def mutants(tmp_path: Path) -> Path:
 
 
 def test_each_module_counts_exit_codes_1_and_3_as_killed_and_0_as_survived(mutants):
-    assert mutation_score.scores(mutants) == [("pkg.core.a", 19, 1, 20), ("pkg.core.b", 9, 0, 10)]
+    assert mutation_score.scores(mutants) == [
+        ("pkg.core.a", 19, 1, 0, 20),
+        ("pkg.core.b", 9, 0, 0, 10),
+    ]
 
 
-@pytest.mark.parametrize("code", [TIMEOUT, NO_TESTS, None, -9])
-def test_a_timeout_an_unreached_an_unrun_or_a_crashed_mutant_is_neither_killed_nor_survived(
-    tmp_path, code
-):
+@pytest.mark.parametrize("code", [TIMEOUT, NO_TESTS, -9])
+def test_a_timeout_an_unreached_or_a_crashed_mutant_is_neither_killed_nor_survived(tmp_path, code):
     write_results(tmp_path, "pkg/m.py", [KILLED, code])
-    assert mutation_score.scores(tmp_path) == [("pkg.m", 1, 0, 2)]
+    assert mutation_score.scores(tmp_path) == [("pkg.m", 1, 0, 0, 2)]
+
+
+def test_a_mutant_an_interrupted_run_left_is_counted_as_not_run_and_fails_the_floor(
+    tmp_path, capsys
+):
+    write_results(tmp_path, "pkg/m.py", [KILLED] * 19 + [None])
+    assert mutation_score.scores(tmp_path) == [("pkg.m", 19, 0, 1, 20)]
+    assert mutation_score.main(["--mutants", str(tmp_path), "--min", "95.1"]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "pkg.m: 19/20 killed (95.0%), 0 survived, 0 other, 1 not run"
+    )
 
 
 def test_a_module_with_nothing_to_mutate_is_left_out_of_the_shares(mutants, capsys):
@@ -94,8 +107,8 @@ def test_the_recorded_figures_hold_each_module_the_totals_and_the_floor(mutants,
     assert mutation_score.main(["--mutants", str(mutants), "--min", "95", "--out", str(out)]) == 1
     recorded = json.loads(out.read_text())
     assert recorded["modules"] == [
-        {"module": "pkg.core.a", "killed": 19, "survived": 1, "total": 20},
-        {"module": "pkg.core.b", "killed": 9, "survived": 0, "total": 10},
+        {"module": "pkg.core.a", "killed": 19, "survived": 1, "not_run": 0, "total": 20},
+        {"module": "pkg.core.b", "killed": 9, "survived": 0, "not_run": 0, "total": 10},
     ]
     assert (recorded["killed"], recorded["total"], recorded["floor"]) == (28, 30, 95.0)
 
@@ -108,3 +121,14 @@ def test_make_mutate_fails_below_a_floor_of_95_percent():
     # The score is the recipe's last command, so its exit status is make's.
     last = recipe.group(1).splitlines()[-1]
     assert '-m devtools.mutation_score --min "$$MUTATION_FLOOR"' in last
+
+
+def test_the_docs_table_shows_a_not_run_column_only_for_a_run_stopped_before_its_end(mutants):
+    write_results(mutants, "pkg/core/c.py", [KILLED, None])
+    rows = mutation_score.scores(mutants)
+    stopped = tables.mutation(mutation_score.record(rows, 95.0))
+    assert "| `pkg.core.c` | 1 of 2 | 0 | 0 | 1 | 50.0% |" in stopped.splitlines()
+    assert "| **core** | **29 of 32** | | | | **90.6%** |" in stopped.splitlines()
+    finished = tables.mutation(mutation_score.record(rows[:2], 95.0))
+    assert "Not run" not in finished
+    assert "| `pkg.core.a` | 19 of 20 | 1 | 0 | 95.0% |" in finished.splitlines()

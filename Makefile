@@ -17,8 +17,10 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # make mutate fails below this share of mutants killed in the core
-# (docs/testing.md#mutation-testing).
-MUTATION_FLOOR ?= 90
+# (docs/testing.md#mutation-testing): 95%, issue 21's bar for the core. The mutants that survive
+# are equivalent ones, listed there with why; the floor leaves room for those, not for a module
+# of untested lines.
+MUTATION_FLOOR ?= 95
 # The Ed25519 key `make train` signs models with: kept outside the repository and the image.
 SIGNING_KEY ?= $(HOME)/.config/insurance-charges/model-signing.key
 # The EB CLI and Apache Airflow in virtual environments of their own (below).
@@ -122,7 +124,7 @@ bench: $(VENV)/.dev  ## Benchmark the service as deployed (wrk), the Kafka consu
 	"$$VENV/bin/python" -m bench.invocations --image insurance-charges:bench \
 		--out bench/results/invocations.json
 
-mutate: $(VENV)/.dev  ## Mutation-test the estimator core (mutmut, a few minutes): share killed
+mutate: $(VENV)/.dev  ## Mutation-test the core (mutmut, tens of minutes): fails below MUTATION_FLOOR% killed
 	rm -rf mutants
 	"$$VENV/bin/mutmut" run
 	"$$VENV/bin/python" -m devtools.mutation_score --min "$$MUTATION_FLOOR" --out bench/results/mutation.json

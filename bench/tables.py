@@ -168,17 +168,28 @@ def metrics_soak(result: dict) -> str:
 
 def mutation(result: dict) -> str:
     """`make mutate`'s share of mutants killed per core module (bench/results/mutation.json)."""
-    lines = ["| Module | Killed | Survived | Other | Share killed |", "|---|---|---|---|---|"]
+    # A run stopped before its end leaves mutants not run: shown in a column of their own.
+    unfinished = any(row.get("not_run", 0) for row in result["modules"])
+    head = "| Module | Killed | Survived | Other |" + (" Not run |" if unfinished else "")
+    lines = [
+        head + " Share killed |",
+        "|---|---|---|---|" + ("---|" if unfinished else "") + "---|",
+    ]
     for row in result["modules"]:
-        other = row["total"] - row["killed"] - row["survived"]
+        not_run = row.get("not_run", 0)
+        other = row["total"] - row["killed"] - row["survived"] - not_run
         share = 100 * row["killed"] / row["total"]
         lines.append(
             f"| `{row['module']}` | {row['killed']:,} of {row['total']:,} | "
-            f"{row['survived']:,} | {other:,} | {share:.1f}% |"
+            f"{row['survived']:,} | {other:,} |"
+            + (f" {not_run:,} |" if unfinished else "")
+            + f" {share:.1f}% |"
         )
     killed, total = result["killed"], result["total"]
     lines.append(
-        f"| **core** | **{killed:,} of {total:,}** | | | **{100 * killed / total:.1f}%** |"
+        f"| **core** | **{killed:,} of {total:,}** | | |"
+        + (" |" if unfinished else "")
+        + f" **{100 * killed / total:.1f}%** |"
     )
     lines.append("")
     floor = "" if result["floor"] is None else f"; the run fails below {result['floor']:g}%"

@@ -19,30 +19,40 @@ from devtools import host
 
 ROOT = Path(__file__).resolve().parent.parent
 # mutmut 3.8 records each mutant's test exit code: 1 (tests failed) or 3 (tests errored) kill
-# it; 0 means it survived; anything else is a timeout, a crash or no covering test.
-KILLED, SURVIVED = {1, 3}, 0
+# it; 0 means it survived; None that it was not run yet (an interrupted run); anything else is
+# a timeout, a crash or no covering test.
+KILLED, SURVIVED, NOT_RUN = {1, 3}, 0, None
 
 
-def scores(mutants: Path) -> list[tuple[str, int, int, int]]:
-    """(module, killed, survived, total) for every mutated module."""
+Row = tuple[str, int, int, int, int]  # module, killed, survived, not run, total
+
+
+def scores(mutants: Path) -> list[Row]:
+    """(module, killed, survived, not run, total) for every module with at least one mutant."""
     rows = []
     for meta in sorted(mutants.rglob("*.py.meta")):
         codes = list(json.loads(meta.read_text())["exit_code_by_key"].values())
+        if not codes:  # nothing to mutate (a package's docstring-only __init__.py): no share
+            continue
         module = meta.relative_to(mutants).as_posix().removesuffix(".py.meta").replace("/", ".")
-        rows.append((module, sum(c in KILLED for c in codes), codes.count(SURVIVED), len(codes)))
+        killed = sum(c in KILLED for c in codes)
+        rows.append((module, killed, codes.count(SURVIVED), codes.count(NOT_RUN), len(codes)))
     return rows
 
 
-def record(rows: list[tuple[str, int, int, int]], floor: float | None) -> dict:
+def record(rows: list[Row], floor: float | None) -> dict:
     """The figures as bench/results/mutation.json holds them."""
     return {
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "mutmut": version("mutmut"),
         "machine": host.machine(),
         "floor": floor,
-        "modules": [{"module": m, "killed": k, "survived": s, "total": t} for m, k, s, t in rows],
+        "modules": [
+            {"module": m, "killed": k, "survived": s, "not_run": n, "total": t}
+            for m, k, s, n, t in rows
+        ],
         "killed": sum(r[1] for r in rows),
-        "total": sum(r[3] for r in rows),
+        "total": sum(r[4] for r in rows),
     }
 
 
@@ -57,13 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         sys.stderr.write(f"no mutmut results under {args.mutants}; run `make mutate`\n")
         return 2
-    for module, killed, survived, total in rows:
-        other = total - killed - survived
+    for module, killed, survived, not_run, total in rows:
+        other = total - killed - survived - not_run
         sys.stdout.write(
             f"{module}: {killed}/{total} killed ({100 * killed / total:.1f}%), "
-            f"{survived} survived, {other} other\n"
+            f"{survived} survived, {other} other" + (f", {not_run} not run\n" if not_run else "\n")
         )
-    killed, total = sum(r[1] for r in rows), sum(r[3] for r in rows)
+    killed, total = sum(r[1] for r in rows), sum(r[4] for r in rows)
     share = 100 * killed / total
     sys.stdout.write(f"core: {killed}/{total} killed ({share:.1f}%)\n")
     if args.out:

@@ -174,6 +174,21 @@ def test_parse_json_equals_json_loads_at_the_edges(raw):
     assert outcome(lambda b: parse_json(b, b.decode()), raw) == outcome(stdlib, raw)
 
 
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b'{"bmi": 1e999}', "number 1e999 is out of range"),
+        (b'{"bmi": -1e999}', "number -1e999 is out of range"),
+        # A number of 400 digits is quoted by its first 20 characters.
+        (b'{"bmi": 1' + b"0" * 400 + b".5}", "number 1" + "0" * 19 + " is out of range"),
+    ],
+)
+def test_a_number_beyond_a_float_is_refused_quoting_its_first_20_characters(raw, message):
+    with pytest.raises(ValueError) as refused:
+        parse_json(raw, raw.decode())
+    assert str(refused.value) == message
+
+
 @pytest.mark.parametrize("keys", [1_000, 5_000])
 def test_finding_repeated_keys_compares_each_key_a_few_times_not_with_every_other(keys):
     comparisons = []

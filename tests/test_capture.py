@@ -1,6 +1,7 @@
 """Capture: each estimate one JSON line under its inference id, off the request path, never lost
 on a graceful stop, a failing destination counted and retried (docs/outcomes.md#capture)."""
 
+import itertools
 import logging
 import threading
 import time
@@ -236,6 +237,19 @@ def test_sampling_keeps_about_the_share_asked_for_and_always_the_same_ids(percen
     assert len(kept) / len(ids) == pytest.approx(percent / 100, abs=0.01)
     assert kept == [i for i in ids if is_sampled(i, percent)]
     assert set(kept) <= {i for i in ids if is_sampled(i, min(100, percent + 10))}  # nested
+
+
+def id_in_bucket(bucket: int) -> str:
+    """The first id ``id-N`` whose sampling bucket is ``bucket`` (one in 10,000 ids is)."""
+    return next(f"id-{n}" for n in itertools.count() if sampling_bucket(f"id-{n}") == bucket)
+
+
+@pytest.mark.parametrize("percent", [0, 12.5, 99.99])
+def test_percent_p_captures_the_buckets_below_p_times_100_and_not_that_bucket(percent):
+    edge = round(percent * 100)  # buckets 0 to edge - 1 are captured
+    assert not is_sampled(id_in_bucket(edge), percent)
+    if edge:
+        assert is_sampled(id_in_bucket(edge - 1), percent)
 
 
 # --- The writer ------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The estimator core: parsed JSON in, estimates, likely ranges and warnings out, no Flask."""
 
+import base64
 import hashlib
 import json
 import logging
@@ -11,6 +12,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from insurance_charges.core import model_card, model_signing
 from insurance_charges.core.estimates import (
@@ -33,6 +35,7 @@ from insurance_charges.core.validation import (
     validate_each,
     validate_records,
 )
+from insurance_charges.paths import DEFAULT_MODEL_PATH
 from insurance_charges.serving import fastpath
 from insurance_charges.serving.model import FIX, Model, ModelLoadError, load_model, read_card
 
@@ -959,3 +962,116 @@ def test_a_model_with_a_fast_path_predicts_through_it():
 def test_json_true_is_not_a_count_in_a_card(change, message):
     with pytest.raises(model_card.CardError, match=re.escape(message)):
         model_card.check_structure(card(**change))
+
+
+# --- The signature document (core/model_signing.py) -------------------------------------------
+# Ed25519 signatures are deterministic, so a test can spell out the exact document a key writes
+# for given pipeline and card bytes.
+
+PIPELINE_BYTES, CARD_BYTES = b"the pipeline's bytes", b'{"model_version": "1"}'
+
+
+def expected_document(private_key: Ed25519PrivateKey, pipeline: bytes, card: bytes) -> dict:
+    """The signature document as docs/security.md#model-signing describes it, built by hand."""
+    pipeline_sha, card_sha = hashlib.sha256(pipeline).hexdigest(), hashlib.sha256(card).hexdigest()
+    message = (
+        f"insurance-charges-signature/1\npipeline_sha256={pipeline_sha}\ncard_sha256={card_sha}\n"
+    )
+    return {
+        "format": "insurance-charges-signature/1",
+        "algorithm": "Ed25519",
+        "key_id": model_signing.key_id(private_key.public_key()),
+        "pipeline_sha256": pipeline_sha,
+        "card_sha256": card_sha,
+        "signature": base64.b64encode(private_key.sign(message.encode())).decode(),
+    }
+
+
+def trusted(*keys: Ed25519PrivateKey) -> tuple[model_signing.TrustedKey, ...]:
+    """The public halves of ``keys``, as the service holds them."""
+    return tuple(
+        model_signing.TrustedKey(model_signing.key_id(k.public_key()), k.public_key()) for k in keys
+    )
+
+
+def test_a_signature_document_names_its_format_algorithm_key_and_both_hashes(signing_key):
+    assert model_signing.sign(signing_key, PIPELINE_BYTES, CARD_BYTES) == expected_document(
+        signing_key, PIPELINE_BYTES, CARD_BYTES
+    )
+
+
+def test_the_signature_file_is_laid_out_as_the_committed_models(signing_key, model_copy):
+    card_path = model_copy.with_name(model_copy.stem + ".card.json")
+    written = model_signing.write_signature(signing_key, model_copy, card_path)
+    document = expected_document(signing_key, model_copy.read_bytes(), card_path.read_bytes())
+    # Two-space indents and a final newline: the committed file diffs line by line.
+    assert written.read_text(encoding="utf-8") == json.dumps(document, indent=2) + "\n"
+    committed = json.loads(signature_path(DEFAULT_MODEL_PATH).read_text())
+    assert list(committed) == list(document)
+
+
+def test_a_document_signed_by_a_trusted_key_verifies_and_names_that_key(signing_key):
+    document = json.dumps(model_signing.sign(signing_key, PIPELINE_BYTES, CARD_BYTES)).encode()
+    other = Ed25519PrivateKey.generate()
+    assert model_signing.verify(
+        document, PIPELINE_BYTES, CARD_BYTES, trusted(other, signing_key)
+    ) == model_signing.key_id(signing_key.public_key())
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"not json",
+        b"[]",
+        b'{"key_id": "0123456789abcdef"}',
+        b'{"signature": "AAAA"}',
+    ],
+)
+def test_a_signature_file_that_is_not_a_signature_document_is_refused_as_such(
+    signing_key, document
+):
+    with pytest.raises(model_signing.SignatureError) as refused:
+        model_signing.verify(document, PIPELINE_BYTES, CARD_BYTES, trusted(signing_key))
+    assert str(refused.value) == "its signature file is not a signature document"
+
+
+def test_a_signature_with_characters_outside_base64_is_refused_not_read_past_them(signing_key):
+    document = model_signing.sign(signing_key, PIPELINE_BYTES, CARD_BYTES)
+    # A lenient decoder drops the stray characters and the signature would then verify.
+    document["signature"] = "*" + document["signature"]
+    with pytest.raises(model_signing.SignatureError) as refused:
+        model_signing.verify(
+            json.dumps(document).encode(), PIPELINE_BYTES, CARD_BYTES, trusted(signing_key)
+        )
+    assert str(refused.value) == "its signature file is not a signature document"
+
+
+def test_a_key_not_trusted_is_named_by_its_first_16_characters_beside_every_trusted_key(
+    signing_key,
+):
+    document = {
+        **model_signing.sign(signing_key, PIPELINE_BYTES, CARD_BYTES),
+        "key_id": "0123456789abcdef-and-more",
+    }
+    keys = trusted(signing_key, Ed25519PrivateKey.generate())
+    with pytest.raises(model_signing.SignatureError) as refused:
+        model_signing.verify(json.dumps(document).encode(), PIPELINE_BYTES, CARD_BYTES, keys)
+    assert str(refused.value) == (
+        "it is signed by key 0123456789abcdef, which this service does not trust "
+        f"(trusted: {keys[0].key_id}, {keys[1].key_id})"
+    )
+
+
+@pytest.mark.parametrize("changed", ["pipeline", "card"])
+def test_bytes_changed_after_signing_are_refused_saying_so(signing_key, changed):
+    document = json.dumps(model_signing.sign(signing_key, PIPELINE_BYTES, CARD_BYTES)).encode()
+    pipeline, card = (
+        (PIPELINE_BYTES + b"!", CARD_BYTES)
+        if changed == "pipeline"
+        else (PIPELINE_BYTES, CARD_BYTES + b" ")
+    )
+    with pytest.raises(model_signing.SignatureError) as refused:
+        model_signing.verify(document, pipeline, card, trusted(signing_key))
+    assert str(refused.value) == (
+        "its signature does not match the pipeline and card (changed after signing?)"
+    )

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime, timedelta
+import os
+import time
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from insurance_charges.core.captures import KEYS, capture_line, check_capture
+from insurance_charges.core.captures import (
+    KEYS,
+    LARGEST_AMOUNT,
+    LONGEST_TEXT,
+    capture_line,
+    check_capture,
+    shown,
+)
 from insurance_charges.core.estimates import estimate_valid
 from insurance_charges.core.model_card import path_for
+from insurance_charges.core.schema import RepeatedKeys
 from insurance_charges.outcomes import measures, report
 from insurance_charges.outcomes.cli import main
 from insurance_charges.paths import DEFAULT_MODEL_PATH
@@ -142,6 +152,175 @@ def test_a_capture_that_is_not_a_record_is_named(body, problem):
 def test_a_capture_without_a_likely_range_is_valid():
     body = {**capture(0), "time": "2026-11-02T00:00:00Z", "low": None, "high": None}
     assert check_capture(body)[0]["low"] is None
+
+
+# Each problem's exact words and the format's limits: `outcomes join` lists a bad capture line
+# with these words, so a person can fix the line without reading the code.
+
+VALID_CAPTURE = {
+    "inference_id": "id-0",
+    "time": "2026-11-02T00:00:00Z",
+    "model_version": "1.0.0-586c9afb",
+    "path": "/api/v1/predict",
+    "age": 30,
+    "sex": "female",
+    "bmi": 25.0,
+    "children": 0,
+    "smoker": "no",
+    "region": "northeast",
+    "estimate": 5000.0,
+    "low": 4000.0,
+    "high": 6000.0,
+}
+EVERY_KEY = (
+    "inference_id, time, model_version, path, age, sex, bmi, children, smoker, region, "
+    "estimate, low, high"
+)
+DOLLARS = "must be a number of dollars (at most 1e+09 either side of 0)"
+
+
+def capture_problem(**changes) -> str | None:
+    """The one line check_capture gives VALID_CAPTURE with ``changes`` (None when it is valid)."""
+    record, message = check_capture({**VALID_CAPTURE, **changes})
+    assert (record is None) == (message is not None)
+    return message
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (
+            {"inference_id": "a b"},
+            "inference_id must be 1 to 200 letters, digits or ._:@/+=- ; got 'a b'",
+        ),
+        (
+            {"time": "yesterday"},
+            "time must be an ISO 8601 UTC time such as 2026-12-07T13:52:28Z; got 'yesterday'",
+        ),
+        (
+            {"time": 1764633600},
+            "time must be an ISO 8601 UTC time such as 2026-12-07T13:52:28Z; got 1764633600",
+        ),
+        ({"model_version": ""}, "model_version must be text of 1 to 200 characters; got ''"),
+        ({"path": 7}, "path must be text of 1 to 200 characters; got 7"),
+        ({"path": "api/v1"}, "path must start with /; got 'api/v1'"),
+        ({"estimate": "5000"}, f"estimate {DOLLARS}; got '5000'"),
+        ({"low": "4000"}, f"low {DOLLARS} or null; got '4000'"),
+        ({"high": True}, f"high {DOLLARS} or null; got True"),
+        ({"low": None}, "low and high must both be numbers or both null"),
+        ({"low": 7000.5}, "low 7000.5 is above high 6000"),
+        (
+            {"region": "moon"},
+            'region must be one of "northeast", "northwest", "southeast", "southwest"; '
+            'got "moon" (a string)',
+        ),
+    ],
+)
+def test_each_bad_value_is_named_with_the_rule_and_the_value_sent(changes, message):
+    assert capture_problem(**changes) == message
+
+
+def test_every_problem_of_a_record_is_listed_in_one_line_in_key_order():
+    assert capture_problem(inference_id="", path="x", estimate=None) == (
+        "inference_id must be 1 to 200 letters, digits or ._:@/+=- ; got ''; "
+        "path must start with /; got 'x'; "
+        f"estimate {DOLLARS}; got None"
+    )
+
+
+def test_an_unknown_key_is_named_with_every_key_a_record_has():
+    assert (
+        capture_problem(api_key="secret")
+        == f"unknown key 'api_key'; a capture record has {EVERY_KEY}"
+    )
+
+
+def test_a_key_sent_twice_is_named():
+    body = RepeatedKeys(VALID_CAPTURE)
+    body.repeated = ("age",)
+    assert check_capture(body) == (None, "'age' appears more than once")
+
+
+def test_a_capture_that_is_not_an_object_is_refused_quoting_it():
+    assert check_capture([1, 2]) == (None, "a capture record must be a JSON object; got [1, 2]")
+
+
+@pytest.mark.parametrize("key", ["model_version", "path"])
+def test_text_of_200_characters_is_kept_and_of_201_refused(key):
+    longest = "/" + "v" * (LONGEST_TEXT - 1)
+    assert capture_problem(**{key: longest}) is None
+    assert capture_problem(**{key: longest + "v"}) == (
+        f"{key} must be text of 1 to 200 characters; got {shown(longest + 'v')}"
+    )
+
+
+@pytest.mark.parametrize("amount", [LARGEST_AMOUNT, -LARGEST_AMOUNT, 10**9])
+def test_an_amount_of_a_billion_dollars_either_side_of_0_is_kept(amount):
+    assert capture_problem(estimate=amount) is None
+
+
+@pytest.mark.parametrize("amount", [10**9 + 1, 1e9 + 1, float("inf"), float("nan")])
+def test_an_amount_beyond_a_billion_dollars_or_not_finite_is_refused(amount):
+    assert capture_problem(estimate=amount) == f"estimate {DOLLARS}; got {amount!r}"
+
+
+def test_a_likely_range_of_one_point_is_kept():
+    assert capture_problem(low=6000.0, high=6000.0) is None
+
+
+def test_a_time_of_40_characters_is_read_and_of_41_refused():
+    forty = "2026-11-02T00:00:00.1234+00:00:00.000000"  # an offset may carry microseconds
+    assert (len(forty), capture_problem(time=forty)) == (40, None)
+    longer = forty.replace(".1234", ".12345")
+    assert capture_problem(time=longer) == (
+        f"time must be an ISO 8601 UTC time such as 2026-12-07T13:52:28Z; got {shown(longer)}"
+    )
+
+
+@pytest.fixture
+def tokyo_time():
+    """The process's local time zone set to UTC+9 (a POSIX rule: no time zone data needed)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "JST-9"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+def test_a_capture_time_is_read_as_utc_whatever_the_machines_time_zone(tokyo_time):
+    record, _ = check_capture({**VALID_CAPTURE, "time": "2026-11-02T00:00:00+00:00"})
+    assert record is not None
+    assert record["time"].isoformat() == "2026-11-02T00:00:00+00:00"
+    assert record["time"] == datetime(2026, 11, 2, tzinfo=UTC)
+    assert record["time"].utcoffset() == timedelta(0)
+
+
+def test_a_capture_time_is_written_in_utc_whatever_the_machines_time_zone(tokyo_time):
+    line = capture_line(capture(0, time=datetime(2026, 11, 2, 13, 52, 28, 5, tzinfo=UTC)))
+    assert b'"time":"2026-11-02T13:52:28.000005Z"' in line
+
+
+def test_a_capture_time_that_is_not_utc_is_refused_naming_it():
+    moment = datetime(2026, 11, 2, 1, tzinfo=timezone(timedelta(hours=1)))
+    with pytest.raises(ValueError) as refused:
+        capture_line(capture(0, time=moment))
+    assert str(refused.value) == f"{moment!r} is not a UTC time"
+
+
+@pytest.mark.parametrize(
+    "value, quoted",
+    [
+        ("x" * 38, "'" + "x" * 38 + "'"),  # a repr of 40 characters is quoted whole
+        ("x" * 39, "'" + "x" * 39 + "..."),  # 41: cut to its first 40, and marked cut
+        (10**100, "1" + "0" * 39 + "..."),
+    ],
+)
+def test_a_value_is_quoted_by_its_repr_cut_after_40_characters(value, quoted):
+    assert shown(value) == quoted
 
 
 # --- Join and report on the shared data set ----------------------------------------------------

@@ -22,11 +22,8 @@ RECORDED = (*MUST_MATCH, "pandas", "numpy", "lightgbm")
 
 def sha256_of(path: Path) -> str:
     """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, hashlib.sha256).hexdigest()  # reads in blocks
 
 
 def path_for(pipeline_path: Path) -> Path:

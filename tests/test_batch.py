@@ -20,6 +20,8 @@ from insurance_charges.core.validation import (
 )
 from insurance_charges.web import json_body
 
+from .json_strategies import json_values
+
 SETTINGS = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -127,20 +129,6 @@ def outcome(parse, raw):
         return "ok", repr(parse(raw))
     except (ValueError, RecursionError) as exc:
         return "error", type(exc).__name__
-
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(-(10**40), 10**40)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=10),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
-    ),
-    max_leaves=15,
-)
 
 
 @SETTINGS

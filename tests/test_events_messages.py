@@ -31,21 +31,11 @@ from insurance_charges.events.messages import (
     request_id_of,
 )
 
+from .json_strategies import json_values
+
 OLD = {**EXAMPLE_RECORD, "age": 99, "bmi": 70.0}  # valid, outside the training ranges
 LIMIT = 2 * 1024 * 1024
 OUTPUT, REJECT = "output", "reject"
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(-(10**40), 10**40)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=10),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
-    ),
-    max_leaves=15,
-)
 
 
 class Published(NamedTuple):

@@ -398,6 +398,47 @@ def test_each_short_step_is_a_fargate_task_of_the_image_with_its_command(rendere
         ]
 
 
+ECS_EXIT = """
+    import json, sys
+    import botocore.session
+    from botocore.stub import Stubber
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+    dag = DagBag(dag_folder=__DAGS__).dags[__DAG_ID__]
+    ARN = "arn:aws:ecs:eu-west-1:123456789012:task/insurance-charges/0a1b"
+    got = {}
+    for task_id, status in (("promote", 3), ("promote", 4), ("promote", 75), ("check_data", 1)):
+        task = dag.get_task(task_id)
+        ecs = botocore.session.get_session().create_client(
+            "ecs", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+        task.__dict__["client"] = ecs
+        task.arn = ARN
+        with Stubber(ecs) as stub:
+            for _ in range(2):  # ours, then the operator's own look
+                stub.add_response("describe_tasks", {"tasks": [{"taskArn": ARN, "containers": [
+                    {"name": "insurance-charges", "lastStatus": "STOPPED", "exitCode": status}]}],
+                    "failures": []}, {"cluster": "insurance-charges", "tasks": [ARN]})
+            try:
+                task._check_success_task()
+                got[f"{task_id} {status}"] = "success"
+            except (AirflowFailException, AirflowSkipException) as exc:
+                got[f"{task_id} {status}"] = type(exc).__name__
+            except AirflowException as exc:
+                got[f"{task_id} {status}"] = "retried"
+    print(json.dumps(got))
+"""
+
+
+def test_an_ecs_steps_exit_status_skips_fails_for_good_or_retries_as_the_dag_says(tmp_path):
+    script = ECS_EXIT.replace("__DAGS__", repr(str(DAGS))).replace("__DAG_ID__", repr(DAG_ID))
+    assert airflow_python(script, airflow_env(tmp_path, "aws", AWS_SETTINGS)) == {
+        "promote 3": "AirflowSkipException",  # the gate refused
+        "promote 4": "AirflowFailException",  # the rollout failed after the champion moved
+        "promote 75": "retried",  # S3 or the network: try again
+        "check_data 1": "AirflowFailException",  # refused data
+    }
+
+
 # End to end: the docker runner ---------------------------------------------------------------
 
 # moto keeps its state per process: this module's secret has a name of its own.

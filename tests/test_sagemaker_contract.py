@@ -811,7 +811,8 @@ def test_serve_refuses_api_keys_a_key_inside_the_archive_and_a_directory_it_cann
             "Error: unknown arguments 'serve now'; run the image with no "
             "argument (Elastic Beanstalk, ECS), with `serve` (SageMaker "
             "endpoints, Batch Transform) or `train` (SageMaker training), or "
-            "`kafka --help` (the Kafka consumer)",
+            "`kafka --help` (the Kafka consumer), or `retrain --help` (a step of "
+            "the weekly retraining)",
         ),
         (
             ["serve"],

@@ -1,160 +1,502 @@
-"""Weekly retraining of the insurance-charges model: check the data, train, publish, promote.
+"""Weekly retraining of the insurance-charges model, every step in the released image.
 
-check_data >> train_and_publish >> promote >> outcome
+check_data >> train >> publish >> promote >> outcome;  outcomes >> outcome
 
-Every step is one of the project's own commands, run by bash in the PROJECT's virtual
-environment (PyCaret's pins), never in Airflow's: this file imports nothing but Airflow. The
-workers need the project checkout and its venv (airflow/README.md shows how on Amazon MWAA):
+Every step runs in the project's released image, never on Airflow's workers: this file imports
+only Airflow and its providers (it parses on MWAA's Python 3.12 with nothing installed). The
+Airflow Variable ``insurance_charges_runner`` chooses where the image runs:
 
-- INSURANCE_CHARGES_HOME    the project checkout (required)
-- INSURANCE_CHARGES_PYTHON  its interpreter (default: $INSURANCE_CHARGES_HOME/.venv/bin/python)
-- MODEL_SIGNING_KEY         path of the Ed25519 key that signs new models (required)
-- MODEL_STORE               the registry, s3://bucket/prefix (or the run's `store` param)
-- AWS credentials and region from boto3's own chain (on MWAA, the execution role)
+- ``aws`` (the default, on Amazon MWAA): ``train`` is a SageMaker training job
+  (``docker run IMAGE train``, SageMaker's training contract), the short steps are ECS Fargate
+  tasks (``docker run IMAGE retrain STEP``);
+- ``docker`` (local runs, the tests): the same image and the same commands through the local
+  Docker engine; ``train`` gets /opt/ml laid out as SageMaker lays it out, and its model.tar.gz
+  is put where SageMaker would put it.
 
-Tasks may run on different workers, so no file crosses a task boundary: each task fetches the
-data again and checks it against the SHA-256 check_data recorded, and the model goes from the
-training to the registry inside one task, published atomically by the registry. The newest
-data's holdout (a stable fifth of the records, chosen by a hash of each record) is never
-trained on: the promotion gate judges the challenger and the champion on it and on the store's
-frozen reference set.
+The Variable ``insurance_charges`` (JSON) says where: the image, the run's WORK prefix in S3,
+the registry, the signing key's secret, and each runner's own settings (docs/retraining.md).
+A bad value of either is one line in the DAG's import error.
 
-check_data also compares the new data's inputs with the champion's training data (the card's
-distribution, fetched from the registry): per input its PSI and status in the task log and in
-the report's ``drift`` (XCom). Drift never stops the run: a shifted population is why one retrains.
+Nothing local crosses a step: check_data puts the data's training and holdout parts under
+WORK/RUN/ in S3 with their SHA-256; training reads them as its channel, checked against that
+SHA-256 again; promote reads the holdout back refused unless it has it. The newest data's
+holdout is never trained on: the gate judges the challenger and the champion on it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
+import tarfile
+import tempfile
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from pathlib import Path
 
-from airflow.providers.standard.hooks.subprocess import SubprocessHook
-from airflow.providers.standard.operators.bash import BashOperator
-from airflow.sdk import DAG, Param, TriggerRule, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import DAG, Param, TriggerRule, Variable, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 DAG_ID = "retrain_insurance_charges"
-# `python -m insurance_charges.registry` exit statuses the DAG acts on.
-GATE_REFUSED, ROLLOUT_FAILED = 3, 4
+RUNNER_VARIABLE, SETTINGS_VARIABLE = "insurance_charges_runner", "insurance_charges"
+RUNNERS = ("aws", "docker")
 log = logging.getLogger(__name__)
 
-# Shared by every task: the project's checkout and interpreter, a private scratch directory.
-# (No "{#" anywhere in these scripts: Jinja would read it as the start of a comment.)
-PRELUDE = """set -euo pipefail
-cd "${INSURANCE_CHARGES_HOME:?set INSURANCE_CHARGES_HOME to the project checkout on the workers}"
-PY="${INSURANCE_CHARGES_PYTHON:-$INSURANCE_CHARGES_HOME/.venv/bin/python}"
-[ -x "$PY" ] || { echo "no project interpreter at $PY; see airflow/README.md" >&2; exit 2; }
-export MODEL_STORE="${STORE:-${MODEL_STORE:-}}"
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-"""
-# The data again, on this worker, refused unless it has the digest check_data recorded; split
-# into train.csv and holdout.csv exactly as check_data split it.
-REFETCH = """"$PY" -m insurance_charges.training.data_checks "$DATA_SOURCE" --out "$WORK/data" \\
-  --sha256 "$CHECKED_SHA256" --max-rejected "$MAX_REJECTED" --holdout > /dev/null
-"""
-# The new data's inputs are compared with the champion's training data (a drift report: never a
-# refusal, drift is why one retrains). No champion yet is said so in the report; any other
-# failure to fetch its card (S3, the signature) exits 75, retried like an unreadable source.
-# The registry's only words for "no champion" are its error line, matched here.
-CHECK_DATA = (
-    PRELUDE
-    + """NO_CHAMPION="no champion in the store yet: nothing to compare with"
-REFERENCE=(--no-reference-card "$NO_CHAMPION")
-if "$PY" -m insurance_charges.registry fetch champion "$WORK/champion" >&2 2> "$WORK/fetch.err"
-then
-  REFERENCE=(--reference-card "$(ls "$WORK"/champion/*.card.json)")
-elif ! grep -q "has no champion yet" "$WORK/fetch.err"; then
-  cat "$WORK/fetch.err" >&2
-  echo "could not fetch the champion's card to compare the data with; retried later" >&2
-  exit 75
-fi
-"$PY" -m insurance_charges.training.data_checks "$DATA_SOURCE" --out "$WORK/data" \\
-  --max-rejected "$MAX_REJECTED" --holdout ${DATA_SHA256:+--sha256 "$DATA_SHA256"} \\
-  "${REFERENCE[@]}"
-"""
-)
-# A version is named by its date and pipeline SHA-256: a rerun the same day on the same data (or
-# a retry after a publish whose success was not reported) trains the very same pipeline, which
-# is already published; it is kept, not published again with a new card.
-TRAIN_AND_PUBLISH = (
-    PRELUDE
-    + REFETCH
-    + """"$PY" -m insurance_charges.training \\
-  --data "$WORK/data/train.csv" --out "$WORK/model" \\
-  --signing-key "${MODEL_SIGNING_KEY:?set MODEL_SIGNING_KEY to the signing key on the workers}"
-VERSION="$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["model_version"])' \\
-  "$WORK"/model/*.card.json)"
-if "$PY" -m insurance_charges.registry show "$VERSION" > /dev/null 2>&1; then
-  echo "$VERSION is already published (the same pipeline, trained on the same data): kept"
-else
-  "$PY" -m insurance_charges.registry publish "$WORK/model"
-fi
-echo "$VERSION"
-"""
-)
-PROMOTE = (
-    PRELUDE
-    + REFETCH
-    + """ROLLOUT=()
-if [ -n "$EB_ENVIRONMENT" ]; then ROLLOUT=(--deploy-eb "$EB_ENVIRONMENT"); fi
-status=0
-"$PY" -m insurance_charges.registry promote "$VERSION" \\
-  --evaluation-data "$WORK/data/holdout.csv" "${ROLLOUT[@]}" || status=$?
-if [ "$status" -eq 3 ]; then
-  echo "NOT PROMOTED: the gate refused $VERSION; the champion is unchanged"
-fi
-[ "$status" -eq 0 ] || exit "$status"
-echo "promoted $VERSION"
-"""
-)
-
-# The run's choices reach bash as environment variables, never spliced into the script, so a
-# value cannot inject shell code.
-PARAMS_ENV = {
-    "DATA_SOURCE": "{{ params.data_source }}",
-    "DATA_SHA256": "{{ params.data_sha256 }}",
-    "MAX_REJECTED": "{{ params.max_rejected_rows }}",
-    "STORE": "{{ params.store }}",
-    "EB_ENVIRONMENT": "{{ params.eb_environment }}",
+# The steps' exit statuses the DAG acts on (python -m insurance_charges.retraining): refused
+# data (1), a wrong setting (2) and a rollout that failed after the champion moved (4) fail at
+# once; the gate's refusal (3) skips promote; anything else (75: S3, the network) is retried.
+REFUSED, WRONG, GATE_REFUSED, ROLLOUT_FAILED = 1, 2, 3, 4
+PERMANENT_CHECK = {REFUSED: "the data was refused (checksum, columns or refused rows)"}
+PERMANENT = {WRONG: "the source or a setting is wrong"}
+PERMANENT_PROMOTE = {
+    **PERMANENT,
+    REFUSED: "the holdout is not the one the data check recorded",
+    ROLLOUT_FAILED: "the champion moved but the rollout did not come up healthy; read the "
+    "environment's events, then retry this task or `registry rollback --deploy-eb ENVIRONMENT`",
 }
-CHECKED_ENV = {"CHECKED_SHA256": "{{ ti.xcom_pull(task_ids='check_data')['sha256'] }}"}
+# SageMaker's limit on a training job's name (^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$).
+JOB_NAME_MAX = 63
+JOB_PREFIX = "insurance-charges-"
+# Training's own limit: a full run took 322 s on a busy 2-core machine; an hour stops a stuck
+# job (docs/deploy/sagemaker-training.md#the-launcher uses the same).
+TRAINING_MAX_S = 3600
+TRAINING_VOLUME_GB = 5  # the channels and the model are a few MB
+TRAINING_INSTANCE = "ml.m5.large"  # measured: docs/deploy/sagemaker-training.md#instance-type
+SAGEMAKER_POLL_S = 30  # between DescribeTrainingJob calls: 120 an hour
 
 
-class _PermanentFailures(SubprocessHook):
-    """Runs the command; an exit status that retrying cannot change fails the task for good."""
+class SettingsError(ValueError):
+    """The runner or the settings Variable is unusable; the message says what to set."""
 
-    def __init__(self, permanent: dict[int, str]):
-        super().__init__()
-        self.permanent = permanent
 
-    def run_command(self, *args, **kwargs):
-        result = super().run_command(*args, **kwargs)
-        if result.exit_code in self.permanent:
-            raise AirflowFailException(
-                f"exit status {result.exit_code}: {self.permanent[result.exit_code]}; not retried"
+def _text(raw: dict, name: str, where: str, pattern: str = r".+", default: str | None = None):
+    value = raw.get(name, default)
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        raise SettingsError(
+            f"Variable {SETTINGS_VARIABLE}: {where}{name}={value!r}; give a string "
+            f"matching {pattern} (docs/retraining.md#settings)"
+        )
+    return value
+
+
+def _hyperparameters(value: object) -> dict:
+    # Training's own, as strings (SageMaker's form): e.g. candidates, folds. The image checks
+    # each against its table (docs/deploy/sagemaker-training.md#hyperparameters).
+    if not (
+        isinstance(value, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    ):
+        raise SettingsError(
+            f"Variable {SETTINGS_VARIABLE}: hyperparameters must map names to strings"
+        )
+    return value
+
+
+S3_PREFIX = r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?"
+IMAGE = r"[a-z0-9][^\s@]*(@sha256:[0-9a-f]{64}|:[\w.-]+)"
+
+
+def read_settings(runner: str, raw: object) -> dict:
+    """The settings for ``runner``, checked; SettingsError naming the first bad one."""
+    if runner not in RUNNERS:
+        raise SettingsError(
+            f"Variable {RUNNER_VARIABLE}={runner!r}: give aws (SageMaker and ECS Fargate, the "
+            "default) or docker (the local Docker engine: local runs and the tests)"
+        )
+    if not isinstance(raw, dict):
+        raise SettingsError(
+            f"Variable {SETTINGS_VARIABLE} is not set to a JSON object; set it to the image, "
+            "the work prefix and the runner's settings (docs/retraining.md#settings)"
+        )
+    settings = {
+        "runner": runner,
+        "image": _text(raw, "image", "", IMAGE),
+        "work": _text(raw, "work", "", S3_PREFIX).rstrip("/"),
+        "store": _text(raw, "store", "", f"({S3_PREFIX})?", ""),
+        "signing_key_secret": _text(raw, "signing_key_secret", "", r"[\w/+=.@:-]{1,2048}"),
+        "captures": _text(raw, "captures", "", f"({S3_PREFIX})?", ""),
+        "hyperparameters": _hyperparameters(raw.get("hyperparameters", {})),
+        "actuals": _text(raw, "actuals", "", f"({S3_PREFIX})?", ""),
+    }
+    own = raw.get(runner, {})
+    if not isinstance(own, dict):
+        raise SettingsError(f"Variable {SETTINGS_VARIABLE}: {runner} must be a JSON object")
+    if runner == "aws":
+        where = "aws."
+        ids = r"[\w-]{1,255}"
+        lists = {}
+        for name, pattern in (
+            ("subnets", r"subnet-[0-9a-f]+"),
+            ("security_groups", r"sg-[0-9a-f]+"),
+        ):
+            value = own.get(name)
+            if not (
+                isinstance(value, list)
+                and value
+                and all(isinstance(v, str) and re.fullmatch(pattern, v) for v in value)
+            ):
+                raise SettingsError(
+                    f"Variable {SETTINGS_VARIABLE}: aws.{name}={value!r}; give a list of "
+                    f"ids matching {pattern} (docs/retraining.md#settings)"
+                )
+            lists[name] = value
+        settings["aws"] = {
+            "cluster": _text(own, "cluster", where, ids),
+            "task_definition": _text(own, "task_definition", where, r"[\w:/.-]{1,255}"),
+            "container": _text(own, "container", where, ids, "insurance-charges"),
+            "role_arn": _text(
+                own, "role_arn", where, r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+"
+            ),
+            "instance_type": _text(
+                own, "instance_type", where, r"ml\.[a-z0-9.]+", TRAINING_INSTANCE
+            ),
+            "log_group": _text(own, "log_group", where, r"[\w/.#-]{1,512}"),
+            "log_prefix": _text(own, "log_prefix", where, r"[\w/.#-]{1,512}", "retrain"),
+            "assign_public_ip": own.get("assign_public_ip") is True,
+            **lists,
+        }
+    else:
+        environment = own.get("environment", {})
+        mounts = own.get("mounts", [])
+        if not (
+            isinstance(environment, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in environment.items())
+        ):
+            raise SettingsError(
+                f"Variable {SETTINGS_VARIABLE}: docker.environment must map names to strings"
             )
-        return result
+        if not (
+            isinstance(mounts, list)
+            and all(isinstance(m, str) and re.fullmatch(r"/[^:]+:/[^:]+", m) for m in mounts)
+        ):
+            raise SettingsError(
+                f"Variable {SETTINGS_VARIABLE}: docker.mounts must be a list of "
+                "HOST_PATH:CONTAINER_PATH (mounted read-only)"
+            )
+        settings["docker"] = {
+            "url": _text(own, "url", "docker.", r"(unix|tcp)://\S+", "unix://var/run/docker.sock"),
+            "network_mode": _text(own, "network_mode", "docker.", r"[\w.-]+", "bridge"),
+            "environment": environment,
+            "mounts": mounts,
+        }
+    return settings
 
 
-class ProjectCommand(BashOperator):
-    """A project command in bash; ``permanent`` exit statuses fail at once, others retry."""
+def run_key(run_id: str) -> str:
+    """A name for the run that S3 keys and SageMaker job names accept, unique per run id."""
+    # 24 + 9 characters, so that JOB_PREFIX, this and a retry's "-<unix time>" fit in 63.
+    readable = re.sub(r"[^a-z0-9]+", "-", run_id.lower()).strip("-")[:24].strip("-")
+    return f"{readable}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
 
-    def __init__(self, *, permanent: dict[int, str] | None = None, **kwargs):
-        super().__init__(append_env=True, **kwargs)
-        self.permanent = permanent or {}
 
-    @cached_property
-    def subprocess_hook(self):
-        return _PermanentFailures(self.permanent)
+def last_json(result: object) -> dict:
+    """The step's last line (its XCom) as the JSON object it prints."""
+    line = result[-1] if isinstance(result, list) else result
+    if isinstance(line, bytes):
+        line = line.decode()
+    try:
+        found = json.loads(str(line))
+    except ValueError:
+        raise AirflowFailException(
+            f"the step's last line is not its JSON result: {line!r}"
+        ) from None
+    if not isinstance(found, dict):
+        raise AirflowFailException(f"the step's last line is not a JSON object: {line!r}")
+    return found
+
+
+def decide(status: int, permanent: dict[int, str], skip: dict[int, str]) -> None:
+    """Act on a step's non-zero exit status: skip, fail for good, or leave it to retry."""
+    if status in skip:
+        raise AirflowSkipException(f"exit status {status}: {skip[status]}")
+    if status in permanent:
+        raise AirflowFailException(f"exit status {status}: {permanent[status]}; not retried")
+
+
+# Where the step's result comes from and which statuses end it; shared by both runners.
+STEP_OPTIONS = ("permanent", "skip", "needs")
+
+
+def _runner() -> str:
+    return Variable.get(RUNNER_VARIABLE, default="aws")
+
+
+def _settings_raw() -> object:
+    text = Variable.get(SETTINGS_VARIABLE, default=None)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"Variable {SETTINGS_VARIABLE} is not JSON: {exc}") from None
+
+
+SETTINGS = read_settings(_runner(), _settings_raw())
+WORK = SETTINGS["work"] + "/{{ run_key(run_id) }}"
+JOB_NAME = JOB_PREFIX + "{{ run_key(run_id) }}"
+STORE = "{{ params.store or '" + SETTINGS["store"] + "' }}"
+CHECK = "ti.xcom_pull(task_ids='check_data')"
+# Where the training job put its model.tar.gz: SageMaker's DescribeTrainingJob, or the same
+# shape from the Docker runner.
+TRAINED = "ti.xcom_pull(task_ids='train')['Training']['ModelArtifacts']['S3ModelArtifacts']"
+
+
+def _needs(context, needs: tuple[str, ...]) -> None:
+    """Skip a step whose inputs are not configured, saying which."""
+    missing = [name for name in needs if not context["params"].get(name)]
+    if missing:
+        raise AirflowSkipException(
+            f"not configured: {', '.join(missing)} empty; set the run's params or the "
+            f"Variable {SETTINGS_VARIABLE}'s captures and actuals (docs/retraining.md#outcomes)"
+        )
+
+
+if SETTINGS["runner"] == "docker":
+    from airflow.providers.docker.exceptions import DockerContainerFailedException
+    from airflow.providers.docker.operators.docker import DockerOperator
+    from docker.types import Mount
+
+    DOCKER = SETTINGS["docker"]
+
+    def _mounts(extra: list | None = None) -> list:
+        read_only = [
+            Mount(target=m.split(":")[1], source=m.split(":")[0], type="bind", read_only=True)
+            for m in DOCKER["mounts"]
+        ]
+        return read_only + (extra or [])
+
+    class Step(DockerOperator):
+        """``docker run IMAGE retrain STEP ...`` on the local engine; its JSON line is the XCom."""
+
+        def __init__(self, *, permanent=None, skip=None, needs=(), **kwargs):
+            super().__init__(
+                image=SETTINGS["image"],
+                docker_url=DOCKER["url"],
+                network_mode=DOCKER["network_mode"],
+                environment=dict(DOCKER["environment"]),
+                mounts=_mounts(),
+                mount_tmp_dir=False,
+                auto_remove="force",  # a failed step leaves no container behind
+                **kwargs,
+            )
+            self.permanent, self.skip, self.needs = permanent or {}, skip or {}, needs
+
+        def execute(self, context):
+            _needs(context, self.needs)
+            try:
+                return last_json(super().execute(context))
+            except DockerContainerFailedException as exc:
+                found = re.search(r"'StatusCode': (\d+)", str(exc))
+                decide(int(found[1]) if found else -1, self.permanent, self.skip)
+                raise
+
+    def _opt_ml(root: Path) -> dict[str, Path]:
+        parts = {
+            "training": root / "input" / "data" / "training",
+            "config": root / "input" / "config",
+            "model": root / "model",
+            "output": root / "output",
+        }
+        for path in parts.values():
+            path.mkdir(parents=True)
+        root.chmod(0o755)
+        for sub in (root / "input", root / "input" / "data", parts["training"], parts["config"]):
+            sub.chmod(0o755)  # the image's user 10001 reads what SageMaker would have copied in
+        for sub in (parts["model"], parts["output"]):
+            sub.chmod(0o777)  # and writes the model and the failure file
+        return parts
+
+    class Training(DockerOperator):
+        """``docker run IMAGE train`` with /opt/ml laid out as SageMaker lays it out.
+
+        The training channel is copied in from S3, hyperparameters.json and
+        inputdataconfig.json written, and on success /opt/ml/model is tarred to
+        ``OUTPUT/JOB/output/model.tar.gz`` as SageMaker does; the XCom has SageMaker's shape
+        (``Training.ModelArtifacts.S3ModelArtifacts``). On failure, the failure file's line.
+        """
+
+        template_fields = (*DockerOperator.template_fields, "config")
+
+        def __init__(self, *, config: dict, **kwargs):
+            super().__init__(
+                image=SETTINGS["image"],
+                command=["train"],
+                docker_url=DOCKER["url"],
+                network_mode=DOCKER["network_mode"],
+                environment=dict(DOCKER["environment"]),
+                mount_tmp_dir=False,
+                auto_remove="force",  # a failed step leaves no container behind
+                **kwargs,
+            )
+            self.config = config
+
+        def execute(self, context):
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            s3 = S3Hook(aws_conn_id=None).get_conn()
+            config, job = self.config, self.config["TrainingJobName"]
+            with tempfile.TemporaryDirectory() as name:
+                parts = _opt_ml(Path(name) / "opt-ml")
+                channels = {}
+                for channel in config["InputDataConfig"]:
+                    source = channel["DataSource"]["S3DataSource"]["S3Uri"]
+                    bucket, _, prefix = source.removeprefix("s3://").partition("/")
+                    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+                    for found in listed:
+                        target = parts["training"] / Path(found["Key"]).name
+                        s3.download_file(bucket, found["Key"], str(target))
+                        target.chmod(0o644)
+                    channels[channel["ChannelName"]] = {
+                        "ContentType": channel["ContentType"],
+                        "TrainingInputMode": "File",
+                        "S3DistributionType": "FullyReplicated",
+                    }
+                for file, body in (
+                    ("hyperparameters.json", config["HyperParameters"]),
+                    ("inputdataconfig.json", channels),
+                ):
+                    (parts["config"] / file).write_text(json.dumps(body))
+                    (parts["config"] / file).chmod(0o644)
+                self.environment = {**self.environment, **config["Environment"]}
+                self.mounts = _mounts(
+                    [
+                        Mount(
+                            target="/opt/ml/input",
+                            source=str(parts["training"].parents[1]),
+                            type="bind",
+                            read_only=True,
+                        ),
+                        Mount(target="/opt/ml/model", source=str(parts["model"]), type="bind"),
+                        Mount(target="/opt/ml/output", source=str(parts["output"]), type="bind"),
+                    ]
+                )
+                try:
+                    super().execute(context)
+                except DockerContainerFailedException:
+                    failure = parts["output"] / "failure"
+                    reason = failure.read_text()[:1024] if failure.is_file() else "no failure file"
+                    raise RuntimeError(f"training job {job} failed: {reason}") from None
+                archive = Path(name) / "model.tar.gz"
+                with tarfile.open(archive, "w:gz") as tar:
+                    for path in sorted(parts["model"].iterdir()):
+                        tar.add(path, arcname=path.name)
+                output = config["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+                bucket, _, prefix = output.removeprefix("s3://").partition("/")
+                key = f"{prefix}/{job}/output/model.tar.gz".lstrip("/")
+                s3.upload_file(str(archive), bucket, key)
+            uri = f"s3://{bucket}/{key}"
+            return {
+                "Training": {"TrainingJobName": job, "ModelArtifacts": {"S3ModelArtifacts": uri}}
+            }
+
+else:
+    from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
+
+    AWS = SETTINGS["aws"]
+
+    class Step(EcsRunTaskOperator):
+        """``retrain STEP ...`` as an ECS Fargate task of the image; its JSON line is the XCom.
+
+        The task definition's container runs the image with its own ENTRYPOINT; the command
+        is overridden per step. The last line comes back through the container's CloudWatch
+        log (awslogs), which the task definition must send to ``log_group``.
+        """
+
+        def __init__(self, *, command: list[str], permanent=None, skip=None, needs=(), **kwargs):
+            super().__init__(
+                cluster=AWS["cluster"],
+                task_definition=AWS["task_definition"],
+                launch_type="FARGATE",
+                overrides={"containerOverrides": [{"name": AWS["container"], "command": command}]},
+                network_configuration={
+                    "awsvpcConfiguration": {
+                        "subnets": AWS["subnets"],
+                        "securityGroups": AWS["security_groups"],
+                        "assignPublicIp": "ENABLED" if AWS["assign_public_ip"] else "DISABLED",
+                    }
+                },
+                container_name=AWS["container"],
+                awslogs_group=AWS["log_group"],
+                awslogs_stream_prefix=f"{AWS['log_prefix']}/{AWS['container']}",
+                reattach=True,  # a worker replaced mid-task finds the task, not a second one
+                **kwargs,
+            )
+            self.permanent, self.skip, self.needs = permanent or {}, skip or {}, needs
+
+        def execute(self, context):
+            _needs(context, self.needs)
+            return last_json(super().execute(context))
+
+        def _check_success_task(self) -> None:
+            if self.client and self.arn:
+                described = self.client.describe_tasks(cluster=self.cluster, tasks=[self.arn])
+                for found in described.get("tasks", []):
+                    for container in found.get("containers", []):
+                        status = container.get("exitCode")
+                        if container.get("lastStatus") == "STOPPED" and status:
+                            decide(status, self.permanent, self.skip)
+            super()._check_success_task()
+
+    class Training(SageMakerTrainingOperator):
+        """``docker run IMAGE train`` as a SageMaker training job, followed to its end."""
+
+        def __init__(self, *, config: dict, **kwargs):
+            super().__init__(
+                config=config,
+                wait_for_completion=True,
+                print_log=True,
+                check_interval=SAGEMAKER_POLL_S,
+                max_ingestion_time=TRAINING_MAX_S,
+                # A retry trains again as NAME-<unix time> (the operator keeps it within 63).
+                action_if_job_exists="timestamp",
+                **kwargs,
+            )
+
+
+def retrain(step: str, *argv: str) -> list[str]:
+    """The image's command for one step (``docker run IMAGE retrain STEP ...``)."""
+    return ["retrain", "--store", STORE, step, *argv]
+
+
+TRAINING_CONFIG = {
+    "TrainingJobName": JOB_NAME,
+    "AlgorithmSpecification": {"TrainingImage": SETTINGS["image"], "TrainingInputMode": "File"},
+    "RoleArn": SETTINGS.get("aws", {}).get("role_arn", "arn:aws:iam::000000000000:role/local"),
+    "InputDataConfig": [
+        {
+            "ChannelName": "training",
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": WORK + "/data/train/",
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+            "ContentType": "text/csv",
+            "InputMode": "File",
+        }
+    ],
+    # train.csv holds only the rows the check accepted; its SHA-256 is checked again inside.
+    "HyperParameters": {
+        **SETTINGS["hyperparameters"],
+        "data_sha256": "{{ " + CHECK + "['train_sha256'] }}",
+        "max_rejected": "0",
+    },
+    "OutputDataConfig": {"S3OutputPath": WORK + "/model/"},
+    "ResourceConfig": {
+        "InstanceType": SETTINGS.get("aws", {}).get("instance_type", TRAINING_INSTANCE),
+        "InstanceCount": 1,
+        "VolumeSizeInGB": TRAINING_VOLUME_GB,
+    },
+    "StoppingCondition": {"MaxRuntimeInSeconds": TRAINING_MAX_S},
+    "Environment": {"MODEL_SIGNING_KEY_SECRET": SETTINGS["signing_key_secret"]},
+}
 
 
 with DAG(
     dag_id=DAG_ID,
-    description="Weekly: check the data, train, publish, promote through the gate",
+    description="Weekly: check the data, train, publish, promote through the gate; outcomes",
     doc_md=__doc__,
     # Mondays 03:00 UTC: the week's bills are in and nobody is waiting on the workers.
     schedule="0 3 * * 1",
@@ -164,10 +506,11 @@ with DAG(
     # Above the worst case of every attempt and wait below (about 5 h), far below a week: a run
     # stuck in a queue ends, so next week's run (max_active_runs=1) is not blocked.
     dagrun_timeout=timedelta(hours=6),
+    user_defined_macros={"run_key": run_key},
     default_args={
-        # Reading S3 or the URL, and S3 or Elastic Beanstalk calls, fail transiently (5xx,
-        # throttling, DNS), and MWAA can replace a worker under a running task (scale-in,
-        # maintenance); a weekly job can wait 5, then 10 minutes for them to pass.
+        # Reading S3 or the URL, S3, ECS, SageMaker or Elastic Beanstalk calls fail transiently
+        # (5xx, throttling, DNS), and MWAA can replace a worker under a running task; a weekly
+        # job can wait 5, then 10 minutes for them to pass.
         "retries": 2,
         "retry_delay": timedelta(minutes=5),
         "retry_exponential_backoff": 2.0,
@@ -178,8 +521,7 @@ with DAG(
             "canonical",
             type="string",
             minLength=1,
-            description="canonical (the published file), https://..., "
-            "s3://bucket/key or a path on the workers",
+            description="canonical (the published file), https://... or s3://bucket/key",
         ),
         "data_sha256": Param(
             "",
@@ -199,7 +541,8 @@ with DAG(
             "",
             type="string",
             pattern="^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?)?$",
-            description="registry s3://bucket/prefix (empty: MODEL_STORE)",
+            description="registry s3://bucket/prefix (empty: the settings' store, "
+            "else the image's MODEL_STORE)",
         ),
         "eb_environment": Param(
             "",
@@ -208,56 +551,110 @@ with DAG(
             description="Elastic Beanstalk environment to roll a promoted "
             "model out to (empty: promote only)",
         ),
+        "captures": Param(
+            SETTINGS["captures"],
+            type="string",
+            pattern="^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?)?$",
+            description="the service's CAPTURE_URI (s3://...); empty: no outcomes report",
+        ),
+        "actuals": Param(
+            SETTINGS["actuals"],
+            type="string",
+            pattern="^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+)?$",
+            description="the bills that arrived (s3://.../FILE.csv or .parquet, with "
+            "inference_id and charges); empty: no outcomes report",
+        ),
     },
     tags=["insurance-charges", "retraining"],
 ) as dag:
-    check_data = ProjectCommand(
+    check_data = Step(
         task_id="check_data",
-        bash_command=CHECK_DATA,
-        env=PARAMS_ENV,
-        permanent={
-            1: "the data was refused (checksum, columns or refused rows)",
-            2: "the source or a setting is wrong",
-        },
-        output_processor=json.loads,  # the report, as the XCom later tasks read
+        command=retrain(
+            "check",
+            "--source",
+            "{{ params.data_source }}",
+            "--work",
+            WORK,
+            "--sha256",
+            "{{ params.data_sha256 }}",
+            "--max-rejected",
+            "{{ params.max_rejected_rows }}",
+        ),
+        permanent={**PERMANENT, **PERMANENT_CHECK},
         execution_timeout=timedelta(minutes=10),  # a 55 KB file; 10 minutes means stuck
     )
-    train_and_publish = ProjectCommand(
-        task_id="train_and_publish",
-        bash_command=TRAIN_AND_PUBLISH,
-        env={**PARAMS_ENV, **CHECKED_ENV},
-        permanent={2: "the source or a setting is wrong"},
-        # Training takes about a minute on 2 cores; a run past 30 minutes is stuck. One retry
-        # only: it retrains from scratch, which a lost worker needs and nothing else does.
+    train = Training(
+        task_id="train",
+        config=TRAINING_CONFIG,
+        # One retry only: it retrains from scratch, which a lost instance needs and nothing
+        # else does; a SageMaker job's own limit (StoppingCondition) ends a stuck one.
         retries=1,
-        execution_timeout=timedelta(minutes=30),
+        execution_timeout=timedelta(seconds=TRAINING_MAX_S + 1800),  # + SageMaker's start
     )
-    promote = ProjectCommand(
+    publish = Step(
+        task_id="publish",
+        command=retrain(
+            "publish",
+            "--model",
+            "{{ " + TRAINED + " }}",
+        ),
+        permanent=PERMANENT,
+        execution_timeout=timedelta(minutes=15),  # a download and a signed upload of a few MB
+    )
+    promote = Step(
         task_id="promote",
-        bash_command=PROMOTE,
-        env={
-            **PARAMS_ENV,
-            **CHECKED_ENV,
-            "VERSION": "{{ ti.xcom_pull(task_ids='train_and_publish') }}",
-        },
-        permanent={
-            2: "the source or a setting is wrong",
-            ROLLOUT_FAILED: "the champion moved but the rollout did not come up healthy; "
-            "read the environment's events, then retry this task or "
-            "`registry rollback --deploy-eb ENVIRONMENT`",
-        },
-        skip_on_exit_code=GATE_REFUSED,  # "not promoted" is an outcome, not a failure
+        command=retrain(
+            "promote",
+            "--version",
+            "{{ ti.xcom_pull(task_ids='publish')['version'] }}",
+            "--holdout",
+            "{{ " + CHECK + "['holdout'] }}",
+            "--holdout-sha256",
+            "{{ " + CHECK + "['holdout_sha256'] }}",
+            "--deploy-eb",
+            "{{ params.eb_environment }}",
+        ),
+        permanent=PERMANENT_PROMOTE,
+        skip={GATE_REFUSED: "the gate refused the version; the champion is unchanged"},
         # Scoring is seconds; with a rollout the registry waits for Elastic Beanstalk's
         # rolling deployment to report Ok, which can take most of an hour.
         execution_timeout=timedelta(minutes=60),
     )
+    outcomes = Step(
+        task_id="outcomes",
+        command=retrain(
+            "outcomes",
+            "--captures",
+            "{{ params.captures }}",
+            "--actuals",
+            "{{ params.actuals }}",
+            "--work",
+            WORK,
+            "--until",
+            "{{ (data_interval_end or run_after).isoformat() }}",
+        ),
+        permanent=PERMANENT,
+        needs=("captures", "actuals"),
+        execution_timeout=timedelta(minutes=30),  # a week of captures: a few hundred MB at most
+    )
 
     @task(trigger_rule=TriggerRule.NONE_FAILED, retries=0)
     def outcome(ti=None) -> dict:
-        """Say what the run did: the data it checked, the version it trained, its fate."""
+        """Say what the run did: the outcomes report first when it failed, then the model."""
         report = ti.xcom_pull(task_ids="check_data")
-        version = ti.xcom_pull(task_ids="train_and_publish")
+        version = (ti.xcom_pull(task_ids="publish") or {}).get("version")
         promoted = ti.xcom_pull(task_ids="promote") is not None
+        measured = ti.xcom_pull(task_ids="outcomes")
+        if measured and measured.get("status") == "failed":
+            log.warning(
+                "OUTCOMES FAILED: last week's estimates missed their checks (%s); report %s",
+                "; ".join(measured.get("failures", [])),
+                measured.get("report"),
+            )
+        elif measured:
+            log.info("outcomes passed: %s", json.dumps(measured.get("overall")))
+        else:
+            log.info("outcomes: not reported (the step was skipped; its log says why)")
         drift = report.get("drift") or {}
         log.info(
             "%s %s: trained on %d of %d rows (%d refused by the schema, %d held out for "
@@ -271,6 +668,8 @@ with DAG(
             drift.get("note") or drift.get("status"),
         )
         return {
+            "outcomes": measured.get("status") if measured else "not reported",
+            "outcome_failures": measured.get("failures", []) if measured else [],
             "version": version,
             "promoted": promoted,
             "data_sha256": report["sha256"],
@@ -281,4 +680,5 @@ with DAG(
             "input_drift": drift.get("status"),
         }
 
-    check_data >> train_and_publish >> promote >> outcome()
+    check_data >> train >> publish >> promote
+    [promote, outcomes] >> outcome()

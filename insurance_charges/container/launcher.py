@@ -2,7 +2,8 @@
 
 Started with ``serve`` (SageMaker), nginx listens on SageMaker's port instead, and the model
 and stop timing follow SageMaker's contract (``modes.py``). Started with ``kafka ...``, it
-becomes the Kafka consumer (``python -m insurance_charges.events kafka ...``, docs/events.md).
+becomes the Kafka consumer (``python -m insurance_charges.events kafka ...``, docs/events.md);
+with ``retrain STEP ...``, one step of the weekly retraining (docs/retraining.md).
 
 No gunicorn worker ever waits on a client's network (docs/reliability.md#slow-and-hostile-clients):
 nginx reads each
@@ -31,7 +32,7 @@ from ..startup import gunicorn_environ
 from ..startup.address import bind_address, check_address
 from ..web.errors import PROBLEMS, problem_type
 from ..web.security import HEADERS
-from .modes import DRAIN_S, KAFKA, mode_for
+from .modes import DRAIN_S, KAFKA, RETRAIN, mode_for
 from .training_run import TRAIN
 
 HERE = Path(__file__).resolve().parent
@@ -219,6 +220,11 @@ def main(args: list[str] | None = None) -> int:
         # `docker run IMAGE kafka ...` (an ECS service): the consumer replaces this process as
         # PID 1, so ECS's SIGTERM reaches it directly; it needs neither nginx nor gunicorn.
         os.execv(sys.executable, [sys.executable, "-m", "insurance_charges.events", *args])
+    if args[:1] == [RETRAIN]:
+        # `docker run IMAGE retrain STEP ...` (the weekly DAG's ECS task or DockerOperator): the
+        # step replaces this process, so a stop's SIGTERM reaches it; no server is started.
+        step = [sys.executable, "-m", "insurance_charges.retraining", *args[1:]]
+        os.execv(sys.executable, step)
     return cli_runner.run(lambda: _serve(args))
 
 

@@ -21,6 +21,7 @@ from ..settings import Settings, SettingsError
 
 SERVE = "serve"
 KAFKA = "kafka"  # the Kafka consumer instead of the web service (launcher.py)
+RETRAIN = "retrain"  # one step of the weekly retraining DAG (launcher.py)
 # nginx finishes in-flight requests for this long after SIGTERM, then the launcher stops it
 # (1 s later) and gunicorn (under 1.5 s measured): 4 s fits Docker's and EB's 10 s ...
 DRAIN_S = 4
@@ -51,7 +52,8 @@ def mode_for(
             f"unknown arguments {' '.join(args)[:80]!r}; run the image with no "
             f"argument (Elastic Beanstalk, ECS), with `{SERVE}` (SageMaker "
             "endpoints, Batch Transform) or `train` (SageMaker training), or "
-            f"`{KAFKA} --help` (the Kafka consumer)"
+            f"`{KAFKA} --help` (the Kafka consumer), or `{RETRAIN} --help` (a step of "
+            "the weekly retraining)"
         )
     if settings.api_keys:
         raise SettingsError(

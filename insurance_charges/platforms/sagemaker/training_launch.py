@@ -184,5 +184,10 @@ def fetch_model(s3, uri: str, dest: Path) -> Path:
                 f"{uri} is not a model archive of this image (plain files at its "
                 "top level: the pipeline, card and signature)"
             )
-        tar.extractall(model_dir, members=members, filter="data")
+        # Extraction filters came in Python 3.11.4; Debian 12's 3.11.2 (the image's stand-in
+        # base) lacks them. The members are already checked: plain files at the top level.
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(model_dir, members=members, filter="data")
+        else:
+            tar.extractall(model_dir, members=members)  # nosec B202 (members checked above)
     return model_dir

@@ -231,16 +231,13 @@ def promote(
         argv = ["promote", version, "--evaluation-data", str(local), *rollout]
         promoted = project("registry", *_store(store), *argv, stdout=sys.stderr)
         if promoted.returncode == GATE_REFUSED:
-            print(
-                f"NOT PROMOTED: the gate refused {version}; the champion is unchanged",
-                file=sys.stderr,
-            )
+            log.warning("NOT PROMOTED: the gate refused %s; the champion is unchanged", version)
         if promoted.returncode:
             raise StepError(
                 f"registry promote ended with status {promoted.returncode} (its line above)",
                 promoted.returncode,
             )
-        print(f"promoted {version}", file=sys.stderr)
+        log.info("promoted %s", version)
         return {"version": version, "promoted": True}
 
 

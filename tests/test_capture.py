@@ -18,7 +18,13 @@ from devtools.records import valid_records
 from insurance_charges.capture import lines as lines_module
 from insurance_charges.capture import writer as writer_module
 from insurance_charges.capture.destinations import DestinationError, Directory, destination_of
-from insurance_charges.capture.lines import batch_lines, id_lines, numbers, one_line
+from insurance_charges.capture.lines import (
+    COLUMNS_FROM,
+    batch_lines,
+    id_lines,
+    numbers,
+    one_line,
+)
 from insurance_charges.capture.writer import CaptureWriter
 from insurance_charges.core.captures import (
     KEYS,
@@ -191,7 +197,7 @@ def test_a_columns_numbers_are_written_as_orjson_writes_each_number(values, afte
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.integers(1, 120),  # below and above lines.COLUMNS_FROM
+    st.integers(1, 2 * COLUMNS_FROM + 40),  # below and above it, for all records and every other
     st.integers(0, 10_000),
     st.booleans(),
     st.from_regex(r"[A-Za-z0-9._:@/+=-]{1,128}", fullmatch=True),

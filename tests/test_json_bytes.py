@@ -207,3 +207,19 @@ def test_each_records_answer_alone_carries_its_own_request_id_last(estimates):
         orjson.dumps(alone(estimates, 1, []).to_json(request_id=names[0])),
         orjson.dumps(alone(estimates, 0, [ALONE_WARNING]).to_json(request_id=names[1])),
     ]
+
+
+@pytest.mark.parametrize(
+    "estimates",
+    [
+        estimates_of([1234.5, 7.0], [1000.0, 5.0], [2000.25, 9.5]),
+        estimates_of([1234.5, 7.0]),
+    ],
+    ids=["with-ranges", "without-ranges"],
+)
+@pytest.mark.parametrize("names", [["claims:3:40"], ["claims:3:40", "claims:3:41", "claims:3:42"]])
+def test_each_records_answer_is_refused_when_request_ids_do_not_pair_with_rows(estimates, names):
+    # An id too few or too many would otherwise drop a record's answer, or give a record
+    # another's id, without a word.
+    with pytest.raises(ValueError):
+        each_alone_json(estimates, [1, 0], {}, names)

@@ -75,7 +75,7 @@ def each_alone_json(
         if request_ids is None
         else [b',"inference_id":' + name + b"}" for name in map(orjson.dumps, request_ids)]
     )
-    at = np.asarray(rows, dtype=np.intp)
+    at = np.asarray(rows)
     amounts = _numbers(estimates.amounts[at])
     # The parts between the numbers: the version is written once, by orjson, as to_json's.
     version = b',"model_version":' + orjson.dumps(estimates.model_version) + b',"warnings":'

@@ -42,10 +42,13 @@ def scores(mutants: Path) -> list[Row]:
 
 def record(rows: list[Row], floor: float | None) -> dict:
     """The figures as bench/results/mutation.json holds them."""
+    machine = host.machine()
+    # Read once mutmut has finished, so the load is the run's end, not its start.
+    machine["load_average_at_end"] = machine.pop("load_average_at_start")
     return {
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "mutmut": version("mutmut"),
-        "machine": host.machine(),
+        "machine": machine,
         "floor": floor,
         "modules": [
             {"module": m, "killed": k, "survived": s, "not_run": n, "total": t}

@@ -38,20 +38,25 @@ from .chunk_output import encode_output
 from .formats import (
     CSV,
     ESTIMATE,
-    FIELD,
     INFERENCE_ID,
     JSONL,
     LAST_LINE,
     LINE,
     LOWER,
-    MESSAGE,
     OUTPUT_COLUMNS,
     PROBLEMS,
     RUN_ROWS,
     UPPER,
     WARNINGS,
 )
-from .problems import Rejected, counts, reject_columns
+from .problems import (
+    ChunkRejects,
+    Rejected,
+    counts,
+    problem_objects,
+    reject_columns,
+    worded_lines,
+)
 from .reading import TextChunk
 from .row_estimates import Estimated, capture, estimate, with_estimates
 from .scored import Plan, Result
@@ -122,8 +127,9 @@ def _judged_line(value, text: str, line: int, plan: Plan, allowed: set) -> _Json
     return _JsonLine(text, record, value, [(e.field, e.message) for e in own])
 
 
-def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
-    """Score a chunk of JSON lines: each line one record, or one problem when it is no JSON.
+def score_json_lines(model, plan: Plan, chunk: TextChunk, worded: int) -> Result:
+    """Score a chunk of JSON lines: each line one record, or one problem when it is no JSON;
+    the rejects lines starting within its first ``worded`` rejected rows may get messages.
 
     Identical lines share one reading and one verdict: the distinct lines are read together by
     ``tables.json_lines`` (in bulk, each value exactly the API's strict parser's), so a line
@@ -224,7 +230,7 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
     result.output = _json_output(
         plan, [read[c].text for c in kept], [read[c].value for c in kept], valid_records, estimates
     )
-    result.rejects = _json_rejects(plan, rejects) if rejects else None
+    result.rejects = _json_rejects(plan, rejects, worded) if rejects else None
     return result
 
 
@@ -373,38 +379,88 @@ def _carried_array(values: list) -> pa.Array:
         return pa.array([_cell(v) for v in values], pa.string())
 
 
-def _json_rejects(plan: Plan, rejects: list[Rejected]):
-    """The rejects of a JSON-lines chunk: a record echoed exactly as sent (``"row"``) when it
-    is within the echo limit, else cut, as ``"text"``, as is text that is no JSON."""
-    if plan.rejects_format == JSONL:
-        out = []
-        for r in rejects:
-            head = orjson.dumps(
-                {
-                    LINE: r.line,
-                    LAST_LINE: r.last_line,
-                    RUN_ROWS: r.rows,
-                    PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in r.problems],
-                }
-            ).decode()
-            # The record exactly as sent, when it is one (a row) and short enough.
-            if r.row is not None and r.text is not None and len(r.text) <= ECHO_LIMIT:
-                out.append(f'{head[:-1]},"row":{r.text}}}\n')
-            else:  # text that is no JSON, or a record too long to echo whole: cut, as text
-                out.append(f'{head[:-1]},"text":{_json_text(cut_text(r.text))}}}\n')
-        return "".join(out).encode("utf-8")
-    listed = pa.list_(pa.string())
-    table = pa.table(
-        reject_columns(
-            plan.rejects_format,
-            [r.line for r in rejects],
-            [r.last_line for r in rejects],
-            [r.rows for r in rejects],
-            pa.array([[f for f, _ in r.problems] for r in rejects], listed),
-            pa.array([[m for _, m in r.problems] for r in rejects], listed),
+def _json_rejects(plan: Plan, rejects: list[Rejected], worded: int) -> ChunkRejects:
+    """The rejects of a JSON-lines chunk, those starting within its first ``worded`` rejected
+    rows with their messages; a line that is no JSON, or a value that is no object (no
+    field named), always keeps its one message, the only thing that says what is wrong."""
+    line = np.array([r.line for r in rejects], dtype=np.int64)
+    before, head = worded_lines(np.array([r.rows for r in rejects], dtype=np.int64), worded)
+    plain = np.array([all(f is not None for f, _ in r.problems) for r in rejects], dtype=bool)
+    words = ~plain
+    words[:head] = True
+    lines = JsonRejects(plan.rejects_format, plan.inert, rejects, words)
+    n = len(rejects)
+    return ChunkRejects(
+        line,
+        before,
+        plain,
+        worded,
+        head,
+        lines.sliced(0, head).encoded() if head else None,
+        lines.sliced(head, n).encoded() if head < n else None,
+        lines.sliced(0, head) if head else None,
+    )
+
+
+@dataclass
+class JsonRejects:
+    """Rejects lines of a JSON-lines chunk in line order, before they are encoded; ``words``
+    says which lines keep their messages."""
+
+    fmt: str
+    inert: bool
+    rejects: list[Rejected]
+    words: np.ndarray
+
+    def sliced(self, start: int, stop: int) -> JsonRejects:
+        """Lines ``start`` to ``stop``."""
+        return JsonRejects(self.fmt, self.inert, self.rejects[start:stop], self.words[start:stop])
+
+    def without_words(self, late: np.ndarray) -> JsonRejects:
+        """The lines, those where ``late`` is True without messages."""
+        return JsonRejects(self.fmt, self.inert, self.rejects, self.words & ~late)
+
+    def encoded(self):
+        """The lines as the rejects file's format writes them: a record echoed exactly as sent
+        (``"row"``) when it is within the echo limit, else cut, as ``"text"``, as is text that
+        is no JSON."""
+        if self.fmt == JSONL:
+            out = []
+            for r, said in zip(self.rejects, self.words.tolist(), strict=True):
+                fields = [f for f, _ in r.problems]
+                messages = [m for _, m in r.problems] if said else None
+                head = orjson.dumps(
+                    {
+                        LINE: r.line,
+                        LAST_LINE: r.last_line,
+                        RUN_ROWS: r.rows,
+                        PROBLEMS: problem_objects(fields, messages),
+                    }
+                ).decode()
+                # The record exactly as sent, when it is one (a row) and short enough.
+                if r.row is not None and r.text is not None and len(r.text) <= ECHO_LIMIT:
+                    out.append(f'{head[:-1]},"row":{r.text}}}\n')
+                else:  # text that is no JSON, or a record too long to echo whole: cut, as text
+                    out.append(f'{head[:-1]},"text":{_json_text(cut_text(r.text))}}}\n')
+            return "".join(out).encode("utf-8")
+        listed = pa.list_(pa.string())
+        table = pa.table(
+            reject_columns(
+                self.fmt,
+                [r.line for r in self.rejects],
+                [r.last_line for r in self.rejects],
+                [r.rows for r in self.rejects],
+                pa.array([[f for f, _ in r.problems] for r in self.rejects], listed),
+                pa.array(
+                    [
+                        [m for _, m in r.problems] if said else None
+                        for r, said in zip(self.rejects, self.words.tolist(), strict=True)
+                    ],
+                    listed,
+                ),
+            )
         )
-    )
-    table = table.append_column(
-        "record", pa.array([cut_text(r.text) for r in rejects], pa.string())
-    )
-    return encode_output(table, plan.rejects_format, plan.inert)
+        table = table.append_column(
+            "record", pa.array([cut_text(r.text) for r in self.rejects], pa.string())
+        )
+        return encode_output(table, self.fmt, self.inert)

@@ -202,7 +202,7 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk, worded: int) -> Result
             )
         ]
     for entry, errors in zip(rows, checked, strict=True):
-        entry.problems = errors + entry.own
+        entry.problems = errors + entry.own if entry.own else errors
     rejected = np.array([bool(entry.problems) for entry in read], dtype=bool)
     bad = rejected[codes_at] if len(codes) else np.zeros(0, dtype=bool)
     keep = np.flatnonzero(~bad[row_at]) if len(row_at) else np.empty(0, np.int64)
@@ -270,42 +270,80 @@ def _checked_items(items: list) -> list[list[tuple[str | None, str]]]:
     """Each item's problems (field, message), as the core's ``validate_each`` lists them.
 
     A plain record (an object with no repeated key, holding only field keys) has exactly the
-    problems of its values, so each distinct value of a field is judged once; anything else
-    (not an object, a repeated field) goes through the core whole.
+    problems of its values, so each field is judged a column at a time, each distinct value
+    once (``_judged_values``), and records with the same messages share one list of problems
+    (never changed after): a file of rows wrong in the same way makes one list, not one per
+    row for the garbage collector to walk. Anything else (not an object, a repeated field)
+    goes through the core whole.
     """
-    judged: dict[tuple, str | None] = {}
-    required = {f.name: column_check.required_message(f) for f in FIELDS}
-    out = []
-    for item in items:
+    objects = [j for j, item in enumerate(items) if type(item) is dict]
+    records = items if len(objects) == len(items) else [items[j] for j in objects]
+    out: list[list[tuple[str | None, str]]] = [[]] * len(items)  # each set below
+    if objects:
+        codes, words = [], []
+        for f in FIELDS:
+            code, said = _judged_values(f, [r.get(f.name, _LEFT_OUT) for r in records])
+            codes.append(code)
+            words.append(said)
+        # Each record's six codes as one number (digits of a mixed radix, renumbered densely
+        # before the number could overflow), then its kind among the distinct ones.
+        key, radix = np.zeros(len(records), dtype=np.int64), 1
+        for code, said in zip(codes, words, strict=True):
+            if radix * len(said) >= 2**62:
+                distinct, key = np.unique(key, return_inverse=True)
+                radix = len(distinct)
+            key, radix = key * len(said) + code, radix * len(said)
+        distinct, which = np.unique(key, return_inverse=True)
+        first = np.zeros(len(distinct), dtype=np.int64)
+        first[which] = np.arange(len(key))  # a record of each kind (any one: they agree)
+        shared = [
+            [(f.name, said[c[k]]) for f, said, c in zip(FIELDS, words, codes, strict=True) if c[k]]
+            for k in first.tolist()
+        ]
+        for j, kind in zip(objects, which.tolist(), strict=True):
+            out[j] = shared[kind]
+    for j, item in enumerate(items):
         if type(item) is not dict:  # only the messages are kept: no pointer is needed
             _, refusal = validate_each([item], lambda i: "", listed=ALL)
-            out.append([(e.field, e.message) for e in refusal])
-            continue
-        errors = []
-        for f in FIELDS:
-            if f.name not in item:
-                errors.append((f.name, required[f.name]))
-                continue
-            value = item[f.name]
-            # By type and exact value: 1, 1.0 and True are equal keys in Python, 0.0 and -0.0
-            # too, and each is worded differently; lists and objects are not kept.
-            key = (
-                (f.name, type(value), repr(value) if type(value) is float else value)
-                if not isinstance(value, (list, dict))
-                else None
-            )
-            if key is None or key not in judged:
-                _, message = check_value(f, value)
-                if key is None:
-                    judged_message = message
-                else:
-                    judged_message = judged[key] = message
-            else:
-                judged_message = judged[key]
-            if judged_message is not None:
-                errors.append((f.name, judged_message))
-        out.append(errors)
+            out[j] = [(e.field, e.message) for e in refusal]
     return out
+
+
+_LEFT_OUT = object()  # a field a record does not have
+
+
+def _judged_values(f, values: list) -> tuple[np.ndarray, list]:
+    """The core's verdict on each of a field's values, as a code into the list of messages it
+    returns with them (code 0: the value is fine), each distinct value judged once: by type
+    and exact value, since 1, 1.0 and True are equal keys in Python, 0.0 and -0.0 too, and
+    each is worded differently; lists and objects are judged each time. ``_LEFT_OUT``: the
+    field is missing."""
+    said: list = [None]
+    coded: dict[str | None, int] = {None: 0}
+    texts: dict[str, int] = {}
+    others: dict[tuple, int] = {}
+
+    def code_of(message: str | None) -> int:
+        if message not in coded:
+            coded[message] = len(said)
+            said.append(message)
+        return coded[message]
+
+    def judged(value) -> int:
+        if type(value) is str:  # what a bad file holds most
+            if value not in texts:
+                texts[value] = code_of(check_value(f, value)[1])
+            return texts[value]
+        if value is _LEFT_OUT:
+            return code_of(column_check.required_message(f))
+        if isinstance(value, (list, dict)):
+            return code_of(check_value(f, value)[1])
+        key = (type(value), repr(value) if type(value) is float else value)
+        if key not in others:
+            others[key] = code_of(check_value(f, value)[1])
+        return others[key]
+
+    return np.array([judged(value) for value in values], dtype=np.int64), said
 
 
 def _keys_problem(line: int, keys: list[str], one: str, many: str, rest: str) -> FieldError:
@@ -420,28 +458,34 @@ class JsonRejects:
         """The lines, those where ``late`` is True without messages."""
         return JsonRejects(self.fmt, self.inert, self.rejects, self.words & ~late)
 
-    def encoded(self):
+    def encoded(self) -> Any:
         """The lines as the rejects file's format writes them: a record echoed exactly as sent
         (``"row"``) when it is within the echo limit, else cut, as ``"text"``, as is text that
         is no JSON."""
         if self.fmt == JSONL:
+            # Each list of problems written once (as orjson writes the whole object: no
+            # spaces), each line then pieced together: rows wrong in the same way share one
+            # list (``_checked_items``), known by its identity while ``rejects`` holds it.
+            said_as: dict[tuple, str] = {}
             out = []
             for r, said in zip(self.rejects, self.words.tolist(), strict=True):
-                fields = [f for f, _ in r.problems]
-                messages = [m for _, m in r.problems] if said else None
-                head = orjson.dumps(
-                    {
-                        LINE: r.line,
-                        LAST_LINE: r.last_line,
-                        RUN_ROWS: r.rows,
-                        PROBLEMS: problem_objects(fields, messages),
-                    }
-                ).decode()
+                key = (said, id(r.problems))
+                problems = said_as.get(key)
+                if problems is None:
+                    fields = [f for f, _ in r.problems]
+                    messages = [m for _, m in r.problems] if said else None
+                    problems = said_as[key] = orjson.dumps(
+                        problem_objects(fields, messages)
+                    ).decode()
+                head = (
+                    f'{{"{LINE}":{r.line},"{LAST_LINE}":{r.last_line},"{RUN_ROWS}":{r.rows},'
+                    f'"{PROBLEMS}":{problems}'
+                )
                 # The record exactly as sent, when it is one (a row) and short enough.
                 if r.row is not None and r.text is not None and len(r.text) <= ECHO_LIMIT:
-                    out.append(f'{head[:-1]},"row":{r.text}}}\n')
+                    out.append(f'{head},"row":{r.text}}}\n')
                 else:  # text that is no JSON, or a record too long to echo whole: cut, as text
-                    out.append(f'{head[:-1]},"text":{_json_text(cut_text(r.text))}}}\n')
+                    out.append(f'{head},"text":{_json_text(cut_text(r.text))}}}\n')
             return "".join(out).encode("utf-8")
         listed = pa.list_(pa.string())
         table = pa.table(

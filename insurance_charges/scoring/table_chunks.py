@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import orjson
@@ -293,7 +294,7 @@ class TableRejects:
         messages = pc.if_else(pa.array(late), pa.nulls(len(late), _LISTED), self.messages)
         return dataclasses.replace(self, messages=messages)
 
-    def encoded(self):
+    def encoded(self) -> Any:
         """The lines as the rejects file's format writes them."""
         if self.fmt == JSONL:
             out = []

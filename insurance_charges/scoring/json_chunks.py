@@ -215,13 +215,24 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk, worded: int) -> Result
         if len(keep)
         else estimate(model, {}, chosen_lines)
     )
-    rejects = _json_runs(read, codes_at, all_lines, bad)
-    unreadable = [r for r in rejects if r.row is None]
-    refused_rows = [r for r in rejects if r.row is not None]
+    runs = _json_runs(read, codes_at, all_lines, bad)
+    is_row = np.array([entry.is_row for entry in runs.entries], dtype=bool)
+    sizes = np.array([len(entry.problems or ()) for entry in runs.entries], dtype=np.int64)
+    unreadable = [
+        Rejected(
+            int(runs.line[i]),
+            int(runs.last_line[i]),
+            runs.entries[i].problems or [],
+            text=runs.entries[i].text,
+            rows=int(runs.rows[i]),
+            repeats=int(runs.rows[i]),
+        )
+        for i in np.flatnonzero(~is_row).tolist()
+    ]
     result = counts(
         len(items),
-        sum(r.rows for r in refused_rows),
-        sum(r.repeats * len(r.problems) for r in refused_rows),
+        int(runs.rows[is_row].sum()),
+        int((runs.rows * sizes)[is_row].sum()),
         unreadable,
         estimates,
     )
@@ -230,40 +241,41 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk, worded: int) -> Result
     result.output = _json_output(
         plan, [read[c].text for c in kept], [read[c].value for c in kept], valid_records, estimates
     )
-    result.rejects = _json_rejects(plan, rejects, worded) if rejects else None
+    result.rejects = _json_rejects(plan, runs, worded) if len(runs.entries) else None
     return result
+
+
+@dataclass
+class _Runs:
+    """A JSON-lines chunk's rejected lines, a run of identical ones one after the other as one:
+    each one's first and last line, its rows, and what the (first) line holds."""
+
+    line: np.ndarray
+    last_line: np.ndarray
+    rows: np.ndarray
+    entries: list[_JsonLine]
 
 
 def _json_runs(
     read: list[_JsonLine], codes: np.ndarray, lines: np.ndarray, bad: np.ndarray
-) -> list[Rejected]:
+) -> _Runs:
     """A reject per rejected line, or per run of identical rejected lines one after the other
     (blank lines between them do not count), found with numpy rather than line by line."""
     if not bad.any():
-        return []
+        empty = np.empty(0, dtype=np.int64)
+        return _Runs(empty, empty, empty, [])
     new = np.ones(len(codes), dtype=bool)
     new[1:] = codes[1:] != codes[:-1]
     starts = np.flatnonzero(new)
     ends = np.append(starts[1:], len(codes)) - 1
     chosen = bad[starts]
     starts, ends = starts[chosen], ends[chosen]
-    out = []
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        entry = read[int(codes[start])]
-        count = end - start + 1
-        # Judged by now, and rejected: its problems are a list that is not empty.
-        out.append(
-            Rejected(
-                int(lines[start]),
-                int(lines[end]),
-                entry.problems or [],
-                start if entry.is_row else None,
-                entry.text,
-                count,
-                count,
-            )
-        )
-    return out
+    return _Runs(
+        lines[starts].astype(np.int64),
+        lines[ends].astype(np.int64),
+        (ends - starts + 1).astype(np.int64),
+        [read[c] for c in codes[starts].tolist()],  # judged by now, and rejected
+    )
 
 
 def _checked_items(items: list) -> list[list[tuple[str | None, str]]]:
@@ -417,19 +429,22 @@ def _carried_array(values: list) -> pa.Array:
         return pa.array([_cell(v) for v in values], pa.string())
 
 
-def _json_rejects(plan: Plan, rejects: list[Rejected], worded: int) -> ChunkRejects:
+def _json_rejects(plan: Plan, runs: _Runs, worded: int) -> ChunkRejects:
     """The rejects of a JSON-lines chunk, those starting within its first ``worded`` rejected
     rows with their messages; a line that is no JSON, or a value that is no object (no
     field named), always keeps its one message, the only thing that says what is wrong."""
-    line = np.array([r.line for r in rejects], dtype=np.int64)
-    before, head = worded_lines(np.array([r.rows for r in rejects], dtype=np.int64), worded)
-    plain = np.array([all(f is not None for f, _ in r.problems) for r in rejects], dtype=bool)
+    before, head = worded_lines(runs.rows, worded)
+    plain_of: dict[int, bool] = {}  # by the list of problems, which identical rows share
+    for entry in runs.entries:
+        if id(entry.problems) not in plain_of:
+            plain_of[id(entry.problems)] = all(f is not None for f, _ in entry.problems or ())
+    plain = np.array([plain_of[id(entry.problems)] for entry in runs.entries], dtype=bool)
     words = ~plain
     words[:head] = True
-    lines = JsonRejects(plan.rejects_format, plan.inert, rejects, words)
-    n = len(rejects)
+    lines = JsonRejects(plan.rejects_format, plan.inert, runs, words)
+    n = len(runs.entries)
     return ChunkRejects(
-        line,
+        runs.line,
         before,
         plain,
         worded,
@@ -447,64 +462,85 @@ class JsonRejects:
 
     fmt: str
     inert: bool
-    rejects: list[Rejected]
+    runs: _Runs
     words: np.ndarray
 
     def sliced(self, start: int, stop: int) -> JsonRejects:
         """Lines ``start`` to ``stop``."""
-        return JsonRejects(self.fmt, self.inert, self.rejects[start:stop], self.words[start:stop])
+        runs = self.runs
+        return JsonRejects(
+            self.fmt,
+            self.inert,
+            _Runs(
+                runs.line[start:stop],
+                runs.last_line[start:stop],
+                runs.rows[start:stop],
+                runs.entries[start:stop],
+            ),
+            self.words[start:stop],
+        )
 
     def without_words(self, late: np.ndarray) -> JsonRejects:
         """The lines, those where ``late`` is True without messages."""
-        return JsonRejects(self.fmt, self.inert, self.rejects, self.words & ~late)
+        return JsonRejects(self.fmt, self.inert, self.runs, self.words & ~late)
 
     def encoded(self) -> Any:
         """The lines as the rejects file's format writes them: a record echoed exactly as sent
         (``"row"``) when it is within the echo limit, else cut, as ``"text"``, as is text that
         is no JSON."""
+        runs = self.runs
         if self.fmt == JSONL:
             # Each list of problems written once (as orjson writes the whole object: no
             # spaces), each line then pieced together: rows wrong in the same way share one
-            # list (``_checked_items``), known by its identity while ``rejects`` holds it.
+            # list (``_checked_items``), known by its identity while ``runs`` holds it.
             said_as: dict[tuple, str] = {}
             out = []
-            for r, said in zip(self.rejects, self.words.tolist(), strict=True):
-                key = (said, id(r.problems))
+            for line, last, rows, entry, said in zip(
+                runs.line.tolist(),
+                runs.last_line.tolist(),
+                runs.rows.tolist(),
+                runs.entries,
+                self.words.tolist(),
+                strict=True,
+            ):
+                key = (said, id(entry.problems))
                 problems = said_as.get(key)
                 if problems is None:
-                    fields = [f for f, _ in r.problems]
-                    messages = [m for _, m in r.problems] if said else None
+                    found = entry.problems or []
+                    fields = [f for f, _ in found]
+                    messages = [m for _, m in found] if said else None
                     problems = said_as[key] = orjson.dumps(
                         problem_objects(fields, messages)
                     ).decode()
                 head = (
-                    f'{{"{LINE}":{r.line},"{LAST_LINE}":{r.last_line},"{RUN_ROWS}":{r.rows},'
+                    f'{{"{LINE}":{line},"{LAST_LINE}":{last},"{RUN_ROWS}":{rows},'
                     f'"{PROBLEMS}":{problems}'
                 )
                 # The record exactly as sent, when it is one (a row) and short enough.
-                if r.row is not None and r.text is not None and len(r.text) <= ECHO_LIMIT:
-                    out.append(f'{head},"row":{r.text}}}\n')
+                if entry.is_row and len(entry.text) <= ECHO_LIMIT:
+                    out.append(f'{head},"row":{entry.text}}}\n')
                 else:  # text that is no JSON, or a record too long to echo whole: cut, as text
-                    out.append(f'{head},"text":{_json_text(cut_text(r.text))}}}\n')
+                    out.append(f'{head},"text":{_json_text(cut_text(entry.text))}}}\n')
             return "".join(out).encode("utf-8")
         listed = pa.list_(pa.string())
+        lists = [entry.problems or [] for entry in runs.entries]
         table = pa.table(
             reject_columns(
                 self.fmt,
-                [r.line for r in self.rejects],
-                [r.last_line for r in self.rejects],
-                [r.rows for r in self.rejects],
-                pa.array([[f for f, _ in r.problems] for r in self.rejects], listed),
+                runs.line,
+                runs.last_line,
+                runs.rows,
+                pa.array([[f for f, _ in found] for found in lists], listed),
                 pa.array(
                     [
-                        [m for _, m in r.problems] if said else None
-                        for r, said in zip(self.rejects, self.words.tolist(), strict=True)
+                        [m for _, m in found] if said else None
+                        for found, said in zip(lists, self.words.tolist(), strict=True)
                     ],
                     listed,
                 ),
             )
         )
         table = table.append_column(
-            "record", pa.array([cut_text(r.text) for r in self.rejects], pa.string())
+            "record", pa.array([cut_text(entry.text) for entry in runs.entries], pa.string())
         )
         return encode_output(table, self.fmt, self.inert)

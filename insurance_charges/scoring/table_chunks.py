@@ -229,10 +229,19 @@ def _table_rejects(
             pa.nulls(len(refused) - spoken, _LISTED),
             pa.array([[m for _, m in u.problems] for u in unreadable], _LISTED),
         ]
-    ).take(pa.array(by_line))
+    )
     fields = pa.concat_arrays(
         [fields, pa.array([[f for f, _ in u.problems] for u in unreadable], _LISTED)]
-    ).take(pa.array(by_line))
+    )
+    # Without text that is no row the lines are in order already, and when every row was
+    # refused the echo is the whole table: a chunk of bad rows is not copied again.
+    if unreadable:
+        messages, fields = messages.take(pa.array(by_line)), fields.take(pa.array(by_line))
+    echoes = (
+        judged
+        if len(refused) == judged.num_rows and not unreadable
+        else judged.take(pa.array(echoed, mask=echoed < 0))
+    )
     lines = TableRejects(
         plan.rejects_format,
         plan.inert,
@@ -242,7 +251,7 @@ def _table_rejects(
         echoed,
         fields,
         messages,
-        cut_table(judged.take(pa.array(echoed, mask=echoed < 0))),
+        cut_table(echoes),
         {u.line: u.text for u in unreadable},
     )
     n = len(line)

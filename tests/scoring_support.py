@@ -144,11 +144,11 @@ def fail_chunk(monkeypatch, nth: int, error: Exception) -> None:
     calls = {"n": 0}
     real = ChunkScorer.score
 
-    def failing(scorer, chunk):
+    def failing(scorer, chunk, worded):
         calls["n"] += 1
         if calls["n"] == nth:
             raise error
-        return real(scorer, chunk)
+        return real(scorer, chunk, worded)
 
     monkeypatch.setattr(ChunkScorer, "score", failing)
 

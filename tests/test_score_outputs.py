@@ -206,11 +206,11 @@ def make_a_directory_of_the_output_while_scoring(monkeypatch, output: Path) -> N
     """The output's place turns into a directory mid-run, so it cannot be renamed into."""
     real = ChunkScorer.score
 
-    def scoring(scorer, chunk):
+    def scoring(scorer, chunk, worded):
         if not output.is_dir():
             output.unlink(missing_ok=True)
             output.mkdir()
-        return real(scorer, chunk)
+        return real(scorer, chunk, worded)
 
     monkeypatch.setattr(ChunkScorer, "score", scoring)
 
@@ -241,10 +241,10 @@ def test_when_the_s3_output_cannot_be_written_its_rejects_object_is_deleted_agai
     write_csv(tmp_path / "in.csv", records_with_ids(50))
     real = ChunkScorer.score
 
-    def scoring(scorer, chunk):  # the output's bucket goes while the rows are scored
+    def scoring(scorer, chunk, worded):  # the output's bucket goes while the rows are scored
         s3.delete_bucket(Bucket="going-away")
         monkeypatch.setattr(ChunkScorer, "score", real)
-        return real(scorer, chunk)
+        return real(scorer, chunk, worded)
 
     monkeypatch.setattr(ChunkScorer, "score", scoring)
     status, _, err = score(

@@ -231,6 +231,8 @@ def test_a_file_dropped_into_incoming_is_scored_with_its_rejects_and_summarized(
         "rows_read": 3,
         "rows_scored": 2,
         "rows_rejected": 1,
+        "rejects_worded": 1,  # every rejected row's messages: fewer than 1,000
+        "first_unworded_line": None,
         "warnings": 0,
         "run_id": result["message_id"],  # sqsd's message id: a redelivery scores the same ids
     }

@@ -18,8 +18,9 @@ all of its problems (``problems.Rejected``), and identical rejected rows one aft
 (nothing but blank lines between them) are one line naming their first and last line, as are
 identical lines that are no row: the cost of a bad input is its distinct rows, not its
 problems. A row has a bounded number of problems (keys that are not columns, or that are
-repeated, are one problem each, however many), and a rejects file echoes text cut as ``cells``
-cuts it, so no input multiplies into its rejects.
+repeated, are one problem each, however many), a rejects file echoes text cut as ``cells``
+cuts it, and only the first rejected rows of a run (``--worded-rejects``) carry the core's
+messages, the later ones naming their fields: no input multiplies into its rejects.
 """
 
 from __future__ import annotations
@@ -40,11 +41,13 @@ class ChunkScorer:
     def __init__(self, model, plan: Plan):
         self.model, self.plan = model, plan
 
-    def score(self, chunk) -> Result:
-        """Score one chunk (``reading.TextChunk`` or ``reading.BatchChunk``)."""
+    def score(self, chunk, worded: int) -> Result:
+        """Score one chunk (``reading.TextChunk`` or ``reading.BatchChunk``); the rejects
+        lines starting within its first ``worded`` rejected rows may get their messages
+        (``problems.ChunkRejects``)."""
         if isinstance(chunk, BatchChunk):
             table, lines = batch_rows(chunk.batch, chunk.first_line)
-            return score_table(self.model, self.plan, table, lines, [])
+            return score_table(self.model, self.plan, table, lines, [], worded)
         if self.plan.input_format == CSV:
             table, lines, not_rows = read_csv_chunk(chunk.data, chunk.first_line, self.plan.columns)
             return score_table(
@@ -53,5 +56,6 @@ class ChunkScorer:
                 table,
                 lines,
                 [Rejected.not_a_row(found) for found in not_rows],
+                worded,
             )
-        return score_json_lines(self.model, self.plan, chunk)
+        return score_json_lines(self.model, self.plan, chunk, worded)

@@ -38,20 +38,25 @@ from .chunk_output import encode_output
 from .formats import (
     CSV,
     ESTIMATE,
-    FIELD,
     INFERENCE_ID,
     JSONL,
     LAST_LINE,
     LINE,
     LOWER,
-    MESSAGE,
     OUTPUT_COLUMNS,
     PROBLEMS,
     RUN_ROWS,
     UPPER,
     WARNINGS,
 )
-from .problems import Rejected, counts, reject_columns
+from .problems import (
+    ChunkRejects,
+    Rejected,
+    counts,
+    problem_objects,
+    reject_columns,
+    worded_lines,
+)
 from .reading import TextChunk
 from .row_estimates import Estimated, capture, estimate, with_estimates
 from .scored import Plan, Result
@@ -122,8 +127,9 @@ def _judged_line(value, text: str, line: int, plan: Plan, allowed: set) -> _Json
     return _JsonLine(text, record, value, [(e.field, e.message) for e in own])
 
 
-def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
-    """Score a chunk of JSON lines: each line one record, or one problem when it is no JSON.
+def score_json_lines(model, plan: Plan, chunk: TextChunk, worded: int) -> Result:
+    """Score a chunk of JSON lines: each line one record, or one problem when it is no JSON;
+    the rejects lines starting within its first ``worded`` rejected rows may get messages.
 
     Identical lines share one reading and one verdict: the distinct lines are read together by
     ``tables.json_lines`` (in bulk, each value exactly the API's strict parser's), so a line
@@ -196,7 +202,7 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
             )
         ]
     for entry, errors in zip(rows, checked, strict=True):
-        entry.problems = errors + entry.own
+        entry.problems = errors + entry.own if entry.own else errors
     rejected = np.array([bool(entry.problems) for entry in read], dtype=bool)
     bad = rejected[codes_at] if len(codes) else np.zeros(0, dtype=bool)
     keep = np.flatnonzero(~bad[row_at]) if len(row_at) else np.empty(0, np.int64)
@@ -209,13 +215,24 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
         if len(keep)
         else estimate(model, {}, chosen_lines)
     )
-    rejects = _json_runs(read, codes_at, all_lines, bad)
-    unreadable = [r for r in rejects if r.row is None]
-    refused_rows = [r for r in rejects if r.row is not None]
+    runs = _json_runs(read, codes_at, all_lines, bad)
+    is_row = np.array([entry.is_row for entry in runs.entries], dtype=bool)
+    sizes = np.array([len(entry.problems or ()) for entry in runs.entries], dtype=np.int64)
+    unreadable = [
+        Rejected(
+            int(runs.line[i]),
+            int(runs.last_line[i]),
+            runs.entries[i].problems or [],
+            text=runs.entries[i].text,
+            rows=int(runs.rows[i]),
+            repeats=int(runs.rows[i]),
+        )
+        for i in np.flatnonzero(~is_row).tolist()
+    ]
     result = counts(
         len(items),
-        sum(r.rows for r in refused_rows),
-        sum(r.repeats * len(r.problems) for r in refused_rows),
+        int(runs.rows[is_row].sum()),
+        int((runs.rows * sizes)[is_row].sum()),
         unreadable,
         estimates,
     )
@@ -224,82 +241,121 @@ def score_json_lines(model, plan: Plan, chunk: TextChunk) -> Result:
     result.output = _json_output(
         plan, [read[c].text for c in kept], [read[c].value for c in kept], valid_records, estimates
     )
-    result.rejects = _json_rejects(plan, rejects) if rejects else None
+    result.rejects = _json_rejects(plan, runs, worded) if len(runs.entries) else None
     return result
+
+
+@dataclass
+class _Runs:
+    """A JSON-lines chunk's rejected lines, a run of identical ones one after the other as one:
+    each one's first and last line, its rows, and what the (first) line holds."""
+
+    line: np.ndarray
+    last_line: np.ndarray
+    rows: np.ndarray
+    entries: list[_JsonLine]
 
 
 def _json_runs(
     read: list[_JsonLine], codes: np.ndarray, lines: np.ndarray, bad: np.ndarray
-) -> list[Rejected]:
+) -> _Runs:
     """A reject per rejected line, or per run of identical rejected lines one after the other
     (blank lines between them do not count), found with numpy rather than line by line."""
     if not bad.any():
-        return []
+        empty = np.empty(0, dtype=np.int64)
+        return _Runs(empty, empty, empty, [])
     new = np.ones(len(codes), dtype=bool)
     new[1:] = codes[1:] != codes[:-1]
     starts = np.flatnonzero(new)
     ends = np.append(starts[1:], len(codes)) - 1
     chosen = bad[starts]
     starts, ends = starts[chosen], ends[chosen]
-    out = []
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        entry = read[int(codes[start])]
-        count = end - start + 1
-        # Judged by now, and rejected: its problems are a list that is not empty.
-        out.append(
-            Rejected(
-                int(lines[start]),
-                int(lines[end]),
-                entry.problems or [],
-                start if entry.is_row else None,
-                entry.text,
-                count,
-                count,
-            )
-        )
-    return out
+    return _Runs(
+        lines[starts].astype(np.int64),
+        lines[ends].astype(np.int64),
+        (ends - starts + 1).astype(np.int64),
+        [read[c] for c in codes[starts].tolist()],  # judged by now, and rejected
+    )
 
 
 def _checked_items(items: list) -> list[list[tuple[str | None, str]]]:
     """Each item's problems (field, message), as the core's ``validate_each`` lists them.
 
     A plain record (an object with no repeated key, holding only field keys) has exactly the
-    problems of its values, so each distinct value of a field is judged once; anything else
-    (not an object, a repeated field) goes through the core whole.
+    problems of its values, so each field is judged a column at a time, each distinct value
+    once (``_judged_values``), and records with the same messages share one list of problems
+    (never changed after): a file of rows wrong in the same way makes one list, not one per
+    row for the garbage collector to walk. Anything else (not an object, a repeated field)
+    goes through the core whole.
     """
-    judged: dict[tuple, str | None] = {}
-    required = {f.name: column_check.required_message(f) for f in FIELDS}
-    out = []
-    for item in items:
+    objects = [j for j, item in enumerate(items) if type(item) is dict]
+    records = items if len(objects) == len(items) else [items[j] for j in objects]
+    out: list[list[tuple[str | None, str]]] = [[]] * len(items)  # each set below
+    if objects:
+        codes, words = [], []
+        for f in FIELDS:
+            code, said = _judged_values(f, [r.get(f.name, _LEFT_OUT) for r in records])
+            codes.append(code)
+            words.append(said)
+        # Each record's six codes as one number (digits of a mixed radix, renumbered densely
+        # before the number could overflow), then its kind among the distinct ones.
+        key, radix = np.zeros(len(records), dtype=np.int64), 1
+        for code, said in zip(codes, words, strict=True):
+            if radix * len(said) >= 2**62:
+                distinct, key = np.unique(key, return_inverse=True)
+                radix = len(distinct)
+            key, radix = key * len(said) + code, radix * len(said)
+        distinct, which = np.unique(key, return_inverse=True)
+        first = np.zeros(len(distinct), dtype=np.int64)
+        first[which] = np.arange(len(key))  # a record of each kind (any one: they agree)
+        shared = [
+            [(f.name, said[c[k]]) for f, said, c in zip(FIELDS, words, codes, strict=True) if c[k]]
+            for k in first.tolist()
+        ]
+        for j, kind in zip(objects, which.tolist(), strict=True):
+            out[j] = shared[kind]
+    for j, item in enumerate(items):
         if type(item) is not dict:  # only the messages are kept: no pointer is needed
             _, refusal = validate_each([item], lambda i: "", listed=ALL)
-            out.append([(e.field, e.message) for e in refusal])
-            continue
-        errors = []
-        for f in FIELDS:
-            if f.name not in item:
-                errors.append((f.name, required[f.name]))
-                continue
-            value = item[f.name]
-            # By type and exact value: 1, 1.0 and True are equal keys in Python, 0.0 and -0.0
-            # too, and each is worded differently; lists and objects are not kept.
-            key = (
-                (f.name, type(value), repr(value) if type(value) is float else value)
-                if not isinstance(value, (list, dict))
-                else None
-            )
-            if key is None or key not in judged:
-                _, message = check_value(f, value)
-                if key is None:
-                    judged_message = message
-                else:
-                    judged_message = judged[key] = message
-            else:
-                judged_message = judged[key]
-            if judged_message is not None:
-                errors.append((f.name, judged_message))
-        out.append(errors)
+            out[j] = [(e.field, e.message) for e in refusal]
     return out
+
+
+_LEFT_OUT = object()  # a field a record does not have
+
+
+def _judged_values(f, values: list) -> tuple[np.ndarray, list]:
+    """The core's verdict on each of a field's values, as a code into the list of messages it
+    returns with them (code 0: the value is fine), each distinct value judged once: by type
+    and exact value, since 1, 1.0 and True are equal keys in Python, 0.0 and -0.0 too, and
+    each is worded differently; lists and objects are judged each time. ``_LEFT_OUT``: the
+    field is missing."""
+    said: list = [None]
+    coded: dict[str | None, int] = {None: 0}
+    texts: dict[str, int] = {}
+    others: dict[tuple, int] = {}
+
+    def code_of(message: str | None) -> int:
+        if message not in coded:
+            coded[message] = len(said)
+            said.append(message)
+        return coded[message]
+
+    def judged(value) -> int:
+        if type(value) is str:  # what a bad file holds most
+            if value not in texts:
+                texts[value] = code_of(check_value(f, value)[1])
+            return texts[value]
+        if value is _LEFT_OUT:
+            return code_of(column_check.required_message(f))
+        if isinstance(value, (list, dict)):
+            return code_of(check_value(f, value)[1])
+        key = (type(value), repr(value) if type(value) is float else value)
+        if key not in others:
+            others[key] = code_of(check_value(f, value)[1])
+        return others[key]
+
+    return np.array([judged(value) for value in values], dtype=np.int64), said
 
 
 def _keys_problem(line: int, keys: list[str], one: str, many: str, rest: str) -> FieldError:
@@ -373,38 +429,118 @@ def _carried_array(values: list) -> pa.Array:
         return pa.array([_cell(v) for v in values], pa.string())
 
 
-def _json_rejects(plan: Plan, rejects: list[Rejected]):
-    """The rejects of a JSON-lines chunk: a record echoed exactly as sent (``"row"``) when it
-    is within the echo limit, else cut, as ``"text"``, as is text that is no JSON."""
-    if plan.rejects_format == JSONL:
-        out = []
-        for r in rejects:
-            head = orjson.dumps(
-                {
-                    LINE: r.line,
-                    LAST_LINE: r.last_line,
-                    RUN_ROWS: r.rows,
-                    PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in r.problems],
-                }
-            ).decode()
-            # The record exactly as sent, when it is one (a row) and short enough.
-            if r.row is not None and r.text is not None and len(r.text) <= ECHO_LIMIT:
-                out.append(f'{head[:-1]},"row":{r.text}}}\n')
-            else:  # text that is no JSON, or a record too long to echo whole: cut, as text
-                out.append(f'{head[:-1]},"text":{_json_text(cut_text(r.text))}}}\n')
-        return "".join(out).encode("utf-8")
-    listed = pa.list_(pa.string())
-    table = pa.table(
-        reject_columns(
-            plan.rejects_format,
-            [r.line for r in rejects],
-            [r.last_line for r in rejects],
-            [r.rows for r in rejects],
-            pa.array([[f for f, _ in r.problems] for r in rejects], listed),
-            pa.array([[m for _, m in r.problems] for r in rejects], listed),
+def _json_rejects(plan: Plan, runs: _Runs, worded: int) -> ChunkRejects:
+    """The rejects of a JSON-lines chunk, those starting within its first ``worded`` rejected
+    rows with their messages; a line that is no JSON, or a value that is no object (no
+    field named), always keeps its one message, the only thing that says what is wrong."""
+    before, head = worded_lines(runs.rows, worded)
+    plain_of: dict[int, bool] = {}  # by the list of problems, which identical rows share
+    for entry in runs.entries:
+        if id(entry.problems) not in plain_of:
+            plain_of[id(entry.problems)] = all(f is not None for f, _ in entry.problems or ())
+    plain = np.array([plain_of[id(entry.problems)] for entry in runs.entries], dtype=bool)
+    words = ~plain
+    words[:head] = True
+    lines = JsonRejects(plan.rejects_format, plan.inert, runs, words)
+    n = len(runs.entries)
+    return ChunkRejects(
+        runs.line,
+        before,
+        plain,
+        worded,
+        head,
+        lines.sliced(0, head).encoded() if head else None,
+        lines.sliced(head, n).encoded() if head < n else None,
+        lines.sliced(0, head) if head else None,
+    )
+
+
+@dataclass
+class JsonRejects:
+    """Rejects lines of a JSON-lines chunk in line order, before they are encoded; ``words``
+    says which lines keep their messages."""
+
+    fmt: str
+    inert: bool
+    runs: _Runs
+    words: np.ndarray
+
+    def sliced(self, start: int, stop: int) -> JsonRejects:
+        """Lines ``start`` to ``stop``."""
+        runs = self.runs
+        return JsonRejects(
+            self.fmt,
+            self.inert,
+            _Runs(
+                runs.line[start:stop],
+                runs.last_line[start:stop],
+                runs.rows[start:stop],
+                runs.entries[start:stop],
+            ),
+            self.words[start:stop],
         )
-    )
-    table = table.append_column(
-        "record", pa.array([cut_text(r.text) for r in rejects], pa.string())
-    )
-    return encode_output(table, plan.rejects_format, plan.inert)
+
+    def without_words(self, late: np.ndarray) -> JsonRejects:
+        """The lines, those where ``late`` is True without messages."""
+        return JsonRejects(self.fmt, self.inert, self.runs, self.words & ~late)
+
+    def encoded(self) -> Any:
+        """The lines as the rejects file's format writes them: a record echoed exactly as sent
+        (``"row"``) when it is within the echo limit, else cut, as ``"text"``, as is text that
+        is no JSON."""
+        runs = self.runs
+        if self.fmt == JSONL:
+            # Each list of problems written once (as orjson writes the whole object: no
+            # spaces), each line then pieced together: rows wrong in the same way share one
+            # list (``_checked_items``), known by its identity while ``runs`` holds it.
+            said_as: dict[tuple, str] = {}
+            out = []
+            for line, last, rows, entry, said in zip(
+                runs.line.tolist(),
+                runs.last_line.tolist(),
+                runs.rows.tolist(),
+                runs.entries,
+                self.words.tolist(),
+                strict=True,
+            ):
+                key = (said, id(entry.problems))
+                problems = said_as.get(key)
+                if problems is None:
+                    found = entry.problems or []
+                    fields = [f for f, _ in found]
+                    messages = [m for _, m in found] if said else None
+                    problems = said_as[key] = orjson.dumps(
+                        problem_objects(fields, messages)
+                    ).decode()
+                head = (
+                    f'{{"{LINE}":{line},"{LAST_LINE}":{last},"{RUN_ROWS}":{rows},'
+                    f'"{PROBLEMS}":{problems}'
+                )
+                # The record exactly as sent, when it is one (a row) and short enough.
+                if entry.is_row and len(entry.text) <= ECHO_LIMIT:
+                    out.append(f'{head},"row":{entry.text}}}\n')
+                else:  # text that is no JSON, or a record too long to echo whole: cut, as text
+                    out.append(f'{head},"text":{_json_text(cut_text(entry.text))}}}\n')
+            return "".join(out).encode("utf-8")
+        listed = pa.list_(pa.string())
+        lists = [entry.problems or [] for entry in runs.entries]
+        table = pa.table(
+            reject_columns(
+                self.fmt,
+                runs.line,
+                runs.last_line,
+                runs.rows,
+                pa.array([[f for f, _ in found] for found in lists], listed),
+                pa.array(
+                    [
+                        [m for _, m in found] if said else None
+                        for found, said in zip(lists, self.words.tolist(), strict=True)
+                    ],
+                    listed,
+                ),
+            )
+        )
+        table = table.append_column(
+            "record", pa.array([cut_text(entry.text) for entry in runs.entries], pa.string())
+        )
+        return encode_output(table, self.fmt, self.inert)

@@ -1,9 +1,11 @@
 """A chunk's problems and rejects: one by one (``Problem``), as columns (``Found``), a rejects
-line each (``Rejected``), their counts, and the columns a tabular rejects file starts with."""
+line each (``Rejected``), their counts, the columns a tabular rejects file starts with, and
+the chunk's rejects lines as the command words them (``ChunkRejects``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -13,8 +15,10 @@ from ..core.schema import FIELD_NAMES
 from ..tables.csv_text import NotARow
 from .cells import cut_text
 from .formats import (
+    FIELD,
     LAST_LINE,
     LINE,
+    MESSAGE,
     PARQUET,
     PROBLEM_FIELDS,
     PROBLEM_MESSAGES,
@@ -135,6 +139,81 @@ def merged(rejects: list[Rejected]) -> list[Rejected]:
     return out
 
 
+def worded_lines(rows: np.ndarray, worded: int) -> tuple[np.ndarray, int]:
+    """For rejects lines in line order, each counting ``rows`` rejected rows: the rejected rows
+    before each line, and how many lines start within the first ``worded`` rows."""
+    before = np.cumsum(rows, dtype=np.int64) - rows
+    return before, int(np.searchsorted(before, worded, side="left"))
+
+
+class Unencoded(Protocol):
+    """Rejects lines in line order, not yet written in the rejects file's format."""
+
+    def without_words(self, late: np.ndarray) -> Unencoded:
+        """The lines with the messages of those where ``late`` is True left out."""
+        ...
+
+    def encoded(self) -> Any:
+        """The lines as the rejects file's format writes them (bytes, or an Arrow table)."""
+        ...
+
+
+@dataclass
+class ChunkRejects:
+    """A chunk's rejects lines, their messages given for the first of them only.
+
+    The worker scoring a chunk does not know how many rows the chunks before it rejected, only
+    an upper bound on how many of this chunk's may still be worded (``budget``): the lines
+    starting within it (``head`` of them) are encoded with their messages and also kept
+    unencoded, and the rest are encoded without the messages of the ``plain`` ones. Once the
+    command knows the exact number (``allowance``, at most ``budget``), ``finished`` gives the
+    lines as the file holds them, the same whatever the chunks and the workers were.
+    """
+
+    line: np.ndarray  # each rejects line's first line number
+    before: np.ndarray  # the chunk's rejected rows before each line
+    plain: np.ndarray  # True for a line whose every problem names a field: it may go unworded
+    budget: int
+    head: int
+    worded: Any  # lines [0, head) encoded with their messages (None when there are none)
+    rest: Any  # lines [head, end) encoded, the plain ones without messages (None: none)
+    unencoded: Unencoded | None  # lines [0, head) before encoding, to word fewer of them
+
+    def late(self, allowance: int) -> np.ndarray:
+        """For each line, True when it goes without messages given ``allowance`` rejected
+        rows still worded: a plain line starting after them."""
+        if allowance > self.budget:
+            raise ValueError(f"{allowance} rejected rows to word, over the budget {self.budget}")
+        return self.plain & (self.before >= allowance)
+
+    def first_unworded(self, allowance: int) -> int | None:
+        """The index of the first line without messages, or None."""
+        late = np.flatnonzero(self.late(allowance))
+        return int(late[0]) if len(late) else None
+
+    def finished(self, allowance: int) -> Any:
+        """The lines as the rejects file holds them, the first ``allowance`` rejected rows of
+        the chunk worded: bytes, an Arrow table, or None."""
+        late = self.late(allowance)[: self.head]
+        first = self.worded
+        if late.any() and self.unencoded is not None:
+            first = self.unencoded.without_words(late).encoded()
+        parts = [part for part in (first, self.rest) if part is not None]
+        if len(parts) < 2:
+            return parts[0] if parts else None
+        if isinstance(parts[0], pa.Table):
+            return pa.concat_tables(parts)
+        return parts[0] + parts[1]
+
+
+def problem_objects(fields: list, messages: list | None) -> list[dict]:
+    """A JSON-lines rejects line's problems: ``{"field", "message"}`` each, or ``{"field"}``
+    alone when the line goes without messages (``messages`` None)."""
+    if messages is None:
+        return [{FIELD: f} for f in fields]
+    return [{FIELD: f, MESSAGE: m} for f, m in zip(fields, messages, strict=True)]
+
+
 def reject_columns(
     fmt: str, line, last_line, rows, fields: pa.Array, messages: pa.Array
 ) -> dict[str, pa.Array]:
@@ -158,8 +237,12 @@ def _joined(lists: pa.Array) -> pa.Array:
     """Each list of texts as one, joined with ``PROBLEM_SEPARATOR``: a None as an empty
     string, and a line break inside a text (only a key's name can hold one) written ``\\n``
     so that the separator alone splits the cell again."""
-    offsets = np.concatenate([[0], np.cumsum(pc.list_value_length(lists))]).astype(np.int32)
+    lengths = pc.fill_null(pc.list_value_length(lists), 0)  # a null list: a line not worded
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     values = pc.fill_null(pc.list_flatten(lists), "")
     if pc.any(pc.or_(pc.match_substring(values, "\n"), pc.match_substring(values, "\r"))).as_py():
         values = pc.replace_substring(pc.replace_substring(values, "\r", "\\r"), "\n", "\\n")
-    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), PROBLEM_SEPARATOR)
+    mask = pc.is_null(lists) if lists.null_count else None
+    return pc.binary_join(
+        pa.ListArray.from_arrays(pa.array(offsets), values, mask=mask), PROBLEM_SEPARATOR
+    )

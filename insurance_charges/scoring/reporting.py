@@ -122,9 +122,14 @@ class Reporter:
         first_unreadable: int | None,
         run_id: str,
         captured: dict | None = None,
+        *,
+        worded: tuple[int, int | None],
     ) -> None:
         """The closing line: rows read = scored + rejected, warnings, time, rows/s, and the run
         id the scored rows' inference ids start with.
+
+        ``worded``: the rejected rows before the first rejects line without messages, and that
+        line (None when every line has them: the first count is then all rejected rows).
 
         Rejected rows include one per line of text that is not a row (a quote left open
         swallows the lines after it): the line says how many, and where the first starts.
@@ -139,6 +144,12 @@ class Reporter:
             else ""
         )
         where = f"; rejects in {rejects}" if counts["rejected"] and rejects else ""
+        worded_rows, unworded_line = worded
+        if where and unworded_line is not None:
+            where += (
+                f"; messages for the first {worded_rows:,} rejected rows, the rest (from line "
+                f"{unworded_line}) name their fields"
+            )
         message = (
             f"{counts['rows']:,} rows read = {counts['scored']:,} scored + "
             f"{counts['rejected']:,} rejected ({counts['problems']:,} problem"
@@ -169,6 +180,8 @@ class Reporter:
             rows_per_second=round(rate),
             output=output,
             rejects=rejects,
+            rejects_worded=worded_rows,
+            first_unworded_line=unworded_line,
             run_id=run_id,
             **(captured or {}),
         )

@@ -38,7 +38,7 @@ class Result:
     unreadable: int = 0  # rejected rows counted from text that is not a row, line by line
     first_unreadable: int | None = None  # where the first such text starts
     output: Any = None  # bytes (CSV, JSON lines) or a pyarrow.Table (Parquet)
-    rejects: Any = None
+    rejects: Any = None  # problems.ChunkRejects, or None when nothing was rejected
     size: int = 0  # the input bytes the chunk held (the command's progress counts them)
     captured: bytes = b""  # the scored rows' capture lines (Plan.capture_percent of them)
     captured_records: int = 0

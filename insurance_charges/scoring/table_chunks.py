@@ -10,6 +10,10 @@ other is judged once and written as one line naming its first and last line.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -19,17 +23,33 @@ from ..core.schema import CATEGORY, FIELD_NAMES, FIELDS
 from ..tables import columns as column_check
 from .cells import cut_table, cut_text
 from .chunk_output import encode_output
-from .formats import FIELD, JSONL, LAST_LINE, LINE, MESSAGE, PROBLEMS, RUN_ROWS
-from .problems import Found, Problem, Rejected, counts, merged, reject_columns
+from .formats import JSONL, LAST_LINE, LINE, PROBLEMS, RUN_ROWS
+from .problems import (
+    ChunkRejects,
+    Found,
+    Problem,
+    Rejected,
+    counts,
+    merged,
+    problem_objects,
+    reject_columns,
+    worded_lines,
+)
 from .row_estimates import capture, estimate, with_estimates
 from .scored import Plan, Result
 from .validating import validate_all
 
 
 def score_table(
-    model, plan: Plan, table: pa.Table, lines: np.ndarray, unreadable: list[Rejected]
+    model,
+    plan: Plan,
+    table: pa.Table,
+    lines: np.ndarray,
+    unreadable: list[Rejected],
+    worded: int,
 ) -> Result:
-    """Score a chunk's ``table``, its rows from ``lines``, with the text that was no row.
+    """Score a chunk's ``table``, its rows from ``lines``, with the text that was no row; the
+    rejects lines starting within its first ``worded`` rejected rows may get their messages.
 
     A run of identical rows one after the other is judged once, by its first row: each row's
     problems are those of its cells, so the run's rows share them (a file of one bad line
@@ -68,6 +88,7 @@ def score_table(
             problems,
             found,
             merged(unreadable),
+            worded,
         )
     return result
 
@@ -162,6 +183,7 @@ def _checked_records(arrays: list, lines: np.ndarray) -> tuple[dict, np.ndarray,
 
 
 _FIELD_NAMES = pa.array(FIELD_NAMES, pa.string())
+_LISTED = pa.list_(pa.string())
 
 
 def _table_rejects(
@@ -173,54 +195,143 @@ def _table_rejects(
     problems: np.ndarray,
     found: Found,
     unreadable: list[Rejected],
-):
+    worded: int,
+) -> ChunkRejects:
     """The rejects of a table's chunk in line order: a line per rejected run of identical rows
     (``judged`` holds each run's first row; a row alone is a run of one) with its problems in
-    schema order, and a line per text that is no row (no field, an empty row)."""
+    schema order, and a line per text that is no row (no field, an empty row). Only the runs
+    starting within the chunk's first ``worded`` rejected rows get messages; text that is no
+    row always keeps its one message, the only thing that says what is wrong with it."""
     refused = np.flatnonzero(problems)  # rejected runs, as rows of ``judged``
     order = np.lexsort((found.field, found.row))
-    offsets = pa.array(np.concatenate([[0], np.cumsum(problems[refused])]), pa.int32())
-    fields = pa.ListArray.from_arrays(offsets, _FIELD_NAMES.take(pa.array(found.field[order])))
-    messages = pa.ListArray.from_arrays(offsets, found.words.take(pa.array(found.said[order])))
+    offsets = np.concatenate([[0], np.cumsum(problems[refused])]).astype(np.int32)
+    fields = pa.ListArray.from_arrays(
+        pa.array(offsets), _FIELD_NAMES.take(pa.array(found.field[order]))
+    )
     line = np.concatenate([first_lines[refused], [u.line for u in unreadable]])
     last_line = np.concatenate([last_lines[refused], [u.last_line for u in unreadable]])
     rows = np.concatenate([runs[refused], [u.rows for u in unreadable]])
     echoed = np.concatenate([refused, np.full(len(unreadable), -1)]).astype(np.int64)
-    text_problems = pa.array(
-        [[f for f, _ in u.problems] for u in unreadable], pa.list_(pa.string())
-    )
-    fields = pa.concat_arrays([fields, text_problems])
-    messages = pa.concat_arrays(
-        [
-            messages,
-            pa.array([[m for _, m in u.problems] for u in unreadable], pa.list_(pa.string())),
-        ]
-    )
     by_line = np.argsort(line, kind="stable")
     line, last_line, rows, echoed = (
         a[by_line].astype(np.int64) for a in (line, last_line, rows, echoed)
     )
-    fields, messages = fields.take(pa.array(by_line)), messages.take(pa.array(by_line))
-    cells = cut_table(judged.take(pa.array(echoed, mask=echoed < 0)))
-    if plan.rejects_format == JSONL:
-        texts_at = {u.line: u.text for u in unreadable}
-        out = []
-        for j, (names, words, row_cells) in enumerate(
-            zip(fields.to_pylist(), messages.to_pylist(), cells.to_pylist(), strict=True)
-        ):
-            item = {
-                LINE: int(line[j]),
-                LAST_LINE: int(last_line[j]),
-                RUN_ROWS: int(rows[j]),
-                PROBLEMS: [{FIELD: f, MESSAGE: m} for f, m in zip(names, words, strict=True)],
-            }
-            if echoed[j] >= 0:
-                item["row"] = row_cells
-            else:
-                item["text"] = cut_text(texts_at[int(line[j])])
-            out.append(orjson.dumps(item, default=str, option=orjson.OPT_APPEND_NEWLINE))
-        return b"".join(out)
-    rejects = pa.table(reject_columns(plan.rejects_format, line, last_line, rows, fields, messages))
-    for name in cells.column_names:
-        rejects = rejects.append_column(name, cells.column(name))
-    return encode_output(rejects, plan.rejects_format, plan.inert)
+    before, head = worded_lines(rows, worded)
+    # The runs in line order are the first ones of ``refused``: the words of those starting
+    # within the head are taken, the others' never are.
+    spoken = int((by_line[:head] < len(refused)).sum())
+    messages = pa.concat_arrays(
+        [
+            pa.ListArray.from_arrays(
+                pa.array(offsets[: spoken + 1]),
+                found.words.take(pa.array(found.said[order[: offsets[spoken]]])),
+            ),
+            pa.nulls(len(refused) - spoken, _LISTED),
+            pa.array([[m for _, m in u.problems] for u in unreadable], _LISTED),
+        ]
+    )
+    fields = pa.concat_arrays(
+        [fields, pa.array([[f for f, _ in u.problems] for u in unreadable], _LISTED)]
+    )
+    # Without text that is no row the lines are in order already, and when every row was
+    # refused the echo is the whole table: a chunk of bad rows is not copied again.
+    if unreadable:
+        messages, fields = messages.take(pa.array(by_line)), fields.take(pa.array(by_line))
+    echoes = (
+        judged
+        if len(refused) == judged.num_rows and not unreadable
+        else judged.take(pa.array(echoed, mask=echoed < 0))
+    )
+    lines = TableRejects(
+        plan.rejects_format,
+        plan.inert,
+        line,
+        last_line,
+        rows,
+        echoed,
+        fields,
+        messages,
+        cut_table(echoes),
+        {u.line: u.text for u in unreadable},
+    )
+    n = len(line)
+    return ChunkRejects(
+        line,
+        before,
+        echoed >= 0,
+        worded,
+        head,
+        lines.sliced(0, head).encoded() if head else None,
+        lines.sliced(head, n).encoded() if head < n else None,
+        lines.sliced(0, head) if head else None,
+    )
+
+
+@dataclass
+class TableRejects:
+    """Rejects lines of a table's chunk in line order, before they are encoded: a line's
+    ``messages`` are null when it goes without them."""
+
+    fmt: str
+    inert: bool
+    line: np.ndarray
+    last_line: np.ndarray
+    rows: np.ndarray
+    echoed: np.ndarray  # the row of ``cells`` each line echoes, -1 for text that is no row
+    fields: pa.Array
+    messages: pa.Array
+    cells: pa.Table
+    texts: dict[int, str | None]  # each text that is no row, by its line
+
+    def sliced(self, start: int, stop: int) -> TableRejects:
+        """Lines ``start`` to ``stop``."""
+        return TableRejects(
+            self.fmt,
+            self.inert,
+            self.line[start:stop],
+            self.last_line[start:stop],
+            self.rows[start:stop],
+            self.echoed[start:stop],
+            self.fields.slice(start, stop - start),
+            self.messages.slice(start, stop - start),
+            self.cells.slice(start, stop - start),
+            self.texts,
+        )
+
+    def without_words(self, late: np.ndarray) -> TableRejects:
+        """The lines, those where ``late`` is True without messages."""
+        messages = pc.if_else(pa.array(late), pa.nulls(len(late), _LISTED), self.messages)
+        return dataclasses.replace(self, messages=messages)
+
+    def encoded(self) -> Any:
+        """The lines as the rejects file's format writes them."""
+        if self.fmt == JSONL:
+            out = []
+            for j, (names, words, row_cells) in enumerate(
+                zip(
+                    self.fields.to_pylist(),
+                    self.messages.to_pylist(),
+                    self.cells.to_pylist(),
+                    strict=True,
+                )
+            ):
+                item = {
+                    LINE: int(self.line[j]),
+                    LAST_LINE: int(self.last_line[j]),
+                    RUN_ROWS: int(self.rows[j]),
+                    PROBLEMS: problem_objects(names, words),
+                }
+                if self.echoed[j] >= 0:
+                    item["row"] = row_cells
+                else:
+                    item["text"] = cut_text(self.texts[int(self.line[j])])
+                out.append(orjson.dumps(item, default=str, option=orjson.OPT_APPEND_NEWLINE))
+            return b"".join(out)
+        rejects = pa.table(
+            reject_columns(
+                self.fmt, self.line, self.last_line, self.rows, self.fields, self.messages
+            )
+        )
+        for name in self.cells.column_names:
+            rejects = rejects.append_column(name, self.cells.column(name))
+        return encode_output(rejects, self.fmt, self.inert)

@@ -167,6 +167,9 @@ def summary(
             "rows_read": scorer.get("rows_read"),
             "rows_scored": scorer.get("rows_scored"),
             "rows_rejected": scorer.get("rows_rejected"),
+            # Where the rejects' messages stop (the scorer's --worded-rejects, 1,000 rows).
+            "rejects_worded": scorer.get("rejects_worded"),
+            "first_unworded_line": scorer.get("first_unworded_line"),
             "warnings": scorer.get("warnings"),
             "run_id": scorer.get("run_id"),
         }

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 
 import psutil
 
 from devtools.gunicorn_server import GunicornServer, ServerError
 
 BenchError = ServerError  # the benchmark cannot go on; the message says why
+# Readings of the service's memory retried when a worker is recycled meanwhile.
+RECYCLED_RETRIES = 3
 
 
 class Service(GunicornServer):
@@ -32,6 +35,16 @@ class Service(GunicornServer):
 
     def memory(self) -> dict:
         """RSS of the master and each worker, and the service's total RSS and PSS, in MB."""
+        # gunicorn recycles a worker every 5,000 to 5,500 requests (max_requests), which the
+        # one-record rounds reach: a worker may be gone between being listed and being read.
+        for _ in range(RECYCLED_RETRIES):
+            try:
+                return self._memory()
+            except psutil.NoSuchProcess:
+                time.sleep(1)  # its replacement boots in well under a second
+        return self._memory()
+
+    def _memory(self) -> dict:
         master = psutil.Process(self.proc.pid)
         workers = master.children()
         if not workers:

@@ -46,7 +46,7 @@ def add(
     *,
     ones: list,
     floors: list,
-    batch: dict,
+    batches: list,
     batch_rows: int,
     cold: list,
     behind_nginx: tuple[list, list],
@@ -72,21 +72,26 @@ def add(
         ratio=round(statistics.median(ratios), 3),
         batch={
             "rows": batch_rows,
-            "requests": batch["requests"],
-            "rows_per_s": round(batch_rows * batch["requests_per_s"]),
-            "p50_ms": batch["p50_ms"],
-            "max_ms": batch["max_ms"],
-            "cpu_ms_per_batch": batch["cpu_ms_per_request"],
+            "requests": sum(b["requests"] for b in batches),
+            "rows_per_s": round(
+                batch_rows * statistics.median(b["requests_per_s"] for b in batches)
+            ),
+            "p50_ms": round(statistics.median(b["p50_ms"] for b in batches), 2),
+            "max_ms": max(b["max_ms"] for b in batches),
+            "cpu_ms_per_batch": round(
+                statistics.median(b["cpu_ms_per_request"] for b in batches), 2
+            ),
         },
         cold_start_s={
             "median": round(statistics.median(cold), 3),
             "runs": [round(c, 3) for c in cold],
         },
-        rounds={"one_record": ones, "floor": floors},
+        rounds={"one_record": ones, "floor": floors, "batch": batches},
         noise={
             "rounds": len(ones),
             "one_record_rps_spread_pct": round(spread_pct([o["requests_per_s"] for o in ones]), 1),
             "floor_rps_spread_pct": round(spread_pct([f["requests_per_s"] for f in floors]), 1),
+            "batch_rps_spread_pct": round(spread_pct([b["requests_per_s"] for b in batches]), 1),
             "ratio_min": round(min(ratios), 3),
             "ratio_max": round(max(ratios), 3),
         },

@@ -102,7 +102,7 @@ def bench(result: dict) -> str:
         f"wrk 2 threads. Medians of {noise['rounds']} alternating rounds; spread across "
         f"rounds: requests/s ±{noise['one_record_rps_spread_pct']:.0f}%, floor "
         f"±{noise['floor_rps_spread_pct']:.0f}%, ratio {noise['ratio_min']:.2f}–"
-        f"{noise['ratio_max']:.2f}."
+        f"{noise['ratio_max']:.2f}, batch rows/s ±{noise['batch_rps_spread_pct']:.0f}%."
     )
     return "\n".join(lines)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from insurance_charges.core.schema import FIELD_NAMES, FIELDS, check_value
+from insurance_charges.core.schema import EXAMPLE_RECORD, FIELD_NAMES, FIELDS, check_value
 from insurance_charges.scoring.chunk_scorer import ChunkScorer
 from insurance_charges.scoring.reading import TextChunk
 from insurance_charges.scoring.scored import Plan
@@ -26,14 +26,6 @@ pytest_plugins = ("tests.scoring_support",)  # the score fixture
 
 HEADER = "id,age,sex,bmi,children,smoker,region"
 GOOD = "P0,19,female,27.9,0,yes,southwest"
-GOOD_RECORD = {
-    "age": 19,
-    "sex": "female",
-    "bmi": 27.9,
-    "children": 0,
-    "smoker": "yes",
-    "region": "southwest",
-}
 FORMATS = ["csv", "jsonl", "parquet"]
 
 
@@ -238,7 +230,7 @@ def mixed_jsonl(path: Path) -> Path:
     for i in range(1, 121):
         line = json.dumps({"id": f"P{i}", **record})
         if i % 7 == 0:
-            lines.append(json.dumps({"id": "P0", **GOOD_RECORD}))
+            lines.append(json.dumps({"id": "P0", **EXAMPLE_RECORD}))
         elif i % 11 == 0:
             lines.append("not json" if i % 2 else "[1]")
         elif i % 13 == 0:

@@ -442,17 +442,7 @@ def _json_rejects(plan: Plan, runs: _Runs, worded: int) -> ChunkRejects:
     words = ~plain
     words[:head] = True
     lines = JsonRejects(plan.rejects_format, plan.inert, runs, words)
-    n = len(runs.entries)
-    return ChunkRejects(
-        runs.line,
-        before,
-        plain,
-        worded,
-        head,
-        lines.sliced(0, head).encoded() if head else None,
-        lines.sliced(head, n).encoded() if head < n else None,
-        lines.sliced(0, head) if head else None,
-    )
+    return ChunkRejects.split(runs.line, before, plain, worded, head, lines)
 
 
 @dataclass

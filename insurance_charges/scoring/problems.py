@@ -157,6 +157,10 @@ class Unencoded(Protocol):
         """The lines as the rejects file's format writes them (bytes, or an Arrow table)."""
         ...
 
+    def sliced(self, start: int, stop: int) -> Unencoded:
+        """Lines ``start`` to ``stop``."""
+        ...
+
 
 @dataclass
 class ChunkRejects:
@@ -178,6 +182,30 @@ class ChunkRejects:
     worded: Any  # lines [0, head) encoded with their messages (None when there are none)
     rest: Any  # lines [head, end) encoded, the plain ones without messages (None: none)
     unencoded: Unencoded | None  # lines [0, head) before encoding, to word fewer of them
+
+    @classmethod
+    def split(
+        cls,
+        line: np.ndarray,
+        before: np.ndarray,
+        plain: np.ndarray,
+        budget: int,
+        head: int,
+        lines: Unencoded,
+    ) -> ChunkRejects:
+        """The chunk's ``lines`` encoded in two parts, the ``head`` ones that may keep their
+        messages kept unencoded as well."""
+        n = len(line)
+        return cls(
+            line,
+            before,
+            plain,
+            budget,
+            head,
+            lines.sliced(0, head).encoded() if head else None,
+            lines.sliced(head, n).encoded() if head < n else None,
+            lines.sliced(0, head) if head else None,
+        )
 
     def late(self, allowance: int) -> np.ndarray:
         """For each line, True when it goes without messages given ``allowance`` rejected

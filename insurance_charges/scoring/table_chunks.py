@@ -254,17 +254,7 @@ def _table_rejects(
         cut_table(echoes),
         {u.line: u.text for u in unreadable},
     )
-    n = len(line)
-    return ChunkRejects(
-        line,
-        before,
-        echoed >= 0,
-        worded,
-        head,
-        lines.sliced(0, head).encoded() if head else None,
-        lines.sliced(head, n).encoded() if head < n else None,
-        lines.sliced(0, head) if head else None,
-    )
+    return ChunkRejects.split(line, before, echoed >= 0, worded, head, lines)
 
 
 @dataclass

@@ -121,21 +121,17 @@ def test_a_run_of_identical_rows_counts_its_rows_and_is_worded_when_it_starts_wi
     assert (report["rejects_worded"], report["first_unworded_line"]) == (7, 9)
 
 
+def rejects_with_one_worded(score, source: Path, output: Path, fmt: str) -> list[dict]:
+    """The rejects lines of ``source`` scored with only the first rejected row worded."""
+    rejects = output.parent / f"rejects.{fmt}"
+    score(source, "-o", output, "--rejects", rejects, "--worded-rejects", 1, "--max-rejects", 10)
+    return read_rows(rejects)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_text_that_is_no_row_keeps_its_message_after_n(score, tmp_path, fmt):
     source = write_lines(tmp_path / "in.csv", [all_wrong(1), all_wrong(2), "a,b", all_wrong(3)])
-    score(
-        source,
-        "-o",
-        tmp_path / "out.csv",
-        "--rejects",
-        tmp_path / f"rejects.{fmt}",
-        "--worded-rejects",
-        1,
-        "--max-rejects",
-        10,
-    )
-    rejects = read_rows(tmp_path / f"rejects.{fmt}")
+    rejects = rejects_with_one_worded(score, source, tmp_path / "out.csv", fmt)
     assert [messages(r) is not None for r in rejects] == [True, False, True, False]
     assert fields(rejects[2]) == [None]
     assert messages(rejects[2]) == ["the line has 2 values where the header has 7 columns"]
@@ -149,18 +145,7 @@ def test_json_lines_after_n_name_their_fields_and_a_value_that_is_no_object_keep
     lines = [json.dumps({"id": f"P{i}", **record}) for i in range(1, 4)]
     lines.insert(2, "[1, 2]")
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
-    score(
-        tmp_path / "in.jsonl",
-        "-o",
-        tmp_path / "out.jsonl",
-        "--rejects",
-        tmp_path / f"rejects.{fmt}",
-        "--worded-rejects",
-        1,
-        "--max-rejects",
-        10,
-    )
-    rejects = read_rows(tmp_path / f"rejects.{fmt}")
+    rejects = rejects_with_one_worded(score, tmp_path / "in.jsonl", tmp_path / "out.jsonl", fmt)
     assert [messages(r) is not None for r in rejects] == [True, False, True, False]
     assert [fields(r) for r in rejects] == [list(FIELD_NAMES)] * 2 + [[None]] + [list(FIELD_NAMES)]
     assert messages(rejects[0]) == expected_messages()
